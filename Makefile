@@ -1,0 +1,30 @@
+# Quick start: `make demo` and `make test` each set up their own virtual environment.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+
+.PHONY: demo test lint clean
+
+# corrnet itself (numpy + scipy), installed in editable mode.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# The test extras: pytest, hypothesis, ruff and torch==2.13.0 as the oracle.
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/corrnet demo
+
+test: $(VENV)/.test-installed
+	$(PY) -m ruff check src tests
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.test-installed
+	$(PY) -m ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,93 @@
+"""corrnet: convolutional networks on NumPy, with PyTorch's names and semantics.
+
+    import corrnet as torch
+    from corrnet import nn
+    from corrnet.nn import functional as F
+"""
+
+from . import backend, cuda
+from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .backend import (
+    bool_ as bool,  # noqa: A001 - PyTorch's name
+)
+from .backend import (
+    dtype,
+    float16,
+    float32,
+    float64,
+    get_default_dtype,
+    int8,
+    int16,
+    int32,
+    int64,
+    set_default_dtype,
+    uint8,
+)
+from .functional import corr2d
+from .tensor import (
+    Size,
+    Tensor,
+    arange,
+    as_tensor,
+    cat,
+    concat,
+    concatenate,
+    device,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    matmul,
+    mm,
+    normal,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    seed,
+    stack,
+    tensor,
+    where,
+    zeros,
+    zeros_like,
+)
+
+# PyTorch's dtype aliases
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+short = int16
+
+__version__ = "0.1.0"
+
+
+def _function(method_name):
+    def function(input, *args, **kwargs):
+        return getattr(input, method_name)(*args, **kwargs)
+
+    function.__name__ = method_name
+    function.__doc__ = f"``corrnet.{method_name}(t, ...)`` is ``t.{method_name}(...)``."
+    return function
+
+
+for _name in (
+    "abs", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", "clamp", "clip", "sum", "mean",
+    "prod", "max", "min", "argmax", "argmin", "amax", "amin", "norm", "std", "var", "reshape",
+    "flatten", "permute", "transpose", "t", "squeeze", "unsqueeze", "clone", "detach",
+    "maximum", "minimum", "pow", "neg", "add", "sub", "mul", "div", "all", "any", "isnan",
+    "isfinite", "numel", "allclose", "equal", "eq", "ne", "lt", "le", "gt", "ge",
+):
+    globals()[_name] = _function(_name)
+del _name
+
+from . import nn  # noqa: E402  (nn builds on the names above)

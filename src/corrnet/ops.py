@@ -1,0 +1,541 @@
+"""The differentiable tensor ops: each a `Function` on NumPy arrays (see autograd.py).
+
+Backward methods may return gradients in the broadcast shape of the output; the autograd
+engine sums them back to each input's shape and dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .autograd import Function
+
+# ---------------------------------------------------------------------------------------------
+# Elementwise arithmetic
+# ---------------------------------------------------------------------------------------------
+
+
+class Add(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return np.add(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        return np.subtract(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, -grad
+
+
+class Mul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.multiply(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_arrays
+        return grad * b, grad * a
+
+
+class Div(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.true_divide(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_arrays
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad / b, -grad * a / (b * b)
+
+
+class Pow(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.power(a, b)
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_arrays
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad_a = grad * b * np.power(a, b - 1)
+            grad_a = np.where(b == 0, 0, grad_a)  # d/da a**0 is 0, even at a == 0
+            grad_b = None
+            if ctx.needs_input_grad[-1]:
+                # d/db a**b = a**b log a, defined as 0 where a == 0 and b >= 0 (as PyTorch)
+                grad_b = grad * np.where((a == 0) & (b >= 0), 0, out * np.log(a))
+        return grad_a, grad_b
+
+
+class Neg(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return np.negative(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
+class Abs(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        return np.abs(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_arrays
+        return grad * np.sign(a)
+
+
+class Exp(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = np.exp(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        return grad * out
+
+
+class Log(Function):
+    @staticmethod
+    def forward(ctx, a):
+        ctx.save_for_backward(a)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_arrays
+        with np.errstate(divide="ignore"):
+            return grad / a
+
+
+class Sqrt(Function):
+    @staticmethod
+    def forward(ctx, a):
+        with np.errstate(invalid="ignore"):
+            out = np.sqrt(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        with np.errstate(divide="ignore"):
+            return grad / (2 * out)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx, a):
+        # 1 / (1 + exp(-a)) without overflow warnings for large |a|
+        out = np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        return grad * out * (1 - out)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = np.tanh(a)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        return grad * (1 - out * out)
+
+
+class Relu(Function):
+    @staticmethod
+    def forward(ctx, a):
+        out = np.maximum(a, 0)
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        return grad * (out > 0)
+
+
+class Clamp(Function):
+    @staticmethod
+    def forward(ctx, a, low, high):
+        out = a
+        if low is not None:
+            out = np.maximum(out, low)
+        if high is not None:
+            out = np.minimum(out, high)
+        if out is a:
+            out = a.copy()
+        ctx.save_for_backward(a)
+        ctx.low, ctx.high = low, high
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_arrays
+        inside = np.ones(a.shape, dtype=bool)
+        if ctx.low is not None:
+            inside &= a >= ctx.low
+        if ctx.high is not None:
+            inside &= a <= ctx.high
+        return grad * inside
+
+
+class Maximum(Function):
+    """Elementwise maximum; at ties each input gets half the gradient (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_arrays
+        share_a = (a > b) + 0.5 * (a == b)
+        return grad * share_a, grad * (1 - share_a)
+
+
+class Minimum(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_arrays
+        share_a = (a < b) + 0.5 * (a == b)
+        return grad * share_a, grad * (1 - share_a)
+
+
+class Where(Function):
+    @staticmethod
+    def forward(ctx, condition, a, b):
+        ctx.condition = condition
+        return np.where(condition, a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        zero = np.zeros((), dtype=grad.dtype)
+        return None, np.where(ctx.condition, grad, zero), np.where(ctx.condition, zero, grad)
+
+
+class Cast(Function):
+    """A dtype conversion; the gradient is converted back by the engine."""
+
+    @staticmethod
+    def forward(ctx, a, np_dtype):
+        return a.astype(np_dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class Clone(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+# ---------------------------------------------------------------------------------------------
+# Matrix products
+# ---------------------------------------------------------------------------------------------
+
+
+class MatMul(Function):
+    """`np.matmul` semantics (1-D operands promoted and squeezed, batch dims broadcast)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return np.matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved_arrays
+        a2 = a[None, :] if a.ndim == 1 else a  # (.., n, k)
+        b2 = b[:, None] if b.ndim == 1 else b  # (.., k, m)
+        g = grad
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        # (.., n, k) = (.., n, m) @ (.., m, k);  (.., k, m) = (.., k, n) @ (.., n, m)
+        grad_a = np.matmul(g, np.swapaxes(b2, -1, -2))
+        grad_b = np.matmul(np.swapaxes(a2, -1, -2), g)
+        if a.ndim == 1:
+            grad_a = grad_a[..., 0, :]
+        if b.ndim == 1:
+            grad_b = grad_b[..., :, 0]
+        return grad_a, grad_b
+
+
+# ---------------------------------------------------------------------------------------------
+# Reductions
+# ---------------------------------------------------------------------------------------------
+
+
+def _expand_reduced(grad, shape, axes, keepdim):
+    """Broadcast a reduced gradient back over the reduced axes."""
+    if not keepdim and axes is not None:
+        grad = np.expand_dims(grad, axes)
+    return np.broadcast_to(grad, shape)
+
+
+class Sum(Function):
+    @staticmethod
+    def forward(ctx, a, axes, keepdim, np_dtype):
+        ctx.shape, ctx.axes, ctx.keepdim = a.shape, axes, keepdim
+        return np.asarray(np.sum(a, axis=axes, keepdims=keepdim, dtype=np_dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _expand_reduced(grad, ctx.shape, ctx.axes, ctx.keepdim)
+
+
+class Mean(Function):
+    @staticmethod
+    def forward(ctx, a, axes, keepdim):
+        ctx.shape, ctx.axes, ctx.keepdim = a.shape, axes, keepdim
+        ctx.count = a.size if axes is None else int(np.prod([a.shape[i] for i in axes]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(np.mean(a, axis=axes, keepdims=keepdim), dtype=a.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _expand_reduced(grad / ctx.count, ctx.shape, ctx.axes, ctx.keepdim)
+
+
+class Prod(Function):
+    @staticmethod
+    def forward(ctx, a, axis, keepdim):
+        ctx.save_for_backward(a)
+        ctx.axis, ctx.keepdim = axis, keepdim
+        return np.asarray(np.prod(a, axis=axis, keepdims=keepdim))
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_arrays
+        axis = ctx.axis
+        flat = a.reshape(-1) if axis is None else np.moveaxis(a, axis, -1)
+        # the product of all the other elements: exclusive cumulative products from both ends
+        ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
+        left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+        right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+        others = left * right
+        if axis is None:
+            return grad * others.reshape(a.shape)
+        g = grad if ctx.keepdim else np.expand_dims(grad, axis)
+        return g * np.moveaxis(others, -1, axis)
+
+
+class MaxAll(Function):
+    """max() or min() over every element; ties share the gradient equally (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, a, use_min):
+        out = np.asarray(a.min() if use_min else a.max())
+        ctx.save_for_backward(a, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, out = ctx.saved_arrays
+        hits = (a == out) | (np.isnan(a) & np.isnan(out))
+        return grad * hits / np.count_nonzero(hits)
+
+
+class MaxDim(Function):
+    """max(dim) or min(dim) values; the gradient goes to the returned index."""
+
+    @staticmethod
+    def forward(ctx, a, axis, keepdim, indices):
+        ctx.shape, ctx.axis, ctx.keepdim, ctx.indices = a.shape, axis, keepdim, indices
+        values = np.take_along_axis(a, np.expand_dims(indices, axis), axis)
+        return values if keepdim else np.squeeze(values, axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = grad if ctx.keepdim else np.expand_dims(grad, ctx.axis)
+        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        np.put_along_axis(out, np.expand_dims(ctx.indices, ctx.axis), g, ctx.axis)
+        return out
+
+
+class Norm(Function):
+    """The p-norm over `axes` (p = 2 is the Frobenius norm)."""
+
+    @staticmethod
+    def forward(ctx, a, p, axes, keepdim):
+        absolute = np.abs(a)
+        if p == np.inf:
+            out = np.max(absolute, axis=axes, keepdims=keepdim)
+        elif p == 2:
+            out = np.sqrt(np.sum(a * a, axis=axes, keepdims=keepdim))
+        else:
+            out = np.sum(absolute**p, axis=axes, keepdims=keepdim) ** (1.0 / p)
+        out = np.asarray(out, dtype=a.dtype)
+        ctx.save_for_backward(a, out)
+        ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, out = ctx.saved_arrays
+        p, axes, keepdim = ctx.p, ctx.axes, ctx.keepdim
+        norm = _expand_reduced(out, a.shape, axes, keepdim)
+        g = _expand_reduced(grad, a.shape, axes, keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if p == np.inf:
+                hits = np.abs(a) == norm
+                count = _expand_reduced(
+                    np.sum(hits, axis=axes, keepdims=keepdim), a.shape, axes, keepdim
+                )
+                local = np.sign(a) * hits / count
+            elif p == 2:
+                local = a / norm
+            else:
+                local = np.sign(a) * np.abs(a) ** (p - 1) / norm ** (p - 1)
+        return g * np.where(norm == 0, 0, local)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shape ops (their outputs are views where NumPy gives views)
+# ---------------------------------------------------------------------------------------------
+
+
+class Reshape(Function):
+    @staticmethod
+    def forward(ctx, a, shape):
+        ctx.shape = a.shape
+        return a.reshape(shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.reshape(ctx.shape)
+
+
+class Permute(Function):
+    @staticmethod
+    def forward(ctx, a, axes):
+        ctx.axes = axes
+        return a.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.transpose(np.argsort(ctx.axes))
+
+
+class Expand(Function):
+    @staticmethod
+    def forward(ctx, a, shape):
+        return np.broadcast_to(a, shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad  # the engine sums it back to the input's shape
+
+
+class Contiguous(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return np.ascontiguousarray(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class GetItem(Function):
+    @staticmethod
+    def forward(ctx, a, index, advanced):
+        ctx.shape, ctx.index, ctx.advanced = a.shape, index, advanced
+        return a[index]
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        if ctx.advanced:
+            np.add.at(out, ctx.index, grad)  # an index may repeat: add, do not overwrite
+        else:
+            out[ctx.index] = grad
+        return out
+
+
+class SetItem(Function):
+    """``a[index] = value`` as an op: the output is `a` with the indexed part replaced.
+
+    Its forward writes into `a` itself (the caller makes the write in-place and rebinds the
+    tensor to this node); the backward needs only the index, no saved data.
+    """
+
+    @staticmethod
+    def forward(ctx, a, value, index):
+        ctx.index = index
+        a[index] = value
+        return a
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_a = grad.copy()
+        grad_a[ctx.index] = 0
+        return grad_a, grad[ctx.index]
+
+
+class Concatenate(Function):
+    @staticmethod
+    def forward(ctx, axis, *arrays):
+        ctx.axis = axis
+        ctx.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None, *np.split(grad, ctx.splits, axis=ctx.axis))
+
+
+class Stack(Function):
+    @staticmethod
+    def forward(ctx, axis, *arrays):
+        ctx.axis = axis
+        return np.stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None, *np.moveaxis(grad, ctx.axis, 0))

@@ -1,0 +1,1433 @@
+"""`Tensor`: a NumPy array with a dtype, a gradient and a place in the autograd graph.
+
+Names and semantics follow PyTorch, so that code written for ``torch`` runs with
+``import corrnet as torch``. The differentiable ops themselves live in ops.py (tensor ops),
+functional.py (convolution, pooling, activations) and are recorded by autograd.py.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections import namedtuple
+
+import numpy as np
+
+from . import backend, ops
+from .autograd import AccumulateGrad, is_grad_enabled, no_grad, run_backward
+from .backend import as_dtype, from_numpy_dtype, result_type
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple printed as PyTorch prints it, ``torch.Size([8, 8])``."""
+
+    def __repr__(self) -> str:
+        return f"torch.Size([{', '.join(str(n) for n in self)}])"
+
+    __str__ = __repr__
+
+    def __getitem__(self, item):
+        result = tuple.__getitem__(self, item)
+        return Size(result) if isinstance(item, slice) else result
+
+    def __add__(self, other):
+        return Size(tuple.__add__(self, tuple(other)))
+
+    def __radd__(self, other):
+        return Size(tuple(other) + tuple(self))
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+
+class device:
+    """Where a tensor lives. corrnet computes on the CPU with NumPy."""
+
+    def __init__(self, type="cpu", index=None):
+        if isinstance(type, device):
+            type, index = type.type, type.index
+        name, _, number = str(type).partition(":")
+        if number:
+            index = int(number)
+        if name not in ("cpu", "cuda"):
+            raise RuntimeError(f"device: expected 'cpu' or 'cuda', got {type!r}")
+        self.type, self.index = name, index
+
+    def __repr__(self) -> str:
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            other = device(other)
+        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+
+CPU = device("cpu")
+
+
+def _refuse_cuda(what: str):
+    raise RuntimeError(
+        f"{what}: corrnet has no CUDA backend available; it computes with NumPy on the CPU. "
+        "Remove the .cuda() / .to('cuda') calls (corrnet.cuda.is_available() is False)."
+    )
+
+
+def _check_device(dev) -> None:
+    if dev is not None and device(dev).type != "cpu":
+        _refuse_cuda(f"device {str(dev)!r}")
+
+
+max_result = namedtuple("max", ["values", "indices"])
+min_result = namedtuple("min", ["values", "indices"])
+
+
+def _wrap(array, grad_fn=None, requires_grad=False, version=None, base=None, cls=None):
+    """Make a Tensor around `array` without copying (the internal constructor)."""
+    t = object.__new__(cls or Tensor)
+    t._data = array if isinstance(array, np.ndarray) else np.asarray(array)
+    t.grad_fn = grad_fn
+    t._requires_grad = requires_grad or grad_fn is not None
+    t.grad = None
+    t._version = version if version is not None else [0]
+    t._base = base
+    t._accumulator = None
+    return t
+
+
+class Tensor:
+    """A multi-dimensional array that records the ops applied to it for `backward()`.
+
+    >>> x = corrnet.tensor([[0., 1.], [2., 3.]], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    tensor([[0., 2.],
+            [4., 6.]])
+    """
+
+    __array_priority__ = 1000  # numpy scalars and arrays defer to Tensor's operators
+
+    def __init__(self, *args, dtype=None, device=None):
+        # torch.Tensor(2, 3) is an uninitialized float tensor; torch.Tensor([1, 2]) a copy
+        _check_device(device)
+        dtype = as_dtype(dtype) if dtype is not None else backend.get_default_dtype()
+        if len(args) == 1 and not isinstance(args[0], numbers.Integral):
+            array = np.array(_plain(args[0]), dtype=dtype.numpy)
+        else:
+            array = np.empty(_shape_arg(args), dtype=dtype.numpy)
+        self.__dict__.update(_wrap(array).__dict__)
+
+    # -- basic properties ----------------------------------------------------------------------
+
+    @property
+    def dtype(self) -> backend.dtype:
+        return from_numpy_dtype(self._data.dtype)
+
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return self.shape
+        return self._data.shape[self._axis(dim)]
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    @property
+    def device(self) -> device:
+        return CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def is_floating_point(self):
+        return lambda: self.dtype.is_floating_point
+
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if not self.is_leaf:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables; use .detach() to "
+                "get a tensor that does not require grad"
+            )
+        if flag and not self.dtype.is_floating_point:
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients, got {self.dtype}"
+            )
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    @property
+    def data(self) -> Tensor:
+        """The same storage without history: changes through it are not recorded."""
+        return _wrap(self._data)
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(*reversed(range(self.dim())))
+
+    @property
+    def mT(self) -> Tensor:
+        return self.transpose(-2, -1)
+
+    def __len__(self) -> int:
+        if self.dim() == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self.dim() == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    __hash__ = object.__hash__
+
+    # -- conversions --------------------------------------------------------------------------
+
+    def numpy(self, force: bool = False) -> np.ndarray:
+        if self.requires_grad and not force:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                "instead."
+            )
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        array = self._data
+        if dtype is not None:
+            array = array.astype(dtype, copy=False)
+        return array.copy() if copy else array
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"item(): a Tensor with {self._data.size} elements cannot be converted to "
+                f"a Python scalar (shape {tuple(self.shape)})"
+            )
+        return self._data.reshape(()).item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.dtype.category != backend.INT or self.numel() != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with more than one value is ambiguous "
+                f"(shape {tuple(self.shape)})"
+            )
+        return bool(self.item())
+
+    def __format__(self, spec: str) -> str:
+        if self.dim() == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
+    def __repr__(self) -> str:
+        from ._printing import tensor_repr
+
+        return tensor_repr(self)
+
+    __str__ = __repr__
+
+    def to(self, *args, **kwargs) -> Tensor:
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``."""
+        target_dtype = kwargs.pop("dtype", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        _check_device(kwargs.pop("device", None))
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                target_dtype = arg.dtype
+            elif isinstance(arg, (str, device)):
+                _check_device(arg)
+            elif arg is not None:
+                target_dtype = arg
+        result = self if target_dtype is None else self._cast(as_dtype(target_dtype))
+        return result.clone() if copy and result is self else result
+
+    def cuda(self, *args, **kwargs):
+        _refuse_cuda("Tensor.cuda()")
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"torch.{_LEGACY_NAMES[self.dtype.name]}"
+        return self.to(dtype)
+
+    def float(self) -> Tensor:
+        return self._cast(backend.float32)
+
+    def double(self) -> Tensor:
+        return self._cast(backend.float64)
+
+    def half(self) -> Tensor:
+        return self._cast(backend.float16)
+
+    def long(self) -> Tensor:
+        return self._cast(backend.int64)
+
+    def int(self) -> Tensor:
+        return self._cast(backend.int32)
+
+    def bool(self) -> Tensor:
+        return self._cast(backend.bool_)
+
+    def _cast(self, dtype: backend.dtype) -> Tensor:
+        if self._data.dtype == dtype.numpy:
+            return self
+        if self.requires_grad and dtype.is_floating_point:
+            return ops.Cast.apply(self, dtype.numpy)
+        return _wrap(self._data.astype(dtype.numpy))
+
+    def clone(self) -> Tensor:
+        return ops.Clone.apply(self)
+
+    def detach(self) -> Tensor:
+        """A new tensor on the same storage, cut off from the graph (shares the version)."""
+        return _wrap(self._data, version=self._version)
+
+    def detach_(self) -> Tensor:
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    def contiguous(self) -> Tensor:
+        if self._data.flags.c_contiguous:
+            return self
+        return ops.Contiguous.apply(self)
+
+    def is_contiguous(self) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    # -- autograd ----------------------------------------------------------------------------
+
+    def _grad_node(self):
+        """The node that gradients for this tensor flow into (None if none are wanted)."""
+        if self.grad_fn is not None:
+            return self.grad_fn
+        if not self._requires_grad:
+            return None
+        if self._accumulator is None:
+            self._accumulator = AccumulateGrad(self)
+        return self._accumulator
+
+    def _accumulate_grad(self, grad: np.ndarray) -> None:
+        grad = np.asarray(grad, dtype=self._data.dtype)
+        if grad.shape != self._data.shape:
+            grad = np.broadcast_to(grad, self._data.shape)
+        if self.grad is None:
+            self.grad = _wrap(np.array(grad, copy=True))
+        else:
+            self.grad._data = self.grad._data + grad
+
+    def retain_grad(self) -> None:
+        if self.grad_fn is not None:
+            self.grad_fn.retained = self
+
+    @property
+    def retains_grad(self) -> bool:
+        return self.grad_fn is not None and self.grad_fn.retained is self
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Compute the gradient of this tensor with respect to the graph's leaves.
+
+        `gradient` is required unless the tensor holds a single element.
+        """
+        if create_graph:
+            raise NotImplementedError("backward(create_graph=True): higher-order gradients")
+        if inputs is not None:
+            raise NotImplementedError("backward(inputs=...)")
+        node = self._grad_node()
+        if node is None:
+            raise RuntimeError(
+                "element 0 of tensors does not require grad and does not have a grad_fn"
+            )
+        if gradient is None:
+            if self._data.size != 1:
+                raise RuntimeError(
+                    "grad can be implicitly created only for scalar outputs: backward() on a "
+                    f"tensor of shape {tuple(self.shape)} needs a `gradient` of that shape"
+                )
+            grad = np.ones(self._data.shape, dtype=self._data.dtype)
+        else:
+            gradient = gradient if isinstance(gradient, Tensor) else tensor(gradient)
+            if gradient.shape != self.shape:
+                raise RuntimeError(
+                    f"backward(): `gradient` has shape {tuple(gradient.shape)} but the tensor "
+                    f"has shape {tuple(self.shape)}"
+                )
+            grad = gradient._data.astype(self._data.dtype, copy=False)
+        run_backward([(node, grad)], retain_graph=bool(retain_graph))
+
+    # -- in-place machinery ----------------------------------------------------------------------
+
+    def _check_inplace(self, recording: bool) -> None:
+        if not recording:
+            return
+        if self.is_leaf and self._requires_grad:
+            raise RuntimeError(
+                "a leaf Variable that requires grad is being used in an in-place operation. "
+                "Modify it under corrnet.no_grad(), or through .data."
+            )
+        if self._base is not None and (self._base.requires_grad or self._requires_grad):
+            raise RuntimeError(
+                "in-place modification of a view of a tensor that is part of the autograd graph "
+                "is not supported by corrnet; use .clone() first or index the base tensor "
+                "directly"
+            )
+
+    def _bump_version(self) -> None:
+        self._version[0] += 1
+
+    def _inplace(self, result: Tensor) -> Tensor:
+        """Make `self` take the value (and the graph position) of an out-of-place `result`."""
+        recording = is_grad_enabled() and result.requires_grad
+        self._check_inplace(recording)
+        if not backend.can_cast(result.dtype, self.dtype):
+            raise RuntimeError(
+                f"result type {_LEGACY_NAMES[result.dtype.name].removesuffix('Tensor')} can't "
+                f"be cast to the desired output type "
+                f"{_LEGACY_NAMES[self.dtype.name].removesuffix('Tensor')}"
+            )
+        try:
+            np.copyto(self._data, np.broadcast_to(result._data, self._data.shape),
+                      casting="unsafe")
+        except ValueError as err:
+            raise RuntimeError(
+                f"in-place operation: a result of shape {tuple(result.shape)} cannot be written "
+                f"into a tensor of shape {tuple(self.shape)}"
+            ) from err
+        self._bump_version()
+        if recording:
+            self.grad_fn = result.grad_fn
+            self._requires_grad = True
+        return self
+
+    def __setitem__(self, index, value) -> None:
+        index, _ = _convert_index(index)
+        value = value if isinstance(value, Tensor) else _wrap(
+            np.asarray(_plain(value), dtype=self._data.dtype)
+        )
+        recording = is_grad_enabled() and (self.requires_grad or value.requires_grad)
+        self._check_inplace(recording)
+        if not self._data.flags.writeable:
+            raise RuntimeError(
+                "cannot write into this tensor: it is an expanded view whose elements share "
+                "memory; call .clone() or .contiguous() first"
+            )
+        if value.dtype != self.dtype:
+            value = value._cast(self.dtype) if self.dtype.is_floating_point else _wrap(
+                value._data.astype(self._data.dtype)
+            )
+        try:
+            result = ops.SetItem.apply(self, value, index) if recording else None
+            if result is None:
+                self._data[index] = value._data
+        except ValueError as err:
+            raise RuntimeError(
+                f"setitem: a value of shape {tuple(value.shape)} cannot be assigned to "
+                f"the indexed part of a tensor of shape {tuple(self.shape)}"
+            ) from err
+        self._bump_version()
+        if result is not None:
+            self.grad_fn = result.grad_fn
+            self._requires_grad = True
+
+    def __iadd__(self, other):
+        return self._inplace(self + other)
+
+    def __isub__(self, other):
+        return self._inplace(self - other)
+
+    def __imul__(self, other):
+        return self._inplace(self * other)
+
+    def __itruediv__(self, other):
+        return self._inplace(self / other)
+
+    def add_(self, other, alpha=1):
+        return self._inplace(self.add(other, alpha=alpha))
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(self.sub(other, alpha=alpha))
+
+    def mul_(self, other):
+        return self._inplace(self * other)
+
+    def div_(self, other):
+        return self._inplace(self / other)
+
+    def clamp_(self, min=None, max=None):
+        return self._inplace(self.clamp(min, max))
+
+    def fill_(self, value) -> Tensor:
+        value = value.item() if isinstance(value, Tensor) else value
+        self._check_inplace(is_grad_enabled() and self._requires_grad)
+        self._data[...] = value
+        self._bump_version()
+        return self
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def copy_(self, src) -> Tensor:
+        src = src if isinstance(src, Tensor) else tensor(src)
+        recording = is_grad_enabled() and (self._requires_grad or src.requires_grad)
+        self._check_inplace(recording)
+        if recording:
+            # the result depends on src only: express it as `src` expanded and cast
+            result = src.expand(*self.shape)._cast(self.dtype)
+            return self._inplace(result)
+        np.copyto(self._data, np.broadcast_to(src._data, self._data.shape), casting="unsafe")
+        self._bump_version()
+        return self
+
+    def normal_(self, mean=0.0, std=1.0) -> Tensor:
+        with no_grad():
+            return self.copy_(_wrap(_rng().normal(mean, std, self._data.shape)))
+
+    def uniform_(self, a=0.0, b=1.0) -> Tensor:
+        with no_grad():
+            return self.copy_(_wrap(_rng().uniform(a, b, self._data.shape)))
+
+    # -- arithmetic ------------------------------------------------------------------------------
+
+    def _binary(self, other, function, reverse=False, result_dtype=None):
+        other = _as_operand(other, "other")
+        _broadcast_check(self, other, function.__name__.lower())
+        dtype = result_dtype or result_type(self, other)
+        a, b = self._cast(dtype), _cast_operand(other, dtype)
+        return function.apply(b, a) if reverse else function.apply(a, b)
+
+    def __add__(self, other):
+        return self._binary(other, ops.Add)
+
+    def __radd__(self, other):
+        return self._binary(other, ops.Add, reverse=True)
+
+    def __sub__(self, other):
+        return self._binary(other, ops.Sub)
+
+    def __rsub__(self, other):
+        return self._binary(other, ops.Sub, reverse=True)
+
+    def __mul__(self, other):
+        return self._binary(other, ops.Mul)
+
+    def __rmul__(self, other):
+        return self._binary(other, ops.Mul, reverse=True)
+
+    def __truediv__(self, other):
+        return self._binary(other, ops.Div, result_dtype=_true_div_dtype(self, other))
+
+    def __rtruediv__(self, other):
+        return self._binary(other, ops.Div, reverse=True, result_dtype=_true_div_dtype(self, other))
+
+    def __floordiv__(self, other):
+        return _floor_divide(self, other)
+
+    def __rfloordiv__(self, other):
+        return _floor_divide(other, self)
+
+    def __mod__(self, other):
+        other = _as_operand(other, "other")
+        dtype = result_type(self, other)
+        return _wrap(np.mod(self._data.astype(dtype.numpy), _operand_array(other, dtype)))
+
+    def __pow__(self, exponent):
+        return self._binary(exponent, ops.Pow)
+
+    def __rpow__(self, base):
+        return self._binary(base, ops.Pow, reverse=True)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(_as_operand(other, "other"), self)
+
+    def __neg__(self):
+        if self.dtype is backend.bool_:
+            raise RuntimeError("negation, the `-` operator, on a bool tensor is not supported; "
+                               "use the `~` operator instead")
+        return ops.Neg.apply(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return self.abs()
+
+    def __invert__(self):
+        if self.dtype.is_floating_point:
+            raise TypeError("~ (bitwise not) is only defined for integer and bool tensors")
+        return _wrap(np.invert(self._data))
+
+    def __and__(self, other):
+        return _wrap(np.bitwise_and(self._data, _operand_array(_as_operand(other, "other"))))
+
+    def __or__(self, other):
+        return _wrap(np.bitwise_or(self._data, _operand_array(_as_operand(other, "other"))))
+
+    def __xor__(self, other):
+        return _wrap(np.bitwise_xor(self._data, _operand_array(_as_operand(other, "other"))))
+
+    def add(self, other, alpha=1):
+        return self + (other * alpha if alpha != 1 else other)
+
+    def sub(self, other, alpha=1):
+        return self - (other * alpha if alpha != 1 else other)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def pow(self, exponent):
+        return self**exponent
+
+    def neg(self):
+        return -self
+
+    def abs(self):
+        return ops.Abs.apply(self)
+
+    def exp(self):
+        return ops.Exp.apply(self._floating())
+
+    def log(self):
+        return ops.Log.apply(self._floating())
+
+    def sqrt(self):
+        return ops.Sqrt.apply(self._floating())
+
+    def sigmoid(self):
+        return ops.Sigmoid.apply(self._floating())
+
+    def tanh(self):
+        return ops.Tanh.apply(self._floating())
+
+    def relu(self):
+        return ops.Relu.apply(self)
+
+    def clamp(self, min=None, max=None):
+        if min is None and max is None:
+            raise RuntimeError("clamp(): at least one of 'min' or 'max' must not be None")
+        low = min.item() if isinstance(min, Tensor) else min
+        high = max.item() if isinstance(max, Tensor) else max
+        dtype = result_type(self, *(v for v in (low, high) if v is not None))
+        bounds = [None if v is None else np.asarray(v, dtype=dtype.numpy) for v in (low, high)]
+        return ops.Clamp.apply(self._cast(dtype), *bounds)
+
+    clip = clamp
+
+    def maximum(self, other):
+        return self._binary(other, ops.Maximum)
+
+    def minimum(self, other):
+        return self._binary(other, ops.Minimum)
+
+    def _floating(self) -> Tensor:
+        return self if self.dtype.is_floating_point else self._cast(backend.get_default_dtype())
+
+    # -- comparisons (not differentiable) ------------------------------------------------------
+
+    def _compare(self, other, ufunc):
+        other = _as_operand(other, "other")
+        dtype = result_type(self, other)
+        return _wrap(ufunc(self._data.astype(dtype.numpy, copy=False),
+                           _operand_array(other, dtype)))
+
+    def __eq__(self, other):
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+
+    def equal(self, other) -> bool:
+        return self.shape == other.shape and bool(np.array_equal(self._data, other._data))
+
+    def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+        return bool(np.allclose(self._data, _operand_array(other), rtol, atol, equal_nan))
+
+    def isnan(self):
+        return _wrap(np.isnan(self._data))
+
+    def isfinite(self):
+        return _wrap(np.isfinite(self._data))
+
+    # -- matrix products -------------------------------------------------------------------------
+
+    def mm(self, other):
+        return mm(self, other)
+
+    def matmul(self, other):
+        return matmul(self, other)
+
+    # -- reductions ------------------------------------------------------------------------------
+
+    def sum(self, dim=None, keepdim=False, dtype=None, axis=None):
+        axes = self._axes(dim if dim is not None else axis)
+        if dtype is not None:
+            out_dtype = as_dtype(dtype)
+        elif self.dtype.category == backend.FLOAT:
+            out_dtype = self.dtype
+        else:
+            out_dtype = backend.int64
+        source = self._cast(out_dtype) if out_dtype.is_floating_point else self
+        return ops.Sum.apply(source, axes, keepdim, out_dtype.numpy)
+
+    def mean(self, dim=None, keepdim=False, dtype=None, axis=None):
+        source = self._cast(as_dtype(dtype)) if dtype is not None else self
+        if not source.dtype.is_floating_point:
+            raise RuntimeError(
+                "mean(): could not infer output dtype. Input dtype must be either a floating "
+                f"point or complex dtype. Got: {source.dtype}; use .float() first"
+            )
+        return ops.Mean.apply(source, self._axes(dim if dim is not None else axis), keepdim)
+
+    def prod(self, dim=None, keepdim=False, dtype=None):
+        source = self._cast(as_dtype(dtype)) if dtype is not None else self
+        if not source.dtype.is_floating_point:
+            source = source._cast(backend.int64)
+        axis = None if dim is None else self._axis(dim)
+        return ops.Prod.apply(source, axis, keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        return self._extreme(dim, keepdim, use_min=False)
+
+    def min(self, dim=None, keepdim=False):
+        return self._extreme(dim, keepdim, use_min=True)
+
+    def _extreme(self, dim, keepdim, use_min):
+        name = "min" if use_min else "max"
+        if isinstance(dim, Tensor):  # max(other): the elementwise maximum
+            return self.minimum(dim) if use_min else self.maximum(dim)
+        if self.numel() == 0:
+            raise RuntimeError(
+                f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument."
+            )
+        if dim is None:
+            return ops.MaxAll.apply(self, use_min)
+        axis = self._axis(dim)
+        indices = _arg_extreme(self._data, axis, use_min)
+        values = ops.MaxDim.apply(self, axis, keepdim, indices)
+        if keepdim:
+            indices = np.expand_dims(indices, axis)
+        result = min_result if use_min else max_result
+        return result(values, _wrap(indices.astype(np.int64)))
+
+    def amax(self, dim=None, keepdim=False):
+        return self.max() if dim is None else self.max(dim, keepdim).values
+
+    def amin(self, dim=None, keepdim=False):
+        return self.min() if dim is None else self.min(dim, keepdim).values
+
+    def argmax(self, dim=None, keepdim=False):
+        return self._arg(dim, keepdim, use_min=False)
+
+    def argmin(self, dim=None, keepdim=False):
+        return self._arg(dim, keepdim, use_min=True)
+
+    def _arg(self, dim, keepdim, use_min):
+        if dim is None:
+            flat = _arg_extreme(self._data.reshape(-1), 0, use_min)
+            result = np.asarray(flat, dtype=np.int64)
+            return _wrap(result.reshape((1,) * self.dim()) if keepdim else result)
+        axis = self._axis(dim)
+        indices = _arg_extreme(self._data, axis, use_min).astype(np.int64)
+        return _wrap(np.expand_dims(indices, axis) if keepdim else indices)
+
+    def norm(self, p="fro", dim=None, keepdim=False):
+        if p in ("fro", None):
+            p = 2
+        if p == "nuc":
+            raise NotImplementedError("norm(p='nuc')")
+        return ops.Norm.apply(self._floating(), float(p), self._axes(dim), keepdim)
+
+    def std(self, dim=None, unbiased=True, keepdim=False, correction=None):
+        return self.var(dim, unbiased, keepdim, correction).sqrt()
+
+    def var(self, dim=None, unbiased=True, keepdim=False, correction=None):
+        correction = (1 if unbiased else 0) if correction is None else correction
+        centred = self - self.mean(dim, keepdim=True)
+        count = self.numel() if dim is None else int(
+            np.prod([self.shape[a] for a in self._axes(dim)])
+        )
+        return (centred * centred).sum(dim, keepdim=keepdim) / max(count - correction, 0)
+
+    def all(self, dim=None, keepdim=False):
+        return _wrap(np.asarray(np.all(self._data, axis=self._axes(dim), keepdims=keepdim)))
+
+    def any(self, dim=None, keepdim=False):
+        return _wrap(np.asarray(np.any(self._data, axis=self._axes(dim), keepdims=keepdim)))
+
+    def _axis(self, dim) -> int:
+        """Normalize one dimension index, with a clear error."""
+        ndim = max(self.dim(), 1)
+        if not isinstance(dim, numbers.Integral):
+            raise TypeError(f"dim must be an int, got {type(dim).__name__}")
+        if not -ndim <= dim < ndim:
+            raise IndexError(
+                f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but "
+                f"got {dim}) for a tensor of shape {tuple(self.shape)}"
+            )
+        return int(dim) % ndim
+
+    def _axes(self, dim):
+        if dim is None:
+            return None
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        axes = tuple(self._axis(d) for d in dims)
+        if len(set(axes)) != len(axes):
+            raise RuntimeError(f"dim {tuple(dims)} appears multiple times in the list of dims")
+        return axes if self.dim() > 0 else None
+
+    # -- shape ops ---------------------------------------------------------------------------
+
+    def _view_of(self, result: Tensor) -> Tensor:
+        """Mark `result` as a view of `self` when it shares memory with it."""
+        if np.may_share_memory(result._data, self._data):
+            result._version = self._version
+            result._base = self if self._base is None else self._base
+        return result
+
+    def reshape(self, *shape):
+        shape = _infer_shape(_shape_arg(shape), self.numel(), "reshape")
+        return self._view_of(ops.Reshape.apply(self, shape))
+
+    def view(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (backend.dtype, type(np.float32))):
+            raise NotImplementedError("view(dtype)")
+        shape = _infer_shape(_shape_arg(shape), self.numel(), "view")
+        result = ops.Reshape.apply(self, shape)
+        if self.numel() > 1 and not np.may_share_memory(result._data, self._data):
+            raise RuntimeError(
+                f"view size {list(shape)} is not compatible with input tensor's size and stride "
+                f"(shape {tuple(self.shape)}, at least one dimension spans across two "
+                "contiguous subspaces). Use .reshape(...) instead."
+            )
+        return self._view_of(result)
+
+    def view_as(self, other):
+        return self.view(other.shape)
+
+    def reshape_as(self, other):
+        return self.reshape(other.shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.dim() == 0:
+            return self.reshape(1)
+        start, end = self._axis(start_dim), self._axis(end_dim)
+        if start > end:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
+        return self.reshape(shape)
+
+    def permute(self, *dims):
+        dims = _shape_arg(dims)
+        axes = tuple(self._axis(d) for d in dims)
+        if sorted(axes) != list(range(self.dim())):
+            raise RuntimeError(
+                f"permute(): dims {tuple(dims)} are not a permutation of the {self.dim()} "
+                f"dimensions of a tensor of shape {tuple(self.shape)}"
+            )
+        return self._view_of(ops.Permute.apply(self, axes))
+
+    def transpose(self, dim0, dim1):
+        if self.dim() < 2 and dim0 in (0, -1) and dim1 in (0, -1):
+            return self._view_of(ops.Reshape.apply(self, self.shape))
+        axes = list(range(self.dim()))
+        a, b = self._axis(dim0), self._axis(dim1)
+        axes[a], axes[b] = axes[b], axes[a]
+        return self._view_of(ops.Permute.apply(self, tuple(axes)))
+
+    swapaxes = transpose
+
+    def t(self):
+        if self.dim() > 2:
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
+                               f"{self.dim()}D (shape {tuple(self.shape)})")
+        return self.transpose(0, -1) if self.dim() == 2 else self
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            shape = tuple(n for n in self.shape if n != 1)
+        else:
+            axes = self._axes(dim) or ()
+            shape = tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1))
+        return self._view_of(ops.Reshape.apply(self, shape))
+
+    def unsqueeze(self, dim):
+        ndim = self.dim() + 1
+        if not -ndim <= dim < ndim:
+            raise IndexError(f"unsqueeze(): dim {dim} out of range [{-ndim}, {ndim - 1}] for a "
+                             f"tensor of shape {tuple(self.shape)}")
+        dim %= ndim
+        shape = self.shape[:dim] + (1,) + self.shape[dim:]
+        return self._view_of(ops.Reshape.apply(self, shape))
+
+    def expand(self, *sizes):
+        sizes = _shape_arg(sizes)
+        if len(sizes) < self.dim():
+            raise RuntimeError(
+                f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
+                f"to the number of dimensions in the tensor ({self.dim()})"
+            )
+        own = (1,) * (len(sizes) - self.dim()) + tuple(self.shape)
+        target = tuple(o if s == -1 else s for s, o in zip(sizes, own, strict=True))
+        for s, o in zip(target, own, strict=True):
+            if o != 1 and s != o:
+                raise RuntimeError(
+                    f"expand: the expanded size {list(target)} must match the existing size "
+                    f"{list(self.shape)} at non-singleton dimensions"
+                )
+        return self._view_of(ops.Expand.apply(self, target))
+
+    def expand_as(self, other):
+        return self.expand(*other.shape)
+
+    def repeat(self, *sizes):
+        sizes = _shape_arg(sizes)
+        source = self.reshape((1,) * (len(sizes) - self.dim()) + tuple(self.shape))
+        parts = source
+        for axis, count in enumerate(sizes):
+            if count != 1:
+                parts = cat([parts] * count, dim=axis)
+        return parts if parts is not source else source.clone()
+
+    def __getitem__(self, index):
+        index, advanced = _convert_index(index)
+        result = ops.GetItem.apply(self, index, advanced)
+        return result if advanced else self._view_of(result)
+
+    # -- misc ---------------------------------------------------------------------------------
+
+    def apply_(self, fn):
+        raise NotImplementedError("apply_")
+
+    def __reduce__(self):
+        raise TypeError(
+            "corrnet tensors are not pickled (pickle can run arbitrary code on load); save "
+            "arrays with numpy.savez or corrnet's state_dict helpers"
+        )
+
+
+_LEGACY_NAMES = {
+    "bool": "BoolTensor", "uint8": "ByteTensor", "int8": "CharTensor", "int16": "ShortTensor",
+    "int32": "IntTensor", "int64": "LongTensor", "float16": "HalfTensor",
+    "float32": "FloatTensor", "float64": "DoubleTensor",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers for operands, indices and shapes
+# ---------------------------------------------------------------------------------------------
+
+
+def _as_operand(value, name):
+    """A Tensor or a Python/NumPy scalar; anything else is refused clearly."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (bool, numbers.Number, np.generic)):
+        return value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, np.ndarray):
+        return _wrap(value)
+    raise TypeError(
+        f"unsupported operand: expected a Tensor or a number for '{name}', "
+        f"got {type(value).__name__}"
+    )
+
+
+def _operand_array(value, dtype=None):
+    if isinstance(value, Tensor):
+        return value._data if dtype is None else value._data.astype(dtype.numpy, copy=False)
+    return np.asarray(value, dtype=None if dtype is None else dtype.numpy)
+
+
+def _cast_operand(value, dtype):
+    if isinstance(value, Tensor):
+        return value._cast(dtype)
+    return np.asarray(value, dtype=dtype.numpy)
+
+
+def _true_div_dtype(a, b):
+    dtype = result_type(a, _as_operand(b, "other"))
+    return dtype if dtype.is_floating_point else backend.get_default_dtype()
+
+
+def _floor_divide(a, b):
+    a, b = _as_operand(a, "input"), _as_operand(b, "other")
+    dtype = result_type(a, b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if dtype.category == backend.INT and np.any(_operand_array(b) == 0):
+            raise RuntimeError("ZeroDivisionError: integer division by zero in `//`")
+        return _wrap(np.floor_divide(_operand_array(a, dtype), _operand_array(b, dtype)))
+
+
+def _arg_extreme(array, axis, use_min):
+    """argmax/argmin that, like PyTorch, treats NaN as the extreme value."""
+    if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
+        return np.argmax(np.isnan(array), axis=axis)
+    return np.argmin(array, axis=axis) if use_min else np.argmax(array, axis=axis)
+
+
+def _convert_index(index):
+    """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy)."""
+    items = index if isinstance(index, tuple) else (index,)
+    converted, advanced = [], False
+    for item in items:
+        if isinstance(item, Tensor):
+            if item.dim() == 0 and item.dtype.category == backend.INT:
+                item = int(item.item())
+            else:
+                item = item._data
+                advanced = True
+        elif isinstance(item, (list, np.ndarray)):
+            item = np.asarray(_plain(item))
+            advanced = True
+        elif isinstance(item, (bool, np.bool_)):
+            advanced = True
+        converted.append(item)
+    return tuple(converted), advanced
+
+
+def _plain(data):
+    """Replace Tensors inside nested lists by their arrays (for np.array)."""
+    if isinstance(data, Tensor):
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_plain(item) for item in data]
+    return data
+
+
+def _contains_arrays(data) -> bool:
+    if isinstance(data, (Tensor, np.ndarray, np.generic)):
+        return True
+    if isinstance(data, (list, tuple)):
+        return any(_contains_arrays(item) for item in data)
+    return False
+
+
+def _shape_arg(args) -> tuple:
+    """Shapes given as varargs ``(2, 3)``, a tuple/list/Size ``((2, 3),)`` or a 1-D tensor."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        args = tuple(args[0])
+    elif len(args) == 1 and isinstance(args[0], Tensor):
+        args = tuple(args[0].tolist())
+    shape = []
+    for n in args:
+        if isinstance(n, Tensor):
+            n = n.item()
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool):
+            raise TypeError(f"a shape must be a sequence of ints, got {args!r}")
+        shape.append(int(n))
+    return tuple(shape)
+
+
+def _infer_shape(shape, numel, what):
+    if shape.count(-1) > 1:
+        raise RuntimeError(f"{what}: only one dimension can be inferred, got shape {list(shape)}")
+    if any(n < -1 for n in shape):
+        raise RuntimeError(f"{what}: invalid shape dimension in {list(shape)}")
+    known = int(np.prod([n for n in shape if n != -1], dtype=np.int64))
+    if -1 in shape:
+        if known == 0 or numel % known:
+            raise RuntimeError(
+                f"shape '{list(shape)}' is invalid for input of size {numel}"
+            )
+        shape = tuple(numel // known if n == -1 else n for n in shape)
+    elif known != numel:
+        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    return shape
+
+
+# ---------------------------------------------------------------------------------------------
+# creation
+# ---------------------------------------------------------------------------------------------
+
+_generator = np.random.default_rng()
+
+
+def _rng() -> np.random.Generator:
+    return _generator
+
+
+def manual_seed(seed: int):
+    """Seed corrnet's random number generator (values differ from PyTorch's for the same seed)."""
+    global _generator
+    _generator = np.random.default_rng(int(seed))
+    return _generator
+
+
+seed = manual_seed
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A new tensor holding a copy of `data` (nested lists of numbers/bools, arrays, tensors).
+
+    Python floats become the default float dtype (float32), ints int64, bools bool:
+
+    >>> corrnet.tensor([[0., 1.], [2., 3.]])
+    tensor([[0., 1.],
+            [2., 3.]])
+    """
+    _check_device(device)
+    if isinstance(data, Tensor):
+        array = data._data.copy()
+    else:
+        array = np.array(_plain(data))
+        if array.dtype == object:
+            raise TypeError(f"tensor(): could not infer a dtype from {data!r}")
+        if not _contains_arrays(data):
+            if array.dtype.kind == "f" or (array.size == 0 and array.dtype == np.float64):
+                array = array.astype(backend.get_default_dtype().numpy)
+            elif array.dtype.kind in "iu":
+                array = array.astype(np.int64)
+    if dtype is not None:
+        array = array.astype(as_dtype(dtype).numpy)
+    from_numpy_dtype(array.dtype)  # refuse unsupported dtypes (strings, complex...)
+    t = _wrap(array)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor) and dtype is None:
+        return data
+    if isinstance(data, np.ndarray) and dtype is None:
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing memory with a NumPy array."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy(): expected np.ndarray, got {type(array).__name__}")
+    from_numpy_dtype(array.dtype)
+    return _wrap(array)
+
+
+def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=None):
+    _check_device(device)
+    shape = _shape_arg(size if size is not None else shape_args)
+    if any(n < 0 for n in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
+    dtype = as_dtype(dtype) if dtype is not None else default
+    t = _wrap(fill(shape, dtype.numpy))
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False, out=None):
+    return _make(size, None, dtype, backend.get_default_dtype(), np.zeros, requires_grad, device)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False):
+    return _make(size, None, dtype, backend.get_default_dtype(), np.ones, requires_grad, device)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False):
+    return _make(size, None, dtype, backend.get_default_dtype(), np.empty, requires_grad, device)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    fill_value = fill_value.item() if isinstance(fill_value, Tensor) else fill_value
+    default = backend._scalar_dtype(fill_value)
+    return _make((size,), None, dtype, default,
+                 lambda shape, np_dtype: np.full(shape, fill_value, dtype=np_dtype),
+                 requires_grad, device)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    rng = generator or _rng()
+    return _make(size, None, dtype, backend.get_default_dtype(),
+                 lambda shape, d: rng.random(shape).astype(d), requires_grad, device)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
+    rng = generator or _rng()
+    return _make(size, None, dtype, backend.get_default_dtype(),
+                 lambda shape, d: rng.standard_normal(shape).astype(d), requires_grad, device)
+
+
+def randint(low, high=None, size=None, dtype=None, device=None, generator=None):
+    if high is None:
+        low, high = 0, low
+    if size is None:
+        raise TypeError("randint() missing required argument 'size'")
+    rng = generator or _rng()
+    return _make((size,), None, dtype, backend.int64,
+                 lambda shape, d: rng.integers(low, high, shape).astype(d), False, device)
+
+
+def randperm(n, dtype=None, device=None, generator=None):
+    rng = generator or _rng()
+    return _make(((n,),), None, dtype, backend.int64,
+                 lambda shape, d: rng.permutation(n).astype(d), False, device)
+
+
+def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None):
+    """Samples from N(mean, std²): tensors `mean`/`std` broadcast, or floats with a `size`."""
+    rng = generator or _rng()
+    if isinstance(mean, Tensor) or isinstance(std, Tensor):
+        m, s = _operand_array(mean), _operand_array(std)
+        dtype_ = result_type(*(v for v in (mean, std) if isinstance(v, Tensor)))
+        return _wrap(rng.normal(m, s).astype(dtype_.numpy))
+    if size is None:
+        raise TypeError("normal(mean: float, std: float) needs a `size`")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return _make((size,), None, dtype, backend.get_default_dtype(),
+                 lambda shape, d: rng.normal(mean, std, shape).astype(d), False, device)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    """Values from `start` to `end` (exclusive): int64 for int arguments, float32 otherwise."""
+    if end is None:
+        start, end = 0, start
+    values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    if values[2] == 0:
+        raise RuntimeError("arange: step must be nonzero")
+    is_float = any(isinstance(v, float) for v in values)
+    default = backend.get_default_dtype() if is_float else backend.int64
+    return _make(((),), None, dtype, default,
+                 lambda shape, d: np.arange(*values).astype(d), requires_grad, device)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
+    return _make(((),), None, dtype, backend.get_default_dtype(),
+                 lambda shape, d: np.linspace(start, end, steps).astype(d), requires_grad, device)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False):
+    return _make(((),), None, dtype, backend.get_default_dtype(),
+                 lambda shape, d: np.eye(n, m, dtype=d), requires_grad, device)
+
+
+def _like(fill):
+    def like(input, dtype=None, device=None, requires_grad=False):
+        dtype = input.dtype if dtype is None else dtype
+        return fill(*input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+
+    return like
+
+
+zeros_like, ones_like, empty_like = _like(zeros), _like(ones), _like(empty)
+rand_like, randn_like = _like(rand), _like(randn)
+
+
+def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device,
+                requires_grad=requires_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# functions of several tensors
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_tensors(tensors, name):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError(f"{name}(): expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}(): expected a sequence of Tensors, but element {i} is "
+                            f"{type(t).__name__}")
+    dtype = result_type(*[_DimLike(t) for t in tensors])
+    return [t._cast(dtype) for t in tensors]
+
+
+class _DimLike:
+    """Treat every tensor as dimensioned for cat/stack promotion (as PyTorch)."""
+
+    def __init__(self, t):
+        self.dtype = t.dtype
+
+    def dim(self):
+        return 1
+
+
+def cat(tensors, dim=0, axis=None):
+    """Join tensors along an existing dimension."""
+    tensors = _check_tensors(tensors, "cat")
+    dim = axis if axis is not None else dim
+    tensors = [t for t in tensors if not (t.dim() == 1 and t.numel() == 0)] or tensors[:1]
+    first = tensors[0]
+    axis_ = first._axis(dim)
+    for i, t in enumerate(tensors):
+        if t.dim() != first.dim() or any(
+            a != b for k, (a, b) in enumerate(zip(t.shape, first.shape, strict=True)) if k != axis_
+        ):
+            raise RuntimeError(
+                f"cat(): sizes of tensors must match except in dimension {dim}: tensor 0 has "
+                f"shape {tuple(first.shape)} and tensor {i} has shape {tuple(t.shape)}"
+            )
+    return ops.Concatenate.apply(axis_, *tensors)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0):
+    """Join tensors of equal shape along a new dimension."""
+    tensors = _check_tensors(tensors, "stack")
+    first = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.shape != first.shape:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got {list(first.shape)} at "
+                f"entry 0 and {list(t.shape)} at entry {i}"
+            )
+    ndim = first.dim() + 1
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"stack(): dim {dim} out of range [{-ndim}, {ndim - 1}]")
+    return ops.Stack.apply(dim % ndim, *tensors)
+
+
+def where(condition, input=None, other=None):
+    """Elements of `input` where `condition` holds, else of `other`."""
+    condition = condition if isinstance(condition, Tensor) else tensor(condition)
+    if input is None and other is None:
+        return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(condition._data))
+    a, b = _as_operand(input, "input"), _as_operand(other, "other")
+    dtype = result_type(a, b)
+    try:
+        np.broadcast_shapes(condition._data.shape, np.shape(_operand_array(a)),
+                            np.shape(_operand_array(b)))
+    except ValueError:
+        raise RuntimeError(
+            f"where(): condition {tuple(condition.shape)}, input {np.shape(_operand_array(a))} "
+            f"and other {np.shape(_operand_array(b))} do not broadcast together"
+        ) from None
+    return ops.Where.apply(condition._data.astype(bool), _cast_operand(a, dtype),
+                           _cast_operand(b, dtype))
+
+
+def _check_matrix_dtypes(a, b, name):
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"{name}: expected both operands to have the same dtype, but got "
+                           f"{a.dtype} for input and {b.dtype} for other")
+
+
+def mm(input, mat2):
+    """The matrix product of two 2-D tensors: (n, k) @ (k, m) -> (n, m)."""
+    if input.dim() != 2 or mat2.dim() != 2:
+        raise RuntimeError(
+            f"mm: both arguments must be 2-D matrices, got input of shape {tuple(input.shape)} "
+            f"and mat2 of shape {tuple(mat2.shape)}"
+        )
+    if input.shape[1] != mat2.shape[0]:
+        raise RuntimeError(
+            f"mm: input and mat2 shapes cannot be multiplied ({input.shape[0]}x{input.shape[1]} "
+            f"and {mat2.shape[0]}x{mat2.shape[1]}): input's columns must equal mat2's rows"
+        )
+    _check_matrix_dtypes(input, mat2, "mm")
+    return ops.MatMul.apply(input, mat2)
+
+
+def matmul(input, other):
+    """The matrix product with NumPy/PyTorch broadcasting of batch dimensions."""
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("matmul: both operands must be Tensors")
+    if input.dim() == 0 or other.dim() == 0:
+        raise RuntimeError(
+            f"matmul: both arguments need at least 1 dimension, got shapes "
+            f"{tuple(input.shape)} and {tuple(other.shape)}"
+        )
+    k_in = input.shape[-1]
+    k_other = other.shape[0] if other.dim() == 1 else other.shape[-2]
+    try:
+        if k_in != k_other:
+            raise ValueError
+        np.broadcast_shapes(input.shape[:-2], other.shape[:-2])
+    except ValueError:
+        raise RuntimeError(
+            f"matmul: shapes {tuple(input.shape)} and {tuple(other.shape)} cannot be multiplied "
+            f"(the last dimension of input, {k_in}, must equal the "
+            f"{'first' if other.dim() == 1 else 'second-to-last'} dimension of other, "
+            f"{k_other}, and batch dimensions must broadcast)"
+        ) from None
+    _check_matrix_dtypes(input, other, "matmul")
+    return ops.MatMul.apply(input, other)
+
+
+def _broadcast_check(a, b, op):
+    try:
+        np.broadcast_shapes(np.shape(_operand_array(a)), np.shape(_operand_array(b)))
+    except ValueError:
+        raise RuntimeError(
+            f"{op}: the size of tensor a {tuple(np.shape(_operand_array(a)))} must match the "
+            f"size of tensor b {tuple(np.shape(_operand_array(b)))} at every non-singleton "
+            "dimension (shapes do not broadcast)"
+        ) from None

@@ -182,23 +182,28 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        from .tensor import Tensor, _wrap
-
-        positions = tuple(i for i, a in enumerate(args) if isinstance(a, Tensor))
-        tensors = [args[i] for i in positions]
-        arrays = [a._data if isinstance(a, Tensor) else a for a in args]
-        requires_grad = is_grad_enabled() and any(t.requires_grad for t in tensors)
+        Tensor, _wrap = _tensor_types()
+        positions, tensors, arrays = [], [], []
+        requires_grad = False
+        for i, arg in enumerate(args):
+            if isinstance(arg, Tensor):
+                positions.append(i)
+                tensors.append(arg)
+                arrays.append(arg._data)
+                requires_grad = requires_grad or arg._requires_grad
+            else:
+                arrays.append(arg)
         ctx = Context()
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         out_array = cls.forward(ctx, *arrays)
-        if not requires_grad:
+        if not (requires_grad and is_grad_enabled()):
             return _wrap(out_array)
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
         node = Node(
             cls,
             ctx,
             tuple(t._grad_node() for t in tensors),
             tuple((t._data.shape, t._data.dtype) for t in tensors),
-            positions,
+            tuple(positions),
         )
         out = _wrap(out_array, grad_fn=node)
         # Remember the version of every saved array that belongs to an input or the output,
@@ -210,6 +215,14 @@ class Function:
             if owner is not None:
                 ctx._saved_versions.append((owner._version, owner._version[0], saved.shape))
         return out
+
+
+@functools.cache
+def _tensor_types():
+    """(Tensor, _wrap), imported on first use: tensor.py itself imports this module."""
+    from .tensor import Tensor, _wrap
+
+    return Tensor, _wrap
 
 
 def sum_to_shape(grad: np.ndarray, shape: tuple) -> np.ndarray:

@@ -1423,11 +1423,13 @@ def matmul(input, other):
 
 
 def _broadcast_check(a, b, op):
-    try:
-        np.broadcast_shapes(np.shape(_operand_array(a)), np.shape(_operand_array(b)))
-    except ValueError:
-        raise RuntimeError(
-            f"{op}: the size of tensor a {tuple(np.shape(_operand_array(a)))} must match the "
-            f"size of tensor b {tuple(np.shape(_operand_array(b)))} at every non-singleton "
-            "dimension (shapes do not broadcast)"
-        ) from None
+    """Refuse operands whose shapes do not broadcast, naming both shapes."""
+    shape_a, shape_b = np.shape(_operand_array(a)), np.shape(_operand_array(b))
+    if shape_a == shape_b or not shape_a or not shape_b:
+        return
+    for n, m in zip(reversed(shape_a), reversed(shape_b), strict=False):
+        if n != m and n != 1 and m != 1:
+            raise RuntimeError(
+                f"{op}: the size of tensor a {tuple(shape_a)} must match the size of tensor b "
+                f"{tuple(shape_b)} at every non-singleton dimension (shapes do not broadcast)"
+            )

@@ -65,7 +65,7 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.power(a, b)
+            out = np.power(a, b).astype(a.dtype, copy=False)  # bool ** bool stays bool
         ctx.save_for_backward(a, b, out)
         return out
 

@@ -557,9 +557,11 @@ class Tensor:
         return self._binary(other, ops.Add, reverse=True)
 
     def __sub__(self, other):
+        _refuse_bool_subtraction(self, other)
         return self._binary(other, ops.Sub)
 
     def __rsub__(self, other):
+        _refuse_bool_subtraction(self, other)
         return self._binary(other, ops.Sub, reverse=True)
 
     def __mul__(self, other):
@@ -1018,6 +1020,17 @@ def _cast_operand(value, dtype):
     return np.asarray(value, dtype=dtype.numpy)
 
 
+def _refuse_bool_subtraction(a, b):
+    for operand in (a, b):
+        if isinstance(operand, (bool, np.bool_)) or (
+            isinstance(operand, Tensor) and operand.dtype is backend.bool_
+        ):
+            raise RuntimeError(
+                "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+                "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+            )
+
+
 def _true_div_dtype(a, b):
     dtype = result_type(a, _as_operand(b, "other"))
     return dtype if dtype.is_floating_point else backend.get_default_dtype()
@@ -1188,16 +1201,17 @@ def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=No
     return t
 
 
-def zeros(*size, dtype=None, device=None, requires_grad=False, out=None):
-    return _make(size, None, dtype, backend.get_default_dtype(), np.zeros, requires_grad, device)
+def zeros(*args, size=None, dtype=None, device=None, requires_grad=False):
+    """A tensor of zeros; the shape as varargs ``zeros(2, 3)``, a tuple or ``size=``."""
+    return _make(args, size, dtype, backend.get_default_dtype(), np.zeros, requires_grad, device)
 
 
-def ones(*size, dtype=None, device=None, requires_grad=False):
-    return _make(size, None, dtype, backend.get_default_dtype(), np.ones, requires_grad, device)
+def ones(*args, size=None, dtype=None, device=None, requires_grad=False):
+    return _make(args, size, dtype, backend.get_default_dtype(), np.ones, requires_grad, device)
 
 
-def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _make(size, None, dtype, backend.get_default_dtype(), np.empty, requires_grad, device)
+def empty(*args, size=None, dtype=None, device=None, requires_grad=False):
+    return _make(args, size, dtype, backend.get_default_dtype(), np.empty, requires_grad, device)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
@@ -1208,15 +1222,17 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
                  requires_grad, device)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False, generator=None):
+def rand(*args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
+    """Uniform samples from [0, 1)."""
     rng = generator or _rng()
-    return _make(size, None, dtype, backend.get_default_dtype(),
+    return _make(args, size, dtype, backend.get_default_dtype(),
                  lambda shape, d: rng.random(shape).astype(d), requires_grad, device)
 
 
-def randn(*size, dtype=None, device=None, requires_grad=False, generator=None):
+def randn(*args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
+    """Standard normal samples."""
     rng = generator or _rng()
-    return _make(size, None, dtype, backend.get_default_dtype(),
+    return _make(args, size, dtype, backend.get_default_dtype(),
                  lambda shape, d: rng.standard_normal(shape).astype(d), requires_grad, device)
 
 

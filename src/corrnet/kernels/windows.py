@@ -31,14 +31,12 @@ def output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after:
     4
     """
     span = size + pad_before + pad_after - dilation * (kernel - 1) - 1
-    if span < 0:
-        return 0
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + pad_before:
-            out -= 1
-        return out
-    return span // stride + 1
+    if not ceil_mode:
+        return span // stride + 1
+    out = (span + stride - 1) // stride + 1  # floor division: rounds toward -inf, as PyTorch
+    if (out - 1) * stride >= size + pad_before:
+        out -= 1
+    return out
 
 
 @dataclass(frozen=True)
@@ -84,7 +82,8 @@ def make_window(op: str, height: int, width: int, kernel, stride, padding, dilat
     for axis, size in enumerate((height, width)):
         before, after = padding[axis]
         reach = dilation[axis] * (kernel[axis] - 1) + 1
-        if size + before + after < reach:
+        # (with ceil_mode a window may overhang the padded input: only the output size counts)
+        if size + before + after < reach and not ceil_mode:
             raise RuntimeError(
                 f"{op}: kernel_size {tuple(kernel)} (dilation {tuple(dilation)}) spans "
                 f"{reach} along {'height' if axis == 0 else 'width'}, more than the padded "

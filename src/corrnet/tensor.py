@@ -484,32 +484,46 @@ class Tensor:
             self.grad_fn = result.grad_fn
             self._requires_grad = True
 
+    def _inplace_op(self, op, *args):
+        """``self.op_(*args)``: compute ``op(self, *args)`` out of place, then write it back.
+
+        While gradients are recorded the op reads a snapshot of self, so that what its
+        backward saved is not overwritten by the write (as PyTorch, ``q *= y`` then works).
+        """
+        recording = is_grad_enabled() and (self._requires_grad or any(
+            isinstance(a, Tensor) and a._requires_grad for a in args))
+        self._check_inplace(recording)
+        source = self
+        if recording and self._requires_grad:
+            source = _wrap(self._data.copy(), grad_fn=self.grad_fn)
+        return self._inplace(op(source, *args))
+
     def __iadd__(self, other):
-        return self._inplace(self + other)
+        return self._inplace_op(Tensor.__add__, other)
 
     def __isub__(self, other):
-        return self._inplace(self - other)
+        return self._inplace_op(Tensor.__sub__, other)
 
     def __imul__(self, other):
-        return self._inplace(self * other)
+        return self._inplace_op(Tensor.__mul__, other)
 
     def __itruediv__(self, other):
-        return self._inplace(self / other)
+        return self._inplace_op(Tensor.__truediv__, other)
 
     def add_(self, other, alpha=1):
-        return self._inplace(self.add(other, alpha=alpha))
+        return self._inplace_op(Tensor.add, other, alpha)
 
     def sub_(self, other, alpha=1):
-        return self._inplace(self.sub(other, alpha=alpha))
+        return self._inplace_op(Tensor.sub, other, alpha)
 
     def mul_(self, other):
-        return self._inplace(self * other)
+        return self._inplace_op(Tensor.__mul__, other)
 
     def div_(self, other):
-        return self._inplace(self / other)
+        return self._inplace_op(Tensor.__truediv__, other)
 
     def clamp_(self, min=None, max=None):
-        return self._inplace(self.clamp(min, max))
+        return self._inplace_op(Tensor.clamp, min, max)
 
     def fill_(self, value) -> Tensor:
         value = value.item() if isinstance(value, Tensor) else value

@@ -61,13 +61,22 @@ class _GradMode:
         return wrapper
 
 
-class no_grad(_GradMode):
+class _BareDecoratorMode(_GradMode):
+    """Also usable as a bare decorator: ``@corrnet.no_grad`` as well as ``@corrnet.no_grad()``."""
+
+    def __new__(cls, func=None):
+        if func is None:
+            return super().__new__(cls)
+        return cls()(func)
+
+
+class no_grad(_BareDecoratorMode):
     """Disable gradient recording: ``with corrnet.no_grad(): ...`` or ``@corrnet.no_grad()``."""
 
     mode = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_BareDecoratorMode):
     mode = True
 
 
@@ -97,7 +106,7 @@ class Context:
 
     def __init__(self):
         self.saved_arrays: tuple = ()
-        self.needs_input_grad: tuple = ()
+        self.needs_input_grad: tuple = ()  # per forward argument; all False when not recording
         self._saved_versions: list = []
 
     def save_for_backward(self, *arrays) -> None:
@@ -194,10 +203,12 @@ class Function:
             else:
                 arrays.append(arg)
         ctx = Context()
+        recording = requires_grad and is_grad_enabled()
+        if recording:  # forward may save only what the wanted gradients need
+            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
         out_array = cls.forward(ctx, *arrays)
-        if not (requires_grad and is_grad_enabled()):
+        if not recording:
             return _wrap(out_array)
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
         node = Node(
             cls,
             ctx,

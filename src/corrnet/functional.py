@@ -203,13 +203,11 @@ def _pool_window(op, x, kernel_size, stride, padding, dilation, ceil_mode):
         stride, "stride", op, minimum=1)
     padding = _pair(padding, "padding", op, minimum=0)
     dilation = _pair(dilation, "dilation", op, minimum=1)
-    for p, k, d in zip(padding, kernel, dilation, strict=True):
-        effective = d * (k - 1) + 1
-        if p > effective // 2:
-            raise RuntimeError(
-                f"{op}: padding should be at most half of the effective kernel size, but got "
-                f"padding={padding}, kernel_size={kernel} and dilation={dilation}"
-            )
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise RuntimeError(
+            f"{op}: padding should be at most half of kernel_size (whatever the dilation), "
+            f"but got padding={padding} and kernel_size={kernel}"
+        )
     pads = ((padding[0], padding[0]), (padding[1], padding[1]))
     return make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation, ceil_mode)
 

@@ -35,22 +35,27 @@ class Sub(Function):
         return grad, -grad
 
 
+def _needs(ctx, index: int) -> bool:
+    return len(ctx.needs_input_grad) > index and ctx.needs_input_grad[index]
+
+
 class Mul(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        # save a only if b's gradient is wanted and vice versa (x * 2 keeps no copy of x)
+        ctx.save_for_backward(a if _needs(ctx, 1) else None, b if _needs(ctx, 0) else None)
         return np.multiply(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_arrays
-        return grad * b, grad * a
+        return (grad * b if b is not None else None), (grad * a if a is not None else None)
 
 
 class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
+        ctx.save_for_backward(a if _needs(ctx, 1) else None, b)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.true_divide(a, b)
 
@@ -58,7 +63,7 @@ class Div(Function):
     def backward(ctx, grad):
         a, b = ctx.saved_arrays
         with np.errstate(divide="ignore", invalid="ignore"):
-            return grad / b, -grad * a / (b * b)
+            return grad / b, (-grad * a / (b * b) if a is not None else None)
 
 
 class Pow(Function):
@@ -284,11 +289,14 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
+        ctx.needs = (_needs(ctx, 0), _needs(ctx, 1))
         return np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_arrays
+        if a.ndim == 1 and b.ndim == 1:  # a dot product: the output is 0-d
+            return grad * b, grad * a
         a2 = a[None, :] if a.ndim == 1 else a  # (.., n, k)
         b2 = b[:, None] if b.ndim == 1 else b  # (.., k, m)
         g = grad
@@ -296,13 +304,15 @@ class MatMul(Function):
             g = np.expand_dims(g, -2)
         if b.ndim == 1:
             g = np.expand_dims(g, -1)
-        # (.., n, k) = (.., n, m) @ (.., m, k);  (.., k, m) = (.., k, n) @ (.., n, m)
-        grad_a = np.matmul(g, np.swapaxes(b2, -1, -2))
-        grad_b = np.matmul(np.swapaxes(a2, -1, -2), g)
-        if a.ndim == 1:
-            grad_a = grad_a[..., 0, :]
-        if b.ndim == 1:
-            grad_b = grad_b[..., :, 0]
+        grad_a = grad_b = None
+        if ctx.needs[0]:
+            # (.., n, k) = (.., n, m) @ (.., m, k)
+            grad_a = np.matmul(g, np.swapaxes(b2, -1, -2))
+            grad_a = grad_a[..., 0, :] if a.ndim == 1 else grad_a
+        if ctx.needs[1]:
+            # (.., k, m) = (.., k, n) @ (.., n, m)
+            grad_b = np.matmul(np.swapaxes(a2, -1, -2), g)
+            grad_b = grad_b[..., :, 0] if b.ndim == 1 else grad_b
         return grad_a, grad_b
 
 
@@ -516,6 +526,38 @@ class SetItem(Function):
         grad_a = grad.copy()
         grad_a[ctx.index] = 0
         return grad_a, grad[ctx.index]
+
+
+class CopySlices(Function):
+    """The base of a view after an in-place op on the view: the old base with the view's
+    elements (at flat `positions` of the base) replaced by `value`. The write has already
+    happened; this op only records it."""
+
+    @staticmethod
+    def forward(ctx, base, value, positions):
+        ctx.positions = positions
+        return base
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_base = grad.copy()
+        grad_base.reshape(-1)[ctx.positions] = 0
+        return grad_base, grad.reshape(-1)[ctx.positions]
+
+
+class ViewOfBase(Function):
+    """A view re-derived from its base: the base's elements at flat `positions`."""
+
+    @staticmethod
+    def forward(ctx, base, positions, view):
+        ctx.positions, ctx.base_shape = positions, base.shape
+        return view
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_base = np.zeros(int(np.prod(ctx.base_shape)), dtype=grad.dtype)
+        np.add.at(grad_base, ctx.positions.reshape(-1), grad.reshape(-1))  # expand repeats
+        return grad_base.reshape(ctx.base_shape)
 
 
 class Concatenate(Function):

@@ -95,7 +95,9 @@ def _wrap(array, grad_fn=None, requires_grad=False, version=None, base=None, cls
     t._requires_grad = requires_grad or grad_fn is not None
     t.grad = None
     t._version = version if version is not None else [0]
-    t._base = base
+    t._base = base  # the tensor whose memory this one views (for in-place ops on views)
+    t._view_fn = None  # array of the base -> array of this view
+    t._view_version = 0  # the version at which grad_fn was last derived from the base
     t._accumulator = None
     return t
 
@@ -354,6 +356,14 @@ class Tensor:
 
     def _grad_node(self):
         """The node that gradients for this tensor flow into (None if none are wanted)."""
+        base = self._base
+        if base is not None and self._view_version != self._version[0] and (
+            base._requires_grad
+        ):
+            # the base was modified in place since this view's grad_fn was made: derive anew
+            self.grad_fn = self._as_view_of_base().grad_fn
+            self._requires_grad = True
+            self._view_version = self._version[0]
         if self.grad_fn is not None:
             return self.grad_fn
         if not self._requires_grad:
@@ -420,25 +430,49 @@ class Tensor:
                 "a leaf Variable that requires grad is being used in an in-place operation. "
                 "Modify it under corrnet.no_grad(), or through .data."
             )
-        if self._base is not None and (self._base.requires_grad or self._requires_grad):
+        base = self._base
+        if base is not None and base.is_leaf and base._requires_grad:
             raise RuntimeError(
-                "in-place modification of a view of a tensor that is part of the autograd graph "
-                "is not supported by corrnet; use .clone() first or index the base tensor "
-                "directly"
+                "a view of a leaf Variable that requires grad is being used in an in-place "
+                f"operation (view of shape {tuple(self.shape)}, leaf of shape "
+                f"{tuple(base.shape)}). Modify it under corrnet.no_grad(), or through .data."
             )
 
     def _bump_version(self) -> None:
         self._version[0] += 1
 
+    def _snapshot(self) -> Tensor:
+        """A copy of the current value at the same place in the graph."""
+        node = self._grad_node()
+        return _wrap(self._data.copy(), grad_fn=None if self.is_leaf else node)
+
+    def _view_positions(self) -> np.ndarray:
+        """For each element of this view, its flat index in the base."""
+        base = self._base
+        return np.asarray(self._view_fn(np.arange(base.numel()).reshape(base._data.shape)))
+
+    def _as_view_of_base(self) -> Tensor:
+        return ops.ViewOfBase.apply(self._base, self._view_positions(), self._data)
+
     def _inplace(self, result: Tensor) -> Tensor:
-        """Make `self` take the value (and the graph position) of an out-of-place `result`."""
-        recording = is_grad_enabled() and result.requires_grad
+        """Make `self` take the value (and the graph position) of an out-of-place `result`.
+
+        For a view, the base's graph is rebased instead: its new value is the old one with the
+        view's elements replaced by `result` (PyTorch's CopySlices), and the view's gradient
+        function is derived from the base anew.
+        """
+        recording = is_grad_enabled() and (result.requires_grad or self._requires_grad)
         self._check_inplace(recording)
         if not backend.can_cast(result.dtype, self.dtype):
             raise RuntimeError(
                 f"result type {_LEGACY_NAMES[result.dtype.name].removesuffix('Tensor')} can't "
                 f"be cast to the desired output type "
                 f"{_LEGACY_NAMES[self.dtype.name].removesuffix('Tensor')}"
+            )
+        if not self._data.flags.writeable:
+            raise RuntimeError(
+                f"cannot write into this tensor of shape {tuple(self.shape)}: it is an expanded "
+                "view whose elements share memory; call .clone() first"
             )
         try:
             np.copyto(self._data, np.broadcast_to(result._data, self._data.shape),
@@ -448,10 +482,19 @@ class Tensor:
                 f"in-place operation: a result of shape {tuple(result.shape)} cannot be written "
                 f"into a tensor of shape {tuple(self.shape)}"
             ) from err
-        self._bump_version()
         if recording:
-            self.grad_fn = result.grad_fn
-            self._requires_grad = True
+            base = self._base
+            if base is not None:
+                positions = self._view_positions()
+                new_base = ops.CopySlices.apply(base, result, positions)
+                base.grad_fn, base._requires_grad = new_base.grad_fn, True
+                self._bump_version()
+                self.grad_fn = ops.ViewOfBase.apply(base, positions, self._data).grad_fn
+                self._requires_grad = True
+                self._view_version = self._version[0]
+                return self
+            self.grad_fn, self._requires_grad = result.grad_fn, result.requires_grad
+        self._bump_version()
         return self
 
     def __setitem__(self, index, value) -> None:
@@ -459,30 +502,33 @@ class Tensor:
         value = value if isinstance(value, Tensor) else _wrap(
             np.asarray(_plain(value), dtype=self._data.dtype)
         )
-        recording = is_grad_enabled() and (self.requires_grad or value.requires_grad)
-        self._check_inplace(recording)
-        if not self._data.flags.writeable:
-            raise RuntimeError(
-                "cannot write into this tensor: it is an expanded view whose elements share "
-                "memory; call .clone() or .contiguous() first"
-            )
         if value.dtype != self.dtype:
             value = value._cast(self.dtype) if self.dtype.is_floating_point else _wrap(
                 value._data.astype(self._data.dtype)
             )
+        recording = is_grad_enabled() and (self._requires_grad or value.requires_grad)
+        self._check_inplace(recording)
         try:
-            result = ops.SetItem.apply(self, value, index) if recording else None
-            if result is None:
+            if recording and self._base is None:
+                # writes into self directly; the node only needs the index
+                result = ops.SetItem.apply(self, value, index)
+                self.grad_fn, self._requires_grad = result.grad_fn, True
+                self._bump_version()
+            elif recording:
+                self._inplace(ops.SetItem.apply(self._snapshot(), value, index))
+            else:
+                if not self._data.flags.writeable:
+                    raise RuntimeError(
+                        f"cannot write into this tensor of shape {tuple(self.shape)}: it is an "
+                        "expanded view whose elements share memory; call .clone() first"
+                    )
                 self._data[index] = value._data
+                self._bump_version()
         except ValueError as err:
             raise RuntimeError(
                 f"setitem: a value of shape {tuple(value.shape)} cannot be assigned to "
                 f"the indexed part of a tensor of shape {tuple(self.shape)}"
             ) from err
-        self._bump_version()
-        if result is not None:
-            self.grad_fn = result.grad_fn
-            self._requires_grad = True
 
     def _inplace_op(self, op, *args):
         """``self.op_(*args)``: compute ``op(self, *args)`` out of place, then write it back.
@@ -493,9 +539,7 @@ class Tensor:
         recording = is_grad_enabled() and (self._requires_grad or any(
             isinstance(a, Tensor) and a._requires_grad for a in args))
         self._check_inplace(recording)
-        source = self
-        if recording and self._requires_grad:
-            source = _wrap(self._data.copy(), grad_fn=self.grad_fn)
+        source = self._snapshot() if recording and self._requires_grad else self
         return self._inplace(op(source, *args))
 
     def __iadd__(self, other):
@@ -527,25 +571,19 @@ class Tensor:
 
     def fill_(self, value) -> Tensor:
         value = value.item() if isinstance(value, Tensor) else value
-        self._check_inplace(is_grad_enabled() and self._requires_grad)
-        self._data[...] = value
-        self._bump_version()
-        return self
+        return self._inplace(_wrap(np.full(self._data.shape, value, dtype=self._data.dtype)))
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
 
     def copy_(self, src) -> Tensor:
         src = src if isinstance(src, Tensor) else tensor(src)
-        recording = is_grad_enabled() and (self._requires_grad or src.requires_grad)
-        self._check_inplace(recording)
-        if recording:
-            # the result depends on src only: express it as `src` expanded and cast
-            result = src.expand(*self.shape)._cast(self.dtype)
-            return self._inplace(result)
-        np.copyto(self._data, np.broadcast_to(src._data, self._data.shape), casting="unsafe")
-        self._bump_version()
-        return self
+        try:
+            expanded = src.expand(*self.shape)
+        except RuntimeError as err:
+            raise RuntimeError(f"copy_: src of shape {tuple(src.shape)} does not broadcast to "
+                               f"the destination's shape {tuple(self.shape)}") from err
+        return self._inplace(expanded._cast(self.dtype))
 
     def normal_(self, mean=0.0, std=1.0) -> Tensor:
         with no_grad():
@@ -868,16 +906,26 @@ class Tensor:
 
     # -- shape ops ---------------------------------------------------------------------------
 
-    def _view_of(self, result: Tensor) -> Tensor:
-        """Mark `result` as a view of `self` when it shares memory with it."""
+    def _view_of(self, result: Tensor, view_fn) -> Tensor:
+        """Mark `result` as a view of `self` when it shares memory with it.
+
+        `view_fn` maps self's array to result's; composed with self's own, it derives the view
+        from the base, which is what an in-place op on the view needs (see _inplace).
+        """
         if np.may_share_memory(result._data, self._data):
             result._version = self._version
-            result._base = self if self._base is None else self._base
+            result._view_version = self._version[0]
+            if self._base is None:
+                result._base, result._view_fn = self, view_fn
+            else:
+                parent_fn = self._view_fn
+                result._base = self._base
+                result._view_fn = lambda array: view_fn(parent_fn(array))
         return result
 
     def reshape(self, *shape):
         shape = _infer_shape(_shape_arg(shape), self.numel(), "reshape")
-        return self._view_of(ops.Reshape.apply(self, shape))
+        return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
 
     def view(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (backend.dtype, type(np.float32))):
@@ -890,7 +938,7 @@ class Tensor:
                 f"(shape {tuple(self.shape)}, at least one dimension spans across two "
                 "contiguous subspaces). Use .reshape(...) instead."
             )
-        return self._view_of(result)
+        return self._view_of(result, lambda a: a.reshape(shape))
 
     def view_as(self, other):
         return self.view(other.shape)
@@ -915,15 +963,17 @@ class Tensor:
                 f"permute(): dims {tuple(dims)} are not a permutation of the {self.dim()} "
                 f"dimensions of a tensor of shape {tuple(self.shape)}"
             )
-        return self._view_of(ops.Permute.apply(self, axes))
+        return self._view_of(ops.Permute.apply(self, axes), lambda a: a.transpose(axes))
 
     def transpose(self, dim0, dim1):
         if self.dim() < 2 and dim0 in (0, -1) and dim1 in (0, -1):
-            return self._view_of(ops.Reshape.apply(self, self.shape))
+            shape = self.shape
+            return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
         axes = list(range(self.dim()))
         a, b = self._axis(dim0), self._axis(dim1)
         axes[a], axes[b] = axes[b], axes[a]
-        return self._view_of(ops.Permute.apply(self, tuple(axes)))
+        axes = tuple(axes)
+        return self._view_of(ops.Permute.apply(self, axes), lambda a: a.transpose(axes))
 
     swapaxes = transpose
 
@@ -939,7 +989,7 @@ class Tensor:
         else:
             axes = self._axes(dim) or ()
             shape = tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1))
-        return self._view_of(ops.Reshape.apply(self, shape))
+        return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
 
     def unsqueeze(self, dim):
         ndim = self.dim() + 1
@@ -948,7 +998,7 @@ class Tensor:
                              f"tensor of shape {tuple(self.shape)}")
         dim %= ndim
         shape = self.shape[:dim] + (1,) + self.shape[dim:]
-        return self._view_of(ops.Reshape.apply(self, shape))
+        return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
 
     def expand(self, *sizes):
         sizes = _shape_arg(sizes)
@@ -965,7 +1015,8 @@ class Tensor:
                     f"expand: the expanded size {list(target)} must match the existing size "
                     f"{list(self.shape)} at non-singleton dimensions"
                 )
-        return self._view_of(ops.Expand.apply(self, target))
+        return self._view_of(ops.Expand.apply(self, target),
+                             lambda a: np.broadcast_to(a, target))
 
     def expand_as(self, other):
         return self.expand(*other.shape)
@@ -982,7 +1033,7 @@ class Tensor:
     def __getitem__(self, index):
         index, advanced = _convert_index(index)
         result = ops.GetItem.apply(self, index, advanced)
-        return result if advanced else self._view_of(result)
+        return result if advanced else self._view_of(result, lambda a: a[index])
 
     # -- misc ---------------------------------------------------------------------------------
 
@@ -1173,7 +1224,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
         array = np.array(_plain(data))
         if array.dtype == object:
             raise TypeError(f"tensor(): could not infer a dtype from {data!r}")
-        if not _contains_arrays(data):
+        if dtype is None and not _contains_arrays(data):
             if array.dtype.kind == "f" or (array.size == 0 and array.dtype == np.float64):
                 array = array.astype(backend.get_default_dtype().numpy)
             elif array.dtype.kind in "iu":
@@ -1266,7 +1317,8 @@ def randperm(n, dtype=None, device=None, generator=None):
                  lambda shape, d: rng.permutation(n).astype(d), False, device)
 
 
-def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None):
+def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None,
+           requires_grad=False):
     """Samples from N(mean, std²): tensors `mean`/`std` broadcast, or floats with a `size`."""
     rng = generator or _rng()
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
@@ -1278,7 +1330,7 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     return _make((size,), None, dtype, backend.get_default_dtype(),
-                 lambda shape, d: rng.normal(mean, std, shape).astype(d), False, device)
+                 lambda shape, d: rng.normal(mean, std, shape).astype(d), requires_grad, device)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):

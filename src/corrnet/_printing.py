@@ -37,13 +37,15 @@ class _Formatter:
             return
         absolute = np.abs(finite)
         low, high = absolute.min(), absolute.max()
+        with np.errstate(over="ignore"):  # a subnormal `low` overflows the ratio: that is fine
+            ratio = high / low
         self.int_mode = bool(np.all(finite == np.ceil(finite)))
         if self.int_mode:
-            self.sci_mode = high / low > 1000.0 or high > 1.0e8
+            self.sci_mode = ratio > 1000.0 or high > 1.0e8
             if not self.sci_mode:
                 widths = [len(f"{v:.0f}") + 1 for v in finite]
         else:
-            self.sci_mode = high / low > 1000.0 or high > 1.0e8 or low < 1.0e-4
+            self.sci_mode = ratio > 1000.0 or high > 1.0e8 or low < 1.0e-4
             if not self.sci_mode:
                 widths = [len(f"{v:.{PRECISION}f}") for v in finite]
         if self.sci_mode:

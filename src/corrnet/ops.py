@@ -112,7 +112,8 @@ class Abs(Function):
 class Exp(Function):
     @staticmethod
     def forward(ctx, a):
-        out = np.exp(a)
+        with np.errstate(over="ignore"):  # overflow gives inf, silently, as in PyTorch
+            out = np.exp(a)
         ctx.save_for_backward(out)
         return out
 

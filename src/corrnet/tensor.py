@@ -248,10 +248,16 @@ class Tensor:
         return self._data.tolist()
 
     def __float__(self) -> float:
-        return float(self.item())
+        return float(self._scalar("float"))
 
     def __int__(self) -> int:
-        return int(self.item())
+        return int(self._scalar("int"))
+
+    def _scalar(self, what: str):
+        if self._data.size != 1:
+            raise ValueError(f"only one element tensors can be converted to Python scalars: "
+                             f"{what}() of a tensor of shape {tuple(self.shape)}")
+        return self._data.reshape(()).item()
 
     def __index__(self) -> int:
         if self.dtype.category != backend.INT or self.numel() != 1:

@@ -1,0 +1,179 @@
+"""corrnet.kernels.reference (plain loops) against PyTorch, and the fast path against it.
+
+The reference functions take NumPy arrays (batched, N C H W) and pairs for
+stride / padding / dilation, and return NumPy arrays.  Two independent checks:
+
+* reference == torch.nn.functional (the reference is right);
+* corrnet.nn.functional (the fast path) == reference, forward values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch as tt
+import torch.nn.functional as tF
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import corrnet as ct
+from corrnet.nn import functional as cF
+
+ref = pytest.importorskip("corrnet.kernels.reference")
+
+SETTINGS = settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+DTYPES = st.sampled_from([np.float32, np.float64])
+
+
+def tol(dtype):
+    return {"rtol": 1e-4, "atol": 1e-5} if np.dtype(dtype) == np.float32 else {
+        "rtol": 1e-10, "atol": 1e-10}
+
+
+def pool_out_len(size, k, s, p, d, ceil_mode):
+    num = size + 2 * p - d * (k - 1) - 1
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def windows_touch_input(size, k, s, p, d, ceil_mode):
+    for o in range(pool_out_len(size, k, s, p, d, ceil_mode)):
+        pos = o * s - p + d * np.arange(k)
+        if not np.any((pos >= 0) & (pos < size)):
+            return False
+    return True
+
+
+def torch_np(fn, *arrays, **kwargs):
+    ts = [None if a is None else tt.from_numpy(np.ascontiguousarray(a)) for a in arrays]
+    return fn(*ts, **kwargs).numpy()
+
+
+def corrnet_np(fn, *arrays, **kwargs):
+    ts = [None if a is None else ct.tensor(a) for a in arrays]
+    return np.asarray(fn(*ts, **kwargs).detach().numpy())
+
+
+def check(actual, expected, dtype, what):
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    np.testing.assert_allclose(actual, expected, err_msg=what, **tol(dtype))
+
+
+# ----------------------------------------------------------------------------- conv2d
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.integers(1, 2))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 7))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 7))
+    n = draw(st.integers(1, 2))
+    dtype = draw(DTYPES)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, cin, h, w)).astype(dtype)
+    wt = rng.standard_normal((cout, cin // groups, kh, kw)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype) if draw(st.booleans()) else None
+    return x, wt, b, {"stride": (sh, sw), "padding": (ph, pw), "dilation": (dh, dw),
+                      "groups": groups}
+
+
+@SETTINGS
+@given(conv_cases())
+def test_reference_conv2d_matches_torch_and_fast_path(case):
+    x, w, b, kw = case
+    expected = ref.conv2d(x, w, b, kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    check(expected, torch_np(tF.conv2d, x, w, b, **kw), x.dtype, f"reference conv2d {kw}")
+    check(corrnet_np(cF.conv2d, x, w, b, **kw), expected, x.dtype, f"fast conv2d {kw}")
+
+
+# ------------------------------------------------------------------------ max_pool2d
+@st.composite
+def max_pool_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ceil_mode = draw(st.booleans())
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 8))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 8))
+    assume(windows_touch_input(h, kh, sh, ph, dh, ceil_mode))
+    assume(windows_touch_input(w, kw, sw, pw, dw, ceil_mode))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n = int(np.prod(shape))
+    x = ((rng.permutation(n) - n / 2) / 8.0).reshape(shape).astype(draw(DTYPES))
+    return x, {"kernel_size": (kh, kw), "stride": (sh, sw), "padding": (ph, pw),
+               "dilation": (dh, dw), "ceil_mode": ceil_mode}
+
+
+@SETTINGS
+@given(max_pool_cases())
+def test_reference_max_pool2d_matches_torch_and_fast_path(case):
+    x, kw = case
+    expected = ref.max_pool2d(x, kw["kernel_size"], kw["stride"], kw["padding"],
+                              kw["dilation"], kw["ceil_mode"])
+    check(expected, torch_np(tF.max_pool2d, x, **kw), x.dtype, f"reference max_pool2d {kw}")
+    check(corrnet_np(cF.max_pool2d, x, **kw), expected, x.dtype, f"fast max_pool2d {kw}")
+
+
+# ------------------------------------------------------------------------ avg_pool2d
+@st.composite
+def avg_pool_cases(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), 8))
+    w = draw(st.integers(max(1, kw - 2 * pw), 8))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal(shape).astype(draw(DTYPES))
+    return x, {"kernel_size": (kh, kw), "stride": (sh, sw), "padding": (ph, pw),
+               "ceil_mode": draw(st.booleans()), "count_include_pad": draw(st.booleans()),
+               "divisor_override": draw(st.one_of(st.none(), st.integers(1, 5)))}
+
+
+@SETTINGS
+@given(avg_pool_cases())
+def test_reference_avg_pool2d_matches_torch_and_fast_path(case):
+    x, kw = case
+    expected = ref.avg_pool2d(x, kw["kernel_size"], kw["stride"], kw["padding"],
+                              kw["ceil_mode"], kw["count_include_pad"], kw["divisor_override"])
+    check(expected, torch_np(tF.avg_pool2d, x, **kw), x.dtype, f"reference avg_pool2d {kw}")
+    check(corrnet_np(cF.avg_pool2d, x, **kw), expected, x.dtype, f"fast avg_pool2d {kw}")
+
+
+# ---------------------------------------------------------------------------- corr2d
+@pytest.mark.parametrize("dtype", [np.int64, np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, k_shape", [((3, 3), (2, 2)), ((6, 8), (3, 1)),
+                                              ((5, 5), (5, 5)), ((1, 7), (1, 3))])
+def test_reference_corr2d_matches_scipy_torch_and_fast_path(x_shape, k_shape, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.integers(-9, 10, size=x_shape).astype(dtype)
+    k = rng.integers(-9, 10, size=k_shape).astype(dtype)
+    expected = ref.corr2d(x, k)
+    assert expected.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(expected, scipy.signal.correlate2d(x, k, mode="valid"))
+    via_torch = tF.conv2d(tt.from_numpy(x)[None, None], tt.from_numpy(k)[None, None])[0, 0]
+    np.testing.assert_allclose(expected, via_torch.numpy())
+    fast = np.asarray(ct.corr2d(ct.tensor(x), ct.tensor(k)).numpy())
+    assert fast.dtype == expected.dtype
+    np.testing.assert_allclose(fast, expected, rtol=1e-6)
+
+
+def test_reference_lenet_sized_conv():
+    """One realistic size, fixed: 28x28 input, 5x5 kernels, padding 2."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 1, 28, 28))
+    w = rng.standard_normal((2, 1, 5, 5))
+    b = rng.standard_normal(2)
+    expected = ref.conv2d(x, w, b, (1, 1), (2, 2), (1, 1), 1)
+    check(expected, torch_np(tF.conv2d, x, w, b, padding=2), x.dtype, "reference lenet conv")
+    check(corrnet_np(cF.conv2d, x, w, b, padding=2), expected, x.dtype, "fast lenet conv")

@@ -159,9 +159,10 @@ def tensor_repr(t) -> str:
         suffixes.append(f"dtype={dtype!r}")
     elif values.size == 0 and dtype.name != get_default_dtype().name:
         suffixes.append(f"dtype={dtype!r}")
+    requires_grad = t.requires_grad  # (first: brings a stale view's grad_fn up to date)
     if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t.grad_fn.name()}>")
-    elif t.requires_grad:
+    elif requires_grad:
         suffixes.append("requires_grad=True")
     text = _add_suffixes(prefix + body, suffixes, indent)
     if type(t).__name__ == "Parameter":

@@ -199,13 +199,13 @@ class Function:
                 positions.append(i)
                 tensors.append(arg)
                 arrays.append(arg._data)
-                requires_grad = requires_grad or arg._requires_grad
+                requires_grad = requires_grad or arg.requires_grad
             else:
                 arrays.append(arg)
         ctx = Context()
         recording = requires_grad and is_grad_enabled()
         if recording:  # forward may save only what the wanted gradients need
-            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
+            ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         out_array = cls.forward(ctx, *arrays)
         if not recording:
             return _wrap(out_array)

@@ -217,31 +217,21 @@ class Clamp(Function):
         return grad * inside
 
 
-class Maximum(Function):
-    """Elementwise maximum; at ties each input gets half the gradient (as PyTorch)."""
+class Extremum(Function):
+    """Elementwise maximum (or minimum); at ties each input gets half the gradient (as
+    PyTorch)."""
 
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx, a, b, use_min):
         ctx.save_for_backward(a, b)
-        return np.maximum(a, b)
+        ctx.use_min = use_min
+        return np.minimum(a, b) if use_min else np.maximum(a, b)
 
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_arrays
-        share_a = (a > b) + 0.5 * (a == b)
-        return grad * share_a, grad * (1 - share_a)
-
-
-class Minimum(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return np.minimum(a, b)
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b = ctx.saved_arrays
-        share_a = (a < b) + 0.5 * (a == b)
+        a_wins = (a < b) if ctx.use_min else (a > b)
+        share_a = a_wins + 0.5 * (a == b)
         return grad * share_a, grad * (1 - share_a)
 
 

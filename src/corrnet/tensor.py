@@ -97,7 +97,7 @@ def _wrap(array, grad_fn=None, requires_grad=False, version=None, base=None, cls
     t._version = version if version is not None else [0]
     t._base = base  # the tensor whose memory this one views (for in-place ops on views)
     t._view_fn = None  # array of the base -> array of this view
-    t._view_version = 0  # the version at which grad_fn was last derived from the base
+    t._view_version = None  # for a view: the version at which grad_fn was derived from the base
     t._accumulator = None
     return t
 
@@ -166,12 +166,13 @@ class Tensor:
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
-    @property
-    def is_floating_point(self):
-        return lambda: self.dtype.is_floating_point
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
 
     @property
     def requires_grad(self) -> bool:
+        if self._base is not None:
+            self._refresh_view()
         return self._requires_grad
 
     @requires_grad.setter
@@ -360,16 +361,20 @@ class Tensor:
 
     # -- autograd ----------------------------------------------------------------------------
 
-    def _grad_node(self):
-        """The node that gradients for this tensor flow into (None if none are wanted)."""
+    def _refresh_view(self) -> None:
+        """If this is a view whose base was modified in place since its grad_fn was made,
+        derive its grad_fn from the base anew (a view made under no_grad is left alone)."""
         base = self._base
-        if base is not None and self._view_version != self._version[0] and (
+        if base is not None and self._view_version not in (None, self._version[0]) and (
             base._requires_grad
         ):
-            # the base was modified in place since this view's grad_fn was made: derive anew
             self.grad_fn = self._as_view_of_base().grad_fn
             self._requires_grad = True
             self._view_version = self._version[0]
+
+    def _grad_node(self):
+        """The node that gradients for this tensor flow into (None if none are wanted)."""
+        self._refresh_view()
         if self.grad_fn is not None:
             return self.grad_fn
         if not self._requires_grad:
@@ -384,6 +389,8 @@ class Tensor:
             grad = np.broadcast_to(grad, self._data.shape)
         if self.grad is None:
             self.grad = _wrap(np.array(grad, copy=True))
+        elif self.grad._data.flags.writeable:
+            np.add(self.grad._data, grad, out=self.grad._data)  # in place, as PyTorch
         else:
             self.grad._data = self.grad._data + grad
 
@@ -601,12 +608,14 @@ class Tensor:
 
     # -- arithmetic ------------------------------------------------------------------------------
 
-    def _binary(self, other, function, reverse=False, result_dtype=None):
+    def _binary(self, other, function, reverse=False, result_dtype=None, options=()):
+        """``function(self, other)`` after PyTorch's type promotion and a broadcast check;
+        `options` are passed to the function after the operands."""
         other = _as_operand(other, "other")
         _broadcast_check(self, other, function.__name__.lower())
         dtype = result_dtype or result_type(self, other)
         a, b = self._cast(dtype), _cast_operand(other, dtype)
-        return function.apply(b, a) if reverse else function.apply(a, b)
+        return function.apply(b, a, *options) if reverse else function.apply(a, b, *options)
 
     def __add__(self, other):
         return self._binary(other, ops.Add)
@@ -734,10 +743,10 @@ class Tensor:
     clip = clamp
 
     def maximum(self, other):
-        return self._binary(other, ops.Maximum)
+        return self._binary(other, ops.Extremum, options=(False,))
 
     def minimum(self, other):
-        return self._binary(other, ops.Minimum)
+        return self._binary(other, ops.Extremum, options=(True,))
 
     def _floating(self) -> Tensor:
         return self if self.dtype.is_floating_point else self._cast(backend.get_default_dtype())
@@ -920,7 +929,8 @@ class Tensor:
         """
         if np.may_share_memory(result._data, self._data):
             result._version = self._version
-            result._view_version = self._version[0]
+            # a view made under no_grad stays out of the graph (None: never re-derived)
+            result._view_version = self._version[0] if is_grad_enabled() else None
             if self._base is None:
                 result._base, result._view_fn = self, view_fn
             else:

@@ -451,6 +451,13 @@ class Tensor:
                 f"{tuple(base.shape)}). Modify it under corrnet.no_grad(), or through .data."
             )
 
+    def _check_writeable(self) -> None:
+        if not self._data.flags.writeable:
+            raise RuntimeError(
+                f"cannot write into this tensor of shape {tuple(self.shape)}: it is an expanded "
+                "view whose elements share memory; call .clone() first"
+            )
+
     def _bump_version(self) -> None:
         self._version[0] += 1
 
@@ -474,7 +481,7 @@ class Tensor:
         view's elements replaced by `result` (PyTorch's CopySlices), and the view's gradient
         function is derived from the base anew.
         """
-        recording = is_grad_enabled() and (result.requires_grad or self._requires_grad)
+        recording = is_grad_enabled() and (result.requires_grad or self.requires_grad)
         self._check_inplace(recording)
         if not backend.can_cast(result.dtype, self.dtype):
             raise RuntimeError(
@@ -482,11 +489,7 @@ class Tensor:
                 f"be cast to the desired output type "
                 f"{_LEGACY_NAMES[self.dtype.name].removesuffix('Tensor')}"
             )
-        if not self._data.flags.writeable:
-            raise RuntimeError(
-                f"cannot write into this tensor of shape {tuple(self.shape)}: it is an expanded "
-                "view whose elements share memory; call .clone() first"
-            )
+        self._check_writeable()
         try:
             np.copyto(self._data, np.broadcast_to(result._data, self._data.shape),
                       casting="unsafe")
@@ -519,7 +522,7 @@ class Tensor:
             value = value._cast(self.dtype) if self.dtype.is_floating_point else _wrap(
                 value._data.astype(self._data.dtype)
             )
-        recording = is_grad_enabled() and (self._requires_grad or value.requires_grad)
+        recording = is_grad_enabled() and (self.requires_grad or value.requires_grad)
         self._check_inplace(recording)
         try:
             if recording and self._base is None:
@@ -530,11 +533,7 @@ class Tensor:
             elif recording:
                 self._inplace(ops.SetItem.apply(self._snapshot(), value, index))
             else:
-                if not self._data.flags.writeable:
-                    raise RuntimeError(
-                        f"cannot write into this tensor of shape {tuple(self.shape)}: it is an "
-                        "expanded view whose elements share memory; call .clone() first"
-                    )
+                self._check_writeable()
                 self._data[index] = value._data
                 self._bump_version()
         except ValueError as err:
@@ -549,10 +548,10 @@ class Tensor:
         While gradients are recorded the op reads a snapshot of self, so that what its
         backward saved is not overwritten by the write (as PyTorch, ``q *= y`` then works).
         """
-        recording = is_grad_enabled() and (self._requires_grad or any(
-            isinstance(a, Tensor) and a._requires_grad for a in args))
+        recording = is_grad_enabled() and (self.requires_grad or any(
+            isinstance(a, Tensor) and a.requires_grad for a in args))
         self._check_inplace(recording)
-        source = self._snapshot() if recording and self._requires_grad else self
+        source = self._snapshot() if recording and self.requires_grad else self
         return self._inplace(op(source, *args))
 
     def __iadd__(self, other):

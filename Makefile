@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: demo test lint clean
+.PHONY: demo test bench lint clean
 
 # corrnet itself (numpy + scipy), installed in editable mode.
 $(VENV)/.installed: pyproject.toml
@@ -20,8 +20,12 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/corrnet demo
 
 test: $(VENV)/.test-installed
-	$(PY) -m ruff check src tests
+	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q
+
+# Side-by-side timings against PyTorch and SciPy; rewrites BENCHMARKS.md. Run on an idle machine.
+bench: $(VENV)/.test-installed
+	$(PY) benchmarks/run.py
 
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check src tests benchmarks

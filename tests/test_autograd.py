@@ -16,47 +16,19 @@ from hypothesis.extra import numpy as hnp
 
 import corrnet as cn
 
-FLOAT_DTYPES = ("float32", "float64")
-NP_DTYPES = {"float32": np.float32, "float64": np.float64}
+from torch_compare import (
+    FLOAT_DTYPES,
+    NP_DTYPES,
+    assert_grad,
+    assert_same,
+    both,
+    draw_reshape_target,
+    numpy_of,
+    seeds,
+)
 
 GRAD = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DAG = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-seeds = st.integers(0, 2**32 - 1)
-
-
-def numpy_of(t) -> np.ndarray:
-    return np.array(t.detach().numpy(), copy=True)
-
-
-def assert_same(got, expected, what: str = "") -> None:
-    """corrnet tensor `got` equals torch tensor `expected` in dtype, shape and values."""
-    assert got is not None, f"{what}: corrnet gave None, torch gave a tensor"
-    assert str(got.dtype) == str(expected.dtype), f"{what}: dtype {got.dtype} != {expected.dtype}"
-    assert tuple(got.shape) == tuple(expected.shape), (
-        f"{what}: shape {tuple(got.shape)} != {tuple(expected.shape)}"
-    )
-    g, e = numpy_of(got), numpy_of(expected)
-    if str(expected.dtype) in ("torch.float32", "torch.float64"):
-        tol = 1e-4 if str(expected.dtype) == "torch.float32" else 1e-10
-        finite = np.abs(e[np.isfinite(e)])
-        scale = max(1.0, float(finite.max())) if finite.size else 1.0
-        np.testing.assert_allclose(g, e, rtol=tol, atol=0.1 * tol * scale, equal_nan=True,
-                                   err_msg=what)
-    else:
-        np.testing.assert_array_equal(g, e, err_msg=what)
-
-
-def assert_grad(got, expected, what: str = "") -> None:
-    """Leaf gradients: None exactly where torch has None, else equal tensors."""
-    if expected is None:
-        assert got is None, f"{what}: torch grad is None, corrnet grad is {got!r}"
-    else:
-        assert_same(got, expected, what)
-
-
-def leaf_pair(arr):
-    return cn.tensor(arr, requires_grad=True), torch.tensor(arr, requires_grad=True)
 
 
 def make_array(rng, shape, dtype: str, kind: str = "any") -> np.ndarray:
@@ -164,27 +136,10 @@ def matmul_case(draw, form):
     return [(a_batch + a_core, "any"), (b_batch + b_core, "any")], fns[form]
 
 
-def _prime_factors(n):
-    out, p = [], 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
-
-
 @st.composite
 def reshape_case(draw, method):
     shape = draw(shapes(min_dims=0, max_dims=4))
-    factors = _prime_factors(math.prod(shape))
-    k = draw(st.integers(1 if factors else 0, 4))
-    target = [1] * k
-    for f in factors:
-        target[draw(st.integers(0, k - 1))] *= f
-    if k and draw(st.booleans()):
-        target[draw(st.integers(0, k - 1))] = -1
-    target = tuple(target)
+    target = draw_reshape_target(draw, shape)
     permute_first = method == "reshape" and len(shape) >= 2 and draw(st.booleans())
 
     def fn(M, x):
@@ -585,7 +540,7 @@ def test_requires_grad_setter_and_method():
 
 def test_backward_on_scalar_without_arguments():
     arr = np.array([[1.0, 2.0], [3.0, -4.0]], dtype=np.float32)
-    x_cn, x_th = leaf_pair(arr)
+    x_cn, x_th = both(arr, requires_grad=True)
     (x_cn * x_cn).mean().backward()
     (x_th * x_th).mean().backward()
     assert_same(x_cn.grad, x_th.grad, "grad of mean(x*x)")
@@ -596,7 +551,7 @@ def test_backward_with_gradient_argument(style):
     rng = np.random.default_rng(0)
     arr = rng.standard_normal((2, 3)).astype(np.float32)
     g = rng.standard_normal((2, 3)).astype(np.float32)
-    x_cn, x_th = leaf_pair(arr)
+    x_cn, x_th = both(arr, requires_grad=True)
     for M, x in ((cn, x_cn), (torch, x_th)):
         y = x * x
         if style == "keyword":
@@ -766,7 +721,7 @@ def test_inplace_on_view_of_leaf_requiring_grad_raises():
 @pytest.mark.parametrize("name", sorted(INPLACE_ON_LEAF))
 def test_inplace_on_leaf_allowed_under_no_grad(name):
     arr = np.array([1.0, 2.0, 3.0], dtype=np.float32)
-    x_cn, x_th = leaf_pair(arr)
+    x_cn, x_th = both(arr, requires_grad=True)
     with cn.no_grad():
         INPLACE_ON_LEAF[name](cn, x_cn)
     with torch.no_grad():
@@ -817,18 +772,25 @@ def _modify_base(x, build, setitem=False):
     return out.sum()
 
 
-@pytest.mark.parametrize("name", sorted(VERSION_ERRORS))
-def test_modifying_saved_tensor_then_backward_raises(name):
-    rng = np.random.default_rng(2)
+def _version_case(build, seed):
+    """[(x, loss) in torch, (x, loss) in corrnet]: `build(M, x, c)` on the same random leaf x
+    (requiring grad) and constant c in both libraries."""
+    rng = np.random.default_rng(seed)
     arr = rng.standard_normal(3).astype(np.float32)
     c_arr = rng.standard_normal(3).astype(np.float32)
+    cases = []
+    for M in (torch, cn):
+        x = M.tensor(arr, requires_grad=True)
+        cases.append((x, build(M, x, M.tensor(c_arr))))
+    return cases
+
+
+@pytest.mark.parametrize("name", sorted(VERSION_ERRORS))
+def test_modifying_saved_tensor_then_backward_raises(name):
+    (_, loss_th), (_, loss_cn) = _version_case(VERSION_ERRORS[name], seed=2)
     # torch first: proves this really is an error in torch.
-    x_th = torch.tensor(arr, requires_grad=True)
-    loss_th = VERSION_ERRORS[name](torch, x_th, torch.tensor(c_arr))
     with pytest.raises(RuntimeError):
         loss_th.backward()
-    x_cn = cn.tensor(arr, requires_grad=True)
-    loss_cn = VERSION_ERRORS[name](cn, x_cn, cn.tensor(c_arr))
     with pytest.raises(RuntimeError):
         loss_cn.backward()
 
@@ -842,13 +804,9 @@ VERSION_FINE = {
 
 @pytest.mark.parametrize("name", sorted(VERSION_FINE))
 def test_modifying_unsaved_tensor_is_fine(name):
-    rng = np.random.default_rng(3)
-    arr = rng.standard_normal(3).astype(np.float32)
-    c_arr = rng.standard_normal(3).astype(np.float32)
-    x_th = torch.tensor(arr, requires_grad=True)
-    VERSION_FINE[name](torch, x_th, torch.tensor(c_arr)).backward()
-    x_cn = cn.tensor(arr, requires_grad=True)
-    VERSION_FINE[name](cn, x_cn, cn.tensor(c_arr)).backward()
+    (x_th, loss_th), (x_cn, loss_cn) = _version_case(VERSION_FINE[name], seed=3)
+    loss_th.backward()
+    loss_cn.backward()
     assert_same(x_cn.grad, x_th.grad, name)
 
 

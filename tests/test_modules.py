@@ -423,23 +423,17 @@ def test_load_state_dict_copies_values():
 LOAD_ERRORS = (RuntimeError, KeyError, ValueError)
 
 
-def test_load_state_dict_missing_key_strict():
-    net = lenet_like(nn)
-    sd = net.state_dict()
-    del sd["2.bias"]
-    with pytest.raises(LOAD_ERRORS) as excinfo:
-        lenet_like(nn).load_state_dict(sd)
-    assert "2.bias" in str(excinfo.value)
-    assert "missing" in str(excinfo.value).lower()
-
-
-def test_load_state_dict_unexpected_key_strict():
+@pytest.mark.parametrize("kind, key", [("missing", "2.bias"), ("unexpected", "5.weight")])
+def test_load_state_dict_wrong_keys_strict(kind, key):
     sd = lenet_like(nn).state_dict()
-    sd["5.weight"] = ct.tensor(np.zeros((1, 1, 1, 1), dtype=np.float32))
+    if kind == "missing":
+        del sd[key]
+    else:
+        sd[key] = ct.tensor(np.zeros((1, 1, 1, 1), dtype=np.float32))
     with pytest.raises(LOAD_ERRORS) as excinfo:
         lenet_like(nn).load_state_dict(sd)
-    assert "5.weight" in str(excinfo.value)
-    assert "unexpected" in str(excinfo.value).lower()
+    assert key in str(excinfo.value)
+    assert kind in str(excinfo.value).lower()
 
 
 def test_load_state_dict_shape_mismatch():

@@ -19,48 +19,13 @@ from hypothesis.extra import numpy as hnp
 
 import corrnet as cn
 
-ALL_DTYPES = ("float32", "float64", "int64", "int32", "bool")
-FLOAT_DTYPES = ("float32", "float64")
-NP_DTYPES = {
-    "float32": np.float32,
-    "float64": np.float64,
-    "int64": np.int64,
-    "int32": np.int32,
-    "bool": np.bool_,
-}
+from torch_compare import ALL_DTYPES, FLOAT_DTYPES, NP_DTYPES, assert_same, both, seeds
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REPR = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-seeds = st.integers(0, 2**32 - 1)
-
 # Where the spec does not name an exception class, accept the ones a faithful port could raise.
 CONVERSION_ERRORS = (RuntimeError, ValueError, TypeError)
-
-
-def numpy_of(t) -> np.ndarray:
-    return np.array(t.detach().numpy(), copy=True)
-
-
-def assert_same(got, expected, what: str = "") -> None:
-    """corrnet tensor `got` equals torch tensor `expected` in dtype, shape and values."""
-    assert str(got.dtype) == str(expected.dtype), f"{what}: dtype {got.dtype} != {expected.dtype}"
-    assert tuple(got.shape) == tuple(expected.shape), (
-        f"{what}: shape {tuple(got.shape)} != {tuple(expected.shape)}"
-    )
-    g, e = numpy_of(got), numpy_of(expected)
-    if str(expected.dtype) in ("torch.float32", "torch.float64"):
-        tol = 1e-4 if str(expected.dtype) == "torch.float32" else 1e-10
-        finite = np.abs(e[np.isfinite(e)])
-        scale = max(1.0, float(finite.max())) if finite.size else 1.0
-        np.testing.assert_allclose(g, e, rtol=tol, atol=0.1 * tol * scale, equal_nan=True,
-                                   err_msg=what)
-    else:
-        np.testing.assert_array_equal(g, e, err_msg=what)
-
-
-def both(arr, **kw):
-    return cn.tensor(arr, **kw), torch.tensor(arr, **kw)
 
 
 def random_array(rng, shape, dtype: str) -> np.ndarray:

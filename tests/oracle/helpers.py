@@ -33,6 +33,8 @@ import torch.nn.functional as tF
 import corrnet as ct
 from corrnet.nn import functional as cF
 
+from torch_compare import assert_scaled_close  # on sys.path through tests/conftest.py
+
 # Exceptions we accept from corrnet when PyTorch rejects a configuration.
 ERROR_FAMILY: tuple[type[BaseException], ...] = (RuntimeError, ValueError, TypeError)
 
@@ -77,10 +79,7 @@ def assert_close(actual: np.ndarray, expected: np.ndarray, what: str,
     rtol = d_rtol if rtol is None else rtol
     atol = d_atol if atol is None else atol
     if expected.dtype.kind in "fc" and expected.size:
-        finite = np.abs(expected[np.isfinite(expected)])
-        scale = max(1.0, float(finite.max())) if finite.size else 1.0
-        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale,
-                                   err_msg=what)
+        assert_scaled_close(actual, expected, rtol, atol, what)
     else:
         np.testing.assert_array_equal(actual, expected, err_msg=what)
 
@@ -111,26 +110,6 @@ def as_pair(v: int | Sequence[int]) -> tuple[int, int]:
 def conv_out_len(size: int, k: int, s: int, p: int, d: int) -> int:
     """Output length of a convolution along one dimension (may be <= 0: invalid)."""
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def pool_out_len(size: int, k: int, s: int, p: int, d: int = 1, ceil_mode: bool = False) -> int:
-    """Output length of a pooling op along one dimension, PyTorch's rule."""
-    num = size + 2 * p - d * (k - 1) - 1
-    out = (-(-num // s) if ceil_mode else num // s) + 1
-    if ceil_mode and (out - 1) * s >= size + p:
-        out -= 1
-    return out
-
-
-def pool_windows_touch_input(size: int, k: int, s: int, p: int, d: int = 1,
-                             ceil_mode: bool = False) -> bool:
-    """True when every pooling window contains at least one real (non-padding) element."""
-    out = pool_out_len(size, k, s, p, d, ceil_mode)
-    for o in range(out):
-        pos = o * s - p + d * np.arange(k)
-        if not np.any((pos >= 0) & (pos < size)):
-            return False
-    return True
 
 
 # ----------------------------------------------------------------------- main helper

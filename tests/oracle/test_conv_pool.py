@@ -17,26 +17,13 @@ from hypothesis import strategies as st
 
 import corrnet as ct
 
+from pool_geometry import pool_out_len, pool_windows_touch_input
+from torch_compare import seeds
+
 try:  # works both as a package module and with pytest's rootdir/prepend import mode
-    from .helpers import (
-        as_pair,
-        check_functional,
-        check_op,
-        distinct_array,
-        pool_out_len,
-        pool_windows_touch_input,
-        random_array,
-    )
+    from .helpers import as_pair, check_functional, check_op, distinct_array, random_array
 except ImportError:  # pragma: no cover - depends on how pytest imports the file
-    from helpers import (
-        as_pair,
-        check_functional,
-        check_op,
-        distinct_array,
-        pool_out_len,
-        pool_windows_touch_input,
-        random_array,
-    )
+    from helpers import as_pair, check_functional, check_op, distinct_array, random_array
 
 SETTINGS = settings(
     max_examples=150,
@@ -46,7 +33,6 @@ SETTINGS = settings(
 FREE_SETTINGS = settings(SETTINGS, max_examples=100)
 
 FLOAT_DTYPES = st.sampled_from([np.float32, np.float64])
-SEEDS = st.integers(0, 2**32 - 1)
 
 
 def _arg(draw, a: int, b: int, default: int | None = None):
@@ -66,6 +52,24 @@ def _input_shape(draw, c: int, h: int, w: int) -> tuple[int, ...]:
     if draw(st.booleans()):
         return (draw(st.integers(1, 3)), c, h, w)
     return (c, h, w)  # unbatched
+
+
+def _assert_accepted(res) -> None:
+    """For configurations built to be valid."""
+    assert not res.rejected, f"valid config rejected by torch: {res.torch_error}"
+
+
+def _note_verdict(res) -> None:
+    """For "free" configurations: either verdict is fine once corrnet agrees with torch."""
+    event("rejected by torch" if res.rejected else "accepted by torch")
+
+
+def _check_pool(op: str, make_array, cfg):
+    """check_functional on a drawn pooling configuration (x_shape, kernel, kwargs, dtype,
+    seed), the input made by make_array(rng, x_shape, dtype)."""
+    x_shape, kernel, kwargs, dtype, seed = cfg
+    x = make_array(np.random.default_rng(seed), x_shape, dtype)
+    return check_functional(op, x, kernel, seed=seed, **kwargs)
 
 
 # --------------------------------------------------------------------------- conv2d
@@ -92,7 +96,7 @@ def conv_configs(draw):
     )
     rg = draw(st.one_of(st.just((True, True, True)),
                         st.tuples(st.booleans(), st.booleans(), st.booleans())))
-    return x_shape, w_shape, b_shape, kwargs, rg, draw(FLOAT_DTYPES), draw(SEEDS)
+    return x_shape, w_shape, b_shape, kwargs, rg, draw(FLOAT_DTYPES), draw(seeds)
 
 
 @SETTINGS
@@ -103,8 +107,7 @@ def test_conv2d_matches_torch(cfg):
     x = random_array(rng, x_shape, dtype)
     w = random_array(rng, w_shape, dtype)
     b = None if b_shape is None else random_array(rng, b_shape, dtype)
-    res = check_functional("conv2d", x, w, b, requires_grad=rg, seed=seed, **kwargs)
-    assert not res.rejected, f"valid config rejected by torch: {res.torch_error}"
+    _assert_accepted(check_functional("conv2d", x, w, b, requires_grad=rg, seed=seed, **kwargs))
 
 
 def _rarely(draw) -> bool:
@@ -121,6 +124,26 @@ def _free_size(draw, eff: int, pad: int) -> int:
     if _rarely(draw) or pad < 0 or eff < 1:
         return draw(st.integers(1, 8))
     return draw(st.integers(max(1, eff - 2 * pad), max(1, eff - 2 * pad) + 6))
+
+
+def _free_pool_window(draw):
+    """((kh, kw), stride, (sh, sw), (ph, pw)) of a "free" pooling configuration, any of which
+    may be invalid; stride is None (the kernel's) or (sh, sw), the stride in effect."""
+    kh, kw = _free_int(draw, 1, 5, [0, -1]), _free_int(draw, 1, 5, [0, -1])
+    if draw(st.booleans()):
+        stride, sh, sw = None, kh, kw
+    else:
+        sh, sw = _free_int(draw, 1, 3, [0, -1]), _free_int(draw, 1, 3, [0, -1])
+        stride = (sh, sw)
+    ph = _free_int(draw, 0, max(kh, 0) // 2, [-1, max(kh, 0) // 2 + 1])
+    pw = _free_int(draw, 0, max(kw, 0) // 2, [-1, max(kw, 0) // 2 + 1])
+    return (kh, kw), stride, (sh, sw), (ph, pw)
+
+
+def _free_pool_input_shape(draw, h: int, w: int) -> tuple[int, ...]:
+    """Usually (C, H, W) or (N, C, H, W); rarely an invalid 2-D input."""
+    rank = 2 if _rarely(draw) else draw(st.sampled_from([3, 4]))
+    return {2: (h, w), 3: (2, h, w), 4: (2, 2, h, w)}[rank]
 
 
 @st.composite
@@ -145,7 +168,7 @@ def free_conv_configs(draw):
         "dilation": _arg(draw, dh, dw),
         "groups": groups,
     }
-    return x_shape, (cout, w_cin, kh, kw), b_len, kwargs, draw(FLOAT_DTYPES), draw(SEEDS)
+    return x_shape, (cout, w_cin, kh, kw), b_len, kwargs, draw(FLOAT_DTYPES), draw(seeds)
 
 
 @FREE_SETTINGS
@@ -156,8 +179,7 @@ def test_conv2d_any_config_accepted_or_rejected_like_torch(cfg):
     x = random_array(rng, x_shape, dtype)
     w = random_array(rng, w_shape, dtype)
     b = None if b_len is None else random_array(rng, (b_len,), dtype)
-    res = check_functional("conv2d", x, w, b, seed=seed, **kwargs)
-    event("rejected by torch" if res.rejected else "accepted by torch")
+    _note_verdict(check_functional("conv2d", x, w, b, seed=seed, **kwargs))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -234,28 +256,18 @@ def max_pool_configs(draw):
         ceil_mode=ceil_mode if ceil_mode or draw(st.booleans()) else None,
     )
     kernel = _arg(draw, kh, kw)
-    return x_shape, kernel, kwargs, draw(FLOAT_DTYPES), draw(SEEDS)
+    return x_shape, kernel, kwargs, draw(FLOAT_DTYPES), draw(seeds)
 
 
 @SETTINGS
 @given(max_pool_configs())
 def test_max_pool2d_matches_torch(cfg):
-    x_shape, kernel, kwargs, dtype, seed = cfg
-    x = distinct_array(np.random.default_rng(seed), x_shape, dtype)  # no ties
-    res = check_functional("max_pool2d", x, kernel, seed=seed, **kwargs)
-    assert not res.rejected, f"valid config rejected by torch: {res.torch_error}"
+    _assert_accepted(_check_pool("max_pool2d", distinct_array, cfg))  # no ties
 
 
 @st.composite
 def free_max_pool_configs(draw):
-    kh, kw = _free_int(draw, 1, 5, [0, -1]), _free_int(draw, 1, 5, [0, -1])
-    if draw(st.booleans()):
-        stride, sh, sw = None, kh, kw
-    else:
-        sh, sw = _free_int(draw, 1, 3, [0, -1]), _free_int(draw, 1, 3, [0, -1])
-        stride = (sh, sw)
-    ph = _free_int(draw, 0, max(kh, 0) // 2, [-1, max(kh, 0) // 2 + 1])
-    pw = _free_int(draw, 0, max(kw, 0) // 2, [-1, max(kw, 0) // 2 + 1])
+    (kh, kw), stride, (sh, sw), (ph, pw) = _free_pool_window(draw)
     dh, dw = _free_int(draw, 1, 2, [0]), _free_int(draw, 1, 2, [0])
     ceil_mode = draw(st.booleans())
     h, w = _free_size(draw, dh * (kh - 1) + 1, ph), _free_size(draw, dw * (kw - 1) + 1, pw)
@@ -264,19 +276,15 @@ def free_max_pool_configs(draw):
             if pool_out_len(size, k, s, p, d, ceil_mode) >= 1:
                 # windows made only of padding give -inf in torch: not compared
                 assume(pool_windows_touch_input(size, k, s, p, d, ceil_mode))
-    rank = 2 if _rarely(draw) else draw(st.sampled_from([3, 4]))
-    x_shape = {2: (h, w), 3: (2, h, w), 4: (2, 2, h, w)}[rank]
+    x_shape = _free_pool_input_shape(draw, h, w)
     kwargs = {"stride": stride, "padding": (ph, pw), "dilation": (dh, dw), "ceil_mode": ceil_mode}
-    return x_shape, (kh, kw), kwargs, draw(FLOAT_DTYPES), draw(SEEDS)
+    return x_shape, (kh, kw), kwargs, draw(FLOAT_DTYPES), draw(seeds)
 
 
 @FREE_SETTINGS
 @given(free_max_pool_configs())
 def test_max_pool2d_any_config_accepted_or_rejected_like_torch(cfg):
-    x_shape, kernel, kwargs, dtype, seed = cfg
-    x = distinct_array(np.random.default_rng(seed), x_shape, dtype)
-    res = check_functional("max_pool2d", x, kernel, seed=seed, **kwargs)
-    event("rejected by torch" if res.rejected else "accepted by torch")
+    _note_verdict(_check_pool("max_pool2d", distinct_array, cfg))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -322,30 +330,20 @@ def avg_pool_configs(draw):
                            if not count_include_pad or draw(st.booleans()) else None),
         divisor_override=divisor,
     )
-    return x_shape, _arg(draw, kh, kw), kwargs, draw(FLOAT_DTYPES), draw(SEEDS)
+    return x_shape, _arg(draw, kh, kw), kwargs, draw(FLOAT_DTYPES), draw(seeds)
 
 
 @SETTINGS
 @given(avg_pool_configs())
 def test_avg_pool2d_matches_torch(cfg):
-    x_shape, kernel, kwargs, dtype, seed = cfg
-    x = random_array(np.random.default_rng(seed), x_shape, dtype)
-    res = check_functional("avg_pool2d", x, kernel, seed=seed, **kwargs)
-    assert not res.rejected, f"valid config rejected by torch: {res.torch_error}"
+    _assert_accepted(_check_pool("avg_pool2d", random_array, cfg))
 
 
 @st.composite
 def free_avg_pool_configs(draw):
-    kh, kw = _free_int(draw, 1, 5, [0, -1]), _free_int(draw, 1, 5, [0, -1])
-    if draw(st.booleans()):
-        stride = None
-    else:
-        stride = (_free_int(draw, 1, 3, [0, -1]), _free_int(draw, 1, 3, [0, -1]))
-    ph = _free_int(draw, 0, max(kh, 0) // 2, [-1, max(kh, 0) // 2 + 1])
-    pw = _free_int(draw, 0, max(kw, 0) // 2, [-1, max(kw, 0) // 2 + 1])
+    (kh, kw), stride, _, (ph, pw) = _free_pool_window(draw)
     h, w = _free_size(draw, kh, ph), _free_size(draw, kw, pw)
-    rank = 2 if _rarely(draw) else draw(st.sampled_from([3, 4]))
-    x_shape = {2: (h, w), 3: (2, h, w), 4: (2, 2, h, w)}[rank]
+    x_shape = _free_pool_input_shape(draw, h, w)
     kwargs = {
         "stride": stride,
         "padding": (ph, pw),
@@ -353,16 +351,13 @@ def free_avg_pool_configs(draw):
         "count_include_pad": draw(st.booleans()),
         "divisor_override": _free_int(draw, 1, 3, [0]) if draw(st.booleans()) else None,
     }
-    return x_shape, (kh, kw), kwargs, draw(FLOAT_DTYPES), draw(SEEDS)
+    return x_shape, (kh, kw), kwargs, draw(FLOAT_DTYPES), draw(seeds)
 
 
 @FREE_SETTINGS
 @given(free_avg_pool_configs())
 def test_avg_pool2d_any_config_accepted_or_rejected_like_torch(cfg):
-    x_shape, kernel, kwargs, dtype, seed = cfg
-    x = random_array(np.random.default_rng(seed), x_shape, dtype)
-    res = check_functional("avg_pool2d", x, kernel, seed=seed, **kwargs)
-    event("rejected by torch" if res.rejected else "accepted by torch")
+    _note_verdict(_check_pool("avg_pool2d", random_array, cfg))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -463,7 +458,7 @@ NUMERIC_DTYPES = [np.int32, np.int64, np.float32, np.float64]
 @given(
     xh=st.integers(1, 9), xw=st.integers(1, 9), kh=st.integers(1, 5), kw=st.integers(1, 5),
     x_dtype=st.sampled_from(NUMERIC_DTYPES), k_dtype=st.sampled_from(NUMERIC_DTYPES),
-    seed=SEEDS,
+    seed=seeds,
 )
 def test_corr2d_matches_torch(xh, xw, kh, kw, x_dtype, k_dtype, seed):
     """Values, dtype promotion and gradients; a kernel larger than X must be rejected."""

@@ -19,59 +19,28 @@ from hypothesis.extra import numpy as hnp
 
 import corrnet as cn
 
-ALL_DTYPES = ("float32", "float64", "int64", "int32", "bool")
-FLOAT_DTYPES = ("float32", "float64")
-INT_DTYPES = ("int64", "int32")
-NP_DTYPES = {
-    "float32": np.float32,
-    "float64": np.float64,
-    "int64": np.int64,
-    "int32": np.int32,
-    "bool": np.bool_,
-}
+from torch_compare import (
+    ALL_DTYPES,
+    FLOAT_DTYPES,
+    INT_DTYPES,
+    NP_DTYPES,
+    assert_same,
+    both,
+    draw_reshape_target,
+    numpy_of,
+    seeds,
+)
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 QUICK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-seeds = st.integers(0, 2**32 - 1)
 float_dtypes = st.sampled_from(FLOAT_DTYPES)
+numeric_dtypes = st.sampled_from(FLOAT_DTYPES + INT_DTYPES)
 all_dtypes = st.sampled_from(ALL_DTYPES)
+reduce_styles = st.sampled_from(["method", "positional", "function"])  # see _reduce
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def numpy_of(t) -> np.ndarray:
-    """A NumPy copy of a corrnet or torch tensor's values."""
-    return np.array(t.detach().numpy(), copy=True)
-
-
-def assert_values(got: np.ndarray, expected: np.ndarray, dtype: str, what: str = "") -> None:
-    if dtype in ("torch.float32", "torch.float64"):
-        tol = 1e-4 if dtype == "torch.float32" else 1e-10
-        finite = np.abs(expected[np.isfinite(expected)])
-        scale = max(1.0, float(finite.max())) if finite.size else 1.0
-        np.testing.assert_allclose(
-            got, expected, rtol=tol, atol=0.1 * tol * scale, equal_nan=True, err_msg=what
-        )
-    else:
-        np.testing.assert_array_equal(got, expected, err_msg=what)
-
-
-def assert_same(got, expected, what: str = "") -> None:
-    """corrnet tensor `got` equals torch tensor `expected` in dtype, shape and values."""
-    assert str(got.dtype) == str(expected.dtype), (
-        f"{what}: dtype {got.dtype} != torch {expected.dtype}"
-    )
-    assert tuple(got.shape) == tuple(expected.shape), (
-        f"{what}: shape {tuple(got.shape)} != torch {tuple(expected.shape)}"
-    )
-    assert_values(numpy_of(got), numpy_of(expected), str(expected.dtype), what)
-
-
-def both(arr: np.ndarray):
-    """The same NumPy array as a corrnet tensor and as a torch tensor."""
-    return cn.tensor(arr), torch.tensor(arr)
 
 
 def random_array(rng, shape, dtype: str, kind: str = "any") -> np.ndarray:
@@ -592,7 +561,7 @@ def test_python_scalar_on_either_side(op, shape, dtype, scalar, scalar_left, see
 @FAST
 @given(
     bs=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4),
-    dtype=st.sampled_from(("float32", "float64", "int64", "int32")),
+    dtype=numeric_dtypes,
     seed=seeds,
 )
 def test_floor_division(bs, dtype, seed):
@@ -629,8 +598,7 @@ UNARY = {
 
 @pytest.mark.parametrize("op", sorted(UNARY))
 @FAST
-@given(shape=shapes(), dtype=st.sampled_from(("float32", "float64", "int64", "int32")),
-       seed=seeds)
+@given(shape=shapes(), dtype=numeric_dtypes, seed=seeds)
 def test_unary_ops(op, shape, dtype, seed):
     fn, kind = UNARY[op]
     arr = random_array(np.random.default_rng(seed), shape, dtype, kind)
@@ -790,7 +758,7 @@ REDUCTION_DTYPES = {
     shape=shapes(min_dims=0, max_dims=4, max_side=4),
     data=st.data(),
     keepdim=st.booleans(),
-    style=st.sampled_from(["method", "positional", "function"]),
+    style=reduce_styles,
     seed=seeds,
 )
 def test_reductions(name, shape, data, keepdim, style, seed):
@@ -831,10 +799,10 @@ def test_norm_p(p, dim):
 @FAST
 @given(
     shape=shapes(min_dims=1, max_dims=4, max_side=4),
-    dtype=st.sampled_from(("float32", "float64", "int64", "int32")),
+    dtype=numeric_dtypes,
     data=st.data(),
     keepdim=st.booleans(),
-    style=st.sampled_from(["method", "positional", "function"]),
+    style=reduce_styles,
     seed=seeds,
 )
 def test_max_min(name, shape, dtype, data, keepdim, style, seed):
@@ -857,10 +825,10 @@ def test_max_min(name, shape, dtype, data, keepdim, style, seed):
 @FAST
 @given(
     shape=shapes(min_dims=0, max_dims=4, max_side=4),
-    dtype=st.sampled_from(("float32", "float64", "int64", "int32")),
+    dtype=numeric_dtypes,
     data=st.data(),
     keepdim=st.booleans(),
-    style=st.sampled_from(["method", "positional", "function"]),
+    style=reduce_styles,
     seed=seeds,
 )
 def test_argmax_argmin(name, shape, dtype, data, keepdim, style, seed):
@@ -1048,27 +1016,10 @@ def test_iteration_over_first_dim(dtype):
 # --------------------------------------------------------------------------- shape ops
 
 
-def _prime_factors(n):
-    out, p = [], 2
-    while n > 1:
-        while n % p == 0:
-            out.append(p)
-            n //= p
-        p += 1
-    return out
-
-
 @st.composite
 def reshape_cases(draw):
     shape = draw(shapes(min_dims=0, max_dims=4, min_side=1, max_side=4))
-    factors = _prime_factors(math.prod(shape))
-    k = draw(st.integers(1 if factors else 0, 4))
-    target = [1] * k
-    for f in factors:
-        target[draw(st.integers(0, k - 1))] *= f
-    if k and draw(st.booleans()):
-        target[draw(st.integers(0, k - 1))] = -1
-    return shape, tuple(target)
+    return shape, draw_reshape_target(draw, shape)
 
 
 @pytest.mark.parametrize("form", ["reshape", "reshape_tuple", "reshape_list", "reshape_fn",

@@ -1,0 +1,103 @@
+"""Helpers shared by the test files that compare corrnet with PyTorch.
+
+PyTorch is the oracle: a corrnet tensor must equal the torch tensor computed from the same
+NumPy input in dtype, shape and values (float32 to rtol 1e-4, float64 to rtol 1e-10, with an
+absolute tolerance of a tenth of that scaled by the reference's magnitude; integers and
+booleans exactly).
+
+Importable as ``torch_compare`` from every test file: ``tests/conftest.py`` puts this folder
+on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+import corrnet as cn
+
+ALL_DTYPES = ("float32", "float64", "int64", "int32", "bool")
+FLOAT_DTYPES = ("float32", "float64")
+INT_DTYPES = ("int64", "int32")
+NP_DTYPES = {
+    "float32": np.float32,
+    "float64": np.float64,
+    "int64": np.int64,
+    "int32": np.int32,
+    "bool": np.bool_,
+}
+
+# rtol per floating torch dtype; assert_same uses atol = rtol / 10 (scaled by magnitude)
+FLOAT_RTOL = {"torch.float32": 1e-4, "torch.float64": 1e-10}
+
+seeds = st.integers(0, 2**32 - 1)
+
+
+def numpy_of(t) -> np.ndarray:
+    """A NumPy copy of a corrnet or torch tensor's values."""
+    return np.array(t.detach().numpy(), copy=True)
+
+
+def both(arr, **kw):
+    """The same NumPy array as a corrnet tensor and as a torch tensor (same keywords)."""
+    return cn.tensor(arr, **kw), torch.tensor(arr, **kw)
+
+
+def assert_scaled_close(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float,
+                        what: str = "") -> None:
+    """assert_allclose with atol multiplied by max(1, largest finite |expected|); NaN == NaN."""
+    finite = np.abs(expected[np.isfinite(expected)])
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, equal_nan=True,
+                               err_msg=what)
+
+
+def assert_same(got, expected, what: str = "") -> None:
+    """corrnet tensor `got` equals torch tensor `expected` in dtype, shape and values."""
+    assert got is not None, f"{what}: corrnet gave None, torch gave a tensor"
+    assert str(got.dtype) == str(expected.dtype), (
+        f"{what}: dtype {got.dtype} != torch {expected.dtype}"
+    )
+    assert tuple(got.shape) == tuple(expected.shape), (
+        f"{what}: shape {tuple(got.shape)} != torch {tuple(expected.shape)}"
+    )
+    g, e = numpy_of(got), numpy_of(expected)
+    rtol = FLOAT_RTOL.get(str(expected.dtype))
+    if rtol is None:
+        np.testing.assert_array_equal(g, e, err_msg=what)
+    else:
+        assert_scaled_close(g, e, rtol, 0.1 * rtol, what)
+
+
+def assert_grad(got, expected, what: str = "") -> None:
+    """Leaf gradients: None exactly where torch has None, else equal tensors."""
+    if expected is None:
+        assert got is None, f"{what}: torch grad is None, corrnet grad is {got!r}"
+    else:
+        assert_same(got, expected, what)
+
+
+def _prime_factors(n: int) -> list[int]:
+    out, p = [], 2
+    while n > 1:
+        while n % p == 0:
+            out.append(p)
+            n //= p
+        p += 1
+    return out
+
+
+def draw_reshape_target(draw, shape) -> tuple[int, ...]:
+    """With a Hypothesis `draw`: a shape of up to 4 dims holding as many elements as `shape`,
+    sometimes with one dim given as -1."""
+    factors = _prime_factors(math.prod(shape))
+    k = draw(st.integers(1 if factors else 0, 4))
+    target = [1] * k
+    for f in factors:
+        target[draw(st.integers(0, k - 1))] *= f
+    if k and draw(st.booleans()):
+        target[draw(st.integers(0, k - 1))] = -1
+    return tuple(target)

@@ -215,8 +215,10 @@ def _pool_window(op, x, kernel_size, stride, padding, dilation, ceil_mode):
 class _MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, window):
-        out, winner = pool_kernels.max_pool2d_forward(x, window)
-        ctx.window, ctx.winner, ctx.x_shape = window, winner, x.shape
+        out = pool_kernels.max_pool2d_forward(x, window)
+        ctx.window, ctx.x_shape = window, x.shape
+        if ctx.needs_input_grad and ctx.needs_input_grad[0]:
+            ctx.winner = pool_kernels.max_pool2d_winner(x, out, window)
         return out
 
     @staticmethod

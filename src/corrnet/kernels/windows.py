@@ -109,8 +109,10 @@ def pad(x: np.ndarray, window: Window2d, value=0) -> np.ndarray:
     right = window.padded_width - window.width - left
     if top == bottom == left == right == 0:
         return x
-    widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
-    return np.pad(x, widths, mode="constant", constant_values=value)
+    padded = np.full(x.shape[:-2] + (window.padded_height, window.padded_width), value,
+                     dtype=x.dtype)
+    padded[..., top:top + window.height, left:left + window.width] = x
+    return padded
 
 
 def unpad(x_padded: np.ndarray, window: Window2d) -> np.ndarray:

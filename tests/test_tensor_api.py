@@ -515,3 +515,12 @@ def test_cuda_raises_clear_error(move):
         move(x)
     message = str(info.value).lower()
     assert "cuda" in message or "gpu" in message, f"unclear error: {info.value!r}"
+
+
+@pytest.mark.parametrize("method", ["max", "min"])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_max_min_with_dim_print_like_torch(method, keepdim):
+    arr = np.array([[1.0, 5.0, -2.0], [7.0, 2.0, 0.5]], dtype=np.float32)
+    ours = getattr(cn.tensor(arr), method)(dim=1, keepdim=keepdim)
+    theirs = getattr(torch.tensor(arr), method)(dim=1, keepdim=keepdim)
+    assert repr(ours) == repr(theirs)

@@ -83,8 +83,21 @@ def _check_device(dev) -> None:
         _refuse_cuda(f"device {str(dev)!r}")
 
 
-max_result = namedtuple("max", ["values", "indices"])
-min_result = namedtuple("min", ["values", "indices"])
+def _return_type(name: str):
+    """A (values, indices) named tuple printed as PyTorch prints ``torch.return_types``."""
+
+    class ReturnType(namedtuple(name, ["values", "indices"])):
+        __slots__ = ()
+
+        def __repr__(self) -> str:
+            return (f"torch.return_types.{name}(\nvalues={self.values!r},\n"
+                    f"indices={self.indices!r})")
+
+    ReturnType.__name__ = ReturnType.__qualname__ = name
+    return ReturnType
+
+
+max_result, min_result = _return_type("max"), _return_type("min")
 
 
 def _wrap(array, grad_fn=None, requires_grad=False, version=None, base=None, cls=None):

@@ -196,6 +196,10 @@ def test_conv2d_any_config_accepted_or_rejected_like_torch(cfg):
         ((2, 4, 6, 6), (2, 2, 2, 3), {"groups": 2, "stride": (1, 2), "dilation": (2, 1)}),
         ((3, 7, 7), (2, 3, 3, 3), {"padding": 1}),  # unbatched
         ((1, 5, 4), (3, 1, 4, 2), {"stride": 5}),  # unbatched, stride > input
+        ((2, 2, 7, 6), (3, 2, 3, 3), {"padding": "same"}),
+        ((1, 1, 6, 8), (1, 1, 4, 2), {"padding": "same"}),  # even kernels: extra pad at end
+        ((2, 2, 9, 8), (2, 1, 2, 3), {"padding": "same", "dilation": (3, 2), "groups": 2}),
+        ((1, 3, 5, 5), (2, 3, 2, 4), {"padding": "valid", "stride": 2}),
     ],
 )
 @pytest.mark.parametrize("with_bias", [False, True])
@@ -205,6 +209,12 @@ def test_conv2d_fixed_cases(x_shape, w_shape, kwargs, with_bias, dtype):
     w = random_array(rng, w_shape, dtype)
     b = random_array(rng, (w_shape[0],), dtype) if with_bias else None
     assert not check_functional("conv2d", x, w, b, **kwargs).rejected
+
+
+def test_conv2d_padding_same_refused_with_stride_like_torch():
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 1, 8, 8)), rng.standard_normal((1, 1, 3, 3))
+    assert check_functional("conv2d", x, w, None, padding="same", stride=2).rejected
 
 
 def test_conv2d_keyword_bias_and_positional_args():

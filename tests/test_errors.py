@@ -301,3 +301,14 @@ def test_reshape_wrong_number_of_elements():
     with pytest.raises(ERRORS) as excinfo:
         t(2, 3).reshape(4, 2)
     assert_clear(excinfo, shapes=[(4, 2)], values=[6])
+
+
+def test_tensor_from_ragged_nested_list():
+    with pytest.raises(ValueError, match=r"tensor\(\).*different lengths"):
+        torch.tensor([[1, 2], [3]])
+
+
+@pytest.mark.parametrize("data", [["a", "b"], [None, 1.0]])
+def test_tensor_from_non_numbers(data):
+    with pytest.raises(TypeError, match=r"tensor\(\): data must hold numbers or bools"):
+        torch.tensor(data)

@@ -1249,9 +1249,18 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     if isinstance(data, Tensor):
         array = data._data.copy()
     else:
-        array = np.array(_plain(data))
-        if array.dtype == object:
-            raise TypeError(f"tensor(): could not infer a dtype from {data!r}")
+        try:
+            array = np.array(_plain(data))
+        except ValueError as err:  # NumPy: "inhomogeneous shape"
+            raise ValueError(
+                "tensor(): data must be a rectangular nested sequence, but its rows have "
+                f"different lengths ({err})"
+            ) from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(
+                f"tensor(): data must hold numbers or bools, got {type(data).__name__} of "
+                f"{array.dtype.name if array.dtype.kind != 'U' else 'strings'}"
+            )
         if dtype is None and not _contains_arrays(data):
             if array.dtype.kind == "f" or (array.size == 0 and array.dtype == np.float64):
                 array = array.astype(backend.get_default_dtype().numpy)

@@ -18,12 +18,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import corrnet as ct
+from corrnet.kernels import reference as ref
 from corrnet.nn import functional as cF
 
 from pool_geometry import pool_windows_touch_input
 from torch_compare import seeds
-
-ref = pytest.importorskip("corrnet.kernels.reference")
 
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])

@@ -52,7 +52,6 @@ from .tensor import (
     randn,
     randn_like,
     randperm,
-    seed,
     stack,
     tensor,
     where,

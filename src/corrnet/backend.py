@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-xp = np  # the array namespace; a GPU namespace (CuPy) can take its place for device "cuda"
-
 
 class dtype:
     """A tensor element type, printed as PyTorch prints it (``torch.float32``).
@@ -122,7 +120,8 @@ def to_numpy_dtype(d) -> np.dtype:
 # result when it belongs to a higher category (bool < integer < floating point).
 # ---------------------------------------------------------------------------------------------
 
-def _promote_pair(a: dtype, b: dtype) -> dtype:
+def promote_types(a: dtype, b: dtype) -> dtype:
+    """The smallest dtype both `a` and `b` convert to (bool < integer < floating point)."""
     if a.category != b.category:
         return a if a.category > b.category else b
     return from_numpy_dtype(np.promote_types(a.numpy, b.numpy))
@@ -139,19 +138,19 @@ def _scalar_dtype(value) -> dtype:
 
 
 def result_type(*operands) -> dtype:
-    """The dtype of an elementwise op on `operands` (tensors given as (dtype, ndim) pairs or as
-    objects with ``.dtype`` and ``.dim()``, and Python scalars)."""
+    """The dtype of an elementwise op on `operands`: tensors (objects with ``.dtype`` and
+    ``.dim()``) and Python scalars."""
     dims = zero_dims = scalars = None
     for op in operands:
         if hasattr(op, "dtype") and hasattr(op, "dim"):
             d, nd = op.dtype, op.dim()
             if nd > 0:
-                dims = d if dims is None else _promote_pair(dims, d)
+                dims = d if dims is None else promote_types(dims, d)
             else:
-                zero_dims = d if zero_dims is None else _promote_pair(zero_dims, d)
+                zero_dims = d if zero_dims is None else promote_types(zero_dims, d)
         else:
             d = _scalar_dtype(op)
-            scalars = d if scalars is None else _promote_pair(scalars, d)
+            scalars = d if scalars is None else promote_types(scalars, d)
     result = dims
     for lower in (zero_dims, scalars):
         if lower is None:

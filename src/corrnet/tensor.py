@@ -7,6 +7,7 @@ functional.py (convolution, pooling, activations) and are recorded by autograd.p
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections import namedtuple
 
@@ -100,15 +101,15 @@ def _return_type(name: str):
 max_result, min_result = _return_type("max"), _return_type("min")
 
 
-def _wrap(array, grad_fn=None, requires_grad=False, version=None, base=None, cls=None):
+def _wrap(array, grad_fn=None, version=None):
     """Make a Tensor around `array` without copying (the internal constructor)."""
-    t = object.__new__(cls or Tensor)
+    t = object.__new__(Tensor)
     t._data = array if isinstance(array, np.ndarray) else np.asarray(array)
     t.grad_fn = grad_fn
-    t._requires_grad = requires_grad or grad_fn is not None
+    t._requires_grad = grad_fn is not None
     t.grad = None
     t._version = version if version is not None else [0]
-    t._base = base  # the tensor whose memory this one views (for in-place ops on views)
+    t._base = None  # the tensor whose memory this one views (for in-place ops on views)
     t._view_fn = None  # array of the base -> array of this view
     t._view_version = None  # for a view: the version at which grad_fn was derived from the base
     t._accumulator = None
@@ -1065,9 +1066,6 @@ class Tensor:
 
     # -- misc ---------------------------------------------------------------------------------
 
-    def apply_(self, fn):
-        raise NotImplementedError("apply_")
-
     def __reduce__(self):
         raise TypeError(
             "corrnet tensors are not pickled (pickle can run arbitrary code on load); save "
@@ -1232,8 +1230,6 @@ def manual_seed(seed: int):
     _generator = np.random.default_rng(int(seed))
     return _generator
 
-
-seed = manual_seed
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -1423,18 +1419,9 @@ def _check_tensors(tensors, name):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name}(): expected a sequence of Tensors, but element {i} is "
                             f"{type(t).__name__}")
-    dtype = result_type(*[_DimLike(t) for t in tensors])
+    # every tensor counts as dimensioned here, 0-d ones too (as PyTorch's cat/stack)
+    dtype = functools.reduce(backend.promote_types, (t.dtype for t in tensors))
     return [t._cast(dtype) for t in tensors]
-
-
-class _DimLike:
-    """Treat every tensor as dimensioned for cat/stack promotion (as PyTorch)."""
-
-    def __init__(self, t):
-        self.dtype = t.dtype
-
-    def dim(self):
-        return 1
 
 
 def cat(tensors, dim=0, axis=None):

@@ -215,10 +215,9 @@ def _pool_window(op, x, kernel_size, stride, padding, dilation, ceil_mode):
 class _MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, window):
-        out = pool_kernels.max_pool2d_forward(x, window)
+        find_winner = bool(ctx.needs_input_grad) and ctx.needs_input_grad[0]
+        out, ctx.winner = pool_kernels.max_pool2d_forward(x, window, find_winner)
         ctx.window, ctx.x_shape = window, x.shape
-        if ctx.needs_input_grad and ctx.needs_input_grad[0]:
-            ctx.winner = pool_kernels.max_pool2d_winner(x, out, window)
         return out
 
     @staticmethod

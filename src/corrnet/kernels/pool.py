@@ -1,8 +1,8 @@
 """Max and average pooling over (N, C, H, W) arrays, forward and backward.
 
 Both reduce the kh*kw shifted views of the padded input (windows.py): a running maximum or
-a running sum. For the max-pool backward pass, `max_pool2d_winner` finds which kernel offset
-won each window (computed only when a gradient is wanted). Max pooling pads with -inf so a
+a running sum. For the max-pool backward pass, the forward can also say which kernel offset
+won each window (asked for only when a gradient is wanted). Max pooling pads with -inf so a
 padded cell never wins; the backward pass sends each window's gradient to the one offset
 that won, with ties going to the first offset in row-major order, as PyTorch.
 """
@@ -22,28 +22,29 @@ def _lowest(dtype) -> float | int:
     return np.iinfo(dtype).min
 
 
-def max_pool2d_forward(x: np.ndarray, window: Window2d) -> np.ndarray:
-    """The maximum of each window, (N, C, H_out, W_out): a running np.maximum over the kh*kw
-    shifted views (NaN propagates, as in PyTorch)."""
-    padded = pad(x, window, value=_lowest(x.dtype))
-    out = None
-    for _, view in shifted_views(padded, window):
-        out = view.copy() if out is None else np.maximum(out, view, out=out)
-    return out
+def max_pool2d_forward(x: np.ndarray, window: Window2d, find_winner: bool = False):
+    """Return (out, winner).
 
-
-def max_pool2d_winner(x: np.ndarray, out: np.ndarray, window: Window2d) -> np.ndarray:
-    """For each window, the kernel offset index (i*kw + j) of its maximum: the first in
-    row-major order, or the last NaN in a window that holds NaN (as PyTorch's CPU kernel)."""
+    out (N, C, H_out, W_out) is the maximum of each window: a running np.maximum over the kh*kw
+    shifted views (NaN propagates, as in PyTorch). With `find_winner`, winner holds for each
+    window the kernel offset index (i*kw + j) of its maximum, for the backward pass: the first
+    in row-major order, or the last NaN in a window that holds NaN (as PyTorch's CPU kernel);
+    otherwise winner is None.
+    """
     padded = pad(x, window, value=_lowest(x.dtype))
     views = [view for _, view in shifted_views(padded, window)]
+    out = views[0].copy()
+    for view in views[1:]:
+        np.maximum(out, view, out=out)
+    if not find_winner:
+        return out, None
     winner = np.zeros(out.shape, dtype=np.int32)
     for k in reversed(range(1, len(views))):  # backwards, so that the first match is kept
         np.copyto(winner, k, where=views[k] == out)
     if np.issubdtype(x.dtype, np.floating) and np.isnan(out).any():
         for k, view in enumerate(views):
             np.copyto(winner, k, where=np.isnan(view))
-    return winner
+    return out, winner
 
 
 def max_pool2d_backward(grad_out: np.ndarray, winner: np.ndarray, window: Window2d,

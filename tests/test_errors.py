@@ -247,10 +247,16 @@ def test_corr2d_kernel_larger_than_input():
     assert_clear(excinfo, shapes=[(3, 3), (4, 2)])
 
 
-def test_corr2d_not_2d():
+def test_corr2d_kernel_not_2d():
     with pytest.raises(ERRORS) as excinfo:
-        torch.corr2d(t(1, 3, 3), t(2, 2))
-    assert_clear(excinfo, shapes=[(1, 3, 3)])
+        torch.corr2d(t(3, 3), t(1, 2, 2))
+    assert_clear(excinfo, names=["K"], shapes=[(1, 2, 2)])
+
+
+def test_corr2d_image_not_2d():
+    with pytest.raises(ERRORS) as excinfo:
+        torch.corr2d(t(3), t(2, 2))
+    assert_clear(excinfo, names=["X"], shapes=[(3,)])
 
 
 # ---------------------------------------------------------------------- tensor ops

@@ -23,7 +23,7 @@ from .backend import (
     set_default_dtype,
     uint8,
 )
-from .functional import corr2d
+from .functional import convolve2d, corr2d
 from .tensor import (
     Size,
     Tensor,

@@ -1,22 +1,33 @@
-"""Differentiable convolution, pooling and activations (``corrnet.nn.functional``, ``F``).
+"""Differentiable convolution, pooling, padding and windows (``corrnet.nn.functional``, ``F``).
 
 Each op checks its arguments (errors name the argument and the shapes), builds the window
-geometry once (kernels/windows.py) and hands plain arrays to the kernels.
+geometry once (kernels/windows.py) and hands plain arrays to the kernels. The 1-D ops are the
+2-D ones on inputs of height 1: (N, C, L) is viewed as (N, C, 1, L).
+
+Output size along an axis of length L, for a kernel k, stride s, padding p, dilation d:
+
+    convolution, pooling, unfold:  L_out = floor((L + 2p - d*(k - 1) - 1) / s) + 1
+    transposed convolution:        L_out = (L - 1)*s - 2p + d*(k - 1) + output_padding + 1
 """
 
 from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 from . import backend
 from .autograd import Function
 from .kernels import conv as conv_kernels
 from .kernels import pool as pool_kernels
-from .kernels.windows import make_window
-from .tensor import Tensor
+from .kernels.windows import Window2d, make_window, pad_array, pad_array_backward
+from .tensor import Tensor, _wrap, as_tensor
 
 __all__ = [
-    "conv2d", "max_pool2d", "avg_pool2d", "corr2d", "relu", "sigmoid", "tanh",
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad", "unfold", "fold",
+    "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "max_unpool1d", "max_unpool2d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
+    "adaptive_max_pool2d", "corr2d", "convolve2d", "relu", "sigmoid", "tanh",
 ]
 
 
@@ -25,55 +36,136 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 
-def _pair(value, name: str, op: str, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each >= minimum."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        pair = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) in (1, 2) and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _ints(value, n: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
+    """An int, or a sequence of 1 or n ints, as an n-tuple of ints >= minimum."""
+    if _is_int(value):
+        values = (int(value),) * n
+    elif isinstance(value, (tuple, list)) and len(value) in (1, n) and all(
+        _is_int(v) for v in value
     ):
-        pair = (int(value[0]), int(value[-1]))
+        values = tuple(int(v) for v in value) * (n // len(value))
     else:
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
+        what = "an int" if n == 1 else f"an int or a tuple of {n} ints"
+        raise TypeError(f"{op}: {name} must be {what}, got {value!r}")
+    if min(values) < minimum:
         kind = "positive" if minimum == 1 else "non-negative"
         raise RuntimeError(f"{op}: {name} must be {kind}, got {name}={value!r}")
-    return pair
+    return values
 
 
-def _check_input(input, op: str, name: str = "input") -> None:
+def _lift(values: tuple, filler: int) -> tuple[int, int]:
+    """A 1-D parameter as the 2-D one of a height-1 input: (k,) -> (filler, k)."""
+    return (filler, values[0]) if len(values) == 1 else values
+
+
+def _check_input(input, op: str, dims: int, name: str = "input") -> None:
+    """input must be a Tensor of shape (N, C, *spatial) or, unbatched, (C, *spatial)."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: {name} must be a Tensor, got {type(input).__name__}")
-    if input.dim() not in (3, 4):
+    if input.dim() not in (dims + 1, dims + 2):
+        spatial = "L" if dims == 1 else "H, W"
         raise RuntimeError(
-            f"{op}: expected {name} to be 3-D (C, H, W) or 4-D (N, C, H, W), but got {name} of "
-            f"shape {tuple(input.shape)} ({input.dim()}-D)"
+            f"{op}: expected {name} to be {dims + 1}-D (C, {spatial}) or {dims + 2}-D "
+            f"(N, C, {spatial}), but got {name} of shape {tuple(input.shape)} "
+            f"({input.dim()}-D)"
         )
 
 
-def _batched(input: Tensor) -> tuple[Tensor, bool]:
-    """Add a batch dimension to an unbatched (C, H, W) input; say whether one was added."""
-    return (input.unsqueeze(0), True) if input.dim() == 3 else (input, False)
+def _as_4d(input: Tensor, dims: int) -> tuple[Tensor, bool]:
+    """input as (N, C, H, W); say whether it was unbatched."""
+    unbatched = input.dim() == dims + 1
+    x = input.unsqueeze(0) if unbatched else input
+    return (x.unsqueeze(2) if dims == 1 else x), unbatched
 
 
-def _conv_padding(padding, kernel, dilation, stride, op):
-    """((top, bottom), (left, right)) from an int, a pair, 'valid' or 'same'."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return ((0, 0), (0, 0))
-        if padding != "same":
-            raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', got "
-                             f"{padding!r}")
-        if stride != (1, 1):
-            raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
-                             f"(stride={stride})")
-        pads = []
-        for k, d in zip(kernel, dilation, strict=True):
-            total = d * (k - 1)
-            pads.append((total // 2, total - total // 2))  # the odd one goes at the end
-        return tuple(pads)
-    ph, pw = _pair(padding, "padding", op, minimum=0)
-    return ((ph, ph), (pw, pw))
+def _from_4d(out: Tensor, dims: int, unbatched: bool) -> Tensor:
+    """The inverse of `_as_4d` for an (N, C, H_out, W_out) result."""
+    if dims == 1:
+        out = out.squeeze(2)
+    return out.squeeze(0) if unbatched else out
+
+
+# ---------------------------------------------------------------------------------------------
+# padding
+# ---------------------------------------------------------------------------------------------
+
+
+class _Pad(Function):
+    @staticmethod
+    def forward(ctx, x, pads, mode, value):
+        ctx.x_shape, ctx.pads, ctx.mode = x.shape, pads, mode
+        return pad_array(x, pads, mode, value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return pad_array_backward(grad, ctx.x_shape, ctx.pads, ctx.mode)
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Pad the trailing dimensions of `input`; negative pads crop.
+
+    `pad` lists (before, after) for the last dimension first, then the one before it:
+    ``(left, right)``, ``(left, right, top, bottom)``, ... Each padded dimension grows to
+    ``size + before + after``. Modes: 'constant' (with `value`, default 0; any number of
+    dimensions), 'reflect' (mirror without repeating the edge; pads < size), 'replicate'
+    (repeat the edge), 'circular' (wrap around; pads <= size); these three pad the last 1, 2
+    or 3 dimensions of a batched or unbatched input.
+
+    >>> F.pad(corrnet.tensor([[1., 2., 3.]]), (2, 1), mode="reflect")
+    tensor([[3., 2., 1., 2., 3., 2.]])
+    """
+    op = "pad"
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
+    if not isinstance(pad, (tuple, list)) or not all(_is_int(p) for p in pad):
+        raise TypeError(f"{op}: pad must be a tuple of ints, got {pad!r}")
+    if len(pad) % 2:
+        raise RuntimeError(f"{op}: pad must have an even length (a before, after pair per "
+                           f"dimension), got pad={tuple(pad)} of length {len(pad)}")
+    if len(pad) > 2 * input.dim():
+        raise RuntimeError(f"{op}: pad={tuple(pad)} pads {len(pad) // 2} dimensions but input "
+                           f"of shape {tuple(input.shape)} has only {input.dim()}")
+    modes = ("constant", "reflect", "replicate", "circular")
+    if mode not in modes:
+        raise NotImplementedError(f"{op}: mode must be one of {modes}, got mode={mode!r}")
+    count = len(pad) // 2
+    # (before, after) per padded dimension, outermost first
+    pads = tuple((int(pad[2 * i]), int(pad[2 * i + 1])) for i in reversed(range(count)))
+    sizes = tuple(input.shape[input.dim() - count:])
+    if mode != "constant":
+        if value is not None and value != 0:
+            raise RuntimeError(f"{op}: mode={mode!r} takes no value (got value={value!r})")
+        if input.dim() not in (count + 1, count + 2):
+            raise NotImplementedError(
+                f"{op}: mode={mode!r} with pad={tuple(pad)} pads {count} dimensions and needs "
+                f"a {count + 1}-D or {count + 2}-D input, got input of shape "
+                f"{tuple(input.shape)}")
+        for size, (before, after) in zip(sizes, pads, strict=True):
+            _check_pad_fits(mode, size, before, after, input.shape, pad)
+    smallest = 0 if mode in ("constant", "circular") else 1
+    for size, (before, after) in zip(sizes, pads, strict=True):
+        if size + before + after < smallest:
+            raise RuntimeError(f"{op}: pad={tuple(pad)} leaves a dimension of size "
+                               f"{size + before + after} of input shape {tuple(input.shape)}")
+    fill = 0 if value is None else value
+    return _Pad.apply(input, pads, mode, fill)
+
+
+def _check_pad_fits(mode, size, before, after, shape, pad) -> None:
+    where = f"(pad={tuple(pad)}, input shape {tuple(shape)})"
+    if mode == "reflect" and max(before, after) >= size:
+        raise RuntimeError(f"pad: reflect padding must be smaller than the padded dimension: "
+                           f"got {max(before, after)} for a dimension of size {size} {where}")
+    if mode == "circular":
+        left = size - max(-before, 0) - max(-after, 0)  # circular padding crops first
+        if max(before, after) > left:
+            raise RuntimeError(f"pad: circular padding may wrap around at most once: got "
+                               f"{max(before, after)} for a dimension of size {left} (after "
+                               f"cropping) {where}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,45 +195,65 @@ class _Conv2d(Function):
         return grad_x, grad_weight, grad_bias
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D cross-correlation of a batch of images with a bank of filters.
+class _ConvTranspose2d(Function):
+    """The adjoint of convolution: its forward is conv2d's input gradient, and the other way
+    round. `window` is the convolution from this op's output back to its input."""
 
-    input (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in/groups, kh, kw); bias (C_out,).
-    Output (N, C_out, H_out, W_out) with, along each axis,
+    @staticmethod
+    def forward(ctx, x, weight, bias, window, groups, out_shape):
+        ctx.save_for_backward(x, weight)
+        ctx.window, ctx.groups = window, groups
+        out = conv_kernels.conv2d_grad_input(x, weight, window, groups, out_shape)
+        if bias is not None:
+            out += bias.reshape(1, -1, 1, 1)
+        return out
 
-        H_out = floor((H + 2*padding - dilation*(kh - 1) - 1) / stride) + 1
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_arrays
+        window, groups = ctx.window, ctx.groups
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        grad_x = grad_weight = grad_bias = None
+        if needs_x:
+            grad_x = conv_kernels.conv2d_forward(grad, weight, None, window, groups)
+        if needs_weight:
+            grad_weight = conv_kernels.conv2d_grad_weight(x, grad, window, groups, weight.shape)
+        if needs_bias:
+            grad_bias = conv_kernels.conv2d_grad_bias(grad)
+        return grad_x, grad_weight, grad_bias
 
-    `padding` may also be 'valid' (0) or 'same' (output size = input size, stride 1; for an
-    even kernel the extra row/column of padding goes at the bottom/right).
 
-    >>> x = corrnet.arange(9.).reshape(1, 1, 3, 3)
-    >>> F.conv2d(x, corrnet.tensor([[[[0., 1.], [2., 3.]]]]))
-    tensor([[[[19., 25.],
-              [37., 43.]]]])
-    """
-    op = "conv2d"
-    _check_input(input, op)
+def _check_weight(op, weight, bias, x, input_shape, dims, groups, transposed):
+    """Check weight, bias and groups against the (4-D) input x; return groups as an int."""
+    layout = "C_in, C_out/groups" if transposed else "C_out, C_in/groups"
+    kernel = "k" if dims == 1 else "kh, kw"
     if not isinstance(weight, Tensor):
         raise TypeError(f"{op}: weight must be a Tensor, got {type(weight).__name__}")
-    if weight.dim() != 4:
-        raise RuntimeError(
-            f"{op}: expected weight to be 4-D (C_out, C_in/groups, kh, kw), but got weight of "
-            f"shape {tuple(weight.shape)}"
-        )
-    if not isinstance(groups, numbers.Integral) or groups < 1:
+    if weight.dim() != dims + 2:
+        raise RuntimeError(f"{op}: expected weight to be {dims + 2}-D ({layout}, {kernel}), but "
+                           f"got weight of shape {tuple(weight.shape)}")
+    if not _is_int(groups) or groups < 1:
         raise RuntimeError(f"{op}: groups must be a positive integer, got groups={groups!r}")
-    x, unbatched = _batched(input)
     c_in = x.shape[1]
-    c_out, c_group = weight.shape[:2]
-    if c_group * groups != c_in:
-        raise RuntimeError(
-            f"{op}: input has {c_in} channels (input shape {tuple(input.shape)}) but weight "
-            f"of shape {tuple(weight.shape)} expects {c_group * groups} "
-            f"(weight.shape[1]={c_group} x groups={groups})"
-        )
-    if c_out % groups:
-        raise RuntimeError(f"{op}: out channels {c_out} (weight shape {tuple(weight.shape)}) "
-                           f"must be divisible by groups={groups}")
+    if transposed:
+        if weight.shape[0] != c_in:
+            raise RuntimeError(f"{op}: input has {c_in} channels (input shape "
+                               f"{tuple(input_shape)}) but weight of shape "
+                               f"{tuple(weight.shape)} expects {weight.shape[0]} "
+                               f"(weight.shape[0] = C_in)")
+        if c_in % groups:
+            raise RuntimeError(f"{op}: in channels {c_in} must be divisible by groups={groups}")
+        c_out = weight.shape[1] * groups
+    else:
+        c_out, c_group = weight.shape[:2]
+        if c_group * groups != c_in:
+            raise RuntimeError(
+                f"{op}: input has {c_in} channels (input shape {tuple(input_shape)}) but weight "
+                f"of shape {tuple(weight.shape)} expects {c_group * groups} "
+                f"(weight.shape[1]={c_group} x groups={groups})")
+        if c_out % groups:
+            raise RuntimeError(f"{op}: out channels {c_out} (weight shape "
+                               f"{tuple(weight.shape)}) must be divisible by groups={groups}")
     if bias is not None:
         if not isinstance(bias, Tensor) or tuple(bias.shape) != (c_out,):
             shape = tuple(bias.shape) if isinstance(bias, Tensor) else type(bias).__name__
@@ -151,45 +263,237 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         if t is not None and t.dtype != x.dtype:
             raise RuntimeError(f"{op}: input ({x.dtype}) and {name} ({t.dtype}) must have the "
                                "same dtype")
-    stride = _pair(stride, "stride", op, minimum=1)
-    dilation = _pair(dilation, "dilation", op, minimum=1)
+    return int(groups)
+
+
+def _same_padding(kernel, dilation, stride, op):
+    """((before, after), ...) for padding='same': the odd one goes at the end."""
+    if any(s != 1 for s in stride):
+        raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                         f"(stride={stride})")
+    return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
+                 for k, d in zip(kernel, dilation, strict=True))
+
+
+def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
+    _check_input(input, op, dims)
+    x, unbatched = _as_4d(input, dims)
+    groups = _check_weight(op, weight, bias, x, input.shape, dims, groups, transposed=False)
+    stride = _ints(stride, dims, "stride", op, minimum=1)
+    dilation = _ints(dilation, dims, "dilation", op, minimum=1)
     kernel = tuple(weight.shape[2:])
-    pads = _conv_padding(padding, kernel, dilation, stride, op)
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got "
+                             f"{padding!r}")
+        pads = (((0, 0),) * dims if padding == "valid"
+                else _same_padding(kernel, dilation, stride, op))
+    else:
+        pads = tuple((p, p) for p in _ints(padding, dims, "padding", op, minimum=0))
+    if dims == 1:
+        weight = weight.unsqueeze(2)
+        kernel, pads = (1, *kernel), ((0, 0), *pads)
+    window = make_window(op, x.shape[2], x.shape[3], kernel, _lift(stride, 1), pads,
+                         _lift(dilation, 1))
+    out = _Conv2d.apply(x, weight, bias, window, groups)
+    return _from_4d(out, dims, unbatched)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation of a batch of images with a bank of filters.
+
+    input (N, C_in, H, W) or (C_in, H, W); weight (C_out, C_in/groups, kh, kw); bias (C_out,).
+    Output (N, C_out, H_out, W_out) with, along each axis,
+
+        H_out = floor((H + 2*padding - dilation*(kh - 1) - 1) / stride) + 1
+
+    `padding` may also be 'valid' (0) or 'same' (output size = input size, stride 1; for an
+    even kernel the extra row/column of padding goes at the bottom/right). `groups` splits the
+    channels into independent convolutions (groups == C_in: depthwise).
+
+    >>> x = corrnet.arange(9.).reshape(1, 1, 3, 3)
+    >>> F.conv2d(x, corrnet.tensor([[[[0., 1.], [2., 3.]]]]))
+    tensor([[[[19., 25.],
+              [37., 43.]]]])
+    """
+    return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation of a batch of sequences with a bank of filters.
+
+    input (N, C_in, L) or (C_in, L); weight (C_out, C_in/groups, k); output (N, C_out, L_out),
+
+        L_out = floor((L + 2*padding - dilation*(k - 1) - 1) / stride) + 1
+
+    >>> F.conv1d(corrnet.tensor([[[1., 2., 3., 4.]]]), corrnet.tensor([[[1., -1.]]]))
+    tensor([[[-1., -1., -1.]]])
+    """
+    return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_padding, groups,
+                    dilation):
+    _check_input(input, op, dims)
+    x, unbatched = _as_4d(input, dims)
+    groups = _check_weight(op, weight, bias, x, input.shape, dims, groups, transposed=True)
+    if isinstance(padding, str):
+        raise TypeError(f"{op}: padding must be an int or a tuple of ints, got {padding!r} "
+                        "(transposed convolutions take no 'same' or 'valid')")
+    stride = _ints(stride, dims, "stride", op, minimum=1)
+    padding = _ints(padding, dims, "padding", op, minimum=0)
+    dilation = _ints(dilation, dims, "dilation", op, minimum=1)
+    output_padding = _ints(output_padding, dims, "output_padding", op, minimum=0)
+    for o, s, d in zip(output_padding, stride, dilation, strict=True):
+        if o >= s and o >= d:
+            raise RuntimeError(f"{op}: output_padding must be smaller than either stride or "
+                               f"dilation, got output_padding={output_padding}, "
+                               f"stride={stride}, dilation={dilation}")
+    kernel = tuple(weight.shape[2:])
+    sizes = tuple(x.shape[4 - dims:])
+    outs = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in zip(
+        sizes, stride, padding, dilation, kernel, output_padding, strict=True))
+    if min(outs) < 1:
+        raise RuntimeError(f"{op}: output size would be {outs} for input of shape "
+                           f"{tuple(input.shape)} (kernel {kernel}, stride {stride}, padding "
+                           f"{padding}, dilation {dilation}): output size is too small")
+    if dims == 1:
+        weight = weight.unsqueeze(2)
+        kernel, outs, padding = (1, *kernel), (1, *outs), (0, *padding)
+    # the convolution that maps this op's output (out_h, out_w) back to its input (H, W)
+    window = Window2d(outs[0], outs[1], kernel, _lift(stride, 1),
+                      ((padding[0], padding[0]), (padding[1], padding[1])), _lift(dilation, 1),
+                      x.shape[2], x.shape[3])
+    out_shape = (x.shape[0], weight.shape[1] * groups, *outs)
+    out = _ConvTranspose2d.apply(x, weight, bias, window, groups, out_shape)
+    return _from_4d(out, dims, unbatched)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 2-D convolution (the gradient of conv2d with respect to its input).
+
+    input (N, C_in, H, W) or (C_in, H, W); weight (C_in, C_out/groups, kh, kw); bias (C_out,).
+    Output (N, C_out, H_out, W_out) with, along each axis,
+
+        H_out = (H - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1
+
+    output_padding (smaller than stride or dilation) picks among the sizes that a strided
+    conv2d maps to the same H.
+
+    >>> F.conv_transpose2d(corrnet.ones(1, 1, 2, 2), corrnet.ones(1, 1, 2, 2), stride=2)
+    tensor([[[[1., 1., 1., 1.],
+              [1., 1., 1., 1.],
+              [1., 1., 1., 1.],
+              [1., 1., 1., 1.]]]])
+    """
+    return _conv_transpose("conv_transpose2d", 2, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 1-D convolution: input (N, C_in, L), weight (C_in, C_out/groups, k),
+
+        L_out = (L - 1)*stride - 2*padding + dilation*(k - 1) + output_padding + 1
+
+    >>> F.conv_transpose1d(corrnet.tensor([[[1., 2.]]]), corrnet.tensor([[[1., 1., 1.]]]))
+    tensor([[[1., 3., 3., 2.]]])
+    """
+    return _conv_transpose("conv_transpose1d", 1, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+# ---------------------------------------------------------------------------------------------
+# windows as data: unfold (im2col) and fold (col2im)
+# ---------------------------------------------------------------------------------------------
+
+
+class _Unfold(Function):
+    @staticmethod
+    def forward(ctx, x, window):
+        ctx.window, ctx.x_shape = window, x.shape
+        return conv_kernels.unfold(x, window)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return conv_kernels.fold(grad, ctx.window, ctx.x_shape)
+
+
+class _Fold(Function):
+    @staticmethod
+    def forward(ctx, col, window, out_shape):
+        ctx.window, ctx.out_shape = window, out_shape
+        return conv_kernels.fold(col, window, out_shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return conv_kernels.unfold(grad, ctx.window)
+
+
+def _window_args(op, kernel_size, dilation, padding, stride):
+    kernel = _ints(kernel_size, 2, "kernel_size", op, minimum=1)
+    dilation = _ints(dilation, 2, "dilation", op, minimum=1)
+    padding = _ints(padding, 2, "padding", op, minimum=0)
+    stride = _ints(stride, 2, "stride", op, minimum=1)
+    return kernel, dilation, ((padding[0], padding[0]), (padding[1], padding[1])), stride
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """Every sliding window as a column (im2col): (N, C, H, W) -> (N, C*kh*kw, L).
+
+    L = H_out * W_out windows, with H_out = floor((H + 2*padding - dilation*(kh-1) - 1) /
+    stride) + 1 (and W_out alike); column l holds window l, channel by channel, row by row.
+
+    >>> F.unfold(corrnet.arange(9.).reshape(1, 1, 3, 3), 2)
+    tensor([[[0., 1., 3., 4.],
+             [1., 2., 4., 5.],
+             [3., 4., 6., 7.],
+             [4., 5., 7., 8.]]])
+    """
+    op = "unfold"
+    _check_input(input, op, 2)
+    x, unbatched = _as_4d(input, 2)
+    kernel, dilation, pads, stride = _window_args(op, kernel_size, dilation, padding, stride)
     window = make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation)
-    out = _Conv2d.apply(x, weight, bias, window, int(groups))
+    out = _Unfold.apply(x, window)
     return out.squeeze(0) if unbatched else out
 
 
-def corr2d(X, K):
-    """The 2-D cross-correlation of a matrix X with a kernel K (valid positions only).
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """The inverse layout of `unfold` (col2im): (N, C*kh*kw, L) -> (N, C, H, W), adding the
+    values of overlapping windows. (H, W) = output_size, and L must equal the number of
+    windows unfold would make from an H x W input.
 
-        Y[i, j] = sum_{a, b} X[i + a, j + b] * K[a, b],   Y: (H - kh + 1, W - kw + 1)
-
-    Any numeric dtypes (the result follows PyTorch's promotion: int64 for int inputs);
-    differentiable in X and K.
-
-    >>> corrnet.corr2d(corrnet.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]]),
-    ...                corrnet.tensor([[0, 1], [2, 3]]))
-    tensor([[19, 25],
-            [37, 43]])
+    >>> F.fold(corrnet.ones(1, 4, 4), (3, 3), 2)
+    tensor([[[[1., 2., 1.],
+              [2., 4., 2.],
+              [1., 2., 1.]]]])
     """
-    for name, t in (("X", X), ("K", K)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"corr2d: {name} must be a Tensor, got {type(t).__name__}")
-        if t.dim() != 2:
-            raise RuntimeError(f"corr2d: {name} must be 2-D, got {name} of shape "
-                               f"{tuple(t.shape)}")
-    dtype = backend.result_type(X, K)
-    if dtype is backend.bool_:
-        dtype = backend.int64
-    x, k = X._cast(dtype), K._cast(dtype)
-    kh, kw = k.shape
-    h, w = x.shape
-    if kh > h or kw > w:
-        raise RuntimeError(f"corr2d: kernel K of shape {tuple(K.shape)} is larger than the "
-                           f"input X of shape {tuple(X.shape)}")
-    out = conv2d(x.reshape(1, 1, h, w), k.reshape(1, 1, kh, kw))
-    return out.reshape(h - kh + 1, w - kw + 1)
+    op = "fold"
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
+    if input.dim() not in (2, 3):
+        raise RuntimeError(f"{op}: expected input to be 2-D (C*kh*kw, L) or 3-D "
+                           f"(N, C*kh*kw, L), got input of shape {tuple(input.shape)}")
+    height, width = _ints(output_size, 2, "output_size", op, minimum=1)
+    kernel, dilation, pads, stride = _window_args(op, kernel_size, dilation, padding, stride)
+    col, unbatched = (input.unsqueeze(0), True) if input.dim() == 2 else (input, False)
+    n, rows, length = col.shape
+    cells = kernel[0] * kernel[1]
+    if rows % cells:
+        raise RuntimeError(f"{op}: input.shape[1] = {rows} (input shape {tuple(input.shape)}) "
+                           f"must be divisible by kh*kw = {cells} (kernel_size {kernel})")
+    window = make_window(op, height, width, kernel, stride, pads, dilation)
+    windows = window.out_height * window.out_width
+    if length != windows:
+        raise RuntimeError(
+            f"{op}: input has {length} windows (input shape {tuple(input.shape)}) but an "
+            f"output of size {(height, width)} with kernel_size {kernel}, dilation {dilation}, "
+            f"padding {pads[0][0], pads[1][0]} and stride {stride} has "
+            f"{window.out_height} x {window.out_width} = {windows}")
+    out = _Fold.apply(col, window, (n, rows // cells, height, width))
+    return out.squeeze(0) if unbatched else out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,26 +501,30 @@ def corr2d(X, K):
 # ---------------------------------------------------------------------------------------------
 
 
-def _pool_window(op, x, kernel_size, stride, padding, dilation, ceil_mode):
-    kernel = _pair(kernel_size, "kernel_size", op, minimum=1)
-    stride = kernel if stride is None or stride == [] or stride == () else _pair(
-        stride, "stride", op, minimum=1)
-    padding = _pair(padding, "padding", op, minimum=0)
-    dilation = _pair(dilation, "dilation", op, minimum=1)
-    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+def _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode):
+    kernel = _ints(kernel_size, dims, "kernel_size", op, minimum=1)
+    no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    stride = kernel if no_stride else _ints(stride, dims, "stride", op, minimum=1)
+    padding = _ints(padding, dims, "padding", op, minimum=0)
+    dilation = _ints(dilation, dims, "dilation", op, minimum=1)
+    if any(p > k // 2 for p, k in zip(padding, kernel, strict=True)):
         raise RuntimeError(
             f"{op}: padding should be at most half of kernel_size (whatever the dilation), "
-            f"but got padding={padding} and kernel_size={kernel}"
-        )
+            f"but got padding={padding} and kernel_size={kernel}")
+    kernel, stride = _lift(kernel, 1), _lift(stride, 1)
+    padding, dilation = _lift(padding, 0), _lift(dilation, 1)
     pads = ((padding[0], padding[0]), (padding[1], padding[1]))
     return make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation, ceil_mode)
 
 
 class _MaxPool2d(Function):
     @staticmethod
-    def forward(ctx, x, window):
-        find_winner = bool(ctx.needs_input_grad) and ctx.needs_input_grad[0]
+    def forward(ctx, x, window, report):
+        find_winner = report is not None or (
+            bool(ctx.needs_input_grad) and ctx.needs_input_grad[0])
         out, ctx.winner = pool_kernels.max_pool2d_forward(x, window, find_winner)
+        if report is not None:  # return_indices: hand the winners' indices to the caller
+            report["indices"] = pool_kernels.max_pool2d_indices(ctx.winner, window)
         ctx.window, ctx.x_shape = window, x.shape
         return out
 
@@ -225,29 +533,49 @@ class _MaxPool2d(Function):
         return pool_kernels.max_pool2d_backward(grad, ctx.winner, ctx.window, ctx.x_shape)
 
 
+def _max_pool(op, dims, input, kernel_size, stride, padding, dilation, ceil_mode,
+              return_indices):
+    _check_input(input, op, dims)
+    x, unbatched = _as_4d(input, dims)
+    window = _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode)
+    report = {} if return_indices else None
+    out = _from_4d(_MaxPool2d.apply(x, window, report), dims, unbatched)
+    if not return_indices:
+        return out
+    return out, _from_4d(_wrap(report["indices"]), dims, unbatched)
+
+
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
-    """The maximum of each kernel_size window (padding counts as -inf).
+    """The maximum of each kernel_size window (padding counts as -inf and never wins).
 
     input (N, C, H, W) or (C, H, W); `stride` defaults to `kernel_size`. Along each axis
 
         H_out = floor((H + 2*padding - dilation*(k - 1) - 1) / stride) + 1
 
     (ceil instead of floor with ceil_mode, as long as the last window starts inside the
-    input or the left padding). padding may be at most half the (dilated) kernel.
+    input or the left padding). padding may be at most half the (undilated) kernel. With
+    return_indices, also the flat index (row * W + col) of each maximum in its input plane.
 
     >>> F.max_pool2d(corrnet.arange(16.).reshape(1, 1, 4, 4), 3, stride=2, padding=1)
     tensor([[[[ 5.,  7.],
               [13., 15.]]]])
     """
-    op = "max_pool2d"
-    if return_indices:
-        raise NotImplementedError("max_pool2d(return_indices=True)")
-    _check_input(input, op)
-    x, unbatched = _batched(input)
-    window = _pool_window(op, x, kernel_size, stride, padding, dilation, ceil_mode)
-    out = _MaxPool2d.apply(x, window)
-    return out.squeeze(0) if unbatched else out
+    return _max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """The maximum of each window of a sequence: input (N, C, L) or (C, L),
+
+        L_out = floor((L + 2*padding - dilation*(k - 1) - 1) / stride) + 1
+
+    >>> F.max_pool1d(corrnet.tensor([[1., 3., 2., 5., 4.]]), 2)
+    tensor([[3., 5.]])
+    """
+    return _max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
 
 
 class _AvgPool2d(Function):
@@ -261,30 +589,323 @@ class _AvgPool2d(Function):
         return pool_kernels.avg_pool2d_backward(grad, ctx.divisor, ctx.window, ctx.x_shape)
 
 
+def _avg_pool(op, dims, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+              divisor_override):
+    _check_input(input, op, dims)
+    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
+        raise RuntimeError(f"{op}: divisor_override must be a non-zero integer, got "
+                           f"{divisor_override!r}")
+    x, unbatched = _as_4d(input, dims)
+    window = _pool_window(op, dims, x, kernel_size, stride, padding, 1, ceil_mode)
+    divisor = pool_kernels.avg_pool2d_divisor(window, count_include_pad, divisor_override)
+    return _from_4d(_AvgPool2d.apply(x, window, divisor), dims, unbatched)
+
+
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
     """The mean of each kernel_size window.
 
-    Output size as for `max_pool2d` (no dilation). The divisor is the window size, or, with
-    ``count_include_pad=False``, the number of input (not padding) cells in the window, or
-    `divisor_override`.
+    Output size as for `max_pool2d` (no dilation). The divisor is the window size (clipped to
+    the padded input with ceil_mode), or, with ``count_include_pad=False``, the number of
+    input (not padding) cells in the window, or `divisor_override`.
 
     >>> F.avg_pool2d(corrnet.arange(9.).reshape(1, 1, 3, 3), 2, stride=1)
     tensor([[[[2., 3.],
               [5., 6.]]]])
     """
-    op = "avg_pool2d"
-    _check_input(input, op)
-    if divisor_override is not None and (
-        not isinstance(divisor_override, numbers.Integral) or divisor_override == 0
-    ):
-        raise RuntimeError(f"{op}: divisor_override must be a non-zero integer, got "
-                           f"{divisor_override!r}")
-    x, unbatched = _batched(input)
-    window = _pool_window(op, x, kernel_size, stride, padding, 1, ceil_mode)
-    divisor = pool_kernels.avg_pool2d_divisor(window, count_include_pad, divisor_override)
-    out = _AvgPool2d.apply(x, window, divisor)
+    return _avg_pool("avg_pool2d", 2, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """The mean of each window of a sequence; output length as for `max_pool1d`.
+
+    >>> F.avg_pool1d(corrnet.tensor([[1., 3., 2., 6.]]), 2)
+    tensor([[2., 4.]])
+    """
+    return _avg_pool("avg_pool1d", 1, input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, None)
+
+
+class _MaxUnpool(Function):
+    @staticmethod
+    def forward(ctx, x, indices, out_size):
+        ctx.indices = indices
+        return pool_kernels.max_unpool_forward(x, indices, out_size)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return pool_kernels.max_unpool_backward(grad, ctx.indices), None
+
+
+def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_size):
+    _check_input(input, op, dims)
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"{op}: indices must be a Tensor, got {type(indices).__name__}")
+    if indices.dtype != backend.int64:
+        raise RuntimeError(f"{op}: indices must be int64 (as max pooling returns them), got "
+                           f"{indices.dtype}")
+    if tuple(indices.shape) != tuple(input.shape):
+        raise RuntimeError(f"{op}: indices of shape {tuple(indices.shape)} must have the shape "
+                           f"of input, {tuple(input.shape)}")
+    kernel = _ints(kernel_size, dims, "kernel_size", op, minimum=1)
+    no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    stride = kernel if no_stride else _ints(stride, dims, "stride", op, minimum=1)
+    padding = _ints(padding, dims, "padding", op, minimum=0)
+    sizes = tuple(input.shape[input.dim() - dims:])
+    default = tuple((n - 1) * s - 2 * p + k
+                    for n, s, p, k in zip(sizes, stride, padding, kernel, strict=True))
+    if output_size is None:
+        out_size = default
+    else:
+        out_size = tuple(int(v) for v in output_size)
+        if len(out_size) == dims + 2 or (len(out_size) == dims + 1 and input.dim() == dims + 1):
+            out_size = out_size[-dims:]
+        if len(out_size) != dims:
+            raise ValueError(f"{op}: output_size must have {dims} or {dims + 2} elements, got "
+                             f"output_size={tuple(output_size)}")
+        for size, d, s in zip(out_size, default, stride, strict=True):
+            if not d - s < size < d + s:
+                raise ValueError(f"{op}: output_size {tuple(output_size)} is invalid for input "
+                                 f"of shape {tuple(input.shape)}: each size must lie strictly "
+                                 f"between default - stride and default + stride, default "
+                                 f"{default}, stride {stride}")
+    if min(out_size) < 1:
+        raise RuntimeError(f"{op}: output size would be {out_size}: too small")
+    plane = int(np.prod(out_size))
+    index_array = indices.numpy()
+    if index_array.size and (index_array.min() < 0 or index_array.max() >= plane):
+        bad = index_array.max() if index_array.max() >= plane else index_array.min()
+        raise RuntimeError(f"{op}: found an invalid max index {bad} (the output planes have "
+                           f"{' x '.join(map(str, out_size))} = {plane} cells)")
+    x, unbatched = (input.unsqueeze(0), True) if input.dim() == dims + 1 else (input, False)
+    idx = indices.unsqueeze(0) if unbatched else indices
+    out = _MaxUnpool.apply(x, idx, out_size)
     return out.squeeze(0) if unbatched else out
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of `max_pool2d`: each value put back at its index, zeros elsewhere.
+
+    Output size (unless output_size says otherwise, within a stride of it):
+
+        H_out = (H - 1)*stride - 2*padding + kernel_size
+
+    >>> x = corrnet.tensor([[[[1., 2.], [3., 4.]]]])
+    >>> F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), 2)
+    tensor([[[[0., 0.],
+              [0., 4.]]]])
+    """
+    return _max_unpool("max_unpool2d", 2, input, indices, kernel_size, stride, padding,
+                       output_size)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of `max_pool1d`; L_out = (L - 1)*stride - 2*padding + kernel_size.
+
+    >>> F.max_unpool1d(*F.max_pool1d(corrnet.tensor([[1., 3., 2., 0.]]), 2,
+    ...                return_indices=True), 2)
+    tensor([[0., 3., 2., 0.]])
+    """
+    return _max_unpool("max_unpool1d", 1, input, indices, kernel_size, stride, padding,
+                       output_size)
+
+
+def _adaptive_output(op, dims, output_size, sizes):
+    if output_size is None or _is_int(output_size):
+        values = (output_size,) * dims
+    elif isinstance(output_size, (tuple, list)) and len(output_size) in (1, dims):
+        values = tuple(output_size) * (dims // len(output_size))
+    else:
+        raise TypeError(f"{op}: output_size must be an int or a tuple of {dims}, got "
+                        f"{output_size!r}")
+    out = []
+    for value, size in zip(values, sizes, strict=True):
+        if value is None:
+            value = size
+        if not _is_int(value) or value < 0:
+            raise RuntimeError(f"{op}: output_size must hold non-negative ints (or None), got "
+                               f"{output_size!r}")
+        out.append(int(value))
+    return tuple(out)
+
+
+class _AdaptiveAvgPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, out_height, out_width):
+        ctx.x_shape = x.shape
+        return pool_kernels.adaptive_avg_pool2d_forward(x, out_height, out_width)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return pool_kernels.adaptive_avg_pool2d_backward(grad, ctx.x_shape)
+
+
+class _AdaptiveMaxPool2d(Function):
+    @staticmethod
+    def forward(ctx, x, out_height, out_width, report):
+        out, ctx.indices = pool_kernels.adaptive_max_pool2d_forward(x, out_height, out_width)
+        ctx.x_shape = x.shape
+        report["indices"] = ctx.indices
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return pool_kernels.scatter_to_indices(grad, ctx.indices, ctx.x_shape)
+
+
+def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
+    _check_input(input, op, dims)
+    if input.dtype.category != backend.FLOAT:
+        raise NotImplementedError(f"{op}: input must be floating point, got {input.dtype}")
+    sizes = tuple(input.shape[input.dim() - dims:])
+    if min(sizes) < 1:
+        raise RuntimeError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial "
+                           "dimension")
+    out_size = _lift(_adaptive_output(op, dims, output_size, sizes), 1)
+    x, unbatched = _as_4d(input, dims)
+    if kind == "avg":
+        return _from_4d(_AdaptiveAvgPool2d.apply(x, *out_size), dims, unbatched)
+    report = {}
+    out = _from_4d(_AdaptiveMaxPool2d.apply(x, *out_size, report), dims, unbatched)
+    if not return_indices:
+        return out
+    return out, _from_4d(_wrap(report["indices"]), dims, unbatched)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a given output size (H_out, W_out) (an int for both; None keeps the
+    input's size). Output cell (i, j) averages rows floor(i*H/H_out) to ceil((i+1)*H/H_out)
+    (exclusive), and columns alike: windows may overlap when H_out does not divide H.
+
+    >>> F.adaptive_avg_pool2d(corrnet.arange(16.).reshape(1, 1, 4, 4), 2)
+    tensor([[[[ 2.5000,  4.5000],
+              [10.5000, 12.5000]]]])
+    """
+    return _adaptive_pool("adaptive_avg_pool2d", 2, input, output_size, "avg")
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to a given output size; windows as in `adaptive_avg_pool2d`.
+
+    >>> F.adaptive_max_pool2d(corrnet.arange(16.).reshape(1, 1, 4, 4), (1, 2))
+    tensor([[[[13., 15.]]]])
+    """
+    return _adaptive_pool("adaptive_max_pool2d", 2, input, output_size, "max", return_indices)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """Average pooling of (N, C, L) to length output_size.
+
+    >>> F.adaptive_avg_pool1d(corrnet.tensor([[1., 2., 3., 4., 5.]]), 2)
+    tensor([[2.0000, 4.0000]])
+    """
+    return _adaptive_pool("adaptive_avg_pool1d", 1, input, output_size, "avg")
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Max pooling of (N, C, L) to length output_size.
+
+    >>> F.adaptive_max_pool1d(corrnet.tensor([[1., 5., 3., 4., 2.]]), 2)
+    tensor([[5., 4.]])
+    """
+    return _adaptive_pool("adaptive_max_pool1d", 1, input, output_size, "max", return_indices)
+
+
+# ---------------------------------------------------------------------------------------------
+# image filtering: corr2d and convolve2d (beyond PyTorch; the modes of scipy.signal)
+# ---------------------------------------------------------------------------------------------
+
+_BOUNDARIES = {"fill": "constant", "wrap": "circular", "symm": "symmetric"}
+
+
+class _Turn180(Function):
+    """A kernel turned by 180 degrees (flipped along both axes)."""
+
+    @staticmethod
+    def forward(ctx, k):
+        return k[::-1, ::-1].copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad[::-1, ::-1]
+
+
+def _filter2d(op, X, K, mode, boundary, fillvalue, flip):
+    X = X if isinstance(X, Tensor) else as_tensor(np.asarray(X))
+    K = K if isinstance(K, Tensor) else as_tensor(np.asarray(K))
+    if X.dim() < 2:
+        raise RuntimeError(f"{op}: X must have at least 2 dimensions (..., H, W), got X of "
+                           f"shape {tuple(X.shape)}")
+    if K.dim() != 2:
+        raise RuntimeError(f"{op}: K must be 2-D (kh, kw), got K of shape {tuple(K.shape)}")
+    if mode not in ("valid", "same", "full"):
+        raise ValueError(f"{op}: mode must be 'valid', 'same' or 'full', got mode={mode!r}")
+    if boundary not in _BOUNDARIES:
+        raise ValueError(f"{op}: boundary must be 'fill', 'wrap' or 'symm', got "
+                         f"boundary={boundary!r}")
+    dtype = backend.result_type(X, K)
+    if dtype is backend.bool_:
+        dtype = backend.int64
+    x, k = X._cast(dtype), K._cast(dtype)
+    if flip:  # convolution: the kernel turned by 180 degrees
+        k = _Turn180.apply(k)
+    *lead, h, w = x.shape
+    kh, kw = k.shape
+    if mode == "valid" and (kh > h or kw > w):
+        raise RuntimeError(f"{op}: kernel K of shape {tuple(K.shape)} is larger than the "
+                           f"input X of shape {tuple(X.shape)} (mode='valid')")
+    if min(h, w, kh, kw) < 1:
+        raise RuntimeError(f"{op}: X of shape {tuple(X.shape)} and K of shape "
+                           f"{tuple(K.shape)} must not be empty")
+    images = x.reshape(-1, 1, h, w)                                  # (B, 1, H, W)
+    if mode != "valid":
+        pads = []
+        for size in (kh, kw):
+            # 'same' keeps the centre of the 'full' output; for an even kernel, scipy.signal
+            # keeps one cell more of the start for convolution than for correlation
+            before = size - 1 if mode == "full" else (size // 2 if flip else (size - 1) // 2)
+            pads.append((before, 2 * (size - 1) - before if mode == "full" else size - 1 - before))
+        (top, bottom), (left, right) = pads
+        images = _Pad.apply(images, ((top, bottom), (left, right)), _BOUNDARIES[boundary],
+                            fillvalue)
+    out = conv2d(images, k.reshape(1, 1, kh, kw))
+    return out.reshape(*lead, out.shape[-2], out.shape[-1])
+
+
+def corr2d(X, K, mode="valid", boundary="fill", fillvalue=0):
+    """The 2-D cross-correlation of an image X with a kernel K.
+
+        Y[i, j] = sum_{a, b} X[i + a, j + b] * K[a, b]
+
+    mode 'valid' (the default, as the notebooks): windows inside X, Y is (H - kh + 1,
+    W - kw + 1); 'same': Y is H x W; 'full': every overlap, (H + kh - 1, W + kw - 1). Outside X
+    the boundary decides: 'fill' (fillvalue), 'wrap' (periodic) or 'symm' (mirrored, edge
+    repeated) — the modes of ``scipy.signal.correlate2d``. X may have leading axes
+    (channels, batch): each (H, W) plane is filtered alike. Any numeric dtypes (the result
+    follows PyTorch's promotion: int64 for int inputs); differentiable in X and K.
+
+    >>> corrnet.corr2d(corrnet.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]]),
+    ...                corrnet.tensor([[0, 1], [2, 3]]))
+    tensor([[19, 25],
+            [37, 43]])
+    """
+    return _filter2d("corr2d", X, K, mode, boundary, fillvalue, flip=False)
+
+
+def convolve2d(X, K, mode="valid", boundary="fill", fillvalue=0):
+    """The 2-D convolution of X with K: `corr2d` with the kernel flipped in both axes,
+
+        Y[i, j] = sum_{a, b} X[i + a, j + b] * K[kh - 1 - a, kw - 1 - b]
+
+    Modes and boundaries as `corr2d`, matching ``scipy.signal.convolve2d``.
+
+    >>> corrnet.convolve2d(corrnet.tensor([[1., 2., 3.]]), corrnet.tensor([[1., -1.]]),
+    ...                    mode="full")
+    tensor([[ 1.,  1.,  1., -3.]])
+    """
+    return _filter2d("convolve2d", X, K, mode, boundary, fillvalue, flip=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,6 +37,20 @@ def col2im(col: np.ndarray, window: Window2d, x_shape: tuple) -> np.ndarray:
     return unpad(padded, window)
 
 
+def unfold(x: np.ndarray, window: Window2d) -> np.ndarray:
+    """Every window as a column: (N, C, H, W) -> (N, C*kh*kw, H_out*W_out)."""
+    n, c = x.shape[:2]
+    return im2col(pad(x, window), window).reshape(n, c * window.kernel[0] * window.kernel[1], -1)
+
+
+def fold(col: np.ndarray, window: Window2d, x_shape: tuple) -> np.ndarray:
+    """The adjoint of `unfold`: (N, C*kh*kw, H_out*W_out) -> x_shape (N, C, H, W)."""
+    n, c = x_shape[:2]
+    kh, kw = window.kernel
+    return col2im(col.reshape(n, c, kh, kw, window.out_height, window.out_width), window,
+                  x_shape)
+
+
 def _grouped_col(x: np.ndarray, window: Window2d, groups: int) -> np.ndarray:
     """im2col of x, grouped: (N, G, K, L)."""
     n, c = x.shape[:2]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .windows import Window2d, pad, shifted_views, unpad
+from .windows import Window2d, adaptive_bounds, pad, shifted_views, unpad
 
 
 def _lowest(dtype) -> float | int:
@@ -27,9 +27,10 @@ def max_pool2d_forward(x: np.ndarray, window: Window2d, find_winner: bool = Fals
 
     out (N, C, H_out, W_out) is the maximum of each window: a running np.maximum over the kh*kw
     shifted views (NaN propagates, as in PyTorch). With `find_winner`, winner holds for each
-    window the kernel offset index (i*kw + j) of its maximum, for the backward pass: the first
-    in row-major order, or the last NaN in a window that holds NaN (as PyTorch's CPU kernel);
-    otherwise winner is None.
+    window the kernel offset index (i*kw + j) of its maximum, for the backward pass and for
+    `max_pool2d_indices`: the first in row-major order, or the last NaN in a window that holds
+    NaN (as PyTorch's CPU kernel); a padding cell never wins, even against an input of -inf.
+    Otherwise winner is None.
     """
     padded = pad(x, window, value=_lowest(x.dtype))
     views = [view for _, view in shifted_views(padded, window)]
@@ -38,13 +39,52 @@ def max_pool2d_forward(x: np.ndarray, window: Window2d, find_winner: bool = Fals
         np.maximum(out, view, out=out)
     if not find_winner:
         return out, None
-    winner = np.zeros(out.shape, dtype=np.int32)
-    for k in reversed(range(1, len(views))):  # backwards, so that the first match is kept
-        np.copyto(winner, k, where=views[k] == out)
+    inside = _inside_views(window)
+    winner = np.broadcast_to(_first_inside_offset(window), out.shape).copy()
+    for k in reversed(range(len(views))):  # backwards, so that the first match is kept
+        match = views[k] == out
+        if inside is not None:
+            match &= inside[k]
+        np.copyto(winner, k, where=match)
     if np.issubdtype(x.dtype, np.floating) and np.isnan(out).any():
         for k, view in enumerate(views):
             np.copyto(winner, k, where=np.isnan(view))
     return out, winner
+
+
+def _inside_views(window: Window2d):
+    """Per kernel offset, an (H_out, W_out) mask of the windows whose cell lies in the input;
+    None when no window reaches outside it."""
+    if window.padded_height == window.height and window.padded_width == window.width:
+        return None
+    inside = pad(np.ones((window.height, window.width), dtype=bool), window, value=False)
+    return [view for _, view in shifted_views(inside, window)]
+
+
+def _first_inside_offset(window: Window2d) -> np.ndarray:
+    """(H_out, W_out): the first kernel offset at or after the input's top-left corner, the
+    winner of a window whose input cells are all the lowest value (PyTorch starts there)."""
+    firsts = []
+    for out, stride, dilation, (before, _), kernel in zip(
+        (window.out_height, window.out_width), window.stride, window.dilation,
+        window.padding, window.kernel, strict=True,
+    ):
+        start = np.arange(out) * stride - before              # coordinate of offset 0
+        first = np.maximum(-(start // dilation), 0)           # = ceil(-start / dilation)
+        firsts.append(np.minimum(first, kernel - 1))
+    first_row, first_col = firsts
+    return (first_row[:, None] * window.kernel[1] + first_col[None, :]).astype(np.int32)
+
+
+def max_pool2d_indices(winner: np.ndarray, window: Window2d) -> np.ndarray:
+    """The flat input index (row * W + col, per (n, c) plane) of each window's winner, as
+    PyTorch's return_indices; int64, shape (N, C, H_out, W_out)."""
+    kw = window.kernel[1]
+    (stride_h, stride_w), (dil_h, dil_w) = window.stride, window.dilation
+    (top, _), (left, _) = window.padding
+    rows = np.arange(window.out_height)[:, None] * stride_h - top + (winner // kw) * dil_h
+    cols = np.arange(window.out_width) * stride_w - left + (winner % kw) * dil_w
+    return (rows * window.width + cols).astype(np.int64)
 
 
 def max_pool2d_backward(grad_out: np.ndarray, winner: np.ndarray, window: Window2d,
@@ -97,3 +137,94 @@ def avg_pool2d_backward(grad_out: np.ndarray, divisor: np.ndarray, window: Windo
     for _, view in shifted_views(padded, window):
         view += share
     return unpad(padded, window)
+
+
+# ---------------------------------------------------------------------------------------------
+# adaptive pooling: windows of varying length (windows.adaptive_bounds), an output size given
+# ---------------------------------------------------------------------------------------------
+
+
+def _averaging_matrix(size: int, out: int, dtype) -> np.ndarray:
+    """(out, size): row i averages window i of `adaptive_bounds(size, out)`."""
+    start, end = adaptive_bounds(size, out)
+    cells = np.arange(size)
+    member = (cells >= start[:, None]) & (cells < end[:, None])
+    return (member / (end - start)[:, None]).astype(dtype)
+
+
+def adaptive_avg_pool2d_forward(x: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
+    """Mean over each adaptive window, as two averaging products (rows, then columns)."""
+    rows = _averaging_matrix(x.shape[-2], out_height, x.dtype)      # (H_out, H)
+    cols = _averaging_matrix(x.shape[-1], out_width, x.dtype)       # (W_out, W)
+    # (N, C, H_out, W_out) = (H_out, H) @ (N, C, H, W) @ (W, W_out)
+    return rows @ x @ cols.T
+
+
+def adaptive_avg_pool2d_backward(grad_out: np.ndarray, x_shape: tuple) -> np.ndarray:
+    rows = _averaging_matrix(x_shape[-2], grad_out.shape[-2], grad_out.dtype)
+    cols = _averaging_matrix(x_shape[-1], grad_out.shape[-1], grad_out.dtype)
+    # (N, C, H, W) = (H, H_out) @ (N, C, H_out, W_out) @ (W_out, W)
+    return rows.T @ grad_out @ cols
+
+
+def _window_cells(size: int, out: int) -> np.ndarray:
+    """(out, longest window): the input cells of each adaptive window, the last one repeated
+    to pad shorter windows (harmless for a maximum, and never the first to win a tie)."""
+    start, end = adaptive_bounds(size, out)
+    longest = int((end - start).max())
+    return np.minimum(start[:, None] + np.arange(longest), end[:, None] - 1)
+
+
+def adaptive_max_pool2d_forward(x: np.ndarray, out_height: int, out_width: int):
+    """Return (out, indices): each adaptive window's maximum and its flat input index
+    (row * W + col); ties go to the first cell in row-major order, NaN wins (the last NaN)."""
+    n, c, h, w = x.shape
+    row_cells = _window_cells(h, out_height)                  # (H_out, kh)
+    col_cells = _window_cells(w, out_width)                   # (W_out, kw)
+    kw = col_cells.shape[1]
+    # (N, C, H_out, W_out, kh, kw): every window's cells, gathered
+    cells = x[..., row_cells[:, None, :, None], col_cells[None, :, None, :]]
+    cells = cells.reshape(n, c, out_height, out_width, -1)
+    winner = cells.argmax(axis=-1)
+    if np.issubdtype(x.dtype, np.floating):
+        nan = np.isnan(cells)
+        has_nan = nan.any(axis=-1)
+        if has_nan.any():
+            last_nan = cells.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+            winner = np.where(has_nan, last_nan, winner)
+    out = np.take_along_axis(cells, winner[..., None], axis=-1)[..., 0]
+    rows = row_cells[np.arange(out_height)[:, None], winner // kw]   # (N, C, H_out, W_out)
+    cols = col_cells[np.arange(out_width), winner % kw]
+    return out, (rows * w + cols).astype(np.int64)
+
+
+def scatter_to_indices(grad_out: np.ndarray, indices: np.ndarray, x_shape: tuple) -> np.ndarray:
+    """Add each output gradient into the input cell its flat index names (per (n, c) plane);
+    several outputs may name the same cell. (N, C, H_out, W_out) -> (N, C, H, W)."""
+    n, c = x_shape[:2]
+    plane = int(np.prod(x_shape[2:]))
+    # one bincount over all planes: plane p's cells are numbered p*plane ... (p+1)*plane - 1
+    flat = indices.reshape(n * c, -1) + (np.arange(n * c) * plane)[:, None]
+    total = np.bincount(flat.ravel(), weights=grad_out.reshape(-1), minlength=n * c * plane)
+    return total.astype(grad_out.dtype).reshape(x_shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# max unpooling: the values put back at the indices max pooling returned
+# ---------------------------------------------------------------------------------------------
+
+
+def max_unpool_forward(x: np.ndarray, indices: np.ndarray, out_shape: tuple) -> np.ndarray:
+    """(N, C, *in) values and flat indices -> (N, C, *out_shape) zeros with the values put
+    at their indices."""
+    n, c = x.shape[:2]
+    out = np.zeros((n * c, int(np.prod(out_shape))), dtype=x.dtype)
+    np.put_along_axis(out, indices.reshape(n * c, -1), x.reshape(n * c, -1), axis=1)
+    return out.reshape((n, c) + tuple(out_shape))
+
+
+def max_unpool_backward(grad_out: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """Each input's gradient is the output gradient at its index."""
+    n, c = grad_out.shape[:2]
+    grad = np.take_along_axis(grad_out.reshape(n * c, -1), indices.reshape(n * c, -1), axis=1)
+    return grad.reshape(indices.shape)

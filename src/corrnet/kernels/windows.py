@@ -71,6 +71,20 @@ class Window2d:
         return [(i, j) for i in range(kh) for j in range(kw)]
 
 
+def adaptive_bounds(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """The windows of adaptive pooling along one axis: window i covers [start[i], end[i]).
+
+        start[i] = floor(i * size / out),   end[i] = ceil((i + 1) * size / out)
+
+    Windows may differ in length by one and may overlap when `out` does not divide `size`.
+
+    >>> adaptive_bounds(5, 3)
+    (array([0, 1, 3]), array([2, 4, 5]))
+    """
+    i = np.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
 def make_window(op: str, height: int, width: int, kernel, stride, padding, dilation,
                 ceil_mode: bool = False) -> Window2d:
     """Validate a window's parameters and compute its output size.
@@ -102,6 +116,91 @@ def make_window(op: str, height: int, width: int, kernel, stride, padding, dilat
                     (tuple(padding[0]), tuple(padding[1])), tuple(dilation), outs[0], outs[1])
 
 
+PAD_MODES = ("constant", "reflect", "replicate", "circular", "symmetric")
+
+
+def source_index(size: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For each position of a padded axis, the input position whose value it takes.
+
+    The padded axis has ``size + before + after`` positions; position p lies at input
+    coordinate ``p - before`` (negative pads crop). Where that coordinate is outside the input,
+    the mode decides: 'constant' gives -1 (the fill value), 'replicate' the nearest edge,
+    'reflect' mirrors about the edge cell (d c b | a b c d | c b a), 'symmetric' mirrors with
+    the edge cell repeated (c b a | a b c d | d c b), and 'circular' wraps around what is left
+    after cropping (as PyTorch: it crops first, then pads).
+
+    >>> source_index(4, 2, 1, "reflect")
+    array([2, 1, 0, 1, 2, 3, 2])
+    """
+    coord = np.arange(size + before + after) - before
+    if mode == "constant":
+        return np.where((coord >= 0) & (coord < size), coord, -1)
+    if mode == "replicate":
+        return np.clip(coord, 0, size - 1)
+    if mode == "circular":
+        low, high = max(-before, 0), size - max(-after, 0)  # the part left after cropping
+        return low + (coord - low) % max(high - low, 1)
+    if mode == "reflect":
+        period = max(2 * (size - 1), 1)
+        folded = coord % period
+        return np.where(folded < size, folded, period - folded)
+    if mode == "symmetric":
+        folded = coord % (2 * size)
+        return np.where(folded < size, folded, 2 * size - 1 - folded)
+    raise ValueError(f"padding mode must be one of {PAD_MODES}, got {mode!r}")
+
+
+def pad_array(x: np.ndarray, pads, mode: str = "constant", value=0) -> np.ndarray:
+    """Pad (or, with negative pads, crop) the trailing axes of `x`.
+
+    `pads` holds one (before, after) pair per trailing axis, outermost first:
+    ((top, bottom), (left, right)) pads an image. Output size along each padded axis:
+    ``size + before + after``.
+
+    >>> pad_array(np.array([1, 2, 3]), [(2, 1)], "replicate")
+    array([1, 1, 1, 2, 3, 3])
+    """
+    axes = range(x.ndim - len(pads), x.ndim)
+    if mode == "constant":
+        # fill, then copy the part of x that survives the (possibly negative) pads
+        out_shape = x.shape[:x.ndim - len(pads)] + tuple(
+            x.shape[a] + before + after for a, (before, after) in zip(axes, pads, strict=True))
+        out = np.full(out_shape, value, dtype=x.dtype)
+        src, dst = [Ellipsis], [Ellipsis]
+        for a, (before, after) in zip(axes, pads, strict=True):
+            src.append(slice(max(-before, 0), x.shape[a] - max(-after, 0)))
+            dst.append(slice(max(before, 0), out_shape[a] - max(after, 0)))
+        out[tuple(dst)] = x[tuple(src)]
+        return out
+    for a, (before, after) in zip(axes, pads, strict=True):
+        if before or after:
+            x = np.take(x, source_index(x.shape[a], before, after, mode), axis=a)
+    return x
+
+
+def pad_array_backward(grad: np.ndarray, input_shape: tuple, pads, mode: str) -> np.ndarray:
+    """The adjoint of `pad_array`: each padded cell's gradient goes back to the input cell
+    it was copied from (summed where several copies were made); fill cells get nothing."""
+    axes = range(len(input_shape) - len(pads), len(input_shape))
+    for a, (before, after) in reversed(list(zip(axes, pads, strict=True))):
+        if not (before or after):
+            continue
+        size = input_shape[a]
+        source = source_index(size, before, after, mode)
+        folded = np.zeros(grad.shape[:a] + (size,) + grad.shape[a + 1:], dtype=grad.dtype)
+        moved_grad, moved_folded = np.moveaxis(grad, a, 0), np.moveaxis(folded, a, 0)
+        # the cells that are not padding: one slice, copied straight back
+        first, last = max(before, 0), min(len(source), before + size)
+        if first < last:
+            moved_folded[first - before:last - before] += moved_grad[first:last]
+        # the padding cells: one strided add per padding position (never per pixel)
+        for position in (*range(0, first), *range(max(last, first), len(source))):
+            if source[position] >= 0:
+                moved_folded[source[position]] += moved_grad[position]
+        grad = folded
+    return grad
+
+
 def pad(x: np.ndarray, window: Window2d, value=0) -> np.ndarray:
     """Pad the last two axes of `x` to the extent the windows reach, with `value`."""
     (top, _), (left, _) = window.padding
@@ -109,10 +208,7 @@ def pad(x: np.ndarray, window: Window2d, value=0) -> np.ndarray:
     right = window.padded_width - window.width - left
     if top == bottom == left == right == 0:
         return x
-    padded = np.full(x.shape[:-2] + (window.padded_height, window.padded_width), value,
-                     dtype=x.dtype)
-    padded[..., top:top + window.height, left:left + window.width] = x
-    return padded
+    return pad_array(x, ((top, bottom), (left, right)), "constant", value)
 
 
 def unpad(x_padded: np.ndarray, window: Window2d) -> np.ndarray:

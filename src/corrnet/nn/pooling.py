@@ -1,4 +1,4 @@
-"""Pooling layers."""
+"""Pooling layers (1-D and 2-D, fixed and adaptive windows) and max unpooling."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ class MaxPool2d(Module):
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
+class MaxPool1d(MaxPool2d):
+    """Max pooling over windows of a sequence; see `corrnet.nn.functional.max_pool1d`."""
+
+    def forward(self, input):
+        return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
+                            self.ceil_mode, self.return_indices)
+
+
 class AvgPool2d(Module):
     """Average pooling over kernel_size windows; see `corrnet.nn.functional.avg_pool2d`."""
 
@@ -48,3 +56,92 @@ class AvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool1d(AvgPool2d):
+    """Average pooling over windows of a sequence; see `corrnet.nn.functional.avg_pool1d`."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
+
+    def forward(self, input):
+        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad)
+
+
+class MaxUnpool2d(Module):
+    """Puts max-pooled values back where they came from; see `F.max_unpool2d`.
+
+    >>> pool, unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+    >>> unpool(*pool(corrnet.tensor([[[[1., 2.], [3., 4.]]]])))
+    tensor([[[[0., 0.],
+              [0., 4.]]]])
+    """
+
+    dims = 2
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+
+    def forward(self, input, indices, output_size=None):
+        unpool = F.max_unpool2d if self.dims == 2 else F.max_unpool1d
+        return unpool(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxUnpool1d(MaxUnpool2d):
+    """Puts max-pooled values of a sequence back; see `F.max_unpool1d`."""
+
+    dims = 1
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size; see `F.adaptive_avg_pool2d`.
+
+    >>> nn.AdaptiveAvgPool2d((1, 1))(corrnet.rand(2, 3, 7, 5)).shape
+    torch.Size([2, 3, 1, 1])
+    """
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
+    """Average pooling of a sequence to a fixed length; see `F.adaptive_avg_pool1d`."""
+
+    def forward(self, input):
+        return F.adaptive_avg_pool1d(input, self.output_size)
+
+
+class AdaptiveMaxPool2d(Module):
+    """Max pooling to a fixed output size; see `F.adaptive_max_pool2d`."""
+
+    def __init__(self, output_size, return_indices=False):
+        super().__init__()
+        self.output_size, self.return_indices = output_size, return_indices
+
+    def forward(self, input):
+        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
+    """Max pooling of a sequence to a fixed length; see `F.adaptive_max_pool1d`."""
+
+    def forward(self, input):
+        return F.adaptive_max_pool1d(input, self.output_size, self.return_indices)

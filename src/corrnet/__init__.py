@@ -89,4 +89,4 @@ for _name in (
     globals()[_name] = _function(_name)
 del _name
 
-from . import nn, optim  # noqa: E402  (they build on the names above)
+from . import nn, optim, utils  # noqa: E402  (they build on the names above)

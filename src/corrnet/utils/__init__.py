@@ -1,0 +1,3 @@
+"""Utilities under PyTorch's names: ``corrnet.utils.data`` is ``torch.utils.data``."""
+
+from . import data

@@ -1,0 +1,456 @@
+"""Datasets and batching under PyTorch's names: ``corrnet.utils.data`` is ``torch.utils.data``.
+
+``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``, the samplers
+and ``DataLoader``, with ``default_collate``. Loading happens in the calling process
+(``num_workers`` is accepted and ignored).
+
+Randomness. ``shuffle=True``, ``RandomSampler`` and ``random_split`` take ``generator=``:
+
+- ``None``: corrnet's global generator, so ``corrnet.manual_seed(s)`` makes shuffles
+  reproducible;
+- an ``int``: a seed; the loader keeps its own generator made from it, so two loaders made
+  with the same seed give the same sequence of epochs;
+- a ``numpy.random.Generator`` (what corrnet's random functions take as ``generator=``).
+
+Speed. A loader over a ``TensorDataset`` (or a ``Subset`` of one, or a dataset with a
+``_get_batch(indices)`` method such as ``corrnet.datasets.FashionMNIST``) with the default
+``collate_fn`` makes each batch with one fancy-index operation per tensor, instead of calling
+``__getitem__`` once per sample and stacking the results.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..tensor import Tensor, from_numpy, randint, randperm, stack
+
+__all__ = [
+    "BatchSampler",
+    "ConcatDataset",
+    "DataLoader",
+    "Dataset",
+    "RandomSampler",
+    "Sampler",
+    "SequentialSampler",
+    "Subset",
+    "TensorDataset",
+    "default_collate",
+    "default_convert",
+    "random_split",
+]
+
+
+# -- generators -------------------------------------------------------------------------------
+
+
+def _resolve_generator(generator, where: str):
+    """``None`` (corrnet's global generator, looked up at each draw), or a NumPy Generator."""
+    if generator is None or isinstance(generator, np.random.Generator):
+        return generator
+    if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
+        return np.random.default_rng(int(generator))
+    raise TypeError(
+        f"{where}: generator must be None (corrnet's global generator, seeded by "
+        "corrnet.manual_seed), an int seed or a numpy.random.Generator, got "
+        f"{type(generator).__name__}"
+    )
+
+
+def _permutation(n: int, generator) -> np.ndarray:
+    return randperm(n, generator=generator).numpy()
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+
+class Dataset:
+    """A map-style dataset: subclasses define ``__getitem__(index)`` and ``__len__()``."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    def __add__(self, other: Dataset) -> ConcatDataset:
+        return ConcatDataset([self, other])
+
+
+class TensorDataset(Dataset):
+    """Samples are the ``i``-th rows of each tensor: ``dataset[i] == (t[i] for t in tensors)``.
+
+    All tensors must have the same size in dimension 0. NumPy arrays are accepted and shared
+    (``from_numpy``).
+    """
+
+    def __init__(self, *tensors):
+        converted = []
+        for i, t in enumerate(tensors):
+            if isinstance(t, np.ndarray):
+                t = from_numpy(t)
+            if not isinstance(t, Tensor):
+                raise TypeError(
+                    f"TensorDataset: argument {i} must be a Tensor, got {type(t).__name__}"
+                )
+            if t.dim() == 0:
+                raise ValueError(
+                    f"TensorDataset: argument {i} is a 0-d tensor; each tensor needs a first "
+                    "dimension that indexes the samples"
+                )
+            converted.append(t)
+        sizes = [t.shape[0] for t in converted]
+        if len(set(sizes)) > 1:
+            raise ValueError(
+                "TensorDataset: size mismatch between tensors: all must have the same size in "
+                f"dimension 0, got sizes {sizes}"
+            )
+        self.tensors = tuple(converted)
+
+    def __getitem__(self, index):
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0] if self.tensors else 0
+
+    def _get_batch(self, indices: np.ndarray):
+        return [t[indices] for t in self.tensors]
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = indices
+
+    def __getitem__(self, index):
+        if isinstance(index, list):
+            return self.dataset[[self.indices[i] for i in index]]
+        return self.dataset[self.indices[index]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _get_batch(self, indices: np.ndarray):
+        get_batch = getattr(self.dataset, "_get_batch", None)
+        if get_batch is None:
+            return NotImplemented
+        own = self.indices.numpy() if isinstance(self.indices, Tensor) else self.indices
+        cached = getattr(self, "_index_array", None)
+        if cached is None or cached[0] is not own:  # made again if `indices` is replaced
+            self._index_array = cached = (own, np.asarray(own, dtype=np.int64))
+        return get_batch(cached[1][indices])
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        self.cumulative_sizes = list(np.cumsum([len(d) for d in self.datasets]).tolist())
+
+    def __len__(self) -> int:
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, index):
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"ConcatDataset: index {index} out of range for length {n}")
+        index %= n
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][index - start]
+
+
+def random_split(dataset, lengths, generator=None) -> list[Subset]:
+    """Split `dataset` into non-overlapping random subsets of the given lengths.
+
+    `lengths` are counts summing to ``len(dataset)``, or fractions summing to 1 (the
+    remainder of flooring is handed out one by one from the first subset, as PyTorch does).
+    """
+    n = len(dataset)
+    lengths = list(lengths)
+    if lengths and math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        for frac in lengths:
+            if not 0 <= frac <= 1:
+                raise ValueError(f"random_split: fraction {frac} is not between 0 and 1")
+        counts = [int(math.floor(n * frac)) for frac in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if sum(lengths) != n:
+        raise ValueError(
+            f"random_split: sum of input lengths ({sum(lengths)}) does not equal the length "
+            f"of the input dataset ({n})"
+        )
+    order = _permutation(n, _resolve_generator(generator, "random_split"))
+    bounds = np.cumsum([0, *lengths]).tolist()
+    return [Subset(dataset, order[a:b].tolist())
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+# -- samplers ---------------------------------------------------------------------------------
+
+
+class Sampler:
+    """An iterable of dataset indices."""
+
+    def __init__(self, data_source=None):
+        pass
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+
+class SequentialSampler(Sampler):
+    """Indices 0, 1, ..., len(data_source) - 1."""
+
+    def __init__(self, data_source):
+        self.data_source = data_source
+
+    def _order(self) -> np.ndarray:
+        return np.arange(len(self.data_source), dtype=np.int64)
+
+    def __iter__(self):
+        return iter(range(len(self.data_source)))
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+
+class RandomSampler(Sampler):
+    """A fresh random permutation of the indices at every iteration (or draws with
+    replacement); see the module docstring for `generator`."""
+
+    def __init__(self, data_source, replacement=False, num_samples=None, generator=None):
+        self.data_source = data_source
+        self.replacement = bool(replacement)
+        self._num_samples = num_samples
+        self.generator = _resolve_generator(generator, "RandomSampler")
+        if num_samples is not None and (
+            not isinstance(num_samples, numbers.Integral) or num_samples <= 0
+        ):
+            raise ValueError(
+                "RandomSampler: num_samples should be a positive integer value, but got "
+                f"num_samples={num_samples}"
+            )
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.data_source) if self._num_samples is None else int(self._num_samples)
+
+    def _order(self) -> np.ndarray:
+        n, k = len(self.data_source), self.num_samples
+        if self.replacement:
+            return randint(0, n, (k,), generator=self.generator).numpy()
+        if k <= n:
+            return _permutation(n, self.generator)[:k]
+        reps = -(-k // n)
+        return np.concatenate([_permutation(n, self.generator) for _ in range(reps)])[:k]
+
+    def __iter__(self):
+        return iter(self._order().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class BatchSampler(Sampler):
+    """Groups the indices of `sampler` into lists of `batch_size`."""
+
+    def __init__(self, sampler, batch_size, drop_last):
+        if (not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool)
+                or batch_size <= 0):
+            raise ValueError(
+                "batch_size should be a positive integer value, but got "
+                f"batch_size={batch_size!r}"
+            )
+        if not isinstance(drop_last, bool):
+            raise ValueError(
+                f"drop_last should be a boolean value, but got drop_last={drop_last!r}"
+            )
+        self.sampler, self.batch_size, self.drop_last = sampler, int(batch_size), drop_last
+
+    def _index_arrays(self):
+        """The batches as int64 arrays (vectorized for the built-in samplers)."""
+        order_fn = getattr(self.sampler, "_order", None)
+        if order_fn is not None:
+            order = order_fn()
+        else:
+            order = np.fromiter(iter(self.sampler), dtype=np.int64)
+        n, size = len(order), self.batch_size
+        stop = n - n % size if self.drop_last else n
+        for start in range(0, stop, size):
+            yield order[start:start + size]
+
+    def __iter__(self):
+        for batch in self._index_arrays():
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        n = len(self.sampler)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+# -- collation --------------------------------------------------------------------------------
+
+
+def _is_namedtuple(x) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def default_collate(batch):
+    """Combine a list of samples into a batch, field by field, as PyTorch does.
+
+    Tensors are stacked; NumPy arrays and scalars become tensors of their dtype; Python ints
+    int64, floats float64, bools bool; strings stay a list; dicts, named tuples and sequences
+    are collated per field (tuples and lists give a list).
+    """
+    if not batch:
+        raise ValueError("default_collate: the batch is empty")
+    elem = batch[0]
+    if isinstance(elem, Tensor):
+        return stack(batch, 0)
+    if isinstance(elem, np.ndarray):
+        if elem.dtype.kind in "SUOV":
+            raise TypeError(
+                "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or "
+                f"lists; found a numpy array of {elem.dtype}"
+            )
+        return from_numpy(np.stack(batch))
+    if isinstance(elem, np.generic) and elem.dtype.kind in "biuf":
+        return from_numpy(np.array(batch))
+    if isinstance(elem, bool):
+        return from_numpy(np.array(batch, dtype=np.bool_))
+    if isinstance(elem, numbers.Integral):
+        return from_numpy(np.array(batch, dtype=np.int64))
+    if isinstance(elem, numbers.Real):
+        return from_numpy(np.array(batch, dtype=np.float64))
+    if isinstance(elem, (str, bytes)):
+        return batch
+    if isinstance(elem, Mapping):
+        return {key: default_collate([d[key] for d in batch]) for key in elem}
+    if _is_namedtuple(elem):
+        return type(elem)(*(default_collate(list(field)) for field in zip(*batch, strict=True)))
+    if isinstance(elem, Sequence):
+        size = len(elem)
+        if any(len(sample) != size for sample in batch):
+            raise RuntimeError("each element in list of batch should be of equal size")
+        return [default_collate(list(field)) for field in zip(*batch, strict=True)]
+    raise TypeError(
+        "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; "
+        f"found {type(elem).__name__}"
+    )
+
+
+def default_convert(data):
+    """What a loader with ``batch_size=None`` yields: NumPy arrays become tensors."""
+    if isinstance(data, np.ndarray) and data.dtype.kind in "biuf":
+        return from_numpy(data)
+    if isinstance(data, Mapping):
+        return {key: default_convert(value) for key, value in data.items()}
+    if _is_namedtuple(data):
+        return type(data)(*(default_convert(d) for d in data))
+    if isinstance(data, tuple):
+        return [default_convert(d) for d in data]
+    if isinstance(data, list):
+        return [default_convert(d) for d in data]
+    return data
+
+
+# -- loader -----------------------------------------------------------------------------------
+
+
+class DataLoader:
+    """Iterates over `dataset` in batches.
+
+    ``DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, generator=None,
+    collate_fn=None)``, plus PyTorch's ``sampler`` and ``batch_sampler``. ``len(loader)`` is
+    the number of batches. ``num_workers``, ``pin_memory`` and the other worker options are
+    accepted for compatibility and ignored: batches are made in the calling process.
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None,
+                 num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
+                 worker_init_fn=None, multiprocessing_context=None, generator=None, *,
+                 prefetch_factor=None, persistent_workers=False, pin_memory_device="",
+                 in_order=True):
+        if not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+            raise ValueError(
+                "num_workers option should be non-negative; use num_workers=0 to disable "
+                "multiprocessing."
+            )
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(
+                "DataLoader: dataset must define __getitem__ and __len__, got "
+                f"{type(dataset).__name__}"
+            )
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError(
+                    "batch_sampler option is mutually exclusive with batch_size, shuffle, "
+                    "sampler, and drop_last"
+                )
+            batch_size, drop_last = None, False
+        elif batch_size is None and drop_last:
+            raise ValueError(
+                "batch_size=None option disables auto-batching and is mutually exclusive with "
+                "drop_last"
+            )
+        self.generator = _resolve_generator(generator, "DataLoader")
+        if sampler is None:
+            if shuffle:
+                sampler = RandomSampler(dataset, generator=self.generator)
+            else:
+                sampler = SequentialSampler(dataset)
+        if batch_size is not None and batch_sampler is None:
+            batch_sampler = BatchSampler(sampler, batch_size, drop_last)
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.drop_last = drop_last
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
+        self.num_workers = int(num_workers)
+        self.pin_memory = pin_memory
+        self.timeout = timeout
+        self.worker_init_fn = worker_init_fn
+        self.prefetch_factor = prefetch_factor
+        self.persistent_workers = persistent_workers
+        self._auto_collation = batch_sampler is not None
+        if collate_fn is None:
+            collate_fn = default_collate if self._auto_collation else default_convert
+        self.collate_fn = collate_fn
+
+    def _index_batches(self):
+        if isinstance(self.batch_sampler, BatchSampler):
+            return self.batch_sampler._index_arrays()
+        return iter(self.batch_sampler)
+
+    def __iter__(self):
+        dataset, collate = self.dataset, self.collate_fn
+        if not self._auto_collation:
+            for index in self.sampler:
+                yield collate(dataset[index])
+            return
+        get_batch = getattr(dataset, "_get_batch", None) if collate is default_collate else None
+        for indices in self._index_batches():
+            if get_batch is not None:
+                batch = get_batch(np.asarray(indices, dtype=np.int64))
+                if batch is not NotImplemented:
+                    yield batch
+                    continue
+                get_batch = None
+            if isinstance(indices, np.ndarray):
+                indices = indices.tolist()
+            yield collate([dataset[i] for i in indices])
+
+    def __len__(self) -> int:
+        if self._auto_collation:
+            return len(self.batch_sampler)
+        return len(self.sampler)

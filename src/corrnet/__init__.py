@@ -84,7 +84,8 @@ for _name in (
     "prod", "max", "min", "argmax", "argmin", "amax", "amin", "norm", "std", "var", "reshape",
     "flatten", "permute", "transpose", "t", "squeeze", "unsqueeze", "clone", "detach",
     "maximum", "minimum", "pow", "neg", "add", "sub", "mul", "div", "all", "any", "isnan",
-    "isfinite", "numel", "allclose", "equal", "eq", "ne", "lt", "le", "gt", "ge",
+    "isfinite", "numel", "allclose", "equal", "eq", "ne", "lt", "le", "gt", "ge", "softmax",
+    "log_softmax",
 ):
     globals()[_name] = _function(_name)
 del _name

@@ -572,3 +572,53 @@ class Stack(Function):
     @staticmethod
     def backward(ctx, grad):
         return (None, *np.moveaxis(grad, ctx.axis, 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Softmax along one axis (numerically stable: the maximum is subtracted first)
+# ---------------------------------------------------------------------------------------------
+
+
+def log_softmax_array(a: np.ndarray, axis: int) -> np.ndarray:
+    """log(softmax(a)) along `axis`, in one stable pass: a - max - log(sum(exp(a - max)))."""
+    if a.size == 0:
+        return a.copy()
+    shifted = a - np.max(a, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):  # rows of -inf only give nan, as PyTorch
+        shifted -= np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    return shifted
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx, a, axis):
+        if a.size == 0:
+            out = a.copy()
+        else:
+            out = np.exp(a - np.max(a, axis=axis, keepdims=True))
+            with np.errstate(invalid="ignore"):
+                out /= np.sum(out, axis=axis, keepdims=True)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        # d softmax: out * (g - sum(g * out))
+        return out * (grad - np.sum(grad * out, axis=ctx.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx, a, axis):
+        out = log_softmax_array(a, axis)
+        ctx.save_for_backward(out)
+        ctx.axis = axis
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_arrays
+        # d log_softmax: g - softmax * sum(g)
+        return grad - np.exp(out) * np.sum(grad, axis=ctx.axis, keepdims=True)

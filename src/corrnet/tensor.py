@@ -116,6 +116,23 @@ def _wrap(array, grad_fn=None, version=None):
     return t
 
 
+def _numpy_names(method):
+    """Accept NumPy's keyword names as PyTorch does: ``axis=`` for ``dim=`` and ``keepdims=``
+    for ``keepdim=`` (``x.argmax(axis=1)``, ``x.sum(axis=0, keepdims=True)``)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        for alias, name in (("axis", "dim"), ("keepdims", "keepdim")):
+            if alias in kwargs:
+                if name in kwargs:
+                    raise TypeError(f"{method.__name__}() got both '{name}' and its alias "
+                                    f"'{alias}'")
+                kwargs[name] = kwargs.pop(alias)
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Tensor:
     """A multi-dimensional array that records the ops applied to it for `backward()`.
 
@@ -148,6 +165,7 @@ class Tensor:
     def shape(self) -> Size:
         return Size(self._data.shape)
 
+    @_numpy_names
     def size(self, dim=None):
         if dim is None:
             return self.shape
@@ -324,9 +342,14 @@ class Tensor:
         return self
 
     def type(self, dtype=None):
+        """The legacy type name (``'torch.FloatTensor'``), or a copy converted to `dtype`
+        (a dtype or a legacy name such as ``'torch.LongTensor'``)."""
         if dtype is None:
             return f"torch.{_LEGACY_NAMES[self.dtype.name]}"
-        return self.to(dtype)
+        if isinstance(dtype, str):
+            name = dtype.removeprefix("torch.").removeprefix("corrnet.")
+            dtype = as_dtype(_LEGACY_DTYPES.get(name, dtype))
+        return self.to(dtype=dtype)
 
     def float(self) -> Tensor:
         return self._cast(backend.float32)
@@ -744,6 +767,23 @@ class Tensor:
     def relu(self):
         return ops.Relu.apply(self)
 
+    @_numpy_names
+    def softmax(self, dim, dtype=None):
+        """exp(x) / sum(exp(x)) along `dim`, computed stably (the maximum is subtracted)."""
+        return ops.Softmax.apply(*self._softmax_args("softmax", dim, dtype))
+
+    @_numpy_names
+    def log_softmax(self, dim, dtype=None):
+        """log(softmax(x)) along `dim` in one stable pass (no log of a rounded-off zero)."""
+        return ops.LogSoftmax.apply(*self._softmax_args("log_softmax", dim, dtype))
+
+    def _softmax_args(self, name, dim, dtype):
+        source = self._cast(as_dtype(dtype)) if dtype is not None else self
+        if not source.dtype.is_floating_point:
+            raise RuntimeError(f"{name}(): expected a floating point input, got {source.dtype}; "
+                               "convert it with .float() or pass dtype=corrnet.float32")
+        return source, source._axis(dim) if source.dim() else None
+
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise RuntimeError("clamp(): at least one of 'min' or 'max' must not be None")
@@ -814,6 +854,7 @@ class Tensor:
 
     # -- reductions ------------------------------------------------------------------------------
 
+    @_numpy_names
     def sum(self, dim=None, keepdim=False, dtype=None, axis=None):
         axes = self._axes(dim if dim is not None else axis)
         if dtype is not None:
@@ -825,6 +866,7 @@ class Tensor:
         source = self._cast(out_dtype) if out_dtype.is_floating_point else self
         return ops.Sum.apply(source, axes, keepdim, out_dtype.numpy)
 
+    @_numpy_names
     def mean(self, dim=None, keepdim=False, dtype=None, axis=None):
         source = self._cast(as_dtype(dtype)) if dtype is not None else self
         if not source.dtype.is_floating_point:
@@ -834,6 +876,7 @@ class Tensor:
             )
         return ops.Mean.apply(source, self._axes(dim if dim is not None else axis), keepdim)
 
+    @_numpy_names
     def prod(self, dim=None, keepdim=False, dtype=None):
         source = self._cast(as_dtype(dtype)) if dtype is not None else self
         if not source.dtype.is_floating_point:
@@ -841,9 +884,11 @@ class Tensor:
         axis = None if dim is None else self._axis(dim)
         return ops.Prod.apply(source, axis, keepdim)
 
+    @_numpy_names
     def max(self, dim=None, keepdim=False):
         return self._extreme(dim, keepdim, use_min=False)
 
+    @_numpy_names
     def min(self, dim=None, keepdim=False):
         return self._extreme(dim, keepdim, use_min=True)
 
@@ -866,15 +911,19 @@ class Tensor:
         result = min_result if use_min else max_result
         return result(values, _wrap(indices.astype(np.int64)))
 
+    @_numpy_names
     def amax(self, dim=None, keepdim=False):
         return self.max() if dim is None else self.max(dim, keepdim).values
 
+    @_numpy_names
     def amin(self, dim=None, keepdim=False):
         return self.min() if dim is None else self.min(dim, keepdim).values
 
+    @_numpy_names
     def argmax(self, dim=None, keepdim=False):
         return self._arg(dim, keepdim, use_min=False)
 
+    @_numpy_names
     def argmin(self, dim=None, keepdim=False):
         return self._arg(dim, keepdim, use_min=True)
 
@@ -894,9 +943,11 @@ class Tensor:
             raise NotImplementedError("norm(p='nuc')")
         return ops.Norm.apply(self._floating(), float(p), self._axes(dim), keepdim)
 
+    @_numpy_names
     def std(self, dim=None, unbiased=True, keepdim=False, correction=None):
         return self.var(dim, unbiased, keepdim, correction).sqrt()
 
+    @_numpy_names
     def var(self, dim=None, unbiased=True, keepdim=False, correction=None):
         correction = (1 if unbiased else 0) if correction is None else correction
         centred = self - self.mean(dim, keepdim=True)
@@ -905,9 +956,11 @@ class Tensor:
         )
         return (centred * centred).sum(dim, keepdim=keepdim) / max(count - correction, 0)
 
+    @_numpy_names
     def all(self, dim=None, keepdim=False):
         return _wrap(np.asarray(np.all(self._data, axis=self._axes(dim), keepdims=keepdim)))
 
+    @_numpy_names
     def any(self, dim=None, keepdim=False):
         return _wrap(np.asarray(np.any(self._data, axis=self._axes(dim), keepdims=keepdim)))
 
@@ -1012,6 +1065,7 @@ class Tensor:
                                f"{self.dim()}D (shape {tuple(self.shape)})")
         return self.transpose(0, -1) if self.dim() == 2 else self
 
+    @_numpy_names
     def squeeze(self, dim=None):
         if dim is None:
             shape = tuple(n for n in self.shape if n != 1)
@@ -1020,6 +1074,7 @@ class Tensor:
             shape = tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1))
         return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
 
+    @_numpy_names
     def unsqueeze(self, dim):
         ndim = self.dim() + 1
         if not -ndim <= dim < ndim:
@@ -1078,6 +1133,7 @@ _LEGACY_NAMES = {
     "int32": "IntTensor", "int64": "LongTensor", "float16": "HalfTensor",
     "float32": "FloatTensor", "float64": "DoubleTensor",
 }
+_LEGACY_DTYPES = {legacy: name for name, legacy in _LEGACY_NAMES.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1445,8 +1501,9 @@ def cat(tensors, dim=0, axis=None):
 concat = concatenate = cat
 
 
-def stack(tensors, dim=0):
+def stack(tensors, dim=0, axis=None):
     """Join tensors of equal shape along a new dimension."""
+    dim = axis if axis is not None else dim
     tensors = _check_tensors(tensors, "stack")
     first = tensors[0]
     for i, t in enumerate(tensors):

@@ -1,9 +1,15 @@
 """Layers and the Module system: ``from corrnet import nn``."""
 
 from . import functional, init
+from .activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from .dropout import Dropout
+from .flatten import Flatten
+from .linear import Identity, Linear
+from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module
+from .normalization import BatchNorm1d, BatchNorm2d
 from .parameter import Parameter
 from .pooling import (
     AdaptiveAvgPool1d,
@@ -34,6 +40,8 @@ from .windows import (
 
 __all__ = ["functional", "init", "Module", "Parameter", "Conv2d", "MaxPool2d", "AvgPool2d",
            "Sequential"]
+__all__ += ["Linear", "Identity", "Flatten", "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
+            "Dropout", "BatchNorm1d", "BatchNorm2d", "CrossEntropyLoss", "MSELoss", "NLLLoss"]
 __all__ += ["Conv1d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "AvgPool1d",
             "MaxUnpool1d", "MaxUnpool2d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
             "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Unfold", "Fold", "ConstantPad1d",

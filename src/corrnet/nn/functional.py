@@ -1,4 +1,536 @@
-"""``from corrnet.nn import functional as F``: the differentiable ops of corrnet.functional."""
+"""``from corrnet.nn import functional as F``: every differentiable op of corrnet.functional,
+plus the layer and loss functions (PyTorch's names, arguments and semantics).
 
+The heavy ones are autograd Functions with a hand-written backward, each one vectorized pass
+over the arrays: `linear`, `batch_norm`, `cross_entropy` / `nll_loss` (log-softmax fused with
+the loss, so the gradient is ``softmax - target`` without materializing a log of a softmax).
+`softmax` / `log_softmax` are ops of the tensor (``Tensor.softmax``); the rest are built from
+tensor ops.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import functional as _core
+from ..autograd import Function, is_grad_enabled
+from ..backend import INT, result_type
 from ..functional import *  # noqa: F403
-from ..functional import __all__  # noqa: F401
+from ..ops import log_softmax_array
+from ..tensor import Tensor, _rng, _wrap
+
+__all__ = list(_core.__all__) + [
+    "linear", "relu", "softmax", "log_softmax", "dropout", "batch_norm", "cross_entropy",
+    "nll_loss", "mse_loss",
+]
+__all__ = list(dict.fromkeys(__all__))  # relu is both in the core list and redefined here
+
+
+def _check_tensor(value, op: str, name: str) -> None:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__}")
+
+
+def _check_same_dtype(op: str, input: Tensor, **others) -> None:
+    for name, t in others.items():
+        if t is not None and t.dtype != input.dtype:
+            raise RuntimeError(f"{op}: expected {name} to have the same dtype as input "
+                               f"({input.dtype}), but got {t.dtype}")
+
+
+# ---------------------------------------------------------------------------------------------
+# linear
+# ---------------------------------------------------------------------------------------------
+
+
+class Linear(Function):
+    """y = x @ weight.T + bias over the last dimension of x (any leading dimensions)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        needs = ctx.needs_input_grad + (False,) * 3
+        ctx.save_for_backward(x if needs[1] else None, weight if needs[0] else None)
+        out = np.matmul(x, weight.T)  # (*, out) = (*, in) @ (in, out)
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_arrays
+        grad_x = grad_weight = grad_bias = None
+        grad = np.ascontiguousarray(grad)  # a broadcast gradient (of a sum) has 0 strides: BLAS
+        grad2 = grad.reshape(-1, grad.shape[-1])  # (M, out), M = prod of the leading dims
+        if x is not None:  # weight's gradient wanted: (out, in) = (out, M) @ (M, in)
+            grad_weight = grad2.T @ x.reshape(-1, x.shape[-1])
+        if weight is not None:  # input's gradient wanted: (*, in) = (*, out) @ (out, in)
+            grad_x = np.matmul(grad, weight)
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            grad_bias = grad2.sum(axis=0)
+        return grad_x, grad_weight, grad_bias
+
+
+def linear(input, weight, bias=None):
+    """``input @ weight.T + bias``: input (*, in_features), weight (out_features, in_features),
+    bias (out_features,); output (*, out_features).
+
+    >>> F.linear(corrnet.ones(2, 3), corrnet.ones(4, 3)).shape
+    torch.Size([2, 4])
+    """
+    op = "linear"
+    _check_tensor(input, op, "input")
+    _check_tensor(weight, op, "weight")
+    if bias is not None:
+        _check_tensor(bias, op, "bias")
+    if input.dim() == 0 or weight.dim() not in (1, 2):
+        raise RuntimeError(f"{op}: expected input with at least 1 dimension and a 1-D or 2-D "
+                           f"weight, got input of shape {tuple(input.shape)} and weight of "
+                           f"shape {tuple(weight.shape)}")
+    in_features = weight.shape[-1]
+    if input.shape[-1] != in_features:
+        rows = int(np.prod(input.shape[:-1], dtype=np.int64))
+        raise RuntimeError(
+            f"{op}: input of shape {tuple(input.shape)} has {input.shape[-1]} features in its "
+            f"last dimension, but weight of shape {tuple(weight.shape)} expects {in_features} "
+            f"(mat1 and mat2 shapes cannot be multiplied ({rows}x{input.shape[-1]} and "
+            f"{in_features}x{weight.shape[0] if weight.dim() == 2 else 1}))"
+        )
+    _check_same_dtype(op, input, weight=weight, bias=bias)
+    if weight.dim() == 1:  # a dot product over the last dimension
+        out = input.matmul(weight)
+        return out if bias is None else out + bias
+    if bias is not None:
+        try:
+            if np.broadcast_shapes(tuple(bias.shape), (weight.shape[0],)) != (weight.shape[0],):
+                raise ValueError
+        except ValueError:
+            raise RuntimeError(f"{op}: bias of shape {tuple(bias.shape)} does not match "
+                               f"out_features={weight.shape[0]} of weight "
+                               f"{tuple(weight.shape)}") from None
+    return Linear.apply(input, weight, bias)
+
+
+# ---------------------------------------------------------------------------------------------
+# activations
+# ---------------------------------------------------------------------------------------------
+
+
+def relu(input, inplace=False):
+    """max(input, 0); with ``inplace=True`` the result is written into `input`."""
+    out = _core.relu(input)
+    return input._inplace(out) if inplace else out
+
+
+def _softmax_dim(op: str, input: Tensor, dim):
+    if dim is None:  # PyTorch's legacy choice, with its warning
+        warnings.warn(f"Implicit dimension choice for {op} has been deprecated. Change the call "
+                      "to include dim=X as an argument.", UserWarning, stacklevel=3)
+        return 0 if input.dim() in (0, 1, 3) else 1
+    return dim
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """exp(input) / sum(exp(input)) along `dim` (computed stably).
+
+    >>> F.softmax(corrnet.tensor([0., 0.]), dim=0)
+    tensor([0.5000, 0.5000])
+    """
+    _check_tensor(input, "softmax", "input")
+    return input.softmax(_softmax_dim("softmax", input, dim), dtype=dtype)
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """log(softmax(input)) along `dim`, in one stable pass."""
+    _check_tensor(input, "log_softmax", "input")
+    return input.log_softmax(_softmax_dim("log_softmax", input, dim), dtype=dtype)
+
+
+def dropout(input, p=0.5, training=True, inplace=False):
+    """Zero each element with probability `p` and scale the others by 1/(1-p) (training only).
+
+    The mask is drawn from corrnet's generator (``corrnet.manual_seed``); in eval mode, or
+    for p = 0, the input is returned as it is.
+    """
+    _check_tensor(input, "dropout", "input")
+    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0 or input.numel() == 0:
+        return input
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"dropout: expected a floating point input, got {input.dtype}")
+    np_dtype = input._data.dtype
+    if p == 1:
+        mask = np.zeros((), dtype=np_dtype)
+    else:
+        keep = _rng().random(input._data.shape, dtype=np.float64 if np_dtype == np.float64
+                             else np.float32) < 1.0 - p
+        mask = keep * np.asarray(1.0 / (1.0 - p), dtype=np_dtype)
+    out = input * _wrap(mask)
+    return input._inplace(out) if inplace else out
+
+
+# ---------------------------------------------------------------------------------------------
+# batch normalization
+# ---------------------------------------------------------------------------------------------
+
+
+class NativeBatchNorm(Function):
+    """Normalize each channel (axis 1) by the batch statistics (training) or by given ones."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
+        channels = x.shape[1]
+        axes = (0,) + tuple(range(2, x.ndim))
+        shape = (1, channels) + (1,) * (x.ndim - 2)
+        if training:
+            count = x.size // channels
+            mean = np.mean(x, axis=axes)
+            centred = x - mean.reshape(shape)
+            var = np.mean(np.square(centred), axis=axes)  # biased: used to normalize
+            if running_mean is not None:
+                running_mean *= 1 - momentum
+                running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
+            if running_var is not None:  # the running variance is unbiased (n / (n - 1))
+                running_var *= 1 - momentum
+                unbiased = var * (count / (count - 1)) if count > 1 else var
+                running_var += (momentum * unbiased).astype(running_var.dtype, copy=False)
+        else:
+            centred = x - running_mean.reshape(shape)
+            var = running_var
+        invstd = (1 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
+        xhat = centred * invstd.reshape(shape)
+        out = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
+        if bias is not None:
+            out += bias.reshape(shape)
+        ctx.save_for_backward(xhat, invstd, weight)
+        ctx.training, ctx.axes, ctx.shape = training, axes, shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, invstd, weight = ctx.saved_arrays
+        axes, shape = ctx.axes, ctx.shape
+        needs = ctx.needs_input_grad + (False,) * 3
+        sum_grad = np.sum(grad, axis=axes)  # (C,)
+        sum_grad_xhat = np.sum(grad * xhat, axis=axes)  # (C,)
+        grad_x = None
+        if needs[0]:
+            scale = invstd if weight is None else invstd * weight
+            if ctx.training:  # the batch statistics depend on x too
+                count = grad.size // grad.shape[1]
+                grad_x = (grad - (sum_grad / count).reshape(shape)
+                          - xhat * (sum_grad_xhat / count).reshape(shape))
+                grad_x *= scale.reshape(shape)
+            else:
+                grad_x = grad * scale.reshape(shape)
+        return (grad_x, sum_grad_xhat if needs[1] else None, sum_grad if needs[2] else None)
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalization over every dimension but the channels (dimension 1).
+
+    training: normalize by the batch mean and (biased) variance, and update `running_mean`
+    and `running_var` in place: ``running = (1 - momentum) * running + momentum * batch``,
+    with the unbiased batch variance. Otherwise normalize by the running statistics.
+    """
+    op = "batch_norm"
+    _check_tensor(input, op, "input")
+    if input.dim() < 2:
+        raise RuntimeError(f"{op}: expected input of shape (N, C, ...) with at least 2 "
+                           f"dimensions, got shape {tuple(input.shape)}")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{op}: expected a floating point input, got {input.dtype}")
+    channels = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is None:
+            continue
+        _check_tensor(t, op, name)
+        if t.numel() != channels:
+            raise RuntimeError(f"{op}: {name} should contain {channels} elements (one per "
+                               f"channel of input {tuple(input.shape)}) not {t.numel()}")
+        if t.dtype != input.dtype:
+            raise RuntimeError(f"{op}: expected {name} to have the same dtype as input "
+                               f"({input.dtype}), but got {t.dtype}")
+    if training:
+        count = input.numel() // channels if channels else 0
+        if count <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                             f"size {input.shape}")
+        if eps <= 0:
+            raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError(f"{op}: running_mean and running_var must be defined in "
+                               "evaluation mode (training=False)")
+        if eps < 0:
+            raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+    arrays = [None if t is None else t._data.reshape(-1) for t in (running_mean, running_var)]
+    out = NativeBatchNorm.apply(input, None if weight is None else weight.reshape(-1),
+                           None if bias is None else bias.reshape(-1), *arrays, bool(training),
+                           float(momentum) if momentum is not None else 0.0, float(eps))
+    if training:
+        for t in (running_mean, running_var):
+            if t is not None:
+                t._bump_version()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# losses
+# ---------------------------------------------------------------------------------------------
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _reduction(reduction, size_average=None, reduce=None) -> str:
+    if size_average is not None or reduce is not None:  # PyTorch's deprecated arguments
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = "none" if not reduce else ("mean" if size_average else "sum")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction (expected 'none', "
+                         "'mean' or 'sum')")
+    return reduction
+
+
+class NllLoss(Function):
+    """The negative log-likelihood of class-index targets, optionally from logits (a fused
+    log-softmax) and with label smoothing. Arrays: x (N, C, *d), target (N, *d).
+
+    Per sample i (valid = target != ignore_index, w = class weights, s = smoothing):
+        loss_i = valid_i * ((1 - s) w[t_i] (-logp[i, t_i]) + s/C sum_c w_c (-logp[i, c]))
+    'mean' divides the sum by sum_i valid_i w[t_i] (as PyTorch).
+    """
+
+    @staticmethod
+    def forward(ctx, x, target, weight, from_logits, ignore_index, reduction, smoothing):
+        classes = x.shape[1]
+        wshape = (1, classes) + (1,) * (x.ndim - 2)
+        logp = log_softmax_array(x, 1) if from_logits else x
+        valid = target != ignore_index
+        index = np.expand_dims(np.where(valid, target, 0), 1)  # (N, 1, *d)
+        picked = np.take_along_axis(logp, index, 1)[:, 0]  # (N, *d)
+        coef = valid.astype(x.dtype)  # (N, *d): valid_i * w[t_i]
+        if weight is not None:
+            coef *= weight[index[:, 0]]
+        with np.errstate(invalid="ignore"):
+            per = np.where(valid, -(1 - smoothing) * coef * picked, 0).astype(x.dtype)
+            if smoothing:
+                spread = logp if weight is None else logp * weight.reshape(wshape)
+                per -= np.where(valid, (smoothing / classes) * np.sum(spread, axis=1), 0).astype(
+                    x.dtype)
+        denom = coef.sum()
+        if reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.asarray(per.sum() / denom, dtype=x.dtype)
+        elif reduction == "sum":
+            out = np.asarray(per.sum(), dtype=x.dtype)
+        else:
+            out = per
+        ctx.save_for_backward(logp if from_logits else None)
+        ctx.shape, ctx.dtype = x.shape, x.dtype
+        ctx.index, ctx.valid, ctx.coef, ctx.denom = index, valid, coef, denom
+        ctx.weight, ctx.from_logits, ctx.reduction, ctx.smoothing = (
+            weight, from_logits, reduction, smoothing)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (logp,) = ctx.saved_arrays
+        s, coef, valid = ctx.smoothing, ctx.coef, ctx.valid
+        classes = ctx.shape[1]
+        wshape = (1, classes) + (1,) * (len(ctx.shape) - 2)
+        g = np.asarray(grad)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if ctx.reduction == "mean":
+                g = g / ctx.denom  # inf when every target is ignored: such samples get 0
+            # (N, *d): the upstream gradient of each sample, 0 for ignored ones
+            g = np.where(valid, g, 0).astype(ctx.dtype, copy=False)
+            target_term = np.expand_dims((1 - s) * g * coef, 1)  # -d/dlogp[i, t_i]
+        if ctx.from_logits:
+            # d/dx of -sum_c q_c logp_c is softmax * sum_c q_c - q
+            wsum = classes if ctx.weight is None else ctx.weight.sum()
+            total = (1 - s) * coef + (s / classes) * wsum
+            grad_x = np.exp(logp) * np.expand_dims(g * total, 1)
+        else:
+            grad_x = np.zeros(ctx.shape, dtype=ctx.dtype)
+        if s:
+            spread = np.expand_dims(g * (s / classes), 1)
+            grad_x -= spread if ctx.weight is None else spread * ctx.weight.reshape(wshape)
+        current = np.take_along_axis(grad_x, ctx.index, 1)
+        np.put_along_axis(grad_x, ctx.index, current - target_term, 1)
+        return grad_x.astype(ctx.dtype, copy=False), None, None
+
+
+class CrossEntropyProbabilities(Function):
+    """Cross entropy with class-probability targets (same shape as the logits)."""
+
+    @staticmethod
+    def forward(ctx, x, target, weight, reduction, smoothing):
+        classes = x.shape[1]
+        wshape = (1, classes) + (1,) * (x.ndim - 2)
+        logp = log_softmax_array(x, 1)
+        smoothed = target * (1 - smoothing) + smoothing / classes if smoothing else target
+        q = smoothed if weight is None else smoothed * weight.reshape(wshape)
+        per = -np.sum(q * logp, axis=1)
+        if reduction == "mean":
+            count = x.size / classes if classes else 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.asarray(per.sum() / count, dtype=x.dtype)
+            ctx.scale = 1 / count if count else np.nan
+        elif reduction == "sum":
+            out, ctx.scale = np.asarray(per.sum(), dtype=x.dtype), 1
+        else:
+            out, ctx.scale = per, 1
+        ctx.save_for_backward(logp, q)
+        ctx.weight, ctx.smoothing, ctx.wshape = weight, smoothing, wshape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        logp, q = ctx.saved_arrays
+        g = np.asarray(grad) * ctx.scale
+        g = np.expand_dims(g, 1) if g.ndim else g  # per sample ('none') or one scalar
+        grad_x = g * (np.exp(logp) * np.sum(q, axis=1, keepdims=True) - q)
+        grad_target = None
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            grad_target = -(1 - ctx.smoothing) * g * logp
+            if ctx.weight is not None:
+                grad_target = grad_target * ctx.weight.reshape(ctx.wshape)
+        return grad_x, grad_target, None
+
+
+def _class_loss_inputs(op, input, target, weight):
+    """Check the arguments of a classification loss; give (input, target) batched: (N, C, *d)
+    and (N, *d), and whether an unbatched input was given a batch dimension."""
+    _check_tensor(input, op, "input")
+    _check_tensor(target, op, "target")
+    if input.dim() == 0:
+        raise ValueError(f"{op}: expected input of shape (C,), (N, C) or (N, C, d1, ...), got a "
+                         "0-d tensor")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f"{op}: expected a floating point input (logits), got {input.dtype}")
+    classes = input.shape[0 if input.dim() == 1 else 1]
+    if weight is not None:
+        _check_tensor(weight, op, "weight")
+        if weight.dim() != 1 or weight.shape[0] != classes:
+            raise RuntimeError(f"{op}: weight should have one value for each of the {classes} "
+                               f"classes, but got weight of shape {tuple(weight.shape)}")
+        _check_same_dtype(op, input, weight=weight)
+    unbatched = input.dim() == 1
+    if unbatched:
+        input = input.unsqueeze(0)
+        target = target.unsqueeze(0)
+    return input, target, unbatched, classes
+
+
+def _check_class_targets(op, input, target, classes, ignore_index):
+    if target.dtype.category != INT or target.dtype.name not in ("int64", "uint8"):
+        raise RuntimeError(f"{op}: expected target dtype to be Long (int64) or Byte (uint8) "
+                           f"class indices, but got {target.dtype}; convert it with .long()")
+    if target.dim() != input.dim() - 1:
+        if input.dim() == 2:
+            raise RuntimeError(f"{op}: 0D or 1D target tensor expected for input of shape "
+                               f"(N, C), got target of shape {tuple(target.shape)} "
+                               "(multi-target not supported)")
+        raise RuntimeError(f"{op}: expected target of shape {tuple(input.shape[:1])} + "
+                           f"{tuple(input.shape[2:])}, got {tuple(target.shape)}")
+    if target.shape[0] != input.shape[0]:
+        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
+                         f"batch_size ({target.shape[0]}).")
+    if tuple(target.shape[1:]) != tuple(input.shape[2:]):
+        raise RuntimeError(f"{op}: expected target size {[input.shape[0], *input.shape[2:]]}, "
+                           f"got {list(target.shape)}")
+    labels = target._data
+    bad = (labels != ignore_index) & ((labels < 0) | (labels >= classes))
+    if bad.any():
+        value = int(labels[bad].reshape(-1)[0])
+        raise IndexError(f"{op}: Target {value} is out of bounds: class labels must lie in "
+                         f"[0, {classes - 1}] for {classes} classes (input of shape "
+                         f"{tuple(input.shape)})")
+
+
+def _check_weight_grad(op, weight):
+    if weight is not None and weight.requires_grad and is_grad_enabled():
+        raise RuntimeError(f"{op}: is not differentiable with respect to argument 'weight' for "
+                           "class-index targets; pass weight.detach()")
+
+
+def _finish(out, unbatched, reduction):
+    return out.squeeze(0) if unbatched and reduction == "none" else out
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100,
+                  reduce=None, reduction="mean", label_smoothing=0.0):
+    """Cross entropy between logits `input` (N, C) or (N, C, d1, ...) or (C,) and `target`:
+    class indices (N,) / (N, d1, ...) / () of dtype int64, or class probabilities of the
+    input's shape. log-softmax is computed stably and fused with the loss.
+
+    >>> F.cross_entropy(corrnet.zeros(1, 4), corrnet.tensor([2]))  # log(4)
+    tensor(1.3863)
+    """
+    op = "cross_entropy"
+    reduction = _reduction(reduction, size_average, reduce)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    x, t, unbatched, classes = _class_loss_inputs(op, input, target, weight)
+    if t.dtype.is_floating_point:  # class probabilities
+        if tuple(t.shape) != tuple(x.shape):
+            raise RuntimeError(f"{op}: a floating point target holds class probabilities and "
+                               f"must have the input's shape {tuple(input.shape)}, got "
+                               f"{tuple(target.shape)} (class indices must be int64)")
+        if ignore_index >= 0:
+            raise RuntimeError(f"{op}: ignore_index is not supported for floating point "
+                               "(probability) targets")
+        dtype = result_type(x, t)
+        out = CrossEntropyProbabilities.apply(x._cast(dtype), t._cast(dtype),
+                                           None if weight is None else weight._data,
+                                           reduction, float(label_smoothing))
+        return _finish(out, unbatched, reduction)
+    _check_class_targets(op, x, t, classes, ignore_index)
+    _check_weight_grad(op, weight)
+    out = NllLoss.apply(x, t._data, None if weight is None else weight._data, True,
+                                ignore_index, reduction, float(label_smoothing))
+    return _finish(out, unbatched, reduction)
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    """Negative log-likelihood of class indices: ``-input[i, target[i]]`` (weighted), where
+    `input` holds log-probabilities (N, C) / (N, C, d1, ...) / (C,)."""
+    op = "nll_loss"
+    reduction = _reduction(reduction, size_average, reduce)
+    x, t, unbatched, classes = _class_loss_inputs(op, input, target, weight)
+    _check_class_targets(op, x, t, classes, ignore_index)
+    _check_weight_grad(op, weight)
+    out = NllLoss.apply(x, t._data, None if weight is None else weight._data, False,
+                                ignore_index, reduction, 0.0)
+    return _finish(out, unbatched, reduction)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean squared error ``(input - target) ** 2``, reduced by 'mean' (default), 'sum' or
+    'none'; `weight` multiplies each squared error."""
+    op = "mse_loss"
+    reduction = _reduction(reduction, size_average, reduce)
+    _check_tensor(input, op, "input")
+    _check_tensor(target, op, "target")
+    if tuple(input.shape) != tuple(target.shape):
+        warnings.warn(
+            f"Using a target size ({target.shape}) that is different to the input size "
+            f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.", UserWarning, stacklevel=2)
+    diff = input - target
+    loss = diff * diff
+    if weight is not None:
+        loss = loss * weight
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss

@@ -10,7 +10,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..tensor import Tensor, _refuse_cuda, _wrap, no_grad
+from .. import backend
+from ..tensor import Tensor, _check_device, _refuse_cuda, _wrap, device, no_grad
 from .parameter import Parameter
 
 
@@ -24,6 +25,7 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "training", True)
 
     # -- registration --------------------------------------------------------------------------
@@ -34,6 +36,17 @@ class Module:
                 f"cannot assign {type(value).__name__} '{name}' before Module.__init__() call "
                 f"(call super().__init__() first in {type(self).__name__}.__init__)"
             )
+        params = self.__dict__.get("_parameters", {})
+        if name in params and value is not None and not isinstance(value, Parameter):
+            raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                            "(corrnet.nn.Parameter or None expected)")
+        buffers = self.__dict__.get("_buffers", {})
+        if name in buffers and not isinstance(value, (Parameter, Module)):
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
+                                "(corrnet.Tensor or None expected)")
+            buffers[name] = value  # stays a buffer (``self.running_mean = x.to(device)``)
+            return
         for registry in ("_parameters", "_buffers", "_modules"):
             self.__dict__.get(registry, {}).pop(name, None)
         if isinstance(value, Parameter):
@@ -66,25 +79,61 @@ class Module:
         self.__dict__.pop(name, None)
         self._parameters[name] = param
 
+    def _check_name(self, name, what: str, registry: str) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"cannot assign {what} before Module.__init__() call (call "
+                                 f"super().__init__() first in {type(self).__name__}.__init__)")
+        if not isinstance(name, str):
+            raise TypeError(f"{what} name should be a string. Got {type(name).__name__}")
+        if name == "":
+            raise KeyError(f'{what} name can\'t be empty string ""')
+        if "." in name:
+            raise KeyError(f'{what} name can\'t contain ".", got: {name}')
+        if hasattr(self, name) and name not in self.__dict__[registry]:
+            raise KeyError(f"attribute '{name}' already exists")
+
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """Register a tensor that is part of the module's state but not a parameter (e.g.
+        BatchNorm's running_mean). Non-persistent buffers are left out of state_dict."""
+        self._check_name(name, "buffer", "_buffers")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' "
+                            "(corrnet.Tensor or None required)")
         self.__dict__.pop(name, None)
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
         self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers_set.discard(name)
+        else:
+            self._non_persistent_buffers_set.add(name)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        """Register a sub-module under `name` (as ``setattr(self, name, module)``)."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._check_name(name, "module", "_modules")
         self.__dict__.pop(name, None)
+        self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
         self._modules[name] = module
+
+    register_module = add_module
 
     # -- traversal -----------------------------------------------------------------------------
 
-    def named_modules(self, memo=None, prefix: str = ""):
+    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        """(dotted name, module) for this module ('') and every sub-module, depth first."""
         memo = set() if memo is None else memo
         if self in memo:
             return
-        memo.add(self)
+        if remove_duplicate:
+            memo.add(self)
         yield prefix, self
         for name, module in self._modules.items():
             if module is not None:
-                yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name)
+                yield from module.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                                remove_duplicate)
 
     def modules(self):
         for _, module in self.named_modules():
@@ -157,6 +206,81 @@ class Module:
             else:
                 param.grad.zero_()
 
+    def apply(self, fn) -> Module:
+        """Call ``fn(module)`` on every sub-module (children first), then on self; return
+        self. Typical use: ``net.apply(init_weights)``."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    def _apply_to_tensors(self, convert) -> Module:
+        """Convert every parameter, gradient and buffer in place: parameters stay the same
+        objects (optimizers holding them keep working)."""
+        for module in self.modules():
+            for param in module._parameters.values():
+                if param is None:
+                    continue
+                param._data = convert(param._data)
+                if param.grad is not None:
+                    param.grad._data = convert(param.grad._data)
+            for buffer in module._buffers.values():
+                if buffer is not None:
+                    buffer._data = convert(buffer._data)
+        return self
+
+    def to(self, *args, **kwargs) -> Module:
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(tensor)``: convert the
+        floating point parameters and buffers in place. corrnet computes on the CPU: 'cpu'
+        is accepted, 'cuda' refused with a clear error."""
+        dtype = kwargs.pop("dtype", None)
+        target_device = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, (str, device)):
+                target_device = arg
+            elif isinstance(arg, bool) or arg is None:  # non_blocking
+                continue
+            else:
+                dtype = arg
+        if target_device is not None:
+            try:
+                _check_device(target_device)
+            except RuntimeError as err:
+                raise RuntimeError(f"{type(self).__name__}.to({str(target_device)!r}): "
+                                   f"{err}") from None
+        if dtype is None:
+            return self
+        dtype = backend.as_dtype(dtype)
+        if not dtype.is_floating_point:
+            raise TypeError("nn.Module.to only accepts floating point dtypes, but got desired "
+                            f"dtype={dtype}")
+        target = dtype.numpy
+
+        def convert(array):
+            return array.astype(target) if array.dtype.kind == "f" else array
+
+        return self._apply_to_tensors(convert)
+
+    def float(self) -> Module:
+        return self.to(backend.float32)
+
+    def double(self) -> Module:
+        return self.to(backend.float64)
+
+    def half(self) -> Module:
+        return self.to(backend.float16)
+
+    def type(self, dst_type) -> Module:
+        """Convert every parameter and buffer (integer ones too) to `dst_type`."""
+        target = backend.as_dtype(dst_type).numpy
+        return self._apply_to_tensors(lambda array: array.astype(target))
+
     def cuda(self, device=None):
         _refuse_cuda(f"{type(self).__name__}.cuda()")
 
@@ -169,15 +293,21 @@ class Module:
         """Parameters and buffers by dotted name (tensors detached unless keep_vars)."""
         state = OrderedDict() if destination is None else destination
         for name, tensor in list(self.named_parameters(prefix.rstrip("."))) + list(
-            self.named_buffers(prefix.rstrip("."))
+            self._persistent_buffers(prefix.rstrip("."))
         ):
             state[name] = tensor if keep_vars else tensor.detach()
         return state
 
+    def _persistent_buffers(self, prefix: str = ""):
+        for module_prefix, module in self.named_modules(prefix=prefix):
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name not in module._non_persistent_buffers_set:
+                    yield (f"{module_prefix}.{name}" if module_prefix else name), buffer
+
     def load_state_dict(self, state_dict, strict: bool = True):
         """Copy values into this module's parameters and buffers, checking names and shapes."""
         own = dict(self.named_parameters())
-        own.update(self.named_buffers())
+        own.update(self._persistent_buffers())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems = []

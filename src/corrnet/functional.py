@@ -173,12 +173,20 @@ def _check_pad_fits(mode, size, before, after, shape, pad) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+# Keep the unrolled windows of a convolution for its weight gradient when they are at most
+# this large; beyond it, the backward pass unrolls the input again.
+KEEP_COL_BYTES = 64 * 2**20
+
+
 class _Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, window, groups):
+        col = conv_kernels.unrolled(x, window, groups)                 # (G, K, N*L)
+        needs_weight = len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]
         ctx.save_for_backward(x, weight)
+        ctx.col = col if needs_weight and col.nbytes <= KEEP_COL_BYTES else None
         ctx.window, ctx.groups = window, groups
-        return conv_kernels.conv2d_forward(x, weight, bias, window, groups)
+        return conv_kernels.conv2d_forward(col, weight, bias, x.shape[0], window)
 
     @staticmethod
     def backward(ctx, grad):
@@ -189,7 +197,8 @@ class _Conv2d(Function):
         if needs_x:
             grad_x = conv_kernels.conv2d_grad_input(grad, weight, window, groups, x.shape)
         if needs_weight:
-            grad_weight = conv_kernels.conv2d_grad_weight(grad, x, window, groups, weight.shape)
+            col = ctx.col if ctx.col is not None else conv_kernels.unrolled(x, window, groups)
+            grad_weight = conv_kernels.conv2d_grad_weight(grad, col, weight.shape)
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias
@@ -214,10 +223,12 @@ class _ConvTranspose2d(Function):
         window, groups = ctx.window, ctx.groups
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         grad_x = grad_weight = grad_bias = None
-        if needs_x:
-            grad_x = conv_kernels.conv2d_forward(grad, weight, None, window, groups)
-        if needs_weight:
-            grad_weight = conv_kernels.conv2d_grad_weight(x, grad, window, groups, weight.shape)
+        if needs_x or needs_weight:
+            col = conv_kernels.unrolled(grad, window, groups)   # the windows of the gradient
+            if needs_x:
+                grad_x = conv_kernels.conv2d_forward(col, weight, None, x.shape[0], window)
+            if needs_weight:
+                grad_weight = conv_kernels.conv2d_grad_weight(x, col, weight.shape)
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias

@@ -155,15 +155,23 @@ class Sqrt(Function):
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, a):
-        # 1 / (1 + exp(-a)) without overflow warnings for large |a|
-        out = np.exp(-np.logaddexp(0, -a)).astype(a.dtype, copy=False)
+        # 1 / (1 + exp(-a)), in place on one buffer; exp overflows to inf for a << 0 and
+        # 1 / inf = 0 is the right limit, so the warning is silenced
+        with np.errstate(over="ignore"):
+            out = np.exp(np.negative(a))
+            out += 1
+            np.reciprocal(out, out=out)
+        out = out.astype(a.dtype, copy=False)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
-        return grad * out * (1 - out)
+        grad_a = 1 - out          # d sigmoid / da = out * (1 - out)
+        grad_a *= out
+        grad_a *= grad
+        return grad_a
 
 
 class Tanh(Function):

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test oracle bench lint clean
 
 # corrnet itself (numpy + scipy), installed in editable mode.
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +22,10 @@ demo: $(VENV)/.installed
 test: $(VENV)/.test-installed
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q
+
+# The oracle suite at nightly size: about 50,000 hypothesis examples against PyTorch.
+oracle: $(VENV)/.test-installed
+	CORRNET_ORACLE=nightly $(PY) -m pytest -q tests/oracle
 
 # Side-by-side timings against PyTorch and SciPy; rewrites BENCHMARKS.md. Run on an idle machine.
 bench: $(VENV)/.test-installed

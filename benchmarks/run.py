@@ -28,6 +28,8 @@ import torch
 import corrnet
 from corrnet.nn import functional as F
 
+LENET_BATCH = 256
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -106,6 +108,52 @@ def filter_case(size, kernel, seed=0):
     }
 
 
+def _torch_lenet():
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(6, 16, 5), nn.Sigmoid(), nn.AvgPool2d(2, 2), nn.Flatten(),
+        nn.Linear(400, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10))
+
+
+def lenet_case(train: bool, batch: int = LENET_BATCH, seed=0):
+    """D2L's LeNet, the same weights in both: one SGD training step (forward, cross-entropy,
+    backward, update) or one inference forward pass on a batch of 1x28x28 images."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    corrnet.manual_seed(seed)
+    net_c = corrnet.models.lenet()
+    net_t = _torch_lenet()
+    net_t.load_state_dict({k: torch.from_numpy(v.numpy().copy())
+                           for k, v in net_c.state_dict().items()})
+    x_c, y_c = corrnet.from_numpy(x), corrnet.from_numpy(y)
+    x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
+    opt_c = corrnet.optim.SGD(net_c.parameters(), lr=0.9)
+    opt_t = torch.optim.SGD(net_t.parameters(), lr=0.9)
+    loss_c, loss_t = corrnet.nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
+
+    def step(net, opt, loss, xb, yb):
+        def run():
+            opt.zero_grad()
+            loss(net(xb), yb).backward()
+            opt.step()
+        return run
+
+    def infer(lib, net, xb):
+        def run():
+            with lib.no_grad():
+                net(xb)
+        return run
+
+    if train:
+        return {"corrnet": step(net_c, opt_c, loss_c, x_c, y_c),
+                "torch": step(net_t, opt_t, loss_t, x_t, y_t)}
+    net_c.eval()
+    net_t.eval()
+    return {"corrnet": infer(corrnet, net_c, x_c), "torch": infer(torch, net_t, x_t)}
+
+
 LAYERS = [
     ("(a) LeNet conv1: N=256, 1->6, 5x5, pad 2, 28x28", dict(n=256, c_in=1, c_out=6, size=28,
                                                             kernel=5, padding=2)),
@@ -137,6 +185,11 @@ def run(repeats: int) -> list[tuple[str, str, dict]]:
     for size, k in FILTERS:
         times = interleaved(filter_case(size, k), repeats)
         rows.append(("filtering", f"corr2d {size}x{size}, {k}x{k} kernel", times))
+        print(_line(rows[-1]), flush=True)
+    for train in (True, False):
+        times = interleaved(lenet_case(train), repeats)
+        what = "training step (SGD)" if train else "inference"
+        rows.append(("lenet", f"LeNet {what}, batch {LENET_BATCH}", times))
         print(_line(rows[-1]), flush=True)
     return rows
 
@@ -176,7 +229,8 @@ def write_markdown(rows, path: Path, repeats: int) -> None:
         "",
     ]
     for section, heading in (("layers", "Convolution layers"), ("pooling", "Pooling"),
-                             ("filtering", "Single-channel filtering")):
+                             ("filtering", "Single-channel filtering"),
+                             ("lenet", "LeNet (D2L) on 1x28x28 images")):
         section_rows = [r for r in rows if r[0] == section]
         names = list(section_rows[0][2])
         lines += [f"## {heading}", "",
@@ -186,6 +240,12 @@ def write_markdown(rows, path: Path, repeats: int) -> None:
             cells = " | ".join(f"{times[n] * 1e3:.2f}" for n in names)
             lines.append(f"| {title} | {cells} | {times['torch'] / times['corrnet']:.2f} |")
         lines.append("")
+        if section == "lenet":
+            lines += ["Examples per second (batch / median time):", ""]
+            for _, title, times in section_rows:
+                rates = ", ".join(f"{n} {LENET_BATCH / times[n]:,.0f}" for n in names)
+                lines.append(f"- {title}: {rates}")
+            lines.append("")
     path.write_text("\n".join(lines))
 
 

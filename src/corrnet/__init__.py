@@ -90,4 +90,12 @@ for _name in (
     globals()[_name] = _function(_name)
 del _name
 
-from . import nn, optim, utils  # noqa: E402  (they build on the names above)
+from . import (  # noqa: E402  (they build on the names above)
+    models,  # noqa: E402
+    nn,
+    optim,
+    utils,
+)
+from .serialization import load, save  # noqa: E402
+from .train import fit  # noqa: E402
+from .summary import summary  # noqa: E402

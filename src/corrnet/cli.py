@@ -135,6 +135,52 @@ def demo(seed: int = 0, size: int = 256) -> None:
           "kernel offsets and lets NumPy do the pixels")
 
 
+def train(args) -> int:
+    """``corrnet train lenet``: D2L's LeNet experiment on Fashion-MNIST."""
+    from pathlib import Path
+
+    import corrnet
+    from corrnet import datasets, models
+    from corrnet.train import fit
+    from corrnet.utils.data import DataLoader, Subset
+
+    corrnet.manual_seed(args.seed)
+    net = models.MODELS[args.model]()
+    train_set = datasets.FashionMNIST(args.data_root, train=True, download=True)
+    test_set = datasets.FashionMNIST(args.data_root, train=False, download=True)
+    if args.train_subset:
+        train_set = Subset(train_set, range(min(args.train_subset, len(train_set))))
+    if args.test_subset:
+        test_set = Subset(test_set, range(min(args.test_subset, len(test_set))))
+    train_iter = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
+    test_iter = DataLoader(test_set, batch_size=args.batch_size)
+    out = Path(args.out)
+    plot = None
+    if not args.no_plot:
+        try:
+            import matplotlib  # noqa: F401
+            plot = out / "curves.png"
+        except ImportError:
+            print("(no plot: matplotlib is not installed; pip install 'corrnet[plot]')")
+    print(f"training {args.model} on Fashion-MNIST ({len(train_set)} train / {len(test_set)} "
+          f"test images): {args.epochs} epochs, SGD lr {args.lr}, batch {args.batch_size}, "
+          f"seed {args.seed}; checkpoints in {out}")
+    fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
+        resume=args.resume, plot=plot, progress=not args.no_progress)
+    if plot is not None:
+        print(f"curves: {plot}")
+    return 0
+
+
+def summary(args) -> int:
+    """``corrnet summary lenet``: the layer table of a built-in network."""
+    import corrnet
+    from corrnet import models
+
+    print(corrnet.summary(models.MODELS[args.model](), models.INPUT_SIZES[args.model]))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="corrnet",
@@ -145,12 +191,52 @@ def main(argv=None) -> int:
     demo_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo_parser.add_argument("--size", type=int, default=256,
                              help="image side for the speed comparison (default 256)")
+
+    from corrnet.models import MODELS
+
+    train_parser = commands.add_parser(
+        "train", help="train a built-in network on Fashion-MNIST (D2L's LeNet experiment)")
+    train_parser.add_argument("model", nargs="?", choices=sorted(MODELS), default=None,
+                              help="the network (default lenet)")
+    train_parser.add_argument("--model", dest="model_option", choices=sorted(MODELS),
+                              help="the network, as an option")
+    train_parser.add_argument("--epochs", type=int, default=10, help="default 10")
+    train_parser.add_argument("--lr", type=float, default=0.9, help="SGD learning rate, 0.9")
+    train_parser.add_argument("--batch-size", type=int, default=256, help="default 256")
+    train_parser.add_argument("--seed", type=int, default=0, help="default 0")
+    train_parser.add_argument("--data-root", default=None,
+                              help="folder with the Fashion-MNIST .gz files (default: "
+                                   "$CORRNET_DATA, the user cache, Debian's copy, download)")
+    train_parser.add_argument("--out", default="runs/lenet",
+                              help="output folder for checkpoint.npz and curves.png")
+    train_parser.add_argument("--resume", action="store_true",
+                              help="continue from the checkpoint in --out")
+    train_parser.add_argument("--train-subset", type=int, default=0,
+                              help="train on the first N images only (quick runs)")
+    train_parser.add_argument("--test-subset", type=int, default=0,
+                              help="test on the first N images only")
+    train_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train_parser.add_argument("--no-plot", action="store_true", help="no curves.png")
+    summary_parser = commands.add_parser("summary", help="the layer table of a network")
+    summary_parser.add_argument("model", choices=sorted(MODELS))
+
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.size < 3:
             parser.error("--size must be at least 3 (the kernel is 3x3)")
         demo(seed=args.seed, size=args.size)
-    return 0
+        return 0
+    if args.command == "summary":
+        return summary(args)
+    if args.model and args.model_option and args.model != args.model_option:
+        parser.error(f"two models given: {args.model} and --model {args.model_option}")
+    args.model = args.model_option or args.model or "lenet"
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.lr <= 0:
+        parser.error("--lr must be positive")
+    return train(args)
 
 
 if __name__ == "__main__":

@@ -146,7 +146,9 @@ def pad(input, pad, mode="constant", value=None):
                 f"{tuple(input.shape)}")
         for size, (before, after) in zip(sizes, pads, strict=True):
             _check_pad_fits(mode, size, before, after, input.shape, pad)
-    smallest = 0 if mode in ("constant", "circular") else 1
+    # PyTorch's rule: cropping a dimension away is fine, except for reflect and replicate
+    # padding of a single dimension
+    smallest = 1 if mode in ("reflect", "replicate") and count == 1 else 0
     for size, (before, after) in zip(sizes, pads, strict=True):
         if size + before + after < smallest:
             raise RuntimeError(f"{op}: pad={tuple(pad)} leaves a dimension of size "
@@ -487,6 +489,9 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     if input.dim() not in (2, 3):
         raise RuntimeError(f"{op}: expected input to be 2-D (C*kh*kw, L) or 3-D "
                            f"(N, C*kh*kw, L), got input of shape {tuple(input.shape)}")
+    if isinstance(output_size, (tuple, list)) and len(output_size) != 2:
+        raise RuntimeError(f"{op}: output_size must be an int or a pair (H, W), got "
+                           f"{output_size!r}")
     height, width = _ints(output_size, 2, "output_size", op, minimum=1)
     kernel, dilation, pads, stride = _window_args(op, kernel_size, dilation, padding, stride)
     col, unbatched = (input.unsqueeze(0), True) if input.dim() == 2 else (input, False)
@@ -671,7 +676,7 @@ def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_s
         out_size = default
     else:
         out_size = tuple(int(v) for v in output_size)
-        if len(out_size) == dims + 2 or (len(out_size) == dims + 1 and input.dim() == dims + 1):
+        if len(out_size) == dims + 2:
             out_size = out_size[-dims:]
         if len(out_size) != dims:
             raise ValueError(f"{op}: output_size must have {dims} or {dims + 2} elements, got "
@@ -682,11 +687,11 @@ def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_s
                                  f"of shape {tuple(input.shape)}: each size must lie strictly "
                                  f"between default - stride and default + stride, default "
                                  f"{default}, stride {stride}")
-    if min(out_size) < 1:
+    if min(out_size) < 0:
         raise RuntimeError(f"{op}: output size would be {out_size}: too small")
     plane = int(np.prod(out_size))
     index_array = indices.numpy()
-    if index_array.size and (index_array.min() < 0 or index_array.max() >= plane):
+    if plane and index_array.size and (index_array.min() < 0 or index_array.max() >= plane):
         bad = index_array.max() if index_array.max() >= plane else index_array.min()
         raise RuntimeError(f"{op}: found an invalid max index {bad} (the output planes have "
                            f"{' x '.join(map(str, out_size))} = {plane} cells)")
@@ -828,7 +833,9 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):
 # image filtering: corr2d and convolve2d (beyond PyTorch; the modes of scipy.signal)
 # ---------------------------------------------------------------------------------------------
 
-_BOUNDARIES = {"fill": "constant", "wrap": "circular", "symm": "symmetric"}
+# scipy.signal's boundary names (with its aliases) -> pad modes
+_BOUNDARIES = {"fill": "constant", "pad": "constant", "wrap": "circular",
+               "circular": "circular", "symm": "symmetric", "symmetric": "symmetric"}
 
 
 class _Turn180(Function):
@@ -854,8 +861,8 @@ def _filter2d(op, X, K, mode, boundary, fillvalue, flip):
     if mode not in ("valid", "same", "full"):
         raise ValueError(f"{op}: mode must be 'valid', 'same' or 'full', got mode={mode!r}")
     if boundary not in _BOUNDARIES:
-        raise ValueError(f"{op}: boundary must be 'fill', 'wrap' or 'symm', got "
-                         f"boundary={boundary!r}")
+        raise ValueError(f"{op}: boundary must be 'fill', 'wrap' or 'symm' (or scipy's "
+                         f"aliases 'pad', 'circular', 'symmetric'), got boundary={boundary!r}")
     dtype = backend.result_type(X, K)
     if dtype is backend.bool_:
         dtype = backend.int64

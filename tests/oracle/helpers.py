@@ -16,12 +16,24 @@ option (and later ones such as ``return_indices``) can reuse it:
   output are compared, a random upstream gradient is back-propagated through both and the
   gradient of every input is compared (value, shape, dtype).
 
+`check_module` does the same for a layer: ``corrnet.nn.<Name>(*args, **kwargs)`` and
+``torch.nn.<Name>(...)`` built alike (construction must fail alike), the same random
+parameters put in both, the layer called on the same inputs, and the parameter gradients
+compared as well.
+
 Tolerances: float32 rtol 1e-4, float64 rtol 1e-10; the absolute tolerance is scaled by
 the magnitude of the reference so that sums of many terms are judged fairly.
+
+Example budget: every hypothesis test of the oracle suite takes its settings from
+`oracle_settings(n)`, which multiplies its CI-size example count ``n`` by the factor of
+the profile named by the environment variable ``CORRNET_ORACLE``: unset (or ``ci``) = 1,
+``nightly`` = `NIGHTLY_FACTOR` (about 50,000 examples over the whole suite), or a number.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +41,8 @@ from typing import Any
 import numpy as np
 import torch as tt
 import torch.nn.functional as tF
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
 
 import corrnet as ct
 from corrnet.nn import functional as cF
@@ -45,6 +59,52 @@ TOLERANCES = {
     "float32": (1e-4, 1e-5),
     "float64": (1e-10, 1e-10),
 }
+
+
+# ---------------------------------------------------------------------- example budget
+PROFILE_ENV = "CORRNET_ORACLE"
+# CI size is ~7,000 examples over tests/oracle; nightly multiplies every test by this.
+NIGHTLY_FACTOR = 7.0
+PROFILE_FACTORS = {"": 1.0, "ci": 1.0, "nightly": NIGHTLY_FACTOR}
+
+
+def example_factor() -> float:
+    """The multiplier of every oracle test's example count, from ``$CORRNET_ORACLE``."""
+    name = os.environ.get(PROFILE_ENV, "").strip().lower()
+    if name in PROFILE_FACTORS:
+        return PROFILE_FACTORS[name]
+    try:
+        factor = float(name)
+    except ValueError:
+        raise ValueError(f"{PROFILE_ENV}={name!r}: expected 'ci', 'nightly' or a number") from None
+    if not factor > 0:
+        raise ValueError(f"{PROFILE_ENV}={name!r}: the factor must be positive")
+    return factor
+
+
+def profile_name() -> str:
+    return os.environ.get(PROFILE_ENV, "").strip().lower() or "ci"
+
+
+_SUPPRESSED = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+
+# The profile also sets the defaults of any hypothesis test here that names no settings.
+settings.register_profile(
+    f"corrnet-oracle-{profile_name()}",
+    max_examples=max(1, math.ceil(100 * example_factor())),
+    deadline=None,
+    suppress_health_check=_SUPPRESSED,
+)
+
+
+def oracle_settings(max_examples: int, **kwargs: Any) -> settings:
+    """Settings for an oracle test that runs ``max_examples`` examples at CI size."""
+    return settings(
+        max_examples=max(1, math.ceil(max_examples * example_factor())),
+        deadline=None,
+        suppress_health_check=_SUPPRESSED,
+        **kwargs,
+    )
 
 
 # --------------------------------------------------------------------------- utilities
@@ -110,6 +170,41 @@ def as_pair(v: int | Sequence[int]) -> tuple[int, int]:
 def conv_out_len(size: int, k: int, s: int, p: int, d: int) -> int:
     """Output length of a convolution along one dimension (may be <= 0: invalid)."""
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+# ------------------------------------------------------------- strategy building blocks
+def rarely(draw) -> bool:
+    """Rarely True (1 in 16): each knob of a "free" configuration is usually valid."""
+    return draw(st.integers(0, 15)) == 7
+
+
+def free_int(draw, lo: int, hi: int, bad: Sequence[int]) -> int:
+    """Usually an int in [lo, hi]; rarely one of the ``bad`` values."""
+    return draw(st.sampled_from(list(bad))) if rarely(draw) else draw(st.integers(lo, hi))
+
+
+def int_or_pair(draw, a: int, b: int) -> int | tuple[int, int]:
+    """``a`` (an int) when both dimensions agree, sometimes; else the pair ``(a, b)``."""
+    if a == b and draw(st.booleans()):
+        return a
+    return (a, b)
+
+
+def drop_none(**kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments that are not None (None = leave the argument out)."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def note_verdict(res: OpResult) -> OpResult:
+    """For "free" configurations: either verdict is fine once corrnet agrees with torch."""
+    event("rejected by torch" if res.rejected else "accepted by torch")
+    return res
+
+
+def assert_accepted(res: OpResult) -> OpResult:
+    """For configurations built to be valid."""
+    assert not res.rejected, f"valid config rejected by torch: {res.torch_error}"
+    return res
 
 
 # ----------------------------------------------------------------------- main helper
@@ -208,6 +303,19 @@ def check_op(
     diff = [i for i, t in enumerate(t_outs) if t.requires_grad]
     if not diff:
         return result
+    if any(t_outs[i].numel() == 0 for i in diff):
+        # PyTorch's own backward fails on some empty outputs (max_unpool: "index 0 is out of
+        # bounds", adaptive_avg_pool2d: "Expected grad_output to have non-zero size"); the
+        # forward was compared, and corrnet's gradient of an empty output must be all zeros
+        loss = None
+        for i in diff:
+            loss = c_outs[i].sum() if loss is None else loss + c_outs[i].sum()
+        loss.backward()
+        for k, c in enumerate(c_in):
+            if rg[k]:
+                assert c.grad is None or not np.any(to_numpy(c.grad)), (
+                    f"{name}: nonzero gradient of input[{k}] through an empty output")
+        return result
     ups = {i: rng.standard_normal(tuple(t_outs[i].shape)).astype(to_numpy(t_outs[i]).dtype)
            for i in diff}
     if len(diff) == 1:
@@ -262,3 +370,86 @@ def check_functional(op: str, *arrays: np.ndarray | None, requires_grad=None, gr
         seed=seed,
         name=f"{op}({shapes}; {desc})",
     )
+
+
+def _build(lib_nn: Any, name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    return getattr(lib_nn, name)(*args, **kwargs)
+
+
+def check_module(
+    name: str,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    arrays: Sequence[np.ndarray | None] = (),
+    call_kwargs: dict[str, Any] | None = None,
+    *,
+    dtype: Any = np.float64,
+    requires_grad: Sequence[bool] | bool | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    seed: int = 0,
+) -> OpResult:
+    """``corrnet.nn.<name>`` against ``torch.nn.<name>``, built with the same arguments.
+
+    Construction must succeed or fail alike.  Every parameter of the torch layer is replaced
+    (in both layers) by the same random array of ``dtype``; the layers are then called on
+    ``arrays`` (positional) and ``call_kwargs`` through `check_op`, which compares outputs
+    and input gradients; the parameter gradients are compared here.
+    """
+    kwargs = dict(kwargs or {})
+    call_kwargs = dict(call_kwargs or {})
+    desc = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+    label = f"nn.{name}({desc})"
+    try:
+        t_mod = _build(tt.nn, name, args, kwargs)
+    except ERROR_FAMILY as exc:
+        try:
+            _build(ct.nn, name, args, kwargs)
+        except ERROR_FAMILY + (type(exc),) as c_exc:
+            return OpResult(rejected=True, torch_error=exc, corrnet_error=c_exc)
+        raise AssertionError(f"{label}: torch refuses to build it ({type(exc).__name__}: "
+                             f"{exc}) but corrnet builds it") from None
+    try:
+        c_mod = _build(ct.nn, name, args, kwargs)
+    except Exception as exc:
+        raise AssertionError(f"{label}: torch builds it but corrnet raised "
+                             f"{type(exc).__name__}: {exc}") from exc
+
+    rng = np.random.default_rng(seed + 1)
+    params = {}
+    for pname, p in list(t_mod.named_parameters()):
+        arr = random_array(rng, tuple(p.shape), dtype, -0.5, 0.5)
+        params[pname] = arr
+        setattr(t_mod, pname, tt.nn.Parameter(tt.tensor(arr.copy())))
+        setattr(c_mod, pname, ct.nn.Parameter(ct.tensor(arr.copy())))
+    c_names = {n for n, _ in c_mod.named_parameters()}
+    assert c_names == set(params), f"{label}: parameters {sorted(c_names)} != {sorted(params)}"
+
+    shapes = ", ".join(f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
+                       for a in arrays)
+    call = ", ".join(f"{k}={v!r}" for k, v in call_kwargs.items())
+    res = check_op(
+        lambda *ts: c_mod(*ts, **call_kwargs),
+        lambda *ts: t_mod(*ts, **call_kwargs),
+        arrays,
+        requires_grad=requires_grad,
+        rtol=rtol,
+        atol=atol,
+        seed=seed,
+        name=f"{label}({shapes}{'; ' + call if call else ''})",
+    )
+    if res.rejected or not params:
+        return res
+    t_params = dict(t_mod.named_parameters())
+    c_params = dict(c_mod.named_parameters())
+    for pname in params:
+        t_grad, c_grad = t_params[pname].grad, c_params[pname].grad
+        what = f"{label}: grad of parameter {pname!r}"
+        if t_grad is None:
+            assert c_grad is None or not np.any(to_numpy(c_grad)), f"{what}: torch has none"
+            continue
+        assert c_grad is not None, f"{what}: corrnet grad is None"
+        assert dtype_name(c_grad.dtype) == dtype_name(t_grad.dtype), (
+            f"{what}: dtype {c_grad.dtype} != torch {t_grad.dtype}")
+        assert_close(to_numpy(c_grad), to_numpy(t_grad), what, rtol, atol)
+    return res

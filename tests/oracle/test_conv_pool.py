@@ -12,7 +12,7 @@ import pytest
 import scipy.signal
 import torch as tt
 import torch.nn.functional as tF
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 import corrnet as ct
@@ -21,16 +21,26 @@ from pool_geometry import pool_out_len, pool_windows_touch_input
 from torch_compare import seeds
 
 try:  # works both as a package module and with pytest's rootdir/prepend import mode
-    from .helpers import as_pair, check_functional, check_op, distinct_array, random_array
+    from .helpers import (
+        as_pair,
+        check_functional,
+        check_op,
+        distinct_array,
+        oracle_settings,
+        random_array,
+    )
 except ImportError:  # pragma: no cover - depends on how pytest imports the file
-    from helpers import as_pair, check_functional, check_op, distinct_array, random_array
+    from helpers import (
+        as_pair,
+        check_functional,
+        check_op,
+        distinct_array,
+        oracle_settings,
+        random_array,
+    )
 
-SETTINGS = settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
-FREE_SETTINGS = settings(SETTINGS, max_examples=100)
+SETTINGS = oracle_settings(150)
+FREE_SETTINGS = oracle_settings(100)
 
 FLOAT_DTYPES = st.sampled_from([np.float32, np.float64])
 
@@ -82,15 +92,22 @@ def conv_configs(draw):
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pad_kind = draw(st.sampled_from(["int", "int", "int", "same", "valid"]))
+    if pad_kind == "same":  # stride 1 only; any input size (the output has the same size)
+        sh = sw = 1
+        ph = pw = 12  # only bounds h, w below: any size from 1
+    elif pad_kind == "valid":
+        ph = pw = 0
     # keep the (dilated) kernel within the padded input
     h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), 12))
     w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), 12))
     x_shape = _input_shape(draw, cin, h, w)
     w_shape = (cout, cin // groups, kh, kw)
     b_shape = (cout,) if draw(st.booleans()) else None
+    padding = pad_kind if pad_kind != "int" else _arg(draw, ph, pw, 0)
     kwargs = _kwargs(
         stride=_arg(draw, sh, sw, 1),
-        padding=_arg(draw, ph, pw, 0),
+        padding=padding,
         dilation=_arg(draw, dh, dw, 1),
         groups=None if groups == 1 and draw(st.booleans()) else groups,
     )
@@ -162,9 +179,13 @@ def free_conv_configs(draw):
     rank = draw(st.sampled_from([2, 5])) if _rarely(draw) else draw(st.sampled_from([3, 4]))
     x_shape = {2: (h, w), 3: (cin, h, w), 4: (2, cin, h, w), 5: (1, 2, cin, h, w)}[rank]
     b_len = cout + 1 if _rarely(draw) else draw(st.sampled_from([None, cout]))
+    if draw(st.integers(0, 5)) == 0:  # a padding string, with any stride
+        padding = draw(st.sampled_from(["same", "valid", "full"]))
+    else:
+        padding = _arg(draw, ph, pw)
     kwargs = {
         "stride": _arg(draw, sh, sw),
-        "padding": _arg(draw, ph, pw),
+        "padding": padding,
         "dilation": _arg(draw, dh, dw),
         "groups": groups,
     }
@@ -264,6 +285,7 @@ def max_pool_configs(draw):
         padding=_arg(draw, ph, pw, 0),
         dilation=_arg(draw, dh, dw, 1),
         ceil_mode=ceil_mode if ceil_mode or draw(st.booleans()) else None,
+        return_indices=draw(st.sampled_from([None, False, True, True])),
     )
     kernel = _arg(draw, kh, kw)
     return x_shape, kernel, kwargs, draw(FLOAT_DTYPES), draw(seeds)
@@ -287,7 +309,8 @@ def free_max_pool_configs(draw):
                 # windows made only of padding give -inf in torch: not compared
                 assume(pool_windows_touch_input(size, k, s, p, d, ceil_mode))
     x_shape = _free_pool_input_shape(draw, h, w)
-    kwargs = {"stride": stride, "padding": (ph, pw), "dilation": (dh, dw), "ceil_mode": ceil_mode}
+    kwargs = {"stride": stride, "padding": (ph, pw), "dilation": (dh, dw), "ceil_mode": ceil_mode,
+              "return_indices": draw(st.booleans())}
     return x_shape, (kh, kw), kwargs, draw(FLOAT_DTYPES), draw(seeds)
 
 
@@ -310,6 +333,10 @@ def test_max_pool2d_any_config_accepted_or_rejected_like_torch(cfg):
         ((3, 6, 6), (2, 1), {}),  # unbatched, stride given positionally
         ((1, 1, 1, 1), (1,), {}),
         ((1, 1, 3, 2), ((3, 2),), {}),  # kernel == input
+        ((2, 3, 5, 5), (2,), {"ceil_mode": True, "return_indices": True}),
+        ((1, 2, 7, 9), ((3, 2),), {"stride": (2, 1), "dilation": (2, 3), "padding": (1, 1),
+                                   "return_indices": True}),
+        ((3, 6, 6), (3, 2, 1, 1, False, True), {}),  # unbatched, all positional
     ],
 )
 def test_max_pool2d_fixed_cases(x_shape, args, kwargs, dtype):

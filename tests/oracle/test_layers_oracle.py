@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch as tt
 import torch.nn.functional as tF
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import corrnet as ct
@@ -20,12 +20,25 @@ from corrnet import nn as cnn
 from corrnet.nn import functional as cF
 
 try:  # works both as a package module and with pytest's rootdir/prepend import mode
-    from .helpers import assert_close, check_functional, check_op, random_array, to_numpy
+    from .helpers import (
+        assert_close,
+        check_functional,
+        check_op,
+        oracle_settings,
+        random_array,
+        to_numpy,
+    )
 except ImportError:  # pragma: no cover - depends on how pytest imports the file
-    from helpers import assert_close, check_functional, check_op, random_array, to_numpy
+    from helpers import (
+        assert_close,
+        check_functional,
+        check_op,
+        oracle_settings,
+        random_array,
+        to_numpy,
+    )
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = oracle_settings(60)
 FLOAT_DTYPES = st.sampled_from([np.float32, np.float64])
 
 

@@ -13,7 +13,7 @@ import operator
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -31,8 +31,13 @@ from torch_compare import (
     seeds,
 )
 
-FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-QUICK = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+try:  # works both as a package module and with pytest's rootdir/prepend import mode
+    from .helpers import oracle_settings
+except ImportError:  # pragma: no cover - depends on how pytest imports the file
+    from helpers import oracle_settings
+
+FAST = oracle_settings(40)
+QUICK = oracle_settings(25)
 
 float_dtypes = st.sampled_from(FLOAT_DTYPES)
 numeric_dtypes = st.sampled_from(FLOAT_DTYPES + INT_DTYPES)

@@ -179,6 +179,9 @@ def adaptive_max_pool2d_forward(x: np.ndarray, out_height: int, out_width: int):
     """Return (out, indices): each adaptive window's maximum and its flat input index
     (row * W + col); ties go to the first cell in row-major order, NaN wins (the last NaN)."""
     n, c, h, w = x.shape
+    if out_height == 0 or out_width == 0:
+        shape = (n, c, out_height, out_width)
+        return np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.int64)
     row_cells = _window_cells(h, out_height)                  # (H_out, kh)
     col_cells = _window_cells(w, out_width)                   # (W_out, kw)
     kw = col_cells.shape[1]
@@ -219,6 +222,8 @@ def max_unpool_forward(x: np.ndarray, indices: np.ndarray, out_shape: tuple) -> 
     at their indices."""
     n, c = x.shape[:2]
     out = np.zeros((n * c, int(np.prod(out_shape))), dtype=x.dtype)
+    if out.size == 0:
+        return out.reshape((n, c) + tuple(out_shape))
     np.put_along_axis(out, indices.reshape(n * c, -1), x.reshape(n * c, -1), axis=1)
     return out.reshape((n, c) + tuple(out_shape))
 
@@ -226,5 +231,7 @@ def max_unpool_forward(x: np.ndarray, indices: np.ndarray, out_shape: tuple) -> 
 def max_unpool_backward(grad_out: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """Each input's gradient is the output gradient at its index."""
     n, c = grad_out.shape[:2]
+    if grad_out.size == 0:
+        return np.zeros(indices.shape, dtype=grad_out.dtype)
     grad = np.take_along_axis(grad_out.reshape(n * c, -1), indices.reshape(n * c, -1), axis=1)
     return grad.reshape(indices.shape)

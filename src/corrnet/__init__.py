@@ -97,5 +97,5 @@ from . import (  # noqa: E402  (they build on the names above)
     utils,
 )
 from .serialization import load, save  # noqa: E402
-from .train import fit  # noqa: E402
 from .summary import summary  # noqa: E402
+from .train import fit  # noqa: E402

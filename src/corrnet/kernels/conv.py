@@ -20,26 +20,32 @@ from .windows import Window2d, pad, shifted_views, unpad
 def im2col(x_padded: np.ndarray, window: Window2d) -> np.ndarray:
     """Unroll every window: (N, C, Hp, Wp) -> col (C, kh, kw, N, H_out, W_out).
 
-    One strided copy per kernel offset (kh*kw copies), no loop over pixels.
+    One strided copy per kernel offset (kh*kw copies), no loop over pixels. The input is
+    first put channel-major, (C, N, Hp, Wp), so that every copy reads and writes in the same
+    order.
     """
     n, c = x_padded.shape[:2]
     kh, kw = window.kernel
+    channel_major = np.ascontiguousarray(x_padded.transpose(1, 0, 2, 3)) if c > 1 else \
+        x_padded.reshape(1, n, *x_padded.shape[2:])
     col = np.empty((c, kh, kw, n, window.out_height, window.out_width), dtype=x_padded.dtype)
-    for (i, j), view in shifted_views(x_padded, window):
-        col[:, i, j] = view.transpose(1, 0, 2, 3)
+    for (i, j), view in shifted_views(channel_major, window):
+        col[:, i, j] = view
     return col
 
 
 def col2im(col: np.ndarray, window: Window2d, x_shape: tuple) -> np.ndarray:
     """The adjoint of `im2col`: add each unrolled window back where it came from.
 
-    col (C, kh, kw, N, H_out, W_out) -> (N, C, H, W); one strided add per kernel offset.
+    col (C, kh, kw, N, H_out, W_out) -> (N, C, H, W); one strided add per kernel offset, into
+    a channel-major (C, N, Hp, Wp) buffer that is turned to (N, C, H, W) once at the end.
     """
     n, c = x_shape[:2]
-    padded = np.zeros((n, c, window.padded_height, window.padded_width), dtype=col.dtype)
+    padded = np.zeros((c, n, window.padded_height, window.padded_width), dtype=col.dtype)
     for (i, j), view in shifted_views(padded, window):
-        view += col[:, i, j].transpose(1, 0, 2, 3)
-    return unpad(padded, window)
+        view += col[:, i, j]
+    image = unpad(padded, window).transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(image) if c > 1 else image.reshape(x_shape)
 
 
 def unfold(x: np.ndarray, window: Window2d) -> np.ndarray:

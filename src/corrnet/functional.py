@@ -619,9 +619,11 @@ def _avg_pool(op, dims, input, kernel_size, stride, padding, ceil_mode, count_in
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True, divisor_override=None):
-    """The mean of each kernel_size window.
+    """The mean of each kernel_size window. Along each axis
 
-    Output size as for `max_pool2d` (no dilation). The divisor is the window size (clipped to
+        H_out = floor((H + 2*padding - (k - 1) - 1) / stride) + 1
+
+    (ceil with ceil_mode, as for `max_pool2d`). The divisor is the window size (clipped to
     the padded input with ceil_mode), or, with ``count_include_pad=False``, the number of
     input (not padding) cells in the window, or `divisor_override`.
 
@@ -635,7 +637,9 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                count_include_pad=True):
-    """The mean of each window of a sequence; output length as for `max_pool1d`.
+    """The mean of each window of a sequence: input (N, C, L) or (C, L),
+
+        L_out = floor((L + 2*padding - (k - 1) - 1) / stride) + 1   (ceil with ceil_mode)
 
     >>> F.avg_pool1d(corrnet.tensor([[1., 3., 2., 6.]]), 2)
     tensor([[2., 4.]])
@@ -791,8 +795,8 @@ def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
 
 
 def adaptive_avg_pool2d(input, output_size):
-    """Average pooling to a given output size (H_out, W_out) (an int for both; None keeps the
-    input's size). Output cell (i, j) averages rows floor(i*H/H_out) to ceil((i+1)*H/H_out)
+    """Average pooling to a given output size: H_out, W_out = output_size (an int for both;
+    None keeps the input's size). Output cell (i, j) averages rows floor(i*H/H_out) to ceil((i+1)*H/H_out)
     (exclusive), and columns alike: windows may overlap when H_out does not divide H.
 
     >>> F.adaptive_avg_pool2d(corrnet.arange(16.).reshape(1, 1, 4, 4), 2)
@@ -803,7 +807,8 @@ def adaptive_avg_pool2d(input, output_size):
 
 
 def adaptive_max_pool2d(input, output_size, return_indices=False):
-    """Max pooling to a given output size; windows as in `adaptive_avg_pool2d`.
+    """Max pooling to a given output size: H_out, W_out = output_size; windows as in
+    `adaptive_avg_pool2d`, return_indices as in `max_pool2d`.
 
     >>> F.adaptive_max_pool2d(corrnet.arange(16.).reshape(1, 1, 4, 4), (1, 2))
     tensor([[[[13., 15.]]]])
@@ -812,16 +817,17 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 
 
 def adaptive_avg_pool1d(input, output_size):
-    """Average pooling of (N, C, L) to length output_size.
+    """Average pooling of (N, C, L) to L_out = output_size; window i covers positions
+    floor(i*L/L_out) to ceil((i+1)*L/L_out) (exclusive).
 
     >>> F.adaptive_avg_pool1d(corrnet.tensor([[1., 2., 3., 4., 5.]]), 2)
-    tensor([[2.0000, 4.0000]])
+    tensor([[2., 4.]])
     """
     return _adaptive_pool("adaptive_avg_pool1d", 1, input, output_size, "avg")
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
-    """Max pooling of (N, C, L) to length output_size.
+    """Max pooling of (N, C, L) to L_out = output_size; windows as `adaptive_avg_pool1d`.
 
     >>> F.adaptive_max_pool1d(corrnet.tensor([[1., 5., 3., 4., 2.]]), 2)
     tensor([[5., 4.]])

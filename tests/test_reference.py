@@ -163,3 +163,71 @@ def test_reference_lenet_sized_conv():
     expected = ref.conv2d(x, w, b, (1, 1), (2, 2), (1, 1), 1)
     check(expected, torch_np(tF.conv2d, x, w, b, padding=2), x.dtype, "reference lenet conv")
     check(corrnet_np(cF.conv2d, x, w, b, padding=2), expected, x.dtype, "fast lenet conv")
+
+
+# ------------------------------------------------- transposed conv, adaptive pools, pad, unfold
+def _three_way(reference, torch_fn, corrnet_fn, arrays, dtype, what, **kwargs):
+    """reference == torch, and the fast path == reference."""
+    expected = reference(*arrays)
+    check(expected, torch_np(torch_fn, *arrays, **kwargs), dtype, f"reference {what} vs torch")
+    check(corrnet_np(corrnet_fn, *arrays, **kwargs), expected, dtype, f"fast {what} vs reference")
+
+
+@SETTINGS
+@given(st.integers(1, 2), st.integers(1, 2), st.integers(1, 3), st.integers(1, 3),
+       st.integers(1, 3), st.integers(0, 1), st.integers(1, 2), st.integers(1, 5), DTYPES,
+       seeds)
+def test_reference_conv_transpose2d(groups, cout_g, kh, kw, stride, padding, dilation, size,
+                                    dtype, seed):
+    rng = np.random.default_rng(seed)
+    output_padding = stride - 1
+    assume((size - 1) * stride - 2 * padding + dilation * (kh - 1) + output_padding + 1 >= 1)
+    assume((size - 1) * stride - 2 * padding + dilation * (kw - 1) + output_padding + 1 >= 1)
+    x = rng.standard_normal((2, groups, size, size + 1)).astype(dtype)
+    w = rng.standard_normal((groups, cout_g, kh, kw)).astype(dtype)
+    b = rng.standard_normal(groups * cout_g).astype(dtype)
+    kwargs = {"stride": stride, "padding": padding, "output_padding": output_padding,
+              "groups": groups, "dilation": dilation}
+    pair = {k: (v, v) if k != "groups" else v for k, v in kwargs.items()}
+    _three_way(lambda x, w, b: ref.conv_transpose2d(x, w, b, **pair), tF.conv_transpose2d,
+               cF.conv_transpose2d, [x, w, b], dtype, "conv_transpose2d", **kwargs)
+
+
+@SETTINGS
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 8), st.integers(1, 8),
+       st.sampled_from(["avg", "max"]), DTYPES, seeds)
+def test_reference_adaptive_pool2d(h, w, out_h, out_w, kind, dtype, seed):
+    x = np.random.default_rng(seed).standard_normal((2, 3, h, w)).astype(dtype)
+    torch_fn = tF.adaptive_avg_pool2d if kind == "avg" else tF.adaptive_max_pool2d
+    corrnet_fn = cF.adaptive_avg_pool2d if kind == "avg" else cF.adaptive_max_pool2d
+    _three_way(lambda x: ref.adaptive_pool2d(x, (out_h, out_w), kind), torch_fn, corrnet_fn,
+               [x], dtype, f"adaptive_{kind}_pool2d", output_size=(out_h, out_w))
+
+
+@SETTINGS
+@given(st.integers(2, 5), st.integers(2, 5), st.lists(st.integers(-1, 3), min_size=4,
+       max_size=4), st.sampled_from(["constant", "reflect", "replicate", "circular"]), DTYPES,
+       seeds)
+def test_reference_pad(h, w, pads, mode, dtype, seed):
+    left, right, top, bottom = pads
+    if mode == "reflect":
+        assume(max(left, right) < w and max(top, bottom) < h)
+    if mode == "circular":
+        assume(min(left, right) >= 0 or max(left, right) <= 0)
+        assume(min(top, bottom) >= 0 or max(top, bottom) <= 0)
+    assume(h + top + bottom >= 1 and w + left + right >= 1)
+    x = np.random.default_rng(seed).standard_normal((1, 2, h, w)).astype(dtype)
+    _three_way(lambda x: ref.pad(x, ((top, bottom), (left, right)), mode), tF.pad, cF.pad, [x],
+               dtype, f"pad {mode}", pad=tuple(pads), mode=mode)
+
+
+@SETTINGS
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(0, 1),
+       st.integers(1, 2), st.integers(3, 6), DTYPES, seeds)
+def test_reference_unfold(kh, kw, dilation, padding, stride, size, dtype, seed):
+    assume(size + 2 * padding >= dilation * (max(kh, kw) - 1) + 1)
+    x = np.random.default_rng(seed).standard_normal((2, 2, size, size + 1)).astype(dtype)
+    kwargs = {"kernel_size": (kh, kw), "dilation": dilation, "padding": padding,
+              "stride": stride}
+    _three_way(lambda x: ref.unfold(x, (kh, kw), (dilation,) * 2, (padding,) * 2, (stride,) * 2),
+               tF.unfold, cF.unfold, [x], dtype, "unfold", **kwargs)

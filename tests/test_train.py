@@ -337,3 +337,12 @@ def test_cli_summary_lenet(capsys):
     assert cli.main(["summary", "lenet"]) == 0
     text = capsys.readouterr().out
     assert "Conv2d" in text and "61,706" in text.replace(" 61706", " 61,706")
+
+
+def test_saved_files_follow_the_umask_not_the_private_temporary_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        ct.save({"v": ct.ones(1)}, tmp_path / "w.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "w.npz").stat().st_mode & 0o777 == 0o644

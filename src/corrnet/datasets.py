@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .serialization import new_file_mode
 from .tensor import Tensor, from_numpy
 from .utils.data import DataLoader, Dataset
 
@@ -263,6 +264,7 @@ def _download_one(url: str, dest: Path, name: str) -> None:
         if digest.hexdigest() != SHA256[name]:
             raise DataFileError(f"{url}: SHA-256 of the decompressed content is "
                                 f"{digest.hexdigest()}, expected {SHA256[name]}")
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, dest)
     except BaseException:
         try:

@@ -146,13 +146,12 @@ def pad(input, pad, mode="constant", value=None):
                 f"{tuple(input.shape)}")
         for size, (before, after) in zip(sizes, pads, strict=True):
             _check_pad_fits(mode, size, before, after, input.shape, pad)
-    # PyTorch's rule: cropping a dimension away is fine, except for reflect and replicate
-    # padding of a single dimension
-    smallest = 1 if mode in ("reflect", "replicate") and count == 1 else 0
-    for size, (before, after) in zip(sizes, pads, strict=True):
-        if size + before + after < smallest:
-            raise RuntimeError(f"{op}: pad={tuple(pad)} leaves a dimension of size "
-                               f"{size + before + after} of input shape {tuple(input.shape)}")
+    out_sizes = [size + before + after for size, (before, after) in zip(sizes, pads, strict=True)]
+    # PyTorch's rule: a padded dimension may be cropped away to size 0, but reflect and
+    # replicate padding must leave at least one of the padded dimensions non-empty
+    if min(out_sizes) < 0 or (mode in ("reflect", "replicate") and max(out_sizes) < 1):
+        raise RuntimeError(f"{op}: pad={tuple(pad)} leaves padded dimensions of sizes "
+                           f"{out_sizes} of input shape {tuple(input.shape)}")
     fill = 0 if value is None else value
     return _Pad.apply(input, pads, mode, fill)
 
@@ -796,8 +795,9 @@ def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
 
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a given output size: H_out, W_out = output_size (an int for both;
-    None keeps the input's size). Output cell (i, j) averages rows floor(i*H/H_out) to ceil((i+1)*H/H_out)
-    (exclusive), and columns alike: windows may overlap when H_out does not divide H.
+    None keeps the input's size). Output cell (i, j) averages rows floor(i*H/H_out) to
+    ceil((i+1)*H/H_out) (exclusive), and columns alike: windows may overlap when H_out does
+    not divide H.
 
     >>> F.adaptive_avg_pool2d(corrnet.arange(16.).reshape(1, 1, 4, 4), 2)
     tensor([[[[ 2.5000,  4.5000],

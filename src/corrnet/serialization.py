@@ -66,6 +66,14 @@ def _decode(obj, arrays):
     return obj
 
 
+def new_file_mode() -> int:
+    """The permissions a newly created file gets under the process umask (temporary files
+    are created private; a finished one is given these before it is renamed into place)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def save(obj, path) -> None:
     """Write `obj` (a state dict, or any nesting of tensors, arrays, numbers and strings) to
     `path` as an .npz archive, atomically."""
@@ -85,6 +93,7 @@ def save(obj, path) -> None:
                     archive.writestr(f"{i}.npy", buffer.getvalue())
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(tmp_name, new_file_mode())
         os.replace(tmp_name, path)
     except BaseException:
         if os.path.exists(tmp_name):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import nn, optim
 from .autograd import no_grad
-from .serialization import load, save
+from .serialization import load, new_file_mode, save
 from .tensor import _rng
 
 
@@ -159,6 +159,7 @@ def plot_history(history: History, path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=100)
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, path)
     finally:
         plt.close(fig)

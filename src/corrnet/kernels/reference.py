@@ -106,3 +106,96 @@ def avg_pool2d(x, kernel_size, stride, padding=(0, 0), ceil_mode=False,
                         divisor = in_padded if count_include_pad else inside
                     out[b, ch, y, xx] = total / divisor
     return out
+
+
+def conv_transpose2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                     groups=1, dilation=(1, 1)):
+    """x (N, C_in, H, W), weight (C_in, C_out/groups, kh, kw): every input pixel scatters its
+    value times the kernel into the output."""
+    n, c_in, h, w = x.shape
+    _, c_out_group, kh, kw = weight.shape
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    out_h = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    out_w = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    out = np.zeros((n, c_out_group * groups, out_h, out_w), dtype=np.result_type(x, weight))
+    in_per_group = c_in // groups
+    for b in range(n):
+        for c in range(c_in):
+            g = c // in_per_group
+            for y in range(h):
+                for xx in range(w):
+                    for o in range(c_out_group):
+                        for i in range(kh):
+                            for j in range(kw):
+                                row = y * sh - ph + i * dh
+                                col = xx * sw - pw + j * dw
+                                if 0 <= row < out_h and 0 <= col < out_w:
+                                    out[b, g * c_out_group + o, row, col] += (
+                                        x[b, c, y, xx] * weight[c, o, i, j])
+    if bias is not None:
+        out += bias.reshape(1, -1, 1, 1)
+    return out
+
+
+def adaptive_pool2d(x, output_size, kind="avg"):
+    """Window (i, j) covers rows floor(i*H/out_h) .. ceil((i+1)*H/out_h) - 1 (and columns
+    alike); 'avg' averages it, 'max' takes its maximum."""
+    n, c, h, w = x.shape
+    out_h, out_w = output_size
+    out = np.zeros((n, c, out_h, out_w), dtype=x.dtype)
+    for i in range(out_h):
+        top, bottom = (i * h) // out_h, math.ceil((i + 1) * h / out_h)
+        for j in range(out_w):
+            left, right = (j * w) // out_w, math.ceil((j + 1) * w / out_w)
+            window = x[:, :, top:bottom, left:right]
+            out[:, :, i, j] = window.mean(axis=(2, 3)) if kind == "avg" else window.max(
+                axis=(2, 3))
+    return out
+
+
+def pad(x, pads, mode="constant", value=0):
+    """pads: one (before, after) per trailing axis, outermost first. Each output cell looks up
+    its input cell with the mode's rule, written out case by case."""
+    axes = list(range(x.ndim - len(pads), x.ndim))
+    out_shape = list(x.shape)
+    for a, (before, after) in zip(axes, pads, strict=True):
+        out_shape[a] = x.shape[a] + before + after
+    out = np.full(out_shape, value, dtype=x.dtype)
+    for index in np.ndindex(*out_shape):
+        source = list(index)
+        inside = True
+        for a, (before, after) in zip(axes, pads, strict=True):
+            size, k = x.shape[a], index[a] - before
+            if mode == "constant":
+                inside = inside and 0 <= k < size
+            elif mode == "replicate":
+                k = min(max(k, 0), size - 1)
+            elif mode == "reflect":
+                while k < 0 or k >= size:
+                    k = -k if k < 0 else 2 * (size - 1) - k
+            elif mode == "circular":  # crops first, then wraps around what is left
+                low, high = max(-before, 0), size - max(-after, 0)
+                k = low + (k - low) % (high - low)
+            source[a] = k
+        if inside:
+            out[index] = x[tuple(source)]
+    return out
+
+
+def unfold(x, kernel_size, dilation=(1, 1), padding=(0, 0), stride=(1, 1)):
+    """(N, C, H, W) -> (N, C*kh*kw, L): column l is window l, zeros outside the input."""
+    n, c, h, w = x.shape
+    (kh, kw), (dh, dw), (ph, pw), (sh, sw) = kernel_size, dilation, padding, stride
+    out_h = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    out_w = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, c * kh * kw, out_h * out_w), dtype=x.dtype)
+    for b in range(n):
+        for ch in range(c):
+            for i in range(kh):
+                for j in range(kw):
+                    for y in range(out_h):
+                        for xx in range(out_w):
+                            row, col = y * sh - ph + i * dh, xx * sw - pw + j * dw
+                            if 0 <= row < h and 0 <= col < w:
+                                out[b, (ch * kh + i) * kw + j, y * out_w + xx] = x[b, ch, row, col]
+    return out

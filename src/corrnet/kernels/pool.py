@@ -39,26 +39,22 @@ def max_pool2d_forward(x: np.ndarray, window: Window2d, find_winner: bool = Fals
         np.maximum(out, view, out=out)
     if not find_winner:
         return out, None
-    inside = _inside_views(window)
-    winner = np.broadcast_to(_first_inside_offset(window), out.shape).copy()
+    winner = np.zeros(out.shape, dtype=np.int32)
     for k in reversed(range(len(views))):  # backwards, so that the first match is kept
-        match = views[k] == out
-        if inside is not None:
-            match &= inside[k]
-        np.copyto(winner, k, where=match)
+        np.copyto(winner, k, where=views[k] == out)
+    reaches_outside = (window.padded_height, window.padded_width) != (window.height,
+                                                                      window.width)
+    if reaches_outside:
+        # a padding cell ties only where the whole window is the lowest value; PyTorch then
+        # keeps its first cell inside the input
+        all_lowest = out == _lowest(x.dtype)
+        if all_lowest.any():
+            first_inside = np.broadcast_to(_first_inside_offset(window), out.shape)
+            np.copyto(winner, first_inside, where=all_lowest)
     if np.issubdtype(x.dtype, np.floating) and np.isnan(out).any():
         for k, view in enumerate(views):
             np.copyto(winner, k, where=np.isnan(view))
     return out, winner
-
-
-def _inside_views(window: Window2d):
-    """Per kernel offset, an (H_out, W_out) mask of the windows whose cell lies in the input;
-    None when no window reaches outside it."""
-    if window.padded_height == window.height and window.padded_width == window.width:
-        return None
-    inside = pad(np.ones((window.height, window.width), dtype=bool), window, value=False)
-    return [view for _, view in shifted_views(inside, window)]
 
 
 def _first_inside_offset(window: Window2d) -> np.ndarray:

@@ -346,3 +346,19 @@ def test_saved_files_follow_the_umask_not_the_private_temporary_mode(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "w.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_deepcopy_of_a_model_is_independent():
+    import copy
+
+    net = small_net()
+    twin = copy.deepcopy(net)
+    assert isinstance(twin[0].weight, nn.Parameter) and twin[0].weight.requires_grad
+    with ct.no_grad():
+        twin[0].weight.fill_(0.0)
+    assert net[0].weight.detach().abs().sum().item() > 0
+    x = ct.rand(1, 1, 6, 6)
+    (net(x).sum()).backward()
+    assert twin[0].weight.grad is None
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(net(x))

@@ -201,7 +201,9 @@ def main(argv=None) -> int:
     train_parser.add_argument("--model", dest="model_option", choices=sorted(MODELS),
                               help="the network, as an option")
     train_parser.add_argument("--epochs", type=int, default=10, help="default 10")
-    train_parser.add_argument("--lr", type=float, default=0.9, help="SGD learning rate, 0.9")
+    train_parser.add_argument("--lr", type=float, default=None,
+                              help="SGD learning rate (default: 0.9 for lenet, as the book; "
+                                   "0.1 for lenet-relu)")
     train_parser.add_argument("--batch-size", type=int, default=256, help="default 256")
     train_parser.add_argument("--seed", type=int, default=0, help="default 0")
     train_parser.add_argument("--data-root", default=None,
@@ -234,6 +236,10 @@ def main(argv=None) -> int:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.lr is None:
+        from corrnet.models import DEFAULT_LR
+
+        args.lr = DEFAULT_LR[args.model]
     if args.lr <= 0:
         parser.error("--lr must be positive")
     return train(args)

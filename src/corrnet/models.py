@@ -50,3 +50,7 @@ MODELS = {
 """The networks the command line knows, by name."""
 
 INPUT_SIZES = {"lenet": (1, 1, 28, 28), "lenet-relu": (1, 1, 28, 28)}
+
+DEFAULT_LR = {"lenet": 0.9, "lenet-relu": 0.1}
+"""SGD learning rates that train each network well: the book's 0.9 for the sigmoid LeNet;
+ReLU and max pooling need a smaller step."""

@@ -1124,8 +1124,26 @@ class Tensor:
     def __reduce__(self):
         raise TypeError(
             "corrnet tensors are not pickled (pickle can run arbitrary code on load); save "
-            "arrays with numpy.savez or corrnet's state_dict helpers"
+            "them with corrnet.save (an .npz archive) and read them with corrnet.load"
         )
+
+    def __deepcopy__(self, memo):
+        """``copy.deepcopy``: a leaf tensor (or Parameter) with its own copy of the data, the
+        same requires_grad and a copy of its .grad; as in PyTorch, not for non-leaf tensors."""
+        if self.grad_fn is not None:
+            raise RuntimeError("Only tensors created explicitly by the user (graph leaves) "
+                               "support the deepcopy protocol; use .detach().clone() for "
+                               f"this one ({self.grad_fn.name()})")
+        if id(self) in memo:
+            return memo[id(self)]
+        copy = object.__new__(type(self))
+        copy.__dict__.update(_wrap(self._data.copy()).__dict__)
+        memo[id(self)] = copy
+        if self.requires_grad:
+            copy.requires_grad_(True)
+        if self.grad is not None:
+            copy.grad = _wrap(self.grad._data.copy())
+        return copy
 
 
 _LEGACY_NAMES = {

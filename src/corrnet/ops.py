@@ -157,10 +157,11 @@ class Sigmoid(Function):
     def forward(ctx, a):
         # 1 / (1 + exp(-a)), in place on one buffer; exp overflows to inf for a << 0 and
         # 1 / inf = 0 is the right limit, so the warning is silenced
+        out = np.negative(a)
         with np.errstate(over="ignore"):
-            out = np.exp(np.negative(a))
-            out += 1
-            np.reciprocal(out, out=out)
+            np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
         out = out.astype(a.dtype, copy=False)
         ctx.save_for_backward(out)
         return out

@@ -663,3 +663,37 @@ def test_real_load_data_fashion_mnist():
     x, y = next(iter(test_iter))
     assert tuple(x.shape) == (256, 1, 32, 32) and tuple(y.shape) == (256,)
     assert datasets.FashionMNIST.classes[int(y[0].item())] == "ankle boot"
+
+
+# ------------------------------------------------------------------ corrnet.Generator
+def test_dataloader_with_a_seeded_corrnet_generator_as_in_pytorch():
+    """``DataLoader(..., generator=torch.Generator().manual_seed(s))``, the PyTorch idiom."""
+    dataset = data.TensorDataset(cn.arange(12))
+
+    def order(seed):
+        loader = data.DataLoader(dataset, batch_size=4, shuffle=True,
+                                 generator=cn.Generator().manual_seed(seed))
+        return [batch[0].tolist() for batch in loader]
+
+    assert order(7) == order(7) and order(7) != order(8)
+    assert sorted(sum(order(7), [])) == list(range(12))
+
+
+def test_generator_state_round_trip_and_default_generator():
+    g = cn.Generator().manual_seed(3)
+    assert g.initial_seed() == 3
+    state = g.get_state()
+    first = cn.rand(4, generator=g)
+    g.set_state(state)
+    assert cn.equal(first, cn.rand(4, generator=g))
+    assert cn.manual_seed(5) is cn.default_generator and cn.initial_seed() == 5
+    saved = cn.get_rng_state()
+    a = cn.randn(3)
+    cn.set_rng_state(saved)
+    assert cn.equal(a, cn.randn(3))
+    w, v = cn.empty(100), cn.empty(100)
+    cn.nn.init.uniform_(w, generator=cn.Generator().manual_seed(1))
+    cn.nn.init.uniform_(v, generator=cn.Generator().manual_seed(1))
+    assert cn.equal(w, v)
+    with pytest.raises(TypeError, match="generator must be"):
+        cn.rand(2, generator="seed")

@@ -32,6 +32,14 @@ def test_docstring_examples(module, tmp_path, monkeypatch):
     assert result.failed == 0, f"{result.failed} docstring examples of {module.__name__} failed"
 
 
+def test_generator_docstring_example():
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner()
+    for test in finder.find(corrnet.Generator, "Generator", globs={"corrnet": corrnet}):
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
 def test_public_conv_and_pool_functions_state_their_output_size_and_an_example():
     public = [getattr(functional, name) for name in functional.__all__
               if name not in ("relu", "sigmoid", "tanh")]

@@ -25,6 +25,7 @@ from .backend import (
 )
 from .functional import convolve2d, corr2d
 from .tensor import (
+    Generator,
     Size,
     Tensor,
     arange,
@@ -32,6 +33,7 @@ from .tensor import (
     cat,
     concat,
     concatenate,
+    default_generator,
     device,
     empty,
     empty_like,
@@ -39,6 +41,8 @@ from .tensor import (
     from_numpy,
     full,
     full_like,
+    get_rng_state,
+    initial_seed,
     linspace,
     manual_seed,
     matmul,
@@ -52,6 +56,8 @@ from .tensor import (
     randn,
     randn_like,
     randperm,
+    seed,
+    set_rng_state,
     stack,
     tensor,
     where,

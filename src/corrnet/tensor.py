@@ -8,6 +8,7 @@ functional.py (convolution, pooling, activations) and are recorded by autograd.p
 from __future__ import annotations
 
 import functools
+import json
 import numbers
 from collections import namedtuple
 
@@ -634,13 +635,13 @@ class Tensor:
                                f"the destination's shape {tuple(self.shape)}") from err
         return self._inplace(expanded._cast(self.dtype))
 
-    def normal_(self, mean=0.0, std=1.0) -> Tensor:
+    def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
         with no_grad():
-            return self.copy_(_wrap(_rng().normal(mean, std, self._data.shape)))
+            return self.copy_(_wrap(_rng(generator).normal(mean, std, self._data.shape)))
 
-    def uniform_(self, a=0.0, b=1.0) -> Tensor:
+    def uniform_(self, a=0.0, b=1.0, *, generator=None) -> Tensor:
         with no_grad():
-            return self.copy_(_wrap(_rng().uniform(a, b, self._data.shape)))
+            return self.copy_(_wrap(_rng(generator).uniform(a, b, self._data.shape)))
 
     # -- arithmetic ------------------------------------------------------------------------------
 
@@ -1291,18 +1292,97 @@ def _infer_shape(shape, numel, what):
 # creation
 # ---------------------------------------------------------------------------------------------
 
-_generator = np.random.default_rng()
+class Generator:
+    """A random number generator with ``torch.Generator``'s interface, over a NumPy
+    ``Generator`` (so the values differ from PyTorch's for the same seed).
+
+    Pass it as ``generator=`` to the random functions, to ``Tensor.uniform_`` / ``normal_``,
+    the ``nn.init`` functions and ``DataLoader``; ``corrnet.manual_seed`` seeds the default one.
+
+    >>> g = corrnet.Generator().manual_seed(42)
+    >>> a = corrnet.rand(3, generator=g)
+    >>> bool((a == corrnet.rand(3, generator=corrnet.Generator().manual_seed(42))).all())
+    True
+    """
+
+    DEFAULT_SEED = 67280421310721  # PyTorch's default initial seed
+
+    def __init__(self, device="cpu"):
+        self.device = device if isinstance(device, _device_type()) else _device_type()(device)
+        if self.device.type != "cpu":
+            raise RuntimeError(f"Generator: only the cpu device is available, got {device!r}")
+        self.manual_seed(self.DEFAULT_SEED)
+
+    def manual_seed(self, seed) -> Generator:
+        seed = int(seed)
+        self._seed = seed
+        self.numpy = np.random.default_rng(seed & (2**128 - 1))
+        return self
+
+    def seed(self) -> int:
+        """Seed with a fresh non-deterministic number and return it."""
+        seed = int(np.random.SeedSequence().entropy) % 2**63
+        self.manual_seed(seed)
+        return seed
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self) -> Tensor:
+        """The generator's state as a uint8 tensor, for `set_state`."""
+        encoded = json.dumps(self.numpy.bit_generator.state).encode()
+        return _wrap(np.frombuffer(encoded, dtype=np.uint8).copy())
+
+    def set_state(self, state: Tensor) -> Generator:
+        if not isinstance(state, Tensor) or state.dtype is not backend.uint8:
+            raise TypeError("Generator.set_state: state must be a uint8 tensor from get_state()")
+        self.numpy.bit_generator.state = json.loads(state.numpy().tobytes().decode())
+        return self
+
+    def __repr__(self) -> str:
+        return "<corrnet.Generator object>"
 
 
-def _rng() -> np.random.Generator:
-    return _generator
+def _device_type():
+    return device
 
 
-def manual_seed(seed: int):
-    """Seed corrnet's random number generator (values differ from PyTorch's for the same seed)."""
-    global _generator
-    _generator = np.random.default_rng(int(seed))
-    return _generator
+default_generator = Generator()
+
+
+def _rng(generator=None) -> np.random.Generator:
+    """The NumPy generator to draw from: `generator`'s, or the default generator's."""
+    if generator is None:
+        return default_generator.numpy
+    if isinstance(generator, Generator):
+        return generator.numpy
+    if isinstance(generator, np.random.Generator):
+        return generator
+    raise TypeError(f"generator must be a corrnet.Generator (or a numpy.random.Generator), got "
+                    f"{type(generator).__name__}")
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed corrnet's default random number generator; returns it, as PyTorch does (the values
+    differ from PyTorch's for the same seed)."""
+    return default_generator.manual_seed(seed)
+
+
+def initial_seed() -> int:
+    return default_generator.initial_seed()
+
+
+def seed() -> int:
+    """Seed the default generator non-deterministically; return the seed."""
+    return default_generator.seed()
+
+
+def get_rng_state() -> Tensor:
+    return default_generator.get_state()
+
+
+def set_rng_state(new_state: Tensor) -> None:
+    default_generator.set_state(new_state)
 
 
 
@@ -1396,14 +1476,14 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 def rand(*args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
     """Uniform samples from [0, 1)."""
-    rng = generator or _rng()
+    rng = _rng(generator)
     return _make(args, size, dtype, backend.get_default_dtype(),
                  lambda shape, d: rng.random(shape).astype(d), requires_grad, device)
 
 
 def randn(*args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
     """Standard normal samples."""
-    rng = generator or _rng()
+    rng = _rng(generator)
     return _make(args, size, dtype, backend.get_default_dtype(),
                  lambda shape, d: rng.standard_normal(shape).astype(d), requires_grad, device)
 
@@ -1413,13 +1493,13 @@ def randint(low, high=None, size=None, dtype=None, device=None, generator=None):
         low, high = 0, low
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
-    rng = generator or _rng()
+    rng = _rng(generator)
     return _make((size,), None, dtype, backend.int64,
                  lambda shape, d: rng.integers(low, high, shape).astype(d), False, device)
 
 
 def randperm(n, dtype=None, device=None, generator=None):
-    rng = generator or _rng()
+    rng = _rng(generator)
     return _make(((n,),), None, dtype, backend.int64,
                  lambda shape, d: rng.permutation(n).astype(d), False, device)
 
@@ -1427,7 +1507,7 @@ def randperm(n, dtype=None, device=None, generator=None):
 def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None,
            requires_grad=False):
     """Samples from N(mean, std²): tensors `mean`/`std` broadcast, or floats with a `size`."""
-    rng = generator or _rng()
+    rng = _rng(generator)
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         m, s = _operand_array(mean), _operand_array(std)
         dtype_ = result_type(*(v for v in (mean, std) if isinstance(v, Tensor)))

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..tensor import Tensor, from_numpy, randint, randperm, stack
+from ..tensor import Generator, Tensor, from_numpy, randint, randperm, stack
 
 __all__ = [
     "BatchSampler",
@@ -49,14 +49,16 @@ __all__ = [
 
 
 def _resolve_generator(generator, where: str):
-    """``None`` (corrnet's global generator, looked up at each draw), or a NumPy Generator."""
-    if generator is None or isinstance(generator, np.random.Generator):
+    """``None`` (corrnet's default generator, looked up at each draw), a corrnet or NumPy
+    Generator (also looked up at each draw), or a NumPy Generator made from an int seed."""
+    if generator is None or isinstance(generator, (Generator, np.random.Generator)):
         return generator
     if isinstance(generator, numbers.Integral) and not isinstance(generator, bool):
         return np.random.default_rng(int(generator))
     raise TypeError(
-        f"{where}: generator must be None (corrnet's global generator, seeded by "
-        "corrnet.manual_seed), an int seed or a numpy.random.Generator, got "
+        f"{where}: generator must be None (corrnet's default generator, seeded by "
+        "corrnet.manual_seed), a corrnet.Generator, an int seed or a numpy.random.Generator, "
+        "got "
         f"{type(generator).__name__}"
     )
 

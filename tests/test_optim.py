@@ -19,8 +19,10 @@ STEPS = 20
 OPT = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SCHED = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NP = {"float32": np.float32, "float64": np.float64}
-# float32 parameters drift apart by a few ulps per step (FMA vs separate multiply-add)
-TOL = {"float32": dict(rtol=2e-5, atol=2e-5), "float64": dict(rtol=1e-11, atol=1e-12)}
+# float32: the suite's usual 1e-4. Twenty steps of float32 arithmetic, rounded in a different
+# order than torch's fused kernels, drift by a few 1e-5 where an update divides by a tiny
+# sqrt(v) (eps=0, beta2=0 makes Adam a sign step and a parameter can grow to ~300)
+TOL = {"float32": dict(rtol=1e-4, atol=2e-5), "float64": dict(rtol=1e-11, atol=1e-12)}
 SHAPES = [(3, 4), (5,), ()]
 
 

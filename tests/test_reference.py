@@ -232,3 +232,31 @@ def test_reference_unfold(kh, kw, dilation, padding, stride, size, dtype, seed):
               "stride": stride}
     _three_way(lambda x: ref.unfold(x, (kh, kw), (dilation,) * 2, (padding,) * 2, (stride,) * 2),
                tF.unfold, cF.unfold, [x], dtype, "unfold", **kwargs)
+
+
+@pytest.mark.parametrize("batch", [2, 17])  # channel-major and batch-innermost layouts
+def test_conv_layouts_agree_with_the_reference_forward_and_backward(batch):
+    """Both layouts of the unrolled windows (kernels.conv.batch_innermost) give conv2d's and
+    conv_transpose2d's values and every gradient (torch as the oracle for the gradients)."""
+    from corrnet.kernels import conv as conv_kernels
+    from corrnet.kernels.windows import make_window
+
+    window = make_window("t", 9, 9, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1))
+    assert conv_kernels.batch_innermost(batch, window) == (batch == 17)
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, 4, 9, 9))
+    w = rng.standard_normal((6, 2, 3, 3))
+    b = rng.standard_normal(6)
+    check(corrnet_np(cF.conv2d, x, w, b, padding=1, groups=2),
+          ref.conv2d(x, w, b, padding=(1, 1), groups=2), np.float64, "conv2d")
+    for fn_c, fn_t, weight in ((cF.conv2d, tF.conv2d, w),
+                               (cF.conv_transpose2d, tF.conv_transpose2d, w[:4])):
+        xc, wc = ct.tensor(x, requires_grad=True), ct.tensor(weight, requires_grad=True)
+        xt, wt = tt.tensor(x, requires_grad=True), tt.tensor(weight, requires_grad=True)
+        out_c, out_t = fn_c(xc, wc, padding=1, groups=2), fn_t(xt, wt, padding=1, groups=2)
+        up = rng.standard_normal(tuple(out_t.shape))
+        out_c.backward(ct.tensor(up))
+        out_t.backward(tt.tensor(up))
+        check(out_c.detach().numpy(), out_t.detach().numpy(), np.float64, "forward")
+        check(xc.grad.numpy(), xt.grad.numpy(), np.float64, "input gradient")
+        check(wc.grad.numpy(), wt.grad.numpy(), np.float64, "weight gradient")

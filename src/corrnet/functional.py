@@ -199,7 +199,7 @@ class _Conv2d(Function):
             grad_x = conv_kernels.conv2d_grad_input(grad, weight, window, groups, x.shape)
         if needs_weight:
             col = ctx.col if ctx.col is not None else conv_kernels.unrolled(x, window, groups)
-            grad_weight = conv_kernels.conv2d_grad_weight(grad, col, weight.shape)
+            grad_weight = conv_kernels.conv2d_grad_weight(grad, col, weight.shape, window)
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias
@@ -229,7 +229,7 @@ class _ConvTranspose2d(Function):
             if needs_x:
                 grad_x = conv_kernels.conv2d_forward(col, weight, None, x.shape[0], window)
             if needs_weight:
-                grad_weight = conv_kernels.conv2d_grad_weight(x, col, weight.shape)
+                grad_weight = conv_kernels.conv2d_grad_weight(x, col, weight.shape, window)
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias

@@ -84,11 +84,13 @@ def conv_transpose_configs(draw, free: bool = False):
     # an empty tensor even for negative sizes. corrnet refuses every size below 1; compared
     # are only the negative sizes without groups, which torch refuses too
     assume(smallest >= 1 or (bad and smallest < 0 and groups == 1))
-    # the same grouped path also skips torch's dilation check (dilation 0 runs, or fails inside
-    # oneDNN): with groups > 1 only a positive dilation is compared
-    assume(groups == 1 or min(dh, dw) >= 1)
+    # torch checks a transposed convolution's dilation on some paths only (dilation 0 is
+    # refused, runs, or fails inside oneDNN, depending on groups and the input's rank):
+    # corrnet refuses it always, and only positive dilations are compared
+    assume(min(dh, dw) >= 1)
     rank = draw(st.sampled_from([2, 5])) if bad and rarely(draw) else draw(st.sampled_from([3, 4]))
-    x_shape = {2: (h, w), 3: (cin, h, w), 4: (draw(st.integers(1, 3)), cin, h, w),
+    # (a batch of 17 takes the batch-innermost layout of kernels.conv)
+    x_shape = {2: (h, w), 3: (cin, h, w), 4: (draw(st.sampled_from([1, 2, 3, 17])), cin, h, w),
                5: (1, 1, cin, h, w)}[rank]
     w_shape = (g * draw(st.integers(1, 2)) if bad and rarely(draw) else cin, cout_g, kh, kw)
     b_shape = (cout_g * g,) if draw(st.booleans()) else None

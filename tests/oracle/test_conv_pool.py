@@ -58,9 +58,13 @@ def _kwargs(**kw):
     return {k: v for k, v in kw.items() if v is not None}
 
 
+# a batch of 17 also takes convolution's batch-innermost layout (kernels.conv.batch_innermost)
+BATCHES = st.sampled_from([1, 2, 3, 17])
+
+
 def _input_shape(draw, c: int, h: int, w: int) -> tuple[int, ...]:
     if draw(st.booleans()):
-        return (draw(st.integers(1, 3)), c, h, w)
+        return (draw(BATCHES), c, h, w)
     return (c, h, w)  # unbatched
 
 

@@ -53,8 +53,12 @@ class Epoch:
     train_loss: float
     train_acc: float
     test_acc: float
-    examples_per_sec: float
-    seconds: float
+    examples: int
+    seconds: float  # of training (forward, backward and update), not of testing
+
+    @property
+    def examples_per_sec(self) -> float:
+        return self.examples / max(self.seconds, 1e-12)
 
 
 @dataclass
@@ -71,7 +75,7 @@ class History:
         """The book's two closing lines."""
         e = self.last
         train_time = sum(x.seconds for x in self.epochs)
-        examples = sum(x.examples_per_sec * x.seconds for x in self.epochs)
+        examples = sum(x.examples for x in self.epochs)
         return (f"loss {e.train_loss:.3f}, train acc {e.train_acc:.3f}, test acc "
                 f"{e.test_acc:.3f}\n{examples / max(train_time, 1e-12):.1f} examples/sec on cpu")
 
@@ -210,7 +214,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         log(f"resuming from {checkpoint} after epoch {done}")
     for epoch in range(done + 1, num_epochs + 1):
         net.train()
-        total_loss = correct = seen = 0.0
+        total_loss, correct, seen = 0.0, 0, 0
         train_time = 0.0
         bar = _progress(len(train_iter), f"epoch {epoch}/{num_epochs}", progress)
         for X, y in train_iter:
@@ -235,7 +239,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
             scheduler.step()
         test_acc = evaluate_accuracy(net, test_iter)
         record = Epoch(epoch, total_loss / max(seen, 1), correct / max(seen, 1), test_acc,
-                       seen / max(train_time, 1e-12), train_time)
+                       seen, train_time)
         history.epochs.append(record)
         log(f"epoch {epoch}/{num_epochs}: loss {record.train_loss:.3f}, train acc "
             f"{record.train_acc:.3f}, test acc {record.test_acc:.3f}, "

@@ -124,6 +124,7 @@ class Conv2d(_ConvNd):
     """
 
     dims = 2
+    _function = staticmethod(F.conv2d)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=None,
@@ -131,14 +132,12 @@ class Conv2d(_ConvNd):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
                          groups, bias, padding_mode, dtype=dtype, device=device)
 
-    def _conv(self, input, padding):
-        return F.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation,
-                        self.groups)
-
     def forward(self, input):
-        if self.padding_mode == "zeros":
-            return self._conv(input, self.padding)
-        return self._conv(F.pad(input, self._pads_for_mode(), mode=self.padding_mode), 0)
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            input, padding = F.pad(input, self._pads_for_mode(), mode=self.padding_mode), 0
+        return self._function(input, self.weight, self.bias, self.stride, padding,
+                              self.dilation, self.groups)
 
 
 class Conv1d(Conv2d):
@@ -151,10 +150,7 @@ class Conv1d(Conv2d):
     """
 
     dims = 1
-
-    def _conv(self, input, padding):
-        return F.conv1d(input, self.weight, self.bias, self.stride, padding, self.dilation,
-                        self.groups)
+    _function = staticmethod(F.conv1d)
 
 
 class ConvTranspose2d(_ConvNd):
@@ -170,6 +166,7 @@ class ConvTranspose2d(_ConvNd):
 
     dims = 2
     transposed = True
+    _function = staticmethod(F.conv_transpose2d)
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
@@ -202,8 +199,8 @@ class ConvTranspose2d(_ConvNd):
 
     def forward(self, input, output_size=None):
         output_padding = self._output_padding(input, output_size)
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
-                                  output_padding, self.groups, self.dilation)
+        return self._function(input, self.weight, self.bias, self.stride, self.padding,
+                              output_padding, self.groups, self.dilation)
 
 
 class ConvTranspose1d(ConvTranspose2d):
@@ -214,8 +211,4 @@ class ConvTranspose1d(ConvTranspose2d):
     """
 
     dims = 1
-
-    def forward(self, input, output_size=None):
-        output_padding = self._output_padding(input, output_size)
-        return F.conv_transpose1d(input, self.weight, self.bias, self.stride, self.padding,
-                                  output_padding, self.groups, self.dilation)
+    _function = staticmethod(F.conv_transpose1d)

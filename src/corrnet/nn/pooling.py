@@ -14,6 +14,8 @@ class MaxPool2d(Module):
               [13., 15.]]]])
     """
 
+    _function = staticmethod(F.max_pool2d)
+
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
                  ceil_mode=False):
         super().__init__()
@@ -23,8 +25,8 @@ class MaxPool2d(Module):
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, input):
-        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                            self.ceil_mode, self.return_indices)
+        return self._function(input, self.kernel_size, self.stride, self.padding,
+                              self.dilation, self.ceil_mode, self.return_indices)
 
     def extra_repr(self) -> str:
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
@@ -34,9 +36,7 @@ class MaxPool2d(Module):
 class MaxPool1d(MaxPool2d):
     """Max pooling over windows of a sequence; see `corrnet.nn.functional.max_pool1d`."""
 
-    def forward(self, input):
-        return F.max_pool1d(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                            self.ceil_mode, self.return_indices)
+    _function = staticmethod(F.max_pool1d)
 
 
 class AvgPool2d(Module):
@@ -79,7 +79,7 @@ class MaxUnpool2d(Module):
               [0., 4.]]]])
     """
 
-    dims = 2
+    _function = staticmethod(F.max_unpool2d)
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
@@ -88,8 +88,8 @@ class MaxUnpool2d(Module):
         self.padding = padding
 
     def forward(self, input, indices, output_size=None):
-        unpool = F.max_unpool2d if self.dims == 2 else F.max_unpool1d
-        return unpool(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+        return self._function(input, indices, self.kernel_size, self.stride, self.padding,
+                              output_size)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -98,7 +98,7 @@ class MaxUnpool2d(Module):
 class MaxUnpool1d(MaxUnpool2d):
     """Puts max-pooled values of a sequence back; see `F.max_unpool1d`."""
 
-    dims = 1
+    _function = staticmethod(F.max_unpool1d)
 
 
 class AdaptiveAvgPool2d(Module):
@@ -108,12 +108,14 @@ class AdaptiveAvgPool2d(Module):
     torch.Size([2, 3, 1, 1])
     """
 
+    _function = staticmethod(F.adaptive_avg_pool2d)
+
     def __init__(self, output_size):
         super().__init__()
         self.output_size = output_size
 
     def forward(self, input):
-        return F.adaptive_avg_pool2d(input, self.output_size)
+        return self._function(input, self.output_size)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
@@ -122,19 +124,20 @@ class AdaptiveAvgPool2d(Module):
 class AdaptiveAvgPool1d(AdaptiveAvgPool2d):
     """Average pooling of a sequence to a fixed length; see `F.adaptive_avg_pool1d`."""
 
-    def forward(self, input):
-        return F.adaptive_avg_pool1d(input, self.output_size)
+    _function = staticmethod(F.adaptive_avg_pool1d)
 
 
 class AdaptiveMaxPool2d(Module):
     """Max pooling to a fixed output size; see `F.adaptive_max_pool2d`."""
+
+    _function = staticmethod(F.adaptive_max_pool2d)
 
     def __init__(self, output_size, return_indices=False):
         super().__init__()
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, input):
-        return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
+        return self._function(input, self.output_size, self.return_indices)
 
     def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
@@ -143,5 +146,4 @@ class AdaptiveMaxPool2d(Module):
 class AdaptiveMaxPool1d(AdaptiveMaxPool2d):
     """Max pooling of a sequence to a fixed length; see `F.adaptive_max_pool1d`."""
 
-    def forward(self, input):
-        return F.adaptive_max_pool1d(input, self.output_size, self.return_indices)
+    _function = staticmethod(F.adaptive_max_pool1d)

@@ -27,8 +27,14 @@ test: $(VENV)/.test-installed
 oracle: $(VENV)/.test-installed
 	CORRNET_ORACLE=nightly $(PY) -m pytest -q tests/oracle
 
-# Side-by-side timings against PyTorch and SciPy; rewrites BENCHMARKS.md. Run on an idle machine.
-bench: $(VENV)/.test-installed
+# The benchmark's contenders beyond the test extras: OpenCV.
+$(VENV)/.bench-installed: $(VENV)/.test-installed
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+# Side-by-side timings against PyTorch, SciPy and OpenCV; rewrites BENCHMARKS.md.
+# Run on an idle machine.
+bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/run.py
 
 lint: $(VENV)/.test-installed

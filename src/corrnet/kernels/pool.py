@@ -1,17 +1,55 @@
 """Max and average pooling over (N, C, H, W) arrays, forward and backward.
 
-Both reduce the kh*kw shifted views of the padded input (windows.py): a running maximum or
-a running sum. For the max-pool backward pass, the forward can also say which kernel offset
-won each window (asked for only when a gradient is wanted). Max pooling pads with -inf so a
-padded cell never wins; the backward pass sends each window's gradient to the one offset
-that won, with ties going to the first offset in row-major order, as PyTorch.
+Two implementations with the same results:
+
+* NumPy (any dtype, and the fallback): whole-array operations over the kh*kw shifted views
+  of the padded input (windows.py), never a loop over pixels. The forward pass is a running
+  np.maximum or sum of the views; max pooling's winner (the kernel offset i*kw + j of each
+  window's maximum) changes only where a view is strictly greater than the running maximum,
+  so a tie keeps the earlier offset. Backward, where windows don't overlap (kernel == stride,
+  no padding or dilation) each offset's view of the input gradient is written once; where
+  they overlap, average pooling adds the views into a zero padded buffer, and max pooling
+  adds every window's gradient into its winner cell with one np.bincount.
+* compiled (numba, `jit.enabled()`, float32/float64): one pass over the input, window by
+  window: a max-pool window keeps its maximum and, in the same pass, its offset (NumPy
+  can't find both at once); the backward passes zero a plane of the input gradient and add
+  each window's gradient to its winner cell (average: its share to every cell). Padding is
+  never materialized: the windows wholly inside the input run fixed loops, the others scan
+  only their cells inside it. The forward kernels and the average-pool backward are
+  compiled for one window geometry (kernel size, stride, dilation as constants: the window
+  loops unroll and vectorize, 3-5x faster than with the geometry as arguments); that costs
+  about a second per geometry and dtype, once (numba caches it on disk), so they run from
+  `COMPILED_MIN_SIZE` elements, and NumPy below. The max-pool backward is one kernel for
+  every geometry, and runs at any size.
+
+The kernels run on one thread: a pooling pass over a whole batch takes a few milliseconds,
+and on a busy two-core machine a second thread that has to wait for a core costs far more
+than it saves.
+
+Max pooling semantics (PyTorch's CPU kernel): padding counts as -inf and never wins; within
+a window the scan starts at maxval = -inf with the first cell inside the input as winner and
+replaces it where `value > maxval or isnan(value)`: a tie goes to the first cell in row-major
+order, NaN to the last NaN, a window of -inf only to its first cell inside the input.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from .jit import enabled, jit
 from .windows import Window2d, adaptive_bounds, pad, shifted_views, unpad
+
+# arrays (N*C*H*W elements) from which the kernels compiled per geometry run (see above)
+COMPILED_MIN_SIZE = 1 << 16
+
+_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _compiled_for(dtype) -> bool:
+    """Whether the numba kernels run for arrays of this dtype (floats only)."""
+    return enabled() and np.dtype(dtype) in _COMPILED_DTYPES
 
 
 def _lowest(dtype) -> float | int:
@@ -22,31 +60,171 @@ def _lowest(dtype) -> float | int:
     return np.iinfo(dtype).min
 
 
+def _winner_dtype(window: Window2d):
+    """The smallest integer type that holds every kernel offset i*kw + j (unsigned: an index
+    that numba knows is not negative needs no wraparound test)."""
+    return np.uint8 if window.kernel[0] * window.kernel[1] <= 256 else np.uint32
+
+
+def _non_overlapping(window: Window2d) -> bool:
+    """Whether every input cell lies in at most one window and no window reaches outside the
+    input: kernel == stride, no dilation, no padding, no ceil_mode overhang."""
+    return (window.kernel == window.stride and window.dilation == (1, 1)
+            and (window.padded_height, window.padded_width) == (window.height, window.width))
+
+
+def _inside_offsets(out: int, size: int, kernel: int, stride: int, dilation: int,
+                    before: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis, for each output position o: the kernel offsets [first, end) whose cell
+    o*stride - before + offset*dilation lies inside the input [0, size)."""
+    start = np.arange(out) * stride - before                    # coordinate of offset 0
+    first = np.maximum(-(start // dilation), 0)                 # ceil(-start / dilation)
+    end = np.minimum(-((start - size) // dilation), kernel)     # ceil((size - start) / dilation)
+    return first.astype(np.int64), end.astype(np.int64)
+
+
+def _inner_range(first: np.ndarray, end: np.ndarray, kernel: int) -> tuple[int, int]:
+    """The output positions [from, to) whose whole window lies inside the input (a range:
+    only windows at the two ends reach outside)."""
+    inside = np.flatnonzero((first == 0) & (end == kernel))
+    return (int(inside[0]), int(inside[-1]) + 1) if inside.size else (0, 0)
+
+
+def _scan_plan(window: Window2d) -> tuple:
+    """The geometry arguments of the compiled window kernels, in their order:
+
+    top, left: the padding before the input; row_first, row_end (H_out,) and col_first,
+    col_end (W_out,): the kernel offsets of each window row and column that lie inside the
+    input (`_inside_offsets`); inner_rows_from, inner_rows_to, inner_cols_from,
+    inner_cols_to: the windows wholly inside the input; outer_cols: the other columns;
+    all_cols: 0 ... W_out - 1.
+    """
+    (top, _), (left, _) = window.padding
+    (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
+    row_first, row_end = _inside_offsets(window.out_height, window.height, kh, sh, dh, top)
+    col_first, col_end = _inside_offsets(window.out_width, window.width, kw, sw, dw, left)
+    inner_cols = _inner_range(col_first, col_end, kw)
+    all_cols = np.arange(window.out_width)
+    outer_cols = np.concatenate([all_cols[:inner_cols[0]], all_cols[inner_cols[1]:]])
+    return (top, left, row_first, row_end, col_first, col_end,
+            *_inner_range(row_first, row_end, kh), *inner_cols, outer_cols, all_cols)
+
+
+def _runs_compiled(a: np.ndarray) -> bool:
+    """Whether a pooling pass over `a` (the input, or the input gradient) runs the kernels
+    compiled for its window geometry: floats, numba on, and large enough (see above)."""
+    return _compiled_for(a.dtype) and a.size >= max(COMPILED_MIN_SIZE, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# max pooling
+# ---------------------------------------------------------------------------------------------
+
+
 def max_pool2d_forward(x: np.ndarray, window: Window2d, find_winner: bool = False):
     """Return (out, winner).
 
-    out (N, C, H_out, W_out) is the maximum of each window: a running np.maximum over the kh*kw
-    shifted views (NaN propagates, as in PyTorch). With `find_winner`, winner holds for each
-    window the kernel offset index (i*kw + j) of its maximum, for the backward pass and for
-    `max_pool2d_indices`: the first in row-major order, or the last NaN in a window that holds
-    NaN (as PyTorch's CPU kernel); a padding cell never wins, even against an input of -inf.
-    Otherwise winner is None.
+    out (N, C, H_out, W_out) is the maximum of each window (NaN propagates, as in PyTorch).
+    With `find_winner`, winner (same shape, uint8, or uint32 for kernels of more than 256
+    cells) holds each window's winning kernel offset i*kw + j, for the backward pass and for
+    `max_pool2d_indices`: the first maximum in row-major order, or the last NaN in a window
+    that holds NaN; a padding cell never wins, even against an input of -inf. Otherwise
+    winner is None.
     """
+    if _runs_compiled(x):
+        out, winner = _max_pool_compiled(x, window)
+        return out, (winner if find_winner else None)
+    return _max_pool_numpy(x, window, find_winner)
+
+
+def _max_pool_compiled(x: np.ndarray, window: Window2d):
+    x = np.ascontiguousarray(x)
+    shape = x.shape[:2] + (window.out_height, window.out_width)
+    out = np.empty(shape, dtype=x.dtype)
+    winner = np.empty(shape, dtype=_winner_dtype(window))
+    kernel = _max_pool_kernel(*window.kernel, *window.stride, *window.dilation)
+    kernel(x, out, winner, *_scan_plan(window), x.dtype.type(-np.inf))
+    return out, winner
+
+
+@functools.cache
+def _max_pool_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
+    """The compiled max-pool forward for one geometry: kh ... dw are constants to numba."""
+
+    @jit()
+    def kernel(x, out, winner, top, left, row_first, row_end, col_first, col_end,
+               inner_rows_from, inner_rows_to, inner_cols_from, inner_cols_to, outer_cols,
+               all_cols, lowest):
+        """out[n, c, oy, ox] = the maximum of window (oy, ox), winner[n, c, oy, ox] its
+        kernel offset, by PyTorch's rule over the window's cells inside the input. Windows
+        inner_rows x inner_cols lie inside the input; outer_cols are the other columns."""
+        batch, channels = x.shape[0], x.shape[1]
+        out_height = out.shape[2]
+        # Indices that numba can't prove non-negative get a wraparound test that keeps the
+        # window loops from vectorizing (3-6x slower): so the inner windows count from 0,
+        # and their first row and column are clamped at 0 (which changes nothing there).
+        first_oy, first_ox = max(inner_rows_from, 0), max(inner_cols_from, 0)
+        first_row = max(inner_rows_from * sh - top, 0)
+        first_col = max(inner_cols_from * sw - left, 0)
+        for plane in range(batch * channels):
+            n, c = plane // channels, plane % channels
+            image, plane_out, plane_winner = x[n, c], out[n, c], winner[n, c]
+            # 1. the windows inside the input: fixed loops, where a NaN is only noted
+            has_nan = False
+            for a in range(inner_rows_to - inner_rows_from):
+                top_row = first_row + a * sh
+                for b in range(inner_cols_to - inner_cols_from):
+                    left_col = first_col + b * sw
+                    best = lowest
+                    best_offset = 0
+                    for i in range(kh):
+                        for j in range(kw):
+                            value = image[top_row + i * dh, left_col + j * dw]
+                            has_nan |= value != value
+                            if value > best:
+                                best = value
+                                best_offset = i * kw + j
+                    plane_out[first_oy + a, first_ox + b] = best
+                    plane_winner[first_oy + a, first_ox + b] = best_offset
+            # 2. the windows reaching outside, and all windows again if the plane holds NaN:
+            # PyTorch's rule over each window's cells inside the input
+            for oy in range(out_height):
+                inner_row = inner_rows_from <= oy < inner_rows_to and not has_nan
+                top_row = oy * sh - top
+                for ox in outer_cols if inner_row else all_cols:
+                    left_col = ox * sw - left
+                    best = lowest
+                    best_offset = min(row_first[oy], kh - 1) * kw + min(col_first[ox], kw - 1)
+                    for i in range(row_first[oy], row_end[oy]):
+                        for j in range(col_first[ox], col_end[ox]):
+                            value = image[top_row + i * dh, left_col + j * dw]
+                            if value > best or value != value:
+                                best = value
+                                best_offset = i * kw + j
+                    plane_out[oy, ox] = best
+                    plane_winner[oy, ox] = best_offset
+
+    return kernel
+
+
+def _max_pool_numpy(x: np.ndarray, window: Window2d, find_winner: bool):
+    """Running np.maximum over the shifted views of the -inf padded input (not copied when
+    there is nothing to pad); the winner changes only where a view is strictly greater."""
     padded = pad(x, window, value=_lowest(x.dtype))
     views = [view for _, view in shifted_views(padded, window)]
     out = views[0].copy()
-    for view in views[1:]:
+    winner = np.zeros(out.shape, dtype=_winner_dtype(window)) if find_winner else None
+    greater = np.empty(out.shape, dtype=bool) if find_winner else None
+    for k, view in enumerate(views[1:], start=1):
+        if find_winner:
+            np.greater(view, out, out=greater)      # False where out is NaN: fixed below
+            np.copyto(winner, k, where=greater)
         np.maximum(out, view, out=out)
     if not find_winner:
         return out, None
-    winner = np.zeros(out.shape, dtype=np.int32)
-    for k in reversed(range(len(views))):  # backwards, so that the first match is kept
-        np.copyto(winner, k, where=views[k] == out)
-    reaches_outside = (window.padded_height, window.padded_width) != (window.height,
-                                                                      window.width)
-    if reaches_outside:
-        # a padding cell ties only where the whole window is the lowest value; PyTorch then
-        # keeps its first cell inside the input
+    if padded is not x:
+        # a padding cell wins only where the whole window is the lowest value (a tie kept by
+        # offset 0); PyTorch then keeps the window's first cell inside the input
         all_lowest = out == _lowest(x.dtype)
         if all_lowest.any():
             first_inside = np.broadcast_to(_first_inside_offset(window), out.shape)
@@ -60,37 +238,80 @@ def max_pool2d_forward(x: np.ndarray, window: Window2d, find_winner: bool = Fals
 def _first_inside_offset(window: Window2d) -> np.ndarray:
     """(H_out, W_out): the first kernel offset at or after the input's top-left corner, the
     winner of a window whose input cells are all the lowest value (PyTorch starts there)."""
-    firsts = []
-    for out, stride, dilation, (before, _), kernel in zip(
-        (window.out_height, window.out_width), window.stride, window.dilation,
-        window.padding, window.kernel, strict=True,
-    ):
-        start = np.arange(out) * stride - before              # coordinate of offset 0
-        first = np.maximum(-(start // dilation), 0)           # = ceil(-start / dilation)
-        firsts.append(np.minimum(first, kernel - 1))
-    first_row, first_col = firsts
-    return (first_row[:, None] * window.kernel[1] + first_col[None, :]).astype(np.int32)
+    (top, _), (left, _) = window.padding
+    (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
+    row_first, _ = _inside_offsets(window.out_height, window.height, kh, sh, dh, top)
+    col_first, _ = _inside_offsets(window.out_width, window.width, kw, sw, dw, left)
+    first_row, first_col = np.minimum(row_first, kh - 1), np.minimum(col_first, kw - 1)
+    return (first_row[:, None] * kw + first_col[None, :]).astype(_winner_dtype(window))
 
 
 def max_pool2d_indices(winner: np.ndarray, window: Window2d) -> np.ndarray:
     """The flat input index (row * W + col, per (n, c) plane) of each window's winner, as
     PyTorch's return_indices; int64, shape (N, C, H_out, W_out)."""
+    winner = winner.astype(np.int64)
     kw = window.kernel[1]
     (stride_h, stride_w), (dil_h, dil_w) = window.stride, window.dilation
     (top, _), (left, _) = window.padding
     rows = np.arange(window.out_height)[:, None] * stride_h - top + (winner // kw) * dil_h
     cols = np.arange(window.out_width) * stride_w - left + (winner % kw) * dil_w
-    return (rows * window.width + cols).astype(np.int64)
+    return rows * window.width + cols
 
 
 def max_pool2d_backward(grad_out: np.ndarray, winner: np.ndarray, window: Window2d,
                         x_shape: tuple) -> np.ndarray:
-    n, c = x_shape[:2]
-    padded = np.zeros((n, c, window.padded_height, window.padded_width), dtype=grad_out.dtype)
-    zero = np.zeros((), dtype=grad_out.dtype)
-    for k, (_, view) in enumerate(shifted_views(padded, window)):
-        view += np.where(winner == k, grad_out, zero)
-    return unpad(padded, window)
+    """grad_x (N, C, H, W): each window's gradient added to its winner cell."""
+    if _compiled_for(grad_out.dtype) and grad_out.size:
+        grad_x = np.empty(x_shape, dtype=grad_out.dtype)
+        (kh, kw), (dh, dw) = window.kernel, window.dilation
+        offsets = np.arange(kh * kw)
+        (top, _), (left, _) = window.padding
+        # (contiguous: one compiled kernel per dtype, although grad_out is often a broadcast)
+        _max_pool_backward_kernel(np.ascontiguousarray(grad_out), np.ascontiguousarray(winner),
+                                  grad_x, *window.stride, top, left, (offsets // kw) * dh,
+                                  (offsets % kw) * dw)
+        return grad_x
+    if _non_overlapping(window):
+        # each input cell lies in at most one window: each offset's view is written once
+        grad_x = np.zeros(x_shape, dtype=grad_out.dtype)
+        for k, (_, view) in enumerate(shifted_views(grad_x, window)):
+            np.copyto(view, grad_out, where=winner == k)
+        return grad_x
+    # overlapping windows: one bincount adds every window's gradient into its winner cell
+    # (several windows may pick the same cell); a window with no cell inside the input
+    # (possible with dilation) has nowhere to send its gradient
+    indices = max_pool2d_indices(winner, window)
+    row_first, row_end, col_first, col_end = _scan_plan(window)[2:6]
+    reaching_in = (row_first < row_end)[:, None] & (col_first < col_end)[None, :]
+    if not reaching_in.all():
+        indices = np.where(reaching_in, indices, 0)
+        grad_out = np.where(reaching_in, grad_out, 0)
+    return scatter_to_indices(grad_out, indices, x_shape)
+
+
+@jit()
+def _max_pool_backward_kernel(grad_out, winner, grad_x, sh, sw, top, left, row_shift,
+                              col_shift):
+    """grad_x = 0, then grad_out[n, c, oy, ox] added to the winner cell of window (oy, ox):
+    row oy*sh - top + row_shift[k], column ox*sw - left + col_shift[k] for offset k."""
+    batch, channels, height, width = grad_x.shape
+    out_height, out_width = grad_out.shape[2], grad_out.shape[3]
+    for plane in range(batch * channels):
+        n, c = plane // channels, plane % channels
+        grad_image, plane_grad, plane_winner = grad_x[n, c], grad_out[n, c], winner[n, c]
+        grad_image[:, :] = 0
+        for oy in range(out_height):
+            for ox in range(out_width):
+                offset = plane_winner[oy, ox]
+                row = oy * sh - top + row_shift[offset]
+                col = ox * sw - left + col_shift[offset]
+                if 0 <= row < height and 0 <= col < width:  # no cell inside: nowhere to go
+                    grad_image[row, col] += plane_grad[oy, ox]
+
+
+# ---------------------------------------------------------------------------------------------
+# average pooling
+# ---------------------------------------------------------------------------------------------
 
 
 def avg_pool2d_divisor(window: Window2d, count_include_pad: bool,
@@ -112,27 +333,137 @@ def avg_pool2d_divisor(window: Window2d, count_include_pad: bool,
 
 
 def avg_pool2d_forward(x: np.ndarray, window: Window2d, divisor: np.ndarray) -> np.ndarray:
+    """Each window's sum (its cells in row-major order; padding adds nothing) over `divisor`
+    (H_out, W_out); integer inputs divide as C does, truncating toward zero (as PyTorch)."""
+    if _runs_compiled(x):
+        out = np.empty(x.shape[:2] + (window.out_height, window.out_width), dtype=x.dtype)
+        kernel = _avg_pool_kernel(*window.kernel, *window.stride)
+        kernel(np.ascontiguousarray(x), divisor.astype(x.dtype), out, *_scan_plan(window),
+               x.dtype.type(0))
+        return out
     padded = pad(x, window, value=0)
     floating = np.issubdtype(x.dtype, np.floating)
-    total = np.zeros(x.shape[:2] + (window.out_height, window.out_width),
-                     dtype=x.dtype if floating else np.int64)
-    for _, view in shifted_views(padded, window):
+    views = [view for _, view in shifted_views(padded, window)]
+    total = views[0].astype(x.dtype if floating else np.int64)     # a copy
+    for view in views[1:]:
         total += view
     if floating:
-        return total / divisor.astype(x.dtype)
-    # integer inputs: C-style division, truncating toward zero (as PyTorch)
+        return np.divide(total, divisor.astype(x.dtype), out=total)
     quotient = np.abs(total) // divisor
     return (np.sign(total) * quotient).astype(x.dtype)
 
 
+@functools.cache
+def _avg_pool_kernel(kh: int, kw: int, sh: int, sw: int):
+    """The compiled average-pool forward for one geometry (constants to numba, as for
+    `_max_pool_kernel`, whose loop structure it shares)."""
+
+    @jit()
+    def kernel(x, divisor, out, top, left, row_first, row_end, col_first, col_end,
+               inner_rows_from, inner_rows_to, inner_cols_from, inner_cols_to, outer_cols,
+               all_cols, zero):
+        """out[n, c, oy, ox] = the sum of window (oy, ox)'s cells inside the input, in
+        row-major order, over divisor[oy, ox]."""
+        batch, channels = x.shape[0], x.shape[1]
+        out_height = out.shape[2]
+        first_oy, first_ox = max(inner_rows_from, 0), max(inner_cols_from, 0)
+        first_row = max(inner_rows_from * sh - top, 0)
+        first_col = max(inner_cols_from * sw - left, 0)
+        for plane in range(batch * channels):
+            n, c = plane // channels, plane % channels
+            image, plane_out = x[n, c], out[n, c]
+            # 1. the windows inside the input: fixed loops
+            for a in range(inner_rows_to - inner_rows_from):
+                top_row = first_row + a * sh
+                for b in range(inner_cols_to - inner_cols_from):
+                    left_col = first_col + b * sw
+                    total = zero
+                    for i in range(kh):
+                        for j in range(kw):
+                            total += image[top_row + i, left_col + j]
+                    oy, ox = first_oy + a, first_ox + b
+                    plane_out[oy, ox] = total / divisor[oy, ox]
+            # 2. the windows reaching outside: their cells inside the input
+            for oy in range(out_height):
+                inner_row = inner_rows_from <= oy < inner_rows_to
+                top_row = oy * sh - top
+                for ox in outer_cols if inner_row else all_cols:
+                    left_col = ox * sw - left
+                    total = zero
+                    for i in range(row_first[oy], row_end[oy]):
+                        for j in range(col_first[ox], col_end[ox]):
+                            total += image[top_row + i, left_col + j]
+                    plane_out[oy, ox] = total / divisor[oy, ox]
+
+    return kernel
+
+
 def avg_pool2d_backward(grad_out: np.ndarray, divisor: np.ndarray, window: Window2d,
                         x_shape: tuple) -> np.ndarray:
+    """grad_x (N, C, H, W): each window's share grad_out / divisor added to its cells inside
+    the input (in grad_out's dtype: float32 stays float32)."""
+    grad_x = np.empty(x_shape, dtype=grad_out.dtype)
+    if _runs_compiled(grad_x):
+        kernel = _avg_pool_backward_kernel(*window.kernel, *window.stride)
+        # (contiguous: one compiled kernel per dtype, although grad_out is often a broadcast)
+        kernel(np.ascontiguousarray(grad_out), divisor.astype(grad_out.dtype), grad_x,
+               *_scan_plan(window))
+        return grad_x
+    share = grad_out / divisor.astype(grad_out.dtype)        # (N, C, H_out, W_out)
+    if _non_overlapping(window):
+        # each input cell lies in at most one window: each offset's view is written once
+        grad_x[...] = 0
+        for _, view in shifted_views(grad_x, window):
+            np.copyto(view, share)
+        return grad_x
     n, c = x_shape[:2]
     padded = np.zeros((n, c, window.padded_height, window.padded_width), dtype=grad_out.dtype)
-    share = grad_out / divisor.astype(grad_out.dtype)
     for _, view in shifted_views(padded, window):
         view += share
     return unpad(padded, window)
+
+
+@functools.cache
+def _avg_pool_backward_kernel(kh: int, kw: int, sh: int, sw: int):
+    """The compiled average-pool backward for one geometry (see `_avg_pool_kernel`)."""
+
+    @jit()
+    def kernel(grad_out, divisor, grad_x, top, left, row_first, row_end, col_first, col_end,
+               inner_rows_from, inner_rows_to, inner_cols_from, inner_cols_to, outer_cols,
+               all_cols):
+        """grad_x = 0, then grad_out[n, c, oy, ox] / divisor[oy, ox] added to every cell of
+        window (oy, ox) inside the input."""
+        batch, channels = grad_x.shape[0], grad_x.shape[1]
+        out_height = grad_out.shape[2]
+        first_oy, first_ox = max(inner_rows_from, 0), max(inner_cols_from, 0)
+        first_row = max(inner_rows_from * sh - top, 0)
+        first_col = max(inner_cols_from * sw - left, 0)
+        for plane in range(batch * channels):
+            n, c = plane // channels, plane % channels
+            grad_image, plane_grad = grad_x[n, c], grad_out[n, c]
+            grad_image[:, :] = 0
+            # 1. the windows inside the input: fixed loops
+            for a in range(inner_rows_to - inner_rows_from):
+                top_row = first_row + a * sh
+                for b in range(inner_cols_to - inner_cols_from):
+                    left_col = first_col + b * sw
+                    oy, ox = first_oy + a, first_ox + b
+                    share = plane_grad[oy, ox] / divisor[oy, ox]
+                    for i in range(kh):
+                        for j in range(kw):
+                            grad_image[top_row + i, left_col + j] += share
+            # 2. the windows reaching outside: their cells inside the input
+            for oy in range(out_height):
+                inner_row = inner_rows_from <= oy < inner_rows_to
+                top_row = oy * sh - top
+                for ox in outer_cols if inner_row else all_cols:
+                    left_col = ox * sw - left
+                    share = plane_grad[oy, ox] / divisor[oy, ox]
+                    for i in range(row_first[oy], row_end[oy]):
+                        for j in range(col_first[ox], col_end[ox]):
+                            grad_image[top_row + i, left_col + j] += share
+
+    return kernel
 
 
 # ---------------------------------------------------------------------------------------------

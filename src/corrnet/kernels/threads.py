@@ -1,0 +1,78 @@
+"""The thread policy: how many cores corrnet's own kernels use.
+
+Three kinds of work run in parallel:
+
+- matrix products, on the BLAS library's own threads (OpenBLAS under NumPy; set with its
+  environment variables, e.g. ``OPENBLAS_NUM_THREADS``);
+- compiled kernels (jit.py), on numba's threads, ``get_num_threads()`` of them;
+- large elementwise passes (sigmoid, ...), split along their first axis into pieces that
+  run on a small pool of Python threads: NumPy releases the GIL inside its loops, so the
+  pieces run on different cores at once. Below `MIN_PARALLEL_SIZE` elements the hand-off
+  costs more than it saves, and the pass runs whole on the calling thread.
+
+``corrnet.set_num_threads(n)`` / ``corrnet.get_num_threads()`` set and read the count, as
+PyTorch's functions of the same names. The default is the number of cores this process may
+run on.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+MIN_PARALLEL_SIZE = 1 << 17   # elements
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+_threads = _cores()
+_pool: ThreadPoolExecutor | None = None
+
+
+def get_num_threads() -> int:
+    """The number of threads corrnet's kernels use."""
+    return _threads
+
+
+def set_num_threads(count: int) -> None:
+    """Use `count` threads for corrnet's kernels (elementwise passes and compiled kernels)."""
+    global _threads, _pool
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"set_num_threads: count must be a positive int, got {count!r}")
+    _threads = count
+    if _pool is not None:
+        _pool.shutdown(wait=True)
+        _pool = None
+    from . import jit
+    if jit.numba_loaded():  # else jit.load_numba applies the count when it loads numba
+        apply_to_numba()
+
+
+def apply_to_numba() -> None:
+    import numba  # (already imported and set up by jit.load_numba)
+    numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def split_run(kernel, *arrays) -> None:
+    """Run ``kernel(*pieces)`` on pieces of `arrays` cut alike along their first axis, on
+    `get_num_threads()` threads when the arrays are large (the kernel writes its results
+    into one of them, piece by piece); else ``kernel(*arrays)``, once."""
+    global _pool
+    rows = arrays[0].shape[0] if arrays[0].ndim else 0
+    pieces = min(_threads, rows)
+    if pieces < 2 or arrays[0].size < MIN_PARALLEL_SIZE:
+        kernel(*arrays)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="corrnet")
+    bounds = [rows * piece // pieces for piece in range(pieces + 1)]
+    futures = [_pool.submit(kernel, *(array[start:stop] for array in arrays))
+               for start, stop in zip(bounds[1:-1], bounds[2:], strict=True)]
+    kernel(*(array[:bounds[1]] for array in arrays))
+    for future in futures:
+        future.result()

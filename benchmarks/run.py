@@ -1,71 +1,281 @@
-"""Side-by-side timings of corrnet and PyTorch (and SciPy), written to BENCHMARKS.md.
+"""Side-by-side timings of corrnet against PyTorch, SciPy and OpenCV, written to BENCHMARKS.md.
 
-Every row runs both libraries in this one process, interleaved (corrnet, torch, corrnet,
-torch, ...), on the same float32 data, and reports the median of each and the ratio
-torch-time / corrnet-time (above 1: corrnet is faster). Run it on an idle machine: with 2
-cores, one other busy process makes every ratio meaningless.
+    python benchmarks/run.py            # full run (~10 minutes), rewrites BENCHMARKS.md
+    python benchmarks/run.py --quick    # every full-size row, few repeats, prints only
+    python benchmarks/run.py --smoke    # every row type on tiny shapes, 1 repeat, prints only
 
-    python benchmarks/run.py               # full run, rewrites BENCHMARKS.md
-    python benchmarks/run.py --quick       # a smoke run (few repeats), prints only
+All three modes run the same functions; they differ only in the shapes (`Suite`), in how
+many times each call is repeated (`Timing`), and the smoke run gives PyTorch one thread
+(see SMOKE). tests/test_benchmarks.py runs the smoke suite. Each row is printed as soon as
+it's measured, and a summary of the Targets at the end. `--repeats N` sets the full run's
+most samples per candidate (20).
+
+How it measures. Every row runs all its candidates in this one process, on the same float32
+data, interleaved: each candidate is called once to warm up (and to time it), then the
+samples are taken in rounds (corrnet, torch, ..., corrnet, torch, ...), and the row reports
+each candidate's median. A candidate gets up to `repeats` samples but no more than fit in
+about `budget_s` seconds, and at least 3 — except a call that took over `slow_call_s`
+seconds, whose warm-up call is its one sample. Peak memory and import time are measured in
+fresh subprocesses. Run it on an idle machine: with 2 cores, one other busy process makes
+every ratio meaningless.
+
+How to read the ratios. In the timing tables, "X / corrnet" is X's time divided by
+corrnet's: above 1, corrnet is faster (2.0: corrnet takes half the time); below 1, slower.
+The memory table's ratio is the other way round, corrnet / torch: below 1, corrnet needs
+less. The Targets section at the top of BENCHMARKS.md checks the goals against these rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
+import json
+import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy
+import scipy.ndimage
 import scipy.signal
 import torch
 
 import corrnet
 from corrnet.nn import functional as F
 
-LENET_BATCH = 256
+try:
+    import cv2
+except ImportError:  # OpenCV is optional (pip install -e '.[bench]'): its column says n/a
+    cv2 = None
 
 ROOT = Path(__file__).resolve().parents[1]
+MEMORY_SCRIPT = Path(__file__).resolve().with_name("memory.py")
 
 
-def _median_seconds(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+# --------------------------------------------------------------------------------------------
+# What is measured: the specs of every row, for the full run and for the smoke run
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """One conv2d layer: input (n, c_in, size, size), weight (c_out, c_in / groups, k, k)."""
+
+    label: str  # "(a)".."(h)": the Targets look rows up by it
+    n: int
+    c_in: int
+    c_out: int
+    size: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    name: str = ""  # e.g. "LeNet conv1"
+
+    @property
+    def title(self) -> str:
+        parts = [f"N={self.n}", f"{self.c_in}->{self.c_out}", f"{self.kernel}x{self.kernel}"]
+        if self.stride != 1:
+            parts.append(f"stride {self.stride}")
+        if self.padding:
+            parts.append(f"pad {self.padding}")
+        if self.groups != 1:
+            parts.append(f"groups {self.groups}")
+        parts.append(f"{self.size}x{self.size}")
+        name = f" {self.name}:" if self.name else ""
+        return f"{self.label}{name} " + ", ".join(parts)
 
 
-def interleaved(candidates: dict, repeats: int, rounds: int = 5) -> dict[str, float]:
-    """Median seconds per candidate, measured in alternating rounds after one warm-up call."""
-    for fn in candidates.values():
-        fn()
-    samples = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
-            samples[name] += _median_seconds(fn, max(1, repeats // rounds))
-    return {name: statistics.median(values) for name, values in samples.items()}
+@dataclass(frozen=True)
+class PoolSpec:
+    kind: str  # "max" or "avg"
+    shape: tuple[int, int, int, int]
+    kernel: int
+    stride: int
+    padding: int = 0
+
+    @property
+    def title(self) -> str:
+        padding = f" p{self.padding}" if self.padding else ""
+        return (f"{self.kind} {self.kernel}x{self.kernel} s{self.stride}{padding} "
+                f"on {self.shape}")
 
 
-def conv_case(n, c_in, c_out, size, kernel, stride=1, padding=0, backward=False, seed=0):
+@dataclass(frozen=True)
+class FilterSpec:
+    """A size x size image filtered with a kernel x kernel kernel."""
+
+    size: int
+    kernel: int
+
+    @property
+    def title(self) -> str:
+        return f"{self.size}x{self.size} image, {self.kernel}x{self.kernel} kernel"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How many samples each candidate gets (see the module docstring)."""
+
+    repeats: int  # the most samples per candidate
+    budget_s: float  # seconds of samples per candidate, beyond the minimum
+    min_samples: int = 3
+    slow_call_s: float = 5.0  # a warm-up call slower than this is the only sample
+    rounds: int = 5  # the samples are spread over this many interleaved rounds
+
+    def describe(self) -> str:
+        return (f"up to {self.repeats} samples per candidate, within ~{self.budget_s:g} s "
+                f"each but at least {min(self.min_samples, self.repeats)} (a call over "
+                f"{self.slow_call_s:g} s: its one warm-up call), after one warm-up call")
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    layers: tuple[ConvSpec, ...]
+    pools: tuple[PoolSpec, ...]
+    filters: tuple[FilterSpec, ...]
+    memory_layer: ConvSpec  # peak memory of its forward+backward
+    lenet_batch: int
+    import_runs: int  # fresh subprocesses per library
+    timing: Timing
+    torch_threads: int | None = None  # None: PyTorch's default (one per core)
+
+
+FULL_LAYERS = (
+    ConvSpec("(a)", 256, 1, 6, 28, 5, padding=2, name="LeNet conv1"),
+    ConvSpec("(b)", 256, 6, 16, 14, 5, name="LeNet conv2"),
+    ConvSpec("(c)", 8, 64, 64, 56, 3, padding=1),
+    ConvSpec("(d)", 16, 128, 128, 28, 3, padding=1),
+    ConvSpec("(e)", 32, 256, 256, 14, 3, padding=1),
+    ConvSpec("(f)", 32, 256, 64, 28, 1),
+    ConvSpec("(g)", 8, 3, 64, 224, 7, stride=2, padding=3, name="ResNet stem"),
+    ConvSpec("(h)", 16, 128, 128, 56, 3, padding=1, groups=128, name="depthwise"),
+)
+FULL = Suite(
+    name="full",
+    layers=FULL_LAYERS,
+    pools=(PoolSpec("max", (256, 6, 28, 28), 2, 2),
+           PoolSpec("max", (8, 64, 112, 112), 3, 2, 1),
+           PoolSpec("avg", (256, 6, 28, 28), 2, 2)),
+    filters=tuple(FilterSpec(size, kernel) for size in (512, 2048, 4096)
+                  for kernel in (3, 7, 15, 31)),
+    memory_layer=FULL_LAYERS[6],
+    lenet_batch=256,
+    import_runs=7,
+    timing=Timing(repeats=20, budget_s=3.0),
+)
+QUICK = dataclasses.replace(FULL, name="quick", import_runs=3,
+                            timing=Timing(repeats=3, budget_s=1.0))
+
+SMOKE_LAYERS = (  # the same labels and kinds of layer as FULL_LAYERS, on tiny shapes
+    ConvSpec("(a)", 2, 1, 2, 16, 5, padding=2, name="LeNet conv1"),
+    ConvSpec("(b)", 2, 2, 3, 8, 5, name="LeNet conv2"),
+    ConvSpec("(c)", 2, 4, 4, 16, 3, padding=1),
+    ConvSpec("(d)", 2, 8, 8, 8, 3, padding=1),
+    ConvSpec("(e)", 2, 8, 8, 4, 3, padding=1),
+    ConvSpec("(f)", 2, 8, 4, 8, 1),
+    ConvSpec("(g)", 1, 3, 4, 16, 7, stride=2, padding=3, name="ResNet stem"),
+    ConvSpec("(h)", 2, 4, 4, 16, 3, padding=1, groups=4, name="depthwise"),
+)
+SMOKE = Suite(
+    name="smoke",
+    layers=SMOKE_LAYERS,
+    pools=(PoolSpec("max", (2, 2, 8, 8), 2, 2),
+           PoolSpec("max", (2, 2, 16, 16), 3, 2, 1),
+           PoolSpec("avg", (2, 2, 8, 8), 2, 2)),
+    filters=(FilterSpec(32, 3),),
+    # (g) on 128x128: still tiny, but with buffers of a few MiB for the RSS to show
+    memory_layer=dataclasses.replace(SMOKE_LAYERS[6], n=2, c_out=16, size=128),
+    lenet_batch=2,
+    import_runs=1,
+    timing=Timing(repeats=1, budget_s=0.1),
+    # Tiny shapes gain nothing from a second thread, and on a busy machine (a CI runner)
+    # PyTorch's thread pool makes each tiny op take ~100x longer: one thread keeps it fast.
+    torch_threads=1,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Timing: interleaved medians with an adaptive number of samples
+# --------------------------------------------------------------------------------------------
+
+def _seconds(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _split(count: int, parts: int) -> list[int]:
+    """count samples spread over `parts` rounds as evenly as possible: 7, 5 -> 2 2 1 1 1."""
+    return [count // parts + (1 if i < count % parts else 0) for i in range(parts)]
+
+
+def time_candidates(candidates: dict[str, Callable | None], timing: Timing):
+    """Median seconds per candidate, and a note per candidate that has no time.
+
+    A candidate that is None (not installed) or that raises on its warm-up call (say, a
+    MemoryError) gets the time None and a note saying why; the others are timed as the module
+    docstring says. Returns (seconds, samples, notes), each a dict by candidate name.
+    """
+    notes: dict[str, str] = {}
+    first_call: dict[str, float] = {}
+    for name, call in candidates.items():
+        if call is None:
+            notes[name] = "not installed"
+            continue
+        try:
+            first_call[name] = _seconds(call)
+        except Exception as error:  # one failing candidate mustn't end the run
+            notes[name] = f"failed: {type(error).__name__}: {str(error)[:120]}"
+
+    samples: dict[str, list[float]] = {name: [] for name in first_call}
+    planned: dict[str, list[int]] = {}
+    for name, seconds in first_call.items():
+        if seconds > timing.slow_call_s:
+            samples[name].append(seconds)  # too slow to repeat: the warm-up call is the sample
+            count = 0
+        else:
+            affordable = int(timing.budget_s / max(seconds, 1e-9))
+            count = min(timing.repeats, max(timing.min_samples, affordable))
+        planned[name] = _split(count, timing.rounds)
+    for round_index in range(timing.rounds):
+        for name, counts in planned.items():
+            for _ in range(counts[round_index]):
+                samples[name].append(_seconds(candidates[name]))
+
+    seconds = {name: statistics.median(samples[name]) if name in samples else None
+               for name in candidates}
+    sample_counts = {name: len(samples.get(name, ())) for name in candidates}
+    return seconds, sample_counts, notes
+
+
+# --------------------------------------------------------------------------------------------
+# The candidates of each kind of row: {name: a call with no arguments}
+# --------------------------------------------------------------------------------------------
+
+def conv_case(spec: ConvSpec, backward: bool, seed: int = 0) -> dict[str, Callable]:
+    """conv2d on corrnet and torch; with backward, also out.sum().backward() (gradients for
+    input, weight and bias)."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, c_in, size, size)).astype(np.float32)
-    w = (rng.standard_normal((c_out, c_in, kernel, kernel)) * 0.1).astype(np.float32)
-    b = rng.standard_normal(c_out).astype(np.float32)
+    x = rng.standard_normal((spec.n, spec.c_in, spec.size, spec.size)).astype(np.float32)
+    w = (rng.standard_normal((spec.c_out, spec.c_in // spec.groups, spec.kernel, spec.kernel))
+         * 0.1).astype(np.float32)
+    b = rng.standard_normal(spec.c_out).astype(np.float32)
 
     def make(lib, functional):
-        xs = lib.tensor(x, requires_grad=backward)
-        ws = lib.tensor(w, requires_grad=backward)
-        bs = lib.tensor(b, requires_grad=backward)
+        xs, ws, bs = (lib.tensor(a, requires_grad=backward) for a in (x, w, b))
 
         def run():
-            out = functional.conv2d(xs, ws, bs, stride=stride, padding=padding)
+            out = functional.conv2d(xs, ws, bs, stride=spec.stride, padding=spec.padding,
+                                    groups=spec.groups)
             if backward:
                 out.sum().backward()
                 xs.grad = ws.grad = bs.grad = None
@@ -75,16 +285,16 @@ def conv_case(n, c_in, c_out, size, kernel, stride=1, padding=0, backward=False,
     return {"corrnet": make(corrnet, F), "torch": make(torch, torch.nn.functional)}
 
 
-def pool_case(kind, shape, kernel, stride, padding=0, backward=False, seed=0):
+def pool_case(spec: PoolSpec, backward: bool, seed: int = 0) -> dict[str, Callable]:
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape).astype(np.float32)
+    x = rng.standard_normal(spec.shape).astype(np.float32)
 
     def make(lib, functional):
         xs = lib.tensor(x, requires_grad=backward)
-        pool = getattr(functional, f"{kind}_pool2d")
+        pool = getattr(functional, f"{spec.kind}_pool2d")
 
         def run():
-            out = pool(xs, kernel, stride, padding)
+            out = pool(xs, spec.kernel, spec.stride, spec.padding)
             if backward:
                 out.sum().backward()
                 xs.grad = None
@@ -94,17 +304,25 @@ def pool_case(kind, shape, kernel, stride, padding=0, backward=False, seed=0):
     return {"corrnet": make(corrnet, F), "torch": make(torch, torch.nn.functional)}
 
 
-def filter_case(size, kernel, seed=0):
-    """Single-channel 2-D cross-correlation (valid positions)."""
+def filter_case(spec: FilterSpec, seed: int = 0) -> dict[str, Callable | None]:
+    """Single-channel 2-D cross-correlation of a float32 image: corrnet.corr2d's valid mode,
+    and the same filter in PyTorch, SciPy (direct and by FFT) and OpenCV. ndimage.correlate
+    and cv2.filter2D compute a same-size output (zero padding), a little more work at the
+    border; fftconvolve convolves, so it gets the kernel flipped. Each call returns its
+    result (the tests compare them)."""
     rng = np.random.default_rng(seed)
-    image = rng.random((size, size), dtype=np.float32)
-    k = rng.random((kernel, kernel), dtype=np.float32)
-    image_c, k_c = corrnet.from_numpy(image), corrnet.from_numpy(k)
-    image_t, k_t = torch.from_numpy(image)[None, None], torch.from_numpy(k)[None, None]
+    image = rng.random((spec.size, spec.size), dtype=np.float32)
+    kernel = rng.random((spec.kernel, spec.kernel), dtype=np.float32)
+    flipped = np.ascontiguousarray(kernel[::-1, ::-1])
+    image_c, kernel_c = corrnet.from_numpy(image), corrnet.from_numpy(kernel)
+    image_t, kernel_t = torch.from_numpy(image)[None, None], torch.from_numpy(kernel)[None, None]
     return {
-        "corrnet": lambda: corrnet.corr2d(image_c, k_c),
-        "torch": lambda: torch.nn.functional.conv2d(image_t, k_t),
-        "scipy": lambda: scipy.signal.correlate2d(image, k, mode="valid"),
+        "corrnet": lambda: corrnet.corr2d(image_c, kernel_c),
+        "torch": lambda: torch.nn.functional.conv2d(image_t, kernel_t),
+        "ndimage": lambda: scipy.ndimage.correlate(image, kernel, mode="constant"),
+        "fftconvolve": lambda: scipy.signal.fftconvolve(image, flipped, mode="valid"),
+        "opencv": None if cv2 is None else (
+            lambda: cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_CONSTANT)),
     }
 
 
@@ -116,7 +334,7 @@ def _torch_lenet():
         nn.Linear(400, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, 10))
 
 
-def lenet_case(train: bool, batch: int = LENET_BATCH, seed=0):
+def lenet_case(train: bool, batch: int, seed: int = 0) -> dict[str, Callable]:
     """D2L's LeNet, the same weights in both: one SGD training step (forward, cross-entropy,
     backward, update) or one inference forward pass on a batch of 1x28x28 images."""
     rng = np.random.default_rng(seed)
@@ -129,15 +347,12 @@ def lenet_case(train: bool, batch: int = LENET_BATCH, seed=0):
                            for k, v in net_c.state_dict().items()})
     x_c, y_c = corrnet.from_numpy(x), corrnet.from_numpy(y)
     x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
-    opt_c = corrnet.optim.SGD(net_c.parameters(), lr=0.9)
-    opt_t = torch.optim.SGD(net_t.parameters(), lr=0.9)
-    loss_c, loss_t = corrnet.nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
 
-    def step(net, opt, loss, xb, yb):
+    def step(net, optimizer, loss, xb, yb):
         def run():
-            opt.zero_grad()
+            optimizer.zero_grad()
             loss(net(xb), yb).backward()
-            opt.step()
+            optimizer.step()
         return run
 
     def infer(lib, net, xb):
@@ -147,120 +362,467 @@ def lenet_case(train: bool, batch: int = LENET_BATCH, seed=0):
         return run
 
     if train:
-        return {"corrnet": step(net_c, opt_c, loss_c, x_c, y_c),
-                "torch": step(net_t, opt_t, loss_t, x_t, y_t)}
+        return {"corrnet": step(net_c, corrnet.optim.SGD(net_c.parameters(), lr=0.9),
+                                corrnet.nn.CrossEntropyLoss(), x_c, y_c),
+                "torch": step(net_t, torch.optim.SGD(net_t.parameters(), lr=0.9),
+                              torch.nn.CrossEntropyLoss(), x_t, y_t)}
     net_c.eval()
     net_t.eval()
     return {"corrnet": infer(corrnet, net_c, x_c), "torch": infer(torch, net_t, x_t)}
 
 
-LAYERS = [
-    ("(a) LeNet conv1: N=256, 1->6, 5x5, pad 2, 28x28", dict(n=256, c_in=1, c_out=6, size=28,
-                                                            kernel=5, padding=2)),
-    ("(b) LeNet conv2: N=256, 6->16, 5x5, 14x14", dict(n=256, c_in=6, c_out=16, size=14,
-                                                       kernel=5)),
-    ("(c) N=8, 64->64, 3x3 pad 1, 56x56", dict(n=8, c_in=64, c_out=64, size=56, kernel=3,
-                                               padding=1)),
-]
-POOLS = [
-    ("max 2x2 s2 on (256, 6, 28, 28)", ("max", (256, 6, 28, 28), 2, 2, 0)),
-    ("max 3x3 s2 p1 on (8, 64, 112, 112)", ("max", (8, 64, 112, 112), 3, 2, 1)),
-    ("avg 2x2 s2 on (256, 6, 28, 28)", ("avg", (256, 6, 28, 28), 2, 2, 0)),
-]
-FILTERS = [(512, 3), (512, 7), (2048, 3)]
+def _algorithm_note(spec: ConvSpec, backward: bool = False) -> str:
+    """Which corrnet algorithm ran this conv layer row (e.g. "winograd"), as corrnet's
+    planner reports it; "" where corrnet has no planner to ask (or a different one)."""
+    try:
+        from corrnet.kernels.plan import describe
+        from corrnet.kernels.windows import make_window
+
+        window = make_window("conv2d", spec.size, spec.size, (spec.kernel,) * 2,
+                             (spec.stride,) * 2, ((spec.padding,) * 2,) * 2, (1, 1))
+        passes = describe((spec.n, spec.c_in, spec.size, spec.size),
+                          (spec.c_out, spec.c_in // spec.groups, spec.kernel, spec.kernel),
+                          window, spec.groups, np.float32)
+    except (ImportError, AttributeError, TypeError):
+        return ""
+    if not backward:
+        return str(passes.get("forward", ""))
+    if len(set(passes.values())) == 1:
+        return str(next(iter(passes.values())))
+    return ", ".join(f"{name} {algorithm}" for name, algorithm in passes.items())
 
 
-def run(repeats: int) -> list[tuple[str, str, dict]]:
-    rows = []
-    for title, spec in LAYERS:
+# --------------------------------------------------------------------------------------------
+# Rows: one measured line of a table
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    section: str  # a key of SECTIONS
+    title: str
+    values: dict[str, float | None]  # by candidate: seconds (MiB for memory); None: no value
+    ratios: dict[str, float | None] = field(default_factory=dict)  # by column heading
+    key: str = ""  # what the Targets look the row up by: "(a)", "train", ...
+    passes: str = ""  # "fwd", "fwd+bwd" or ""
+    notes: dict[str, str] = field(default_factory=dict)  # by candidate: why it has no value
+    samples: dict[str, int] = field(default_factory=dict)  # by candidate
+    detail: str = ""  # the section's detail column: corrnet's algorithm, memory's method
+
+    def line(self) -> str:
+        """The row as one printed line."""
+        unit = SECTIONS[self.section].unit
+        values = ", ".join(f"{name} {_format_value(value, unit, self.notes.get(name))}"
+                           for name, value in self.values.items())
+        ratios = ", ".join(f"{name} {_format_ratio(ratio)}" for name, ratio in self.ratios.items())
+        detail = f" [{SECTIONS[self.section].detail}: {self.detail}]" if self.detail else ""
+        return f"{self.title}: {values}" + (f" | {ratios}" if ratios else "") + detail
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    unit: str  # "ms", "MiB" or "s": how its values are shown
+    detail: str = ""  # the heading of the rows' detail column, if they have one
+
+
+SECTIONS = {
+    "layers": Section("Convolution layers", "ms", detail="corrnet algorithm"),
+    "pooling": Section("Pooling", "ms"),
+    "filtering": Section("Single-channel filtering", "ms"),
+    "memory": Section("Peak memory", "MiB", detail="method"),
+    "import": Section("Import time", "s"),
+    "lenet": Section("LeNet (D2L) on 1x28x28 images", "ms"),
+}
+
+
+def _format_value(value: float | None, unit: str, note: str | None = None) -> str:
+    if value is None:
+        return f"n/a ({note})" if note else "n/a"
+    if unit == "ms":
+        return f"{value * 1e3:.2f} ms"
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
+    return f"{value:.3f} s"
+
+
+def _format_ratio(ratio: float | None) -> str:
+    if ratio is None:
+        return "n/a"
+    return f"{ratio:.2f}" if ratio >= 0.1 else f"{ratio:.2g}"  # 0.0042, not 0.00
+
+
+def _over(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def _timed_row(section, title, candidates, timing, **fields) -> Row:
+    """Time the candidates; each ratio is a contender's time / corrnet's time."""
+    seconds, samples, notes = time_candidates(candidates, timing)
+    ratios = {f"{name} / corrnet": _over(seconds[name], seconds["corrnet"])
+              for name in seconds if name != "corrnet"}
+    return Row(section, title, seconds, ratios, notes=notes, samples=samples, **fields)
+
+
+def conv_row(spec: ConvSpec, backward: bool, timing: Timing) -> Row:
+    passes = "fwd+bwd" if backward else "fwd"
+    return _timed_row("layers", f"{spec.title}, {passes}", conv_case(spec, backward), timing,
+                      key=spec.label, passes=passes,
+                      detail=_algorithm_note(spec, backward))
+
+
+def pool_row(spec: PoolSpec, backward: bool, timing: Timing) -> Row:
+    passes = "fwd+bwd" if backward else "fwd"
+    return _timed_row("pooling", f"{spec.title}, {passes}", pool_case(spec, backward), timing,
+                      key=spec.title, passes=passes)
+
+
+def filter_row(spec: FilterSpec, timing: Timing) -> Row:
+    return _timed_row("filtering", spec.title, filter_case(spec), timing, key=spec.title)
+
+
+def lenet_row(train: bool, batch: int, timing: Timing) -> Row:
+    what = "training step (SGD)" if train else "inference"
+    return _timed_row("lenet", f"LeNet {what}, batch {batch}", lenet_case(train, batch),
+                      timing, key="train" if train else "inference")
+
+
+def memory_row(spec: ConvSpec) -> Row:
+    """Peak RSS growth of spec's forward+backward, each library in its own fresh process
+    (benchmarks/memory.py); ratio corrnet / torch."""
+    spec_json = json.dumps(dataclasses.asdict(spec))
+    children = {library: subprocess.Popen(  # side by side: each counts only its own memory
+                    [sys.executable, str(MEMORY_SCRIPT), library, spec_json], cwd=ROOT,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for library in ("corrnet", "torch")}
+    mib: dict[str, float | None] = {}
+    notes: dict[str, str] = {}
+    methods = set()
+    for library, child in children.items():
+        stdout, stderr = child.communicate()
+        if child.returncode != 0:
+            mib[library] = None
+            last_line = (stderr.strip().splitlines() or ["no output"])[-1]
+            notes[library] = f"failed: {last_line[:120]}"
+            continue
+        result = json.loads(stdout.strip().splitlines()[-1])
+        mib[library] = result["growth_bytes"] / 2**20
+        methods.add(result["method"])
+    return Row("memory", f"{spec.title}, fwd+bwd: peak RSS growth", mib,
+               {"corrnet / torch": _over(mib["corrnet"], mib["torch"])},
+               key=spec.label, passes="fwd+bwd", notes=notes, detail=", ".join(sorted(methods)))
+
+
+IMPORT_CHILD = ("import time; start = time.perf_counter(); import {module}; "
+                "print(time.perf_counter() - start)")
+
+
+def import_row(runs: int) -> Row:
+    """Median seconds of `import corrnet` (and, for reference, `import torch`), each timed
+    inside `runs` fresh interpreters, alternating."""
+    samples: dict[str, list[float]] = {"corrnet": [], "torch": []}
+    for _ in range(runs):
+        for module in samples:
+            child = subprocess.run([sys.executable, "-c", IMPORT_CHILD.format(module=module)],
+                                   capture_output=True, text=True, check=True, cwd=ROOT)
+            samples[module].append(float(child.stdout.strip().splitlines()[-1]))
+    seconds = {module: statistics.median(times) for module, times in samples.items()}
+    return Row("import", f"import time, median of {runs} fresh interpreters", seconds,
+               key="import", samples={module: runs for module in samples})
+
+
+def run_suite(suite: Suite, print_rows: bool = True) -> list[Row]:
+    """Measure every row of the suite, in the order of BENCHMARKS.md's sections."""
+    timing = suite.timing
+    steps: list[tuple[str, Callable[[], Row]]] = []
+    for spec in suite.layers:
         for backward in (False, True):
-            times = interleaved(conv_case(**spec, backward=backward), repeats)
-            rows.append(("layers", f"{title}, {'fwd+bwd' if backward else 'fwd'}", times))
-            print(_line(rows[-1]), flush=True)
-    for title, (kind, shape, k, s, p) in POOLS:
+            steps.append(("layers", lambda s=spec, b=backward: conv_row(s, b, timing)))
+    for spec in suite.pools:
         for backward in (False, True):
-            times = interleaved(pool_case(kind, shape, k, s, p, backward), repeats)
-            rows.append(("pooling", f"{title}, {'fwd+bwd' if backward else 'fwd'}", times))
-            print(_line(rows[-1]), flush=True)
-    for size, k in FILTERS:
-        times = interleaved(filter_case(size, k), repeats)
-        rows.append(("filtering", f"corr2d {size}x{size}, {k}x{k} kernel", times))
-        print(_line(rows[-1]), flush=True)
+            steps.append(("pooling", lambda s=spec, b=backward: pool_row(s, b, timing)))
+    for spec in suite.filters:
+        steps.append(("filtering", lambda s=spec: filter_row(s, timing)))
+    steps.append(("memory", lambda: memory_row(suite.memory_layer)))
+    steps.append(("import", lambda: import_row(suite.import_runs)))
     for train in (True, False):
-        times = interleaved(lenet_case(train), repeats)
-        what = "training step (SGD)" if train else "inference"
-        rows.append(("lenet", f"LeNet {what}, batch {LENET_BATCH}", times))
-        print(_line(rows[-1]), flush=True)
+        steps.append(("lenet", lambda t=train: lenet_row(t, suite.lenet_batch, timing)))
+
+    rows: list[Row] = []
+    section = None
+    default_threads = torch.get_num_threads()
+    torch.set_num_threads(suite.torch_threads or default_threads)
+    try:
+        for step_section, measure in steps:
+            if print_rows and step_section != section:
+                print(f"\n== {SECTIONS[step_section].heading} ==", flush=True)
+            section = step_section
+            rows.append(measure())
+            if print_rows:
+                print(rows[-1].line(), flush=True)
+    finally:
+        torch.set_num_threads(default_threads)
     return rows
 
 
-def _line(row) -> str:
-    _, title, times = row
-    parts = [f"{name} {seconds * 1e3:.2f} ms" for name, seconds in times.items()]
-    ratio = times["torch"] / times["corrnet"]
-    return f"{title}: " + ", ".join(parts) + f", torch/corrnet {ratio:.2f}"
+# --------------------------------------------------------------------------------------------
+# Targets: the goals, checked against the measured rows
+# --------------------------------------------------------------------------------------------
 
+@dataclass
+class Target:
+    goal: str
+    value: float | None
+    comparison: str  # ">=", ">", "<=" or "<", against threshold
+    threshold: float
+    status: str  # "met", "missed" or "n/a"
+    where: str = ""  # which row gave the value, or why there is none
+    unit: str = ""
+
+    def line(self) -> str:
+        value = "n/a" if self.value is None else f"{_format_ratio(self.value)}{self.unit}"
+        where = f" ({self.where})" if self.where else ""
+        return (f"{self.status:>6}  {self.goal}: {value}{where}, "
+                f"target {self.comparison} {self.threshold:g}{self.unit}")
+
+
+COMPARISONS = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b,
+               "<=": lambda a, b: a <= b, "<": lambda a, b: a < b}
+
+
+def _geometric_mean(values: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
+
+
+def _target(goal, rows, pick, combine, comparison, threshold, unit="") -> Target:
+    """A goal over some rows: `pick(row)` is each row's number (None: none), `combine`
+    "lowest", "geometric mean" or "only" joins them. A row where corrnet itself has no value
+    (it failed) misses the goal; rows without a contender (not installed) are left out."""
+    failed = [row for row in rows if row.values.get("corrnet") is None]
+    picked = [(pick(row), row) for row in rows if pick(row) is not None]
+    failures = "corrnet failed on " + "; ".join(row.title for row in failed) if failed else ""
+    if not picked:
+        why = failures or ("no rows" if not rows else "; ".join(
+            f"{name} {note}" for row in rows for name, note in row.notes.items()))
+        return Target(goal, None, comparison, threshold, "missed" if failed else "n/a",
+                      where=why, unit=unit)
+    if combine == "lowest":
+        value, lowest_row = min(picked, key=lambda pair: pair[0])
+        where = lowest_row.key if lowest_row.section == "layers" else lowest_row.title
+    elif combine == "geometric mean":
+        value, where = _geometric_mean([number for number, _ in picked]), f"{len(picked)} rows"
+    else:
+        (value, _), where = picked[0], ""
+    met = COMPARISONS[comparison](value, threshold) and not failed
+    where = "; ".join(part for part in (where, failures) if part)
+    return Target(goal, value, comparison, threshold, "met" if met else "missed", where, unit)
+
+
+def compute_targets(rows: list[Row]) -> list[Target]:
+    def select(section, passes=None, key=None):
+        return [row for row in rows if row.section == section
+                and (passes is None or row.passes == passes) and (key is None or row.key == key)]
+
+    def ratio(name):
+        return lambda row: row.ratios.get(name)
+
+    layers_both = select("layers", "fwd+bwd")
+    return [
+        _target("layer suite fwd+bwd, geometric mean of torch/corrnet", layers_both,
+                ratio("torch / corrnet"), "geometric mean", ">=", 0.8),
+        _target("layer suite fwd+bwd, lowest torch/corrnet", layers_both,
+                ratio("torch / corrnet"), "lowest", ">=", 0.4),
+        _target("(a) LeNet conv1 fwd+bwd, torch/corrnet", select("layers", "fwd+bwd", "(a)"),
+                ratio("torch / corrnet"), "only", ">=", 1.0),
+        _target("(b) LeNet conv2 fwd+bwd, torch/corrnet", select("layers", "fwd+bwd", "(b)"),
+                ratio("torch / corrnet"), "only", ">=", 1.0),
+        _target("pooling, lowest torch/corrnet", select("pooling"), ratio("torch / corrnet"),
+                "lowest", ">=", 1.5),
+        _target("filtering, lowest torch/corrnet", select("filtering"), ratio("torch / corrnet"),
+                "lowest", ">", 1.0),
+        _target("filtering, lowest ndimage/corrnet", select("filtering"),
+                ratio("ndimage / corrnet"), "lowest", ">", 1.0),
+        _target("filtering, lowest fftconvolve/corrnet", select("filtering"),
+                ratio("fftconvolve / corrnet"), "lowest", ">", 1.0),
+        _target("filtering, lowest opencv/corrnet (corrnet within 2x of OpenCV)",
+                select("filtering"), ratio("opencv / corrnet"), "lowest", ">=", 0.5),
+        _target("peak memory of (g) fwd+bwd, corrnet/torch", select("memory"),
+                ratio("corrnet / torch"), "only", "<=", 1.5),
+        _target("import corrnet", select("import"), lambda row: row.values.get("corrnet"),
+                "only", "<", 0.3, unit=" s"),
+        _target("LeNet training step, torch/corrnet", select("lenet", key="train"),
+                ratio("torch / corrnet"), "only", ">=", 1.0),
+    ]
+
+
+def print_targets(targets: list[Target]) -> None:
+    met = sum(target.status == "met" for target in targets)
+    print(f"\n== Targets: {met} of {len(targets)} met ==", flush=True)
+    for target in targets:
+        print(target.line(), flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# BENCHMARKS.md
+# --------------------------------------------------------------------------------------------
 
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
+    avx512 = "unknown"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
+        cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+        elif line.startswith("flags"):
+            avx512 = "yes" if "avx512f" in line.split() else "no"
+            break
+    return f"{cpu}, {os.cpu_count()} cores, AVX-512: {avx512}"
 
 
-def write_markdown(rows, path: Path, repeats: int) -> None:
+def _versions(suite: Suite) -> str:
+    torch_threads = suite.torch_threads or torch.get_num_threads()
+    versions = [f"Python {platform.python_version()}", f"corrnet {corrnet.__version__}",
+                f"NumPy {np.__version__}", f"SciPy {scipy.__version__}",
+                f"PyTorch {torch.__version__} ({torch_threads} threads)"]
+    try:
+        import numba
+        versions.append(f"numba {numba.__version__}")
+    except Exception:  # not installed, or broken: corrnet falls back to NumPy
+        versions.append("numba not importable")
+    if cv2 is None:
+        versions.append("OpenCV not installed")
+    else:
+        versions.append(f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)")
+    return ", ".join(versions)
+
+
+SECTION_NOTES = {
+    "layers": "float32, NCHW, `corrnet.nn.functional.conv2d` against "
+              "`torch.nn.functional.conv2d`; fwd+bwd adds `out.sum().backward()` (gradients "
+              "for input, weight and bias).",
+    "filtering": "`corrnet.corr2d(image, kernel)` (valid mode, float32) against "
+                 "`F.conv2d` on (1, 1, H, W), `scipy.ndimage.correlate(image, k, "
+                 "mode='constant')`, `scipy.signal.fftconvolve(image, k[::-1, ::-1], "
+                 "mode='valid')` and `cv2.filter2D(image, -1, k, "
+                 "borderType=cv2.BORDER_CONSTANT)`. ndimage and filter2D compute a "
+                 "same-size output, slightly more work at the border.",
+    "memory": "The high-water mark of resident memory during one forward+backward minus the "
+              "resident memory just before it (after the imports, the inputs and one warm-up "
+              "call), each library in its own fresh process (`benchmarks/memory.py`). "
+              "Ratio corrnet / torch: below 1, corrnet needs less.",
+    "import": "Timed with `time.perf_counter()` inside each fresh interpreter.",
+}
+
+
+def _markdown_table(rows: list[Row]) -> list[str]:
+    section = SECTIONS[rows[0].section]
+    unit = section.unit
+    names = list(rows[0].values)
+    ratio_names = list(rows[0].ratios)
+    last = [section.detail] if any(row.detail for row in rows) else []
+    header = ["case"] + [f"{name} ({unit})" for name in names] + ratio_names + last
+    lines = ["| " + " | ".join(header) + " |",
+             "| --- |" + " ---: |" * (len(names) + len(ratio_names)) + " --- |" * len(last)]
+    for row in rows:
+        cells = [row.title]
+        for name in names:
+            value = row.values[name]
+            if value is None:
+                note = row.notes.get(name, "not installed")  # "failed: MemoryError: ..."
+                cells.append("n/a" if note == "not installed" else ":".join(note.split(":")[:2]))
+            elif unit == "ms":
+                one_call = "\\*" if row.samples.get(name) == 1 else ""
+                cells.append(f"{value * 1e3:.2f}{one_call}")
+            elif unit == "MiB":
+                cells.append(f"{value:.1f}")
+            else:
+                cells.append(f"{value:.3f}")
+        cells += [_format_ratio(row.ratios[name]) for name in ratio_names]
+        cells += [row.detail] if last else []
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_markdown(rows: list[Row], targets: list[Target], path: Path, suite: Suite) -> None:
     lines = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (`benchmarks/run.py`). Medians of interleaved runs in one "
-        "process, float32; ratio = PyTorch time / corrnet time (above 1: corrnet is faster).",
+        "Written by `make bench` (`benchmarks/run.py`, whose docstring says how it measures). "
+        "Medians of interleaved runs in one process, float32. In the timing tables each "
+        "ratio is the contender's time / corrnet's time: above 1, corrnet is faster.",
         "",
         f"- date: {datetime.date.today().isoformat()}",
         f"- machine: {_machine()}",
-        f"- versions: Python {platform.python_version()}, corrnet {corrnet.__version__}, "
-        f"NumPy {np.__version__}, SciPy {scipy.__version__}, PyTorch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)",
-        f"- repeats per candidate: {repeats}",
+        f"- versions: {_versions(suite)}",
+        f"- repeats: {suite.timing.describe()}; \\* marks a time from a single call",
         "",
+        "## Targets",
+        "",
+        "| goal | measured | target | status |",
+        "| --- | ---: | ---: | --- |",
     ]
-    for section, heading in (("layers", "Convolution layers"), ("pooling", "Pooling"),
-                             ("filtering", "Single-channel filtering"),
-                             ("lenet", "LeNet (D2L) on 1x28x28 images")):
-        section_rows = [r for r in rows if r[0] == section]
-        names = list(section_rows[0][2])
-        lines += [f"## {heading}", "",
-                  "| case | " + " | ".join(f"{n} (ms)" for n in names) + " | torch / corrnet |",
-                  "| --- |" + " ---: |" * (len(names) + 1)]
-        for _, title, times in section_rows:
-            cells = " | ".join(f"{times[n] * 1e3:.2f}" for n in names)
-            lines.append(f"| {title} | {cells} | {times['torch'] / times['corrnet']:.2f} |")
-        lines.append("")
+    for target in targets:
+        value = "n/a" if target.value is None else f"{_format_ratio(target.value)}{target.unit}"
+        where = f" ({target.where})" if target.where else ""
+        lines.append(f"| {target.goal}{where} | {value} | {target.comparison} "
+                     f"{target.threshold:g}{target.unit} | {target.status} |")
+    lines.append("")
+
+    for section, info in SECTIONS.items():
+        section_rows = [row for row in rows if row.section == section]
+        lines += [f"## {info.heading}", ""]
+        if section in SECTION_NOTES:
+            lines += [SECTION_NOTES[section], ""]
+        if section == "filtering" and cv2 is None:
+            lines += ["OpenCV wasn't installed (`pip install -e '.[bench]'`): its column "
+                      "says n/a.", ""]
+        if not section_rows:
+            lines += ["(not measured)", ""]
+            continue
+        lines += _markdown_table(section_rows) + [""]
         if section == "lenet":
             lines += ["Examples per second (batch / median time):", ""]
-            for _, title, times in section_rows:
-                rates = ", ".join(f"{n} {LENET_BATCH / times[n]:,.0f}" for n in names)
-                lines.append(f"- {title}: {rates}")
+            for row in section_rows:
+                rates = ", ".join(f"{name} {suite.lenet_batch / seconds:,.0f}"
+                                  for name, seconds in row.values.items() if seconds)
+                lines.append(f"- {row.title}: {rates}")
             lines.append("")
     path.write_text("\n".join(lines))
 
 
+# --------------------------------------------------------------------------------------------
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: few repeats, print only, BENCHMARKS.md untouched")
-    parser.add_argument("--repeats", type=int, default=20)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="every full-size row, few repeats; prints only")
+    mode.add_argument("--smoke", action="store_true",
+                      help="every row type on tiny shapes, 1 repeat, a few seconds; prints only")
+    parser.add_argument("--repeats", type=int, default=FULL.timing.repeats,
+                        help="the most samples per candidate in the full run")
     args = parser.parse_args(argv)
-    repeats = 2 if args.quick else args.repeats
-    rows = run(repeats)
-    if not args.quick:
+    if args.smoke:
+        suite = SMOKE
+    elif args.quick:
+        suite = QUICK
+    else:
+        suite = dataclasses.replace(FULL, timing=dataclasses.replace(FULL.timing,
+                                                                    repeats=args.repeats))
+    writes_markdown = not (args.smoke or args.quick)
+    start = time.perf_counter()
+    rows = run_suite(suite)
+    targets = compute_targets(rows)
+    print_targets(targets)
+    print(f"\n{suite.name} run took {time.perf_counter() - start:.0f} s", flush=True)
+    if writes_markdown:
         target = ROOT / "BENCHMARKS.md"
         temporary = target.with_suffix(".md.tmp")
-        write_markdown(rows, temporary, repeats)
+        write_markdown(rows, targets, temporary, suite)
         temporary.replace(target)  # atomic: a killed run leaves the old file whole
         print(f"wrote {target}")
     return 0

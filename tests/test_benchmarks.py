@@ -1,0 +1,277 @@
+"""benchmarks/run.py: its smoke mode runs every row type, and the Targets and BENCHMARKS.md
+are built from the rows it measured.
+
+No timing is asserted (a CI runner's timings mean nothing): only the structure — a row for
+every case, positive finite values and ratios, targets that follow from the rows, and a
+markdown file (in a tmp_path, never the real BENCHMARKS.md) with every section. OpenCV is
+optional: without it, its column is n/a.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+RUN_PY = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
+
+
+def _load_benchmarks():
+    spec = importlib.util.spec_from_file_location("corrnet_benchmarks_run", RUN_PY)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_benchmarks()
+
+
+@pytest.fixture(scope="module")
+def smoke_rows():
+    return bench.run_suite(bench.SMOKE, print_rows=False)
+
+
+def _rows(rows, section, passes=None):
+    return [row for row in rows if row.section == section
+            and (passes is None or row.passes == passes)]
+
+
+def _positive_finite(number) -> bool:
+    return isinstance(number, float) and math.isfinite(number) and number > 0
+
+
+# -- the smoke suite mirrors the full one ---------------------------------------------------
+
+def test_smoke_suite_has_every_case_of_the_full_suite():
+    assert [spec.label for spec in bench.SMOKE.layers] == [spec.label
+                                                            for spec in bench.FULL.layers]
+    for smoke, full in zip(bench.SMOKE.layers, bench.FULL.layers, strict=True):
+        assert (smoke.stride > 1) == (full.stride > 1)
+        assert (smoke.groups == smoke.c_in) == (full.groups == full.c_in)  # depthwise
+    assert [(p.kind, p.kernel, p.stride, p.padding) for p in bench.SMOKE.pools] == [
+        (p.kind, p.kernel, p.stride, p.padding) for p in bench.FULL.pools]
+    assert bench.SMOKE.memory_layer.label == bench.FULL.memory_layer.label == "(g)"
+    assert bench.SMOKE.timing.repeats == 1
+    assert len(bench.FULL.filters) == 12
+
+
+# -- the smoke run's rows -------------------------------------------------------------------
+
+def test_smoke_run_has_a_row_for_every_case(smoke_rows):
+    assert {row.section for row in smoke_rows} == set(bench.SECTIONS)
+    for passes in ("fwd", "fwd+bwd"):
+        assert [row.key for row in _rows(smoke_rows, "layers", passes)] == [
+            spec.label for spec in bench.SMOKE.layers]
+        assert len(_rows(smoke_rows, "pooling", passes)) == len(bench.SMOKE.pools)
+    assert len(_rows(smoke_rows, "filtering")) == len(bench.SMOKE.filters)
+    assert len(_rows(smoke_rows, "memory")) == 1
+    assert len(_rows(smoke_rows, "import")) == 1
+    assert [row.key for row in _rows(smoke_rows, "lenet")] == ["train", "inference"]
+
+
+def test_smoke_rows_have_positive_finite_values_and_ratios(smoke_rows):
+    opencv_missing = bench.cv2 is None
+    for row in smoke_rows:
+        assert row.values["corrnet"] is not None, (row.title, row.notes)
+        for name, value in row.values.items():
+            if name == "opencv" and opencv_missing:
+                assert value is None and row.notes[name] == "not installed"
+            else:
+                assert _positive_finite(value), (row.title, name, value, row.notes)
+        for name, ratio in row.ratios.items():
+            if name.startswith("opencv") and opencv_missing:
+                assert ratio is None
+            else:
+                assert _positive_finite(ratio), (row.title, name, ratio)
+        assert row.line().startswith(row.title)
+
+
+def test_ratios_are_contender_over_corrnet(smoke_rows):
+    (filtering,) = _rows(smoke_rows, "filtering")
+    assert set(filtering.ratios) == {"torch / corrnet", "ndimage / corrnet",
+                                     "fftconvolve / corrnet", "opencv / corrnet"}
+    torch_ratio = filtering.values["torch"] / filtering.values["corrnet"]
+    assert filtering.ratios["torch / corrnet"] == pytest.approx(torch_ratio)
+    (memory,) = _rows(smoke_rows, "memory")
+    assert memory.ratios["corrnet / torch"] == pytest.approx(
+        memory.values["corrnet"] / memory.values["torch"])
+
+
+# -- Targets --------------------------------------------------------------------------------
+
+def test_targets_are_computed_from_the_rows(smoke_rows):
+    targets = {target.goal: target for target in bench.compute_targets(smoke_rows)}
+    assert len(targets) == 12
+    for target in targets.values():
+        assert target.status in ("met", "missed", "n/a")
+        if target.value is not None and "corrnet failed" not in target.where:
+            assert target.status == ("met" if bench.COMPARISONS[target.comparison](
+                target.value, target.threshold) else "missed")
+
+    def find(words):
+        (goal,) = [goal for goal in targets if words in goal]
+        return targets[goal]
+
+    layer_ratios = [row.ratios["torch / corrnet"] for row in _rows(smoke_rows, "layers",
+                                                                     "fwd+bwd")]
+    geometric_mean = math.exp(statistics.fmean(math.log(r) for r in layer_ratios))
+    assert find("geometric mean").value == pytest.approx(geometric_mean)
+    assert find("layer suite fwd+bwd, lowest").value == min(layer_ratios)
+    (conv1,) = [row for row in _rows(smoke_rows, "layers", "fwd+bwd") if row.key == "(a)"]
+    assert find("(a)").value == conv1.ratios["torch / corrnet"]
+    assert find("pooling").value == min(row.ratios["torch / corrnet"]
+                                        for row in _rows(smoke_rows, "pooling"))
+    assert find("lowest ndimage").value == min(row.ratios["ndimage / corrnet"]
+                                               for row in _rows(smoke_rows, "filtering"))
+    (memory,) = _rows(smoke_rows, "memory")
+    assert find("peak memory").value == memory.ratios["corrnet / torch"]
+    (imports,) = _rows(smoke_rows, "import")
+    assert find("import corrnet").value == imports.values["corrnet"]
+    (train,) = [row for row in _rows(smoke_rows, "lenet") if row.key == "train"]
+    assert find("LeNet training").value == train.ratios["torch / corrnet"]
+    if bench.cv2 is None:
+        assert find("opencv").status == "n/a"
+
+
+def _corrnet_failed(row):
+    return dataclasses.replace(row, values={**row.values, "corrnet": None},
+                               ratios={name: None for name in row.ratios},
+                               notes={"corrnet": "failed: MemoryError: too big"})
+
+
+def _pooling_target(rows):
+    (target,) = [t for t in bench.compute_targets(rows) if t.goal.startswith("pooling")]
+    return target
+
+
+def test_a_row_where_corrnet_failed_misses_its_target(smoke_rows):
+    all_failed = [_corrnet_failed(row) if row.section == "pooling" else row
+                  for row in smoke_rows]
+    target = _pooling_target(all_failed)
+    assert target.status == "missed" and target.value is None
+    assert "corrnet failed" in target.where
+
+    first_pooling = _rows(smoke_rows, "pooling")[0]
+    one_failed = [_corrnet_failed(row) if row is first_pooling else row for row in smoke_rows]
+    target = _pooling_target(one_failed)
+    assert target.status == "missed" and "corrnet failed" in target.where
+    assert target.value == min(row.ratios["torch / corrnet"]
+                               for row in _rows(smoke_rows, "pooling")[1:])
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+def test_time_candidates_counts_samples_and_survives_a_failing_candidate():
+    calls = {"corrnet": 0}
+
+    def corrnet_call():
+        calls["corrnet"] += 1
+
+    def failing_call():
+        raise MemoryError("Unable to allocate 59.2 GiB")
+
+    timing = bench.Timing(repeats=7, budget_s=10.0)
+    seconds, samples, notes = bench.time_candidates(
+        {"corrnet": corrnet_call, "torch": failing_call, "opencv": None}, timing)
+    assert samples == {"corrnet": 7, "torch": 0, "opencv": 0}
+    assert calls["corrnet"] == 1 + 7  # the warm-up call, then the samples
+    assert _positive_finite(seconds["corrnet"])
+    assert seconds["torch"] is None and notes["torch"].startswith("failed: MemoryError")
+    assert seconds["opencv"] is None and notes["opencv"] == "not installed"
+
+
+def test_a_slow_call_is_its_own_single_sample():
+    calls = []
+    timing = bench.Timing(repeats=20, budget_s=3.0, slow_call_s=0.0)  # every call is "slow"
+    seconds, samples, _ = bench.time_candidates({"corrnet": lambda: calls.append(1)}, timing)
+    assert samples == {"corrnet": 1} and len(calls) == 1
+    assert bench._split(7, 5) == [2, 2, 1, 1, 1]
+
+
+# -- the corrnet algorithm of a conv layer row ----------------------------------------------
+
+def test_algorithm_note_is_empty_without_a_planner(monkeypatch):
+    monkeypatch.setitem(sys.modules, "corrnet.kernels.plan", None)  # import raises ImportError
+    assert bench._algorithm_note(bench.FULL.layers[2], backward=True) == ""
+
+
+def test_algorithm_note_names_the_planner_choice(monkeypatch):
+    def describe(x_shape, weight_shape, window, groups=1, dtype=np.float32):
+        assert x_shape == (8, 64, 56, 56) and weight_shape == (64, 64, 3, 3)
+        assert (window.out_height, window.out_width) == (56, 56) and groups == 1
+        return {"forward": "winograd", "grad_input": "winograd", "grad_weight": "gemm"}
+
+    monkeypatch.setitem(sys.modules, "corrnet.kernels.plan",
+                        type(sys)("corrnet.kernels.plan"))
+    monkeypatch.setattr(sys.modules["corrnet.kernels.plan"], "describe", describe,
+                        raising=False)
+    spec = bench.FULL.layers[2]  # (c): 8x64x56x56, 3x3 pad 1
+    assert bench._algorithm_note(spec) == "winograd"
+    assert bench._algorithm_note(spec, backward=True) == (
+        "forward winograd, grad_input winograd, grad_weight gemm")
+
+
+# -- the contenders compute the same filter -------------------------------------------------
+
+def test_filter_contenders_agree_on_the_valid_region():
+    spec = bench.SMOKE.filters[0]
+    results = {name: call() for name, call in bench.filter_case(spec).items() if call}
+    border = spec.kernel // 2  # same-size outputs: the valid region lies inside this border
+    valid = {
+        "corrnet": results["corrnet"].numpy(),
+        "torch": results["torch"].numpy()[0, 0],
+        "ndimage": results["ndimage"][border:-border, border:-border],
+        "fftconvolve": results["fftconvolve"],
+    }
+    if "opencv" in results:
+        valid["opencv"] = results["opencv"][border:-border, border:-border]
+    for name, array in valid.items():
+        np.testing.assert_allclose(array, valid["corrnet"], rtol=1e-4, atol=1e-4,
+                                   err_msg=name)
+
+
+# -- BENCHMARKS.md --------------------------------------------------------------------------
+
+def test_markdown_has_targets_and_every_section(smoke_rows, tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    bench.write_markdown(smoke_rows, bench.compute_targets(smoke_rows), path, bench.SMOKE)
+    text = path.read_text()
+    headings = ["## Targets"] + [f"## {section.heading}" for section in bench.SECTIONS.values()]
+    assert all(heading in text for heading in headings)
+    assert [line for line in text.splitlines() if line.startswith("## ")] == headings
+    assert "AVX-512" in text and "PyTorch" in text
+    for row in smoke_rows:
+        assert f"| {row.title} |" in text
+
+
+def test_without_opencv_its_column_and_target_say_n_a(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench, "cv2", None)
+    row = bench.filter_row(bench.SMOKE.filters[0], bench.SMOKE.timing)
+    assert row.values["opencv"] is None and row.ratios["opencv / corrnet"] is None
+    targets = bench.compute_targets([row])
+    (opencv,) = [target for target in targets if "opencv" in target.goal]
+    assert opencv.status == "n/a"
+    path = tmp_path / "BENCHMARKS.md"
+    bench.write_markdown([row], targets, path, bench.SMOKE)
+    assert "OpenCV wasn't installed" in path.read_text()
+
+
+def test_only_the_full_mode_writes_benchmarks_md(smoke_rows, monkeypatch, tmp_path, capsys):
+    suites = []
+    monkeypatch.setattr(bench, "run_suite", lambda suite: suites.append(suite) or smoke_rows)
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    for flag in ("--smoke", "--quick"):
+        assert bench.main([flag]) == 0
+        assert not (tmp_path / "BENCHMARKS.md").exists()
+    assert bench.main([]) == 0
+    assert [suite.name for suite in suites] == ["smoke", "quick", "full"]
+    assert "## Targets" in (tmp_path / "BENCHMARKS.md").read_text()
+    assert not list(tmp_path.glob("*.tmp"))
+    assert "Targets:" in capsys.readouterr().out

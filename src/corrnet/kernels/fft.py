@@ -1,0 +1,420 @@
+"""2-D convolution (cross-correlation, as in deep learning) by the fast Fourier transform.
+
+Direct convolution and im2col + GEMM cost about kh*kw multiply-adds per output pixel per
+channel pair; by FFT the cost per pixel grows only with log(H*W) and hardly at all with the
+kernel: transform each image and each kernel once, multiply the spectra, transform back.
+Measured on 2 cores against im2col + GEMM (float32, stride 1, forward + both gradients), it
+wins from 7x7 kernels with channels on 32x32 images and up, and on single-channel images
+from 5x5 at 128x128 and up (9x9 at 64x64); grad_input wins earliest (im2col's col2im is slow),
+the forward pass latest. It loses for the 3x3 kernels of most layers.
+
+The grid. Every spatial plane is laid on an Fh x Fw grid (sizes from scipy.fft.next_fast_len)
+and the transforms are circular: index arithmetic is modulo (Fh, Fw). The input image sits at
+the grid's origin, unpadded, with zeros after it; kernel tap (i, j) sits at
+
+    ((i*dh - top) mod Fh, (j*dw - left) mod Fw)
+
+(the dilation spreads the taps, the padding shifts them backwards). Then the circular
+cross-correlation of the image with that kernel plane, at grid cell (y*sh, x*sw), is exactly
+
+    out[y, x] = sum_{i,j} w[i, j] * x[y*sh + i*dh - top, x*sw + j*dw - left]
+
+with zeros where the index is outside the image: the grid is chosen large enough that every
+index the windows reach falls either on the image or on the zeros behind it (top padding
+wraps around to the end of the grid, bottom padding runs into it), never onto the image
+again. That needs Fh >= H + top and Fh >= (last row any window reaches) - top, and the kernel
+taps and the output cells must not collide modulo Fh (`_grid_length`); Fh can be smaller than
+the padded height H + top + bottom, since top and bottom padding share the same zeros.
+
+The three passes, per spatial frequency f (hats are 2-D real FFTs on the grid, * conjugate;
+G = groups, Cg = C_in/G input and Og = C_out/G output channels per group; `grad` is the
+upstream gradient placed on the grid at the output cells (y*sh, x*sw), zeros elsewhere):
+
+    forward      out^[n, o]  = sum_c  w^*[o, c] x^[n, c]        (correlation: conjugate)
+    grad_input   gx^[n, c]   = sum_o  w^[o, c] grad^[n, o]      (the adjoint: convolution)
+    grad_weight  gw^[o, c]   = sum_n  grad^*[n, o] x^[n, c]     (then read at the taps)
+
+followed by the inverse transform and the read-off: the output cells for the forward pass,
+the image region [0, H) x [0, W) for grad_input, the tap cells for grad_weight. Each sum over
+channels is, per frequency, one small complex matrix product; with the F = Fh*(Fw//2+1)
+frequencies as the batch axis all of them are one batched matmul, e.g. for the forward pass
+(G, F, Og, n) = (G, F, Og, Cg) @ (G, F, Cg, n). Where the contracted axis has length 1
+(single-channel images, depthwise convolution) it is an elementwise product instead.
+
+A kernel has only kh*kw cells on its grid plane that are not zero: its real FFT runs along
+the kh tap rows only, and the column transform is an FFT or, for large grids, a product with
+a DFT matrix over the kh tap rows (`_kernel_spectra`); grad_weight reads its result back at
+the taps the same way (`_values_at_taps`).
+
+Stride > 1 is done by computing every grid cell and keeping every sh-th row and sw-th column
+(so it costs as much as stride 1: `supports` allows strides up to `MAX_STRIDE`).
+
+Precision: float32 stays float32 (scipy.fft transforms float32 in single precision,
+complex64). The FFT's rounding error is not relative to each output but to the whole
+transform: about eps * log2(Fh*Fw) times the magnitude of the largest sums, so small outputs
+next to large ones carry a larger relative error than with direct convolution. The tests
+hold every float32 output to 1e-5 * S (float64: 1e-12 * S), S the largest sum of |terms|
+of the pass, e.g. max over outputs of sum_{c,i,j} |w| |x| for the forward pass; measured
+errors are far below (4096x4096 single-channel float32: 1e-7 to 3e-7 * S).
+
+Memory: the spectra of a block of images and channels are held at once; blocks are sized so
+that they stay within `budget` bytes (`_block_sizes`). The smallest block is one image, one
+group and one produced channel with all the channels summed over; where that alone exceeds
+the budget (a huge image), the pass goes over it.
+
+The number of threads scipy.fft uses is `WORKERS` (default: os.cpu_count(), or the
+environment variable CORRNET_FFT_WORKERS) for transforms of PARALLEL_FFT_SIZE numbers or more,
+one below; assign ``corrnet.kernels.fft.WORKERS = n`` to change it at run time.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft as sfft
+
+from .windows import Window2d
+
+WORKERS = int(os.environ.get("CORRNET_FFT_WORKERS") or 0) or os.cpu_count() or 1
+
+# Strided convolution is computed at stride 1 and subsampled: at stride s the FFT does s*s
+# times the work the output needs, which only pays off for small s.
+MAX_STRIDE = 2
+
+DEFAULT_BUDGET = 256 * 2**20
+
+# Transforms of fewer numbers than this run on one thread: below it (one 512x512 plane) the
+# threads cost more than they save on 2 cores.
+PARALLEL_FFT_SIZE = 2**18
+
+# Column DFTs of kernels of at least this many numbers (G*Fh*Fr*P*Q) are one matrix product
+# with a DFT matrix over the kh tap rows instead of an FFT of the mostly-zero grid columns:
+# fewer operations for large grids, but below this BLAS's threads cost more than they save.
+MATMUL_DFT_SIZE = 2**21
+
+
+def _workers(array: np.ndarray) -> int:
+    """Threads for transforming `array`: WORKERS for large ones, else 1."""
+    return WORKERS if array.size >= PARALLEL_FFT_SIZE else 1
+
+
+def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+             pass_name: str) -> bool:
+    """Floating inputs (float32, float64), stride at most MAX_STRIDE along each axis; every
+    padding, dilation and grouping, and all three passes."""
+    dtype = np.dtype(dtype)
+    return (dtype in (np.float32, np.float64) and max(window.stride) <= MAX_STRIDE
+            and pass_name in ("forward", "grad_input", "grad_weight"))
+
+
+# ---------------------------------------------------------------------------------------------
+# the grid
+# ---------------------------------------------------------------------------------------------
+
+
+def _grid_length(size: int, before: int, kernel_extent: int, out_span: int) -> int:
+    """The FFT length along one axis (see the module docstring).
+
+    size: image length; before: padding before it; kernel_extent: dilation*(k-1)+1;
+    out_span: (out-1)*stride+1, the grid cells holding outputs. The windows reach the image
+    indices [-before, out_span + kernel_extent - 1 - before); the indices past the image must
+    land on the grid's zeros ([size, length)), and the negative ones wrap around onto them.
+    The kernel's taps and the output cells must each be distinct modulo the length.
+    """
+    reach_end = out_span + kernel_extent - 1 - before
+    needed = max(size + before, reach_end, kernel_extent, out_span)
+    return sfft.next_fast_len(needed, real=True)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Where everything sits on the Fh x Fw FFT grid of one window geometry."""
+
+    height: int               # Fh
+    width: int                # Fw
+    tap_rows: np.ndarray      # (kh,): grid row of kernel row i, (i*dh - top) mod Fh
+    tap_cols: np.ndarray      # (kw,)
+    out_rows: slice           # grid rows holding output rows 0, 1, ..: 0, sh, 2*sh, ...
+    out_cols: slice
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def frequencies(self) -> int:
+        """Number of spectrum cells of one plane: Fh * (Fw//2 + 1)."""
+        return self.height * (self.width // 2 + 1)
+
+
+def fft_grid(window: Window2d) -> _Grid:
+    """The FFT grid for a window geometry."""
+    lengths, taps, outs = [], [], []
+    for axis, size in enumerate((window.height, window.width)):
+        kernel, stride = window.kernel[axis], window.stride[axis]
+        dilation, before = window.dilation[axis], window.padding[axis][0]
+        out = (window.out_height, window.out_width)[axis]
+        length = _grid_length(size, before, dilation * (kernel - 1) + 1, (out - 1) * stride + 1)
+        lengths.append(length)
+        taps.append((np.arange(kernel) * dilation - before) % length)
+        outs.append(slice(0, (out - 1) * stride + 1, stride))
+    return _Grid(lengths[0], lengths[1], taps[0], taps[1], outs[0], outs[1])
+
+
+def _image_spectra(images: np.ndarray, grid: _Grid) -> np.ndarray:
+    """(..., H, W) real planes at the grid's origin -> (..., Fh, Fw//2+1) spectra."""
+    return sfft.rfft2(images, s=grid.shape, workers=_workers(images))
+
+
+def _output_spectra(grad_out: np.ndarray, grid: _Grid) -> np.ndarray:
+    """(..., H_out, W_out) -> spectra of the planes holding them at the output cells."""
+    if grid.out_rows.step == 1 and grid.out_cols.step == 1:
+        # rfft2 pads with zeros up to the grid's size
+        return sfft.rfft2(grad_out, s=grid.shape, workers=_workers(grad_out))
+    planes = np.zeros(grad_out.shape[:-2] + grid.shape, dtype=grad_out.dtype)
+    planes[..., grid.out_rows, grid.out_cols] = grad_out
+    return sfft.rfft2(planes, workers=_workers(planes), overwrite_x=True)
+
+
+def _tap_row_dft(grid: _Grid, dtype) -> np.ndarray:
+    """(Fh, kh): the DFT along a grid column of a column that is zero but at the tap rows,
+    dft[u, i] = exp(-2 pi sqrt(-1) u tap_rows[i] / Fh), complex of `dtype`'s precision."""
+    phase = (np.arange(grid.height)[:, None] * grid.tap_rows[None, :]) % grid.height
+    return np.exp(-2j * np.pi * phase / grid.height).astype(np.result_type(dtype, np.complex64))
+
+
+def _kernel_spectra(weight: np.ndarray, grid: _Grid) -> np.ndarray:
+    """Kernels (G, P, Q, kh, kw), taps placed on the grid -> spectra (G, Fh, Fr, P, Q), one
+    (P, Q) matrix per frequency, Fr = Fw//2 + 1.
+
+    The 2-D real FFT in its two steps, the first skipping the grid's empty rows: the real FFT
+    along the kh rows holding taps, then the complex DFT along the columns: an FFT of the
+    mostly-zero columns, or for large grids (MATMUL_DFT_SIZE) a matrix product over the kh
+    tap rows only.
+    """
+    groups, rows, inner, kh, kw = weight.shape
+    on_rows = np.zeros((groups, kh, grid.width, rows, inner), dtype=weight.dtype)
+    on_rows[:, :, grid.tap_cols] = weight.transpose(0, 3, 4, 1, 2)      # (G, kh, Fw, P, Q)
+    row_spectra = sfft.rfft(on_rows, axis=2, workers=_workers(on_rows))  # (G, kh, Fr, P, Q)
+    shape = (groups, grid.height, *row_spectra.shape[2:])               # (G, Fh, Fr, P, Q)
+    if math.prod(shape) >= MATMUL_DFT_SIZE:
+        # (G, Fh, Fr*P*Q) = (Fh, kh) @ (G, kh, Fr*P*Q)
+        spectra = _tap_row_dft(grid, weight.dtype) @ row_spectra.reshape(groups, kh, -1)
+        return spectra.reshape(shape)
+    spectra = np.zeros(shape, dtype=row_spectra.dtype)
+    spectra[:, grid.tap_rows] = row_spectra
+    return sfft.fft(spectra, axis=1, workers=_workers(spectra), overwrite_x=True)
+
+
+def _values_at_taps(spectra: np.ndarray, grid: _Grid) -> np.ndarray:
+    """The inverse of `_kernel_spectra`, read at the taps: spectra (G, Fh, Fr, P, Q) ->
+    (G, P, Q, kh, kw). The inverse complex DFT along the columns (an FFT, or for large grids a
+    matrix product giving the kh tap rows only), then the inverse real FFT of the kh tap rows.
+    Overwrites `spectra`."""
+    groups, height, fr, rows, inner = spectra.shape
+    if spectra.size >= MATMUL_DFT_SIZE:
+        inverse = np.conj(_tap_row_dft(grid, spectra.real.dtype)).T / height  # (kh, Fh)
+        # (G, kh, Fr*P*Q) = (kh, Fh) @ (G, Fh, Fr*P*Q)
+        tap_rows = inverse @ spectra.reshape(groups, height, -1)
+        tap_rows = tap_rows.reshape(groups, -1, fr, rows, inner)
+    else:
+        columns = sfft.ifft(spectra, axis=1, workers=_workers(spectra), overwrite_x=True)
+        tap_rows = columns[:, grid.tap_rows]                            # (G, kh, Fr, P, Q)
+    tap_rows = sfft.irfft(tap_rows, n=grid.width, axis=2, workers=_workers(tap_rows))
+    return tap_rows[:, :, grid.tap_cols].transpose(0, 3, 4, 1, 2)       # (G, P, Q, kh, kw)
+
+
+def _planes(spectra: np.ndarray, grid: _Grid) -> np.ndarray:
+    """(..., Fh, Fw//2+1) spectra -> (..., Fh, Fw) real planes."""
+    return sfft.irfft2(spectra, s=grid.shape, workers=_workers(spectra), overwrite_x=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the per-frequency channel sums
+# ---------------------------------------------------------------------------------------------
+
+
+def _frequency_major(spectra: np.ndarray) -> np.ndarray:
+    """(n, G, C, Fh, Fr) -> (G, F, C, n) contiguous: one (C, n) matrix per frequency."""
+    n, groups, channels = spectra.shape[:3]
+    return np.ascontiguousarray(spectra.reshape(n, groups, channels, -1).transpose(1, 3, 2, 0))
+
+
+def _prepared(matrices: np.ndarray) -> np.ndarray:
+    """Per-frequency matrices (G, Fh, Fr, P, Q) in the layout `_apply` wants: (G, P, Fh, Fr)
+    contiguous when Q == 1 (an elementwise product), else (G, F, P, Q) for matmul."""
+    groups, fh, fr, rows, inner = matrices.shape
+    if inner == 1:
+        return np.ascontiguousarray(matrices[..., 0].transpose(0, 3, 1, 2))
+    return matrices.reshape(groups, fh * fr, rows, inner)
+
+
+def _apply(prepared: np.ndarray, spectra: np.ndarray) -> np.ndarray:
+    """out[n, g, p, f] = sum_q matrix[g, f, p, q] * spectra[n, g, q, f] for every frequency f.
+
+    prepared: from `_prepared`; spectra (n, G, Q, Fh, Fr) -> (n, G, P, Fh, Fr).
+    """
+    n, groups, inner, fh, fr = spectra.shape
+    if inner == 1:
+        if prepared.shape[1] == 1:    # one channel in, one out: an elementwise product
+            return np.multiply(spectra, prepared, out=spectra)
+        # (n, G, P, Fh, Fr) = (n, G, 1, Fh, Fr) * (G, P, Fh, Fr)
+        return spectra * prepared
+    rows = prepared.shape[2]
+    # (G, F, P, n) = (G, F, P, Q) @ (G, F, Q, n)
+    products = np.matmul(prepared, _frequency_major(spectra))
+    return np.ascontiguousarray(products.transpose(3, 0, 2, 1)).reshape(n, groups, rows, fh, fr)
+
+
+def _correlate_batch(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """out[g, f, p, q] = sum_n conj(left[n, g, p, f]) * right[n, g, q, f].
+
+    left (n, G, P, Fh, Fr), right (n, G, Q, Fh, Fr) -> (G, Fh, Fr, P, Q).
+    """
+    n, groups, rows, fh, fr = left.shape
+    inner = right.shape[2]
+    if inner == 1:
+        # (G, P, Fh, Fr) = sum over n of (n, G, P, Fh, Fr) * (n, G, 1, Fh, Fr)
+        products = np.conj(left, out=left)
+        products *= right
+        return products.sum(axis=0).transpose(0, 2, 3, 1)[..., None]
+    left = _frequency_major(left)
+    # (G, F, P, Q) = (G, F, P, n) @ (G, F, n, Q)
+    products = np.matmul(np.conj(left, out=left), _frequency_major(right).transpose(0, 1, 3, 2))
+    return products.reshape(groups, fh, fr, rows, inner)
+
+
+# ---------------------------------------------------------------------------------------------
+# blocks within the memory budget
+# ---------------------------------------------------------------------------------------------
+
+
+def _block_sizes(n: int, groups: int, produced: int, contracted: int, grid: _Grid,
+                 itemsize: int, budget: int) -> tuple[int, int, int]:
+    """How many groups, produced channels per group and images to do at once.
+
+    Per block the pass holds the per-frequency matrices (groups x produced x contracted
+    spectra, with up to two more copies of that size: the frequency-major layout, grad_weight's
+    per-chunk sum and the read-off at the taps) and per image the contracted and produced
+    spectra (each with a frequency-major copy) and the produced real planes. Halve the groups,
+    then the produced channels, until one image fits; then take as many images as fit.
+    """
+    spectrum = grid.frequencies * 2 * itemsize                    # bytes of one complex plane
+    plane = grid.height * grid.width * itemsize                   # bytes of one real plane
+
+    def fixed(gb, pb):
+        return gb * pb * contracted * 3 * spectrum
+
+    def per_image(gb, pb):
+        return gb * ((contracted + pb) * 2 * spectrum + pb * plane)
+
+    group_block, produced_block = groups, produced
+    while fixed(group_block, produced_block) + per_image(group_block, produced_block) > budget:
+        if group_block > 1:
+            group_block = math.ceil(group_block / 2)
+        elif produced_block > 1:
+            produced_block = math.ceil(produced_block / 2)
+        else:
+            break
+    spare = budget - fixed(group_block, produced_block)
+    images = max(1, min(n, spare // per_image(group_block, produced_block)))
+    return group_block, produced_block, images
+
+
+def _blocks(total: int, size: int):
+    """Consecutive slices of at most `size` covering range(total)."""
+    return [slice(start, min(start + size, total)) for start in range(0, total, size)]
+
+
+def _grouped(array: np.ndarray, groups: int) -> np.ndarray:
+    """(N, C, ...) -> (N, G, C/G, ...), a view."""
+    return array.reshape(array.shape[0], groups, array.shape[1] // groups, *array.shape[2:])
+
+
+# ---------------------------------------------------------------------------------------------
+# the three passes
+# ---------------------------------------------------------------------------------------------
+
+
+def forward(x, weight, bias, window: Window2d, groups: int = 1,
+            budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    """out (N, C_out, H_out, W_out) = the cross-correlation of x (N, C_in, H, W) with weight
+    (C_out, C_in/G, kh, kw), plus bias (C_out,) or None."""
+    n = x.shape[0]
+    c_out, c_group = weight.shape[:2]
+    grid = fft_grid(window)
+    weight = _grouped(weight.astype(x.dtype, copy=False)[None], groups)[0]  # (G, Og, Cg, kh, kw)
+    x_grouped = _grouped(x, groups)                                         # (N, G, Cg, H, W)
+    out = np.empty((n, c_out, window.out_height, window.out_width), dtype=x.dtype)
+    out_grouped = _grouped(out, groups)                              # (N, G, Og, H_out, W_out)
+    group_block, out_block, image_block = _block_sizes(
+        n, groups, c_out // groups, c_group, grid, x.itemsize, budget)
+    # blocks: groups gs, output channels (within each group) ks, images ns
+    for gs in _blocks(groups, group_block):
+        for ks in _blocks(c_out // groups, out_block):
+            kernels = _kernel_spectra(weight[gs, ks], grid)          # (G', Fh, Fr, Og', Cg)
+            kernels = _prepared(np.conj(kernels, out=kernels))       # the forward correlates
+            for ns in _blocks(n, image_block):
+                spectra = _image_spectra(x_grouped[ns, gs], grid)        # (n', G', Cg, Fh, Fr)
+                products = _apply(kernels, spectra)                      # (n', G', Og', Fh, Fr)
+                out_grouped[ns, gs, ks] = _planes(products, grid)[..., grid.out_rows,
+                                                                  grid.out_cols]
+    if bias is not None:
+        out += bias.astype(x.dtype, copy=False).reshape(1, c_out, 1, 1)
+    return out
+
+
+def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
+               budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    """d loss / d x (N, C_in, H, W): grad_out convolved with the kernels (the adjoint of the
+    forward correlation), summed over output channels, read back on the image region."""
+    n, c_in, height, width = x_shape
+    c_out, c_group = weight.shape[:2]
+    grid = fft_grid(window)
+    dtype = grad_out.dtype
+    # (G, Cg, Og, kh, kw): per group, input channels by output channels
+    weight = _grouped(weight.astype(dtype, copy=False)[None], groups)[0].transpose(0, 2, 1, 3, 4)
+    grad_grouped = _grouped(grad_out, groups)                        # (N, G, Og, H_out, W_out)
+    grad_x = np.empty((n, c_in, height, width), dtype=dtype)
+    grad_x_grouped = _grouped(grad_x, groups)                        # (N, G, Cg, H, W)
+    group_block, in_block, image_block = _block_sizes(
+        n, groups, c_group, c_out // groups, grid, grad_out.itemsize, budget)
+    # blocks: groups gs, input channels (within each group) cs, images ns
+    for gs in _blocks(groups, group_block):
+        for cs in _blocks(c_group, in_block):
+            kernels = _prepared(_kernel_spectra(weight[gs, cs], grid))   # (G', Fh, Fr, Cg', Og)
+            for ns in _blocks(n, image_block):
+                spectra = _output_spectra(grad_grouped[ns, gs], grid)    # (n', G', Og, Fh, Fr)
+                products = _apply(kernels, spectra)                      # (n', G', Cg', Fh, Fr)
+                grad_x_grouped[ns, gs, cs] = _planes(products, grid)[..., :height, :width]
+    return grad_x
+
+
+def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int = 1,
+                budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    """d loss / d weight (C_out, C_in/G, kh, kw): the correlation of x with grad_out, summed
+    over the batch in frequency space, read at the kernel's taps."""
+    n = x.shape[0]
+    c_out, c_group = weight_shape[:2]
+    grid = fft_grid(window)
+    dtype = grad_out.dtype
+    x_grouped = _grouped(x.astype(dtype, copy=False), groups)        # (N, G, Cg, H, W)
+    grad_grouped = _grouped(grad_out, groups)                        # (N, G, Og, H_out, W_out)
+    grad_w = np.empty(weight_shape, dtype=dtype)
+    grad_w_grouped = _grouped(grad_w[None], groups)[0]               # (G, Og, Cg, kh, kw)
+    group_block, out_block, image_block = _block_sizes(
+        n, groups, c_out // groups, c_group, grid, grad_out.itemsize, budget)
+    # blocks: groups gs, output channels (within each group) ks, images ns
+    for gs in _blocks(groups, group_block):
+        for ks in _blocks(c_out // groups, out_block):
+            total = None                                             # (G', Fh, Fr, Og', Cg)
+            for ns in _blocks(n, image_block):
+                grads = _output_spectra(grad_grouped[ns, gs, ks], grid)  # (n', G', Og', Fh, Fr)
+                images = _image_spectra(x_grouped[ns, gs], grid)         # (n', G', Cg, Fh, Fr)
+                batch_sum = _correlate_batch(grads, images)              # (G', Fh, Fr, Og', Cg)
+                total = batch_sum if total is None else np.add(total, batch_sum, out=total)
+            grad_w_grouped[gs, ks] = _values_at_taps(total, grid)
+    return grad_w

@@ -1,0 +1,827 @@
+"""Direct convolution: three algorithms that skip im2col where it costs more than it saves.
+
+im2col copies every window of the input (C_in*kh*kw numbers per output position) and hands
+the copy to one big matrix product. That pays where the product is large. It does not when
+
+* the kernel is 1x1: every "window" is one pixel, and the input already *is* the unrolled
+  matrix — `pointwise` multiplies it as it lies, (C_out, C_in) @ (C_in, H*W) per image;
+* every output channel reads one input channel (depthwise, groups == C_in): the "GEMM" has a
+  single row per group, and the copy costs as much as the arithmetic — `depthwise`;
+* there are few channels (an image filter, 1 -> 1; LeNet's first layer, 1 -> 6): again a
+  GEMM with a handful of rows and a copy kh*kw times the input — `direct`.
+
+Each of the three is a namespace with the planner's interface (`supports`, `forward`,
+`grad_input`, `grad_weight`; see conv.py for the shapes): ``direct.pointwise``,
+``direct.depthwise`` and ``direct.small``, registered as "pointwise", "depthwise" and
+"direct". The functions are also module-level, prefixed: `pointwise_forward`, ...
+
+Notation: x (N, C_in, H, W), weight (C_out, C_in/G, kh, kw), G = groups, Cg = C_in/G input
+and Og = C_out/G output channels per group, out (N, C_out, H_out, W_out).
+
+**pointwise** is NumPy only: a batched matrix product per group (BLAS), the input subsampled
+first for stride > 1 (one strided copy). N small products (one per image) measured faster
+than transposing x to (C_in, N*H*W) for one big product; so does the weight gradient,
+sum_n grad_n @ x_n^T, except on small maps with many channels, where each image's (C_out,
+C_in) product outweighs its pixels and one product over all the pixels wins.
+
+**depthwise** and **direct** share one compiled (numba) engine, written around *taps*. A
+convolution is a sum of shifted planes: for each kernel cell (i, j) of input channel c,
+
+    out[n, o, y, x] += weight[o, c, i, j] * padded[n, c, y*sh + i*dh, x*sw + j*dw]
+
+and each term is an elementwise multiply-add of a whole output band with a shifted slice of
+the input. Strides are taken out by splitting the padded input into its sh*sw *phases*
+(phase (a, b) holds padded[r*sh + a, q*sw + b]); in phase coordinates every tap is a
+stride-1 shift, and a band of output rows laid out row_width apart (row_width >= W_out, the
+gap columns ignored) turns into one contiguous 1-D loop per tap, which LLVM vectorizes:
+
+    acc[p] += w0*s0[p] + w1*s1[p] + ... + w7*s7[p]     (up to eight taps per pass)
+
+Each parallel task takes one image, one group and one band of output rows: it copies the
+band's input (its phases, zero padding included) into a small buffer that stays in cache —
+or, for a stride-1 unpadded input (corr2d's 'valid'), reads the input in place — and runs
+every output channel of the group over it. A big single image is cut into many bands, so
+both cores work on it. The kernels are compiled serial (`jit()`, GIL released) and take a
+range of tasks; a few Python threads (`threads.get_num_threads()` of them) take pieces of the
+task list until none is left. (numba's own parallel loops, prange, measured slower here:
+inside them np.dot becomes a scalar loop instead of a BLAS call, 10x slower, and the
+forward kernel compiled with parallel=True ran 1.7x slower even on one thread.) The same
+engine does the other two passes:
+
+* grad_weight: weight[o, c, i, j] gets the dot product of grad_out[n, o] with the tap's
+  shifted slice (BLAS dot, laid out like the forward pass, gap columns zero); each piece of
+  the task list sums into its own row of partial sums, added at the end (no races);
+* grad_input: with stride 1 it is a correlation of the zero-padded output gradient with the
+  kernel turned by 180 degrees (the taps' offsets mirrored, input and output channels
+  swapped); with stride s it splits into s_h*s_w such stride-1 correlations, one per phase
+  of the input gradient, each with the taps that land in that phase.
+
+Without numba, depthwise falls back to NumPy: kh*kw whole-array multiply-adds over shifted
+views (and, for the gradients, adds into them). `direct` has no NumPy path: its `supports`
+says False when the compiled kernels are off, and the planner uses im2col instead.
+
+Where each beats im2col + GEMM (measured on a 2-core AVX2 machine) is written down, for the
+planner, as `pointwise_rule`, `depthwise_rule` and `direct_rule`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import itertools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from .jit import enabled, jit
+from .threads import get_num_threads
+from .windows import Window2d, pad, shifted_views, unpad
+
+DEFAULT_BUDGET = 256 * 2**20
+
+# A band of output rows holds about this many numbers (its accumulator and its slice of the
+# input stay in the 512 KiB L2 cache of a core).
+BAND_ELEMENTS = 16384
+# Below this many multiply-adds (about 0.3 ms on one core) a compiled kernel runs on the
+# calling thread alone: handing work to others costs more than it saves, and on a busy machine
+# a helper may wait milliseconds for a core.
+PARALLEL_WORK = 4 << 20
+# `direct` accepts at most this many multiply-adds per output position and group
+# (Cg*kh*kw * Og): beyond it im2col + GEMM is many times faster and not worth timing.
+DIRECT_MAX_TAPS = 4096
+# The tasks of a compiled kernel are handed out in this many pieces per thread, so that a
+# thread slowed down (by another process, say) holds up the others less.
+PIECES_PER_THREAD = 4
+
+
+class Algorithm(NamedTuple):
+    """One algorithm of the planner: the four functions of the conv interface."""
+
+    supports: Callable
+    forward: Callable
+    grad_input: Callable
+    grad_weight: Callable
+
+
+def _float_kernel_dtype(dtype) -> bool:
+    """Whether the compiled kernels take arrays of this dtype (float32 and float64)."""
+    return np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _numeric(dtype) -> bool:
+    return np.dtype(dtype).kind in "fiu"
+
+
+def _batch_step(per_image_bytes: int, budget: int) -> int:
+    """Images per chunk so that a chunk's temporary buffers stay within `budget` (one image
+    at least)."""
+    return max(1, int(budget // max(per_image_bytes, 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# pointwise: 1x1 kernels as a matrix product, no unrolling
+# ---------------------------------------------------------------------------------------------
+
+
+def pointwise_supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                       pass_name: str) -> bool:
+    """1x1 kernels without padding, any stride, groups and numeric dtype, every pass."""
+    return (len(x_shape) == 4 and tuple(weight_shape[2:]) == (1, 1)
+            and window.padding == ((0, 0), (0, 0)) and _numeric(dtype))
+
+
+def _visited_pixels(x: np.ndarray, window: Window2d) -> np.ndarray:
+    """The pixels the 1x1 windows visit: x itself, or every stride-th pixel."""
+    sh, sw = window.stride
+    return x if (sh, sw) == (1, 1) else x[:, :, ::sh, ::sw]
+
+
+def pointwise_forward(x, weight, bias, window: Window2d, groups: int,
+                      budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    """out_n = weight @ x_n per image and group: (Og, Cg) @ (Cg, H_out*W_out)."""
+    n, c_in = x.shape[:2]
+    c_out = weight.shape[0]
+    pixels = window.out_height * window.out_width
+    weight_rows = weight.reshape(groups, c_out // groups, c_in // groups)   # (G, Og, Cg)
+    visited = _visited_pixels(x, window)
+    out = np.empty((n, c_out, window.out_height, window.out_width), dtype=x.dtype)
+    # temporaries: the strided copy of the visited pixels, if any
+    step = _batch_step(c_in * pixels * x.itemsize, budget)
+    for start in range(0, n, step):
+        images = slice(start, min(n, start + step))
+        chunk = np.ascontiguousarray(visited[images])
+        count = chunk.shape[0]
+        # (n, G, Og, L) = (G, Og, Cg) @ (n, G, Cg, L)
+        np.matmul(weight_rows, chunk.reshape(count, groups, c_in // groups, pixels),
+                  out=out[images].reshape(count, groups, c_out // groups, pixels))
+    if bias is not None:
+        out += bias.reshape(1, c_out, 1, 1)
+    return out
+
+
+def pointwise_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
+                         budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    """grad_x_n = weight^T @ grad_n per image and group; with a stride, into the visited
+    pixels, the others zero."""
+    n, c_in = x_shape[:2]
+    c_out = weight.shape[0]
+    pixels = window.out_height * window.out_width
+    weight_columns = weight.reshape(groups, c_out // groups, c_in // groups).transpose(0, 2, 1)
+    grad_out = np.ascontiguousarray(grad_out)
+    strided = tuple(window.stride) != (1, 1)
+    grad_x = (np.zeros if strided else np.empty)(x_shape, dtype=grad_out.dtype)
+    step = _batch_step(c_in * pixels * grad_out.itemsize if strided else 0, budget)
+    for start in range(0, n, step):
+        images = slice(start, min(n, start + step))
+        count = images.stop - start
+        grad_rows = grad_out[images].reshape(count, groups, c_out // groups, pixels)
+        if strided:
+            # (n, G, Cg, L) = (G, Cg, Og) @ (n, G, Og, L), then into the visited pixels
+            grad_pixels = np.matmul(weight_columns, grad_rows)
+            _visited_pixels(grad_x[images], window)[...] = grad_pixels.reshape(
+                count, c_in, window.out_height, window.out_width)
+        else:
+            np.matmul(weight_columns, grad_rows,
+                      out=grad_x[images].reshape(count, groups, c_in // groups, pixels))
+    return grad_x
+
+
+def pointwise_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
+                          budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    """sum_n grad_n @ x_n^T: one product per image, summed; or, where an image's (Og, Cg)
+    product is larger than its pixels (small feature maps, many channels), one product over
+    the pixels of all the images, both arrays first turned channel-major."""
+    n, c_in = x.shape[:2]
+    c_out = weight_shape[0]
+    outs, ins = c_out // groups, c_in // groups
+    pixels = window.out_height * window.out_width
+    visited = _visited_pixels(x, window)
+    grad_out = np.ascontiguousarray(grad_out)
+    grad_weight = np.zeros((groups, outs, ins), dtype=x.dtype)
+    per_image_products = groups * outs * ins < pixels * (outs + ins)
+    if per_image_products:   # temporaries per image: its products and its visited pixels
+        per_image = (groups * outs * ins + c_in * pixels) * x.itemsize
+    else:                    # its pixels and gradient, channel-major
+        per_image = (c_in + c_out) * pixels * x.itemsize
+    step = _batch_step(per_image, budget)
+    for start in range(0, n, step):
+        images = slice(start, min(n, start + step))
+        count = images.stop - start
+        pixel_rows = np.ascontiguousarray(visited[images]).reshape(count, groups, ins, pixels)
+        grad_rows = grad_out[images].reshape(count, groups, outs, pixels)
+        if per_image_products:
+            # (n, G, Og, Cg) = (n, G, Og, L) @ (n, G, L, Cg), summed over the images
+            grad_weight += np.matmul(grad_rows, pixel_rows.transpose(0, 1, 3, 2)).sum(axis=0)
+        else:
+            # (G, Og, Cg) = (G, Og, n*L) @ (G, n*L, Cg)
+            grad_cols = np.ascontiguousarray(grad_rows.transpose(1, 2, 0, 3))
+            pixel_cols = np.ascontiguousarray(pixel_rows.transpose(1, 2, 0, 3))
+            grad_weight += np.matmul(grad_cols.reshape(groups, outs, -1),
+                                     pixel_cols.reshape(groups, ins, -1).transpose(0, 2, 1))
+    return grad_weight.reshape(weight_shape)
+
+
+pointwise = Algorithm(pointwise_supports, pointwise_forward, pointwise_grad_input,
+                      pointwise_grad_weight)
+
+
+# ---------------------------------------------------------------------------------------------
+# the compiled engine: sums of shifted planes, band by band
+# ---------------------------------------------------------------------------------------------
+
+
+@jit()
+def _shifted_sum_kernel(source, source_dims, weight_rows, tap_offsets, bias, out,
+                        stride_h, stride_w, top, left, groups,
+                        band_rows, source_rows, row_width, copy_source, first_task, end_task):
+    """out[n, o, y, x] = bias[o] + sum_t weight_rows[o, t] * (tap t's plane)[y, x], for the
+    tasks (image, group, band of output rows) first_task ... end_task - 1.
+
+    `source` is the flattened input (N, C, H, W) = `source_dims`; tap t of an output channel
+    of group g reads, for output band row r and column x, position
+    ``start + tap_offsets[t] + r*row_width + x`` of the band buffer (see `_layout`).
+    """
+    batch, channels, height, width = source_dims
+    out_channels, taps = weight_rows.shape
+    out_height, out_width = out.shape[2], out.shape[3]
+    channels_per_group = channels // groups
+    outs_per_group = out_channels // groups
+    bands = (out_height + band_rows - 1) // band_rows
+    halo = source_rows - band_rows
+    phase_size = source_rows * row_width
+    channel_size = stride_h * stride_w * phase_size
+    for task in range(first_task, end_task):
+        n = task // (groups * bands)
+        g = (task // bands) % groups
+        first_row = (task % bands) * band_rows
+        rows = min(band_rows, out_height - first_row)
+        # the band's input: copied into a buffer, phase by phase, or read in place
+        if copy_source:
+            band = np.zeros(channels_per_group * channel_size, dtype=source.dtype)
+            for c in range(channels_per_group):
+                plane = (n * channels + g * channels_per_group + c) * height * width
+                for b in range(stride_w):
+                    # buffer columns low ... low+count-1 read input columns q*stride_w + b - left
+                    low = max(0, -((b - left) // stride_w))
+                    count = min(row_width, -((b - left - width) // stride_w)) - low
+                    for a in range(stride_h):
+                        for r in range(rows + halo):
+                            row = (first_row + r) * stride_h + a - top
+                            if count <= 0 or row < 0 or row >= height:
+                                continue
+                            into = c * channel_size + (a * stride_w + b) * phase_size \
+                                + r * row_width + low
+                            begin = plane + row * width + low * stride_w + b - left
+                            into_row = band[into:into + count]
+                            from_row = source[begin:begin + (count - 1) * stride_w + 1]
+                            if stride_w == 1:
+                                for q in range(count):
+                                    into_row[q] = from_row[q]
+                            else:
+                                for q in range(count):
+                                    into_row[q] = from_row[q * stride_w]
+            start = 0
+        else:
+            band = source
+            start = (n * channels + g * channels_per_group) * height * width \
+                + first_row * width
+        length = (rows - 1) * row_width + out_width
+        # acc (length,): the output band of one channel, rows row_width apart; every pass
+        # adds weights (scalars) times tap slices (length,) of the band buffer
+        acc = np.empty(length, dtype=out.dtype)
+        # the first pass over the band sets acc from 1 to 4 taps, each later one adds eight
+        # (while eight are left: fewer loads and stores of acc per tap) or four
+        first = taps - 4 * ((taps - 1) // 4)
+        for o in range(g * outs_per_group, (g + 1) * outs_per_group):
+            # (taps past the first pass's are read, unused, to keep the loops alike)
+            at0, at1 = start + tap_offsets[0], start + tap_offsets[min(1, taps - 1)]
+            at2, at3 = start + tap_offsets[min(2, taps - 1)], start + tap_offsets[min(3, taps - 1)]
+            s0, s1 = band[at0:at0 + length], band[at1:at1 + length]
+            s2, s3 = band[at2:at2 + length], band[at3:at3 + length]
+            w0, w1, w2, w3 = weight_rows[o, 0], weight_rows[o, min(1, taps - 1)], \
+                weight_rows[o, min(2, taps - 1)], weight_rows[o, min(3, taps - 1)]
+            base = bias[o]
+            if first == 1:
+                for p in range(length):
+                    acc[p] = base + w0 * s0[p]
+            elif first == 2:
+                for p in range(length):
+                    acc[p] = base + (w0 * s0[p] + w1 * s1[p])
+            elif first == 3:
+                for p in range(length):
+                    acc[p] = base + ((w0 * s0[p] + w1 * s1[p]) + w2 * s2[p])
+            else:
+                for p in range(length):
+                    acc[p] = base + ((w0 * s0[p] + w1 * s1[p]) + (w2 * s2[p] + w3 * s3[p]))
+            eights_end = first + 8 * ((taps - first) // 8)
+            for t in range(first, eights_end, 8):
+                at0, at1 = start + tap_offsets[t], start + tap_offsets[t + 1]
+                at2, at3 = start + tap_offsets[t + 2], start + tap_offsets[t + 3]
+                at4, at5 = start + tap_offsets[t + 4], start + tap_offsets[t + 5]
+                at6, at7 = start + tap_offsets[t + 6], start + tap_offsets[t + 7]
+                s0, s1 = band[at0:at0 + length], band[at1:at1 + length]
+                s2, s3 = band[at2:at2 + length], band[at3:at3 + length]
+                s4, s5 = band[at4:at4 + length], band[at5:at5 + length]
+                s6, s7 = band[at6:at6 + length], band[at7:at7 + length]
+                w0, w1 = weight_rows[o, t], weight_rows[o, t + 1]
+                w2, w3 = weight_rows[o, t + 2], weight_rows[o, t + 3]
+                w4, w5 = weight_rows[o, t + 4], weight_rows[o, t + 5]
+                w6, w7 = weight_rows[o, t + 6], weight_rows[o, t + 7]
+                for p in range(length):
+                    acc[p] += ((w0 * s0[p] + w1 * s1[p]) + (w2 * s2[p] + w3 * s3[p])) \
+                        + ((w4 * s4[p] + w5 * s5[p]) + (w6 * s6[p] + w7 * s7[p]))
+            for t in range(eights_end, taps, 4):
+                at0, at1 = start + tap_offsets[t], start + tap_offsets[t + 1]
+                at2, at3 = start + tap_offsets[t + 2], start + tap_offsets[t + 3]
+                s0, s1 = band[at0:at0 + length], band[at1:at1 + length]
+                s2, s3 = band[at2:at2 + length], band[at3:at3 + length]
+                w0, w1 = weight_rows[o, t], weight_rows[o, t + 1]
+                w2, w3 = weight_rows[o, t + 2], weight_rows[o, t + 3]
+                for p in range(length):
+                    acc[p] += (w0 * s0[p] + w1 * s1[p]) + (w2 * s2[p] + w3 * s3[p])
+            for r in range(rows):
+                out_row = out[n, o, first_row + r]
+                acc_row = acc[r * row_width:r * row_width + out_width]
+                for x in range(out_width):
+                    out_row[x] = acc_row[x]
+
+
+@jit()
+def _shifted_dot_kernel(source, source_dims, grad_out, tap_offsets, partial,
+                        stride_h, stride_w, top, left, groups,
+                        band_rows, source_rows, row_width, copy_source, first_task, end_task):
+    """partial[o, t] += sum_{y, x} grad_out[n, o, y, x] * (tap t's plane)[y, x], summed over
+    the tasks first_task ... end_task - 1. Tasks, buffers and offsets as
+    `_shifted_sum_kernel`; the sums are BLAS dot products."""
+    batch, channels, height, width = source_dims
+    out_channels, taps = partial.shape
+    out_height, out_width = grad_out.shape[2], grad_out.shape[3]
+    channels_per_group = channels // groups
+    outs_per_group = out_channels // groups
+    bands = (out_height + band_rows - 1) // band_rows
+    halo = source_rows - band_rows
+    phase_size = source_rows * row_width
+    channel_size = stride_h * stride_w * phase_size
+    for task in range(first_task, end_task):
+        n = task // (groups * bands)
+        g = (task // bands) % groups
+        first_row = (task % bands) * band_rows
+        rows = min(band_rows, out_height - first_row)
+        if copy_source:     # the band's input, as in _shifted_sum_kernel
+            band = np.zeros(channels_per_group * channel_size, dtype=source.dtype)
+            for c in range(channels_per_group):
+                plane = (n * channels + g * channels_per_group + c) * height * width
+                for b in range(stride_w):
+                    # buffer columns low ... low+count-1 read input columns q*stride_w + b - left
+                    low = max(0, -((b - left) // stride_w))
+                    count = min(row_width, -((b - left - width) // stride_w)) - low
+                    for a in range(stride_h):
+                        for r in range(rows + halo):
+                            row = (first_row + r) * stride_h + a - top
+                            if count <= 0 or row < 0 or row >= height:
+                                continue
+                            into = c * channel_size + (a * stride_w + b) * phase_size \
+                                + r * row_width + low
+                            begin = plane + row * width + low * stride_w + b - left
+                            into_row = band[into:into + count]
+                            from_row = source[begin:begin + (count - 1) * stride_w + 1]
+                            if stride_w == 1:
+                                for q in range(count):
+                                    into_row[q] = from_row[q]
+                            else:
+                                for q in range(count):
+                                    into_row[q] = from_row[q * stride_w]
+            start = 0
+        else:
+            band = source
+            start = (n * channels + g * channels_per_group) * height * width \
+                + first_row * width
+        length = (rows - 1) * row_width + out_width
+        # the band of grad_out[n, o], rows row_width apart, zeros in the gap columns
+        grad_band = np.zeros(length, dtype=grad_out.dtype)
+        for o in range(g * outs_per_group, (g + 1) * outs_per_group):
+            for r in range(rows):
+                grad_row = grad_out[n, o, first_row + r]
+                band_row = grad_band[r * row_width:r * row_width + out_width]
+                for x in range(out_width):
+                    band_row[x] = grad_row[x]
+            for t in range(taps):
+                shifted = band[start + tap_offsets[t]:start + tap_offsets[t] + length]
+                # () = (length,) . (length,)
+                partial[o, t] += np.dot(grad_band, shifted)
+
+
+class _Layout(NamedTuple):
+    """Where the compiled kernels find each tap: the band buffer's shape and the taps'
+    offsets in it."""
+
+    tap_offsets: np.ndarray    # (T,) int64, from the start of the group's first channel
+    band_rows: int             # output rows per task
+    source_rows: int           # rows of each phase in the buffer: band_rows + halo
+    row_width: int             # W_out + the widest column shift
+    copy_source: bool          # False: the (stride-1, unpadded) input is read in place
+    tasks: int                 # (image, group, band) triples
+    pieces: int                # contiguous runs of tasks handed to the threads
+
+
+def _threads(work: int) -> int:
+    """Threads for a kernel doing `work` multiply-adds: corrnet's thread count
+    (`threads.get_num_threads()`), or one for small work."""
+    return get_num_threads() if work >= PARALLEL_WORK else 1
+
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def _in_parallel(layout: _Layout, threads: int, run_piece) -> None:
+    """Call run_piece(k, first_task, end_task) for each piece k of the tasks, on `threads`
+    threads: the calling one and threads - 1 helpers, each taking the next piece not yet
+    taken until none is left (the kernels release the GIL)."""
+    global _pool, _pool_size
+    bounds = [k * layout.tasks // layout.pieces for k in range(layout.pieces + 1)]
+    pieces = itertools.count()          # next() hands out each piece number once
+
+    def work():
+        while (k := next(pieces)) < layout.pieces:
+            run_piece(k, bounds[k], bounds[k + 1])
+
+    helpers = min(threads, layout.pieces) - 1
+    if helpers > 0:
+        if _pool_size < helpers:      # (more threads asked for than the pool has)
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = concurrent.futures.ThreadPoolExecutor(helpers, "corrnet-direct")
+            _pool_size = helpers
+        futures = [_pool.submit(work) for _ in range(helpers)]
+    work()
+    if helpers > 0:
+        for future in futures:
+            future.result()
+
+
+@functools.lru_cache(maxsize=512)
+def _layout(source_dims, taps: tuple, stride, top: int, left: int, out_size,
+            groups: int, threads: int) -> _Layout:
+    """Lay out the band buffer for `taps`, a tuple of (channel in group, row, column), the
+    row and column in padded coordinates: tap t of output (y, x) reads
+    padded[c, y*sh + row, x*sw + column], where padded[r, q] = source[r - top, q - left]."""
+    n, _, height, width = source_dims
+    out_height, out_width = out_size
+    sh, sw = stride
+    channel, row, column = np.array(taps, dtype=np.int64).T
+    # in phase coordinates: phase (row % sh, column % sw), shift (row // sh, column // sw)
+    halo = int((row // sh).max())
+    row_width = out_width + int((column // sw).max())
+    in_place = (sh == sw == 1 and top == left == 0 and row_width == width
+                and out_height + halo <= height)
+    band_rows = max(1, min(out_height, BAND_ELEMENTS // row_width))
+    # enough tasks to keep every thread busy: cut the bands finer when there are few images
+    # (one thread takes all the tasks in one piece)
+    pieces = PIECES_PER_THREAD * threads if threads > 1 else 1
+    wanted_bands = -(-pieces // max(1, n * groups))
+    if wanted_bands > 1:
+        band_rows = max(1, min(band_rows, -(-out_height // wanted_bands)))
+    source_rows = band_rows + halo
+    if in_place:
+        offsets = channel * (height * width) + row * width + column
+    else:
+        phase_size = source_rows * row_width
+        offsets = (channel * (sh * sw * phase_size)
+                   + ((row % sh) * sw + column % sw) * phase_size
+                   + (row // sh) * row_width + column // sw)
+    offsets.flags.writeable = False
+    tasks = n * groups * -(-out_height // band_rows)
+    return _Layout(offsets, band_rows, source_rows, row_width, not in_place, tasks,
+                   max(1, min(tasks, pieces)))
+
+
+def _shifted_sum(source, weight_rows, taps, bias, stride, top, left, out_size,
+                 groups: int, out=None) -> np.ndarray:
+    """out[n, o] = bias[o] + sum_t weight_rows[o, t] * padded[n, g(o)*Cg + c_t] shifted by
+    tap t (compiled); source (N, C, H, W), taps as `_layout`. `out`, if given, is the
+    (N, C_out, *out_size) array (a strided view, say) to write into."""
+    source = np.ascontiguousarray(source)
+    n = source.shape[0]
+    out_channels = weight_rows.shape[0]
+    if out is None:
+        out = np.empty((n, out_channels, *out_size), dtype=source.dtype)
+    threads = _threads(out.size * len(taps))
+    layout = _layout(source.shape, taps, tuple(stride), top, left, tuple(out_size), groups,
+                     threads)
+    flat = source.reshape(-1)
+    weight_rows = np.ascontiguousarray(weight_rows, dtype=source.dtype)
+    bias = np.zeros(out_channels, source.dtype) if bias is None else \
+        np.ascontiguousarray(bias, dtype=source.dtype)
+
+    def run_piece(_, first_task, end_task):
+        _shifted_sum_kernel(flat, source.shape, weight_rows, layout.tap_offsets, bias, out,
+                            stride[0], stride[1], top, left, groups, layout.band_rows,
+                            layout.source_rows, layout.row_width, layout.copy_source,
+                            first_task, end_task)
+
+    _in_parallel(layout, threads, run_piece)
+    return out
+
+
+def _shifted_dot(source, grad_out, taps, stride, top, left, groups: int) -> np.ndarray:
+    """(C_out, T): sum over n, y, x of grad_out[n, o, y, x] * (tap t's shifted plane)[y, x]
+    (compiled), the weight gradient of `_shifted_sum`."""
+    source = np.ascontiguousarray(source)
+    grad_out = np.ascontiguousarray(grad_out, dtype=source.dtype)
+    out_channels = grad_out.shape[1]
+    out_size = grad_out.shape[2:]
+    threads = _threads(grad_out.size * len(taps))
+    layout = _layout(source.shape, taps, tuple(stride), top, left, tuple(out_size), groups,
+                     threads)
+    flat = source.reshape(-1)
+    # one row of partial sums per piece, added at the end: no two threads write one number
+    # (float64: a big image adds up thousands of bands' dot products)
+    partial = np.zeros((layout.pieces, out_channels, len(taps)), dtype=np.float64)
+
+    def run_piece(k, first_task, end_task):
+        _shifted_dot_kernel(flat, source.shape, grad_out, layout.tap_offsets, partial[k],
+                            stride[0], stride[1], top, left, groups, layout.band_rows,
+                            layout.source_rows, layout.row_width, layout.copy_source,
+                            first_task, end_task)
+
+    _in_parallel(layout, threads, run_piece)
+    return partial.sum(axis=0).astype(source.dtype)
+
+
+@functools.lru_cache(maxsize=512)
+def _window_taps(weight_shape, dilation) -> tuple:
+    """The taps of a convolution, in weight order: (c, i*dh, j*dw) for c, i, j."""
+    _, channels, kh, kw = weight_shape
+    dh, dw = dilation
+    return tuple((c, i * dh, j * dw) for c in range(channels) for i in range(kh)
+                 for j in range(kw))
+
+
+def _compiled_forward(x, weight, bias, window: Window2d, groups: int) -> np.ndarray:
+    (top, _), (left, _) = window.padding
+    c_out = weight.shape[0]
+    taps = _window_taps(tuple(weight.shape), window.dilation)
+    return _shifted_sum(x, weight.reshape(c_out, -1), taps, bias, window.stride, top, left,
+                        (window.out_height, window.out_width), groups)
+
+
+def _compiled_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int):
+    (top, _), (left, _) = window.padding
+    taps = _window_taps(tuple(weight_shape), window.dilation)
+    grad_weight = _shifted_dot(x, grad_out, taps, window.stride, top, left, groups)
+    return grad_weight.reshape(weight_shape)
+
+
+class _InputPhase(NamedTuple):
+    """The input cells x[first_row::sh, first_col::sw] (count_rows x count_cols of them),
+    whose gradient is one stride-1 correlation of grad_out with the kernel cells
+    (kernel_rows[t], kernel_cols[t]), mirrored: tap t of phase cell (k, l) reads
+    padded_grad[k + rows[t], l + cols[t]], padded_grad[r, q] = grad_out[r - top, q - left]."""
+
+    first_row: int
+    first_col: int
+    count_rows: int
+    count_cols: int
+    kernel_rows: tuple
+    kernel_cols: tuple
+    taps: tuple          # (o in group, row, column) for each output channel o and cell t
+    top: int
+    left: int
+
+
+@functools.lru_cache(maxsize=256)
+def _input_phases(weight_shape, window: Window2d) -> tuple:
+    """The input gradient of a convolution as stride-1 correlations, one per phase.
+
+    Input row r (padded row R = r + top) gets grad_out[y] * weight[i] wherever
+    R = y*sh + i*dh: then R and i*dh leave the same remainder rho mod sh, and
+    y = R//sh - (i*dh)//sh. So the rows with remainder rho form a stride-1 correlation of
+    grad_out with the kernel rows whose i*dh leaves remainder rho, mirrored; columns alike.
+    Phases no kernel cell lands in are left out (their gradient is zero).
+    """
+    outs_per_group, kh, kw = weight_shape[0], weight_shape[2], weight_shape[3]
+    (sh, sw), (dh, dw) = window.stride, window.dilation
+    (top, _), (left, _) = window.padding
+    phases = []
+    for rho in range(sh):
+        kernel_rows = [i for i in range(kh) if (i * dh) % sh == rho]
+        first_row = (rho - top) % sh
+        count_rows = len(range(first_row, window.height, sh))
+        for sigma in range(sw):
+            kernel_cols = [j for j in range(kw) if (j * dw) % sw == sigma]
+            first_col = (sigma - left) % sw
+            count_cols = len(range(first_col, window.width, sw))
+            if not (kernel_rows and kernel_cols and count_rows and count_cols):
+                continue
+            cells = [(i, j) for i in kernel_rows for j in kernel_cols]
+            row_shift = {i: (i * dh) // sh for i in kernel_rows}
+            col_shift = {j: (j * dw) // sw for j in kernel_cols}
+            most_rows, most_cols = max(row_shift.values()), max(col_shift.values())
+            taps = tuple((o, most_rows - row_shift[i], most_cols - col_shift[j])
+                         for o in range(outs_per_group) for i, j in cells)
+            # phase cell k is padded row R = rho + sh*(k + (first_row + top - rho)//sh)
+            phases.append(_InputPhase(
+                first_row, first_col, count_rows, count_cols,
+                tuple(i for i, _ in cells), tuple(j for _, j in cells), taps,
+                most_rows - (first_row + top - rho) // sh,
+                most_cols - (first_col + left - sigma) // sw))
+    return tuple(phases)
+
+
+def _compiled_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape):
+    """The input gradient: for each phase of the input (`_input_phases`; one for stride 1),
+    a stride-1 correlation of grad_out, input and output channels swapped, written into
+    that phase's cells."""
+    c_in, height, width = x_shape[1:]
+    c_out, channels_per_group = weight.shape[:2]
+    outs_per_group = c_out // groups
+    (sh, sw) = window.stride
+    grad_out = np.ascontiguousarray(grad_out)
+
+    def phase_weights(phase):
+        """(C_out, Cg, T) -> (G, Og, Cg, T) -> (G, Cg, Og, T) -> (C_in, Og*T), o outermost"""
+        weight_taps = weight[:, :, list(phase.kernel_rows), list(phase.kernel_cols)]
+        return (weight_taps.reshape(groups, outs_per_group, channels_per_group, -1)
+                .transpose(0, 2, 1, 3).reshape(c_in, -1))
+
+    phases = _input_phases((outs_per_group, *weight.shape[1:]), window)
+    if (sh, sw) == (1, 1):                       # one phase: the whole input
+        (phase,) = phases
+        return _shifted_sum(grad_out, phase_weights(phase), phase.taps, None, (1, 1),
+                            phase.top, phase.left, (height, width), groups)
+    # each phase's cells written in place; cells no window reaches (phases left out) are 0
+    grad_x = (np.empty if len(phases) == sh * sw else np.zeros)(x_shape, grad_out.dtype)
+    for phase in phases:
+        _shifted_sum(grad_out, phase_weights(phase), phase.taps, None, (1, 1), phase.top,
+                     phase.left, (phase.count_rows, phase.count_cols), groups,
+                     out=grad_x[:, :, phase.first_row::sh, phase.first_col::sw])
+    return grad_x
+
+
+# ---------------------------------------------------------------------------------------------
+# depthwise: one filter (or `multiplier` filters) per channel
+# ---------------------------------------------------------------------------------------------
+
+
+def depthwise_supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                       pass_name: str) -> bool:
+    """groups == C_in (C_out = multiplier * C_in), any kernel, stride, padding, dilation;
+    numeric dtypes (float32/float64 compiled when numba is on, NumPy otherwise)."""
+    return (len(x_shape) == 4 and groups == x_shape[1] and weight_shape[1] == 1
+            and _numeric(dtype))
+
+
+def _use_compiled(dtype) -> bool:
+    return enabled() and _float_kernel_dtype(dtype)
+
+
+def depthwise_forward(x, weight, bias, window: Window2d, groups: int,
+                      budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    if _use_compiled(x.dtype):
+        return _compiled_forward(x, weight, bias, window, groups)
+    n, c = x.shape[:2]
+    multiplier = weight.shape[0] // c
+    kernels = weight.reshape(c, multiplier, *window.kernel)
+    out_shape = (window.out_height, window.out_width)
+    out = np.zeros((n, c, multiplier, *out_shape), dtype=x.dtype)
+    # temporaries per image: the padded input and one product
+    per_image = c * (window.padded_height * window.padded_width
+                     + multiplier * out_shape[0] * out_shape[1]) * x.itemsize
+    step = _batch_step(per_image, budget)
+    for start in range(0, n, step):
+        chunk_out = out[start:start + step]
+        product = np.empty_like(chunk_out)
+        for (i, j), view in shifted_views(pad(x[start:start + step], window), window):
+            # (n, C, m, H_out, W_out) += (C, m, 1, 1) * (n, C, 1, H_out, W_out)
+            np.multiply(kernels[:, :, i, j, None, None], view[:, :, None], out=product)
+            chunk_out += product
+    out = out.reshape(n, c * multiplier, *out_shape)
+    if bias is not None:
+        out += bias.reshape(1, -1, 1, 1)
+    return out
+
+
+def depthwise_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
+                         budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    if _use_compiled(grad_out.dtype):
+        return _compiled_grad_input(grad_out, weight, window, groups, x_shape)
+    n, c = x_shape[:2]
+    multiplier = weight.shape[0] // c
+    kernels = weight.reshape(c, multiplier, *window.kernel)
+    out_shape = (window.out_height, window.out_width)
+    grads = grad_out.reshape(n, c, multiplier, *out_shape)
+    grad_x = np.empty(x_shape, dtype=grad_out.dtype)
+    per_image = c * (window.padded_height * window.padded_width
+                     + 2 * multiplier * out_shape[0] * out_shape[1]) * grad_out.itemsize
+    step = _batch_step(per_image, budget)
+    for start in range(0, n, step):
+        images = slice(start, min(n, start + step))
+        padded = np.zeros((images.stop - start, c, window.padded_height, window.padded_width),
+                          dtype=grad_out.dtype)
+        for (i, j), view in shifted_views(padded, window):
+            # (n, C, H_out, W_out) += sum over m of (C, m, 1, 1) * (n, C, m, H_out, W_out)
+            view += (kernels[:, :, i, j, None, None] * grads[images]).sum(axis=2)
+        grad_x[images] = unpad(padded, window)
+    return grad_x
+
+
+def depthwise_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
+                          budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    if _use_compiled(x.dtype):
+        return _compiled_grad_weight(grad_out, x, weight_shape, window, groups)
+    n, c = x.shape[:2]
+    multiplier = weight_shape[0] // c
+    out_shape = (window.out_height, window.out_width)
+    grads = grad_out.reshape(n, c, multiplier, *out_shape)
+    grad_weight = np.zeros((c, multiplier, *window.kernel), dtype=x.dtype)
+    per_image = c * (window.padded_height * window.padded_width
+                     + multiplier * out_shape[0] * out_shape[1]) * x.itemsize
+    step = _batch_step(per_image, budget)
+    for start in range(0, n, step):
+        images = slice(start, min(n, start + step))
+        for (i, j), view in shifted_views(pad(x[images], window), window):
+            # (C, m) = sum over n, y, x of (n, C, m, H_out, W_out) * (n, C, 1, H_out, W_out)
+            grad_weight[:, :, i, j] += (grads[images] * view[:, :, None]).sum(axis=(0, 3, 4))
+    return grad_weight.reshape(weight_shape)
+
+
+depthwise = Algorithm(depthwise_supports, depthwise_forward, depthwise_grad_input,
+                      depthwise_grad_weight)
+
+
+# ---------------------------------------------------------------------------------------------
+# direct ("small"): any convolution with few channels, compiled only
+# ---------------------------------------------------------------------------------------------
+
+
+def small_supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                   pass_name: str) -> bool:
+    """Any groups, stride, padding and dilation, float32/float64, every pass — but only with
+    numba (no NumPy path: False when the compiled kernels are off, and the planner falls
+    back to im2col) and at most `DIRECT_MAX_TAPS` multiply-adds per output position and
+    group (Cg*kh*kw * Og)."""
+    c_out, channels_per_group, kh, kw = weight_shape
+    return (enabled() and len(x_shape) == 4 and _float_kernel_dtype(dtype)
+            and channels_per_group * kh * kw * (c_out // groups) <= DIRECT_MAX_TAPS)
+
+
+def small_forward(x, weight, bias, window: Window2d, groups: int,
+                  budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    return _compiled_forward(x, weight, bias, window, groups)
+
+
+def small_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
+                     budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    return _compiled_grad_input(grad_out, weight, window, groups, x_shape)
+
+
+def small_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
+                      budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    return _compiled_grad_weight(grad_out, x, weight_shape, window, groups)
+
+
+small = Algorithm(small_supports, small_forward, small_grad_input, small_grad_weight)
+
+
+# ---------------------------------------------------------------------------------------------
+# where each algorithm beats im2col + GEMM: rules for the planner, all with the signature
+# rule(pass_name, x_shape, weight_shape, window, groups) -> bool, and meant to be asked only
+# where the algorithm's `supports` is True
+# ---------------------------------------------------------------------------------------------
+
+
+def pointwise_rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> bool:
+    """Always: no unrolling at all; 1.1x to 3x faster than im2col on every measured shape
+    (28x28 maps 256 -> 64, 7x7 maps 512 -> 512, 1x1 maps, strided, grouped), every pass."""
+    return True
+
+
+def depthwise_rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> bool:
+    """Always: compiled, 5x to 20x faster than im2col (whose per-group products have a
+    single row); the NumPy fallback still about even with it forward and 2x faster
+    forward + backward."""
+    return True
+
+
+def direct_rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> bool:
+    """Few multiply-adds per output (K*Og = Cg*kh*kw * C_out/G), and output maps large
+    enough that the per-band work pays for itself. Measured, one core:
+
+    * forward and grad_input win up to K*Og ~ 2000 (3 -> 64 3x3: 2x; 16 -> 16 3x3: 1.1x to
+      2x; lose at 6 -> 16 5x5, K*Og 2400) and on maps from about 8x8 (lose on 4x4 maps);
+    * grad_weight is a dot product per tap and image, BLAS calls that want long rows: it
+      wins up to K*Og ~ 500 on maps from about 16x16 (1 -> 32 3x3 28x28: 1.1x; 3 -> 16 3x3
+      32x32: 1.2x; loses at 8 -> 8 3x3 16x16, K*Og 576, and on 8x8 maps), and with groups
+      (im2col's grouped products are slow) to about twice that;
+    * single-channel filtering (1 -> 1, corr2d): 10x to 30x, every pass.
+    """
+    c_out, channels_per_group, kh, kw = weight_shape
+    per_output = channels_per_group * kh * kw * (c_out // groups)
+    out_pixels = window.out_height * window.out_width
+    if pass_name == "grad_weight":
+        limit = 1024 if groups > 1 else 512
+        return per_output <= limit and out_pixels >= 256
+    return per_output <= 2048 and out_pixels >= 64
+

@@ -24,6 +24,7 @@ from .backend import (
     uint8,
 )
 from .functional import convolve2d, corr2d
+from .kernels.threads import get_num_threads, set_num_threads
 from .tensor import (
     Generator,
     Size,
@@ -97,6 +98,7 @@ for _name in (
 del _name
 
 from . import (  # noqa: E402  (they build on the names above)
+    backends,
     models,  # noqa: E402
     nn,
     optim,

@@ -19,6 +19,7 @@ import numpy as np
 from . import backend
 from .autograd import Function
 from .kernels import conv as conv_kernels
+from .kernels import plan
 from .kernels import pool as pool_kernels
 from .kernels.windows import Window2d, make_window, pad_array, pad_array_backward
 from .tensor import Tensor, _wrap, as_tensor
@@ -174,32 +175,43 @@ def _check_pad_fits(mode, size, before, after, shape, pad) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-# Keep the unrolled windows of a convolution for its weight gradient when they are at most
-# this large; beyond it, the backward pass unrolls the input again.
+# Keep the unrolled windows of an im2col convolution for its weight gradient when they are at
+# most this large (and within the planner's memory budget); beyond it, the backward pass
+# unrolls the input again.
 KEEP_COL_BYTES = 64 * 2**20
 
 
 class _Conv2d(Function):
+    """Each pass runs on the algorithm the planner (kernels/plan.py) picks for its shape."""
+
     @staticmethod
     def forward(ctx, x, weight, bias, window, groups):
-        col = conv_kernels.unrolled(x, window, groups)                 # (G, K, N*L)
-        needs_weight = len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]
         ctx.save_for_backward(x, weight)
-        ctx.col = col if needs_weight and col.nbytes <= KEEP_COL_BYTES else None
-        ctx.window, ctx.groups = window, groups
-        return conv_kernels.conv2d_forward(col, weight, bias, x.shape[0], window)
+        ctx.window, ctx.groups, ctx.col = window, groups, None
+        problem = (x.shape, weight.shape, window, groups, x.dtype)
+        args = (x, weight, bias, window, groups)
+        needs_weight = len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]
+        keep_col = needs_weight and conv_kernels.col_bytes(x.shape, weight.shape, window, x.dtype) \
+            <= min(KEEP_COL_BYTES, plan.settings.memory_budget)
+        if keep_col and plan.choose("forward", *problem) == "gemm":
+            ctx.col = conv_kernels.unrolled(x, window, groups)             # (G, K, N*L)
+            return conv_kernels.conv2d_forward(ctx.col, weight, bias, x.shape[0], window)
+        return plan.conv_pass("forward", *problem, *args)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_arrays
         window, groups = ctx.window, ctx.groups
+        problem = (x.shape, weight.shape, window, groups, x.dtype)
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         grad_x = grad_weight = grad_bias = None
         if needs_x:
-            grad_x = conv_kernels.conv2d_grad_input(grad, weight, window, groups, x.shape)
-        if needs_weight:
-            col = ctx.col if ctx.col is not None else conv_kernels.unrolled(x, window, groups)
-            grad_weight = conv_kernels.conv2d_grad_weight(grad, col, weight.shape, window)
+            grad_x = plan.conv_pass("grad_input", *problem, grad, weight, window, groups, x.shape)
+        if needs_weight and ctx.col is not None:
+            grad_weight = conv_kernels.conv2d_grad_weight(grad, ctx.col, weight.shape, window)
+        elif needs_weight:
+            grad_weight = plan.conv_pass("grad_weight", *problem, grad, x, weight.shape, window,
+                                         groups)
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias
@@ -213,7 +225,8 @@ class _ConvTranspose2d(Function):
     def forward(ctx, x, weight, bias, window, groups, out_shape):
         ctx.save_for_backward(x, weight)
         ctx.window, ctx.groups = window, groups
-        out = conv_kernels.conv2d_grad_input(x, weight, window, groups, out_shape)
+        out = plan.conv_pass("grad_input", out_shape, weight.shape, window, groups, x.dtype,
+                             x, weight, window, groups, out_shape)
         if bias is not None:
             out += bias.reshape(1, -1, 1, 1)
         return out
@@ -222,14 +235,15 @@ class _ConvTranspose2d(Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_arrays
         window, groups = ctx.window, ctx.groups
+        # the convolution this op is the adjoint of: input `grad`, output `x`
+        problem = (grad.shape, weight.shape, window, groups, grad.dtype)
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         grad_x = grad_weight = grad_bias = None
-        if needs_x or needs_weight:
-            col = conv_kernels.unrolled(grad, window, groups)   # the windows of the gradient
-            if needs_x:
-                grad_x = conv_kernels.conv2d_forward(col, weight, None, x.shape[0], window)
-            if needs_weight:
-                grad_weight = conv_kernels.conv2d_grad_weight(x, col, weight.shape, window)
+        if needs_x:
+            grad_x = plan.conv_pass("forward", *problem, grad, weight, None, window, groups)
+        if needs_weight:
+            grad_weight = plan.conv_pass("grad_weight", *problem, x, grad, weight.shape, window,
+                                         groups)
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias

@@ -8,9 +8,16 @@ The unrolled windows ("col") are laid out with the batch folded into the columns
 (G, K, N*L): then the forward pass, the weight gradient and the input gradient are each one
 (batched over groups) matrix product, and the weight gradient sums over the batch inside
 that product instead of after it.
+
+The algorithm works for every shape, dtype and option, and is the planner's fallback
+(plan.py). Its cost is the col buffer, K/(stride_h*stride_w) times the input: `forward`,
+`grad_input` and `grad_weight` bound it by unrolling a chunk of the batch at a time (or, when
+one image alone is over the budget, a band of output rows at a time).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -86,10 +93,11 @@ def fold(col: np.ndarray, window: Window2d, x_shape: tuple) -> np.ndarray:
     return col2im(np.moveaxis(col, 0, 3), window, x_shape)
 
 
-def unrolled(x: np.ndarray, window: Window2d, groups: int) -> np.ndarray:
-    """im2col of x, grouped: col (G, K, N*L), its columns in `batch_innermost` order."""
+def unrolled(x: np.ndarray, window: Window2d, groups: int, padded: bool = False) -> np.ndarray:
+    """im2col of x (already padded, if `padded`), grouped: col (G, K, N*L), its columns in
+    `batch_innermost` order."""
     n, c = x.shape[:2]
-    col = im2col(pad(x, window), window, batch_innermost(n, window))
+    col = im2col(x if padded else pad(x, window), window, batch_innermost(n, window))
     return col.reshape(groups, (c // groups) * window.kernel[0] * window.kernel[1], -1)
 
 
@@ -147,3 +155,97 @@ def conv2d_grad_weight(grad_out, col: np.ndarray, weight_shape, window: Window2d
 
 def conv2d_grad_bias(grad_out) -> np.ndarray:
     return grad_out.sum(axis=(0, 2, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# the planner's interface (plan.py): each pass in chunks, so that col stays within a budget
+# ---------------------------------------------------------------------------------------------
+
+
+def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype, pass_name) -> bool:
+    return True
+
+
+def col_bytes(x_shape, weight_shape, window: Window2d, dtype) -> int:
+    """The size of the whole batch's col, (G, K, N*L)."""
+    n, c_in = x_shape[:2]
+    kh, kw = window.kernel
+    return n * c_in * kh * kw * window.out_height * window.out_width * np.dtype(dtype).itemsize
+
+
+def _chunks(x_shape, weight_shape, window: Window2d, dtype, budget: int):
+    """Yield (batch slice, output-row slice) pieces whose col and GEMM result stay within
+    `budget` bytes: whole images while one fits, else bands of output rows of one image."""
+    n, c_in = x_shape[:2]
+    kh, kw = window.kernel
+    # bytes per output position: its window (C_in*kh*kw numbers) and its C_out results
+    per_position = (c_in * kh * kw + weight_shape[0]) * np.dtype(dtype).itemsize
+    per_image = per_position * window.out_height * window.out_width
+    if per_image <= budget:
+        step = max(1, budget // max(per_image, 1))
+        for start in range(0, n, step):
+            yield slice(start, min(n, start + step)), slice(0, window.out_height)
+        return
+    rows = max(1, budget // (per_position * window.out_width))
+    for image in range(n):
+        for top in range(0, window.out_height, rows):
+            yield slice(image, image + 1), slice(top, min(window.out_height, top + rows))
+
+
+def _band(padded: np.ndarray, window: Window2d, out_rows: slice):
+    """The padded input rows that output rows `out_rows` read, and the window over them."""
+    stride_h, dil_h = window.stride[0], window.dilation[0]
+    band = dataclasses.replace(window, out_height=out_rows.stop - out_rows.start)
+    first = out_rows.start * stride_h
+    last = (out_rows.stop - 1) * stride_h + dil_h * (window.kernel[0] - 1) + 1
+    return padded[:, :, first:last], band, slice(first, last)
+
+
+def _whole(rows: slice, window: Window2d) -> bool:
+    return rows.start == 0 and rows.stop == window.out_height
+
+
+def forward(x, weight, bias, window: Window2d, groups: int, budget: int) -> np.ndarray:
+    """conv2d forward, unrolling at most `budget` bytes of windows at a time."""
+    n = x.shape[0]
+    if col_bytes(x.shape, weight.shape, window, x.dtype) <= budget:
+        return conv2d_forward(unrolled(x, window, groups), weight, bias, n, window)
+    padded = pad(x, window)
+    out = np.empty((n, weight.shape[0], window.out_height, window.out_width), x.dtype)
+    for images, rows in _chunks(x.shape, weight.shape, window, x.dtype, budget):
+        source, band, _ = _band(padded[images], window, rows)
+        col = unrolled(source, band, groups, padded=True)
+        out[images, :, rows] = conv2d_forward(col, weight, bias, len(source), band)
+    return out
+
+
+def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape, budget: int):
+    """d loss / d x in pieces: each piece's windows added back into the padded gradient."""
+    if col_bytes(x_shape, weight.shape, window, grad_out.dtype) <= budget:
+        return conv2d_grad_input(grad_out, weight, window, groups, x_shape)
+    n, c_in = x_shape[:2]
+    grad_padded = np.zeros((n, c_in, window.padded_height, window.padded_width),
+                           grad_out.dtype)
+    for images, rows in _chunks(x_shape, weight.shape, window, grad_out.dtype, budget):
+        target, band, _ = _band(grad_padded[images], window, rows)
+        piece = grad_out[images, :, rows]
+        band_shape = (piece.shape[0], c_in, target.shape[2], target.shape[3])
+        # the band is its own unpadded input: col2im adds the band's windows into it
+        unpadded_band = dataclasses.replace(band, height=target.shape[2], width=target.shape[3],
+                                            padding=((0, 0), (0, 0)))
+        target += conv2d_grad_input(piece, weight, unpadded_band, groups, band_shape)
+    return np.ascontiguousarray(unpad(grad_padded, window))
+
+
+def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget: int):
+    """d loss / d weight, summed over pieces of the batch (or of one image's rows)."""
+    if col_bytes(x.shape, weight_shape, window, x.dtype) <= budget:
+        return conv2d_grad_weight(grad_out, unrolled(x, window, groups), weight_shape, window)
+    padded = pad(x, window)
+    total = np.zeros(weight_shape, dtype=grad_out.dtype)
+    for images, rows in _chunks(x.shape, weight_shape, window, x.dtype, budget):
+        source, band, _ = _band(padded[images], window, rows)
+        col = unrolled(source, band, groups, padded=True)
+        total += conv2d_grad_weight(np.ascontiguousarray(grad_out[images, :, rows]), col,
+                                    weight_shape, band)
+    return total

@@ -1,0 +1,41 @@
+"""Settings of corrnet's kernels, named after ``torch.backends``.
+
+    corrnet.backends.conv.benchmark = True          # time the algorithms once per shape
+    corrnet.backends.conv.memory_budget = 2**30     # bytes of buffers one conv pass may hold
+    corrnet.backends.conv.algorithm = "fft"         # force one algorithm where it applies
+    corrnet.backends.numba.enabled = False          # NumPy kernels only
+
+``corrnet.backends.cudnn`` is another name for ``conv``, so that PyTorch code setting
+``torch.backends.cudnn.benchmark = True`` turns on the same autotuning here.
+"""
+
+from __future__ import annotations
+
+from .kernels import jit as _jit
+from .kernels.plan import settings as conv
+
+cudnn = conv
+
+
+class _Numba:
+    """Whether the compiled (numba) kernels run; `available` says whether numba is installed."""
+
+    @property
+    def available(self) -> bool:
+        return _jit.AVAILABLE
+
+    @property
+    def enabled(self) -> bool:
+        return _jit.enabled()
+
+    @enabled.setter
+    def enabled(self, flag: bool) -> None:
+        _jit.use_compiled(flag)
+
+    def __repr__(self) -> str:
+        return f"numba settings(available={self.available}, enabled={self.enabled})"
+
+
+numba = _Numba()
+
+__all__ = ["conv", "cudnn", "numba"]

@@ -1,0 +1,202 @@
+"""The planner: which algorithm computes each pass of a convolution, chosen per shape.
+
+A convolution has three passes — forward, grad_input and grad_weight — and each may run on a
+different algorithm (Winograd's forward beside a GEMM weight gradient, say). The algorithms,
+each in its own module with the same interface (`supports`, `forward`, `grad_input`,
+`grad_weight`):
+
+    gemm        im2col + GEMM (conv.py): every shape, dtype and option; the fallback
+    pointwise   1x1 kernels as a plain GEMM, no unrolling (direct.py)
+    depthwise   one filter per channel, multiply-adds over shifted views (direct.py)
+    direct      small channel counts: a compiled loop, no unrolling (direct.py, numba only)
+    winograd    3x3, stride 1: F(m x m, 3x3) minimal filtering (winograd.py)
+    fft         large kernels, stride 1: products of spectra (fft.py)
+
+`choose` picks by rules measured on a 2-core x86 machine (`RULES`). With
+``corrnet.backends.conv.benchmark = True`` (as ``torch.backends.cudnn.benchmark``) it instead
+times every algorithm that supports the shape once, on the call's own data, and keeps the
+fastest for that shape from then on.
+
+Settings (``corrnet.backends.conv`` is `settings`):
+
+    memory_budget   most bytes of temporary buffers one pass may hold (default 256 MiB)
+    benchmark       autotune per shape (default False)
+    algorithm       force one algorithm where it supports the shape (None: the planner's pick)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import numpy as np
+
+from . import conv, direct, fft, jit, winograd
+from .windows import Window2d
+
+PASSES = ("forward", "grad_input", "grad_weight")
+
+ALGORITHMS = {
+    "gemm": conv,
+    "pointwise": direct.pointwise,
+    "depthwise": direct.depthwise,
+    "direct": direct.small,
+    "winograd": winograd,
+    "fft": fft,
+}
+
+
+class Settings:
+    """The planner's settings; `corrnet.backends.conv` is the one instance."""
+
+    def __init__(self):
+        self._memory_budget = 256 * 2**20
+        self._algorithm = None
+        self.benchmark = False
+
+    @property
+    def memory_budget(self) -> int:
+        """Most bytes of temporary buffers (unrolled windows, spectra, ...) one pass holds."""
+        return self._memory_budget
+
+    @memory_budget.setter
+    def memory_budget(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"memory_budget must be a positive number of bytes, got {value!r}")
+        self._memory_budget = int(value)
+
+    @property
+    def algorithm(self) -> str | None:
+        """The algorithm every pass uses where it supports the shape; None: the planner's."""
+        return self._algorithm
+
+    @algorithm.setter
+    def algorithm(self, name):
+        if name is not None and name not in ALGORITHMS:
+            raise ValueError(f"algorithm must be None or one of {sorted(ALGORITHMS)}, "
+                             f"got {name!r}")
+        self._algorithm = name
+
+    def __repr__(self) -> str:
+        return (f"conv settings(memory_budget={self.memory_budget}, benchmark={self.benchmark}, "
+                f"algorithm={self.algorithm!r})")
+
+
+settings = Settings()
+
+_autotuned: dict[tuple, str] = {}
+
+
+@contextlib.contextmanager
+def forcing(name: str | None):
+    """Run every convolution pass on algorithm `name` (where it supports the shape)."""
+    previous = settings.algorithm
+    settings.algorithm = name
+    try:
+        yield
+    finally:
+        settings.algorithm = previous
+
+
+def candidates(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype) -> list[str]:
+    """The algorithms that can compute this pass for this shape, gemm always among them."""
+    return [name for name, algorithm in ALGORITHMS.items()
+            if algorithm.supports(x_shape, weight_shape, window, groups, dtype, pass_name)]
+
+
+def choose(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype,
+           trial=None) -> str:
+    """The algorithm for one pass. x_shape is the convolution's input (N, C_in, H, W) and
+    weight_shape (C_out, C_in/groups, kh, kw), whichever pass is asked for. `trial(name)`,
+    when given, runs the pass on algorithm `name`; autotuning uses it to time them."""
+    able = candidates(pass_name, x_shape, weight_shape, window, groups, dtype)
+    if settings.algorithm is not None:
+        return settings.algorithm if settings.algorithm in able else "gemm"
+    if settings.benchmark and trial is not None and len(able) > 1:
+        key = (pass_name, tuple(x_shape), tuple(weight_shape), window, groups,
+               np.dtype(dtype).str, jit.enabled(), settings.memory_budget)
+        if key not in _autotuned:
+            _autotuned[key] = _fastest(able, trial)
+        return _autotuned[key]
+    return _rule(pass_name, able, x_shape, weight_shape, window, groups)
+
+
+def _fastest(names, trial) -> str:
+    """Time each algorithm once (after a first call that may compile), keep the fastest."""
+    seconds = {}
+    for name in names:
+        trial(name)
+        start = time.perf_counter()
+        trial(name)
+        seconds[name] = time.perf_counter() - start
+    return min(seconds, key=seconds.get)
+
+
+def _rule(pass_name, able, x_shape, weight_shape, window: Window2d, groups) -> str:
+    """The measured rules: the first algorithm in this order that supports the pass and whose
+    rule holds; else im2col + GEMM."""
+    for name in ("pointwise", "fft", "depthwise", "direct", "winograd"):
+        if name in able and RULES[name](pass_name, x_shape, weight_shape, window, groups):
+            return name
+    return "gemm"
+
+
+def _fft_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:
+    """Large kernels. Where each output reads one channel (single-channel filtering,
+    depthwise): from 5x5 on 128x128 images, or from 11x11 where the compiled direct filter
+    runs (it wins below that: 10-30x over im2col). With channels: from 7x7 on 32x32 images
+    (9x9 for first layers, C_in <= 3). Stride 2 computes 4x the outputs: 4x the taps."""
+    taps = weight_shape[2] * weight_shape[3] / (window.stride[0] * window.stride[1])
+    area = window.height * window.width
+    if groups == x_shape[1]:
+        return taps >= (121 if jit.enabled() else 25) and area >= 128 * 128
+    return taps >= (81 if x_shape[1] <= 3 else 49) and area >= 32 * 32
+
+
+def _winograd_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:
+    """Where the 36 GEMMs outweigh the transforms: with c channels per group (the smaller side)
+    and s the smaller output side, from c*s >= 900 with compiled transforms (7x7 images at 128
+    channels, 14x14 at 64, 28x28 at 32, 56x56 at 16: 1.3-2.7x faster than im2col at 64-256
+    channels), from 128 channels and 14x14 with NumPy's (1.1-1.25x)."""
+    channels = min(x_shape[1], weight_shape[0]) // groups
+    side = min(window.out_height, window.out_width)
+    if jit.enabled():
+        return channels * side >= 900
+    return channels >= 128 and side >= 14
+
+
+# Each rule says where its algorithm beats im2col + GEMM, given that it supports the pass;
+# called as rule(pass_name, x_shape, weight_shape, window, groups).
+RULES = {
+    "pointwise": direct.pointwise_rule,
+    "fft": _fft_wins,
+    "depthwise": direct.depthwise_rule,
+    "direct": direct.direct_rule,
+    "winograd": _winograd_wins,
+}
+
+
+def run(pass_name, algorithm: str, *args):
+    """Run one pass on one algorithm, within the memory budget."""
+    return getattr(ALGORITHMS[algorithm], pass_name)(*args, settings.memory_budget)
+
+
+def conv_pass(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype, *args):
+    """Choose the algorithm for one pass of the convolution (x_shape, weight_shape, window,
+    groups, dtype) and run it on `args`, the arguments of that pass:
+
+        forward      x, weight, bias, window, groups
+        grad_input   grad_out, weight, window, groups, x_shape
+        grad_weight  grad_out, x, weight_shape, window, groups
+    """
+    def trial(name):
+        return run(pass_name, name, *args)
+
+    return run(pass_name, choose(pass_name, x_shape, weight_shape, window, groups, dtype, trial),
+               *args)
+
+
+def describe(x_shape, weight_shape, window: Window2d, groups: int = 1, dtype=np.float32):
+    """{pass: algorithm} as the planner's rules (or a forced algorithm) would choose."""
+    return {pass_name: choose(pass_name, x_shape, weight_shape, window, groups, dtype)
+            for pass_name in PASSES}

@@ -135,7 +135,7 @@ def _fastest(names, trial) -> str:
 def _rule(pass_name, able, x_shape, weight_shape, window: Window2d, groups) -> str:
     """The measured rules: the first algorithm in this order that supports the pass and whose
     rule holds; else im2col + GEMM."""
-    for name in ("pointwise", "fft", "depthwise", "direct", "winograd"):
+    for name in ("pointwise", "fft", "direct", "depthwise", "winograd"):
         if name in able and RULES[name](pass_name, x_shape, weight_shape, window, groups):
             return name
     return "gemm"

@@ -74,9 +74,14 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft as sfft
 
 from .windows import Window2d
+
+
+def _sfft():
+    """scipy.fft, imported on first use: it takes longer to import than all of corrnet."""
+    import scipy.fft
+    return scipy.fft
 
 WORKERS = int(os.environ.get("CORRNET_FFT_WORKERS") or 0) or os.cpu_count() or 1
 
@@ -126,7 +131,7 @@ def _grid_length(size: int, before: int, kernel_extent: int, out_span: int) -> i
     """
     reach_end = out_span + kernel_extent - 1 - before
     needed = max(size + before, reach_end, kernel_extent, out_span)
-    return sfft.next_fast_len(needed, real=True)
+    return _sfft().next_fast_len(needed, real=True)
 
 
 @dataclass(frozen=True)
@@ -166,17 +171,17 @@ def fft_grid(window: Window2d) -> _Grid:
 
 def _image_spectra(images: np.ndarray, grid: _Grid) -> np.ndarray:
     """(..., H, W) real planes at the grid's origin -> (..., Fh, Fw//2+1) spectra."""
-    return sfft.rfft2(images, s=grid.shape, workers=_workers(images))
+    return _sfft().rfft2(images, s=grid.shape, workers=_workers(images))
 
 
 def _output_spectra(grad_out: np.ndarray, grid: _Grid) -> np.ndarray:
     """(..., H_out, W_out) -> spectra of the planes holding them at the output cells."""
     if grid.out_rows.step == 1 and grid.out_cols.step == 1:
         # rfft2 pads with zeros up to the grid's size
-        return sfft.rfft2(grad_out, s=grid.shape, workers=_workers(grad_out))
+        return _sfft().rfft2(grad_out, s=grid.shape, workers=_workers(grad_out))
     planes = np.zeros(grad_out.shape[:-2] + grid.shape, dtype=grad_out.dtype)
     planes[..., grid.out_rows, grid.out_cols] = grad_out
-    return sfft.rfft2(planes, workers=_workers(planes), overwrite_x=True)
+    return _sfft().rfft2(planes, workers=_workers(planes), overwrite_x=True)
 
 
 def _tap_row_dft(grid: _Grid, dtype) -> np.ndarray:
@@ -198,7 +203,7 @@ def _kernel_spectra(weight: np.ndarray, grid: _Grid) -> np.ndarray:
     groups, rows, inner, kh, kw = weight.shape
     on_rows = np.zeros((groups, kh, grid.width, rows, inner), dtype=weight.dtype)
     on_rows[:, :, grid.tap_cols] = weight.transpose(0, 3, 4, 1, 2)      # (G, kh, Fw, P, Q)
-    row_spectra = sfft.rfft(on_rows, axis=2, workers=_workers(on_rows))  # (G, kh, Fr, P, Q)
+    row_spectra = _sfft().rfft(on_rows, axis=2, workers=_workers(on_rows))  # (G, kh, Fr, P, Q)
     shape = (groups, grid.height, *row_spectra.shape[2:])               # (G, Fh, Fr, P, Q)
     if math.prod(shape) >= MATMUL_DFT_SIZE:
         # (G, Fh, Fr*P*Q) = (Fh, kh) @ (G, kh, Fr*P*Q)
@@ -206,7 +211,7 @@ def _kernel_spectra(weight: np.ndarray, grid: _Grid) -> np.ndarray:
         return spectra.reshape(shape)
     spectra = np.zeros(shape, dtype=row_spectra.dtype)
     spectra[:, grid.tap_rows] = row_spectra
-    return sfft.fft(spectra, axis=1, workers=_workers(spectra), overwrite_x=True)
+    return _sfft().fft(spectra, axis=1, workers=_workers(spectra), overwrite_x=True)
 
 
 def _values_at_taps(spectra: np.ndarray, grid: _Grid) -> np.ndarray:
@@ -221,15 +226,15 @@ def _values_at_taps(spectra: np.ndarray, grid: _Grid) -> np.ndarray:
         tap_rows = inverse @ spectra.reshape(groups, height, -1)
         tap_rows = tap_rows.reshape(groups, -1, fr, rows, inner)
     else:
-        columns = sfft.ifft(spectra, axis=1, workers=_workers(spectra), overwrite_x=True)
+        columns = _sfft().ifft(spectra, axis=1, workers=_workers(spectra), overwrite_x=True)
         tap_rows = columns[:, grid.tap_rows]                            # (G, kh, Fr, P, Q)
-    tap_rows = sfft.irfft(tap_rows, n=grid.width, axis=2, workers=_workers(tap_rows))
+    tap_rows = _sfft().irfft(tap_rows, n=grid.width, axis=2, workers=_workers(tap_rows))
     return tap_rows[:, :, grid.tap_cols].transpose(0, 3, 4, 1, 2)       # (G, P, Q, kh, kw)
 
 
 def _planes(spectra: np.ndarray, grid: _Grid) -> np.ndarray:
     """(..., Fh, Fw//2+1) spectra -> (..., Fh, Fw) real planes."""
-    return sfft.irfft2(spectra, s=grid.shape, workers=_workers(spectra), overwrite_x=True)
+    return _sfft().irfft2(spectra, s=grid.shape, workers=_workers(spectra), overwrite_x=True)
 
 
 # ---------------------------------------------------------------------------------------------

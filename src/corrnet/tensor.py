@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import numbers
 from collections import namedtuple
 
@@ -1261,6 +1262,8 @@ def _shape_arg(args) -> tuple:
         args = tuple(args[0])
     elif len(args) == 1 and isinstance(args[0], Tensor):
         args = tuple(args[0].tolist())
+    if all(type(n) is int for n in args):  # the common case, checked fast
+        return tuple(args)
     shape = []
     for n in args:
         if isinstance(n, Tensor):
@@ -1276,7 +1279,7 @@ def _infer_shape(shape, numel, what):
         raise RuntimeError(f"{what}: only one dimension can be inferred, got shape {list(shape)}")
     if any(n < -1 for n in shape):
         raise RuntimeError(f"{what}: invalid shape dimension in {list(shape)}")
-    known = int(np.prod([n for n in shape if n != -1], dtype=np.int64))
+    known = math.prod(n for n in shape if n != -1)
     if -1 in shape:
         if known == 0 or numel % known:
             raise RuntimeError(

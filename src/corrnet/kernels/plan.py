@@ -84,7 +84,8 @@ class Settings:
 
 settings = Settings()
 
-_autotuned: dict[tuple, str] = {}
+_autotuned: dict[tuple, str] = {}   # autotuning's choices
+_ruled: dict[tuple, str] = {}       # the rules' choices, remembered per shape
 
 
 @contextlib.contextmanager
@@ -109,16 +110,22 @@ def choose(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype,
     """The algorithm for one pass. x_shape is the convolution's input (N, C_in, H, W) and
     weight_shape (C_out, C_in/groups, kh, kw), whichever pass is asked for. `trial(name)`,
     when given, runs the pass on algorithm `name`; autotuning uses it to time them."""
+    key = (pass_name, tuple(x_shape), tuple(weight_shape), window, groups,
+           np.dtype(dtype).str, jit.enabled())
+    if settings.algorithm is None and not settings.benchmark and key in _ruled:
+        return _ruled[key]
     able = candidates(pass_name, x_shape, weight_shape, window, groups, dtype)
     if settings.algorithm is not None:
         return settings.algorithm if settings.algorithm in able else "gemm"
     if settings.benchmark and trial is not None and len(able) > 1:
-        key = (pass_name, tuple(x_shape), tuple(weight_shape), window, groups,
-               np.dtype(dtype).str, jit.enabled(), settings.memory_budget)
-        if key not in _autotuned:
-            _autotuned[key] = _fastest(able, trial)
-        return _autotuned[key]
-    return _rule(pass_name, able, x_shape, weight_shape, window, groups)
+        tuned_key = (*key, settings.memory_budget)
+        if tuned_key not in _autotuned:
+            _autotuned[tuned_key] = _fastest(able, trial)
+        return _autotuned[tuned_key]
+    if len(_ruled) >= 4096:  # a bound, for programs that see endless shapes
+        _ruled.clear()
+    _ruled[key] = _rule(pass_name, able, x_shape, weight_shape, window, groups)
+    return _ruled[key]
 
 
 def _fastest(names, trial) -> str:

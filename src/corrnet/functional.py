@@ -205,13 +205,16 @@ class _Conv2d(Function):
         problem = (x.shape, weight.shape, window, groups, x.dtype)
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         grad_x = grad_weight = grad_bias = None
-        if needs_x:
-            grad_x = plan.conv_pass("grad_input", *problem, grad, weight, window, groups, x.shape)
+        # the weight gradient first, so that the kept windows are freed before the input
+        # gradient unrolls its own (the peak holds one of them, not both)
         if needs_weight and ctx.col is not None:
             grad_weight = conv_kernels.conv2d_grad_weight(grad, ctx.col, weight.shape, window)
         elif needs_weight:
             grad_weight = plan.conv_pass("grad_weight", *problem, grad, x, weight.shape, window,
                                          groups)
+        ctx.col = None
+        if needs_x:
+            grad_x = plan.conv_pass("grad_input", *problem, grad, weight, window, groups, x.shape)
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias

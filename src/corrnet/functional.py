@@ -191,12 +191,14 @@ class _Conv2d(Function):
         problem = (x.shape, weight.shape, window, groups, x.dtype)
         args = (x, weight, bias, window, groups)
         needs_weight = len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]
-        keep_col = needs_weight and conv_kernels.col_bytes(x.shape, weight.shape, window, x.dtype) \
-            <= min(KEEP_COL_BYTES, plan.settings.memory_budget)
-        # im2col's forward keeps its unrolled windows for the weight gradient; and where that
-        # gradient is im2col's while the forward would be direct's, one unrolling serving both
-        # is faster (LeNet's second layer forward+backward: 12 ms, against 20 ms with the
-        # direct forward and a second unrolling)
+        keep_col = needs_weight and not plan.settings.benchmark and conv_kernels.col_bytes(
+            x.shape, weight.shape, window, x.dtype) <= min(KEEP_COL_BYTES,
+                                                           plan.settings.memory_budget)
+        # im2col's forward keeps its unrolled windows for the weight gradient (not when
+        # autotuning, which times each pass on its own). Where that gradient is im2col's
+        # while the forward would be direct's, one unrolling serving both is faster (LeNet's
+        # second layer forward+backward: 12 ms, against 20 ms with the direct forward and a
+        # second unrolling).
         forward = plan.choose("forward", *problem)
         if keep_col and (forward == "gemm" or forward == "direct" and plan.choose(
                 "grad_weight", *problem) == "gemm"):

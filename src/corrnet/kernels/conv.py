@@ -198,11 +198,7 @@ def _band(padded: np.ndarray, window: Window2d, out_rows: slice):
     band = dataclasses.replace(window, out_height=out_rows.stop - out_rows.start)
     first = out_rows.start * stride_h
     last = (out_rows.stop - 1) * stride_h + dil_h * (window.kernel[0] - 1) + 1
-    return padded[:, :, first:last], band, slice(first, last)
-
-
-def _whole(rows: slice, window: Window2d) -> bool:
-    return rows.start == 0 and rows.stop == window.out_height
+    return padded[:, :, first:last], band
 
 
 def forward(x, weight, bias, window: Window2d, groups: int, budget: int) -> np.ndarray:
@@ -213,7 +209,7 @@ def forward(x, weight, bias, window: Window2d, groups: int, budget: int) -> np.n
     padded = pad(x, window)
     out = np.empty((n, weight.shape[0], window.out_height, window.out_width), x.dtype)
     for images, rows in _chunks(x.shape, weight.shape, window, x.dtype, budget):
-        source, band, _ = _band(padded[images], window, rows)
+        source, band = _band(padded[images], window, rows)
         col = unrolled(source, band, groups, padded=True)
         out[images, :, rows] = conv2d_forward(col, weight, bias, len(source), band)
     return out
@@ -227,7 +223,7 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape, budget:
     grad_padded = np.zeros((n, c_in, window.padded_height, window.padded_width),
                            grad_out.dtype)
     for images, rows in _chunks(x_shape, weight.shape, window, grad_out.dtype, budget):
-        target, band, _ = _band(grad_padded[images], window, rows)
+        target, band = _band(grad_padded[images], window, rows)
         piece = grad_out[images, :, rows]
         band_shape = (piece.shape[0], c_in, target.shape[2], target.shape[3])
         # the band is its own unpadded input: col2im adds the band's windows into it
@@ -244,7 +240,7 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget
     padded = pad(x, window)
     total = np.zeros(weight_shape, dtype=grad_out.dtype)
     for images, rows in _chunks(x.shape, weight_shape, window, x.dtype, budget):
-        source, band, _ = _band(padded[images], window, rows)
+        source, band = _band(padded[images], window, rows)
         col = unrolled(source, band, groups, padded=True)
         total += conv2d_grad_weight(np.ascontiguousarray(grad_out[images, :, rows]), col,
                                     weight_shape, band)

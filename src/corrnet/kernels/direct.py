@@ -66,7 +66,6 @@ planner, as `pointwise_rule`, `depthwise_rule` and `direct_rule`.
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import itertools
 from collections.abc import Callable
@@ -75,7 +74,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .jit import enabled, jit
-from .threads import get_num_threads
+from .threads import get_num_threads, helper_pool
 from .windows import Window2d, pad, shifted_views, unpad
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -431,15 +430,10 @@ def _threads(work: int) -> int:
     return get_num_threads() if work >= PARALLEL_WORK else 1
 
 
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-_pool_size = 0
-
-
 def _in_parallel(layout: _Layout, threads: int, run_piece) -> None:
     """Call run_piece(k, first_task, end_task) for each piece k of the tasks, on `threads`
-    threads: the calling one and threads - 1 helpers, each taking the next piece not yet
-    taken until none is left (the kernels release the GIL)."""
-    global _pool, _pool_size
+    threads: the calling one and threads - 1 of corrnet's helper threads, each taking the
+    next piece not yet taken until none is left (the kernels release the GIL)."""
     bounds = [k * layout.tasks // layout.pieces for k in range(layout.pieces + 1)]
     pieces = itertools.count()          # next() hands out each piece number once
 
@@ -447,14 +441,9 @@ def _in_parallel(layout: _Layout, threads: int, run_piece) -> None:
         while (k := next(pieces)) < layout.pieces:
             run_piece(k, bounds[k], bounds[k + 1])
 
-    helpers = min(threads, layout.pieces) - 1
+    helpers = min(threads, layout.pieces) - 1      # (threads <= get_num_threads())
     if helpers > 0:
-        if _pool_size < helpers:      # (more threads asked for than the pool has)
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = concurrent.futures.ThreadPoolExecutor(helpers, "corrnet-direct")
-            _pool_size = helpers
-        futures = [_pool.submit(work) for _ in range(helpers)]
+        futures = [helper_pool().submit(work) for _ in range(helpers)]
     work()
     if helpers > 0:
         for future in futures:

@@ -58,20 +58,27 @@ def apply_to_numba() -> None:
     numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
 
 
+def helper_pool() -> ThreadPoolExecutor:
+    """The threads that work beside the calling one: ``get_num_threads() - 1`` of them,
+    shared by every parallel kernel, started on first use."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1),
+                                   thread_name_prefix="corrnet")
+    return _pool
+
+
 def split_run(kernel, *arrays) -> None:
     """Run ``kernel(*pieces)`` on pieces of `arrays` cut alike along their first axis, on
     `get_num_threads()` threads when the arrays are large (the kernel writes its results
     into one of them, piece by piece); else ``kernel(*arrays)``, once."""
-    global _pool
     rows = arrays[0].shape[0] if arrays[0].ndim else 0
     pieces = min(_threads, rows)
     if pieces < 2 or arrays[0].size < MIN_PARALLEL_SIZE:
         kernel(*arrays)
         return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_threads - 1, thread_name_prefix="corrnet")
     bounds = [rows * piece // pieces for piece in range(pieces + 1)]
-    futures = [_pool.submit(kernel, *(array[start:stop] for array in arrays))
+    futures = [helper_pool().submit(kernel, *(array[start:stop] for array in arrays))
                for start, stop in zip(bounds[1:-1], bounds[2:], strict=True)]
     kernel(*(array[:bounds[1]] for array in arrays))
     for future in futures:

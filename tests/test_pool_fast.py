@@ -19,7 +19,7 @@ import torch.nn.functional as tF
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from corrnet.kernels import jit, pool, reference
+from corrnet.kernels import jit, pool, reference, threads
 from corrnet.kernels.windows import make_window
 
 from pool_geometry import pool_out_len, pool_windows_touch_input
@@ -45,6 +45,7 @@ def compiled(request, monkeypatch):
     if request.param and not jit.AVAILABLE:
         pytest.skip("numba is not installed")
     monkeypatch.setattr(pool, "COMPILED_MIN_SIZE", 0)
+    monkeypatch.setattr(threads, "MIN_PARALLEL_SIZE", 0)   # batches of 2+ split across threads
     with jit.use_compiled(request.param):
         yield request.param
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import Function
-from .kernels import threads
+from .kernels import activation
 
 # ---------------------------------------------------------------------------------------------
 # Elementwise arithmetic
@@ -153,37 +153,17 @@ class Sqrt(Function):
             return grad / (2 * out)
 
 
-def _sigmoid(a, out):
-    # 1 / (1 + exp(-a)), in place; exp overflows to inf for a << 0 and 1 / inf = 0 is the
-    # right limit, so the warning is silenced
-    np.negative(a, out=out)
-    with np.errstate(over="ignore"):
-        np.exp(out, out=out)
-    out += 1
-    np.reciprocal(out, out=out)
-
-
-def _sigmoid_grad(out, grad, grad_a):
-    # d sigmoid / da = out * (1 - out)
-    np.subtract(1, out, out=grad_a)
-    grad_a *= out
-    grad_a *= grad
-
-
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, a):
-        out = np.empty(a.shape, dtype=a.dtype)
-        threads.split_run(_sigmoid, np.ascontiguousarray(a), out)
+        out = activation.sigmoid_forward(a)
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
-        grad_a = np.empty(out.shape, dtype=np.result_type(out, grad))
-        threads.split_run(_sigmoid_grad, out, np.ascontiguousarray(grad), grad_a)
-        return grad_a
+        return activation.sigmoid_backward(out, grad)
 
 
 class Tanh(Function):

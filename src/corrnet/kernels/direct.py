@@ -43,13 +43,12 @@ or, for a stride-1 unpadded input (corr2d's 'valid'), reads the input in place â
 every output channel of the group over it. A big single image is cut into many bands, so
 both cores work on it. The kernels are compiled serial (`jit()`, GIL released) and take a
 range of tasks; a few Python threads (`threads.get_num_threads()` of them) take pieces of the
-task list until none is left. (numba's own parallel loops, prange, measured slower here:
-inside them np.dot becomes a scalar loop instead of a BLAS call, 10x slower, and the
+task list until none is left. (numba's own parallel loops, prange, measured slower here: the
 forward kernel compiled with parallel=True ran 1.7x slower even on one thread.) The same
 engine does the other two passes:
 
 * grad_weight: weight[o, c, i, j] gets the dot product of grad_out[n, o] with the tap's
-  shifted slice (BLAS dot, laid out like the forward pass, gap columns zero); each piece of
+  shifted slice (laid out like the forward pass, gap columns zero); each piece of
   the task list sums into its own row of partial sums, added at the end (no races);
 * grad_input: with stride 1 it is a correlation of the zero-padded output gradient with the
   kernel turned by 180 degrees (the taps' offsets mirrored, input and output channels
@@ -346,13 +345,13 @@ def _shifted_sum_kernel(source, source_dims, weight_rows, tap_offsets, bias, out
                     out_row[x] = acc_row[x]
 
 
-@jit()
+@jit(reassociate=True)
 def _shifted_dot_kernel(source, source_dims, grad_out, tap_offsets, partial,
                         stride_h, stride_w, top, left, groups,
                         band_rows, source_rows, row_width, copy_source, first_task, end_task):
     """partial[o, t] += sum_{y, x} grad_out[n, o, y, x] * (tap t's plane)[y, x], summed over
     the tasks first_task ... end_task - 1. Tasks, buffers and offsets as
-    `_shifted_sum_kernel`; the sums are BLAS dot products."""
+    `_shifted_sum_kernel`; each dot product is summed in vector lanes (reassociate=True)."""
     batch, channels, height, width = source_dims
     out_channels, taps = partial.shape
     out_height, out_width = grad_out.shape[2], grad_out.shape[3]
@@ -399,6 +398,7 @@ def _shifted_dot_kernel(source, source_dims, grad_out, tap_offsets, partial,
         length = (rows - 1) * row_width + out_width
         # the band of grad_out[n, o], rows row_width apart, zeros in the gap columns
         grad_band = np.zeros(length, dtype=grad_out.dtype)
+        zero = grad_band[0]
         for o in range(g * outs_per_group, (g + 1) * outs_per_group):
             for r in range(rows):
                 grad_row = grad_out[n, o, first_row + r]
@@ -407,8 +407,12 @@ def _shifted_dot_kernel(source, source_dims, grad_out, tap_offsets, partial,
                     band_row[x] = grad_row[x]
             for t in range(taps):
                 shifted = band[start + tap_offsets[t]:start + tap_offsets[t] + length]
-                # () = (length,) . (length,)
-                partial[o, t] += np.dot(grad_band, shifted)
+                # () = (length,) . (length,), summed in vector lanes (reassociate=True) and
+                # in the input's dtype; each band's sum is added to a float64 partial sum
+                total = zero
+                for p in range(length):
+                    total += grad_band[p] * shifted[p]
+                partial[o, t] += total
 
 
 class _Layout(NamedTuple):

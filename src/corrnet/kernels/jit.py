@@ -82,10 +82,18 @@ def numba_loaded() -> bool:
     return _configured
 
 
-def jit(parallel: bool = False):
-    """Decorator: compile the function with numba (nopython, fastmath off, cached on disk) on
-    its first call. The plain-Python function stays reachable as ``.py_func``; callers decide
-    between it and a NumPy path with `enabled()`."""
+def jit(parallel: bool = False, reassociate: bool = False):
+    """Decorator: compile the function with numba (nopython, cached on disk) on its first
+    call. The plain-Python function stays reachable as ``.py_func``; callers decide between
+    it and a NumPy path with `enabled()`.
+
+    Floating point stays IEEE: no fast-math assumptions about NaN or infinity. Division
+    follows NumPy (x / 0 is inf or NaN, not an exception): the check for a zero divisor that
+    Python's rule needs keeps a loop from vectorizing. `reassociate=True` lets LLVM reorder
+    sums and fuse multiply-adds (fast-math flags ``reassoc`` and ``contract``, nothing else),
+    so that a loop that sums into one number (a dot product) vectorizes; its result then
+    differs from the sequential sum by rounding only.
+    """
 
     def decorate(function):
         compiled = None
@@ -101,7 +109,9 @@ def jit(parallel: bool = False):
                     function.__name__, function.__defaults__, function.__closure__)
                 source.__module__ = function.__module__
                 source.__qualname__ = function.__qualname__
-                compiled = numba.njit(cache=True, parallel=parallel, nogil=True)(source)
+                compiled = numba.njit(
+                    cache=True, parallel=parallel, nogil=True, error_model="numpy",
+                    fastmath={"reassoc", "contract"} if reassociate else False)(source)
             return compiled(*args)
 
         call.py_func = function

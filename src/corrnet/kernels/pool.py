@@ -22,9 +22,9 @@ Two implementations with the same results:
   `COMPILED_MIN_SIZE` elements, and NumPy below. The max-pool backward is one kernel for
   every geometry, and runs at any size.
 
-The kernels run on one thread: a pooling pass over a whole batch takes a few milliseconds,
-and on a busy two-core machine a second thread that has to wait for a core costs far more
-than it saves.
+A large batch is cut into pieces of images that run on `threads.get_num_threads()` threads
+(`threads.split_run`; the kernels release the GIL): LeNet's first average pool, forward and
+backward, 2.4 -> 1.3 ms a step on two cores.
 
 Max pooling semantics (PyTorch's CPU kernel): padding counts as -inf and never wins; within
 a window the scan starts at maxval = -inf with the first cell inside the input as winner and
@@ -39,6 +39,7 @@ import functools
 import numpy as np
 
 from .jit import enabled, jit
+from .threads import split_run
 from .windows import Window2d, adaptive_bounds, pad, shifted_views, unpad
 
 # arrays (N*C*H*W elements) from which the kernels compiled per geometry run (see above)
@@ -143,7 +144,8 @@ def _max_pool_compiled(x: np.ndarray, window: Window2d):
     out = np.empty(shape, dtype=x.dtype)
     winner = np.empty(shape, dtype=_winner_dtype(window))
     kernel = _max_pool_kernel(*window.kernel, *window.stride, *window.dilation)
-    kernel(x, out, winner, *_scan_plan(window), x.dtype.type(-np.inf))
+    plan = _scan_plan(window)
+    split_run(lambda *images: kernel(*images, *plan, x.dtype.type(-np.inf)), x, out, winner)
     return out, winner
 
 
@@ -267,9 +269,10 @@ def max_pool2d_backward(grad_out: np.ndarray, winner: np.ndarray, window: Window
         offsets = np.arange(kh * kw)
         (top, _), (left, _) = window.padding
         # (contiguous: one compiled kernel per dtype, although grad_out is often a broadcast)
-        _max_pool_backward_kernel(np.ascontiguousarray(grad_out), np.ascontiguousarray(winner),
-                                  grad_x, *window.stride, top, left, (offsets // kw) * dh,
-                                  (offsets % kw) * dw)
+        shifts = (offsets // kw) * dh, (offsets % kw) * dw
+        split_run(lambda *images: _max_pool_backward_kernel(*images, *window.stride, top, left,
+                                                            *shifts),
+                  np.ascontiguousarray(grad_out), np.ascontiguousarray(winner), grad_x)
         return grad_x
     if _non_overlapping(window):
         # each input cell lies in at most one window: each offset's view is written once
@@ -338,8 +341,10 @@ def avg_pool2d_forward(x: np.ndarray, window: Window2d, divisor: np.ndarray) -> 
     if _runs_compiled(x):
         out = np.empty(x.shape[:2] + (window.out_height, window.out_width), dtype=x.dtype)
         kernel = _avg_pool_kernel(*window.kernel, *window.stride)
-        kernel(np.ascontiguousarray(x), divisor.astype(x.dtype), out, *_scan_plan(window),
-               x.dtype.type(0))
+        divisor, plan = divisor.astype(x.dtype), _scan_plan(window)
+        split_run(lambda images, out_images: kernel(images, divisor, out_images, *plan,
+                                                    x.dtype.type(0)),
+                  np.ascontiguousarray(x), out)
         return out
     padded = pad(x, window, value=0)
     floating = np.issubdtype(x.dtype, np.floating)
@@ -405,9 +410,11 @@ def avg_pool2d_backward(grad_out: np.ndarray, divisor: np.ndarray, window: Windo
     grad_x = np.empty(x_shape, dtype=grad_out.dtype)
     if _runs_compiled(grad_x):
         kernel = _avg_pool_backward_kernel(*window.kernel, *window.stride)
+        divisor, plan = divisor.astype(grad_out.dtype), _scan_plan(window)
         # (contiguous: one compiled kernel per dtype, although grad_out is often a broadcast)
-        kernel(np.ascontiguousarray(grad_out), divisor.astype(grad_out.dtype), grad_x,
-               *_scan_plan(window))
+        split_run(lambda grad_images, grad_x_images: kernel(grad_images, divisor,
+                                                            grad_x_images, *plan),
+                  np.ascontiguousarray(grad_out), grad_x)
         return grad_x
     share = grad_out / divisor.astype(grad_out.dtype)        # (N, C, H_out, W_out)
     if _non_overlapping(window):

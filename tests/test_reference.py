@@ -260,3 +260,41 @@ def test_conv_layouts_agree_with_the_reference_forward_and_backward(batch):
         check(out_c.detach().numpy(), out_t.detach().numpy(), np.float64, "forward")
         check(xc.grad.numpy(), xt.grad.numpy(), np.float64, "input gradient")
         check(wc.grad.numpy(), wt.grad.numpy(), np.float64, "weight gradient")
+
+
+@SETTINGS
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(1, 2),
+       st.integers(0, 2), st.integers(1, 3), st.integers(3, 8), DTYPES, seeds)
+def test_compiled_batch_last_unrolling_matches_numpy(kh, kw, stride, dilation, padding,
+                                                     channels, size, dtype, seed):
+    """The compiled im2col and col2im of the batch-innermost layout (kernels.conv) give the
+    NumPy copies' and adds' results bit for bit; im2col equals the reference unfold, and
+    col2im is its adjoint: <unfold(x), col> = <x, col2im(col)>."""
+    from corrnet.kernels import conv as conv_kernels
+    from corrnet.kernels import jit
+    from corrnet.kernels.windows import make_window, pad
+
+    if not jit.AVAILABLE:
+        pytest.skip("numba is not installed")
+    span = dilation * (max(kh, kw) - 1) + 1
+    assume(size + 2 * padding >= span)
+    window = make_window("t", size, size + 1, (kh, kw), (stride, stride),
+                         ((padding, padding), (padding, padding)), (dilation, dilation))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((5, channels, size, size + 1)).astype(dtype)
+    col_shape = (channels, kh, kw, window.out_height, window.out_width, 5)
+    col = rng.standard_normal(col_shape).astype(dtype)
+    results = {}
+    for compiled in (True, False):
+        with jit.use_compiled(compiled):
+            results[compiled] = (conv_kernels.im2col(pad(x, window), window, batch_last=True),
+                                 conv_kernels.col2im(col, window, x.shape, batch_last=True))
+    np.testing.assert_array_equal(results[True][0], results[False][0])
+    np.testing.assert_array_equal(results[True][1], results[False][1])
+    unfolded = ref.unfold(x.astype(np.float64), (kh, kw), (dilation,) * 2, (padding,) * 2,
+                          (stride,) * 2)                     # (N, C*kh*kw, L), the reference
+    col_as_unfold = np.moveaxis(col, -1, 0).reshape(5, channels * kh * kw, -1)
+    unrolled = np.moveaxis(results[True][0], -1, 0).reshape(unfolded.shape)
+    np.testing.assert_array_equal(unrolled, unfolded.astype(dtype))
+    adjoint = np.sum(results[True][1].astype(np.float64) * x)
+    assert np.isclose(np.sum(unfolded * col_as_unfold), adjoint, rtol=1e-4)

@@ -7,6 +7,7 @@ from the same NumPy array.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 
@@ -524,3 +525,32 @@ def test_max_min_with_dim_print_like_torch(method, keepdim):
     ours = getattr(cn.tensor(arr), method)(dim=1, keepdim=keepdim)
     theirs = getattr(torch.tensor(arr), method)(dim=1, keepdim=keepdim)
     assert repr(ours) == repr(theirs)
+
+
+@pytest.mark.parametrize("grad_mode", ["no_grad", "plain"])
+@pytest.mark.parametrize("alpha", [1, -0.9, 3])
+def test_add_in_place_matches_torch(grad_mode, alpha):
+    """add_ as an optimizer uses it (same shape and dtype, nothing recorded: the fast path) and
+    with broadcasting or mixed dtypes (the general path): torch's values, dtype, version
+    counter, and writes through a view into its base."""
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((3, 4)).astype(np.float32)
+    other = rng.standard_normal(4).astype(np.float32)
+    context = cn.no_grad if grad_mode == "no_grad" else contextlib.nullcontext
+    torch_context = torch.no_grad if grad_mode == "no_grad" else contextlib.nullcontext
+    b_c, b_t = cn.from_numpy(base.copy()), torch.from_numpy(base.copy())
+    with context(), torch_context():
+        row_c, row_t = b_c[1], b_t[1]
+        version = row_c._version[0]
+        row_c.add_(cn.from_numpy(other), alpha=alpha)             # same shape: fast path
+        row_t.add_(torch.from_numpy(other), alpha=alpha)
+        assert row_c._version[0] == version + 1
+        b_c.add_(cn.from_numpy(other), alpha=alpha)               # broadcast: general path
+        b_t.add_(torch.from_numpy(other), alpha=alpha)
+        b_c.add_(cn.from_numpy(base.astype(np.float64)[0]))       # float64 other, cast back
+        b_t.add_(torch.from_numpy(base.astype(np.float64)[0]))
+    assert b_c.dtype == cn.float32
+    # (PyTorch may fuse alpha * other + self into one rounding: 1 ulp apart at most)
+    np.testing.assert_allclose(b_c.numpy(), b_t.numpy(), rtol=3e-7, atol=1e-7)
+    with pytest.raises(RuntimeError, match="result type"):
+        cn.zeros(3, dtype=cn.int64).add_(cn.ones(3, dtype=cn.int64), alpha=0.5)

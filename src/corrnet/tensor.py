@@ -606,6 +606,17 @@ class Tensor:
         return self._inplace_op(Tensor.__truediv__, other)
 
     def add_(self, other, alpha=1):
+        if (isinstance(other, Tensor) and other._data.shape == self._data.shape
+                and other._data.dtype == self._data.dtype and self._data.dtype.kind == "f"
+                and isinstance(alpha, (int, float))
+                and not (is_grad_enabled() and (self.requires_grad or other.requires_grad))):
+            # nothing to record (an optimizer's update): add in place, without the two ops
+            # and the copy of the general path (the same arithmetic, in self's dtype)
+            self._check_writeable()
+            np.add(self._data, other._data if alpha == 1 else other._data * alpha,
+                   out=self._data)
+            self._bump_version()
+            return self
         return self._inplace_op(Tensor.add, other, alpha)
 
     def sub_(self, other, alpha=1):

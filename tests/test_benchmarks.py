@@ -186,7 +186,7 @@ def test_time_candidates_counts_samples_and_survives_a_failing_candidate():
     seconds, samples, notes = bench.time_candidates(
         {"corrnet": corrnet_call, "torch": failing_call, "opencv": None}, timing)
     assert samples == {"corrnet": 7, "torch": 0, "opencv": 0}
-    assert calls["corrnet"] == 1 + 7  # the warm-up call, then the samples
+    assert calls["corrnet"] == 2 + 7  # the two warm-up calls, then the samples
     assert _positive_finite(seconds["corrnet"])
     assert seconds["torch"] is None and notes["torch"].startswith("failed: MemoryError")
     assert seconds["opencv"] is None and notes["opencv"] == "not installed"

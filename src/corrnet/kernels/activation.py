@@ -6,7 +6,7 @@ NumPy computes the forward pass in four whole-array passes, and its float32 `exp
 number at a time on this kind of machine (about 2.8 ns each, 3.4 ms for LeNet's first
 feature map of 1.2 million numbers). Here the exponential is written out in arithmetic that
 LLVM turns into 8-wide AVX2 instructions, in two loops over a block of 1024 numbers that
-stays in the L1 cache (0.9 ms for the same map on one core):
+stays in the L1 cache (about 1 ms for the same map on one core):
 
     exp(t) = 2**k * exp(r),    k = round(t / ln 2),    r = t - k*ln 2,    |r| <= ln(2) / 2
 

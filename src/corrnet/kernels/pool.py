@@ -23,8 +23,9 @@ Two implementations with the same results:
   every geometry, and runs at any size.
 
 A large batch is cut into pieces of images that run on `threads.get_num_threads()` threads
-(`threads.split_run`; the kernels release the GIL): LeNet's first average pool, forward and
-backward, 2.4 -> 1.3 ms a step on two cores.
+(`threads.split_run`; the kernels release the GIL). On two cores, LeNet's first average pool
+(256, 6, 28, 28): backward 1.2 -> 1.0 ms, forward 0.75 -> 0.68 ms; its max pool's backward
+1.2 -> 0.85 ms, while its forward (0.6 ms) gains nothing.
 
 Max pooling semantics (PyTorch's CPU kernel): padding counts as -inf and never wins; within
 a window the scan starts at maxval = -inf with the first cell inside the input as winner and

@@ -226,7 +226,7 @@ def time_candidates(candidates: dict[str, Callable | None], timing: Timing):
     docstring says. Returns (seconds, samples, notes), each a dict by candidate name.
     """
     notes: dict[str, str] = {}
-    first_call: dict[str, float] = {}
+    warm_call: dict[str, float] = {}
     for name, call in candidates.items():
         if call is None:
             notes[name] = "not installed"
@@ -234,15 +234,15 @@ def time_candidates(candidates: dict[str, Callable | None], timing: Timing):
         try:
             # the first call pays one-off costs (numba loading a compiled kernel from its disk
             # cache, a planner's first choice); the second one, timed, sets the sample count
-            first_call[name] = _seconds(call)
-            if first_call[name] <= timing.slow_call_s:
-                first_call[name] = _seconds(call)
+            warm_call[name] = _seconds(call)
+            if warm_call[name] <= timing.slow_call_s:
+                warm_call[name] = _seconds(call)
         except Exception as error:  # one failing candidate mustn't end the run
             notes[name] = f"failed: {type(error).__name__}: {str(error)[:120]}"
 
-    samples: dict[str, list[float]] = {name: [] for name in first_call}
+    samples: dict[str, list[float]] = {name: [] for name in warm_call}
     planned: dict[str, list[int]] = {}
-    for name, seconds in first_call.items():
+    for name, seconds in warm_call.items():
         if seconds > timing.slow_call_s:
             samples[name].append(seconds)  # too slow to repeat: the warm-up call is the sample
             count = 0

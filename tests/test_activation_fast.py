@@ -96,9 +96,13 @@ def test_float64_and_broadcast_gradients_take_numpy_path(compiled):
     x = np.linspace(-30, 30, 5000)
     np.testing.assert_allclose(activation.sigmoid_forward(x), torch.sigmoid(torch.from_numpy(x)),
                                rtol=1e-14, atol=0)
-    out = activation.sigmoid_forward(x.astype(np.float32))
-    grad_x = activation.sigmoid_backward(out, np.float32(2.0))      # a broadcast gradient
-    np.testing.assert_allclose(grad_x, 2 * out * (1 - out), rtol=1e-6)
+    x32 = x.astype(np.float32)
+    grad_x = activation.sigmoid_backward(activation.sigmoid_forward(x32),
+                                         np.float32(2.0))        # a broadcast gradient
+    x_t = torch.from_numpy(x32).requires_grad_()
+    torch.sigmoid(x_t).backward(torch.full(x32.shape, 2.0))
+    assert grad_x.dtype == np.float32
+    assert_close_gradient(grad_x, x_t.grad.numpy(), np.full(x32.shape, 2.0, np.float32))
 
 
 def test_tensor_sigmoid_uses_the_kernels(compiled):

@@ -27,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-from .jit import enabled, jit
+from .jit import jit, runs_compiled
 from .threads import split_run
 from .windows import Window2d, pad, shifted_views, unpad
 
@@ -54,7 +54,7 @@ def im2col(x_padded: np.ndarray, window: Window2d, batch_last: bool = False) -> 
     if batch_last:
         source = np.ascontiguousarray(x_padded.transpose(1, 2, 3, 0))   # (C, Hp, Wp, N)
         col = np.empty((c, kh, kw, window.out_height, window.out_width, n), x_padded.dtype)
-        if enabled() and col.dtype in (np.float32, np.float64):
+        if runs_compiled(col.dtype):
             # the same copies, compiled, input channels split across the threads
             geometry = (*window.stride, *window.dilation)
             split_run(lambda source_part, col_part: _im2col_batch_last_kernel(
@@ -81,7 +81,7 @@ def col2im(col: np.ndarray, window: Window2d, x_shape: tuple, batch_last: bool =
     `_col2im_batch_last_kernel` gathers each input cell's terms instead (same sums, same
     order), writing (N, C, H, W) directly.
     """
-    if batch_last and enabled() and col.dtype in (np.float32, np.float64):
+    if batch_last and runs_compiled(col.dtype):
         out = np.empty(x_shape, dtype=col.dtype)
         (top, _), (left, _) = window.padding
         geometry = (*window.stride, *window.dilation, top, left)

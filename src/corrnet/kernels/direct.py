@@ -72,7 +72,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .jit import enabled, jit
+from .jit import jit, runs_compiled
 from .threads import get_num_threads, helper_pool
 from .windows import Window2d, pad, shifted_views, unpad
 
@@ -100,11 +100,6 @@ class Algorithm(NamedTuple):
     forward: Callable
     grad_input: Callable
     grad_weight: Callable
-
-
-def _float_kernel_dtype(dtype) -> bool:
-    """Whether the compiled kernels take arrays of this dtype (float32 and float64)."""
-    return np.dtype(dtype) in (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _numeric(dtype) -> bool:
@@ -666,13 +661,9 @@ def depthwise_supports(x_shape, weight_shape, window: Window2d, groups: int, dty
             and _numeric(dtype))
 
 
-def _use_compiled(dtype) -> bool:
-    return enabled() and _float_kernel_dtype(dtype)
-
-
 def depthwise_forward(x, weight, bias, window: Window2d, groups: int,
                       budget: int = DEFAULT_BUDGET) -> np.ndarray:
-    if _use_compiled(x.dtype):
+    if runs_compiled(x.dtype):
         return _compiled_forward(x, weight, bias, window, groups)
     n, c = x.shape[:2]
     multiplier = weight.shape[0] // c
@@ -698,7 +689,7 @@ def depthwise_forward(x, weight, bias, window: Window2d, groups: int,
 
 def depthwise_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
                          budget: int = DEFAULT_BUDGET) -> np.ndarray:
-    if _use_compiled(grad_out.dtype):
+    if runs_compiled(grad_out.dtype):
         return _compiled_grad_input(grad_out, weight, window, groups, x_shape)
     n, c = x_shape[:2]
     multiplier = weight.shape[0] // c
@@ -722,7 +713,7 @@ def depthwise_grad_input(grad_out, weight, window: Window2d, groups: int, x_shap
 
 def depthwise_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
                           budget: int = DEFAULT_BUDGET) -> np.ndarray:
-    if _use_compiled(x.dtype):
+    if runs_compiled(x.dtype):
         return _compiled_grad_weight(grad_out, x, weight_shape, window, groups)
     n, c = x.shape[:2]
     multiplier = weight_shape[0] // c
@@ -756,7 +747,7 @@ def small_supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
     back to im2col) and at most `DIRECT_MAX_TAPS` multiply-adds per output position and
     group (Cg*kh*kw * Og)."""
     c_out, channels_per_group, kh, kw = weight_shape
-    return (enabled() and len(x_shape) == 4 and _float_kernel_dtype(dtype)
+    return (len(x_shape) == 4 and runs_compiled(dtype)
             and channels_per_group * kh * kw * (c_out // groups) <= DIRECT_MAX_TAPS)
 
 

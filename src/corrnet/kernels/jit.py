@@ -27,6 +27,8 @@ import importlib.util
 import os
 import types
 
+import numpy as np
+
 AVAILABLE = importlib.util.find_spec("numba") is not None
 _enabled = AVAILABLE and os.environ.get("CORRNET_NUMBA", "1") != "0"
 
@@ -36,6 +38,12 @@ prange = range   # the name the kernels use; numba's prange is put in its place 
 def enabled() -> bool:
     """Whether the compiled kernels run (numba installed and not switched off)."""
     return _enabled
+
+
+def runs_compiled(dtype) -> bool:
+    """Whether a compiled kernel runs for arrays of this dtype: the kernels are on, and the
+    dtype is one they are written for (float32 or float64)."""
+    return _enabled and np.dtype(dtype) in (np.float32, np.float64)
 
 
 @contextlib.contextmanager

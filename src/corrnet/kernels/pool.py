@@ -39,20 +39,12 @@ import functools
 
 import numpy as np
 
-from .jit import enabled, jit
+from .jit import jit, runs_compiled
 from .threads import split_run
 from .windows import Window2d, adaptive_bounds, pad, shifted_views, unpad
 
 # arrays (N*C*H*W elements) from which the kernels compiled per geometry run (see above)
 COMPILED_MIN_SIZE = 1 << 16
-
-_COMPILED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _compiled_for(dtype) -> bool:
-    """Whether the numba kernels run for arrays of this dtype (floats only)."""
-    return enabled() and np.dtype(dtype) in _COMPILED_DTYPES
-
 
 def _lowest(dtype) -> float | int:
     if np.issubdtype(dtype, np.floating):
@@ -115,7 +107,7 @@ def _scan_plan(window: Window2d) -> tuple:
 def _runs_compiled(a: np.ndarray) -> bool:
     """Whether a pooling pass over `a` (the input, or the input gradient) runs the kernels
     compiled for its window geometry: floats, numba on, and large enough (see above)."""
-    return _compiled_for(a.dtype) and a.size >= max(COMPILED_MIN_SIZE, 1)
+    return runs_compiled(a.dtype) and a.size >= max(COMPILED_MIN_SIZE, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +256,7 @@ def max_pool2d_indices(winner: np.ndarray, window: Window2d) -> np.ndarray:
 def max_pool2d_backward(grad_out: np.ndarray, winner: np.ndarray, window: Window2d,
                         x_shape: tuple) -> np.ndarray:
     """grad_x (N, C, H, W): each window's gradient added to its winner cell."""
-    if _compiled_for(grad_out.dtype) and grad_out.size:
+    if runs_compiled(grad_out.dtype) and grad_out.size:
         grad_x = np.empty(x_shape, dtype=grad_out.dtype)
         (kh, kw), (dh, dw) = window.kernel, window.dilation
         offsets = np.arange(kh * kw)

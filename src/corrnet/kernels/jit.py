@@ -17,6 +17,16 @@ from numba's on-disk cache, ``cache=True``), on the kernel's first call.
 
 Switches: the environment variable ``CORRNET_NUMBA=0`` turns the compiled kernels off;
 ``use_compiled(False)`` does the same at run time (a context manager too).
+
+Threads. Every kernel may be called from several Python threads at once (a user's threads,
+corrnet's helper threads). A serial kernel (``jit()``) runs on the calling thread with the GIL
+released and shares nothing. A parallel one (``jit(parallel=True)``) runs on numba's thread
+pool, and numba's workqueue layer (the one corrnet picks, see `load_numba`) aborts the whole
+process when two threads enter a parallel region at once ("Concurrent access"). So one
+thread at a time runs the parallel build, under `_parallel_region`; a thread that finds it
+taken runs a serial build of the same kernel on its own thread instead of waiting: no abort,
+no deadlock, and two threads still use two cores. numba's thread count is per thread, so the
+parallel build is given corrnet's `threads.get_num_threads()` on each call.
 """
 
 from __future__ import annotations
@@ -25,9 +35,12 @@ import contextlib
 import functools
 import importlib.util
 import os
+import threading
 import types
 
 import numpy as np
+
+from . import threads
 
 AVAILABLE = importlib.util.find_spec("numba") is not None
 _enabled = AVAILABLE and os.environ.get("CORRNET_NUMBA", "1") != "0"
@@ -67,23 +80,35 @@ def use_compiled(flag: bool):
 
 
 def load_numba():
-    """Import numba, set up for corrnet (its own thread pool, `threads.get_num_threads()`
-    threads) the first time; every use of numba in corrnet goes through here."""
+    """Import numba, set up for corrnet (its own thread pool) the first time; every use of
+    numba in corrnet goes through here."""
     import numba
 
     global _configured
     if not _configured:
-        if "NUMBA_THREADING_LAYER" not in os.environ:
-            # numba's own thread pool: its OpenMP layer would share (and reset) the OpenMP
-            # thread count of other libraries in the process, PyTorch's too
-            numba.config.THREADING_LAYER = "workqueue"
-        from .threads import apply_to_numba
-        apply_to_numba()
-        _configured = True
+        with _compile_lock:
+            if not _configured and "NUMBA_THREADING_LAYER" not in os.environ:
+                # numba's own thread pool: its OpenMP layer would share (and reset) the OpenMP
+                # thread count of other libraries in the process, PyTorch's too
+                numba.config.THREADING_LAYER = "workqueue"
+            _configured = True
     return numba
 
 
 _configured = False
+# held while a thread compiles a kernel (or sets numba up): each kernel is compiled once
+_compile_lock = threading.RLock()
+# held by the one thread running a parallel kernel on numba's threads (see the docstring)
+_parallel_region = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # a fork taken while another thread held a lock leaves it held in the child for good
+    global _compile_lock, _parallel_region
+    _compile_lock, _parallel_region = threading.RLock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def numba_loaded() -> bool:
@@ -101,28 +126,69 @@ def jit(parallel: bool = False, reassociate: bool = False):
     sums and fuse multiply-adds (fast-math flags ``reassoc`` and ``contract``, nothing else),
     so that a loop that sums into one number (a dot product) vectorizes; its result then
     differs from the sequential sum by rounding only.
+
+    `parallel=True` compiles its ``prange`` loops onto numba's threads; the call is safe from
+    several threads at once (see the module docstring): a thread that finds numba's threads
+    busy with another call runs a serial build (compiled on first need) instead.
     """
 
     def decorate(function):
-        compiled = None
+        builds = {}     # "parallel" or "serial" -> numba's dispatcher, compiled on first use
 
-        @functools.wraps(function)
-        def call(*args):
-            nonlocal compiled
-            if compiled is None:
-                numba = load_numba()
-                # the same code, with numba's prange in place of the module's range alias
-                source = types.FunctionType(
-                    function.__code__, {**function.__globals__, "prange": numba.prange},
-                    function.__name__, function.__defaults__, function.__closure__)
-                source.__module__ = function.__module__
-                source.__qualname__ = function.__qualname__
-                compiled = numba.njit(
-                    cache=True, parallel=parallel, nogil=True, error_model="numpy",
-                    fastmath={"reassoc", "contract"} if reassociate else False)(source)
-            return compiled(*args)
+        def build(kind: str):
+            dispatcher = builds.get(kind)
+            if dispatcher is None:
+                with _compile_lock:
+                    dispatcher = builds.get(kind)
+                    if dispatcher is None:
+                        # (a parallel kernel's serial build is cached under a name of its own)
+                        dispatcher = builds[kind] = _compile(
+                            function, kind == "parallel", reassociate,
+                            "__serial" if parallel and kind == "serial" else "")
+            return dispatcher
+
+        if not parallel:
+            @functools.wraps(function)
+            def call(*args):
+                return build("serial")(*args)
+        else:
+            @functools.wraps(function)
+            def call(*args):
+                if not _parallel_region.acquire(blocking=False):
+                    # another thread is in a parallel region: numba's workqueue would abort
+                    return build("serial")(*args)
+                try:
+                    kernel = build("parallel")
+                    _use_corrnet_thread_count()
+                    return kernel(*args)
+                finally:
+                    _parallel_region.release()
 
         call.py_func = function
         return call
 
     return decorate
+
+
+def _compile(function, parallel: bool, reassociate: bool, name_suffix: str):
+    """numba's dispatcher for `function`, with numba's prange in place of the module's range
+    alias (a plain range when not parallel). numba's disk cache keys a build by its qualified
+    name and argument types, not by `parallel`: a second build of one function needs a
+    `name_suffix` of its own."""
+    numba = load_numba()
+    source = types.FunctionType(
+        function.__code__, {**function.__globals__, "prange": numba.prange},
+        function.__name__, function.__defaults__, function.__closure__)
+    source.__module__ = function.__module__
+    source.__qualname__ = function.__qualname__ + name_suffix
+    return numba.njit(cache=True, parallel=parallel, nogil=True, error_model="numpy",
+                      fastmath={"reassoc", "contract"} if reassociate else False)(source)
+
+
+def _use_corrnet_thread_count() -> None:
+    """Give numba's parallel regions started from this thread corrnet's thread count (numba's
+    count is per thread: a thread that never set it gets all of numba's threads)."""
+    import numba
+    wanted = min(threads.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    if numba.get_num_threads() != wanted:
+        numba.set_num_threads(wanted)

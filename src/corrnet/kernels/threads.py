@@ -13,11 +13,17 @@ Three kinds of work run in parallel:
 ``corrnet.set_num_threads(n)`` / ``corrnet.get_num_threads()`` set and read the count, as
 PyTorch's functions of the same names. The default is the number of cores this process may
 run on.
+
+Every function here may be called from any thread while others compute: `set_num_threads`
+puts a new helper pool in place of the old one (under `_lock`) and leaves the old one to
+finish the pieces it was handed — a `split_run` already under way keeps its pool; its threads
+exit once nothing refers to it any more.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_PARALLEL_SIZE = 1 << 17   # elements
@@ -32,6 +38,7 @@ def _cores() -> int:
 
 _threads = _cores()
 _pool: ThreadPoolExecutor | None = None
+_lock = threading.Lock()   # held while the pool is replaced or started
 
 
 def get_num_threads() -> int:
@@ -40,32 +47,31 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(count: int) -> None:
-    """Use `count` threads for corrnet's kernels (elementwise passes and compiled kernels)."""
+    """Use `count` threads for corrnet's kernels (elementwise passes and compiled kernels).
+
+    Safe while other threads compute: their passes finish on the pool they started with (a
+    ThreadPoolExecutor lets its threads go once it is unreferenced and its queue is empty),
+    later ones use a pool of the new size; compiled kernels read the count on each call."""
     global _threads, _pool
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"set_num_threads: count must be a positive int, got {count!r}")
-    _threads = count
-    if _pool is not None:
-        _pool.shutdown(wait=True)
-        _pool = None
-    from . import jit
-    if jit.numba_loaded():  # else jit.load_numba applies the count when it loads numba
-        apply_to_numba()
-
-
-def apply_to_numba() -> None:
-    import numba  # (already imported and set up by jit.load_numba)
-    numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))
+    with _lock:
+        _threads = count
+        _pool = None     # not shut down: a split_run may be handing it pieces right now
 
 
 def helper_pool() -> ThreadPoolExecutor:
     """The threads that work beside the calling one: ``get_num_threads() - 1`` of them,
     shared by every parallel kernel, started on first use."""
     global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1),
-                                   thread_name_prefix="corrnet")
-    return _pool
+    pool = _pool
+    if pool is None:
+        with _lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1),
+                                           thread_name_prefix="corrnet")
+            pool = _pool
+    return pool
 
 
 def split_run(kernel, *arrays) -> None:
@@ -78,7 +84,8 @@ def split_run(kernel, *arrays) -> None:
         kernel(*arrays)
         return
     bounds = [rows * piece // pieces for piece in range(pieces + 1)]
-    futures = [helper_pool().submit(kernel, *(array[start:stop] for array in arrays))
+    pool = helper_pool()
+    futures = [pool.submit(kernel, *(array[start:stop] for array in arrays))
                for start, stop in zip(bounds[1:-1], bounds[2:], strict=True)]
     kernel(*(array[:bounds[1]] for array in arrays))
     for future in futures:

@@ -1,0 +1,239 @@
+"""corrnet's kernels called from several Python threads at once (issue 11, items 1 and 8).
+
+numba's workqueue threading layer aborts the whole process (SIGABRT, "Concurrent access")
+when two threads enter a parallel region at once, so each scenario runs in a subprocess: this
+file run as a script, ``python test_threads_safety.py SCENARIO``. A scenario computes every
+kernel family once on the main thread (the expected values), then again from several threads
+at once, and checks that every result equals the expected one bit for bit.
+
+The families cover every compiled kernel that runs on more than one thread: Winograd's
+parallel transforms (forward and input gradient), the direct and depthwise engines (serial
+kernels on corrnet's helper threads), im2col/col2im with the batch innermost, max and average
+pooling, and sigmoid, each with its backward pass where it has one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import corrnet
+from corrnet.kernels import jit
+from corrnet.kernels.plan import describe
+from corrnet.kernels.windows import make_window
+
+# (name, input shape, weight shape, padding, groups, the algorithms the planner picks)
+CONVOLUTIONS = [
+    ("winograd", (2, 64, 16, 16), (64, 64, 3, 3), 1, 1, ("winograd", "winograd", "gemm")),
+    ("direct", (2, 3, 32, 32), (16, 3, 3, 3), 1, 1, ("direct", "direct", "direct")),
+    # (depthwise convolution: the planner takes `direct`, the same compiled engine)
+    ("depthwise", (2, 32, 32, 32), (32, 1, 3, 3), 1, 32, ("direct", "direct", "direct")),
+    ("im2col", (32, 64, 8, 8), (64, 64, 3, 3), 1, 1, ("gemm", "gemm", "gemm")),
+]
+
+
+def _conv_family(x_shape, weight_shape, padding, groups):
+    rng = np.random.default_rng(0)
+    x_data = rng.standard_normal(x_shape, dtype=np.float32)
+    w_data = rng.standard_normal(weight_shape, dtype=np.float32)
+
+    def run():
+        x = corrnet.tensor(x_data, requires_grad=True)
+        w = corrnet.tensor(w_data, requires_grad=True)
+        out = corrnet.nn.functional.conv2d(x, w, padding=padding, groups=groups)
+        (out * out).sum().backward()
+        return [out.detach().numpy(), x.grad.numpy(), w.grad.numpy()]
+
+    return run
+
+
+def _pool_family():
+    x_data = np.random.default_rng(1).standard_normal((8, 32, 32, 32), dtype=np.float32)
+    functional = corrnet.nn.functional
+
+    def run():
+        x = corrnet.tensor(x_data, requires_grad=True)
+        biggest = functional.max_pool2d(x, 3, stride=1, padding=1)
+        mean = functional.avg_pool2d(x, 2)
+        ((biggest * biggest).sum() + (mean * mean).sum()).backward()
+        return [biggest.detach().numpy(), mean.detach().numpy(), x.grad.numpy()]
+
+    return run
+
+
+def _sigmoid_family():
+    x_data = np.random.default_rng(2).standard_normal((4, 1 << 16), dtype=np.float32)
+
+    def run():
+        x = corrnet.tensor(x_data, requires_grad=True)
+        out = corrnet.sigmoid(x)
+        (out * out).sum().backward()
+        return [out.detach().numpy(), x.grad.numpy()]
+
+    return run
+
+
+def families() -> dict:
+    """{name: a function computing that family's results afresh}."""
+    found = {name: _conv_family(x_shape, weight_shape, padding, groups)
+             for name, x_shape, weight_shape, padding, groups, _ in CONVOLUTIONS}
+    found["pooling"] = _pool_family()
+    found["sigmoid"] = _sigmoid_family()
+    return found
+
+
+def _in_threads(tasks) -> None:
+    """Run each task on its own thread, the last on the calling one; re-raise the first error."""
+    errors = []
+
+    def guarded(task):
+        try:
+            task()
+        except BaseException as error:  # reported by the calling thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(task,)) for task in tasks[:-1]]
+    for thread in threads:
+        thread.start()
+    guarded(tasks[-1])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _repeating(run, expected, rounds):
+    def task():
+        for _ in range(rounds):
+            for got, want in zip(run(), expected, strict=True):
+                np.testing.assert_array_equal(got, want)
+    return task
+
+
+def _scenario(name: str) -> None:
+    """Run one scenario (see `SCENARIOS`) in this process."""
+    runs = families()
+    expected = {family: run() for family, run in runs.items()}
+    if name == "issue_repro":          # the issue's repro: two threads, 50 3x3 convolutions
+        x, w = corrnet.randn(1, 64, 32, 32), corrnet.randn(64, 64, 3, 3)
+
+        def convolve():
+            for _ in range(50):
+                corrnet.nn.functional.conv2d(x, w, padding=1)
+
+        _in_threads([convolve, convolve])
+    elif name == "same_family":        # two threads (three: and the main one) per family
+        for family, run in runs.items():
+            _in_threads([_repeating(run, expected[family], 4)] * 3)
+    elif name == "all_families":       # every family on a thread of its own, all at once
+        _in_threads([_repeating(run, expected[family], 4) for family, run in runs.items()])
+    elif name == "set_num_threads":    # the count changed over and over while others compute
+        done = threading.Event()
+
+        def change_count():
+            count = 0
+            while not done.is_set():
+                corrnet.set_num_threads(1 + count % 3)
+                count += 1
+
+        changer = threading.Thread(target=change_count)
+        changer.start()
+        try:
+            _in_threads([_repeating(run, expected[family], 6) for family, run in runs.items()])
+        finally:
+            done.set()
+            changer.join()
+    else:
+        raise ValueError(f"unknown scenario {name!r}")
+    print("scenario passed:", name)
+
+
+SCENARIOS = ["issue_repro", "same_family", "all_families", "set_num_threads"]
+
+
+def _run_scenario(name: str, compiled: bool) -> subprocess.CompletedProcess:
+    source_root = str(Path(corrnet.__file__).resolve().parents[1])
+    env = {**os.environ, "CORRNET_NUMBA": "1" if compiled else "0",
+           "PYTHONPATH": os.pathsep.join([source_root, os.environ.get("PYTHONPATH", "")]),
+           # more numba threads than cores: the race shows on any machine
+           "NUMBA_NUM_THREADS": "4"}
+    return subprocess.run([sys.executable, __file__, name], env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def _check(result: subprocess.CompletedProcess, name: str) -> None:
+    assert result.returncode == 0, (
+        f"scenario {name} ended with exit status {result.returncode}\n"
+        f"stdout: {result.stdout[-2000:]}\nstderr: {result.stderr[-4000:]}")
+    assert f"scenario passed: {name}" in result.stdout
+
+
+def test_families_take_the_intended_algorithms():
+    """The convolution families run on the algorithms they are meant to exercise."""
+    if not jit.enabled():
+        pytest.skip("the planner picks other algorithms without numba")
+    for name, x_shape, weight_shape, padding, groups, picks in CONVOLUTIONS:
+        window = make_window("conv2d", *x_shape[2:], weight_shape[2:], (1, 1),
+                             ((padding, padding),) * 2, (1, 1))
+        chosen = describe(x_shape, weight_shape, window, groups)
+        assert tuple(chosen.values()) == picks, (name, chosen)
+
+
+@pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize("scenario", SCENARIOS[:3])
+def test_issue11_concurrent_compiled_kernels_do_not_abort(scenario):
+    """Item 1: compiled kernels called from several threads at once (the main one among
+    them) neither abort the process nor disturb each other's results."""
+    _check(_run_scenario(scenario, compiled=True), scenario)
+
+
+@pytest.mark.parametrize("compiled", [True, False] if jit.AVAILABLE else [False])
+def test_issue11_set_num_threads_while_others_compute(compiled):
+    """Item 8: changing the thread count over and over while every kernel family runs on
+    other threads raises nothing ('cannot schedule new futures after shutdown') and changes
+    no result."""
+    _check(_run_scenario("set_num_threads", compiled), "set_num_threads")
+
+
+def test_set_num_threads_rejects_bad_counts():
+    for bad in (0, -1, 2.0, True, "2"):
+        with pytest.raises(ValueError, match="count must be a positive int"):
+            corrnet.set_num_threads(bad)
+
+
+def test_numba_uses_corrnet_thread_count_on_every_thread():
+    """numba's thread count is per thread; a parallel kernel started from a new thread still
+    runs on `corrnet.get_num_threads()` of them."""
+    if not jit.enabled():
+        pytest.skip("numba is off")
+    import numba
+
+    from corrnet.kernels import winograd
+    before = corrnet.get_num_threads()
+    seen = []
+
+    def convolve():
+        x = np.random.default_rng(3).standard_normal((1, 4, 8, 8)).astype(np.float32)
+        winograd.correlate(x, np.ones((4, 4, 3, 3), np.float32), None, ((1, 1), (1, 1)))
+        seen.append(numba.get_num_threads())
+
+    convolve()                      # numba loaded and set up on this thread first
+    seen.clear()
+    try:
+        corrnet.set_num_threads(1)
+        thread = threading.Thread(target=convolve)
+        thread.start()
+        thread.join()
+        assert seen == [1]
+    finally:
+        corrnet.set_num_threads(before)
+
+
+if __name__ == "__main__":
+    _scenario(sys.argv[1])

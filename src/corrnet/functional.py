@@ -192,8 +192,9 @@ class _Conv2d(Function):
         args = (x, weight, bias, window, groups)
         needs_weight = len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]
         keep_col = needs_weight and not plan.settings.benchmark and conv_kernels.col_bytes(
-            x.shape, weight.shape, window, x.dtype) <= min(KEEP_COL_BYTES,
-                                                           plan.settings.memory_budget)
+            x.shape, weight.shape, window, x.dtype) <= KEEP_COL_BYTES and \
+            conv_kernels.chunk_bytes(x.shape[0], window.out_height, x.shape, weight.shape,
+                                     window, x.dtype) <= plan.settings.memory_budget
         # im2col's forward keeps its unrolled windows for the weight gradient (not when
         # autotuning, which times each pass on its own). Where that gradient is im2col's
         # while the forward would be direct's, one unrolling serving both is faster (LeNet's

@@ -50,10 +50,22 @@ def im2col(x_padded: np.ndarray, window: Window2d, batch_last: bool = False) -> 
     copy reads and writes in the same order.
     """
     n, c = x_padded.shape[:2]
-    kh, kw = window.kernel
     if batch_last:
         source = np.ascontiguousarray(x_padded.transpose(1, 2, 3, 0))   # (C, Hp, Wp, N)
-        col = np.empty((c, kh, kw, window.out_height, window.out_width, n), x_padded.dtype)
+    else:
+        source = np.ascontiguousarray(x_padded.transpose(1, 0, 2, 3)) if c > 1 else \
+            x_padded.reshape(1, n, *x_padded.shape[2:])
+    return _unroll(source, window, batch_last)
+
+
+def _unroll(source: np.ndarray, window: Window2d, batch_last: bool) -> np.ndarray:
+    """im2col of an input already padded and laid out channel-major: source (C, N, Hp, Wp)
+    -> col (C, kh, kw, N, H_out, W_out), or batch_last (C, Hp, Wp, N) -> (C, kh, kw, H_out,
+    W_out, N)."""
+    kh, kw = window.kernel
+    if batch_last:
+        c, n = source.shape[0], source.shape[3]
+        col = np.empty((c, kh, kw, window.out_height, window.out_width, n), source.dtype)
         if runs_compiled(col.dtype):
             # the same copies, compiled, input channels split across the threads
             geometry = (*window.stride, *window.dilation)
@@ -63,10 +75,9 @@ def im2col(x_padded: np.ndarray, window: Window2d, batch_last: bool = False) -> 
         source = source.transpose(0, 3, 1, 2)                  # viewed as (C, N, Hp, Wp)
         dest = col.transpose(0, 1, 2, 5, 3, 4)                 # viewed as (C, kh, kw, N, ...)
     else:
-        source = np.ascontiguousarray(x_padded.transpose(1, 0, 2, 3)) if c > 1 else \
-            x_padded.reshape(1, n, *x_padded.shape[2:])
+        c, n = source.shape[:2]
         col = dest = np.empty((c, kh, kw, n, window.out_height, window.out_width),
-                              x_padded.dtype)
+                              source.dtype)
     for (i, j), view in shifted_views(source, window):      # view (C, N, H_out, W_out)
         dest[:, i, j] = view
     return col
@@ -163,11 +174,13 @@ def fold(col: np.ndarray, window: Window2d, x_shape: tuple) -> np.ndarray:
     return col2im(np.moveaxis(col, 0, 3), window, x_shape)
 
 
-def unrolled(x: np.ndarray, window: Window2d, groups: int, padded: bool = False) -> np.ndarray:
-    """im2col of x (already padded, if `padded`), grouped: col (G, K, N*L), its columns in
-    `batch_innermost` order."""
+def unrolled(x: np.ndarray, window: Window2d, groups: int) -> np.ndarray:
+    """im2col of x (N, C, H, W), padded on the way, grouped: col (G, K, N*L), its columns in
+    `batch_innermost` order. Holds one padded copy of x besides col while it works."""
     n, c = x.shape[:2]
-    col = im2col(x if padded else pad(x, window), window, batch_innermost(n, window))
+    batch_last = batch_innermost(n, window)
+    col = _unroll(_padded_band(x, window, slice(0, window.out_height), batch_last), window,
+                  batch_last)
     return col.reshape(groups, (c // groups) * window.kernel[0] * window.kernel[1], -1)
 
 
@@ -178,15 +191,18 @@ def _to_rows(images: np.ndarray, groups: int, window: Window2d) -> np.ndarray:
     return np.ascontiguousarray(images.transpose(order)).reshape(groups, c_out // groups, -1)
 
 
-def _from_rows(rows: np.ndarray, n: int, window: Window2d) -> np.ndarray:
-    """The inverse of `_to_rows`: (G, C_out/G, N*L) -> (N, C_out, H_out, W_out)."""
+def _rows_as_images(rows: np.ndarray, n: int, window: Window2d) -> np.ndarray:
+    """The inverse of `_to_rows`, as a view: (G, C_out/G, N*L) -> (N, C_out, H_out, W_out)."""
     c_out = rows.shape[0] * rows.shape[1]
     oh, ow = window.out_height, window.out_width
     if batch_innermost(n, window):
-        images = rows.reshape(c_out, oh, ow, n).transpose(3, 0, 1, 2)
-    else:
-        images = rows.reshape(c_out, n, oh, ow).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(images)
+        return rows.reshape(c_out, oh, ow, n).transpose(3, 0, 1, 2)
+    return rows.reshape(c_out, n, oh, ow).transpose(1, 0, 2, 3)
+
+
+def _from_rows(rows: np.ndarray, n: int, window: Window2d) -> np.ndarray:
+    """The inverse of `_to_rows`: (G, C_out/G, N*L) -> (N, C_out, H_out, W_out)."""
+    return np.ascontiguousarray(_rows_as_images(rows, n, window))
 
 
 def conv2d_forward(col: np.ndarray, weight, bias, n: int, window: Window2d) -> np.ndarray:
@@ -243,75 +259,172 @@ def col_bytes(x_shape, weight_shape, window: Window2d, dtype) -> int:
     return n * c_in * kh * kw * window.out_height * window.out_width * np.dtype(dtype).itemsize
 
 
+def _band_span(window: Window2d, out_rows: slice) -> tuple[int, int]:
+    """The padded input rows [first, last) that output rows `out_rows` read."""
+    first = out_rows.start * window.stride[0]
+    last = ((out_rows.stop - 1) * window.stride[0]
+            + window.dilation[0] * (window.kernel[0] - 1) + 1)
+    return first, last
+
+
+def _band_window(window: Window2d, out_rows: slice) -> Window2d:
+    """The window over a band of padded input (`_band_span`) giving output rows `out_rows`:
+    unpadded, as tall as the band, as wide as the padded input."""
+    first, last = _band_span(window, out_rows)
+    return dataclasses.replace(window, height=last - first, width=window.padded_width,
+                               padding=((0, 0), (0, 0)),
+                               out_height=out_rows.stop - out_rows.start)
+
+
+def chunk_bytes(images: int, out_rows: int, x_shape, weight_shape, window: Window2d,
+                dtype) -> int:
+    """Most bytes of temporaries one chunk of `images` images by `out_rows` output rows holds
+    at once, in any of the three passes (with L' = out_rows*W_out positions per image):
+
+        2 x the padded input band, channel-major   C_in * band rows * Wp     per image
+            (the forward's and grad_weight's copy of the input; grad_input's col2im sum and
+            its unpadded copy)
+        the unrolled windows, col                  C_in*kh*kw * L'           per image
+        the output rows (a GEMM result, or         C_out * L'                per image
+            a contiguous copy of grad_out)
+        2 x the weight (grad_weight's product, a transposed copy of the weight)
+    """
+    c_in, kh, kw = x_shape[1], *window.kernel
+    first, last = _band_span(window, slice(0, out_rows))
+    per_image = (2 * c_in * (last - first) * window.padded_width
+                 + (c_in * kh * kw + weight_shape[0]) * out_rows * window.out_width)
+    return (images * per_image + 2 * int(np.prod(weight_shape))) * np.dtype(dtype).itemsize
+
+
+def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                pass_name) -> int:
+    """The temporaries of the smallest chunk, one output row of one image: a budget below it
+    is exceeded (by that much at most)."""
+    return chunk_bytes(1, 1, x_shape, weight_shape, window, dtype)
+
+
 def _chunks(x_shape, weight_shape, window: Window2d, dtype, budget: int):
-    """Yield (batch slice, output-row slice) pieces whose col and GEMM result stay within
-    `budget` bytes: whole images while one fits, else bands of output rows of one image."""
-    n, c_in = x_shape[:2]
-    kh, kw = window.kernel
-    # bytes per output position: its window (C_in*kh*kw numbers) and its C_out results
-    per_position = (c_in * kh * kw + weight_shape[0]) * np.dtype(dtype).itemsize
-    per_image = per_position * window.out_height * window.out_width
-    if per_image <= budget:
-        step = max(1, budget // max(per_image, 1))
-        for start in range(0, n, step):
-            yield slice(start, min(n, start + step)), slice(0, window.out_height)
+    """Yield (batch slice, output-row slice) pieces whose temporaries (`chunk_bytes`) stay
+    within `budget` bytes: as many whole images as fit, else bands of output rows of one
+    image (one row at least)."""
+    n, out_height = x_shape[0], window.out_height
+
+    def fits(images, rows):
+        return chunk_bytes(images, rows, x_shape, weight_shape, window, dtype) <= budget
+
+    if fits(1, out_height):
+        step = 1
+        while step < n and fits(min(n, 2 * step), out_height):
+            step = min(n, 2 * step)
+        low, high = step, min(n, 2 * step)          # fits(low); the largest that fits
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(middle, out_height) else (low, middle - 1)
+        for start in range(0, n, low):
+            yield slice(start, min(n, start + low)), slice(0, out_height)
         return
-    rows = max(1, budget // (per_position * window.out_width))
+    low, high = 1, out_height - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(1, middle) else (low, middle - 1)
     for image in range(n):
-        for top in range(0, window.out_height, rows):
-            yield slice(image, image + 1), slice(top, min(window.out_height, top + rows))
+        for top in range(0, out_height, low):
+            yield slice(image, image + 1), slice(top, min(out_height, top + low))
 
 
-def _band(padded: np.ndarray, window: Window2d, out_rows: slice):
-    """The padded input rows that output rows `out_rows` read, and the window over them."""
-    stride_h, dil_h = window.stride[0], window.dilation[0]
-    band = dataclasses.replace(window, out_height=out_rows.stop - out_rows.start)
-    first = out_rows.start * stride_h
-    last = (out_rows.stop - 1) * stride_h + dil_h * (window.kernel[0] - 1) + 1
-    return padded[:, :, first:last], band
+def _padded_band(x: np.ndarray, window: Window2d, out_rows: slice, batch_last: bool):
+    """The padded input rows that output rows `out_rows` read (`_band_span`), of the images
+    x (n, C, H, W), laid out channel-major as `_unroll` wants them: (C, n, band, Wp), or with
+    `batch_last` (C, band, Wp, n). One copy of the band, zeros in the padding."""
+    n, c, height, width = x.shape
+    (top, _), (left, _) = window.padding
+    first, last = _band_span(window, out_rows)
+    if batch_last:
+        band = np.zeros((c, last - first, window.padded_width, n), x.dtype)
+        as_images = band.transpose(3, 0, 1, 2)                       # viewed as (n, C, ...)
+    else:
+        band = np.zeros((c, n, last - first, window.padded_width), x.dtype)
+        as_images = band.transpose(1, 0, 2, 3)
+    low, high = max(first - top, 0), min(last - top, height)      # the image rows in it
+    if low < high:
+        as_images[:, :, low + top - first:high + top - first, left:left + width] = \
+            x[:, :, low:high]
+    return band
+
+
+def _unrolled_chunk(x, window: Window2d, groups: int, images: slice, out_rows: slice):
+    """col (G, K, n*L') of one chunk, and the band's window."""
+    count = images.stop - images.start
+    band = _band_window(window, out_rows)
+    batch_last = batch_innermost(count, band)
+    col = _unroll(_padded_band(x[images], window, out_rows, batch_last), band, batch_last)
+    return col.reshape(groups, -1, col[0, 0, 0].size), band
 
 
 def forward(x, weight, bias, window: Window2d, groups: int, budget: int) -> np.ndarray:
-    """conv2d forward, unrolling at most `budget` bytes of windows at a time."""
-    n = x.shape[0]
-    if col_bytes(x.shape, weight.shape, window, x.dtype) <= budget:
-        return conv2d_forward(unrolled(x, window, groups), weight, bias, n, window)
-    padded = pad(x, window)
-    out = np.empty((n, weight.shape[0], window.out_height, window.out_width), x.dtype)
+    """conv2d forward, in chunks whose temporaries stay within `budget` bytes."""
+    n, c_out = x.shape[0], weight.shape[0]
+    weight_rows = weight.reshape(groups, c_out // groups, -1)       # (G, C_out/G, K)
+    out = np.empty((n, c_out, window.out_height, window.out_width), x.dtype)
     for images, rows in _chunks(x.shape, weight.shape, window, x.dtype, budget):
-        source, band = _band(padded[images], window, rows)
-        col = unrolled(source, band, groups, padded=True)
-        out[images, :, rows] = conv2d_forward(col, weight, bias, len(source), band)
+        col, band = _unrolled_chunk(x, window, groups, images, rows)
+        # (G, C_out/G, n*L') = (G, C_out/G, K) @ (G, K, n*L')
+        products = np.matmul(weight_rows, col)
+        del col
+        out[images, :, rows] = _rows_as_images(products, images.stop - images.start, band)
+        del products
+    if bias is not None:
+        out += bias.reshape(1, c_out, 1, 1)
     return out
 
 
 def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape, budget: int):
-    """d loss / d x in pieces: each piece's windows added back into the padded gradient."""
-    if col_bytes(x_shape, weight.shape, window, grad_out.dtype) <= budget:
-        return conv2d_grad_input(grad_out, weight, window, groups, x_shape)
-    n, c_in = x_shape[:2]
-    grad_padded = np.zeros((n, c_in, window.padded_height, window.padded_width),
-                           grad_out.dtype)
-    for images, rows in _chunks(x_shape, weight.shape, window, grad_out.dtype, budget):
-        target, band = _band(grad_padded[images], window, rows)
-        piece = grad_out[images, :, rows]
-        band_shape = (piece.shape[0], c_in, target.shape[2], target.shape[3])
-        # the band is its own unpadded input: col2im adds the band's windows into it
-        unpadded_band = dataclasses.replace(band, height=target.shape[2], width=target.shape[3],
-                                            padding=((0, 0), (0, 0)))
-        target += conv2d_grad_input(piece, weight, unpadded_band, groups, band_shape)
-    return np.ascontiguousarray(unpad(grad_padded, window))
+    """d loss / d x in chunks: each chunk's windows added back (col2im) into its band of the
+    padded input, and the band's image part added into the gradient."""
+    n, c_in, height, width = x_shape
+    c_out = weight.shape[0]
+    kh, kw = window.kernel
+    (top, _), (left, _) = window.padding
+    weight_columns = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
+    chunks = list(_chunks(x_shape, weight.shape, window, grad_out.dtype, budget))
+    whole_images = all(rows.stop - rows.start == window.out_height for _, rows in chunks)
+    reached = _band_span(window, slice(0, window.out_height))[1] - top >= height
+    # bands of one image overlap (their halo rows): their sums are added; rows no window
+    # reaches (a stride's leftover) get zero
+    grad_x = (np.empty if whole_images and reached else np.zeros)(x_shape, grad_out.dtype)
+    for images, rows in chunks:
+        count = images.stop - images.start
+        band = _band_window(window, rows)
+        batch_last = batch_innermost(count, band)
+        grad_rows = _to_rows(grad_out[images, :, rows], groups, band)   # (G, C_out/G, n*L')
+        # (G, K, n*L') = (G, K, C_out/G) @ (G, C_out/G, n*L')
+        grad_col = np.matmul(weight_columns, grad_rows)
+        del grad_rows
+        spatial = (band.out_height, band.out_width)
+        grad_col = grad_col.reshape(c_in, kh, kw,
+                                    *((*spatial, count) if batch_last else (count, *spatial)))
+        band_grad = col2im(grad_col, band, (count, c_in, band.height, band.width), batch_last)
+        del grad_col
+        first, last = _band_span(window, rows)
+        low, high = max(first - top, 0), min(last - top, height)
+        image_part = band_grad[:, :, low + top - first:high + top - first, left:left + width]
+        if whole_images:
+            grad_x[images, :, low:high] = image_part
+        else:
+            grad_x[images, :, low:high] += image_part
+        del band_grad, image_part
+    return grad_x
 
 
 def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget: int):
-    """d loss / d weight, summed over pieces of the batch (or of one image's rows)."""
-    if col_bytes(x.shape, weight_shape, window, x.dtype) <= budget:
-        return conv2d_grad_weight(grad_out, unrolled(x, window, groups), weight_shape, window)
-    padded = pad(x, window)
-    total = np.zeros(weight_shape, dtype=grad_out.dtype)
+    """d loss / d weight, summed over chunks of the batch (or of one image's rows)."""
+    total = None
     for images, rows in _chunks(x.shape, weight_shape, window, x.dtype, budget):
-        source, band = _band(padded[images], window, rows)
-        col = unrolled(source, band, groups, padded=True)
-        total += conv2d_grad_weight(np.ascontiguousarray(grad_out[images, :, rows]), col,
-                                    weight_shape, band)
-    return total
+        col, band = _unrolled_chunk(x, window, groups, images, rows)
+        grad_rows = _to_rows(grad_out[images, :, rows], groups, band)   # (G, C_out/G, n*L')
+        # (G, C_out/G, K) = (G, C_out/G, n*L') @ (G, n*L', K)
+        product = np.matmul(grad_rows, col.transpose(0, 2, 1))
+        del col, grad_rows
+        total = product if total is None else np.add(total, product, out=total)
+        del product
+    return total.reshape(weight_shape)

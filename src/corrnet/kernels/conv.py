@@ -12,7 +12,9 @@ that product instead of after it.
 The algorithm works for every shape, dtype and option, and is the planner's fallback
 (plan.py). Its cost is the col buffer, K/(stride_h*stride_w) times the input: `forward`,
 `grad_input` and `grad_weight` bound it by unrolling a chunk of the batch at a time (or, when
-one image alone is over the budget, a band of output rows at a time).
+one image alone is over the budget, a band of output rows at a time). Each chunk pads only
+its own band of input rows, straight into im2col's channel-major layout, and every buffer of
+a chunk (`chunk_bytes`) is freed before the next chunk's are made.
 
 With the batch innermost (`batch_innermost`) and numba on, im2col's copies and col2im's adds
 run as compiled loops over the input channels, split across the threads; col2im then gathers

@@ -100,6 +100,7 @@ class Algorithm(NamedTuple):
     forward: Callable
     grad_input: Callable
     grad_weight: Callable
+    least_bytes: Callable   # the temporaries of its smallest chunk (see plan.candidates)
 
 
 def _numeric(dtype) -> bool:
@@ -130,6 +131,45 @@ def _visited_pixels(x: np.ndarray, window: Window2d) -> np.ndarray:
     return x if (sh, sw) == (1, 1) else x[:, :, ::sh, ::sw]
 
 
+def _pointwise_image_bytes(pass_name, x_shape, weight_shape, window: Window2d, groups: int,
+                           itemsize: int) -> tuple[int, int]:
+    """(bytes per image, fixed bytes) of a pointwise pass's temporaries: per image a copy of
+    its visited pixels (strided, or from a non-contiguous input) and of its output gradient
+    (from a non-contiguous one, e.g. the broadcast gradient of a sum); the strided input
+    gradient's products; the weight gradient's per-image products (or channel-major copies).
+    Fixed: weight-sized products and sums."""
+    c_in, c_out = x_shape[1], weight_shape[0]
+    outs, ins = c_out // groups, c_in // groups
+    pixels = window.out_height * window.out_width
+    fixed = 2 * c_out * ins * itemsize
+    if pass_name == "forward":
+        return c_in * pixels * itemsize, fixed
+    if pass_name == "grad_input":
+        strided = tuple(window.stride) != (1, 1)
+        return (c_out + (c_in if strided else 0)) * pixels * itemsize, fixed
+    if _per_image_products(groups, outs, ins, pixels):
+        return (groups * outs * ins + (c_in + c_out) * pixels) * itemsize, fixed
+    return 2 * (c_in + c_out) * pixels * itemsize, fixed
+
+
+def _per_image_products(groups, outs, ins, pixels) -> bool:
+    """Whether the weight gradient takes one product per image (see pointwise_grad_weight)."""
+    return groups * outs * ins < pixels * (outs + ins)
+
+
+def pointwise_least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                          pass_name: str) -> int:
+    per_image, fixed = _pointwise_image_bytes(pass_name, x_shape, weight_shape, window,
+                                              groups, np.dtype(dtype).itemsize)
+    return per_image + fixed
+
+
+def _pointwise_step(pass_name, x_shape, weight_shape, window, groups, itemsize, budget):
+    per_image, fixed = _pointwise_image_bytes(pass_name, x_shape, weight_shape, window,
+                                              groups, itemsize)
+    return _batch_step(per_image, budget - fixed)
+
+
 def pointwise_forward(x, weight, bias, window: Window2d, groups: int,
                       budget: int = DEFAULT_BUDGET) -> np.ndarray:
     """out_n = weight @ x_n per image and group: (Og, Cg) @ (Cg, H_out*W_out)."""
@@ -139,8 +179,8 @@ def pointwise_forward(x, weight, bias, window: Window2d, groups: int,
     weight_rows = weight.reshape(groups, c_out // groups, c_in // groups)   # (G, Og, Cg)
     visited = _visited_pixels(x, window)
     out = np.empty((n, c_out, window.out_height, window.out_width), dtype=x.dtype)
-    # temporaries: the strided copy of the visited pixels, if any
-    step = _batch_step(c_in * pixels * x.itemsize, budget)
+    step = _pointwise_step("forward", x.shape, weight.shape, window, groups, x.itemsize,
+                           budget)
     for start in range(0, n, step):
         images = slice(start, min(n, start + step))
         chunk = np.ascontiguousarray(visited[images])
@@ -148,6 +188,7 @@ def pointwise_forward(x, weight, bias, window: Window2d, groups: int,
         # (n, G, Og, L) = (G, Og, Cg) @ (n, G, Cg, L)
         np.matmul(weight_rows, chunk.reshape(count, groups, c_in // groups, pixels),
                   out=out[images].reshape(count, groups, c_out // groups, pixels))
+        del chunk       # (before the next chunk's copy is made)
     if bias is not None:
         out += bias.reshape(1, c_out, 1, 1)
     return out
@@ -161,22 +202,26 @@ def pointwise_grad_input(grad_out, weight, window: Window2d, groups: int, x_shap
     c_out = weight.shape[0]
     pixels = window.out_height * window.out_width
     weight_columns = weight.reshape(groups, c_out // groups, c_in // groups).transpose(0, 2, 1)
-    grad_out = np.ascontiguousarray(grad_out)
     strided = tuple(window.stride) != (1, 1)
     grad_x = (np.zeros if strided else np.empty)(x_shape, dtype=grad_out.dtype)
-    step = _batch_step(c_in * pixels * grad_out.itemsize if strided else 0, budget)
+    step = _pointwise_step("grad_input", x_shape, weight.shape, window, groups,
+                           grad_out.itemsize, budget)
     for start in range(0, n, step):
         images = slice(start, min(n, start + step))
         count = images.stop - start
-        grad_rows = grad_out[images].reshape(count, groups, c_out // groups, pixels)
+        # (a copy where grad_out is not contiguous)
+        grad_rows = np.ascontiguousarray(grad_out[images]).reshape(
+            count, groups, c_out // groups, pixels)
         if strided:
             # (n, G, Cg, L) = (G, Cg, Og) @ (n, G, Og, L), then into the visited pixels
             grad_pixels = np.matmul(weight_columns, grad_rows)
             _visited_pixels(grad_x[images], window)[...] = grad_pixels.reshape(
                 count, c_in, window.out_height, window.out_width)
+            del grad_pixels
         else:
             np.matmul(weight_columns, grad_rows,
                       out=grad_x[images].reshape(count, groups, c_in // groups, pixels))
+        del grad_rows
     return grad_x
 
 
@@ -190,19 +235,15 @@ def pointwise_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: i
     outs, ins = c_out // groups, c_in // groups
     pixels = window.out_height * window.out_width
     visited = _visited_pixels(x, window)
-    grad_out = np.ascontiguousarray(grad_out)
     grad_weight = np.zeros((groups, outs, ins), dtype=x.dtype)
-    per_image_products = groups * outs * ins < pixels * (outs + ins)
-    if per_image_products:   # temporaries per image: its products and its visited pixels
-        per_image = (groups * outs * ins + c_in * pixels) * x.itemsize
-    else:                    # its pixels and gradient, channel-major
-        per_image = (c_in + c_out) * pixels * x.itemsize
-    step = _batch_step(per_image, budget)
+    per_image_products = _per_image_products(groups, outs, ins, pixels)
+    step = _pointwise_step("grad_weight", x.shape, weight_shape, window, groups, x.itemsize,
+                           budget)
     for start in range(0, n, step):
         images = slice(start, min(n, start + step))
         count = images.stop - start
         pixel_rows = np.ascontiguousarray(visited[images]).reshape(count, groups, ins, pixels)
-        grad_rows = grad_out[images].reshape(count, groups, outs, pixels)
+        grad_rows = np.ascontiguousarray(grad_out[images]).reshape(count, groups, outs, pixels)
         if per_image_products:
             # (n, G, Og, Cg) = (n, G, Og, L) @ (n, G, L, Cg), summed over the images
             grad_weight += np.matmul(grad_rows, pixel_rows.transpose(0, 1, 3, 2)).sum(axis=0)
@@ -212,11 +253,13 @@ def pointwise_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: i
             pixel_cols = np.ascontiguousarray(pixel_rows.transpose(1, 2, 0, 3))
             grad_weight += np.matmul(grad_cols.reshape(groups, outs, -1),
                                      pixel_cols.reshape(groups, ins, -1).transpose(0, 2, 1))
+            del grad_cols, pixel_cols
+        del pixel_rows, grad_rows
     return grad_weight.reshape(weight_shape)
 
 
 pointwise = Algorithm(pointwise_supports, pointwise_forward, pointwise_grad_input,
-                      pointwise_grad_weight)
+                      pointwise_grad_weight, pointwise_least_bytes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,18 +590,77 @@ def _window_taps(weight_shape, dilation) -> tuple:
                  for j in range(kw))
 
 
-def _compiled_forward(x, weight, bias, window: Window2d, groups: int) -> np.ndarray:
+def _engine_fixed_bytes(pass_name, x_shape, weight_shape, window: Window2d, groups: int,
+                        itemsize: int) -> int:
+    """Bytes the compiled engine holds whatever the batch: on each thread a band buffer (the
+    band's input phases, `_layout`) and an accumulator row, the float64 partial sums of the
+    weight gradient (a row per piece of the task list) and weight-sized copies. An upper
+    bound: the band as tall as BAND_ELEMENTS allows, before any cutting for the threads."""
+    c_out, channels_per_group, kh, kw = weight_shape
+    (sh, sw), (dh, dw) = window.stride, window.dilation
+    if pass_name == "grad_input":    # stride-1 correlations of grad_out, one per phase
+        channels, phases, out_height = c_out // groups, 1, window.height
+        halo, row_width = kh * dh, window.width + kw * dw
+    else:
+        channels, phases, out_height = channels_per_group, sh * sw, window.out_height
+        halo, row_width = (dh * (kh - 1)) // sh, window.out_width + (dw * (kw - 1)) // sw
+    band_rows = max(1, min(out_height, BAND_ELEMENTS // row_width))
+    per_thread = (channels * phases * (band_rows + halo) + 2 * band_rows) * row_width * itemsize
+    weights = int(np.prod(weight_shape))
+    return (get_num_threads() * per_thread
+            + 8 * weights * (PIECES_PER_THREAD * get_num_threads() + 2))
+
+
+def engine_least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                       pass_name: str) -> int:
+    """The compiled engine's temporaries at one image a chunk: the contiguous copies of a
+    non-contiguous input or output gradient (the kernels read them in place otherwise), and
+    `_engine_fixed_bytes`."""
+    itemsize = np.dtype(dtype).itemsize
+    per_image = {"forward": x_shape[1] * window.height * window.width,
+                 "grad_input": weight_shape[0] * window.out_height * window.out_width}
+    per_image["grad_weight"] = per_image["forward"] + per_image["grad_input"]
+    return per_image[pass_name] * itemsize + _engine_fixed_bytes(
+        pass_name, x_shape, weight_shape, window, groups, itemsize)
+
+
+def _engine_chunks(budget: int, pass_name, x_shape, weight_shape, window: Window2d,
+                   groups: int, *arrays) -> list[slice]:
+    """Slices of the batch for the compiled engine, which reads its arrays contiguous: the
+    whole batch where they are (read in place), else chunks of images whose contiguous
+    copies stay within `budget` bytes."""
+    n = arrays[0].shape[0]
+    copied = sum(array[:1].nbytes for array in arrays if not array.flags.c_contiguous)
+    if copied:
+        fixed = _engine_fixed_bytes(pass_name, x_shape, weight_shape, window, groups,
+                                    arrays[0].itemsize)
+        step = _batch_step(copied, budget - fixed)
+    else:
+        step = n
+    return [slice(start, min(n, start + step)) for start in range(0, n, max(1, step))]
+
+
+def _compiled_forward(x, weight, bias, window: Window2d, groups: int,
+                      budget: int = DEFAULT_BUDGET) -> np.ndarray:
     (top, _), (left, _) = window.padding
     c_out = weight.shape[0]
     taps = _window_taps(tuple(weight.shape), window.dilation)
-    return _shifted_sum(x, weight.reshape(c_out, -1), taps, bias, window.stride, top, left,
-                        (window.out_height, window.out_width), groups)
+    out = np.empty((x.shape[0], c_out, window.out_height, window.out_width), x.dtype)
+    for images in _engine_chunks(budget, "forward", x.shape, weight.shape, window, groups, x):
+        _shifted_sum(x[images], weight.reshape(c_out, -1), taps, bias, window.stride, top,
+                     left, (window.out_height, window.out_width), groups, out=out[images])
+    return out
 
 
-def _compiled_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int):
+def _compiled_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
+                          budget: int = DEFAULT_BUDGET):
     (top, _), (left, _) = window.padding
     taps = _window_taps(tuple(weight_shape), window.dilation)
-    grad_weight = _shifted_dot(x, grad_out, taps, window.stride, top, left, groups)
+    grad_weight = np.zeros((weight_shape[0], len(taps)), grad_out.dtype)
+    for images in _engine_chunks(budget, "grad_weight", x.shape, weight_shape, window, groups,
+                                 x, grad_out):
+        grad_weight += _shifted_dot(x[images], grad_out[images], taps, window.stride, top,
+                                    left, groups)
     return grad_weight.reshape(weight_shape)
 
 
@@ -618,7 +720,8 @@ def _input_phases(weight_shape, window: Window2d) -> tuple:
     return tuple(phases)
 
 
-def _compiled_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape):
+def _compiled_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
+                         budget: int = DEFAULT_BUDGET):
     """The input gradient: for each phase of the input (`_input_phases`; one for stride 1),
     a stride-1 correlation of grad_out, input and output channels swapped, written into
     that phase's cells."""
@@ -626,7 +729,6 @@ def _compiled_grad_input(grad_out, weight, window: Window2d, groups: int, x_shap
     c_out, channels_per_group = weight.shape[:2]
     outs_per_group = c_out // groups
     (sh, sw) = window.stride
-    grad_out = np.ascontiguousarray(grad_out)
 
     def phase_weights(phase):
         """(C_out, Cg, T) -> (G, Og, Cg, T) -> (G, Cg, Og, T) -> (C_in, Og*T), o outermost"""
@@ -635,16 +737,16 @@ def _compiled_grad_input(grad_out, weight, window: Window2d, groups: int, x_shap
                 .transpose(0, 2, 1, 3).reshape(c_in, -1))
 
     phases = _input_phases((outs_per_group, *weight.shape[1:]), window)
-    if (sh, sw) == (1, 1):                       # one phase: the whole input
-        (phase,) = phases
-        return _shifted_sum(grad_out, phase_weights(phase), phase.taps, None, (1, 1),
-                            phase.top, phase.left, (height, width), groups)
     # each phase's cells written in place; cells no window reaches (phases left out) are 0
     grad_x = (np.empty if len(phases) == sh * sw else np.zeros)(x_shape, grad_out.dtype)
-    for phase in phases:
-        _shifted_sum(grad_out, phase_weights(phase), phase.taps, None, (1, 1), phase.top,
-                     phase.left, (phase.count_rows, phase.count_cols), groups,
-                     out=grad_x[:, :, phase.first_row::sh, phase.first_col::sw])
+    for images in _engine_chunks(budget, "grad_input", x_shape, weight.shape, window, groups,
+                                 grad_out):
+        grad_images = np.ascontiguousarray(grad_out[images])
+        for phase in phases:
+            _shifted_sum(grad_images, phase_weights(phase), phase.taps, None, (1, 1),
+                         phase.top, phase.left, (phase.count_rows, phase.count_cols), groups,
+                         out=grad_x[images, :, phase.first_row::sh, phase.first_col::sw])
+        del grad_images
     return grad_x
 
 
@@ -661,26 +763,45 @@ def depthwise_supports(x_shape, weight_shape, window: Window2d, groups: int, dty
             and _numeric(dtype))
 
 
+def _depthwise_image_bytes(pass_name, x_shape, weight_shape, window: Window2d,
+                           itemsize: int) -> int:
+    """Bytes of the NumPy path's temporaries per image: the padded input (or its gradient)
+    and one product of every output channel (grad_input: and its sum over the multiplier)."""
+    c, multiplier = x_shape[1], weight_shape[0] // x_shape[1]
+    padded = window.padded_height * window.padded_width
+    outputs = window.out_height * window.out_width
+    products = (2 if pass_name == "grad_input" else 1) * multiplier
+    return c * (padded + products * outputs) * itemsize
+
+
+def depthwise_least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                          pass_name: str) -> int:
+    if runs_compiled(dtype):
+        return engine_least_bytes(x_shape, weight_shape, window, groups, dtype, pass_name)
+    return _depthwise_image_bytes(pass_name, x_shape, weight_shape, window,
+                                  np.dtype(dtype).itemsize)
+
+
 def depthwise_forward(x, weight, bias, window: Window2d, groups: int,
                       budget: int = DEFAULT_BUDGET) -> np.ndarray:
     if runs_compiled(x.dtype):
-        return _compiled_forward(x, weight, bias, window, groups)
+        return _compiled_forward(x, weight, bias, window, groups, budget)
     n, c = x.shape[:2]
     multiplier = weight.shape[0] // c
     kernels = weight.reshape(c, multiplier, *window.kernel)
     out_shape = (window.out_height, window.out_width)
     out = np.zeros((n, c, multiplier, *out_shape), dtype=x.dtype)
-    # temporaries per image: the padded input and one product
-    per_image = c * (window.padded_height * window.padded_width
-                     + multiplier * out_shape[0] * out_shape[1]) * x.itemsize
-    step = _batch_step(per_image, budget)
+    step = _batch_step(_depthwise_image_bytes("forward", x.shape, weight.shape, window,
+                                              x.itemsize), budget)
     for start in range(0, n, step):
         chunk_out = out[start:start + step]
         product = np.empty_like(chunk_out)
-        for (i, j), view in shifted_views(pad(x[start:start + step], window), window):
+        padded = pad(x[start:start + step], window)
+        for (i, j), view in shifted_views(padded, window):
             # (n, C, m, H_out, W_out) += (C, m, 1, 1) * (n, C, 1, H_out, W_out)
             np.multiply(kernels[:, :, i, j, None, None], view[:, :, None], out=product)
             chunk_out += product
+        del product, padded, view     # (before the next chunk's are made)
     out = out.reshape(n, c * multiplier, *out_shape)
     if bias is not None:
         out += bias.reshape(1, -1, 1, 1)
@@ -690,16 +811,15 @@ def depthwise_forward(x, weight, bias, window: Window2d, groups: int,
 def depthwise_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
                          budget: int = DEFAULT_BUDGET) -> np.ndarray:
     if runs_compiled(grad_out.dtype):
-        return _compiled_grad_input(grad_out, weight, window, groups, x_shape)
+        return _compiled_grad_input(grad_out, weight, window, groups, x_shape, budget)
     n, c = x_shape[:2]
     multiplier = weight.shape[0] // c
     kernels = weight.reshape(c, multiplier, *window.kernel)
     out_shape = (window.out_height, window.out_width)
     grads = grad_out.reshape(n, c, multiplier, *out_shape)
     grad_x = np.empty(x_shape, dtype=grad_out.dtype)
-    per_image = c * (window.padded_height * window.padded_width
-                     + 2 * multiplier * out_shape[0] * out_shape[1]) * grad_out.itemsize
-    step = _batch_step(per_image, budget)
+    step = _batch_step(_depthwise_image_bytes("grad_input", x_shape, weight.shape, window,
+                                              grad_out.itemsize), budget)
     for start in range(0, n, step):
         images = slice(start, min(n, start + step))
         padded = np.zeros((images.stop - start, c, window.padded_height, window.padded_width),
@@ -708,31 +828,33 @@ def depthwise_grad_input(grad_out, weight, window: Window2d, groups: int, x_shap
             # (n, C, H_out, W_out) += sum over m of (C, m, 1, 1) * (n, C, m, H_out, W_out)
             view += (kernels[:, :, i, j, None, None] * grads[images]).sum(axis=2)
         grad_x[images] = unpad(padded, window)
+        del padded, view
     return grad_x
 
 
 def depthwise_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
                           budget: int = DEFAULT_BUDGET) -> np.ndarray:
     if runs_compiled(x.dtype):
-        return _compiled_grad_weight(grad_out, x, weight_shape, window, groups)
+        return _compiled_grad_weight(grad_out, x, weight_shape, window, groups, budget)
     n, c = x.shape[:2]
     multiplier = weight_shape[0] // c
     out_shape = (window.out_height, window.out_width)
     grads = grad_out.reshape(n, c, multiplier, *out_shape)
     grad_weight = np.zeros((c, multiplier, *window.kernel), dtype=x.dtype)
-    per_image = c * (window.padded_height * window.padded_width
-                     + multiplier * out_shape[0] * out_shape[1]) * x.itemsize
-    step = _batch_step(per_image, budget)
+    step = _batch_step(_depthwise_image_bytes("grad_weight", x.shape, weight_shape, window,
+                                              x.itemsize), budget)
     for start in range(0, n, step):
         images = slice(start, min(n, start + step))
-        for (i, j), view in shifted_views(pad(x[images], window), window):
+        padded = pad(x[images], window)
+        for (i, j), view in shifted_views(padded, window):
             # (C, m) = sum over n, y, x of (n, C, m, H_out, W_out) * (n, C, 1, H_out, W_out)
             grad_weight[:, :, i, j] += (grads[images] * view[:, :, None]).sum(axis=(0, 3, 4))
+        del padded, view
     return grad_weight.reshape(weight_shape)
 
 
 depthwise = Algorithm(depthwise_supports, depthwise_forward, depthwise_grad_input,
-                      depthwise_grad_weight)
+                      depthwise_grad_weight, depthwise_least_bytes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -753,20 +875,21 @@ def small_supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
 
 def small_forward(x, weight, bias, window: Window2d, groups: int,
                   budget: int = DEFAULT_BUDGET) -> np.ndarray:
-    return _compiled_forward(x, weight, bias, window, groups)
+    return _compiled_forward(x, weight, bias, window, groups, budget)
 
 
 def small_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
                      budget: int = DEFAULT_BUDGET) -> np.ndarray:
-    return _compiled_grad_input(grad_out, weight, window, groups, x_shape)
+    return _compiled_grad_input(grad_out, weight, window, groups, x_shape, budget)
 
 
 def small_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
                       budget: int = DEFAULT_BUDGET) -> np.ndarray:
-    return _compiled_grad_weight(grad_out, x, weight_shape, window, groups)
+    return _compiled_grad_weight(grad_out, x, weight_shape, window, groups, budget)
 
 
-small = Algorithm(small_supports, small_forward, small_grad_input, small_grad_weight)
+small = Algorithm(small_supports, small_forward, small_grad_input, small_grad_weight,
+                  engine_least_bytes)
 
 
 # ---------------------------------------------------------------------------------------------

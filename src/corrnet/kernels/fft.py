@@ -307,15 +307,7 @@ def _block_sizes(n: int, groups: int, produced: int, contracted: int, grid: _Gri
     spectra (each with a frequency-major copy) and the produced real planes. Halve the groups,
     then the produced channels, until one image fits; then take as many images as fit.
     """
-    spectrum = grid.frequencies * 2 * itemsize                    # bytes of one complex plane
-    plane = grid.height * grid.width * itemsize                   # bytes of one real plane
-
-    def fixed(gb, pb):
-        return gb * pb * contracted * 3 * spectrum
-
-    def per_image(gb, pb):
-        return gb * ((contracted + pb) * 2 * spectrum + pb * plane)
-
+    fixed, per_image = _block_bytes(grid, contracted, itemsize)
     group_block, produced_block = groups, produced
     while fixed(group_block, produced_block) + per_image(group_block, produced_block) > budget:
         if group_block > 1:
@@ -327,6 +319,30 @@ def _block_sizes(n: int, groups: int, produced: int, contracted: int, grid: _Gri
     spare = budget - fixed(group_block, produced_block)
     images = max(1, min(n, spare // per_image(group_block, produced_block)))
     return group_block, produced_block, images
+
+
+def _block_bytes(grid: _Grid, contracted: int, itemsize: int):
+    """The two parts of a block's bytes (see `_block_sizes`), as functions of the block's
+    groups gb and produced channels pb: fixed(gb, pb) and per_image(gb, pb)."""
+    spectrum = grid.frequencies * 2 * itemsize                    # bytes of one complex plane
+    plane = grid.height * grid.width * itemsize                   # bytes of one real plane
+
+    def fixed(gb, pb):
+        return gb * pb * contracted * 3 * spectrum
+
+    def per_image(gb, pb):
+        return gb * ((contracted + pb) * 2 * spectrum + pb * plane)
+
+    return fixed, per_image
+
+
+def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                pass_name: str) -> int:
+    """The bytes of the smallest block: one image, one group, one produced channel."""
+    c_out, c_group = weight_shape[:2]
+    contracted = c_out // groups if pass_name == "grad_input" else c_group
+    fixed, per_image = _block_bytes(fft_grid(window), contracted, np.dtype(dtype).itemsize)
+    return fixed(1, 1) + per_image(1, 1)
 
 
 def _blocks(total: int, size: int):

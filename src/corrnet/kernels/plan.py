@@ -22,6 +22,21 @@ Settings (``corrnet.backends.conv`` is `settings`):
     memory_budget   most bytes of temporary buffers one pass may hold (default 256 MiB)
     benchmark       autotune per shape (default False)
     algorithm       force one algorithm where it supports the shape (None: the planner's pick)
+
+The memory budget. One pass (forward, grad_input or grad_weight of a convolution; a
+transposed convolution runs the same passes) holds at most `memory_budget` bytes of
+temporaries at any moment: everything it allocates beyond its inputs and the array it
+returns — padded or contiguous copies of the input and of the output gradient, unrolled
+windows, transformed tiles, spectra, GEMM results before they are laid out as the output,
+weight-sized transforms and partial sums, the compiled kernels' band buffers. Each algorithm
+works in chunks of images (im2col + GEMM also in bands of output rows of one image) sized
+from an upper bound of a chunk's bytes, and frees a chunk's buffers before the next. An
+algorithm whose smallest chunk (`least_bytes`) does not fit is not chosen, forced or not;
+im2col + GEMM always is, at one output row of one image per chunk at the least — a budget
+below that is exceeded by that much. Not counted: what BLAS and scipy.fft allocate inside a
+call (not NumPy arrays), and state kept between passes (the unrolled windows the forward
+pass may keep for the weight gradient, themselves within the budget). The tests measure it
+with tracemalloc (tests/test_memory_budget.py).
 """
 
 from __future__ import annotations
@@ -56,7 +71,8 @@ class Settings:
 
     @property
     def memory_budget(self) -> int:
-        """Most bytes of temporary buffers (unrolled windows, spectra, ...) one pass holds."""
+        """Most bytes of temporary buffers (unrolled windows, padded copies, spectra, ...) one
+        pass holds beyond its inputs and result (see the module docstring)."""
         return self._memory_budget
 
     @memory_budget.setter
@@ -100,9 +116,23 @@ def forcing(name: str | None):
 
 
 def candidates(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype) -> list[str]:
-    """The algorithms that can compute this pass for this shape, gemm always among them."""
+    """The algorithms that can compute this pass for this shape within the memory budget,
+    gemm always among them."""
+    return [name for name in _supporting(pass_name, x_shape, weight_shape, window, groups, dtype)
+            if _fits(name, pass_name, x_shape, weight_shape, window, groups, dtype)]
+
+
+def _supporting(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype) -> list[str]:
     return [name for name, algorithm in ALGORITHMS.items()
             if algorithm.supports(x_shape, weight_shape, window, groups, dtype, pass_name)]
+
+
+def _fits(name, pass_name, x_shape, weight_shape, window: Window2d, groups, dtype) -> bool:
+    """Whether the algorithm's smallest chunk (`least_bytes`) fits in the memory budget.
+    im2col + GEMM always does, at one output row of one image a chunk (a budget below even
+    that is exceeded by that much at most)."""
+    return name == "gemm" or ALGORITHMS[name].least_bytes(
+        x_shape, weight_shape, window, groups, dtype, pass_name) <= settings.memory_budget
 
 
 def choose(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype,
@@ -111,20 +141,22 @@ def choose(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype,
     weight_shape (C_out, C_in/groups, kh, kw), whichever pass is asked for. `trial(name)`,
     when given, runs the pass on algorithm `name`; autotuning uses it to time them."""
     key = (pass_name, tuple(x_shape), tuple(weight_shape), window, groups,
-           np.dtype(dtype).str, jit.enabled())
+           np.dtype(dtype).str, jit.enabled(), settings.memory_budget)
     if settings.algorithm is None and not settings.benchmark and key in _ruled:
         return _ruled[key]
-    able = candidates(pass_name, x_shape, weight_shape, window, groups, dtype)
+    problem = (pass_name, x_shape, weight_shape, window, groups, dtype)
+    able = _supporting(*problem)
     if settings.algorithm is not None:
-        return settings.algorithm if settings.algorithm in able else "gemm"
+        forced = settings.algorithm
+        return forced if forced in able and _fits(forced, *problem) else "gemm"
     if settings.benchmark and trial is not None and len(able) > 1:
-        tuned_key = (*key, settings.memory_budget)
-        if tuned_key not in _autotuned:
-            _autotuned[tuned_key] = _fastest(able, trial)
-        return _autotuned[tuned_key]
+        if key not in _autotuned:
+            _autotuned[key] = _fastest([name for name in able if _fits(name, *problem)], trial)
+        return _autotuned[key]
     if len(_ruled) >= 4096:  # a bound, for programs that see endless shapes
         _ruled.clear()
-    _ruled[key] = _rule(pass_name, able, x_shape, weight_shape, window, groups)
+    _ruled[key] = _rule(pass_name, able, x_shape, weight_shape, window, groups,
+                        lambda name: _fits(name, *problem))
     return _ruled[key]
 
 
@@ -139,11 +171,12 @@ def _fastest(names, trial) -> str:
     return min(seconds, key=seconds.get)
 
 
-def _rule(pass_name, able, x_shape, weight_shape, window: Window2d, groups) -> str:
-    """The measured rules: the first algorithm in this order that supports the pass and whose
-    rule holds; else im2col + GEMM."""
+def _rule(pass_name, able, x_shape, weight_shape, window: Window2d, groups, fits) -> str:
+    """The measured rules: the first algorithm in this order that supports the pass, whose
+    rule holds and which `fits` the memory budget; else im2col + GEMM."""
     for name in ("pointwise", "fft", "direct", "depthwise", "winograd"):
-        if name in able and RULES[name](pass_name, x_shape, weight_shape, window, groups):
+        if (name in able and RULES[name](pass_name, x_shape, weight_shape, window, groups)
+                and fits(name)):
             return name
     return "gemm"
 

@@ -48,8 +48,8 @@ within the suite's float32 tolerance of PyTorch.
 
 Only the forward pass and the input gradient (a stride-1 3x3 correlation of the output
 gradient with the kernel turned by 180 degrees) are done here; the weight gradient is left
-to im2col (`supports` says False). Besides `budget`, a call holds U (36 numbers per 3x3
-kernel).
+to im2col (`supports` says False). Within `budget`, a call holds U (36 numbers per 3x3
+kernel) and chunks of images (`least_bytes`: U and one image, the smallest).
 """
 
 from __future__ import annotations
@@ -159,16 +159,35 @@ def correlate(x, weight, bias, pads, groups: int = 1, budget=DEFAULT_BUDGET) -> 
     bias = np.zeros(c_out, x.dtype) if bias is None else np.asarray(bias, x.dtype)
     out = np.empty((n, c_out, out_height, out_width), dtype=x.dtype)
 
-    # per image: the padded copy, V and M, and as much again for the NumPy path's stacks
-    tiles = tiles_high * tiles_wide
-    padded_size = c_in * (TILE * tiles_high + KERNEL - 1) * (TILE * tiles_wide + KERNEL - 1)
-    per_image = x.dtype.itemsize * (3 * padded_size + ALPHA**2 * tiles * (2 * c_in + 3 * c_out))
-    chunk = max(1, int(budget // per_image))
+    per_image = _image_bytes(c_in, c_out, out_height, out_width, x.dtype.itemsize)
+    chunk = max(1, int((budget - 2 * transformed_kernel.nbytes) // per_image))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         padded = pad_array(x[start:stop], patch_pads)
         _correlate_chunk(padded, transformed_kernel, bias, groups, out[start:stop])
     return out
+
+
+def _image_bytes(c_in: int, c_out: int, out_height: int, out_width: int, itemsize: int) -> int:
+    """Bytes of temporaries per image of a chunk: the padded copy, V and M, and as much again
+    for the NumPy path's stacks."""
+    tiles_high, tiles_wide = -(-out_height // TILE), -(-out_width // TILE)
+    padded_size = c_in * (TILE * tiles_high + KERNEL - 1) * (TILE * tiles_wide + KERNEL - 1)
+    return itemsize * (3 * padded_size
+                       + ALPHA**2 * tiles_high * tiles_wide * (2 * c_in + 3 * c_out))
+
+
+def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                pass_name) -> int:
+    """The temporaries of the smallest chunk, one image, and of the transformed kernels U
+    (counted twice: their transform's intermediate)."""
+    c_out, c_group = weight_shape[:2]
+    itemsize = np.dtype(dtype).itemsize
+    kernel_bytes = 2 * ALPHA**2 * c_out * c_group * itemsize
+    if pass_name == "forward":
+        return kernel_bytes + _image_bytes(x_shape[1], c_out, window.out_height,
+                                           window.out_width, itemsize)
+    return kernel_bytes + _image_bytes(c_out, x_shape[1], window.height, window.width, itemsize)
 
 
 def _correlate_chunk(padded, transformed_kernel, bias, groups, out) -> None:

@@ -11,6 +11,9 @@ import functools
 import json
 import math
 import numbers
+import operator
+import re
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -42,18 +45,47 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
+_DEVICE_STRING = re.compile(r"([a-z_]+)(?::(0|[1-9][0-9]*))?")  # PyTorch's device strings
+
+
 class device:
-    """Where a tensor lives. corrnet computes on the CPU with NumPy."""
+    """Where a tensor lives. corrnet computes on the CPU with NumPy.
+
+    Strings as PyTorch: ``'cpu'``, ``'cpu:0'``, ``'cuda:1'``; an index is a non-negative int
+    without leading zeros (``'cpu:x'``, ``'cpu:-1'``, ``'cpu:01'`` raise RuntimeError)."""
 
     def __init__(self, type="cpu", index=None):
         if isinstance(type, device):
+            if index is not None:
+                raise TypeError("device(): an index cannot be given with a device object")
             type, index = type.type, type.index
-        name, _, number = str(type).partition(":")
-        if number:
-            index = int(number)
+        elif isinstance(type, numbers.Integral) and not isinstance(type, bool):
+            raise RuntimeError(f"device({type}): an integer names an accelerator device; "
+                               "Cannot access accelerator device when none is available.")
+        elif not isinstance(type, str):
+            raise TypeError(f"device(): expected a device string such as 'cpu' or 'cpu:0', "
+                            f"got {_type_name(type)}")
+        if index is not None and (
+            not isinstance(index, numbers.Integral) or isinstance(index, bool)
+        ):
+            raise TypeError(f"device(): argument 'index' (position 2) must be int, not "
+                            f"{_type_name(index)}")
+        match = _DEVICE_STRING.fullmatch(type)
+        if match is None:
+            raise RuntimeError(f"Invalid device string: {type!r} (expected 'cpu', 'cuda' or "
+                               "either followed by ':' and a non-negative index, e.g. 'cpu:0')")
+        name, number = match.group(1), match.group(2)
         if name not in ("cpu", "cuda"):
-            raise RuntimeError(f"device: expected 'cpu' or 'cuda', got {type!r}")
-        self.type, self.index = name, index
+            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device "
+                               f"string: {type}")
+        if number is not None:
+            if index is not None:
+                raise RuntimeError("type (string) must not include an index because index was "
+                                   f"passed explicitly: {type}")
+            index = int(number)
+        if index is not None and index < 0:
+            raise RuntimeError(f"Device index must not be negative, got {index}")
+        self.type, self.index = name, None if index is None else int(index)
 
     def __repr__(self) -> str:
         index = "" if self.index is None else f", index={self.index}"
@@ -72,6 +104,10 @@ class device:
 
 
 CPU = device("cpu")
+
+
+def _type_name(value) -> str:
+    return "None" if value is None else type(value).__name__
 
 
 def _refuse_cuda(what: str):
@@ -605,6 +641,15 @@ class Tensor:
     def __itruediv__(self, other):
         return self._inplace_op(Tensor.__truediv__, other)
 
+    def __ifloordiv__(self, other):
+        return self._inplace_op(Tensor.__floordiv__, other)
+
+    def __imod__(self, other):
+        return self._inplace_op(Tensor.__mod__, other)
+
+    def __ipow__(self, other):
+        return self._inplace_op(Tensor.__pow__, other)
+
     def add_(self, other, alpha=1):
         if (isinstance(other, Tensor) and other._data.shape == self._data.shape
                 and other._data.dtype == self._data.dtype and self._data.dtype.kind == "f"
@@ -699,9 +744,16 @@ class Tensor:
         return _floor_divide(other, self)
 
     def __mod__(self, other):
-        other = _as_operand(other, "other")
-        dtype = result_type(self, other)
-        return _wrap(np.mod(self._data.astype(dtype.numpy), _operand_array(other, dtype)))
+        return _remainder(self, other)
+
+    def __rmod__(self, other):
+        return _remainder(other, self)
+
+    def remainder(self, other):
+        return _remainder(self, other)
+
+    def floor_divide(self, other):
+        return _floor_divide(self, other)
 
     def __pow__(self, exponent):
         return self._binary(exponent, ops.Pow)
@@ -710,10 +762,14 @@ class Tensor:
         return self._binary(base, ops.Pow, reverse=True)
 
     def __matmul__(self, other):
+        if not isinstance(other, Tensor):
+            return NotImplemented  # Python raises its TypeError: unsupported operand type(s)
         return matmul(self, other)
 
     def __rmatmul__(self, other):
-        return matmul(_as_operand(other, "other"), self)
+        if not isinstance(other, Tensor):
+            return NotImplemented
+        return matmul(other, self)
 
     def __neg__(self):
         if self.dtype is backend.bool_:
@@ -859,10 +915,12 @@ class Tensor:
 
     # -- matrix products -------------------------------------------------------------------------
 
-    def mm(self, other):
-        return mm(self, other)
+    def mm(self, mat2):
+        _check_tensor_argument("mm", "mat2", 1, mat2)
+        return mm(self, mat2)
 
     def matmul(self, other):
+        _check_tensor_argument("matmul", "other", 1, other)
         return matmul(self, other)
 
     # -- reductions ------------------------------------------------------------------------------
@@ -925,12 +983,26 @@ class Tensor:
         return result(values, _wrap(indices.astype(np.int64)))
 
     @_numpy_names
-    def amax(self, dim=None, keepdim=False):
-        return self.max() if dim is None else self.max(dim, keepdim).values
+    def amax(self, dim=(), keepdim=False):
+        """The largest values over `dim` (all dimensions by default); ties share the
+        gradient equally (unlike ``max(dim)``, whose gradient goes to the returned index)."""
+        return self._amax(dim, keepdim, use_min=False)
 
     @_numpy_names
-    def amin(self, dim=None, keepdim=False):
-        return self.min() if dim is None else self.min(dim, keepdim).values
+    def amin(self, dim=(), keepdim=False):
+        return self._amax(dim, keepdim, use_min=True)
+
+    def _amax(self, dim, keepdim, use_min):
+        name = "amin" if use_min else "amax"
+        axes = self._axes(dim)
+        if self.numel() == 0 and any(
+            self.shape[i] == 0 for i in (range(self.dim()) if axes is None else axes)
+        ):
+            raise IndexError(
+                f"{name}(): Expected reduction dim to be specified for input.numel() == 0, and "
+                f"the reduced dimensions of a tensor of shape {tuple(self.shape)} to be nonempty"
+            )
+        return ops.Amax.apply(self, axes, keepdim, use_min)
 
     @_numpy_names
     def argmax(self, dim=None, keepdim=False):
@@ -949,25 +1021,44 @@ class Tensor:
         indices = _arg_extreme(self._data, axis, use_min).astype(np.int64)
         return _wrap(np.expand_dims(indices, axis) if keepdim else indices)
 
-    def norm(self, p="fro", dim=None, keepdim=False):
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        """The vector p-norm over `dim` (all elements by default): p = 'fro' or 2 (the
+        default), any real p, inf / -inf (largest / smallest magnitude), 0 (the number of
+        nonzero elements, with no gradient)."""
         if p in ("fro", None):
             p = 2
         if p == "nuc":
             raise NotImplementedError("norm(p='nuc')")
-        return ops.Norm.apply(self._floating(), float(p), self._axes(dim), keepdim)
+        if isinstance(p, str) or not isinstance(p, numbers.Real):
+            raise RuntimeError(f"norm(): p must be a number, 'fro' or 'nuc', got {p!r}")
+        source = self._cast(as_dtype(dtype)) if dtype is not None else self._floating()
+        return ops.Norm.apply(source, float(p), self._axes(dim), keepdim)
 
     @_numpy_names
     def std(self, dim=None, unbiased=True, keepdim=False, correction=None):
-        return self.var(dim, unbiased, keepdim, correction).sqrt()
+        """The standard deviation over `dim`: sqrt(sum((x - mean)**2) / (n - correction)),
+        correction 1 by default (``unbiased=False``: 0); float32 accumulates in float64."""
+        return self._variance("std", dim, unbiased, keepdim, correction, root=True)
 
     @_numpy_names
     def var(self, dim=None, unbiased=True, keepdim=False, correction=None):
+        """The variance over `dim`: sum((x - mean)**2) / (n - correction)."""
+        return self._variance("var", dim, unbiased, keepdim, correction, root=False)
+
+    def _variance(self, name, dim, unbiased, keepdim, correction, root):
+        if isinstance(dim, bool):  # std(False): PyTorch's std(unbiased) overload
+            dim, unbiased = None, dim
+        if not self.dtype.is_floating_point:
+            raise RuntimeError(f"{name}(): expected a floating point input, got {self.dtype}; "
+                               "convert it with .float()")
         correction = (1 if unbiased else 0) if correction is None else correction
-        centred = self - self.mean(dim, keepdim=True)
-        count = self.numel() if dim is None else int(
-            np.prod([self.shape[a] for a in self._axes(dim)])
-        )
-        return (centred * centred).sum(dim, keepdim=keepdim) / max(count - correction, 0)
+        axes = self._axes(dim)
+        count = self.numel() if axes is None else math.prod(self.shape[a] for a in axes)
+        if count - correction <= 0:
+            warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly "
+                          "less than the reduction factor (input numel divided by output numel).",
+                          UserWarning, stacklevel=4)
+        return ops.Variance.apply(self, axes, correction, keepdim, root)
 
     @_numpy_names
     def all(self, dim=None, keepdim=False):
@@ -993,6 +1084,8 @@ class Tensor:
         if dim is None:
             return None
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        if not dims:  # dim=() or []: every dimension, as PyTorch
+            return None
         axes = tuple(self._axis(d) for d in dims)
         if len(set(axes)) != len(axes):
             raise RuntimeError(f"dim {tuple(dims)} appears multiple times in the list of dims")
@@ -1214,13 +1307,31 @@ def _true_div_dtype(a, b):
     return dtype if dtype.is_floating_point else backend.get_default_dtype()
 
 
-def _floor_divide(a, b):
+def _division_operands(a, b, name, symbol, kernel):
+    """`a` and `b` of ``a // b`` or ``a % b`` promoted to their common dtype; integer division
+    by zero is refused as PyTorch refuses it."""
     a, b = _as_operand(a, "input"), _as_operand(b, "other")
+    _broadcast_check(a, b, name)
     dtype = result_type(a, b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if dtype.category == backend.INT and np.any(_operand_array(b) == 0):
-            raise RuntimeError("ZeroDivisionError: integer division by zero in `//`")
-        return _wrap(np.floor_divide(_operand_array(a, dtype), _operand_array(b, dtype)))
+    if dtype.category == backend.BOOL:
+        raise NotImplementedError(f"{name}: \"{kernel}_cpu\" not implemented for 'Bool'; "
+                                  "convert the operands with .int() or .float() first")
+    if dtype.category == backend.INT and np.any(_operand_array(b) == 0):
+        raise RuntimeError(f"ZeroDivisionError: integer division by zero in `{symbol}`")
+    return _cast_operand(a, dtype), _cast_operand(b, dtype)
+
+
+def _floor_divide(a, b):
+    """``a // b``: recorded, but (as in PyTorch) not differentiable; see ops.FloorDivide."""
+    return ops.FloorDivide.apply(*_division_operands(a, b, "floor_divide", "//", "div_floor"))
+
+
+def _remainder(a, b):
+    """``a % b`` with the sign of `b`; differentiable in both operands (ops.Remainder), except
+    that a Python number divided by a tensor has no derivative, as in PyTorch."""
+    scalar_dividend = not isinstance(a, (Tensor, np.ndarray))
+    operands = _division_operands(a, b, "remainder", "%", "remainder")
+    return ops.Remainder.apply(*operands, scalar_dividend)
 
 
 def _arg_extreme(array, axis, use_min):
@@ -1230,22 +1341,99 @@ def _arg_extreme(array, axis, use_min):
     return np.argmin(array, axis=axis) if use_min else np.argmax(array, axis=axis)
 
 
+_SEQUENCE_INDEX_WARNING = (
+    "Using a non-tuple sequence for multidimensional indexing is deprecated and will be changed "
+    "in pytorch 2.9; use x[tuple(seq)] instead of x[seq]. In pytorch 2.9 this will be "
+    "interpreted as tensor index, x[torch.tensor(seq)], which will result either in an error "
+    "or a different result"
+)
+_INDEX_TYPES = "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables"
+
+
+def _sequence_as_tuple(index: list) -> bool:
+    """PyTorch 2.13's rule (treatSequenceAsTuple): a list of fewer than 32 items that holds a
+    tensor, a sequence, a slice, None or Ellipsis indexes as the tuple of its items (with a
+    deprecation warning): ``x[[[0, 1], [1, 0]]]`` is ``x[[0, 1], [1, 0]]``."""
+    return len(index) < 32 and any(
+        isinstance(item, (Tensor, np.ndarray, list, tuple, slice)) or item is None
+        or item is Ellipsis for item in index
+    )
+
+
+def _array_index(array: np.ndarray, what: str) -> np.ndarray:
+    """A tensor or array used as an index: int64/int32 positions, or a bool (or, deprecated,
+    uint8) mask; other dtypes are refused as PyTorch refuses them."""
+    if array.dtype == np.bool_ or array.dtype == np.int64:
+        return array
+    if array.dtype == np.uint8:
+        return array.astype(bool)
+    if array.dtype == np.int32:
+        return array.astype(np.int64)
+    raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got "
+                     f"{what} of dtype {array.dtype}")
+
+
+def _list_index(item) -> np.ndarray:
+    """A list inside an index becomes an int64 tensor index (floats truncated, as PyTorch),
+    or a mask if it holds only bools."""
+    try:
+        array = np.asarray(_plain(item))
+    except ValueError:
+        raise IndexError(f"an index list must be rectangular, got {item!r}") from None
+    if array.dtype == np.bool_:
+        return array
+    if array.size == 0:
+        return array.astype(np.int64)
+    if array.dtype.kind not in "iuf":
+        raise IndexError(f"{_INDEX_TYPES} are valid indices; a list in an index must hold "
+                         f"numbers, got {item!r}")
+    return array.astype(np.int64)
+
+
 def _convert_index(index):
-    """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy)."""
+    """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy).
+
+    Follows PyTorch 2.13: nested lists (see `_sequence_as_tuple`), lists and int/bool tensors
+    as tensor indices, negative slice steps refused (ValueError), floats refused
+    (IndexError)."""
+    if isinstance(index, list) and _sequence_as_tuple(index):
+        warnings.warn(_SEQUENCE_INDEX_WARNING, UserWarning, stacklevel=3)
+        index = tuple(index)
     items = index if isinstance(index, tuple) else (index,)
     converted, advanced = [], False
     for item in items:
         if isinstance(item, Tensor):
-            if item.dim() == 0 and item.dtype.category == backend.INT:
-                item = int(item.item())
+            if item.dim() == 0 and item.dtype.category == backend.INT and (
+                item.dtype is not backend.uint8
+            ):
+                item = int(item._data)  # any integer dtype, as PyTorch
             else:
-                item = item._data
+                item = _array_index(item._data, "a tensor")
                 advanced = True
-        elif isinstance(item, (list, np.ndarray)):
-            item = np.asarray(_plain(item))
+        elif isinstance(item, np.ndarray):
+            item = _array_index(item, "an array")
             advanced = True
-        elif isinstance(item, (bool, np.bool_)):
+        elif isinstance(item, (list, tuple)):
+            item = _list_index(item)
             advanced = True
+        elif isinstance(item, slice):
+            if item.step is not None:
+                step = operator.index(item.step)
+                if step == 0:
+                    raise ValueError("slice step cannot be zero")
+                if step < 0:
+                    raise ValueError(f"step must be greater than zero, got a slice with step "
+                                     f"{step}")
+        elif isinstance(item, bool):
+            advanced = True
+        elif isinstance(item, str):
+            raise TypeError(f"a string cannot index a tensor: {item!r}")
+        elif item is None or item is Ellipsis:
+            pass
+        elif isinstance(item, numbers.Integral) and not isinstance(item, np.bool_):
+            item = operator.index(item)
+        else:
+            raise IndexError(f"{_INDEX_TYPES} are valid indices (got {type(item).__name__})")
         converted.append(item)
     return tuple(converted), advanced
 
@@ -1655,8 +1843,16 @@ def _check_matrix_dtypes(a, b, name):
                            f"{a.dtype} for input and {b.dtype} for other")
 
 
+def _check_tensor_argument(function, name, position, value):
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{function}(): argument '{name}' (position {position}) must be Tensor, "
+                        f"not {type(value).__name__}")
+
+
 def mm(input, mat2):
     """The matrix product of two 2-D tensors: (n, k) @ (k, m) -> (n, m)."""
+    _check_tensor_argument("mm", "input", 1, input)
+    _check_tensor_argument("mm", "mat2", 2, mat2)
     if input.dim() != 2 or mat2.dim() != 2:
         raise RuntimeError(
             f"mm: both arguments must be 2-D matrices, got input of shape {tuple(input.shape)} "
@@ -1673,8 +1869,8 @@ def mm(input, mat2):
 
 def matmul(input, other):
     """The matrix product with NumPy/PyTorch broadcasting of batch dimensions."""
-    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
-        raise TypeError("matmul: both operands must be Tensors")
+    _check_tensor_argument("matmul", "input", 1, input)
+    _check_tensor_argument("matmul", "other", 2, other)
     if input.dim() == 0 or other.dim() == 0:
         raise RuntimeError(
             f"matmul: both arguments need at least 1 dimension, got shapes "

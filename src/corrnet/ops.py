@@ -6,6 +6,8 @@ engine sums them back to each input's shape and dtype.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .autograd import Function
@@ -306,6 +308,34 @@ class Cast(Function):
         return grad
 
 
+class Overwrite(Function):
+    """`old` with every element replaced by `new` (broadcast): fill_, copy_, normal_... The
+    gradient goes to `new`; `old`'s value is gone, so its gradient is zero (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, old, new):
+        ctx.shape = old.shape
+        return np.broadcast_to(new, old.shape).astype(old.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.zeros(ctx.shape, dtype=grad.dtype), grad
+
+
+class RandomSample(Function):
+    """Samples drawn with tensor parameters (``normal(mean, std)``): the result is recorded,
+    with zero gradients for the parameters, as PyTorch's NormalBackward."""
+
+    @staticmethod
+    def forward(ctx, sample, *parameters):
+        ctx.shapes = [np.shape(p) for p in parameters]
+        return sample
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None, *(np.zeros(shape, dtype=grad.dtype) for shape in ctx.shapes))
+
+
 class Clone(Function):
     @staticmethod
     def forward(ctx, a):
@@ -396,26 +426,38 @@ class Mean(Function):
 
 
 class Prod(Function):
+    """The product over one axis (or all elements). The backward is PyTorch's: ``grad * prod /
+    a`` when no element is zero (so an overflowing product gives inf gradients, as there), else
+    the product of the other elements (exclusive cumulative products from both ends)."""
+
     @staticmethod
     def forward(ctx, a, axis, keepdim):
-        ctx.save_for_backward(a)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.asarray(np.prod(a, axis=axis, keepdims=keepdim))
+        ctx.save_for_backward(a, out)
         ctx.axis, ctx.keepdim = axis, keepdim
-        return np.asarray(np.prod(a, axis=axis, keepdims=keepdim))
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (a,) = ctx.saved_arrays
+        a, out = ctx.saved_arrays
         axis = ctx.axis
-        flat = a.reshape(-1) if axis is None else np.moveaxis(a, axis, -1)
-        # the product of all the other elements: exclusive cumulative products from both ends
-        ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
-        left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-        right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-        others = left * right
+        if a.ndim == 0:
+            return grad
+        if axis is not None and not ctx.keepdim:
+            grad, out = np.expand_dims(grad, axis), np.expand_dims(out, axis)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if not np.any(a == 0):
+                return grad * (out / a)
+            flat = a.reshape(-1) if axis is None else np.moveaxis(a, axis, -1)
+            ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
+            left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+            right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1),
+                               axis=-1)[..., ::-1]
+            others = left * right
         if axis is None:
             return grad * others.reshape(a.shape)
-        g = grad if ctx.keepdim else np.expand_dims(grad, axis)
-        return g * np.moveaxis(others, -1, axis)
+        return grad * np.moveaxis(others, -1, axis)
 
 
 class MaxAll(Function):
@@ -484,17 +526,19 @@ def _norm_dtype(dtype):
 
 class Norm(Function):
     """The vector p-norm over `axes` (p = 2: the Frobenius norm; p = 0: the number of nonzero
-    elements; p = +-inf: the largest / smallest magnitude). float16 accumulates in float32.
+    elements; p = +-inf: the largest / smallest magnitude). float16 accumulates in float32;
+    the norm of a single element is its magnitude, without squares that could overflow.
     The backward is ``torch.linalg.vector_norm``'s, case by case."""
 
     @staticmethod
     def forward(ctx, a, p, axes, keepdim):
         acc = a.astype(_norm_dtype(a.dtype), copy=False)
         absolute = np.abs(acc)
+        count = a.size if axes is None else math.prod(a.shape[i] for i in axes)
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
             if p == 0:
                 out = np.sum(acc != 0, axis=axes, keepdims=keepdim)
-            elif p == np.inf:
+            elif p == np.inf or count == 1:  # one element: |a| exactly (as PyTorch)
                 out = np.max(absolute, axis=axes, keepdims=keepdim)
             elif p == -np.inf:
                 out = np.min(absolute, axis=axes, keepdims=keepdim)
@@ -536,16 +580,19 @@ class Norm(Function):
 
 class Variance(Function):
     """var (or, with `root`, std) over `axes` with `correction`: sum((a - mean)**2) / (n -
-    correction). float16/float32 accumulate in float64 (as PyTorch), so that |a| ~ 1e19 or
-    1e-30 gives a finite std; the backward is PyTorch's var_backward / std_backward."""
+    correction), accumulated in float64 (as PyTorch), so that a float32 std of |a| ~ 1e19 or
+    1e-30 stays finite. (Over all elements PyTorch takes the mean in float32 first, which
+    overflows for some |a| ~ 1e38 depending on its summation order; corrnet's float64 mean
+    does not.) The backward is PyTorch's var_backward / std_backward, in a's dtype."""
 
     @staticmethod
     def forward(ctx, a, axes, correction, keepdim, root):
         acc = a.astype(np.float64, copy=False)
-        count = a.size if axes is None else int(np.prod([a.shape[i] for i in axes]))
-        mean = np.mean(acc, axis=axes, keepdims=True) if a.size else np.zeros((1,) * a.ndim)
-        centred = acc - mean
+        count = a.size if axes is None else math.prod(a.shape[i] for i in axes)
+        mean = (np.mean(acc, axis=axes, keepdims=True) if a.size
+                else np.full((1,) * a.ndim, np.nan))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            centred = acc - mean
             var = np.sum(centred * centred, axis=axes, keepdims=keepdim) / max(
                 count - correction, 0)
             out = np.asarray(np.sqrt(var) if root else var).astype(a.dtype)
@@ -558,14 +605,15 @@ class Variance(Function):
     @staticmethod
     def backward(ctx, grad):
         a, out = ctx.saved_arrays
-        dof = ctx.count - ctx.correction
+        dof, mean = ctx.count - ctx.correction, ctx.mean
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if ctx.root:  # std: d sqrt(v) = dv / (2 std), and 0 where std is 0
                 grad = np.where(out == 0, 0, grad / (2 * out))
             g = _expand_reduced(grad, a.shape, ctx.axes, ctx.keepdim)
             if ctx.axes is None and dof <= 0:  # 2 / dof is infinite: NaN where a == mean
-                return g * np.where(a == ctx.mean, np.nan, np.inf)
-            return (np.float64(2.0) / dof) * g * (a - ctx.mean)
+                return g * np.where(a == mean, np.nan, np.inf)
+            scale = float(np.float64(2.0) / dof)  # a Python float: g's dtype is kept
+            return scale * g * (a - mean)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -615,17 +663,50 @@ class Contiguous(Function):
         return grad
 
 
+class TorchIndex:
+    """An index with advanced parts (arrays, masks, bools), applied as PyTorch applies it:
+    first the basic part — integers select (their dimensions are gone before any array
+    indexes), slices, None — then the arrays at the dimensions they index. NumPy alone would
+    treat the integers as arrays too: ``x[0, :, [1, 0]]`` of a (3, 4, 2) array is (2, 4) there
+    and (4, 2) in PyTorch."""
+
+    __slots__ = ("basic", "advanced")
+
+    def __init__(self, basic: tuple, advanced: tuple):
+        self.basic, self.advanced = basic, advanced
+
+    def get(self, a):
+        return a[self.basic][self.advanced]  # a[basic] is a view
+
+    def set(self, a, value) -> None:
+        a[self.basic][self.advanced] = value
+
+    def add_at(self, out, grad) -> None:
+        np.add.at(out[self.basic], self.advanced, grad)  # an index may repeat: add them
+
+
+def get_index(a, index):
+    return index.get(a) if isinstance(index, TorchIndex) else a[index]
+
+
+def set_index(a, index, value) -> None:
+    if isinstance(index, TorchIndex):
+        index.set(a, value)
+    else:
+        a[index] = value
+
+
 class GetItem(Function):
     @staticmethod
     def forward(ctx, a, index, advanced):
-        ctx.shape, ctx.index, ctx.advanced = a.shape, index, advanced
-        return a[index]
+        ctx.shape, ctx.index = a.shape, index
+        return get_index(a, index)
 
     @staticmethod
     def backward(ctx, grad):
         out = np.zeros(ctx.shape, dtype=grad.dtype)
-        if ctx.advanced:
-            np.add.at(out, ctx.index, grad)  # an index may repeat: add, do not overwrite
+        if isinstance(ctx.index, TorchIndex):
+            ctx.index.add_at(out, grad)
         else:
             out[ctx.index] = grad
         return out
@@ -641,14 +722,14 @@ class SetItem(Function):
     @staticmethod
     def forward(ctx, a, value, index):
         ctx.index = index
-        a[index] = value
+        set_index(a, index, value)
         return a
 
     @staticmethod
     def backward(ctx, grad):
         grad_a = grad.copy()
-        grad_a[ctx.index] = 0
-        return grad_a, grad[ctx.index]
+        set_index(grad_a, ctx.index, 0)
+        return grad_a, get_index(grad, ctx.index)
 
 
 class CopySlices(Function):

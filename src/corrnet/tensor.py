@@ -19,7 +19,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import backend, ops
-from .autograd import AccumulateGrad, is_grad_enabled, no_grad, run_backward
+from .autograd import AccumulateGrad, is_grad_enabled, no_grad, run_backward  # noqa: F401 (re-exported)
 from .backend import as_dtype, from_numpy_dtype, result_type
 
 
@@ -589,7 +589,7 @@ class Tensor:
         return self
 
     def __setitem__(self, index, value) -> None:
-        index, _ = _convert_index(index)
+        index, _ = _convert_index(index, self.dim())
         value = value if isinstance(value, Tensor) else _wrap(
             np.asarray(_plain(value), dtype=self._data.dtype)
         )
@@ -609,7 +609,7 @@ class Tensor:
                 self._inplace(ops.SetItem.apply(self._snapshot(), value, index))
             else:
                 self._check_writeable()
-                self._data[index] = value._data
+                ops.set_index(self._data, index, value._data)
                 self._bump_version()
         except ValueError as err:
             raise RuntimeError(
@@ -676,9 +676,19 @@ class Tensor:
     def clamp_(self, min=None, max=None):
         return self._inplace_op(Tensor.clamp, min, max)
 
+    def _overwrite(self, value: Tensor) -> Tensor:
+        """Replace every element by `value` (broadcast) in place: the gradient reaches `value`,
+        and zero reaches self's old value (as PyTorch's fill_ / copy_ / normal_)."""
+        return self._inplace(ops.Overwrite.apply(self, value))
+
     def fill_(self, value) -> Tensor:
-        value = value.item() if isinstance(value, Tensor) else value
-        return self._inplace(_wrap(np.full(self._data.shape, value, dtype=self._data.dtype)))
+        if not isinstance(value, Tensor):
+            value = _wrap(np.asarray(value, dtype=self._data.dtype))
+        elif value.dim() != 0:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value.dim()} dimensions")
+        return self._overwrite(value._cast(self.dtype) if self.dtype.is_floating_point
+                               else _wrap(value._data.astype(self._data.dtype)))
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
@@ -690,15 +700,17 @@ class Tensor:
         except RuntimeError as err:
             raise RuntimeError(f"copy_: src of shape {tuple(src.shape)} does not broadcast to "
                                f"the destination's shape {tuple(self.shape)}") from err
-        return self._inplace(expanded._cast(self.dtype))
+        if not self.dtype.is_floating_point:
+            return self._overwrite(_wrap(expanded._data.astype(self._data.dtype)))
+        return self._overwrite(expanded._cast(self.dtype))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
-        with no_grad():
-            return self.copy_(_wrap(_rng(generator).normal(mean, std, self._data.shape)))
+        sample = _rng(generator).normal(mean, std, self._data.shape)
+        return self._overwrite(_wrap(sample.astype(self._data.dtype)))
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None) -> Tensor:
-        with no_grad():
-            return self.copy_(_wrap(_rng(generator).uniform(a, b, self._data.shape)))
+        sample = _rng(generator).uniform(a, b, self._data.shape)
+        return self._overwrite(_wrap(sample.astype(self._data.dtype)))
 
     # -- arithmetic ------------------------------------------------------------------------------
 
@@ -789,13 +801,22 @@ class Tensor:
         return _wrap(np.invert(self._data))
 
     def __and__(self, other):
-        return _wrap(np.bitwise_and(self._data, _operand_array(_as_operand(other, "other"))))
+        return _bitwise(np.bitwise_and, "bitwise_and", self, other)
+
+    def __rand__(self, other):
+        return _bitwise(np.bitwise_and, "bitwise_and", other, self)
 
     def __or__(self, other):
-        return _wrap(np.bitwise_or(self._data, _operand_array(_as_operand(other, "other"))))
+        return _bitwise(np.bitwise_or, "bitwise_or", self, other)
+
+    def __ror__(self, other):
+        return _bitwise(np.bitwise_or, "bitwise_or", other, self)
 
     def __xor__(self, other):
-        return _wrap(np.bitwise_xor(self._data, _operand_array(_as_operand(other, "other"))))
+        return _bitwise(np.bitwise_xor, "bitwise_xor", self, other)
+
+    def __rxor__(self, other):
+        return _bitwise(np.bitwise_xor, "bitwise_xor", other, self)
 
     def add(self, other, alpha=1):
         return self + (other * alpha if alpha != 1 else other)
@@ -856,13 +877,29 @@ class Tensor:
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise RuntimeError("clamp(): at least one of 'min' or 'max' must not be None")
-        low = min.item() if isinstance(min, Tensor) else min
-        high = max.item() if isinstance(max, Tensor) else max
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            return self._clamp_tensors(min, max)
+        low, high = min, max
         dtype = result_type(self, *(v for v in (low, high) if v is not None))
         bounds = [None if v is None else np.asarray(v, dtype=dtype.numpy) for v in (low, high)]
         return ops.Clamp.apply(self._cast(dtype), *bounds)
 
     clip = clamp
+
+    def _clamp_tensors(self, low, high) -> Tensor:
+        """clamp with tensor bounds (broadcast): min(max(x, low), high) with PyTorch's
+        gradients — to x where low <= x <= high, to a bound where it is the result."""
+        bounds = [_as_operand(v, name) for v, name in ((low, "min"), (high, "max"))
+                  if v is not None]
+        dtype = result_type(self, *bounds)
+        out = self._cast(dtype)
+        if low is not None:
+            low = _as_operand(low, "min")
+            out = where(out < low, low, out)
+        if high is not None:
+            high = _as_operand(high, "max")
+            out = where(out > high, high, out)
+        return out
 
     def maximum(self, other):
         return self._binary(other, ops.Extremum, options=(False,))
@@ -995,13 +1032,16 @@ class Tensor:
     def _amax(self, dim, keepdim, use_min):
         name = "amin" if use_min else "amax"
         axes = self._axes(dim)
-        if self.numel() == 0 and any(
-            self.shape[i] == 0 for i in (range(self.dim()) if axes is None else axes)
-        ):
-            raise IndexError(
-                f"{name}(): Expected reduction dim to be specified for input.numel() == 0, and "
-                f"the reduced dimensions of a tensor of shape {tuple(self.shape)} to be nonempty"
-            )
+        if self.numel() == 0:
+            if axes is None:
+                raise RuntimeError(
+                    f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                    "Specify the reduction dim with the 'dim' argument."
+                )
+            for axis in axes:
+                if self.shape[axis] == 0:
+                    raise IndexError(f"{name}(): Expected reduction dim {axis} to have non-zero "
+                                     f"size (input of shape {tuple(self.shape)})")
         return ops.Amax.apply(self, axes, keepdim, use_min)
 
     @_numpy_names
@@ -1221,7 +1261,7 @@ class Tensor:
         return parts if parts is not source else source.clone()
 
     def __getitem__(self, index):
-        index, advanced = _convert_index(index)
+        index, advanced = _convert_index(index, self.dim())
         result = ops.GetItem.apply(self, index, advanced)
         return result if advanced else self._view_of(result, lambda a: a[index])
 
@@ -1334,6 +1374,18 @@ def _remainder(a, b):
     return ops.Remainder.apply(*operands, scalar_dividend)
 
 
+def _bitwise(ufunc, name, a, b):
+    """``a & b`` / ``|`` / ``^`` on bool and integer tensors (no gradient), after PyTorch's
+    type promotion; floating operands are refused as PyTorch refuses them."""
+    a, b = _as_operand(a, "input"), _as_operand(b, "other")
+    _broadcast_check(a, b, name)
+    dtype = result_type(a, b)
+    if dtype.is_floating_point:
+        raise NotImplementedError(f"\"{name}_cpu\" not implemented for 'Float': {name} takes "
+                                  "bool or integer tensors")
+    return _wrap(np.asarray(ufunc(_operand_array(a, dtype), _operand_array(b, dtype))))
+
+
 def _arg_extreme(array, axis, use_min):
     """argmax/argmin that, like PyTorch, treats NaN as the extreme value."""
     if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
@@ -1390,7 +1442,30 @@ def _list_index(item) -> np.ndarray:
     return array.astype(np.int64)
 
 
-def _convert_index(index):
+def _expand_ellipses(items: list, ndim: int) -> list:
+    """PyTorch accepts several ``...``: each stands for as many full slices as the index
+    leaves dimensions unnamed (``x[..., ...]`` is ``x``)."""
+    named = 0
+    for item in items:
+        if isinstance(item, np.ndarray):
+            named += item.ndim if item.dtype == np.bool_ and item.ndim else 1
+        elif not (item is None or item is Ellipsis or isinstance(item, bool)):
+            named += 1
+    expanded = []
+    for item in items:
+        expanded.extend([slice(None)] * max(ndim - named, 0) if item is Ellipsis else [item])
+    # full slices past the last dimension are no-ops there (PyTorch only moves its counter)
+    excess = named + (sum(item is Ellipsis for item in items)) * max(ndim - named, 0) - ndim
+    while excess > 0 and expanded and isinstance(expanded[-1], slice) and (
+        expanded[-1].start in (None, 0) and expanded[-1].stop is None
+        and expanded[-1].step in (None, 1)
+    ):
+        expanded.pop()
+        excess -= 1
+    return expanded
+
+
+def _convert_index(index, ndim=None):
     """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy).
 
     Follows PyTorch 2.13: nested lists (see `_sequence_as_tuple`), lists and int/bool tensors
@@ -1435,7 +1510,36 @@ def _convert_index(index):
         else:
             raise IndexError(f"{_INDEX_TYPES} are valid indices (got {type(item).__name__})")
         converted.append(item)
-    return tuple(converted), advanced
+    if ndim is not None and sum(item is Ellipsis for item in converted) > 1:
+        converted = _expand_ellipses(converted, ndim)
+    if not advanced:
+        return tuple(converted), False
+    return _torch_index(converted), True
+
+
+def _torch_index(items) -> ops.TorchIndex:
+    """Split an advanced index into PyTorch's two steps (see ops.TorchIndex): the basic part
+    keeps a slice where an array will index, drops nothing; the advanced part has an entry
+    for every dimension the basic part leaves (none for an integer, which selects)."""
+    basic, advanced = [], []
+    for item in items:
+        if isinstance(item, np.ndarray) and item.ndim == 0 and item.dtype == np.bool_:
+            item = bool(item)
+        if isinstance(item, np.ndarray):  # a mask indexes as many dimensions as it has
+            basic.extend([slice(None)] * (item.ndim if item.dtype == np.bool_ else 1))
+            advanced.append(item)
+        elif isinstance(item, bool):  # a new dimension of size 1, indexed by [0] or []
+            basic.append(None)
+            advanced.append(np.zeros(1 if item else 0, dtype=np.int64))
+        elif item is Ellipsis:
+            basic.append(Ellipsis)
+            advanced.append(Ellipsis)
+        elif item is None or isinstance(item, slice):
+            basic.append(item)
+            advanced.append(slice(None))
+        else:  # an integer selects in the basic step
+            basic.append(item)
+    return ops.TorchIndex(tuple(basic), tuple(advanced))
 
 
 def _plain(data):
@@ -1713,7 +1817,11 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         m, s = _operand_array(mean), _operand_array(std)
         dtype_ = result_type(*(v for v in (mean, std) if isinstance(v, Tensor)))
-        return _wrap(rng.normal(m, s).astype(dtype_.numpy))
+        if np.any(s < 0):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+        sample = rng.normal(m, s).astype(dtype_.numpy)
+        parameters = [v for v in (mean, std) if isinstance(v, Tensor)]
+        return ops.RandomSample.apply(sample, *parameters)  # zero gradients, as PyTorch
     if size is None:
         raise TypeError("normal(mean: float, std: float) needs a `size`")
     if std < 0:
@@ -1845,8 +1953,11 @@ def _check_matrix_dtypes(a, b, name):
 
 def _check_tensor_argument(function, name, position, value):
     if not isinstance(value, Tensor):
+        kind = type(value)
+        kind = kind.__name__ if kind.__module__ == "builtins" else (
+            f"{kind.__module__.split('.')[0]}.{kind.__name__}")
         raise TypeError(f"{function}(): argument '{name}' (position {position}) must be Tensor, "
-                        f"not {type(value).__name__}")
+                        f"not {kind}")
 
 
 def mm(input, mat2):

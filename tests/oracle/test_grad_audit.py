@@ -142,6 +142,13 @@ def _minus_detached(y):
     return y - y.detach()
 
 
+def _on_view(x, modify):
+    """An in-place op on a view (row 1) of a non-leaf tensor: the base's graph changes."""
+    y = x * 1
+    modify(y[1])
+    return y
+
+
 def _inplace(method, *args, **kwargs):
     """``x.clone().method(*args)``: an in-place op on a non-leaf tensor."""
 
@@ -220,7 +227,8 @@ GRAD: dict[str, list[Case]] = {
     "Tensor.__rmul__": [C(lambda m, F, x: 3 * x, (3, 4))],
     "Tensor.mul": [C(lambda m, F, x, y: x.mul(y), (3, 4), (4,))],
     "corrnet.mul": [C(lambda m, F, x, y: m.mul(x, y), (3, 4), (4,))],
-    "Tensor.mul_": [C(_inplace("mul_"), (3, 4), (4,))],
+    "Tensor.mul_": [C(_inplace("mul_"), (3, 4), (4,)),
+                    C(lambda m, F, x, y: _on_view(x, lambda v: v.mul_(y)), (3, 4), (4,))],
     "Tensor.__imul__": [C(_iop("*"), (3, 4), (4,))],
     "Tensor.__truediv__": [C(lambda m, F, x, y: x / y, (3, 4), P(4)),
                            C(lambda m, F, x, y: x / y, (3, 1), P(4)),
@@ -236,7 +244,9 @@ GRAD: dict[str, list[Case]] = {
                        C(lambda m, F, x: x % -0.7, (3, 4), fd=False),
                        C(lambda m, F, x, y: x % y, (3, 4), P(3, 1), fd=False)],
     "Tensor.remainder": [C(lambda m, F, x, y: x.remainder(y), (3, 4), P(4), fd=False)],
-    "Tensor.__imod__": [C(_iop("%"), A(3, 4), K(4))],
+    "Tensor.__imod__": [C(_iop("%"), A(3, 4), K(4)),
+                        C(lambda m, F, x, y: _on_view(x, lambda v: v.__imod__(y)), A(3, 4),
+                          P(4))],
     "Tensor.__pow__": [C(lambda m, F, x: x ** 2, (3, 4)), C(lambda m, F, x: x ** 0.5, P(3, 4)),
                        C(lambda m, F, x, y: x ** y, P(3, 4), (4,)),
                        C(lambda m, F, x: x ** 0, (3, 4))],
@@ -280,7 +290,8 @@ GRAD: dict[str, list[Case]] = {
     "Tensor.clip": [C(lambda m, F, x: x.clip(max=0.3), (3, 4))],
     "corrnet.clamp": [C(lambda m, F, x: m.clamp(x, -1, 1), (3, 4))],
     "corrnet.clip": [C(lambda m, F, x, hi: m.clip(x, max=hi), (3, 4), (3, 1))],
-    "Tensor.clamp_": [C(_inplace("clamp_", -0.5, 0.5), (3, 4))],
+    "Tensor.clamp_": [C(_inplace("clamp_", -0.5, 0.5), (3, 4)),
+                      C(lambda m, F, x: _on_view(x, lambda v: v.clamp_(max=0.2)), (3, 4))],
     "Tensor.maximum": _binary(lambda m, F, x, y: x.maximum(y)),
     "corrnet.maximum": [C(lambda m, F, x, y: m.maximum(x, y), (3, 4), (4,))],
     "Tensor.minimum": _binary(lambda m, F, x, y: x.minimum(y)),

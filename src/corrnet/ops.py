@@ -697,8 +697,11 @@ def set_index(a, index, value) -> None:
 
 
 class GetItem(Function):
+    """``a[index]``: a view for a basic index, a copy for a TorchIndex (whose backward adds,
+    since an index may repeat)."""
+
     @staticmethod
-    def forward(ctx, a, index, advanced):
+    def forward(ctx, a, index):
         ctx.shape, ctx.index = a.shape, index
         return get_index(a, index)
 

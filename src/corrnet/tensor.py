@@ -1262,7 +1262,7 @@ class Tensor:
 
     def __getitem__(self, index):
         index, advanced = _convert_index(index, self.dim())
-        result = ops.GetItem.apply(self, index, advanced)
+        result = ops.GetItem.apply(self, index)
         return result if advanced else self._view_of(result, lambda a: a[index])
 
     # -- misc ---------------------------------------------------------------------------------

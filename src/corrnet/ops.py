@@ -6,6 +6,8 @@ engine sums them back to each input's shape and dtype.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .autograd import Function
@@ -86,6 +88,53 @@ class Pow(Function):
                 # d/db a**b = a**b log a, defined as 0 where a == 0 and b >= 0 (as PyTorch)
                 grad_b = grad * np.where((a == 0) & (b >= 0), 0, out * np.log(a))
         return grad_a, grad_b
+
+
+class Remainder(Function):
+    """Python's ``a % b`` (the sign of the divisor), as ``torch.remainder``: the gradient is
+    ``grad`` for `a` and ``-grad * floor(a / b)`` for `b`.
+
+    ``2 % x`` (a Python number divided by a tensor) is ``remainder(Scalar, Tensor)`` in
+    PyTorch, which has no derivative: `scalar_dividend` makes its backward refuse as
+    PyTorch's does."""
+
+    @staticmethod
+    def forward(ctx, a, b, scalar_dividend=False):
+        ctx.scalar_dividend = scalar_dividend
+        if _needs(ctx, 1):
+            ctx.save_for_backward(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.remainder(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.scalar_dividend:
+            raise not_implemented("remainder")
+        grad_b = None
+        if _needs(ctx, 1):
+            a, b = ctx.saved_arrays
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad_b = -grad * np.floor_divide(a, b)
+        return grad, grad_b
+
+
+class FloorDivide(Function):
+    """``a // b`` (rounding toward minus infinity). PyTorch defines no derivative for it: the
+    op is recorded, and a backward pass through it raises PyTorch's error."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.floor_divide(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise not_implemented("floor_divide")
+
+
+def not_implemented(aten_name: str) -> RuntimeError:
+    """The error of a backward pass through an op that PyTorch does not differentiate."""
+    return RuntimeError(f"derivative for aten::{aten_name} is not implemented")
 
 
 class Neg(Function):
@@ -259,6 +308,34 @@ class Cast(Function):
         return grad
 
 
+class Overwrite(Function):
+    """`old` with every element replaced by `new` (broadcast): fill_, copy_, normal_... The
+    gradient goes to `new`; `old`'s value is gone, so its gradient is zero (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx, old, new):
+        ctx.shape = old.shape
+        return np.broadcast_to(new, old.shape).astype(old.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.zeros(ctx.shape, dtype=grad.dtype), grad
+
+
+class RandomSample(Function):
+    """Samples drawn with tensor parameters (``normal(mean, std)``): the result is recorded,
+    with zero gradients for the parameters, as PyTorch's NormalBackward."""
+
+    @staticmethod
+    def forward(ctx, sample, *parameters):
+        ctx.shapes = [np.shape(p) for p in parameters]
+        return sample
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (None, *(np.zeros(shape, dtype=grad.dtype) for shape in ctx.shapes))
+
+
 class Clone(Function):
     @staticmethod
     def forward(ctx, a):
@@ -323,7 +400,8 @@ class Sum(Function):
     @staticmethod
     def forward(ctx, a, axes, keepdim, np_dtype):
         ctx.shape, ctx.axes, ctx.keepdim = a.shape, axes, keepdim
-        return np.asarray(np.sum(a, axis=axes, keepdims=keepdim, dtype=np_dtype))
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow gives inf, as PyTorch
+            return np.asarray(np.sum(a, axis=axes, keepdims=keepdim, dtype=np_dtype))
 
     @staticmethod
     def backward(ctx, grad):
@@ -335,35 +413,51 @@ class Mean(Function):
     def forward(ctx, a, axes, keepdim):
         ctx.shape, ctx.axes, ctx.keepdim = a.shape, axes, keepdim
         ctx.count = a.size if axes is None else int(np.prod([a.shape[i] for i in axes]))
-        with np.errstate(invalid="ignore", divide="ignore"):
+        if ctx.count == 0:  # the mean of nothing is NaN, silently (as PyTorch)
+            shape = np.sum(a, axis=axes, keepdims=keepdim).shape
+            return np.full(shape, np.nan, dtype=a.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
             return np.asarray(np.mean(a, axis=axes, keepdims=keepdim), dtype=a.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        return _expand_reduced(grad / ctx.count, ctx.shape, ctx.axes, ctx.keepdim)
+        with np.errstate(invalid="ignore", divide="ignore"):  # an empty mean: count 0
+            return _expand_reduced(grad / ctx.count, ctx.shape, ctx.axes, ctx.keepdim)
 
 
 class Prod(Function):
+    """The product over one axis (or all elements). The backward is PyTorch's: ``grad * prod /
+    a`` when no element is zero (so an overflowing product gives inf gradients, as there), else
+    the product of the other elements (exclusive cumulative products from both ends)."""
+
     @staticmethod
     def forward(ctx, a, axis, keepdim):
-        ctx.save_for_backward(a)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.asarray(np.prod(a, axis=axis, keepdims=keepdim))
+        ctx.save_for_backward(a, out)
         ctx.axis, ctx.keepdim = axis, keepdim
-        return np.asarray(np.prod(a, axis=axis, keepdims=keepdim))
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        (a,) = ctx.saved_arrays
+        a, out = ctx.saved_arrays
         axis = ctx.axis
-        flat = a.reshape(-1) if axis is None else np.moveaxis(a, axis, -1)
-        # the product of all the other elements: exclusive cumulative products from both ends
-        ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
-        left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
-        right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
-        others = left * right
+        if a.ndim == 0:
+            return grad
+        if axis is not None and not ctx.keepdim:
+            grad, out = np.expand_dims(grad, axis), np.expand_dims(out, axis)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if not np.any(a == 0):
+                return grad * (out / a)
+            flat = a.reshape(-1) if axis is None else np.moveaxis(a, axis, -1)
+            ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
+            left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
+            right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1),
+                               axis=-1)[..., ::-1]
+            others = left * right
         if axis is None:
             return grad * others.reshape(a.shape)
-        g = grad if ctx.keepdim else np.expand_dims(grad, axis)
-        return g * np.moveaxis(others, -1, axis)
+        return grad * np.moveaxis(others, -1, axis)
 
 
 class MaxAll(Function):
@@ -399,18 +493,61 @@ class MaxDim(Function):
         return out
 
 
+class Amax(Function):
+    """amax / amin over `axes` (None: all); tied elements share the gradient equally, and a
+    NaN maximum gives its row NaN gradients (as PyTorch's amax)."""
+
+    @staticmethod
+    def forward(ctx, a, axes, keepdim, use_min):
+        out = np.asarray((np.min if use_min else np.max)(a, axis=axes, keepdims=keepdim))
+        ctx.save_for_backward(a, out)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, out = ctx.saved_arrays
+        hits = a == _expand_reduced(out, a.shape, ctx.axes, ctx.keepdim)
+        count = np.sum(hits, axis=ctx.axes, keepdims=ctx.keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = _expand_reduced(grad / count, a.shape, ctx.axes, ctx.keepdim)
+        return share * hits
+
+
+def _sgn(a):
+    """sign(a) with sign(NaN) = 0, as ``torch.sgn``."""
+    return np.where(np.isnan(a), 0, np.sign(a)) if a.dtype.kind == "f" else np.sign(a)
+
+
+def _norm_dtype(dtype):
+    """The dtype a norm accumulates in: float32 for float16 (as PyTorch), else the input's."""
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
 class Norm(Function):
-    """The p-norm over `axes` (p = 2 is the Frobenius norm)."""
+    """The vector p-norm over `axes` (p = 2: the Frobenius norm; p = 0: the number of nonzero
+    elements; p = +-inf: the largest / smallest magnitude). float16 accumulates in float32;
+    the norm of a single element is its magnitude, without squares that could overflow.
+    The backward is ``torch.linalg.vector_norm``'s, case by case."""
 
     @staticmethod
     def forward(ctx, a, p, axes, keepdim):
-        absolute = np.abs(a)
-        if p == np.inf:
-            out = np.max(absolute, axis=axes, keepdims=keepdim)
-        elif p == 2:
-            out = np.sqrt(np.sum(a * a, axis=axes, keepdims=keepdim))
-        else:
-            out = np.sum(absolute**p, axis=axes, keepdims=keepdim) ** (1.0 / p)
+        acc = a.astype(_norm_dtype(a.dtype), copy=False)
+        absolute = np.abs(acc)
+        count = a.size if axes is None else math.prod(a.shape[i] for i in axes)
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            if p == 0:
+                out = np.sum(acc != 0, axis=axes, keepdims=keepdim)
+            elif p == np.inf or count == 1:  # one element: |a| exactly (as PyTorch)
+                out = np.max(absolute, axis=axes, keepdims=keepdim)
+            elif p == -np.inf:
+                out = np.min(absolute, axis=axes, keepdims=keepdim)
+            elif p == 1:
+                out = np.sum(absolute, axis=axes, keepdims=keepdim)
+            elif p == 2:
+                out = np.sqrt(np.sum(acc * acc, axis=axes, keepdims=keepdim))
+            else:
+                out = np.sum(absolute**p, axis=axes, keepdims=keepdim) ** (1.0 / p)
         out = np.asarray(out, dtype=a.dtype)
         ctx.save_for_backward(a, out)
         ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
@@ -420,20 +557,63 @@ class Norm(Function):
     def backward(ctx, grad):
         a, out = ctx.saved_arrays
         p, axes, keepdim = ctx.p, ctx.axes, ctx.keepdim
+        if p == 0:
+            return None  # PyTorch's gradient of the count of nonzeros is undefined: no .grad
         norm = _expand_reduced(out, a.shape, axes, keepdim)
         g = _expand_reduced(grad, a.shape, axes, keepdim)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if p == np.inf:
-                hits = np.abs(a) == norm
-                count = _expand_reduced(
-                    np.sum(hits, axis=axes, keepdims=keepdim), a.shape, axes, keepdim
-                )
-                local = np.sign(a) * hits / count
-            elif p == 2:
-                local = a / norm
-            else:
-                local = np.sign(a) * np.abs(a) ** (p - 1) / norm ** (p - 1)
-        return g * np.where(norm == 0, 0, local)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+            if p == 1:
+                return _sgn(a) * g
+            if p == 2:
+                return g * np.where(norm == 0, 0, a / norm)
+            if np.isinf(p):  # the elements at the extreme (and NaNs) share the gradient
+                absolute = np.abs(a)
+                hits = (absolute == norm) | np.isnan(absolute)
+                count = np.sum(hits, axis=axes, keepdims=True)
+                return _sgn(a) * (_expand_reduced(grad, a.shape, axes, keepdim) / count) * hits
+            if p < 1:
+                scaled = _sgn(a) * np.where(a == 0, 0, np.abs(a) ** (p - 1))
+                return scaled * g * norm ** (1 - p)
+            scaled = _sgn(a) * np.abs(a) ** (p - 1) if p < 2 else a * np.abs(a) ** (p - 2)
+            return scaled * np.where(norm == 0, 0, g / norm ** (p - 1))
+
+
+class Variance(Function):
+    """var (or, with `root`, std) over `axes` with `correction`: sum((a - mean)**2) / (n -
+    correction), accumulated in float64 (as PyTorch), so that a float32 std of |a| ~ 1e19 or
+    1e-30 stays finite. (Over all elements PyTorch takes the mean in float32 first, which
+    overflows for some |a| ~ 1e38 depending on its summation order; corrnet's float64 mean
+    does not.) The backward is PyTorch's var_backward / std_backward, in a's dtype."""
+
+    @staticmethod
+    def forward(ctx, a, axes, correction, keepdim, root):
+        acc = a.astype(np.float64, copy=False)
+        count = a.size if axes is None else math.prod(a.shape[i] for i in axes)
+        mean = (np.mean(acc, axis=axes, keepdims=True) if a.size
+                else np.full((1,) * a.ndim, np.nan))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            centred = acc - mean
+            var = np.sum(centred * centred, axis=axes, keepdims=keepdim) / max(
+                count - correction, 0)
+            out = np.asarray(np.sqrt(var) if root else var).astype(a.dtype)
+        ctx.save_for_backward(a, out)
+        ctx.mean = mean.astype(a.dtype)
+        ctx.axes, ctx.correction, ctx.keepdim, ctx.root, ctx.count = (
+            axes, correction, keepdim, root, count)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, out = ctx.saved_arrays
+        dof, mean = ctx.count - ctx.correction, ctx.mean
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if ctx.root:  # std: d sqrt(v) = dv / (2 std), and 0 where std is 0
+                grad = np.where(out == 0, 0, grad / (2 * out))
+            g = _expand_reduced(grad, a.shape, ctx.axes, ctx.keepdim)
+            if ctx.axes is None and dof <= 0:  # 2 / dof is infinite: NaN where a == mean
+                return g * np.where(a == mean, np.nan, np.inf)
+            scale = float(np.float64(2.0) / dof)  # a Python float: g's dtype is kept
+            return scale * g * (a - mean)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -483,17 +663,53 @@ class Contiguous(Function):
         return grad
 
 
+class TorchIndex:
+    """An index with advanced parts (arrays, masks, bools), applied as PyTorch applies it:
+    first the basic part — integers select (their dimensions are gone before any array
+    indexes), slices, None — then the arrays at the dimensions they index. NumPy alone would
+    treat the integers as arrays too: ``x[0, :, [1, 0]]`` of a (3, 4, 2) array is (2, 4) there
+    and (4, 2) in PyTorch."""
+
+    __slots__ = ("basic", "advanced")
+
+    def __init__(self, basic: tuple, advanced: tuple):
+        self.basic, self.advanced = basic, advanced
+
+    def get(self, a):
+        return a[self.basic][self.advanced]  # a[basic] is a view
+
+    def set(self, a, value) -> None:
+        a[self.basic][self.advanced] = value
+
+    def add_at(self, out, grad) -> None:
+        np.add.at(out[self.basic], self.advanced, grad)  # an index may repeat: add them
+
+
+def get_index(a, index):
+    return index.get(a) if isinstance(index, TorchIndex) else a[index]
+
+
+def set_index(a, index, value) -> None:
+    if isinstance(index, TorchIndex):
+        index.set(a, value)
+    else:
+        a[index] = value
+
+
 class GetItem(Function):
+    """``a[index]``: a view for a basic index, a copy for a TorchIndex (whose backward adds,
+    since an index may repeat)."""
+
     @staticmethod
-    def forward(ctx, a, index, advanced):
-        ctx.shape, ctx.index, ctx.advanced = a.shape, index, advanced
-        return a[index]
+    def forward(ctx, a, index):
+        ctx.shape, ctx.index = a.shape, index
+        return get_index(a, index)
 
     @staticmethod
     def backward(ctx, grad):
         out = np.zeros(ctx.shape, dtype=grad.dtype)
-        if ctx.advanced:
-            np.add.at(out, ctx.index, grad)  # an index may repeat: add, do not overwrite
+        if isinstance(ctx.index, TorchIndex):
+            ctx.index.add_at(out, grad)
         else:
             out[ctx.index] = grad
         return out
@@ -509,14 +725,14 @@ class SetItem(Function):
     @staticmethod
     def forward(ctx, a, value, index):
         ctx.index = index
-        a[index] = value
+        set_index(a, index, value)
         return a
 
     @staticmethod
     def backward(ctx, grad):
         grad_a = grad.copy()
-        grad_a[ctx.index] = 0
-        return grad_a, grad[ctx.index]
+        set_index(grad_a, ctx.index, 0)
+        return grad_a, get_index(grad, ctx.index)
 
 
 class CopySlices(Function):

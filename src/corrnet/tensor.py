@@ -11,12 +11,15 @@ import functools
 import json
 import math
 import numbers
+import operator
+import re
+import warnings
 from collections import namedtuple
 
 import numpy as np
 
 from . import backend, ops
-from .autograd import AccumulateGrad, is_grad_enabled, no_grad, run_backward
+from .autograd import AccumulateGrad, is_grad_enabled, no_grad, run_backward  # noqa: F401 (re-exported)
 from .backend import as_dtype, from_numpy_dtype, result_type
 
 
@@ -42,18 +45,47 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
+_DEVICE_STRING = re.compile(r"([a-z_]+)(?::(0|[1-9][0-9]*))?")  # PyTorch's device strings
+
+
 class device:
-    """Where a tensor lives. corrnet computes on the CPU with NumPy."""
+    """Where a tensor lives. corrnet computes on the CPU with NumPy.
+
+    Strings as PyTorch: ``'cpu'``, ``'cpu:0'``, ``'cuda:1'``; an index is a non-negative int
+    without leading zeros (``'cpu:x'``, ``'cpu:-1'``, ``'cpu:01'`` raise RuntimeError)."""
 
     def __init__(self, type="cpu", index=None):
         if isinstance(type, device):
+            if index is not None:
+                raise TypeError("device(): an index cannot be given with a device object")
             type, index = type.type, type.index
-        name, _, number = str(type).partition(":")
-        if number:
-            index = int(number)
+        elif isinstance(type, numbers.Integral) and not isinstance(type, bool):
+            raise RuntimeError(f"device({type}): an integer names an accelerator device; "
+                               "Cannot access accelerator device when none is available.")
+        elif not isinstance(type, str):
+            raise TypeError(f"device(): expected a device string such as 'cpu' or 'cpu:0', "
+                            f"got {_type_name(type)}")
+        if index is not None and (
+            not isinstance(index, numbers.Integral) or isinstance(index, bool)
+        ):
+            raise TypeError(f"device(): argument 'index' (position 2) must be int, not "
+                            f"{_type_name(index)}")
+        match = _DEVICE_STRING.fullmatch(type)
+        if match is None:
+            raise RuntimeError(f"Invalid device string: {type!r} (expected 'cpu', 'cuda' or "
+                               "either followed by ':' and a non-negative index, e.g. 'cpu:0')")
+        name, number = match.group(1), match.group(2)
         if name not in ("cpu", "cuda"):
-            raise RuntimeError(f"device: expected 'cpu' or 'cuda', got {type!r}")
-        self.type, self.index = name, index
+            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device "
+                               f"string: {type}")
+        if number is not None:
+            if index is not None:
+                raise RuntimeError("type (string) must not include an index because index was "
+                                   f"passed explicitly: {type}")
+            index = int(number)
+        if index is not None and index < 0:
+            raise RuntimeError(f"Device index must not be negative, got {index}")
+        self.type, self.index = name, None if index is None else int(index)
 
     def __repr__(self) -> str:
         index = "" if self.index is None else f", index={self.index}"
@@ -72,6 +104,10 @@ class device:
 
 
 CPU = device("cpu")
+
+
+def _type_name(value) -> str:
+    return "None" if value is None else type(value).__name__
 
 
 def _refuse_cuda(what: str):
@@ -553,7 +589,7 @@ class Tensor:
         return self
 
     def __setitem__(self, index, value) -> None:
-        index, _ = _convert_index(index)
+        index, _ = _convert_index(index, self.dim())
         value = value if isinstance(value, Tensor) else _wrap(
             np.asarray(_plain(value), dtype=self._data.dtype)
         )
@@ -573,7 +609,7 @@ class Tensor:
                 self._inplace(ops.SetItem.apply(self._snapshot(), value, index))
             else:
                 self._check_writeable()
-                self._data[index] = value._data
+                ops.set_index(self._data, index, value._data)
                 self._bump_version()
         except ValueError as err:
             raise RuntimeError(
@@ -605,6 +641,15 @@ class Tensor:
     def __itruediv__(self, other):
         return self._inplace_op(Tensor.__truediv__, other)
 
+    def __ifloordiv__(self, other):
+        return self._inplace_op(Tensor.__floordiv__, other)
+
+    def __imod__(self, other):
+        return self._inplace_op(Tensor.__mod__, other)
+
+    def __ipow__(self, other):
+        return self._inplace_op(Tensor.__pow__, other)
+
     def add_(self, other, alpha=1):
         if (isinstance(other, Tensor) and other._data.shape == self._data.shape
                 and other._data.dtype == self._data.dtype and self._data.dtype.kind == "f"
@@ -631,9 +676,19 @@ class Tensor:
     def clamp_(self, min=None, max=None):
         return self._inplace_op(Tensor.clamp, min, max)
 
+    def _overwrite(self, value: Tensor) -> Tensor:
+        """Replace every element by `value` (broadcast) in place: the gradient reaches `value`,
+        and zero reaches self's old value (as PyTorch's fill_ / copy_ / normal_)."""
+        return self._inplace(ops.Overwrite.apply(self, value))
+
     def fill_(self, value) -> Tensor:
-        value = value.item() if isinstance(value, Tensor) else value
-        return self._inplace(_wrap(np.full(self._data.shape, value, dtype=self._data.dtype)))
+        if not isinstance(value, Tensor):
+            value = _wrap(np.asarray(value, dtype=self._data.dtype))
+        elif value.dim() != 0:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
+                               f"with {value.dim()} dimensions")
+        return self._overwrite(value._cast(self.dtype) if self.dtype.is_floating_point
+                               else _wrap(value._data.astype(self._data.dtype)))
 
     def zero_(self) -> Tensor:
         return self.fill_(0)
@@ -645,15 +700,17 @@ class Tensor:
         except RuntimeError as err:
             raise RuntimeError(f"copy_: src of shape {tuple(src.shape)} does not broadcast to "
                                f"the destination's shape {tuple(self.shape)}") from err
-        return self._inplace(expanded._cast(self.dtype))
+        if not self.dtype.is_floating_point:
+            return self._overwrite(_wrap(expanded._data.astype(self._data.dtype)))
+        return self._overwrite(expanded._cast(self.dtype))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
-        with no_grad():
-            return self.copy_(_wrap(_rng(generator).normal(mean, std, self._data.shape)))
+        sample = _rng(generator).normal(mean, std, self._data.shape)
+        return self._overwrite(_wrap(sample.astype(self._data.dtype)))
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None) -> Tensor:
-        with no_grad():
-            return self.copy_(_wrap(_rng(generator).uniform(a, b, self._data.shape)))
+        sample = _rng(generator).uniform(a, b, self._data.shape)
+        return self._overwrite(_wrap(sample.astype(self._data.dtype)))
 
     # -- arithmetic ------------------------------------------------------------------------------
 
@@ -699,9 +756,16 @@ class Tensor:
         return _floor_divide(other, self)
 
     def __mod__(self, other):
-        other = _as_operand(other, "other")
-        dtype = result_type(self, other)
-        return _wrap(np.mod(self._data.astype(dtype.numpy), _operand_array(other, dtype)))
+        return _remainder(self, other)
+
+    def __rmod__(self, other):
+        return _remainder(other, self)
+
+    def remainder(self, other):
+        return _remainder(self, other)
+
+    def floor_divide(self, other):
+        return _floor_divide(self, other)
 
     def __pow__(self, exponent):
         return self._binary(exponent, ops.Pow)
@@ -710,10 +774,14 @@ class Tensor:
         return self._binary(base, ops.Pow, reverse=True)
 
     def __matmul__(self, other):
+        if not isinstance(other, Tensor):
+            return NotImplemented  # Python raises its TypeError: unsupported operand type(s)
         return matmul(self, other)
 
     def __rmatmul__(self, other):
-        return matmul(_as_operand(other, "other"), self)
+        if not isinstance(other, Tensor):
+            return NotImplemented
+        return matmul(other, self)
 
     def __neg__(self):
         if self.dtype is backend.bool_:
@@ -733,13 +801,22 @@ class Tensor:
         return _wrap(np.invert(self._data))
 
     def __and__(self, other):
-        return _wrap(np.bitwise_and(self._data, _operand_array(_as_operand(other, "other"))))
+        return _bitwise(np.bitwise_and, "bitwise_and", self, other)
+
+    def __rand__(self, other):
+        return _bitwise(np.bitwise_and, "bitwise_and", other, self)
 
     def __or__(self, other):
-        return _wrap(np.bitwise_or(self._data, _operand_array(_as_operand(other, "other"))))
+        return _bitwise(np.bitwise_or, "bitwise_or", self, other)
+
+    def __ror__(self, other):
+        return _bitwise(np.bitwise_or, "bitwise_or", other, self)
 
     def __xor__(self, other):
-        return _wrap(np.bitwise_xor(self._data, _operand_array(_as_operand(other, "other"))))
+        return _bitwise(np.bitwise_xor, "bitwise_xor", self, other)
+
+    def __rxor__(self, other):
+        return _bitwise(np.bitwise_xor, "bitwise_xor", other, self)
 
     def add(self, other, alpha=1):
         return self + (other * alpha if alpha != 1 else other)
@@ -800,13 +877,29 @@ class Tensor:
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise RuntimeError("clamp(): at least one of 'min' or 'max' must not be None")
-        low = min.item() if isinstance(min, Tensor) else min
-        high = max.item() if isinstance(max, Tensor) else max
+        if isinstance(min, Tensor) or isinstance(max, Tensor):
+            return self._clamp_tensors(min, max)
+        low, high = min, max
         dtype = result_type(self, *(v for v in (low, high) if v is not None))
         bounds = [None if v is None else np.asarray(v, dtype=dtype.numpy) for v in (low, high)]
         return ops.Clamp.apply(self._cast(dtype), *bounds)
 
     clip = clamp
+
+    def _clamp_tensors(self, low, high) -> Tensor:
+        """clamp with tensor bounds (broadcast): min(max(x, low), high) with PyTorch's
+        gradients — to x where low <= x <= high, to a bound where it is the result."""
+        bounds = [_as_operand(v, name) for v, name in ((low, "min"), (high, "max"))
+                  if v is not None]
+        dtype = result_type(self, *bounds)
+        out = self._cast(dtype)
+        if low is not None:
+            low = _as_operand(low, "min")
+            out = where(out < low, low, out)
+        if high is not None:
+            high = _as_operand(high, "max")
+            out = where(out > high, high, out)
+        return out
 
     def maximum(self, other):
         return self._binary(other, ops.Extremum, options=(False,))
@@ -859,10 +952,12 @@ class Tensor:
 
     # -- matrix products -------------------------------------------------------------------------
 
-    def mm(self, other):
-        return mm(self, other)
+    def mm(self, mat2):
+        _check_tensor_argument("mm", "mat2", 1, mat2)
+        return mm(self, mat2)
 
     def matmul(self, other):
+        _check_tensor_argument("matmul", "other", 1, other)
         return matmul(self, other)
 
     # -- reductions ------------------------------------------------------------------------------
@@ -925,12 +1020,29 @@ class Tensor:
         return result(values, _wrap(indices.astype(np.int64)))
 
     @_numpy_names
-    def amax(self, dim=None, keepdim=False):
-        return self.max() if dim is None else self.max(dim, keepdim).values
+    def amax(self, dim=(), keepdim=False):
+        """The largest values over `dim` (all dimensions by default); ties share the
+        gradient equally (unlike ``max(dim)``, whose gradient goes to the returned index)."""
+        return self._amax(dim, keepdim, use_min=False)
 
     @_numpy_names
-    def amin(self, dim=None, keepdim=False):
-        return self.min() if dim is None else self.min(dim, keepdim).values
+    def amin(self, dim=(), keepdim=False):
+        return self._amax(dim, keepdim, use_min=True)
+
+    def _amax(self, dim, keepdim, use_min):
+        name = "amin" if use_min else "amax"
+        axes = self._axes(dim)
+        if self.numel() == 0:
+            if axes is None:
+                raise RuntimeError(
+                    f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                    "Specify the reduction dim with the 'dim' argument."
+                )
+            for axis in axes:
+                if self.shape[axis] == 0:
+                    raise IndexError(f"{name}(): Expected reduction dim {axis} to have non-zero "
+                                     f"size (input of shape {tuple(self.shape)})")
+        return ops.Amax.apply(self, axes, keepdim, use_min)
 
     @_numpy_names
     def argmax(self, dim=None, keepdim=False):
@@ -949,25 +1061,44 @@ class Tensor:
         indices = _arg_extreme(self._data, axis, use_min).astype(np.int64)
         return _wrap(np.expand_dims(indices, axis) if keepdim else indices)
 
-    def norm(self, p="fro", dim=None, keepdim=False):
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        """The vector p-norm over `dim` (all elements by default): p = 'fro' or 2 (the
+        default), any real p, inf / -inf (largest / smallest magnitude), 0 (the number of
+        nonzero elements, with no gradient)."""
         if p in ("fro", None):
             p = 2
         if p == "nuc":
             raise NotImplementedError("norm(p='nuc')")
-        return ops.Norm.apply(self._floating(), float(p), self._axes(dim), keepdim)
+        if isinstance(p, str) or not isinstance(p, numbers.Real):
+            raise RuntimeError(f"norm(): p must be a number, 'fro' or 'nuc', got {p!r}")
+        source = self._cast(as_dtype(dtype)) if dtype is not None else self._floating()
+        return ops.Norm.apply(source, float(p), self._axes(dim), keepdim)
 
     @_numpy_names
     def std(self, dim=None, unbiased=True, keepdim=False, correction=None):
-        return self.var(dim, unbiased, keepdim, correction).sqrt()
+        """The standard deviation over `dim`: sqrt(sum((x - mean)**2) / (n - correction)),
+        correction 1 by default (``unbiased=False``: 0); float32 accumulates in float64."""
+        return self._variance("std", dim, unbiased, keepdim, correction, root=True)
 
     @_numpy_names
     def var(self, dim=None, unbiased=True, keepdim=False, correction=None):
+        """The variance over `dim`: sum((x - mean)**2) / (n - correction)."""
+        return self._variance("var", dim, unbiased, keepdim, correction, root=False)
+
+    def _variance(self, name, dim, unbiased, keepdim, correction, root):
+        if isinstance(dim, bool):  # std(False): PyTorch's std(unbiased) overload
+            dim, unbiased = None, dim
+        if not self.dtype.is_floating_point:
+            raise RuntimeError(f"{name}(): expected a floating point input, got {self.dtype}; "
+                               "convert it with .float()")
         correction = (1 if unbiased else 0) if correction is None else correction
-        centred = self - self.mean(dim, keepdim=True)
-        count = self.numel() if dim is None else int(
-            np.prod([self.shape[a] for a in self._axes(dim)])
-        )
-        return (centred * centred).sum(dim, keepdim=keepdim) / max(count - correction, 0)
+        axes = self._axes(dim)
+        count = self.numel() if axes is None else math.prod(self.shape[a] for a in axes)
+        if count - correction <= 0:
+            warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly "
+                          "less than the reduction factor (input numel divided by output numel).",
+                          UserWarning, stacklevel=4)
+        return ops.Variance.apply(self, axes, correction, keepdim, root)
 
     @_numpy_names
     def all(self, dim=None, keepdim=False):
@@ -993,6 +1124,8 @@ class Tensor:
         if dim is None:
             return None
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        if not dims:  # dim=() or []: every dimension, as PyTorch
+            return None
         axes = tuple(self._axis(d) for d in dims)
         if len(set(axes)) != len(axes):
             raise RuntimeError(f"dim {tuple(dims)} appears multiple times in the list of dims")
@@ -1128,8 +1261,8 @@ class Tensor:
         return parts if parts is not source else source.clone()
 
     def __getitem__(self, index):
-        index, advanced = _convert_index(index)
-        result = ops.GetItem.apply(self, index, advanced)
+        index, advanced = _convert_index(index, self.dim())
+        result = ops.GetItem.apply(self, index)
         return result if advanced else self._view_of(result, lambda a: a[index])
 
     # -- misc ---------------------------------------------------------------------------------
@@ -1214,13 +1347,43 @@ def _true_div_dtype(a, b):
     return dtype if dtype.is_floating_point else backend.get_default_dtype()
 
 
-def _floor_divide(a, b):
+def _division_operands(a, b, name, symbol, kernel):
+    """`a` and `b` of ``a // b`` or ``a % b`` promoted to their common dtype; integer division
+    by zero is refused as PyTorch refuses it."""
     a, b = _as_operand(a, "input"), _as_operand(b, "other")
+    _broadcast_check(a, b, name)
     dtype = result_type(a, b)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if dtype.category == backend.INT and np.any(_operand_array(b) == 0):
-            raise RuntimeError("ZeroDivisionError: integer division by zero in `//`")
-        return _wrap(np.floor_divide(_operand_array(a, dtype), _operand_array(b, dtype)))
+    if dtype.category == backend.BOOL:
+        raise NotImplementedError(f"{name}: \"{kernel}_cpu\" not implemented for 'Bool'; "
+                                  "convert the operands with .int() or .float() first")
+    if dtype.category == backend.INT and np.any(_operand_array(b) == 0):
+        raise RuntimeError(f"ZeroDivisionError: integer division by zero in `{symbol}`")
+    return _cast_operand(a, dtype), _cast_operand(b, dtype)
+
+
+def _floor_divide(a, b):
+    """``a // b``: recorded, but (as in PyTorch) not differentiable; see ops.FloorDivide."""
+    return ops.FloorDivide.apply(*_division_operands(a, b, "floor_divide", "//", "div_floor"))
+
+
+def _remainder(a, b):
+    """``a % b`` with the sign of `b`; differentiable in both operands (ops.Remainder), except
+    that a Python number divided by a tensor has no derivative, as in PyTorch."""
+    scalar_dividend = not isinstance(a, (Tensor, np.ndarray))
+    operands = _division_operands(a, b, "remainder", "%", "remainder")
+    return ops.Remainder.apply(*operands, scalar_dividend)
+
+
+def _bitwise(ufunc, name, a, b):
+    """``a & b`` / ``|`` / ``^`` on bool and integer tensors (no gradient), after PyTorch's
+    type promotion; floating operands are refused as PyTorch refuses them."""
+    a, b = _as_operand(a, "input"), _as_operand(b, "other")
+    _broadcast_check(a, b, name)
+    dtype = result_type(a, b)
+    if dtype.is_floating_point:
+        raise NotImplementedError(f"\"{name}_cpu\" not implemented for 'Float': {name} takes "
+                                  "bool or integer tensors")
+    return _wrap(np.asarray(ufunc(_operand_array(a, dtype), _operand_array(b, dtype))))
 
 
 def _arg_extreme(array, axis, use_min):
@@ -1230,24 +1393,153 @@ def _arg_extreme(array, axis, use_min):
     return np.argmin(array, axis=axis) if use_min else np.argmax(array, axis=axis)
 
 
-def _convert_index(index):
-    """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy)."""
+_SEQUENCE_INDEX_WARNING = (
+    "Using a non-tuple sequence for multidimensional indexing is deprecated and will be changed "
+    "in pytorch 2.9; use x[tuple(seq)] instead of x[seq]. In pytorch 2.9 this will be "
+    "interpreted as tensor index, x[torch.tensor(seq)], which will result either in an error "
+    "or a different result"
+)
+_INDEX_TYPES = "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables"
+
+
+def _sequence_as_tuple(index: list) -> bool:
+    """PyTorch 2.13's rule (treatSequenceAsTuple): a list of fewer than 32 items that holds a
+    tensor, a sequence, a slice, None or Ellipsis indexes as the tuple of its items (with a
+    deprecation warning): ``x[[[0, 1], [1, 0]]]`` is ``x[[0, 1], [1, 0]]``."""
+    return len(index) < 32 and any(
+        isinstance(item, (Tensor, np.ndarray, list, tuple, slice)) or item is None
+        or item is Ellipsis for item in index
+    )
+
+
+def _array_index(array: np.ndarray, what: str) -> np.ndarray:
+    """A tensor or array used as an index: int64/int32 positions, or a bool (or, deprecated,
+    uint8) mask; other dtypes are refused as PyTorch refuses them."""
+    if array.dtype == np.bool_ or array.dtype == np.int64:
+        return array
+    if array.dtype == np.uint8:
+        return array.astype(bool)
+    if array.dtype == np.int32:
+        return array.astype(np.int64)
+    raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got "
+                     f"{what} of dtype {array.dtype}")
+
+
+def _list_index(item) -> np.ndarray:
+    """A list inside an index becomes an int64 tensor index (floats truncated, as PyTorch),
+    or a mask if it holds only bools."""
+    try:
+        array = np.asarray(_plain(item))
+    except ValueError:
+        raise IndexError(f"an index list must be rectangular, got {item!r}") from None
+    if array.dtype == np.bool_:
+        return array
+    if array.size == 0:
+        return array.astype(np.int64)
+    if array.dtype.kind not in "iuf":
+        raise IndexError(f"{_INDEX_TYPES} are valid indices; a list in an index must hold "
+                         f"numbers, got {item!r}")
+    return array.astype(np.int64)
+
+
+def _expand_ellipses(items: list, ndim: int) -> list:
+    """PyTorch accepts several ``...``: each stands for as many full slices as the index
+    leaves dimensions unnamed (``x[..., ...]`` is ``x``)."""
+    named = 0
+    for item in items:
+        if isinstance(item, np.ndarray):
+            named += item.ndim if item.dtype == np.bool_ and item.ndim else 1
+        elif not (item is None or item is Ellipsis or isinstance(item, bool)):
+            named += 1
+    expanded = []
+    for item in items:
+        expanded.extend([slice(None)] * max(ndim - named, 0) if item is Ellipsis else [item])
+    # full slices past the last dimension are no-ops there (PyTorch only moves its counter)
+    excess = named + (sum(item is Ellipsis for item in items)) * max(ndim - named, 0) - ndim
+    while excess > 0 and expanded and isinstance(expanded[-1], slice) and (
+        expanded[-1].start in (None, 0) and expanded[-1].stop is None
+        and expanded[-1].step in (None, 1)
+    ):
+        expanded.pop()
+        excess -= 1
+    return expanded
+
+
+def _convert_index(index, ndim=None):
+    """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy).
+
+    Follows PyTorch 2.13: nested lists (see `_sequence_as_tuple`), lists and int/bool tensors
+    as tensor indices, negative slice steps refused (ValueError), floats refused
+    (IndexError)."""
+    if isinstance(index, list) and _sequence_as_tuple(index):
+        warnings.warn(_SEQUENCE_INDEX_WARNING, UserWarning, stacklevel=3)
+        index = tuple(index)
     items = index if isinstance(index, tuple) else (index,)
     converted, advanced = [], False
     for item in items:
         if isinstance(item, Tensor):
-            if item.dim() == 0 and item.dtype.category == backend.INT:
-                item = int(item.item())
+            if item.dim() == 0 and item.dtype.category == backend.INT and (
+                item.dtype is not backend.uint8
+            ):
+                item = int(item._data)  # any integer dtype, as PyTorch
             else:
-                item = item._data
+                item = _array_index(item._data, "a tensor")
                 advanced = True
-        elif isinstance(item, (list, np.ndarray)):
-            item = np.asarray(_plain(item))
+        elif isinstance(item, np.ndarray):
+            item = _array_index(item, "an array")
             advanced = True
-        elif isinstance(item, (bool, np.bool_)):
+        elif isinstance(item, (list, tuple)):
+            item = _list_index(item)
             advanced = True
+        elif isinstance(item, slice):
+            if item.step is not None:
+                step = operator.index(item.step)
+                if step == 0:
+                    raise ValueError("slice step cannot be zero")
+                if step < 0:
+                    raise ValueError(f"step must be greater than zero, got a slice with step "
+                                     f"{step}")
+        elif isinstance(item, bool):
+            advanced = True
+        elif isinstance(item, str):
+            raise TypeError(f"a string cannot index a tensor: {item!r}")
+        elif item is None or item is Ellipsis:
+            pass
+        elif isinstance(item, numbers.Integral) and not isinstance(item, np.bool_):
+            item = operator.index(item)
+        else:
+            raise IndexError(f"{_INDEX_TYPES} are valid indices (got {type(item).__name__})")
         converted.append(item)
-    return tuple(converted), advanced
+    if ndim is not None and sum(item is Ellipsis for item in converted) > 1:
+        converted = _expand_ellipses(converted, ndim)
+    if not advanced:
+        return tuple(converted), False
+    return _torch_index(converted), True
+
+
+def _torch_index(items) -> ops.TorchIndex:
+    """Split an advanced index into PyTorch's two steps (see ops.TorchIndex): the basic part
+    keeps a slice where an array will index, drops nothing; the advanced part has an entry
+    for every dimension the basic part leaves (none for an integer, which selects)."""
+    basic, advanced = [], []
+    for item in items:
+        if isinstance(item, np.ndarray) and item.ndim == 0 and item.dtype == np.bool_:
+            item = bool(item)
+        if isinstance(item, np.ndarray):  # a mask indexes as many dimensions as it has
+            basic.extend([slice(None)] * (item.ndim if item.dtype == np.bool_ else 1))
+            advanced.append(item)
+        elif isinstance(item, bool):  # a new dimension of size 1, indexed by [0] or []
+            basic.append(None)
+            advanced.append(np.zeros(1 if item else 0, dtype=np.int64))
+        elif item is Ellipsis:
+            basic.append(Ellipsis)
+            advanced.append(Ellipsis)
+        elif item is None or isinstance(item, slice):
+            basic.append(item)
+            advanced.append(slice(None))
+        else:  # an integer selects in the basic step
+            basic.append(item)
+    return ops.TorchIndex(tuple(basic), tuple(advanced))
 
 
 def _plain(data):
@@ -1525,7 +1817,11 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         m, s = _operand_array(mean), _operand_array(std)
         dtype_ = result_type(*(v for v in (mean, std) if isinstance(v, Tensor)))
-        return _wrap(rng.normal(m, s).astype(dtype_.numpy))
+        if np.any(s < 0):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+        sample = rng.normal(m, s).astype(dtype_.numpy)
+        parameters = [v for v in (mean, std) if isinstance(v, Tensor)]
+        return ops.RandomSample.apply(sample, *parameters)  # zero gradients, as PyTorch
     if size is None:
         raise TypeError("normal(mean: float, std: float) needs a `size`")
     if std < 0:
@@ -1655,8 +1951,19 @@ def _check_matrix_dtypes(a, b, name):
                            f"{a.dtype} for input and {b.dtype} for other")
 
 
+def _check_tensor_argument(function, name, position, value):
+    if not isinstance(value, Tensor):
+        kind = type(value)
+        kind = kind.__name__ if kind.__module__ == "builtins" else (
+            f"{kind.__module__.split('.')[0]}.{kind.__name__}")
+        raise TypeError(f"{function}(): argument '{name}' (position {position}) must be Tensor, "
+                        f"not {kind}")
+
+
 def mm(input, mat2):
     """The matrix product of two 2-D tensors: (n, k) @ (k, m) -> (n, m)."""
+    _check_tensor_argument("mm", "input", 1, input)
+    _check_tensor_argument("mm", "mat2", 2, mat2)
     if input.dim() != 2 or mat2.dim() != 2:
         raise RuntimeError(
             f"mm: both arguments must be 2-D matrices, got input of shape {tuple(input.shape)} "
@@ -1673,8 +1980,8 @@ def mm(input, mat2):
 
 def matmul(input, other):
     """The matrix product with NumPy/PyTorch broadcasting of batch dimensions."""
-    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
-        raise TypeError("matmul: both operands must be Tensors")
+    _check_tensor_argument("matmul", "input", 1, input)
+    _check_tensor_argument("matmul", "other", 2, other)
     if input.dim() == 0 or other.dim() == 0:
         raise RuntimeError(
             f"matmul: both arguments need at least 1 dimension, got shapes "

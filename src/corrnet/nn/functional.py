@@ -256,6 +256,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if t.dtype != input.dtype:
             raise RuntimeError(f"{op}: expected {name} to have the same dtype as input "
                                f"({input.dtype}), but got {t.dtype}")
+        if name.startswith("running") and t.requires_grad and is_grad_enabled():
+            raise RuntimeError(f"The function 'native_batch_norm' is not differentiable with "
+                               f"respect to argument '{name}'. This input cannot have "
+                               "requires_grad True.")
     if training:
         count = input.numel() // channels if channels else 0
         if count <= 1:

@@ -887,8 +887,23 @@ _WEIGHTS = np.array([FAMILIES[n][1] for n in _NAMES], dtype=float)
 _WEIGHTS /= _WEIGHTS.sum()
 
 
+# seed -1: the harness's self-test, one case of each outcome the runner must tell apart
+SELF_TEST = (
+    ("agrees", "out = lib.ones(2) * 2"),
+    ("wrong", "out = lib.tensor([1.0]) + (1 if lib.__name__ == 'corrnet' else 0)"),
+    ("cryptic", "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n    np.zeros(2).reshape(3)"),
+    ("crash", "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n    import os\n    os.abort()"),
+    ("hang", "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n    import time\n"
+             "    time.sleep(3600)"),
+)
+
+
 def make_case(seed: int, index: int) -> Case:
-    """The case numbered `index` of the run with `seed` (the same in every process)."""
+    """The case numbered `index` of the run with `seed` (the same in every process); seed -1
+    gives the self-test cases."""
+    if seed == -1:
+        expected, code = SELF_TEST[index]
+        return Case(seed, index, f"selftest.{expected}", code + "\nresult = {'out': out}")
     g = Gen(seed, index)
     family = _NAMES[int(g.rng.choice(len(_NAMES), p=_WEIGHTS))]
     return FAMILIES[family][0](g)

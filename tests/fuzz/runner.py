@@ -17,6 +17,7 @@ import collections
 import json
 import os
 import queue
+import re
 import select
 import signal
 import subprocess
@@ -25,6 +26,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from .cases import make_case
 
 HERE = Path(__file__).resolve().parent          # tests/fuzz
 REPO = HERE.parent.parent
@@ -138,7 +141,8 @@ class Worker:
                 pass
 
 
-def run_chunk(mode: str, seed: int, indices: list[int], timeout: float) -> list[dict]:
+def run_chunk(mode: str, seed: int, indices: list[int], timeout: float,
+              retry_hangs: bool = True) -> list[dict]:
     """Run the cases `indices` in mode `mode`, restarting the worker after a crash or hang; a
     hang is retried once in a fresh worker (a first call may have been compiling)."""
     results = []
@@ -148,9 +152,10 @@ def run_chunk(mode: str, seed: int, indices: list[int], timeout: float) -> list[
             if worker is None or not worker.alive():
                 worker = Worker(mode)
             verdict = worker.run(seed, index, timeout)
-            if verdict["class"] != "hang" or attempt == 2:
+            if verdict["class"] != "hang" or attempt == 2 or not retry_hangs:
                 break
         verdict.update(mode=mode, index=index)
+        verdict.setdefault("op", make_case(seed, index).op)
         results.append(verdict)
     if worker is not None:
         worker.close()
@@ -158,7 +163,7 @@ def run_chunk(mode: str, seed: int, indices: list[int], timeout: float) -> list[
 
 
 def run(seed: int, calls: int, modes=MODES, jobs: int = 2, timeout: float = 10.0,
-        chunk: int = 400, progress=None) -> list[dict]:
+        chunk: int = 400, progress=None, retry_hangs: bool = True) -> list[dict]:
     """Run `calls` cases in all, split evenly over `modes` (the same indices in each mode),
     on `jobs` worker processes at a time. Returns every verdict."""
     per_mode = max(1, calls // len(modes))
@@ -177,7 +182,7 @@ def run(seed: int, calls: int, modes=MODES, jobs: int = 2, timeout: float = 10.0
             except queue.Empty:
                 return
             try:
-                out = run_chunk(mode, seed, indices, timeout)
+                out = run_chunk(mode, seed, indices, timeout, retry_hangs)
             except BaseException as exc:  # noqa: BLE001 - reported after the threads end
                 errors.append(exc)
                 return
@@ -203,13 +208,24 @@ def counts(results: list[dict]) -> dict:
     return table
 
 
+def _shape_of_text(text: str, n: int = 60) -> str:
+    """A message with its numbers and quoted values blotted out, to group alike ones."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text.split("\n")[0])
+    return re.sub(r"-?\d+(\.\d+)?(e[-+]?\d+)?", "#", text)[:n]
+
+
 def signature(r: dict) -> str:
-    """What groups verdicts into one finding: class, subclass, op and where corrnet raised
-    (or, for wrong values, the op and the subclass)."""
+    """What groups verdicts into one finding: class, subclass, op, and where corrnet raised
+    (cryptic, clear, refused), or the oracle's error (accepts), or what differs (wrong
+    values), with numbers blotted out."""
     parts = [r["class"], r.get("sub", ""), r.get("op", "?")]
     if r["class"] in ("cryptic", "clear") or r.get("sub") == "refused":
         parts.append(r.get("where", ""))
         parts.append(r.get("error", "").split(":")[0])
+    elif r.get("sub") == "accepts":
+        parts.append("oracle: " + _shape_of_text(r.get("oracle_error", "")))
+    elif r["class"] == "wrong":
+        parts.append(_shape_of_text(r.get("detail", ""), 40))
     return " | ".join(p for p in parts if p)
 
 
@@ -235,8 +251,6 @@ def format_table(results: list[dict]) -> str:
 def write_report(path: Path, seed: int, results: list[dict], elapsed: float) -> None:
     """The JSON report: the counts, and every case that did not agree with the command that
     prints its repro."""
-    from .cases import make_case
-
     cases = []
     for r in sorted(results, key=lambda r: (r["class"], r.get("op", ""), r["index"], r["mode"])):
         if r["class"] == "agrees":
@@ -292,7 +306,7 @@ def summary_markdown(report: dict) -> str:
     for r in report["cases"]:
         if r["class"] not in FAILING and r.get("sub") != "refused":
             continue
-        groups.setdefault(likely_file(r), {}).setdefault(r["signature"], []).append(r)
+        groups.setdefault(likely_file(r), {}).setdefault(signature(r), []).append(r)
     lines = [f"Fuzz report: {report['calls']} calls, seed {seed}.", ""]
     for file in sorted(groups, key=lambda f: -sum(len(v) for v in groups[f].values())):
         sigs = groups[file]
@@ -303,7 +317,8 @@ def summary_markdown(report: dict) -> str:
             r = rs[0]
             what = r.get("detail") or r.get("error") or ""
             oracle = r.get("oracle_error", "")
-            lines.append(f"- **{sig}** — {len(rs)} calls ({', '.join(modes)})")
+            cases = len({r["index"] for r in rs})
+            lines.append(f"- **{sig}** — {cases} cases, {len(rs)} calls ({', '.join(modes)})")
             lines.append(f"  - corrnet: {what[:200]}")
             if oracle:
                 lines.append(f"  - oracle: {oracle[:160]}")
@@ -313,7 +328,7 @@ def summary_markdown(report: dict) -> str:
             lines.append(f"  - repro `python -m fuzz repro {seed} {r['index']} --mode "
                          f"{r['mode']}`:")
             lines.append("    ```python")
-            lines += ["    " + ln for ln in body[:12]]
+            lines += ["    " + ln for ln in body[:8]]
             lines.append("    ```")
         lines.append("")
     return "\n".join(lines)

@@ -292,6 +292,7 @@ def main() -> None:
     with open("/proc/self/status") as f:
         size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
     resource.setrlimit(resource.RLIMIT_AS, (size + budget, size + budget))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))     # a crash leaves no core file
     protocol.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
 
     for line in sys.stdin:

@@ -27,8 +27,9 @@ import numpy as np
 
 def arr(shape, dtype, kind, seed):
     """A deterministic NumPy array: `kind` 'normal' (standard normal), 'pos' (|normal| + 0.1),
-    'special' (normal with NaN, +-inf, 0, +-1e30 sprinkled in), 'big' (normal * 1e19), 'ties'
-    (rounded to halves, so maxima repeat); ints in [-5, 5] (uint8 in [0, 10]); bools."""
+    'special' (normal with NaN, +-inf, 0, +-1e30 sprinkled in), 'onenan' (one NaN or +-inf:
+    how far it spreads must match), 'big' (normal * 1e19), 'ties' (rounded to halves, so
+    maxima repeat); ints in [-5, 5] (uint8 in [0, 10]); bools."""
     r = np.random.default_rng(seed)
     shape = tuple(shape)
     if dtype == "bool":
@@ -47,6 +48,8 @@ def arr(shape, dtype, kind, seed):
         a = a * 1e19
     elif kind == "ties":
         a = np.round(a * 2) / 2
+    elif kind == "onenan" and a.size:
+        a.flat[r.integers(a.size)] = (np.nan, np.inf, -np.inf)[r.integers(3)]
     return a.astype(dtype)
 
 
@@ -133,7 +136,7 @@ class Gen:
         return self.pick(choices)
 
     def kind(self) -> str:
-        return self.pick(("normal",) * 7 + ("special", "big", "ties", "pos"))
+        return self.pick(("normal",) * 7 + ("special", "onenan", "big", "ties", "pos"))
 
     def name(self, prefix: str) -> str:
         self.count += 1
@@ -523,14 +526,24 @@ def gen_conv(g: Gen) -> Case:
     dt = g.dtype(FLOAT_DTYPES + ("float32",)) if g.chance(0.97) else g.dtype(ALL_DTYPES)
     groups = g.pick((1, 1, 1, 2, 3)) if g.chance(0.9) else g.pick((0, -1, 4))
     per_group = max(groups, 1)     # channel counts stay valid shapes when groups is not
-    cin = per_group * g.int(0 if g.chance(0.05) else 1, 3)
-    cout = (per_group if g.chance(0.9) else 1) * g.int(0 if g.chance(0.03) else 1, 3)
+    # 'sized': shapes where the planner's other algorithms (Winograd, FFT, depthwise,
+    # pointwise, direct) apply, and may be forced
+    sized = g.chance(0.3)
+    most = 12 if sized else 3
+    cin = per_group * g.int(0 if g.chance(0.05) else 1, most)
+    cout = (per_group if g.chance(0.9) else 1) * g.int(0 if g.chance(0.03) else 1, most)
     if g.chance(0.05):
         cin += 1
     big = g.chance(0.15)
-    sizes = tuple(g.int(0 if g.chance(0.05) else 1, 24 if big else 9) for _ in range(dims))
-    kernel = tuple(g.int(0 if g.chance(0.03) else 1, 5) for _ in range(dims))
-    stride = tuple(g.pick((1, 1, 2, 3)) for _ in range(dims))
+    if sized:
+        sizes = tuple(g.int(6, 40) for _ in range(dims))
+        kernel = (g.pick((1, 3, 3, 3, 5, 7, 9, 11)),) * dims
+        if g.chance(0.3):
+            groups, per_group, cout = cin, max(cin, 1), cin * g.pick((1, 1, 2))   # depthwise
+    else:
+        sizes = tuple(g.int(0 if g.chance(0.05) else 1, 24 if big else 9) for _ in range(dims))
+        kernel = tuple(g.int(0 if g.chance(0.03) else 1, 5) for _ in range(dims))
+    stride = tuple(g.pick((1, 1, 1, 1, 2) if sized else (1, 1, 2, 3)) for _ in range(dims))
     dilation = tuple(g.pick((1, 1, 2, 3)) for _ in range(dims))
     padding = tuple(g.pick((0, 0, 1, 2)) for _ in range(dims))
     extreme = g.chance(0.07)
@@ -545,7 +558,7 @@ def gen_conv(g: Gen) -> Case:
             padding = (val,) * dims
     batched = g.chance(0.9)
     xshape = ((g.int(1, 3),) if batched else ()) + (cin,) + sizes
-    x = g.tensor(xshape, dt, g.pick(("normal",) * 6 + ("special", "ties")))
+    x = g.tensor(xshape, dt, g.pick(("normal",) * 6 + ("special", "ties", "onenan", "onenan")))
     if transposed:
         wshape = (cin, cout // per_group) + kernel
     else:
@@ -567,6 +580,13 @@ def gen_conv(g: Gen) -> Case:
     if not transposed and g.chance(0.1):
         kw[1] = "padding=" + g.pick(("'same'", "'valid'", "'full'"))
     name = f"conv_transpose{dims}d" if transposed else f"conv{dims}d"
+    if sized and g.chance(0.6):   # corrnet only: force an algorithm, or a tiny memory budget
+        algorithm = g.pick(("gemm", "pointwise", "depthwise", "direct", "winograd", "fft"))
+        g.emit(f"if lib.__name__ == 'corrnet':\n    lib.backends.conv.algorithm = {algorithm!r}")
+    if sized and g.chance(0.1):
+        g.emit("if lib.__name__ == 'corrnet':\n    lib.backends.conv.memory_budget = 2**14")
+    if g.chance(0.03):
+        g.emit("lib.backends.cudnn.benchmark = True")
     if g.chance(0.1):
         layer = f"nn.{'ConvTranspose' if transposed else 'Conv'}{dims}d"
         construct = f"{layer}({cin}, {cout}, {kernel!r}, {', '.join(kw)}, bias={bias != 'None'})"
@@ -581,7 +601,7 @@ def gen_pool(g: Gen) -> Case:
     batched = g.chance(0.85)
     sizes = tuple(g.int(0 if g.chance(0.04) else 1, 12) for _ in range(dims))
     xshape = ((g.int(1, 2),) if batched else ()) + (g.int(0 if g.chance(0.03) else 1, 3),) + sizes
-    x = g.tensor(xshape, dt, g.pick(("normal",) * 5 + ("special", "ties", "ties")))
+    x = g.tensor(xshape, dt, g.pick(("normal",) * 5 + ("special", "ties", "ties", "onenan")))
     if kind.startswith("adaptive"):
         outs = tuple(g.pick((1, 2, 3, 4, 5, s, s + 1, 0, None if dims == 2 else 1)) for s in sizes)
         osz = _ints_arg(g, outs)

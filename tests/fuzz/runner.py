@@ -34,6 +34,7 @@ REPO = HERE.parent.parent
 MODES = ("on", "off", "bounds")
 CLASSES = ("agrees", "clear", "cryptic", "wrong", "crash", "hang", "skip")
 FAILING = ("cryptic", "wrong", "crash", "hang")
+RETRY_FACTOR = 6
 
 
 def mode_env(mode: str) -> dict:
@@ -143,15 +144,18 @@ class Worker:
 
 def run_chunk(mode: str, seed: int, indices: list[int], timeout: float,
               retry_hangs: bool = True) -> list[dict]:
-    """Run the cases `indices` in mode `mode`, restarting the worker after a crash or hang; a
-    hang is retried once in a fresh worker (a first call may have been compiling)."""
+    """Run the cases `indices` in mode `mode`, restarting the worker after a crash or hang. A
+    call past `timeout` is tried once more in a fresh worker with RETRY_FACTOR times the time
+    (a first call may be compiling numba kernels, slowly on a loaded machine): only a call
+    that outlives both is a hang."""
     results = []
     worker = None
     for index in indices:
         for attempt in (1, 2):
             if worker is None or not worker.alive():
                 worker = Worker(mode)
-            verdict = worker.run(seed, index, timeout)
+            limit = timeout if attempt == 1 else RETRY_FACTOR * timeout
+            verdict = worker.run(seed, index, limit)
             if verdict["class"] != "hang" or attempt == 2 or not retry_hangs:
                 break
         verdict.update(mode=mode, index=index)

@@ -29,8 +29,8 @@ How an outcome is classified (the reference for the whole suite):
   (a non-tensor part differs), ``accepts`` (corrnet returned where the oracle raised),
   ``refused`` (corrnet raised a clear error where the oracle returned).
 - ``crash`` and ``hang`` are decided by the runner: the worker died (by a signal, or exited)
-  during the corrnet call; the corrnet call outlived the time limit (twice, the second time in
-  a fresh worker).
+  during the corrnet call; the corrnet call outlived the time limit twice (the second time in
+  a fresh worker, with six times the limit: a first call may be compiling numba kernels).
 - ``skip``: the oracle itself could not answer (it ran out of memory or time), or the case's
   own input-making failed (a generator fault); nothing is said about corrnet.
 """
@@ -276,6 +276,20 @@ def _run(code, lib, scipy_module=None):
         return False, exc
 
 
+def _settings(corrnet, torch) -> dict:
+    conv = corrnet.backends.conv
+    return {"algorithm": conv.algorithm, "memory_budget": conv.memory_budget,
+            "benchmark": conv.benchmark, "torch_benchmark": torch.backends.cudnn.benchmark}
+
+
+def _restore(corrnet, torch, defaults: dict) -> None:
+    conv = corrnet.backends.conv
+    conv.algorithm = defaults["algorithm"]
+    conv.memory_budget = defaults["memory_budget"]
+    conv.benchmark = defaults["benchmark"]
+    torch.backends.cudnn.benchmark = defaults["torch_benchmark"]
+
+
 def main() -> None:
     # the protocol gets its own pipe: anything the code under test prints goes to stderr
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
@@ -295,6 +309,7 @@ def main() -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))     # a crash leaves no core file
     protocol.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
 
+    defaults = _settings(corrnet, torch)
     for line in sys.stdin:
         request = json.loads(line)
         index = request["index"]
@@ -310,6 +325,7 @@ def main() -> None:
         start = time.perf_counter()
         mine = _run(case.code, corrnet)
         corrnet_s = time.perf_counter() - start
+        _restore(corrnet, torch, defaults)       # a case may have set the planner's knobs
         try:
             verdict = judge(case, oracle, mine, corrnet_dir)
         except Exception:  # noqa: BLE001 - a judging bug must not pass as a corrnet crash

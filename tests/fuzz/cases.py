@@ -544,7 +544,7 @@ def gen_conv(g: Gen) -> Case:
         sizes = tuple(g.int(0 if g.chance(0.05) else 1, 24 if big else 9) for _ in range(dims))
         kernel = tuple(g.int(0 if g.chance(0.03) else 1, 5) for _ in range(dims))
     stride = tuple(g.pick((1, 1, 1, 1, 2) if sized else (1, 1, 2, 3)) for _ in range(dims))
-    dilation = tuple(g.pick((1, 1, 2, 3)) for _ in range(dims))
+    dilation = tuple(g.pick((1, 1, 1, 1, 1, 2) if sized else (1, 1, 2, 3)) for _ in range(dims))
     padding = tuple(g.pick((0, 0, 1, 2)) for _ in range(dims))
     extreme = g.chance(0.07)
     if extreme:   # values that drive loops or sizes: the answer must come fast
@@ -558,7 +558,8 @@ def gen_conv(g: Gen) -> Case:
             padding = (val,) * dims
     batched = g.chance(0.9)
     xshape = ((g.int(1, 3),) if batched else ()) + (cin,) + sizes
-    x = g.tensor(xshape, dt, g.pick(("normal",) * 6 + ("special", "ties", "onenan", "onenan")))
+    kinds = ("normal",) * 6 + ("special", "ties", "onenan", "onenan")
+    x = g.tensor(xshape, dt, g.pick(kinds + ("onenan",) * 4 if sized else kinds))
     if transposed:
         wshape = (cin, cout // per_group) + kernel
     else:
@@ -581,7 +582,8 @@ def gen_conv(g: Gen) -> Case:
         kw[1] = "padding=" + g.pick(("'same'", "'valid'", "'full'"))
     name = f"conv_transpose{dims}d" if transposed else f"conv{dims}d"
     if sized and g.chance(0.6):   # corrnet only: force an algorithm, or a tiny memory budget
-        algorithm = g.pick(("gemm", "pointwise", "depthwise", "direct", "winograd", "fft"))
+        algorithm = g.pick(("gemm", "pointwise", "depthwise", "direct", "winograd", "winograd",
+                            "fft", "fft"))
         g.emit(f"if lib.__name__ == 'corrnet':\n    lib.backends.conv.algorithm = {algorithm!r}")
     if sized and g.chance(0.1):
         g.emit("if lib.__name__ == 'corrnet':\n    lib.backends.conv.memory_budget = 2**14")

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: demo test oracle bench lint clean
+.PHONY: demo test oracle fuzz bench lint clean
 
 # corrnet itself (numpy + scipy), installed in editable mode.
 $(VENV)/.installed: pyproject.toml
@@ -26,6 +26,13 @@ test: $(VENV)/.test-installed
 # The oracle suite at nightly size: about 50,000 hypothesis examples against PyTorch.
 oracle: $(VENV)/.test-installed
 	CORRNET_ORACLE=nightly $(PY) -m pytest -q tests/oracle
+
+# Differential fuzzing against PyTorch (SciPy for the filters) at nightly size: 30,000 calls
+# over three modes (compiled kernels on, off, bounds-checked), each call in a bounded worker
+# process; prints the counts per class, fails on any cryptic/wrong/crash/hang, and writes
+# build/fuzz-report.json. One case's repro: PYTHONPATH=tests $(PY) -m fuzz repro SEED INDEX
+fuzz: $(VENV)/.test-installed
+	PYTHONPATH=tests $(PY) -m fuzz --calls 30000
 
 # The benchmark's contenders beyond the test extras: OpenCV.
 $(VENV)/.bench-installed: $(VENV)/.test-installed

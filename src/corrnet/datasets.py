@@ -32,8 +32,10 @@ against it (and against the file's size, for any IDX file ``read_idx`` reads) be
 is allocated, gzip data is decompressed in bounded pieces straight into that array and never
 beyond its size (a gzip bomb fails after at most the file's known size), and a download stops
 as soon as the server sends more than the file can take or takes longer than
-``DOWNLOAD_TIMEOUT`` plus its size over ``DOWNLOAD_MIN_RATE``. Files already present are verified once per process, and the parsed arrays are kept in
-memory, so making a second dataset of the same split is immediate.
+``DOWNLOAD_TIMEOUT`` plus its size over ``DOWNLOAD_MIN_RATE``.
+
+Files already present are verified once per process, and the parsed arrays are kept in memory,
+so making a second dataset of the same split is immediate.
 
 A corrupt, truncated or foreign file raises ``DataFileError``, naming the file, what is wrong
 with it and what to do.

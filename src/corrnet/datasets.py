@@ -113,6 +113,7 @@ DOWNLOAD_MIN_RATE = 16 * 1024
 #: data than that times its gzip file's size is damaged (refused before allocating).
 MAX_GZIP_RATIO = 1032
 _CHUNK = 1 << 20  # bytes read or decompressed at a time
+_EXTRA = 1 << 16  # bytes read past the end of the content to say how many follow
 
 _SPLITS = {
     True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -208,7 +209,7 @@ class _Content:
         pieces, got = [], 0
         while got < n and not self.inflater.eof:
             if not self.pending:
-                self.pending = self.file.read(_CHUNK)
+                self.pending = self.file.read(_CHUNK // 4)
                 if not self.pending:
                     break
             try:
@@ -241,13 +242,13 @@ class _Content:
     def check_end(self, extra_message) -> None:
         """Check that the content ends here and that a gzip stream is complete, with nothing
         after it. `extra_message(n)` describes `n` more bytes of content."""
-        extra = self.read(_CHUNK)
+        extra = self.read(_EXTRA)
         if extra:
             raise _error(self.path, extra_message(len(extra)))
         if not self.gzipped:
             return
         self.check_gzip_complete()
-        trailing = len(self.inflater.unused_data) + len(self.file.read(_CHUNK))
+        trailing = len(self.inflater.unused_data) + len(self.file.read(_EXTRA))
         if trailing:
             raise _error(self.path, f"{trailing} unexpected bytes follow the gzip data")
 
@@ -331,7 +332,7 @@ def _read_idx_file(path, expected_magic=None, expected_size=None, digest=None) -
         if got < data_size:
             content.check_gzip_complete()
             raise _error(path, f"it is truncated: {what} but only {got} bytes follow the header")
-        content.check_end(lambda n: f"{'more than ' if n >= _CHUNK else ''}{n} bytes follow "
+        content.check_end(lambda n: f"{'at least ' if n >= _EXTRA else ''}{n} bytes follow "
                                     f"the {_describe(dims, dtype)} that the header describes")
     if digest is not None:
         digest.update(header_bytes)

@@ -625,8 +625,16 @@ def test_orphan_collection_spares_a_live_writer(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
 
 
-def test_atomic_write_without_o_tmpfile(tmp_path, monkeypatch):
-    monkeypatch.setattr(serialization, "_anonymous_file", lambda directory: None)
+def _refuse_link(*args):
+    raise PermissionError("linkat refused")
+
+
+@pytest.mark.parametrize("patch", ["no O_TMPFILE", "no linkat"])
+def test_atomic_write_without_o_tmpfile(tmp_path, monkeypatch, patch):
+    if patch == "no O_TMPFILE":
+        monkeypatch.setattr(serialization, "_anonymous_file", lambda directory: None)
+    else:
+        monkeypatch.setattr(serialization, "_give_name", _refuse_link)
     path = tmp_path / "m.npz"
     ct.save({"x": ct.ones(3)}, path)
     with pytest.raises(RuntimeError, match="interrupted"):

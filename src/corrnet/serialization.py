@@ -171,6 +171,29 @@ def _give_name(fd: int, directory: Path, name: str) -> str:
         os.close(proc)
 
 
+def _copy_to_named(fd: int, directory: Path, name: str) -> tuple[int, str]:
+    """Copy the finished unnamed file `fd` (closed here) to a new locked named temporary;
+    (its descriptor, its name)."""
+    named_fd, tmp = _named_temporary(directory, name)
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        while chunk := os.read(fd, _CHUNK):
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(named_fd, view):]
+        os.fsync(named_fd)
+        if hasattr(os, "fchmod"):
+            os.fchmod(named_fd, new_file_mode())
+    except BaseException:
+        os.close(named_fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    finally:
+        os.close(fd)
+    return named_fd, tmp
+
+
 def _fsync_directory(directory: Path) -> None:
     with contextlib.suppress(OSError, AttributeError):
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -206,7 +229,10 @@ def atomic_write(path):
         if hasattr(os, "fchmod"):
             os.fchmod(fd, new_file_mode())
         if tmp is None:
-            tmp = _give_name(fd, directory, path.name)
+            try:
+                tmp = _give_name(fd, directory, path.name)
+            except OSError:  # linking refused (no /proc, a sandbox): copy it to a named one
+                fd, tmp = _copy_to_named(fd, directory, path.name)
         if fcntl is None:  # Windows cannot rename an open file
             os.close(fd)
             fd = None

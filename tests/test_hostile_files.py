@@ -815,6 +815,21 @@ def test_on_nonfinite_skip_skips_the_bad_batches_as_torch_would_without_them():
             on_nonfinite="ignore")
 
 
+def test_cli_train_passes_on_nonfinite(tmp_path, monkeypatch):
+    import corrnet.train
+    from corrnet import cli
+
+    calls = []
+    monkeypatch.setattr(datasets, "FashionMNIST", lambda *a, **k: TensorDataset(
+        ct.zeros(4, 1, 28, 28), ct.zeros(4, dtype=ct.int64)))
+    monkeypatch.setattr(corrnet.train, "fit", lambda *a, **k: calls.append(k))
+    cli.main(["train", "--epochs", "1", "--out", str(tmp_path), "--no-progress", "--no-plot",
+              "--on-nonfinite", "skip"])
+    assert calls[0]["on_nonfinite"] == "skip"
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--on-nonfinite", "ignore"])
+
+
 def test_issue11_tampered_checkpoint_with_nan_weights_is_refused(tmp_path):
     ct.manual_seed(0)
     net = nn.Linear(3, 2)

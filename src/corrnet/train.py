@@ -304,8 +304,8 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         done, history = load_checkpoint(checkpoint, net, optimizer, scheduler)
         log(f"resuming from {checkpoint} after epoch {done}")
     named_params = list(net.named_parameters())
-    last_saved = f"the checkpoint {checkpoint} holds epoch {done}" if checkpoint else \
-        "no checkpoint was written"
+    last_saved = (f"the checkpoint {checkpoint} holds epoch {done}" if done else
+                  "no checkpoint was written yet")
 
     def stop(problem, epoch, step):
         return NonFiniteError(

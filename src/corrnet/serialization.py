@@ -232,7 +232,8 @@ def atomic_write(path):
             try:
                 tmp = _give_name(fd, directory, path.name)
             except OSError:  # linking refused (no /proc, a sandbox): copy it to a named one
-                fd, tmp = _copy_to_named(fd, directory, path.name)
+                anonymous, fd = fd, None  # _copy_to_named closes it
+                fd, tmp = _copy_to_named(anonymous, directory, path.name)
         if fcntl is None:  # Windows cannot rename an open file
             os.close(fd)
             fd = None

@@ -342,7 +342,7 @@ def test_idx_errors_name_the_file_and_the_problem(tmp_path):
     broken = bytearray(compressed)
     broken[-6] ^= 0xFF  # the CRC-32/size trailer
     assert "corrupt" in _bad(tmp_path, bytes(broken))
-    assert "follow the gzip data" in _bad(tmp_path, compressed + b"junk")
+    assert "follow the gzip data" in _bad(tmp_path, gzip.compress(labels) + b"junk")
 
 
 def test_idx_error_for_other_files_has_a_generic_hint(tmp_path):
@@ -377,6 +377,8 @@ def fake(tmp_path, monkeypatch):
         digests[name] = hashlib.sha256(content).hexdigest()
         (files / name).write_bytes(gzip.compress(content))
     monkeypatch.setattr(datasets, "SHA256", digests)
+    monkeypatch.setattr(datasets, "SIZES", {name: len(idx_bytes(array))
+                                            for name, array in arrays.items()})
     monkeypatch.setattr(datasets, "_verified", {})
     monkeypatch.delenv("CORRNET_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -473,6 +475,7 @@ def test_image_and_label_counts_must_match(fake, monkeypatch):
     path.write_bytes(gzip.compress(content))
     digests = dict(datasets.SHA256, **{path.name: hashlib.sha256(content).hexdigest()})
     monkeypatch.setattr(datasets, "SHA256", digests)
+    monkeypatch.setattr(datasets, "SIZES", dict(datasets.SIZES, **{path.name: len(content)}))
     with pytest.raises(datasets.DataFileError, match="30 images but .* 29 labels"):
         datasets.FashionMNIST(root=fake.files, download=False)
 
@@ -487,8 +490,8 @@ def test_wrong_magic_in_a_dataset_file(fake):
 def test_existing_files_are_verified_once_per_process(fake, monkeypatch):
     datasets.FashionMNIST(root=fake.files, download=False)
     calls = []
-    real = datasets._decompress
-    monkeypatch.setattr(datasets, "_decompress", lambda *a: calls.append(a) or real(*a))
+    real = datasets._read_idx_file
+    monkeypatch.setattr(datasets, "_read_idx_file", lambda *a: calls.append(a) or real(*a))
     again = datasets.FashionMNIST(root=fake.files, download=False)
     assert calls == [] and len(again) == 30
     os.utime(fake.files / "train-images-idx3-ubyte.gz", ns=(1, 1))  # changed: verified again

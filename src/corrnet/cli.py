@@ -169,7 +169,8 @@ def train(args) -> int:
           f"test images): {args.epochs} epochs, SGD lr {args.lr}, batch {args.batch_size}, "
           f"seed {args.seed}; checkpoints in {out}")
     fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
-        resume=args.resume, plot=plot, progress=not args.no_progress)
+        resume=args.resume, plot=plot, progress=not args.no_progress,
+        on_nonfinite=args.on_nonfinite)
     if plot is not None:
         print(f"curves: {plot}")
     return 0
@@ -220,6 +221,9 @@ def main(argv=None) -> int:
                               help="train on the first N images only (quick runs)")
     train_parser.add_argument("--test-subset", type=int, default=0,
                               help="test on the first N images only")
+    train_parser.add_argument("--on-nonfinite", choices=("raise", "skip"), default="raise",
+                              help="at a NaN or infinite loss or gradient: stop with an error "
+                                   "(default) or skip the batch")
     train_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     train_parser.add_argument("--no-plot", action="store_true", help="no curves.png")
     summary_parser = commands.add_parser("summary", help="the layer table of a network")

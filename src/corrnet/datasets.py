@@ -23,9 +23,19 @@ mirror (``MIRRORS``) into ``<root or $CORRNET_DATA or the cache folder>/fashion-
 Every file is checked against the SHA-256 of its *decompressed* content (``SHA256``), so the
 Debian copies, whose gzip headers differ from the originals, pass too. A download goes to a
 temporary file in the target folder, is verified, and only then renamed into place
-(``os.replace``): an interrupted or damaged download never leaves a file under the final
-name. Files already present are verified once per process, and the parsed arrays are kept in
-memory, so making a second dataset of the same split is immediate.
+(``os.replace``, see ``corrnet.serialization.atomic_write``): an interrupted or damaged
+download never leaves a file under the final name.
+
+Nothing is trusted before it is checked, and no file can make corrnet use more memory than
+the data set itself: each file's content size is known (``SIZES``), an IDX header is checked
+against it (and against the file's size, for any IDX file ``read_idx`` reads) before the array
+is allocated, gzip data is decompressed in bounded pieces straight into that array and never
+beyond its size (a gzip bomb fails after at most the file's known size), and a download stops
+as soon as the server sends more than the file can take or takes longer than
+``DOWNLOAD_TIMEOUT`` plus its size over ``DOWNLOAD_MIN_RATE``.
+
+Files already present are verified once per process, and the parsed arrays are kept in memory,
+so making a second dataset of the same split is immediate.
 
 A corrupt, truncated or foreign file raises ``DataFileError``, naming the file, what is wrong
 with it and what to do.
@@ -34,10 +44,13 @@ with it and what to do.
 from __future__ import annotations
 
 import hashlib
+import http.client
+import io
+import math
 import operator
 import os
 import sys
-import tempfile
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -45,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .serialization import new_file_mode
+from .serialization import MAX_NDIM, atomic_write
 from .tensor import Tensor, from_numpy
 from .utils.data import DataLoader, Dataset
 
@@ -72,16 +85,35 @@ SHA256 = {
         "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
 }
 
-#: The dataset's public mirrors (Zalando Research's S3 bucket, then its GitHub repository),
-#: tried in order; a file's URL is the mirror followed by its name.
+#: The size of each file's decompressed content (the IDX bytes): a file is never decompressed
+#: beyond it, and a download stops there.
+SIZES = {
+    "train-images-idx3-ubyte.gz": 16 + 60000 * 28 * 28,
+    "train-labels-idx1-ubyte.gz": 8 + 60000,
+    "t10k-images-idx3-ubyte.gz": 16 + 10000 * 28 * 28,
+    "t10k-labels-idx1-ubyte.gz": 8 + 10000,
+}
+
+#: The dataset's public mirrors, tried in order: Zalando Research's GitHub repository (https),
+#: then its S3 bucket (whose website endpoint serves plain http only; every file is checked
+#: against `SHA256` whichever mirror it comes from). A file's URL is the mirror followed by
+#: its name.
 MIRRORS = (
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
 )
 
 DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
 SUBFOLDERS = ("", "fashion-mnist", os.path.join("FashionMNIST", "raw"))
 DOWNLOAD_TIMEOUT = 60.0  # seconds without data before a download gives up
+#: Bytes per second a download must average: a file gets DOWNLOAD_TIMEOUT seconds plus its
+#: largest size over this rate, after which it is stopped (a server that trickles forever).
+DOWNLOAD_MIN_RATE = 16 * 1024
+#: Deflate cannot expand data more than about 1032 times: an IDX header that describes more
+#: data than that times its gzip file's size is damaged (refused before allocating).
+MAX_GZIP_RATIO = 1032
+_CHUNK = 1 << 20  # bytes read or decompressed at a time
+_EXTRA = 1 << 16  # bytes read past the end of the content to say how many follow
 
 _SPLITS = {
     True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -158,31 +190,78 @@ def _error(path, problem: str) -> DataFileError:
     return DataFileError(f"{path}: {problem}. {_fix_hint(path)}")
 
 
-def _decompress(raw: bytes, path) -> bytes:
-    """The content of a gzip file (or `raw` itself when it is not gzipped)."""
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        content = inflater.decompress(raw) + inflater.flush()
-    except zlib.error as err:
-        raise _error(path, f"the gzip data is corrupt ({err})") from None
-    if not inflater.eof:
-        raise _error(path, f"the gzip data is truncated (the file ends after {len(raw)} bytes, "
-                           "before the end of the compressed stream)")
-    if inflater.unused_data:
-        raise _error(path, f"{len(inflater.unused_data)} unexpected bytes follow the gzip data")
-    return content
+class _Content:
+    """The content of a file, gunzipped on the fly when it is gzip, read in bounded pieces:
+    ``read(n)`` never decompresses more than `n` bytes, so a gzip bomb costs no memory
+    beyond what the caller asked for."""
+
+    def __init__(self, file, path):
+        self.file, self.path = file, path
+        self.gzipped = file.read(2) == b"\x1f\x8b"
+        file.seek(0)
+        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) if self.gzipped else None
+        self.pending = b""  # compressed bytes read from the file, not yet decompressed
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes of content (fewer only where the content ends)."""
+        if not self.gzipped:
+            return self.file.read(n)
+        pieces, got = [], 0
+        while got < n and not self.inflater.eof:
+            if not self.pending:
+                self.pending = self.file.read(_CHUNK // 4)
+                if not self.pending:
+                    break
+            try:
+                piece = self.inflater.decompress(self.pending, n - got)
+            except zlib.error as err:
+                raise _error(self.path, f"the gzip data is corrupt ({err})") from None
+            self.pending = self.inflater.unconsumed_tail
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
+
+    def readinto(self, target: memoryview) -> int:
+        """Fill `target` (bytes) from the content; how many bytes it got."""
+        done = 0
+        while done < len(target):
+            piece = self.read(min(_CHUNK, len(target) - done))
+            if not piece:
+                break
+            target[done:done + len(piece)] = piece
+            done += len(piece)
+        return done
+
+    def check_gzip_complete(self) -> None:
+        """Where the content has ended: raise if a gzip stream ended before its end."""
+        if self.gzipped and not self.inflater.eof:
+            raise _error(self.path, f"the gzip data is truncated (the file ends after "
+                                    f"{self.file.tell()} bytes, before the end of the "
+                                    "compressed stream)")
+
+    def check_end(self, extra_message) -> None:
+        """Check that the content ends here and that a gzip stream is complete, with nothing
+        after it. `extra_message(n)` describes `n` more bytes of content."""
+        extra = self.read(_EXTRA)
+        if extra:
+            raise _error(self.path, extra_message(len(extra)))
+        if not self.gzipped:
+            return
+        self.check_gzip_complete()
+        trailing = len(self.inflater.unused_data) + len(self.file.read(_EXTRA))
+        if trailing:
+            raise _error(self.path, f"{trailing} unexpected bytes follow the gzip data")
 
 
-def parse_idx(content: bytes, path="<bytes>", expected_magic: int | None = None) -> np.ndarray:
-    """The array stored in IDX bytes: magic ``00 00 <type> <ndim>``, ``ndim`` big-endian uint32
-    sizes, then the values, big-endian. Returned in native byte order (read-only for bytes)."""
-    if len(content) < 4:
-        raise _error(path, f"it holds {len(content)} bytes, too few for an IDX header")
-    magic = int.from_bytes(content[:4], "big")
-    code, ndim = content[2], content[3]
-    if content[0] or content[1] or code not in _IDX_DTYPES:
+def _read_idx_header(read, path, expected_magic):
+    """(dims, dtype, header bytes) from the IDX header `read(n)` delivers; checks the magic
+    number and the number of dimensions before anything else is read."""
+    head = read(4)
+    if len(head) < 4:
+        raise _error(path, f"it holds {len(head)} bytes, too few for an IDX header")
+    magic = int.from_bytes(head, "big")
+    code, ndim = head[2], head[3]
+    if head[0] or head[1] or code not in _IDX_DTYPES:
         raise _error(path, f"it does not start with an IDX magic number (its first four bytes "
                            f"are 0x{magic:08x}); it is not an IDX file")
     if expected_magic is not None and magic != expected_magic:
@@ -190,47 +269,100 @@ def parse_idx(content: bytes, path="<bytes>", expected_magic: int | None = None)
                            f"{_IDX_TYPE_NAMES[code]} array), expected {expected_magic} (a "
                            f"{expected_magic & 0xFF}-dimensional "
                            f"{_IDX_TYPE_NAMES[(expected_magic >> 8) & 0xFF]} array)")
-    header = 4 + 4 * ndim
-    if len(content) < header:
+    if ndim > MAX_NDIM:
+        raise _error(path, f"its IDX header announces {ndim} dimensions; arrays have at most "
+                           f"{MAX_NDIM}")
+    sizes = read(4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise _error(path, f"the header announces {ndim} dimensions but the content ends after "
-                           f"{len(content)} bytes")
-    dims = tuple(int(d) for d in np.frombuffer(content, ">u4", ndim, 4))
-    dtype = np.dtype(_IDX_DTYPES[code])
-    count = int(np.prod(dims, dtype=np.int64))
-    expected, actual = count * dtype.itemsize, len(content) - header
-    shape = "x".join(map(str, dims))
+                           f"{4 + len(sizes)} bytes")
+    dims = tuple(int.from_bytes(sizes[i:i + 4], "big") for i in range(0, 4 * ndim, 4))
+    return dims, np.dtype(_IDX_DTYPES[code]), head + sizes
+
+
+def _describe(dims, dtype) -> str:
+    return f"{'x'.join(map(str, dims)) or 'scalar'} {dtype.newbyteorder('=').name} array"
+
+
+def parse_idx(content: bytes, path="<bytes>", expected_magic: int | None = None) -> np.ndarray:
+    """The array stored in IDX bytes: magic ``00 00 <type> <ndim>``, ``ndim`` big-endian uint32
+    sizes, then the values, big-endian. Returned in native byte order (read-only for bytes)."""
+    stream = io.BytesIO(content)
+    dims, dtype, header = _read_idx_header(stream.read, path, expected_magic)
+    header = len(header)
+    expected, actual = math.prod(dims) * dtype.itemsize, len(content) - header
     if actual < expected:
-        raise _error(path, f"it is truncated: the header describes a {shape} "
-                           f"{_IDX_TYPE_NAMES[code]} array ({expected} bytes of data) but only "
-                           f"{actual} bytes follow the header")
+        raise _error(path, f"it is truncated: the header describes a {_describe(dims, dtype)} "
+                           f"({expected} bytes of data) but only {actual} bytes follow the "
+                           "header")
     if actual > expected:
-        raise _error(path, f"{actual - expected} bytes follow the {shape} "
-                           f"{_IDX_TYPE_NAMES[code]} array that the header describes")
-    array = np.frombuffer(content, dtype, count, header).reshape(dims)
+        raise _error(path, f"{actual - expected} bytes follow the {_describe(dims, dtype)} "
+                           "that the header describes")
+    array = np.frombuffer(content, dtype, math.prod(dims), header).reshape(dims)
     return array if dtype.isnative else array.astype(dtype.newbyteorder("="))
 
 
+def _read_idx_file(path, expected_magic=None, expected_size=None, digest=None) -> np.ndarray:
+    """The array in an IDX file (gzipped or not), streamed straight into its final memory.
+
+    Everything is checked before the array is allocated: the header's shape must fit in the
+    file (exactly, uncompressed; at most `MAX_GZIP_RATIO` times the file's size, gzipped) and,
+    when `expected_size` is given, the content must be exactly that many bytes; a gzip stream
+    is never decompressed beyond what the header describes. `digest` (a hashlib object) is
+    updated with the content."""
+    with open(path, "rb") as file:
+        file_size = os.fstat(file.fileno()).st_size
+        content = _Content(file, path)
+        dims, dtype, header_bytes = _read_idx_header(content.read, path, expected_magic)
+        header = len(header_bytes)
+        data_size = math.prod(dims) * dtype.itemsize
+        what = f"the header describes a {_describe(dims, dtype)} ({data_size} bytes of data)"
+        if expected_size is not None and header + data_size != expected_size:
+            raise _error(path, f"{what}, but this file's content is {expected_size} bytes "
+                               f"({expected_size - header} bytes of data)")
+        if not content.gzipped and data_size > file_size - header:
+            raise _error(path, f"it is truncated: {what} but only {file_size - header} bytes "
+                               "follow the header")
+        if content.gzipped and data_size > MAX_GZIP_RATIO * file_size:
+            raise _error(path, f"{what}, more than a gzip file of {file_size} bytes can hold "
+                               f"(at most {MAX_GZIP_RATIO}x); the header is damaged")
+        array = np.empty(dims, dtype)
+        target = memoryview(array.reshape(-1).view(np.uint8)) if data_size else memoryview(b"")
+        got = content.readinto(target)
+        if got < data_size:
+            content.check_gzip_complete()
+            raise _error(path, f"it is truncated: {what} but only {got} bytes follow the header")
+        content.check_end(lambda n: f"{'at least ' if n >= _EXTRA else ''}{n} bytes follow "
+                                    f"the {_describe(dims, dtype)} that the header describes")
+    if digest is not None:
+        digest.update(header_bytes)
+        digest.update(target)
+    if not dtype.isnative:
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array
+
+
 def read_idx(path, expected_magic: int | None = None) -> np.ndarray:
-    """The array in an IDX file, gzipped (``.gz``) or not; see `parse_idx`."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    return parse_idx(_decompress(raw, path), path, expected_magic)
+    """The array in an IDX file, gzipped (``.gz``) or not; see `parse_idx`. The file is
+    streamed: the header is checked against the file's size before anything is allocated,
+    and a gzip stream is never decompressed beyond the size its header describes."""
+    return _read_idx_file(path, expected_magic)
 
 
 def _load_verified(path: Path, name: str, expected_magic: int) -> np.ndarray:
-    """Parse `path` and check its content's SHA-256; once per process for an unchanged file."""
+    """Parse `path` and check its content's size and SHA-256; once per process for an
+    unchanged file. The content is never decompressed beyond the file's known size."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, SHA256[name])
     if key in _verified:
         return _verified[key]
-    with open(path, "rb") as f:
-        raw = f.read()
-    content = _decompress(raw, path)
-    array = parse_idx(content, path, expected_magic)
-    digest = hashlib.sha256(content).hexdigest()
-    if digest != SHA256[name]:
+    digest = hashlib.sha256()
+    array = _read_idx_file(path, expected_magic, SIZES[name], digest)
+    if digest.hexdigest() != SHA256[name]:
         raise _error(path, f"its content is not the original {name} (SHA-256 of the "
-                           f"decompressed content is {digest}, expected {SHA256[name]})")
+                           f"decompressed content is {digest.hexdigest()}, expected "
+                           f"{SHA256[name]})")
+    array.flags.writeable = False
     _verified[key] = array
     return array
 
@@ -238,40 +370,62 @@ def _load_verified(path: Path, name: str, expected_magic: int) -> np.ndarray:
 # -- download ---------------------------------------------------------------------------------
 
 
+def _max_download_size(name: str) -> int:
+    """The most bytes a gzip file of `name`'s content can take (stored blocks and headers)."""
+    return SIZES[name] + SIZES[name] // 100 + 4096
+
+
 def _download_one(url: str, dest: Path, name: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        digest, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out, _urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
-            while True:
-                chunk = response.read(1 << 20)
-                if not chunk:
-                    break
-                size += len(chunk)
-                out.write(chunk)
+    """Stream `url` into `dest` (atomically), checking as it comes that the compressed size
+    stays within `_max_download_size`, that the content never exceeds `SIZES` (the
+    decompression is capped), and the time within the deadline; then the SHA-256."""
+    limit, size = SIZES[name], _max_download_size(name)
+    allowed = DOWNLOAD_TIMEOUT + size / DOWNLOAD_MIN_RATE
+    deadline = time.monotonic() + allowed
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    digest, received, produced = hashlib.sha256(), 0, 0
+    with atomic_write(dest) as out, _urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+        headers = getattr(response, "headers", None)
+        length = headers.get("Content-Length") if headers is not None else None
+        if length is not None and length.strip().isdigit() and int(length) > size:
+            raise DataFileError(f"{url}: the server announces {int(length)} bytes, more than "
+                                f"the {size} bytes {name} can take; nothing was downloaded")
+        # an HTTP response's read1 returns what has arrived, so the deadline is checked often
+        read = response.read1 if isinstance(response, http.client.HTTPResponse) else response.read
+        while True:
+            if time.monotonic() > deadline:
+                raise DataFileError(f"{url}: the download took longer than {allowed:.0f} s "
+                                    f"({received} bytes received); stopped")
+            chunk = read(_CHUNK)
+            if not chunk:
+                break
+            received += len(chunk)
+            if received > size:
+                raise DataFileError(f"{url}: the server sent more than the {size} bytes {name} "
+                                    "can take; stopped")
+            out.write(chunk)
+            pending = chunk
+            while pending and not inflater.eof:
                 try:
-                    digest.update(inflater.decompress(chunk))
+                    # never more than one byte beyond the known size
+                    piece = inflater.decompress(pending, limit + 1 - produced)
                 except zlib.error as err:
                     raise DataFileError(f"{url}: the downloaded data is not valid gzip "
                                         f"({err})") from None
-            digest.update(inflater.flush())
-            out.flush()
-            os.fsync(out.fileno())
-        if not inflater.eof or inflater.unused_data:
-            raise DataFileError(f"{url}: the download is incomplete or has trailing data "
-                                f"({size} bytes received)")
+                pending = inflater.unconsumed_tail
+                produced += len(piece)
+                if produced > limit:
+                    raise DataFileError(f"{url}: the content is larger than the {limit} bytes "
+                                        f"of {name}; stopped")
+                digest.update(piece)
+            if inflater.eof and (inflater.unused_data or pending):
+                raise DataFileError(f"{url}: unexpected data follows the gzip stream")
+        if not inflater.eof:
+            raise DataFileError(f"{url}: the download is incomplete ({received} bytes "
+                                "received, the gzip stream does not end)")
         if digest.hexdigest() != SHA256[name]:
             raise DataFileError(f"{url}: SHA-256 of the decompressed content is "
                                 f"{digest.hexdigest()}, expected {SHA256[name]}")
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def download(name: str, directory, mirrors=None) -> Path:
@@ -288,7 +442,8 @@ def download(name: str, directory, mirrors=None) -> Path:
         try:
             _download_one(url, dest, name)
             return dest
-        except (OSError, urllib.error.URLError, DataFileError, ValueError) as err:
+        except (OSError, urllib.error.URLError, http.client.HTTPException, DataFileError,
+                ValueError) as err:
             failures.append(f"  {url}: {err}")
     raise DataFileError(
         f"could not download {name} (nothing was saved to {dest}):\n" + "\n".join(failures)

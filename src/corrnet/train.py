@@ -13,17 +13,23 @@ continues from, and ends with the book's two lines:
 
 from __future__ import annotations
 
-import os
+import math
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+import numpy as np
 
 from . import nn, optim
 from .autograd import no_grad
-from .serialization import load, new_file_mode, save
-from .tensor import _rng
+from .serialization import LoadError, atomic_write, load, save
+from .tensor import Tensor, _rng
+
+
+class NonFiniteError(FloatingPointError):
+    """Training produced a NaN or infinite loss, gradient or parameter (see `fit`)."""
 
 
 def accuracy(y_hat, y) -> int:
@@ -55,6 +61,7 @@ class Epoch:
     test_acc: float
     examples: int
     seconds: float  # of training (forward, backward and update), not of testing
+    skipped: int = 0  # batches skipped for a non-finite loss or gradient (on_nonfinite="skip")
 
     @property
     def examples_per_sec(self) -> float:
@@ -105,13 +112,75 @@ def save_checkpoint(path, net, optimizer, epoch: int, history: History, schedule
     }, path)
 
 
+def _nonfinite(tensors) -> list[str]:
+    """The names of the floating point tensors in `tensors` (name -> tensor) holding a NaN or
+    an infinity."""
+    return [name for name, t in tensors
+            if isinstance(t, Tensor) and t.is_floating_point()
+            and not np.isfinite(t._data).all()]
+
+
+def _optimizer_tensors(state: dict):
+    """(name, tensor) for every tensor in an optimizer state dict's 'state'."""
+    for index, entries in state.get("state", {}).items():
+        if isinstance(entries, Mapping):
+            for key, value in entries.items():
+                yield f"optimizer state[{index}][{key!r}]", value
+
+
+def _check_checkpoint(path, state, net, optimizer, scheduler) -> None:
+    """Raise LoadError naming the file and the entry unless `state` is a complete, finite
+    checkpoint for `net` (and optimizer, scheduler)."""
+    def refuse(problem):
+        raise LoadError(f"checkpoint {path}: {problem}")
+
+    if not isinstance(state, dict) or state.get("format") != "corrnet-checkpoint-1":
+        raise RuntimeError(f"{path} is not a corrnet training checkpoint")
+    kinds = {"epoch": int, "architecture": dict, "model": dict, "optimizer": dict,
+             "history": list, "rng": dict}
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            refuse(f"the entry {key!r} is missing or is not a {kind.__name__}")
+    if state["epoch"] < 0:
+        refuse(f"'epoch' is {state['epoch']}")
+    if not (state.get("scheduler") is None or isinstance(state["scheduler"], dict)):
+        refuse("the entry 'scheduler' is neither None nor a dict")
+    names = {f.name for f in fields(Epoch)}
+    for i, record in enumerate(state["history"]):
+        if (not isinstance(record, dict) or not names - {"skipped"} <= set(record) <= names
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                           for v in record.values())):
+            refuse(f"history[{i}] is not an epoch record ({sorted(names)})")
+    bad = _nonfinite(state["model"].items())
+    if bad:
+        refuse(f"the parameters {bad[:5]} hold NaN or infinite values; it cannot be resumed "
+               "(delete it to start again, or resume from an earlier copy)")
+    bad = _nonfinite(_optimizer_tensors(state["optimizer"]))
+    if bad:
+        refuse(f"the {bad[:5]} hold NaN or infinite values")
+    if scheduler is not None and state.get("scheduler") is not None:
+        mine, theirs = scheduler.state_dict(), state["scheduler"]
+        if set(mine) != set(theirs):
+            refuse(f"the scheduler state has the entries {sorted(theirs)}, but "
+                   f"{type(scheduler).__name__} has {sorted(mine)}")
+    try:
+        probe = type(_rng().bit_generator)()
+        probe.state = state["rng"]
+    except (TypeError, ValueError, KeyError) as err:
+        refuse(f"the random generator state is not valid ({err})")
+
+
 def load_checkpoint(path, net, optimizer=None, scheduler=None) -> tuple[int, History]:
     """Restore what `save_checkpoint` wrote into net (and optimizer, scheduler); return the
     epoch it was written after and the history. A checkpoint of another architecture is
-    refused with the parameters that differ."""
+    refused with the parameters that differ.
+
+    Everything is checked before anything is restored: a damaged or tampered checkpoint (a
+    missing entry, NaN or infinite weights, an optimizer or scheduler state that does not
+    fit) raises `LoadError` naming the file and the entry, and leaves net, optimizer,
+    scheduler and the random generator as they were."""
     state = load(path)
-    if not isinstance(state, dict) or state.get("format") != "corrnet-checkpoint-1":
-        raise RuntimeError(f"{path} is not a corrnet training checkpoint")
+    _check_checkpoint(path, state, net, optimizer, scheduler)
     mine, theirs = _architecture(net), state["architecture"]
     if mine != theirs:
         missing = sorted(set(mine) - set(theirs))
@@ -123,13 +192,22 @@ def load_checkpoint(path, net, optimizer=None, scheduler=None) -> tuple[int, His
             f"{missing or 'none'}; not in the model {unexpected or 'none'}; different shapes "
             f"{resized or 'none'}. Start a new run (another output directory) or pick the "
             "model the checkpoint was trained with.")
-    net.load_state_dict(state["model"])
+    try:
+        optimizer_state = (optimizer._prepare_load(state["optimizer"])
+                           if optimizer is not None else None)
+    except (TypeError, ValueError, KeyError) as err:
+        raise LoadError(f"checkpoint {path}: its optimizer state does not fit: {err}") from None
+    history = History([Epoch(**e) for e in state["history"]])
+    try:
+        net.load_state_dict(state["model"])  # checks every entry before it copies any
+    except (TypeError, RuntimeError) as err:
+        raise LoadError(f"checkpoint {path}: its model state does not fit: {err}") from None
+    # checked above: nothing below can fail
     if optimizer is not None:
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer.state, optimizer.param_groups = optimizer_state
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
     _rng().bit_generator.state = state["rng"]
-    history = History([Epoch(**e) for e in state["history"]])
     return int(state["epoch"]), history
 
 
@@ -157,18 +235,11 @@ def plot_history(history: History, path) -> None:
     ax.grid(True)
     ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
+        with atomic_write(path) as file:
+            fig.savefig(file, format="png", dpi=100)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,9 +256,20 @@ def _progress(total, desc, enabled):
                 dynamic_ncols=True)
 
 
+_ON_NONFINITE = ("raise", "skip")
+
+
+def _first_nonfinite_gradient(named_params) -> str | None:
+    for name, p in named_params:
+        if p.grad is not None and p.grad.is_floating_point() and \
+                not np.isfinite(p.grad._data).all():
+            return name
+    return None
+
+
 def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         optimizer=None, loss=None, scheduler=None, checkpoint=None, resume: bool = False,
-        plot=None, progress: bool = True, log=print) -> History:
+        plot=None, progress: bool = True, log=print, on_nonfinite: str = "raise") -> History:
     """Train `net` on `train_iter` for `num_epochs`, testing on `test_iter` after each epoch.
 
     Either `lr` (SGD with that learning rate, as the book) or an `optimizer`; `loss` defaults
@@ -195,6 +277,12 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
     after every epoch; with `resume=True` and an existing checkpoint, training continues after
     its epoch. `plot` (a path) gets a PNG of the curves after every epoch. `log` receives one
     line per epoch and the book's summary (``log=None`` is silent).
+
+    A batch whose loss or gradients hold a NaN or an infinity never updates the parameters.
+    With ``on_nonfinite="raise"`` (the default) training stops there with `NonFiniteError`
+    naming the epoch and the step; with ``on_nonfinite="skip"`` the batch is skipped (counted
+    in the epoch's ``skipped`` and its log line) and training goes on. A checkpoint is only
+    written when every parameter is finite, so the last good one always survives.
 
     Returns the History; ``history.summary()`` is the book's final two lines.
     """
@@ -206,27 +294,57 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         raise ValueError("fit: give lr or optimizer, not both")
     if not isinstance(num_epochs, int) or num_epochs < 0:
         raise ValueError(f"fit: num_epochs must be a non-negative int, got {num_epochs!r}")
+    if on_nonfinite not in _ON_NONFINITE:
+        raise ValueError(f"fit: on_nonfinite must be one of {_ON_NONFINITE}, got "
+                         f"{on_nonfinite!r}")
     loss = loss if loss is not None else nn.CrossEntropyLoss()
     log = log or (lambda *args: None)
     history, done = History(), 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         done, history = load_checkpoint(checkpoint, net, optimizer, scheduler)
         log(f"resuming from {checkpoint} after epoch {done}")
+    named_params = list(net.named_parameters())
+    last_saved = (f"the checkpoint {checkpoint} holds epoch {done}" if done else
+                  "no checkpoint was written yet")
+
+    def stop(problem, epoch, step):
+        return NonFiniteError(
+            f"fit: {problem} at epoch {epoch}, step {step} of {len(train_iter)}; the "
+            f"parameters were not updated with it ({last_saved}). Lower the learning rate, "
+            "check the data for NaN or inf, or pass on_nonfinite='skip' to skip such batches.")
+
     for epoch in range(done + 1, num_epochs + 1):
         net.train()
-        total_loss, correct, seen = 0.0, 0, 0
+        total_loss, correct, seen, skipped = 0.0, 0, 0, 0
         train_time = 0.0
         bar = _progress(len(train_iter), f"epoch {epoch}/{num_epochs}", progress)
-        for X, y in train_iter:
+        for step, (X, y) in enumerate(train_iter, 1):
             start = time.perf_counter()
             optimizer.zero_grad()
             y_hat = net(X)
             l = loss(y_hat, y)
-            l.backward()
+            value = float(l)
+            problem = None
+            if not math.isfinite(value):
+                problem = f"the loss is {value}"
+            else:
+                l.backward()
+                bad = _first_nonfinite_gradient(named_params)
+                if bad is not None:
+                    problem = f"the gradient of {bad} holds NaN or inf (the loss is {value:.4g})"
+            if problem is not None:
+                if on_nonfinite == "raise":
+                    if bar is not None:
+                        bar.close()
+                    raise stop(problem, epoch, step)
+                optimizer.zero_grad()
+                skipped += 1
+                train_time += time.perf_counter() - start
+                continue
             optimizer.step()
             train_time += time.perf_counter() - start
             n = y.numel()
-            total_loss += float(l) * n
+            total_loss += value * n
             correct += accuracy(y_hat, y)
             seen += n
             if bar is not None:
@@ -239,13 +357,21 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
             scheduler.step()
         test_acc = evaluate_accuracy(net, test_iter)
         record = Epoch(epoch, total_loss / max(seen, 1), correct / max(seen, 1), test_acc,
-                       seen, train_time)
+                       seen, train_time, skipped)
         history.epochs.append(record)
+        note = f", skipped {skipped} batches with a non-finite loss or gradient" if skipped \
+            else ""
         log(f"epoch {epoch}/{num_epochs}: loss {record.train_loss:.3f}, train acc "
             f"{record.train_acc:.3f}, test acc {record.test_acc:.3f}, "
-            f"{record.examples_per_sec:.0f} examples/sec")
+            f"{record.examples_per_sec:.0f} examples/sec{note}")
         if checkpoint is not None:
+            bad = _nonfinite(net.state_dict().items())
+            if bad:
+                raise NonFiniteError(f"fit: after epoch {epoch} the parameters {bad[:5]} hold "
+                                     f"NaN or inf; the checkpoint was not written "
+                                     f"({last_saved})")
             save_checkpoint(checkpoint, net, optimizer, epoch, history, scheduler)
+            last_saved = f"the checkpoint {checkpoint} holds epoch {epoch}"
         if plot is not None:
             plot_history(history, plot)
     if history.epochs:

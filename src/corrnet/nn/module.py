@@ -7,11 +7,10 @@ Assigning a `Parameter` or a `Module` to an attribute registers it, so that `par
 from __future__ import annotations
 
 from collections import OrderedDict
-
-import numpy as np
+from collections.abc import Mapping
 
 from .. import backend
-from ..tensor import Tensor, _check_device, _refuse_cuda, _wrap, device, no_grad
+from ..tensor import Tensor, _check_device, _refuse_cuda, device, no_grad
 from .parameter import Parameter
 
 
@@ -305,7 +304,15 @@ class Module:
                     yield (f"{module_prefix}.{name}" if module_prefix else name), buffer
 
     def load_state_dict(self, state_dict, strict: bool = True):
-        """Copy values into this module's parameters and buffers, checking names and shapes."""
+        """Copy values into this module's parameters and buffers, checking names and shapes.
+
+        As PyTorch: `state_dict` must be a mapping whose values are tensors (a list, a NumPy
+        array or a number is refused) of the parameters' shapes; their dtypes are cast to the
+        parameters'. Unlike PyTorch, every entry is checked before anything is copied, so a
+        refused state dict leaves the module exactly as it was.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         own = dict(self.named_parameters())
         own.update(self._persistent_buffers())
         missing = [k for k in own if k not in state_dict]
@@ -315,11 +322,16 @@ class Module:
             if name not in state_dict:
                 continue
             value = state_dict[name]
-            array = value._data if isinstance(value, Tensor) else np.asarray(value)
-            if array.shape != target._data.shape:
+            if not isinstance(value, Tensor):
                 problems.append(
-                    f"size mismatch for {name}: copying a param with shape {array.shape} from "
-                    f"checkpoint, the shape in current model is {tuple(target.shape)}."
+                    f'While copying the parameter named "{name}", expected torch.Tensor or '
+                    f"Tensor-like object from checkpoint but received {type(value)}"
+                )
+            elif value._data.shape != target._data.shape:
+                problems.append(
+                    f"size mismatch for {name}: copying a param with shape "
+                    f"{tuple(value.shape)} from checkpoint, the shape in current model is "
+                    f"{tuple(target.shape)}."
                 )
         if strict and (missing or unexpected):
             if missing:
@@ -333,11 +345,11 @@ class Module:
                 f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
                 + "\n\t".join(problems)
             )
+        # every entry is a tensor of the right shape: the copies below cannot fail
         with no_grad():
             for name, target in own.items():
                 if name in state_dict:
-                    value = state_dict[name]
-                    target.copy_(value if isinstance(value, Tensor) else _wrap(np.asarray(value)))
+                    target.copy_(state_dict[name])
         return _IncompatibleKeys(missing, unexpected)
 
     # -- printing ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import functools
 import numbers
 import warnings
 from collections import defaultdict
+from collections.abc import Mapping
 
 from ..autograd import enable_grad
 from ..tensor import Tensor
@@ -231,52 +232,94 @@ class Optimizer:
         return {"state": packed_state, "param_groups": packed_groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Load what `state_dict()` returned (of an optimizer with groups of the same sizes)."""
-        name = type(self).__name__
-        if not isinstance(state_dict, dict):
-            raise TypeError(f"{name}.load_state_dict: `state_dict` must be a dict, got "
-                            f"{_typename(state_dict)}")
+        """Load what `state_dict()` returned (of an optimizer with groups of the same sizes).
+
+        Everything is checked before anything changes (the structure, each group's options as
+        the constructor checks them, and each per-parameter state tensor's shape against its
+        parameter's), so a refused state dict leaves the optimizer as it was.
+        """
+        self.state, self.param_groups = self._prepare_load(state_dict)
+
+    def _prepare_load(self, state_dict) -> tuple[defaultdict, list[dict]]:
+        """The (state, param_groups) that loading `state_dict` gives, checked; nothing of
+        the optimizer changes."""
+        name = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{name}: `state_dict` must be a dict, got {_typename(state_dict)}")
         for key in ("state", "param_groups"):
             if key not in state_dict:
-                raise KeyError(f"{name}.load_state_dict: `state_dict` has no '{key}' entry")
-        saved_groups = _copy_state(state_dict["param_groups"])
+                raise KeyError(f"{name}: `state_dict` has no '{key}' entry")
+        saved_state, raw_groups = state_dict["state"], state_dict["param_groups"]
+        if not isinstance(saved_state, Mapping):
+            raise TypeError(f"{name}: `state_dict['state']` must be a dict, got "
+                            f"{_typename(saved_state)}")
+        if not isinstance(raw_groups, (list, tuple)):
+            raise TypeError(f"{name}: `state_dict['param_groups']` must be a list of dicts, got "
+                            f"{_typename(raw_groups)}")
+        seen: set[int] = set()
+        for i, group in enumerate(raw_groups):
+            if not isinstance(group, Mapping) or "params" not in group:
+                raise TypeError(f"{name}: `param_groups[{i}]` must be a dict with a 'params' "
+                                f"entry, got {_typename(group)}")
+            indices = group["params"]
+            if not isinstance(indices, (list, tuple)) or not all(
+                    isinstance(k, int) and not isinstance(k, bool) for k in indices):
+                raise TypeError(f"{name}: `param_groups[{i}]['params']` must be a list of "
+                                "parameter indices (ints)")
+            if seen.intersection(indices) or len(set(indices)) != len(indices):
+                raise ValueError(f"{name}: `param_groups[{i}]['params']` repeats a parameter "
+                                 "index")
+            seen.update(indices)
         groups = self.param_groups
-        if len(groups) != len(saved_groups):
+        if len(groups) != len(raw_groups):
             raise ValueError(
-                f"{name}.load_state_dict: loaded state dict has a different number of parameter "
-                f"groups: `param_groups` has {len(saved_groups)}, the optimizer {len(groups)}"
+                f"{name}: loaded state dict has a different number of parameter "
+                f"groups: `param_groups` has {len(raw_groups)}, the optimizer {len(groups)}"
             )
-        for i, (group, saved) in enumerate(zip(groups, saved_groups, strict=True)):
+        for i, (group, saved) in enumerate(zip(groups, raw_groups, strict=True)):
             if len(group["params"]) != len(saved["params"]):
                 raise ValueError(
-                    f"{name}.load_state_dict: loaded state dict contains a parameter group "
+                    f"{name}: loaded state dict contains a parameter group "
                     f"that doesn't match the size of optimizer's group: param_groups[{i}] has "
                     f"{len(saved['params'])} parameters, the optimizer's {len(group['params'])}"
                 )
+        saved_groups = [_copy_state(dict(saved)) for saved in raw_groups]
         id_map = {}
         for group, saved in zip(groups, saved_groups, strict=True):
             for index, p in zip(saved["params"], group["params"], strict=True):
                 id_map[index] = p
 
         state: defaultdict = defaultdict(dict)
-        for key, value in state_dict["state"].items():
-            if key in id_map:
-                param = id_map[key]
-                state[param] = _copy_state(value, param)
-            else:
+        for key, value in saved_state.items():
+            if key not in id_map:
                 state[key] = _copy_state(value)
+                continue
+            param = id_map[key]
+            if not isinstance(value, Mapping):
+                raise TypeError(f"{name}: `state[{key!r}]` must be a dict, got "
+                                f"{_typename(value)}")
+            for entry, item in value.items():
+                if (isinstance(item, Tensor) and entry != "step" and item.ndim
+                        and tuple(item.shape) != tuple(param.shape)):
+                    raise ValueError(f"{name}: `state[{key!r}][{entry!r}]` has shape "
+                                     f"{tuple(item.shape)}, but its parameter has shape "
+                                     f"{tuple(param.shape)}")
+            state[param] = _copy_state(dict(value), param)
 
         new_groups = []
-        for group, saved in zip(groups, saved_groups, strict=True):
+        for i, (group, saved) in enumerate(zip(groups, saved_groups, strict=True)):
             saved["params"] = group["params"]
             if "param_names" in group and "param_names" not in saved:
                 saved["param_names"] = group["param_names"]
             for key, default in self.defaults.items():
                 if default is not required:
                     saved.setdefault(key, default)
+                elif key not in saved:
+                    raise ValueError(f"{name}: `param_groups[{i}]` has no value of the required "
+                                     f"optimization parameter `{key}`")
+            self._check_group(saved, f"param_groups[{i}]")
             new_groups.append(saved)
-        self.state = state
-        self.param_groups = new_groups
+        return state, new_groups
 
     # -- display ---------------------------------------------------------------------------------
 

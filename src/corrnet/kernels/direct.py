@@ -124,10 +124,20 @@ def pointwise_supports(x_shape, weight_shape, window: Window2d, groups: int, dty
             and window.padding == ((0, 0), (0, 0)) and _numeric(dtype))
 
 
+def _visits_every_pixel(window: Window2d) -> bool:
+    """Whether the 1x1 windows visit every pixel of the input: stride 1, and no rows or
+    columns past the last window (a transposed convolution's output_padding adds such)."""
+    return (tuple(window.stride) == (1, 1) and window.out_height == window.height
+            and window.out_width == window.width)
+
+
 def _visited_pixels(x: np.ndarray, window: Window2d) -> np.ndarray:
-    """The pixels the 1x1 windows visit: x itself, or every stride-th pixel."""
-    sh, sw = window.stride
-    return x if (sh, sw) == (1, 1) else x[:, :, ::sh, ::sw]
+    """The pixels the 1x1 windows visit, (N, C, H_out, W_out): x itself, or every stride-th
+    pixel up to the last window (rows and columns past it are left out)."""
+    if _visits_every_pixel(window):
+        return x
+    (sh, sw), oh, ow = window.stride, window.out_height, window.out_width
+    return x[:, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw]
 
 
 def pointwise_forward(x, weight, bias, window: Window2d, groups: int,
@@ -155,14 +165,14 @@ def pointwise_forward(x, weight, bias, window: Window2d, groups: int,
 
 def pointwise_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
                          budget: int = DEFAULT_BUDGET) -> np.ndarray:
-    """grad_x_n = weight^T @ grad_n per image and group; with a stride, into the visited
-    pixels, the others zero."""
+    """grad_x_n = weight^T @ grad_n per image and group; with a stride (or rows past the last
+    window), into the visited pixels, the others zero."""
     n, c_in = x_shape[:2]
     c_out = weight.shape[0]
     pixels = window.out_height * window.out_width
     weight_columns = weight.reshape(groups, c_out // groups, c_in // groups).transpose(0, 2, 1)
     grad_out = np.ascontiguousarray(grad_out)
-    strided = tuple(window.stride) != (1, 1)
+    strided = not _visits_every_pixel(window)   # then the pixels not visited get zero
     grad_x = (np.zeros if strided else np.empty)(x_shape, dtype=grad_out.dtype)
     step = _batch_step(c_in * pixels * grad_out.itemsize if strided else 0, budget)
     for start in range(0, n, step):

@@ -21,6 +21,7 @@ from .autograd import Function
 from .kernels import conv as conv_kernels
 from .kernels import plan
 from .kernels import pool as pool_kernels
+from .kernels import windows
 from .kernels.windows import Window2d, make_window, pad_array, pad_array_backward
 from .tensor import Tensor, _wrap, as_tensor
 
@@ -56,6 +57,12 @@ def _ints(value, n: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
         kind = "positive" if minimum == 1 else "non-negative"
         raise RuntimeError(f"{op}: {name} must be {kind}, got {name}={value!r}")
     return values
+
+
+def check_allocation(op: str, what: str, shape, dtype, because: str = "") -> None:
+    """A clear RuntimeError, before allocating, for an array of `shape` and `dtype` larger
+    than this machine's memory (`windows.check_allocation`)."""
+    windows.check_allocation(op, what, shape, dtype.itemsize, because)
 
 
 def _lift(values: tuple, filler: int) -> tuple[int, int]:
@@ -150,9 +157,21 @@ def pad(input, pad, mode="constant", value=None):
     out_sizes = [size + before + after for size, (before, after) in zip(sizes, pads, strict=True)]
     # PyTorch's rule: a padded dimension may be cropped away to size 0, but reflect and
     # replicate padding must leave at least one of the padded dimensions non-empty
-    if min(out_sizes) < 0 or (mode in ("reflect", "replicate") and max(out_sizes) < 1):
+    # (`pad=()` pads nothing: a copy of the input, as PyTorch)
+    if out_sizes and (min(out_sizes) < 0
+                      or (mode in ("reflect", "replicate") and max(out_sizes) < 1)):
         raise RuntimeError(f"{op}: pad={tuple(pad)} leaves padded dimensions of sizes "
                            f"{out_sizes} of input shape {tuple(input.shape)}")
+    if mode == "constant":
+        # constant padding crops first (negative pads), then pads: it can't crop more than
+        # the dimension holds, even where the padding would make up for it
+        for size, (before, after) in zip(sizes, pads, strict=True):
+            if size + min(before, 0) + min(after, 0) < 0:
+                raise RuntimeError(f"{op}: pad={tuple(pad)} crops {-min(before, 0)} and "
+                                   f"{-min(after, 0)} from a dimension of size {size} (input "
+                                   f"shape {tuple(input.shape)}): more than it holds")
+    check_allocation(op, "output", (*input.shape[:input.dim() - count], *out_sizes),
+                     input.dtype, f"pad={tuple(pad)}")
     fill = 0 if value is None else value
     return _Pad.apply(input, pads, mode, fill)
 
@@ -228,6 +247,20 @@ class _Conv2d(Function):
         return grad_x, grad_weight, grad_bias
 
 
+class _Empty(Function):
+    """An empty output of the given shape that depends on its inputs: their gradients are
+    zeros (an op whose output holds no numbers, as PyTorch's for empty convolutions)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, shape):
+        ctx.arrays = (x, weight, bias)
+        return np.zeros(shape, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(None if a is None else np.zeros_like(a) for a in ctx.arrays)
+
+
 class _ConvTranspose2d(Function):
     """The adjoint of convolution: its forward is conv2d's input gradient, and the other way
     round. `window` is the convolution from this op's output back to its input."""
@@ -271,6 +304,21 @@ def _check_weight(op, weight, bias, x, input_shape, dims, groups, transposed):
                            f"got weight of shape {tuple(weight.shape)}")
     if not _is_int(groups) or groups < 1:
         raise RuntimeError(f"{op}: groups must be a positive integer, got groups={groups!r}")
+    # empty weights (as PyTorch): at least one filter per group, no empty kernel axis, and
+    # a transposed convolution needs output channels
+    if weight.shape[0] < groups:
+        raise RuntimeError(f"{op}: groups={groups} needs weight.shape[0] >= {groups}, got "
+                           f"weight of shape {tuple(weight.shape)}")
+    if min(weight.shape[2:]) < 1:
+        raise RuntimeError(f"{op}: kernel size must be greater than zero, got weight of shape "
+                           f"{tuple(weight.shape)}")
+    if transposed and weight.shape[1] == 0:
+        raise RuntimeError(f"{op}: weight of shape {tuple(weight.shape)} has no output "
+                           "channels (weight.shape[1] = C_out/groups must be positive)")
+    # an empty image is only accepted in an empty batch or without channels (as PyTorch)
+    if min(x.shape[2:]) == 0 and x.shape[0] > 0 and x.shape[1] > 0:
+        raise RuntimeError(f"{op}: input of shape {tuple(input_shape)} has an empty spatial "
+                           "dimension: only an empty batch or zero channels are supported")
     c_in = x.shape[1]
     if transposed:
         if weight.shape[0] != c_in:
@@ -332,6 +380,16 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
         kernel, pads = (1, *kernel), ((0, 0), *pads)
     window = make_window(op, x.shape[2], x.shape[3], kernel, _lift(stride, 1), pads,
                          _lift(dilation, 1))
+    if x.numel() == 0:
+        # an empty batch, or no input channels: then PyTorch returns an empty
+        # (N, 0, H_out, W_out) output (not C_out channels of bias); zero gradients
+        channels = 0 if x.shape[1] == 0 else weight.shape[0]
+        out = _Empty.apply(x, weight, bias,
+                           (x.shape[0], channels, window.out_height, window.out_width))
+        return _from_4d(out, dims, unbatched)
+    check_allocation(op, "output", (x.shape[0], weight.shape[0], window.out_height,
+                                    window.out_width), x.dtype,
+                     f"stride={stride}, padding={padding}, dilation={dilation}")
     out = _Conv2d.apply(x, weight, bias, window, groups)
     return _from_4d(out, dims, unbatched)
 
@@ -390,7 +448,8 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
     sizes = tuple(x.shape[4 - dims:])
     outs = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in zip(
         sizes, stride, padding, dilation, kernel, output_padding, strict=True))
-    if min(outs) < 1:
+    # (an empty batch may have an empty output, as in PyTorch)
+    if min(outs) < (0 if x.shape[0] == 0 else 1):
         raise RuntimeError(f"{op}: output size would be {outs} for input of shape "
                            f"{tuple(input.shape)} (kernel {kernel}, stride {stride}, padding "
                            f"{padding}, dilation {dilation}): output size is too small")
@@ -402,6 +461,11 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
                       ((padding[0], padding[0]), (padding[1], padding[1])), _lift(dilation, 1),
                       x.shape[2], x.shape[3])
     out_shape = (x.shape[0], weight.shape[1] * groups, *outs)
+    check_allocation(op, "output", out_shape, x.dtype,
+                     f"stride={stride}, padding={padding}, output_padding={output_padding}, "
+                     f"dilation={dilation}")
+    if x.numel() == 0 or 0 in out_shape:   # an empty batch: an empty output
+        return _from_4d(_Empty.apply(x, weight, bias, out_shape), dims, unbatched)
     out = _ConvTranspose2d.apply(x, weight, bias, window, groups, out_shape)
     return _from_4d(out, dims, unbatched)
 

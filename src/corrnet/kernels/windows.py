@@ -13,9 +13,32 @@ forward takes their maximum or sum. Loops run over kernel offsets only, never ov
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (2**40 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not on Linux/macOS
+        return 2**40
+
+
+def check_allocation(op: str, what: str, shape, itemsize: int, because: str = "") -> None:
+    """Refuse, before anything is allocated, an array of `shape` larger than this machine's
+    memory: a RuntimeError naming `op`, the array and the arguments (`because`) that make it
+    so large, instead of a MemoryError (or a hang) deep in NumPy."""
+    size = math.prod(int(n) for n in shape) * int(itemsize)
+    limit = memory_bytes()
+    if size > limit:
+        raise RuntimeError(
+            f"{op}: the {what} would have shape {tuple(int(n) for n in shape)}, {size:,} "
+            f"bytes, more than this machine's {limit:,} bytes of memory"
+            + (f" ({because})" if because else ""))
 
 
 def output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int,

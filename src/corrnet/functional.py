@@ -22,7 +22,13 @@ from .kernels import conv as conv_kernels
 from .kernels import plan
 from .kernels import pool as pool_kernels
 from .kernels import windows
-from .kernels.windows import Window2d, make_window, pad_array, pad_array_backward
+from .kernels.windows import (
+    Window2d,
+    make_window,
+    pad_array,
+    pad_array_backward,
+    without_idle_strides,
+)
 from .tensor import Tensor, _wrap, as_tensor
 
 __all__ = [
@@ -63,6 +69,13 @@ def check_allocation(op: str, what: str, shape, dtype, because: str = "") -> Non
     """A clear RuntimeError, before allocating, for an array of `shape` and `dtype` larger
     than this machine's memory (`windows.check_allocation`)."""
     windows.check_allocation(op, what, shape, dtype.itemsize, because)
+
+
+def _check_padded(op: str, x, window: Window2d, because: str) -> None:
+    """A clear error, before allocating, where the padded input (N, C, H_pad, W_pad) that the
+    windows reach would not fit in memory (huge padding or dilation)."""
+    check_allocation(op, "padded input", (*x.shape[:2], window.padded_height,
+                                          window.padded_width), x.dtype, because)
 
 
 def _lift(values: tuple, filler: int) -> tuple[int, int]:
@@ -387,9 +400,10 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
         out = _Empty.apply(x, weight, bias,
                            (x.shape[0], channels, window.out_height, window.out_width))
         return _from_4d(out, dims, unbatched)
+    because = f"stride={stride}, padding={padding}, dilation={dilation}"
     check_allocation(op, "output", (x.shape[0], weight.shape[0], window.out_height,
-                                    window.out_width), x.dtype,
-                     f"stride={stride}, padding={padding}, dilation={dilation}")
+                                    window.out_width), x.dtype, because)
+    _check_padded(op, x, window, because)
     out = _Conv2d.apply(x, weight, bias, window, groups)
     return _from_4d(out, dims, unbatched)
 
@@ -457,9 +471,10 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
         weight = weight.unsqueeze(2)
         kernel, outs, padding = (1, *kernel), (1, *outs), (0, *padding)
     # the convolution that maps this op's output (out_h, out_w) back to its input (H, W)
-    window = Window2d(outs[0], outs[1], kernel, _lift(stride, 1),
-                      ((padding[0], padding[0]), (padding[1], padding[1])), _lift(dilation, 1),
-                      x.shape[2], x.shape[3])
+    window = without_idle_strides(Window2d(
+        outs[0], outs[1], kernel, _lift(stride, 1),
+        ((padding[0], padding[0]), (padding[1], padding[1])), _lift(dilation, 1),
+        x.shape[2], x.shape[3]))
     out_shape = (x.shape[0], weight.shape[1] * groups, *outs)
     check_allocation(op, "output", out_shape, x.dtype,
                      f"stride={stride}, padding={padding}, output_padding={output_padding}, "
@@ -557,6 +572,10 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     x, unbatched = _as_4d(input, 2)
     kernel, dilation, pads, stride = _window_args(op, kernel_size, dilation, padding, stride)
     window = make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation)
+    because = f"kernel_size={kernel_size}, dilation={dilation}, padding={padding}"
+    check_allocation(op, "output", (x.shape[0], x.shape[1] * kernel[0] * kernel[1],
+                                    window.out_height * window.out_width), x.dtype, because)
+    _check_padded(op, x, window, because)
     out = _Unfold.apply(x, window)
     return out.squeeze(0) if unbatched else out
 
@@ -589,6 +608,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
         raise RuntimeError(f"{op}: input.shape[1] = {rows} (input shape {tuple(input.shape)}) "
                            f"must be divisible by kh*kw = {cells} (kernel_size {kernel})")
     window = make_window(op, height, width, kernel, stride, pads, dilation)
+    _check_padded(op, col[:, :1].reshape(n, 1, 1, length), window,
+                  f"output_size={output_size}, padding={padding}, dilation={dilation}")
     windows = window.out_height * window.out_width
     if length != windows:
         raise RuntimeError(
@@ -618,7 +639,12 @@ def _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode)
     kernel, stride = _lift(kernel, 1), _lift(stride, 1)
     padding, dilation = _lift(padding, 0), _lift(dilation, 1)
     pads = ((padding[0], padding[0]), (padding[1], padding[1]))
-    return make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation, ceil_mode)
+    window = make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation, ceil_mode)
+    because = f"kernel_size={kernel_size}, padding={padding}, dilation={dilation}"
+    check_allocation(op, "output", (*x.shape[:2], window.out_height, window.out_width),
+                     x.dtype, because)
+    _check_padded(op, x, window, because)
+    return window
 
 
 class _MaxPool2d(Function):
@@ -781,6 +807,8 @@ def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_s
                                  f"{default}, stride {stride}")
     if min(out_size) < 0:
         raise RuntimeError(f"{op}: output size would be {out_size}: too small")
+    check_allocation(op, "output", (*input.shape[:input.dim() - dims], *out_size),
+                     input.dtype, f"stride={stride}, padding={padding}")
     plane = int(np.prod(out_size))
     index_array = indices.numpy()
     if plane and index_array.size and (index_array.min() < 0 or index_array.max() >= plane):

@@ -603,15 +603,17 @@ def _input_phases(weight_shape, window: Window2d) -> tuple:
     (sh, sw), (dh, dw) = window.stride, window.dilation
     (top, _), (left, _) = window.padding
     phases = []
-    for rho in range(sh):
+    # only the remainders some kernel cell leaves (at most kh of them, however large the
+    # stride): the other phases get no gradient
+    for rho in sorted({(i * dh) % sh for i in range(kh)}):
         kernel_rows = [i for i in range(kh) if (i * dh) % sh == rho]
         first_row = (rho - top) % sh
         count_rows = len(range(first_row, window.height, sh))
-        for sigma in range(sw):
+        for sigma in sorted({(j * dw) % sw for j in range(kw)}):
             kernel_cols = [j for j in range(kw) if (j * dw) % sw == sigma]
             first_col = (sigma - left) % sw
             count_cols = len(range(first_col, window.width, sw))
-            if not (kernel_rows and kernel_cols and count_rows and count_cols):
+            if not (count_rows and count_cols):
                 continue
             cells = [(i, j) for i in kernel_rows for j in kernel_cols]
             row_shift = {i: (i * dh) // sh for i in kernel_rows}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -135,8 +135,21 @@ def make_window(op: str, height: int, width: int, kernel, stride, padding, dilat
             f"(kernel_size {tuple(kernel)}, stride {tuple(stride)}, padding {padding}); "
             "output size is too small"
         )
-    return Window2d(height, width, tuple(kernel), tuple(stride),
-                    (tuple(padding[0]), tuple(padding[1])), tuple(dilation), outs[0], outs[1])
+    return without_idle_strides(Window2d(height, width, tuple(kernel), tuple(stride),
+                                         (tuple(padding[0]), tuple(padding[1])),
+                                         tuple(dilation), outs[0], outs[1]))
+
+
+def without_idle_strides(window: Window2d) -> Window2d:
+    """The same window with stride 1 along each axis that has a single output position.
+
+    There the stride moves no window, yet the kernels' loops over stride phases and the
+    buffers sized by them would grow with its value (stride=2**31 on an 8x8 image): with
+    stride 1 they are as small as the data. Only the stored output size counts from here on.
+    """
+    stride = tuple(1 if out == 1 else s for out, s in
+                   zip((window.out_height, window.out_width), window.stride, strict=True))
+    return window if stride == tuple(window.stride) else replace(window, stride=stride)
 
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular", "symmetric")

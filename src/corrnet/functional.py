@@ -213,10 +213,28 @@ def _check_pad_fits(mode, size, before, after, shape, pad) -> None:
 KEEP_COL_BYTES = 64 * 2**20
 
 
-class _Conv2d(Function):
-    """Each pass runs on the algorithm the planner (kernels/plan.py) picks for its shape."""
+def _in_float32(method):
+    """Wrap a convolution Function's forward or backward: float16 arrays are computed in
+    float32 and each result rounded to float16 once, as PyTorch does, so that a partial sum
+    beyond float16's range (65504) doesn't turn a finite result into inf or NaN."""
+    def run(ctx, first, *rest):
+        if first.dtype != np.float16:
+            return method(ctx, first, *rest)
+        first, *rest = (a.astype(np.float32) if isinstance(a, np.ndarray) else a
+                        for a in (first, *rest))
+        results = method(ctx, first, *rest)
+        with np.errstate(over="ignore"):   # beyond float16's range: inf, as PyTorch
+            if isinstance(results, tuple):
+                return tuple(None if r is None else r.astype(np.float16) for r in results)
+            return results.astype(np.float16)
+    return staticmethod(run)
 
-    @staticmethod
+
+class _Conv2d(Function):
+    """Each pass runs on the algorithm the planner (kernels/plan.py) picks for its shape
+    (float16 in float32: `_in_float32`)."""
+
+    @_in_float32
     def forward(ctx, x, weight, bias, window, groups):
         ctx.save_for_backward(x, weight)
         ctx.window, ctx.groups, ctx.col = window, groups, None
@@ -238,7 +256,7 @@ class _Conv2d(Function):
             return conv_kernels.conv2d_forward(ctx.col, weight, bias, x.shape[0], window)
         return plan.conv_pass("forward", *problem, *args)
 
-    @staticmethod
+    @_in_float32
     def backward(ctx, grad):
         x, weight = ctx.saved_arrays
         window, groups = ctx.window, ctx.groups
@@ -278,7 +296,7 @@ class _ConvTranspose2d(Function):
     """The adjoint of convolution: its forward is conv2d's input gradient, and the other way
     round. `window` is the convolution from this op's output back to its input."""
 
-    @staticmethod
+    @_in_float32
     def forward(ctx, x, weight, bias, window, groups, out_shape):
         ctx.save_for_backward(x, weight)
         ctx.window, ctx.groups = window, groups
@@ -288,7 +306,7 @@ class _ConvTranspose2d(Function):
             out += bias.reshape(1, -1, 1, 1)
         return out
 
-    @staticmethod
+    @_in_float32
     def backward(ctx, grad):
         x, weight = ctx.saved_arrays
         window, groups = ctx.window, ctx.groups

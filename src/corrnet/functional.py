@@ -279,8 +279,8 @@ class _Conv2d(Function):
 
 
 class _Empty(Function):
-    """An empty output of the given shape that depends on its inputs: their gradients are
-    zeros (an op whose output holds no numbers, as PyTorch's for empty convolutions)."""
+    """An output of zeros of the given shape that depends on its inputs, whose gradients are
+    zeros: an empty convolution's (as PyTorch's), or one whose windows read padding only."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, shape):
@@ -419,11 +419,59 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
                            (x.shape[0], channels, window.out_height, window.out_width))
         return _from_4d(out, dims, unbatched)
     because = f"stride={stride}, padding={padding}, dilation={dilation}"
-    check_allocation(op, "output", (x.shape[0], weight.shape[0], window.out_height,
-                                    window.out_width), x.dtype, because)
+    out_shape = (x.shape[0], weight.shape[0], window.out_height, window.out_width)
+    check_allocation(op, "output", out_shape, x.dtype, because)
+    crops = _crops(window)
+    if crops is not None:
+        return _from_4d(_cropped_conv(op, x, weight, bias, window, groups, crops, because),
+                        dims, unbatched)
     _check_padded(op, x, window, because)
     out = _Conv2d.apply(x, weight, bias, window, groups)
     return _from_4d(out, dims, unbatched)
+
+
+# A convolution is cut down to the part that meets its input (`_cropped_conv`) where that
+# part's padded input is less than 1/CROP_GAIN of the whole one, and the whole one has more
+# than CROP_FROM cells: huge padding, stride or dilation, never the common layers.
+CROP_GAIN, CROP_FROM = 4, 2**16
+
+
+def _crops(window: Window2d):
+    """(rows, columns): `windows.useful_crop` along each axis (None where nothing meets the
+    input) where cropping pays (CROP_GAIN, CROP_FROM); else None."""
+    crops = tuple(windows.useful_crop(size, pads[0], k, s, d, out) for size, pads, k, s, d, out
+                  in zip((window.height, window.width), window.padding, window.kernel,
+                         window.stride, window.dilation, (window.out_height, window.out_width),
+                         strict=True))
+    if None in crops:
+        return crops
+    whole = window.padded_height * window.padded_width
+    part = np.prod([c.end_in - c.first_in + c.before + c.after for c in crops])
+    return crops if whole > CROP_FROM and CROP_GAIN * part < whole else None
+
+
+def _cropped_conv(op, x, weight, bias, window: Window2d, groups: int, crops, because):
+    """The convolution of (4-D) x computed on the kernel cells, output positions and input
+    cells that can meet (`_crops`); the other outputs are the bias (their windows read
+    padding only), and the cut-off weights and inputs get zero gradients."""
+    out_shape = (x.shape[0], weight.shape[0], window.out_height, window.out_width)
+    if None in crops:         # no window meets the input: the bias alone
+        out = _Empty.apply(x, weight, None, out_shape)
+    else:
+        rows, cols = crops
+        part = make_window(op, rows.end_in - rows.first_in, cols.end_in - cols.first_in,
+                           (rows.end_tap - rows.first_tap, cols.end_tap - cols.first_tap),
+                           window.stride, ((rows.before, rows.after), (cols.before, cols.after)),
+                           window.dilation)
+        x_part = x[:, :, rows.first_in:rows.end_in, cols.first_in:cols.end_in]
+        _check_padded(op, x_part, part, because)
+        out_part = _Conv2d.apply(
+            x_part, weight[:, :, rows.first_tap:rows.end_tap, cols.first_tap:cols.end_tap],
+            None, part, groups)
+        out = _Pad.apply(out_part, ((rows.first_out, window.out_height - rows.end_out),
+                                    (cols.first_out, window.out_width - cols.end_out)),
+                         "constant", 0)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):

@@ -19,9 +19,8 @@ import numpy as np
 from . import backend
 from .autograd import Function
 from .kernels import conv as conv_kernels
-from .kernels import plan
+from .kernels import plan, windows
 from .kernels import pool as pool_kernels
-from .kernels import windows
 from .kernels.windows import (
     Window2d,
     make_window,

@@ -614,6 +614,12 @@ class _Fold(Function):
 
 
 def _window_args(op, kernel_size, dilation, padding, stride):
+    # unfold and fold take an int or exactly a pair (no 1-tuple, unlike conv and pooling)
+    for name, value in (("kernel_size", kernel_size), ("dilation", dilation),
+                        ("padding", padding), ("stride", stride)):
+        if isinstance(value, (tuple, list)) and len(value) != 2:
+            raise RuntimeError(f"{op}: {name} must be an int or a pair, got {name}={value!r} "
+                               f"of length {len(value)}")
     kernel = _ints(kernel_size, 2, "kernel_size", op, minimum=1)
     dilation = _ints(dilation, 2, "dilation", op, minimum=1)
     padding = _ints(padding, 2, "padding", op, minimum=0)

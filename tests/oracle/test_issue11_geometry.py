@@ -228,3 +228,18 @@ def test_issue11_float16_conv_is_computed_in_float32():
             # (inf where the sum itself is beyond float16, as torch)
             np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64),
                                        rtol=2e-3, atol=1.0)
+
+
+@pytest.mark.parametrize("op", ["unfold", "fold"])
+@pytest.mark.parametrize("kwargs", [{"kernel_size": (2,)}, {"kernel_size": 2, "dilation": (1,)},
+                                    {"kernel_size": 2, "padding": (1,)},
+                                    {"kernel_size": 2, "stride": (1, 1, 1)}])
+def test_issue11_unfold_and_fold_take_an_int_or_a_pair(op, kwargs):
+    """PyTorch refuses a 1-tuple (or a triple) for unfold's and fold's window arguments,
+    which corrnet took as the int."""
+    rng = np.random.default_rng(4)
+    if op == "unfold":
+        res = check_functional("unfold", random_array(rng, (1, 2, 4, 4)), **kwargs)
+    else:
+        res = check_functional("fold", random_array(rng, (1, 8, 9)), (4, 4), **kwargs)
+    assert res.rejected

@@ -542,9 +542,12 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
         ((padding[0], padding[0]), (padding[1], padding[1])), _lift(dilation, 1),
         x.shape[2], x.shape[3]))
     out_shape = (x.shape[0], weight.shape[1] * groups, *outs)
-    check_allocation(op, "output", out_shape, x.dtype,
-                     f"stride={stride}, padding={padding}, output_padding={output_padding}, "
-                     f"dilation={dilation}")
+    because = (f"stride={stride}, padding={padding}, output_padding={output_padding}, "
+               f"dilation={dilation}")
+    check_allocation(op, "output", out_shape, x.dtype, because)
+    # (the padded output that the windows of the adjoint convolution reach)
+    check_allocation(op, "padded output", (*out_shape[:2], window.padded_height,
+                                           window.padded_width), x.dtype, because)
     if x.numel() == 0 or 0 in out_shape:   # an empty batch: an empty output
         return _from_4d(_Empty.apply(x, weight, bias, out_shape), dims, unbatched)
     out = _ConvTranspose2d.apply(x, weight, bias, window, groups, out_shape)

@@ -19,9 +19,15 @@ import numpy as np
 from . import backend
 from .autograd import Function
 from .kernels import conv as conv_kernels
-from .kernels import plan
+from .kernels import plan, windows
 from .kernels import pool as pool_kernels
-from .kernels.windows import Window2d, make_window, pad_array, pad_array_backward
+from .kernels.windows import (
+    Window2d,
+    make_window,
+    pad_array,
+    pad_array_backward,
+    without_idle_strides,
+)
 from .tensor import Tensor, _wrap, as_tensor
 
 __all__ = [
@@ -56,6 +62,19 @@ def _ints(value, n: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
         kind = "positive" if minimum == 1 else "non-negative"
         raise RuntimeError(f"{op}: {name} must be {kind}, got {name}={value!r}")
     return values
+
+
+def check_allocation(op: str, what: str, shape, dtype, because: str = "") -> None:
+    """A clear RuntimeError, before allocating, for an array of `shape` and `dtype` larger
+    than this machine's memory (`windows.check_allocation`)."""
+    windows.check_allocation(op, what, shape, dtype.itemsize, because)
+
+
+def _check_padded(op: str, x, window: Window2d, because: str) -> None:
+    """A clear error, before allocating, where the padded input (N, C, H_pad, W_pad) that the
+    windows reach would not fit in memory (huge padding or dilation)."""
+    check_allocation(op, "padded input", (*x.shape[:2], window.padded_height,
+                                          window.padded_width), x.dtype, because)
 
 
 def _lift(values: tuple, filler: int) -> tuple[int, int]:
@@ -150,9 +169,21 @@ def pad(input, pad, mode="constant", value=None):
     out_sizes = [size + before + after for size, (before, after) in zip(sizes, pads, strict=True)]
     # PyTorch's rule: a padded dimension may be cropped away to size 0, but reflect and
     # replicate padding must leave at least one of the padded dimensions non-empty
-    if min(out_sizes) < 0 or (mode in ("reflect", "replicate") and max(out_sizes) < 1):
+    # (`pad=()` pads nothing: a copy of the input, as PyTorch)
+    if out_sizes and (min(out_sizes) < 0
+                      or (mode in ("reflect", "replicate") and max(out_sizes) < 1)):
         raise RuntimeError(f"{op}: pad={tuple(pad)} leaves padded dimensions of sizes "
                            f"{out_sizes} of input shape {tuple(input.shape)}")
+    if mode == "constant":
+        # constant padding crops first (negative pads), then pads: it can't crop more than
+        # the dimension holds, even where the padding would make up for it
+        for size, (before, after) in zip(sizes, pads, strict=True):
+            if size + min(before, 0) + min(after, 0) < 0:
+                raise RuntimeError(f"{op}: pad={tuple(pad)} crops {-min(before, 0)} and "
+                                   f"{-min(after, 0)} from a dimension of size {size} (input "
+                                   f"shape {tuple(input.shape)}): more than it holds")
+    check_allocation(op, "output", (*input.shape[:input.dim() - count], *out_sizes),
+                     input.dtype, f"pad={tuple(pad)}")
     fill = 0 if value is None else value
     return _Pad.apply(input, pads, mode, fill)
 
@@ -181,10 +212,28 @@ def _check_pad_fits(mode, size, before, after, shape, pad) -> None:
 KEEP_COL_BYTES = 64 * 2**20
 
 
-class _Conv2d(Function):
-    """Each pass runs on the algorithm the planner (kernels/plan.py) picks for its shape."""
+def _in_float32(method):
+    """Wrap a convolution Function's forward or backward: float16 arrays are computed in
+    float32 and each result rounded to float16 once, as PyTorch does, so that a partial sum
+    beyond float16's range (65504) doesn't turn a finite result into inf or NaN."""
+    def run(ctx, first, *rest):
+        if first.dtype != np.float16:
+            return method(ctx, first, *rest)
+        first, *rest = (a.astype(np.float32) if isinstance(a, np.ndarray) else a
+                        for a in (first, *rest))
+        results = method(ctx, first, *rest)
+        with np.errstate(over="ignore"):   # beyond float16's range: inf, as PyTorch
+            if isinstance(results, tuple):
+                return tuple(None if r is None else r.astype(np.float16) for r in results)
+            return results.astype(np.float16)
+    return staticmethod(run)
 
-    @staticmethod
+
+class _Conv2d(Function):
+    """Each pass runs on the algorithm the planner (kernels/plan.py) picks for its shape
+    (float16 in float32: `_in_float32`)."""
+
+    @_in_float32
     def forward(ctx, x, weight, bias, window, groups):
         ctx.save_for_backward(x, weight)
         ctx.window, ctx.groups, ctx.col = window, groups, None
@@ -207,7 +256,7 @@ class _Conv2d(Function):
             return conv_kernels.conv2d_forward(ctx.col, weight, bias, x.shape[0], window)
         return plan.conv_pass("forward", *problem, *args)
 
-    @staticmethod
+    @_in_float32
     def backward(ctx, grad):
         x, weight = ctx.saved_arrays
         window, groups = ctx.window, ctx.groups
@@ -229,11 +278,25 @@ class _Conv2d(Function):
         return grad_x, grad_weight, grad_bias
 
 
+class _Empty(Function):
+    """An output of zeros of the given shape that depends on its inputs, whose gradients are
+    zeros: an empty convolution's (as PyTorch's), or one whose windows read padding only."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, shape):
+        ctx.arrays = (x, weight, bias)
+        return np.zeros(shape, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(None if a is None else np.zeros_like(a) for a in ctx.arrays)
+
+
 class _ConvTranspose2d(Function):
     """The adjoint of convolution: its forward is conv2d's input gradient, and the other way
     round. `window` is the convolution from this op's output back to its input."""
 
-    @staticmethod
+    @_in_float32
     def forward(ctx, x, weight, bias, window, groups, out_shape):
         ctx.save_for_backward(x, weight)
         ctx.window, ctx.groups = window, groups
@@ -243,7 +306,7 @@ class _ConvTranspose2d(Function):
             out += bias.reshape(1, -1, 1, 1)
         return out
 
-    @staticmethod
+    @_in_float32
     def backward(ctx, grad):
         x, weight = ctx.saved_arrays
         window, groups = ctx.window, ctx.groups
@@ -272,6 +335,21 @@ def _check_weight(op, weight, bias, x, input_shape, dims, groups, transposed):
                            f"got weight of shape {tuple(weight.shape)}")
     if not _is_int(groups) or groups < 1:
         raise RuntimeError(f"{op}: groups must be a positive integer, got groups={groups!r}")
+    # empty weights (as PyTorch): at least one filter per group, no empty kernel axis, and
+    # a transposed convolution needs output channels
+    if weight.shape[0] < groups:
+        raise RuntimeError(f"{op}: groups={groups} needs weight.shape[0] >= {groups}, got "
+                           f"weight of shape {tuple(weight.shape)}")
+    if min(weight.shape[2:]) < 1:
+        raise RuntimeError(f"{op}: kernel size must be greater than zero, got weight of shape "
+                           f"{tuple(weight.shape)}")
+    if transposed and weight.shape[1] == 0:
+        raise RuntimeError(f"{op}: weight of shape {tuple(weight.shape)} has no output "
+                           "channels (weight.shape[1] = C_out/groups must be positive)")
+    # an empty image is only accepted in an empty batch or without channels (as PyTorch)
+    if min(x.shape[2:]) == 0 and x.shape[0] > 0 and x.shape[1] > 0:
+        raise RuntimeError(f"{op}: input of shape {tuple(input_shape)} has an empty spatial "
+                           "dimension: only an empty batch or zero channels are supported")
     c_in = x.shape[1]
     if transposed:
         if weight.shape[0] != c_in:
@@ -333,8 +411,67 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
         kernel, pads = (1, *kernel), ((0, 0), *pads)
     window = make_window(op, x.shape[2], x.shape[3], kernel, _lift(stride, 1), pads,
                          _lift(dilation, 1))
+    if x.numel() == 0:
+        # an empty batch, or no input channels: then PyTorch returns an empty
+        # (N, 0, H_out, W_out) output (not C_out channels of bias); zero gradients
+        channels = 0 if x.shape[1] == 0 else weight.shape[0]
+        out = _Empty.apply(x, weight, bias,
+                           (x.shape[0], channels, window.out_height, window.out_width))
+        return _from_4d(out, dims, unbatched)
+    because = f"stride={stride}, padding={padding}, dilation={dilation}"
+    out_shape = (x.shape[0], weight.shape[0], window.out_height, window.out_width)
+    check_allocation(op, "output", out_shape, x.dtype, because)
+    crops = _crops(window)
+    if crops is not None:
+        return _from_4d(_cropped_conv(op, x, weight, bias, window, groups, crops, because),
+                        dims, unbatched)
+    _check_padded(op, x, window, because)
     out = _Conv2d.apply(x, weight, bias, window, groups)
     return _from_4d(out, dims, unbatched)
+
+
+# A convolution is cut down to the part that meets its input (`_cropped_conv`) where that
+# part's padded input is less than 1/CROP_GAIN of the whole one, and the whole one has more
+# than CROP_FROM cells: huge padding, stride or dilation, never the common layers.
+CROP_GAIN, CROP_FROM = 4, 2**16
+
+
+def _crops(window: Window2d):
+    """(rows, columns): `windows.useful_crop` along each axis (None where nothing meets the
+    input) where cropping pays (CROP_GAIN, CROP_FROM); else None."""
+    crops = tuple(windows.useful_crop(size, pads[0], k, s, d, out) for size, pads, k, s, d, out
+                  in zip((window.height, window.width), window.padding, window.kernel,
+                         window.stride, window.dilation, (window.out_height, window.out_width),
+                         strict=True))
+    if None in crops:
+        return crops
+    whole = window.padded_height * window.padded_width
+    part = np.prod([c.end_in - c.first_in + c.before + c.after for c in crops])
+    return crops if whole > CROP_FROM and CROP_GAIN * part < whole else None
+
+
+def _cropped_conv(op, x, weight, bias, window: Window2d, groups: int, crops, because):
+    """The convolution of (4-D) x computed on the kernel cells, output positions and input
+    cells that can meet (`_crops`); the other outputs are the bias (their windows read
+    padding only), and the cut-off weights and inputs get zero gradients."""
+    out_shape = (x.shape[0], weight.shape[0], window.out_height, window.out_width)
+    if None in crops:         # no window meets the input: the bias alone
+        out = _Empty.apply(x, weight, None, out_shape)
+    else:
+        rows, cols = crops
+        part = make_window(op, rows.end_in - rows.first_in, cols.end_in - cols.first_in,
+                           (rows.end_tap - rows.first_tap, cols.end_tap - cols.first_tap),
+                           window.stride, ((rows.before, rows.after), (cols.before, cols.after)),
+                           window.dilation)
+        x_part = x[:, :, rows.first_in:rows.end_in, cols.first_in:cols.end_in]
+        _check_padded(op, x_part, part, because)
+        out_part = _Conv2d.apply(
+            x_part, weight[:, :, rows.first_tap:rows.end_tap, cols.first_tap:cols.end_tap],
+            None, part, groups)
+        out = _Pad.apply(out_part, ((rows.first_out, window.out_height - rows.end_out),
+                                    (cols.first_out, window.out_width - cols.end_out)),
+                         "constant", 0)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -383,7 +520,8 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
     dilation = _ints(dilation, dims, "dilation", op, minimum=1)
     output_padding = _ints(output_padding, dims, "output_padding", op, minimum=0)
     for o, s, d in zip(output_padding, stride, dilation, strict=True):
-        if o >= s and o >= d:
+        # (PyTorch checks it for a non-empty input only: an empty batch takes any size)
+        if o >= s and o >= d and x.numel() > 0:
             raise RuntimeError(f"{op}: output_padding must be smaller than either stride or "
                                f"dilation, got output_padding={output_padding}, "
                                f"stride={stride}, dilation={dilation}")
@@ -391,7 +529,8 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
     sizes = tuple(x.shape[4 - dims:])
     outs = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in zip(
         sizes, stride, padding, dilation, kernel, output_padding, strict=True))
-    if min(outs) < 1:
+    # (an empty batch may have an empty output, as in PyTorch)
+    if min(outs) < (0 if x.shape[0] == 0 else 1):
         raise RuntimeError(f"{op}: output size would be {outs} for input of shape "
                            f"{tuple(input.shape)} (kernel {kernel}, stride {stride}, padding "
                            f"{padding}, dilation {dilation}): output size is too small")
@@ -399,10 +538,19 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
         weight = weight.unsqueeze(2)
         kernel, outs, padding = (1, *kernel), (1, *outs), (0, *padding)
     # the convolution that maps this op's output (out_h, out_w) back to its input (H, W)
-    window = Window2d(outs[0], outs[1], kernel, _lift(stride, 1),
-                      ((padding[0], padding[0]), (padding[1], padding[1])), _lift(dilation, 1),
-                      x.shape[2], x.shape[3])
+    window = without_idle_strides(Window2d(
+        outs[0], outs[1], kernel, _lift(stride, 1),
+        ((padding[0], padding[0]), (padding[1], padding[1])), _lift(dilation, 1),
+        x.shape[2], x.shape[3]))
     out_shape = (x.shape[0], weight.shape[1] * groups, *outs)
+    because = (f"stride={stride}, padding={padding}, output_padding={output_padding}, "
+               f"dilation={dilation}")
+    check_allocation(op, "output", out_shape, x.dtype, because)
+    # (the padded output that the windows of the adjoint convolution reach)
+    check_allocation(op, "padded output", (*out_shape[:2], window.padded_height,
+                                           window.padded_width), x.dtype, because)
+    if x.numel() == 0 or 0 in out_shape:   # an empty batch: an empty output
+        return _from_4d(_Empty.apply(x, weight, bias, out_shape), dims, unbatched)
     out = _ConvTranspose2d.apply(x, weight, bias, window, groups, out_shape)
     return _from_4d(out, dims, unbatched)
 
@@ -470,6 +618,12 @@ class _Fold(Function):
 
 
 def _window_args(op, kernel_size, dilation, padding, stride):
+    # unfold and fold take an int or exactly a pair (no 1-tuple, unlike conv and pooling)
+    for name, value in (("kernel_size", kernel_size), ("dilation", dilation),
+                        ("padding", padding), ("stride", stride)):
+        if isinstance(value, (tuple, list)) and len(value) != 2:
+            raise RuntimeError(f"{op}: {name} must be an int or a pair, got {name}={value!r} "
+                               f"of length {len(value)}")
     kernel = _ints(kernel_size, 2, "kernel_size", op, minimum=1)
     dilation = _ints(dilation, 2, "dilation", op, minimum=1)
     padding = _ints(padding, 2, "padding", op, minimum=0)
@@ -494,6 +648,10 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     x, unbatched = _as_4d(input, 2)
     kernel, dilation, pads, stride = _window_args(op, kernel_size, dilation, padding, stride)
     window = make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation)
+    because = f"kernel_size={kernel_size}, dilation={dilation}, padding={padding}"
+    check_allocation(op, "output", (x.shape[0], x.shape[1] * kernel[0] * kernel[1],
+                                    window.out_height * window.out_width), x.dtype, because)
+    _check_padded(op, x, window, because)
     out = _Unfold.apply(x, window)
     return out.squeeze(0) if unbatched else out
 
@@ -526,6 +684,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
         raise RuntimeError(f"{op}: input.shape[1] = {rows} (input shape {tuple(input.shape)}) "
                            f"must be divisible by kh*kw = {cells} (kernel_size {kernel})")
     window = make_window(op, height, width, kernel, stride, pads, dilation)
+    _check_padded(op, col[:, :1].reshape(n, 1, 1, length), window,
+                  f"output_size={output_size}, padding={padding}, dilation={dilation}")
     windows = window.out_height * window.out_width
     if length != windows:
         raise RuntimeError(
@@ -555,7 +715,12 @@ def _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode)
     kernel, stride = _lift(kernel, 1), _lift(stride, 1)
     padding, dilation = _lift(padding, 0), _lift(dilation, 1)
     pads = ((padding[0], padding[0]), (padding[1], padding[1]))
-    return make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation, ceil_mode)
+    window = make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation, ceil_mode)
+    because = f"kernel_size={kernel_size}, padding={padding}, dilation={dilation}"
+    check_allocation(op, "output", (*x.shape[:2], window.out_height, window.out_width),
+                     x.dtype, because)
+    _check_padded(op, x, window, because)
+    return window
 
 
 class _MaxPool2d(Function):
@@ -718,6 +883,8 @@ def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_s
                                  f"{default}, stride {stride}")
     if min(out_size) < 0:
         raise RuntimeError(f"{op}: output size would be {out_size}: too small")
+    check_allocation(op, "output", (*input.shape[:input.dim() - dims], *out_size),
+                     input.dtype, f"stride={stride}, padding={padding}")
     plane = int(np.prod(out_size))
     index_array = indices.numpy()
     if plane and index_array.size and (index_array.min() < 0 or index_array.max() >= plane):

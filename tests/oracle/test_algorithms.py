@@ -11,6 +11,8 @@ reference (tests/test_winograd.py, test_fft_conv.py, test_direct_conv.py).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch as tt
@@ -102,6 +104,71 @@ def test_every_algorithm_matches_torch(algorithm, compiled):
                     y = random_array(rng, tuple(out_t.shape), dtype)
                     check_functional("conv_transpose2d", y, w, stride=stride, padding=padding,
                                      dilation=dilation, groups=groups, seed=seed)
+
+    check()
+
+
+@st.composite
+def transposed_configs(draw, algorithm: str):
+    """(x_shape, w_shape, with_bias, stride, padding, output_padding, dilation, groups) of a
+    transposed convolution where `algorithm` is likely to run its forward (a convolution's
+    input gradient): kernels of size 1 included, dilation above the stride, groups, and
+    output_padding anywhere up to max(stride, dilation) - 1 (issue 11: a 1-wide kernel with
+    output_padding crashed the pointwise algorithm, and no strategy drew it)."""
+    groups = draw(st.integers(1, 2))
+    c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 2))
+    kh, kw = draw(st.sampled_from([1, 1, 2, 3])), draw(st.sampled_from([1, 1, 2, 3]))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    if algorithm == "winograd":
+        kh = kw = 3
+        stride = dilation = (1, 1)
+    elif algorithm == "pointwise":
+        kh = kw = 1
+        padding = (0, 0)
+    elif algorithm == "fft":
+        stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    elif algorithm == "depthwise":   # the convolution it is the adjoint of: one filter each
+        c_out = groups
+        c_in = groups * draw(st.integers(1, 2))
+    output_padding = tuple(draw(st.integers(0, max(s, d) - 1))
+                           for s, d in zip(stride, dilation, strict=True))
+    height, width = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    out = [(n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in zip(
+        (height, width), stride, padding, dilation, (kh, kw), output_padding, strict=True)]
+    assume(min(out) >= 1)
+    n = draw(st.sampled_from([1, 2, 17]))
+    return ((n, c_in, height, width), (c_in, c_out // groups, kh, kw), draw(st.booleans()),
+            stride, padding, output_padding, dilation, groups)
+
+
+@pytest.mark.parametrize(("algorithm", "compiled"), CASES)
+def test_every_algorithm_transposed_with_output_padding_matches_torch(algorithm, compiled):
+    """conv_transpose2d on every algorithm, forced, with output_padding (the rows and columns
+    past the last window of the convolution it is the adjoint of)."""
+    @SETTINGS
+    @given(transposed_configs(algorithm), FLOAT_DTYPES, seeds)
+    def check(config, dtype, seed):
+        x_shape, w_shape, with_bias, stride, padding, output_padding, dilation, groups = config
+        sizes = [(n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in zip(
+            x_shape[2:], stride, padding, dilation, w_shape[2:], output_padding, strict=True)]
+        out_shape = (x_shape[0], w_shape[1] * groups, *sizes)
+        with jit.use_compiled(compiled):
+            window = make_window("conv2d", *sizes, w_shape[2:], stride,
+                                 tuple((p, p) for p in padding), dilation)
+            window = dataclasses.replace(window, out_height=x_shape[2], out_width=x_shape[3])
+            with plan.forcing(algorithm):
+                assume(plan.choose("grad_input", out_shape, w_shape, window, groups,
+                                   dtype) == algorithm)
+            rng = np.random.default_rng(seed)
+            x = random_array(rng, x_shape, dtype)
+            w = random_array(rng, w_shape, dtype)
+            b = random_array(rng, (w_shape[1] * groups,), dtype) if with_bias else None
+            with plan.forcing(algorithm):
+                check_functional("conv_transpose2d", x, w, b, stride=stride, padding=padding,
+                                 output_padding=output_padding, dilation=dilation,
+                                 groups=groups, seed=seed)
 
     check()
 

@@ -175,13 +175,27 @@ def free_conv_configs(draw):
     cin = draw(st.integers(1, 5)) if _rarely(draw) else g * draw(st.integers(1, 2))
     cout = draw(st.integers(1, 5)) if _rarely(draw) else g * draw(st.integers(1, 2))
     w_cin = draw(st.integers(1, 3)) if _rarely(draw) else max(1, cin // g)
+    # rarely something empty (issue 11): no input channels (PyTorch returns an empty
+    # (N, 0, H_out, W_out)), an empty batch, or what PyTorch refuses: an empty image, no
+    # filters, an empty kernel
+    empty = (draw(st.sampled_from(["channels", "batch", "image", "filters", "kernel"]))
+             if _rarely(draw) else None)
+    if empty == "channels":
+        cin, w_cin = 0, 0
+    elif empty == "filters":
+        cout = 0
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     sh, sw = _free_int(draw, 1, 3, [0, -1]), _free_int(draw, 1, 3, [0, -1])
     ph, pw = _free_int(draw, 0, 2, [-1]), _free_int(draw, 0, 2, [-1])
     dh, dw = _free_int(draw, 1, 2, [0]), _free_int(draw, 1, 2, [0])
     h, w = _free_size(draw, dh * (kh - 1) + 1, ph), _free_size(draw, dw * (kw - 1) + 1, pw)
     rank = draw(st.sampled_from([2, 5])) if _rarely(draw) else draw(st.sampled_from([3, 4]))
-    x_shape = {2: (h, w), 3: (cin, h, w), 4: (2, cin, h, w), 5: (1, 2, cin, h, w)}[rank]
+    if empty == "image":
+        h = 0
+    elif empty == "kernel":
+        kh = 0
+    batch = 0 if empty == "batch" else 2
+    x_shape = {2: (h, w), 3: (cin, h, w), 4: (batch, cin, h, w), 5: (1, 2, cin, h, w)}[rank]
     b_len = cout + 1 if _rarely(draw) else draw(st.sampled_from([None, cout]))
     if draw(st.integers(0, 5)) == 0:  # a padding string, with any stride
         padding = draw(st.sampled_from(["same", "valid", "full"]))

@@ -125,10 +125,20 @@ def pointwise_supports(x_shape, weight_shape, window: Window2d, groups: int, dty
             and window.padding == ((0, 0), (0, 0)) and _numeric(dtype))
 
 
+def _visits_every_pixel(window: Window2d) -> bool:
+    """Whether the 1x1 windows visit every pixel of the input: stride 1, and no rows or
+    columns past the last window (a transposed convolution's output_padding adds such)."""
+    return (tuple(window.stride) == (1, 1) and window.out_height == window.height
+            and window.out_width == window.width)
+
+
 def _visited_pixels(x: np.ndarray, window: Window2d) -> np.ndarray:
-    """The pixels the 1x1 windows visit: x itself, or every stride-th pixel."""
-    sh, sw = window.stride
-    return x if (sh, sw) == (1, 1) else x[:, :, ::sh, ::sw]
+    """The pixels the 1x1 windows visit, (N, C, H_out, W_out): x itself, or every stride-th
+    pixel up to the last window (rows and columns past it are left out)."""
+    if _visits_every_pixel(window):
+        return x
+    (sh, sw), oh, ow = window.stride, window.out_height, window.out_width
+    return x[:, :, :(oh - 1) * sh + 1:sh, :(ow - 1) * sw + 1:sw]
 
 
 def _pointwise_image_bytes(pass_name, x_shape, weight_shape, window: Window2d, groups: int,
@@ -145,7 +155,7 @@ def _pointwise_image_bytes(pass_name, x_shape, weight_shape, window: Window2d, g
     if pass_name == "forward":
         return c_in * pixels * itemsize, fixed
     if pass_name == "grad_input":
-        strided = tuple(window.stride) != (1, 1)
+        strided = not _visits_every_pixel(window)
         return (c_out + (c_in if strided else 0)) * pixels * itemsize, fixed
     if _per_image_products(groups, outs, ins, pixels):
         return (groups * outs * ins + (c_in + c_out) * pixels) * itemsize, fixed
@@ -196,13 +206,13 @@ def pointwise_forward(x, weight, bias, window: Window2d, groups: int,
 
 def pointwise_grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
                          budget: int = DEFAULT_BUDGET) -> np.ndarray:
-    """grad_x_n = weight^T @ grad_n per image and group; with a stride, into the visited
-    pixels, the others zero."""
+    """grad_x_n = weight^T @ grad_n per image and group; with a stride (or rows past the last
+    window), into the visited pixels, the others zero."""
     n, c_in = x_shape[:2]
     c_out = weight.shape[0]
     pixels = window.out_height * window.out_width
     weight_columns = weight.reshape(groups, c_out // groups, c_in // groups).transpose(0, 2, 1)
-    strided = tuple(window.stride) != (1, 1)
+    strided = not _visits_every_pixel(window)   # then the pixels not visited get zero
     grad_x = (np.zeros if strided else np.empty)(x_shape, dtype=grad_out.dtype)
     step = _pointwise_step("grad_input", x_shape, weight.shape, window, groups,
                            grad_out.itemsize, budget)
@@ -695,15 +705,17 @@ def _input_phases(weight_shape, window: Window2d) -> tuple:
     (sh, sw), (dh, dw) = window.stride, window.dilation
     (top, _), (left, _) = window.padding
     phases = []
-    for rho in range(sh):
+    # only the remainders some kernel cell leaves (at most kh of them, however large the
+    # stride): the other phases get no gradient
+    for rho in sorted({(i * dh) % sh for i in range(kh)}):
         kernel_rows = [i for i in range(kh) if (i * dh) % sh == rho]
         first_row = (rho - top) % sh
         count_rows = len(range(first_row, window.height, sh))
-        for sigma in range(sw):
+        for sigma in sorted({(j * dw) % sw for j in range(kw)}):
             kernel_cols = [j for j in range(kw) if (j * dw) % sw == sigma]
             first_col = (sigma - left) % sw
             count_cols = len(range(first_col, window.width, sw))
-            if not (kernel_rows and kernel_cols and count_rows and count_cols):
+            if not (count_rows and count_cols):
                 continue
             cells = [(i, j) for i in kernel_rows for j in kernel_cols]
             row_shift = {i: (i * dh) // sh for i in kernel_rows}

@@ -13,9 +13,33 @@ forward takes their maximum or sum. Loops run over kernel offsets only, never ov
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import os
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (2**40 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not on Linux/macOS
+        return 2**40
+
+
+def check_allocation(op: str, what: str, shape, itemsize: int, because: str = "") -> None:
+    """Refuse, before anything is allocated, an array of `shape` larger than this machine's
+    memory: a RuntimeError naming `op`, the array and the arguments (`because`) that make it
+    so large, instead of a MemoryError (or a hang) deep in NumPy."""
+    size = math.prod(int(n) for n in shape) * int(itemsize)
+    limit = memory_bytes()
+    if size > limit:
+        raise RuntimeError(
+            f"{op}: the {what} would have shape {tuple(int(n) for n in shape)}, {size:,} "
+            f"bytes, more than this machine's {limit:,} bytes of memory"
+            + (f" ({because})" if because else ""))
 
 
 def output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int,
@@ -112,8 +136,73 @@ def make_window(op: str, height: int, width: int, kernel, stride, padding, dilat
             f"(kernel_size {tuple(kernel)}, stride {tuple(stride)}, padding {padding}); "
             "output size is too small"
         )
-    return Window2d(height, width, tuple(kernel), tuple(stride),
-                    (tuple(padding[0]), tuple(padding[1])), tuple(dilation), outs[0], outs[1])
+    return without_idle_strides(Window2d(height, width, tuple(kernel), tuple(stride),
+                                         (tuple(padding[0]), tuple(padding[1])),
+                                         tuple(dilation), outs[0], outs[1]))
+
+
+def without_idle_strides(window: Window2d) -> Window2d:
+    """The same window with stride 1 along each axis that has a single output position.
+
+    There the stride moves no window, yet the kernels' loops over stride phases and the
+    buffers sized by them would grow with its value (stride=2**31 on an 8x8 image): with
+    stride 1 they are as small as the data. Only the stored output size counts from here on.
+    """
+    stride = tuple(1 if out == 1 else s for out, s in
+                   zip((window.out_height, window.out_width), window.stride, strict=True))
+    return window if stride == tuple(window.stride) else replace(window, stride=stride)
+
+
+class Crop(NamedTuple):
+    """The part of a window problem along one axis that can meet the input: kernel cells
+    [first_tap, end_tap), output positions [first_out, end_out), input cells [first_in,
+    end_in), and the padding (before, after) of the smaller problem they make."""
+
+    first_tap: int
+    end_tap: int
+    first_out: int
+    end_out: int
+    first_in: int
+    end_in: int
+    before: int
+    after: int
+
+
+def useful_crop(size: int, before: int, kernel: int, stride: int, dilation: int,
+                out: int) -> Crop | None:
+    """Along one axis, the kernel cells and output positions that can read an input cell
+    (the others read padding only: for a convolution, their outputs are the bias and their
+    gradients zero), and the input cells they read; None where none can.
+
+    Kernel cell i of output y reads input cell y*stride + i*dilation - before. Cells that
+    read padding for every output, and outputs that read padding with every cell, are cut
+    off in turn until neither changes. The smaller problem reaches
+    (outs - 1)*stride + dilation*(taps - 1) + 1 padded cells, however large the padding.
+
+    >>> useful_crop(8, 10**6, 3, 10**6, 1, 3)   # padding and stride 10**6: one output
+    Crop(first_tap=0, end_tap=3, first_out=1, end_out=2, first_in=0, end_in=3, before=0, after=0)
+    """
+    first_tap, end_tap, first_out, end_out = 0, kernel, 0, out
+    while True:
+        if first_tap >= end_tap or first_out >= end_out:
+            return None
+        # cell i is useful if some output y in range reads 0 <= y*s + i*d - before < size
+        taps = (max(first_tap, -((-(before - (end_out - 1) * stride)) // dilation)),
+                min(end_tap, (before + size - 1 - first_out * stride) // dilation + 1))
+        # output y is useful (at most) if its first cell is not past the input's end and
+        # its last cell not before the input's start
+        outs = (max(first_out, -((-(before - (taps[1] - 1) * dilation)) // stride)),
+                min(end_out, (before + size - 1 - taps[0] * dilation) // stride + 1))
+        if (taps, outs) == ((first_tap, end_tap), (first_out, end_out)):
+            break
+        (first_tap, end_tap), (first_out, end_out) = taps, outs
+    first = first_out * stride + first_tap * dilation - before      # input cell read first
+    last = (end_out - 1) * stride + (end_tap - 1) * dilation - before
+    first_in, end_in = max(0, first), min(size, last + 1)
+    reach = (end_out - first_out - 1) * stride + (end_tap - first_tap - 1) * dilation + 1
+    new_before = first_in - first
+    return Crop(first_tap, end_tap, first_out, end_out, first_in, end_in, new_before,
+                reach - new_before - (end_in - first_in))
 
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular", "symmetric")

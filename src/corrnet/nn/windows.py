@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .. import functional as F
 from .module import Module
 
@@ -52,12 +54,14 @@ class _PadNd(Module):
 
     def __init__(self, padding, value=0.0):
         super().__init__()
-        if isinstance(padding, int):
+        # as PyTorch: a sequence is kept as it is, anything else repeated for every side;
+        # the values are checked when the layer is called (F.pad: a TypeError for a float,
+        # a RuntimeError or NotImplementedError for a length that does not fit the input)
+        if isinstance(padding, Iterable):
+            padding = tuple(padding)
+        else:
             padding = (padding,) * (2 * self.dims)
-        if len(padding) != 2 * self.dims:
-            raise ValueError(f"{type(self).__name__}: padding must be an int or a tuple of "
-                             f"{2 * self.dims} ints, got {padding!r}")
-        self.padding, self.value = tuple(padding), value
+        self.padding, self.value = padding, value
 
     def forward(self, input):
         if self.mode == "constant":

@@ -17,6 +17,9 @@ each in its own module with the same interface (`supports`, `forward`, `grad_inp
 times every algorithm that supports the shape once, on the call's own data, and keeps the
 fastest for that shape from then on.
 
+Non-finite values stay as local as in PyTorch on every algorithm: a pass whose operands hold
+a NaN or an inf runs on im2col + GEMM (see `run`).
+
 Settings (``corrnet.backends.conv`` is `settings`):
 
     memory_budget   most bytes of temporary buffers one pass may hold (default 256 MiB)
@@ -183,9 +186,41 @@ RULES = {
 }
 
 
+# Non-finite values. PyTorch's convolution is the sum of every product of a zero-padded
+# window, so a NaN or inf reaches exactly the outputs whose windows read it (inf * 0 = NaN
+# included: an inf weight meeting the zero padding gives NaN). im2col + GEMM and pointwise
+# compute exactly those products. The others do not: Winograd's and the FFT's transforms mix
+# every value of a tile or of a whole plane into every output of it (one NaN pixel: 1,600 NaN
+# outputs instead of 576 on Winograd, 65,536 instead of 784 on the FFT), and the compiled
+# direct engine multiplies zeros that lie outside the windows (its input gradient correlates a
+# zero-padded output gradient: an inf weight gives NaN where PyTorch's sum has no term).
+# So a pass whose operands hold a NaN or an inf runs on im2col + GEMM instead; one sum over
+# each operand finds out (a sum of finite values that overflows only sends the pass there
+# too). A transform's result that is not finite although its operands are (an overflow inside
+# the transform, where the exact sums may still be finite, or are non-finite only locally) is
+# recomputed there as well.
+KEEP_NON_FINITE_LOCAL = frozenset({"gemm", "pointwise"})
+TRANSFORMS = frozenset({"winograd", "fft"})
+
+
+def _all_finite(*arrays: np.ndarray) -> bool:
+    """Whether every number of the arrays is finite (integers always are). Conservative: a
+    sum that overflows says False."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(a.dtype.kind not in "fc" or bool(np.isfinite(a.sum())) for a in arrays)
+
+
 def run(pass_name, algorithm: str, *args):
-    """Run one pass on one algorithm, within the memory budget."""
-    return getattr(ALGORITHMS[algorithm], pass_name)(*args, settings.memory_budget)
+    """Run one pass on one algorithm, within the memory budget; on im2col + GEMM instead
+    where the algorithm would spread a non-finite value beyond PyTorch's outputs (see
+    `KEEP_NON_FINITE_LOCAL`). The first two of `args` are the pass's operands (x and the
+    weight, the output gradient and the weight, the output gradient and x)."""
+    if algorithm not in KEEP_NON_FINITE_LOCAL and not _all_finite(args[0], args[1]):
+        algorithm = "gemm"
+    result = getattr(ALGORITHMS[algorithm], pass_name)(*args, settings.memory_budget)
+    if algorithm in TRANSFORMS and not _all_finite(result):
+        result = getattr(conv, pass_name)(*args, settings.memory_budget)
+    return result
 
 
 def conv_pass(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype, *args):

@@ -60,11 +60,13 @@ float32 error (issue 11, item 12: within 2x, RMS-relative to the float64 result,
 tests/test_float32_accuracy.py) the FFT in single precision loses where each output sums few
 terms, for direct summation is then very accurate: measured 4.3x PyTorch's error at 9 terms
 per output (3x3, one channel), 2.4x at 25, 1.8x at 49, 1.2-1.5x at 75-121, under 1x from
-about 200. So where a pass sums fewer than `FLOAT32_MIN_TERMS` terms per output (Cg*kh*kw
-for the forward pass, Og*kh*kw for grad_input, N*H_out*W_out for grad_weight), float32
-operands are transformed in float64 (complex128) and the result rounded to float32 once:
-twice the spectra's memory and roughly twice the time, on shapes where the planner picks
-im2col or the direct kernels anyway.
+about 200; and with 3x3 kernels at any channel count (1.5-1.9x at 64-256 channels on
+ReLU-like inputs, against 1.2x at 5x5 and under 1x from 7x7). So where a pass sums fewer
+than `FLOAT32_MIN_TERMS` terms per output (Cg*kh*kw for the forward pass, Og*kh*kw for
+grad_input, N*H_out*W_out for grad_weight), or the forward or grad_input pass has a kernel
+of fewer than `FLOAT32_MIN_TAPS` taps, float32 operands are transformed in float64
+(complex128) and the result rounded to float32 once: twice the spectra's memory and roughly
+twice the time, on shapes where the planner picks im2col or the direct kernels anyway.
 
 Memory: the spectra of a block of images and channels are held at once; blocks are sized so
 that they stay within `budget` bytes (`_block_sizes`). The smallest block is one image, one
@@ -100,8 +102,10 @@ MAX_STRIDE = 2
 
 DEFAULT_BUDGET = 256 * 2**20
 
-# Below this many terms per output a float32 pass is computed in float64 (see Precision).
+# Below this many terms per output, or for kernels of fewer taps, a float32 forward or
+# grad_input pass is computed in float64 (see Precision); grad_weight by its terms only.
 FLOAT32_MIN_TERMS = 100
+FLOAT32_MIN_TAPS = 25
 
 # Transforms of fewer numbers than this run on one thread: below it (one 512x512 plane) the
 # threads cost more than they save on 2 cores.
@@ -118,11 +122,12 @@ def _workers(array: np.ndarray) -> int:
     return WORKERS if array.size >= PARALLEL_FFT_SIZE else 1
 
 
-def working_dtype(dtype, terms: int) -> np.dtype:
+def working_dtype(dtype, terms: int, taps: int = FLOAT32_MIN_TAPS) -> np.dtype:
     """The dtype a pass transforms in: float32 in float64 where each output sums fewer than
-    `FLOAT32_MIN_TERMS` terms (see Precision), else the operands' own."""
+    `FLOAT32_MIN_TERMS` terms or the kernel has fewer than `FLOAT32_MIN_TAPS` taps (see
+    Precision), else the operands' own."""
     dtype = np.dtype(dtype)
-    if dtype == np.float32 and terms < FLOAT32_MIN_TERMS:
+    if dtype == np.float32 and (terms < FLOAT32_MIN_TERMS or taps < FLOAT32_MIN_TAPS):
         return np.dtype(np.float64)
     return dtype
 
@@ -372,7 +377,7 @@ def forward(x, weight, bias, window: Window2d, groups: int = 1,
     n = x.shape[0]
     c_out, c_group, kh, kw = weight.shape
     grid = fft_grid(window)
-    work = working_dtype(x.dtype, c_group * kh * kw)
+    work = working_dtype(x.dtype, c_group * kh * kw, kh * kw)
     weight = _grouped(weight.astype(work, copy=False)[None], groups)[0]  # (G, Og, Cg, kh, kw)
     x_grouped = _grouped(x, groups)                                      # (N, G, Cg, H, W)
     out = np.empty((n, c_out, window.out_height, window.out_width), dtype=x.dtype)
@@ -402,7 +407,7 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
     n, c_in, height, width = x_shape
     c_out, c_group, kh, kw = weight.shape
     grid = fft_grid(window)
-    work = working_dtype(grad_out.dtype, c_out // groups * kh * kw)
+    work = working_dtype(grad_out.dtype, c_out // groups * kh * kw, kh * kw)
     # (G, Cg, Og, kh, kw): per group, input channels by output channels
     weight = _grouped(weight.astype(work, copy=False)[None], groups)[0].transpose(0, 2, 1, 3, 4)
     grad_grouped = _grouped(grad_out, groups)                        # (N, G, Og, H_out, W_out)

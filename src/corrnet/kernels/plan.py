@@ -9,7 +9,7 @@ each in its own module with the same interface (`supports`, `forward`, `grad_inp
     pointwise   1x1 kernels as a plain GEMM, no unrolling (direct.py)
     depthwise   one filter per channel, multiply-adds over shifted views (direct.py)
     direct      small channel counts: a compiled loop, no unrolling (direct.py, numba only)
-    winograd    3x3, stride 1: F(m x m, 3x3) minimal filtering (winograd.py)
+    winograd    3x3, stride 1: F(2x2, 3x3) minimal filtering (winograd.py)
     fft         large kernels, stride 1: products of spectra (fft.py)
 
 `choose` picks by rules measured on a 2-core x86 machine (`RULES`). With
@@ -164,14 +164,18 @@ def _fft_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> boo
 
 
 def _winograd_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:
-    """Where the 36 GEMMs outweigh the transforms: with c channels per group (the smaller side)
-    and s the smaller output side, from c*s >= 900 with compiled transforms (7x7 images at 128
-    channels, 14x14 at 64, 28x28 at 32, 56x56 at 16: 1.3-2.7x faster than im2col at 64-256
-    channels), from 128 channels and 14x14 with NumPy's (1.1-1.25x)."""
+    """Where the 16 GEMMs of F(2x2, 3x3) outweigh the transforms: with c channels per group
+    (the smaller side) and s the smaller output side, from c*s >= 900 and s >= 14 with
+    compiled transforms, from 128 channels and 14x14 with NumPy's. Measured with F(2x2) (which
+    replaced F(4x4, 3x3) for float32 accuracy, see winograd.py) on a loaded 2-core machine,
+    one BLAS thread: 0.9-2x im2col's speed on the suite's 3x3 layers (64-256 channels, 56x56
+    to 14x14; F(4x4) was 1.3-5x), 1.1-1.6x at 16-32 channels on 56x56; on 7x7 maps at 512
+    channels the transformed kernels (16/9 of the weights, in float64) cost as much as the
+    convolution and F(2x2) ran at 0.5x im2col's speed forward: not picked below 14x14."""
     channels = min(x_shape[1], weight_shape[0]) // groups
     side = min(window.out_height, window.out_width)
     if jit.enabled():
-        return channels * side >= 900
+        return channels * side >= 900 and side >= 14
     return channels >= 128 and side >= 14
 
 

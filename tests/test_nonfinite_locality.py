@@ -308,7 +308,7 @@ def pool_calls(draw):
     sizes = tuple(draw(st.integers(1, 12)) for _ in range(dims))
     shape = (draw(st.integers(1, 2)), draw(st.integers(1, 3)), *sizes)
     if op.startswith("adaptive"):
-        out = tuple(draw(st.integers(1, 2 * size)) for size in sizes)
+        out = tuple(draw(st.integers(0, 2 * size)) for size in sizes)   # 0: an empty output
         return op, shape, {"output_size": out if dims == 2 else out[0]}
     kernel = tuple(draw(st.integers(1, size)) for size in sizes)
     stride = tuple(draw(st.integers(1, 3)) for _ in sizes)
@@ -352,6 +352,9 @@ def test_issue11_nonfinite_stays_local_in_pools(compiled, monkeypatch):
             got.backward(ct.tensor(upstream))
         tx = torch.tensor(x, requires_grad=True)
         want = getattr(TF, op)(tx, **options)
+        if want.numel() == 0:  # torch's backward refuses an empty output; corrnet's gives 0
+            assert got.shape == want.shape and not cx.grad.numpy().any(), label
+            return
         want.backward(torch.from_numpy(upstream))
         assert_same_nonfinite(got.detach().numpy(), want.detach().numpy(), f"{label} out")
         assert_same_nonfinite(cx.grad.numpy(), tx.grad.numpy(), f"{label} grad")

@@ -483,7 +483,7 @@ def _sums_of_runs(x: np.ndarray, start: np.ndarray, length: np.ndarray,
     count = len(start)
     longest = int(length.max()) if count else 0
     index = [slice(None)] * x.ndim
-    if count and (length == longest).all() and (start == np.arange(count) * longest).all():
+    if longest and (length == longest).all() and (start == np.arange(count) * longest).all():
         index[axis] = slice(0, count * longest, longest)
         total = x[tuple(index)].copy()
         for k in range(1, longest):

@@ -49,13 +49,24 @@ the taps the same way (`_values_at_taps`).
 Stride > 1 is done by computing every grid cell and keeping every sh-th row and sw-th column
 (so it costs as much as stride 1: `supports` allows strides up to `MAX_STRIDE`).
 
-Precision: float32 stays float32 (scipy.fft transforms float32 in single precision,
+Precision: float32 mostly stays float32 (scipy.fft transforms float32 in single precision,
 complex64). The FFT's rounding error is not relative to each output but to the whole
 transform: about eps * log2(Fh*Fw) times the magnitude of the largest sums, so small outputs
 next to large ones carry a larger relative error than with direct convolution. The tests
 hold every float32 output to 1e-5 * S (float64: 1e-12 * S), S the largest sum of |terms|
 of the pass, e.g. max over outputs of sum_{c,i,j} |w| |x| for the forward pass; measured
-errors are far below (4096x4096 single-channel float32: 1e-7 to 3e-7 * S).
+errors are far below (4096x4096 single-channel float32: 1e-7 to 3e-7 * S). Against PyTorch's
+float32 error (issue 11, item 12: within 2x, RMS-relative to the float64 result,
+tests/test_float32_accuracy.py) the FFT in single precision loses where each output sums few
+terms, for direct summation is then very accurate: measured 4.3x PyTorch's error at 9 terms
+per output (3x3, one channel), 2.4x at 25, 1.8x at 49, 1.2-1.5x at 75-121, under 1x from
+about 200; and with 3x3 kernels at any channel count (1.5-1.9x at 64-256 channels on
+ReLU-like inputs, against 1.2x at 5x5 and under 1x from 7x7). So where a pass sums fewer
+than `FLOAT32_MIN_TERMS` terms per output (Cg*kh*kw for the forward pass, Og*kh*kw for
+grad_input, N*H_out*W_out for grad_weight), or the forward or grad_input pass has a kernel
+of fewer than `FLOAT32_MIN_TAPS` taps, float32 operands are transformed in float64
+(complex128) and the result rounded to float32 once: twice the spectra's memory and roughly
+twice the time, on shapes where the planner picks im2col or the direct kernels anyway.
 
 Memory: the spectra of a block of images and channels are held at once; blocks are sized so
 that they stay within `budget` bytes (`_block_sizes`). The smallest block is one image, one
@@ -91,6 +102,11 @@ MAX_STRIDE = 2
 
 DEFAULT_BUDGET = 256 * 2**20
 
+# Below this many terms per output, or for kernels of fewer taps, a float32 forward or
+# grad_input pass is computed in float64 (see Precision); grad_weight by its terms only.
+FLOAT32_MIN_TERMS = 100
+FLOAT32_MIN_TAPS = 25
+
 # Transforms of fewer numbers than this run on one thread: below it (one 512x512 plane) the
 # threads cost more than they save on 2 cores.
 PARALLEL_FFT_SIZE = 2**18
@@ -104,6 +120,16 @@ MATMUL_DFT_SIZE = 2**21
 def _workers(array: np.ndarray) -> int:
     """Threads for transforming `array`: WORKERS for large ones, else 1."""
     return WORKERS if array.size >= PARALLEL_FFT_SIZE else 1
+
+
+def working_dtype(dtype, terms: int, taps: int = FLOAT32_MIN_TAPS) -> np.dtype:
+    """The dtype a pass transforms in: float32 in float64 where each output sums fewer than
+    `FLOAT32_MIN_TERMS` terms or the kernel has fewer than `FLOAT32_MIN_TAPS` taps (see
+    Precision), else the operands' own."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float32 and (terms < FLOAT32_MIN_TERMS or taps < FLOAT32_MIN_TAPS):
+        return np.dtype(np.float64)
+    return dtype
 
 
 def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
@@ -339,9 +365,13 @@ def _block_bytes(grid: _Grid, contracted: int, itemsize: int):
 def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
                 pass_name: str) -> int:
     """The bytes of the smallest block: one image, one group, one produced channel."""
-    c_out, c_group = weight_shape[:2]
+    c_out, c_group, kh, kw = weight_shape
     contracted = c_out // groups if pass_name == "grad_input" else c_group
-    fixed, per_image = _block_bytes(fft_grid(window), contracted, np.dtype(dtype).itemsize)
+    if pass_name == "grad_weight":
+        work = working_dtype(dtype, x_shape[0] * window.out_height * window.out_width)
+    else:
+        work = working_dtype(dtype, contracted * kh * kw, kh * kw)
+    fixed, per_image = _block_bytes(fft_grid(window), contracted, work.itemsize)
     return fixed(1, 1) + per_image(1, 1)
 
 
@@ -365,21 +395,23 @@ def forward(x, weight, bias, window: Window2d, groups: int = 1,
     """out (N, C_out, H_out, W_out) = the cross-correlation of x (N, C_in, H, W) with weight
     (C_out, C_in/G, kh, kw), plus bias (C_out,) or None."""
     n = x.shape[0]
-    c_out, c_group = weight.shape[:2]
+    c_out, c_group, kh, kw = weight.shape
     grid = fft_grid(window)
-    weight = _grouped(weight.astype(x.dtype, copy=False)[None], groups)[0]  # (G, Og, Cg, kh, kw)
-    x_grouped = _grouped(x, groups)                                         # (N, G, Cg, H, W)
+    work = working_dtype(x.dtype, c_group * kh * kw, kh * kw)
+    weight = _grouped(weight.astype(work, copy=False)[None], groups)[0]  # (G, Og, Cg, kh, kw)
+    x_grouped = _grouped(x, groups)                                      # (N, G, Cg, H, W)
     out = np.empty((n, c_out, window.out_height, window.out_width), dtype=x.dtype)
     out_grouped = _grouped(out, groups)                              # (N, G, Og, H_out, W_out)
     group_block, out_block, image_block = _block_sizes(
-        n, groups, c_out // groups, c_group, grid, x.itemsize, budget)
+        n, groups, c_out // groups, c_group, grid, work.itemsize, budget)
     # blocks: groups gs, output channels (within each group) ks, images ns
     for gs in _blocks(groups, group_block):
         for ks in _blocks(c_out // groups, out_block):
             kernels = _kernel_spectra(weight[gs, ks], grid)          # (G', Fh, Fr, Og', Cg)
             kernels = _prepared(np.conj(kernels, out=kernels))       # the forward correlates
             for ns in _blocks(n, image_block):
-                spectra = _image_spectra(x_grouped[ns, gs], grid)        # (n', G', Cg, Fh, Fr)
+                spectra = _image_spectra(x_grouped[ns, gs].astype(work, copy=False),
+                                         grid)                       # (n', G', Cg, Fh, Fr)
                 products = _apply(kernels, spectra)                      # (n', G', Og', Fh, Fr)
                 out_grouped[ns, gs, ks] = _planes(products, grid)[..., grid.out_rows,
                                                                   grid.out_cols]
@@ -393,22 +425,23 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
     """d loss / d x (N, C_in, H, W): grad_out convolved with the kernels (the adjoint of the
     forward correlation), summed over output channels, read back on the image region."""
     n, c_in, height, width = x_shape
-    c_out, c_group = weight.shape[:2]
+    c_out, c_group, kh, kw = weight.shape
     grid = fft_grid(window)
-    dtype = grad_out.dtype
+    work = working_dtype(grad_out.dtype, c_out // groups * kh * kw, kh * kw)
     # (G, Cg, Og, kh, kw): per group, input channels by output channels
-    weight = _grouped(weight.astype(dtype, copy=False)[None], groups)[0].transpose(0, 2, 1, 3, 4)
+    weight = _grouped(weight.astype(work, copy=False)[None], groups)[0].transpose(0, 2, 1, 3, 4)
     grad_grouped = _grouped(grad_out, groups)                        # (N, G, Og, H_out, W_out)
-    grad_x = np.empty((n, c_in, height, width), dtype=dtype)
+    grad_x = np.empty((n, c_in, height, width), dtype=grad_out.dtype)
     grad_x_grouped = _grouped(grad_x, groups)                        # (N, G, Cg, H, W)
     group_block, in_block, image_block = _block_sizes(
-        n, groups, c_group, c_out // groups, grid, grad_out.itemsize, budget)
+        n, groups, c_group, c_out // groups, grid, work.itemsize, budget)
     # blocks: groups gs, input channels (within each group) cs, images ns
     for gs in _blocks(groups, group_block):
         for cs in _blocks(c_group, in_block):
             kernels = _prepared(_kernel_spectra(weight[gs, cs], grid))   # (G', Fh, Fr, Cg', Og)
             for ns in _blocks(n, image_block):
-                spectra = _output_spectra(grad_grouped[ns, gs], grid)    # (n', G', Og, Fh, Fr)
+                spectra = _output_spectra(grad_grouped[ns, gs].astype(work, copy=False),
+                                          grid)                      # (n', G', Og, Fh, Fr)
                 products = _apply(kernels, spectra)                      # (n', G', Cg', Fh, Fr)
                 grad_x_grouped[ns, gs, cs] = _planes(products, grid)[..., :height, :width]
     return grad_x
@@ -421,20 +454,22 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int = 1,
     n = x.shape[0]
     c_out, c_group = weight_shape[:2]
     grid = fft_grid(window)
-    dtype = grad_out.dtype
-    x_grouped = _grouped(x.astype(dtype, copy=False), groups)        # (N, G, Cg, H, W)
+    work = working_dtype(grad_out.dtype, n * window.out_height * window.out_width)
+    x_grouped = _grouped(x, groups)                                  # (N, G, Cg, H, W)
     grad_grouped = _grouped(grad_out, groups)                        # (N, G, Og, H_out, W_out)
-    grad_w = np.empty(weight_shape, dtype=dtype)
+    grad_w = np.empty(weight_shape, dtype=grad_out.dtype)
     grad_w_grouped = _grouped(grad_w[None], groups)[0]               # (G, Og, Cg, kh, kw)
     group_block, out_block, image_block = _block_sizes(
-        n, groups, c_out // groups, c_group, grid, grad_out.itemsize, budget)
+        n, groups, c_out // groups, c_group, grid, work.itemsize, budget)
     # blocks: groups gs, output channels (within each group) ks, images ns
     for gs in _blocks(groups, group_block):
         for ks in _blocks(c_out // groups, out_block):
             total = None                                             # (G', Fh, Fr, Og', Cg)
             for ns in _blocks(n, image_block):
-                grads = _output_spectra(grad_grouped[ns, gs, ks], grid)  # (n', G', Og', Fh, Fr)
-                images = _image_spectra(x_grouped[ns, gs], grid)         # (n', G', Cg, Fh, Fr)
+                grads = _output_spectra(grad_grouped[ns, gs, ks].astype(work, copy=False),
+                                        grid)                        # (n', G', Og', Fh, Fr)
+                images = _image_spectra(x_grouped[ns, gs].astype(work, copy=False),
+                                        grid)                        # (n', G', Cg, Fh, Fr)
                 batch_sum = _correlate_batch(grads, images)              # (G', Fh, Fr, Og', Cg)
                 total = batch_sum if total is None else np.add(total, batch_sum, out=total)
             grad_w_grouped[gs, ks] = _values_at_taps(total, grid)

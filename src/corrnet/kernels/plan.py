@@ -9,13 +9,16 @@ each in its own module with the same interface (`supports`, `forward`, `grad_inp
     pointwise   1x1 kernels as a plain GEMM, no unrolling (direct.py)
     depthwise   one filter per channel, multiply-adds over shifted views (direct.py)
     direct      small channel counts: a compiled loop, no unrolling (direct.py, numba only)
-    winograd    3x3, stride 1: F(m x m, 3x3) minimal filtering (winograd.py)
+    winograd    3x3, stride 1: F(2x2, 3x3) minimal filtering (winograd.py)
     fft         large kernels, stride 1: products of spectra (fft.py)
 
 `choose` picks by rules measured on a 2-core x86 machine (`RULES`). With
 ``corrnet.backends.conv.benchmark = True`` (as ``torch.backends.cudnn.benchmark``) it instead
 times every algorithm that supports the shape once, on the call's own data, and keeps the
 fastest for that shape from then on.
+
+Non-finite values stay as local as in PyTorch on every algorithm: a pass whose operands hold
+a NaN or an inf runs on im2col + GEMM (see `run`).
 
 Settings (``corrnet.backends.conv`` is `settings`):
 
@@ -194,14 +197,18 @@ def _fft_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> boo
 
 
 def _winograd_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:
-    """Where the 36 GEMMs outweigh the transforms: with c channels per group (the smaller side)
-    and s the smaller output side, from c*s >= 900 with compiled transforms (7x7 images at 128
-    channels, 14x14 at 64, 28x28 at 32, 56x56 at 16: 1.3-2.7x faster than im2col at 64-256
-    channels), from 128 channels and 14x14 with NumPy's (1.1-1.25x)."""
+    """Where the 16 GEMMs of F(2x2, 3x3) outweigh the transforms: with c channels per group
+    (the smaller side) and s the smaller output side, from c*s >= 900 and s >= 14 with
+    compiled transforms, from 128 channels and 14x14 with NumPy's. Measured with F(2x2) (which
+    replaced F(4x4, 3x3) for float32 accuracy, see winograd.py) on a loaded 2-core machine,
+    one BLAS thread: 0.9-2x im2col's speed on the suite's 3x3 layers (64-256 channels, 56x56
+    to 14x14; F(4x4) was 1.3-5x), 1.1-1.6x at 16-32 channels on 56x56; on 7x7 maps at 512
+    channels the transformed kernels (16/9 of the weights, in float64) cost as much as the
+    convolution and F(2x2) ran at 0.5x im2col's speed forward: not picked below 14x14."""
     channels = min(x_shape[1], weight_shape[0]) // groups
     side = min(window.out_height, window.out_width)
     if jit.enabled():
-        return channels * side >= 900
+        return channels * side >= 900 and side >= 14
     return channels >= 128 and side >= 14
 
 
@@ -216,9 +223,41 @@ RULES = {
 }
 
 
+# Non-finite values. PyTorch's convolution is the sum of every product of a zero-padded
+# window, so a NaN or inf reaches exactly the outputs whose windows read it (inf * 0 = NaN
+# included: an inf weight meeting the zero padding gives NaN). im2col + GEMM and pointwise
+# compute exactly those products. The others do not: Winograd's and the FFT's transforms mix
+# every value of a tile or of a whole plane into every output of it (one NaN pixel: 1,600 NaN
+# outputs instead of 576 on Winograd, 65,536 instead of 784 on the FFT), and the compiled
+# direct engine multiplies zeros that lie outside the windows (its input gradient correlates a
+# zero-padded output gradient: an inf weight gives NaN where PyTorch's sum has no term).
+# So a pass whose operands hold a NaN or an inf runs on im2col + GEMM instead; one sum over
+# each operand finds out (a sum of finite values that overflows only sends the pass there
+# too). A transform's result that is not finite although its operands are (an overflow inside
+# the transform, where the exact sums may still be finite, or are non-finite only locally) is
+# recomputed there as well.
+KEEP_NON_FINITE_LOCAL = frozenset({"gemm", "pointwise"})
+TRANSFORMS = frozenset({"winograd", "fft"})
+
+
+def _all_finite(*arrays: np.ndarray) -> bool:
+    """Whether every number of the arrays is finite (integers always are). Conservative: a
+    sum that overflows says False."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(a.dtype.kind not in "fc" or bool(np.isfinite(a.sum())) for a in arrays)
+
+
 def run(pass_name, algorithm: str, *args):
-    """Run one pass on one algorithm, within the memory budget."""
-    return getattr(ALGORITHMS[algorithm], pass_name)(*args, settings.memory_budget)
+    """Run one pass on one algorithm, within the memory budget; on im2col + GEMM instead
+    where the algorithm would spread a non-finite value beyond PyTorch's outputs (see
+    `KEEP_NON_FINITE_LOCAL`). The first two of `args` are the pass's operands (x and the
+    weight, the output gradient and the weight, the output gradient and x)."""
+    if algorithm not in KEEP_NON_FINITE_LOCAL and not _all_finite(args[0], args[1]):
+        algorithm = "gemm"
+    result = getattr(ALGORITHMS[algorithm], pass_name)(*args, settings.memory_budget)
+    if algorithm in TRANSFORMS and not _all_finite(result):
+        result = getattr(conv, pass_name)(*args, settings.memory_budget)
+    return result
 
 
 def conv_pass(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype, *args):

@@ -471,27 +471,76 @@ def _avg_pool_backward_kernel(kh: int, kw: int, sh: int, sw: int):
 # ---------------------------------------------------------------------------------------------
 
 
-def _averaging_matrix(size: int, out: int, dtype) -> np.ndarray:
-    """(out, size): row i averages window i of `adaptive_bounds(size, out)`."""
-    start, end = adaptive_bounds(size, out)
+def _sums_of_runs(x: np.ndarray, start: np.ndarray, length: np.ndarray,
+                  axis: int) -> np.ndarray:
+    """Along `axis`: out[i] = x[start[i]] + x[start[i] + 1] + ... (length[i] cells).
+
+    Each run adds its own cells and nothing else, so a NaN or an inf reaches only the runs
+    that hold it (a product with an averaging matrix would multiply it by the zeros of every
+    other run: inf * 0 = NaN everywhere). Runs side by side of one length (the input a
+    multiple of the output) are a sum of strided views; others are added cell by cell, the
+    k-th cells of all runs at once (as many steps as the longest run)."""
+    count = len(start)
+    longest = int(length.max()) if count else 0
+    index = [slice(None)] * x.ndim
+    if longest and (length == longest).all() and (start == np.arange(count) * longest).all():
+        index[axis] = slice(0, count * longest, longest)
+        total = x[tuple(index)].copy()
+        for k in range(1, longest):
+            index[axis] = slice(k, count * longest, longest)
+            total += x[tuple(index)]
+        return total
+    if count and length.min() > 0:
+        total = np.take(x, start, axis=axis)                       # the first cells (a copy)
+        first = 1
+    else:
+        total = np.zeros((*x.shape[:axis], count, *x.shape[axis + 1:]), x.dtype)
+        first = 0
+    for k in range(first, longest):
+        longer = np.flatnonzero(length > k)                        # the runs with a k-th cell
+        index[axis] = longer
+        total[tuple(index)] += np.take(x, start[longer] + k, axis=axis)
+    return total
+
+
+def _window_sums(x: np.ndarray, out: int, axis: int) -> np.ndarray:
+    """The sum of each adaptive window (`adaptive_bounds`) along `axis`: its size cells ->
+    `out` sums."""
+    start, end = adaptive_bounds(x.shape[axis], out)
+    return _sums_of_runs(x, start, end - start, axis)
+
+
+def _spread_to_windows(values: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """The adjoint of `_window_sums`: `out` window values along `axis` -> `size` cells, each
+    the sum of the values of the windows that hold it (a run of consecutive windows)."""
+    start, end = adaptive_bounds(size, values.shape[axis])
     cells = np.arange(size)
-    member = (cells >= start[:, None]) & (cells < end[:, None])
-    return (member / (end - start)[:, None]).astype(dtype)
+    first = np.searchsorted(end, cells, side="right")        # the first window ending after
+    last = np.searchsorted(start, cells, side="right") - 1   # the last window starting at/before
+    return _sums_of_runs(values, first, np.maximum(last - first + 1, 0), axis)
+
+
+def _window_areas(size_h: int, out_h: int, size_w: int, out_w: int, dtype) -> np.ndarray:
+    """(H_out, W_out): the number of cells of each adaptive window."""
+    start_h, end_h = adaptive_bounds(size_h, out_h)
+    start_w, end_w = adaptive_bounds(size_w, out_w)
+    return ((end_h - start_h)[:, None] * (end_w - start_w)[None, :]).astype(dtype)
 
 
 def adaptive_avg_pool2d_forward(x: np.ndarray, out_height: int, out_width: int) -> np.ndarray:
-    """Mean over each adaptive window, as two averaging products (rows, then columns)."""
-    rows = _averaging_matrix(x.shape[-2], out_height, x.dtype)      # (H_out, H)
-    cols = _averaging_matrix(x.shape[-1], out_width, x.dtype)       # (W_out, W)
-    # (N, C, H_out, W_out) = (H_out, H) @ (N, C, H, W) @ (W, W_out)
-    return rows @ x @ cols.T
+    """Mean over each adaptive window: the window sums along the rows, then along the
+    columns, divided by the window's area (as PyTorch: sum, then one division)."""
+    h, w = x.shape[-2:]
+    sums = _window_sums(_window_sums(x, out_height, axis=2), out_width, axis=3)
+    return sums / _window_areas(h, out_height, w, out_width, x.dtype)
 
 
 def adaptive_avg_pool2d_backward(grad_out: np.ndarray, x_shape: tuple) -> np.ndarray:
-    rows = _averaging_matrix(x_shape[-2], grad_out.shape[-2], grad_out.dtype)
-    cols = _averaging_matrix(x_shape[-1], grad_out.shape[-1], grad_out.dtype)
-    # (N, C, H, W) = (H, H_out) @ (N, C, H_out, W_out) @ (W_out, W)
-    return rows.T @ grad_out @ cols
+    """grad_x: each window's share grad_out / area added to every cell of the window."""
+    h, w = x_shape[-2:]
+    share = grad_out / _window_areas(h, grad_out.shape[2], w, grad_out.shape[3],
+                                     grad_out.dtype)          # (N, C, H_out, W_out)
+    return _spread_to_windows(_spread_to_windows(share, h, axis=2), w, axis=3)
 
 
 def _window_cells(size: int, out: int) -> np.ndarray:

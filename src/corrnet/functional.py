@@ -421,7 +421,7 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
     because = f"stride={stride}, padding={padding}, dilation={dilation}"
     out_shape = (x.shape[0], weight.shape[0], window.out_height, window.out_width)
     check_allocation(op, "output", out_shape, x.dtype, because)
-    crops = _crops(window)
+    crops = _crops(window, weight)
     if crops is not None:
         return _from_4d(_cropped_conv(op, x, weight, bias, window, groups, crops, because),
                         dims, unbatched)
@@ -436,18 +436,22 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
 CROP_GAIN, CROP_FROM = 4, 2**16
 
 
-def _crops(window: Window2d):
+def _crops(window: Window2d, weight: Tensor):
     """(rows, columns): `windows.useful_crop` along each axis (None where nothing meets the
-    input) where cropping pays (CROP_GAIN, CROP_FROM); else None."""
+    input) where cropping pays (CROP_GAIN, CROP_FROM); else None. Never for a weight with a
+    NaN or an inf: PyTorch multiplies every kernel cell with the padding it reads, and
+    inf * 0 is NaN there, not the bias."""
+    whole = window.padded_height * window.padded_width
+    if whole <= CROP_FROM or not np.isfinite(weight.numpy(force=True)).all():
+        return None
     crops = tuple(windows.useful_crop(size, pads[0], k, s, d, out) for size, pads, k, s, d, out
                   in zip((window.height, window.width), window.padding, window.kernel,
                          window.stride, window.dilation, (window.out_height, window.out_width),
                          strict=True))
     if None in crops:
         return crops
-    whole = window.padded_height * window.padded_width
     part = np.prod([c.end_in - c.first_in + c.before + c.after for c in crops])
-    return crops if whole > CROP_FROM and CROP_GAIN * part < whole else None
+    return crops if CROP_GAIN * part < whole else None
 
 
 def _cropped_conv(op, x, weight, bias, window: Window2d, groups: int, crops, because):

@@ -18,7 +18,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import backend, ops
+from . import _args, backend, ops
 from .autograd import AccumulateGrad, is_grad_enabled, no_grad, run_backward  # noqa: F401 (re-exported)
 from .backend import as_dtype, from_numpy_dtype, result_type
 
@@ -589,10 +589,17 @@ class Tensor:
         return self
 
     def __setitem__(self, index, value) -> None:
-        index, _ = _convert_index(index, self.dim())
-        value = value if isinstance(value, Tensor) else _wrap(
-            np.asarray(_plain(value), dtype=self._data.dtype)
-        )
+        index, advanced = _convert_index(index, self.shape)
+        if isinstance(value, Tensor):
+            if advanced and value.dtype != self.dtype:
+                raise RuntimeError(
+                    f"Index put requires the source and destination dtypes match, got "
+                    f"{_legacy_short(self.dtype)} for the destination and "
+                    f"{_legacy_short(value.dtype)} for the source.")
+        elif isinstance(value, np.ndarray):
+            value = _wrap(value.astype(self._data.dtype))
+        else:
+            value = _wrap(_scalar_array(value, self.dtype, "setitem"))
         if value.dtype != self.dtype:
             value = value._cast(self.dtype) if self.dtype.is_floating_point else _wrap(
                 value._data.astype(self._data.dtype)
@@ -1261,7 +1268,7 @@ class Tensor:
         return parts if parts is not source else source.clone()
 
     def __getitem__(self, index):
-        index, advanced = _convert_index(index, self.dim())
+        index, advanced = _convert_index(index, self.shape)
         result = ops.GetItem.apply(self, index)
         return result if advanced else self._view_of(result, lambda a: a[index])
 
@@ -1317,6 +1324,45 @@ def _as_operand(value, name):
         f"unsupported operand: expected a Tensor or a number for '{name}', "
         f"got {type(value).__name__}"
     )
+
+
+def _legacy_short(dtype: backend.dtype) -> str:
+    """PyTorch's short type name in messages: Float, Long, Half, Byte..."""
+    return _LEGACY_NAMES[dtype.name].removesuffix("Tensor")
+
+
+def _c_type_name(dtype: backend.dtype) -> str:
+    """The C++ type name PyTorch's overflow messages use ('int', 'uint8_t', 'c10::Half')."""
+    return {"int32": "int", "int64": "long", "int16": "short", "int8": "int8_t",
+            "uint8": "uint8_t", "float16": "c10::Half", "float32": "float",
+            "float64": "double", "bool": "bool"}[dtype.name]
+
+
+def _scalar_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
+    """A Python number as a 0-d array of `dtype`, refused as PyTorch refuses it: a value
+    that is not a number (TypeError), an int beyond int64 (ValueError), a value out of an
+    integer dtype's range, NaN or inf into an integer dtype (RuntimeError). Negative ints
+    down to -max wrap into uint8, as in PyTorch."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (bool, numbers.Number)) or isinstance(value, complex):
+        raise TypeError(f"{op}: can't assign a {_args.type_name(value)} to a "
+                        f"torch.{_LEGACY_NAMES[dtype.name]}")
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and not (
+            _args.INT64_MIN <= value <= _args.INT64_MAX):
+        raise ValueError(f"{op}: {value} does not fit in int64: Overflow when unpacking long "
+                         "long")
+    if dtype.category == backend.INT and not isinstance(value, bool):
+        info = np.iinfo(dtype.numpy)
+        low = -info.max if info.min == 0 else info.min
+        if not (math.isfinite(value) and low <= value <= info.max):
+            raise RuntimeError(f"{op}: value cannot be converted to type {_c_type_name(dtype)} "
+                               f"without overflow (got {value})")
+        if info.min == 0 and value < 0:  # two's complement wrap, as PyTorch
+            value = int(value) % (info.max + 1)
+        return np.asarray(int(value), dtype=dtype.numpy)
+    with np.errstate(over="ignore"):
+        return np.asarray(value).astype(dtype.numpy)
 
 
 def _operand_array(value, dtype=None):
@@ -1465,12 +1511,15 @@ def _expand_ellipses(items: list, ndim: int) -> list:
     return expanded
 
 
-def _convert_index(index, ndim=None):
+def _convert_index(index, shape=None):
     """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy).
 
     Follows PyTorch 2.13: nested lists (see `_sequence_as_tuple`), lists and int/bool tensors
     as tensor indices, negative slice steps refused (ValueError), floats refused
-    (IndexError)."""
+    (IndexError); with the indexed tensor's `shape`, out-of-range positions, masks of the
+    wrong shape and too many indices are refused with PyTorch's IndexError (see
+    `_check_index`)."""
+    ndim = None if shape is None else len(shape)
     if isinstance(index, list) and _sequence_as_tuple(index):
         warnings.warn(_SEQUENCE_INDEX_WARNING, UserWarning, stacklevel=3)
         index = tuple(index)
@@ -1512,9 +1561,55 @@ def _convert_index(index, ndim=None):
         converted.append(item)
     if ndim is not None and sum(item is Ellipsis for item in converted) > 1:
         converted = _expand_ellipses(converted, ndim)
+    if shape is not None:
+        _check_index(converted, tuple(shape))
     if not advanced:
         return tuple(converted), False
     return _torch_index(converted), True
+
+
+def _dims_named(item) -> int:
+    """How many dimensions of the indexed tensor an index item consumes."""
+    if item is None or item is Ellipsis or isinstance(item, bool):
+        return 0
+    if isinstance(item, np.ndarray) and item.dtype == np.bool_:
+        return item.ndim  # a mask spans as many dimensions as it has (a 0-d one: none)
+    return 1  # an integer, a slice, an array of positions
+
+
+def _check_index(items, shape: tuple) -> None:
+    """Refuse an index as PyTorch refuses it, before NumPy sees it: more indices than
+    dimensions, a position out of range (``index 5 is out of bounds for dimension 0 with
+    size 2``), a mask whose shape differs from the dimensions it covers."""
+    ndim = len(shape)
+    named = sum(_dims_named(item) for item in items)
+    if named > ndim:
+        raise IndexError(f"too many indices for tensor of dimension {ndim} (shape "
+                         f"{list(shape)}, {named} indexed)")
+    dim = 0
+    for item in items:
+        if item is Ellipsis:
+            dim += ndim - named
+            continue
+        count = _dims_named(item)
+        if isinstance(item, np.ndarray) and item.dtype == np.bool_:
+            covered = shape[dim:dim + count]
+            for k, (m, n) in enumerate(zip(item.shape, covered, strict=True)):
+                if m != n:
+                    raise IndexError(f"The shape of the mask {list(item.shape)} at index {k} "
+                                     f"does not match the shape of the indexed tensor "
+                                     f"{list(shape)} at index {dim + k}")
+        elif isinstance(item, np.ndarray) and item.size:
+            low, high = int(item.min()), int(item.max())
+            if high >= shape[dim] or low < -shape[dim]:
+                bad = high if high >= shape[dim] else low
+                raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size "
+                                 f"{shape[dim]}")
+        elif count and not isinstance(item, (slice, np.ndarray)):  # an integer
+            if not -shape[dim] <= item < shape[dim]:
+                raise IndexError(f"index {item} is out of bounds for dimension {dim} with "
+                                 f"size {shape[dim]}")
+        dim += count
 
 
 def _torch_index(items) -> ops.TorchIndex:

@@ -205,13 +205,15 @@ class Sqrt(Function):
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, a):
-        out = activation.sigmoid_forward(a)
+        out = activation.sigmoid_forward(a).reshape(a.shape)  # the kernel makes 0-d 1-d
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
+        if out.ndim == 0:  # the kernel works on 1-d arrays
+            return activation.sigmoid_backward(out.reshape(1), grad.reshape(1)).reshape(())
         return activation.sigmoid_backward(out, grad)
 
 

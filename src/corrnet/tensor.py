@@ -207,7 +207,10 @@ class Tensor:
     def size(self, dim=None):
         if dim is None:
             return self.shape
-        return self._data.shape[self._axis(dim)]
+        if self.dim() == 0:
+            _args.check_int("size", "dim", dim, position=1)
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        return self._data.shape[_args.check_dim("size", dim, self.dim())]
 
     @property
     def ndim(self) -> int:
@@ -277,6 +280,15 @@ class Tensor:
 
     @property
     def mT(self) -> Tensor:
+        """The last two dimensions swapped; a 0-d tensor is returned as it is, with
+        PyTorch's deprecation warning; a 1-d tensor is refused."""
+        if self.dim() == 0:
+            warnings.warn("Tensor.mT is deprecated on 0-D tensors. This function is the "
+                          "identity in these cases.", UserWarning, stacklevel=2)
+            return self
+        if self.dim() == 1:
+            raise RuntimeError("tensor.mT is only supported on matrices or batches of "
+                               f"matrices. Got 1-D tensor (shape {tuple(self.shape)}).")
         return self.transpose(-2, -1)
 
     def __len__(self) -> int:
@@ -879,7 +891,8 @@ class Tensor:
         if not source.dtype.is_floating_point:
             raise RuntimeError(f"{name}(): expected a floating point input, got {source.dtype}; "
                                "convert it with .float() or pass dtype=corrnet.float32")
-        return source, source._axis(dim) if source.dim() else None
+        axis = _args.check_dim(name, dim, source.dim())  # a 0-d tensor takes dim 0 or -1
+        return source, axis if source.dim() else None
 
     def clamp(self, min=None, max=None):
         if min is None and max is None:
@@ -993,10 +1006,16 @@ class Tensor:
 
     @_numpy_names
     def prod(self, dim=None, keepdim=False, dtype=None):
+        keepdim = _args.check_bool("prod", "keepdim", keepdim)
         source = self._cast(as_dtype(dtype)) if dtype is not None else self
         if not source.dtype.is_floating_point:
+            if is_grad_enabled() and self.requires_grad:
+                raise RuntimeError(f"prod(): Autograd not support dtype: "
+                                   f"{_legacy_short(source.dtype)} (the input requires grad)")
             source = source._cast(backend.int64)
         axis = None if dim is None else self._axis(dim)
+        if self.dim() == 0:
+            axis = None  # prod(dim=0) of a 0-d tensor is the tensor itself
         return ops.Prod.apply(source, axis, keepdim)
 
     @_numpy_names
@@ -1011,20 +1030,32 @@ class Tensor:
         name = "min" if use_min else "max"
         if isinstance(dim, Tensor):  # max(other): the elementwise maximum
             return self.minimum(dim) if use_min else self.maximum(dim)
-        if self.numel() == 0:
-            raise RuntimeError(
-                f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
-                "Specify the reduction dim with the 'dim' argument."
-            )
         if dim is None:
+            if self.numel() == 0:
+                raise RuntimeError(
+                    f"{name}(): Expected reduction dim to be specified for input.numel() == 0."
+                    " Specify the reduction dim with the 'dim' argument."
+                )
             return ops.MaxAll.apply(self, use_min)
-        axis = self._axis(dim)
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
+        axis = self._reduction_axis(name, dim)
+        result = min_result if use_min else max_result
+        if self.dim() == 0:  # max(dim=0) of a 0-d tensor: itself, at index 0
+            return result(ops.Clone.apply(self), _wrap(np.zeros((), dtype=np.int64)))
         indices = _arg_extreme(self._data, axis, use_min)
         values = ops.MaxDim.apply(self, axis, keepdim, indices)
         if keepdim:
             indices = np.expand_dims(indices, axis)
-        result = min_result if use_min else max_result
         return result(values, _wrap(indices.astype(np.int64)))
+
+    def _reduction_axis(self, name: str, dim) -> int:
+        """The axis of a reduction over one `dim` that picks an element (max, argmax...):
+        in range, and not of size 0 (there is nothing to pick there)."""
+        axis = _args.check_dim(name, dim, self.dim())
+        if self.dim() and self.shape[axis] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {axis} to have non-zero size "
+                             f"(input of shape {tuple(self.shape)})")
+        return axis
 
     @_numpy_names
     def amax(self, dim=(), keepdim=False):
@@ -1060,11 +1091,21 @@ class Tensor:
         return self._arg(dim, keepdim, use_min=True)
 
     def _arg(self, dim, keepdim, use_min):
+        name = "argmin" if use_min else "argmax"
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
+        if self.dtype is backend.bool_:
+            raise RuntimeError(f"{name}(): does not support bool input; convert it with "
+                               ".int() first")
         if dim is None:
+            if self.numel() == 0:
+                raise IndexError(f"{name}(): Expected reduction dim to be specified for "
+                                 f"input.numel() == 0 (input of shape {tuple(self.shape)}).")
             flat = _arg_extreme(self._data.reshape(-1), 0, use_min)
             result = np.asarray(flat, dtype=np.int64)
             return _wrap(result.reshape((1,) * self.dim()) if keepdim else result)
-        axis = self._axis(dim)
+        axis = self._reduction_axis(name, dim)
+        if self.dim() == 0:
+            return _wrap(np.zeros((), dtype=np.int64))
         indices = _arg_extreme(self._data, axis, use_min).astype(np.int64)
         return _wrap(np.expand_dims(indices, axis) if keepdim else indices)
 
@@ -1078,7 +1119,11 @@ class Tensor:
             raise NotImplementedError("norm(p='nuc')")
         if isinstance(p, str) or not isinstance(p, numbers.Real):
             raise RuntimeError(f"norm(): p must be a number, 'fro' or 'nuc', got {p!r}")
-        source = self._cast(as_dtype(dtype)) if dtype is not None else self._floating()
+        if dtype is None and not self.dtype.is_floating_point:
+            raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex "
+                               f"tensor as input. Got {_legacy_short(self.dtype)}")
+        source = self._cast(as_dtype(dtype)) if dtype is not None else self
+        keepdim = _args.check_bool("norm", "keepdim", keepdim)
         return ops.Norm.apply(source, float(p), self._axes(dim), keepdim)
 
     @_numpy_names
@@ -1094,7 +1139,12 @@ class Tensor:
 
     def _variance(self, name, dim, unbiased, keepdim, correction, root):
         if isinstance(dim, bool):  # std(False): PyTorch's std(unbiased) overload
+            if correction is not None or keepdim is not False or unbiased is not True:
+                raise TypeError(f"{name}(): received an invalid combination of arguments: "
+                                f"dim={dim!r} (a bool is the 'unbiased' overload, which takes "
+                                "no other argument); pass dim as an int or a tuple of ints")
             dim, unbiased = None, dim
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
         if not self.dtype.is_floating_point:
             raise RuntimeError(f"{name}(): expected a floating point input, got {self.dtype}; "
                                "convert it with .float()")
@@ -1109,16 +1159,22 @@ class Tensor:
 
     @_numpy_names
     def all(self, dim=None, keepdim=False):
-        return _wrap(np.asarray(np.all(self._data, axis=self._axes(dim), keepdims=keepdim)))
+        return self._logical_reduction("all", np.all, dim, keepdim)
 
     @_numpy_names
     def any(self, dim=None, keepdim=False):
-        return _wrap(np.asarray(np.any(self._data, axis=self._axes(dim), keepdims=keepdim)))
+        return self._logical_reduction("any", np.any, dim, keepdim)
+
+    def _logical_reduction(self, name, function, dim, keepdim):
+        """all / any: bool, except that a uint8 input gives uint8 (as PyTorch)."""
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
+        out = np.asarray(function(self._data, axis=self._axes(dim), keepdims=keepdim))
+        return _wrap(out.astype(np.uint8) if self.dtype is backend.uint8 else out)
 
     def _axis(self, dim) -> int:
         """Normalize one dimension index, with a clear error."""
         ndim = max(self.dim(), 1)
-        if not isinstance(dim, numbers.Integral):
+        if not _args.is_int(dim):
             raise TypeError(f"dim must be an int, got {type(dim).__name__}")
         if not -ndim <= dim < ndim:
             raise IndexError(

@@ -73,7 +73,11 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.power(a, b).astype(a.dtype, copy=False)  # bool ** bool stays bool
+            try:
+                out = np.power(a, b).astype(a.dtype, copy=False)  # bool ** bool stays bool
+            except ValueError:  # NumPy refuses integers to negative integer powers
+                raise RuntimeError("Integers to negative integer powers are not allowed "
+                                   "(pow of an integer tensor)") from None
         ctx.save_for_backward(a, b, out)
         return out
 

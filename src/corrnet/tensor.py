@@ -681,10 +681,19 @@ class Tensor:
                    out=self._data)
             self._bump_version()
             return self
+        self._check_float_alpha(alpha)
         return self._inplace_op(Tensor.add, other, alpha)
 
     def sub_(self, other, alpha=1):
+        self._check_float_alpha(alpha)
         return self._inplace_op(Tensor.sub, other, alpha)
+
+    def _check_float_alpha(self, alpha) -> None:
+        """An in-place add_/sub_ with a float alpha computes in floating point (PyTorch's
+        message), which an integer tensor cannot hold."""
+        if isinstance(alpha, float) and not self.dtype.is_floating_point:
+            raise RuntimeError(f"result type Float can't be cast to the desired output type "
+                               f"{_legacy_short(self.dtype)} (alpha={alpha})")
 
     def mul_(self, other):
         return self._inplace_op(Tensor.__mul__, other)
@@ -809,6 +818,8 @@ class Tensor:
         return ops.Neg.apply(self)
 
     def __pos__(self):
+        if self.dtype is backend.bool_:
+            raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
         return self
 
     def __abs__(self):
@@ -838,10 +849,34 @@ class Tensor:
         return _bitwise(np.bitwise_xor, "bitwise_xor", other, self)
 
     def add(self, other, alpha=1):
-        return self + (other * alpha if alpha != 1 else other)
+        if alpha == 1:
+            return self + other
+        scaled, dtype = self._scaled_operand("add", other, alpha)
+        return self._binary(scaled, ops.Add, result_dtype=dtype)
 
     def sub(self, other, alpha=1):
-        return self - (other * alpha if alpha != 1 else other)
+        if alpha == 1:
+            return self - other
+        _refuse_bool_subtraction(self, other)
+        scaled, dtype = self._scaled_operand("sub", other, alpha)
+        return self._binary(scaled, ops.Sub, result_dtype=dtype)
+
+    def _scaled_operand(self, name, other, alpha):
+        """``alpha * other`` in the dtype of ``self + other`` (as PyTorch's add/sub: alpha
+        does not promote), and that dtype."""
+        other = _as_operand(other, "other")
+        if not isinstance(alpha, (bool, numbers.Number, np.generic)):
+            raise TypeError(f"{name}(): argument 'alpha' must be Number, not "
+                            f"{_args.type_name(alpha)}")
+        dtype = result_type(self, other)
+        if isinstance(alpha, float) and not dtype.is_floating_point:
+            raise RuntimeError(f"{name}(): For integral input tensors, argument alpha must not "
+                               "be a floating point number.")
+        scaled = (other._cast(dtype) if isinstance(other, Tensor) else _scalar_as(other, dtype))
+        return (scaled * _scalar_as(alpha, dtype) if not isinstance(other, Tensor)
+                else scaled * alpha), dtype
+
+
 
     def mul(self, other):
         return self * other
@@ -856,6 +891,8 @@ class Tensor:
         return -self
 
     def abs(self):
+        if self.dtype is backend.bool_:
+            raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
         return ops.Abs.apply(self)
 
     def exp(self):
@@ -874,6 +911,8 @@ class Tensor:
         return ops.Tanh.apply(self._floating())
 
     def relu(self):
+        if self.dtype is backend.bool_:
+            raise RuntimeError("Boolean inputs not supported for relu")
         return ops.Relu.apply(self)
 
     @_numpy_names
@@ -900,8 +939,15 @@ class Tensor:
         if isinstance(min, Tensor) or isinstance(max, Tensor):
             return self._clamp_tensors(min, max)
         low, high = min, max
-        dtype = result_type(self, *(v for v in (low, high) if v is not None))
-        bounds = [None if v is None else np.asarray(v, dtype=dtype.numpy) for v in (low, high)]
+        given = [_as_operand(v, name) for v, name in ((low, "min"), (high, "max"))
+                 if v is not None]
+        dtype = result_type(self, *given)
+        for v in given:
+            if dtype.is_floating_point and math.isfinite(v) and abs(v) > np.finfo(
+                    dtype.numpy).max:
+                raise RuntimeError(f"clamp(): value cannot be converted to type "
+                                   f"{_c_type_name(dtype)} without overflow (bound {v})")
+        bounds = [None if v is None else _scalar_as(v, dtype) for v in (low, high)]
         return ops.Clamp.apply(self._cast(dtype), *bounds)
 
     clip = clamp
@@ -922,9 +968,11 @@ class Tensor:
         return out
 
     def maximum(self, other):
+        _check_tensor_argument("maximum", "other", 1, other)
         return self._binary(other, ops.Extremum, options=(False,))
 
     def minimum(self, other):
+        _check_tensor_argument("minimum", "other", 1, other)
         return self._binary(other, ops.Extremum, options=(True,))
 
     def _floating(self) -> Tensor:
@@ -933,7 +981,10 @@ class Tensor:
     # -- comparisons (not differentiable) ------------------------------------------------------
 
     def _compare(self, other, ufunc):
+        if not isinstance(other, (Tensor, bool, numbers.Number, np.generic, np.ndarray)):
+            return NotImplemented  # == is False, < a TypeError from Python (as PyTorch)
         other = _as_operand(other, "other")
+        _broadcast_check(self, other, ufunc.__name__)
         dtype = result_type(self, other)
         return _wrap(ufunc(self._data.astype(dtype.numpy, copy=False),
                            _operand_array(other, dtype)))
@@ -956,12 +1007,41 @@ class Tensor:
     def __ge__(self, other):
         return self._compare(other, np.greater_equal)
 
-    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+    def _compare_method(self, name, other, ufunc):
+        """``t.eq(other)`` and friends: unlike the operators, a non-number is a TypeError."""
+        result = self._compare(other, ufunc)
+        if result is NotImplemented:
+            raise TypeError(f"{name}(): argument 'other' must be Tensor or Number, not "
+                            f"{_args.type_name(other)}")
+        return result
+
+    def eq(self, other):
+        return self._compare_method("eq", other, np.equal)
+
+    def ne(self, other):
+        return self._compare_method("ne", other, np.not_equal)
+
+    def lt(self, other):
+        return self._compare_method("lt", other, np.less)
+
+    def le(self, other):
+        return self._compare_method("le", other, np.less_equal)
+
+    def gt(self, other):
+        return self._compare_method("gt", other, np.greater)
+
+    def ge(self, other):
+        return self._compare_method("ge", other, np.greater_equal)
 
     def equal(self, other) -> bool:
         return self.shape == other.shape and bool(np.array_equal(self._data, other._data))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+        _check_tensor_argument("allclose", "other", 1, other)
+        if other.dtype != self.dtype:
+            raise RuntimeError(f"allclose(): {_legacy_short(self.dtype)} did not match "
+                               f"{_legacy_short(other.dtype)} (both tensors need one dtype)")
+        _broadcast_check(self, other, "allclose")
         return bool(np.allclose(self._data, _operand_array(other), rtol, atol, equal_nan))
 
     def isnan(self):
@@ -1373,7 +1453,11 @@ def _as_operand(value, name):
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (bool, numbers.Number, np.generic)):
-        return value.item() if isinstance(value, np.generic) else value
+        value = value.item() if isinstance(value, np.generic) else value
+        if isinstance(value, int) and not _args.INT64_MIN <= value <= _args.INT64_MAX:
+            raise RuntimeError(f"Overflow: the Python int {value} given for '{name}' does not "
+                               "fit in int64 (int too big to convert)")
+        return value
     if isinstance(value, np.ndarray):
         return _wrap(value)
     raise TypeError(
@@ -1424,13 +1508,21 @@ def _scalar_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
 def _operand_array(value, dtype=None):
     if isinstance(value, Tensor):
         return value._data if dtype is None else value._data.astype(dtype.numpy, copy=False)
-    return np.asarray(value, dtype=None if dtype is None else dtype.numpy)
+    return np.asarray(value) if dtype is None else _scalar_as(value, dtype)
 
 
 def _cast_operand(value, dtype):
     if isinstance(value, Tensor):
         return value._cast(dtype)
-    return np.asarray(value, dtype=dtype.numpy)
+    return _scalar_as(value, dtype)
+
+
+def _scalar_as(value, dtype: backend.dtype) -> np.ndarray:
+    """A Python scalar operand converted to the op's dtype as PyTorch converts it: an int
+    wraps around (``uint8 > -1`` compares with 255, ``-2 | uint8`` is 254), a float beyond
+    float16's range becomes inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(value).astype(dtype.numpy)
 
 
 def _refuse_bool_subtraction(a, b):
@@ -1458,9 +1550,11 @@ def _division_operands(a, b, name, symbol, kernel):
     if dtype.category == backend.BOOL:
         raise NotImplementedError(f"{name}: \"{kernel}_cpu\" not implemented for 'Bool'; "
                                   "convert the operands with .int() or .float() first")
+    a, b = _cast_operand(a, dtype), _cast_operand(b, dtype)
     if dtype.category == backend.INT and np.any(_operand_array(b) == 0):
-        raise RuntimeError(f"ZeroDivisionError: integer division by zero in `{symbol}`")
-    return _cast_operand(a, dtype), _cast_operand(b, dtype)
+        raise RuntimeError(f"ZeroDivisionError: integer division by zero in `{symbol}` (the "
+                           f"divisor, converted to {dtype}, holds a zero)")
+    return a, b
 
 
 def _floor_divide(a, b):

@@ -1466,6 +1466,21 @@ def _as_operand(value, name):
     )
 
 
+def _check_int_range(array: np.ndarray, dtype: backend.dtype, op: str) -> None:
+    """Python numbers bound for an integer dtype: refused as PyTorch refuses them when NaN,
+    infinite or out of range (unsigned types take negatives down to -max, which wrap)."""
+    info = np.iinfo(dtype.numpy)
+    low = -info.max if info.min == 0 else info.min
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        bad = array[~np.isfinite(array)].flat[0]
+    elif array.dtype.kind in "iuf" and (array.min() < low or array.max() > info.max):
+        bad = array.min() if array.min() < low else array.max()
+    else:
+        return
+    raise RuntimeError(f"{op}(): value cannot be converted to type {dtype.name} without "
+                       f"overflow (got {bad})")
+
+
 def _legacy_short(dtype: backend.dtype) -> str:
     """PyTorch's short type name in messages: Float, Long, Half, Byte..."""
     return _LEGACY_NAMES[dtype.name].removesuffix("Tensor")
@@ -1804,7 +1819,7 @@ def _contains_arrays(data) -> bool:
     return False
 
 
-def _shape_arg(args) -> tuple:
+def _shape_arg(args, op: str | None = None) -> tuple:
     """Shapes given as varargs ``(2, 3)``, a tuple/list/Size ``((2, 3),)`` or a 1-D tensor."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
@@ -1817,7 +1832,8 @@ def _shape_arg(args) -> tuple:
         if isinstance(n, Tensor):
             n = n.item()
         if not isinstance(n, numbers.Integral) or isinstance(n, bool):
-            raise TypeError(f"a shape must be a sequence of ints, got {args!r}")
+            prefix = f"{op}(): argument 'size' must be tuple of ints: " if op else ""
+            raise TypeError(f"{prefix}a shape must be a sequence of ints, got {args!r}")
         shape.append(int(n))
     return tuple(shape)
 
@@ -1968,7 +1984,11 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
             elif array.dtype.kind in "iu":
                 array = array.astype(np.int64)
     if dtype is not None:
-        array = array.astype(as_dtype(dtype).numpy)
+        target = as_dtype(dtype)
+        if target.category == backend.INT and not isinstance(data, Tensor) and not (
+                _contains_arrays(data)) and array.size:
+            _check_int_range(array, target, "tensor")
+        array = array.astype(target.numpy)
     from_numpy_dtype(array.dtype)  # refuse unsupported dtypes (strings, complex...)
     t = _wrap(array)
     if requires_grad:
@@ -1992,13 +2012,28 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return _wrap(array)
 
 
-def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=None):
+def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=None,
+          op="tensor", kinds=None):
+    """A new tensor of a shape given as varargs or `size`, filled by ``fill(shape, np_dtype)``.
+
+    `kinds` (a string of categories, 'b' bool, 'i' integer, 'f' floating point) limits the
+    dtypes the function has a kernel for in PyTorch; others raise its NotImplementedError."""
     _check_device(device)
-    shape = _shape_arg(size if size is not None else shape_args)
-    if any(n < 0 for n in shape):
-        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
-    dtype = as_dtype(dtype) if dtype is not None else default
-    t = _wrap(fill(shape, dtype.numpy))
+    if size is None and shape_args == ():
+        raise TypeError(f'{op}() missing 1 required positional arguments: "size"')
+    shape = _args.check_size(op, _shape_arg(size if size is not None else shape_args, op))
+    dtype = as_dtype(_args.check_dtype(op, dtype)) if dtype is not None else default
+    if kinds is not None and "bif"[dtype.category] not in kinds:
+        raise NotImplementedError(f"{op}(): \"{op}\" not implemented for "
+                                  f"'{_legacy_short(dtype)}' (dtype {dtype})")
+    if math.prod(n for n in shape if n) * dtype.itemsize > _args.INT64_MAX:
+        raise RuntimeError(f"{op}(): Storage size calculation overflowed with sizes="
+                           f"{list(shape)}")
+    try:
+        t = _wrap(fill(shape, dtype.numpy))
+    except (MemoryError, ValueError) as err:  # NumPy: "array is too big", allocation failed
+        raise RuntimeError(f"{op}(): cannot allocate a tensor of shape {list(shape)} and dtype "
+                           f"{dtype}: {err}") from None
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -2006,53 +2041,89 @@ def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=No
 
 def zeros(*args, size=None, dtype=None, device=None, requires_grad=False):
     """A tensor of zeros; the shape as varargs ``zeros(2, 3)``, a tuple or ``size=``."""
-    return _make(args, size, dtype, backend.get_default_dtype(), np.zeros, requires_grad, device)
+    return _make(args, size, dtype, backend.get_default_dtype(), np.zeros, requires_grad, device,
+                 op="zeros")
 
 
 def ones(*args, size=None, dtype=None, device=None, requires_grad=False):
-    return _make(args, size, dtype, backend.get_default_dtype(), np.ones, requires_grad, device)
+    return _make(args, size, dtype, backend.get_default_dtype(), np.ones, requires_grad, device,
+                 op="ones")
 
 
 def empty(*args, size=None, dtype=None, device=None, requires_grad=False):
-    return _make(args, size, dtype, backend.get_default_dtype(), np.empty, requires_grad, device)
+    return _make(args, size, dtype, backend.get_default_dtype(), np.empty, requires_grad, device,
+                 op="empty")
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    """A tensor of `size` (a sequence of ints, as PyTorch) filled with `fill_value`, whose
+    type gives the default dtype (bool, int64 or the default float)."""
+    if not isinstance(size, (tuple, list, Tensor)):
+        raise TypeError(f"full(): argument 'size' (position 1) must be tuple of ints, not "
+                        f"{_args.type_name(size)}")
     fill_value = fill_value.item() if isinstance(fill_value, Tensor) else fill_value
+    if not isinstance(fill_value, (bool, numbers.Number, np.generic)) or isinstance(
+            fill_value, complex):
+        raise TypeError(f"full(): argument 'fill_value' (position 2) must be Number, not "
+                        f"{_args.type_name(fill_value)}")
     default = backend._scalar_dtype(fill_value)
-    return _make((size,), None, dtype, default,
-                 lambda shape, np_dtype: np.full(shape, fill_value, dtype=np_dtype),
-                 requires_grad, device)
+    target = as_dtype(_args.check_dtype("full", dtype)) if dtype is not None else default
+    value = _scalar_array(fill_value, target, "full")
+    return _make((size,), None, target, default,
+                 lambda shape, np_dtype: np.full(shape, value, dtype=np_dtype),
+                 requires_grad, device, op="full")
 
 
 def rand(*args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
-    """Uniform samples from [0, 1)."""
+    """Uniform samples from [0, 1) (floating point dtypes only, as PyTorch)."""
     rng = _rng(generator)
     return _make(args, size, dtype, backend.get_default_dtype(),
-                 lambda shape, d: rng.random(shape).astype(d), requires_grad, device)
+                 lambda shape, d: rng.random(shape).astype(d), requires_grad, device,
+                 op="rand", kinds="f")
 
 
 def randn(*args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
-    """Standard normal samples."""
+    """Standard normal samples (floating point dtypes only, as PyTorch)."""
     rng = _rng(generator)
     return _make(args, size, dtype, backend.get_default_dtype(),
-                 lambda shape, d: rng.standard_normal(shape).astype(d), requires_grad, device)
+                 lambda shape, d: rng.standard_normal(shape).astype(d), requires_grad, device,
+                 op="randn", kinds="f")
 
 
 def randint(low, high=None, size=None, dtype=None, device=None, generator=None):
+    """Integers drawn uniformly from [low, high): ``randint(high, size)`` or
+    ``randint(low, high, size)``, `size` a sequence of ints."""
+    if size is None and isinstance(high, (tuple, list, Size)):
+        high, size = None, high  # randint(high, size)
     if high is None:
         low, high = 0, low
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
+    if not isinstance(size, (tuple, list, Tensor)):
+        raise TypeError(f"randint(): argument 'size' must be tuple of ints, not "
+                        f"{_args.type_name(size)}")
+    low, high = _args.check_int("randint", "low", low), _args.check_int("randint", "high", high)
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} "
+                           f">= to={high}")
+    target = as_dtype(_args.check_dtype("randint", dtype)) if dtype is not None else None
+    if target is not None and target.category == backend.BOOL and high > 2:
+        raise RuntimeError(f"randint(): to - 1 is out of bounds for bool (high={high})")
     rng = _rng(generator)
-    return _make((size,), None, dtype, backend.int64,
-                 lambda shape, d: rng.integers(low, high, shape).astype(d), False, device)
+    return _make((size,), None, target, backend.int64,
+                 lambda shape, d: rng.integers(low, high, shape).astype(d), False, device,
+                 op="randint")
 
 
 def randperm(n, dtype=None, device=None, generator=None):
+    """A random permutation of 0 .. n - 1 (int64 by default; not bool, as PyTorch)."""
+    n = _args.check_int("randperm", "n", n, position=1)
+    if n < 0:
+        raise RuntimeError(f"randperm(): n must be non-negative, got {n}")
     rng = _rng(generator)
     return _make(((n,),), None, dtype, backend.int64,
-                 lambda shape, d: rng.permutation(n).astype(d), False, device)
+                 lambda shape, d: rng.permutation(n).astype(d), False, device,
+                 op="randperm", kinds="if")
 
 
 def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None,
@@ -2072,36 +2143,79 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     return _make((size,), None, dtype, backend.get_default_dtype(),
-                 lambda shape, d: rng.normal(mean, std, shape).astype(d), requires_grad, device)
+                 lambda shape, d: rng.normal(mean, std, shape).astype(d), requires_grad, device,
+                 op="normal", kinds="f")
+
+
+def _range_number(op: str, name: str, value):
+    """A start/end/step of arange or linspace: a real number (a 0-d tensor's value)."""
+    value = value.item() if isinstance(value, Tensor) and value.numel() == 1 else value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (bool, numbers.Real)):
+        raise TypeError(f"{op}(): argument '{name}' must be Number, not "
+                        f"{_args.type_name(value)}")
+    if isinstance(value, int) and not _args.INT64_MIN <= value <= _args.INT64_MAX:
+        raise RuntimeError(f"{op}(): argument '{name}' is {value}, which does not fit in int64 "
+                           "(int too big to convert)")
+    return value
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     """Values from `start` to `end` (exclusive): int64 for int arguments, float32 otherwise."""
     if end is None:
         start, end = 0, start
-    values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
-    if values[2] == 0:
+    values = [_range_number("arange", name, v)
+              for name, v in (("start", start), ("end", end), ("step", step))]
+    low, high, stride = values
+    if not all(math.isfinite(v) for v in values):
+        raise RuntimeError(f"arange(): unsupported range: {low} -> {high} (step {stride})")
+    if stride == 0:
         raise RuntimeError("arange: step must be nonzero")
+    if (high - low) * stride < 0:
+        raise RuntimeError(f"arange(): upper bound and lower bound inconsistent with step "
+                           f"sign (start {low}, end {high}, step {stride})")
+    length = math.ceil((high - low) / stride)
+    if length > _args.INT64_MAX:
+        raise RuntimeError(f"arange(): the range {low} -> {high} with step {stride} has "
+                           f"{length} elements, more than int64 can count")
     is_float = any(isinstance(v, float) for v in values)
     default = backend.get_default_dtype() if is_float else backend.int64
-    return _make(((),), None, dtype, default,
-                 lambda shape, d: np.arange(*values).astype(d), requires_grad, device)
+    return _make(((length,),), None, dtype, default,
+                 lambda shape, d: np.arange(*values).astype(d), requires_grad, device,
+                 op="arange", kinds="if")
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    return _make(((),), None, dtype, backend.get_default_dtype(),
-                 lambda shape, d: np.linspace(start, end, steps).astype(d), requires_grad, device)
+    """`steps` values evenly spaced from `start` to `end` (both included)."""
+    start = _range_number("linspace", "start", start)
+    end = _range_number("linspace", "end", end)
+    steps = _args.check_int("linspace", "steps", steps, position=3)
+    if steps < 0:
+        raise RuntimeError(f"linspace(): number of steps must be non-negative, got {steps}")
+    return _make(((steps,),), None, dtype, backend.get_default_dtype(),
+                 lambda shape, d: np.linspace(start, end, steps).astype(d), requires_grad,
+                 device, op="linspace", kinds="if")
 
 
-def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    return _make(((),), None, dtype, backend.get_default_dtype(),
-                 lambda shape, d: np.eye(n, m, dtype=d), requires_grad, device)
+_SQUARE = object()  # eye's default m (PyTorch refuses an explicit None)
+
+
+def eye(n, m=_SQUARE, dtype=None, device=None, requires_grad=False):
+    """The n x m identity matrix (m = n by default)."""
+    n = _args.check_int("eye", "n", n, position=1)
+    m = n if m is _SQUARE else _args.check_int("eye", "m", m, position=2)
+    for name, value in (("n", n), ("m", m)):
+        if value < 0:
+            raise RuntimeError(f"eye(): {name} must be greater or equal to 0, got {value}")
+    return _make(((n, m),), None, dtype, backend.get_default_dtype(),
+                 lambda shape, d: np.eye(n, m, dtype=d), requires_grad, device, op="eye")
 
 
 def _like(fill):
     def like(input, dtype=None, device=None, requires_grad=False):
         dtype = input.dtype if dtype is None else dtype
-        return fill(*input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+        return fill(tuple(input.shape), dtype=dtype, device=device, requires_grad=requires_grad)
 
     return like
 

@@ -244,7 +244,9 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
-        return grad * (out > 0)
+        # zero where the output is <= 0; a NaN output passes the gradient (as PyTorch's
+        # threshold_backward)
+        return np.where(out <= 0, np.zeros((), dtype=grad.dtype), grad)
 
 
 class Clamp(Function):
@@ -771,6 +773,22 @@ class ViewOfBase(Function):
         grad_base = np.zeros(int(np.prod(ctx.base_shape)), dtype=grad.dtype)
         np.add.at(grad_base, ctx.positions.reshape(-1), grad.reshape(-1))  # expand repeats
         return grad_base.reshape(ctx.base_shape)
+
+
+class Repeat(Function):
+    """``a.repeat(*counts)`` (NumPy's tile; `a` already has one dimension per count): the
+    backward sums the gradient over the copies."""
+
+    @staticmethod
+    def forward(ctx, a, counts):
+        ctx.shape, ctx.counts = a.shape, counts
+        return np.tile(a, counts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # (c0 * s0, c1 * s1, ...) -> (c0, s0, c1, s1, ...), summed over the copies c_i
+        split = [n for pair in zip(ctx.counts, ctx.shape, strict=True) for n in pair]
+        return grad.reshape(split).sum(axis=tuple(range(0, len(split), 2)))
 
 
 class Concatenate(Function):

@@ -640,12 +640,13 @@ class Tensor:
         """``self.op_(*args)``: compute ``op(self, *args)`` out of place, then write it back.
 
         While gradients are recorded the op reads a snapshot of self, so that what its
-        backward saved is not overwritten by the write (as PyTorch, ``q *= y`` then works).
+        backward saved is not overwritten by the write (as PyTorch, ``q *= y`` then works) —
+        also when only an argument needs a gradient: ``y /= x`` saves y's old value for x's.
         """
         recording = is_grad_enabled() and (self.requires_grad or any(
             isinstance(a, Tensor) and a.requires_grad for a in args))
         self._check_inplace(recording)
-        source = self._snapshot() if recording and self.requires_grad else self
+        source = self._snapshot() if recording else self
         return self._inplace(op(source, *args))
 
     def __iadd__(self, other):
@@ -914,6 +915,11 @@ class Tensor:
         if self.dtype is backend.bool_:
             raise RuntimeError("Boolean inputs not supported for relu")
         return ops.Relu.apply(self)
+
+    def relu_(self):
+        if self.dtype is backend.bool_:
+            raise RuntimeError("Boolean inputs not supported for relu")
+        return self._inplace_op(Tensor.relu)
 
     @_numpy_names
     def softmax(self, dim, dtype=None):
@@ -1365,6 +1371,7 @@ class Tensor:
 
     @_numpy_names
     def unsqueeze(self, dim):
+        dim = _args.check_int("unsqueeze", "dim", dim, position=1)
         ndim = self.dim() + 1
         if not -ndim <= dim < ndim:
             raise IndexError(f"unsqueeze(): dim {dim} out of range [{-ndim}, {ndim - 1}] for a "
@@ -1395,13 +1402,20 @@ class Tensor:
         return self.expand(*other.shape)
 
     def repeat(self, *sizes):
-        sizes = _shape_arg(sizes)
-        source = self.reshape((1,) * (len(sizes) - self.dim()) + tuple(self.shape))
-        parts = source
-        for axis, count in enumerate(sizes):
-            if count != 1:
-                parts = cat([parts] * count, dim=axis)
-        return parts if parts is not source else source.clone()
+        """The tensor tiled `sizes` times along each dimension (leading new dimensions for
+        extra sizes)."""
+        if not sizes:
+            raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
+        if len(sizes) == 1 and isinstance(sizes[0], (bool, float)):
+            raise TypeError(f"repeat(): argument 'repeats' (position 1) must be tuple of ints, "
+                            f"not {_args.type_name(sizes[0])}")
+        counts = _args.check_size("repeat", _shape_arg(sizes, "repeat"))
+        if len(counts) < self.dim():
+            raise RuntimeError(f"repeat(): Number of dimensions of repeat dims ({len(counts)}) "
+                               f"can not be smaller than number of dimensions of tensor "
+                               f"({self.dim()}, shape {tuple(self.shape)})")
+        source = self.reshape((1,) * (len(counts) - self.dim()) + tuple(self.shape))
+        return ops.Repeat.apply(source, counts)
 
     def __getitem__(self, index):
         index, advanced = _convert_index(index, self.shape)
@@ -2251,6 +2265,10 @@ def cat(tensors, dim=0, axis=None):
     """Join tensors along an existing dimension."""
     tensors = _check_tensors(tensors, "cat")
     dim = axis if axis is not None else dim
+    for i, t in enumerate(tensors):
+        if t.dim() == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated")
     tensors = [t for t in tensors if not (t.dim() == 1 and t.numel() == 0)] or tensors[:1]
     first = tensors[0]
     axis_ = first._axis(dim)
@@ -2280,6 +2298,7 @@ def stack(tensors, dim=0, axis=None):
                 f"entry 0 and {list(t.shape)} at entry {i}"
             )
     ndim = first.dim() + 1
+    dim = _args.check_int("stack", "dim", dim)
     if not -ndim <= dim < ndim:
         raise IndexError(f"stack(): dim {dim} out of range [{-ndim}, {ndim - 1}]")
     return ops.Stack.apply(dim % ndim, *tensors)

@@ -601,9 +601,10 @@ class Tensor:
         return self
 
     def __setitem__(self, index, value) -> None:
+        mask_fill = _masks_only(index) and isinstance(value, Tensor) and value.numel() == 1
         index, advanced = _convert_index(index, self.shape)
         if isinstance(value, Tensor):
-            if advanced and value.dtype != self.dtype:
+            if advanced and value.dtype != self.dtype and not mask_fill:
                 raise RuntimeError(
                     f"Index put requires the source and destination dtypes match, got "
                     f"{_legacy_short(self.dtype)} for the destination and "
@@ -933,7 +934,7 @@ class Tensor:
 
     def _softmax_args(self, name, dim, dtype):
         source = self._cast(as_dtype(dtype)) if dtype is not None else self
-        if not source.dtype.is_floating_point:
+        if not source.dtype.is_floating_point and source.numel():
             raise RuntimeError(f"{name}(): expected a floating point input, got {source.dtype}; "
                                "convert it with .float() or pass dtype=corrnet.float32")
         axis = _args.check_dim(name, dim, source.dim())  # a 0-d tensor takes dim 0 or -1
@@ -1381,7 +1382,9 @@ class Tensor:
         return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
 
     def expand(self, *sizes):
-        sizes = _shape_arg(sizes)
+        if not sizes:
+            raise TypeError('expand() missing 1 required positional arguments: "size"')
+        sizes = _shape_arg(sizes, "expand")
         if len(sizes) < self.dim():
             raise RuntimeError(
                 f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
@@ -1747,6 +1750,21 @@ def _convert_index(index, shape=None):
     return _torch_index(converted), True
 
 
+def _masks_only(index) -> bool:
+    """Whether an index's advanced parts are all masks (bool tensors, arrays, lists or
+    Python bools): PyTorch fills through them with a one-element value of another dtype
+    (masked_fill), where a put through positions (index_put) needs the same dtype."""
+    items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if isinstance(item, Tensor) and item.dim() > 0:
+            item = item._data
+        if isinstance(item, np.ndarray) and item.dtype not in (np.bool_, np.uint8):
+            return False
+        if isinstance(item, list) and np.asarray(_plain(item)).dtype != np.bool_:
+            return False
+    return True
+
+
 def _dims_named(item) -> int:
     """How many dimensions of the indexed tensor an index item consumes."""
     if item is None or item is Ellipsis or isinstance(item, bool):
@@ -2037,7 +2055,8 @@ def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=No
         raise TypeError(f'{op}() missing 1 required positional arguments: "size"')
     shape = _args.check_size(op, _shape_arg(size if size is not None else shape_args, op))
     dtype = as_dtype(_args.check_dtype(op, dtype)) if dtype is not None else default
-    if kinds is not None and "bif"[dtype.category] not in kinds:
+    if kinds is not None and "bif"[dtype.category] not in kinds and (
+            op != "randn" or math.prod(shape)):  # PyTorch's randn checks only when it draws
         raise NotImplementedError(f"{op}(): \"{op}\" not implemented for "
                                   f"'{_legacy_short(dtype)}' (dtype {dtype})")
     if math.prod(n for n in shape if n) * dtype.itemsize > _args.INT64_MAX:

@@ -1754,14 +1754,20 @@ def _masks_only(index) -> bool:
     """Whether an index's advanced parts are all masks (bool tensors, arrays, lists or
     Python bools): PyTorch fills through them with a one-element value of another dtype
     (masked_fill), where a put through positions (index_put) needs the same dtype."""
+    if isinstance(index, list) and _sequence_as_tuple(index):
+        index = tuple(index)
     items = index if isinstance(index, tuple) else (index,)
     for item in items:
         if isinstance(item, Tensor) and item.dim() > 0:
             item = item._data
         if isinstance(item, np.ndarray) and item.dtype not in (np.bool_, np.uint8):
             return False
-        if isinstance(item, list) and np.asarray(_plain(item)).dtype != np.bool_:
-            return False
+        if isinstance(item, (list, tuple)):
+            try:
+                if np.asarray(_plain(item)).dtype != np.bool_:
+                    return False
+            except ValueError:  # ragged: refused later, by _list_index
+                return False
     return True
 
 
@@ -1807,6 +1813,16 @@ def _check_index(items, shape: tuple) -> None:
                 raise IndexError(f"index {item} is out of bounds for dimension {dim} with "
                                  f"size {shape[dim]}")
         dim += count
+    # the index tensors (a mask: its positions; a bool: a size-1 or size-0 dimension) must
+    # broadcast together
+    shapes = [(int(np.count_nonzero(item)),) if item.dtype == np.bool_ else item.shape
+              for item in (np.asarray(i) for i in items if isinstance(i, (np.ndarray, bool)))]
+    if len(shapes) > 1:
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise IndexError("shape mismatch: indexing tensors could not be broadcast together "
+                             f"with shapes {', '.join(str(list(s)) for s in shapes)}") from None
 
 
 def _torch_index(items) -> ops.TorchIndex:

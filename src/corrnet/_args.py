@@ -68,13 +68,14 @@ def check_dtype(op: str, value):
     return value
 
 
-def check_size(op: str, shape: tuple) -> tuple:
-    """A shape of ints that each fit in int64 and are not negative."""
+def check_size(op: str, shape: tuple, allow_minus_one: bool = False) -> tuple:
+    """A shape of ints that each fit in int64 and are not negative (-1 allowed, meaning
+    "keep", with `allow_minus_one`)."""
     for n in shape:
         if not INT64_MIN <= n <= INT64_MAX:
             raise ValueError(f"{op}(): argument 'size' holds {n}: Overflow when unpacking "
                              "long long (each size must fit in int64)")
-    if any(n < 0 for n in shape):
+    if any(n < (-1 if allow_minus_one else 0) for n in shape):
         raise RuntimeError(f"{op}(): Trying to create tensor with negative dimension: "
                            f"{list(shape)}")
     return shape

@@ -713,7 +713,7 @@ class Tensor:
 
     def fill_(self, value) -> Tensor:
         if not isinstance(value, Tensor):
-            value = _wrap(np.asarray(value, dtype=self._data.dtype))
+            value = _wrap(_fill_array(value, self.dtype, "fill_"))
         elif value.dim() != 0:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
                                f"with {value.dim()} dimensions")
@@ -724,9 +724,9 @@ class Tensor:
         return self.fill_(0)
 
     def copy_(self, src) -> Tensor:
-        src = src if isinstance(src, Tensor) else tensor(src)
+        src = src if isinstance(src, Tensor) else _wrap(_fill_array(src, self.dtype, "copy_"))
         try:
-            expanded = src.expand(*self.shape)
+            expanded = src.expand(tuple(self.shape))
         except RuntimeError as err:
             raise RuntimeError(f"copy_: src of shape {tuple(src.shape)} does not broadcast to "
                                f"the destination's shape {tuple(self.shape)}") from err
@@ -954,6 +954,8 @@ class Tensor:
                     dtype.numpy).max:
                 raise RuntimeError(f"clamp(): value cannot be converted to type "
                                    f"{_c_type_name(dtype)} without overflow (bound {v})")
+            if dtype.category == backend.INT:
+                _scalar_array(v, dtype, "clamp()")  # out of the dtype's range: refused
         bounds = [None if v is None else _scalar_as(v, dtype) for v in (low, high)]
         return ops.Clamp.apply(self._cast(dtype), *bounds)
 
@@ -1071,6 +1073,7 @@ class Tensor:
 
     @_numpy_names
     def sum(self, dim=None, keepdim=False, dtype=None, axis=None):
+        keepdim = _args.check_bool("sum", "keepdim", keepdim)
         axes = self._axes(dim if dim is not None else axis)
         if dtype is not None:
             out_dtype = as_dtype(dtype)
@@ -1083,6 +1086,7 @@ class Tensor:
 
     @_numpy_names
     def mean(self, dim=None, keepdim=False, dtype=None, axis=None):
+        keepdim = _args.check_bool("mean", "keepdim", keepdim)
         source = self._cast(as_dtype(dtype)) if dtype is not None else self
         if not source.dtype.is_floating_point:
             raise RuntimeError(
@@ -1156,6 +1160,7 @@ class Tensor:
 
     def _amax(self, dim, keepdim, use_min):
         name = "amin" if use_min else "amax"
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
         axes = self._axes(dim)
         if self.numel() == 0:
             if axes is None:
@@ -1235,6 +1240,10 @@ class Tensor:
         if not self.dtype.is_floating_point:
             raise RuntimeError(f"{name}(): expected a floating point input, got {self.dtype}; "
                                "convert it with .float()")
+        if correction is not None and (
+                not isinstance(correction, numbers.Real) or isinstance(correction, bool)):
+            raise TypeError(f"{name}(): argument 'correction' must be Number, not "
+                            f"{_args.type_name(correction)}")
         correction = (1 if unbiased else 0) if correction is None else correction
         axes = self._axes(dim)
         count = self.numel() if axes is None else math.prod(self.shape[a] for a in axes)
@@ -1255,6 +1264,9 @@ class Tensor:
     def _logical_reduction(self, name, function, dim, keepdim):
         """all / any: bool, except that a uint8 input gives uint8 (as PyTorch)."""
         keepdim = _args.check_bool(name, "keepdim", keepdim)
+        if isinstance(dim, (tuple, list)) and not dim:  # dim=(): nothing reduced (PyTorch)
+            out = self._data.astype(bool)
+            return _wrap(out.astype(np.uint8) if self.dtype is backend.uint8 else out)
         out = np.asarray(function(self._data, axis=self._axes(dim), keepdims=keepdim))
         return _wrap(out.astype(np.uint8) if self.dtype is backend.uint8 else out)
 
@@ -1302,10 +1314,15 @@ class Tensor:
         return result
 
     def reshape(self, *shape):
+        if not shape:
+            raise TypeError('reshape() missing 1 required positional arguments: "shape"')
         shape = _infer_shape(_shape_arg(shape), self.numel(), "reshape")
         return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
 
     def view(self, *shape):
+        if not shape:
+            raise TypeError("view() received an invalid combination of arguments - got (), "
+                            "but expected (torch.dtype dtype) or (tuple of ints size)")
         if len(shape) == 1 and isinstance(shape[0], (backend.dtype, type(np.float32))):
             raise NotImplementedError("view(dtype)")
         shape = _infer_shape(_shape_arg(shape), self.numel(), "view")
@@ -1330,11 +1347,13 @@ class Tensor:
         start, end = self._axis(start_dim), self._axis(end_dim)
         if start > end:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
-        return self.reshape(shape)
+        merged = math.prod(self.shape[start:end + 1])  # not -1: an empty tensor has no size
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def permute(self, *dims):
-        dims = _shape_arg(dims)
+        if not dims:
+            raise TypeError('permute() missing 1 required positional arguments: "dims"')
+        dims = _shape_arg(dims, "permute")
         axes = tuple(self._axis(d) for d in dims)
         if sorted(axes) != list(range(self.dim())):
             raise RuntimeError(
@@ -1384,13 +1403,17 @@ class Tensor:
     def expand(self, *sizes):
         if not sizes:
             raise TypeError('expand() missing 1 required positional arguments: "size"')
-        sizes = _shape_arg(sizes, "expand")
+        sizes = _args.check_size("expand", _shape_arg(sizes, "expand"), allow_minus_one=True)
         if len(sizes) < self.dim():
             raise RuntimeError(
                 f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
                 f"to the number of dimensions in the tensor ({self.dim()})"
             )
-        own = (1,) * (len(sizes) - self.dim()) + tuple(self.shape)
+        new_dims = len(sizes) - self.dim()
+        if -1 in sizes[:new_dims]:
+            raise RuntimeError(f"expand: the expanded size of the tensor (-1) isn't allowed in "
+                               f"a leading, non-existing dimension {sizes.index(-1)}")
+        own = (1,) * new_dims + tuple(self.shape)
         target = tuple(o if s == -1 else s for s, o in zip(sizes, own, strict=True))
         for s, o in zip(target, own, strict=True):
             if o != 1 and s != o:
@@ -1402,7 +1425,7 @@ class Tensor:
                              lambda a: np.broadcast_to(a, target))
 
     def expand_as(self, other):
-        return self.expand(*other.shape)
+        return self.expand(tuple(other.shape))
 
     def repeat(self, *sizes):
         """The tensor tiled `sizes` times along each dimension (leading new dimensions for
@@ -1481,6 +1504,22 @@ def _as_operand(value, name):
         f"unsupported operand: expected a Tensor or a number for '{name}', "
         f"got {type(value).__name__}"
     )
+
+
+def _fill_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
+    """A Python number for fill_ / copy_ as a 0-d array of `dtype`, refused as PyTorch
+    refuses it: not a number, out of an integer dtype's range, NaN into an integer dtype, a
+    finite float beyond a floating dtype's range."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if dtype.is_floating_point and isinstance(value, numbers.Real) and not isinstance(
+            value, bool):
+        number = float(value)
+        if math.isfinite(number) and abs(number) > np.finfo(dtype.numpy).max:
+            raise RuntimeError(f"{op}(): value cannot be converted to type "
+                               f"{_c_type_name(dtype)} without overflow (got {value})")
+        return np.asarray(number, dtype=dtype.numpy)
+    return _scalar_array(value, dtype, op)
 
 
 def _check_int_range(array: np.ndarray, dtype: backend.dtype, op: str) -> None:
@@ -1744,7 +1783,7 @@ def _convert_index(index, shape=None):
     if ndim is not None and sum(item is Ellipsis for item in converted) > 1:
         converted = _expand_ellipses(converted, ndim)
     if shape is not None:
-        _check_index(converted, tuple(shape))
+        _check_index(converted, tuple(shape))  # (may replace positions that gather nothing)
     if not advanced:
         return tuple(converted), False
     return _torch_index(converted), True
@@ -1790,7 +1829,7 @@ def _check_index(items, shape: tuple) -> None:
         raise IndexError(f"too many indices for tensor of dimension {ndim} (shape "
                          f"{list(shape)}, {named} indexed)")
     dim = 0
-    for item in items:
+    for position, item in enumerate(items):
         if item is Ellipsis:
             dim += ndim - named
             continue
@@ -1802,6 +1841,11 @@ def _check_index(items, shape: tuple) -> None:
                     raise IndexError(f"The shape of the mask {list(item.shape)} at index {k} "
                                      f"does not match the shape of the indexed tensor "
                                      f"{list(shape)} at index {dim + k}")
+        elif isinstance(item, np.ndarray) and item.size and not (
+                math.prod(shape) or not shape[dim]):
+            # PyTorch checks positions only against the elements it gathers: none when the
+            # tensor is empty in another dimension; any valid position gives that result
+            items[position] = np.zeros_like(item)
         elif isinstance(item, np.ndarray) and item.size:
             low, high = int(item.min()), int(item.max())
             if high >= shape[dim] or low < -shape[dim]:
@@ -2069,10 +2113,13 @@ def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=No
     _check_device(device)
     if size is None and shape_args == ():
         raise TypeError(f'{op}() missing 1 required positional arguments: "size"')
+    if size is not None and not isinstance(size, (tuple, list, Size, Tensor)):
+        raise TypeError(f"{op}(): argument 'size' must be tuple of ints, not "
+                        f"{_args.type_name(size)}")
     shape = _args.check_size(op, _shape_arg(size if size is not None else shape_args, op))
     dtype = as_dtype(_args.check_dtype(op, dtype)) if dtype is not None else default
     if kinds is not None and "bif"[dtype.category] not in kinds and (
-            op != "randn" or math.prod(shape)):  # PyTorch's randn checks only when it draws
+            op not in ("randn", "linspace") or math.prod(shape)):  # these check when they fill
         raise NotImplementedError(f"{op}(): \"{op}\" not implemented for "
                                   f"'{_legacy_short(dtype)}' (dtype {dtype})")
     if math.prod(n for n in shape if n) * dtype.itemsize > _args.INT64_MAX:
@@ -2343,7 +2390,8 @@ def where(condition, input=None, other=None):
     """Elements of `input` where `condition` holds, else of `other`."""
     condition = condition if isinstance(condition, Tensor) else tensor(condition)
     if input is None and other is None:
-        return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(condition._data))
+        data = condition._data.reshape(1) if condition.dim() == 0 else condition._data
+        return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(data))
     a, b = _as_operand(input, "input"), _as_operand(other, "other")
     dtype = result_type(a, b)
     try:

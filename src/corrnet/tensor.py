@@ -1655,9 +1655,12 @@ def _bitwise(ufunc, name, a, b):
 
 def _arg_extreme(array, axis, use_min):
     """argmax/argmin that, like PyTorch, treats NaN as the extreme value."""
-    if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
-        return np.argmax(np.isnan(array), axis=axis)
-    return np.argmin(array, axis=axis) if use_min else np.argmax(array, axis=axis)
+    found = np.argmin(array, axis=axis) if use_min else np.argmax(array, axis=axis)
+    if np.issubdtype(array.dtype, np.floating):
+        nan = np.isnan(array)
+        if nan.any():  # only the lines holding a NaN pick their first NaN
+            found = np.where(nan.any(axis=axis), np.argmax(nan, axis=axis), found)
+    return found
 
 
 _SEQUENCE_INDEX_WARNING = (

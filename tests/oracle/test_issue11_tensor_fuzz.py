@@ -385,3 +385,34 @@ def test_issue11_repeat_gradient_as_torch():
         (x.repeat(2, 1, 2) * m.arange(24.0).reshape(2, 2, 6)).sum().backward()
         grads.append(_numpy(x.grad))
     np.testing.assert_array_equal(grads[1], grads[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# argmax / argmin / max / min with NaN in some lines only
+# ---------------------------------------------------------------------------------------------
+
+
+def test_issue11_argmin_nan_only_in_its_own_line():
+    """One NaN anywhere made every line's argmin/argmax the position of its first NaN (0 for
+    lines without one): ``[[nan, 1], [3, -2]].argmin(1)`` gave [0, 0]; PyTorch [0, 1]."""
+    assert_as_torch(lambda m: m.tensor([[float("nan"), 1.0], [3.0, -2.0]]).argmin(1))
+    assert_as_torch(lambda m: m.tensor([[float("nan"), 1.0], [3.0, -2.0]]).max(1))
+
+
+@oracle_settings(100)
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple),
+       dtype=st.sampled_from(["float16", "float32", "float64"]),
+       name=st.sampled_from(["argmax", "argmin", "max", "min"]),
+       nan_fraction=st.sampled_from([0.0, 0.1, 0.3, 1.0]), keepdim=st.booleans(),
+       data=st.data())
+def test_extreme_index_with_scattered_nans_matches_torch(shape, dtype, name, nan_fraction,
+                                                          keepdim, data):
+    """The widened strategy: NaN and +-inf scattered over some lines (the reduction suite's
+    strategy drew finite values only)."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**16), label="seed"))
+    values = rng.standard_normal(shape)
+    values[rng.random(shape) < nan_fraction] = np.nan
+    values[rng.random(shape) < 0.1] = np.inf
+    values = values.astype(dtype)
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1), label="dim")
+    assert_as_torch(lambda m: getattr(m.tensor(values), name)(dim, keepdim=keepdim))

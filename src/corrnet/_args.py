@@ -60,11 +60,16 @@ def check_dim(op: str, dim, ndim: int) -> int:
 
 
 def check_dtype(op: str, value):
-    """A ``dtype`` argument: a corrnet dtype (or a NumPy dtype or Python type, which corrnet
-    also accepts); a string such as ``'float32'`` is a TypeError in PyTorch."""
+    """A ``dtype`` argument: a corrnet dtype or one of the Python types float, int, bool (as
+    PyTorch); a string such as ``'float32'`` or a NumPy type such as ``np.float32`` is a
+    TypeError in PyTorch."""
     if isinstance(value, str):
         raise TypeError(f"{op}(): argument 'dtype' must be torch.dtype, not str "
                         f"(use corrnet.{value.removeprefix('torch.')} rather than {value!r})")
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        name = np.dtype(value).name
+        raise TypeError(f"{op}(): argument 'dtype' must be torch.dtype, not "
+                        f"{type_name(value)} (use corrnet.{name} rather than NumPy's {name})")
     return value
 
 

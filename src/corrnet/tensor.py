@@ -1565,7 +1565,8 @@ def _scalar_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
                          "long")
     if dtype.category == backend.INT and not isinstance(value, bool):
         info = np.iinfo(dtype.numpy)
-        low = -info.max if info.min == 0 else info.min
+        # an unsigned type takes negative ints down to -max (they wrap), but no negative float
+        low = -info.max if info.min == 0 and isinstance(value, numbers.Integral) else info.min
         if not (math.isfinite(value) and low <= value <= info.max):
             raise RuntimeError(f"{op}: value cannot be converted to type {_c_type_name(dtype)} "
                                f"without overflow (got {value})")
@@ -1906,6 +1907,13 @@ def _plain(data):
     return data
 
 
+def _holds_big_int(data) -> bool:
+    """Whether nested data holds a Python int outside int64."""
+    if isinstance(data, (list, tuple)):
+        return any(_holds_big_int(item) for item in data)
+    return isinstance(data, int) and not _args.INT64_MIN <= data <= _args.INT64_MAX
+
+
 def _contains_arrays(data) -> bool:
     if isinstance(data, (Tensor, np.ndarray, np.generic)):
         return True
@@ -2068,6 +2076,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
                 "tensor(): data must be a rectangular nested sequence, but its rows have "
                 f"different lengths ({err})"
             ) from None
+        if array.dtype == np.uint64 or (array.dtype == object and _holds_big_int(data)):
+            raise ValueError("tensor(): a Python int in data does not fit in int64 (Overflow "
+                             "when unpacking long long)")
         if array.dtype.kind not in "biuf":
             raise TypeError(
                 f"tensor(): data must hold numbers or bools, got {type(data).__name__} of "
@@ -2079,7 +2090,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
             elif array.dtype.kind in "iu":
                 array = array.astype(np.int64)
     if dtype is not None:
-        target = as_dtype(dtype)
+        target = as_dtype(_args.check_dtype("tensor", dtype))
         if target.category == backend.INT and not isinstance(data, Tensor) and not (
                 _contains_arrays(data)) and array.size:
             _check_int_range(array, target, "tensor")
@@ -2261,7 +2272,11 @@ def _range_number(op: str, name: str, value):
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
-    """Values from `start` to `end` (exclusive): int64 for int arguments, float32 otherwise."""
+    """Values from `start` to `end` (exclusive): int64 for int arguments, float32 otherwise.
+
+    With an integer dtype, PyTorch truncates start and step to integers (int64: end too)
+    before counting and computing the values: ``arange(0, 5, 0.5, dtype=int32)`` is ten
+    zeros, ``arange(1, 7.5, 2, dtype=int64)`` is [1, 3, 5]."""
     if end is None:
         start, end = 0, start
     values = [_range_number("arange", name, v)
@@ -2269,19 +2284,29 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     low, high, stride = values
     if not all(math.isfinite(v) for v in values):
         raise RuntimeError(f"arange(): unsupported range: {low} -> {high} (step {stride})")
-    if stride == 0:
+    is_float = any(isinstance(v, float) for v in values)
+    default = backend.get_default_dtype() if is_float else backend.int64
+    target = as_dtype(_args.check_dtype("arange", dtype)) if dtype is not None else default
+    integral = target.category == backend.INT
+    if integral and target is backend.int64:
+        low, high = int(low), int(high)  # C++'s truncation toward zero
+    if stride == 0 or (integral and int(stride) == 0 and target is backend.int64):
         raise RuntimeError("arange: step must be nonzero")
     if (high - low) * stride < 0:
         raise RuntimeError(f"arange(): upper bound and lower bound inconsistent with step "
                            f"sign (start {low}, end {high}, step {stride})")
-    length = math.ceil((high - low) / stride)
+    length = math.ceil((high - low) / (int(stride) if target is backend.int64 else stride))
     if length > _args.INT64_MAX:
         raise RuntimeError(f"arange(): the range {low} -> {high} with step {stride} has "
                            f"{length} elements, more than int64 can count")
-    is_float = any(isinstance(v, float) for v in values)
-    default = backend.get_default_dtype() if is_float else backend.int64
-    return _make(((length,),), None, dtype, default,
-                 lambda shape, d: np.arange(*values).astype(d), requires_grad, device,
+
+    def fill(shape, np_dtype):
+        if integral:  # start + i * step in int64, start and step truncated
+            steps = np.arange(length, dtype=np.int64)
+            return (int(low) + steps * int(stride)).astype(np_dtype)
+        return (low + np.arange(length, dtype=np.float64) * stride).astype(np_dtype)
+
+    return _make(((length,),), None, target, default, fill, requires_grad, device,
                  op="arange", kinds="if")
 
 
@@ -2292,6 +2317,10 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     steps = _args.check_int("linspace", "steps", steps, position=3)
     if steps < 0:
         raise RuntimeError(f"linspace(): number of steps must be non-negative, got {steps}")
+    if dtype is not None and as_dtype(_args.check_dtype("linspace", dtype)).category == (
+            backend.INT) and steps:
+        for value in (start, end):
+            _scalar_array(value, as_dtype(dtype), "linspace()")  # out of range: refused
     return _make(((steps,),), None, dtype, backend.get_default_dtype(),
                  lambda shape, d: np.linspace(start, end, steps).astype(d), requires_grad,
                  device, op="linspace", kinds="if")
@@ -2313,7 +2342,8 @@ def eye(n, m=_SQUARE, dtype=None, device=None, requires_grad=False):
 
 def _like(fill):
     def like(input, dtype=None, device=None, requires_grad=False):
-        dtype = input.dtype if dtype is None else dtype
+        dtype = input.dtype if dtype is None else _args.check_dtype(f"{fill.__name__}_like",
+                                                                    dtype)
         return fill(tuple(input.shape), dtype=dtype, device=device, requires_grad=requires_grad)
 
     return like
@@ -2324,6 +2354,7 @@ rand_like, randn_like = _like(rand), _like(randn)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
+    _args.check_dtype("full_like", dtype)
     return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device,
                 requires_grad=requires_grad)
 

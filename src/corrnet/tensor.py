@@ -276,7 +276,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        return self.permute(*reversed(range(self.dim())))
+        return self.permute(tuple(reversed(range(self.dim()))))
 
     @property
     def mT(self) -> Tensor:

@@ -190,7 +190,7 @@ def test_every_index_form_fails_as_torch_from_corrnet(index, shape, setting):
     lambda x: x.prod(0), lambda x: x.amax(-1, keepdim=True), lambda x: x.std([]),
     lambda x: x.max(1), lambda x: x.prod(1), lambda x: x.any(1), lambda x: x.sum(2),
     lambda x: x.softmax(0), lambda x: x.softmax(1), lambda x: x.log_softmax(-2),
-    lambda x: x.size(0), lambda x: x.mT, lambda x: x.sigmoid(),
+    lambda x: x.size(0), lambda x: x.mT, lambda x: x.T, lambda x: x.sigmoid(),
 ])
 def test_issue11_reductions_and_dims_on_0d_as_torch(call):
     """max/min/argmax/prod with dim on a 0-d tensor reached NumPy (AxisError) or gave shape

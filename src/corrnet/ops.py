@@ -73,7 +73,11 @@ class Pow(Function):
     @staticmethod
     def forward(ctx, a, b):
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.power(a, b).astype(a.dtype, copy=False)  # bool ** bool stays bool
+            try:
+                out = np.power(a, b).astype(a.dtype, copy=False)  # bool ** bool stays bool
+            except ValueError:  # NumPy refuses integers to negative integer powers
+                raise RuntimeError("Integers to negative integer powers are not allowed "
+                                   "(pow of an integer tensor)") from None
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -205,13 +209,15 @@ class Sqrt(Function):
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx, a):
-        out = activation.sigmoid_forward(a)
+        out = activation.sigmoid_forward(a).reshape(a.shape)  # the kernel makes 0-d 1-d
         ctx.save_for_backward(out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
+        if out.ndim == 0:  # the kernel works on 1-d arrays
+            return activation.sigmoid_backward(out.reshape(1), grad.reshape(1)).reshape(())
         return activation.sigmoid_backward(out, grad)
 
 
@@ -238,7 +244,9 @@ class Relu(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
-        return grad * (out > 0)
+        # zero where the output is <= 0; a NaN output passes the gradient (as PyTorch's
+        # threshold_backward)
+        return np.where(out <= 0, np.zeros((), dtype=grad.dtype), grad)
 
 
 class Clamp(Function):
@@ -765,6 +773,22 @@ class ViewOfBase(Function):
         grad_base = np.zeros(int(np.prod(ctx.base_shape)), dtype=grad.dtype)
         np.add.at(grad_base, ctx.positions.reshape(-1), grad.reshape(-1))  # expand repeats
         return grad_base.reshape(ctx.base_shape)
+
+
+class Repeat(Function):
+    """``a.repeat(*counts)`` (NumPy's tile; `a` already has one dimension per count): the
+    backward sums the gradient over the copies."""
+
+    @staticmethod
+    def forward(ctx, a, counts):
+        ctx.shape, ctx.counts = a.shape, counts
+        return np.tile(a, counts)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # (c0 * s0, c1 * s1, ...) -> (c0, s0, c1, s1, ...), summed over the copies c_i
+        split = [n for pair in zip(ctx.counts, ctx.shape, strict=True) for n in pair]
+        return grad.reshape(split).sum(axis=tuple(range(0, len(split), 2)))
 
 
 class Concatenate(Function):

@@ -18,7 +18,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import backend, ops
+from . import _args, backend, ops
 from .autograd import AccumulateGrad, is_grad_enabled, no_grad, run_backward  # noqa: F401 (re-exported)
 from .backend import as_dtype, from_numpy_dtype, result_type
 
@@ -207,7 +207,10 @@ class Tensor:
     def size(self, dim=None):
         if dim is None:
             return self.shape
-        return self._data.shape[self._axis(dim)]
+        if self.dim() == 0:
+            _args.check_int("size", "dim", dim, position=1)
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        return self._data.shape[_args.check_dim("size", dim, self.dim())]
 
     @property
     def ndim(self) -> int:
@@ -273,10 +276,19 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        return self.permute(*reversed(range(self.dim())))
+        return self.permute(tuple(reversed(range(self.dim()))))
 
     @property
     def mT(self) -> Tensor:
+        """The last two dimensions swapped; a 0-d tensor is returned as it is, with
+        PyTorch's deprecation warning; a 1-d tensor is refused."""
+        if self.dim() == 0:
+            warnings.warn("Tensor.mT is deprecated on 0-D tensors. This function is the "
+                          "identity in these cases.", UserWarning, stacklevel=2)
+            return self
+        if self.dim() == 1:
+            raise RuntimeError("tensor.mT is only supported on matrices or batches of "
+                               f"matrices. Got 1-D tensor (shape {tuple(self.shape)}).")
         return self.transpose(-2, -1)
 
     def __len__(self) -> int:
@@ -589,10 +601,18 @@ class Tensor:
         return self
 
     def __setitem__(self, index, value) -> None:
-        index, _ = _convert_index(index, self.dim())
-        value = value if isinstance(value, Tensor) else _wrap(
-            np.asarray(_plain(value), dtype=self._data.dtype)
-        )
+        mask_fill = _masks_only(index) and isinstance(value, Tensor) and value.numel() == 1
+        index, advanced = _convert_index(index, self.shape)
+        if isinstance(value, Tensor):
+            if advanced and value.dtype != self.dtype and not mask_fill:
+                raise RuntimeError(
+                    f"Index put requires the source and destination dtypes match, got "
+                    f"{_legacy_short(self.dtype)} for the destination and "
+                    f"{_legacy_short(value.dtype)} for the source.")
+        elif isinstance(value, np.ndarray):
+            value = _wrap(value.astype(self._data.dtype))
+        else:
+            value = _wrap(_scalar_array(value, self.dtype, "setitem"))
         if value.dtype != self.dtype:
             value = value._cast(self.dtype) if self.dtype.is_floating_point else _wrap(
                 value._data.astype(self._data.dtype)
@@ -621,12 +641,13 @@ class Tensor:
         """``self.op_(*args)``: compute ``op(self, *args)`` out of place, then write it back.
 
         While gradients are recorded the op reads a snapshot of self, so that what its
-        backward saved is not overwritten by the write (as PyTorch, ``q *= y`` then works).
+        backward saved is not overwritten by the write (as PyTorch, ``q *= y`` then works) —
+        also when only an argument needs a gradient: ``y /= x`` saves y's old value for x's.
         """
         recording = is_grad_enabled() and (self.requires_grad or any(
             isinstance(a, Tensor) and a.requires_grad for a in args))
         self._check_inplace(recording)
-        source = self._snapshot() if recording and self.requires_grad else self
+        source = self._snapshot() if recording else self
         return self._inplace(op(source, *args))
 
     def __iadd__(self, other):
@@ -662,10 +683,19 @@ class Tensor:
                    out=self._data)
             self._bump_version()
             return self
+        self._check_float_alpha(alpha)
         return self._inplace_op(Tensor.add, other, alpha)
 
     def sub_(self, other, alpha=1):
+        self._check_float_alpha(alpha)
         return self._inplace_op(Tensor.sub, other, alpha)
+
+    def _check_float_alpha(self, alpha) -> None:
+        """An in-place add_/sub_ with a float alpha computes in floating point (PyTorch's
+        message), which an integer tensor cannot hold."""
+        if isinstance(alpha, float) and not self.dtype.is_floating_point:
+            raise RuntimeError(f"result type Float can't be cast to the desired output type "
+                               f"{_legacy_short(self.dtype)} (alpha={alpha})")
 
     def mul_(self, other):
         return self._inplace_op(Tensor.__mul__, other)
@@ -683,7 +713,7 @@ class Tensor:
 
     def fill_(self, value) -> Tensor:
         if not isinstance(value, Tensor):
-            value = _wrap(np.asarray(value, dtype=self._data.dtype))
+            value = _wrap(_fill_array(value, self.dtype, "fill_"))
         elif value.dim() != 0:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor "
                                f"with {value.dim()} dimensions")
@@ -694,9 +724,9 @@ class Tensor:
         return self.fill_(0)
 
     def copy_(self, src) -> Tensor:
-        src = src if isinstance(src, Tensor) else tensor(src)
+        src = src if isinstance(src, Tensor) else _wrap(_fill_array(src, self.dtype, "copy_"))
         try:
-            expanded = src.expand(*self.shape)
+            expanded = src.expand(tuple(self.shape))
         except RuntimeError as err:
             raise RuntimeError(f"copy_: src of shape {tuple(src.shape)} does not broadcast to "
                                f"the destination's shape {tuple(self.shape)}") from err
@@ -790,6 +820,8 @@ class Tensor:
         return ops.Neg.apply(self)
 
     def __pos__(self):
+        if self.dtype is backend.bool_:
+            raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
         return self
 
     def __abs__(self):
@@ -819,10 +851,34 @@ class Tensor:
         return _bitwise(np.bitwise_xor, "bitwise_xor", other, self)
 
     def add(self, other, alpha=1):
-        return self + (other * alpha if alpha != 1 else other)
+        if alpha == 1:
+            return self + other
+        scaled, dtype = self._scaled_operand("add", other, alpha)
+        return self._binary(scaled, ops.Add, result_dtype=dtype)
 
     def sub(self, other, alpha=1):
-        return self - (other * alpha if alpha != 1 else other)
+        if alpha == 1:
+            return self - other
+        _refuse_bool_subtraction(self, other)
+        scaled, dtype = self._scaled_operand("sub", other, alpha)
+        return self._binary(scaled, ops.Sub, result_dtype=dtype)
+
+    def _scaled_operand(self, name, other, alpha):
+        """``alpha * other`` in the dtype of ``self + other`` (as PyTorch's add/sub: alpha
+        does not promote), and that dtype."""
+        other = _as_operand(other, "other")
+        if not isinstance(alpha, (bool, numbers.Number, np.generic)):
+            raise TypeError(f"{name}(): argument 'alpha' must be Number, not "
+                            f"{_args.type_name(alpha)}")
+        dtype = result_type(self, other)
+        if isinstance(alpha, float) and not dtype.is_floating_point:
+            raise RuntimeError(f"{name}(): For integral input tensors, argument alpha must not "
+                               "be a floating point number.")
+        scaled = (other._cast(dtype) if isinstance(other, Tensor) else _scalar_as(other, dtype))
+        return (scaled * _scalar_as(alpha, dtype) if not isinstance(other, Tensor)
+                else scaled * alpha), dtype
+
+
 
     def mul(self, other):
         return self * other
@@ -837,6 +893,8 @@ class Tensor:
         return -self
 
     def abs(self):
+        if self.dtype is backend.bool_:
+            raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
         return ops.Abs.apply(self)
 
     def exp(self):
@@ -855,7 +913,14 @@ class Tensor:
         return ops.Tanh.apply(self._floating())
 
     def relu(self):
+        if self.dtype is backend.bool_:
+            raise RuntimeError("Boolean inputs not supported for relu")
         return ops.Relu.apply(self)
+
+    def relu_(self):
+        if self.dtype is backend.bool_:
+            raise RuntimeError("Boolean inputs not supported for relu")
+        return self._inplace_op(Tensor.relu)
 
     @_numpy_names
     def softmax(self, dim, dtype=None):
@@ -869,10 +934,11 @@ class Tensor:
 
     def _softmax_args(self, name, dim, dtype):
         source = self._cast(as_dtype(dtype)) if dtype is not None else self
-        if not source.dtype.is_floating_point:
+        if not source.dtype.is_floating_point and source.numel():
             raise RuntimeError(f"{name}(): expected a floating point input, got {source.dtype}; "
                                "convert it with .float() or pass dtype=corrnet.float32")
-        return source, source._axis(dim) if source.dim() else None
+        axis = _args.check_dim(name, dim, source.dim())  # a 0-d tensor takes dim 0 or -1
+        return source, axis if source.dim() else None
 
     def clamp(self, min=None, max=None):
         if min is None and max is None:
@@ -880,8 +946,17 @@ class Tensor:
         if isinstance(min, Tensor) or isinstance(max, Tensor):
             return self._clamp_tensors(min, max)
         low, high = min, max
-        dtype = result_type(self, *(v for v in (low, high) if v is not None))
-        bounds = [None if v is None else np.asarray(v, dtype=dtype.numpy) for v in (low, high)]
+        given = [_as_operand(v, name) for v, name in ((low, "min"), (high, "max"))
+                 if v is not None]
+        dtype = result_type(self, *given)
+        for v in given:
+            if dtype.is_floating_point and math.isfinite(v) and abs(v) > np.finfo(
+                    dtype.numpy).max:
+                raise RuntimeError(f"clamp(): value cannot be converted to type "
+                                   f"{_c_type_name(dtype)} without overflow (bound {v})")
+            if dtype.category == backend.INT:
+                _scalar_array(v, dtype, "clamp()")  # out of the dtype's range: refused
+        bounds = [None if v is None else _scalar_as(v, dtype) for v in (low, high)]
         return ops.Clamp.apply(self._cast(dtype), *bounds)
 
     clip = clamp
@@ -902,9 +977,11 @@ class Tensor:
         return out
 
     def maximum(self, other):
+        _check_tensor_argument("maximum", "other", 1, other)
         return self._binary(other, ops.Extremum, options=(False,))
 
     def minimum(self, other):
+        _check_tensor_argument("minimum", "other", 1, other)
         return self._binary(other, ops.Extremum, options=(True,))
 
     def _floating(self) -> Tensor:
@@ -913,7 +990,10 @@ class Tensor:
     # -- comparisons (not differentiable) ------------------------------------------------------
 
     def _compare(self, other, ufunc):
+        if not isinstance(other, (Tensor, bool, numbers.Number, np.generic, np.ndarray)):
+            return NotImplemented  # == is False, < a TypeError from Python (as PyTorch)
         other = _as_operand(other, "other")
+        _broadcast_check(self, other, ufunc.__name__)
         dtype = result_type(self, other)
         return _wrap(ufunc(self._data.astype(dtype.numpy, copy=False),
                            _operand_array(other, dtype)))
@@ -936,12 +1016,41 @@ class Tensor:
     def __ge__(self, other):
         return self._compare(other, np.greater_equal)
 
-    eq, ne, lt, le, gt, ge = __eq__, __ne__, __lt__, __le__, __gt__, __ge__
+    def _compare_method(self, name, other, ufunc):
+        """``t.eq(other)`` and friends: unlike the operators, a non-number is a TypeError."""
+        result = self._compare(other, ufunc)
+        if result is NotImplemented:
+            raise TypeError(f"{name}(): argument 'other' must be Tensor or Number, not "
+                            f"{_args.type_name(other)}")
+        return result
+
+    def eq(self, other):
+        return self._compare_method("eq", other, np.equal)
+
+    def ne(self, other):
+        return self._compare_method("ne", other, np.not_equal)
+
+    def lt(self, other):
+        return self._compare_method("lt", other, np.less)
+
+    def le(self, other):
+        return self._compare_method("le", other, np.less_equal)
+
+    def gt(self, other):
+        return self._compare_method("gt", other, np.greater)
+
+    def ge(self, other):
+        return self._compare_method("ge", other, np.greater_equal)
 
     def equal(self, other) -> bool:
         return self.shape == other.shape and bool(np.array_equal(self._data, other._data))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
+        _check_tensor_argument("allclose", "other", 1, other)
+        if other.dtype != self.dtype:
+            raise RuntimeError(f"allclose(): {_legacy_short(self.dtype)} did not match "
+                               f"{_legacy_short(other.dtype)} (both tensors need one dtype)")
+        _broadcast_check(self, other, "allclose")
         return bool(np.allclose(self._data, _operand_array(other), rtol, atol, equal_nan))
 
     def isnan(self):
@@ -964,6 +1073,7 @@ class Tensor:
 
     @_numpy_names
     def sum(self, dim=None, keepdim=False, dtype=None, axis=None):
+        keepdim = _args.check_bool("sum", "keepdim", keepdim)
         axes = self._axes(dim if dim is not None else axis)
         if dtype is not None:
             out_dtype = as_dtype(dtype)
@@ -976,6 +1086,7 @@ class Tensor:
 
     @_numpy_names
     def mean(self, dim=None, keepdim=False, dtype=None, axis=None):
+        keepdim = _args.check_bool("mean", "keepdim", keepdim)
         source = self._cast(as_dtype(dtype)) if dtype is not None else self
         if not source.dtype.is_floating_point:
             raise RuntimeError(
@@ -986,10 +1097,16 @@ class Tensor:
 
     @_numpy_names
     def prod(self, dim=None, keepdim=False, dtype=None):
+        keepdim = _args.check_bool("prod", "keepdim", keepdim)
         source = self._cast(as_dtype(dtype)) if dtype is not None else self
         if not source.dtype.is_floating_point:
+            if is_grad_enabled() and self.requires_grad:
+                raise RuntimeError(f"prod(): Autograd not support dtype: "
+                                   f"{_legacy_short(source.dtype)} (the input requires grad)")
             source = source._cast(backend.int64)
         axis = None if dim is None else self._axis(dim)
+        if self.dim() == 0:
+            axis = None  # prod(dim=0) of a 0-d tensor is the tensor itself
         return ops.Prod.apply(source, axis, keepdim)
 
     @_numpy_names
@@ -1004,20 +1121,32 @@ class Tensor:
         name = "min" if use_min else "max"
         if isinstance(dim, Tensor):  # max(other): the elementwise maximum
             return self.minimum(dim) if use_min else self.maximum(dim)
-        if self.numel() == 0:
-            raise RuntimeError(
-                f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
-                "Specify the reduction dim with the 'dim' argument."
-            )
         if dim is None:
+            if self.numel() == 0:
+                raise RuntimeError(
+                    f"{name}(): Expected reduction dim to be specified for input.numel() == 0."
+                    " Specify the reduction dim with the 'dim' argument."
+                )
             return ops.MaxAll.apply(self, use_min)
-        axis = self._axis(dim)
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
+        axis = self._reduction_axis(name, dim)
+        result = min_result if use_min else max_result
+        if self.dim() == 0:  # max(dim=0) of a 0-d tensor: itself, at index 0
+            return result(ops.Clone.apply(self), _wrap(np.zeros((), dtype=np.int64)))
         indices = _arg_extreme(self._data, axis, use_min)
         values = ops.MaxDim.apply(self, axis, keepdim, indices)
         if keepdim:
             indices = np.expand_dims(indices, axis)
-        result = min_result if use_min else max_result
         return result(values, _wrap(indices.astype(np.int64)))
+
+    def _reduction_axis(self, name: str, dim) -> int:
+        """The axis of a reduction over one `dim` that picks an element (max, argmax...):
+        in range, and not of size 0 (there is nothing to pick there)."""
+        axis = _args.check_dim(name, dim, self.dim())
+        if self.dim() and self.shape[axis] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {axis} to have non-zero size "
+                             f"(input of shape {tuple(self.shape)})")
+        return axis
 
     @_numpy_names
     def amax(self, dim=(), keepdim=False):
@@ -1031,6 +1160,7 @@ class Tensor:
 
     def _amax(self, dim, keepdim, use_min):
         name = "amin" if use_min else "amax"
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
         axes = self._axes(dim)
         if self.numel() == 0:
             if axes is None:
@@ -1053,11 +1183,21 @@ class Tensor:
         return self._arg(dim, keepdim, use_min=True)
 
     def _arg(self, dim, keepdim, use_min):
+        name = "argmin" if use_min else "argmax"
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
+        if self.dtype is backend.bool_:
+            raise RuntimeError(f"{name}(): does not support bool input; convert it with "
+                               ".int() first")
         if dim is None:
+            if self.numel() == 0:
+                raise IndexError(f"{name}(): Expected reduction dim to be specified for "
+                                 f"input.numel() == 0 (input of shape {tuple(self.shape)}).")
             flat = _arg_extreme(self._data.reshape(-1), 0, use_min)
             result = np.asarray(flat, dtype=np.int64)
             return _wrap(result.reshape((1,) * self.dim()) if keepdim else result)
-        axis = self._axis(dim)
+        axis = self._reduction_axis(name, dim)
+        if self.dim() == 0:
+            return _wrap(np.zeros((), dtype=np.int64))
         indices = _arg_extreme(self._data, axis, use_min).astype(np.int64)
         return _wrap(np.expand_dims(indices, axis) if keepdim else indices)
 
@@ -1071,7 +1211,11 @@ class Tensor:
             raise NotImplementedError("norm(p='nuc')")
         if isinstance(p, str) or not isinstance(p, numbers.Real):
             raise RuntimeError(f"norm(): p must be a number, 'fro' or 'nuc', got {p!r}")
-        source = self._cast(as_dtype(dtype)) if dtype is not None else self._floating()
+        if dtype is None and not self.dtype.is_floating_point:
+            raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex "
+                               f"tensor as input. Got {_legacy_short(self.dtype)}")
+        source = self._cast(as_dtype(dtype)) if dtype is not None else self
+        keepdim = _args.check_bool("norm", "keepdim", keepdim)
         return ops.Norm.apply(source, float(p), self._axes(dim), keepdim)
 
     @_numpy_names
@@ -1087,10 +1231,19 @@ class Tensor:
 
     def _variance(self, name, dim, unbiased, keepdim, correction, root):
         if isinstance(dim, bool):  # std(False): PyTorch's std(unbiased) overload
+            if correction is not None or keepdim is not False or unbiased is not True:
+                raise TypeError(f"{name}(): received an invalid combination of arguments: "
+                                f"dim={dim!r} (a bool is the 'unbiased' overload, which takes "
+                                "no other argument); pass dim as an int or a tuple of ints")
             dim, unbiased = None, dim
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
         if not self.dtype.is_floating_point:
             raise RuntimeError(f"{name}(): expected a floating point input, got {self.dtype}; "
                                "convert it with .float()")
+        if correction is not None and (
+                not isinstance(correction, numbers.Real) or isinstance(correction, bool)):
+            raise TypeError(f"{name}(): argument 'correction' must be Number, not "
+                            f"{_args.type_name(correction)}")
         correction = (1 if unbiased else 0) if correction is None else correction
         axes = self._axes(dim)
         count = self.numel() if axes is None else math.prod(self.shape[a] for a in axes)
@@ -1102,16 +1255,25 @@ class Tensor:
 
     @_numpy_names
     def all(self, dim=None, keepdim=False):
-        return _wrap(np.asarray(np.all(self._data, axis=self._axes(dim), keepdims=keepdim)))
+        return self._logical_reduction("all", np.all, dim, keepdim)
 
     @_numpy_names
     def any(self, dim=None, keepdim=False):
-        return _wrap(np.asarray(np.any(self._data, axis=self._axes(dim), keepdims=keepdim)))
+        return self._logical_reduction("any", np.any, dim, keepdim)
+
+    def _logical_reduction(self, name, function, dim, keepdim):
+        """all / any: bool, except that a uint8 input gives uint8 (as PyTorch)."""
+        keepdim = _args.check_bool(name, "keepdim", keepdim)
+        if isinstance(dim, (tuple, list)) and not dim:  # dim=(): nothing reduced (PyTorch)
+            out = self._data.astype(bool)
+            return _wrap(out.astype(np.uint8) if self.dtype is backend.uint8 else out)
+        out = np.asarray(function(self._data, axis=self._axes(dim), keepdims=keepdim))
+        return _wrap(out.astype(np.uint8) if self.dtype is backend.uint8 else out)
 
     def _axis(self, dim) -> int:
         """Normalize one dimension index, with a clear error."""
         ndim = max(self.dim(), 1)
-        if not isinstance(dim, numbers.Integral):
+        if not _args.is_int(dim):
             raise TypeError(f"dim must be an int, got {type(dim).__name__}")
         if not -ndim <= dim < ndim:
             raise IndexError(
@@ -1152,10 +1314,15 @@ class Tensor:
         return result
 
     def reshape(self, *shape):
+        if not shape:
+            raise TypeError('reshape() missing 1 required positional arguments: "shape"')
         shape = _infer_shape(_shape_arg(shape), self.numel(), "reshape")
         return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
 
     def view(self, *shape):
+        if not shape:
+            raise TypeError("view() received an invalid combination of arguments - got (), "
+                            "but expected (torch.dtype dtype) or (tuple of ints size)")
         if len(shape) == 1 and isinstance(shape[0], (backend.dtype, type(np.float32))):
             raise NotImplementedError("view(dtype)")
         shape = _infer_shape(_shape_arg(shape), self.numel(), "view")
@@ -1180,11 +1347,13 @@ class Tensor:
         start, end = self._axis(start_dim), self._axis(end_dim)
         if start > end:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
-        return self.reshape(shape)
+        merged = math.prod(self.shape[start:end + 1])  # not -1: an empty tensor has no size
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def permute(self, *dims):
-        dims = _shape_arg(dims)
+        if not dims:
+            raise TypeError('permute() missing 1 required positional arguments: "dims"')
+        dims = _shape_arg(dims, "permute")
         axes = tuple(self._axis(d) for d in dims)
         if sorted(axes) != list(range(self.dim())):
             raise RuntimeError(
@@ -1222,6 +1391,7 @@ class Tensor:
 
     @_numpy_names
     def unsqueeze(self, dim):
+        dim = _args.check_int("unsqueeze", "dim", dim, position=1)
         ndim = self.dim() + 1
         if not -ndim <= dim < ndim:
             raise IndexError(f"unsqueeze(): dim {dim} out of range [{-ndim}, {ndim - 1}] for a "
@@ -1231,13 +1401,19 @@ class Tensor:
         return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
 
     def expand(self, *sizes):
-        sizes = _shape_arg(sizes)
+        if not sizes:
+            raise TypeError('expand() missing 1 required positional arguments: "size"')
+        sizes = _args.check_size("expand", _shape_arg(sizes, "expand"), allow_minus_one=True)
         if len(sizes) < self.dim():
             raise RuntimeError(
                 f"expand: the number of sizes provided ({len(sizes)}) must be greater or equal "
                 f"to the number of dimensions in the tensor ({self.dim()})"
             )
-        own = (1,) * (len(sizes) - self.dim()) + tuple(self.shape)
+        new_dims = len(sizes) - self.dim()
+        if -1 in sizes[:new_dims]:
+            raise RuntimeError(f"expand: the expanded size of the tensor (-1) isn't allowed in "
+                               f"a leading, non-existing dimension {sizes.index(-1)}")
+        own = (1,) * new_dims + tuple(self.shape)
         target = tuple(o if s == -1 else s for s, o in zip(sizes, own, strict=True))
         for s, o in zip(target, own, strict=True):
             if o != 1 and s != o:
@@ -1249,19 +1425,26 @@ class Tensor:
                              lambda a: np.broadcast_to(a, target))
 
     def expand_as(self, other):
-        return self.expand(*other.shape)
+        return self.expand(tuple(other.shape))
 
     def repeat(self, *sizes):
-        sizes = _shape_arg(sizes)
-        source = self.reshape((1,) * (len(sizes) - self.dim()) + tuple(self.shape))
-        parts = source
-        for axis, count in enumerate(sizes):
-            if count != 1:
-                parts = cat([parts] * count, dim=axis)
-        return parts if parts is not source else source.clone()
+        """The tensor tiled `sizes` times along each dimension (leading new dimensions for
+        extra sizes)."""
+        if not sizes:
+            raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
+        if len(sizes) == 1 and isinstance(sizes[0], (bool, float)):
+            raise TypeError(f"repeat(): argument 'repeats' (position 1) must be tuple of ints, "
+                            f"not {_args.type_name(sizes[0])}")
+        counts = _args.check_size("repeat", _shape_arg(sizes, "repeat"))
+        if len(counts) < self.dim():
+            raise RuntimeError(f"repeat(): Number of dimensions of repeat dims ({len(counts)}) "
+                               f"can not be smaller than number of dimensions of tensor "
+                               f"({self.dim()}, shape {tuple(self.shape)})")
+        source = self.reshape((1,) * (len(counts) - self.dim()) + tuple(self.shape))
+        return ops.Repeat.apply(source, counts)
 
     def __getitem__(self, index):
-        index, advanced = _convert_index(index, self.dim())
+        index, advanced = _convert_index(index, self.shape)
         result = ops.GetItem.apply(self, index)
         return result if advanced else self._view_of(result, lambda a: a[index])
 
@@ -1310,7 +1493,11 @@ def _as_operand(value, name):
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (bool, numbers.Number, np.generic)):
-        return value.item() if isinstance(value, np.generic) else value
+        value = value.item() if isinstance(value, np.generic) else value
+        if isinstance(value, int) and not _args.INT64_MIN <= value <= _args.INT64_MAX:
+            raise RuntimeError(f"Overflow: the Python int {value} given for '{name}' does not "
+                               "fit in int64 (int too big to convert)")
+        return value
     if isinstance(value, np.ndarray):
         return _wrap(value)
     raise TypeError(
@@ -1319,16 +1506,95 @@ def _as_operand(value, name):
     )
 
 
+def _fill_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
+    """A Python number for fill_ / copy_ as a 0-d array of `dtype`, refused as PyTorch
+    refuses it: not a number, out of an integer dtype's range, NaN into an integer dtype, a
+    finite float beyond a floating dtype's range."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if dtype.is_floating_point and isinstance(value, numbers.Real) and not isinstance(
+            value, bool):
+        number = float(value)
+        if math.isfinite(number) and abs(number) > np.finfo(dtype.numpy).max:
+            raise RuntimeError(f"{op}(): value cannot be converted to type "
+                               f"{_c_type_name(dtype)} without overflow (got {value})")
+        return np.asarray(number, dtype=dtype.numpy)
+    return _scalar_array(value, dtype, op)
+
+
+def _check_int_range(array: np.ndarray, dtype: backend.dtype, op: str) -> None:
+    """Python numbers bound for an integer dtype: refused as PyTorch refuses them when NaN,
+    infinite or out of range (unsigned types take negatives down to -max, which wrap)."""
+    info = np.iinfo(dtype.numpy)
+    low = -info.max if info.min == 0 else info.min
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        bad = array[~np.isfinite(array)].flat[0]
+    elif array.dtype.kind in "iuf" and (array.min() < low or array.max() > info.max):
+        bad = array.min() if array.min() < low else array.max()
+    else:
+        return
+    raise RuntimeError(f"{op}(): value cannot be converted to type {dtype.name} without "
+                       f"overflow (got {bad})")
+
+
+def _legacy_short(dtype: backend.dtype) -> str:
+    """PyTorch's short type name in messages: Float, Long, Half, Byte..."""
+    return _LEGACY_NAMES[dtype.name].removesuffix("Tensor")
+
+
+def _c_type_name(dtype: backend.dtype) -> str:
+    """The C++ type name PyTorch's overflow messages use ('int', 'uint8_t', 'c10::Half')."""
+    return {"int32": "int", "int64": "long", "int16": "short", "int8": "int8_t",
+            "uint8": "uint8_t", "float16": "c10::Half", "float32": "float",
+            "float64": "double", "bool": "bool"}[dtype.name]
+
+
+def _scalar_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
+    """A Python number as a 0-d array of `dtype`, refused as PyTorch refuses it: a value
+    that is not a number (TypeError), an int beyond int64 (ValueError), a value out of an
+    integer dtype's range, NaN or inf into an integer dtype (RuntimeError). Negative ints
+    down to -max wrap into uint8, as in PyTorch."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (bool, numbers.Number)) or isinstance(value, complex):
+        raise TypeError(f"{op}: can't assign a {_args.type_name(value)} to a "
+                        f"torch.{_LEGACY_NAMES[dtype.name]}")
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and not (
+            _args.INT64_MIN <= value <= _args.INT64_MAX):
+        raise ValueError(f"{op}: {value} does not fit in int64: Overflow when unpacking long "
+                         "long")
+    if dtype.category == backend.INT and not isinstance(value, bool):
+        info = np.iinfo(dtype.numpy)
+        # an unsigned type takes negative ints down to -max (they wrap), but no negative float
+        low = -info.max if info.min == 0 and isinstance(value, numbers.Integral) else info.min
+        if not (math.isfinite(value) and low <= value <= info.max):
+            raise RuntimeError(f"{op}: value cannot be converted to type {_c_type_name(dtype)} "
+                               f"without overflow (got {value})")
+        if info.min == 0 and value < 0:  # two's complement wrap, as PyTorch
+            value = int(value) % (info.max + 1)
+        return np.asarray(int(value), dtype=dtype.numpy)
+    with np.errstate(over="ignore"):
+        return np.asarray(value).astype(dtype.numpy)
+
+
 def _operand_array(value, dtype=None):
     if isinstance(value, Tensor):
         return value._data if dtype is None else value._data.astype(dtype.numpy, copy=False)
-    return np.asarray(value, dtype=None if dtype is None else dtype.numpy)
+    return np.asarray(value) if dtype is None else _scalar_as(value, dtype)
 
 
 def _cast_operand(value, dtype):
     if isinstance(value, Tensor):
         return value._cast(dtype)
-    return np.asarray(value, dtype=dtype.numpy)
+    return _scalar_as(value, dtype)
+
+
+def _scalar_as(value, dtype: backend.dtype) -> np.ndarray:
+    """A Python scalar operand converted to the op's dtype as PyTorch converts it: an int
+    wraps around (``uint8 > -1`` compares with 255, ``-2 | uint8`` is 254), a float beyond
+    float16's range becomes inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(value).astype(dtype.numpy)
 
 
 def _refuse_bool_subtraction(a, b):
@@ -1356,9 +1622,11 @@ def _division_operands(a, b, name, symbol, kernel):
     if dtype.category == backend.BOOL:
         raise NotImplementedError(f"{name}: \"{kernel}_cpu\" not implemented for 'Bool'; "
                                   "convert the operands with .int() or .float() first")
+    a, b = _cast_operand(a, dtype), _cast_operand(b, dtype)
     if dtype.category == backend.INT and np.any(_operand_array(b) == 0):
-        raise RuntimeError(f"ZeroDivisionError: integer division by zero in `{symbol}`")
-    return _cast_operand(a, dtype), _cast_operand(b, dtype)
+        raise RuntimeError(f"ZeroDivisionError: integer division by zero in `{symbol}` (the "
+                           f"divisor, converted to {dtype}, holds a zero)")
+    return a, b
 
 
 def _floor_divide(a, b):
@@ -1388,9 +1656,12 @@ def _bitwise(ufunc, name, a, b):
 
 def _arg_extreme(array, axis, use_min):
     """argmax/argmin that, like PyTorch, treats NaN as the extreme value."""
-    if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
-        return np.argmax(np.isnan(array), axis=axis)
-    return np.argmin(array, axis=axis) if use_min else np.argmax(array, axis=axis)
+    found = np.argmin(array, axis=axis) if use_min else np.argmax(array, axis=axis)
+    if np.issubdtype(array.dtype, np.floating):
+        nan = np.isnan(array)
+        if nan.any():  # only the lines holding a NaN pick their first NaN
+            found = np.where(nan.any(axis=axis), np.argmax(nan, axis=axis), found)
+    return found
 
 
 _SEQUENCE_INDEX_WARNING = (
@@ -1465,12 +1736,15 @@ def _expand_ellipses(items: list, ndim: int) -> list:
     return expanded
 
 
-def _convert_index(index, ndim=None):
+def _convert_index(index, shape=None):
     """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy).
 
     Follows PyTorch 2.13: nested lists (see `_sequence_as_tuple`), lists and int/bool tensors
     as tensor indices, negative slice steps refused (ValueError), floats refused
-    (IndexError)."""
+    (IndexError); with the indexed tensor's `shape`, out-of-range positions, masks of the
+    wrong shape and too many indices are refused with PyTorch's IndexError (see
+    `_check_index`)."""
+    ndim = None if shape is None else len(shape)
     if isinstance(index, list) and _sequence_as_tuple(index):
         warnings.warn(_SEQUENCE_INDEX_WARNING, UserWarning, stacklevel=3)
         index = tuple(index)
@@ -1512,9 +1786,91 @@ def _convert_index(index, ndim=None):
         converted.append(item)
     if ndim is not None and sum(item is Ellipsis for item in converted) > 1:
         converted = _expand_ellipses(converted, ndim)
+    if shape is not None:
+        _check_index(converted, tuple(shape))  # (may replace positions that gather nothing)
     if not advanced:
         return tuple(converted), False
     return _torch_index(converted), True
+
+
+def _masks_only(index) -> bool:
+    """Whether an index's advanced parts are all masks (bool tensors, arrays, lists or
+    Python bools): PyTorch fills through them with a one-element value of another dtype
+    (masked_fill), where a put through positions (index_put) needs the same dtype."""
+    if isinstance(index, list) and _sequence_as_tuple(index):
+        index = tuple(index)
+    items = index if isinstance(index, tuple) else (index,)
+    for item in items:
+        if isinstance(item, Tensor) and item.dim() > 0:
+            item = item._data
+        if isinstance(item, np.ndarray) and item.dtype not in (np.bool_, np.uint8):
+            return False
+        if isinstance(item, (list, tuple)):
+            try:
+                if np.asarray(_plain(item)).dtype != np.bool_:
+                    return False
+            except ValueError:  # ragged: refused later, by _list_index
+                return False
+    return True
+
+
+def _dims_named(item) -> int:
+    """How many dimensions of the indexed tensor an index item consumes."""
+    if item is None or item is Ellipsis or isinstance(item, bool):
+        return 0
+    if isinstance(item, np.ndarray) and item.dtype == np.bool_:
+        return item.ndim  # a mask spans as many dimensions as it has (a 0-d one: none)
+    return 1  # an integer, a slice, an array of positions
+
+
+def _check_index(items, shape: tuple) -> None:
+    """Refuse an index as PyTorch refuses it, before NumPy sees it: more indices than
+    dimensions, a position out of range (``index 5 is out of bounds for dimension 0 with
+    size 2``), a mask whose shape differs from the dimensions it covers."""
+    ndim = len(shape)
+    named = sum(_dims_named(item) for item in items)
+    if named > ndim:
+        raise IndexError(f"too many indices for tensor of dimension {ndim} (shape "
+                         f"{list(shape)}, {named} indexed)")
+    dim = 0
+    for position, item in enumerate(items):
+        if item is Ellipsis:
+            dim += ndim - named
+            continue
+        count = _dims_named(item)
+        if isinstance(item, np.ndarray) and item.dtype == np.bool_:
+            covered = shape[dim:dim + count]
+            for k, (m, n) in enumerate(zip(item.shape, covered, strict=True)):
+                if m != n:
+                    raise IndexError(f"The shape of the mask {list(item.shape)} at index {k} "
+                                     f"does not match the shape of the indexed tensor "
+                                     f"{list(shape)} at index {dim + k}")
+        elif isinstance(item, np.ndarray) and item.size and not (
+                math.prod(shape) or not shape[dim]):
+            # PyTorch checks positions only against the elements it gathers: none when the
+            # tensor is empty in another dimension; any valid position gives that result
+            items[position] = np.zeros_like(item)
+        elif isinstance(item, np.ndarray) and item.size:
+            low, high = int(item.min()), int(item.max())
+            if high >= shape[dim] or low < -shape[dim]:
+                bad = high if high >= shape[dim] else low
+                raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size "
+                                 f"{shape[dim]}")
+        elif count and not isinstance(item, (slice, np.ndarray)):  # an integer
+            if not -shape[dim] <= item < shape[dim]:
+                raise IndexError(f"index {item} is out of bounds for dimension {dim} with "
+                                 f"size {shape[dim]}")
+        dim += count
+    # the index tensors (a mask: its positions; a bool: a size-1 or size-0 dimension) must
+    # broadcast together
+    shapes = [(int(np.count_nonzero(item)),) if item.dtype == np.bool_ else item.shape
+              for item in (np.asarray(i) for i in items if isinstance(i, (np.ndarray, bool)))]
+    if len(shapes) > 1:
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise IndexError("shape mismatch: indexing tensors could not be broadcast together "
+                             f"with shapes {', '.join(str(list(s)) for s in shapes)}") from None
 
 
 def _torch_index(items) -> ops.TorchIndex:
@@ -1551,6 +1907,13 @@ def _plain(data):
     return data
 
 
+def _holds_big_int(data) -> bool:
+    """Whether nested data holds a Python int outside int64."""
+    if isinstance(data, (list, tuple)):
+        return any(_holds_big_int(item) for item in data)
+    return isinstance(data, int) and not _args.INT64_MIN <= data <= _args.INT64_MAX
+
+
 def _contains_arrays(data) -> bool:
     if isinstance(data, (Tensor, np.ndarray, np.generic)):
         return True
@@ -1559,7 +1922,7 @@ def _contains_arrays(data) -> bool:
     return False
 
 
-def _shape_arg(args) -> tuple:
+def _shape_arg(args, op: str | None = None) -> tuple:
     """Shapes given as varargs ``(2, 3)``, a tuple/list/Size ``((2, 3),)`` or a 1-D tensor."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = tuple(args[0])
@@ -1572,7 +1935,8 @@ def _shape_arg(args) -> tuple:
         if isinstance(n, Tensor):
             n = n.item()
         if not isinstance(n, numbers.Integral) or isinstance(n, bool):
-            raise TypeError(f"a shape must be a sequence of ints, got {args!r}")
+            prefix = f"{op}(): argument 'size' must be tuple of ints: " if op else ""
+            raise TypeError(f"{prefix}a shape must be a sequence of ints, got {args!r}")
         shape.append(int(n))
     return tuple(shape)
 
@@ -1712,6 +2076,9 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
                 "tensor(): data must be a rectangular nested sequence, but its rows have "
                 f"different lengths ({err})"
             ) from None
+        if array.dtype == np.uint64 or (array.dtype == object and _holds_big_int(data)):
+            raise ValueError("tensor(): a Python int in data does not fit in int64 (Overflow "
+                             "when unpacking long long)")
         if array.dtype.kind not in "biuf":
             raise TypeError(
                 f"tensor(): data must hold numbers or bools, got {type(data).__name__} of "
@@ -1723,7 +2090,11 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
             elif array.dtype.kind in "iu":
                 array = array.astype(np.int64)
     if dtype is not None:
-        array = array.astype(as_dtype(dtype).numpy)
+        target = as_dtype(_args.check_dtype("tensor", dtype))
+        if target.category == backend.INT and not isinstance(data, Tensor) and not (
+                _contains_arrays(data)) and array.size:
+            _check_int_range(array, target, "tensor")
+        array = array.astype(target.numpy)
     from_numpy_dtype(array.dtype)  # refuse unsupported dtypes (strings, complex...)
     t = _wrap(array)
     if requires_grad:
@@ -1747,13 +2118,32 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return _wrap(array)
 
 
-def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=None):
+def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=None,
+          op="tensor", kinds=None):
+    """A new tensor of a shape given as varargs or `size`, filled by ``fill(shape, np_dtype)``.
+
+    `kinds` (a string of categories, 'b' bool, 'i' integer, 'f' floating point) limits the
+    dtypes the function has a kernel for in PyTorch; others raise its NotImplementedError."""
     _check_device(device)
-    shape = _shape_arg(size if size is not None else shape_args)
-    if any(n < 0 for n in shape):
-        raise RuntimeError(f"Trying to create tensor with negative dimension: {list(shape)}")
-    dtype = as_dtype(dtype) if dtype is not None else default
-    t = _wrap(fill(shape, dtype.numpy))
+    if size is None and shape_args == ():
+        raise TypeError(f'{op}() missing 1 required positional arguments: "size"')
+    if size is not None and not isinstance(size, (tuple, list, Size, Tensor)):
+        raise TypeError(f"{op}(): argument 'size' must be tuple of ints, not "
+                        f"{_args.type_name(size)}")
+    shape = _args.check_size(op, _shape_arg(size if size is not None else shape_args, op))
+    dtype = as_dtype(_args.check_dtype(op, dtype)) if dtype is not None else default
+    if kinds is not None and "bif"[dtype.category] not in kinds and (
+            op not in ("randn", "linspace") or math.prod(shape)):  # these check when they fill
+        raise NotImplementedError(f"{op}(): \"{op}\" not implemented for "
+                                  f"'{_legacy_short(dtype)}' (dtype {dtype})")
+    if math.prod(n for n in shape if n) * dtype.itemsize > _args.INT64_MAX:
+        raise RuntimeError(f"{op}(): Storage size calculation overflowed with sizes="
+                           f"{list(shape)}")
+    try:
+        t = _wrap(fill(shape, dtype.numpy))
+    except (MemoryError, ValueError) as err:  # NumPy: "array is too big", allocation failed
+        raise RuntimeError(f"{op}(): cannot allocate a tensor of shape {list(shape)} and dtype "
+                           f"{dtype}: {err}") from None
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -1761,53 +2151,89 @@ def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=No
 
 def zeros(*args, size=None, dtype=None, device=None, requires_grad=False):
     """A tensor of zeros; the shape as varargs ``zeros(2, 3)``, a tuple or ``size=``."""
-    return _make(args, size, dtype, backend.get_default_dtype(), np.zeros, requires_grad, device)
+    return _make(args, size, dtype, backend.get_default_dtype(), np.zeros, requires_grad, device,
+                 op="zeros")
 
 
 def ones(*args, size=None, dtype=None, device=None, requires_grad=False):
-    return _make(args, size, dtype, backend.get_default_dtype(), np.ones, requires_grad, device)
+    return _make(args, size, dtype, backend.get_default_dtype(), np.ones, requires_grad, device,
+                 op="ones")
 
 
 def empty(*args, size=None, dtype=None, device=None, requires_grad=False):
-    return _make(args, size, dtype, backend.get_default_dtype(), np.empty, requires_grad, device)
+    return _make(args, size, dtype, backend.get_default_dtype(), np.empty, requires_grad, device,
+                 op="empty")
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    """A tensor of `size` (a sequence of ints, as PyTorch) filled with `fill_value`, whose
+    type gives the default dtype (bool, int64 or the default float)."""
+    if not isinstance(size, (tuple, list, Tensor)):
+        raise TypeError(f"full(): argument 'size' (position 1) must be tuple of ints, not "
+                        f"{_args.type_name(size)}")
     fill_value = fill_value.item() if isinstance(fill_value, Tensor) else fill_value
+    if not isinstance(fill_value, (bool, numbers.Number, np.generic)) or isinstance(
+            fill_value, complex):
+        raise TypeError(f"full(): argument 'fill_value' (position 2) must be Number, not "
+                        f"{_args.type_name(fill_value)}")
     default = backend._scalar_dtype(fill_value)
-    return _make((size,), None, dtype, default,
-                 lambda shape, np_dtype: np.full(shape, fill_value, dtype=np_dtype),
-                 requires_grad, device)
+    target = as_dtype(_args.check_dtype("full", dtype)) if dtype is not None else default
+    value = _scalar_array(fill_value, target, "full")
+    return _make((size,), None, target, default,
+                 lambda shape, np_dtype: np.full(shape, value, dtype=np_dtype),
+                 requires_grad, device, op="full")
 
 
 def rand(*args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
-    """Uniform samples from [0, 1)."""
+    """Uniform samples from [0, 1) (floating point dtypes only, as PyTorch)."""
     rng = _rng(generator)
     return _make(args, size, dtype, backend.get_default_dtype(),
-                 lambda shape, d: rng.random(shape).astype(d), requires_grad, device)
+                 lambda shape, d: rng.random(shape).astype(d), requires_grad, device,
+                 op="rand", kinds="f")
 
 
 def randn(*args, size=None, dtype=None, device=None, requires_grad=False, generator=None):
-    """Standard normal samples."""
+    """Standard normal samples (floating point dtypes only, as PyTorch)."""
     rng = _rng(generator)
     return _make(args, size, dtype, backend.get_default_dtype(),
-                 lambda shape, d: rng.standard_normal(shape).astype(d), requires_grad, device)
+                 lambda shape, d: rng.standard_normal(shape).astype(d), requires_grad, device,
+                 op="randn", kinds="f")
 
 
 def randint(low, high=None, size=None, dtype=None, device=None, generator=None):
+    """Integers drawn uniformly from [low, high): ``randint(high, size)`` or
+    ``randint(low, high, size)``, `size` a sequence of ints."""
+    if size is None and isinstance(high, (tuple, list, Size)):
+        high, size = None, high  # randint(high, size)
     if high is None:
         low, high = 0, low
     if size is None:
         raise TypeError("randint() missing required argument 'size'")
+    if not isinstance(size, (tuple, list, Tensor)):
+        raise TypeError(f"randint(): argument 'size' must be tuple of ints, not "
+                        f"{_args.type_name(size)}")
+    low, high = _args.check_int("randint", "low", low), _args.check_int("randint", "high", high)
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} "
+                           f">= to={high}")
+    target = as_dtype(_args.check_dtype("randint", dtype)) if dtype is not None else None
+    if target is not None and target.category == backend.BOOL and high > 2:
+        raise RuntimeError(f"randint(): to - 1 is out of bounds for bool (high={high})")
     rng = _rng(generator)
-    return _make((size,), None, dtype, backend.int64,
-                 lambda shape, d: rng.integers(low, high, shape).astype(d), False, device)
+    return _make((size,), None, target, backend.int64,
+                 lambda shape, d: rng.integers(low, high, shape).astype(d), False, device,
+                 op="randint")
 
 
 def randperm(n, dtype=None, device=None, generator=None):
+    """A random permutation of 0 .. n - 1 (int64 by default; not bool, as PyTorch)."""
+    n = _args.check_int("randperm", "n", n, position=1)
+    if n < 0:
+        raise RuntimeError(f"randperm(): n must be non-negative, got {n}")
     rng = _rng(generator)
     return _make(((n,),), None, dtype, backend.int64,
-                 lambda shape, d: rng.permutation(n).astype(d), False, device)
+                 lambda shape, d: rng.permutation(n).astype(d), False, device,
+                 op="randperm", kinds="if")
 
 
 def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None,
@@ -1827,36 +2253,98 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     return _make((size,), None, dtype, backend.get_default_dtype(),
-                 lambda shape, d: rng.normal(mean, std, shape).astype(d), requires_grad, device)
+                 lambda shape, d: rng.normal(mean, std, shape).astype(d), requires_grad, device,
+                 op="normal", kinds="f")
+
+
+def _range_number(op: str, name: str, value):
+    """A start/end/step of arange or linspace: a real number (a 0-d tensor's value)."""
+    value = value.item() if isinstance(value, Tensor) and value.numel() == 1 else value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (bool, numbers.Real)):
+        raise TypeError(f"{op}(): argument '{name}' must be Number, not "
+                        f"{_args.type_name(value)}")
+    if isinstance(value, int) and not _args.INT64_MIN <= value <= _args.INT64_MAX:
+        raise RuntimeError(f"{op}(): argument '{name}' is {value}, which does not fit in int64 "
+                           "(int too big to convert)")
+    return value
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
-    """Values from `start` to `end` (exclusive): int64 for int arguments, float32 otherwise."""
+    """Values from `start` to `end` (exclusive): int64 for int arguments, float32 otherwise.
+
+    With an integer dtype, PyTorch truncates start and step to integers (int64: end too)
+    before counting and computing the values: ``arange(0, 5, 0.5, dtype=int32)`` is ten
+    zeros, ``arange(1, 7.5, 2, dtype=int64)`` is [1, 3, 5]."""
     if end is None:
         start, end = 0, start
-    values = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
-    if values[2] == 0:
-        raise RuntimeError("arange: step must be nonzero")
+    values = [_range_number("arange", name, v)
+              for name, v in (("start", start), ("end", end), ("step", step))]
+    low, high, stride = values
+    if not all(math.isfinite(v) for v in values):
+        raise RuntimeError(f"arange(): unsupported range: {low} -> {high} (step {stride})")
     is_float = any(isinstance(v, float) for v in values)
     default = backend.get_default_dtype() if is_float else backend.int64
-    return _make(((),), None, dtype, default,
-                 lambda shape, d: np.arange(*values).astype(d), requires_grad, device)
+    target = as_dtype(_args.check_dtype("arange", dtype)) if dtype is not None else default
+    integral = target.category == backend.INT
+    if integral and target is backend.int64:
+        low, high = int(low), int(high)  # C++'s truncation toward zero
+    if stride == 0 or (integral and int(stride) == 0 and target is backend.int64):
+        raise RuntimeError("arange: step must be nonzero")
+    if (high - low) * stride < 0:
+        raise RuntimeError(f"arange(): upper bound and lower bound inconsistent with step "
+                           f"sign (start {low}, end {high}, step {stride})")
+    length = math.ceil((high - low) / (int(stride) if target is backend.int64 else stride))
+    if length > _args.INT64_MAX:
+        raise RuntimeError(f"arange(): the range {low} -> {high} with step {stride} has "
+                           f"{length} elements, more than int64 can count")
+
+    def fill(shape, np_dtype):
+        if integral:  # start + i * step in int64, start and step truncated
+            steps = np.arange(length, dtype=np.int64)
+            return (int(low) + steps * int(stride)).astype(np_dtype)
+        return (low + np.arange(length, dtype=np.float64) * stride).astype(np_dtype)
+
+    return _make(((length,),), None, target, default, fill, requires_grad, device,
+                 op="arange", kinds="if")
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    return _make(((),), None, dtype, backend.get_default_dtype(),
-                 lambda shape, d: np.linspace(start, end, steps).astype(d), requires_grad, device)
+    """`steps` values evenly spaced from `start` to `end` (both included)."""
+    start = _range_number("linspace", "start", start)
+    end = _range_number("linspace", "end", end)
+    steps = _args.check_int("linspace", "steps", steps, position=3)
+    if steps < 0:
+        raise RuntimeError(f"linspace(): number of steps must be non-negative, got {steps}")
+    if dtype is not None and as_dtype(_args.check_dtype("linspace", dtype)).category == (
+            backend.INT) and steps:
+        for value in (start, end):
+            _scalar_array(value, as_dtype(dtype), "linspace()")  # out of range: refused
+    return _make(((steps,),), None, dtype, backend.get_default_dtype(),
+                 lambda shape, d: np.linspace(start, end, steps).astype(d), requires_grad,
+                 device, op="linspace", kinds="if")
 
 
-def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    return _make(((),), None, dtype, backend.get_default_dtype(),
-                 lambda shape, d: np.eye(n, m, dtype=d), requires_grad, device)
+_SQUARE = object()  # eye's default m (PyTorch refuses an explicit None)
+
+
+def eye(n, m=_SQUARE, dtype=None, device=None, requires_grad=False):
+    """The n x m identity matrix (m = n by default)."""
+    n = _args.check_int("eye", "n", n, position=1)
+    m = n if m is _SQUARE else _args.check_int("eye", "m", m, position=2)
+    for name, value in (("n", n), ("m", m)):
+        if value < 0:
+            raise RuntimeError(f"eye(): {name} must be greater or equal to 0, got {value}")
+    return _make(((n, m),), None, dtype, backend.get_default_dtype(),
+                 lambda shape, d: np.eye(n, m, dtype=d), requires_grad, device, op="eye")
 
 
 def _like(fill):
     def like(input, dtype=None, device=None, requires_grad=False):
-        dtype = input.dtype if dtype is None else dtype
-        return fill(*input.shape, dtype=dtype, device=device, requires_grad=requires_grad)
+        dtype = input.dtype if dtype is None else _args.check_dtype(f"{fill.__name__}_like",
+                                                                    dtype)
+        return fill(tuple(input.shape), dtype=dtype, device=device, requires_grad=requires_grad)
 
     return like
 
@@ -1866,6 +2354,7 @@ rand_like, randn_like = _like(rand), _like(randn)
 
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
+    _args.check_dtype("full_like", dtype)
     return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device,
                 requires_grad=requires_grad)
 
@@ -1892,6 +2381,10 @@ def cat(tensors, dim=0, axis=None):
     """Join tensors along an existing dimension."""
     tensors = _check_tensors(tensors, "cat")
     dim = axis if axis is not None else dim
+    for i, t in enumerate(tensors):
+        if t.dim() == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
+                               "concatenated")
     tensors = [t for t in tensors if not (t.dim() == 1 and t.numel() == 0)] or tensors[:1]
     first = tensors[0]
     axis_ = first._axis(dim)
@@ -1921,6 +2414,7 @@ def stack(tensors, dim=0, axis=None):
                 f"entry 0 and {list(t.shape)} at entry {i}"
             )
     ndim = first.dim() + 1
+    dim = _args.check_int("stack", "dim", dim)
     if not -ndim <= dim < ndim:
         raise IndexError(f"stack(): dim {dim} out of range [{-ndim}, {ndim - 1}]")
     return ops.Stack.apply(dim % ndim, *tensors)
@@ -1930,7 +2424,8 @@ def where(condition, input=None, other=None):
     """Elements of `input` where `condition` holds, else of `other`."""
     condition = condition if isinstance(condition, Tensor) else tensor(condition)
     if input is None and other is None:
-        return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(condition._data))
+        data = condition._data.reshape(1) if condition.dim() == 0 else condition._data
+        return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(data))
     a, b = _as_operand(input, "input"), _as_operand(other, "other")
     dtype = result_type(a, b)
     try:

@@ -119,7 +119,8 @@ def is_clear(exc: BaseException, corrnet_dir: str) -> bool:
     filename, line = innermost_frame(exc)
     if filename == "<fuzz case>":
         return isinstance(exc, TypeError) and ("argument" in str(exc)
-                                               or "unsupported operand" in str(exc))
+                                               or "unsupported operand" in str(exc)
+                                               or "not supported between instances" in str(exc))
     if not os.path.abspath(filename).startswith(corrnet_dir + os.sep):
         return False
     return any(first <= line <= last for first, last in _raise_spans(filename))

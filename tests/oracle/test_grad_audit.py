@@ -290,6 +290,8 @@ GRAD: dict[str, list[Case]] = {
     "Tensor.clip": [C(lambda m, F, x: x.clip(max=0.3), (3, 4))],
     "corrnet.clamp": [C(lambda m, F, x: m.clamp(x, -1, 1), (3, 4))],
     "corrnet.clip": [C(lambda m, F, x, hi: m.clip(x, max=hi), (3, 4), (3, 1))],
+    "Tensor.relu_": [C(_inplace("relu_"), (3, 4)),
+                     C(lambda m, F, x: _on_view(x, lambda v: v.relu_()), (3, 4))],
     "Tensor.clamp_": [C(_inplace("clamp_", -0.5, 0.5), (3, 4)),
                       C(lambda m, F, x: _on_view(x, lambda v: v.clamp_(max=0.2)), (3, 4))],
     "Tensor.maximum": _binary(lambda m, F, x, y: x.maximum(y)),

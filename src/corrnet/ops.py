@@ -237,8 +237,10 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        # PyTorch's threshold_backward: 0 where out <= 0, else the gradient as it is (a NaN
+        # input passes its gradient on; an inf gradient at out = 0 gives 0, not NaN)
         (out,) = ctx.saved_arrays
-        return grad * (out > 0)
+        return np.where(out <= 0, np.zeros((), dtype=grad.dtype), grad)
 
 
 class Clamp(Function):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from ..tensor import Tensor, empty
 from . import functional as F
@@ -37,12 +38,14 @@ class Linear(Module):
                  dtype=None):
         super().__init__()
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            # a bool is an int here, as in PyTorch (Linear(True, 3) has one input feature)
+            if not isinstance(value, numbers.Integral) or value < 0:
                 raise ValueError(f"Linear: {name} must be a non-negative int, got {value!r}")
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(empty(out_features, in_features, dtype=dtype, device=device))
+        self.weight = Parameter(empty(int(out_features), int(in_features), dtype=dtype,
+                                      device=device))
         if bias:
-            self.bias = Parameter(empty(out_features, dtype=dtype, device=device))
+            self.bias = Parameter(empty(int(out_features), dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

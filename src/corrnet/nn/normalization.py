@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from .. import backend
 from ..tensor import Tensor, empty, ones, tensor, zeros
 from . import functional as F
@@ -25,10 +27,11 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, device=None,
                  dtype=None, *, bias: bool = True):
         super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or (
-                num_features < 1):
-            raise ValueError(f"{type(self).__name__}: num_features must be a positive int, got "
-                             f"{num_features!r}")
+        if (not isinstance(num_features, numbers.Integral) or isinstance(num_features, bool)
+                or num_features < 0):  # 0 features is accepted, as PyTorch (zero-size params)
+            raise ValueError(f"{type(self).__name__}: num_features must be a non-negative int, "
+                             f"got {num_features!r}")
+        num_features = int(num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:

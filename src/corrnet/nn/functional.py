@@ -81,7 +81,8 @@ def linear(input, weight, bias=None):
     """``input @ weight.T + bias``: input (*, in_features), weight (out_features, in_features),
     bias (out_features,) or any shape that broadcasts into the output; output
     (*, out_features). A 1-D weight (in_features,) gives a dot product over the last
-    dimension, output (*,), and then takes only a 0-d bias (as PyTorch).
+    dimension, output (*,), and then takes only a 0-d bias, and none with a 2-D input (where
+    PyTorch's addmm sees a 1-D mat2).
 
     >>> F.linear(corrnet.ones(2, 3), corrnet.ones(4, 3)).shape
     torch.Size([2, 4])
@@ -106,10 +107,11 @@ def linear(input, weight, bias=None):
         )
     _check_same_dtype(op, input, weight=weight, bias=bias)
     if weight.dim() == 1:  # a dot product over the last dimension
-        if bias is not None and bias.dim() > 0:  # PyTorch's addmm then sees a 1-D mat2
+        if bias is not None and (bias.dim() > 0 or input.dim() == 2):  # PyTorch's addmm path
             raise RuntimeError(f"{op}: mat2 must be a matrix, got 1-D tensor (a 1-D weight of "
-                               f"shape {tuple(weight.shape)} takes only a 0-d bias, got bias of "
-                               f"shape {tuple(bias.shape)})")
+                               f"shape {tuple(weight.shape)} takes only a 0-d bias, and none "
+                               f"with a 2-D input; got input {tuple(input.shape)} and bias "
+                               f"{tuple(bias.shape)})")
         out = input.matmul(weight)
         return out if bias is None else out + bias
     if bias is not None:

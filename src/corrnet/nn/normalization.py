@@ -27,8 +27,10 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, device=None,
                  dtype=None, *, bias: bool = True):
         super().__init__()
-        if (not isinstance(num_features, numbers.Integral) or isinstance(num_features, bool)
-                or num_features < 0):  # 0 features is accepted, as PyTorch (zero-size params)
+        if not isinstance(num_features, numbers.Integral) or isinstance(num_features, bool):
+            raise TypeError(f"{type(self).__name__}: num_features must be an int, got "
+                            f"{num_features!r}")
+        if num_features < 0:  # 0 features is accepted, as PyTorch (zero-size parameters)
             raise ValueError(f"{type(self).__name__}: num_features must be a non-negative int, "
                              f"got {num_features!r}")
         num_features = int(num_features)

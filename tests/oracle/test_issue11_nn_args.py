@@ -64,6 +64,8 @@ def test_issue11_linear_zero_features_as_torch(x_shape, w_shape, b_shape):
 @pytest.mark.parametrize("in_features, out_features, bias", [
     (0, 1, True), (0, 0, False), (3, 0, True), (0, 3, False), (True, 2, True)])
 def test_issue11_linear_module_zero_features_as_torch(in_features, out_features, bias):
+    """nn.Linear with 0 in/out features: values and every gradient as torch (a bool
+    in_features is an int to PyTorch too)."""
     rng = np.random.default_rng(1)
     x = random_array(rng, (2, int(in_features)))
     grads = []
@@ -81,11 +83,19 @@ def test_issue11_linear_module_zero_features_as_torch(in_features, out_features,
         assert ours.shape == theirs.shape
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_issue11_linear_bool_out_features_refused_as_torch(bias):
+    """``nn.Linear(3, True)``: PyTorch refuses a bool out_features (the first size of the
+    weight), though it takes a bool in_features."""
+    _both(lambda lib: lib.nn.Linear(3, True, bias=bias))
+
+
 @pytest.mark.parametrize("x_shape, w_shape, b_shape", [
     ((1, 4), (4,), (1,)), ((2, 3, 4), (4,), (3,)), ((4,), (4,), (1,)), ((4,), (4,), ()),
     ((2, 2, 4), (4,), ()), ((3, 4), (2, 4), (3, 2)), ((3, 4), (2, 4), (3, 1)),
     ((3, 4), (2, 4), (4, 2)), ((3, 4), (2, 4), (1, 3, 2)), ((3, 4), (2, 4), ()),
     ((4,), (3, 4), (2, 3)), ((4,), (3, 4), (3,)), ((2, 2, 2, 4), (3, 4), (2, 2, 2, 3)),
+    ((2, 4), (4,), ()),
 ])
 def test_issue11_linear_weight_and_bias_shapes_as_torch(x_shape, w_shape, b_shape):
     """A 1-D weight with a bias of one or more dimensions was accepted (PyTorch: 'mat2 must

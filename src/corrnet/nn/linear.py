@@ -37,8 +37,10 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
                  dtype=None):
         super().__init__()
+        if isinstance(out_features, bool):  # PyTorch's empty((out, in)) refuses a bool first
+            raise TypeError(f"Linear: out_features must be an int, not bool ({out_features})")
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            # a bool is an int here, as in PyTorch (Linear(True, 3) has one input feature)
+            # but a bool in_features is an int there (Linear(True, 3) has one input feature)
             if not isinstance(value, numbers.Integral) or value < 0:
                 raise ValueError(f"Linear: {name} must be a non-negative int, got {value!r}")
         self.in_features, self.out_features = in_features, out_features

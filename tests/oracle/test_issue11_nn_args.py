@@ -373,3 +373,59 @@ def test_issue11_calculate_gain_overflow_is_clear():
         tt.nn.init.calculate_gain("leaky_relu", 1e300)
     with pytest.raises(ValueError, match="negative_slope"):
         cnn.init.calculate_gain("leaky_relu", 1e300)
+
+
+@pytest.mark.parametrize("shape", [(0, 3, 2, 2), (2, 3, 0, 2), (0, 3)])
+def test_issue11_batch_norm_empty_batch_as_torch(shape):
+    """An empty batch was refused ('more than 1 value per channel'); PyTorch returns an
+    empty output, keeps the running statistics and gives zero parameter gradients."""
+    results = []
+    for lib in (tt, ct):
+        layer = lib.nn.BatchNorm2d(3) if len(shape) == 4 else lib.nn.BatchNorm1d(3)
+        x = lib.zeros(shape, requires_grad=True)
+        out = layer(x)
+        out.sum().backward()
+        results.append([tuple(out.shape), to_numpy(layer.running_mean),
+                        to_numpy(layer.running_var), to_numpy(layer.weight.grad),
+                        tuple(x.grad.shape)])
+    theirs, ours = results
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape", [(4, 0), (1, 0, 3)])
+@pytest.mark.parametrize("affine", [False, True])
+@pytest.mark.parametrize("training", [False, True])
+def test_issue11_batch_norm_zero_channels_as_torch(shape, affine, training):
+    """PyTorch's kernel refuses a channel-less input with a weight or bias (IndexError, so
+    nn.BatchNorm1d(0) fails), and returns it empty without."""
+    def call(lib):
+        empty = lib.zeros(0)
+        return tuple(lib.nn.functional.batch_norm(
+            lib.ones(shape), empty, lib.ones(0), weight=empty if affine else None,
+            training=training).shape)
+
+    theirs, ours = _both(call)
+    if not isinstance(theirs, Exception):
+        assert ours == theirs
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("target", [[1], [0], [1, 2], 1])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_issue11_unbatched_loss_with_one_element_target_as_torch(loss, target, reduction):
+    """A (C,) input with a (1,) target was refused ('multi-target not supported'); PyTorch
+    takes it as the 0-d target and refuses longer ones."""
+    x = np.array([0.1, 2.0, -1.0])
+    theirs, ours = _both(lambda lib: getattr(lib.nn.functional, loss)(
+        lib.tensor(x), lib.tensor(target), reduction=reduction))
+    if not isinstance(theirs, Exception):
+        assert tuple(ours.shape) == tuple(theirs.shape)
+        np.testing.assert_allclose(to_numpy(ours), to_numpy(theirs), rtol=1e-12)
+
+
+def test_issue11_linear_of_bools_refused_as_torch():
+    with pytest.raises(NotImplementedError):
+        tF.linear(tt.ones(2, 3, dtype=tt.bool), tt.ones(2, 3, dtype=tt.bool))
+    with pytest.raises(NotImplementedError, match="Bool"):
+        cF.linear(ct.ones(2, 3, dtype=ct.bool), ct.ones(2, 3, dtype=ct.bool))

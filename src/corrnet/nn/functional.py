@@ -17,7 +17,7 @@ import numpy as np
 from .. import functional as _core
 from .._args import check_bool, check_float, check_int
 from ..autograd import Function, is_grad_enabled
-from ..backend import INT, result_type
+from ..backend import INT, bool_, result_type
 from ..functional import *  # noqa: F403
 from ..ops import log_softmax_array
 from ..tensor import Tensor, _rng, _wrap
@@ -106,6 +106,9 @@ def linear(input, weight, bias=None):
             f"{in_features}x{weight.shape[0] if weight.dim() == 2 else 1}))"
         )
     _check_same_dtype(op, input, weight=weight, bias=bias)
+    if input.dtype == bool_:
+        raise NotImplementedError(f'{op}: "addmm_impl_cpu_" not implemented for \'Bool\' (bool '
+                                  "input and weight); convert them with .float()")
     if weight.dim() == 1:  # a dot product over the last dimension
         if bias is not None and (bias.dim() > 0 or input.dim() == 2):  # PyTorch's addmm path
             raise RuntimeError(f"{op}: mat2 must be a matrix, got 1-D tensor (a 1-D weight of "
@@ -214,7 +217,9 @@ class NativeBatchNorm(Function):
         channels = x.shape[1]
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, channels) + (1,) * (x.ndim - 2)
-        if training:
+        if training and x.size == 0:  # an empty batch: an empty output, running stats kept
+            centred, var = x, np.ones(channels, dtype=x.dtype)
+        elif training:
             count = x.size // channels
             mean = np.mean(x, axis=axes)
             centred = x - mean.reshape(shape)
@@ -277,6 +282,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"{op}: expected a floating point input, got {input.dtype}")
     channels = input.shape[1]
+    if channels == 0 and (weight is not None or bias is not None):
+        # PyTorch's kernel fails on it ("select(): index 0 out of range"), as on nn.BatchNorm1d(0)
+        raise IndexError(f"{op}: input of shape {tuple(input.shape)} has no channels to weight "
+                         "or shift")
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
         if t is None:
@@ -295,8 +304,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                                f"respect to argument '{name}'. This input cannot have "
                                "requires_grad True.")
     if training:
-        count = input.numel() // channels if channels else 0
-        if count <= 1:
+        # PyTorch counts the values per channel without the channels: N * prod(spatial)
+        count = int(np.prod((input.shape[0],) + tuple(input.shape[2:]), dtype=np.int64))
+        if count == 1:  # an empty batch (0) is allowed
             raise ValueError(f"Expected more than 1 value per channel when training, got input "
                              f"size {input.shape}")
         if eps <= 0:
@@ -462,6 +472,11 @@ def _class_loss_inputs(op, input, target, weight):
         _check_same_dtype(op, input, weight=weight)
     unbatched = input.dim() == 1
     if unbatched:
+        if not target.dtype.is_floating_point and target.dim() == 1:
+            if target.shape[0] != 1:  # class indices: () or (1,) for one sample
+                raise ValueError(f"For 1D input, 1D target must have size 1, but got target "
+                                 f"size: {target.shape[0]}")
+            target = target.reshape(())
         input = input.unsqueeze(0)
         target = target.unsqueeze(0)
     return input, target, unbatched, classes

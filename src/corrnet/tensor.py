@@ -1206,8 +1206,8 @@ class Tensor:
             return self.reshape(1)
         if start > end:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
-        return self.reshape(shape)
+        merged = math.prod(self.shape[start:end + 1])  # not -1: ambiguous with a 0-size dim
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1:])
 
     def permute(self, *dims):
         dims = _shape_arg(dims)

@@ -429,3 +429,43 @@ def test_issue11_linear_of_bools_refused_as_torch():
         tF.linear(tt.ones(2, 3, dtype=tt.bool), tt.ones(2, 3, dtype=tt.bool))
     with pytest.raises(NotImplementedError, match="Bool"):
         cF.linear(ct.ones(2, 3, dtype=ct.bool), ct.ones(2, 3, dtype=ct.bool))
+
+
+@pytest.mark.parametrize("num_features", [[[1]], True, 10**20, 4])
+@pytest.mark.parametrize("train", [True, False])
+def test_issue11_batch_norm_without_params_ignores_num_features_as_torch(num_features, train):
+    """Without affine parameters and running statistics PyTorch never uses num_features
+    (``BatchNorm2d(10**20, affine=False, track_running_stats=False)`` normalizes any input);
+    corrnet refused it."""
+    x = np.random.default_rng(8).standard_normal((2, 4, 3, 3))
+
+    def call(lib):
+        layer = lib.nn.BatchNorm2d(num_features, affine=False, track_running_stats=False)
+        layer.train(train)
+        return layer(lib.tensor(x))
+
+    theirs, ours = _both(call)
+    np.testing.assert_allclose(to_numpy(ours), to_numpy(theirs), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint8", "bool"])
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("shape", [(), (3,), (0,)])
+def test_issue11_dropout_of_integers_as_torch(dtype, p, shape):
+    """p=1 zeroes an integer tensor in PyTorch (corrnet refused it); 0 < p < 1 is refused."""
+    theirs, ours = _both(lambda lib: lib.nn.functional.dropout(
+        lib.ones(shape, dtype=getattr(lib, dtype)), p=p, training=True))
+    if not isinstance(theirs, Exception):
+        assert str(ours.dtype) == str(theirs.dtype)
+        np.testing.assert_array_equal(to_numpy(ours), to_numpy(theirs))
+
+
+@pytest.mark.parametrize("shape, dims", [((0, 1), ()), ((0, 0, 3, 2), (1, 2)), ((2, 0), (0,)),
+                                         ((3, 0, 2), (1,)), ((), (0, -1))])
+def test_issue11_flatten_zero_size_as_torch(shape, dims):
+    """``nn.Flatten()`` of a (0, 1) tensor: 'shape [0, -1] is invalid for input of size 0'."""
+    theirs, ours = _both(lambda lib: lib.ones(shape).flatten(*dims))
+    assert tuple(ours.shape) == tuple(theirs.shape)
+    theirs, ours = _both(lambda lib: lib.nn.Flatten()(lib.ones(shape)))
+    if not isinstance(theirs, Exception):
+        assert tuple(ours.shape) == tuple(theirs.shape)

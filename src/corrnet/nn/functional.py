@@ -191,8 +191,9 @@ def dropout(input, p=0.5, training=True, inplace=False):
     training = check_bool("dropout", "train", training)
     if not training or p == 0 or input.numel() == 0:
         return input
-    if not input.dtype.is_floating_point:
-        raise RuntimeError(f"dropout: expected a floating point input, got {input.dtype}")
+    if not input.dtype.is_floating_point and p != 1:  # p = 1 zeroes any dtype, as PyTorch
+        raise RuntimeError(f"dropout: expected a floating point input, got {input.dtype} "
+                           "(only p=0 or p=1 keep an integer dtype)")
     np_dtype = input._data.dtype
     if p == 1:
         mask = np.zeros((), dtype=np_dtype)

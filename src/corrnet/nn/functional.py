@@ -14,8 +14,8 @@ import warnings
 
 import numpy as np
 
+from .. import _args
 from .. import functional as _core
-from .._args import check_bool, check_float, check_int
 from ..autograd import Function, is_grad_enabled
 from ..backend import INT, bool_, result_type
 from ..functional import *  # noqa: F403
@@ -185,10 +185,10 @@ def dropout(input, p=0.5, training=True, inplace=False):
     for p = 0, the input is returned as it is.
     """
     _check_tensor(input, "dropout", "input")
-    p = check_float("dropout", "p", p)
+    p = _args.check_float("dropout", "p", p)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
-    training = check_bool("dropout", "train", training)
+    training = _args.check_bool("dropout", "train", training)
     if not training or p == 0 or input.numel() == 0:
         return input
     if not input.dtype.is_floating_point and p != 1:  # p = 1 zeroes any dtype, as PyTorch
@@ -274,9 +274,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """
     op = "batch_norm"
     _check_tensor(input, op, "input")
-    training = check_bool(op, "training", training)
-    momentum = check_float(op, "momentum", momentum)  # None too is refused, as PyTorch
-    eps = check_float(op, "eps", eps)
+    training = _args.check_bool(op, "training", training)
+    momentum = _args.check_float(op, "momentum", momentum)  # None too is refused, as PyTorch
+    eps = _args.check_float(op, "eps", eps)
     if input.dim() < 2:
         raise RuntimeError(f"{op}: expected input of shape (N, C, ...) with at least 2 "
                            f"dimensions, got shape {tuple(input.shape)}")
@@ -530,8 +530,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """
     op = "cross_entropy"
     reduction = _reduction(reduction, size_average, reduce)
-    ignore_index = check_int(op, "ignore_index", ignore_index)
-    label_smoothing = check_float(op, "label_smoothing", label_smoothing)
+    ignore_index = _args.check_int(op, "ignore_index", ignore_index)
+    label_smoothing = _args.check_float(op, "label_smoothing", label_smoothing)
     if label_smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if not label_smoothing > 0.0:  # PyTorch smooths only when > 0: a negative or NaN is 0
@@ -563,7 +563,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     `input` holds log-probabilities (N, C) / (N, C, d1, ...) / (C,)."""
     op = "nll_loss"
     reduction = _reduction(reduction, size_average, reduce)
-    ignore_index = check_int(op, "ignore_index", ignore_index)
+    ignore_index = _args.check_int(op, "ignore_index", ignore_index)
     x, t, unbatched, classes = _class_loss_inputs(op, input, target, weight)
     _check_class_targets(op, x, t, classes, ignore_index)
     _check_weight_grad(op, weight)

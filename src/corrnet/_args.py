@@ -91,6 +91,8 @@ def check_float(op: str, name: str, value) -> float:
 
     if isinstance(value, Tensor) and value.dim() == 0:
         value = value.item()
+    if isinstance(value, np.bool_):  # not a numbers.Real, but a float to PyTorch
+        value = bool(value)
     if not isinstance(value, numbers.Real):
         raise TypeError(f"{op}(): argument '{name}' must be float, not {type_name(value)}")
     try:

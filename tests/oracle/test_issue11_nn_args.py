@@ -186,7 +186,7 @@ def test_issue11_flatten_dims_as_torch(args, shape):
 @pytest.mark.parametrize("kwargs", [
     dict(p=0.0, training=None), dict(p=0.0, training=1), dict(p=0.5, training="yes"),
     dict(p=None), dict(p="0.5"), dict(p=(0.5,)), dict(p=1.5), dict(p=float("nan")),
-    dict(p=np.float64(0.0)), dict(p=True, training=False),
+    dict(p=np.float64(0.0)), dict(p=True, training=False), dict(p=np.bool_(False)),
 ])
 def test_issue11_dropout_arguments_as_torch(kwargs):
     """``F.dropout(x, training=2.5)`` was accepted; PyTorch parses `train` as a bool and `p` as

@@ -60,21 +60,27 @@ def check_dim(op: str, dim, ndim: int) -> int:
 
 
 def check_dtype(op: str, value):
-    """A ``dtype`` argument: a corrnet dtype (or a NumPy dtype or Python type, which corrnet
-    also accepts); a string such as ``'float32'`` is a TypeError in PyTorch."""
+    """A ``dtype`` argument: a corrnet dtype or one of the Python types float, int, bool (as
+    PyTorch); a string such as ``'float32'`` or a NumPy type such as ``np.float32`` is a
+    TypeError in PyTorch."""
     if isinstance(value, str):
         raise TypeError(f"{op}(): argument 'dtype' must be torch.dtype, not str "
                         f"(use corrnet.{value.removeprefix('torch.')} rather than {value!r})")
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        name = np.dtype(value).name
+        raise TypeError(f"{op}(): argument 'dtype' must be torch.dtype, not "
+                        f"{type_name(value)} (use corrnet.{name} rather than NumPy's {name})")
     return value
 
 
-def check_size(op: str, shape: tuple) -> tuple:
-    """A shape of ints that each fit in int64 and are not negative."""
+def check_size(op: str, shape: tuple, allow_minus_one: bool = False) -> tuple:
+    """A shape of ints that each fit in int64 and are not negative (-1 allowed, meaning
+    "keep", with `allow_minus_one`)."""
     for n in shape:
         if not INT64_MIN <= n <= INT64_MAX:
             raise ValueError(f"{op}(): argument 'size' holds {n}: Overflow when unpacking "
                              "long long (each size must fit in int64)")
-    if any(n < 0 for n in shape):
+    if any(n < (-1 if allow_minus_one else 0) for n in shape):
         raise RuntimeError(f"{op}(): Trying to create tensor with negative dimension: "
                            f"{list(shape)}")
     return shape

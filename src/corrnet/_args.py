@@ -84,3 +84,22 @@ def check_size(op: str, shape: tuple, allow_minus_one: bool = False) -> tuple:
         raise RuntimeError(f"{op}(): Trying to create tensor with negative dimension: "
                            f"{list(shape)}")
     return shape
+
+
+def check_float(op: str, name: str, value) -> float:
+    """A ``float`` argument as PyTorch parses one: any real number (an int, a bool, a NumPy
+    scalar) or a one-element 0-d tensor; None, strings, sequences and tensors with dimensions
+    are TypeErrors. Returns a Python float (NaN and infinities pass: range checks are the
+    caller's)."""
+    from .tensor import Tensor
+
+    if isinstance(value, Tensor) and value.dim() == 0:
+        value = value.item()
+    if isinstance(value, np.bool_):  # not a numbers.Real, but a float to PyTorch
+        value = bool(value)
+    if not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}(): argument '{name}' must be float, not {type_name(value)}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{op}(): argument '{name}' is {value}: too large for a float") from None

@@ -243,9 +243,9 @@ class Relu(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        # PyTorch's threshold_backward: 0 where out <= 0, else the gradient as it is (a NaN
+        # input passes its gradient on; an inf gradient at out = 0 gives 0, not NaN)
         (out,) = ctx.saved_arrays
-        # zero where the output is <= 0; a NaN output passes the gradient (as PyTorch's
-        # threshold_backward)
         return np.where(out <= 0, np.zeros((), dtype=grad.dtype), grad)
 
 

@@ -19,6 +19,7 @@ from collections import namedtuple
 import numpy as np
 
 from . import _args, backend, ops
+from ._args import check_float as _check_float
 from .autograd import AccumulateGrad, is_grad_enabled, no_grad, run_backward  # noqa: F401 (re-exported)
 from .backend import as_dtype, from_numpy_dtype, result_type
 
@@ -735,12 +736,37 @@ class Tensor:
         return self._overwrite(expanded._cast(self.dtype))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
+        """Fill with samples of N(mean, std²); std must be >= 0 (PyTorch's checks)."""
+        mean, std = _check_float("normal_", "mean", mean), _check_float("normal_", "std", std)
+        self._check_random_fill("normal_")
+        if not std >= 0.0:  # NaN too
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
         sample = _rng(generator).normal(mean, std, self._data.shape)
         return self._overwrite(_wrap(sample.astype(self._data.dtype)))
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None) -> Tensor:
+        """Fill with samples of U(a, b): a <= b, both finite in the tensor's dtype, b - a too."""
+        a, b = _check_float("uniform_", "from", a), _check_float("uniform_", "to", b)
+        self._check_random_fill("uniform_")
+        largest = float(np.finfo(self._data.dtype).max)
+        for name, bound in (("from", a), ("to", b)):
+            if not -largest <= bound <= largest:  # NaN and infinities too
+                raise RuntimeError(f"uniform_: {name} is out of bounds for {self.dtype} "
+                                   f"({name}={bound})")
+        if a > b:
+            raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found "
+                               f"from={a} > to={b}")
+        if b - a > largest:
+            raise RuntimeError(f"uniform_ expects to-from <= the largest {self.dtype}, but found "
+                               f"to={b} and from={a}")
         sample = _rng(generator).uniform(a, b, self._data.shape)
         return self._overwrite(_wrap(sample.astype(self._data.dtype)))
+
+    def _check_random_fill(self, op: str) -> None:
+        if not self.dtype.is_floating_point:
+            raise NotImplementedError(f"{op}: random floating point samples cannot fill a "
+                                      f"tensor of dtype {self.dtype} (PyTorch: not implemented "
+                                      "for integer and bool tensors)")
 
     # -- arithmetic ------------------------------------------------------------------------------
 
@@ -1342,9 +1368,9 @@ class Tensor:
         return self.reshape(other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
+        start, end = self._axis(start_dim), self._axis(end_dim)  # a 0-d tensor: in [-1, 0]
         if self.dim() == 0:
             return self.reshape(1)
-        start, end = self._axis(start_dim), self._axis(end_dim)
         if start > end:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
         merged = math.prod(self.shape[start:end + 1])  # not -1: an empty tensor has no size

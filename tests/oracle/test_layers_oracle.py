@@ -50,9 +50,10 @@ def _accepted(res) -> None:
 
 
 @SETTINGS
-@given(lead=st.lists(st.integers(1, 4), min_size=0, max_size=3), n_in=st.integers(1, 6),
-       n_out=st.integers(1, 6), bias=st.booleans(), dtype=FLOAT_DTYPES, seed=st.integers(0, 99))
+@given(lead=st.lists(st.integers(0, 4), min_size=0, max_size=3), n_in=st.integers(0, 6),
+       n_out=st.integers(0, 6), bias=st.booleans(), dtype=FLOAT_DTYPES, seed=st.integers(0, 99))
 def test_linear(lead, n_in, n_out, bias, dtype, seed):
+    """Zero sizes included (issue 11: 0 features crashed the backward with a reshape)."""
     rng = np.random.default_rng(seed)
     x = random_array(rng, (*lead, n_in), dtype)
     w = random_array(rng, (n_out, n_in), dtype)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numbers
-
+from .._args import check_float
 from . import functional as F
 from .module import Module
 
@@ -14,7 +13,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        if not 0.0 <= check_float("Dropout", "p", p) <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p, self.inplace = p, inplace
 

@@ -10,23 +10,23 @@ tensor ops.
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
 
+from .. import _args
 from .. import functional as _core
 from ..autograd import Function, is_grad_enabled
-from ..backend import INT, result_type
+from ..backend import INT, bool_, result_type
 from ..functional import *  # noqa: F403
 from ..ops import log_softmax_array
 from ..tensor import Tensor, _rng, _wrap
 
 __all__ = list(_core.__all__) + [
-    "linear", "relu", "softmax", "log_softmax", "dropout", "batch_norm", "cross_entropy",
-    "nll_loss", "mse_loss",
+    "linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout", "batch_norm",
+    "cross_entropy", "nll_loss", "mse_loss",
 ]
-__all__ = list(dict.fromkeys(__all__))  # relu is both in the core list and redefined here
+__all__ = list(dict.fromkeys(__all__))  # relu, sigmoid, tanh: in the core list, redefined here
 
 
 def _check_tensor(value, op: str, name: str) -> None:
@@ -47,7 +47,8 @@ def _check_same_dtype(op: str, input: Tensor, **others) -> None:
 
 
 class Linear(Function):
-    """y = x @ weight.T + bias over the last dimension of x (any leading dimensions)."""
+    """y = x @ weight.T + bias over the last dimension of x (any leading dimensions); bias
+    broadcasts into y (its gradient is summed back to its shape by the engine)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
@@ -63,19 +64,25 @@ class Linear(Function):
         x, weight = ctx.saved_arrays
         grad_x = grad_weight = grad_bias = None
         grad = np.ascontiguousarray(grad)  # a broadcast gradient (of a sum) has 0 strides: BLAS
-        grad2 = grad.reshape(-1, grad.shape[-1])  # (M, out), M = prod of the leading dims
+        out_features = grad.shape[-1]
+        rows = grad.size // out_features if out_features else int(np.prod(grad.shape[:-1]))
         if x is not None:  # weight's gradient wanted: (out, in) = (out, M) @ (M, in)
-            grad_weight = grad2.T @ x.reshape(-1, x.shape[-1])
+            # M = prod of the leading dims, given explicitly: reshape(-1, 0) fails when a size
+            # is 0 (0 features or an empty batch)
+            grad_weight = grad.reshape(rows, out_features).T @ x.reshape(rows, x.shape[-1])
         if weight is not None:  # input's gradient wanted: (*, in) = (*, out) @ (out, in)
             grad_x = np.matmul(grad, weight)
         if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
-            grad_bias = grad2.sum(axis=0)
+            grad_bias = grad  # (*, out), summed to the bias's shape by the engine
         return grad_x, grad_weight, grad_bias
 
 
 def linear(input, weight, bias=None):
     """``input @ weight.T + bias``: input (*, in_features), weight (out_features, in_features),
-    bias (out_features,); output (*, out_features).
+    bias (out_features,) or any shape that broadcasts into the output; output
+    (*, out_features). A 1-D weight (in_features,) gives a dot product over the last
+    dimension, output (*,), and then takes only a 0-d bias, and none with a 2-D input (where
+    PyTorch's addmm sees a 1-D mat2).
 
     >>> F.linear(corrnet.ones(2, 3), corrnet.ones(4, 3)).shape
     torch.Size([2, 4])
@@ -99,17 +106,27 @@ def linear(input, weight, bias=None):
             f"{in_features}x{weight.shape[0] if weight.dim() == 2 else 1}))"
         )
     _check_same_dtype(op, input, weight=weight, bias=bias)
+    if input.dtype == bool_:
+        raise NotImplementedError(f'{op}: "addmm_impl_cpu_" not implemented for \'Bool\' (bool '
+                                  "input and weight); convert them with .float()")
     if weight.dim() == 1:  # a dot product over the last dimension
+        if bias is not None and (bias.dim() > 0 or input.dim() == 2):  # PyTorch's addmm path
+            raise RuntimeError(f"{op}: mat2 must be a matrix, got 1-D tensor (a 1-D weight of "
+                               f"shape {tuple(weight.shape)} takes only a 0-d bias, and none "
+                               f"with a 2-D input; got input {tuple(input.shape)} and bias "
+                               f"{tuple(bias.shape)})")
         out = input.matmul(weight)
         return out if bias is None else out + bias
     if bias is not None:
+        out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
         try:
-            if np.broadcast_shapes(tuple(bias.shape), (weight.shape[0],)) != (weight.shape[0],):
-                raise ValueError
+            fits = np.broadcast_shapes(tuple(bias.shape), out_shape) == out_shape
         except ValueError:
-            raise RuntimeError(f"{op}: bias of shape {tuple(bias.shape)} does not match "
-                               f"out_features={weight.shape[0]} of weight "
-                               f"{tuple(weight.shape)}") from None
+            fits = False
+        if not fits:
+            raise RuntimeError(f"{op}: bias of shape {tuple(bias.shape)} does not broadcast to "
+                               f"the output's shape {out_shape} (out_features="
+                               f"{weight.shape[0]} of weight {tuple(weight.shape)})")
     return Linear.apply(input, weight, bias)
 
 
@@ -120,8 +137,21 @@ def linear(input, weight, bias=None):
 
 def relu(input, inplace=False):
     """max(input, 0); with ``inplace=True`` the result is written into `input`."""
+    _check_tensor(input, "relu", "input")
     out = _core.relu(input)
     return input._inplace(out) if inplace else out
+
+
+def sigmoid(input):
+    """1 / (1 + exp(-input)), elementwise."""
+    _check_tensor(input, "sigmoid", "input")
+    return _core.sigmoid(input)
+
+
+def tanh(input):
+    """tanh(input), elementwise."""
+    _check_tensor(input, "tanh", "input")
+    return _core.tanh(input)
 
 
 def _softmax_dim(op: str, input: Tensor, dim):
@@ -155,12 +185,15 @@ def dropout(input, p=0.5, training=True, inplace=False):
     for p = 0, the input is returned as it is.
     """
     _check_tensor(input, "dropout", "input")
-    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+    p = _args.check_float("dropout", "p", p)
+    if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    training = _args.check_bool("dropout", "train", training)
     if not training or p == 0 or input.numel() == 0:
         return input
-    if not input.dtype.is_floating_point:
-        raise RuntimeError(f"dropout: expected a floating point input, got {input.dtype}")
+    if not input.dtype.is_floating_point and p != 1:  # p = 1 zeroes any dtype, as PyTorch
+        raise RuntimeError(f"dropout: expected a floating point input, got {input.dtype} "
+                           "(only p=0 or p=1 keep an integer dtype)")
     np_dtype = input._data.dtype
     if p == 1:
         mask = np.zeros((), dtype=np_dtype)
@@ -185,7 +218,9 @@ class NativeBatchNorm(Function):
         channels = x.shape[1]
         axes = (0,) + tuple(range(2, x.ndim))
         shape = (1, channels) + (1,) * (x.ndim - 2)
-        if training:
+        if training and x.size == 0:  # an empty batch: an empty output, running stats kept
+            centred, var = x, np.ones(channels, dtype=x.dtype)
+        elif training:
             count = x.size // channels
             mean = np.mean(x, axis=axes)
             centred = x - mean.reshape(shape)
@@ -239,30 +274,40 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """
     op = "batch_norm"
     _check_tensor(input, op, "input")
+    training = _args.check_bool(op, "training", training)
+    momentum = _args.check_float(op, "momentum", momentum)  # None too is refused, as PyTorch
+    eps = _args.check_float(op, "eps", eps)
     if input.dim() < 2:
         raise RuntimeError(f"{op}: expected input of shape (N, C, ...) with at least 2 "
                            f"dimensions, got shape {tuple(input.shape)}")
     if not input.dtype.is_floating_point:
         raise RuntimeError(f"{op}: expected a floating point input, got {input.dtype}")
     channels = input.shape[1]
+    if channels == 0 and (weight is not None or bias is not None):
+        # PyTorch's kernel fails on it ("select(): index 0 out of range"), as on nn.BatchNorm1d(0)
+        raise IndexError(f"{op}: input of shape {tuple(input.shape)} has no channels to weight "
+                         "or shift")
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
         if t is None:
             continue
         _check_tensor(t, op, name)
-        if t.numel() != channels:
-            raise RuntimeError(f"{op}: {name} should contain {channels} elements (one per "
-                               f"channel of input {tuple(input.shape)}) not {t.numel()}")
+        running = name.startswith("running")  # weight and bias may have any shape
+        if t.numel() != channels or (running and t.dim() != 1):
+            raise RuntimeError(f"{op}: {name} should contain {channels} elements (one per channel "
+                               f"of input {tuple(input.shape)}){' in 1-D' if running else ''}, "
+                               f"got shape {tuple(t.shape)}")
         if t.dtype != input.dtype:
             raise RuntimeError(f"{op}: expected {name} to have the same dtype as input "
                                f"({input.dtype}), but got {t.dtype}")
-        if name.startswith("running") and t.requires_grad and is_grad_enabled():
+        if running and t.requires_grad and is_grad_enabled():
             raise RuntimeError(f"The function 'native_batch_norm' is not differentiable with "
                                f"respect to argument '{name}'. This input cannot have "
                                "requires_grad True.")
     if training:
-        count = input.numel() // channels if channels else 0
-        if count <= 1:
+        # PyTorch counts the values per channel without the channels: N * prod(spatial)
+        count = int(np.prod((input.shape[0],) + tuple(input.shape[2:]), dtype=np.int64))
+        if count == 1:  # an empty batch (0) is allowed
             raise ValueError(f"Expected more than 1 value per channel when training, got input "
                              f"size {input.shape}")
         if eps <= 0:
@@ -275,8 +320,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
     arrays = [None if t is None else t._data.reshape(-1) for t in (running_mean, running_var)]
     out = NativeBatchNorm.apply(input, None if weight is None else weight.reshape(-1),
-                           None if bias is None else bias.reshape(-1), *arrays, bool(training),
-                           float(momentum) if momentum is not None else 0.0, float(eps))
+                                None if bias is None else bias.reshape(-1), *arrays, training,
+                                momentum, eps)
     if training:
         for t in (running_mean, running_var):
             if t is not None:
@@ -428,6 +473,11 @@ def _class_loss_inputs(op, input, target, weight):
         _check_same_dtype(op, input, weight=weight)
     unbatched = input.dim() == 1
     if unbatched:
+        if not target.dtype.is_floating_point and target.dim() == 1:
+            if target.shape[0] != 1:  # class indices: () or (1,) for one sample
+                raise ValueError(f"For 1D input, 1D target must have size 1, but got target "
+                                 f"size: {target.shape[0]}")
+            target = target.reshape(())
         input = input.unsqueeze(0)
         target = target.unsqueeze(0)
     return input, target, unbatched, classes
@@ -480,8 +530,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     """
     op = "cross_entropy"
     reduction = _reduction(reduction, size_average, reduce)
-    if not 0.0 <= label_smoothing <= 1.0:
+    ignore_index = _args.check_int(op, "ignore_index", ignore_index)
+    label_smoothing = _args.check_float(op, "label_smoothing", label_smoothing)
+    if label_smoothing > 1.0:
         raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if not label_smoothing > 0.0:  # PyTorch smooths only when > 0: a negative or NaN is 0
+        label_smoothing = 0.0
     x, t, unbatched, classes = _class_loss_inputs(op, input, target, weight)
     if t.dtype.is_floating_point:  # class probabilities
         if tuple(t.shape) != tuple(x.shape):
@@ -509,6 +563,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     `input` holds log-probabilities (N, C) / (N, C, d1, ...) / (C,)."""
     op = "nll_loss"
     reduction = _reduction(reduction, size_average, reduce)
+    ignore_index = _args.check_int(op, "ignore_index", ignore_index)
     x, t, unbatched, classes = _class_loss_inputs(op, input, target, weight)
     _check_class_targets(op, x, t, classes, ignore_index)
     _check_weight_grad(op, weight)
@@ -519,11 +574,17 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error ``(input - target) ** 2``, reduced by 'mean' (default), 'sum' or
-    'none'; `weight` multiplies each squared error."""
+    'none'. `weight` (a tensor of the input's shape) multiplies each squared error, and 'mean'
+    is then the weighted mean ``sum(weight * error) / sum(weight)`` (as PyTorch)."""
     op = "mse_loss"
     reduction = _reduction(reduction, size_average, reduce)
     _check_tensor(input, op, "input")
     _check_tensor(target, op, "target")
+    if weight is not None:
+        _check_tensor(weight, op, "weight")
+        if tuple(weight.shape) != tuple(input.shape):
+            raise ValueError(f"Weights and input must have the same size: weight of shape "
+                             f"{tuple(weight.shape)}, input of shape {tuple(input.shape)}")
     if tuple(input.shape) != tuple(target.shape):
         warnings.warn(
             f"Using a target size ({target.shape}) that is different to the input size "
@@ -533,6 +594,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     loss = diff * diff
     if weight is not None:
         loss = loss * weight
+        if reduction == "mean":
+            return loss.sum() / weight.sum()
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":

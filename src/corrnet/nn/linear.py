@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from ..tensor import Tensor, empty
 from . import functional as F
@@ -36,13 +37,17 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
                  dtype=None):
         super().__init__()
+        if isinstance(out_features, bool):  # PyTorch's empty((out, in)) refuses a bool first
+            raise TypeError(f"Linear: out_features must be an int, not bool ({out_features})")
         for name, value in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            # but a bool in_features is an int there (Linear(True, 3) has one input feature)
+            if not isinstance(value, numbers.Integral) or value < 0:
                 raise ValueError(f"Linear: {name} must be a non-negative int, got {value!r}")
         self.in_features, self.out_features = in_features, out_features
-        self.weight = Parameter(empty(out_features, in_features, dtype=dtype, device=device))
+        self.weight = Parameter(empty(int(out_features), int(in_features), dtype=dtype,
+                                      device=device))
         if bias:
-            self.bias = Parameter(empty(out_features, dtype=dtype, device=device))
+            self.bias = Parameter(empty(int(out_features), dtype=dtype, device=device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

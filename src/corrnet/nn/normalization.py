@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from .. import backend
 from ..tensor import Tensor, empty, ones, tensor, zeros
 from . import functional as F
@@ -25,10 +27,16 @@ class _BatchNorm(Module):
                  affine: bool = True, track_running_stats: bool = True, device=None,
                  dtype=None, *, bias: bool = True):
         super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, int) or (
-                num_features < 1):
-            raise ValueError(f"{type(self).__name__}: num_features must be a positive int, got "
-                             f"{num_features!r}")
+        # num_features sizes the parameters and running statistics; without either (affine and
+        # track_running_stats False) PyTorch never looks at it, and neither does corrnet
+        if affine or track_running_stats:
+            if not isinstance(num_features, numbers.Integral) or isinstance(num_features, bool):
+                raise TypeError(f"{type(self).__name__}: num_features must be an int, got "
+                                f"{num_features!r}")
+            if num_features < 0:  # 0 features is accepted, as PyTorch (zero-size tensors)
+                raise ValueError(f"{type(self).__name__}: num_features must be a non-negative "
+                                 f"int, got {num_features!r}")
+            num_features = int(num_features)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
@@ -71,7 +79,7 @@ class _BatchNorm(Module):
             raise TypeError(f"{type(self).__name__}: input must be a Tensor, got "
                             f"{type(input).__name__}")
         self._check_input_dim(input)
-        if input.shape[1] != self.num_features:
+        if (self.affine or self.track_running_stats) and input.shape[1] != self.num_features:
             raise RuntimeError(
                 f"{self!r}: expected input with num_features={self.num_features} channels in "
                 f"dimension 1, {self._expected.replace('C', str(self.num_features))}, but got "

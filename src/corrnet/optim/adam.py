@@ -49,6 +49,9 @@ class Adam(Optimizer):
             raise TypeError(f"{owner}: `betas` must be a pair (beta1, beta2), got {betas!r}")
         for i, beta in enumerate(betas):
             check_real(owner, f"betas[{i}]", beta, low=0.0, high=1.0, high_open=True)
+        if not all(isinstance(beta, float) for beta in betas):  # PyTorch refuses (0, 0.9) too
+            raise ValueError(f"{owner}: betas must be either both floats or both Tensors, got "
+                             f"{betas!r}")
         check_real(owner, "weight_decay", group["weight_decay"], low=0.0)
         if group["differentiable"]:
             raise NotImplementedError(f"{owner}: `differentiable`=True is not supported")

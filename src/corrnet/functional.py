@@ -16,7 +16,7 @@ import numbers
 
 import numpy as np
 
-from . import backend
+from . import _args, backend
 from .autograd import Function
 from .kernels import conv as conv_kernels
 from .kernels import plan, windows
@@ -943,8 +943,19 @@ def _adaptive_output(op, dims, output_size, sizes):
         if not _is_int(value) or value < 0:
             raise RuntimeError(f"{op}: output_size must hold non-negative ints (or None), got "
                                f"{output_size!r}")
+        if value > _args.INT64_MAX:
+            raise ValueError(f"{op}: output_size={output_size!r} holds {value}: Overflow when "
+                             "unpacking long long (each size must fit in int64)")
         out.append(int(value))
     return tuple(out)
+
+
+def _check_adaptive_grad(op: str, grad) -> None:
+    """PyTorch's adaptive pools compute an empty output, but refuse its backward."""
+    if 0 in grad.shape[2:]:
+        raise RuntimeError(f"{op}_backward(): Expected grad_output to have non-zero size for "
+                           f"non-batch dimensions, but grad_output has sizes "
+                           f"{list(grad.shape)} (an output_size of 0)")
 
 
 class _AdaptiveAvgPool2d(Function):
@@ -955,6 +966,7 @@ class _AdaptiveAvgPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        _check_adaptive_grad("adaptive_avg_pool2d", grad)
         return pool_kernels.adaptive_avg_pool2d_backward(grad, ctx.x_shape)
 
 
@@ -968,6 +980,7 @@ class _AdaptiveMaxPool2d(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        _check_adaptive_grad("adaptive_max_pool2d", grad)
         return pool_kernels.scatter_to_indices(grad, ctx.indices, ctx.x_shape)
 
 
@@ -981,6 +994,8 @@ def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
                            "dimension")
     out_size = _lift(_adaptive_output(op, dims, output_size, sizes), 1)
     x, unbatched = _as_4d(input, dims)
+    check_allocation(op, "output", (*x.shape[:2], *out_size), x.dtype,
+                     f"output_size={output_size!r}")
     if kind == "avg":
         return _from_4d(_AdaptiveAvgPool2d.apply(x, *out_size), dims, unbatched)
     report = {}

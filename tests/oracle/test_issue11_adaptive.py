@@ -1,0 +1,48 @@
+"""Adaptive pooling's output_size at its extremes, against PyTorch (issue 11, found by the fuzz
+suite): an output_size of 0 along an axis computes an empty output whose backward PyTorch
+refuses; a size beyond int64 is a ValueError; an output larger than memory is refused before
+anything is allocated (PyTorch's allocator fails; corrnet says which op and shape)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import corrnet as cn
+from corrnet.nn import functional as cF
+
+OPS = [("adaptive_avg_pool2d", (2, 3, 5, 5)), ("adaptive_max_pool2d", (2, 3, 5, 5)),
+       ("adaptive_avg_pool1d", (2, 3, 5)), ("adaptive_max_pool1d", (2, 3, 5))]
+
+
+def _outcome(lib_F, lib, name, shape, output_size):
+    """('shape', output shape, backward's exception type or None) or ('raises', type)."""
+    x = lib.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32),
+                   requires_grad=True)
+    try:
+        out = getattr(lib_F, name)(x, output_size)
+    except Exception as exc:  # noqa: BLE001 - the type is what is compared
+        return ("raises", type(exc))
+    try:
+        out.sum().backward()
+        backward = None
+    except Exception as exc:  # noqa: BLE001
+        backward = type(exc)
+    return ("shape", tuple(out.shape), backward)
+
+
+@pytest.mark.parametrize(("name", "shape"), OPS)
+@pytest.mark.parametrize("size", ["zero", "zeros", "int64_overflow"])
+def test_issue11_adaptive_pool_output_size_extremes_as_torch(name, shape, size):
+    dims = len(shape) - 2
+    output_size = {"zero": (5, 0)[-dims:] if dims == 2 else 0, "zeros": (0,) * dims,
+                   "int64_overflow": 2**63}[size]
+    assert (_outcome(cF, cn, name, shape, output_size)
+            == _outcome(torch.nn.functional, torch, name, shape, output_size))
+
+
+@pytest.mark.parametrize(("name", "shape"), OPS)
+def test_issue11_adaptive_pool_output_beyond_memory_refused_clearly(name, shape):
+    with pytest.raises(RuntimeError, match=rf"{name}: the output would have shape"):
+        getattr(cF, name)(cn.randn(*shape), 10**12)

@@ -798,10 +798,14 @@ class Tensor:
         return _floor_divide(self, other)
 
     def __pow__(self, exponent):
-        return self._binary(exponent, ops.Pow)
+        _check_pow(self, exponent)
+        bool_exponent = isinstance(exponent, Tensor) and exponent.dtype is backend.bool_
+        return self._binary(exponent, ops.Pow, options=(bool_exponent,))
 
     def __rpow__(self, base):
-        return self._binary(base, ops.Pow, reverse=True)
+        _check_pow(base, self)
+        return self._binary(base, ops.Pow, reverse=True,
+                            options=(self.dtype is backend.bool_,))
 
     def __matmul__(self, other):
         if not isinstance(other, Tensor):
@@ -1344,7 +1348,8 @@ class Tensor:
     def flatten(self, start_dim=0, end_dim=-1):
         if self.dim() == 0:
             return self.reshape(1)
-        start, end = self._axis(start_dim), self._axis(end_dim)
+        start = _args.check_dim("flatten", start_dim, self.dim())
+        end = _args.check_dim("flatten", end_dim, self.dim())
         if start > end:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
         merged = math.prod(self.shape[start:end + 1])  # not -1: an empty tensor has no size
@@ -1606,6 +1611,19 @@ def _refuse_bool_subtraction(a, b):
                 "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                 "trying to invert a mask, use the `~` or `logical_not()` operator instead."
             )
+
+
+def _check_pow(base, exponent) -> None:
+    """Refuse what PyTorch's pow refuses: an integer tensor to a negative Python int (a
+    tensor of negative exponents is computed), bool ** bool. (A bool exponent tensor is
+    refused in the backward, see ops.Pow.)"""
+    dtype = result_type(_as_operand(base, "input"), _as_operand(exponent, "exponent"))
+    if (dtype.category == backend.INT and isinstance(exponent, numbers.Integral)
+            and not isinstance(exponent, (bool, Tensor)) and exponent < 0):
+        raise RuntimeError(f"Integers to negative integer powers are not allowed (exponent "
+                           f"{exponent} for a {dtype} tensor)")
+    if dtype is backend.bool_:
+        raise NotImplementedError("\"pow\" not implemented for 'Bool'")
 
 
 def _true_div_dtype(a, b):
@@ -2076,7 +2094,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
                 "tensor(): data must be a rectangular nested sequence, but its rows have "
                 f"different lengths ({err})"
             ) from None
-        if array.dtype == np.uint64 or (array.dtype == object and _holds_big_int(data)):
+        if (dtype is None or as_dtype(dtype).category == backend.INT) and (
+                array.dtype == np.uint64 or (array.dtype == object and _holds_big_int(data))):
             raise ValueError("tensor(): a Python int in data does not fit in int64 (Overflow "
                              "when unpacking long long)")
         if array.dtype.kind not in "biuf":

@@ -171,6 +171,9 @@ def _numpy_names(method):
     return wrapper
 
 
+_ALL = object()  # max()/min() without dim: over every element (PyTorch refuses dim=None)
+
+
 class Tensor:
     """A multi-dimensional array that records the ops applied to it for `backward()`.
 
@@ -1114,11 +1117,11 @@ class Tensor:
         return ops.Prod.apply(source, axis, keepdim)
 
     @_numpy_names
-    def max(self, dim=None, keepdim=False):
+    def max(self, dim=_ALL, keepdim=False):
         return self._extreme(dim, keepdim, use_min=False)
 
     @_numpy_names
-    def min(self, dim=None, keepdim=False):
+    def min(self, dim=_ALL, keepdim=False):
         return self._extreme(dim, keepdim, use_min=True)
 
     def _extreme(self, dim, keepdim, use_min):
@@ -1126,6 +1129,12 @@ class Tensor:
         if isinstance(dim, Tensor):  # max(other): the elementwise maximum
             return self.minimum(dim) if use_min else self.maximum(dim)
         if dim is None:
+            raise TypeError(f"{name}(): argument 'dim' must be int, not NoneType (leave it out "
+                            "to reduce over every element)")
+        if dim is _ALL:
+            if keepdim is not False:
+                raise TypeError(f"{name}(): keepdim needs a dim (max() over every element "
+                                "takes no other argument)")
             if self.numel() == 0:
                 raise RuntimeError(
                     f"{name}(): Expected reduction dim to be specified for input.numel() == 0."

@@ -1355,10 +1355,10 @@ class Tensor:
         return self.reshape(other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        if self.dim() == 0:
-            return self.reshape(1)
         start = _args.check_dim("flatten", start_dim, self.dim())
         end = _args.check_dim("flatten", end_dim, self.dim())
+        if self.dim() == 0:
+            return self.reshape(1)
         if start > end:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
         merged = math.prod(self.shape[start:end + 1])  # not -1: an empty tensor has no size

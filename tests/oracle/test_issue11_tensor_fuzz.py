@@ -264,6 +264,7 @@ def test_issue11_sigmoid_0d_gradient_as_torch():
     lambda m: m.tensor([0, 1, -1, 2, -2, 3], dtype=m.uint8) ** m.tensor(-2),
     lambda m: 2 ** m.tensor([-1, 2]), lambda m: m.tensor(True) ** m.tensor(False),
     lambda m: m.tensor([2**63], dtype=m.bool), lambda m: m.zeros(3, 4).flatten([], -1),
+    lambda m: m.zeros(()).flatten([], -1), lambda m: m.zeros(()).flatten(0, -1),
     lambda m: m.zeros(2, 3).max(None), lambda m: m.zeros(2, 3).min(dim=None, keepdim=True),
     lambda m: m.max(m.zeros(2, 3)), lambda m: m.max(m.zeros(2, 3), 1)[1],
 ])

@@ -1631,7 +1631,7 @@ def _check_pow(base, exponent) -> None:
             and not isinstance(exponent, (bool, Tensor)) and exponent < 0):
         raise RuntimeError(f"Integers to negative integer powers are not allowed (exponent "
                            f"{exponent} for a {dtype} tensor)")
-    if dtype is backend.bool_:
+    if dtype is backend.bool_ and isinstance(exponent, Tensor):  # (bool_tensor ** True works)
         raise NotImplementedError("\"pow\" not implemented for 'Bool'")
 
 

@@ -263,6 +263,8 @@ def test_issue11_sigmoid_0d_gradient_as_torch():
     lambda m: m.tensor([0, 1, -1, 2, -2, 3]) ** m.tensor([-2, -3, -3, 2, -1, 1]),
     lambda m: m.tensor([0, 1, -1, 2, -2, 3], dtype=m.uint8) ** m.tensor(-2),
     lambda m: 2 ** m.tensor([-1, 2]), lambda m: m.tensor(True) ** m.tensor(False),
+    lambda m: m.tensor([True, False]) ** True, lambda m: True ** m.tensor([True, False]),
+    lambda m: m.tensor([True, False]) ** 2, lambda m: 2 ** m.tensor([True, False]),
     lambda m: m.tensor([2**63], dtype=m.bool), lambda m: m.zeros(3, 4).flatten([], -1),
     lambda m: m.zeros(()).flatten([], -1), lambda m: m.zeros(()).flatten(0, -1),
     lambda m: m.zeros(2, 3).max(None), lambda m: m.zeros(2, 3).min(dim=None, keepdim=True),

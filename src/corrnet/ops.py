@@ -70,28 +70,45 @@ class Div(Function):
 
 
 class Pow(Function):
+    """``a ** b``; `bool_exponent` says `b` was a bool tensor, whose derivative PyTorch
+    refuses (it subtracts 1 from the exponent)."""
+
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx, a, b, bool_exponent=False):
+        ctx.bool_exponent = bool_exponent
         with np.errstate(divide="ignore", invalid="ignore"):
-            try:
+            if a.dtype.kind == "i" and np.any(b < 0):
+                out = _int_power(a, b)
+            else:
                 out = np.power(a, b).astype(a.dtype, copy=False)  # bool ** bool stays bool
-            except ValueError:  # NumPy refuses integers to negative integer powers
-                raise RuntimeError("Integers to negative integer powers are not allowed "
-                                   "(pow of an integer tensor)") from None
         ctx.save_for_backward(a, b, out)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         a, b, out = ctx.saved_arrays
+        if ctx.bool_exponent and _needs(ctx, 0):
+            raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
+                               "supported (the derivative of pow for a bool exponent); "
+                               "convert the exponent with .float()")
         with np.errstate(divide="ignore", invalid="ignore"):
             grad_a = grad * b * np.power(a, b - 1)
             grad_a = np.where(b == 0, 0, grad_a)  # d/da a**0 is 0, even at a == 0
             grad_b = None
-            if ctx.needs_input_grad[-1]:
+            if _needs(ctx, 1):
                 # d/db a**b = a**b log a, defined as 0 where a == 0 and b >= 0 (as PyTorch)
                 grad_b = grad * np.where((a == 0) & (b >= 0), 0, out * np.log(a))
         return grad_a, grad_b
+
+
+def _int_power(a, b):
+    """Integer ``a ** b`` with some negative exponents, as PyTorch computes it: 1 / a**|b|
+    truncated — 1 for a == 1, +-1 for a == -1 (by parity), else 0 (0 too for a == 0)."""
+    negative = b < 0
+    out = np.power(a, np.where(negative, 0, b)).astype(a.dtype, copy=False)
+    odd = (b % 2) == 1
+    inverse = np.where(a == 1, 1, np.where(a == -1, np.where(odd, -1, 1), 0)).astype(a.dtype)
+    return np.where(negative, inverse, out)
 
 
 class Remainder(Function):

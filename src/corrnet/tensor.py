@@ -172,6 +172,9 @@ def _numpy_names(method):
     return wrapper
 
 
+_ALL = object()  # max()/min() without dim: over every element (PyTorch refuses dim=None)
+
+
 class Tensor:
     """A multi-dimensional array that records the ops applied to it for `backward()`.
 
@@ -824,10 +827,14 @@ class Tensor:
         return _floor_divide(self, other)
 
     def __pow__(self, exponent):
-        return self._binary(exponent, ops.Pow)
+        _check_pow(self, exponent)
+        bool_exponent = isinstance(exponent, Tensor) and exponent.dtype is backend.bool_
+        return self._binary(exponent, ops.Pow, options=(bool_exponent,))
 
     def __rpow__(self, base):
-        return self._binary(base, ops.Pow, reverse=True)
+        _check_pow(base, self)
+        return self._binary(base, ops.Pow, reverse=True,
+                            options=(self.dtype is backend.bool_,))
 
     def __matmul__(self, other):
         if not isinstance(other, Tensor):
@@ -1136,11 +1143,11 @@ class Tensor:
         return ops.Prod.apply(source, axis, keepdim)
 
     @_numpy_names
-    def max(self, dim=None, keepdim=False):
+    def max(self, dim=_ALL, keepdim=False):
         return self._extreme(dim, keepdim, use_min=False)
 
     @_numpy_names
-    def min(self, dim=None, keepdim=False):
+    def min(self, dim=_ALL, keepdim=False):
         return self._extreme(dim, keepdim, use_min=True)
 
     def _extreme(self, dim, keepdim, use_min):
@@ -1148,6 +1155,12 @@ class Tensor:
         if isinstance(dim, Tensor):  # max(other): the elementwise maximum
             return self.minimum(dim) if use_min else self.maximum(dim)
         if dim is None:
+            raise TypeError(f"{name}(): argument 'dim' must be int, not NoneType (leave it out "
+                            "to reduce over every element)")
+        if dim is _ALL:
+            if keepdim is not False:
+                raise TypeError(f"{name}(): keepdim needs a dim (max() over every element "
+                                "takes no other argument)")
             if self.numel() == 0:
                 raise RuntimeError(
                     f"{name}(): Expected reduction dim to be specified for input.numel() == 0."
@@ -1368,7 +1381,8 @@ class Tensor:
         return self.reshape(other.shape)
 
     def flatten(self, start_dim=0, end_dim=-1):
-        start, end = self._axis(start_dim), self._axis(end_dim)  # a 0-d tensor: in [-1, 0]
+        start = _args.check_dim("flatten", start_dim, self.dim())
+        end = _args.check_dim("flatten", end_dim, self.dim())
         if self.dim() == 0:
             return self.reshape(1)
         if start > end:
@@ -1632,6 +1646,19 @@ def _refuse_bool_subtraction(a, b):
                 "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
                 "trying to invert a mask, use the `~` or `logical_not()` operator instead."
             )
+
+
+def _check_pow(base, exponent) -> None:
+    """Refuse what PyTorch's pow refuses: an integer tensor to a negative Python int (a
+    tensor of negative exponents is computed), bool ** bool. (A bool exponent tensor is
+    refused in the backward, see ops.Pow.)"""
+    dtype = result_type(_as_operand(base, "input"), _as_operand(exponent, "exponent"))
+    if (dtype.category == backend.INT and isinstance(exponent, numbers.Integral)
+            and not isinstance(exponent, (bool, Tensor)) and exponent < 0):
+        raise RuntimeError(f"Integers to negative integer powers are not allowed (exponent "
+                           f"{exponent} for a {dtype} tensor)")
+    if dtype is backend.bool_ and isinstance(exponent, Tensor):  # (bool_tensor ** True works)
+        raise NotImplementedError("\"pow\" not implemented for 'Bool'")
 
 
 def _true_div_dtype(a, b):
@@ -2102,7 +2129,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
                 "tensor(): data must be a rectangular nested sequence, but its rows have "
                 f"different lengths ({err})"
             ) from None
-        if array.dtype == np.uint64 or (array.dtype == object and _holds_big_int(data)):
+        if (dtype is None or as_dtype(dtype).category == backend.INT) and (
+                array.dtype == np.uint64 or (array.dtype == object and _holds_big_int(data))):
             raise ValueError("tensor(): a Python int in data does not fit in int64 (Overflow "
                              "when unpacking long long)")
         if array.dtype.kind not in "biuf":

@@ -260,6 +260,15 @@ def test_issue11_sigmoid_0d_gradient_as_torch():
     lambda m: m.zeros(3, dtype=m.bool).relu(), lambda m: m.zeros(3).clip(min=1e300, max=1),
     lambda m: m.zeros(3, dtype=m.float64).clip(min=-1, max=1e300),
     lambda m: m.zeros(3).clip(min=-1, max=float("inf")),
+    lambda m: m.tensor([0, 1, -1, 2, -2, 3]) ** m.tensor([-2, -3, -3, 2, -1, 1]),
+    lambda m: m.tensor([0, 1, -1, 2, -2, 3], dtype=m.uint8) ** m.tensor(-2),
+    lambda m: 2 ** m.tensor([-1, 2]), lambda m: m.tensor(True) ** m.tensor(False),
+    lambda m: m.tensor([True, False]) ** True, lambda m: True ** m.tensor([True, False]),
+    lambda m: m.tensor([True, False]) ** 2, lambda m: 2 ** m.tensor([True, False]),
+    lambda m: m.tensor([2**63], dtype=m.bool), lambda m: m.zeros(3, 4).flatten([], -1),
+    lambda m: m.zeros(()).flatten([], -1), lambda m: m.zeros(()).flatten(0, -1),
+    lambda m: m.zeros(2, 3).max(None), lambda m: m.zeros(2, 3).min(dim=None, keepdim=True),
+    lambda m: m.max(m.zeros(2, 3)), lambda m: m.max(m.zeros(2, 3), 1)[1],
 ])
 def test_issue11_operators_and_dtypes_as_torch(call):
     """Python ints wrap into the tensor's integer dtype (uint8 > -1 raised OverflowError),
@@ -440,3 +449,13 @@ def test_extreme_index_with_scattered_nans_matches_torch(shape, dtype, name, nan
     values = values.astype(dtype)
     dim = data.draw(st.integers(-len(shape), len(shape) - 1), label="dim")
     assert_as_torch(lambda m: getattr(m.tensor(values), name)(dim, keepdim=keepdim))
+
+
+def test_issue11_pow_with_a_bool_exponent_refused_in_backward():
+    """PyTorch computes ``x ** bool_tensor`` but its derivative refuses the bool exponent;
+    corrnet returned a gradient."""
+    for m in (tt, ct):
+        x = m.tensor(1.5, requires_grad=True)
+        y = x ** m.tensor(True)
+        with pytest.raises(RuntimeError, match="Subtraction"):
+            y.backward()

@@ -10,7 +10,6 @@ tensor ops.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -118,12 +117,6 @@ def linear(input, weight, bias=None):
                                f"{tuple(bias.shape)})")
         out = input.matmul(weight)
         return out if bias is None else out + bias
-    if bias is not None and input.dim() == 3:
-        # PyTorch folds a 3-D input into rows for one addmm: the bias must broadcast to
-        # (rows, out_features), and the result is viewed back as (N, L, out_features)
-        lead = tuple(input.shape[:-1])
-        flat = linear(input.reshape(math.prod(lead), in_features), weight, bias)
-        return flat.reshape(*lead, weight.shape[0])
     if bias is not None:
         out_shape = tuple(input.shape[:-1]) + (weight.shape[0],)
         try:

@@ -191,7 +191,7 @@ def pad(input, pad, mode="constant", value=None):
     if mode != "constant":
         if value is not None and value != 0:
             raise RuntimeError(f"{op}: mode={mode!r} takes no value (got value={value!r})")
-        if count > 3 or input.dim() not in (count + 1, count + 2):
+        if not 1 <= count <= 3 or input.dim() not in (count + 1, count + 2):
             raise NotImplementedError(
                 f"{op}: mode={mode!r} pads 1, 2 or 3 dimensions of a batched or unbatched "
                 f"input: pad={tuple(pad)} pads {count} dimensions, input of shape "
@@ -694,13 +694,40 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     x, unbatched = _as_4d(input, 2)
     kernel, dilation, pads, stride = _window_args(op, kernel_size, dilation, padding, stride)
     window = make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation)
-    _check_dtype(op, input, "float+bool")
     because = f"kernel_size={kernel_size}, dilation={dilation}, padding={padding}"
     check_allocation(op, "output", (x.shape[0], x.shape[1] * kernel[0] * kernel[1],
                                     window.out_height * window.out_width), x.dtype, because)
-    _check_padded(op, x, window, because)
-    out = _Unfold.apply(x, window)
+    _check_dtype(op, input, "float+bool")
+    crops = _crops(window)
+    if crops is None:
+        _check_padded(op, x, window, because)
+        out = _Unfold.apply(x, window)
+    else:
+        out = _cropped_unfold(op, x, window, crops, because)
     return out.squeeze(0) if unbatched else out
+
+
+def _cropped_unfold(op, x, window: Window2d, crops, because):
+    """unfold of (4-D) x computed on the kernel cells, windows and input cells that can meet
+    (`_crops`: huge padding, stride or dilation); the other entries read padding: zeros."""
+    n, c = x.shape[:2]
+    (kh, kw), (oh, ow) = window.kernel, (window.out_height, window.out_width)
+    if None in crops:        # no window meets the input: all padding
+        return _Empty.apply(x, None, None, (n, c * kh * kw, oh * ow))
+    rows, cols = crops
+    taps = (rows.end_tap - rows.first_tap, cols.end_tap - cols.first_tap)
+    part = make_window(op, rows.end_in - rows.first_in, cols.end_in - cols.first_in, taps,
+                       window.stride, ((rows.before, rows.after), (cols.before, cols.after)),
+                       window.dilation)
+    x_part = x[:, :, rows.first_in:rows.end_in, cols.first_in:cols.end_in]
+    _check_padded(op, x_part, part, because)
+    col = _Unfold.apply(x_part, part).reshape(n, c, *taps, part.out_height, part.out_width)
+    # (N, C, kh', kw', oh', ow') -> (N, C, kh, kw, oh, ow): zeros for the cut-off cells
+    col = _Pad.apply(col, ((rows.first_tap, kh - rows.end_tap),
+                           (cols.first_tap, kw - cols.end_tap),
+                           (rows.first_out, oh - rows.end_out),
+                           (cols.first_out, ow - cols.end_out)), "constant", 0)
+    return col.reshape(n, c * kh * kw, oh * ow)
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
@@ -890,13 +917,13 @@ class _AvgPool2d(Function):
 def _avg_pool(op, dims, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
     _check_input(input, op, dims)
+    x, unbatched = _as_4d(input, dims)
+    window = _pool_window(op, dims, x, kernel_size, stride, padding, 1, ceil_mode, int32=True)
     count_include_pad = check_bool(op, "count_include_pad", count_include_pad)
     if divisor_override is not None and check_int(op, "divisor_override",
                                                   divisor_override) == 0:
         raise RuntimeError(f"{op}: divisor_override must be a non-zero integer, got "
                            f"{divisor_override!r}")
-    x, unbatched = _as_4d(input, dims)
-    window = _pool_window(op, dims, x, kernel_size, stride, padding, 1, ceil_mode, int32=True)
     _check_dtype(op, input, "float+int64")
     x_part, part, crops = _pool_part(op, x, window, f"kernel_size={kernel_size}, "
                                      f"padding={padding}")

@@ -174,7 +174,7 @@ def test_issue11_max_unpool_output_size_checked(output_size):
     ((0, 5), (1, 1)), ((0, 5), (-2, -2)), ((5, 0), (0, 0)), ((3, 0), (1, 1)),
     ((0, 2, 5), (1, 1)), ((2, 0, 5), (1, 1)), ((0, 5, 1), (1, 1, 1, 1)),
     ((2, 0, 5, 5), (1, 1, 1, 1)), ((0, 2, 5, 5), (1, 1, 1, 1)), ((0, 2, 0, 5), (1, 1, 1, 1)),
-    ((5, 2, 6, 6, 3), (0, 2, 2, 2, -1, 2, -2, 0)), ((2, 3, 3, 3, 3), (1,) * 8),
+    ((5, 2, 6, 6, 3), (0, 2, 2, 2, -1, 2, -2, 0)), ((2, 3, 3, 3, 3), (1,) * 8), ((6, 2), ()),
 ], ids=str)
 def test_issue11_non_constant_pads_of_empty_inputs_as_torch(shape, pad, mode):
     """replicate/reflect padding of a (0, 5) input returned where torch refuses (only the
@@ -293,3 +293,28 @@ def test_issue11_pools_with_huge_kernels_as_torch(name, ceil_mode):
         if theirs is not None:
             assert mine.shape == theirs.shape, what
             np.testing.assert_allclose(mine, theirs, rtol=1e-6, atol=1e-9, err_msg=what)
+
+
+@pytest.mark.parametrize("arguments", [
+    {"kernel_size": 3, "padding": 10**6, "stride": 10**6},
+    {"kernel_size": 3, "padding": 10**6, "stride": 7 * 10**5},
+    {"kernel_size": (2, 3), "padding": (10**5, 2), "stride": (3 * 10**4, 1), "dilation": (5, 1)},
+    {"kernel_size": 3, "padding": 10**3, "stride": 10**3},
+], ids=str)
+def test_issue11_unfold_with_huge_padding_as_torch(arguments):
+    """unfold(x, 3, padding=10**6, stride=10**6) refused (a padded input of 10**12 cells)
+    where PyTorch computes it: now cut down to the windows that meet the input, with torch's
+    values and input gradient."""
+    values = np.random.default_rng(3).standard_normal((2, 3, 8, 8))
+    results = []
+    for lib in (tt, ct):
+        x = lib.tensor(values, requires_grad=True)
+        out = lib.nn.functional.unfold(x, **arguments)
+        weights = np.random.default_rng(4).standard_normal(tuple(out.shape))
+        (out * lib.tensor(weights)).sum().backward()
+        results.append((to_numpy(out), to_numpy(x.grad)))
+    (out_t, grad_t), (out_c, grad_c) = results
+    assert out_c.shape == out_t.shape
+    np.testing.assert_allclose(out_c, out_t, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(grad_c, grad_t, rtol=1e-9, atol=1e-12)
+

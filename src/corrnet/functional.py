@@ -336,11 +336,14 @@ class _ConvTranspose2d(Function):
     round. `window` is the convolution from this op's output back to its input."""
 
     @_in_float32
-    def forward(ctx, x, weight, bias, window, groups, out_shape):
+    def forward(ctx, x, weight, bias, window, groups, out_shape, half=False):
         ctx.save_for_backward(x, weight)
         ctx.window, ctx.groups = window, groups
-        out = plan.conv_pass("grad_input", out_shape, weight.shape, window, groups, x.dtype,
-                             x, weight, window, groups, out_shape)
+        if half:
+            out = _half_conv_transpose(x, weight, window, groups, out_shape)
+        else:
+            out = plan.conv_pass("grad_input", out_shape, weight.shape, window, groups,
+                                 x.dtype, x, weight, window, groups, out_shape)
         if bias is not None:
             out += bias.reshape(1, -1, 1, 1)
         return out
@@ -361,6 +364,29 @@ class _ConvTranspose2d(Function):
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias
+
+
+def _half_conv_transpose(x, weight, window: Window2d, groups: int, out_shape) -> np.ndarray:
+    """A float16 transposed convolution (arrays in float32) as PyTorch computes it: each
+    input cell's contribution to each output cell (its sum over the input channels, in
+    float32) is rounded to float16, and the contributions are added in float16, kernel cell
+    by kernel cell, so that one beyond 65504 is inf and inf - inf is NaN, as in PyTorch
+    (where float32 throughout would give a finite value). One image at a time: (C_out*kh*kw,
+    H*W) columns."""
+    n, c_in, height, width = x.shape
+    _, c_out_group, kh, kw = weight.shape
+    c_in_group = c_in // groups
+    # (G, C_out/G*kh*kw, C_in/G)
+    weight_columns = weight.reshape(groups, c_in_group, c_out_group * kh * kw).transpose(0, 2, 1)
+    out = np.empty(out_shape, dtype=np.float32)
+    for image in range(n):
+        rows = x[image].reshape(groups, c_in_group, height * width)       # (G, C_in/G, H*W)
+        col = np.matmul(weight_columns, rows)                     # (G, C_out/G*kh*kw, H*W)
+        with np.errstate(over="ignore", invalid="ignore"):   # added in float16, in order
+            out[image:image + 1] = conv_kernels.fold(
+                col.astype(np.float16).reshape(1, -1, height * width), window,
+                (1, *out_shape[1:]))
+    return out
 
 
 def _check_weight(op, weight, bias, x, input_shape, dims, groups, transposed):
@@ -594,7 +620,8 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
     _check_dtype(op, x, "float+int64")   # (PyTorch: after the arguments, by its kernel)
     if x.numel() == 0 or 0 in out_shape:   # an empty batch: an empty output
         return _from_4d(_Empty.apply(x, weight, bias, out_shape), dims, unbatched)
-    out = _ConvTranspose2d.apply(x, weight, bias, window, groups, out_shape)
+    out = _ConvTranspose2d.apply(x, weight, bias, window, groups, out_shape,
+                                 x.dtype == backend.float16)
     return _from_4d(out, dims, unbatched)
 
 

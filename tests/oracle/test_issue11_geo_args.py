@@ -318,3 +318,38 @@ def test_issue11_unfold_with_huge_padding_as_torch(arguments):
     np.testing.assert_allclose(out_c, out_t, rtol=1e-12, atol=0)
     np.testing.assert_allclose(grad_c, grad_t, rtol=1e-9, atol=1e-12)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# float16 transposed convolution: PyTorch rounds each contribution to float16 before adding
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1, 100, 200, 300])
+@pytest.mark.parametrize("seed", range(6))
+def test_issue11_float16_conv_transpose_rounds_as_torch(seed, scale):
+    """conv_transpose1d of [300, 300] with [300, -300] in float16: PyTorch gives [inf, nan,
+    -inf] (each product rounded to float16 before the sum: 90000 is inf), corrnet (in float32,
+    since round 1) gave [inf, 0, -inf]. Now its NaN and inf places and values are torch's."""
+    rng = np.random.default_rng(100 * seed + scale)
+    groups = int(rng.integers(1, 3))
+    kernel, stride, dilation = rng.integers(1, 4, 2), rng.integers(1, 3, 2), rng.integers(1, 3, 2)
+    padding = tuple(int(rng.integers(0, d * (k - 1) + 1))
+                    for d, k in zip(dilation, kernel, strict=True))
+    x = (rng.standard_normal((2, 2 * groups, 4, 5)) * scale).astype(np.float16)
+    w = (rng.standard_normal((2 * groups, 2, *kernel)) * scale).astype(np.float16)
+    b = rng.standard_normal(2 * groups).astype(np.float16)
+    outs = [to_numpy(lib.nn.functional.conv_transpose2d(
+        lib.tensor(x), lib.tensor(w), lib.tensor(b), stride=tuple(stride), padding=padding,
+        dilation=tuple(dilation), groups=groups)).astype(np.float64) for lib in (tt, ct)]
+    expected, actual = outs
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(actual), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(actual[finite], expected[finite], rtol=2e-3,
+                               atol=2e-3 * max(1.0, np.abs(expected[finite]).max(initial=0)))
+    if scale == 300 and seed == 0:
+        one = [to_numpy(lib.nn.functional.conv_transpose1d(
+            lib.tensor([[[300.0, 300.0]]], dtype=lib.float16),
+            lib.tensor([[[300.0, -300.0]]], dtype=lib.float16))) for lib in (tt, ct)]
+        np.testing.assert_array_equal(one[1], one[0])    # [inf, nan, -inf]

@@ -597,8 +597,8 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
     sizes = tuple(x.shape[4 - dims:])
     outs = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in zip(
         sizes, stride, padding, dilation, kernel, output_padding, strict=True))
-    # (an empty batch may have an empty output, as in PyTorch)
-    if min(outs) < (0 if x.shape[0] == 0 else 1):
+    # (an output of size 0 along an axis is empty, as in PyTorch; a negative one is refused)
+    if min(outs) < 0:
         raise RuntimeError(f"{op}: output size would be {outs} for input of shape "
                            f"{tuple(input.shape)} (kernel {kernel}, stride {stride}, padding "
                            f"{padding}, dilation {dilation}): output size is too small")
@@ -873,9 +873,19 @@ class _MaxPool2d(Function):
         return pool_kernels.max_pool2d_backward(grad, ctx.winner, ctx.window, ctx.x_shape)
 
 
+def _check_pool_input(op, input, dims) -> None:
+    """As PyTorch's pools: only the batch of a batched input may be empty."""
+    _check_input(input, op, dims)
+    inner = input.shape[1:] if input.dim() == dims + 2 else input.shape
+    if 0 in inner:
+        raise RuntimeError(f"{op}: expected a {dims + 1}-D or {dims + 2}-D (batch mode) input "
+                           f"with optional 0 dim batch size, but got input of shape "
+                           f"{tuple(input.shape)}")
+
+
 def _max_pool(op, dims, input, kernel_size, stride, padding, dilation, ceil_mode,
               return_indices):
-    _check_input(input, op, dims)
+    _check_pool_input(op, input, dims)
     # max_pool1d without indices has its own kernel (floating point only, int64 sizes); with
     # indices, as max_pool2d, it takes any dtype but bool and int32 sizes
     plain_1d = dims == 1 and not return_indices
@@ -943,7 +953,7 @@ class _AvgPool2d(Function):
 
 def _avg_pool(op, dims, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
-    _check_input(input, op, dims)
+    _check_pool_input(op, input, dims)
     x, unbatched = _as_4d(input, dims)
     window = _pool_window(op, dims, x, kernel_size, stride, padding, 1, ceil_mode, int32=True)
     count_include_pad = check_bool(op, "count_include_pad", count_include_pad)
@@ -1011,6 +1021,9 @@ class _MaxUnpool(Function):
 
 def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_size):
     _check_input(input, op, dims)
+    if 0 in input.shape[1:]:   # (as PyTorch, which lets the first dimension be empty)
+        raise RuntimeError(f"{op}: expected input to have non-zero size for non-batch "
+                           f"dimensions, but got input of shape {tuple(input.shape)}")
     if not isinstance(indices, Tensor):
         raise TypeError(f"{op}: indices must be a Tensor, got {type(indices).__name__}")
     if indices.dtype != backend.int64:

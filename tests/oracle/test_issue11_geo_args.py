@@ -353,3 +353,38 @@ def test_issue11_float16_conv_transpose_rounds_as_torch(seed, scale):
             lib.tensor([[[300.0, 300.0]]], dtype=lib.float16),
             lib.tensor([[[300.0, -300.0]]], dtype=lib.float16))) for lib in (tt, ct)]
         np.testing.assert_array_equal(one[1], one[0])    # [inf, nan, -inf]
+
+
+@pytest.mark.parametrize("shape", [(1, 0, 10, 12), (0, 2, 10, 12), (2, 3, 0, 12), (0, 10, 12),
+                                   (3, 0, 12)], ids=str)
+@pytest.mark.parametrize("op", ["max_pool2d", "max_pool2d_indices", "avg_pool2d",
+                                "max_unpool2d"])
+def test_issue11_pools_of_empty_inputs_as_torch(op, shape):
+    """avg_pool2d of a (1, 0, 10, 12) input returned where PyTorch refuses (only the batch of
+    a batched input may be empty)."""
+    calls = {
+        "max_pool2d": lambda L, F: F.max_pool2d(L.ones(*shape), 2),
+        "max_pool2d_indices": lambda L, F: F.max_pool2d(L.ones(*shape), 2, return_indices=True),
+        "avg_pool2d": lambda L, F: F.avg_pool2d(L.ones(*shape), 2),
+        "max_unpool2d": lambda L, F: F.max_unpool2d(L.ones(*shape),
+                                                    L.zeros(*shape, dtype=L.int64), 1),
+    }
+    assert_as_torch(calls[op])
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_issue11_conv_transpose_with_empty_output_as_torch(batched):
+    """conv_transpose2d whose output has height 0 (padding 2 with a 1-row kernel on 4 rows)
+    was refused ('output size is too small'); PyTorch returns the empty output and a zero
+    gradient. (In float32, on its oneDNN path; its float64 path refuses: corrnet returns the
+    empty output in every dtype.)"""
+    values = np.random.default_rng(5).standard_normal((6, 4, 2)).astype(np.float32)
+    results = []
+    for lib in (tt, ct):
+        x = lib.tensor(values[None] if batched else values, requires_grad=True)
+        out = lib.nn.functional.conv_transpose2d(x, lib.ones(6, 3, 1, 4), lib.ones(6),
+                                                 stride=(1, 2), padding=(2, 1), groups=2)
+        out.sum().backward()
+        results.append((tuple(out.shape), to_numpy(x.grad)))
+    assert results[1][0] == results[0][0]
+    np.testing.assert_array_equal(results[1][1], results[0][1])

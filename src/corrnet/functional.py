@@ -17,6 +17,7 @@ import numbers
 import numpy as np
 
 from . import _args, backend
+from ._args import check_bool, check_int
 from .autograd import Function
 from .kernels import conv as conv_kernels
 from .kernels import plan, windows
@@ -47,21 +48,52 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _ints(value, n: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
-    """An int, or a sequence of 1 or n ints, as an n-tuple of ints >= minimum."""
+INT32_MAX, INT64_MAX = 2**31 - 1, 2**63 - 1
+
+
+def _ints(value, n: int, name: str, op: str, minimum: int,
+          int32: bool = False, int64: bool = True) -> tuple[int, ...]:
+    """An int, or a sequence of 1 or n ints, as an n-tuple of ints >= minimum.
+
+    As PyTorch's argument parser: an int beyond int64 is refused ('Overflow when unpacking
+    long long': a ValueError for a bare int, a TypeError inside a tuple); with `int32` (the
+    ops whose kernels take C ints: the 2-D pools, transposed convolution) one beyond int32 is
+    a RuntimeError. (`int64=False`: no limit, for the sizes computed in Python.)"""
     if _is_int(value):
         values = (int(value),) * n
-    elif isinstance(value, (tuple, list)) and len(value) in (1, n) and all(
-        _is_int(v) for v in value
-    ):
-        values = tuple(int(v) for v in value) * (n // len(value))
+    elif isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
+        values = tuple(int(v) for v in value)
     else:
         what = "an int" if n == 1 else f"an int or a tuple of {n} ints"
         raise TypeError(f"{op}: {name} must be {what}, got {value!r}")
+    if int64 and values and max(abs(v) for v in values) > INT64_MAX:
+        error = ValueError if _is_int(value) else TypeError
+        raise error(f"{op}: {name}={value!r}: Overflow when unpacking long long (each value "
+                    "must fit in int64)")
+    if len(values) not in (1, n):
+        raise RuntimeError(f"{op}: expected {name} to be a single integer value or a list of "
+                           f"{n} values, got {name}={value!r}")
+    values = values * (n // len(values))
+    if int32 and max(abs(v) for v in values) > INT32_MAX:
+        raise RuntimeError(f"{op}: {name}={value!r}: value cannot be converted to type int "
+                           "without overflow (each value must fit in int32)")
     if min(values) < minimum:
         kind = "positive" if minimum == 1 else "non-negative"
         raise RuntimeError(f"{op}: {name} must be {kind}, got {name}={value!r}")
     return values
+
+
+def _check_dtype(op: str, input, allowed: str, name: str = "input") -> None:
+    """NotImplementedError (as PyTorch's kernels) where input's dtype has no kernel for op:
+    `allowed` is 'float' (floating point only), 'float+bool', 'float+int64' or 'not bool'."""
+    dtype = input.dtype
+    ok = {"float": dtype.is_floating_point,
+          "float+bool": dtype.is_floating_point or dtype == backend.bool_,
+          "float+int64": dtype.is_floating_point or dtype == backend.int64,
+          "not bool": dtype != backend.bool_}[allowed]
+    if not ok:
+        raise NotImplementedError(f"{op}: not implemented for {name} of dtype {dtype} "
+                                  f"(shape {tuple(input.shape)})")
 
 
 def check_allocation(op: str, what: str, shape, dtype, because: str = "") -> None:
@@ -159,11 +191,18 @@ def pad(input, pad, mode="constant", value=None):
     if mode != "constant":
         if value is not None and value != 0:
             raise RuntimeError(f"{op}: mode={mode!r} takes no value (got value={value!r})")
-        if input.dim() not in (count + 1, count + 2):
+        if not 1 <= count <= 3 or input.dim() not in (count + 1, count + 2):
             raise NotImplementedError(
-                f"{op}: mode={mode!r} with pad={tuple(pad)} pads {count} dimensions and needs "
-                f"a {count + 1}-D or {count + 2}-D input, got input of shape "
+                f"{op}: mode={mode!r} pads 1, 2 or 3 dimensions of a batched or unbatched "
+                f"input: pad={tuple(pad)} pads {count} dimensions, input of shape "
                 f"{tuple(input.shape)}")
+        # reflect and replicate (as PyTorch): only the batch may be empty
+        inner = input.shape[1:] if input.dim() == count + 2 else input.shape
+        if mode in ("reflect", "replicate") and 0 in inner:
+            raise RuntimeError(
+                f"{op}: mode={mode!r} expects a {count + 1}-D or {count + 2}-D (batch mode) "
+                f"input with possibly 0 batch size and other non-zero dimensions, but got "
+                f"input of shape {tuple(input.shape)}")
         for size, (before, after) in zip(sizes, pads, strict=True):
             _check_pad_fits(mode, size, before, after, input.shape, pad)
     out_sizes = [size + before + after for size, (before, after) in zip(sizes, pads, strict=True)]
@@ -297,11 +336,14 @@ class _ConvTranspose2d(Function):
     round. `window` is the convolution from this op's output back to its input."""
 
     @_in_float32
-    def forward(ctx, x, weight, bias, window, groups, out_shape):
+    def forward(ctx, x, weight, bias, window, groups, out_shape, half=False):
         ctx.save_for_backward(x, weight)
         ctx.window, ctx.groups = window, groups
-        out = plan.conv_pass("grad_input", out_shape, weight.shape, window, groups, x.dtype,
-                             x, weight, window, groups, out_shape)
+        if half:
+            out = _half_conv_transpose(x, weight, window, groups, out_shape)
+        else:
+            out = plan.conv_pass("grad_input", out_shape, weight.shape, window, groups,
+                                 x.dtype, x, weight, window, groups, out_shape)
         if bias is not None:
             out += bias.reshape(1, -1, 1, 1)
         return out
@@ -322,6 +364,29 @@ class _ConvTranspose2d(Function):
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias
+
+
+def _half_conv_transpose(x, weight, window: Window2d, groups: int, out_shape) -> np.ndarray:
+    """A float16 transposed convolution (arrays in float32) as PyTorch computes it: each
+    input cell's contribution to each output cell (its sum over the input channels, in
+    float32) is rounded to float16, and the contributions are added in float16, kernel cell
+    by kernel cell, so that one beyond 65504 is inf and inf - inf is NaN, as in PyTorch
+    (where float32 throughout would give a finite value). One image at a time: (C_out*kh*kw,
+    H*W) columns."""
+    n, c_in, height, width = x.shape
+    _, c_out_group, kh, kw = weight.shape
+    c_in_group = c_in // groups
+    # (G, C_out/G*kh*kw, C_in/G)
+    weight_columns = weight.reshape(groups, c_in_group, c_out_group * kh * kw).transpose(0, 2, 1)
+    out = np.empty(out_shape, dtype=np.float32)
+    for image in range(n):
+        rows = x[image].reshape(groups, c_in_group, height * width)       # (G, C_in/G, H*W)
+        col = np.matmul(weight_columns, rows)                     # (G, C_out/G*kh*kw, H*W)
+        with np.errstate(over="ignore", invalid="ignore"):   # added in float16, in order
+            out[image:image + 1] = conv_kernels.fold(
+                col.astype(np.float16).reshape(1, -1, height * width), window,
+                (1, *out_shape[1:]))
+    return out
 
 
 def _check_weight(op, weight, bias, x, input_shape, dims, groups, transposed):
@@ -385,7 +450,7 @@ def _check_weight(op, weight, bias, x, input_shape, dims, groups, transposed):
 def _same_padding(kernel, dilation, stride, op):
     """((before, after), ...) for padding='same': the odd one goes at the end."""
     if any(s != 1 for s in stride):
-        raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+        raise RuntimeError(f"{op}: padding='same' is not supported for strided convolutions "
                          f"(stride={stride})")
     return tuple((d * (k - 1) // 2, d * (k - 1) - d * (k - 1) // 2)
                  for k, d in zip(kernel, dilation, strict=True))
@@ -400,7 +465,7 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
     kernel = tuple(weight.shape[2:])
     if isinstance(padding, str):
         if padding not in ("valid", "same"):
-            raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got "
+            raise RuntimeError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got "
                              f"{padding!r}")
         pads = (((0, 0),) * dims if padding == "valid"
                 else _same_padding(kernel, dilation, stride, op))
@@ -411,6 +476,8 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
         kernel, pads = (1, *kernel), ((0, 0), *pads)
     window = make_window(op, x.shape[2], x.shape[3], kernel, _lift(stride, 1), pads,
                          _lift(dilation, 1))
+    # (PyTorch, by its kernels: no bool; a dilated convolution takes floats or int64 only)
+    _check_dtype(op, x, "not bool" if set(dilation) == {1} else "float+int64")
     if x.numel() == 0:
         # an empty batch, or no input channels: then PyTorch returns an empty
         # (N, 0, H_out, W_out) output (not C_out channels of bias); zero gradients
@@ -519,10 +586,11 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
     if isinstance(padding, str):
         raise TypeError(f"{op}: padding must be an int or a tuple of ints, got {padding!r} "
                         "(transposed convolutions take no 'same' or 'valid')")
-    stride = _ints(stride, dims, "stride", op, minimum=1)
-    padding = _ints(padding, dims, "padding", op, minimum=0)
-    dilation = _ints(dilation, dims, "dilation", op, minimum=1)
-    output_padding = _ints(output_padding, dims, "output_padding", op, minimum=0)
+    # (PyTorch's transposed convolution takes C ints: a value beyond int32 is refused)
+    stride = _ints(stride, dims, "stride", op, minimum=1, int32=True)
+    padding = _ints(padding, dims, "padding", op, minimum=0, int32=True)
+    dilation = _ints(dilation, dims, "dilation", op, minimum=1, int32=True)
+    output_padding = _ints(output_padding, dims, "output_padding", op, minimum=0, int32=True)
     for o, s, d in zip(output_padding, stride, dilation, strict=True):
         # (PyTorch checks it for a non-empty input only: an empty batch takes any size)
         if o >= s and o >= d and x.numel() > 0:
@@ -533,8 +601,8 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
     sizes = tuple(x.shape[4 - dims:])
     outs = tuple((n - 1) * s - 2 * p + d * (k - 1) + o + 1 for n, s, p, d, k, o in zip(
         sizes, stride, padding, dilation, kernel, output_padding, strict=True))
-    # (an empty batch may have an empty output, as in PyTorch)
-    if min(outs) < (0 if x.shape[0] == 0 else 1):
+    # (an output of size 0 along an axis is empty, as in PyTorch; a negative one is refused)
+    if min(outs) < 0:
         raise RuntimeError(f"{op}: output size would be {outs} for input of shape "
                            f"{tuple(input.shape)} (kernel {kernel}, stride {stride}, padding "
                            f"{padding}, dilation {dilation}): output size is too small")
@@ -553,9 +621,11 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
     # (the padded output that the windows of the adjoint convolution reach)
     check_allocation(op, "padded output", (*out_shape[:2], window.padded_height,
                                            window.padded_width), x.dtype, because)
+    _check_dtype(op, x, "float+int64")   # (PyTorch: after the arguments, by its kernel)
     if x.numel() == 0 or 0 in out_shape:   # an empty batch: an empty output
         return _from_4d(_Empty.apply(x, weight, bias, out_shape), dims, unbatched)
-    out = _ConvTranspose2d.apply(x, weight, bias, window, groups, out_shape)
+    out = _ConvTranspose2d.apply(x, weight, bias, window, groups, out_shape,
+                                 x.dtype == backend.float16)
     return _from_4d(out, dims, unbatched)
 
 
@@ -628,6 +698,9 @@ def _window_args(op, kernel_size, dilation, padding, stride):
         if isinstance(value, (tuple, list)) and len(value) != 2:
             raise RuntimeError(f"{op}: {name} must be an int or a pair, got {name}={value!r} "
                                f"of length {len(value)}")
+    # (PyTorch passes an int on as a pair: beyond int64 it is a TypeError, as in a tuple)
+    kernel_size, dilation, padding, stride = (
+        (v, v) if _is_int(v) else v for v in (kernel_size, dilation, padding, stride))
     kernel = _ints(kernel_size, 2, "kernel_size", op, minimum=1)
     dilation = _ints(dilation, 2, "dilation", op, minimum=1)
     padding = _ints(padding, 2, "padding", op, minimum=0)
@@ -655,9 +728,37 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     because = f"kernel_size={kernel_size}, dilation={dilation}, padding={padding}"
     check_allocation(op, "output", (x.shape[0], x.shape[1] * kernel[0] * kernel[1],
                                     window.out_height * window.out_width), x.dtype, because)
-    _check_padded(op, x, window, because)
-    out = _Unfold.apply(x, window)
+    _check_dtype(op, input, "float+bool")
+    crops = _crops(window)
+    if crops is None:
+        _check_padded(op, x, window, because)
+        out = _Unfold.apply(x, window)
+    else:
+        out = _cropped_unfold(op, x, window, crops, because)
     return out.squeeze(0) if unbatched else out
+
+
+def _cropped_unfold(op, x, window: Window2d, crops, because):
+    """unfold of (4-D) x computed on the kernel cells, windows and input cells that can meet
+    (`_crops`: huge padding, stride or dilation); the other entries read padding: zeros."""
+    n, c = x.shape[:2]
+    (kh, kw), (oh, ow) = window.kernel, (window.out_height, window.out_width)
+    if None in crops:        # no window meets the input: all padding
+        return _Empty.apply(x, None, None, (n, c * kh * kw, oh * ow))
+    rows, cols = crops
+    taps = (rows.end_tap - rows.first_tap, cols.end_tap - cols.first_tap)
+    part = make_window(op, rows.end_in - rows.first_in, cols.end_in - cols.first_in, taps,
+                       window.stride, ((rows.before, rows.after), (cols.before, cols.after)),
+                       window.dilation)
+    x_part = x[:, :, rows.first_in:rows.end_in, cols.first_in:cols.end_in]
+    _check_padded(op, x_part, part, because)
+    col = _Unfold.apply(x_part, part).reshape(n, c, *taps, part.out_height, part.out_width)
+    # (N, C, kh', kw', oh', ow') -> (N, C, kh, kw, oh, ow): zeros for the cut-off cells
+    col = _Pad.apply(col, ((rows.first_tap, kh - rows.end_tap),
+                           (cols.first_tap, kw - cols.end_tap),
+                           (rows.first_out, oh - rows.end_out),
+                           (cols.first_out, ow - cols.end_out)), "constant", 0)
+    return col.reshape(n, c * kh * kw, oh * ow)
 
 
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
@@ -676,6 +777,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     if input.dim() not in (2, 3):
         raise RuntimeError(f"{op}: expected input to be 2-D (C*kh*kw, L) or 3-D "
                            f"(N, C*kh*kw, L), got input of shape {tuple(input.shape)}")
+    _check_dtype(op, input, "float+bool")
     if isinstance(output_size, (tuple, list)) and len(output_size) != 2:
         raise RuntimeError(f"{op}: output_size must be an int or a pair (H, W), got "
                            f"{output_size!r}")
@@ -706,12 +808,15 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
 # ---------------------------------------------------------------------------------------------
 
 
-def _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode):
-    kernel = _ints(kernel_size, dims, "kernel_size", op, minimum=1)
+def _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode, int32):
+    """The pool's window; `int32` where PyTorch's kernel takes C ints (values beyond int32
+    refused, as there)."""
+    ceil_mode = check_bool(op, "ceil_mode", ceil_mode)
+    kernel = _ints(kernel_size, dims, "kernel_size", op, minimum=1, int32=int32)
     no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
-    stride = kernel if no_stride else _ints(stride, dims, "stride", op, minimum=1)
-    padding = _ints(padding, dims, "padding", op, minimum=0)
-    dilation = _ints(dilation, dims, "dilation", op, minimum=1)
+    stride = kernel if no_stride else _ints(stride, dims, "stride", op, minimum=1, int32=int32)
+    padding = _ints(padding, dims, "padding", op, minimum=0, int32=int32)
+    dilation = _ints(dilation, dims, "dilation", op, minimum=1, int32=int32)
     if any(p > k // 2 for p, k in zip(padding, kernel, strict=True)):
         raise RuntimeError(
             f"{op}: padding should be at most half of kernel_size (whatever the dilation), "
@@ -723,8 +828,37 @@ def _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode)
     because = f"kernel_size={kernel_size}, padding={padding}, dilation={dilation}"
     check_allocation(op, "output", (*x.shape[:2], window.out_height, window.out_width),
                      x.dtype, because)
-    _check_padded(op, x, window, because)
     return window
+
+
+def _pool_part(op, x, window: Window2d, because: str):
+    """(x_part, part_window, crops): the pool cut down to the kernel cells and input cells
+    that can meet (`_crops`, as for a convolution) where a huge kernel, padding or dilation
+    makes that pay; the kernel cells cut off read padding for every output, which never wins
+    a max and adds nothing to a sum, so every output keeps its value. Else (x, window, None).
+    """
+    crops = _crops(window)
+    if crops is not None and None not in crops and all(
+            c.first_out == 0 and c.end_out == out for c, out
+            in zip(crops, (window.out_height, window.out_width), strict=True)):
+        rows, cols = crops
+        part = Window2d(rows.end_in - rows.first_in, cols.end_in - cols.first_in,
+                        (rows.end_tap - rows.first_tap, cols.end_tap - cols.first_tap),
+                        window.stride, ((rows.before, rows.after), (cols.before, cols.after)),
+                        window.dilation, window.out_height, window.out_width)
+        x_part = x[:, :, rows.first_in:rows.end_in, cols.first_in:cols.end_in]
+        _check_padded(op, x_part, part, because)
+        return x_part, part, crops
+    _check_padded(op, x, window, because)
+    return x, window, None
+
+
+def _window_counts(size, before, after, kernel, stride, out, include_pad) -> np.ndarray:
+    """Along one axis (dilation 1), how many cells of each output's window are input cells
+    (or, with include_pad, input or padding cells, not the ones ceil_mode adds): (out,)."""
+    start = np.arange(out, dtype=np.int64) * stride            # in padded coordinates
+    low, high = (0, size + before + after) if include_pad else (before, before + size)
+    return np.clip(np.minimum(start + kernel, high) - np.maximum(start, low), 0, None)
 
 
 class _MaxPool2d(Function):
@@ -743,16 +877,38 @@ class _MaxPool2d(Function):
         return pool_kernels.max_pool2d_backward(grad, ctx.winner, ctx.window, ctx.x_shape)
 
 
+def _check_pool_input(op, input, dims) -> None:
+    """As PyTorch's pools: only the batch of a batched input may be empty."""
+    _check_input(input, op, dims)
+    inner = input.shape[1:] if input.dim() == dims + 2 else input.shape
+    if 0 in inner:
+        raise RuntimeError(f"{op}: expected a {dims + 1}-D or {dims + 2}-D (batch mode) input "
+                           f"with optional 0 dim batch size, but got input of shape "
+                           f"{tuple(input.shape)}")
+
+
 def _max_pool(op, dims, input, kernel_size, stride, padding, dilation, ceil_mode,
               return_indices):
-    _check_input(input, op, dims)
+    _check_pool_input(op, input, dims)
+    # max_pool1d without indices has its own kernel (floating point only, int64 sizes); with
+    # indices, as max_pool2d, it takes any dtype but bool and int32 sizes
+    plain_1d = dims == 1 and not return_indices
     x, unbatched = _as_4d(input, dims)
-    window = _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode)
+    window = _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode,
+                          int32=not plain_1d)
+    _check_dtype(op, input, "float" if plain_1d else "not bool")
     report = {} if return_indices else None
-    out = _from_4d(_MaxPool2d.apply(x, window, report), dims, unbatched)
+    x_part, part, crops = _pool_part(op, x, window, f"kernel_size={kernel_size}, "
+                                     f"padding={padding}, dilation={dilation}")
+    out = _from_4d(_MaxPool2d.apply(x_part, part, report), dims, unbatched)
     if not return_indices:
         return out
-    return out, _from_4d(_wrap(report["indices"]), dims, unbatched)
+    indices = report["indices"]
+    if crops is not None:   # flat indices in the cut-down planes -> in the input's planes
+        rows, cols = crops
+        indices = ((indices // part.width + rows.first_in) * window.width
+                   + indices % part.width + cols.first_in)
+    return out, _from_4d(_wrap(indices), dims, unbatched)
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -801,14 +957,28 @@ class _AvgPool2d(Function):
 
 def _avg_pool(op, dims, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
-    _check_input(input, op, dims)
-    if divisor_override is not None and (not _is_int(divisor_override) or divisor_override == 0):
+    _check_pool_input(op, input, dims)
+    x, unbatched = _as_4d(input, dims)
+    window = _pool_window(op, dims, x, kernel_size, stride, padding, 1, ceil_mode, int32=True)
+    count_include_pad = check_bool(op, "count_include_pad", count_include_pad)
+    if divisor_override is not None and check_int(op, "divisor_override",
+                                                  divisor_override) == 0:
         raise RuntimeError(f"{op}: divisor_override must be a non-zero integer, got "
                            f"{divisor_override!r}")
-    x, unbatched = _as_4d(input, dims)
-    window = _pool_window(op, dims, x, kernel_size, stride, padding, 1, ceil_mode)
-    divisor = pool_kernels.avg_pool2d_divisor(window, count_include_pad, divisor_override)
-    return _from_4d(_AvgPool2d.apply(x, window, divisor), dims, unbatched)
+    _check_dtype(op, input, "float+int64")
+    x_part, part, crops = _pool_part(op, x, window, f"kernel_size={kernel_size}, "
+                                     f"padding={padding}")
+    if crops is None:
+        divisor = pool_kernels.avg_pool2d_divisor(window, count_include_pad, divisor_override)
+    elif divisor_override:
+        divisor = np.full((window.out_height, window.out_width), divisor_override, np.int64)
+    else:   # the whole windows' cell counts (the cut-off cells count as padding)
+        rows, cols = (_window_counts(size, *pads, k, s, out, count_include_pad)
+                      for size, pads, k, s, out in zip(
+                          (window.height, window.width), window.padding, window.kernel,
+                          window.stride, (window.out_height, window.out_width), strict=True))
+        divisor = rows[:, None] * cols[None, :]                       # (H_out, W_out)
+    return _from_4d(_AvgPool2d.apply(x_part, part, divisor), dims, unbatched)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
@@ -855,6 +1025,9 @@ class _MaxUnpool(Function):
 
 def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_size):
     _check_input(input, op, dims)
+    if 0 in input.shape[1:]:   # (as PyTorch, which lets the first dimension be empty)
+        raise RuntimeError(f"{op}: expected input to have non-zero size for non-batch "
+                           f"dimensions, but got input of shape {tuple(input.shape)}")
     if not isinstance(indices, Tensor):
         raise TypeError(f"{op}: indices must be a Tensor, got {type(indices).__name__}")
     if indices.dtype != backend.int64:
@@ -863,16 +1036,32 @@ def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_s
     if tuple(indices.shape) != tuple(input.shape):
         raise RuntimeError(f"{op}: indices of shape {tuple(indices.shape)} must have the shape "
                            f"of input, {tuple(input.shape)}")
-    kernel = _ints(kernel_size, dims, "kernel_size", op, minimum=1)
+    _check_dtype(op, input, "float")
+    # (PyTorch computes the output size in Python: its arguments are unbounded, the size must
+    # be non-negative (ValueError) and fit in int64 (TypeError))
+    kernel = _ints(kernel_size, dims, "kernel_size", op, minimum=1, int64=False)
     no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
-    stride = kernel if no_stride else _ints(stride, dims, "stride", op, minimum=1)
-    padding = _ints(padding, dims, "padding", op, minimum=0)
+    stride = kernel if no_stride else _ints(stride, dims, "stride", op, minimum=1, int64=False)
+    padding = _ints(padding, dims, "padding", op, minimum=0, int64=False)
     sizes = tuple(input.shape[input.dim() - dims:])
     default = tuple((n - 1) * s - 2 * p + k
                     for n, s, p, k in zip(sizes, stride, padding, kernel, strict=True))
     if output_size is None:
         out_size = default
+        if min(out_size) < 0:
+            raise ValueError(f"{op}: output size would be {out_size} (kernel_size {kernel}, "
+                             f"stride {stride}, padding {padding}): it must be non-negative")
+        if max(out_size) > INT64_MAX:
+            raise TypeError(f"{op}: the output size {out_size} (kernel_size {kernel}, stride "
+                            f"{stride}, padding {padding}) overflows int64")
     else:
+        if isinstance(output_size, str):
+            raise ValueError(f"{op}: output_size should be a sequence containing {dims} or "
+                             f"{dims + 2} ints, got {output_size!r}")
+        if not isinstance(output_size, (tuple, list)) or not all(
+                _is_int(v) for v in output_size):
+            raise TypeError(f"{op}: output_size must be a tuple of {dims} or {dims + 2} ints, "
+                            f"got {output_size!r}")
         out_size = tuple(int(v) for v in output_size)
         if len(out_size) == dims + 2:
             out_size = out_size[-dims:]

@@ -109,13 +109,11 @@ def test_issue11_extreme_arguments_finish_fast_with_torchs_values(name):
 
 @pytest.mark.parametrize("call", [
     lambda x, w: cF.conv2d(x, w, padding=2**40),
-    lambda x, w: cF.conv_transpose1d(x[:, :, 0], w[:, :, 0], stride=2**31),
+    lambda x, w: cF.conv_transpose1d(x[:, :, 0], w[:, :, 0], stride=2**31 - 1),
     lambda x, w: cF.pad(x, (2**40, 0, 0, 0)),
     # (torch computes these: corrnet's kernels would pad to 10**6 and more, and refuse)
     lambda x, w: cF.conv_transpose2d(x, w, dilation=10**6, padding=10**6),
-    lambda x, w: cF.max_pool2d(x, 10**6, stride=1, padding=5 * 10**5),
-    lambda x, w: cF.avg_pool2d(x, 10**6, stride=1, padding=5 * 10**5),
-    lambda x, w: cF.unfold(x, 3, padding=10**6, stride=10**6),
+    lambda x, w: cF.unfold(x, 2, padding=10**5, dilation=10**5, stride=10**5),
     lambda x, w: cF.max_unpool1d(*cF.max_pool1d(x[0], 2, return_indices=True), 2,
                                  stride=10**12),
 ])
@@ -123,7 +121,9 @@ def test_issue11_huge_sizes_fail_clearly_before_allocating(call):
     """An output or padded input larger than the machine's memory is a RuntimeError that
     names the op and the shape, raised before anything is allocated (not a MemoryError or a
     ValueError from NumPy). Where only the padding is huge, torch computes some of these
-    (pools with kernel_size 10**6, unfold, the transposed convolution): corrnet refuses."""
+    (unfold with dilation, the transposed convolution): corrnet refuses. (The pools with
+    kernel_size 10**6 and unfold with padding=stride=10**6 are computed:
+    test_issue11_geo_args.py.)"""
     x, w = ct.randn(1, 2, 8, 8, requires_grad=True), ct.randn(2, 2, 3, 3)
     with pytest.raises(RuntimeError, match="more than this machine's"):
         call(x, w)

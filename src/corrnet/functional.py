@@ -503,13 +503,15 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
 CROP_GAIN, CROP_FROM = 4, 2**16
 
 
-def _crops(window: Window2d, weight: Tensor):
+def _crops(window: Window2d, weight: Tensor | None = None):
     """(rows, columns): `windows.useful_crop` along each axis (None where nothing meets the
-    input) where cropping pays (CROP_GAIN, CROP_FROM); else None. Never for a weight with a
-    NaN or an inf: PyTorch multiplies every kernel cell with the padding it reads, and
-    inf * 0 is NaN there, not the bias."""
+    input) where cropping pays (CROP_GAIN, CROP_FROM); else None. Never for a convolution
+    whose `weight` has a NaN or an inf: PyTorch multiplies every kernel cell with the padding
+    it reads, and inf * 0 is NaN there, not the bias."""
     whole = window.padded_height * window.padded_width
-    if whole <= CROP_FROM or not np.isfinite(weight.numpy(force=True)).all():
+    if whole <= CROP_FROM:
+        return None
+    if weight is not None and not np.isfinite(weight.numpy(force=True)).all():
         return None
     crops = tuple(windows.useful_crop(size, pads[0], k, s, d, out) for size, pads, k, s, d, out
                   in zip((window.height, window.width), window.padding, window.kernel,

@@ -349,12 +349,13 @@ def test_issue11_nonfinite_stays_local_in_pools(compiled, monkeypatch):
         with jit.use_compiled(compiled):
             cx = ct.tensor(x, requires_grad=True)
             got = getattr(F, op)(cx, **options)
-            got.backward(ct.tensor(upstream))
         tx = torch.tensor(x, requires_grad=True)
         want = getattr(TF, op)(tx, **options)
-        if want.numel() == 0:  # torch's backward refuses an empty output; corrnet's gives 0
-            assert got.shape == want.shape and not cx.grad.numpy().any(), label
+        if want.numel() == 0:  # PyTorch's adaptive pools refuse an empty output's backward
+            assert got.shape == want.shape, label
             return
+        with jit.use_compiled(compiled):
+            got.backward(ct.tensor(upstream))
         want.backward(torch.from_numpy(upstream))
         assert_same_nonfinite(got.detach().numpy(), want.detach().numpy(), f"{label} out")
         assert_same_nonfinite(cx.grad.numpy(), tx.grad.numpy(), f"{label} grad")

@@ -206,7 +206,12 @@ class Function:
         recording = requires_grad and is_grad_enabled()
         if recording:  # forward may save only what the wanted gradients need
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        out_array = cls.forward(ctx, *arrays)
+        try:
+            out_array = cls.forward(ctx, *arrays)
+        except MemoryError as exc:  # PyTorch's allocator raises RuntimeError, and names the op
+            shapes = [tuple(a.shape) for a in arrays if hasattr(a, "shape")]
+            raise RuntimeError(f"{cls.__name__.lstrip('_')}: not enough memory for the result "
+                               f"of inputs of shapes {shapes} ({exc})") from None
         if not recording:
             return _wrap(out_array)
         node = Node(

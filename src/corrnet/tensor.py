@@ -1076,6 +1076,7 @@ class Tensor:
         return self._compare_method("ge", other, np.greater_equal)
 
     def equal(self, other) -> bool:
+        _check_tensor_argument("equal", "other", 1, other)
         return self.shape == other.shape and bool(np.array_equal(self._data, other._data))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:

@@ -400,10 +400,6 @@ def _download_one(url: str, dest: Path, name: str) -> None:
             if not chunk:
                 break
             received += len(chunk)
-            if received > size:
-                raise DataFileError(f"{url}: the server sent more than the {size} bytes {name} "
-                                    "can take; stopped")
-            out.write(chunk)
             pending = chunk
             while pending and not inflater.eof:
                 try:
@@ -420,6 +416,12 @@ def _download_one(url: str, dest: Path, name: str) -> None:
                 digest.update(piece)
             if inflater.eof and (inflater.unused_data or pending):
                 raise DataFileError(f"{url}: unexpected data follows the gzip stream")
+            # checked after the content, so that a bomb is named as one however the bytes
+            # arrive in chunks
+            if received > size:
+                raise DataFileError(f"{url}: the server sent more than the {size} bytes {name} "
+                                    "can take; stopped")
+            out.write(chunk)
         if not inflater.eof:
             raise DataFileError(f"{url}: the download is incomplete ({received} bytes "
                                 "received, the gzip stream does not end)")
@@ -444,7 +446,8 @@ def download(name: str, directory, mirrors=None) -> Path:
             return dest
         except (OSError, urllib.error.URLError, http.client.HTTPException, DataFileError,
                 ValueError) as err:
-            failures.append(f"  {url}: {err}")
+            # a DataFileError names the URL already
+            failures.append(f"  {err}" if isinstance(err, DataFileError) else f"  {url}: {err}")
     raise DataFileError(
         f"could not download {name} (nothing was saved to {dest}):\n" + "\n".join(failures)
         + "\nCheck the network connection and run again, or fetch the four .gz files yourself "

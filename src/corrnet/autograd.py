@@ -246,11 +246,10 @@ def sum_to_shape(grad: np.ndarray, shape: tuple) -> np.ndarray:
     if grad.shape == tuple(shape):
         return grad
     extra = grad.ndim - len(shape)
-    if extra > 0:
-        grad = grad.sum(axis=tuple(range(extra)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
+    axes = tuple(range(extra)) + tuple(extra + i for i, n in enumerate(shape)
+                                       if n == 1 and grad.shape[extra + i] != 1)
+    if axes:  # one reduction, so that a half-precision sum rounds once (as PyTorch's)
+        grad = grad.sum(axis=axes)
     return grad.reshape(shape)
 
 

@@ -652,7 +652,17 @@ class Tensor:
             isinstance(a, Tensor) and a.requires_grad for a in args))
         self._check_inplace(recording)
         source = self._snapshot() if recording else self
-        return self._inplace(op(source, *args))
+        result = op(source, *args)
+        if recording and result.dtype != self.dtype and self.dtype.is_floating_point:
+            # `y *= x` with x of a wider float dtype: PyTorch computes the value in the wider
+            # dtype, but the backward in y's (its gradient has y's dtype and its formulas
+            # multiply in it). So the graph is the op on operands cast to y's dtype, carrying
+            # the value computed wide.
+            value = result._data
+            result = op(source, *(a._cast(self.dtype) if isinstance(a, Tensor) else a
+                                  for a in args))
+            np.copyto(result._data, value, casting="unsafe")
+        return self._inplace(result)
 
     def __iadd__(self, other):
         return self._inplace_op(Tensor.__add__, other)
@@ -776,6 +786,15 @@ class Tensor:
     def _binary(self, other, function, reverse=False, result_dtype=None, options=()):
         """``function(self, other)`` after PyTorch's type promotion and a broadcast check;
         `options` are passed to the function after the operands."""
+        if (isinstance(other, int) and not isinstance(other, bool)
+                and _args.INT64_MAX < other < 2**64):
+            # PyTorch reads a Python int between 2**63 and 2**64 as a uint64: a float tensor
+            # takes its value, an integer tensor its low bits (wrapping), a bool one refuses
+            if self.dtype is backend.bool_:
+                raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not "
+                                   f"supported, attempted to promote Bool and UInt64 (the "
+                                   f"Python int {other} does not fit in int64)")
+            other = float(other) if self.dtype.is_floating_point else other - 2**64
         other = _as_operand(other, "other")
         _broadcast_check(self, other, function.__name__.lower())
         dtype = result_dtype or result_type(self, other)
@@ -1115,6 +1134,9 @@ class Tensor:
             out_dtype = self.dtype
         else:
             out_dtype = backend.int64
+        if not out_dtype.is_floating_point and is_grad_enabled() and self.requires_grad:
+            raise RuntimeError(f"sum(): Autograd not support dtype: {_legacy_short(out_dtype)} "
+                               f"(the input requires grad; sum to a floating dtype)")
         source = self._cast(out_dtype) if out_dtype.is_floating_point else self
         return ops.Sum.apply(source, axes, keepdim, out_dtype.numpy)
 
@@ -1556,7 +1578,7 @@ def _fill_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
     if dtype.is_floating_point and isinstance(value, numbers.Real) and not isinstance(
             value, bool):
         number = float(value)
-        if math.isfinite(number) and abs(number) > np.finfo(dtype.numpy).max:
+        if math.isfinite(number) and abs(number) > float(np.finfo(dtype.numpy).max):
             raise RuntimeError(f"{op}(): value cannot be converted to type "
                                f"{_c_type_name(dtype)} without overflow (got {value})")
         return np.asarray(number, dtype=dtype.numpy)
@@ -1961,6 +1983,18 @@ def _plain(data):
     return data
 
 
+def _refuse_numpy_non_integers(data) -> None:
+    """PyTorch reads a NumPy scalar into an integer or bool tensor only if it is an integer
+    (np.float64 counts as a Python float): np.float32(2.5) is a TypeError."""
+    if isinstance(data, (list, tuple)):
+        for item in data:
+            _refuse_numpy_non_integers(item)
+    elif isinstance(data, (np.floating, np.bool_)) and not isinstance(data, float):
+        raise TypeError(f"tensor(): '{type(data).__module__}.{type(data).__name__}' object "
+                        "cannot be interpreted as an integer (the NumPy scalar is not an "
+                        "integer; convert it with int() or pass a floating dtype)")
+
+
 def _holds_big_int(data) -> bool:
     """Whether nested data holds a Python int outside int64."""
     if isinstance(data, (list, tuple)):
@@ -2146,6 +2180,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
                 array = array.astype(np.int64)
     if dtype is not None:
         target = as_dtype(_args.check_dtype("tensor", dtype))
+        if target.category != backend.FLOAT:
+            _refuse_numpy_non_integers(data)
         if target.category == backend.INT and not isinstance(data, Tensor) and not (
                 _contains_arrays(data)) and array.size:
             _check_int_range(array, target, "tensor")
@@ -2182,10 +2218,11 @@ def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=No
     _check_device(device)
     if size is None and shape_args == ():
         raise TypeError(f'{op}() missing 1 required positional arguments: "size"')
-    if size is not None and not isinstance(size, (tuple, list, Size, Tensor)):
+    if size is not None and not isinstance(size, (tuple, list, Size)):
         raise TypeError(f"{op}(): argument 'size' must be tuple of ints, not "
                         f"{_args.type_name(size)}")
-    shape = _args.check_size(op, _shape_arg(size if size is not None else shape_args, op))
+    # size= is one shape (a sequence of ints), never varargs: size=[[1]] is refused
+    shape = _args.check_size(op, _shape_arg((size,) if size is not None else shape_args, op))
     dtype = as_dtype(_args.check_dtype(op, dtype)) if dtype is not None else default
     if kinds is not None and "bif"[dtype.category] not in kinds and (
             op not in ("randn", "linspace") or math.prod(shape)):  # these check when they fill
@@ -2233,7 +2270,11 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
                         f"{_args.type_name(fill_value)}")
     default = backend._scalar_dtype(fill_value)
     target = as_dtype(_args.check_dtype("full", dtype)) if dtype is not None else default
-    value = _scalar_array(fill_value, target, "full")
+    # as PyTorch's, a finite float beyond float32's range is refused for float32 (only: its
+    # half-precision full rounds it to inf)
+    floating = isinstance(fill_value, (float, np.floating))
+    value = (_fill_array if target == backend.float32 and floating else _scalar_array)(
+        fill_value, target, "full")
     return _make((size,), None, target, default,
                  lambda shape, np_dtype: np.full(shape, value, dtype=np_dtype),
                  requires_grad, device, op="full")

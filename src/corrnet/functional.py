@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _args, backend
 from ._args import check_bool, check_int
-from .autograd import Function
+from .autograd import Function, is_grad_enabled
 from .kernels import conv as conv_kernels
 from .kernels import plan, windows
 from .kernels import pool as pool_kernels
@@ -29,7 +29,7 @@ from .kernels.windows import (
     pad_array_backward,
     without_idle_strides,
 )
-from .tensor import Tensor, _wrap, as_tensor
+from .tensor import Tensor, _wrap, as_tensor, result_type
 
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad", "unfold", "fold",
@@ -322,13 +322,19 @@ class _Empty(Function):
     zeros: an empty convolution's (as PyTorch's), or one whose windows read padding only."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias, shape):
-        ctx.arrays = (x, weight, bias)
-        return np.zeros(shape, dtype=x.dtype)
+    def forward(ctx, x, weight, bias, shape, bias_only=False):
+        ctx.arrays, ctx.bias_only = (x, weight, bias), bias_only
+        out = np.zeros(shape, dtype=x.dtype)
+        if bias_only and bias is not None:  # (filled in place: the output may be huge)
+            out[...] = bias.reshape(1, -1, 1, 1)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
-        return tuple(None if a is None else np.zeros_like(a) for a in ctx.arrays)
+        grads = [None if a is None else np.zeros_like(a) for a in ctx.arrays]
+        if ctx.bias_only and grads[2] is not None:
+            grads[2] = grad.sum(axis=(0, 2, 3))
+        return tuple(grads)
 
 
 class _ConvTranspose2d(Function):
@@ -441,7 +447,9 @@ def _check_weight(op, weight, bias, x, input_shape, dims, groups, transposed):
             raise RuntimeError(f"{op}: expected bias of shape ({c_out},) to match weight "
                                f"{tuple(weight.shape)}, got {shape}")
     for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.dtype != x.dtype:
+        # (PyTorch checks the bias first, and returns an empty input's empty output before
+        # it compares the weight's dtype: in the dtype of the two promoted)
+        if t is not None and t.dtype != x.dtype and (x.numel() or name == "bias"):
             raise RuntimeError(f"{op}: input ({x.dtype}) and {name} ({t.dtype}) must have the "
                                "same dtype")
     return int(groups)
@@ -482,6 +490,8 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
         # an empty batch, or no input channels: then PyTorch returns an empty
         # (N, 0, H_out, W_out) output (not C_out channels of bias); zero gradients
         channels = 0 if x.shape[1] == 0 else weight.shape[0]
+        if weight.dtype != x.dtype:
+            x = x.to(result_type(x, weight))
         out = _Empty.apply(x, weight, bias,
                            (x.shape[0], channels, window.out_height, window.out_width))
         return _from_4d(out, dims, unbatched)
@@ -529,22 +539,40 @@ def _cropped_conv(op, x, weight, bias, window: Window2d, groups: int, crops, bec
     padding only), and the cut-off weights and inputs get zero gradients."""
     out_shape = (x.shape[0], weight.shape[0], window.out_height, window.out_width)
     if None in crops:         # no window meets the input: the bias alone
-        out = _Empty.apply(x, weight, None, out_shape)
-    else:
-        rows, cols = crops
-        part = make_window(op, rows.end_in - rows.first_in, cols.end_in - cols.first_in,
-                           (rows.end_tap - rows.first_tap, cols.end_tap - cols.first_tap),
-                           window.stride, ((rows.before, rows.after), (cols.before, cols.after)),
-                           window.dilation)
-        x_part = x[:, :, rows.first_in:rows.end_in, cols.first_in:cols.end_in]
-        _check_padded(op, x_part, part, because)
-        out_part = _Conv2d.apply(
-            x_part, weight[:, :, rows.first_tap:rows.end_tap, cols.first_tap:cols.end_tap],
-            None, part, groups)
-        out = _Pad.apply(out_part, ((rows.first_out, window.out_height - rows.end_out),
-                                    (cols.first_out, window.out_width - cols.end_out)),
-                         "constant", 0)
-    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+        return _Empty.apply(x, weight, bias, out_shape, True)
+    rows, cols = crops
+    part = make_window(op, rows.end_in - rows.first_in, cols.end_in - cols.first_in,
+                       (rows.end_tap - rows.first_tap, cols.end_tap - cols.first_tap),
+                       window.stride, ((rows.before, rows.after), (cols.before, cols.after)),
+                       window.dilation)
+    x_part = x[:, :, rows.first_in:rows.end_in, cols.first_in:cols.end_in]
+    _check_padded(op, x_part, part, because)
+    out_part = _Conv2d.apply(
+        x_part, weight[:, :, rows.first_tap:rows.end_tap, cols.first_tap:cols.end_tap],
+        None, part, groups)
+    # one allocation of the (large) output: bias everywhere, plus the computed part
+    return _Place.apply(out_part, bias, out_shape, (rows.first_out, cols.first_out))
+
+
+class _Place(Function):
+    """`part` (N, C, h, w) added at (row, column) `offsets` into an output of `shape` whose
+    cells hold the bias (C,) (or zeros): a cropped convolution's output, built in place."""
+
+    @staticmethod
+    def forward(ctx, part, bias, shape, offsets):
+        ctx.region = (slice(None), slice(None)) + tuple(
+            slice(start, start + size) for start, size in zip(offsets, part.shape[2:],
+                                                              strict=True))
+        out = np.zeros(shape, dtype=part.dtype)
+        if bias is not None:
+            out[...] = bias.reshape(1, -1, 1, 1)
+        out[ctx.region] += part
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_bias = grad.sum(axis=(0, 2, 3)) if ctx.needs_input_grad[1] else None
+        return grad[ctx.region], grad_bias
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -893,8 +921,10 @@ def _max_pool(op, dims, input, kernel_size, stride, padding, dilation, ceil_mode
               return_indices):
     _check_pool_input(op, input, dims)
     # max_pool1d without indices has its own kernel (floating point only, int64 sizes); with
-    # indices, as max_pool2d, it takes any dtype but bool and int32 sizes
-    plain_1d = dims == 1 and not return_indices
+    # indices, as max_pool2d, it takes any dtype but bool and int32 sizes. (PyTorch takes
+    # the one with indices also when the input requires a gradient.)
+    plain_1d = dims == 1 and not return_indices and not (
+        isinstance(input, Tensor) and input.requires_grad and is_grad_enabled())
     x, unbatched = _as_4d(input, dims)
     window = _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode,
                           int32=not plain_1d)
@@ -1022,6 +1052,11 @@ class _MaxUnpool(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        plane = int(np.prod(grad.shape[2:]))
+        if plane == 0 and ctx.indices.size:  # (the forward wrote nothing; PyTorch's gather)
+            raise RuntimeError(f"max_unpool backward: index {int(ctx.indices.flat[0])} is out "
+                               f"of bounds for the empty output planes of shape "
+                               f"{tuple(grad.shape)}")
         return pool_kernels.max_unpool_backward(grad, ctx.indices), None
 
 
@@ -1120,7 +1155,10 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
 
 
 def _adaptive_output(op, dims, output_size, sizes):
-    if output_size is None or _is_int(output_size):
+    if output_size is None:  # (None is for single sizes: (None, 7) keeps the height)
+        raise TypeError(f"{op}: output_size must be an int or a tuple of {dims} ints or None, "
+                        "not None")
+    if _is_int(output_size):
         values = (output_size,) * dims
     elif isinstance(output_size, (tuple, list)) and len(output_size) in (1, dims):
         values = tuple(output_size) * (dims // len(output_size))
@@ -1177,7 +1215,7 @@ class _AdaptiveMaxPool2d(Function):
 
 def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
     _check_input(input, op, dims)
-    if input.dtype.category != backend.FLOAT:
+    if input.dtype.category != backend.FLOAT and kind == "max":
         raise NotImplementedError(f"{op}: input must be floating point, got {input.dtype}")
     sizes = tuple(input.shape[input.dim() - dims:])
     if min(sizes) < 1:
@@ -1185,6 +1223,12 @@ def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
                            "dimension")
     out_size = _lift(_adaptive_output(op, dims, output_size, sizes), 1)
     x, unbatched = _as_4d(input, dims)
+    if input.dtype.category != backend.FLOAT:
+        if 0 not in out_size:  # (PyTorch returns an empty output before it checks the dtype)
+            raise NotImplementedError(f"{op}: input must be floating point, got "
+                                      f"{input.dtype}")
+        return _from_4d(_wrap(np.zeros((*x.shape[:2], *out_size), dtype=x._data.dtype)),
+                        dims, unbatched)
     check_allocation(op, "output", (*x.shape[:2], *out_size), x.dtype,
                      f"output_size={output_size!r}")
     if kind == "avg":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .. import functional as F
+from ..tensor import Tensor
 from .module import Module
 
 
@@ -117,6 +118,15 @@ class ReplicationPad1d(ReplicationPad2d):
 
 class CircularPad2d(_PadNd):
     mode = "circular"
+
+    def forward(self, input):
+        # PyTorch's circular pad modules (unlike F.pad and the other pad modules) take only
+        # an unbatched or a batched input
+        if isinstance(input, Tensor) and input.dim() not in (self.dims + 1, self.dims + 2):
+            raise ValueError(f"{type(self).__name__}: expected {self.dims + 1}D or "
+                             f"{self.dims + 2}D input (got {input.dim()}D input of shape "
+                             f"{tuple(input.shape)})")
+        return super().forward(input)
 
 
 class CircularPad1d(CircularPad2d):

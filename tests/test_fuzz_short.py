@@ -43,3 +43,41 @@ def test_fuzz_harness_tells_each_outcome_apart():
         f"selftest.{name}": name for name, _ in SELF_TEST}
     crash = next(r for r in results if r["class"] == "crash")
     assert crash["sub"] == "signal SIGABRT"
+
+
+def test_fuzz_oracle_defect_rules_are_narrow():
+    """The nightly run's cases where PyTorch contradicts itself are not counted against
+    corrnet, and only those: the same refusal for another op, or without the argument that
+    triggers PyTorch's defect, is still `wrong`."""
+    import os
+
+    import torch
+    from fuzz import worker
+    from fuzz.cases import Case
+
+    import corrnet
+
+    corrnet_dir = os.path.dirname(os.path.abspath(corrnet.__file__))
+
+    def verdict(op, code):
+        case = Case(seed=0, index=0, op=op, code=code)
+        return worker.judge(case, worker._run(code, torch), worker._run(code, corrnet),
+                            corrnet_dir)
+
+    overflow = ("x1 = lib.tensor(arr((3, 2, 8), 'float16', 'normal', 1))\n"
+                "x2 = lib.tensor(arr((1, 2, 4), 'float16', 'normal', 2))\n"
+                "out = F.conv1d(x1, x2, None, padding=2**31, dilation=2)\n"
+                "result = {'out': out}\n")
+    assert verdict("F.conv1d", overflow)["sub"].startswith("oracle defect: int32")
+    assert verdict("F.other", overflow)["class"] == "wrong"
+    transposed = ("x1 = lib.tensor(arr((2, 2, 1, 3), 'float32', 'normal', 1))\n"
+                  "x2 = lib.tensor(arr((2, 3, 1, 1), 'float32', 'normal', 2))\n"
+                  "out = F.conv_transpose2d(x1, x2, None, stride=(3, 1), padding=(1, 0), "
+                  "output_padding=(2, 0), dilation=0)\nresult = {'out': out}\n")
+    assert verdict("F.conv_transpose2d", transposed)["sub"].startswith("oracle defect")
+    assert verdict("F.conv2d", transposed)["class"] == "wrong"
+    matmul = ("x1 = lib.tensor(arr((2, 0, 1), 'float64', 'normal', 1))\n"
+              "x2 = lib.tensor(arr((2, 1, 3), 'float16', 'normal', 2))\n"
+              "result = {'out': x1.matmul(x2)}\n")
+    assert verdict("matmul.matmul", matmul)["sub"].startswith("oracle defect")
+    assert verdict("reduce.sum", matmul)["class"] == "wrong"

@@ -469,7 +469,8 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
     x, unbatched = _as_4d(input, dims)
     groups = _check_weight(op, weight, bias, x, input.shape, dims, groups, transposed=False)
     stride = _ints(stride, dims, "stride", op, minimum=1)
-    dilation = _ints(dilation, dims, "dilation", op, minimum=1)
+    # (PyTorch takes a dilation of 0 for an empty input: its output size is computed only)
+    dilation = _ints(dilation, dims, "dilation", op, minimum=0 if x.numel() == 0 else 1)
     kernel = tuple(weight.shape[2:])
     if isinstance(padding, str):
         if padding not in ("valid", "same"):
@@ -619,7 +620,8 @@ def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_paddi
     # (PyTorch's transposed convolution takes C ints: a value beyond int32 is refused)
     stride = _ints(stride, dims, "stride", op, minimum=1, int32=True)
     padding = _ints(padding, dims, "padding", op, minimum=0, int32=True)
-    dilation = _ints(dilation, dims, "dilation", op, minimum=1, int32=True)
+    dilation = _ints(dilation, dims, "dilation", op, minimum=0 if x.numel() == 0 else 1,
+                     int32=True)
     output_padding = _ints(output_padding, dims, "output_padding", op, minimum=0, int32=True)
     for o, s, d in zip(output_padding, stride, dilation, strict=True):
         # (PyTorch checks it for a non-empty input only: an empty batch takes any size)

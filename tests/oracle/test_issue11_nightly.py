@@ -262,3 +262,22 @@ def test_issue11_pool_and_pad_arguments_as_torch(call):
         assert c_value is t_value or (issubclass(c_value, (TypeError, ValueError, RuntimeError))
                                       and issubclass(t_value, (TypeError, ValueError,
                                                                RuntimeError)))
+
+
+@pytest.mark.parametrize("dilation", [(1, 0), 0, (0, 2), -1])
+@pytest.mark.parametrize("call", [
+    "F.conv2d(lib.zeros(0, 1, 5, 5), lib.zeros(1, 1, 3, 3), dilation=d)",
+    "F.conv2d(lib.zeros(1, 0, 5, 5), lib.zeros(1, 0, 3, 3), dilation=d, padding=1, stride=2)",
+    "F.conv_transpose2d(lib.zeros(0, 1, 5, 5), lib.zeros(1, 2, 3, 3), dilation=d, stride=2, "
+    "output_padding=1)",
+    "F.conv2d(lib.zeros(1, 1, 5, 5), lib.zeros(1, 1, 3, 3), dilation=d)",
+])
+def test_issue11_empty_conv_takes_dilation_zero_as_torch(dilation, call):
+    """An empty input's output size is all PyTorch computes: a dilation of 0 is taken there
+    (a negative one, or 0 for a non-empty input, is refused)."""
+    outcomes = _both(lambda lib: eval(call, {"lib": lib, "F": lib.nn.functional,
+                                             "d": dilation}))
+    (t_kind, t_value), (c_kind, c_value) = outcomes
+    assert t_kind == c_kind, outcomes
+    if t_kind == "ok":
+        assert tuple(c_value.shape) == tuple(t_value.shape)

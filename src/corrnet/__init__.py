@@ -93,10 +93,14 @@ for _name in (
     "maximum", "minimum", "pow", "neg", "add", "sub", "mul", "div", "all", "any", "isnan",
     "isfinite", "numel", "allclose", "equal", "eq", "ne", "lt", "le", "gt", "ge", "softmax",
     "log_softmax",
+    # issue 12
+    "sort", "argsort", "topk", "masked_fill", "chunk", "split", "gather", "scatter",
+    "scatter_add", "index_select", "roll", "flip", "tril", "triu", "cumsum", "logsumexp",
 ):
     globals()[_name] = _function(_name)
 del _name
 
+# issue 12: einsum, the print options and the legacy tensor types
 from . import (  # noqa: E402  (they build on the names above)
     backends,
     models,  # noqa: E402
@@ -104,6 +108,19 @@ from . import (  # noqa: E402  (they build on the names above)
     optim,
     utils,
 )
+from ._legacy import (  # noqa: E402
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
+from ._printing import get_printoptions, printoptions, set_printoptions  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .summary import summary  # noqa: E402
+from .tensor import einsum  # noqa: E402
 from .train import fit  # noqa: E402

@@ -100,7 +100,6 @@ for _name in (
     globals()[_name] = _function(_name)
 del _name
 
-# issue 12: einsum, the print options and the legacy tensor types
 from . import (  # noqa: E402  (they build on the names above)
     backends,
     models,  # noqa: E402
@@ -108,7 +107,7 @@ from . import (  # noqa: E402  (they build on the names above)
     optim,
     utils,
 )
-from ._legacy import (  # noqa: E402
+from ._legacy import (  # noqa: E402  (issue 12: the legacy tensor types)
     BoolTensor,
     ByteTensor,
     CharTensor,

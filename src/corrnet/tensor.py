@@ -3013,17 +3013,26 @@ def einsum(equation, *operands):
     # each label's size; size-1 dimensions broadcast
     sizes: dict = {}
     for i, (term, operand) in enumerate(zip(subscripts, operands, strict=True)):
+        own: dict = {}
         for c, n in zip(term, operand.shape, strict=True):
+            if own.setdefault(c, n) != n:
+                raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {i} but "
+                                   f"the sizes don't match, {n} != {own[c]}")
             seen = sizes.get(c, 1)
             if n != seen and n != 1 and seen != 1:
                 raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} "
                                    f"which does not broadcast with previously seen size {seen}")
             if c not in sizes or seen == 1:
                 sizes[c] = n
-    expanded = []
+    expanded, expanded_terms = [], []
     for term, operand in zip(subscripts, operands, strict=True):
         target = tuple(sizes[c] for c in term)
-        if target != tuple(operand.shape) and len(set(term)) == len(term):
+        if target != tuple(operand.shape):
+            if len(set(term)) != len(term):  # a broadcast diagonal: take the diagonal first
+                unique = "".join(dict.fromkeys(term))
+                operand, term = ops.Einsum.apply((term,), unique, operand), unique
+                target = tuple(sizes[c] for c in term)
             operand = operand.expand(target)
         expanded.append(operand)
-    return ops.Einsum.apply(tuple(subscripts), output, *expanded)
+        expanded_terms.append(term)
+    return ops.Einsum.apply(tuple(expanded_terms), output, *expanded)

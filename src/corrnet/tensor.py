@@ -1722,7 +1722,7 @@ class Tensor:
         if index.dim() > 1:
             raise IndexError("index_select(): Index is supposed to be a vector (got an index "
                              f"of shape {tuple(index.shape)})")
-        indices = self._index_argument("index_select", index, (np.int64, np.int32))
+        indices = self._index_argument("index_select", index, (np.int32, np.int64))
         indices = indices.reshape(-1).astype(np.int64)
         size = self._data.shape[axis] if self.dim() else 1
         if indices.size and (indices.min() < 0 or indices.max() >= size):
@@ -1731,8 +1731,10 @@ class Tensor:
                                f"{axis} with size {size} (INDICES element is out of DATA "
                                "bounds)")
         if self.dim() == 0:
-            return ops.Reshape.apply(self, index.shape) if indices.size else _wrap(
-                np.empty(index.shape, dtype=self._data.dtype))
+            if indices.size != 1:
+                raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, "
+                                   f"got {indices.size} value(s)")
+            return ops.Reshape.apply(self, index.shape)
         return ops.IndexSelect.apply(self, indices, axis)
 
     def roll(self, shifts, dims=None):
@@ -1751,9 +1753,10 @@ class Tensor:
         if len(shifts_t) != len(dims_t):
             raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts_t)}, "
                                f"dims:{len(dims_t)}")
-        axes = tuple(_args.check_dim("roll", d, self.dim()) for d in dims_t)
         if self.dim() == 0:
-            return ops.Clone.apply(self)
+            raise IndexError(f"Dimension specified as {dims_t[0]} but tensor has no "
+                             "dimensions (roll of a 0-d tensor takes no dims)")
+        axes = tuple(_args.check_dim("roll", d, self.dim()) for d in dims_t)
         return ops.Roll.apply(self, shifts_t, axes)
 
     def flip(self, *dims):

@@ -11,6 +11,8 @@ import math
 import numbers
 import warnings
 
+import numpy as np
+
 from ...autograd import no_grad
 from ...tensor import Tensor, stack, tensor
 
@@ -61,8 +63,9 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
             "by the non-finite norm anyway, set `error_if_nonfinite=False`")
     clip_coef = max_norm / (total_norm + 1e-6)
     clip_coef_clamped = clip_coef.clamp(max=1.0)
-    for g in grads:
-        g.mul_(clip_coef_clamped.to(g.dtype))
+    with np.errstate(invalid="ignore"):  # a non-finite norm scales inf by 0: NaN, silently
+        for g in grads:
+            g.mul_(clip_coef_clamped.to(g.dtype))
     return total_norm
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -231,7 +232,15 @@ def random_split(dataset, lengths, generator=None) -> list[Subset]:
         counts = [int(math.floor(n * frac)) for frac in lengths]
         for i in range(n - sum(counts)):
             counts[i % len(counts)] += 1
+        for i, count in enumerate(counts):
+            if count == 0:
+                warnings.warn(f"Length of split at index {i} is 0. This might result in an "
+                              "empty dataset.", UserWarning, stacklevel=2)
         lengths = counts
+    for length in lengths:
+        if not isinstance(length, numbers.Integral) or length < 0:
+            raise ValueError(f"random_split: lengths must be non-negative ints (or fractions "
+                             f"summing to 1), got {length!r} in {list(lengths)}")
     if sum(lengths) != n:
         raise ValueError(
             f"random_split: sum of input lengths ({sum(lengths)}) does not equal the length "

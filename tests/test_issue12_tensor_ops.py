@@ -237,3 +237,26 @@ def test_issue12_printoptions_context_and_reset():
         cn.set_printoptions(profile="long")
     with pytest.raises(TypeError, match="precision"):
         cn.set_printoptions(precision="2")
+
+
+def test_issue12_docstring_examples_run():
+    import doctest
+
+    from corrnet import _legacy, _printing
+    from corrnet.utils import data
+
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    globs = {"corrnet": cn, **vars(data)}
+    objects = [(_legacy, "_legacy"), (_printing.set_printoptions, "set_printoptions"),
+               (cn.einsum, "einsum"), (cn.Tensor.masked_fill, "masked_fill"),
+               (data.IterableDataset, "IterableDataset")]
+    try:
+        for obj, name in objects:
+            tests = [t for t in finder.find(obj, name, globs=globs) if t.examples]
+            assert tests, name
+            for test in tests:
+                runner.run(test)
+    finally:
+        cn.set_printoptions(profile="default")
+    assert runner.summarize(verbose=False).failed == 0

@@ -1121,3 +1121,30 @@ class Logsumexp(Function):
         with np.errstate(over="ignore", invalid="ignore"):
             share = np.exp(a - _expand_reduced(out, a.shape, ctx.axes, ctx.keepdim))
         return _expand_reduced(grad, a.shape, ctx.axes, ctx.keepdim) * share
+
+
+# One class per PyTorch op, so that each records under its own name (SortBackward...).
+
+
+class Sort(TakeAlongAxis):
+    """sort's values: `a` at the sorting indices."""
+
+
+class Topk(TakeAlongAxis):
+    """topk's values: `a` at the indices of the k largest (or smallest)."""
+
+
+class Gather(TakeAlongAxis):
+    """gather: `a` at `index` along `axis`."""
+
+
+class Tril(Triangle):
+    """The lower triangle (Triangle with upper=False)."""
+
+
+class Triu(Triangle):
+    """The upper triangle (Triangle with upper=True)."""
+
+
+class ScatterAdd(Scatter):
+    """scatter_add (Scatter with add=True)."""

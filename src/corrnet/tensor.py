@@ -1501,7 +1501,7 @@ class Tensor:
         axis = _args.check_dim("sort", dim, self.dim())
         _args.check_bool("sort", "descending", descending)
         indices = self._sort_indices(axis, descending)
-        return sort_result(self._take_along(indices, axis), _wrap(indices))
+        return sort_result(self._take_along(ops.Sort, indices, axis), _wrap(indices))
 
     def argsort(self, dim=-1, descending=False, stable=False):
         """The indices that sort the tensor along `dim` (see `sort`)."""
@@ -1522,10 +1522,10 @@ class Tensor:
         order = order.astype(np.int64)
         return order if self.dim() else order.reshape(())
 
-    def _take_along(self, indices: np.ndarray, axis: int) -> Tensor:
+    def _take_along(self, function, indices: np.ndarray, axis: int) -> Tensor:
         if self.dim() == 0:
             return ops.Clone.apply(self)
-        return ops.TakeAlongAxis.apply(self, indices, axis)
+        return function.apply(self, indices, axis)
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """``(values, indices)`` of the `k` largest (or, ``largest=False``, smallest)
@@ -1540,7 +1540,7 @@ class Tensor:
                                f"of a tensor of shape {tuple(self.shape)}")
         order = self._sort_indices(axis, descending=largest)
         indices = order if self.dim() == 0 else np.take(order, np.arange(k), axis=axis)
-        return topk_result(self._take_along(indices, axis), _wrap(indices))
+        return topk_result(self._take_along(ops.Topk, indices, axis), _wrap(indices))
 
     def masked_fill(self, mask, value):
         """A copy with `value` (a number or a 0-d tensor) where the bool `mask` (broadcast
@@ -1668,7 +1668,7 @@ class Tensor:
         self._check_along("gather", axis, index)
         if self.dim() == 0:
             return ops.Reshape.apply(self, index.shape)
-        return ops.TakeAlongAxis.apply(self, index, axis)
+        return ops.Gather.apply(self, index, axis)
 
     def scatter(self, dim, index, src=None, value=None, *, reduce=None):
         """A copy with ``out[i][index[i][j]] = src[i][j]`` for dim 1 (and so on): `src` a
@@ -1713,7 +1713,7 @@ class Tensor:
                                 src.reshape(-1) if isinstance(src, Tensor) else src.item(),
                                 None, None, add)
             return out.reshape(())
-        return ops.Scatter.apply(self, src, index, axis, add)
+        return (ops.ScatterAdd if add else ops.Scatter).apply(self, src, index, axis, add)
 
     def index_select(self, dim, index):
         """The slices at the 1-D (or 0-d) int `index` along `dim`, in that order."""
@@ -1791,7 +1791,7 @@ class Tensor:
         if self.dim() < 2:
             raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions (got shape "
                                f"{tuple(self.shape)})")
-        return ops.Triangle.apply(self, diagonal, upper)
+        return (ops.Triu if upper else ops.Tril).apply(self, diagonal, upper)
 
     def cumsum(self, dim, dtype=None):
         """The running sum along `dim`; integer and bool tensors sum in int64 (as PyTorch),

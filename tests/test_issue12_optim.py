@@ -224,6 +224,27 @@ def test_issue12_one_cycle_needs_momentum_or_betas():
         optim.lr_scheduler.OneCycleLR(optim.Adagrad(cparams), 1.0, 5)
 
 
+def test_issue12_one_cycle_state_dict_resumes():
+    """A OneCycleLR rebuilt and loaded from state_dict() mid-cycle continues torch's
+    sequence of lrs and momenta."""
+    copt, topt = _pair(momentum=0.9)
+    kwargs = dict(max_lr=1.0, total_steps=10, three_phase=True)
+    csched = optim.lr_scheduler.OneCycleLR(copt, **kwargs)
+    tsched = torch.optim.lr_scheduler.OneCycleLR(topt, **kwargs)
+    for step in range(10):
+        if step == 4:
+            saved = csched.state_dict()
+            copt.load_state_dict(copt.state_dict())
+            csched = optim.lr_scheduler.OneCycleLR(copt, **kwargs)
+            csched.load_state_dict(saved)
+        copt.step()
+        topt.step()
+        csched.step()
+        tsched.step()
+        assert csched.get_last_lr() == tsched.get_last_lr(), step
+        assert copt.param_groups[0]["momentum"] == topt.param_groups[0]["momentum"], step
+
+
 def test_issue12_reduce_on_plateau_arguments_and_state():
     copt, topt = _pair()
     for lib, opt in ((torch.optim, topt), (optim, copt)):

@@ -130,6 +130,7 @@ def test_issue12_zero_dim_inputs_match_torch():
     (lambda lib, x: x.masked_fill(lib.ones(3), 0.0), RuntimeError, "boolean masks"),
     (lambda lib, x: x.masked_fill(lib.ones(3, dtype=lib.bool), lib.ones(1)), RuntimeError,
      "0-dimensional value tensor"),
+    (lambda lib, x: x.masked_fill(lib.ones(2, dtype=lib.bool), 0.0), RuntimeError, "(?i)size"),
     (lambda lib, x: x.chunk(0), RuntimeError, "greater than 0"),
     (lambda lib, x: x.split([1, 2]), RuntimeError, "sum exactly to 2"),
     (lambda lib, x: x.split(-1), RuntimeError, "non-negative"),

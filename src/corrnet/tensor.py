@@ -1550,7 +1550,11 @@ class Tensor:
         tensor([0., 2., 0.])
         """
         value = self._masked_fill_value(mask, value)
-        shape = np.broadcast_shapes(self._data.shape, mask._data.shape)
+        try:
+            shape = np.broadcast_shapes(self._data.shape, mask._data.shape)
+        except ValueError:
+            raise RuntimeError(f"masked_fill: the size of the mask {tuple(mask.shape)} does not "
+                               f"broadcast with the tensor's shape {tuple(self.shape)}") from None
         source = self if tuple(shape) == self._data.shape else self.expand(shape)
         return ops.MaskedFill.apply(source, value, np.broadcast_to(mask._data, shape))
 

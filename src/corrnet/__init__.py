@@ -93,6 +93,9 @@ for _name in (
     "maximum", "minimum", "pow", "neg", "add", "sub", "mul", "div", "all", "any", "isnan",
     "isfinite", "numel", "allclose", "equal", "eq", "ne", "lt", "le", "gt", "ge", "softmax",
     "log_softmax",
+    # issue 12
+    "sort", "argsort", "topk", "masked_fill", "chunk", "split", "gather", "scatter",
+    "scatter_add", "index_select", "roll", "flip", "tril", "triu", "cumsum", "logsumexp",
 ):
     globals()[_name] = _function(_name)
 del _name
@@ -104,6 +107,19 @@ from . import (  # noqa: E402  (they build on the names above)
     optim,
     utils,
 )
+from ._legacy import (  # noqa: E402  (issue 12: the legacy tensor types)
+    BoolTensor,
+    ByteTensor,
+    CharTensor,
+    DoubleTensor,
+    FloatTensor,
+    HalfTensor,
+    IntTensor,
+    LongTensor,
+    ShortTensor,
+)
+from ._printing import get_printoptions, printoptions, set_printoptions  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .summary import summary  # noqa: E402
+from .tensor import einsum  # noqa: E402
 from .train import fit  # noqa: E402

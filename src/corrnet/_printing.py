@@ -9,6 +9,7 @@ three items at each edge.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -17,6 +18,73 @@ PRECISION = 4
 THRESHOLD = 1000
 EDGE_ITEMS = 3
 LINE_WIDTH = 80
+SCI_MODE = None  # None: chosen per tensor by the rules above; True / False: always / never
+
+_PROFILES = {  # (precision, threshold, edgeitems, linewidth), as PyTorch's profiles
+    "default": (4, 1000, 3, 80),
+    "short": (2, 1000, 2, 80),
+    "full": (4, math.inf, 3, 80),
+}
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None,
+                     profile=None, sci_mode=None) -> None:
+    """Set how tensors print, as ``torch.set_printoptions``: `precision` (digits after the
+    point), `threshold` (more elements than this are summarized with ``...``), `edgeitems`
+    (items kept at each edge of a summarized dimension), `linewidth` (where lines wrap),
+    `profile` ('default', 'short' or 'full': presets the four, which the others then
+    override) and `sci_mode` (True / False force scientific notation on / off; None, the
+    default, and reset by every call, lets each tensor choose).
+
+    >>> corrnet.set_printoptions(precision=2)
+    >>> corrnet.tensor([1.12345])
+    tensor([1.12])
+    >>> corrnet.set_printoptions(profile="default")
+    """
+    global PRECISION, THRESHOLD, EDGE_ITEMS, LINE_WIDTH, SCI_MODE
+    if profile is not None:
+        if profile not in _PROFILES:  # PyTorch ignores an unknown profile; corrnet says so
+            raise ValueError(f"set_printoptions(): profile must be 'default', 'short' or "
+                             f"'full', got {profile!r}")
+        PRECISION, THRESHOLD, EDGE_ITEMS, LINE_WIDTH = _PROFILES[profile]
+    for name, value in (("precision", precision), ("edgeitems", edgeitems),
+                        ("linewidth", linewidth)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value < 0):
+            raise TypeError(f"set_printoptions(): `{name}` must be a non-negative int, got "
+                            f"{value!r}")
+    if threshold is not None and (not isinstance(threshold, (int, float))
+                                  or isinstance(threshold, bool)):
+        raise TypeError(f"set_printoptions(): `threshold` must be a number, got {threshold!r}")
+    if sci_mode is not None and not isinstance(sci_mode, bool):
+        raise TypeError(f"set_printoptions(): `sci_mode` must be True, False or None, got "
+                        f"{sci_mode!r}")
+    if precision is not None:
+        PRECISION = precision
+    if threshold is not None:
+        THRESHOLD = threshold
+    if edgeitems is not None:
+        EDGE_ITEMS = edgeitems
+    if linewidth is not None:
+        LINE_WIDTH = linewidth
+    SCI_MODE = sci_mode
+
+
+def get_printoptions() -> dict:
+    """The current print options, as keywords for `set_printoptions`."""
+    return {"precision": PRECISION, "threshold": THRESHOLD, "edgeitems": EDGE_ITEMS,
+            "linewidth": LINE_WIDTH, "sci_mode": SCI_MODE}
+
+
+@contextlib.contextmanager
+def printoptions(**kwargs):
+    """Change the print options inside a ``with`` block only."""
+    old = get_printoptions()
+    set_printoptions(**kwargs)
+    try:
+        yield
+    finally:
+        set_printoptions(**old)
 
 
 class _Formatter:
@@ -42,10 +110,14 @@ class _Formatter:
         self.int_mode = bool(np.all(finite == np.ceil(finite)))
         if self.int_mode:
             self.sci_mode = ratio > 1000.0 or high > 1.0e8
+            if SCI_MODE is not None:
+                self.sci_mode = SCI_MODE
             if not self.sci_mode:
                 widths = [len(f"{v:.0f}") + 1 for v in finite]
         else:
             self.sci_mode = ratio > 1000.0 or high > 1.0e8 or low < 1.0e-4
+            if SCI_MODE is not None:
+                self.sci_mode = SCI_MODE
             if not self.sci_mode:
                 widths = [len(f"{v:.{PRECISION}f}") for v in finite]
         if self.sci_mode:

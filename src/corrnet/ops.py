@@ -879,3 +879,272 @@ class LogSoftmax(Function):
         (out,) = ctx.saved_arrays
         # d log_softmax: g - softmax * sum(g)
         return grad - np.exp(out) * np.sum(grad, axis=ctx.axis, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexing, sorting and rearranging ops of issue 12 (einsum, sort/topk, gather/scatter, ...)
+# ---------------------------------------------------------------------------------------------
+
+
+def along_axis_index(index: np.ndarray, axis: int) -> tuple:
+    """The full index that picks ``a[i0, .., index[i0, .., ik, ..], .., in]`` for every
+    position of `index` (PyTorch's gather/scatter addressing): open ranges over `index`'s
+    own shape in every dimension but `axis`, so `index` may be smaller than `a` there."""
+    grids = []
+    for d, n in enumerate(index.shape):
+        if d == axis:
+            grids.append(index)
+        else:
+            shape = [1] * index.ndim
+            shape[d] = n
+            grids.append(np.arange(n).reshape(shape))
+    return tuple(grids)
+
+
+class Einsum(Function):
+    """``einsum`` of operands whose labels are explicit letters (no ``...``; the caller
+    expands ellipses and broadcast dimensions): `inputs` one subscript string per operand,
+    `output` the result's. The gradient of an operand is the einsum of the output gradient
+    with the other operands, broadcast over labels only that operand has and placed on the
+    diagonal where the operand repeats a label (``'ii->i'``)."""
+
+    @staticmethod
+    def forward(ctx, inputs, output, *arrays):
+        ctx.inputs, ctx.output = inputs, output
+        ctx.save_for_backward(*arrays)
+        equation = ",".join(inputs) + "->" + output
+        return np.asarray(np.einsum(equation, *arrays, optimize=len(arrays) > 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        arrays = ctx.saved_arrays
+        sizes = {}
+        for subscript, array in zip(ctx.inputs, arrays, strict=True):
+            sizes.update(zip(subscript, array.shape, strict=True))
+        grads = []
+        for k, (subscript, array) in enumerate(zip(ctx.inputs, arrays, strict=True)):
+            if not _needs(ctx, k + 2):
+                grads.append(None)
+                continue
+            labels = "".join(dict.fromkeys(subscript))  # unique, in order of appearance
+            others = [(s, a) for j, (s, a) in enumerate(zip(ctx.inputs, arrays, strict=True))
+                      if j != k]
+            available = set(ctx.output).union(*(s for s, _ in others))
+            reachable = "".join(c for c in labels if c in available)
+            equation = ",".join([ctx.output, *(s for s, _ in others)]) + "->" + reachable
+            partial = np.einsum(equation, grad, *(a for _, a in others),
+                                optimize=len(others) > 1)
+            # broadcast over the labels that only this operand has: (reachable) -> (labels)
+            partial = np.expand_dims(partial, tuple(
+                i for i, c in enumerate(labels) if c not in available))
+            partial = np.broadcast_to(partial, tuple(sizes[c] for c in labels))
+            if len(labels) == len(subscript):
+                grads.append(partial)
+                continue
+            full = np.zeros(array.shape, dtype=grad.dtype)  # a repeated label: the diagonal
+            grids = np.ix_(*(np.arange(sizes[c]) for c in labels)) if labels else ()
+            full[tuple(grids[labels.index(c)] for c in subscript)] = partial
+            grads.append(full)
+        return (None, None, *grads)
+
+
+class TakeAlongAxis(Function):
+    """``a``'s elements at `index` along `axis` (gather; the values of sort and topk). The
+    backward adds the gradient back at the same places (an index may repeat)."""
+
+    @staticmethod
+    def forward(ctx, a, index, axis):
+        ctx.shape, ctx.where = a.shape, along_axis_index(index, axis)
+        return a[ctx.where]
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        np.add.at(out, ctx.where, grad)
+        return out
+
+
+class Scatter(Function):
+    """``a`` with ``src``'s elements written (or, with `add`, added) at `index` along
+    `axis`: ``out[i][index[i][j]] = src[i][j]`` for dim 1. Only the part of `src` of
+    `index`'s shape is used. Gradients: to `a` the output gradient (with the overwritten
+    places zeroed, unless `add`), to `src` the output gradient gathered at `index`."""
+
+    @staticmethod
+    def forward(ctx, a, src, index, axis, add):
+        where = along_axis_index(index, axis)
+        ctx.where, ctx.add = where, add
+        ctx.src_shape = np.shape(src)
+        own = tuple(np.arange(n).reshape([n if d == i else 1 for d in range(index.ndim)])
+                    for i, n in enumerate(index.shape))
+        ctx.src_part = own
+        values = np.broadcast_to(src, index.shape) if np.ndim(src) == 0 else src[own]
+        out = a.copy()
+        if add:
+            np.add.at(out, where, values)
+        else:
+            out[where] = values
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_a = grad
+        if not ctx.add:
+            grad_a = grad.copy()
+            grad_a[ctx.where] = 0
+        grad_src = None
+        if _needs(ctx, 1):
+            grad_src = np.zeros(ctx.src_shape, dtype=grad.dtype)
+            grad_src[ctx.src_part] = grad[ctx.where]
+        return grad_a, grad_src
+
+
+class IndexSelect(Function):
+    """The slices of ``a`` at the 1-D `index` along `axis`; the backward adds them back."""
+
+    @staticmethod
+    def forward(ctx, a, index, axis):
+        ctx.shape, ctx.index, ctx.axis = a.shape, index, axis
+        return np.take(a, index, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        where = (slice(None),) * ctx.axis + (ctx.index,)
+        np.add.at(out, where, grad)
+        return out
+
+
+class MaskedFill(Function):
+    """``a`` with `value` (a 0-d array) where `mask` holds (mask broadcast to a's shape)."""
+
+    @staticmethod
+    def forward(ctx, a, value, mask):
+        ctx.mask = mask
+        return np.where(mask, value.astype(a.dtype), a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        zero = np.zeros((), dtype=grad.dtype)
+        grad_value = None
+        if _needs(ctx, 1):
+            grad_value = np.sum(np.where(ctx.mask, grad, zero))
+        return np.where(ctx.mask, zero, grad), grad_value
+
+
+class Roll(Function):
+    """``np.roll`` by `shifts` along `axes` (None: the flattened tensor, reshaped back)."""
+
+    @staticmethod
+    def forward(ctx, a, shifts, axes):
+        ctx.shifts, ctx.axes = shifts, axes
+        if axes is None:
+            return np.roll(a.reshape(-1), shifts).reshape(a.shape)
+        return np.roll(a, shifts, axis=axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        back = tuple(-s for s in ctx.shifts) if isinstance(ctx.shifts, tuple) else -ctx.shifts
+        if ctx.axes is None:
+            return np.roll(grad.reshape(-1), back).reshape(grad.shape)
+        return np.roll(grad, back, axis=ctx.axes)
+
+
+class Flip(Function):
+    """The elements in reverse order along `axes` (a copy, as PyTorch's flip)."""
+
+    @staticmethod
+    def forward(ctx, a, axes):
+        ctx.axes = axes
+        return np.flip(a, axes).copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.flip(grad, ctx.axes)
+
+
+class Triangle(Function):
+    """The lower (tril) or upper (triu) triangle of the last two dimensions, from the
+    `diagonal`-th diagonal; the rest zero. The gradient is the same triangle of the
+    output gradient."""
+
+    @staticmethod
+    def forward(ctx, a, diagonal, upper):
+        ctx.diagonal, ctx.upper = diagonal, upper
+        return (np.triu if upper else np.tril)(a, diagonal)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (np.triu if ctx.upper else np.tril)(grad, ctx.diagonal)
+
+
+class Cumsum(Function):
+    """The running sum along `axis` (in `np_dtype`); the backward is the running sum of the
+    gradient from the other end."""
+
+    @staticmethod
+    def forward(ctx, a, axis, np_dtype):
+        ctx.axis = axis
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.cumsum(a, axis=axis, dtype=np_dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis)
+
+
+class Logsumexp(Function):
+    """log(sum(exp(a))) over `axes`, stably: the maximum is taken out first (an infinite
+    maximum is not, so that -inf rows give -inf and +inf rows +inf). The gradient is
+    ``grad * exp(a - out)`` (the softmax)."""
+
+    @staticmethod
+    def forward(ctx, a, axes, keepdim):
+        if a.size == 0:
+            out = np.full(np.sum(a, axis=axes, keepdims=keepdim).shape, -np.inf, dtype=a.dtype)
+        else:
+            peak = np.max(a, axis=axes, keepdims=True)
+            peak = np.where(np.isfinite(peak), peak, 0)
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                total = np.sum(np.exp(a - peak), axis=axes, keepdims=True)
+                out = np.log(total) + peak
+            if not keepdim:
+                out = np.squeeze(out, axis=axes)
+            out = np.asarray(out, dtype=a.dtype)
+        ctx.save_for_backward(a, out)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, out = ctx.saved_arrays
+        with np.errstate(over="ignore", invalid="ignore"):
+            share = np.exp(a - _expand_reduced(out, a.shape, ctx.axes, ctx.keepdim))
+        return _expand_reduced(grad, a.shape, ctx.axes, ctx.keepdim) * share
+
+
+# One class per PyTorch op, so that each records under its own name (SortBackward...).
+
+
+class Sort(TakeAlongAxis):
+    """sort's values: `a` at the sorting indices."""
+
+
+class Topk(TakeAlongAxis):
+    """topk's values: `a` at the indices of the k largest (or smallest)."""
+
+
+class Gather(TakeAlongAxis):
+    """gather: `a` at `index` along `axis`."""
+
+
+class Tril(Triangle):
+    """The lower triangle (Triangle with upper=False)."""
+
+
+class Triu(Triangle):
+    """The upper triangle (Triangle with upper=True)."""
+
+
+class ScatterAdd(Scatter):
+    """scatter_add (Scatter with add=True)."""

@@ -7,6 +7,7 @@ functional.py (convolution, pooling, activations) and are recorded by autograd.p
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import math
@@ -138,6 +139,7 @@ def _return_type(name: str):
 
 
 max_result, min_result = _return_type("max"), _return_type("min")
+sort_result, topk_result = _return_type("sort"), _return_type("topk")
 
 
 def _wrap(array, grad_fn=None, version=None):
@@ -400,6 +402,8 @@ class Tensor:
         (a dtype or a legacy name such as ``'torch.LongTensor'``)."""
         if dtype is None:
             return f"torch.{_LEGACY_NAMES[self.dtype.name]}"
+        if type(dtype).__name__ == "_LegacyTensorType":  # x.type(corrnet.LongTensor)
+            dtype = dtype.dtype
         if isinstance(dtype, str):
             name = dtype.removeprefix("torch.").removeprefix("corrnet.")
             dtype = as_dtype(_LEGACY_DTYPES.get(name, dtype))
@@ -1511,6 +1515,365 @@ class Tensor:
         result = ops.GetItem.apply(self, index)
         return result if advanced else self._view_of(result, lambda a: a[index])
 
+    # -- issue 12: sorting, selection, rearranging, new_* -------------------------------------
+
+    def sort(self, dim=-1, descending=False, stable=False):
+        """``(values, indices)`` sorted along `dim` (ascending; NaN counts as the largest).
+        Equal elements keep their order (the sort is always stable)."""
+        axis = _args.check_dim("sort", dim, self.dim())
+        _args.check_bool("sort", "descending", descending)
+        indices = self._sort_indices(axis, descending)
+        return sort_result(self._take_along(ops.Sort, indices, axis), _wrap(indices))
+
+    def argsort(self, dim=-1, descending=False, stable=False):
+        """The indices that sort the tensor along `dim` (see `sort`)."""
+        axis = _args.check_dim("argsort", dim, self.dim())
+        _args.check_bool("argsort", "descending", descending)
+        return _wrap(self._sort_indices(axis, descending))
+
+    def _sort_indices(self, axis: int, descending: bool) -> np.ndarray:
+        """Stable sorting indices (int64) along `axis`; descending keeps equal elements in
+        their order too (a stable ascending sort of the reversed array, reversed)."""
+        data = self._data if self.dim() else self._data.reshape(1)
+        if not descending:
+            order = np.argsort(data, axis=axis, kind="stable")
+        else:
+            n = data.shape[axis]
+            reversed_order = np.argsort(np.flip(data, axis), axis=axis, kind="stable")
+            order = (n - 1) - np.flip(reversed_order, axis)
+        order = order.astype(np.int64)
+        return order if self.dim() else order.reshape(())
+
+    def _take_along(self, function, indices: np.ndarray, axis: int) -> Tensor:
+        if self.dim() == 0:
+            return ops.Clone.apply(self)
+        return function.apply(self, indices, axis)
+
+    def topk(self, k, dim=-1, largest=True, sorted=True):
+        """``(values, indices)`` of the `k` largest (or, ``largest=False``, smallest)
+        elements along `dim`, in order. Which of equal elements is picked is not specified
+        by PyTorch; corrnet picks the first."""
+        k = _args.check_int("topk", "k", k, position=1)
+        axis = _args.check_dim("topk", dim, self.dim())
+        _args.check_bool("topk", "largest", largest)
+        size = self.shape[axis] if self.dim() else 1
+        if not 0 <= k <= size:
+            raise RuntimeError(f"selected index k out of range: topk(k={k}) along dim {dim} "
+                               f"of a tensor of shape {tuple(self.shape)}")
+        order = self._sort_indices(axis, descending=largest)
+        indices = order if self.dim() == 0 else np.take(order, np.arange(k), axis=axis)
+        return topk_result(self._take_along(ops.Topk, indices, axis), _wrap(indices))
+
+    def masked_fill(self, mask, value):
+        """A copy with `value` (a number or a 0-d tensor) where the bool `mask` (broadcast
+        with the tensor) holds; a tensor `value` gets the gradient of the filled places.
+
+        >>> corrnet.tensor([1., 2., 3.]).masked_fill(corrnet.tensor([True, False, True]), 0)
+        tensor([0., 2., 0.])
+        """
+        value = self._masked_fill_value(mask, value)
+        try:
+            shape = np.broadcast_shapes(self._data.shape, mask._data.shape)
+        except ValueError:
+            raise RuntimeError(f"masked_fill: the size of the mask {tuple(mask.shape)} does not "
+                               f"broadcast with the tensor's shape {tuple(self.shape)}") from None
+        source = self if tuple(shape) == self._data.shape else self.expand(shape)
+        return ops.MaskedFill.apply(source, value, np.broadcast_to(mask._data, shape))
+
+    def masked_fill_(self, mask, value):
+        value = self._masked_fill_value(mask, value)
+        try:
+            mask_array = np.broadcast_to(mask._data, self._data.shape)
+        except ValueError:
+            raise RuntimeError(f"masked_fill_: the mask of shape {tuple(mask.shape)} does not "
+                               f"broadcast to the tensor's shape {tuple(self.shape)}") from None
+        return self._inplace_op(lambda source, v: ops.MaskedFill.apply(source, v, mask_array),
+                                value)
+
+    def _masked_fill_value(self, mask, value) -> Tensor:
+        """masked_fill's `value` as a 0-d tensor of self's dtype, checked with `mask`."""
+        _check_tensor_argument("masked_fill", "mask", 1, mask)
+        if mask.dtype is not backend.bool_:
+            c_name = {"uint8": "unsigned char", "int8": "signed char", "int64": "long int",
+                      "float16": "c10::Half"}.get(mask.dtype.name, _c_type_name(mask.dtype))
+            raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with "
+                               f"dtype {c_name}")
+        if not isinstance(value, Tensor):
+            return _wrap(_fill_array(value, self.dtype, "masked_fill"))
+        if value.dim() != 0:
+            raise RuntimeError("masked_fill_ only supports a 0-dimensional value tensor, "
+                               f"but got tensor with {value.dim()} dimension(s).")
+        if value.dtype == self.dtype:
+            return value
+        if self.dtype.is_floating_point:
+            return value._cast(self.dtype)  # the gradient still reaches value
+        return _wrap(value._data.astype(self._data.dtype))
+
+    def chunk(self, chunks, dim=0):
+        """At most `chunks` views of equal size along `dim` (the last may be smaller)."""
+        chunks = _args.check_int("chunk", "chunks", chunks, position=1)
+        if chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        if self.dim() == 0:
+            raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+        axis = _args.check_dim("chunk", dim, self.dim())
+        size = self.shape[axis]
+        if size == 0:  # `chunks` empty views, as PyTorch
+            return tuple(self.split(0, axis)[0][...] for _ in range(chunks))
+        return self.split(-(-size // chunks), axis)
+
+    def split(self, split_size_or_sections, dim=0):
+        """Views along `dim`: of `split_size` each (the last may be smaller), or of the
+        listed sizes, which must add up to the dimension's size."""
+        if self.dim() == 0:
+            raise RuntimeError("split expects at least a 1-dimensional tensor")
+        axis = _args.check_dim("split", dim, self.dim())
+        size = self.shape[axis]
+        if isinstance(split_size_or_sections, (list, tuple)):
+            sections = [_args.check_int("split", "split_size", s) for s in
+                        split_size_or_sections]
+            if sum(sections) != size or any(s < 0 for s in sections):
+                raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to "
+                                   f"{size} (input tensor's size at dimension {axis}), but got "
+                                   f"split_sizes={sections}")
+        else:
+            step = _args.check_int("split", "split_size", split_size_or_sections)
+            if step < 0:
+                raise RuntimeError(f"split expects split_size be non-negative, but got "
+                                   f"split_size={step}")
+            if step == 0 and size:
+                raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                                   f"dimension size of {size}")
+            sections = [min(step, size - start) for start in range(0, size, step)] if step \
+                else [0]
+        pieces, start = [], 0
+        for length in sections:
+            index = (slice(None),) * axis + (slice(start, start + length),)
+            pieces.append(self[index])
+            start += length
+        return tuple(pieces)
+
+    def _index_argument(self, op: str, index, dtypes=(np.int64,)) -> np.ndarray:
+        _check_tensor_argument(op, "index", 2, index)
+        if index._data.dtype not in dtypes:
+            expected = " or ".join("int32" if d is np.int32 else "int64" for d in dtypes)
+            raise RuntimeError(f"{op}(): Expected dtype {expected} for index, got "
+                               f"{index.dtype}")
+        return index._data
+
+    def _check_along(self, op: str, axis: int, index: np.ndarray, src_shape=None) -> None:
+        """PyTorch's checks of gather/scatter: as many dimensions as self, no larger than
+        self outside `axis` (and than src everywhere), indices in range."""
+        ndim = max(self.dim(), 1)
+        if index.ndim != self.dim() and not (index.ndim <= 1 and self.dim() <= 1):
+            raise RuntimeError(f"Index tensor must have the same number of dimensions as "
+                               f"input tensor ({op}: index of shape {index.shape}, input of "
+                               f"shape {tuple(self.shape)})")
+        own = self._data.shape or (1,)
+        shape = index.shape or (1,)
+        too_big = any(shape[d] > own[d] for d in range(ndim) if d != axis)
+        if src_shape is not None:
+            src = src_shape or (1,)
+            too_big = too_big or any(shape[d] > src[d] for d in range(min(len(src), ndim)))
+        if too_big and index.size:
+            raise RuntimeError(f"{op}(): Expected index {list(index.shape)} to be no larger "
+                               f"than self {list(self.shape)} apart from dimension {axis}"
+                               + (f" and to be no larger size than src {list(src_shape)}"
+                                  if src_shape is not None else ""))
+        if index.size:
+            bad = (index < -own[axis]) | (index >= own[axis])
+            if np.any(bad):
+                raise RuntimeError(f"index {index[bad].flat[0]} is out of bounds for dimension "
+                                   f"{axis} with size {own[axis]}")
+
+    def gather(self, dim, index):
+        """``out[i][j] = self[i][index[i][j]]`` for dim 1 (and so on): the elements at
+        `index` (int64, as many dimensions as self) along `dim`."""
+        axis = _args.check_dim("gather", dim, self.dim())
+        index = self._index_argument("gather", index)
+        self._check_along("gather", axis, index)
+        if self.dim() == 0:
+            return ops.Reshape.apply(self, index.shape)
+        return ops.Gather.apply(self, index, axis)
+
+    def scatter(self, dim, index, src=None, value=None, *, reduce=None):
+        """A copy with ``out[i][index[i][j]] = src[i][j]`` for dim 1 (and so on): `src` a
+        tensor of self's dtype (only its part of `index`'s shape is used) or a number."""
+        return self._scatter("scatter", dim, index, src, value, reduce, add=False)
+
+    def scatter_add(self, dim, index, src):
+        """A copy with ``out[i][index[i][j]] += src[i][j]`` for dim 1 (repeats add up)."""
+        return self._scatter("scatter_add", dim, index, src, None, None, add=True)
+
+    def scatter_(self, dim, index, src=None, value=None, *, reduce=None):
+        return self._inplace_op(lambda source: source.scatter(dim, index, src, value,
+                                                              reduce=reduce))
+
+    def scatter_add_(self, dim, index, src):
+        return self._inplace_op(lambda source: source.scatter_add(dim, index, src))
+
+    def _scatter(self, op, dim, index, src, value, reduce, add):
+        if reduce is not None:
+            raise NotImplementedError(f"{op}(reduce={reduce!r})")
+        if src is None:
+            src = value
+        if src is None:
+            raise TypeError(f"{op}() missing 1 required argument: 'src' (or 'value')")
+        axis = _args.check_dim(op, dim, self.dim())
+        index = self._index_argument(op, index)
+        if isinstance(src, Tensor):
+            if src.dtype != self.dtype:
+                raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype "
+                                   f"(self {self.dtype}, src {src.dtype})")
+            self._check_along(op, axis, index, tuple(src.shape))
+        else:
+            if add:
+                raise TypeError(f"{op}(): argument 'src' must be Tensor, not "
+                                f"{_args.type_name(src)}")
+            self._check_along(op, axis, index)
+            src = _scalar_array(src.item() if isinstance(src, np.generic) else src,
+                                self.dtype, op)
+        if self.dim() == 0:
+            flat = self.reshape(1)
+            out = flat._scatter(op, 0, _wrap(index.reshape(-1)),
+                                src.reshape(-1) if isinstance(src, Tensor) else src.item(),
+                                None, None, add)
+            return out.reshape(())
+        return (ops.ScatterAdd if add else ops.Scatter).apply(self, src, index, axis, add)
+
+    def index_select(self, dim, index):
+        """The slices at the 1-D (or 0-d) int `index` along `dim`, in that order."""
+        axis = _args.check_dim("index_select", dim, self.dim())
+        _check_tensor_argument("index_select", "index", 2, index)
+        if index.dim() > 1:
+            raise IndexError("index_select(): Index is supposed to be a vector (got an index "
+                             f"of shape {tuple(index.shape)})")
+        indices = self._index_argument("index_select", index, (np.int32, np.int64))
+        indices = indices.reshape(-1).astype(np.int64)
+        size = self._data.shape[axis] if self.dim() else 1
+        if indices.size and (indices.min() < 0 or indices.max() >= size):
+            bad = indices[(indices < 0) | (indices >= size)][0]
+            raise RuntimeError(f"index_select(): index {bad} is out of range for dimension "
+                               f"{axis} with size {size} (INDICES element is out of DATA "
+                               "bounds)")
+        if self.dim() == 0:
+            if indices.size != 1:
+                raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, "
+                                   f"got {indices.size} value(s)")
+            return ops.Reshape.apply(self, index.shape)
+        return ops.IndexSelect.apply(self, indices, axis)
+
+    def roll(self, shifts, dims=None):
+        """The elements shifted cyclically by `shifts` along `dims` (none: the flattened
+        tensor, shape kept)."""
+        shifts_t = tuple(shifts) if isinstance(shifts, (tuple, list)) else (shifts,)
+        if not shifts_t:
+            raise RuntimeError("`shifts` required")
+        shifts_t = tuple(_args.check_int("roll", "shifts", s) for s in shifts_t)
+        if dims is None:
+            if len(shifts_t) != 1:
+                raise RuntimeError(f"shifts and dimensions must align. shifts: "
+                                   f"{len(shifts_t)}, dims:0")
+            return ops.Roll.apply(self, shifts_t[0], None)
+        dims_t = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if len(shifts_t) != len(dims_t):
+            raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts_t)}, "
+                               f"dims:{len(dims_t)}")
+        if self.dim() == 0:
+            raise IndexError(f"Dimension specified as {dims_t[0]} but tensor has no "
+                             "dimensions (roll of a 0-d tensor takes no dims)")
+        axes = tuple(_args.check_dim("roll", d, self.dim()) for d in dims_t)
+        return ops.Roll.apply(self, shifts_t, axes)
+
+    def flip(self, *dims):
+        """A copy with the order of elements reversed along `dims`."""
+        if not dims:
+            raise TypeError('flip() missing 1 required positional arguments: "dims"')
+        dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        axes = tuple(_args.check_dim("flip", d, self.dim()) for d in dims)
+        if len(set(axes)) != len(axes):
+            raise RuntimeError(f"dim {axes[0]} appears multiple times in the list of dims")
+        if self.dim() == 0 or not axes:
+            return ops.Clone.apply(self)
+        return ops.Flip.apply(self, axes)
+
+    def tril(self, diagonal=0):
+        """The lower triangle of the last two dimensions (from the `diagonal`-th diagonal:
+        0 the main one, > 0 above, < 0 below); the rest zero."""
+        return self._triangle("tril", diagonal, upper=False)
+
+    def triu(self, diagonal=0):
+        """The upper triangle of the last two dimensions; see `tril`."""
+        return self._triangle("triu", diagonal, upper=True)
+
+    def tril_(self, diagonal=0):
+        return self._inplace_op(Tensor.tril, diagonal)
+
+    def triu_(self, diagonal=0):
+        return self._inplace_op(Tensor.triu, diagonal)
+
+    def _triangle(self, op, diagonal, upper):
+        diagonal = _args.check_int(op, "diagonal", diagonal)
+        if self.dim() < 2:
+            raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions (got shape "
+                               f"{tuple(self.shape)})")
+        return (ops.Triu if upper else ops.Tril).apply(self, diagonal, upper)
+
+    def cumsum(self, dim, dtype=None):
+        """The running sum along `dim`; integer and bool tensors sum in int64 (as PyTorch),
+        or in `dtype` when given."""
+        axis = _args.check_dim("cumsum", dim, self.dim())
+        if dtype is not None:
+            target = as_dtype(_args.check_dtype("cumsum", dtype))
+        elif self.dtype.is_floating_point:
+            target = self.dtype
+        else:
+            target = backend.int64
+        source = self._cast(target) if target.is_floating_point else self
+        if self.dim() == 0:
+            return ops.Cast.apply(source, target.numpy) if source is self else ops.Clone.apply(
+                source)
+        return ops.Cumsum.apply(source, axis, target.numpy)
+
+    def logsumexp(self, dim, keepdim=False):
+        """log(sum(exp(x))) over `dim`, computed stably; integer tensors give the default
+        float dtype."""
+        keepdim = _args.check_bool("logsumexp", "keepdim", keepdim)
+        source = self if self.dtype.is_floating_point else self._cast(
+            backend.get_default_dtype())
+        if isinstance(dim, (tuple, list)) and not dim:
+            return source.logsumexp(tuple(range(self.dim())), keepdim) if self.dim() else \
+                ops.Logsumexp.apply(source, None, keepdim)
+        axes = self._axes(dim)
+        return ops.Logsumexp.apply(source, axes, keepdim)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        """A tensor of zeros of `size`, of this tensor's dtype unless `dtype` is given."""
+        return zeros(*size, dtype=dtype or self.dtype, device=device,
+                     requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        return ones(*size, dtype=dtype or self.dtype, device=device,
+                    requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        return empty(*size, dtype=dtype or self.dtype, device=device,
+                     requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device,
+                    requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        """A new tensor holding a copy of `data`, of this tensor's dtype unless given."""
+        if isinstance(data, Tensor):
+            warnings.warn("To copy construct from a tensor, it is recommended to use "
+                          "sourceTensor.detach().clone() or sourceTensor.detach().clone()"
+                          ".requires_grad_(True), rather than tensor.new_tensor(sourceTensor).",
+                          UserWarning, stacklevel=2)
+        return tensor(data, dtype=dtype or self.dtype, device=device,
+                      requires_grad=requires_grad)
+
     # -- misc ---------------------------------------------------------------------------------
 
     def __reduce__(self):
@@ -2606,3 +2969,118 @@ def _broadcast_check(a, b, op):
                 f"{op}: the size of tensor a {tuple(shape_a)} must match the size of tensor b "
                 f"{tuple(shape_b)} at every non-singleton dimension (shapes do not broadcast)"
             )
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: einsum
+# ---------------------------------------------------------------------------------------------
+
+
+def einsum(equation, *operands):
+    """Sum of products over labelled dimensions, as ``torch.einsum``: ``'ij,jk->ik'`` is a
+    matrix product, ``'bii->bi'`` takes diagonals, ``'...ij,...jk'`` broadcasts the leading
+    dimensions. Operands follow the equation or come as one list (``einsum(eq, [a, b])``);
+    without ``->`` the output holds the labels used once, in alphabetical order, after the
+    ``...`` dimensions. Size-1 dimensions broadcast against their label's size.
+
+    >>> corrnet.einsum("i,i->", corrnet.tensor([1., 2.]), corrnet.tensor([3., 4.]))
+    tensor(11.)
+    """
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum(): argument 'equation' (position 1) must be str, not "
+                        f"{_args.type_name(equation)}")
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    for i, operand in enumerate(operands):
+        if not isinstance(operand, Tensor):
+            raise TypeError(f"einsum(): operand {i} must be a Tensor, not "
+                            f"{_args.type_name(operand)}")
+    if not operands:
+        raise RuntimeError("einsum(): must provide at least one operand")
+    equation = equation.replace(" ", "")
+    explicit = "->" in equation
+    lhs, output = equation.split("->", 1) if explicit else (equation, None)
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        which = "more" if len(operands) > len(terms) else "fewer"
+        raise RuntimeError(f"einsum(): {which} operands were provided than specified in the "
+                           f"equation ({len(terms)} subscripts in {equation!r}, "
+                           f"{len(operands)} operands)")
+    for term in terms + ([output] if explicit else []):
+        letters = term.replace("...", "", 1)
+        if not all(c.isascii() and c.isalpha() for c in letters):
+            raise RuntimeError(f"einsum(): invalid subscript given at index "
+                               f"{equation.find(term)} in the equation string {equation!r}: "
+                               "subscripts must be letters, with at most one ellipsis each")
+    dtype = operands[0].dtype
+    for operand in operands[1:]:
+        if operand.dtype != dtype:
+            raise RuntimeError(f"expected scalar type {_legacy_short(dtype)} but found "
+                               f"{_legacy_short(operand.dtype)} (einsum operands must have "
+                               "the same dtype)")
+
+    # replace every ellipsis by letters unused in the equation, right-aligned
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+            if c not in equation]
+    ellipsis_dims = 0
+    for i, (term, operand) in enumerate(zip(terms, operands, strict=True)):
+        named = len(term.replace("...", ""))
+        if "..." in term:
+            if named > operand.dim():
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation "
+                                   f"({named}) is more than the number of dimensions "
+                                   f"({operand.dim()}) for operand {i}")
+            ellipsis_dims = max(ellipsis_dims, operand.dim() - named)
+        elif named != operand.dim():
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({named}) "
+                               f"does not match the number of dimensions ({operand.dim()}) "
+                               f"for operand {i} and no ellipsis was given")
+    ellipsis = "".join(free[:ellipsis_dims])
+    counts = collections.Counter("".join(terms).replace(".", ""))
+    if explicit:
+        if "..." in output:
+            output = output.replace("...", ellipsis)
+        for c in output:
+            if output.count(c) > 1:
+                raise RuntimeError(f"einsum(): output subscript {c} appears more than once in "
+                                   "the output")
+            if c not in counts and c not in ellipsis:
+                raise RuntimeError(f"einsum(): output subscript {c} does not appear in the "
+                                   "equation for any input operand")
+    else:
+        has_ellipsis = any("..." in term for term in terms)
+        output = (ellipsis if has_ellipsis else "") + "".join(
+            sorted(c for c, n in counts.items() if n == 1))
+    subscripts = []
+    for term, operand in zip(terms, operands, strict=True):
+        if "..." in term:
+            own = operand.dim() - len(term.replace("...", ""))
+            term = term.replace("...", ellipsis[len(ellipsis) - own:] if own else "")
+        subscripts.append(term)
+
+    # each label's size; size-1 dimensions broadcast
+    sizes: dict = {}
+    for i, (term, operand) in enumerate(zip(subscripts, operands, strict=True)):
+        own: dict = {}
+        for c, n in zip(term, operand.shape, strict=True):
+            if own.setdefault(c, n) != n:
+                raise RuntimeError(f"einsum(): subscript {c} is repeated for operand {i} but "
+                                   f"the sizes don't match, {n} != {own[c]}")
+            seen = sizes.get(c, 1)
+            if n != seen and n != 1 and seen != 1:
+                raise RuntimeError(f"einsum(): subscript {c} has size {n} for operand {i} "
+                                   f"which does not broadcast with previously seen size {seen}")
+            if c not in sizes or seen == 1:
+                sizes[c] = n
+    expanded, expanded_terms = [], []
+    for term, operand in zip(subscripts, operands, strict=True):
+        target = tuple(sizes[c] for c in term)
+        if target != tuple(operand.shape):
+            if len(set(term)) != len(term):  # a broadcast diagonal: take the diagonal first
+                unique = "".join(dict.fromkeys(term))
+                operand, term = ops.Einsum.apply((term,), unique, operand), unique
+                target = tuple(sizes[c] for c in term)
+            operand = operand.expand(target)
+        expanded.append(operand)
+        expanded_terms.append(term)
+    return ops.Einsum.apply(tuple(expanded_terms), output, *expanded)

@@ -1,6 +1,6 @@
 """Layers and the Module system: ``from corrnet import nn``."""
 
-from . import functional, init
+from . import functional, init, utils
 from .activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d

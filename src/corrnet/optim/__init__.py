@@ -8,6 +8,8 @@
 from . import lr_scheduler
 from .adam import Adam, AdamW
 from .optimizer import Optimizer, required
+from .rmsprop import Adagrad, RMSprop
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "required"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler", "required",
+           "RMSprop", "Adagrad"]

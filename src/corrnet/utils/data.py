@@ -1,7 +1,8 @@
 """Datasets and batching under PyTorch's names: ``corrnet.utils.data`` is ``torch.utils.data``.
 
-``Dataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``, ``random_split``, the samplers
-and ``DataLoader``, with ``default_collate``. Loading happens in the calling process
+``Dataset``, ``IterableDataset``, ``TensorDataset``, ``Subset``, ``ConcatDataset``,
+``ChainDataset``, ``random_split``, the samplers (``WeightedRandomSampler`` among them) and
+``DataLoader``, with ``default_collate``. Loading happens in the calling process
 (``num_workers`` is accepted and ignored).
 
 Randomness. ``shuffle=True``, ``RandomSampler`` and ``random_split`` take ``generator=``:
@@ -23,22 +24,26 @@ from __future__ import annotations
 import bisect
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..tensor import Generator, Tensor, from_numpy, randint, randperm, stack
+from ..tensor import Generator, Tensor, _rng, from_numpy, randint, randperm, stack
 
 __all__ = [
     "BatchSampler",
+    "ChainDataset",
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "IterableDataset",
     "RandomSampler",
     "Sampler",
     "SequentialSampler",
     "Subset",
     "TensorDataset",
+    "WeightedRandomSampler",
     "default_collate",
     "default_convert",
     "random_split",
@@ -78,6 +83,42 @@ class Dataset:
 
     def __add__(self, other: Dataset) -> ConcatDataset:
         return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """A dataset that is a stream of samples: subclasses define ``__iter__()``. A
+    `DataLoader` batches the samples in the order the stream gives them (it takes no
+    `sampler` and no `shuffle`); ``a + b`` chains two streams.
+
+    >>> class Numbers(IterableDataset):
+    ...     def __iter__(self):
+    ...         return iter(range(5))
+    >>> [b.tolist() for b in DataLoader(Numbers(), batch_size=2)]
+    [[0, 1], [2, 3], [4]]
+    """
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+    def __add__(self, other):
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """The samples of several iterable datasets, one stream after another."""
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+
+    def __iter__(self):
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise TypeError(f"ChainDataset only supports IterableDataset, got "
+                                f"{type(d).__name__}")
+            yield from d
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets)
 
 
 class TensorDataset(Dataset):
@@ -153,6 +194,11 @@ class ConcatDataset(Dataset):
         self.datasets = list(datasets)
         if not self.datasets:
             raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        for i, d in enumerate(self.datasets):
+            if isinstance(d, IterableDataset):
+                raise TypeError(f"ConcatDataset does not support IterableDataset (datasets[{i}] "
+                                f"is a {type(d).__name__}); chain iterable datasets with "
+                                "ChainDataset")
         self.cumulative_sizes = list(np.cumsum([len(d) for d in self.datasets]).tolist())
 
     def __len__(self) -> int:
@@ -160,7 +206,10 @@ class ConcatDataset(Dataset):
 
     def __getitem__(self, index):
         n = len(self)
-        if not -n <= index < n:
+        if index < -n:
+            raise ValueError(f"absolute value of index should not exceed dataset length "
+                             f"(ConcatDataset: index {index}, length {n})")
+        if index >= n:
             raise IndexError(f"ConcatDataset: index {index} out of range for length {n}")
         index %= n
         which = bisect.bisect_right(self.cumulative_sizes, index)
@@ -183,7 +232,15 @@ def random_split(dataset, lengths, generator=None) -> list[Subset]:
         counts = [int(math.floor(n * frac)) for frac in lengths]
         for i in range(n - sum(counts)):
             counts[i % len(counts)] += 1
+        for i, count in enumerate(counts):
+            if count == 0:
+                warnings.warn(f"Length of split at index {i} is 0. This might result in an "
+                              "empty dataset.", UserWarning, stacklevel=2)
         lengths = counts
+    for length in lengths:
+        if not isinstance(length, numbers.Integral) or length < 0:
+            raise ValueError(f"random_split: lengths must be non-negative ints (or fractions "
+                             f"summing to 1), got {length!r} in {list(lengths)}")
     if sum(lengths) != n:
         raise ValueError(
             f"random_split: sum of input lengths ({sum(lengths)}) does not equal the length "
@@ -253,6 +310,60 @@ class RandomSampler(Sampler):
             return _permutation(n, self.generator)[:k]
         reps = -(-k // n)
         return np.concatenate([_permutation(n, self.generator) for _ in range(reps)])[:k]
+
+    def __iter__(self):
+        return iter(self._order().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class WeightedRandomSampler(Sampler):
+    """`num_samples` indices drawn with probability proportional to `weights` (1-d, not
+    necessarily summing to 1), with or without `replacement`; a fresh draw at every
+    iteration. See the module docstring for `generator`.
+
+    >>> sampler = WeightedRandomSampler([0.1, 0.9], num_samples=4)
+    >>> loader = DataLoader(dataset, batch_size=2, sampler=sampler)
+    """
+
+    def __init__(self, weights, num_samples, replacement=True, generator=None):
+        if (not isinstance(num_samples, numbers.Integral) or isinstance(num_samples, bool)
+                or num_samples <= 0):
+            raise ValueError(f"num_samples should be a positive integer value, but got "
+                             f"num_samples={num_samples}")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"replacement should be a boolean value, but got "
+                             f"replacement={replacement}")
+        array = np.asarray(weights.numpy() if isinstance(weights, Tensor) else weights,
+                           dtype=np.float64)
+        if array.ndim != 1:
+            raise ValueError(f"weights should be a 1d sequence but given weights have shape "
+                             f"{tuple(array.shape)}")
+        self.weights = from_numpy(array)
+        self.num_samples = int(num_samples)
+        self.replacement = replacement
+        self.generator = _resolve_generator(generator, "WeightedRandomSampler")
+
+    def _order(self) -> np.ndarray:
+        weights = self.weights.numpy()
+        if np.any(weights < 0) or np.any(np.isnan(weights)) or np.any(np.isinf(weights)):
+            raise RuntimeError("invalid multinomial distribution (encountering probability "
+                               "entry < 0)")
+        total = weights.sum()
+        if not total > 0:
+            raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+        if not self.replacement:
+            if self.num_samples > len(weights):
+                raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples "
+                                   f"without replacement ({self.num_samples} from "
+                                   f"{len(weights)} weights)")
+            if self.num_samples > np.count_nonzero(weights):
+                raise RuntimeError("invalid multinomial distribution (with replacement=False, "
+                                   "not enough non-negative category to sample)")
+        rng = _rng(self.generator)
+        return rng.choice(len(weights), size=self.num_samples, replace=self.replacement,
+                          p=weights / total).astype(np.int64)
 
     def __iter__(self):
         return iter(self._order().tolist())
@@ -386,7 +497,14 @@ class DataLoader:
                 "num_workers option should be non-negative; use num_workers=0 to disable "
                 "multiprocessing."
             )
-        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        self._iterable = isinstance(dataset, IterableDataset)
+        if self._iterable:
+            for name, value in (("shuffle", shuffle), ("sampler", sampler),
+                                ("batch_sampler", batch_sampler)):
+                if value not in (None, False):
+                    raise ValueError(f"DataLoader with IterableDataset: expected unspecified "
+                                     f"{name} option, but got {name}={value!r}")
+        elif not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
             raise TypeError(
                 "DataLoader: dataset must define __getitem__ and __len__, got "
                 f"{type(dataset).__name__}"
@@ -406,7 +524,9 @@ class DataLoader:
                 "drop_last"
             )
         self.generator = _resolve_generator(generator, "DataLoader")
-        if sampler is None:
+        if self._iterable:  # the stream decides the order (PyTorch has a placeholder too)
+            sampler = _StreamSampler()
+        elif sampler is None:
             if shuffle:
                 sampler = RandomSampler(dataset, generator=self.generator)
             else:
@@ -434,8 +554,26 @@ class DataLoader:
             return self.batch_sampler._index_arrays()
         return iter(self.batch_sampler)
 
+    def _iter_stream(self):
+        """Batches of an IterableDataset, in the order of its stream."""
+        if not self._auto_collation:
+            for sample in self.dataset:
+                yield self.collate_fn(sample)
+            return
+        batch = []
+        for sample in self.dataset:
+            batch.append(sample)
+            if len(batch) == self.batch_size:
+                yield self.collate_fn(batch)
+                batch = []
+        if batch and not self.drop_last:
+            yield self.collate_fn(batch)
+
     def __iter__(self):
         dataset, collate = self.dataset, self.collate_fn
+        if self._iterable:
+            yield from self._iter_stream()
+            return
         if not self._auto_collation:
             for index in self.sampler:
                 yield collate(dataset[index])
@@ -453,6 +591,19 @@ class DataLoader:
             yield collate([dataset[i] for i in indices])
 
     def __len__(self) -> int:
+        if self._iterable:  # the stream's length, if it has one, in batches
+            n = len(self.dataset)
+            if self.batch_size is None:
+                return n
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         if self._auto_collation:
             return len(self.batch_sampler)
         return len(self.sampler)
+
+
+class _StreamSampler(Sampler):
+    """The sampler of a loader over an IterableDataset: the stream decides the order."""
+
+    def __iter__(self):
+        raise TypeError("a DataLoader over an IterableDataset has no sampler to iterate: "
+                        "iterate the loader itself")

@@ -9,6 +9,7 @@ they may replace).
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 
 from ..autograd import Function, is_grad_enabled
@@ -98,7 +99,12 @@ class _BackwardHook:
                                        f"{n_outputs}")
                 grad_outputs = replaced
             self.grad_outputs = grad_outputs
-            if self.input_position is None:  # no input needs grad: call the hooks now
+            if self.input_position is None and self.user_hooks:  # no input needs grad:
+                warnings.warn("Full backward hook is firing when gradients are computed with "
+                              "respect to module outputs since no inputs require gradients. See "
+                              "https://docs.pytorch.org/docs/main/generated/torch.nn.Module.html"
+                              "#torch.nn.Module.register_full_backward_hook for more details.",
+                              UserWarning, stacklevel=2)
                 grad_inputs = (None,) * self.n_inputs
                 for hook in self.user_hooks:
                     answer = hook(self.module, grad_inputs, grad_outputs)

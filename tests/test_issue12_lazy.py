@@ -306,3 +306,28 @@ def test_issue12_lazy_modules_copy_and_keep_their_dtype():
     assert half.weight.dtype == cn.float64
     with pytest.raises(RuntimeError):  # dtype mismatch, as torch
         nn.LazyLinear(2)(cn.ones(1, 2, dtype=cn.float64))
+
+
+@pytest.mark.parametrize("module_name", ["corrnet.nn.lazy", "corrnet.nn.parameter",
+                                         "corrnet.nn.container", "corrnet.nn.module",
+                                         "corrnet.utils.hooks", "corrnet.tensor"])
+def test_issue12_docstring_examples_of_lazy_modules_hooks_and_containers(module_name):
+    import doctest
+    import importlib
+
+    from corrnet.utils.hooks import RemovableHandle
+
+    module = importlib.import_module(module_name)
+    names = ("LazyModuleMixin", "Lazy", "Uninitialized", "ModuleList", "ModuleDict",
+             "ParameterList", "ParameterDict", "register_", "RemovableHandle", "lazy")
+    globs = {"corrnet": cn, "nn": nn, "np": np, "RemovableHandle": RemovableHandle}
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(module, module_name, globs=globs)
+             if t.examples and (module_name.endswith(("lazy", "hooks"))
+                                or any(n in t.name for n in names))]
+    assert tests
+    for test in tests:
+        cn.manual_seed(0)
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

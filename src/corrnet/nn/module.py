@@ -191,7 +191,8 @@ class Module:
         """Run ``forward`` with this module's hooks around it (as PyTorch, hooks fire on a
         call of the module, not on a direct call of ``forward``)."""
         hooks = self.__dict__
-        if not any(hooks.get(table) for table in _HOOK_TABLES):
+        if not (hooks.get("_forward_pre_hooks") or hooks.get("_forward_hooks")
+                or hooks.get("_backward_hooks") or hooks.get("_backward_pre_hooks")):
             return self.forward(*args, **kwargs)
         for hook_id, hook in list(hooks["_forward_pre_hooks"].items()):
             if hook_id in self._forward_pre_hooks_with_kwargs:
@@ -229,7 +230,10 @@ class Module:
         """Call ``hook(module, args)`` before each forward (``hook(module, args, kwargs)``
         with `with_kwargs`); a value it returns replaces the input (args, or (args, kwargs)).
 
+        >>> layer = nn.Identity()
         >>> handle = layer.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+        >>> layer(corrnet.ones(2))
+        tensor([2., 2.])
         >>> handle.remove()
         """
         handle = _register_hook(self._forward_pre_hooks, hook, prepend)
@@ -243,8 +247,12 @@ class Module:
         """Call ``hook(module, args, output)`` after each forward (``hook(module, args,
         kwargs, output)`` with `with_kwargs`); a value it returns replaces the output.
 
-        >>> outputs = []
-        >>> handle = layer.register_forward_hook(lambda m, args, out: outputs.append(out))
+        >>> shapes = []
+        >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+        >>> with net[0].register_forward_hook(lambda m, args, out: shapes.append(out.shape)):
+        ...     _ = net(corrnet.ones(2, 4))
+        >>> shapes
+        [torch.Size([2, 3])]
         """
         handle = _register_hook(self._forward_hooks, hook, prepend)
         if with_kwargs:
@@ -254,13 +262,28 @@ class Module:
 
     def register_full_backward_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """Call ``hook(module, grad_output)`` when the gradients with respect to the module's
-        outputs are computed; a tuple it returns replaces grad_output."""
+        outputs are computed; a tuple it returns replaces grad_output.
+
+        >>> layer = nn.Identity()
+        >>> handle = layer.register_full_backward_pre_hook(lambda m, go: (go[0] * 3,))
+        >>> x = corrnet.ones(2, requires_grad=True)
+        >>> layer(x).sum().backward()
+        >>> x.grad
+        tensor([3., 3.])
+        """
         return _register_hook(self._backward_pre_hooks, hook, prepend)
 
     def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
         """Call ``hook(module, grad_input, grad_output)`` when the gradients with respect to
         the module's inputs are computed (tuples of tensors, None where an input is not a
-        tensor or needs no gradient); a tuple it returns replaces grad_input."""
+        tensor or needs no gradient); a tuple it returns replaces grad_input.
+
+        >>> layer = nn.Linear(3, 2)
+        >>> handle = layer.register_full_backward_hook(
+        ...     lambda m, grad_input, grad_output: print(grad_input[0].shape, grad_output[0].shape))
+        >>> layer(corrnet.ones(4, 3, requires_grad=True)).sum().backward()
+        torch.Size([4, 3]) torch.Size([4, 2])
+        """
         return _register_hook(self._backward_hooks, hook, prepend)
 
     def register_backward_hook(self, hook) -> RemovableHandle:

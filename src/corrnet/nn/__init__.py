@@ -59,11 +59,10 @@ from .lazy import (  # noqa: E402
     LazyConvTranspose1d,
     LazyConvTranspose2d,
     LazyLinear,
-    LazyModuleMixin,
 )
 from .parameter import UninitializedBuffer, UninitializedParameter  # noqa: E402
 
 __all__ += ["parameter", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
             "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d",
-            "LazyConvTranspose2d", "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyModuleMixin",
+            "LazyConvTranspose2d", "LazyBatchNorm1d", "LazyBatchNorm2d",
             "UninitializedParameter", "UninitializedBuffer"]

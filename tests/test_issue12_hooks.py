@@ -392,3 +392,28 @@ def test_issue12_hooked_module_gradient_matches_finite_differences():
         numeric[index] = (loss(up) - loss(down)) / (2 * step)
     np.testing.assert_allclose(numpy_of(x.grad), numeric, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(numpy_of(seen[0]), numeric, rtol=1e-6, atol=1e-8)
+
+
+def _sequential_scenario(lib):
+    from collections import OrderedDict
+
+    nn = lib.nn
+    record = []
+    seq = nn.Sequential(OrderedDict(a=nn.ReLU(), b=nn.Tanh(), c=nn.Sigmoid()))
+    record.append(repr(seq[1:3]))
+    del seq[0]
+    record.append(list(seq._modules))
+    seq.insert(1, nn.ReLU())
+    seq[0] = nn.Identity()
+    record += [repr(seq), list(seq._modules)]
+    joined = seq + nn.Sequential(nn.ReLU())
+    record += [repr(joined), type(joined).__name__]
+    seq.extend([nn.ReLU()])
+    record += [repr(seq.pop(1)), list(seq._modules)]
+    seq += nn.Sequential(nn.Tanh())
+    record += [repr(seq), len(seq)]
+    return record
+
+
+def test_issue12_sequential_list_operations_match_torch():
+    assert _sequential_scenario(cn) == _sequential_scenario(torch)

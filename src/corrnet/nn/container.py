@@ -49,13 +49,62 @@ class Sequential(Module):
         self.add_module(str(len(self)), module)
         return self
 
+    # list operations, as PyTorch's: a deletion or insertion renumbers the keys '0', '1', ...
+
+    def __setitem__(self, index, module: Module) -> None:
+        key = list(self._modules)[_index(index, len(self))]
+        self.add_module(key, module)
+
+    def __delitem__(self, index) -> None:
+        modules = list(self._modules.values())
+        del modules[index if isinstance(index, slice) else _index(index, len(self))]
+        _renumber(self, modules)
+
+    def insert(self, index: int, module: Module) -> Sequential:
+        if not isinstance(module, Module):
+            raise AssertionError(f"module should be of type: {Module}")
+        modules = list(self._modules.values())
+        modules.insert(index, module)
+        _renumber(self, modules)
+        return self
+
+    def extend(self, modules) -> Sequential:
+        for module in list(modules):
+            self.append(module)
+        return self
+
+    def pop(self, index: int = -1) -> Module:
+        module = self[index]
+        del self[index]
+        return module
+
+    def __add__(self, other) -> Sequential:
+        if not isinstance(other, Sequential):
+            raise ValueError("add operator supports only objects of Sequential class, but "
+                             f"{type(other)} is given.")
+        return Sequential(*self, *other)
+
+    def __iadd__(self, other) -> Sequential:
+        if not isinstance(other, Sequential):
+            raise ValueError("add operator supports only objects of Sequential class, but "
+                             f"{type(other)} is given.")
+        return self.extend(other)
+
     def forward(self, input):
         for module in self:
             input = module(input)
         return input
 
 
-def _index(index, length: int, what: str) -> int:
+def _renumber(container: Module, modules: list) -> None:
+    """Register `modules` under the keys '0', '1', ... in order (after a deletion or an
+    insertion), as PyTorch's Sequential and ModuleList do."""
+    container._modules.clear()
+    for position, module in enumerate(modules):
+        container._modules[str(position)] = module
+
+
+def _index(index, length: int) -> int:
     """A non-negative position for an int `index` into a container of `length` items."""
     index = operator.index(index)
     if not -length <= index < length:
@@ -82,25 +131,18 @@ class ModuleList(Module):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return type(self)(list(self._modules.values())[index])
-        return self._modules[str(_index(index, len(self), "ModuleList"))]
+        return self._modules[str(_index(index, len(self)))]
 
     def __setitem__(self, index, module) -> None:
-        self.add_module(str(_index(index, len(self), "ModuleList")), module)
+        self.add_module(str(_index(index, len(self))), module)
 
     def __delitem__(self, index) -> None:
         keys = list(self._modules)
         doomed = keys[index] if isinstance(index, slice) else [
-            keys[_index(index, len(self), "ModuleList")]]
+            keys[_index(index, len(self))]]
         for key in doomed:
             del self._modules[key]
-        self._renumber()
-
-    def _renumber(self) -> None:
-        """Keys '0', '1', ... in order again, after a deletion or an insertion."""
-        modules = list(self._modules.values())
-        self._modules.clear()
-        for position, module in enumerate(modules):
-            self._modules[str(position)] = module
+        _renumber(self, list(self._modules.values()))
 
     def __len__(self) -> int:
         return len(self._modules)
@@ -134,9 +176,7 @@ class ModuleList(Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         modules = list(self._modules.values())
         modules.insert(index, module)
-        self._modules.clear()
-        for position, item in enumerate(modules):
-            self._modules[str(position)] = item
+        _renumber(self, modules)
 
     def pop(self, index: int = -1) -> Module:
         module = self[index]
@@ -272,10 +312,10 @@ class ParameterList(Module):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return type(self)(list(self._parameters.values())[index])
-        return self._parameters[str(_index(index, len(self), "ParameterList"))]
+        return self._parameters[str(_index(index, len(self)))]
 
     def __setitem__(self, index, param) -> None:
-        self.register_parameter(str(_index(index, len(self), "ParameterList")),
+        self.register_parameter(str(_index(index, len(self))),
                                 _as_parameter(param))
 
     def __len__(self) -> int:

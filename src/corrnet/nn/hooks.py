@@ -27,7 +27,7 @@ def _register_hook(table: OrderedDict, hook, prepend: bool) -> RemovableHandle:
     return handle
 
 
-class _BackwardHookFunction(Function):
+class BackwardHookFunction(Function):
     """The identity, as a graph node that module backward hooks attach to."""
 
     @staticmethod
@@ -40,7 +40,7 @@ class _BackwardHookFunction(Function):
 
 
 def _hooked_identity(value: Tensor, hook) -> Tensor:
-    result = _BackwardHookFunction.apply(value)
+    result = BackwardHookFunction.apply(value)
     result.grad_fn.add_grad_hook(hook)
     return result
 

@@ -331,3 +331,23 @@ def test_issue12_docstring_examples_of_lazy_modules_hooks_and_containers(module_
         cn.manual_seed(0)
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+@pytest.mark.parametrize(("lazy", "ordinary", "shape"), [
+    (lambda: nn.LazyLinear(4), lambda: nn.Linear(5, 4), (2, 5)),
+    (lambda: nn.LazyConv2d(6, 3, groups=3), lambda: nn.Conv2d(3, 6, 3, groups=3), (1, 3, 5, 5)),
+    (lambda: nn.LazyConvTranspose1d(2, 3), lambda: nn.ConvTranspose1d(4, 2, 3), (1, 4, 5)),
+    (lambda: nn.LazyBatchNorm1d(), lambda: nn.BatchNorm1d(3), (2, 3)),
+])
+def test_issue12_lazy_materialized_parameters_equal_the_ordinary_layers_with_the_same_seed(
+        lazy, ordinary, shape):
+    """The same draws as the ordinary layer's constructor, from the RNG state at the first
+    forward (construction draws nothing)."""
+    cn.manual_seed(11)
+    expected = ordinary()
+    module = lazy()
+    cn.manual_seed(11)
+    module(cn.ones(*shape))
+    for (key, got), (_, want) in zip(module.named_parameters(), expected.named_parameters(),
+                                     strict=True):
+        np.testing.assert_array_equal(numpy_of(got), numpy_of(want), err_msg=key)

@@ -417,3 +417,14 @@ def _sequential_scenario(lib):
 
 def test_issue12_sequential_list_operations_match_torch():
     assert _sequential_scenario(cn) == _sequential_scenario(torch)
+
+
+def test_issue12_in_place_change_of_a_hooked_output_is_refused_as_torch():
+    """The hooked output shares memory with the module's own output: changing it in place
+    must not silently corrupt a saved value (PyTorch refuses at once, corrnet at backward)."""
+    for lib in (cn, torch):
+        module = lib.nn.Sigmoid()
+        module.register_full_backward_hook(lambda *args: None)
+        x = lib.ones(3, requires_grad=True)
+        with pytest.raises(RuntimeError, match="inplace"):
+            module(x).mul_(2).sum().backward()

@@ -41,6 +41,9 @@ class BackwardHookFunction(Function):
 
 def _hooked_identity(value: Tensor, hook) -> Tensor:
     result = BackwardHookFunction.apply(value)
+    # it shares memory with `value`: share its version counter too, so that an in-place change
+    # of one is seen by the backward of ops that saved the other (as PyTorch's views)
+    result._version = value._version
     result.grad_fn.add_grad_hook(hook)
     return result
 

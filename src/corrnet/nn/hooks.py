@@ -2,18 +2,22 @@
 
 A full backward hook sees the gradients with respect to a module's inputs and outputs. As in
 PyTorch, the module's input and output tensors are passed through an identity op whose graph
-node carries a gradient hook: the output's node collects ``grad_output`` (and runs the backward
-pre-hooks, which may replace it), the input's node calls the hooks with ``grad_input`` (which
-they may replace).
+node carries a gradient hook: the output's node collects ``grad_output`` (and runs the
+backward pre-hooks, which may replace it), the input's node calls the hooks with
+``grad_input`` (which they may replace). Several tensors are packed into one flat array and
+unpacked again, so that one node sees all their gradients at once.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import OrderedDict
 
+import numpy as np
+
 from ..autograd import Function, is_grad_enabled
-from ..tensor import Tensor
+from ..tensor import Tensor, cat, zeros
 from ..utils.hooks import RemovableHandle
 
 
@@ -39,27 +43,94 @@ class BackwardHookFunction(Function):
         return grad_output
 
 
-def _hooked_identity(value: Tensor, hook) -> Tensor:
-    result = BackwardHookFunction.apply(value)
-    # it shares memory with `value`: share its version counter too, so that an in-place change
-    # of one is seen by the backward of ops that saved the other (as PyTorch's views)
-    result._version = value._version
-    result.grad_fn.add_grad_hook(hook)
-    return result
+class _Pack(Function):
+    """Several tensors as one flat array (their values one after another): one graph node
+    whose gradient holds all of theirs at once, for a module with several inputs or outputs
+    (corrnet's nodes have one output each)."""
+
+    @staticmethod
+    def forward(ctx, *arrays):
+        ctx.shapes = [a.shape for a in arrays]
+        return np.concatenate([a.reshape(-1) for a in arrays])
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        ends = np.cumsum([math.prod(shape) for shape in ctx.shapes])
+        pieces = np.split(grad_output, ends[:-1])
+        return tuple(p.reshape(shape) for p, shape in zip(pieces, ctx.shapes, strict=True))
 
 
-def _one_needing_grad(values: tuple, what: str, module) -> int | None:
-    """The position of the one tensor in `values` that requires grad (None if there is none).
-    More than one is not supported: corrnet's graph nodes have one output each."""
-    positions = [i for i, v in enumerate(values) if isinstance(v, Tensor) and v.requires_grad]
-    if not positions or not is_grad_enabled():
-        return None
-    if len(positions) > 1:
-        raise NotImplementedError(
-            f"full backward hooks on {type(module).__name__}: {len(positions)} {what} tensors "
-            "require grad; corrnet supports modules with one such input and one such output"
-        )
-    return positions[0]
+class _Unpack(Function):
+    """One tensor back out of `_Pack`'s flat array: ``packed[start:stop]``, reshaped."""
+
+    @staticmethod
+    def forward(ctx, packed, start, stop, shape, dtype):
+        ctx.geometry = (packed.shape, packed.dtype, start, stop)
+        return packed[start:stop].reshape(shape).astype(dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        shape, dtype, start, stop = ctx.geometry
+        grad = np.zeros(shape, dtype=dtype)
+        grad[start:stop] = grad_output.reshape(-1)
+        return grad, None, None, None, None
+
+
+def _hooked(values: list, hook) -> list:
+    """`values` (tensors that require grad) passed through one graph node whose incoming
+    gradient goes to ``hook(grads: tuple) -> tuple or None`` (a returned tuple replaces the
+    gradients). One tensor goes through the identity; several are packed and unpacked."""
+    if len(values) == 1:
+        result = BackwardHookFunction.apply(values[0])
+        # it shares memory with its input: share the version counter too, so that an in-place
+        # change of one is seen by the backward of ops that saved the other (as PyTorch's views)
+        result._version = values[0]._version
+
+        def one(grad):
+            answer = hook((grad,))
+            return None if answer is None else answer[0]
+
+        result.grad_fn.add_grad_hook(one)
+        return [result]
+    packed = _Pack.apply(*values)
+    shapes = [tuple(v.shape) for v in values]
+    ends = np.cumsum([math.prod(shape) for shape in shapes]).tolist()
+    starts = [0, *ends[:-1]]
+
+    received = set()  # which of the unpacked tensors a gradient reached (None for the others)
+
+    def many(grad):
+        flat = grad.reshape(-1)
+        grads = tuple(flat[a:b].reshape(shape) if k in received else None
+                      for k, (a, b, shape) in enumerate(zip(starts, ends, shapes, strict=True)))
+        received.clear()
+        answer = hook(grads)
+        if answer is None:
+            return None
+        flat_grads = [(zeros(shape, dtype=grad.dtype) if g is None else g.to(grad.dtype))
+                      for g, shape in zip(answer, shapes, strict=True)]
+        return cat([g.reshape(-1) for g in flat_grads])
+
+    packed.grad_fn.add_grad_hook(many)
+    unpacked = [_Unpack.apply(packed, a, b, shape, v._data.dtype)
+                for a, b, shape, v in zip(starts, ends, shapes, values, strict=True)]
+    for k, tensor in enumerate(unpacked):
+        tensor.grad_fn.add_grad_hook(lambda grad, k=k: received.add(k))
+    return unpacked
+
+
+def _needing_grad(values: tuple) -> list:
+    """The positions of the tensors in `values` that require grad (none without grad mode)."""
+    if not is_grad_enabled():
+        return []
+    return [i for i, v in enumerate(values) if isinstance(v, Tensor) and v.requires_grad]
+
+
+def _replace(values: tuple, positions: list, replacements: list) -> tuple:
+    values = list(values)
+    for position, replacement in zip(positions, replacements, strict=True):
+        values[position] = replacement
+    return tuple(values)
 
 
 class _BackwardHook:
@@ -69,27 +140,26 @@ class _BackwardHook:
         self.module = module
         self.user_hooks, self.user_pre_hooks = user_hooks, user_pre_hooks
         self.n_inputs = 0
-        self.input_position = None
+        self.input_positions = []
         self.grad_outputs = None
 
     def setup_input_hook(self, args: tuple) -> tuple:
         self.n_inputs = len(args)
-        position = _one_needing_grad(args, "input", self.module)
-        self.input_position = position
-        if position is None:
+        self.input_positions = _needing_grad(args)
+        if not self.input_positions:
             return args
-        hooked = _hooked_identity(args[position], self._input_hook)
-        return args[:position] + (hooked,) + args[position + 1:]
+        hooked = _hooked([args[i] for i in self.input_positions], self._input_hook)
+        return _replace(args, self.input_positions, hooked)
 
     def setup_output_hook(self, result):
         outputs = result if isinstance(result, tuple) else (result,)
-        position = _one_needing_grad(outputs, "output", self.module)
-        if position is None:
+        positions = _needing_grad(outputs)
+        if not positions:
             return result
         n_outputs = len(outputs)
 
-        def output_hook(grad):
-            grad_outputs = tuple(grad if i == position else None for i in range(n_outputs))
+        def output_hook(grads):
+            grad_outputs = _replace((None,) * n_outputs, positions, grads)
             for pre_hook in self.user_pre_hooks:
                 replaced = pre_hook(self.module, grad_outputs)
                 if replaced is None:
@@ -102,7 +172,7 @@ class _BackwardHook:
                                        f"{n_outputs}")
                 grad_outputs = replaced
             self.grad_outputs = grad_outputs
-            if self.input_position is None and self.user_hooks:  # no input needs grad:
+            if not self.input_positions and self.user_hooks:  # no input needs grad:
                 warnings.warn("Full backward hook is firing when gradients are computed with "
                               "respect to module outputs since no inputs require gradients. See "
                               "https://docs.pytorch.org/docs/main/generated/torch.nn.Module.html"
@@ -117,17 +187,16 @@ class _BackwardHook:
                                            "gradient should always return None or None for all "
                                            "gradients.")
                 self.grad_outputs = None
-            return grad_outputs[position]
+            return tuple(grad_outputs[i] for i in positions)
 
-        hooked = _hooked_identity(outputs[position], output_hook)
-        outputs = outputs[:position] + (hooked,) + outputs[position + 1:]
+        hooked = _hooked([outputs[i] for i in positions], output_hook)
+        outputs = _replace(outputs, positions, hooked)
         return outputs if isinstance(result, tuple) else outputs[0]
 
-    def _input_hook(self, grad):
+    def _input_hook(self, grads):
         if self.grad_outputs is None:  # the gradient did not come through the output
             return None
-        position = self.input_position
-        grad_inputs = tuple(grad if i == position else None for i in range(self.n_inputs))
+        grad_inputs = _replace((None,) * self.n_inputs, self.input_positions, grads)
         for hook in self.user_hooks:
             answer = hook(self.module, grad_inputs, self.grad_outputs)
             if answer is None:
@@ -138,4 +207,4 @@ class _BackwardHook:
                                    f"got {len(answer)}, but expected {len(grad_inputs)}")
             grad_inputs = answer
         self.grad_outputs = None
-        return grad_inputs[position]
+        return tuple(grad_inputs[i] for i in self.input_positions)

@@ -117,7 +117,7 @@ class Node:
     """One recorded op: its backward function, its context and edges to its inputs' nodes."""
 
     __slots__ = ("function", "ctx", "next_nodes", "input_meta", "positions", "retained",
-                 "freed", "__weakref__")
+                 "freed", "grad_hooks", "__weakref__")
 
     def __init__(self, function, ctx, next_nodes, input_meta, positions=()):
         self.function = function
@@ -127,6 +127,7 @@ class Node:
         self.positions = positions  # where each tensor input stood among forward's arguments
         self.retained = None  # a tensor whose .grad should be kept (retain_grad)
         self.freed = False
+        self.grad_hooks = None  # {id: hook} on the gradient arriving here (Tensor.register_hook)
 
     def name(self) -> str:
         return f"{self.function.__name__}Backward"
@@ -148,6 +149,17 @@ class Node:
             grads = (grads,)
         # backward returns one gradient per forward argument; keep the tensors' ones
         return tuple(grads[p] if p < len(grads) else None for p in self.positions)
+
+    def add_grad_hook(self, hook):
+        """Register ``hook(grad) -> Tensor or None`` on the gradient that arrives at this node
+        (the gradient of its tensor); return a handle whose ``remove()`` unregisters it."""
+        from .utils.hooks import RemovableHandle
+
+        if self.grad_hooks is None:
+            self.grad_hooks = {}
+        handle = RemovableHandle(self.grad_hooks)
+        self.grad_hooks[handle.id] = hook
+        return handle
 
     def free(self) -> None:
         self.ctx = None
@@ -253,6 +265,25 @@ def sum_to_shape(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad.reshape(shape)
 
 
+def _run_grad_hooks(node: Node, grad: np.ndarray) -> np.ndarray:
+    """Pass the gradient arriving at `node` through its tensor hooks, in registration order;
+    a hook returning a tensor replaces the gradient (of the same shape)."""
+    Tensor, _wrap = _tensor_types()
+    for hook in list(node.grad_hooks.values()):
+        result = hook(_wrap(grad))
+        if result is None:
+            continue
+        if not isinstance(result, Tensor):
+            raise TypeError(f"a gradient hook returned {type(result).__name__}; expected a "
+                            "Tensor or None")
+        if result._data.shape != grad.shape:
+            raise RuntimeError(f"hook '{getattr(hook, '__name__', hook)}' has changed the size "
+                               f"of value: expected {list(grad.shape)}, got "
+                               f"{list(result._data.shape)}")
+        grad = result._data.astype(grad.dtype, copy=False)
+    return grad
+
+
 def run_backward(roots, retain_graph: bool) -> None:
     """Propagate gradients from `roots`, a list of (node, gradient array) pairs, to the leaves."""
     # 1. Count, for every node reachable from the roots, how many edges lead into it.
@@ -277,6 +308,8 @@ def run_backward(roots, retain_graph: bool) -> None:
     while ready:
         node = ready.pop()
         grad = pending.pop(node, None)
+        if node.grad_hooks and grad is not None:  # Tensor.register_hook, module hooks
+            grad = _run_grad_hooks(node, grad)
         if isinstance(node, AccumulateGrad):
             if grad is not None:
                 node.tensor._accumulate_grad(grad)

@@ -493,6 +493,22 @@ class Tensor:
         if self.grad_fn is not None:
             self.grad_fn.retained = self
 
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` each time the gradient with respect to this tensor is computed;
+        a tensor it returns replaces the gradient. Returns a handle with ``remove()``.
+
+        >>> x = corrnet.ones(2, requires_grad=True)
+        >>> handle = x.register_hook(lambda grad: grad * 10)
+        >>> (x * 3).sum().backward()
+        >>> x.grad
+        tensor([30., 30.])
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if not callable(hook):
+            raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
+        return self._grad_node().add_grad_hook(hook)
+
     @property
     def retains_grad(self) -> bool:
         return self.grad_fn is not None and self.grad_fn.retained is self

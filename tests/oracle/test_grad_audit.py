@@ -647,6 +647,7 @@ EXEMPT: dict[str, str] = {
         "shape", "size", "dtype", "device", "ndim", "is_cuda", "is_leaf", "requires_grad",
         "retains_grad", "__array_priority__")},
     **{f"Tensor.{n}": _ENGINE for n in ("backward", "retain_grad", "requires_grad_")},
+    "Tensor.register_hook": "a gradient hook in the engine: tested in test_issue12_hooks.py",
     "Tensor.__init__": "the legacy constructor torch.Tensor(data or sizes): creation",
     "Tensor.__deepcopy__": "copy.deepcopy of a leaf: tested in test_tensor_api.py",
     "Tensor.__reduce__": "pickling is refused on purpose (see serialization)",

@@ -47,3 +47,22 @@ __all__ += ["Conv1d", "ConvTranspose1d", "ConvTranspose2d", "MaxPool1d", "AvgPoo
             "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "Unfold", "Fold", "ConstantPad1d",
             "ConstantPad2d", "ZeroPad1d", "ZeroPad2d", "ReflectionPad1d", "ReflectionPad2d",
             "ReplicationPad1d", "ReplicationPad2d", "CircularPad1d", "CircularPad2d"]
+
+# lazy modules, hooks and containers (issue 12)
+from . import parameter  # noqa: E402  (nn.parameter.UninitializedParameter, as PyTorch)
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList  # noqa: E402
+from .lazy import (  # noqa: E402
+    LazyBatchNorm1d,
+    LazyBatchNorm2d,
+    LazyConv1d,
+    LazyConv2d,
+    LazyConvTranspose1d,
+    LazyConvTranspose2d,
+    LazyLinear,
+)
+from .parameter import UninitializedBuffer, UninitializedParameter  # noqa: E402
+
+__all__ += ["parameter", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict",
+            "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d",
+            "LazyConvTranspose2d", "LazyBatchNorm1d", "LazyBatchNorm2d",
+            "UninitializedParameter", "UninitializedBuffer"]

@@ -97,8 +97,7 @@ class _ConvNd(Module):
         text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}")
         if self.padding != (0,) * self.dims:
-            padding = repr(self.padding) if isinstance(self.padding, str) else self.padding
-            text += f", padding={padding}"
+            text += f", padding={self.padding}"  # PyTorch prints padding=same unquoted
         if self.dilation != (1,) * self.dims:
             text += f", dilation={self.dilation}"
         if self.output_padding != (0,) * self.dims:

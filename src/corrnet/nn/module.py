@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 from .. import backend
 from ..tensor import Tensor, _check_device, _refuse_cuda, device, no_grad
-from .parameter import Parameter
+from .hooks import RemovableHandle, _BackwardHook, _register_hook
+from .parameter import Parameter, _raw, is_lazy
 
 
 class Module:
@@ -26,6 +27,10 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "training", True)
+        for table in _HOOK_TABLES:
+            object.__setattr__(self, table, OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks_with_kwargs", set())
+        object.__setattr__(self, "_forward_hooks_with_kwargs", set())
 
     # -- registration --------------------------------------------------------------------------
 
@@ -49,8 +54,10 @@ class Module:
         for registry in ("_parameters", "_buffers", "_modules"):
             self.__dict__.get(registry, {}).pop(name, None)
         if isinstance(value, Parameter):
+            self.__dict__.pop(name, None)  # e.g. ``self.bias = None`` assigned before
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self.__dict__.pop(name, None)
             self._modules[name] = value
         elif name in self.__dict__.get("_parameters", {}) and value is None:
             self._parameters[name] = None
@@ -181,7 +188,107 @@ class Module:
                                   "\"forward\" function")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        """Run ``forward`` with this module's hooks around it (as PyTorch, hooks fire on a
+        call of the module, not on a direct call of ``forward``)."""
+        hooks = self.__dict__
+        if not (hooks.get("_forward_pre_hooks") or hooks.get("_forward_hooks")
+                or hooks.get("_backward_hooks") or hooks.get("_backward_pre_hooks")):
+            return self.forward(*args, **kwargs)
+        for hook_id, hook in list(hooks["_forward_pre_hooks"].items()):
+            if hook_id in self._forward_pre_hooks_with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("forward pre-hook must return None or a tuple of "
+                                           f"(new_args, new_kwargs), but got {result}.")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:  # a returned value replaces the input
+                    args = result if isinstance(result, tuple) else (result,)
+        backward_hook = None
+        if hooks["_backward_hooks"] or hooks["_backward_pre_hooks"]:
+            backward_hook = _BackwardHook(self, list(self._backward_hooks.values()),
+                                          list(self._backward_pre_hooks.values()))
+            args = backward_hook.setup_input_hook(args)
+        result = self.forward(*args, **kwargs)
+        for hook_id, hook in list(hooks["_forward_hooks"].items()):
+            if hook_id in self._forward_hooks_with_kwargs:
+                hook_result = hook(self, args, kwargs, result)
+            else:
+                hook_result = hook(self, args, result)
+            if hook_result is not None:  # a returned value replaces the output
+                result = hook_result
+        if backward_hook is not None:
+            result = backward_hook.setup_output_hook(result)
+        return result
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def register_forward_pre_hook(self, hook, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args)`` before each forward (``hook(module, args, kwargs)``
+        with `with_kwargs`); a value it returns replaces the input (args, or (args, kwargs)).
+
+        >>> layer = nn.Identity()
+        >>> handle = layer.register_forward_pre_hook(lambda m, args: (args[0] * 2,))
+        >>> layer(corrnet.ones(2))
+        tensor([2., 2.])
+        >>> handle.remove()
+        """
+        handle = _register_hook(self._forward_pre_hooks, hook, prepend)
+        if with_kwargs:
+            self._forward_pre_hooks_with_kwargs.add(handle.id)
+            handle._extra_sets.append(self._forward_pre_hooks_with_kwargs)
+        return handle
+
+    def register_forward_hook(self, hook, *, prepend: bool = False,
+                              with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward (``hook(module, args,
+        kwargs, output)`` with `with_kwargs`); a value it returns replaces the output.
+
+        >>> shapes = []
+        >>> net = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+        >>> with net[0].register_forward_hook(lambda m, args, out: shapes.append(out.shape)):
+        ...     _ = net(corrnet.ones(2, 4))
+        >>> shapes
+        [torch.Size([2, 3])]
+        """
+        handle = _register_hook(self._forward_hooks, hook, prepend)
+        if with_kwargs:
+            self._forward_hooks_with_kwargs.add(handle.id)
+            handle._extra_sets.append(self._forward_hooks_with_kwargs)
+        return handle
+
+    def register_full_backward_pre_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_output)`` when the gradients with respect to the module's
+        outputs are computed; a tuple it returns replaces grad_output.
+
+        >>> layer = nn.Identity()
+        >>> handle = layer.register_full_backward_pre_hook(lambda m, go: (go[0] * 3,))
+        >>> x = corrnet.ones(2, requires_grad=True)
+        >>> layer(x).sum().backward()
+        >>> x.grad
+        tensor([3., 3.])
+        """
+        return _register_hook(self._backward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` when the gradients with respect to
+        the module's inputs are computed (tuples of tensors, None where an input is not a
+        tensor or needs no gradient); a tuple it returns replaces grad_input.
+
+        >>> layer = nn.Linear(3, 2)
+        >>> handle = layer.register_full_backward_hook(
+        ...     lambda m, grad_input, grad_output: print(grad_input[0].shape, grad_output[0].shape))
+        >>> layer(corrnet.ones(4, 3, requires_grad=True)).sum().backward()
+        torch.Size([4, 3]) torch.Size([4, 2])
+        """
+        return _register_hook(self._backward_hooks, hook, prepend)
+
+    def register_backward_hook(self, hook) -> RemovableHandle:
+        raise NotImplementedError("register_backward_hook (deprecated in PyTorch): use "
+                                  "register_full_backward_hook")
 
     def train(self, mode: bool = True) -> Module:
         for module in self.modules():
@@ -217,14 +324,17 @@ class Module:
         """Convert every parameter, gradient and buffer in place: parameters stay the same
         objects (optimizers holding them keep working)."""
         for module in self.modules():
+            for param in list(module._parameters.values()) + list(module._buffers.values()):
+                if is_lazy(param):  # only its dtype can change
+                    object.__setattr__(param, "_data", convert(_raw(param)))
             for param in module._parameters.values():
-                if param is None:
+                if param is None or is_lazy(param):
                     continue
                 param._data = convert(param._data)
                 if param.grad is not None:
                     param.grad._data = convert(param.grad._data)
             for buffer in module._buffers.values():
-                if buffer is not None:
+                if buffer is not None and not is_lazy(buffer):
                     buffer._data = convert(buffer._data)
         return self
 
@@ -294,7 +404,7 @@ class Module:
         for name, tensor in list(self.named_parameters(prefix.rstrip("."))) + list(
             self._persistent_buffers(prefix.rstrip("."))
         ):
-            state[name] = tensor if keep_vars else tensor.detach()
+            state[name] = tensor if keep_vars or is_lazy(tensor) else tensor.detach()
         return state
 
     def _persistent_buffers(self, prefix: str = ""):
@@ -322,11 +432,15 @@ class Module:
             if name not in state_dict:
                 continue
             value = state_dict[name]
+            if is_lazy(value) and not is_lazy(target):
+                value.shape  # noqa: B018 (PyTorch's RuntimeError: an uninitialized value)
             if not isinstance(value, Tensor):
                 problems.append(
                     f'While copying the parameter named "{name}", expected torch.Tensor or '
                     f"Tensor-like object from checkpoint but received {type(value)}"
                 )
+            elif is_lazy(target) or is_lazy(value):
+                continue  # an uninitialized target takes the value's shape (materialized below)
             elif value._data.shape != target._data.shape:
                 problems.append(
                     f"size mismatch for {name}: copying a param with shape "
@@ -348,8 +462,12 @@ class Module:
         # every entry is a tensor of the right shape: the copies below cannot fail
         with no_grad():
             for name, target in own.items():
-                if name in state_dict:
-                    target.copy_(state_dict[name])
+                value = state_dict.get(name)
+                if value is None or is_lazy(value):
+                    continue
+                if is_lazy(target):  # PyTorch's lazy load hook: materialize, then copy
+                    target.materialize(tuple(value.shape))
+                target.copy_(value)
         return _IncompatibleKeys(missing, unexpected)
 
     # -- printing ------------------------------------------------------------------------------
@@ -368,6 +486,10 @@ class Module:
         lines = extra_lines + child_lines
         body = "\n  " + "\n  ".join(lines) + "\n" if lines else ""
         return f"{type(self).__name__}({body})"
+
+
+_HOOK_TABLES = ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks",
+                "_backward_pre_hooks")
 
 
 class _IncompatibleKeys(tuple):

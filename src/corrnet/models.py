@@ -92,8 +92,8 @@ def vgg11(ratio: int = 1, num_classes: int = 10) -> nn.Sequential:
     """VGG-11 for 1x224x224 images (D2L 8.2); ``ratio=4`` divides every block's channels by
     4, the smaller network the book trains.
 
-    >>> len(corrnet.models.vgg11(ratio=4))
-    8
+    >>> len(corrnet.models.vgg11(ratio=4))  # five blocks, Flatten, three dense layers
+    13
     """
     if not isinstance(ratio, int) or ratio < 1 or 64 % ratio:
         raise ValueError(f"vgg11: ratio must be a positive divisor of 64, got {ratio!r}")

@@ -193,7 +193,7 @@ def plot(X, Y=None, xlabel=None, ylabel=None, legend=None, xlim=None, ylim=None,
     if len(X) != len(Y):
         X = X * len(Y)
     axes.cla()
-    for x, y, fmt in zip(X, Y, fmts):
+    for x, y, fmt in zip(X, Y, fmts, strict=False):
         x, y = _numeric(x), _numeric(y)
         if len(x):
             axes.plot(x, y, fmt)
@@ -213,7 +213,7 @@ def show_images(imgs, num_rows, num_cols, titles=None, scale=1.5):
     figsize = (num_cols * scale, num_rows * scale)
     fig, axes = pyplot.subplots(num_rows, num_cols, figsize=figsize)
     axes = np.asarray(axes).flatten()
-    for i, (ax, img) in enumerate(zip(axes, imgs)):
+    for i, (ax, img) in enumerate(zip(axes, imgs, strict=False)):
         ax.imshow(_numeric(img))
         ax.axes.get_xaxis().set_visible(False)
         ax.axes.get_yaxis().set_visible(False)
@@ -263,7 +263,7 @@ class Accumulator:
         self.data = [0.0] * n
 
     def add(self, *args) -> None:
-        self.data = [a + float(b) for a, b in zip(self.data, args)]
+        self.data = [a + float(b) for a, b in zip(self.data, args, strict=False)]
 
     def reset(self) -> None:
         self.data = [0.0] * len(self.data)
@@ -300,14 +300,14 @@ class Animator:
             self.X = [[] for _ in range(n)]
         if not self.Y:
             self.Y = [[] for _ in range(n)]
-        for i, (a, b) in enumerate(zip(x, y)):
+        for i, (a, b) in enumerate(zip(x, y, strict=False)):
             if a is not None and b is not None:
                 self.X[i].append(a)
                 self.Y[i].append(float(b))
         if self.fig is None:
             return
         self.axes[0].cla()
-        for xs, ys, fmt in zip(self.X, self.Y, self.fmts):
+        for xs, ys, fmt in zip(self.X, self.Y, self.fmts, strict=False):
             self.axes[0].plot(xs, ys, fmt)
         self.config_axes()
         _show(self.fig, "animator", clear=True)
@@ -513,7 +513,8 @@ class ProgressBoard(HyperParameters):
         axes = self.axes if self.axes else self.fig.gca()
         axes.cla()
         plt_lines, labels = [], []
-        for (k, v), ls, color in zip(self.data.items(), self.ls, self.colors):
+        for (k, v), ls, color in zip(self.data.items(), self.ls, self.colors,
+                                         strict=False):
             plt_lines.append(axes.plot([p.x for p in v], [p.y for p in v], linestyle=ls,
                                        color=color)[0])
             labels.append(k)
@@ -640,7 +641,8 @@ class Trainer(HyperParameters):
         self.epoch = 0
         self.train_batch_idx = 0
         self.val_batch_idx = 0
-        for self.epoch in range(self.max_epochs):
+        for epoch in range(self.max_epochs):
+            self.epoch = epoch
             self.fit_epoch()
 
     def fit_epoch(self):

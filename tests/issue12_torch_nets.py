@@ -188,8 +188,9 @@ def pair(name: str, dtype: str, seed: int = 0):
     return cn_net, torch_net
 
 
-def inputs(name: str, seed: int = 0):
-    """(x, upstream gradient of the (N, 10) output) as float64 NumPy arrays."""
-    shape = CASES[name][2]
+def inputs(name: str, seed: int = 0, shape=None):
+    """(x, upstream gradient of the (N, 10) output) as float64 NumPy arrays; x has the
+    case's shape unless `shape` is given."""
+    shape = CASES[name][2] if shape is None else shape
     rng = np.random.default_rng(seed)
     return rng.random(shape), rng.standard_normal((shape[0], 10))

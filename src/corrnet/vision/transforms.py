@@ -317,6 +317,11 @@ class CenterCrop:
         _check_image(img, "CenterCrop")
         img_h, img_w = _image_size(img)
         crop_h, crop_w = self.size
+        if crop_h > img_h or crop_w > img_w:  # torchvision pads first, the odd pixel after
+            pad_w, pad_h = max(crop_w - img_w, 0), max(crop_h - img_h, 0)
+            img = RandomCrop._pad(img, pad_w // 2, pad_h // 2, (pad_w + 1) // 2,
+                                  (pad_h + 1) // 2, 0)
+            img_h, img_w = _image_size(img)
         top = int(round((img_h - crop_h) / 2.0))
         left = int(round((img_w - crop_w) / 2.0))
         return _crop(img, top, left, crop_h, crop_w)

@@ -139,7 +139,7 @@ def demo(seed: int = 0, size: int = 256) -> None:
 
 
 def train(args) -> int:
-    """``corrnet train lenet``: D2L's LeNet experiment on Fashion-MNIST."""
+    """``corrnet train NAME``: D2L's Fashion-MNIST experiment with one of the book's networks."""
     from pathlib import Path
 
     import corrnet
@@ -149,8 +149,12 @@ def train(args) -> int:
 
     corrnet.manual_seed(args.seed)
     net = models.MODELS[args.model]()
-    train_set = datasets.FashionMNIST(args.data_root, train=True, download=True)
-    test_set = datasets.FashionMNIST(args.data_root, train=False, download=True)
+    if not args.model.startswith("lenet-relu") and args.model != "lenet":
+        net.apply(models.init_xavier)  # as the book's train_ch6 initializes every network
+    train_set = datasets.FashionMNIST(args.data_root, train=True, download=True,
+                                      resize=args.resize)
+    test_set = datasets.FashionMNIST(args.data_root, train=False, download=True,
+                                     resize=args.resize)
     if args.train_subset:
         train_set = Subset(train_set, range(min(args.train_subset, len(train_set))))
     if args.test_subset:
@@ -165,9 +169,10 @@ def train(args) -> int:
             plot = out / "curves.png"
         except ImportError:
             print("(no plot: matplotlib is not installed; pip install 'corrnet[plot]')")
+    side = "" if args.resize is None else f", resized to {args.resize}x{args.resize}"
     print(f"training {args.model} on Fashion-MNIST ({len(train_set)} train / {len(test_set)} "
-          f"test images): {args.epochs} epochs, SGD lr {args.lr}, batch {args.batch_size}, "
-          f"seed {args.seed}; checkpoints in {out}")
+          f"test images{side}): {args.epochs} epochs, SGD lr {args.lr}, batch "
+          f"{args.batch_size}, seed {args.seed}; checkpoints in {out}")
     fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
         resume=args.resume, plot=plot, progress=not args.no_progress,
         on_nonfinite=args.on_nonfinite)
@@ -199,22 +204,29 @@ def main(argv=None) -> int:
     from corrnet.models import MODELS
 
     train_parser = commands.add_parser(
-        "train", help="train a built-in network on Fashion-MNIST (D2L's LeNet experiment)")
+        "train", help="train a built-in network on Fashion-MNIST (D2L's experiments)")
     train_parser.add_argument("model", nargs="?", choices=sorted(MODELS), default=None,
                               help="the network (default lenet)")
     train_parser.add_argument("--model", dest="model_option", choices=sorted(MODELS),
                               help="the network, as an option")
     train_parser.add_argument("--epochs", type=int, default=10, help="default 10")
     train_parser.add_argument("--lr", type=float, default=None,
-                              help="SGD learning rate (default: 0.9 for lenet, as the book; "
-                                   "0.1 for lenet-relu)")
+                              help="SGD learning rate (default: the book's for the network, "
+                                   "0.9 for lenet; 0.1 for lenet-relu)")
     train_parser.add_argument("--batch-size", type=int, default=256, help="default 256")
     train_parser.add_argument("--seed", type=int, default=0, help="default 0")
     train_parser.add_argument("--data-root", default=None,
                               help="folder with the Fashion-MNIST .gz files (default: "
                                    "$CORRNET_DATA, the user cache, Debian's copy, download)")
-    train_parser.add_argument("--out", default="runs/lenet",
-                              help="output folder for checkpoint.npz and curves.png")
+    train_parser.add_argument("--resize", type=int, default=None,
+                              help="resize the images to N x N (default: the side the network "
+                                   "is built for, e.g. 96 for resnet18, 224 for alexnet)")
+    train_parser.add_argument("--limit", type=int, default=0,
+                              help="use the first M images of each split only (quick runs; "
+                                   "--train-subset and --test-subset set them apart)")
+    train_parser.add_argument("--out", default=None,
+                              help="output folder for checkpoint.npz and curves.png "
+                                   "(default runs/NAME)")
     train_parser.add_argument("--resume", action="store_true",
                               help="continue from the checkpoint in --out")
     train_parser.add_argument("--train-subset", type=int, default=0,
@@ -243,6 +255,21 @@ def main(argv=None) -> int:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.limit < 0:
+        parser.error("--limit must not be negative")
+    args.train_subset = args.train_subset or args.limit
+    args.test_subset = args.test_subset or args.limit
+    from corrnet.models import INPUT_SIZES
+
+    built_for = INPUT_SIZES[args.model][-1]
+    if args.resize is None:
+        args.resize = None if built_for == 28 else built_for
+    elif args.resize < 1:
+        parser.error("--resize must be at least 1")
+    elif args.resize == 28:
+        args.resize = None
+    if args.out is None:
+        args.out = f"runs/{args.model}"
     if args.lr is None:
         from corrnet.models import DEFAULT_LR
 

@@ -929,7 +929,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                      use_input_stats, momentum, eps)
     if use_input_stats:
         with _no_grad():
-            for t, updated in zip((running_mean, running_var), repeated):
+            for t, updated in zip((running_mean, running_var), repeated, strict=True):
                 if t is not None:
                     t.copy_(updated.reshape(batch, channels).mean(0).reshape(t.shape))
     return out.reshape(tuple(input.shape))
@@ -1056,7 +1056,7 @@ def _interpolate_sizes(op, input, size, scale_factor, recompute_scale_factor):
         scales = [_args.check_float(op, "scale_factor", s) for s in scale_factor]
     else:
         scales = [_args.check_float(op, "scale_factor", scale_factor)] * dims
-    sizes = [int(math.floor(n * s)) for n, s in zip(spatial, scales)]
+    sizes = [int(math.floor(n * s)) for n, s in zip(spatial, scales, strict=True)]
     return sizes, ([None] * dims if recompute_scale_factor else scales)
 
 
@@ -1117,7 +1117,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                            "convert it with .float()")
     np_dtype = input._data.dtype
     tables = []
-    for n, out_size, scale in zip(spatial, sizes, scales):
+    for n, out_size, scale in zip(spatial, sizes, scales, strict=True):
         if mode in ("nearest", "nearest-exact"):
             table = _interp_tables.nearest_table(n, out_size, scale, mode == "nearest-exact")
         elif antialias:

@@ -633,6 +633,16 @@ def _floating_input(op: str, input) -> None:
                            f"{tuple(input.shape)}); convert it with .float()")
 
 
+def _activation(input, inplace, compute):
+    """compute(input), or with ``inplace=True`` written into `input`. In place, the op is
+    computed on a copy when gradients are recorded: its backward saves its input (as
+    PyTorch's elu_ saves its result instead), which the write would otherwise overwrite."""
+    if not inplace:
+        return compute(input)
+    source = input.clone() if input.requires_grad and is_grad_enabled() else input
+    return input._inplace(compute(source))
+
+
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x where x > 0, else negative_slope * x.
 
@@ -641,8 +651,8 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     """
     _floating_input("leaky_relu", input)
     negative_slope = _args.check_float("leaky_relu", "negative_slope", negative_slope)
-    out = _where(input > 0, input, input * negative_slope)
-    return input._inplace(out) if inplace else out
+    return _activation(input, inplace,
+                       lambda x: _where(x > 0, x, x * negative_slope))
 
 
 def elu(input, alpha=1.0, inplace=False):
@@ -654,9 +664,8 @@ def elu(input, alpha=1.0, inplace=False):
     _floating_input("elu", input)
     alpha = _args.check_float("elu", "alpha", alpha)
     # the clamp keeps exp from overflowing in the branch not taken (its gradient would be NaN)
-    negative = _layer_ops.Expm1.apply(input.clamp(max=0)) * alpha
-    out = _where(input > 0, input, negative)
-    return input._inplace(out) if inplace else out
+    return _activation(input, inplace, lambda x: _where(
+        x > 0, x, _layer_ops.Expm1.apply(x.clamp(max=0)) * alpha))
 
 
 _SQRT1_2 = 0.7071067811865476           # 1 / sqrt(2)
@@ -687,8 +696,7 @@ def silu(input, inplace=False):
     tensor([0.0000, 0.7311])
     """
     _floating_input("silu", input)
-    out = input * input.sigmoid()
-    return input._inplace(out) if inplace else out
+    return _activation(input, inplace, lambda x: x * x.sigmoid())
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -714,8 +722,7 @@ def mish(input, inplace=False):
     tensor([0.8651])
     """
     _floating_input("mish", input)
-    out = input * softplus(input).tanh()
-    return input._inplace(out) if inplace else out
+    return _activation(input, inplace, lambda x: x * softplus(x).tanh())
 
 
 def hardswish(input, inplace=False):
@@ -725,8 +732,9 @@ def hardswish(input, inplace=False):
     tensor([-0.0000,  0.6667,  4.0000])
     """
     _floating_input("hardswish", input)
-    out = input * (input + 3).clamp(0, 6) / 6
-    return input._inplace(out) if inplace else out
+    # as three pieces, so that the gradient at the kinks is PyTorch's: 0 at -3, 1 at 3
+    return _activation(input, inplace, lambda x: _where(
+        x <= -3, x * 0, _where(x < 3, x * (x + 3) / 6, x)))
 
 
 def prelu(input, weight):

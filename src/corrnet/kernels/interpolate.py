@@ -7,7 +7,10 @@ few input indices ("taps") and sums them with weights,
 
 so a 2-D resize is a 1-D resize of the last axis (W) followed by one of the axis before it (H),
 as PyTorch computes it. A table is a pair (taps, weights): int64 (O, K) and (O, K) in the
-input's dtype, or weights None for the nearest modes (K = 1, a plain gather). The tables
+input's dtype, or weights None for the nearest modes (K = 1, a plain gather); an antialias
+table has a third element, a bool (O, K) mask of the taps in use (its rows have different
+numbers of taps: the unused ones are skipped, not multiplied by 0, so that an infinite input
+stays as local as in PyTorch). The tables
 reproduce PyTorch's index arithmetic (aten/src/ATen/native/UpSample.h), including its
 precision: the nearest modes compute source indices in float32, the linear and cubic modes in
 the input's floating type.
@@ -124,7 +127,7 @@ def antialias_table(in_size: int, out_size: int, scale, align_corners: bool, cub
                     dtype):
     """Taps and weights (O, K) of an antialiased bilinear / bicubic axis (Pillow's filter:
     support 1 or 2 input pixels, times the scale when downsampling); unused taps (past
-    each row's window) repeat the last index with weight 0."""
+    each row's window) repeat the last index with weight 0, and are marked unused."""
     step = float(_scale(in_size, out_size, scale, np.dtype(np.float64), align_corners))
     support = (2.0 if cubic else 1.0) * (step if step >= 1.0 else 1.0)
     inverse = 1.0 / step if step >= 1.0 else 1.0
@@ -140,17 +143,23 @@ def antialias_table(in_size: int, out_size: int, scale, align_corners: bool, cub
     total = weights.sum(axis=1, keepdims=True)
     weights = np.divide(weights, total, out=np.zeros_like(weights), where=total != 0)
     taps = np.minimum(taps, in_size - 1)
-    return taps, weights.astype(dtype)
+    return taps, weights.astype(dtype), inside
 
 
 def resample(x: np.ndarray, tables) -> np.ndarray:
-    """Apply one table per trailing axis of x (None: the axis is kept), the last axis first."""
+    """Apply one table per trailing axis of x (None: the axis is kept), the last axis first.
+    (inf * 0 is NaN silently, as in PyTorch.)"""
+    with np.errstate(invalid="ignore"):
+        return _resample(x, tables)
+
+
+def _resample(x: np.ndarray, tables) -> np.ndarray:
     first_axis = x.ndim - len(tables)
     for offset in reversed(range(len(tables))):
         if tables[offset] is None:
             continue
         axis = first_axis + offset
-        taps, weights = tables[offset]
+        taps, weights, used = (tuple(tables[offset]) + (None,))[:3]
         if weights is None:  # a gather
             x = np.take(x, taps[:, 0], axis=axis)
             continue
@@ -158,6 +167,8 @@ def resample(x: np.ndarray, tables) -> np.ndarray:
         out = None
         for k in range(taps.shape[1]):
             term = np.take(x, taps[:, k], axis=axis) * weights[:, k].reshape((-1,) + trailing)
+            if used is not None and not used[:, k].all():
+                term[...] = np.where(used[:, k].reshape((-1,) + trailing), term, 0)
             out = term if out is None else np.add(out, term, out=out)
         x = out
     return np.ascontiguousarray(x)
@@ -165,7 +176,7 @@ def resample(x: np.ndarray, tables) -> np.ndarray:
 
 def adjoint_matrix(table, in_size: int, dtype) -> np.ndarray:
     """The dense (O, I) matrix A of a table: out = A @ x along the axis."""
-    taps, weights = table
+    taps, weights = table[:2]
     matrix = np.zeros((taps.shape[0], in_size), dtype=dtype)
     rows = np.broadcast_to(np.arange(taps.shape[0])[:, None], taps.shape)
     np.add.at(matrix, (rows, taps), 1 if weights is None else weights)

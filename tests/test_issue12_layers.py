@@ -145,6 +145,20 @@ def test_issue12_interpolate_backward_is_the_exact_adjoint(kwargs):
     assert forward_side == pytest.approx(backward_side, rel=1e-12, abs=1e-12)
 
 
+def test_issue12_antialias_axis_kept_by_a_scale_factor_has_the_identity_gradient():
+    """A scale factor that keeps an axis's size (2 * 1.3 -> 2): the antialiased forward leaves
+    the axis as it is (as PyTorch's), so its gradient is the upstream one. (PyTorch 2.13's
+    backward applies the filter there all the same: its gradient is not that of its forward.)"""
+    x = corrnet.tensor([[[[1.0, 5.0]]]], requires_grad=True)
+    out = F.interpolate(x, scale_factor=1.3, mode="bilinear", antialias=True)
+    expected = tF.interpolate(torch.tensor([[[[1.0, 5.0]]]]), scale_factor=1.3,
+                              mode="bilinear", antialias=True)
+    np.testing.assert_array_equal(out.detach().numpy(), expected.numpy())
+    np.testing.assert_array_equal(out.detach().numpy(), x.detach().numpy())
+    out.backward(corrnet.tensor([[[[0.25, -0.5]]]]))
+    np.testing.assert_array_equal(x.grad.numpy(), [[[[0.25, -0.5]]]])
+
+
 def test_issue12_interpolate_keeps_a_nonfinite_value_local_as_torch():
     x = np.zeros((1, 1, 6, 6))
     x[0, 0, 2, 3] = np.inf

@@ -30,6 +30,13 @@ SETTINGS = oracle_settings(30)
 DTYPES = st.sampled_from([np.float32, np.float64])
 
 
+# The input gradient of a normalization cancels (g - mean(g) - xhat * mean(g * xhat)): where it
+# is small, PyTorch's float32 rounding (as large as 4e-5 on these sizes; corrnet's is smaller,
+# measured against float64) exceeds the default tolerance, scaled by the small gradient
+def _norm_atol(dtype):
+    return 1e-4 if dtype == np.float32 else None
+
+
 def _accepted(res) -> None:
     assert not res.rejected, f"valid configuration rejected by torch: {res.torch_error}"
 
@@ -131,11 +138,12 @@ def test_issue12_layer_norm_matches_torch(dims, dtype, seed, shape, affine, bias
     b = rng.uniform(-1, 1, normalized).astype(dtype) if bias else None
     _accepted(check_op(lambda t, w, c: cF.layer_norm(t, normalized, w, c, eps),
                        lambda t, w, c: tF.layer_norm(t, normalized, w, c, eps),
-                       [x, weight, b], seed=seed, name=f"layer_norm {normalized}"))
+                       [x, weight, b], seed=seed, name=f"layer_norm {normalized}",
+                       atol=_norm_atol(dtype)))
     arg = normalized[0] if dims == 1 and seed % 2 else list(normalized)
     _accepted(check_module("LayerNorm", (arg,), {"eps": eps, "elementwise_affine": affine,
                                                  "bias": bias},
-                           arrays=[x], dtype=dtype, seed=seed))
+                           arrays=[x], dtype=dtype, seed=seed, atol=_norm_atol(dtype)))
 
 
 def test_issue12_layer_norm_bad_shapes_are_rejected_as_torch():
@@ -161,9 +169,9 @@ def test_issue12_group_norm_matches_torch(batch, groups, per_group, spatial, aff
     bias = rng.uniform(-1, 1, channels).astype(dtype) if affine else None
     check_op(lambda t, w, b: cF.group_norm(t, groups, w, b),
              lambda t, w, b: tF.group_norm(t, groups, w, b), [x, weight, bias], seed=seed,
-             name=f"group_norm(groups={groups})")
+             name=f"group_norm(groups={groups})", atol=_norm_atol(dtype))
     check_module("GroupNorm", (groups, channels), {"affine": affine},
-                 arrays=[x], dtype=dtype, seed=seed)
+                 arrays=[x], dtype=dtype, seed=seed, atol=_norm_atol(dtype))
 
 
 def test_issue12_group_norm_bad_arguments_are_rejected_as_torch():
@@ -197,7 +205,8 @@ def test_issue12_instance_norm2d_matches_torch_in_training_and_eval(
         t_layer.train(training)
         c_layer.train(training)
         x = _input(seed + step, shape, dtype, kinks=False)
-        check_op(c_layer, t_layer, [x], seed=seed + step, name=f"InstanceNorm2d step {step}")
+        check_op(c_layer, t_layer, [x], seed=seed + step, name=f"InstanceNorm2d step {step}",
+                 atol=_norm_atol(dtype))
         for name in ("running_mean", "running_var"):
             t_buffer, c_buffer = getattr(t_layer, name), getattr(c_layer, name)
             assert (t_buffer is None) == (c_buffer is None)
@@ -206,7 +215,8 @@ def test_issue12_instance_norm2d_matches_torch_in_training_and_eval(
         if affine:
             for name in ("weight", "bias"):
                 t_grad, c_grad = getattr(t_layer, name).grad, getattr(c_layer, name).grad
-                assert_close(to_numpy(c_grad), to_numpy(t_grad), f"{name}.grad step {step}")
+                assert_close(to_numpy(c_grad), to_numpy(t_grad), f"{name}.grad step {step}",
+                             atol=_norm_atol(dtype))
 
 
 def test_issue12_instance_norm2d_input_checks_match_torch():
@@ -312,6 +322,13 @@ def interpolate_cases(draw):
 def test_issue12_interpolate_matches_torch(case, dtype, seed):
     shape, kwargs = case
     x = _input(seed, shape, dtype)
+    factor = kwargs.get("scale_factor")
+    if kwargs.get("antialias") and factor is not None and not kwargs["recompute_scale_factor"]:
+        # PyTorch's antialiased forward leaves an axis whose size a scale factor keeps (2 * 1.3
+        # -> 2) as it is, but its backward applies that axis's filter all the same: the
+        # gradient is then not its forward's (tested in test_issue12_layers.py). Skip it.
+        factors = factor if isinstance(factor, tuple) else (factor,) * (len(shape) - 2)
+        assume(all(int(n * f) != n or f == 1.0 for n, f in zip(shape[2:], factors, strict=True)))
     _accepted(check_op(lambda t: cF.interpolate(t, **kwargs),
                        lambda t: tF.interpolate(t, **kwargs), [x], seed=seed,
                        name=f"interpolate({x.dtype}{x.shape}, {kwargs})"))

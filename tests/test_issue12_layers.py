@@ -159,6 +159,18 @@ def test_issue12_antialias_axis_kept_by_a_scale_factor_has_the_identity_gradient
     np.testing.assert_array_equal(x.grad.numpy(), [[[[0.25, -0.5]]]])
 
 
+def test_issue12_antialias_of_a_one_pixel_wide_image_is_that_of_a_wider_one():
+    """Resizing (3, 1) to (2, 1) with antialias gives the column of the (3, 2) -> (2, 2)
+    resize. (PyTorch 2.13 repeats the first output row when the output is 1 pixel wide:
+    [1.375, 1.375].)"""
+    column = np.array([1.0, 2.0, 4.0]).reshape(1, 1, 3, 1)
+    ours = F.interpolate(corrnet.tensor(column), size=(2, 1), mode="bilinear", antialias=True)
+    wide = tF.interpolate(torch.tensor(np.repeat(column, 2, axis=3)), size=(2, 2),
+                          mode="bilinear", antialias=True)
+    np.testing.assert_allclose(ours.numpy()[..., 0], wide.numpy()[..., 0], rtol=1e-12)
+    np.testing.assert_allclose(ours.numpy().reshape(-1), [1.375, 3.25])
+
+
 def test_issue12_interpolate_keeps_a_nonfinite_value_local_as_torch():
     x = np.zeros((1, 1, 6, 6))
     x[0, 0, 2, 3] = np.inf

@@ -329,6 +329,11 @@ def test_issue12_interpolate_matches_torch(case, dtype, seed):
         # gradient is then not its forward's (tested in test_issue12_layers.py). Skip it.
         factors = factor if isinstance(factor, tuple) else (factor,) * (len(shape) - 2)
         assume(all(int(n * f) != n or f == 1.0 for n, f in zip(shape[2:], factors, strict=True)))
+    if kwargs.get("antialias"):
+        # PyTorch's antialiased resize to a 1-pixel-wide image repeats its first row when the
+        # height changes (tested in test_issue12_layers.py): left out here
+        out_shape = tF.interpolate(tt.tensor(x), **kwargs).shape
+        assume(not (out_shape[-1] == 1 and out_shape[-2] != shape[-2]))
     _accepted(check_op(lambda t: cF.interpolate(t, **kwargs),
                        lambda t: tF.interpolate(t, **kwargs), [x], seed=seed,
                        name=f"interpolate({x.dtype}{x.shape}, {kwargs})"))

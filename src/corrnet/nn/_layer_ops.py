@@ -7,7 +7,9 @@ ops, and so differentiable as far as those ops are):
 * `Interpolate`: F.interpolate's separable resampling, a weighted sum of input taps along
   each resized axis; its backward scatters the gradient back with the same taps.
 
-Their backward methods work on arrays (first derivatives only).
+Each also has what the engine needs for ``create_graph=True`` (see autograd.py): the
+elementwise ones a `backward_graph` written with Tensor ops, `Interpolate` (linear in x with
+constant weights) a `jvp`, its forward applied to a tangent.
 """
 
 from __future__ import annotations
@@ -35,6 +37,13 @@ class Expm1(Function):
         (out,) = ctx.saved_arrays
         return grad * (out + 1)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * (out + 1)
+
+    grad_fn_name = "Expm1Backward0"
+
 
 class Log1p(Function):
     """log(1 + a), accurate for small |a|."""
@@ -50,6 +59,13 @@ class Log1p(Function):
         (a,) = ctx.saved_arrays
         with np.errstate(divide="ignore"):
             return grad / (a + 1)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return grad / (a + 1)
+
+    grad_fn_name = "Log1PBackward0"
 
 
 def _erf(a: np.ndarray) -> np.ndarray:
@@ -71,6 +87,13 @@ class Erf(Function):
         (a,) = ctx.saved_arrays
         return grad * (np.exp(-(a * a)) * np.asarray(2 / math.sqrt(math.pi), dtype=a.dtype))
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.saved_tensors
+        return grad * ((-(a * a)).exp() * (2 / math.sqrt(math.pi)))
+
+    grad_fn_name = "ErfBackward0"
+
 
 class Interpolate(Function):
     """Resample the trailing axes of x: along each resized axis, output index o is
@@ -80,10 +103,18 @@ class Interpolate(Function):
     """
 
     @staticmethod
-    def forward(ctx, x, tables):
-        ctx.tables, ctx.shape = tables, x.shape
+    def forward(ctx, x, tables, name="UpsampleBackward0"):
+        ctx.tables, ctx.shape, ctx.name = tables, x.shape, name
         return _interp.resample(x, tables)
 
     @staticmethod
     def backward(ctx, grad):
         return _interp.resample_backward(np.ascontiguousarray(grad), ctx.tables, ctx.shape)
+
+    @staticmethod
+    def jvp(ctx, v):  # the resampling is linear in x
+        return _interp.resample(v, ctx.tables)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return ctx.name

@@ -1136,7 +1136,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         else:
             table = _interp_tables.linear_table(n, out_size, scale, align_corners, np_dtype)
         tables.append(None if antialias and out_size == n else table)
-    return _layer_ops.Interpolate.apply(input, tuple(tables))
+    # PyTorch's node name: UpsampleBilinear2DBackward0, UpsampleNearestExact1DBackward0, ...
+    kind = {"nearest": "Nearest", "nearest-exact": "NearestExact", "linear": "Linear",
+            "bilinear": "Bilinear", "bicubic": "Bicubic"}[mode]
+    name = f"Upsample{kind}{rank - 2}D{'Aa' if antialias else ''}Backward0"
+    return _layer_ops.Interpolate.apply(input, tuple(tables), name)
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):

@@ -12,6 +12,7 @@ float64).
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch as tt
 import torch.nn.functional as tF
 from hypothesis import assume, given
@@ -382,3 +383,59 @@ def test_issue12_upsampling_nearest_and_bilinear_2d_match_torch():
     for name in ("UpsamplingNearest2d", "UpsamplingBilinear2d"):
         for kwargs in ({"scale_factor": 2}, {"size": (4, 7)}):
             _accepted(check_module(name, (), kwargs, arrays=[x]))
+
+
+# ------------------------------------------------------------------- double backward (create_graph)
+
+DOUBLE_BACKWARD = {
+    "leaky_relu": (lambda F, x: F.leaky_relu(x, 0.2), ((2, 3, 4),)),
+    "elu": (lambda F, x: F.elu(x, 1.3), ((2, 3, 4),)),
+    "gelu": (lambda F, x: F.gelu(x), ((2, 3, 4),)),
+    "gelu tanh": (lambda F, x: F.gelu(x, approximate="tanh"), ((2, 3, 4),)),
+    "silu": (lambda F, x: F.silu(x), ((2, 3, 4),)),
+    "mish": (lambda F, x: F.mish(x), ((2, 3, 4),)),
+    "hardswish": (lambda F, x: F.hardswish(x), ((2, 3, 4),)),
+    "softplus": (lambda F, x: F.softplus(x, 2, 3), ((2, 3, 4),)),
+    "prelu": (lambda F, x, w: F.prelu(x, w), ((2, 3, 4), (3,))),
+    "layer_norm": (lambda F, x, w, b: F.layer_norm(x, (4,), w, b), ((2, 3, 4), (4,), (4,))),
+    "group_norm": (lambda F, x, w, b: F.group_norm(x, 3, w, b), ((2, 6, 4), (6,), (6,))),
+    "instance_norm": (lambda F, x, w, b: F.instance_norm(x, weight=w, bias=b),
+                      ((2, 3, 4), (3,), (3,))),
+    "local_response_norm": (lambda F, x: F.local_response_norm(x, 3, 0.5), ((2, 4, 3),)),
+    "pixel_shuffle": (lambda F, x: F.pixel_shuffle(x, 2), ((1, 8, 2, 3),)),
+    "interpolate bilinear": (lambda F, x: F.interpolate(x, size=(7, 3), mode="bilinear"),
+                             ((1, 2, 4, 5),)),
+    "interpolate bicubic antialias": (
+        lambda F, x: F.interpolate(x, size=(3, 3), mode="bicubic", antialias=True),
+        ((1, 2, 4, 5),)),
+    "interpolate nearest": (lambda F, x: F.interpolate(x, scale_factor=1.5), ((1, 2, 3),)),
+}
+
+
+def _second_order(lib, F, fn, arrays, seed):
+    """Gradients of sum(fn(x) * g) with create_graph, then of their weighted sum again."""
+    rng = np.random.default_rng(seed)
+    inputs = [lib.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(F, *inputs)
+    # the upstream gradient is an input too: the first gradient of a linear op depends on it only
+    upstream = lib.tensor(rng.standard_normal(tuple(out.shape)), requires_grad=True)
+    firsts = lib.autograd.grad(out, inputs, grad_outputs=upstream, create_graph=True)
+    total = sum((g * lib.tensor(rng.standard_normal(tuple(g.shape)))).sum() for g in firsts)
+    seconds = lib.autograd.grad(total, [*inputs, upstream], allow_unused=True)
+    return firsts, seconds, tuple(out.shape)
+
+
+@pytest.mark.skipif(not hasattr(ct.autograd, "grad"), reason="needs corrnet.autograd.grad")
+@pytest.mark.parametrize("name", sorted(DOUBLE_BACKWARD))
+def test_issue12_layers_differentiate_twice_as_torch(name):
+    fn, shapes = DOUBLE_BACKWARD[name]
+    rng = np.random.default_rng(7)
+    arrays = [rng.uniform(-2, 2, shape) for shape in shapes]
+    firsts_c, seconds_c, _ = _second_order(ct, cF, fn, arrays, seed=1)
+    firsts_t, seconds_t, out_shape = _second_order(tt, tF, fn, arrays, seed=1)
+    shapes = [a.shape for a in arrays] + [out_shape]
+    for kind, ours, theirs in (("first", firsts_c, firsts_t), ("second", seconds_c, seconds_t)):
+        for i, (c, t) in enumerate(zip(ours, theirs, strict=True)):
+            expected = np.zeros(shapes[i]) if t is None else to_numpy(t)
+            got = np.zeros(shapes[i]) if c is None else to_numpy(c)
+            assert_close(got, expected, f"{name}: {kind} gradient of input {i}")

@@ -6,14 +6,16 @@ few input indices ("taps") and sums them with weights,
     out[..., o, ...] = sum_k weights[o, k] * x[..., taps[o, k], ...]
 
 so a 2-D resize is a 1-D resize of the last axis (W) followed by one of the axis before it (H),
-as PyTorch computes it. A table is a pair (taps, weights): int64 (O, K) and (O, K) in the
-input's dtype, or weights None for the nearest modes (K = 1, a plain gather); an antialias
-table has a third element, a bool (O, K) mask of the taps in use (its rows have different
-numbers of taps: the unused ones are skipped, not multiplied by 0, so that an infinite input
-stays as local as in PyTorch). The tables
-reproduce PyTorch's index arithmetic (aten/src/ATen/native/UpSample.h), including its
-precision: the nearest modes compute source indices in float32, the linear and cubic modes in
-the input's floating type.
+as PyTorch computes it. (The last axis of finite input is resized as a product with the dense
+(O, I) matrix of its table: NumPy's gathers along it are slow.)
+
+A table is a pair (taps, weights): int64 (O, K) and (O, K) in the input's dtype, or weights
+None for the nearest modes (K = 1, a plain gather); an antialias table has a third element, a
+bool (O, K) mask of the taps in use (its rows have different numbers of taps: the unused ones
+are skipped, not multiplied by 0, so that an infinite input stays as local as in PyTorch).
+The tables reproduce PyTorch's index arithmetic (aten/src/ATen/native/UpSample.h), including
+its precision: the nearest modes compute source indices in float32, the linear and cubic modes
+in the input's floating type.
 
     nearest        src = min(floor(o * scale), I - 1)            (scale = I / O or 1 / s)
     nearest-exact  src = min(floor((o + 0.5) * scale), I - 1)
@@ -163,6 +165,12 @@ def _resample(x: np.ndarray, tables) -> np.ndarray:
         if weights is None:  # a gather
             x = np.take(x, taps[:, 0], axis=axis)
             continue
+        if axis == x.ndim - 1 and np.isfinite(x).all():
+            # NumPy gathers along the last axis slowly (about 8x a row copy): a product with
+            # the dense (O, I) matrix instead, the same sums plus exact zeros (an inf or NaN
+            # would spread along the whole row: those take the taps below)
+            x = x @ adjoint_matrix(tables[offset], x.shape[axis], x.dtype).T  # (..., I) @ (I, O)
+            continue
         trailing = (1,) * (x.ndim - axis - 1)
         out = None
         for k in range(taps.shape[1]):
@@ -191,6 +199,11 @@ def resample_backward(grad: np.ndarray, tables, in_shape) -> np.ndarray:
             continue
         axis = first_axis + offset
         matrix = adjoint_matrix(tables[offset], in_shape[axis], grad.dtype)
-        moved = np.moveaxis(grad, axis, -1)                 # (..., O)
-        grad = np.moveaxis(moved @ matrix, -1, axis)        # (..., O) @ (O, I) -> (..., I)
+        if axis == grad.ndim - 1:
+            grad = grad @ matrix                            # (..., O) @ (O, I) -> (..., I)
+        elif axis == grad.ndim - 2:
+            grad = matrix.T @ grad                          # (I, O) @ (..., O, W) -> (..., I, W)
+        else:
+            moved = np.moveaxis(grad, axis, -1)             # (..., O)
+            grad = np.moveaxis(moved @ matrix, -1, axis)    # (..., O) @ (O, I) -> (..., I)
     return np.ascontiguousarray(grad)

@@ -1,16 +1,39 @@
 """Layers and the Module system: ``from corrnet import nn``."""
 
 from . import functional, init, utils
-from .activation import LogSoftmax, ReLU, Sigmoid, Softmax, Tanh
+from .activation import (
+    ELU,
+    GELU,
+    Hardswish,
+    LeakyReLU,
+    LogSoftmax,
+    Mish,
+    PReLU,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
 from .container import Sequential
 from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .flatten import Flatten
 from .linear import Identity, Linear
 from .loss import CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module
-from .normalization import BatchNorm1d, BatchNorm2d
+from .normalization import (
+    BatchNorm1d,
+    BatchNorm2d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    LayerNorm,
+    LocalResponseNorm,
+)
 from .parameter import Parameter
+from .pixelshuffle import PixelShuffle, PixelUnshuffle
 from .pooling import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -23,6 +46,7 @@ from .pooling import (
     MaxUnpool1d,
     MaxUnpool2d,
 )
+from .upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .windows import (
     CircularPad1d,
     CircularPad2d,
@@ -66,3 +90,7 @@ __all__ += ["parameter", "ModuleList", "ModuleDict", "ParameterList", "Parameter
             "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConvTranspose1d",
             "LazyConvTranspose2d", "LazyBatchNorm1d", "LazyBatchNorm2d",
             "UninitializedParameter", "UninitializedBuffer"]
+__all__ += ["LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "PReLU", "Hardswish", "Softplus",
+            "Dropout2d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
+            "LocalResponseNorm", "PixelShuffle", "PixelUnshuffle", "Upsample",
+            "UpsamplingNearest2d", "UpsamplingBilinear2d"]

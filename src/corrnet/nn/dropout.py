@@ -1,4 +1,4 @@
-"""`Dropout`."""
+"""`Dropout`, `Dropout2d`."""
 
 from __future__ import annotations
 
@@ -22,3 +22,16 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class Dropout2d(Dropout):
+    """Channel-wise dropout of (N, C, H, W) input: in training mode, zero each whole channel
+    input[n, c] with probability `p` and scale the others by 1/(1-p); in eval mode, the
+    identity. (A 3-D input is taken as (N, C, L), with PyTorch's warning.)
+
+    >>> nn.Dropout2d(0.5).eval()(corrnet.ones(1, 2, 1, 1)).reshape(-1)
+    tensor([1., 1.])
+    """
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training, self.inplace)

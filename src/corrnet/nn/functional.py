@@ -601,3 +601,565 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     if reduction == "sum":
         return loss.sum()
     return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: activations, normalizations, dropout2d, pixel shuffle, interpolate
+#
+# Built from differentiable tensor ops (so they are differentiable as far as those are); the
+# new Functions, where composition would be inaccurate (expm1, log1p, erf) or slow
+# (interpolate), are in _layer_ops.py.
+# ---------------------------------------------------------------------------------------------
+
+import math  # noqa: E402
+
+from ..autograd import no_grad as _no_grad  # noqa: E402
+from ..kernels import interpolate as _interp_tables  # noqa: E402
+from ..tensor import where as _where  # noqa: E402
+from . import _layer_ops  # noqa: E402
+
+__all__ += [
+    "leaky_relu", "elu", "gelu", "silu", "mish", "prelu", "hardswish", "softplus",
+    "dropout2d", "layer_norm", "group_norm", "instance_norm", "local_response_norm",
+    "pixel_shuffle", "pixel_unshuffle", "interpolate", "upsample", "upsample_nearest",
+    "upsample_bilinear",
+]
+
+
+def _floating_input(op: str, input) -> None:
+    _check_tensor(input, op, "input")
+    if not input.dtype.is_floating_point:
+        raise RuntimeError(f'"{op}" not implemented for \'{input.dtype}\' input (of shape '
+                           f"{tuple(input.shape)}); convert it with .float()")
+
+
+def _activation(input, inplace, compute):
+    """compute(input), or with ``inplace=True`` written into `input`. In place, the op is
+    computed on a copy when gradients are recorded: its backward saves its input (as
+    PyTorch's elu_ saves its result instead), which the write would otherwise overwrite."""
+    if not inplace:
+        return compute(input)
+    source = input.clone() if input.requires_grad and is_grad_enabled() else input
+    return input._inplace(compute(source))
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """x where x > 0, else negative_slope * x.
+
+    >>> F.leaky_relu(corrnet.tensor([-2., 3.]), 0.1)
+    tensor([-0.2000,  3.0000])
+    """
+    _floating_input("leaky_relu", input)
+    negative_slope = _args.check_float("leaky_relu", "negative_slope", negative_slope)
+    return _activation(input, inplace,
+                       lambda x: _where(x > 0, x, x * negative_slope))
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """x where x > 0, else alpha * (exp(x) - 1) (exp(x) - 1 computed as expm1: exact near 0).
+
+    >>> F.elu(corrnet.tensor([-1., 2.]))
+    tensor([-0.6321,  2.0000])
+    """
+    _floating_input("elu", input)
+    alpha = _args.check_float("elu", "alpha", alpha)
+    # the clamp keeps exp from overflowing in the branch not taken (its gradient would be NaN)
+    return _activation(input, inplace, lambda x: _where(
+        x > 0, x, _layer_ops.Expm1.apply(x.clamp(max=0)) * alpha))
+
+
+_SQRT1_2 = 0.7071067811865476           # 1 / sqrt(2)
+_SQRT_2_OVER_PI = 0.7978845608028654    # sqrt(2 / pi)
+
+
+def gelu(input, approximate="none"):
+    """x * Phi(x), Phi the standard normal CDF: ``x * 0.5 * (1 + erf(x / sqrt(2)))``; with
+    ``approximate='tanh'``, ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))``.
+
+    >>> F.gelu(corrnet.tensor([1.]))
+    tensor([0.8413])
+    """
+    _floating_input("gelu", input)
+    if approximate == "none":
+        return input * 0.5 * (_layer_ops.Erf.apply(input * _SQRT1_2) + 1)
+    if approximate == "tanh":
+        inner = (input + input * input * input * 0.044715) * _SQRT_2_OVER_PI
+        return input * 0.5 * (inner.tanh() + 1)
+    raise RuntimeError(f"gelu: approximate argument must be either none or tanh, got "
+                       f"{approximate!r}")
+
+
+def silu(input, inplace=False):
+    """x * sigmoid(x) (the swish).
+
+    >>> F.silu(corrnet.tensor([0., 1.]))
+    tensor([0.0000, 0.7311])
+    """
+    _floating_input("silu", input)
+    return _activation(input, inplace, lambda x: x * x.sigmoid())
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * x)) / beta; x itself where beta * x > threshold (log1p: exact
+    where exp(beta * x) is small).
+
+    >>> F.softplus(corrnet.tensor([0.]))
+    tensor([0.6931])
+    """
+    _floating_input("softplus", input)
+    beta = _args.check_float("softplus", "beta", beta)
+    threshold = _args.check_float("softplus", "threshold", threshold)
+    scaled = input * beta
+    # the clamp keeps exp finite in the branch not taken (its gradient would be NaN)
+    soft = _layer_ops.Log1p.apply(scaled.clamp(max=threshold).exp()) / beta
+    return _where(scaled > threshold, input, soft)
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x)).
+
+    >>> F.mish(corrnet.tensor([1.]))
+    tensor([0.8651])
+    """
+    _floating_input("mish", input)
+    return _activation(input, inplace, lambda x: x * softplus(x).tanh())
+
+
+def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6: 0 below -3, x above 3.
+
+    >>> F.hardswish(corrnet.tensor([-4., 1., 4.]))
+    tensor([-0.0000,  0.6667,  4.0000])
+    """
+    _floating_input("hardswish", input)
+    # as three pieces, so that the gradient at the kinks is PyTorch's: 0 at -3, 1 at 3
+    return _activation(input, inplace, lambda x: _where(
+        x <= -3, x * 0, _where(x < 3, x * (x + 3) / 6, x)))
+
+
+def prelu(input, weight):
+    """x where x > 0, else weight * x, with one learnt slope (weight of 1 element) or one per
+    channel (dimension 1 of the input).
+
+    >>> F.prelu(corrnet.tensor([[-1., 1.]]), corrnet.tensor([0.25]))
+    tensor([[-0.2500,  1.0000]])
+    """
+    op = "prelu"
+    _floating_input(op, input)
+    _check_tensor(weight, op, "weight")
+    if weight.dim() > 1:
+        raise RuntimeError(f"prelu: Expected `weight` to be a scalar or 1D tensor, but got: "
+                           f"ndim = {weight.dim()} (weight of shape {tuple(weight.shape)})")
+    _check_same_dtype(op, input, weight=weight)
+    count = weight.numel()
+    if count != 1:
+        channels = input.shape[1] if input.dim() >= 2 else 1
+        if count != channels:
+            raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
+                               f"parameter numbers = {count} and channel size = {channels} "
+                               f"(input of shape {tuple(input.shape)}).")
+        weight = weight.reshape((1, count) + (1,) * (input.dim() - 2))
+    return _where(input > 0, input, weight * input)
+
+
+def _feature_mask(input, p):
+    """The mask of dropout2d: one Bernoulli(1 - p) draw per (sample, channel), scaled by
+    1 / (1 - p), shape (N, C, 1, ...)."""
+    np_dtype = input._data.dtype
+    shape = tuple(input.shape[:2]) + (1,) * (input.dim() - 2)
+    if p == 1:
+        return np.zeros(shape, dtype=np_dtype)
+    keep = _rng().random(shape, dtype=np.float64 if np_dtype == np.float64 else np.float32)
+    return (keep < 1.0 - p) * np.asarray(1.0 / (1.0 - p), dtype=np_dtype)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Channel-wise dropout: zero whole channels input[n, c] with probability `p` and scale
+    the others by 1/(1-p) (training only). Meant for (N, C, H, W) input; a 3-D input is taken
+    as (N, C, L) (with PyTorch's warning), other ranks are deprecated (a warning).
+
+    >>> F.dropout2d(corrnet.ones(1, 2, 2, 2), p=0.5, training=False).shape
+    torch.Size([1, 2, 2, 2])
+    """
+    op = "dropout2d"
+    _check_tensor(input, op, "input")
+    p = _args.check_float(op, "p", p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    training = _args.check_bool(op, "training", training)
+    rank = input.dim()
+    if rank not in (3, 4):
+        warnings.warn(
+            f"dropout2d: Received a {rank}-D input to dropout2d, which is deprecated and will "
+            "result in an error in a future release. To retain the behavior and silence this "
+            "warning, please use dropout instead. Note that dropout2d exists to provide "
+            "channel-wise dropout on inputs with 2 spatial dimensions, a channel dimension, "
+            "and an optional batch dimension (i.e. 3D or 4D inputs).", stacklevel=2)
+    if rank == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D "
+            "dropout behavior is desired - input is interpreted as shape (N, C, L), where C is "
+            "the channel dim. This behavior will change in a future release to interpret the "
+            "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
+            "channel-wise dropout behavior, please switch to using dropout1d instead.",
+            stacklevel=2)
+    if not training or p == 0 or input.numel() == 0:
+        return input
+    if rank < 2:
+        raise RuntimeError(f"Feature dropout requires at least 2 dimensions in the input "
+                           f"(got input of shape {tuple(input.shape)})")
+    if not input.dtype.is_floating_point and p != 1:
+        raise RuntimeError(f"dropout2d: expected a floating point input, got {input.dtype}")
+    out = input * _wrap(_feature_mask(input, p))
+    return input._inplace(out) if inplace else out
+
+
+def _normalize(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over `axes` (biased variance)."""
+    mean = x.mean(axes, keepdim=True)
+    var = x.var(axes, correction=0, keepdim=True)
+    return (x - mean) * (1 / (var + eps).sqrt())
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalize over the trailing dimensions `normalized_shape` (mean 0, biased variance 1
+    per sample), then ``* weight + bias`` (each of shape normalized_shape).
+
+    >>> F.layer_norm(corrnet.tensor([[1., 3.]]), [2])
+    tensor([[-1.0000,  1.0000]])
+    """
+    op = "layer_norm"
+    _floating_input(op, input)
+    if _args.is_int(normalized_shape):
+        normalized_shape = (normalized_shape,)
+    normalized_shape = tuple(_args.check_int(op, "normalized_shape", n)
+                             for n in normalized_shape)
+    count = len(normalized_shape)
+    if count == 0 or tuple(input.shape[input.dim() - count:]) != normalized_shape \
+            or input.dim() < count:
+        raise RuntimeError(f"Given normalized_shape={list(normalized_shape)}, expected input "
+                           f"with shape [*, {', '.join(map(str, normalized_shape))}], but got "
+                           f"input of size{list(input.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            _check_tensor(t, op, name)
+            if tuple(t.shape) != normalized_shape:
+                raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, "
+                                   f"but got {name} of shape {list(t.shape)} and "
+                                   f"normalized_shape = {list(normalized_shape)}")
+    _check_same_dtype(op, input, weight=weight, bias=bias)
+    out = _normalize(input, tuple(range(-count, 0)), eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def _channel_affine(out, weight, bias):
+    """out * weight + bias, weight and bias (C,) broadcast over dimension 1."""
+    shape = (1, out.shape[1]) + (1,) * (out.dim() - 2)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Split the channels (dimension 1) into `num_groups` groups and normalize each group of
+    each sample over its channels and positions, then a per-channel ``* weight + bias``.
+
+    >>> F.group_norm(corrnet.tensor([[[1.], [3.]]]), 1).reshape(-1)
+    tensor([-1.0000,  1.0000])
+    """
+    op = "group_norm"
+    _floating_input(op, input)
+    num_groups = _args.check_int(op, "num_groups", num_groups)
+    if input.dim() < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received "
+                           f"{input.dim()}")
+    batch, channels = input.shape[:2]
+    spatial = tuple(input.shape[2:])
+    if num_groups <= 0 or channels % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by "
+                           f"num_groups, but got input of shape {list(input.shape)} and "
+                           f"num_groups={num_groups}")
+    per_group = channels // num_groups * int(np.prod(spatial, dtype=np.int64))
+    if batch * channels // num_groups * int(np.prod(spatial, dtype=np.int64)) == 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                         f"size {[batch * channels // num_groups, num_groups, *spatial]}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None:
+            _check_tensor(t, op, name)
+            if t.dim() != 1 or t.numel() != channels:
+                raise RuntimeError(f"Expected {name} to be a vector of size equal to the number "
+                                   f"of channels in input, but got {name} of shape "
+                                   f"{list(t.shape)} and input of shape {list(input.shape)}")
+    _check_same_dtype(op, input, weight=weight, bias=bias)
+    grouped = input.reshape(batch, num_groups, per_group)   # (N, G, C/G * prod(spatial))
+    out = _normalize(grouped, (2,), eps).reshape(tuple(input.shape))
+    return _channel_affine(out, weight, bias)
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """Normalize each channel of each sample over its positions (PyTorch's way: batch
+    normalization of the input seen as (1, N * C, ...)); with running statistics, update them
+    by the mean over the batch of each sample's statistics.
+
+    >>> F.instance_norm(corrnet.tensor([[[1., 3.]]])).reshape(-1)
+    tensor([-1.0000,  1.0000])
+    """
+    op = "instance_norm"
+    _check_tensor(input, op, "input")
+    if input.dim() < 2:
+        raise RuntimeError(f"{op}: expected input of shape (N, C, ...) with at least 2 "
+                           f"dimensions, got shape {tuple(input.shape)}")
+    if use_input_stats and int(np.prod(input.shape[2:], dtype=np.int64)) == 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size "
+                         f"{input.shape}")
+    batch, channels = input.shape[:2]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if t is not None:
+            _check_tensor(t, op, name)
+            if t.numel() != channels:
+                raise RuntimeError(f"{op}: {name} should contain {channels} elements (one per "
+                                   f"channel of input {tuple(input.shape)}), got shape "
+                                   f"{tuple(t.shape)}")
+    flat = input.reshape((1, batch * channels) + tuple(input.shape[2:]))
+    repeated = [None if t is None else t.detach().reshape(-1).repeat(batch)
+                for t in (running_mean, running_var)]
+    out = batch_norm(flat, repeated[0], repeated[1],
+                     None if weight is None else weight.reshape(-1).repeat(batch),
+                     None if bias is None else bias.reshape(-1).repeat(batch),
+                     use_input_stats, momentum, eps)
+    if use_input_stats:
+        with _no_grad():
+            for t, updated in zip((running_mean, running_var), repeated, strict=True):
+                if t is not None:
+                    t.copy_(updated.reshape(batch, channels).mean(0).reshape(t.shape))
+    return out.reshape(tuple(input.shape))
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """Divide each element by ``(k + alpha * mean of squares over `size` neighbouring
+    channels) ** beta``; the channel window is centred (size // 2 before, (size - 1) // 2
+    after) and zero-padded at the ends, as PyTorch.
+
+    >>> F.local_response_norm(corrnet.ones(1, 1, 2), size=1, alpha=1.0, beta=1.0).reshape(-1)
+    tensor([0.5000, 0.5000])
+    """
+    op = "local_response_norm"
+    _floating_input(op, input)
+    size = _args.check_int(op, "size", size)
+    if input.dim() < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {input.dim()} "
+                         f"dimensions, input of shape {tuple(input.shape)})")
+    if size <= 0:
+        raise ValueError(f"{op}: size must be a positive int, got {size}")
+    if input.numel() == 0:
+        return input
+    batch, channels = input.shape[:2]
+    positions = int(np.prod(input.shape[2:], dtype=np.int64))
+    squares = (input * input).reshape(batch, 1, channels, positions)  # (N, 1, C, prod(spatial))
+    squares = pad(squares, (0, 0, size // 2, (size - 1) // 2))  # noqa: F405 - corrnet.functional
+    div = avg_pool2d(squares, (size, 1), stride=1)  # noqa: F405 - (N, 1, C, prod(spatial))
+    div = (div.reshape(tuple(input.shape)) * alpha + k) ** beta
+    return input / div
+
+
+def _pixel_shuffle_args(op, input, factor, name):
+    _check_tensor(input, op, "input")
+    factor = _args.check_int(op, name, factor)
+    if input.dim() < 3:
+        raise RuntimeError(f"{op} expects input to have at least 3 dimensions, but got input "
+                           f"with {input.dim()} dimension(s)")
+    if factor <= 0:
+        raise RuntimeError(f"{op} expects a positive {name}, but got {factor}")
+    return factor
+
+
+def pixel_shuffle(input, upscale_factor):
+    """(*, C * r * r, H, W) -> (*, C, H * r, W * r): each group of r * r channels becomes an
+    r x r block of pixels (r = upscale_factor).
+
+    >>> F.pixel_shuffle(corrnet.arange(4.).reshape(1, 4, 1, 1), 2).reshape(2, 2)
+    tensor([[0., 1.],
+            [2., 3.]])
+    """
+    op = "pixel_shuffle"
+    r = _pixel_shuffle_args(op, input, upscale_factor, "upscale_factor")
+    *lead, channels, height, width = input.shape
+    if channels % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be "
+                           f"divisible by the square of upscale_factor, but input.size(-3)="
+                           f"{channels} is not divisible by {r * r}")
+    n = len(lead)
+    x = input.reshape(*lead, channels // (r * r), r, r, height, width)  # (*, C, r, r, H, W)
+    x = x.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)             # (*, C, H, r, W, r)
+    return x.reshape(*lead, channels // (r * r), height * r, width * r)
+
+
+def pixel_unshuffle(input, downscale_factor):
+    """(*, C, H * r, W * r) -> (*, C * r * r, H, W), the inverse of pixel_shuffle.
+
+    >>> F.pixel_unshuffle(corrnet.arange(4.).reshape(1, 1, 2, 2), 2).reshape(-1)
+    tensor([0., 1., 2., 3.])
+    """
+    op = "pixel_unshuffle"
+    r = _pixel_shuffle_args(op, input, downscale_factor, "downscale_factor")
+    *lead, channels, height, width = input.shape
+    for what, index, size in (("height", -2, height), ("width", -1, width)):
+        if size % r:
+            raise RuntimeError(f"pixel_unshuffle expects {what} to be divisible by "
+                               f"downscale_factor, but input.size({index})={size} is not "
+                               f"divisible by {r}")
+    n = len(lead)
+    x = input.reshape(*lead, channels, height // r, r, width // r, r)  # (*, C, H, r, W, r)
+    x = x.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)            # (*, C, r, r, H, W)
+    return x.reshape(*lead, channels * r * r, height // r, width // r)
+
+
+_INTERPOLATE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area",
+                      "nearest-exact")
+_MODE_RANK = {"linear": 3, "bilinear": 4, "bicubic": 4, "trilinear": 5}
+
+
+def _interpolate_sizes(op, input, size, scale_factor, recompute_scale_factor):
+    """PyTorch's resolution of size / scale_factor: (output sizes, scales to interpolate with
+    (None each where the sizes define them))."""
+    dims = input.dim() - 2
+    spatial = list(input.shape[2:])
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    if size is not None:
+        if recompute_scale_factor:
+            raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
+        if isinstance(size, (list, tuple)):
+            if len(size) != dims:
+                raise ValueError(
+                    f"Input and output must have the same number of spatial dimensions, but "
+                    f"got input with spatial dimensions of {spatial} and output size of "
+                    f"{size}. Please provide input tensor in (N, C, d1, d2, ...,dK) format and "
+                    "output size in (o1, o2, ...,oK) format.")
+            if not all(_args.is_int(s) for s in size):
+                raise TypeError(f"expected size to be one of int or Tuple[int] or Tuple[int, "
+                                f"int] or Tuple[int, int, int], but got size with types "
+                                f"{[type(s) for s in size]}")
+            sizes = [int(s) for s in size]
+        else:
+            sizes = [_args.check_int(op, "size", size)] * dims
+        return sizes, [None] * dims
+    if scale_factor is None:
+        raise ValueError("either size or scale_factor should be defined")
+    if isinstance(scale_factor, (list, tuple)):
+        if len(scale_factor) != dims:
+            raise ValueError(
+                f"Input and scale_factor must have the same number of spatial dimensions, but "
+                f"got input with spatial dimensions of {spatial} and scale_factor of shape "
+                f"{scale_factor}. Please provide input tensor in (N, C, d1, d2, ...,dK) format "
+                "and scale_factor in (s1, s2, ...,sK) format.")
+        scales = [_args.check_float(op, "scale_factor", s) for s in scale_factor]
+    else:
+        scales = [_args.check_float(op, "scale_factor", scale_factor)] * dims
+    sizes = [int(math.floor(n * s)) for n, s in zip(spatial, scales, strict=True)]
+    return sizes, ([None] * dims if recompute_scale_factor else scales)
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    """Resize the spatial dimensions of (N, C, L), (N, C, H, W) (or, for 'nearest' and
+    'area', (N, C, D, H, W)) input to `size`, or by `scale_factor` (output size
+    floor(input size * scale_factor)). Modes: 'nearest' (PyTorch's: source index
+    floor(o * in / out)), 'nearest-exact' (floor((o + 0.5) * in / out)), 'linear' (3-D),
+    'bilinear' and 'bicubic' (4-D), with or without `align_corners`, 'area' (adaptive average
+    pooling), and ``antialias=True`` for bilinear / bicubic (Pillow's filters when
+    downsampling). Without `recompute_scale_factor`, a given scale factor is also used to
+    place the samples (as PyTorch). The backward is exact: each output's gradient goes back
+    to its source pixels with the forward's weights.
+
+    >>> F.interpolate(corrnet.tensor([[[1., 2.]]]), scale_factor=2, mode="linear")
+    tensor([[[1.0000, 1.2500, 1.7500, 2.0000]]])
+    """
+    op = "interpolate"
+    _check_tensor(input, op, "input")
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating "
+                             "modes: linear | bilinear | bicubic | trilinear")
+    elif align_corners is None:
+        align_corners = False
+    else:
+        align_corners = _args.check_bool(op, "align_corners", align_corners)
+    antialias = _args.check_bool(op, "antialias", antialias)
+    rank = input.dim()
+    if mode not in _INTERPOLATE_MODES or rank not in (3, 4, 5):
+        raise NotImplementedError(
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {rank}D) for the "
+            f"modes: nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact "
+            f"(got {mode})")
+    sizes, scales = _interpolate_sizes(op, input, size, scale_factor, recompute_scale_factor)
+    if antialias and not (mode in ("bilinear", "bicubic") and rank == 4):
+        raise ValueError("Anti-alias option is restricted to bilinear, bicubic, and lanczos "
+                         "modes and requires a 4-D tensor as input")
+    expected = _MODE_RANK.get(mode)
+    if expected is not None and expected != rank:
+        raise NotImplementedError(f"Got {rank}D input, but {mode} mode needs {expected}D input")
+    if mode == "trilinear":
+        raise NotImplementedError("interpolate: mode 'trilinear' (5-D input) is not supported "
+                                  "by corrnet")
+    spatial = tuple(input.shape[2:])
+    if min(spatial, default=1) <= 0 or min(sizes) <= 0:
+        raise RuntimeError(f"{op}: Input and output sizes should be greater than 0, but got "
+                           f"input {spatial} output {tuple(sizes)}")
+    if mode == "area":
+        pool = {3: adaptive_avg_pool1d, 4: adaptive_avg_pool2d}.get(rank)  # noqa: F405
+        if pool is None:
+            raise NotImplementedError("interpolate: mode 'area' of 5-D input is not supported "
+                                      "by corrnet")
+        return pool(input, tuple(sizes))
+    if mode not in ("nearest", "nearest-exact") and not input.dtype.is_floating_point:
+        raise RuntimeError(f'"upsample_{mode}" not implemented for \'{input.dtype}\' input; '
+                           "convert it with .float()")
+    np_dtype = input._data.dtype
+    tables = []
+    for n, out_size, scale in zip(spatial, sizes, scales, strict=True):
+        if mode in ("nearest", "nearest-exact"):
+            table = _interp_tables.nearest_table(n, out_size, scale, mode == "nearest-exact")
+        elif antialias:
+            table = _interp_tables.antialias_table(n, out_size, scale, align_corners,
+                                                   mode == "bicubic", np_dtype)
+        elif mode == "bicubic":
+            table = _interp_tables.cubic_table(n, out_size, scale, align_corners, np_dtype)
+        else:
+            table = _interp_tables.linear_table(n, out_size, scale, align_corners, np_dtype)
+        tables.append(None if antialias and out_size == n else table)
+    # PyTorch's node name: UpsampleBilinear2DBackward0, UpsampleNearestExact1DBackward0, ...
+    kind = {"nearest": "Nearest", "nearest-exact": "NearestExact", "linear": "Linear",
+            "bilinear": "Bilinear", "bicubic": "Bicubic"}[mode]
+    name = f"Upsample{kind}{rank - 2}D{'Aa' if antialias else ''}Backward0"
+    return _layer_ops.Interpolate.apply(input, tuple(tables), name)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """The deprecated name of `interpolate` (with PyTorch's warning)."""
+    warnings.warn("nn.functional.upsample is deprecated. Use nn.functional.interpolate "
+                  "instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    """The deprecated ``interpolate(mode='nearest')`` (with PyTorch's warning)."""
+    warnings.warn("nn.functional.upsample_nearest is deprecated. Use "
+                  "nn.functional.interpolate instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    """The deprecated ``interpolate(mode='bilinear', align_corners=True)`` (with PyTorch's
+    warning)."""
+    warnings.warn("nn.functional.upsample_bilinear is deprecated. Use "
+                  "nn.functional.interpolate instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)

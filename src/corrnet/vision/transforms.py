@@ -7,9 +7,9 @@ A transform takes a PIL image or a tensor (..., C, H, W) and returns the same ki
   [0, 1] (other arrays keep their dtype, as torchvision);
 - ``Resize(size)``: an int resizes the smaller edge to `size` keeping the aspect ratio, a pair
   is (height, width). A PIL image is resampled by Pillow itself (bilinear by default), so the
-  result is Pillow's, bit for bit; a floating point tensor is resampled as
-  ``F.interpolate(..., mode="bilinear", antialias=True)`` does (PIL's triangle filter widened by
-  the scale when shrinking, in floating point), by two matrix products, so it is differentiable;
+  result is Pillow's, bit for bit; a tensor by ``F.interpolate(..., mode="bilinear",
+  antialias=True)`` (PIL's triangle filter widened by the scale when shrinking, in floating
+  point), so it is differentiable;
 - ``Normalize(mean, std)``, ``CenterCrop``, ``RandomCrop``, ``RandomHorizontalFlip``,
   ``Compose``.
 
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..nn import functional as F
 from ..tensor import Tensor, as_tensor, from_numpy, rand, randint
 
 __all__ = ["CenterCrop", "Compose", "InterpolationMode", "Normalize", "RandomCrop",
@@ -175,42 +176,41 @@ def _output_size(height: int, width: int, size, max_size) -> tuple[int, int]:
     return (new_short, new_long) if height <= width else (new_long, new_short)
 
 
-def _antialiased_bilinear_weights(in_size: int, out_size: int) -> np.ndarray:
-    """(out_size, in_size) weights of the antialiased bilinear filter (PIL's triangle, wider
-    by the scale when shrinking; rows sum to 1), as PyTorch's antialias=True uses."""
-    scale = in_size / out_size
-    support = max(scale, 1.0)
-    weights = np.zeros((out_size, in_size))
-    for i in range(out_size):
-        center = (i + 0.5) * scale
-        lo = max(int(center - support + 0.5), 0)
-        hi = min(int(center + support + 0.5), in_size)
-        taps = np.arange(lo, hi)
-        w = np.clip(1.0 - np.abs((taps - center + 0.5) / support), 0.0, None)
-        weights[i, lo:hi] = w / w.sum()
-    return weights
+# the modes F.interpolate resamples a tensor with (torchvision's tensor Resize)
+_TENSOR_MODES = ("nearest", "bilinear", "bicubic")
 
 
-def resize_tensor(img: Tensor, size: tuple[int, int]) -> Tensor:
-    """A floating point tensor (..., H, W) resampled to (..., h, w) with antialiased bilinear
-    filtering (``F.interpolate(mode="bilinear", antialias=True)``): rows then columns, each a
-    matrix product, so gradients flow through it."""
-    if not img.is_floating_point():
-        raise TypeError(f"Resize: a tensor image must be floating point to be resized here "
-                        f"(convert it with .float()), got {img.dtype}")
+def resize_tensor(img: Tensor, size: tuple[int, int], interpolation: str = "bilinear",
+                  antialias: bool = True) -> Tensor:
+    """A tensor (..., H, W) resampled to (..., h, w) by ``F.interpolate`` (bilinear or bicubic
+    with ``align_corners=False`` and antialiasing when shrinking, or nearest), so gradients
+    flow through it; an integer image is resampled in float32 and rounded back, as
+    torchvision's."""
+    if interpolation not in _TENSOR_MODES:
+        raise ValueError(f"Resize: a tensor is resized with one of {_TENSOR_MODES}, got "
+                         f"interpolation={interpolation!r}")
     height, width = _image_size(img)
-    dtype = img._data.dtype
-    rows = as_tensor(_antialiased_bilinear_weights(height, size[0]).astype(dtype))  # (h, H)
-    cols = as_tensor(_antialiased_bilinear_weights(width, size[1]).T.astype(dtype))  # (W, w)
-    return rows.matmul(img).matmul(cols)  # (h, H) @ (..., H, W) @ (W, w) -> (..., h, w)
+    leading = tuple(img.shape[:-2])
+    integer = not img.is_floating_point()
+    x = img.reshape(-1, 1, height, width)  # (N*C, 1, H, W): F.interpolate's batch
+    if integer:
+        x = x.float()
+    smooth = interpolation != "nearest"
+    out = F.interpolate(x, size=tuple(size), mode=interpolation,
+                        align_corners=False if smooth else None,
+                        antialias=bool(antialias) and smooth)
+    if integer:
+        info = np.iinfo(img._data.dtype)
+        out = out.round().clamp(float(info.min), float(info.max)).to(img.dtype)
+    return out.reshape(*leading, *size)
 
 
 class Resize:
     """Resize to `size`: an int is the smaller edge (aspect ratio kept), (h, w) is exact.
 
     A PIL image is resized by Pillow (``interpolation`` "bilinear" by default; any of
-    ``InterpolationMode``); a floating point tensor (..., H, W) with antialiased bilinear
-    filtering, as ``F.interpolate(mode="bilinear", antialias=True)``.
+    ``InterpolationMode``); a tensor (..., H, W) by ``F.interpolate`` (bilinear with
+    antialiasing by default; nearest, bicubic), as torchvision.
 
     >>> Resize(2)(corrnet.ones(1, 4, 6)).shape
     torch.Size([1, 2, 3])
@@ -234,11 +234,7 @@ class Resize:
             Image = _pil()
             return img.resize((out_w, out_h), getattr(Image.Resampling,
                                                       _PIL_FILTERS[self.interpolation]))
-        if self.interpolation != "bilinear" or not self.antialias:
-            raise NotImplementedError(
-                "Resize: tensors are resized with antialiased bilinear filtering only; "
-                f"got interpolation={self.interpolation!r}, antialias={self.antialias}")
-        return resize_tensor(img, (out_h, out_w))
+        return resize_tensor(img, (out_h, out_w), self.interpolation, self.antialias)
 
     def __repr__(self) -> str:
         return (f"Resize(size={self.size}, interpolation={self.interpolation}, "

@@ -475,6 +475,9 @@ class Tensor:
         return self._accumulator
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
+        if isinstance(grad, Tensor):  # create_graph: the gradient is kept with its graph
+            self.grad = grad if self.grad is None else self.grad + grad
+            return
         grad = np.asarray(grad, dtype=self._data.dtype)
         if grad.shape != self._data.shape:
             grad = np.broadcast_to(grad, self._data.shape)
@@ -496,10 +499,16 @@ class Tensor:
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Compute the gradient of this tensor with respect to the graph's leaves.
 
-        `gradient` is required unless the tensor holds a single element.
+        `gradient` is required unless the tensor holds a single element. With
+        ``create_graph=True`` the gradients are recorded (``.grad`` has a grad_fn) so that
+        they can be differentiated again; `retain_graph` then defaults to True.
         """
         if create_graph:
-            raise NotImplementedError("backward(create_graph=True): higher-order gradients")
+            from .autograd import backward
+
+            if inputs is not None:
+                raise NotImplementedError("backward(inputs=...)")
+            return backward(self, gradient, retain_graph=retain_graph, create_graph=True)
         if inputs is not None:
             raise NotImplementedError("backward(inputs=...)")
         node = self._grad_node()

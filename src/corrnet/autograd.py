@@ -183,8 +183,13 @@ class Node:
 
     @property
     def next_functions(self) -> tuple:
-        """((node, 0), ...) per tensor input, (None, 0) where none is wanted (as PyTorch)."""
-        return tuple((child, 0) for child in self.next_nodes)
+        """((node, 0), ...) per tensor input of PyTorch's op, (None, 0) where no gradient is
+        wanted (a constant, a Python number, a missing bias), as PyTorch's."""
+        count = self.function.tensor_arguments
+        if count is None:
+            return tuple((child, 0) for child in self.next_nodes)
+        by_position = dict(zip(self.positions, self.next_nodes, strict=True))
+        return tuple((by_position.get(i), 0) for i in range(count))
 
     def __repr__(self) -> str:
         return f"<{self.name()} object at {hex(id(self))}>"
@@ -258,7 +263,15 @@ class AccumulateGrad(Node):
         self.tensor = tensor
 
     def name(self) -> str:
-        return "AccumulateGrad"
+        return "torch::autograd::AccumulateGrad"  # PyTorch's name() (its repr: AccumulateGrad)
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+    @property
+    def variable(self):
+        """The leaf tensor whose .grad this node accumulates (as PyTorch's)."""
+        return self.tensor
 
 
 def _check_versions(node: Node) -> None:
@@ -277,6 +290,7 @@ class Function:
     (and, to be twice differentiable, `backward_graph` on Tensors or `jvp` on arrays)."""
 
     grad_fn_name = None  # PyTorch's node name; None: the class name + "Backward0"
+    tensor_arguments = None  # how many leading arguments PyTorch's op takes as tensors
     backward_graph = None  # (ctx, grad Tensor) -> Tensors: the backward under create_graph
     jvp = None  # (ctx, v array) -> array: the forward derivative of a linear-in-grad backward
 

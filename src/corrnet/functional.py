@@ -340,6 +340,7 @@ class _Conv2d(Function):
             grad.sum(dim=(0, 2, 3)) if needs_bias else None)
 
     grad_fn_name = "ConvolutionBackward0"
+    tensor_arguments = 3  # input, weight, bias
 
 
 def _saved_inputs(ctx, name: str):

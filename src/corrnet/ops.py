@@ -31,6 +31,7 @@ def _where(condition: np.ndarray, a, b):
 
 
 class Add(Function):
+    tensor_arguments = 2
     grad_fn_name = "AddBackward0"
 
     @staticmethod
@@ -45,6 +46,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    tensor_arguments = 2
+
     @staticmethod
     def forward(ctx, a, b):
         return np.subtract(a, b)
@@ -61,6 +64,8 @@ def _needs(ctx, index: int) -> bool:
 
 
 class Mul(Function):
+    tensor_arguments = 2
+
     @staticmethod
     def forward(ctx, a, b):
         # save a only if b's gradient is wanted and vice versa (x * 2 keeps no copy of x)
@@ -79,6 +84,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    tensor_arguments = 2
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a if _needs(ctx, 1) else None, b)
@@ -101,6 +108,8 @@ class Div(Function):
 class Pow(Function):
     """``a ** b``; `bool_exponent` says `b` was a bool tensor, whose derivative PyTorch
     refuses (it subtracts 1 from the exponent)."""
+
+    tensor_arguments = 2
 
     @staticmethod
     def forward(ctx, a, b, bool_exponent=False):
@@ -168,6 +177,8 @@ class Remainder(Function):
     ``2 % x`` (a Python number divided by a tensor) is ``remainder(Scalar, Tensor)`` in
     PyTorch, which has no derivative: `scalar_dividend` makes its backward refuse as
     PyTorch's does."""
+
+    tensor_arguments = 2
 
     @staticmethod
     def forward(ctx, a, b, scalar_dividend=False):
@@ -397,6 +408,8 @@ class Extremum(Function):
     """Elementwise maximum (or minimum); at ties each input gets half the gradient (as
     PyTorch)."""
 
+    tensor_arguments = 2
+
     @staticmethod
     def forward(ctx, a, b, use_min):
         ctx.save_for_backward(a, b)
@@ -509,6 +522,8 @@ class Clone(Function):
 
 class MatMul(Function):
     """`np.matmul` semantics (1-D operands promoted and squeezed, batch dims broadcast)."""
+
+    tensor_arguments = 2
 
     @staticmethod
     def forward(ctx, a, b):
@@ -828,9 +843,7 @@ class Norm(Function):
         with np.errstate(divide="ignore", invalid="ignore"):
             return g * _where(zero, np.zeros((), dtype=a_array.dtype), a / norm)
 
-    @staticmethod
-    def grad_fn_name(ctx):
-        return "NormBackward1" if ctx.axes is None else "LinalgVectorNormBackward0"
+    grad_fn_name = "LinalgVectorNormBackward0"
 
 
 class Variance(Function):
@@ -897,12 +910,14 @@ class Variance(Function):
 
 
 class Reshape(Function):
-    grad_fn_name = "ViewBackward0"
+    @staticmethod
+    def forward(ctx, a, shape, torch_name="ViewBackward0"):
+        ctx.shape, ctx.torch_name = a.shape, torch_name  # (the name of the PyTorch op used)
+        return a.reshape(shape)
 
     @staticmethod
-    def forward(ctx, a, shape):
-        ctx.shape = a.shape
-        return a.reshape(shape)
+    def grad_fn_name(ctx):
+        return ctx.torch_name
 
     @staticmethod
     def backward(ctx, grad):
@@ -915,8 +930,8 @@ class Reshape(Function):
 
 class Permute(Function):
     @staticmethod
-    def forward(ctx, a, axes):
-        ctx.axes = axes
+    def forward(ctx, a, axes, torch_name="PermuteBackward0"):
+        ctx.axes, ctx.torch_name = axes, torch_name  # (the name of the PyTorch op used)
         return a.transpose(axes)
 
     @staticmethod
@@ -929,12 +944,7 @@ class Permute(Function):
 
     @staticmethod
     def grad_fn_name(ctx):
-        axes = ctx.axes
-        if len(axes) == 2 and axes == (1, 0):
-            return "TBackward0"
-        if sum(i != a for i, a in enumerate(axes)) == 2:
-            return "TransposeBackward0"
-        return "PermuteBackward0"
+        return ctx.torch_name
 
 
 class Expand(Function):

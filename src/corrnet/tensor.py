@@ -1413,14 +1413,20 @@ class Tensor:
         return self._view_of(ops.Permute.apply(self, axes), lambda a: a.transpose(axes))
 
     def transpose(self, dim0, dim1):
+        return self._transpose(dim0, dim1, "TransposeBackward0")
+
+    def _transpose(self, dim0, dim1, _torch_name):
+        """transpose, its grad_fn named `_torch_name` (t() is TBackward0 in PyTorch)."""
         if self.dim() < 2 and dim0 in (0, -1) and dim1 in (0, -1):
             shape = self.shape
-            return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
+            return self._view_of(ops.Reshape.apply(self, shape, _torch_name),
+                                 lambda a: a.reshape(shape))
         axes = list(range(self.dim()))
         a, b = self._axis(dim0), self._axis(dim1)
         axes[a], axes[b] = axes[b], axes[a]
         axes = tuple(axes)
-        return self._view_of(ops.Permute.apply(self, axes), lambda a: a.transpose(axes))
+        return self._view_of(ops.Permute.apply(self, axes, _torch_name),
+                             lambda a: a.transpose(axes))
 
     swapaxes = transpose
 
@@ -1428,7 +1434,7 @@ class Tensor:
         if self.dim() > 2:
             raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                                f"{self.dim()}D (shape {tuple(self.shape)})")
-        return self.transpose(0, -1) if self.dim() == 2 else self
+        return self._transpose(0, -1, "TBackward0") if self.dim() == 2 else self
 
     @_numpy_names
     def squeeze(self, dim=None):
@@ -1437,7 +1443,8 @@ class Tensor:
         else:
             axes = self._axes(dim) or ()
             shape = tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1))
-        return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
+        name = "SqueezeBackward0" if dim is None else "SqueezeBackward1"
+        return self._view_of(ops.Reshape.apply(self, shape, name), lambda a: a.reshape(shape))
 
     @_numpy_names
     def unsqueeze(self, dim):
@@ -1448,7 +1455,8 @@ class Tensor:
                              f"tensor of shape {tuple(self.shape)}")
         dim %= ndim
         shape = self.shape[:dim] + (1,) + self.shape[dim:]
-        return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
+        return self._view_of(ops.Reshape.apply(self, shape, "UnsqueezeBackward0"),
+                             lambda a: a.reshape(shape))
 
     def expand(self, *sizes):
         if not sizes:

@@ -321,8 +321,9 @@ def _small_cnn(lib):
 
 
 def _copy_parameters(source, target):
-    for (name, p_source), (_, p_target) in zip(source.named_parameters(),
-                                               target.named_parameters(), strict=True):
+    for (name, p_source), (name_target, p_target) in zip(
+            source.named_parameters(), target.named_parameters(), strict=True):
+        assert name == name_target
         p_target.data = corrnet.tensor(p_source.detach().numpy().copy())
 
 

@@ -197,3 +197,16 @@ def test_issue12_second_derivatives_match_finite_differences(name):
         finite = (up.numpy() - down.numpy()) / (2 * eps)
         np.testing.assert_allclose(hp.numpy(), finite, rtol=1e-5, atol=1e-6,
                                    err_msg=f"{name}: input {i}")
+
+
+def test_issue12_autograd_docstring_examples():
+    import doctest
+
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in finder.find(corrnet.autograd, "corrnet.autograd",
+                                    globs={"corrnet": corrnet}) if t.examples]
+    assert len(tests) >= 2  # grad and backward
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

@@ -43,8 +43,16 @@ Two shortcuts serve most ops:
 - A backward that builds its result from `grad` with operators only (``grad, -grad``) may
   set ``backward_graph = backward``.
 
+A saved array computed *from* the inputs (batch norm's normalized input, a fused loss's
+log-softmax) is a constant in `ctx.saved_tensors`: its backward_graph recomputes it from the
+inputs with Tensor ops, or records it as a node of the input (nn/functional.py shows both).
 A Function with neither raises a RuntimeError naming it under create_graph: never a silently
-detached gradient. `Function.grad_fn_name` is the name PyTorch prints for the node
+detached gradient. A new op's double backward is tested against PyTorch with
+``assert_double_backward`` (tests/oracle/test_issue12_double_backward_oracle.py).
+
+`grad(outputs, inputs)` runs the same engine with `capture`: only the nodes that lead to an
+input run, and the gradient reaching each input's node is returned instead of accumulated.
+`Function.grad_fn_name` is the name PyTorch prints for the node
 (``MulBackward0``); it may be a staticmethod of ctx where PyTorch's depends on the arguments.
 """
 
@@ -208,28 +216,41 @@ class Node:
         return _wrap(array, grad_fn=child)  # None: an input that wants no gradient
 
     def apply_graph(self, grad):
-        """The differentiable backward (create_graph): Tensors in and out."""
+        """The differentiable backward (create_graph): Tensors in, Tensors (or None) out,
+        one per tensor input."""
         if self.freed:
             self.apply(None)  # raises the freed-graph error
         _check_versions(self)
-        backward_graph = self.function.backward_graph
-        if backward_graph is None:
-            if getattr(self.function, "jvp", None) is None:
-                raise RuntimeError(
-                    f"{self.name()} ({self.function.__name__}) is not twice differentiable in "
-                    "corrnet: its gradient cannot be computed with create_graph=True")
-            ctx, function = self.ctx, self.function
-            grads = LinearMap.apply(grad, lambda g: function.backward(ctx, g),
-                                    lambda v: function.jvp(ctx, v))
-        else:
-            self.ctx._node = self
+        if self.function.backward_graph is not None:
+            self.ctx._node = self  # for ctx.saved_tensors
             try:
-                grads = backward_graph(self.ctx, grad)
+                grads = self.function.backward_graph(self.ctx, grad)
             finally:
                 self.ctx._node = None
-        if not isinstance(grads, tuple):
-            grads = (grads,)
-        return tuple(grads[p] if p < len(grads) else None for p in self.positions)
+            if not isinstance(grads, tuple):
+                grads = (grads,)
+            return tuple(grads[p] if p < len(grads) else None for p in self.positions)
+        if self.function.jvp is not None:
+            return self._linear_map_backward(grad)
+        raise RuntimeError(
+            f"{self.name()} ({self.function.__name__}) is not twice differentiable in corrnet: "
+            "its gradient cannot be computed with create_graph=True")
+
+    def _linear_map_backward(self, grad):
+        """backward as a LinearMap of grad, with jvp as its adjoint (see the top): for an
+        op with one input that wants a gradient."""
+        wanted = [i for i, child in enumerate(self.next_nodes) if child is not None]
+        if len(wanted) != 1:
+            raise RuntimeError(f"{self.function.__name__}: jvp serves ops with one input that "
+                               "wants a gradient; write backward_graph for more")
+        ctx, function, position = self.ctx, self.function, self.positions[wanted[0]]
+
+        def backward(g):  # that input's gradient, an array
+            grads = function.backward(ctx, g)
+            return grads[position] if isinstance(grads, tuple) else grads
+
+        grad_input = LinearMap.apply(grad, backward, lambda v: function.jvp(ctx, v))
+        return tuple(grad_input if p == position else None for p in self.positions)
 
     def apply(self, grad_output):
         if self.freed:

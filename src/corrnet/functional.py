@@ -1137,12 +1137,16 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 class _MaxUnpool(Function):
     @staticmethod
     def forward(ctx, x, indices, out_size):
-        ctx.indices = indices
+        ctx.indices, ctx.out_size = indices, out_size
         return pool_kernels.max_unpool_forward(x, indices, out_size)
 
     @staticmethod
     def backward(ctx, grad):
         return pool_kernels.max_unpool_backward(grad, ctx.indices), None
+
+    @staticmethod
+    def jvp(ctx, v):
+        return pool_kernels.max_unpool_forward(v, ctx.indices, ctx.out_size)
 
     grad_fn_name = "MaxUnpool2DBackward0"
 

@@ -1,7 +1,10 @@
 """The differentiable tensor ops: each a `Function` on NumPy arrays (see autograd.py).
 
 Backward methods may return gradients in the broadcast shape of the output; the autograd
-engine sums them back to each input's shape and dtype.
+engine sums them back to each input's shape and dtype. To be twice differentiable
+(``create_graph=True``) an op also defines `backward_graph` (its backward on Tensors) or, for
+a backward linear in grad, `jvp` (its adjoint): see the top of autograd.py. `grad_fn_name` is
+the node's name as PyTorch prints it.
 """
 
 from __future__ import annotations

@@ -475,8 +475,9 @@ class Tensor:
         return self._accumulator
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
-        if isinstance(grad, Tensor):  # create_graph: the gradient is kept with its graph
-            self.grad = grad if self.grad is None else self.grad + grad
+        if isinstance(grad, Tensor):  # create_graph: kept with its graph, out of place
+            # (a copy: the same gradient tensor may reach several leaves)
+            self.grad = grad.clone() if self.grad is None else self.grad + grad
             return
         grad = np.asarray(grad, dtype=self._data.dtype)
         if grad.shape != self._data.shape:

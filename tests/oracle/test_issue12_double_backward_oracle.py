@@ -277,6 +277,10 @@ TABLE = {
     "avg_pool1d": (lambda lib, x: _functional(lib).avg_pool1d(x * x, 3, 1),
                    [_normal((2, 3, 6))]),
     "unfold": (lambda lib, x: _functional(lib).unfold(x * x, 2), [_normal((1, 2, 3, 4))]),
+    "fold": (lambda lib, x: _functional(lib).fold(x * x, (3, 3), 2), [_normal((1, 8, 4))]),
+    "max_unpool2d": (lambda lib, x: _functional(lib).max_unpool2d(
+        *_functional(lib).max_pool2d(x * x, 2, return_indices=True), 2),
+        [_normal((1, 2, 4, 4))]),
     "batch_norm_train": (lambda lib, x, w, b: _batch_norm(lib, x, w, b, True),
                          [_normal((4, 3, 2, 2)), _positive((3,)), _normal((3,))]),
     "batch_norm_eval": (lambda lib, x, w, b: _batch_norm(lib, x * x, w, b, False),

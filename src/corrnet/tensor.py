@@ -509,6 +509,8 @@ class Tensor:
 
             if inputs is not None:
                 raise NotImplementedError("backward(inputs=...)")
+            if gradient is not None and not isinstance(gradient, Tensor):
+                gradient = tensor(gradient)
             return backward(self, gradient, retain_graph=retain_graph, create_graph=True)
         if inputs is not None:
             raise NotImplementedError("backward(inputs=...)")

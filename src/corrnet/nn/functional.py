@@ -487,7 +487,7 @@ class NllLoss(Function):
         if ctx.reduction == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
                 g = g / _wrap(np.asarray(ctx.denom, dtype=ctx.dtype))
-        g = _where_recorded(np.broadcast_to(ctx.valid, ctx.valid.shape), g, zero)  # (N, *d)
+        g = _where_recorded(ctx.valid, g, zero)  # (N, *d): 0 for ignored samples
         picked = np.zeros(ctx.shape, dtype=ctx.dtype)  # one-hot of the targets
         np.put_along_axis(picked, ctx.index, 1, 1)
         grad_x = -_wrap(picked) * (g * _wrap(((1 - s) * ctx.coef).astype(ctx.dtype))).unsqueeze(1)

@@ -294,6 +294,9 @@ TABLE = {
         lambda lib, x, w: _functional(lib).cross_entropy(x, _targets(lib), weight=w.detach(),
                                                          label_smoothing=0.2),
         [_normal((4, 3)), _positive((3,))]),
+    "cross_entropy_ignore_index": (
+        lambda lib, x: _functional(lib).cross_entropy(x, _targets(lib), ignore_index=2),
+        [_normal((4, 3))]),
     "cross_entropy_sum_2d": (
         lambda lib, x: _functional(lib).cross_entropy(x, lib.tensor([[0, 1], [2, 2]]),
                                                       reduction="sum"),
@@ -331,15 +334,16 @@ def _copy_parameters(source, target):
         p_target.data = corrnet.tensor(p_source.detach().numpy().copy())
 
 
-def test_issue12_gradient_penalty_on_a_small_cnn_matches_torch():
+@pytest.mark.parametrize("dtype, rtol", [("float64", 1e-8), ("float32", 2e-4)])
+def test_issue12_gradient_penalty_on_a_small_cnn_matches_torch(dtype, rtol):
     torch.manual_seed(0)
-    torch_net = _small_cnn(torch).double()
-    net = _small_cnn(corrnet).double()
+    torch_net = _small_cnn(torch).to(getattr(torch, dtype))
+    net = _small_cnn(corrnet).to(getattr(corrnet, dtype))
     _copy_parameters(torch_net, net)
-    x = np.random.default_rng(1).standard_normal((3, 2, 8, 8))
+    x = np.random.default_rng(1).standard_normal((3, 2, 8, 8)).astype(dtype)
 
     def penalty_grads(lib, model):
-        inputs = lib.tensor(x, dtype=lib.float64, requires_grad=True)
+        inputs = lib.tensor(x, requires_grad=True)
         scores = model(inputs)
         (grad_x,) = lib.autograd.grad(scores.sum(), inputs, create_graph=True)
         penalty = (grad_x.flatten(1).norm(dim=1) - 1) ** 2
@@ -349,9 +353,10 @@ def test_issue12_gradient_penalty_on_a_small_cnn_matches_torch():
 
     loss_c, grads_c = penalty_grads(corrnet, net)
     loss_t, grads_t = penalty_grads(torch, torch_net)
-    assert_scaled_close(_values(loss_c, None), _values(loss_t, None), RTOL, RTOL, "loss")
+    assert_scaled_close(_values(loss_c, None), _values(loss_t, None), rtol, rtol, "loss")
     for i, (got, expected) in enumerate(zip(grads_c, grads_t, strict=True)):
-        assert_scaled_close(_values(got, None), _values(expected, None), 1e-8, 1e-8,
+        assert str(got.dtype) == str(expected.dtype)
+        assert_scaled_close(_values(got, None), _values(expected, None), rtol, rtol,
                             f"parameter {i}")
 
 

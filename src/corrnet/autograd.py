@@ -249,7 +249,8 @@ class Node:
             grads = function.backward(ctx, g)
             return grads[position] if isinstance(grads, tuple) else grads
 
-        grad_input = LinearMap.apply(grad, backward, lambda v: function.jvp(ctx, v))
+        grad_input = LinearMap.apply(grad, backward, lambda v: function.jvp(ctx, v),
+                                     _backward_name(self.name()))
         return tuple(grad_input if p == position else None for p in self.positions)
 
     def apply(self, grad_output):
@@ -375,11 +376,9 @@ class LinearMap(Function):
     differentiable backward of an op whose gradient is linear in `grad` (see the top). Its
     backward is the adjoint, and its own differentiable backward is a LinearMap again."""
 
-    grad_fn_name = "LinearMapBackward0"
-
     @staticmethod
-    def forward(ctx, x, apply, adjoint):
-        ctx.apply, ctx.adjoint = apply, adjoint
+    def forward(ctx, x, apply, adjoint, name="LinearMapBackward0"):
+        ctx.apply, ctx.adjoint, ctx.name = apply, adjoint, name  # name: as PyTorch's nodes
         return np.asarray(apply(x))
 
     @staticmethod
@@ -388,7 +387,16 @@ class LinearMap(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return LinearMap.apply(grad, ctx.adjoint, ctx.apply)
+        return LinearMap.apply(grad, ctx.adjoint, ctx.apply, _backward_name(ctx.name))
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return ctx.name
+
+
+def _backward_name(name: str) -> str:
+    """The node name of the backward of `name`: MaxPool2DWithIndicesBackwardBackward0."""
+    return name.removesuffix("0") + "Backward0"
 
 
 @functools.cache

@@ -210,10 +210,9 @@ class Node:
             return _wrap(array)
         if owner == -1:
             return _wrap(array, grad_fn=self)
-        child = self.next_nodes[owner]
-        if isinstance(child, AccumulateGrad):  # a leaf: the tensor itself
-            return child.tensor
-        return _wrap(array, grad_fn=child)  # None: an input that wants no gradient
+        # the saved values, flowing into the input's node (a leaf's AccumulateGrad too);
+        # None: an input that wants no gradient, a constant
+        return _wrap(array, grad_fn=self.next_nodes[owner])
 
     def apply_graph(self, grad):
         """The differentiable backward (create_graph): Tensors in, Tensors (or None) out,

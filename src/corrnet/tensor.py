@@ -1418,17 +1418,17 @@ class Tensor:
     def transpose(self, dim0, dim1):
         return self._transpose(dim0, dim1, "TransposeBackward0")
 
-    def _transpose(self, dim0, dim1, _torch_name):
-        """transpose, its grad_fn named `_torch_name` (t() is TBackward0 in PyTorch)."""
+    def _transpose(self, dim0, dim1, torch_name):
+        """transpose, its grad_fn named `torch_name` (t() is TBackward0 in PyTorch)."""
         if self.dim() < 2 and dim0 in (0, -1) and dim1 in (0, -1):
             shape = self.shape
-            return self._view_of(ops.Reshape.apply(self, shape, _torch_name),
+            return self._view_of(ops.Reshape.apply(self, shape, torch_name),
                                  lambda a: a.reshape(shape))
         axes = list(range(self.dim()))
         a, b = self._axis(dim0), self._axis(dim1)
         axes[a], axes[b] = axes[b], axes[a]
         axes = tuple(axes)
-        return self._view_of(ops.Permute.apply(self, axes, _torch_name),
+        return self._view_of(ops.Permute.apply(self, axes, torch_name),
                              lambda a: a.transpose(axes))
 
     swapaxes = transpose

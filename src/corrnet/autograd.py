@@ -18,6 +18,42 @@ at the nodes of its inputs. `backward()` walks those nodes in reverse topologica
 iterative sort: a chain of 100,000 ops needs no recursion) and adds up the gradients at the
 leaves. Backward functions may return gradients in the broadcast shape of the output; the
 engine sums them back to each input's shape and casts them to the input's dtype.
+
+Higher-order gradients (``create_graph=True``). The ordinary backward above runs on arrays
+and records nothing: it is the fast path, and stays so. With ``create_graph=True``
+(``backward(create_graph=True)``, ``corrnet.autograd.grad(..., create_graph=True)``) the
+engine runs with gradient recording on, the gradients that flow are Tensors, and each node
+calls its Function's *differentiable* backward instead:
+
+        @staticmethod
+        def backward_graph(ctx, grad):      # grad: a Tensor; Tensors (or None) out
+            a, b = ctx.saved_tensors        # the saved arrays, as Tensors in the graph
+            return grad * b, grad * a       # written with Tensor ops: they record themselves
+
+`ctx.saved_tensors` gives each saved array that is an input's (or the output's) array as a
+Tensor linked to that input's place in the graph (or to this node), so the gradient is a
+function of the inputs that can be differentiated again; any other saved array is a constant.
+Two shortcuts serve most ops:
+
+- An op of one tensor input whose gradient is a linear map of `grad` with coefficients that
+  are constant where the op is differentiable (reshape, indexing, padding, pooling, unfold)
+  defines only ``jvp(ctx, v)`` on arrays: the forward derivative, the adjoint of its
+  backward. The engine then wraps the two as a `LinearMap` Function (backward's adjoint is
+  jvp and the other way round), differentiable any number of times.
+- A backward that builds its result from `grad` with operators only (``grad, -grad``) may
+  set ``backward_graph = backward``.
+
+A saved array computed *from* the inputs (batch norm's normalized input, a fused loss's
+log-softmax) is a constant in `ctx.saved_tensors`: its backward_graph recomputes it from the
+inputs with Tensor ops, or records it as a node of the input (nn/functional.py shows both).
+A Function with neither raises a RuntimeError naming it under create_graph: never a silently
+detached gradient. A new op's double backward is tested against PyTorch with
+``assert_double_backward`` (tests/oracle/test_issue12_double_backward_oracle.py).
+
+`grad(outputs, inputs)` runs the same engine with `capture`: only the nodes that lead to an
+input run, and the gradient reaching each input's node is returned instead of accumulated.
+`Function.grad_fn_name` is the name PyTorch prints for the node
+(``MulBackward0``); it may be a staticmethod of ctx where PyTorch's depends on the arguments.
 """
 
 from __future__ import annotations
@@ -108,16 +144,31 @@ class Context:
         self.saved_arrays: tuple = ()
         self.needs_input_grad: tuple = ()  # per forward argument; all False when not recording
         self._saved_versions: list = []
+        self._saved_owners: tuple = ()  # per saved array: input position, -1 output, None other
+        self._node = None  # set by the engine for a differentiable backward (create_graph)
 
     def save_for_backward(self, *arrays) -> None:
         self.saved_arrays = arrays
+
+    @property
+    def saved_tensors(self) -> tuple:
+        """The saved arrays as Tensors for a differentiable backward (`backward_graph`): an
+        input's array is that input, linked to its place in the graph; the output's array is
+        the output, linked to this node; any other array is a constant."""
+        node = self._node
+        if node is None:
+            raise RuntimeError("ctx.saved_tensors is for backward_graph (create_graph=True); "
+                               "backward reads ctx.saved_arrays")
+        return tuple(None if array is None else node.tensor_of(array, owner)
+                     for array, owner in zip(self.saved_arrays, self._saved_owners,
+                                             strict=True))
 
 
 class Node:
     """One recorded op: its backward function, its context and edges to its inputs' nodes."""
 
     __slots__ = ("function", "ctx", "next_nodes", "input_meta", "positions", "retained",
-                 "freed", "grad_hooks", "__weakref__")
+                 "freed", "grad_hooks", "_name", "__weakref__")
 
     def __init__(self, function, ctx, next_nodes, input_meta, positions=()):
         self.function = function
@@ -128,12 +179,79 @@ class Node:
         self.retained = None  # a tensor whose .grad should be kept (retain_grad)
         self.freed = False
         self.grad_hooks = None  # {id: hook} on the gradient arriving here (Tensor.register_hook)
+        self._name = None  # PyTorch's name, fixed when it depends on ctx and ctx is freed
 
     def name(self) -> str:
-        return f"{self.function.__name__}Backward"
+        """The name PyTorch gives this node (``MulBackward0``): `Function.grad_fn_name`."""
+        if self._name is not None:
+            return self._name
+        name = getattr(self.function, "grad_fn_name", None)
+        if name is None:
+            return f"{self.function.__name__.lstrip('_')}Backward0"
+        return name if isinstance(name, str) else name(self.ctx)
+
+    @property
+    def next_functions(self) -> tuple:
+        """((node, 0), ...) per tensor input of PyTorch's op, (None, 0) where no gradient is
+        wanted (a constant, a Python number, a missing bias), as PyTorch's."""
+        count = self.function.tensor_arguments
+        if count is None:
+            return tuple((child, 0) for child in self.next_nodes)
+        by_position = dict(zip(self.positions, self.next_nodes, strict=True))
+        return tuple((by_position.get(i), 0) for i in range(count))
 
     def __repr__(self) -> str:
-        return f"<{self.name()}>"
+        return f"<{self.name()} object at {hex(id(self))}>"
+
+    def tensor_of(self, array, owner):
+        """`array` as a Tensor of the graph: input `owner` (a position among the tensor
+        inputs), the output (-1), or a constant (None)."""
+        Tensor, _wrap = _tensor_types()
+        if owner is None:
+            return _wrap(array)
+        if owner == -1:
+            return _wrap(array, grad_fn=self)
+        # the saved values, flowing into the input's node (a leaf's AccumulateGrad too);
+        # None: an input that wants no gradient, a constant
+        return _wrap(array, grad_fn=self.next_nodes[owner])
+
+    def apply_graph(self, grad):
+        """The differentiable backward (create_graph): Tensors in, Tensors (or None) out,
+        one per tensor input."""
+        if self.freed:
+            self.apply(None)  # raises the freed-graph error
+        _check_versions(self)
+        if self.function.backward_graph is not None:
+            self.ctx._node = self  # for ctx.saved_tensors
+            try:
+                grads = self.function.backward_graph(self.ctx, grad)
+            finally:
+                self.ctx._node = None
+            if not isinstance(grads, tuple):
+                grads = (grads,)
+            return tuple(grads[p] if p < len(grads) else None for p in self.positions)
+        if self.function.jvp is not None:
+            return self._linear_map_backward(grad)
+        raise RuntimeError(
+            f"{self.name()} ({self.function.__name__}) is not twice differentiable in corrnet: "
+            "its gradient cannot be computed with create_graph=True")
+
+    def _linear_map_backward(self, grad):
+        """backward as a LinearMap of grad, with jvp as its adjoint (see the top): for an
+        op with one input that wants a gradient."""
+        wanted = [i for i, child in enumerate(self.next_nodes) if child is not None]
+        if len(wanted) != 1:
+            raise RuntimeError(f"{self.function.__name__}: jvp serves ops with one input that "
+                               "wants a gradient; write backward_graph for more")
+        ctx, function, position = self.ctx, self.function, self.positions[wanted[0]]
+
+        def backward(g):  # that input's gradient, an array
+            grads = function.backward(ctx, g)
+            return grads[position] if isinstance(grads, tuple) else grads
+
+        grad_input = LinearMap.apply(grad, backward, lambda v: function.jvp(ctx, v),
+                                     _backward_name(self.name()))
+        return tuple(grad_input if p == position else None for p in self.positions)
 
     def apply(self, grad_output):
         if self.freed:
@@ -162,6 +280,8 @@ class Node:
         return handle
 
     def free(self) -> None:
+        if not isinstance(getattr(self.function, "grad_fn_name", ""), str):
+            self._name = self.name()  # the name read ctx: keep it
         self.ctx = None
         self.freed = True
 
@@ -176,7 +296,15 @@ class AccumulateGrad(Node):
         self.tensor = tensor
 
     def name(self) -> str:
-        return "AccumulateGrad"
+        return "torch::autograd::AccumulateGrad"  # PyTorch's name() (its repr: AccumulateGrad)
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+    @property
+    def variable(self):
+        """The leaf tensor whose .grad this node accumulates (as PyTorch's)."""
+        return self.tensor
 
 
 def _check_versions(node: Node) -> None:
@@ -191,7 +319,13 @@ def _check_versions(node: Node) -> None:
 
 
 class Function:
-    """A differentiable op: subclass it with static `forward` and `backward` on arrays."""
+    """A differentiable op: subclass it with static `forward` and `backward` on arrays
+    (and, to be twice differentiable, `backward_graph` on Tensors or `jvp` on arrays)."""
+
+    grad_fn_name = None  # PyTorch's node name; None: the class name + "Backward0"
+    tensor_arguments = None  # how many leading arguments PyTorch's op takes as tensors
+    backward_graph = None  # (ctx, grad Tensor) -> Tensors: the backward under create_graph
+    jvp = None  # (ctx, v array) -> array: the forward derivative of a linear-in-grad backward
 
     @staticmethod
     def forward(ctx, *args):
@@ -236,13 +370,44 @@ class Function:
         out = _wrap(out_array, grad_fn=node)
         # Remember the version of every saved array that belongs to an input or the output,
         # so that backward can refuse to use one modified in place since.
-        owners = {id(t._data): t for t in tensors}
-        owners[id(out_array)] = out
+        owners = {id(t._data): (i, t) for i, t in enumerate(tensors)}
+        owners[id(out_array)] = (-1, out)
+        saved_owners = []
         for saved in ctx.saved_arrays:
-            owner = owners.get(id(saved))
+            index, owner = owners.get(id(saved), (None, None))
+            saved_owners.append(index)
             if owner is not None:
                 ctx._saved_versions.append((owner._version, owner._version[0], saved.shape))
+        ctx._saved_owners = tuple(saved_owners)
         return out
+
+
+class LinearMap(Function):
+    """``apply(x)`` for a linear map given with its adjoint (arrays to arrays): the
+    differentiable backward of an op whose gradient is linear in `grad` (see the top). Its
+    backward is the adjoint, and its own differentiable backward is a LinearMap again."""
+
+    @staticmethod
+    def forward(ctx, x, apply, adjoint, name="LinearMapBackward0"):
+        ctx.apply, ctx.adjoint, ctx.name = apply, adjoint, name  # name: as PyTorch's nodes
+        return np.asarray(apply(x))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.adjoint(grad)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return LinearMap.apply(grad, ctx.adjoint, ctx.apply, _backward_name(ctx.name))
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return ctx.name
+
+
+def _backward_name(name: str) -> str:
+    """The node name of the backward of `name`: MaxPool2DWithIndicesBackwardBackward0."""
+    return name.removesuffix("0") + "Backward0"
 
 
 @functools.cache
@@ -265,10 +430,21 @@ def sum_to_shape(grad: np.ndarray, shape: tuple) -> np.ndarray:
     return grad.reshape(shape)
 
 
-def _run_grad_hooks(node: Node, grad: np.ndarray) -> np.ndarray:
-    """Pass the gradient arriving at `node` through its tensor hooks, in registration order;
-    a hook returning a tensor replaces the gradient (of the same shape)."""
+def _run_grad_hooks(node: Node, grad):
+    """Pass the gradient arriving at `node` (an array, or a Tensor with create_graph) through
+    its tensor hooks, in registration order; a hook returning a tensor replaces the gradient
+    (of the same shape)."""
     Tensor, _wrap = _tensor_types()
+    if isinstance(grad, Tensor):
+        for hook in list(node.grad_hooks.values()):
+            result = hook(grad)
+            if result is not None:
+                if not isinstance(result, Tensor) or tuple(result.shape) != tuple(grad.shape):
+                    raise RuntimeError(f"hook '{getattr(hook, '__name__', hook)}' returned "
+                                       f"{type(result).__name__}, not a Tensor of shape "
+                                       f"{list(grad.shape)}")
+                grad = result
+        return grad
     for hook in list(node.grad_hooks.values()):
         result = hook(_wrap(grad))
         if result is None:
@@ -284,8 +460,61 @@ def _run_grad_hooks(node: Node, grad: np.ndarray) -> np.ndarray:
     return grad
 
 
-def run_backward(roots, retain_graph: bool) -> None:
-    """Propagate gradients from `roots`, a list of (node, gradient array) pairs, to the leaves."""
+def _sum_to_shape_graph(grad, shape: tuple):
+    """`sum_to_shape` for a Tensor gradient (create_graph): with recorded ops."""
+    if tuple(grad.shape) == tuple(shape):
+        return grad
+    extra = grad.dim() - len(shape)
+    axes = tuple(range(extra)) + tuple(extra + i for i, n in enumerate(shape)
+                                       if n == 1 and grad.shape[extra + i] != 1)
+    if axes:  # one reduction, as `sum_to_shape`
+        grad = grad.sum(dim=axes)
+    return grad.reshape(tuple(shape))
+
+
+def _as_graph_grad(grad, shape: tuple, dtype):
+    """A gradient from a differentiable backward, summed to `shape` and cast to `dtype`."""
+    Tensor, _wrap = _tensor_types()
+    if not isinstance(grad, Tensor):  # a constant (an array of zeros, say)
+        grad = _wrap(np.asarray(grad))
+    grad = _sum_to_shape_graph(grad, shape)
+    if grad._data.dtype != dtype:
+        from .backend import from_numpy_dtype
+
+        grad = grad.to(from_numpy_dtype(dtype))
+    return grad
+
+
+def _needed_nodes(roots, capture) -> set:
+    """The nodes whose backward leads to a captured node (the others need not run)."""
+    order, stack, seen = [], [(node, False) for node, _ in roots], set()
+    while stack:  # iterative depth-first post-order: children before their parents
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        stack.extend((child, False) for child in node.next_nodes
+                     if child is not None and child not in seen)
+    needed, runs = set(), set()
+    for node in order:
+        if any(child in needed for child in node.next_nodes):
+            runs.add(node)
+        if node in capture or node in runs:
+            needed.add(node)
+    return runs
+
+
+def run_backward(roots, retain_graph: bool, create_graph: bool = False, capture=None):
+    """Propagate gradients from `roots`, a list of (node, gradient) pairs, to the leaves.
+
+    The gradients are arrays, or Tensors with `create_graph` (the backward is then recorded:
+    see the top). With `capture` (a dict node -> slot, `grad`'s inputs) nothing is
+    accumulated into ``.grad``: the total gradient reaching each captured node is returned
+    in its slot (None where none arrives), and only nodes that lead to one are run."""
     # 1. Count, for every node reachable from the roots, how many edges lead into it.
     dependencies: dict[Node, int] = {}
     stack = [node for node, _ in roots]
@@ -299,38 +528,167 @@ def run_backward(roots, retain_graph: bool) -> None:
             if child not in seen:
                 seen.add(child)
                 stack.append(child)
+    runs = None if capture is None else _needed_nodes(roots, capture)
+    captured = [None] * (0 if capture is None else len(capture))
 
     # 2. Process a node once all gradients flowing into it have arrived (Kahn's algorithm).
-    pending: dict[Node, np.ndarray] = {}
+    pending: dict = {}
     for node, grad in roots:
         pending[node] = grad if node not in pending else pending[node] + grad
     ready = [node for node in pending if dependencies.get(node, 0) == 0]
-    while ready:
-        node = ready.pop()
-        grad = pending.pop(node, None)
-        if node.grad_hooks and grad is not None:  # Tensor.register_hook, module hooks
-            grad = _run_grad_hooks(node, grad)
-        if isinstance(node, AccumulateGrad):
-            if grad is not None:
-                node.tensor._accumulate_grad(grad)
-            continue
-        if node.retained is not None and grad is not None:
-            node.retained._accumulate_grad(grad)
-        if grad is None:
-            input_grads = (None,) * len(node.next_nodes)
-        else:
-            input_grads = node.apply(grad)
-            if not retain_graph:
-                node.free()
-        for child, child_grad, (shape, dtype) in zip(
-            node.next_nodes, input_grads, node.input_meta, strict=True
-        ):
-            if child is None:
+    with set_grad_enabled(create_graph):  # the backward is recorded only with create_graph
+        while ready:
+            node = ready.pop()
+            grad = pending.pop(node, None)
+            if node.grad_hooks and grad is not None:  # Tensor.register_hook, module hooks
+                grad = _run_grad_hooks(node, grad)
+            if capture is not None:
+                if node in capture:
+                    captured[capture[node]] = grad
+                if node not in runs or isinstance(node, AccumulateGrad):
+                    grad = None  # nothing to propagate: no node below leads to an input
+            if isinstance(node, AccumulateGrad):
+                if grad is not None:
+                    node.tensor._accumulate_grad(grad)
                 continue
-            if child_grad is not None:
-                child_grad = sum_to_shape(np.asarray(child_grad), shape).astype(dtype, copy=False)
-                previous = pending.get(child)
-                pending[child] = child_grad if previous is None else previous + child_grad
-            dependencies[child] -= 1
-            if dependencies[child] == 0:
-                ready.append(child)
+            if node.retained is not None and grad is not None:
+                node.retained._accumulate_grad(grad)
+            if grad is None:
+                input_grads = (None,) * len(node.next_nodes)
+            else:
+                input_grads = node.apply_graph(grad) if create_graph else node.apply(grad)
+                if not retain_graph:
+                    node.free()
+            for child, child_grad, (shape, dtype) in zip(
+                node.next_nodes, input_grads, node.input_meta, strict=True
+            ):
+                if child is None:
+                    continue
+                if child_grad is not None:
+                    if create_graph:
+                        child_grad = _as_graph_grad(child_grad, shape, dtype)
+                    else:
+                        child_grad = sum_to_shape(np.asarray(child_grad), shape).astype(
+                            dtype, copy=False)
+                    previous = pending.get(child)
+                    pending[child] = child_grad if previous is None else previous + child_grad
+                dependencies[child] -= 1
+                if dependencies[child] == 0:
+                    ready.append(child)
+    return captured
+
+
+def _as_tuple(value, name: str) -> tuple:
+    Tensor, _ = _tensor_types()
+    if isinstance(value, Tensor):
+        return (value,)
+    if isinstance(value, (tuple, list)) and all(isinstance(v, Tensor) for v in value):
+        return tuple(value)
+    raise TypeError(f"{name} must be a Tensor or a sequence of Tensors, got "
+                    f"{type(value).__name__}")
+
+
+def _roots(outputs: tuple, grad_outputs, create_graph: bool) -> list:
+    """(node, initial gradient) per output: ones for a one-element output without one."""
+    Tensor, _wrap = _tensor_types()
+    if grad_outputs is None:
+        grad_outputs = (None,) * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = (grad_outputs,)
+    else:
+        grad_outputs = tuple(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad requires one gradient per output: got {len(grad_outputs)} "
+                           f"grad_outputs for {len(outputs)} outputs")
+    roots = []
+    for i, (out, grad) in enumerate(zip(outputs, grad_outputs, strict=True)):
+        node = out._grad_node()
+        if node is None:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not "
+                               "have a grad_fn")
+        if grad is None:
+            if out._data.size != 1:
+                raise RuntimeError(f"grad can be implicitly created only for scalar outputs: "
+                                   f"output {i} has shape {tuple(out.shape)}; pass a "
+                                   "gradient of that shape in grad_outputs")
+            grad = _wrap(np.ones(out._data.shape, dtype=out._data.dtype))
+        elif not isinstance(grad, Tensor):
+            raise TypeError(f"grad_outputs[{i}] must be a Tensor or None, got "
+                            f"{type(grad).__name__}")
+        elif tuple(grad.shape) != tuple(out.shape):
+            raise RuntimeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
+                               f"{tuple(grad.shape)} and output[{i}] has a shape of "
+                               f"{tuple(out.shape)}.")
+        elif grad._data.dtype != out._data.dtype:
+            grad = grad.to(out.dtype) if create_graph else _wrap(
+                grad._data.astype(out._data.dtype))
+        roots.append((node, grad if create_graph else grad._data))
+    return roots
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """The gradients of `outputs` with respect to `inputs`, returned (a tuple, one per input)
+    rather than accumulated into ``.grad``, as ``torch.autograd.grad``. With
+    ``create_graph=True`` they are recorded, so that they can be differentiated again
+    (gradient penalties, Hessian-vector products); `retain_graph` defaults to it.
+
+    >>> x = corrnet.tensor(3., requires_grad=True)
+    >>> (dx,) = corrnet.autograd.grad(x ** 3, x, create_graph=True)
+    >>> dx, corrnet.autograd.grad(dx, x)[0]
+    (tensor(27., grad_fn=<MulBackward0>), tensor(18.))
+    """
+    Tensor, _wrap = _tensor_types()
+    if is_grads_batched:
+        raise NotImplementedError("grad(is_grads_batched=True)")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when "
+                         "materialize_grads=True, but got: allow_unused=False.")
+    allow_unused = materialize_grads if allow_unused is None else allow_unused
+    outputs, inputs = _as_tuple(outputs, "outputs"), _as_tuple(inputs, "inputs")
+    if not inputs:
+        raise RuntimeError("grad requires non-empty inputs.")
+    capture = {}
+    for i, t in enumerate(inputs):
+        node = t._grad_node()
+        if node is None:
+            raise RuntimeError(f"One of the differentiated Tensors does not require grad "
+                               f"(input {i}, of shape {tuple(t.shape)})")
+        capture.setdefault(node, i)
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    captured = run_backward(_roots(outputs, grad_outputs, create_graph), bool(retain_graph),
+                            create_graph=create_graph, capture=capture)
+    results = []
+    for i, t in enumerate(inputs):
+        g = captured[capture[t._grad_node()]]
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError("One of the differentiated Tensors appears to not have been "
+                                   "used in the graph. Set allow_unused=True if this is the "
+                                   f"desired behavior (input {i}, of shape {tuple(t.shape)}).")
+            if materialize_grads:
+                g = np.zeros(t._data.shape, dtype=t._data.dtype)
+        if g is None or isinstance(g, Tensor):
+            results.append(g)
+        else:  # an array of the fast path: a fresh tensor of the input's shape
+            results.append(_wrap(np.array(np.broadcast_to(g, t._data.shape))))
+    return tuple(results)
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False,
+             grad_variables=None, inputs=None):
+    """Accumulate the gradients of `tensors` into the leaves' ``.grad`` (with
+    `grad_tensors` as the gradients of non-scalar ones), as ``torch.autograd.backward``.
+
+    >>> x = corrnet.tensor([1., 2.], requires_grad=True)
+    >>> corrnet.autograd.backward([(x * x).sum()])
+    >>> x.grad
+    tensor([2., 4.])
+    """
+    if inputs is not None:
+        raise NotImplementedError("backward(inputs=...)")
+    grad_tensors = grad_variables if grad_tensors is None else grad_tensors
+    tensors = _as_tuple(tensors, "tensors")
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    run_backward(_roots(tensors, grad_tensors, create_graph), bool(retain_graph),
+                 create_graph=create_graph)

@@ -156,6 +156,15 @@ class _Pad(Function):
     def backward(ctx, grad):
         return pad_array_backward(grad, ctx.x_shape, ctx.pads, ctx.mode)
 
+    @staticmethod
+    def jvp(ctx, v):  # padding is linear in x (constant mode: with zeros)
+        return pad_array(v, ctx.pads, ctx.mode, 0)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return {"constant": "ConstantPadNdBackward0", "reflect": "ReflectionPad2DBackward0",
+                "replicate": "ReplicationPad2DBackward0"}.get(ctx.mode, "PadBackward0")
+
 
 def pad(input, pad, mode="constant", value=None):
     """Pad the trailing dimensions of `input`; negative pads crop.
@@ -316,6 +325,65 @@ class _Conv2d(Function):
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # the three gradients as recorded ops: conv2d's input gradient is the transposed
+        # convolution of grad with the weight, its weight gradient the convolution of the
+        # input with grad (_ConvWeightGrad), its bias gradient a sum
+        x, weight = _saved_inputs(ctx, "ConvolutionBackward0")
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        return (
+            _ConvTranspose2d.apply(grad, weight, None, ctx.window, ctx.groups, tuple(x.shape))
+            if needs_x else None,
+            _ConvWeightGrad.apply(grad, x, tuple(weight.shape), ctx.window, ctx.groups)
+            if needs_weight else None,
+            grad.sum(dim=(0, 2, 3)) if needs_bias else None)
+
+    grad_fn_name = "ConvolutionBackward0"
+    tensor_arguments = 3  # input, weight, bias
+
+
+def _saved_inputs(ctx, name: str):
+    """A convolution's saved (x, weight) as Tensors of the graph (create_graph); float16,
+    computed on float32 copies, is not twice differentiable here."""
+    if ctx.saved_arrays[0].dtype == np.float16 or None in ctx._saved_owners:
+        raise RuntimeError(f"{name} of float16 tensors is not twice differentiable in corrnet "
+                           "(create_graph=True); use float32 or float64")
+    return ctx.saved_tensors
+
+
+class _ConvWeightGrad(Function):
+    """conv2d's weight gradient as an op of (grad, x), for a differentiable backward: both
+    arguments enter linearly, so its gradients are a convolution and a transposed one."""
+
+    @_in_float32
+    def forward(ctx, grad, x, weight_shape, window, groups):
+        ctx.save_for_backward(grad, x)
+        ctx.window, ctx.groups, ctx.weight_shape = window, groups, weight_shape
+        return plan.conv_pass("grad_weight", x.shape, weight_shape, window, groups, x.dtype,
+                              grad, x, weight_shape, window, groups)
+
+    @_in_float32
+    def backward(ctx, grad_weight):
+        grad, x = ctx.saved_arrays
+        problem = (x.shape, ctx.weight_shape, ctx.window, ctx.groups, x.dtype)
+        needs_grad, needs_x = (ctx.needs_input_grad + (False, False))[:2]
+        return (plan.conv_pass("forward", *problem, x, grad_weight, None, ctx.window,
+                               ctx.groups) if needs_grad else None,
+                plan.conv_pass("grad_input", *problem, grad, grad_weight, ctx.window,
+                               ctx.groups, x.shape) if needs_x else None)
+
+    @staticmethod
+    def backward_graph(ctx, grad_weight):
+        grad, x = _saved_inputs(ctx, "ConvolutionBackwardBackward0")
+        needs_grad, needs_x = (ctx.needs_input_grad + (False, False))[:2]
+        return (_Conv2d.apply(x, grad_weight, None, ctx.window, ctx.groups)
+                if needs_grad else None,
+                _ConvTranspose2d.apply(grad, grad_weight, None, ctx.window, ctx.groups,
+                                       tuple(x.shape)) if needs_x else None)
+
+    grad_fn_name = "ConvolutionBackwardBackward0"
+
 
 class _Empty(Function):
     """An output of zeros of the given shape that depends on its inputs, whose gradients are
@@ -335,6 +403,12 @@ class _Empty(Function):
         if ctx.bias_only and grads[2] is not None:
             grads[2] = grad.sum(axis=(0, 2, 3))
         return tuple(grads)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return tuple(None if a is None else _wrap(np.zeros_like(a)) for a in ctx.arrays)
+
+    grad_fn_name = "ConvolutionBackward0"
 
 
 class _ConvTranspose2d(Function):
@@ -370,6 +444,19 @@ class _ConvTranspose2d(Function):
         if needs_bias:
             grad_bias = conv_kernels.conv2d_grad_bias(grad)
         return grad_x, grad_weight, grad_bias
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # the adjoint's gradients: a convolution of grad with the weight, and the weight
+        # gradient of the convolution from grad (its input) to x (its output gradient)
+        x, weight = _saved_inputs(ctx, "ConvolutionBackward0")
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        return (_Conv2d.apply(grad, weight, None, ctx.window, ctx.groups) if needs_x else None,
+                _ConvWeightGrad.apply(x, grad, tuple(weight.shape), ctx.window, ctx.groups)
+                if needs_weight else None,
+                grad.sum(dim=(0, 2, 3)) if needs_bias else None)
+
+    grad_fn_name = "ConvolutionBackward0"
 
 
 def _half_conv_transpose(x, weight, window: Window2d, groups: int, out_shape) -> np.ndarray:
@@ -711,6 +798,12 @@ class _Unfold(Function):
     def backward(ctx, grad):
         return conv_kernels.fold(grad, ctx.window, ctx.x_shape)
 
+    @staticmethod
+    def jvp(ctx, v):
+        return conv_kernels.unfold(v, ctx.window)
+
+    grad_fn_name = "Im2ColBackward0"
+
 
 class _Fold(Function):
     @staticmethod
@@ -721,6 +814,12 @@ class _Fold(Function):
     @staticmethod
     def backward(ctx, grad):
         return conv_kernels.unfold(grad, ctx.window)
+
+    @staticmethod
+    def jvp(ctx, v):
+        return conv_kernels.fold(v, ctx.window, ctx.out_shape)
+
+    grad_fn_name = "Col2ImBackward0"
 
 
 def _window_args(op, kernel_size, dilation, padding, stride):
@@ -908,6 +1007,21 @@ class _MaxPool2d(Function):
     def backward(ctx, grad):
         return pool_kernels.max_pool2d_backward(grad, ctx.winner, ctx.window, ctx.x_shape)
 
+    @staticmethod
+    def jvp(ctx, v):  # each output takes its winner's value
+        indices = pool_kernels.max_pool2d_indices(ctx.winner, ctx.window)
+        return _gather_planes(v, indices)
+
+    grad_fn_name = "MaxPool2DWithIndicesBackward0"
+
+
+def _gather_planes(v: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """v (N, C, H, W) at flat plane indices (N, C, H_out, W_out): the adjoint of
+    `pool_kernels.scatter_to_indices`."""
+    n, c = indices.shape[:2]
+    flat = v.reshape(n, c, -1)
+    return np.take_along_axis(flat, indices.reshape(n, c, -1), 2).reshape(indices.shape)
+
 
 def _check_pool_input(op, input, dims) -> None:
     """As PyTorch's pools: only the batch of a batched input may be empty."""
@@ -988,6 +1102,12 @@ class _AvgPool2d(Function):
     def backward(ctx, grad):
         return pool_kernels.avg_pool2d_backward(grad, ctx.divisor, ctx.window, ctx.x_shape)
 
+    @staticmethod
+    def jvp(ctx, v):
+        return pool_kernels.avg_pool2d_forward(v, ctx.window, ctx.divisor)
+
+    grad_fn_name = "AvgPool2DBackward0"
+
 
 def _avg_pool(op, dims, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
@@ -1049,7 +1169,7 @@ def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 class _MaxUnpool(Function):
     @staticmethod
     def forward(ctx, x, indices, out_size):
-        ctx.indices = indices
+        ctx.indices, ctx.out_size = indices, out_size
         return pool_kernels.max_unpool_forward(x, indices, out_size)
 
     @staticmethod
@@ -1060,6 +1180,12 @@ class _MaxUnpool(Function):
                                f"of bounds for the empty output planes of shape "
                                f"{tuple(grad.shape)}")
         return pool_kernels.max_unpool_backward(grad, ctx.indices), None
+
+    @staticmethod
+    def jvp(ctx, v):
+        return pool_kernels.max_unpool_forward(v, ctx.indices, ctx.out_size)
+
+    grad_fn_name = "MaxUnpool2DBackward0"
 
 
 def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_size):
@@ -1192,13 +1318,19 @@ def _check_adaptive_grad(op: str, grad) -> None:
 class _AdaptiveAvgPool2d(Function):
     @staticmethod
     def forward(ctx, x, out_height, out_width):
-        ctx.x_shape = x.shape
+        ctx.x_shape, ctx.out_size = x.shape, (out_height, out_width)
         return pool_kernels.adaptive_avg_pool2d_forward(x, out_height, out_width)
 
     @staticmethod
     def backward(ctx, grad):
         _check_adaptive_grad("adaptive_avg_pool2d", grad)
         return pool_kernels.adaptive_avg_pool2d_backward(grad, ctx.x_shape)
+
+    @staticmethod
+    def jvp(ctx, v):
+        return pool_kernels.adaptive_avg_pool2d_forward(v, *ctx.out_size)
+
+    grad_fn_name = "AdaptiveAvgPool2DBackward0"
 
 
 class _AdaptiveMaxPool2d(Function):
@@ -1213,6 +1345,12 @@ class _AdaptiveMaxPool2d(Function):
     def backward(ctx, grad):
         _check_adaptive_grad("adaptive_max_pool2d", grad)
         return pool_kernels.scatter_to_indices(grad, ctx.indices, ctx.x_shape)
+
+    @staticmethod
+    def jvp(ctx, v):
+        return _gather_planes(v, ctx.indices)
+
+    grad_fn_name = "AdaptiveMaxPool2DBackward0"
 
 
 def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
@@ -1303,6 +1441,10 @@ class _Turn180(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad[::-1, ::-1]
+
+    @staticmethod
+    def jvp(ctx, v):
+        return v[::-1, ::-1].copy()
 
 
 def _filter2d(op, X, K, mode, boundary, fillvalue, flip):

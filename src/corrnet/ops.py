@@ -1,7 +1,10 @@
 """The differentiable tensor ops: each a `Function` on NumPy arrays (see autograd.py).
 
 Backward methods may return gradients in the broadcast shape of the output; the autograd
-engine sums them back to each input's shape and dtype.
+engine sums them back to each input's shape and dtype. To be twice differentiable
+(``create_graph=True``) an op also defines `backward_graph` (its backward on Tensors) or, for
+a backward linear in grad, `jvp` (its adjoint): see the top of autograd.py. `grad_fn_name` is
+the node's name as PyTorch prints it.
 """
 
 from __future__ import annotations
@@ -13,12 +16,27 @@ import numpy as np
 from .autograd import Function
 from .kernels import activation
 
+
+def _const(array):
+    """An array as a Tensor outside the graph (a constant of a differentiable backward)."""
+    from .tensor import _wrap
+
+    return _wrap(np.asarray(array))
+
+
+def _where(condition: np.ndarray, a, b):
+    """``where(condition, a, b)`` recorded (either operand may be a Tensor or an array)."""
+    return Where.apply(condition, a, b)
+
 # ---------------------------------------------------------------------------------------------
 # Elementwise arithmetic
 # ---------------------------------------------------------------------------------------------
 
 
 class Add(Function):
+    tensor_arguments = 2
+    grad_fn_name = "AddBackward0"
+
     @staticmethod
     def forward(ctx, a, b):
         return np.add(a, b)
@@ -27,8 +45,12 @@ class Add(Function):
     def backward(ctx, grad):
         return grad, grad
 
+    backward_graph = backward
+
 
 class Sub(Function):
+    tensor_arguments = 2
+
     @staticmethod
     def forward(ctx, a, b):
         return np.subtract(a, b)
@@ -37,12 +59,16 @@ class Sub(Function):
     def backward(ctx, grad):
         return grad, -grad
 
+    backward_graph = backward
+
 
 def _needs(ctx, index: int) -> bool:
     return len(ctx.needs_input_grad) > index and ctx.needs_input_grad[index]
 
 
 class Mul(Function):
+    tensor_arguments = 2
+
     @staticmethod
     def forward(ctx, a, b):
         # save a only if b's gradient is wanted and vice versa (x * 2 keeps no copy of x)
@@ -54,8 +80,15 @@ class Mul(Function):
         a, b = ctx.saved_arrays
         return (grad * b if b is not None else None), (grad * a if a is not None else None)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.saved_tensors
+        return (grad * b if b is not None else None), (grad * a if a is not None else None)
+
 
 class Div(Function):
+    tensor_arguments = 2
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a if _needs(ctx, 1) else None, b)
@@ -68,10 +101,18 @@ class Div(Function):
         with np.errstate(divide="ignore", invalid="ignore"):
             return grad / b, (-grad * a / (b * b) if a is not None else None)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.saved_tensors
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad / b, (-grad * a / (b * b) if a is not None else None)
+
 
 class Pow(Function):
     """``a ** b``; `bool_exponent` says `b` was a bool tensor, whose derivative PyTorch
     refuses (it subtracts 1 from the exponent)."""
+
+    tensor_arguments = 2
 
     @staticmethod
     def forward(ctx, a, b, bool_exponent=False):
@@ -100,6 +141,27 @@ class Pow(Function):
                 grad_b = grad * np.where((a == 0) & (b >= 0), 0, out * np.log(a))
         return grad_a, grad_b
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b, out = ctx.saved_tensors
+        a_array, b_array = ctx.saved_arrays[:2]
+        if ctx.bool_exponent and _needs(ctx, 0):
+            Pow.backward(ctx, grad._data)  # raises PyTorch's error
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zero = np.zeros((), dtype=grad._data.dtype)
+            grad_a = grad * b * a ** (b - 1)
+            if np.any(b_array == 0):  # d/da a**0 is 0, even at a == 0
+                grad_a = _where(np.broadcast_to(b_array == 0, grad_a.shape), zero, grad_a)
+            grad_b = None
+            if _needs(ctx, 1):
+                undefined = np.broadcast_to((a_array == 0) & (b_array >= 0), grad.shape)
+                grad_b = grad * _where(undefined, zero, out * a.log())
+        return grad_a, grad_b
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return "PowBackward1" if _needs(ctx, 1) else "PowBackward0"
+
 
 def _int_power(a, b):
     """Integer ``a ** b`` with some negative exponents, as PyTorch computes it: 1 / a**|b|
@@ -118,6 +180,8 @@ class Remainder(Function):
     ``2 % x`` (a Python number divided by a tensor) is ``remainder(Scalar, Tensor)`` in
     PyTorch, which has no derivative: `scalar_dividend` makes its backward refuse as
     PyTorch's does."""
+
+    tensor_arguments = 2
 
     @staticmethod
     def forward(ctx, a, b, scalar_dividend=False):
@@ -138,6 +202,17 @@ class Remainder(Function):
                 grad_b = -grad * np.floor_divide(a, b)
         return grad, grad_b
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        if ctx.scalar_dividend:
+            raise not_implemented("remainder")
+        grad_b = None
+        if _needs(ctx, 1):
+            a, b = ctx.saved_arrays
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad_b = -grad * _const(np.floor_divide(a, b))
+        return grad, grad_b
+
 
 class FloorDivide(Function):
     """``a // b`` (rounding toward minus infinity). PyTorch defines no derivative for it: the
@@ -151,6 +226,8 @@ class FloorDivide(Function):
     @staticmethod
     def backward(ctx, grad):
         raise not_implemented("floor_divide")
+
+    backward_graph = backward
 
 
 def not_implemented(aten_name: str) -> RuntimeError:
@@ -167,6 +244,8 @@ class Neg(Function):
     def backward(ctx, grad):
         return -grad
 
+    backward_graph = backward
+
 
 class Abs(Function):
     @staticmethod
@@ -178,6 +257,8 @@ class Abs(Function):
     def backward(ctx, grad):
         (a,) = ctx.saved_arrays
         return grad * np.sign(a)
+
+    jvp = backward  # sign(a) is constant where abs is differentiable
 
 
 class Exp(Function):
@@ -193,6 +274,11 @@ class Exp(Function):
         (out,) = ctx.saved_arrays
         return grad * out
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out
+
 
 class Log(Function):
     @staticmethod
@@ -204,6 +290,12 @@ class Log(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved_arrays
+        with np.errstate(divide="ignore"):
+            return grad / a
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.saved_tensors
         with np.errstate(divide="ignore"):
             return grad / a
 
@@ -222,6 +314,12 @@ class Sqrt(Function):
         with np.errstate(divide="ignore"):
             return grad / (2 * out)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (out,) = ctx.saved_tensors
+        with np.errstate(divide="ignore"):
+            return grad / (2 * out)
+
 
 class Sigmoid(Function):
     @staticmethod
@@ -237,6 +335,11 @@ class Sigmoid(Function):
             return activation.sigmoid_backward(out.reshape(1), grad.reshape(1)).reshape(())
         return activation.sigmoid_backward(out, grad)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad * out * (1 - out)
+
 
 class Tanh(Function):
     @staticmethod
@@ -248,6 +351,11 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
+        return grad * (1 - out * out)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (out,) = ctx.saved_tensors
         return grad * (1 - out * out)
 
 
@@ -264,6 +372,8 @@ class Relu(Function):
         # input passes its gradient on; an inf gradient at out = 0 gives 0, not NaN)
         (out,) = ctx.saved_arrays
         return np.where(out <= 0, np.zeros((), dtype=grad.dtype), grad)
+
+    jvp = backward  # the mask is constant where relu is differentiable
 
 
 class Clamp(Function):
@@ -290,10 +400,18 @@ class Clamp(Function):
             inside &= a <= ctx.high
         return grad * inside
 
+    jvp = backward
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return "ClampBackward1"
+
 
 class Extremum(Function):
     """Elementwise maximum (or minimum); at ties each input gets half the gradient (as
     PyTorch)."""
+
+    tensor_arguments = 2
 
     @staticmethod
     def forward(ctx, a, b, use_min):
@@ -308,6 +426,15 @@ class Extremum(Function):
         share_a = a_wins + 0.5 * (a == b)
         return grad * share_a, grad * (1 - share_a)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        share_a, share_b = Extremum.backward(ctx, np.ones((), dtype=grad._data.dtype))
+        return grad * _const(share_a), grad * _const(share_b)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return "MinimumBackward0" if ctx.use_min else "MaximumBackward0"
+
 
 class Where(Function):
     @staticmethod
@@ -320,9 +447,16 @@ class Where(Function):
         zero = np.zeros((), dtype=grad.dtype)
         return None, np.where(ctx.condition, grad, zero), np.where(ctx.condition, zero, grad)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        zero = np.zeros((), dtype=grad._data.dtype)
+        return None, Where.apply(ctx.condition, grad, zero), Where.apply(ctx.condition, zero, grad)
+
 
 class Cast(Function):
     """A dtype conversion; the gradient is converted back by the engine."""
+
+    grad_fn_name = "ToCopyBackward0"
 
     @staticmethod
     def forward(ctx, a, np_dtype):
@@ -331,6 +465,8 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad
+
+    backward_graph = backward
 
 
 class Overwrite(Function):
@@ -346,6 +482,10 @@ class Overwrite(Function):
     def backward(ctx, grad):
         return np.zeros(ctx.shape, dtype=grad.dtype), grad
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return _const(np.zeros(ctx.shape, dtype=grad._data.dtype)), grad
+
 
 class RandomSample(Function):
     """Samples drawn with tensor parameters (``normal(mean, std)``): the result is recorded,
@@ -360,6 +500,11 @@ class RandomSample(Function):
     def backward(ctx, grad):
         return (None, *(np.zeros(shape, dtype=grad.dtype) for shape in ctx.shapes))
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (None, *(_const(np.zeros(shape, dtype=grad._data.dtype))
+                        for shape in ctx.shapes))
+
 
 class Clone(Function):
     @staticmethod
@@ -370,6 +515,8 @@ class Clone(Function):
     def backward(ctx, grad):
         return grad
 
+    backward_graph = backward
+
 
 # ---------------------------------------------------------------------------------------------
 # Matrix products
@@ -378,6 +525,8 @@ class Clone(Function):
 
 class MatMul(Function):
     """`np.matmul` semantics (1-D operands promoted and squeezed, batch dims broadcast)."""
+
+    tensor_arguments = 2
 
     @staticmethod
     def forward(ctx, a, b):
@@ -408,6 +557,35 @@ class MatMul(Function):
             grad_b = grad_b[..., :, 0] if b.ndim == 1 else grad_b
         return grad_a, grad_b
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.saved_tensors  # the same products, recorded
+        if a.dim() == 1 and b.dim() == 1:
+            return grad * b, grad * a
+        a2 = a.unsqueeze(0) if a.dim() == 1 else a
+        b2 = b.unsqueeze(1) if b.dim() == 1 else b
+        g = grad.unsqueeze(-2) if a.dim() == 1 else grad
+        g = g.unsqueeze(-1) if b.dim() == 1 else g
+        grad_a = grad_b = None
+        if ctx.needs[0]:
+            grad_a = MatMul.apply(g, b2.transpose(-1, -2))
+            grad_a = grad_a.squeeze(-2) if a.dim() == 1 else grad_a
+        if ctx.needs[1]:
+            grad_b = MatMul.apply(a2.transpose(-1, -2), g)
+            grad_b = grad_b.squeeze(-1) if b.dim() == 1 else grad_b
+        return grad_a, grad_b
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        a, b = ctx.saved_arrays
+        if a.ndim == 1 and b.ndim == 1:
+            return "DotBackward0"
+        if a.ndim == 2 and b.ndim == 2:
+            return "MmBackward0"
+        if a.ndim == 2 and b.ndim == 1:
+            return "MvBackward0"
+        return "UnsafeViewBackward0" if a.ndim > 2 and b.ndim <= 2 else "BmmBackward0"
+
 
 # ---------------------------------------------------------------------------------------------
 # Reductions
@@ -432,6 +610,14 @@ class Sum(Function):
     def backward(ctx, grad):
         return _expand_reduced(grad, ctx.shape, ctx.axes, ctx.keepdim)
 
+    @staticmethod
+    def jvp(ctx, v):
+        return np.asarray(np.sum(v, axis=ctx.axes, keepdims=ctx.keepdim))
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return "SumBackward0" if ctx.axes is None else "SumBackward1"
+
 
 class Mean(Function):
     @staticmethod
@@ -448,6 +634,15 @@ class Mean(Function):
     def backward(ctx, grad):
         with np.errstate(invalid="ignore", divide="ignore"):  # an empty mean: count 0
             return _expand_reduced(grad / ctx.count, ctx.shape, ctx.axes, ctx.keepdim)
+
+    @staticmethod
+    def jvp(ctx, v):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(np.sum(v, axis=ctx.axes, keepdims=ctx.keepdim) / ctx.count)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return "MeanBackward0" if ctx.axes is None else "MeanBackward1"
 
 
 class Prod(Function):
@@ -490,6 +685,7 @@ class MaxAll(Function):
 
     @staticmethod
     def forward(ctx, a, use_min):
+        ctx.use_min = use_min
         out = np.asarray(a.min() if use_min else a.max())
         ctx.save_for_backward(a, out)
         return out
@@ -499,6 +695,14 @@ class MaxAll(Function):
         a, out = ctx.saved_arrays
         hits = (a == out) | (np.isnan(a) & np.isnan(out))
         return grad * hits / np.count_nonzero(hits)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return grad * _const(MaxAll.backward(ctx, np.ones((), dtype=grad._data.dtype)))
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return "MinBackward1" if ctx.use_min else "MaxBackward1"
 
 
 class MaxDim(Function):
@@ -516,6 +720,13 @@ class MaxDim(Function):
         out = np.zeros(ctx.shape, dtype=grad.dtype)
         np.put_along_axis(out, np.expand_dims(ctx.indices, ctx.axis), g, ctx.axis)
         return out
+
+    @staticmethod
+    def jvp(ctx, v):
+        picked = np.take_along_axis(v, np.expand_dims(ctx.indices, ctx.axis), ctx.axis)
+        return picked if ctx.keepdim else np.squeeze(picked, ctx.axis)
+
+    grad_fn_name = "MaxBackward0"
 
 
 class Amax(Function):
@@ -537,6 +748,21 @@ class Amax(Function):
         with np.errstate(divide="ignore", invalid="ignore"):
             share = _expand_reduced(grad / count, a.shape, ctx.axes, ctx.keepdim)
         return share * hits
+
+    @staticmethod
+    def jvp(ctx, v):
+        a, out = ctx.saved_arrays
+        hits = a == _expand_reduced(out, a.shape, ctx.axes, ctx.keepdim)
+        count = np.sum(hits, axis=ctx.axes, keepdims=ctx.keepdim)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sum(v * hits, axis=ctx.axes, keepdims=ctx.keepdim) / count
+
+
+def _expand_reduced_graph(grad, shape, axes, keepdim):
+    """`_expand_reduced` for a Tensor gradient (recorded)."""
+    if not keepdim and axes is not None:
+        grad = grad.reshape(np.expand_dims(np.empty(grad.shape, dtype=bool), axes).shape)
+    return grad.expand(tuple(shape))
 
 
 def _sgn(a):
@@ -602,6 +828,26 @@ class Norm(Function):
             scaled = _sgn(a) * np.abs(a) ** (p - 1) if p < 2 else a * np.abs(a) ** (p - 2)
             return scaled * np.where(norm == 0, 0, g / norm ** (p - 1))
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, out = ctx.saved_tensors
+        a_array, out_array = ctx.saved_arrays
+        p, axes, keepdim = ctx.p, ctx.axes, ctx.keepdim
+        g = _expand_reduced_graph(grad, a.shape, axes, keepdim)
+        if p == 1:
+            return g * _const(_sgn(a_array))
+        if p != 2:
+            raise RuntimeError(f"NormBackward1 of p={p} is not twice differentiable in corrnet "
+                               "(p=1 and p=2 are): its gradient cannot be computed with "
+                               "create_graph=True")
+        norm = _expand_reduced_graph(out, a.shape, axes, keepdim)
+        zero = np.broadcast_to(_expand_reduced(out_array, a_array.shape, axes, keepdim) == 0,
+                               a_array.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * _where(zero, np.zeros((), dtype=a_array.dtype), a / norm)
+
+    grad_fn_name = "LinalgVectorNormBackward0"
+
 
 class Variance(Function):
     """var (or, with `root`, std) over `axes` with `correction`: sum((a - mean)**2) / (n -
@@ -640,6 +886,26 @@ class Variance(Function):
             scale = float(np.float64(2.0) / dof)  # a Python float: g's dtype is kept
             return scale * g * (a - mean)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, out = ctx.saved_tensors
+        a_array, out_array = ctx.saved_arrays
+        dof = ctx.count - ctx.correction
+        if dof <= 0:
+            raise RuntimeError("the gradient of a variance with no degrees of freedom is not "
+                               "twice differentiable in corrnet (create_graph=True)")
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if ctx.root:
+                grad = _where(np.broadcast_to(out_array == 0, grad.shape),
+                              np.zeros((), dtype=grad._data.dtype), grad / (2 * out))
+            g = _expand_reduced_graph(grad, a.shape, ctx.axes, ctx.keepdim)
+            mean = a.mean(dim=ctx.axes, keepdim=True)
+            return float(np.float64(2.0) / dof) * g * (a - mean)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return "StdBackward0" if ctx.root else "VarBackward0"
+
 
 # ---------------------------------------------------------------------------------------------
 # Shape ops (their outputs are views where NumPy gives views)
@@ -648,24 +914,40 @@ class Variance(Function):
 
 class Reshape(Function):
     @staticmethod
-    def forward(ctx, a, shape):
-        ctx.shape = a.shape
+    def forward(ctx, a, shape, torch_name="ViewBackward0"):
+        ctx.shape, ctx.torch_name = a.shape, torch_name  # (the name of the PyTorch op used)
         return a.reshape(shape)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return ctx.torch_name
 
     @staticmethod
     def backward(ctx, grad):
         return grad.reshape(ctx.shape)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return grad.reshape(ctx.shape)
+
 
 class Permute(Function):
     @staticmethod
-    def forward(ctx, a, axes):
-        ctx.axes = axes
+    def forward(ctx, a, axes, torch_name="PermuteBackward0"):
+        ctx.axes, ctx.torch_name = axes, torch_name  # (the name of the PyTorch op used)
         return a.transpose(axes)
 
     @staticmethod
     def backward(ctx, grad):
         return grad.transpose(np.argsort(ctx.axes))
+
+    @staticmethod
+    def jvp(ctx, v):
+        return v.transpose(ctx.axes)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return ctx.torch_name
 
 
 class Expand(Function):
@@ -677,8 +959,12 @@ class Expand(Function):
     def backward(ctx, grad):
         return grad  # the engine sums it back to the input's shape
 
+    backward_graph = backward
+
 
 class Contiguous(Function):
+    grad_fn_name = "CloneBackward0"
+
     @staticmethod
     def forward(ctx, a):
         return np.ascontiguousarray(a)
@@ -686,6 +972,8 @@ class Contiguous(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad
+
+    backward_graph = backward
 
 
 class TorchIndex:
@@ -739,6 +1027,24 @@ class GetItem(Function):
             out[ctx.index] = grad
         return out
 
+    @staticmethod
+    def jvp(ctx, v):
+        return get_index(v, ctx.index)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        index = ctx.index
+        if isinstance(index, TorchIndex) or isinstance(index, np.ndarray):
+            return "IndexBackward0"
+        items = index if isinstance(index, tuple) else (index,)
+        if any(isinstance(i, (list, np.ndarray)) for i in items):
+            return "IndexBackward0"
+        if any(isinstance(i, (int, np.integer)) for i in items):
+            return "SelectBackward0"
+        if any(isinstance(i, slice) for i in items):
+            return "SliceBackward0"
+        return "AliasBackward0"
+
 
 class SetItem(Function):
     """``a[index] = value`` as an op: the output is `a` with the indexed part replaced.
@@ -759,6 +1065,14 @@ class SetItem(Function):
         set_index(grad_a, ctx.index, 0)
         return grad_a, get_index(grad, ctx.index)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        kept = np.ones(grad.shape, dtype=bool)
+        set_index(kept, ctx.index, False)
+        return grad * _const(kept), GetItem.apply(grad, ctx.index)
+
+    grad_fn_name = "CopySlices"
+
 
 class CopySlices(Function):
     """The base of a view after an in-place op on the view: the old base with the view's
@@ -776,6 +1090,12 @@ class CopySlices(Function):
         grad_base.reshape(-1)[ctx.positions] = 0
         return grad_base, grad.reshape(-1)[ctx.positions]
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        kept = np.ones(grad.shape, dtype=bool)
+        kept.reshape(-1)[ctx.positions] = False
+        return grad * _const(kept), GetItem.apply(grad.reshape(-1), ctx.positions)
+
 
 class ViewOfBase(Function):
     """A view re-derived from its base: the base's elements at flat `positions`."""
@@ -790,6 +1110,10 @@ class ViewOfBase(Function):
         grad_base = np.zeros(int(np.prod(ctx.base_shape)), dtype=grad.dtype)
         np.add.at(grad_base, ctx.positions.reshape(-1), grad.reshape(-1))  # expand repeats
         return grad_base.reshape(ctx.base_shape)
+
+    @staticmethod
+    def jvp(ctx, v):
+        return v.reshape(-1)[ctx.positions]
 
 
 class Repeat(Function):
@@ -807,6 +1131,10 @@ class Repeat(Function):
         split = [n for pair in zip(ctx.counts, ctx.shape, strict=True) for n in pair]
         return grad.reshape(split).sum(axis=tuple(range(0, len(split), 2)))
 
+    @staticmethod
+    def jvp(ctx, v):
+        return np.tile(v, ctx.counts)
+
 
 class Concatenate(Function):
     @staticmethod
@@ -819,6 +1147,15 @@ class Concatenate(Function):
     def backward(ctx, grad):
         return (None, *np.split(grad, ctx.splits, axis=ctx.axis))
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        bounds = [0, *ctx.splits, grad.shape[ctx.axis]]
+        before = (slice(None),) * ctx.axis
+        return (None, *(GetItem.apply(grad, (*before, slice(start, stop)))
+                        for start, stop in zip(bounds[:-1], bounds[1:], strict=True)))
+
+    grad_fn_name = "CatBackward0"
+
 
 class Stack(Function):
     @staticmethod
@@ -829,6 +1166,11 @@ class Stack(Function):
     @staticmethod
     def backward(ctx, grad):
         return (None, *np.moveaxis(grad, ctx.axis, 0))
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        before = (slice(None),) * ctx.axis
+        return (None, *(GetItem.apply(grad, (*before, i)) for i in range(grad.shape[ctx.axis])))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -865,6 +1207,11 @@ class Softmax(Function):
         # d softmax: out * (g - sum(g * out))
         return out * (grad - np.sum(grad * out, axis=ctx.axis, keepdims=True))
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return out * (grad - (grad * out).sum(dim=ctx.axis, keepdim=True))
+
 
 class LogSoftmax(Function):
     @staticmethod
@@ -879,6 +1226,11 @@ class LogSoftmax(Function):
         (out,) = ctx.saved_arrays
         # d log_softmax: g - softmax * sum(g)
         return grad - np.exp(out) * np.sum(grad, axis=ctx.axis, keepdims=True)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad - out.exp() * grad.sum(dim=ctx.axis, keepdim=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -479,6 +479,10 @@ class Tensor:
         return self._accumulator
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
+        if isinstance(grad, Tensor):  # create_graph: kept with its graph, out of place
+            # (a copy: the same gradient tensor may reach several leaves)
+            self.grad = grad.clone() if self.grad is None else self.grad + grad
+            return
         grad = np.asarray(grad, dtype=self._data.dtype)
         if grad.shape != self._data.shape:
             grad = np.broadcast_to(grad, self._data.shape)
@@ -516,10 +520,18 @@ class Tensor:
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Compute the gradient of this tensor with respect to the graph's leaves.
 
-        `gradient` is required unless the tensor holds a single element.
+        `gradient` is required unless the tensor holds a single element. With
+        ``create_graph=True`` the gradients are recorded (``.grad`` has a grad_fn) so that
+        they can be differentiated again; `retain_graph` then defaults to True.
         """
         if create_graph:
-            raise NotImplementedError("backward(create_graph=True): higher-order gradients")
+            from .autograd import backward
+
+            if inputs is not None:
+                raise NotImplementedError("backward(inputs=...)")
+            if gradient is not None and not isinstance(gradient, Tensor):
+                gradient = tensor(gradient)
+            return backward(self, gradient, retain_graph=retain_graph, create_graph=True)
         if inputs is not None:
             raise NotImplementedError("backward(inputs=...)")
         node = self._grad_node()
@@ -1446,14 +1458,20 @@ class Tensor:
         return self._view_of(ops.Permute.apply(self, axes), lambda a: a.transpose(axes))
 
     def transpose(self, dim0, dim1):
+        return self._transpose(dim0, dim1, "TransposeBackward0")
+
+    def _transpose(self, dim0, dim1, torch_name):
+        """transpose, its grad_fn named `torch_name` (t() is TBackward0 in PyTorch)."""
         if self.dim() < 2 and dim0 in (0, -1) and dim1 in (0, -1):
             shape = self.shape
-            return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
+            return self._view_of(ops.Reshape.apply(self, shape, torch_name),
+                                 lambda a: a.reshape(shape))
         axes = list(range(self.dim()))
         a, b = self._axis(dim0), self._axis(dim1)
         axes[a], axes[b] = axes[b], axes[a]
         axes = tuple(axes)
-        return self._view_of(ops.Permute.apply(self, axes), lambda a: a.transpose(axes))
+        return self._view_of(ops.Permute.apply(self, axes, torch_name),
+                             lambda a: a.transpose(axes))
 
     swapaxes = transpose
 
@@ -1461,7 +1479,7 @@ class Tensor:
         if self.dim() > 2:
             raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is "
                                f"{self.dim()}D (shape {tuple(self.shape)})")
-        return self.transpose(0, -1) if self.dim() == 2 else self
+        return self._transpose(0, -1, "TBackward0") if self.dim() == 2 else self
 
     @_numpy_names
     def squeeze(self, dim=None):
@@ -1470,7 +1488,8 @@ class Tensor:
         else:
             axes = self._axes(dim) or ()
             shape = tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1))
-        return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
+        name = "SqueezeBackward0" if dim is None else "SqueezeBackward1"
+        return self._view_of(ops.Reshape.apply(self, shape, name), lambda a: a.reshape(shape))
 
     @_numpy_names
     def unsqueeze(self, dim):
@@ -1481,7 +1500,8 @@ class Tensor:
                              f"tensor of shape {tuple(self.shape)}")
         dim %= ndim
         shape = self.shape[:dim] + (1,) + self.shape[dim:]
-        return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
+        return self._view_of(ops.Reshape.apply(self, shape, "UnsqueezeBackward0"),
+                             lambda a: a.reshape(shape))
 
     def expand(self, *sizes):
         if not sizes:

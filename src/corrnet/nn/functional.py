@@ -57,6 +57,7 @@ class Linear(Function):
         out = np.matmul(x, weight.T)  # (*, out) = (*, in) @ (in, out)
         if bias is not None:
             out += bias
+        ctx.input_dims, ctx.has_bias = x.ndim, bias is not None
         return out
 
     @staticmethod
@@ -75,6 +76,29 @@ class Linear(Function):
         if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
             grad_bias = grad  # (*, out), summed to the bias's shape by the engine
         return grad_x, grad_weight, grad_bias
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        x, weight = ctx.saved_tensors  # the same products as backward, recorded
+        grad_x = grad_weight = grad_bias = None
+        out_features = grad.shape[-1]
+        rows = int(np.prod(grad.shape[:-1], dtype=np.int64))
+        if x is not None:  # (out, in) = (out, M) @ (M, in)
+            grad_weight = grad.reshape(rows, out_features).t().matmul(
+                x.reshape(rows, x.shape[-1]))
+        if weight is not None:  # (*, in) = (*, out) @ (out, in)
+            grad_x = grad.matmul(weight)
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            grad_bias = grad
+        return grad_x, grad_weight, grad_bias
+
+    @staticmethod
+    def grad_fn_name(ctx):  # PyTorch's, by the path its linear takes
+        if ctx.input_dims == 2:
+            return "AddmmBackward0" if ctx.has_bias else "MmBackward0"
+        if ctx.input_dims == 1 and not ctx.has_bias:
+            return "SqueezeBackward4"
+        return "ViewBackward0" if ctx.has_bias else "UnsafeViewBackward0"
 
 
 def linear(input, weight, bias=None):
@@ -242,6 +266,10 @@ class NativeBatchNorm(Function):
             out += bias.reshape(shape)
         ctx.save_for_backward(xhat, invstd, weight)
         ctx.training, ctx.axes, ctx.shape = training, axes, shape
+        # (C,): what the differentiable backward needs to rebuild x from xhat
+        ctx.mean = (None if training and x.size == 0 else mean if training
+                    else running_mean.copy())
+        ctx.eps = eps
         return out
 
     @staticmethod
@@ -261,6 +289,39 @@ class NativeBatchNorm(Function):
                 grad_x *= scale.reshape(shape)
             else:
                 grad_x = grad * scale.reshape(shape)
+        return (grad_x, sum_grad_xhat if needs[1] else None, sum_grad if needs[2] else None)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # backward's formula on Tensors; xhat and invstd are functions of x (in training),
+        # so they are recomputed from x with recorded ops. x itself is rebuilt from xhat
+        # (x = xhat / invstd + mean), not saved: the fast path keeps no extra activation.
+        xhat_array, invstd_array, _ = ctx.saved_arrays
+        axes, shape, count = ctx.axes, ctx.shape, grad.numel() // max(grad.shape[1], 1)
+        if grad.numel() == 0:
+            raise RuntimeError("NativeBatchNormBackward0 of an empty batch is not twice "
+                               "differentiable in corrnet (create_graph=True)")
+        needs = ctx.needs_input_grad + (False,) * 3
+        weight = ctx.saved_tensors[2]
+        x = ctx._node.tensor_of(xhat_array / invstd_array.reshape(shape)
+                                + ctx.mean.reshape(shape).astype(xhat_array.dtype), 0)
+        if ctx.training:
+            centred = x - x.mean(dim=axes, keepdim=True)
+            invstd = ((centred * centred).mean(dim=axes, keepdim=True) + ctx.eps) ** -0.5
+        else:
+            centred = x - _wrap(ctx.mean.reshape(shape).astype(xhat_array.dtype))
+            invstd = _wrap(invstd_array.reshape(shape))
+        xhat = centred * invstd
+        sum_grad = grad.sum(dim=axes)  # (C,)
+        sum_grad_xhat = (grad * xhat).sum(dim=axes)  # (C,)
+        grad_x = None
+        if needs[0]:
+            scale = invstd if weight is None else invstd * weight.reshape(shape)
+            if ctx.training:
+                grad_x = (grad - (sum_grad / count).reshape(shape)
+                          - xhat * (sum_grad_xhat / count).reshape(shape)) * scale
+            else:
+                grad_x = grad * scale
         return (grad_x, sum_grad_xhat if needs[1] else None, sum_grad if needs[2] else None)
 
 
@@ -415,6 +476,55 @@ class NllLoss(Function):
         np.put_along_axis(grad_x, ctx.index, current - target_term, 1)
         return grad_x.astype(ctx.dtype, copy=False), None, None
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # backward's formula on Tensors: linear in grad, and a function of x only through
+        # softmax(x) = exp(logp) (from logits), logp recorded as a log_softmax of x
+        s, classes = ctx.smoothing, ctx.shape[1]
+        wshape = (1, classes) + (1,) * (len(ctx.shape) - 2)
+        zero = np.zeros((), dtype=ctx.dtype)
+        g = grad
+        if ctx.reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                g = g / _wrap(np.asarray(ctx.denom, dtype=ctx.dtype))
+        g = _where_recorded(ctx.valid, g, zero)  # (N, *d): 0 for ignored samples
+        picked = np.zeros(ctx.shape, dtype=ctx.dtype)  # one-hot of the targets
+        np.put_along_axis(picked, ctx.index, 1, 1)
+        grad_x = -_wrap(picked) * (g * _wrap(((1 - s) * ctx.coef).astype(ctx.dtype))).unsqueeze(1)
+        if ctx.from_logits:
+            wsum = classes if ctx.weight is None else ctx.weight.sum()
+            total = ((1 - s) * ctx.coef + (s / classes) * wsum).astype(ctx.dtype)
+            softmax = _log_softmax_of_input(ctx, ctx.saved_arrays[0]).exp()
+            grad_x = grad_x + softmax * (g * _wrap(total)).unsqueeze(1)
+        if s:
+            spread = (g * (s / classes)).unsqueeze(1)
+            grad_x = grad_x - (spread if ctx.weight is None
+                               else spread * _wrap(ctx.weight.reshape(wshape)))
+        return grad_x, None, None
+
+    grad_fn_name = "NllLossBackward0"
+
+
+def _where_recorded(condition, a, b):
+    from ..ops import Where
+
+    return Where.apply(condition, a, b)
+
+
+def _log_softmax_of_input(ctx, logp: np.ndarray) -> Tensor:
+    """`logp`, the log-softmax over the classes of input 0 of ctx's node, as a Tensor
+    recorded as that log-softmax (a differentiable backward's view of a fused op's
+    intermediate, without computing it again)."""
+    from ..autograd import Context, Node
+    from ..ops import LogSoftmax
+
+    node = ctx._node
+    inner = Context()
+    inner.save_for_backward(logp)
+    inner._saved_owners, inner.axis, inner.needs_input_grad = (-1,), 1, (True,)
+    recorded = Node(LogSoftmax, inner, node.next_nodes[:1], node.input_meta[:1], (0,))
+    return _wrap(logp, grad_fn=recorded)
+
 
 class CrossEntropyProbabilities(Function):
     """Cross entropy with class-probability targets (same shape as the logits)."""
@@ -436,6 +546,7 @@ class CrossEntropyProbabilities(Function):
             out, ctx.scale = np.asarray(per.sum(), dtype=x.dtype), 1
         else:
             out, ctx.scale = per, 1
+        ctx.reduction = reduction
         ctx.save_for_backward(logp, q)
         ctx.weight, ctx.smoothing, ctx.wshape = weight, smoothing, wshape
         return out
@@ -452,6 +563,23 @@ class CrossEntropyProbabilities(Function):
             if ctx.weight is not None:
                 grad_target = grad_target * ctx.weight.reshape(ctx.wshape)
         return grad_x, grad_target, None
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        logp_array, q = ctx.saved_arrays
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            raise RuntimeError("cross_entropy with a target that requires grad is not twice "
+                               "differentiable in corrnet (create_graph=True)")
+        g = grad * float(ctx.scale)
+        g = g.unsqueeze(1) if g.dim() else g
+        softmax = _log_softmax_of_input(ctx, logp_array).exp()
+        total = _wrap(np.sum(q, axis=1, keepdims=True))
+        return g * (softmax * total - _wrap(q)), None, None
+
+    @staticmethod
+    def grad_fn_name(ctx):  # PyTorch's cross_entropy with probabilities ends in these ops
+        return {"mean": "DivBackward1", "sum": "SumBackward0"}.get(ctx.reduction,
+                                                                  "NegBackward0")
 
 
 def _class_loss_inputs(op, input, target, weight):

@@ -1315,6 +1315,10 @@ class TakeAlongAxis(Function):
         np.add.at(out, ctx.where, grad)
         return out
 
+    @staticmethod
+    def jvp(ctx, v):
+        return v[ctx.where]
+
 
 class Scatter(Function):
     """``a`` with ``src``'s elements written (or, with `add`, added) at `index` along
@@ -1366,6 +1370,10 @@ class IndexSelect(Function):
         np.add.at(out, where, grad)
         return out
 
+    @staticmethod
+    def jvp(ctx, v):
+        return np.take(v, ctx.index, axis=ctx.axis)
+
 
 class MaskedFill(Function):
     """``a`` with `value` (a 0-d array) where `mask` holds (mask broadcast to a's shape)."""
@@ -1382,6 +1390,14 @@ class MaskedFill(Function):
         if _needs(ctx, 1):
             grad_value = np.sum(np.where(ctx.mask, grad, zero))
         return np.where(ctx.mask, zero, grad), grad_value
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        zero = _const(np.zeros((), dtype=grad._data.dtype))
+        grad_value = None
+        if _needs(ctx, 1):
+            grad_value = _where(ctx.mask, grad, zero).sum()
+        return _where(ctx.mask, zero, grad), grad_value
 
 
 class Roll(Function):
@@ -1401,6 +1417,12 @@ class Roll(Function):
             return np.roll(grad.reshape(-1), back).reshape(grad.shape)
         return np.roll(grad, back, axis=ctx.axes)
 
+    @staticmethod
+    def jvp(ctx, v):
+        if ctx.axes is None:
+            return np.roll(v.reshape(-1), ctx.shifts).reshape(v.shape)
+        return np.roll(v, ctx.shifts, axis=ctx.axes)
+
 
 class Flip(Function):
     """The elements in reverse order along `axes` (a copy, as PyTorch's flip)."""
@@ -1413,6 +1435,10 @@ class Flip(Function):
     @staticmethod
     def backward(ctx, grad):
         return np.flip(grad, ctx.axes)
+
+    @staticmethod
+    def jvp(ctx, v):
+        return np.flip(v, ctx.axes).copy()
 
 
 class Triangle(Function):
@@ -1429,6 +1455,8 @@ class Triangle(Function):
     def backward(ctx, grad):
         return (np.triu if ctx.upper else np.tril)(grad, ctx.diagonal)
 
+    jvp = backward  # the same triangle
+
 
 class Cumsum(Function):
     """The running sum along `axis` (in `np_dtype`); the backward is the running sum of the
@@ -1443,6 +1471,10 @@ class Cumsum(Function):
     @staticmethod
     def backward(ctx, grad):
         return np.flip(np.cumsum(np.flip(grad, ctx.axis), axis=ctx.axis), ctx.axis)
+
+    @staticmethod
+    def jvp(ctx, v):
+        return np.cumsum(v, axis=ctx.axis)
 
 
 class Logsumexp(Function):
@@ -1473,6 +1505,12 @@ class Logsumexp(Function):
         with np.errstate(over="ignore", invalid="ignore"):
             share = np.exp(a - _expand_reduced(out, a.shape, ctx.axes, ctx.keepdim))
         return _expand_reduced(grad, a.shape, ctx.axes, ctx.keepdim) * share
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, out = ctx.saved_tensors
+        share = (a - _expand_reduced_graph(out, a.shape, ctx.axes, ctx.keepdim)).exp()
+        return _expand_reduced_graph(grad, a.shape, ctx.axes, ctx.keepdim) * share
 
 
 # One class per PyTorch op, so that each records under its own name (SortBackward...).

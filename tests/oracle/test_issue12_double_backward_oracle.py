@@ -309,6 +309,22 @@ TABLE = {
         _functional(lib).log_softmax(x, dim=1), _targets(lib)), [_normal((4, 3))]),
     "mse_loss": (lambda lib, x, y: _functional(lib).mse_loss(x * x, y),
                  [_normal((3, 4)), _normal((3, 4))]),
+    # the tensor ops of issue 12 (each squared or multiplied, so the second gradient is not 0)
+    "sort": (lambda lib, a: a.sort(dim=1, descending=True).values * a, [_normal((3, 4))]),
+    "topk": (lambda lib, a: a.topk(2, dim=0).values ** 2, [_normal((3, 4))]),
+    "gather": (lambda lib, a: a.gather(1, lib.tensor([[0, 0, 3], [2, 1, 0], [1, 1, 1]])) ** 2,
+               [_normal((3, 4))]),
+    "index_select": (lambda lib, a: a.index_select(0, lib.tensor([2, 0, 2])) ** 3,
+                     [_normal((3, 4))]),
+    "masked_fill": (lambda lib, a, v: a.masked_fill(a > 0, v) * a,
+                    [_normal((3, 4)), lambda rng: rng.standard_normal(())]),
+    "roll": (lambda lib, a: a.roll((1, -2), (0, 1)) * a, [_normal((3, 4))]),
+    "flip": (lambda lib, a: a.flip(1) * a, [_normal((3, 4))]),
+    "tril": (lambda lib, a: a.tril(1) ** 2, [_normal((3, 4))]),
+    "triu": (lambda lib, a: a.triu(-1) * a, [_normal((3, 4))]),
+    "cumsum": (lambda lib, a: a.cumsum(1) ** 2, [_normal((3, 4))]),
+    "logsumexp": (lambda lib, a: a.logsumexp(1) * 2, [_normal((3, 4))]),
+    "logsumexp_keepdim": (lambda lib, a: a.logsumexp((0, 1), keepdim=True), [_normal((3, 4))]),
 }
 
 

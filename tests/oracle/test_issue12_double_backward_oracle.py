@@ -314,7 +314,7 @@ TABLE = {
     "topk": (lambda lib, a: a.topk(2, dim=0).values ** 2, [_normal((3, 4))]),
     "gather": (lambda lib, a: a.gather(1, lib.tensor([[0, 0, 3], [2, 1, 0], [1, 1, 1]])) ** 2,
                [_normal((3, 4))]),
-    "index_select": (lambda lib, a: a.index_select(0, lib.tensor([2, 0, 2])) ** 3,
+    "index_select_op": (lambda lib, a: a.index_select(0, lib.tensor([2, 0, 2])) ** 3,
                      [_normal((3, 4))]),
     "masked_fill": (lambda lib, a, v: a.masked_fill(a > 0, v) * a,
                     [_normal((3, 4)), lambda rng: rng.standard_normal(())]),

@@ -401,14 +401,19 @@ class Module:
     def state_dict(self, destination=None, prefix: str = "", keep_vars: bool = False):
         """Parameters and buffers by dotted name (tensors detached unless keep_vars)."""
         state = OrderedDict() if destination is None else destination
-        for name, tensor in list(self.named_parameters(prefix.rstrip("."))) + list(
-            self._persistent_buffers(prefix.rstrip("."))
-        ):
+        for name, tensor in self._state_entries(prefix.rstrip(".")):
             state[name] = tensor if keep_vars or is_lazy(tensor) else tensor.detach()
         return state
 
-    def _persistent_buffers(self, prefix: str = ""):
+    def _state_entries(self, prefix: str = ""):
+        """The state dict's entries in PyTorch's order: each module's parameters, then its
+        persistent buffers, then its children's (a parameter shared by two modules once)."""
+        seen = set()
         for module_prefix, module in self.named_modules(prefix=prefix):
+            for name, param in module._parameters.items():
+                if param is not None and param not in seen:
+                    seen.add(param)
+                    yield (f"{module_prefix}.{name}" if module_prefix else name), param
             for name, buffer in module._buffers.items():
                 if buffer is not None and name not in module._non_persistent_buffers_set:
                     yield (f"{module_prefix}.{name}" if module_prefix else name), buffer
@@ -423,8 +428,7 @@ class Module:
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        own = dict(self.named_parameters())
-        own.update(self._persistent_buffers())
+        own = dict(self._state_entries())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         problems = []

@@ -141,3 +141,19 @@ def test_issue12_book_padding_strides_and_pooling_match_torch(args, kwargs, shap
                               for k, v in theirs.state_dict().items()})
     X = np.arange(np.prod(shape), dtype=np.float64).reshape(shape) % 7
     assert_same(ours(cn.tensor(X)), theirs(torch.tensor(X)).detach(), repr(theirs))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_issue12_book_small_matmul_adds_products_in_order(seed):
+    # the channels section checks a 1x1 convolution written as (c_o, c_i) @ (c_i, h*w) against
+    # the same convolution summed channel by channel, to 1e-6 over all outputs: PyTorch's
+    # small products add in order (each product, each sum rounded), so the two agree exactly
+    rng = np.random.default_rng(seed)
+    K = rng.standard_normal((2, 3)).astype(np.float32)
+    X = rng.standard_normal((3, 9)).astype(np.float32)
+    Kc, Xc = cn.tensor(K), cn.tensor(X)
+    by_channel = Kc[:, 0:1] * Xc[0:1] + Kc[:, 1:2] * Xc[1:2] + Kc[:, 2:3] * Xc[2:3]
+    product = cn.matmul(Kc, Xc)
+    assert np.array_equal(product.numpy(), by_channel.numpy())
+    assert_same(product, torch.matmul(torch.tensor(K), torch.tensor(X)), "matmul")
+    assert_same(Kc @ Xc, torch.tensor(K) @ torch.tensor(X), "@")

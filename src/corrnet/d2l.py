@@ -344,8 +344,10 @@ def try_all_gpus() -> list:
 
 
 def corr2d(X, K):
-    """2-D cross-correlation of a matrix X with a kernel K (``corrnet.corr2d``)."""
-    return torch.corr2d(X, K)
+    """2-D cross-correlation of a matrix X with a kernel K (``corrnet.corr2d``), in the default
+    dtype (float32) whatever the dtypes of X and K: the d2l package's loop fills a
+    ``zeros`` tensor, so integer or float64 inputs give float32 there too."""
+    return torch.corr2d(X, K).to(torch.get_default_dtype())
 
 
 def get_dataloader_workers() -> int:

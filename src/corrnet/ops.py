@@ -547,10 +547,12 @@ class MatMul(Function):
         ctx.needs = (_needs(ctx, 0), _needs(ctx, 1))
         # where PyTorch's results follow the in-order sum (measured on PyTorch 2.13's CPU
         # build): an inner dimension of at most 16 and at most 2 rows or 8 columns out (one
-        # column is a matrix-vector product, which PyTorch sums otherwise)
+        # column is a matrix-vector product, which PyTorch sums otherwise); small outputs
+        # only, where the k passes cost no more than the BLAS call
         if (a.ndim == b.ndim == 2 and a.shape[1] <= 16 and a.dtype.kind == "f"
                 and b.dtype.kind == "f" and 1 < b.shape[1]
-                and (a.shape[0] <= 2 or b.shape[1] <= 8)):
+                and (a.shape[0] <= 2 or b.shape[1] <= 8)
+                and a.shape[0] * b.shape[1] <= 4096):
             return _products_in_order(a, b)
         return np.matmul(a, b)
 

@@ -1680,8 +1680,9 @@ class Tensor:
             if step == 0 and size:
                 raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
                                    f"dimension size of {size}")
-            sections = [min(step, size - start) for start in range(0, size, step)] if step \
-                else [0]
+            # (an empty dimension gives one empty piece, as PyTorch)
+            sections = [min(step, size - start) for start in range(0, size, step)] \
+                if step and size else [0]
         pieces, start = [], 0
         for length in sections:
             index = (slice(None),) * axis + (slice(start, start + length),)
@@ -1717,7 +1718,7 @@ class Tensor:
                                + (f" and to be no larger size than src {list(src_shape)}"
                                   if src_shape is not None else ""))
         if index.size:
-            bad = (index < -own[axis]) | (index >= own[axis])
+            bad = (index < 0) | (index >= own[axis])  # no wrapping, as PyTorch
             if np.any(bad):
                 raise RuntimeError(f"index {index[bad].flat[0]} is out of bounds for dimension "
                                    f"{axis} with size {own[axis]}")
@@ -1726,7 +1727,7 @@ class Tensor:
         """``out[i][j] = self[i][index[i][j]]`` for dim 1 (and so on): the elements at
         `index` (int64, as many dimensions as self) along `dim`."""
         axis = _args.check_dim("gather", dim, self.dim())
-        index = self._index_argument("gather", index)
+        index = self._index_argument("gather", index, (np.int32, np.int64)).astype(np.int64)
         self._check_along("gather", axis, index)
         if self.dim() == 0:
             return ops.Reshape.apply(self, index.shape)
@@ -1756,7 +1757,7 @@ class Tensor:
         if src is None:
             raise TypeError(f"{op}() missing 1 required argument: 'src' (or 'value')")
         axis = _args.check_dim(op, dim, self.dim())
-        index = self._index_argument(op, index)
+        index = self._index_argument(op, index, (np.int32, np.int64)).astype(np.int64)
         if isinstance(src, Tensor):
             if src.dtype != self.dtype:
                 raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype "

@@ -1,0 +1,131 @@
+"""Issue 12's API under hostile arguments, compared with PyTorch: each table is a class of
+defect a probe of the new ops found (corrnet computing where PyTorch refuses, refusing where
+it computes, a different value, or an error from inside NumPy or Python), widened to its
+class. Where both raise, corrnet's error must be one of PyTorch's types and come from
+corrnet's own checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import corrnet
+
+CLEAR = (ValueError, TypeError, RuntimeError, IndexError, NotImplementedError)
+
+
+def _both(fn):
+    """fn(lib) with torch and corrnet: ('ok', value) or ('raised', exception)."""
+    out = []
+    for lib in (torch, corrnet):
+        try:
+            out.append(("ok", fn(lib)))
+        except Exception as exc:  # noqa: BLE001 - the outcome is compared
+            out.append(("raised", exc))
+    return out
+
+
+def _namespace(lib):
+    rng = np.random.default_rng(0)
+    x2 = rng.normal(size=(3, 4)).astype(np.float32)
+    return {"lib": lib, "F": lib.nn.functional, "nn": lib.nn, "np": np,
+            "x2": lib.tensor(x2), "s": lib.tensor(np.float32(1.5)),
+            "x4": lib.tensor(rng.normal(size=(2, 4, 3, 3)).astype(np.float32)),
+            "e": lib.zeros(0, 3), "e4": lib.zeros(0, 4, 3, 3),
+            "idx": lib.tensor(np.array([[0, 1], [2, 0], [1, 1]]))}
+
+
+class _T(tuple):
+    """A tensor's (dtype, shape, values)."""
+
+
+def _values(value):
+    if isinstance(value, (tuple, list)):
+        return [_values(v) for v in value]
+    if hasattr(value, "detach"):
+        return _T((str(value.dtype), tuple(value.shape), value.detach().numpy()))
+    return value
+
+
+def _assert_close(g, e, call):
+    if isinstance(e, _T):
+        assert isinstance(g, _T), f"{call}: corrnet gave {g!r}"
+        assert g[:2] == e[:2], f"{call}: {g[:2]} != PyTorch's {e[:2]}"
+        np.testing.assert_allclose(g[2].astype(float), e[2].astype(float), rtol=1e-6,
+                                   atol=1e-6, err_msg=call)
+    elif isinstance(e, list):
+        assert isinstance(g, list) and len(g) == len(e), f"{call}: {g!r} != PyTorch's {e!r}"
+        for a, b in zip(g, e, strict=True):
+            _assert_close(a, b, call)
+    else:
+        assert type(g) is type(e) and g == e, f"{call}: {g!r} != PyTorch's {e!r}"
+
+
+def _same(call, **extra):
+    """The call agrees with PyTorch: both return the same dtype, shape and values (to 1e-6),
+    or both raise, corrnet an error of a clear type with a message."""
+    def run(lib):
+        namespace = _namespace(lib)
+        namespace.update({k: v(lib) for k, v in extra.items()})
+        return eval(call, namespace)  # noqa: S307 - the test's own table
+
+    expected, got = _both(run)
+    if expected[0] == "raised":
+        assert got[0] == "raised", f"{call}: corrnet returned, PyTorch raised {expected[1]!r}"
+        assert isinstance(got[1], CLEAR) and str(got[1]), f"{call}: {got[1]!r}"
+        return
+    assert got[0] == "ok", f"{call}: corrnet raised {got[1]!r}, PyTorch computed"
+    _assert_close(_values(got[1]), _values(expected[1]), call)
+
+
+# -- gather / scatter / scatter_add: negative indices, int32 indices --------------------------
+
+
+@pytest.mark.parametrize("call", [
+    "lib.gather(x2, 1, -idx - 1)",
+    "lib.gather(x2, 0, -idx - 1)",
+    "lib.gather(x2, 1, idx - 4)",
+    "lib.scatter(x2, 1, -idx - 1, 2.0)",
+    "lib.scatter(x2, 0, -idx - 1, x2)",
+    "lib.scatter_add(x2, 1, -idx - 1, x2)",
+    "x2.clone().scatter_(1, -idx - 1, 1.0)",
+    "x2.clone().scatter_add_(1, -idx - 1, x2)",
+    "lib.gather(x2, 1, idx.to(lib.int32))",
+    "lib.gather(x2, 0, idx.to(lib.int32))",
+    "lib.scatter(x2, 1, idx.to(lib.int32), 2.0)",
+    "lib.scatter(x2, 1, idx.to(lib.int32), x2)",
+    "lib.scatter_add(x2, 1, idx.to(lib.int32), x2)",
+    "lib.gather(x2, 1, idx.to(lib.int16))",
+    "lib.gather(x2, 1, idx.float())",
+    "lib.gather(x2, 1, idx + 4)",
+])
+def test_issue12_gather_scatter_indices_as_torch(call):
+    """A negative index is out of bounds for gather/scatter (PyTorch does not wrap it, where
+    corrnet read from the end); int32 indices are taken as int64 ones."""
+    _same(call)
+
+
+# -- split of an empty dimension -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    "lib.split(e, 1)", "lib.split(e, 2, 0)", "lib.split(e, 5)", "lib.split(e, 0)",
+    "lib.split(e, [0])", "lib.split(e, 3, 1)", "lib.chunk(e, 3)", "e.split(1)",
+])
+def test_issue12_split_of_an_empty_dimension_is_one_empty_piece(call):
+    _same(call)
+
+
+# -- interpolate: non-finite scale factors, sizes beyond int64, 'area' to size 0 -------------
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic", "nearest-exact", "area"])
+@pytest.mark.parametrize("arg", [
+    "scale_factor=float('nan')", "scale_factor=float('inf')", "scale_factor=-float('inf')",
+    "scale_factor=(2.0, float('nan'))", "scale_factor=1e300", "size=2**62", "size=(2**40, 2**40)",
+    "scale_factor=0", "size=0", "scale_factor=0.1", "scale_factor=-1",
+])
+@pytest.mark.parametrize("x", ["x4", "e4"])
+def test_issue12_interpolate_hostile_sizes_as_torch(mode, arg, x):
+    _same(f"F.interpolate({x}, {arg}, mode={mode!r})")

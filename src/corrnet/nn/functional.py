@@ -1192,7 +1192,11 @@ def _interpolate_sizes(op, input, size, scale_factor, recompute_scale_factor):
         scales = [_args.check_float(op, "scale_factor", s) for s in scale_factor]
     else:
         scales = [_args.check_float(op, "scale_factor", scale_factor)] * dims
-    sizes = [int(math.floor(n * s)) for n, s in zip(spatial, scales, strict=True)]
+    products = [n * s for n, s in zip(spatial, scales, strict=True)]
+    if not all(math.isfinite(p) and abs(p) < 2**63 for p in products):
+        raise RuntimeError(f"{op}: value cannot be converted to type int64_t without overflow "
+                           f"(scale_factor {scale_factor} for input sizes {spatial})")
+    sizes = [int(math.floor(p)) for p in products]
     return sizes, ([None] * dims if recompute_scale_factor else scales)
 
 
@@ -1239,10 +1243,14 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise NotImplementedError("interpolate: mode 'trilinear' (5-D input) is not supported "
                                   "by corrnet")
     spatial = tuple(input.shape[2:])
-    if min(spatial, default=1) <= 0 or min(sizes) <= 0:
+    # (zero sizes left out: a table per output size is built even for an empty batch)
+    if math.prod(max(n, 1) for n in list(input.shape[:2]) + sizes) > _args.INT64_MAX:
+        raise RuntimeError(f"{op}: Storage size calculation overflowed with sizes="
+                           f"{list(input.shape[:2]) + sizes}")
+    if mode != "area" and (min(spatial, default=1) <= 0 or min(sizes) <= 0):
         raise RuntimeError(f"{op}: Input and output sizes should be greater than 0, but got "
                            f"input {spatial} output {tuple(sizes)}")
-    if mode == "area":
+    if mode == "area":  # adaptive average pooling: an output size of 0 gives an empty result
         pool = {3: adaptive_avg_pool1d, 4: adaptive_avg_pool2d}.get(rank)  # noqa: F405
         if pool is None:
             raise NotImplementedError("interpolate: mode 'area' of 5-D input is not supported "

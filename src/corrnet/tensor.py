@@ -1887,19 +1887,19 @@ class Tensor:
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         """A tensor of zeros of `size`, of this tensor's dtype unless `dtype` is given."""
         return zeros(*size, dtype=dtype or self.dtype, device=device,
-                     requires_grad=requires_grad)
+                     requires_grad=_new_requires_grad("new_zeros", requires_grad))
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
         return ones(*size, dtype=dtype or self.dtype, device=device,
-                    requires_grad=requires_grad)
+                    requires_grad=_new_requires_grad("new_ones", requires_grad))
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
         return empty(*size, dtype=dtype or self.dtype, device=device,
-                     requires_grad=requires_grad)
+                     requires_grad=_new_requires_grad("new_empty", requires_grad))
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
         return full(size, fill_value, dtype=dtype or self.dtype, device=device,
-                    requires_grad=requires_grad)
+                    requires_grad=_new_requires_grad("new_full", requires_grad))
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         """A new tensor holding a copy of `data`, of this tensor's dtype unless given."""
@@ -1909,7 +1909,7 @@ class Tensor:
                           ".requires_grad_(True), rather than tensor.new_tensor(sourceTensor).",
                           UserWarning, stacklevel=2)
         return tensor(data, dtype=dtype or self.dtype, device=device,
-                      requires_grad=requires_grad)
+                      requires_grad=_new_requires_grad("new_tensor", requires_grad))
 
     # -- misc ---------------------------------------------------------------------------------
 
@@ -2297,6 +2297,12 @@ def _dims_named(item) -> int:
     if isinstance(item, np.ndarray) and item.dtype == np.bool_:
         return item.ndim  # a mask spans as many dimensions as it has (a 0-d one: none)
     return 1  # an integer, a slice, an array of positions
+
+
+def _new_requires_grad(op: str, value) -> bool:
+    """The new_* constructors' requires_grad: a bool, or None for the default (False), as
+    PyTorch parses it (1 or 'yes' are TypeErrors)."""
+    return False if value is None else _args.check_bool(op, "requires_grad", value)
 
 
 def _check_index(items, shape: tuple) -> None:

@@ -129,3 +129,40 @@ def test_issue12_split_of_an_empty_dimension_is_one_empty_piece(call):
 @pytest.mark.parametrize("x", ["x4", "e4"])
 def test_issue12_interpolate_hostile_sizes_as_torch(mode, arg, x):
     _same(f"F.interpolate({x}, {arg}, mode={mode!r})")
+
+
+# -- layer_norm's normalized_shape, prelu of a 0-d input --------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["4", "4.0", "None", "'4'", "(4,)", "[4]", "(4.0,)", "(3, 4)",
+                                   "x2.shape[1:]", "()", "(True,)"])
+@pytest.mark.parametrize("x", ["x2", "s", "e"])
+def test_issue12_layer_norm_normalized_shape_as_torch(shape, x):
+    """F.layer_norm takes a tuple or list of ints only (nn.LayerNorm takes a bare int)."""
+    _same(f"F.layer_norm({x}, {shape})")
+
+
+def test_issue12_layer_norm_module_takes_an_int():
+    _same("nn.LayerNorm(4)(x2)")
+
+
+@pytest.mark.parametrize("call", [
+    "F.prelu(s, lib.ones(1))", "F.prelu(s, lib.ones(()))", "F.prelu(x2, lib.ones(1) * 0.25)",
+    "F.prelu(x4, lib.ones(4) * 0.25)", "F.prelu(lib.zeros(0), lib.ones(1))",
+    "nn.PReLU()(s)", "F.prelu(s, lib.ones(2))",
+])
+def test_issue12_prelu_output_has_the_input_shape(call):
+    _same(call)
+
+
+# -- the new_* constructors' requires_grad ----------------------------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    "x2.new_zeros((2, 3), requires_grad=1)", "x2.new_ones(2, requires_grad=1)",
+    "x2.new_full((2,), 2.5, requires_grad=1)", "x2.new_tensor([1.0], requires_grad=1)",
+    "x2.new_empty((2,), requires_grad=1).shape", "x2.new_zeros((2,), requires_grad=None)",
+    "x2.new_ones((2,), requires_grad='yes')", "x2.new_zeros((2,), requires_grad=True)",
+])
+def test_issue12_new_constructors_requires_grad_is_a_bool(call):
+    _same(call)

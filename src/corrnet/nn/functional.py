@@ -880,7 +880,9 @@ def prelu(input, weight):
                            f"ndim = {weight.dim()} (weight of shape {tuple(weight.shape)})")
     _check_same_dtype(op, input, weight=weight)
     count = weight.numel()
-    if count != 1:
+    if count == 1:  # the output has the input's shape (a 0-d input stays 0-d)
+        weight = weight.reshape(())
+    else:
         channels = input.shape[1] if input.dim() >= 2 else 1
         if count != channels:
             raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
@@ -958,8 +960,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """
     op = "layer_norm"
     _floating_input(op, input)
-    if _args.is_int(normalized_shape):
-        normalized_shape = (normalized_shape,)
+    # a tuple or list of ints (PyTorch's functional form refuses a bare int, nn.LayerNorm
+    # takes one)
+    if not isinstance(normalized_shape, (tuple, list)):
+        raise TypeError(f"layer_norm(): argument 'normalized_shape' (position 2) must be tuple "
+                        f"of ints, not {_args.type_name(normalized_shape)}")
     normalized_shape = tuple(_args.check_int(op, "normalized_shape", n)
                              for n in normalized_shape)
     count = len(normalized_shape)

@@ -204,3 +204,56 @@ def test_issue12_clip_grad_arguments_as_torch(fn, limit, params):
         return
     assert got[0] == "ok", got
     _assert_close(_values(got[1]), _values(expected[1]), f"{fn}({params}, {limit})")
+
+
+# -- schedulers: what a lambda returns, OneCycleLR's factors, ReduceLROnPlateau's metric -------
+
+
+def _schedule(lib, name, kwargs, metric=1.0):
+    p = lib.nn.Parameter(lib.ones(2))
+    p.grad = lib.ones(2)
+    opt = lib.optim.SGD([p], lr=0.1, momentum=0.9)
+    scheduler = getattr(lib.optim.lr_scheduler, name)(opt, **kwargs)
+    lrs = []
+    for _ in range(6):
+        opt.step()
+        scheduler.step(metric) if name == "ReduceLROnPlateau" else scheduler.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    return lrs
+
+
+@pytest.mark.parametrize("name, kwargs, metric", [
+    ("LambdaLR", {"lr_lambda": lambda e: "a"}, None),
+    ("LambdaLR", {"lr_lambda": lambda e: None}, None),
+    ("LambdaLR", {"lr_lambda": lambda e: [1.0]}, None),
+    ("LambdaLR", {"lr_lambda": lambda e: 0.5 ** e}, None),
+    ("LambdaLR", {"lr_lambda": lambda e: e}, None),
+    ("OneCycleLR", {"max_lr": 1.0, "total_steps": 10, "div_factor": 0}, None),
+    ("OneCycleLR", {"max_lr": 1.0, "total_steps": 10, "final_div_factor": 0}, None),
+    ("OneCycleLR", {"max_lr": "a", "total_steps": 10}, None),
+    ("OneCycleLR", {"max_lr": None, "total_steps": 10}, None),
+    ("OneCycleLR", {"max_lr": 1.0, "total_steps": 10, "div_factor": "a"}, None),
+    ("OneCycleLR", {"max_lr": 1.0, "total_steps": 10, "div_factor": 2, "final_div_factor": 3},
+     None),
+    ("ReduceLROnPlateau", {"patience": 0}, "a"),
+    ("ReduceLROnPlateau", {"patience": 0}, None),
+    ("ReduceLROnPlateau", {"patience": 0}, [1.0]),
+    ("ReduceLROnPlateau", {"patience": 0}, 2),
+])
+def test_issue12_scheduler_arguments_as_torch(name, kwargs, metric):
+    """A refusal is corrnet's own error of PyTorch's type (PyTorch's comes from Python: a
+    ZeroDivisionError for a zero factor, where corrnet's is a ValueError); values agree."""
+    expected, got = _both(lambda lib: _schedule(lib, name, kwargs, metric))
+    if expected[0] == "raised":
+        assert got[0] == "raised" and isinstance(got[1], CLEAR) and str(got[1]), got
+        assert _innermost(got[1]).endswith("lr_scheduler.py"), got
+        return
+    assert got[0] == "ok", got
+    np.testing.assert_allclose(got[1], expected[1], rtol=1e-12)
+
+
+def _innermost(exc):
+    tb = exc.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename

@@ -1565,6 +1565,7 @@ class Tensor:
         """The indices that sort the tensor along `dim` (see `sort`)."""
         axis = _args.check_dim("argsort", dim, self.dim())
         _args.check_bool("argsort", "descending", descending)
+        _args.check_bool("argsort", "stable", stable)
         return _wrap(self._sort_indices(axis, descending))
 
     def _sort_indices(self, axis: int, descending: bool) -> np.ndarray:
@@ -1862,6 +1863,9 @@ class Tensor:
         axis = _args.check_dim("cumsum", dim, self.dim())
         if dtype is not None:
             target = as_dtype(_args.check_dtype("cumsum", dtype))
+            if target is backend.bool_:
+                raise NotImplementedError('"cumsum_out_cpu" not implemented for \'Bool\' '
+                                          "(a running sum has no bool dtype)")
         elif self.dtype.is_floating_point:
             target = self.dtype
         else:
@@ -1876,6 +1880,9 @@ class Tensor:
         """log(sum(exp(x))) over `dim`, computed stably; integer tensors give the default
         float dtype."""
         keepdim = _args.check_bool("logsumexp", "keepdim", keepdim)
+        if dim is None:  # (PyTorch's logsumexp, unlike sum, has no "all dimensions" None)
+            raise TypeError("logsumexp(): argument 'dim' (position 2) must be tuple of ints, "
+                            "not NoneType")
         source = self if self.dtype.is_floating_point else self._cast(
             backend.get_default_dtype())
         if isinstance(dim, (tuple, list)) and not dim:

@@ -327,3 +327,20 @@ def test_issue12_datasets_refuse_what_torch_refuses(call):
         assert _clear(got[1]), (call, got)
     else:
         assert got[1] == expected[1], call
+
+
+# -- tensor-op arguments PyTorch's function forms refuse ---------------------------------------
+
+
+@pytest.mark.parametrize("call", [
+    "lib.argsort(x2, stable=None)", "lib.argsort(x2, stable=1)", "lib.argsort(x2, stable=True)",
+    "x2.argsort(stable='yes')",
+    "lib.logsumexp(x2, None)", "lib.logsumexp(s, None)", "x2.logsumexp(None)",
+    "lib.logsumexp(x2, 1)", "lib.logsumexp(x2, (0, 1))", "lib.logsumexp(x2, (), keepdim=True)",
+    "lib.cumsum(x2, 0, dtype=lib.bool)", "lib.cumsum(idx, 1, dtype=lib.bool)",
+    "lib.cumsum(idx > 0, 1)", "lib.cumsum(x2, 1, dtype=lib.float64)",
+    "lib.flip(x2, 0)", "lib.flip(s, -1)", "lib.flip(x2, (0,))", "lib.flip(x2, [0, 1])",
+    "lib.flip(x2, None)", "lib.flip(x2, (0, 0))", "x2.flip(0)", "x2.flip(0, 1)", "s.flip(0)",
+])
+def test_issue12_tensor_op_arguments_as_torch(call):
+    _same(call)

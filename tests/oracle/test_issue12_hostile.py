@@ -344,3 +344,28 @@ def test_issue12_datasets_refuse_what_torch_refuses(call):
 ])
 def test_issue12_tensor_op_arguments_as_torch(call):
     _same(call)
+
+
+# -- softplus where exp overflows the dtype ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("beta, threshold", [(1.0, 20.0), (2.0, 1e30), (1.0, float("inf")),
+                                             (0.5, 20.0), (1.0, 5.0), (3.0, 1e4)])
+def test_issue12_softplus_where_exp_overflows_as_torch(dtype, beta, threshold):
+    """float16 softplus between log(65504) = 11.09 and the threshold (20 by default) was inf
+    with NaN gradients (PyTorch computes in float32); a threshold beyond the dtype's range was
+    refused by the clamp inside."""
+    x0 = np.array([-30, -15, -1, 0, 1, 5, 11.05, 11.08, 12, 15, 19, 25, 60, 100, 400, 800],
+                  dtype=np.float64)
+    seen = []
+    for lib in (torch, corrnet):
+        x = lib.tensor(x0).to(getattr(lib, dtype)).requires_grad_()
+        y = lib.nn.functional.softplus(x, beta, threshold)
+        y.backward(lib.ones_like(y))
+        seen.append((y.detach().double().numpy(), x.grad.double().numpy(), str(y.dtype)))
+    (ty, tg, tdt), (cy, cg, cdt) = seen
+    assert cdt == tdt
+    rtol = {"float16": 2e-3, "float32": 1e-6, "float64": 1e-12}[dtype]
+    np.testing.assert_allclose(cy, ty, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(cg, tg, rtol=rtol, atol=rtol)

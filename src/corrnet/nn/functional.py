@@ -837,9 +837,15 @@ def softplus(input, beta=1.0, threshold=20.0):
     _floating_input("softplus", input)
     beta = _args.check_float("softplus", "beta", beta)
     threshold = _args.check_float("softplus", "threshold", threshold)
+    if input._data.dtype == np.float16:
+        # in float32, as PyTorch's (exp overflows float16 from 11.09, below the threshold)
+        return softplus(input.float(), beta, threshold).to(input.dtype)
     scaled = input * beta
-    # the clamp keeps exp finite in the branch not taken (its gradient would be NaN)
-    soft = _layer_ops.Log1p.apply(scaled.clamp(max=threshold).exp()) / beta
+    # the clamp keeps exp finite in the branch not taken (its gradient would be NaN); its
+    # bound within the dtype (a threshold of 1e30 is no error); beyond exp's range the
+    # formula is inf (and its gradient NaN), as PyTorch's
+    limit = min(threshold, float(np.finfo(input._data.dtype).max))
+    soft = _layer_ops.Log1p.apply(scaled.clamp(max=limit).exp()) / beta
     return _where(scaled > threshold, input, soft)
 
 

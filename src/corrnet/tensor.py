@@ -1724,9 +1724,11 @@ class Tensor:
                 raise RuntimeError(f"index {index[bad].flat[0]} is out of bounds for dimension "
                                    f"{axis} with size {own[axis]}")
 
-    def gather(self, dim, index):
+    def gather(self, dim, index, *, sparse_grad=False):
         """``out[i][j] = self[i][index[i][j]]`` for dim 1 (and so on): the elements at
         `index` (int64, as many dimensions as self) along `dim`."""
+        if _args.check_bool("gather", "sparse_grad", sparse_grad):
+            raise NotImplementedError("gather(sparse_grad=True): corrnet has no sparse tensors")
         axis = _args.check_dim("gather", dim, self.dim())
         index = self._index_argument("gather", index, (np.int32, np.int64)).astype(np.int64)
         self._check_along("gather", axis, index)
@@ -1863,7 +1865,8 @@ class Tensor:
         axis = _args.check_dim("cumsum", dim, self.dim())
         if dtype is not None:
             target = as_dtype(_args.check_dtype("cumsum", dtype))
-            if target is backend.bool_:
+            if target is backend.bool_ and self.dim() and self.numel():
+                # (PyTorch's kernel refuses; a 0-d or empty tensor never reaches it)
                 raise NotImplementedError('"cumsum_out_cpu" not implemented for \'Bool\' '
                                           "(a running sum has no bool dtype)")
         elif self.dtype.is_floating_point:

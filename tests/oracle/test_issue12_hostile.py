@@ -339,6 +339,9 @@ def test_issue12_datasets_refuse_what_torch_refuses(call):
     "lib.logsumexp(x2, 1)", "lib.logsumexp(x2, (0, 1))", "lib.logsumexp(x2, (), keepdim=True)",
     "lib.cumsum(x2, 0, dtype=lib.bool)", "lib.cumsum(idx, 1, dtype=lib.bool)",
     "lib.cumsum(idx > 0, 1)", "lib.cumsum(x2, 1, dtype=lib.float64)",
+    "lib.cumsum(s, 0, dtype=lib.bool)", "lib.cumsum(e, 1, dtype=lib.bool)",
+    "lib.gather(x2, 1, idx, sparse_grad=False)", "x2.gather(1, idx, sparse_grad=False)",
+    "lib.gather(x2, 1, idx, sparse_grad=1)", "lib.gather(x2, 1, idx, sparse_grad=None)",
     "lib.flip(x2, 0)", "lib.flip(s, -1)", "lib.flip(x2, (0,))", "lib.flip(x2, [0, 1])",
     "lib.flip(x2, None)", "lib.flip(x2, (0, 0))", "x2.flip(0)", "x2.flip(0, 1)", "s.flip(0)",
 ])

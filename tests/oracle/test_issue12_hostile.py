@@ -372,3 +372,41 @@ def test_issue12_softplus_where_exp_overflows_as_torch(dtype, beta, threshold):
     rtol = {"float16": 2e-3, "float32": 1e-6, "float64": 1e-12}[dtype]
     np.testing.assert_allclose(cy, ty, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(cg, tg, rtol=rtol, atol=rtol)
+
+
+# -- instance_norm with statistics or affine parameters of another float dtype ----------------
+
+
+@pytest.mark.parametrize("x_dtype, p_dtype", [("float16", "float32"), ("float32", "float64"),
+                                              ("float64", "float32"), ("float32", "float16")])
+@pytest.mark.parametrize("use_input_stats", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_issue12_instance_norm_mixed_float_dtypes_as_torch(x_dtype, p_dtype, use_input_stats,
+                                                           affine):
+    """PyTorch's instance_norm computes in the input's dtype with running statistics (and
+    weight, bias) of another float dtype, updating the statistics in their own; corrnet
+    refused ("expected running_mean to have the same dtype as input")."""
+    rng = np.random.default_rng(3)
+    x0 = rng.normal(size=(2, 3, 4, 4))
+    w0, b0 = rng.uniform(0.5, 2, 3), rng.normal(size=3)
+    def run(lib):
+        pd = getattr(lib, p_dtype)
+        x = lib.tensor(x0).to(getattr(lib, x_dtype)).requires_grad_()
+        rm, rv = lib.zeros(3, dtype=pd), lib.ones(3, dtype=pd)
+        w = lib.tensor(w0).to(pd).requires_grad_() if affine else None
+        b = lib.tensor(b0).to(pd).requires_grad_() if affine else None
+        y = lib.nn.functional.instance_norm(x, rm, rv, w, b, use_input_stats=use_input_stats)
+        y.backward(lib.ones_like(y) * 0.5 + x.detach())
+        return [(str(t.dtype), t.detach().double().numpy())
+                for t in (y, x.grad, rm, rv) + ((w.grad, b.grad) if affine else ())]
+
+    seen = _both(run)
+    if seen[0][0] == "raised":  # a weight of another dtype, but float32 with float16 input
+        assert seen[1][0] == "raised" and _clear(seen[1][1]), seen
+        return
+    assert seen[1][0] == "ok", seen
+    seen = [seen[0][1], seen[1][1]]
+    rtol = 2e-2 if "float16" in (x_dtype, p_dtype) else 1e-5
+    for (tdt, t), (cdt, c) in zip(*seen, strict=True):
+        assert cdt == tdt
+        np.testing.assert_allclose(c, t, rtol=rtol, atol=rtol)

@@ -1068,12 +1068,22 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                                    f"channel of input {tuple(input.shape)}), got shape "
                                    f"{tuple(t.shape)}")
     flat = input.reshape((1, batch * channels) + tuple(input.shape[2:]))
-    repeated = [None if t is None else t.detach().reshape(-1).repeat(batch)
-                for t in (running_mean, running_var)]
-    out = batch_norm(flat, repeated[0], repeated[1],
-                     None if weight is None else weight.reshape(-1).repeat(batch),
-                     None if bias is None else bias.reshape(-1).repeat(batch),
-                     use_input_stats, momentum, eps)
+    # As PyTorch's instance_norm: running statistics of any float dtype are used in the
+    # input's (and keep their own: copy_ below); a weight and bias of another dtype only as
+    # float32 with a float16 input (its mixed-dtype rule), else batch_norm's error.
+    dtype = input.dtype if input.dtype.is_floating_point else None
+
+    def per_instance(t, running):
+        if t is None:
+            return None
+        t = (t.detach() if running else t).reshape(-1).repeat(batch)
+        mixed = running or (dtype is not None and dtype.name == "float16"
+                            and t.dtype.name == "float32")
+        return t.to(dtype) if mixed and dtype is not None and t.dtype.is_floating_point else t
+
+    repeated = [per_instance(t, True) for t in (running_mean, running_var)]
+    out = batch_norm(flat, repeated[0], repeated[1], per_instance(weight, False),
+                     per_instance(bias, False), use_input_stats, momentum, eps)
     if use_input_stats:
         with _no_grad():
             for t, updated in zip((running_mean, running_var), repeated, strict=True):

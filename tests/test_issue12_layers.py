@@ -93,7 +93,7 @@ def test_issue12_prelu_gradients_match_finite_differences():
 NORM_CASES = [
     ("layer_norm", lambda x, w, b: F.layer_norm(x, (3, 4), w.reshape(3, 4), b.reshape(3, 4)),
      12),
-    ("layer_norm last dim", lambda x, w, b: F.layer_norm(x, 4, w[:4], b[:4]), 12),
+    ("layer_norm last dim", lambda x, w, b: F.layer_norm(x, (4,), w[:4], b[:4]), 12),
     ("group_norm", lambda x, w, b: F.group_norm(x.reshape(2, 6, 2), 3, w[:6], b[:6]), 12),
     ("instance_norm", lambda x, w, b: F.instance_norm(x, weight=w[:3], bias=b[:3]), 12),
     ("local_response_norm",

@@ -100,6 +100,15 @@ for _name in (
     globals()[_name] = _function(_name)
 del _name
 
+
+def flip(input, dims):
+    """``corrnet.flip(t, dims)``: `dims` a tuple or list of ints (PyTorch's function form
+    refuses a bare int, where the method ``t.flip(0)`` takes one)."""
+    if not isinstance(dims, (tuple, list)):
+        raise TypeError(f"flip(): argument 'dims' (position 2) must be tuple of ints, not "
+                        f"{type(dims).__name__}")
+    return input.flip(dims)
+
 from . import (  # noqa: E402  (they build on the names above)
     backends,
     models,  # noqa: E402

@@ -1565,6 +1565,7 @@ class Tensor:
         """The indices that sort the tensor along `dim` (see `sort`)."""
         axis = _args.check_dim("argsort", dim, self.dim())
         _args.check_bool("argsort", "descending", descending)
+        _args.check_bool("argsort", "stable", stable)
         return _wrap(self._sort_indices(axis, descending))
 
     def _sort_indices(self, axis: int, descending: bool) -> np.ndarray:
@@ -1680,8 +1681,9 @@ class Tensor:
             if step == 0 and size:
                 raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
                                    f"dimension size of {size}")
-            sections = [min(step, size - start) for start in range(0, size, step)] if step \
-                else [0]
+            # (an empty dimension gives one empty piece, as PyTorch)
+            sections = [min(step, size - start) for start in range(0, size, step)] \
+                if step and size else [0]
         pieces, start = [], 0
         for length in sections:
             index = (slice(None),) * axis + (slice(start, start + length),)
@@ -1717,16 +1719,18 @@ class Tensor:
                                + (f" and to be no larger size than src {list(src_shape)}"
                                   if src_shape is not None else ""))
         if index.size:
-            bad = (index < -own[axis]) | (index >= own[axis])
+            bad = (index < 0) | (index >= own[axis])  # no wrapping, as PyTorch
             if np.any(bad):
                 raise RuntimeError(f"index {index[bad].flat[0]} is out of bounds for dimension "
                                    f"{axis} with size {own[axis]}")
 
-    def gather(self, dim, index):
+    def gather(self, dim, index, *, sparse_grad=False):
         """``out[i][j] = self[i][index[i][j]]`` for dim 1 (and so on): the elements at
         `index` (int64, as many dimensions as self) along `dim`."""
+        if _args.check_bool("gather", "sparse_grad", sparse_grad):
+            raise NotImplementedError("gather(sparse_grad=True): corrnet has no sparse tensors")
         axis = _args.check_dim("gather", dim, self.dim())
-        index = self._index_argument("gather", index)
+        index = self._index_argument("gather", index, (np.int32, np.int64)).astype(np.int64)
         self._check_along("gather", axis, index)
         if self.dim() == 0:
             return ops.Reshape.apply(self, index.shape)
@@ -1756,7 +1760,7 @@ class Tensor:
         if src is None:
             raise TypeError(f"{op}() missing 1 required argument: 'src' (or 'value')")
         axis = _args.check_dim(op, dim, self.dim())
-        index = self._index_argument(op, index)
+        index = self._index_argument(op, index, (np.int32, np.int64)).astype(np.int64)
         if isinstance(src, Tensor):
             if src.dtype != self.dtype:
                 raise RuntimeError(f"{op}(): Expected self.dtype to be equal to src.dtype "
@@ -1861,6 +1865,10 @@ class Tensor:
         axis = _args.check_dim("cumsum", dim, self.dim())
         if dtype is not None:
             target = as_dtype(_args.check_dtype("cumsum", dtype))
+            if target is backend.bool_ and self.dim() and self.numel():
+                # (PyTorch's kernel refuses; a 0-d or empty tensor never reaches it)
+                raise NotImplementedError('"cumsum_out_cpu" not implemented for \'Bool\' '
+                                          "(a running sum has no bool dtype)")
         elif self.dtype.is_floating_point:
             target = self.dtype
         else:
@@ -1875,6 +1883,9 @@ class Tensor:
         """log(sum(exp(x))) over `dim`, computed stably; integer tensors give the default
         float dtype."""
         keepdim = _args.check_bool("logsumexp", "keepdim", keepdim)
+        if dim is None:  # (PyTorch's logsumexp, unlike sum, has no "all dimensions" None)
+            raise TypeError("logsumexp(): argument 'dim' (position 2) must be tuple of ints, "
+                            "not NoneType")
         source = self if self.dtype.is_floating_point else self._cast(
             backend.get_default_dtype())
         if isinstance(dim, (tuple, list)) and not dim:
@@ -1886,19 +1897,19 @@ class Tensor:
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         """A tensor of zeros of `size`, of this tensor's dtype unless `dtype` is given."""
         return zeros(*size, dtype=dtype or self.dtype, device=device,
-                     requires_grad=requires_grad)
+                     requires_grad=_new_requires_grad("new_zeros", requires_grad))
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
         return ones(*size, dtype=dtype or self.dtype, device=device,
-                    requires_grad=requires_grad)
+                    requires_grad=_new_requires_grad("new_ones", requires_grad))
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
         return empty(*size, dtype=dtype or self.dtype, device=device,
-                     requires_grad=requires_grad)
+                     requires_grad=_new_requires_grad("new_empty", requires_grad))
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
         return full(size, fill_value, dtype=dtype or self.dtype, device=device,
-                    requires_grad=requires_grad)
+                    requires_grad=_new_requires_grad("new_full", requires_grad))
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
         """A new tensor holding a copy of `data`, of this tensor's dtype unless given."""
@@ -1908,7 +1919,7 @@ class Tensor:
                           ".requires_grad_(True), rather than tensor.new_tensor(sourceTensor).",
                           UserWarning, stacklevel=2)
         return tensor(data, dtype=dtype or self.dtype, device=device,
-                      requires_grad=requires_grad)
+                      requires_grad=_new_requires_grad("new_tensor", requires_grad))
 
     # -- misc ---------------------------------------------------------------------------------
 
@@ -2296,6 +2307,12 @@ def _dims_named(item) -> int:
     if isinstance(item, np.ndarray) and item.dtype == np.bool_:
         return item.ndim  # a mask spans as many dimensions as it has (a 0-d one: none)
     return 1  # an integer, a slice, an array of positions
+
+
+def _new_requires_grad(op: str, value) -> bool:
+    """The new_* constructors' requires_grad: a bool, or None for the default (False), as
+    PyTorch parses it (1 or 'yes' are TypeErrors)."""
+    return False if value is None else _args.check_bool(op, "requires_grad", value)
 
 
 def _check_index(items, shape: tuple) -> None:

@@ -104,9 +104,22 @@ def _renumber(container: Module, modules: list) -> None:
         container._modules[str(position)] = module
 
 
+def _items(owner: str, value) -> list:
+    """The items of an iterable argument, or a TypeError naming the container."""
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"{owner} should be called with an iterable, but got "
+                        f"{type(value).__name__}") from None
+
+
 def _index(index, length: int) -> int:
     """A non-negative position for an int `index` into a container of `length` items."""
-    index = operator.index(index)
+    try:
+        index = operator.index(index)
+    except TypeError:
+        raise TypeError(f"indices must be integers or slices, not "
+                        f"{type(index).__name__}") from None
     if not -length <= index < length:
         raise IndexError(f"index {index} is out of range")
     return index + length if index < 0 else index
@@ -154,10 +167,8 @@ class ModuleList(Module):
         return self.extend(modules)
 
     def __add__(self, other) -> ModuleList:
-        if not isinstance(other, ModuleList):
-            raise TypeError("unsupported operand type(s) for +: 'ModuleList' and "
-                            f"'{type(other).__name__}'")
-        return ModuleList([*self, *other])
+        # any iterable of modules, as PyTorch's (a list too)
+        return ModuleList([*self, *_items("ModuleList.__add__", other)])
 
     def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
@@ -167,7 +178,7 @@ class ModuleList(Module):
         if isinstance(modules, (Module, Tensor)) and not isinstance(modules, ModuleList):
             raise TypeError("ModuleList.extend should be called with an iterable, but got "
                             f"{type(modules).__name__}")
-        for module in list(modules):
+        for module in _items("ModuleList.extend", modules):
             self.append(module)
         return self
 
@@ -256,7 +267,8 @@ class ModuleDict(Module):
 
     def update(self, modules) -> None:
         """Add (key, module) pairs from a mapping or an iterable of pairs."""
-        pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else modules
+        pairs = modules.items() if isinstance(modules, (Mapping, ModuleDict)) else \
+            _items("ModuleDict.update", modules)
         for position, pair in enumerate(pairs):
             if isinstance(modules, (Mapping, ModuleDict)):
                 key, module = pair
@@ -335,7 +347,7 @@ class ParameterList(Module):
         if isinstance(values, Tensor):
             raise TypeError("ParameterList.extend should be called with an iterable, but got "
                             f"{type(values).__name__}")
-        for value in list(values):
+        for value in _items("ParameterList.extend", values):
             self.append(value)
         return self
 
@@ -367,6 +379,11 @@ class ParameterDict(Module):
         return self._parameters[key]
 
     def __setitem__(self, key: str, value) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"Index given to ParameterDict cannot be used as a key as it is not "
+                            f"a string (type is '{type(key).__name__}')")
+        if "." in key or not key:  # (PyTorch's KeyError, as Module.register_parameter)
+            raise KeyError(f"parameter name can't contain \".\" or be empty, got {key!r}")
         self.register_parameter(key, _as_parameter(value))
 
     def __delitem__(self, key: str) -> None:
@@ -407,7 +424,7 @@ class ParameterDict(Module):
         elif isinstance(parameters, Mapping):
             pairs = sorted(parameters.items())
         else:
-            pairs = list(parameters)
+            pairs = _items("ParameterDict.update", parameters)
         for key, value in pairs:
             self[key] = value
 

@@ -837,9 +837,15 @@ def softplus(input, beta=1.0, threshold=20.0):
     _floating_input("softplus", input)
     beta = _args.check_float("softplus", "beta", beta)
     threshold = _args.check_float("softplus", "threshold", threshold)
+    if input._data.dtype == np.float16:
+        # in float32, as PyTorch's (exp overflows float16 from 11.09, below the threshold)
+        return softplus(input.float(), beta, threshold).to(input.dtype)
     scaled = input * beta
-    # the clamp keeps exp finite in the branch not taken (its gradient would be NaN)
-    soft = _layer_ops.Log1p.apply(scaled.clamp(max=threshold).exp()) / beta
+    # the clamp keeps exp finite in the branch not taken (its gradient would be NaN); its
+    # bound within the dtype (a threshold of 1e30 is no error); beyond exp's range the
+    # formula is inf (and its gradient NaN), as PyTorch's
+    limit = min(threshold, float(np.finfo(input._data.dtype).max))
+    soft = _layer_ops.Log1p.apply(scaled.clamp(max=limit).exp()) / beta
     return _where(scaled > threshold, input, soft)
 
 
@@ -880,7 +886,9 @@ def prelu(input, weight):
                            f"ndim = {weight.dim()} (weight of shape {tuple(weight.shape)})")
     _check_same_dtype(op, input, weight=weight)
     count = weight.numel()
-    if count != 1:
+    if count == 1:  # the output has the input's shape (a 0-d input stays 0-d)
+        weight = weight.reshape(())
+    else:
         channels = input.shape[1] if input.dim() >= 2 else 1
         if count != channels:
             raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
@@ -958,8 +966,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """
     op = "layer_norm"
     _floating_input(op, input)
-    if _args.is_int(normalized_shape):
-        normalized_shape = (normalized_shape,)
+    # a tuple or list of ints (PyTorch's functional form refuses a bare int, nn.LayerNorm
+    # takes one)
+    if not isinstance(normalized_shape, (tuple, list)):
+        raise TypeError(f"layer_norm(): argument 'normalized_shape' (position 2) must be tuple "
+                        f"of ints, not {_args.type_name(normalized_shape)}")
     normalized_shape = tuple(_args.check_int(op, "normalized_shape", n)
                              for n in normalized_shape)
     count = len(normalized_shape)
@@ -1057,12 +1068,22 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                                    f"channel of input {tuple(input.shape)}), got shape "
                                    f"{tuple(t.shape)}")
     flat = input.reshape((1, batch * channels) + tuple(input.shape[2:]))
-    repeated = [None if t is None else t.detach().reshape(-1).repeat(batch)
-                for t in (running_mean, running_var)]
-    out = batch_norm(flat, repeated[0], repeated[1],
-                     None if weight is None else weight.reshape(-1).repeat(batch),
-                     None if bias is None else bias.reshape(-1).repeat(batch),
-                     use_input_stats, momentum, eps)
+    # As PyTorch's instance_norm: running statistics of any float dtype are used in the
+    # input's (and keep their own: copy_ below); a weight and bias of another dtype only as
+    # float32 with a float16 input (its mixed-dtype rule), else batch_norm's error.
+    dtype = input.dtype if input.dtype.is_floating_point else None
+
+    def per_instance(t, running):
+        if t is None:
+            return None
+        t = (t.detach() if running else t).reshape(-1).repeat(batch)
+        mixed = running or (dtype is not None and dtype.name == "float16"
+                            and t.dtype.name == "float32")
+        return t.to(dtype) if mixed and dtype is not None and t.dtype.is_floating_point else t
+
+    repeated = [per_instance(t, True) for t in (running_mean, running_var)]
+    out = batch_norm(flat, repeated[0], repeated[1], per_instance(weight, False),
+                     per_instance(bias, False), use_input_stats, momentum, eps)
     if use_input_stats:
         with _no_grad():
             for t, updated in zip((running_mean, running_var), repeated, strict=True):
@@ -1192,7 +1213,11 @@ def _interpolate_sizes(op, input, size, scale_factor, recompute_scale_factor):
         scales = [_args.check_float(op, "scale_factor", s) for s in scale_factor]
     else:
         scales = [_args.check_float(op, "scale_factor", scale_factor)] * dims
-    sizes = [int(math.floor(n * s)) for n, s in zip(spatial, scales, strict=True)]
+    products = [n * s for n, s in zip(spatial, scales, strict=True)]
+    if not all(math.isfinite(p) and abs(p) < 2**63 for p in products):
+        raise RuntimeError(f"{op}: value cannot be converted to type int64_t without overflow "
+                           f"(scale_factor {scale_factor} for input sizes {spatial})")
+    sizes = [int(math.floor(p)) for p in products]
     return sizes, ([None] * dims if recompute_scale_factor else scales)
 
 
@@ -1239,10 +1264,14 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise NotImplementedError("interpolate: mode 'trilinear' (5-D input) is not supported "
                                   "by corrnet")
     spatial = tuple(input.shape[2:])
-    if min(spatial, default=1) <= 0 or min(sizes) <= 0:
+    # (zero sizes left out: a table per output size is built even for an empty batch)
+    if math.prod(max(n, 1) for n in list(input.shape[:2]) + sizes) > _args.INT64_MAX:
+        raise RuntimeError(f"{op}: Storage size calculation overflowed with sizes="
+                           f"{list(input.shape[:2]) + sizes}")
+    if mode != "area" and (min(spatial, default=1) <= 0 or min(sizes) <= 0):
         raise RuntimeError(f"{op}: Input and output sizes should be greater than 0, but got "
                            f"input {spatial} output {tuple(sizes)}")
-    if mode == "area":
+    if mode == "area":  # adaptive average pooling: an output size of 0 gives an empty result
         pool = {3: adaptive_avg_pool1d, 4: adaptive_avg_pool2d}.get(rank)  # noqa: F405
         if pool is None:
             raise NotImplementedError("interpolate: mode 'area' of 5-D input is not supported "

@@ -293,8 +293,14 @@ class LambdaLR(LRScheduler):
 
     def get_lr(self) -> list:
         self._warn_outside_step()
-        return [base_lr * fn(self.last_epoch)
-                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)]
+        lrs = []
+        for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True):
+            factor = fn(self.last_epoch)
+            if not isinstance(factor, numbers.Real):  # (PyTorch's is Python's TypeError)
+                raise TypeError(f"LambdaLR: lr_lambda({self.last_epoch}) must return a number, "
+                                f"got {type(factor).__name__}")
+            lrs.append(base_lr * factor)
+        return lrs
 
 
 class OneCycleLR(LRScheduler):
@@ -354,6 +360,14 @@ class OneCycleLR(LRScheduler):
                              f"{anneal_strategy}")
         self.anneal_strategy = anneal_strategy
         max_lrs = _per_group("OneCycleLR", "max_lr", optimizer, max_lr)
+        for name, value in (("div_factor", div_factor), ("final_div_factor", final_div_factor),
+                            *(("max_lr", v) for v in max_lrs)):
+            if not isinstance(value, numbers.Real) or isinstance(value, bool):
+                raise TypeError(f"OneCycleLR: {name} must be a number, got "
+                                f"{type(value).__name__}")
+            if name != "max_lr" and value == 0:  # (PyTorch's is a ZeroDivisionError)
+                raise ValueError(f"OneCycleLR: {name} must not be 0 (the lrs are max_lr / "
+                                 "div_factor and that / final_div_factor)")
         if last_epoch == -1:
             for group, group_max_lr in zip(optimizer.param_groups, max_lrs, strict=True):
                 group["initial_lr"] = group_max_lr / div_factor
@@ -456,7 +470,11 @@ class ReduceLROnPlateau(LRScheduler):
 
     def step(self, metrics, epoch=None) -> None:
         """Record one epoch's metric (a number or a 0-d tensor); reduce the lr if due."""
-        current = float(metrics)
+        try:
+            current = float(metrics)
+        except (TypeError, ValueError) as exc:  # (PyTorch's is float()'s own error)
+            raise type(exc)(f"ReduceLROnPlateau.step: metrics must be a number or a one-element "
+                            f"tensor, got {metrics!r}") from None
         if epoch is None:
             epoch = self.last_epoch + 1
         else:

@@ -191,7 +191,11 @@ class ConcatDataset(Dataset):
     """The samples of several datasets one after another."""
 
     def __init__(self, datasets):
-        self.datasets = list(datasets)
+        try:
+            self.datasets = list(datasets)
+        except TypeError:
+            raise TypeError(f"ConcatDataset: datasets must be an iterable of datasets, not "
+                            f"{type(datasets).__name__}") from None
         if not self.datasets:
             raise ValueError("ConcatDataset: datasets should not be an empty iterable")
         for i, d in enumerate(self.datasets):
@@ -199,6 +203,9 @@ class ConcatDataset(Dataset):
                 raise TypeError(f"ConcatDataset does not support IterableDataset (datasets[{i}] "
                                 f"is a {type(d).__name__}); chain iterable datasets with "
                                 "ChainDataset")
+            if not hasattr(d, "__len__") or not hasattr(d, "__getitem__"):
+                raise TypeError(f"ConcatDataset: datasets[{i}] is a {type(d).__name__}, not a "
+                                "dataset with a length")
         self.cumulative_sizes = list(np.cumsum([len(d) for d in self.datasets]).tolist())
 
     def __len__(self) -> int:
@@ -224,7 +231,11 @@ def random_split(dataset, lengths, generator=None) -> list[Subset]:
     remainder of flooring is handed out one by one from the first subset, as PyTorch does).
     """
     n = len(dataset)
-    lengths = list(lengths)
+    try:
+        lengths = list(lengths)
+    except TypeError:
+        raise TypeError(f"random_split: lengths must be a sequence of ints or fractions, not "
+                        f"{type(lengths).__name__}") from None
     if lengths and math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
         for frac in lengths:
             if not 0 <= frac <= 1:
@@ -335,8 +346,15 @@ class WeightedRandomSampler(Sampler):
         if not isinstance(replacement, bool):
             raise ValueError(f"replacement should be a boolean value, but got "
                              f"replacement={replacement}")
-        array = np.asarray(weights.numpy() if isinstance(weights, Tensor) else weights,
-                           dtype=np.float64)
+        if isinstance(weights, (str, bytes)):
+            raise TypeError(f"WeightedRandomSampler: weights must be a sequence of numbers, "
+                            f"not {type(weights).__name__}")
+        try:
+            array = np.asarray(weights.numpy() if isinstance(weights, Tensor) else weights,
+                               dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"WeightedRandomSampler: weights must be a sequence of numbers, "
+                            f"got {weights!r}") from None
         if array.ndim != 1:
             raise ValueError(f"weights should be a 1d sequence but given weights have shape "
                              f"{tuple(array.shape)}")

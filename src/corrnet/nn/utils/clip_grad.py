@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from ... import _args
 from ...autograd import no_grad
 from ...tensor import Tensor, stack, tensor
 
@@ -21,7 +22,27 @@ def _grads(parameters) -> list:
     """The gradients of `parameters` (one tensor or an iterable) that have one."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
+    try:
+        parameters = list(parameters)
+    except TypeError:
+        raise TypeError(f"clip_grad: 'parameters' must be a tensor or an iterable of tensors, "
+                        f"not {_args.type_name(parameters)}") from None
+    for p in parameters:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"clip_grad: 'parameters' must hold tensors, got "
+                            f"{_args.type_name(p)}")
     return [p.grad for p in parameters if p.grad is not None]
+
+
+def _limit(op: str, name: str, value) -> float:
+    """max_norm / clip_value: a number, or a one-element tensor (PyTorch takes float(value))."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{op}: {name} must be a number or a one-element tensor, got a "
+                             f"tensor of shape {tuple(value.shape)} (only one element tensors "
+                             "can be converted to Python scalars)")
+        value = value.item()
+    return _args.check_float(op, name, value)
 
 
 def _check_norm_type(norm_type) -> float:
@@ -44,10 +65,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     most `max_norm`; returns that norm before clipping, as a 0-d tensor. A non-finite norm
     raises RuntimeError with `error_if_nonfinite`, else scales the gradients by it."""
     grads = _grads(parameters)
-    if not isinstance(max_norm, numbers.Real) or isinstance(max_norm, bool):
-        raise TypeError(f"clip_grad_norm_: max_norm must be a number, got "
-                        f"{type(max_norm).__name__}")
-    max_norm = float(max_norm)
+    max_norm = _limit("clip_grad_norm_", "max_norm", max_norm)
     norm_type = _check_norm_type(norm_type)
     if not grads:
         return tensor(0.0)
@@ -80,9 +98,6 @@ def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False
 @no_grad()
 def clip_grad_value_(parameters, clip_value, foreach=None) -> None:
     """Clamp every gradient of `parameters` to ``[-clip_value, clip_value]`` in place."""
-    if not isinstance(clip_value, numbers.Real) or isinstance(clip_value, bool):
-        raise TypeError(f"clip_grad_value_: clip_value must be a number, got "
-                        f"{type(clip_value).__name__}")
-    clip_value = float(clip_value)
+    clip_value = _limit("clip_grad_value_", "clip_value", clip_value)
     for g in _grads(parameters):
         g.clamp_(min=-clip_value, max=clip_value)

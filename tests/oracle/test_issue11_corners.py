@@ -140,6 +140,11 @@ def test_reductions_at_extreme_magnitudes_match_torch(name, shape, dtype, scale,
         # over all elements PyTorch takes the mean in float32 first: at 1e38 whether that
         # overflows depends on its summation order (corrnet's mean is float64)
         assume(scale < 1e38)
+    if name in ("sum", "mean") and dtype == "float32":
+        # float32 values of 1e38 (float32 ends at 3.4e38): whether a partial sum overflows,
+        # and to which sign, depends on the order of the additions (PyTorch's vectorized
+        # order differs between CPUs), not only on the values
+        assume(scale < 1e38)
     if name == "norm":
         kwargs["p"] = data.draw(st.sampled_from([2, 1, 3, 0.5, 0, -1, float("inf"),
                                                  float("-inf")]), label="p")

@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 
 .PHONY: demo test oracle fuzz bench lint clean
 
-# corrnet itself (numpy + scipy), installed in editable mode.
+# corrnet itself (NumPy, SciPy, numba, tqdm, Pillow), installed in editable mode.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e .

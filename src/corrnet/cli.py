@@ -136,6 +136,7 @@ def demo(seed: int = 0, size: int = 256) -> None:
     how = ("a compiled loop (numba)" if kernels_jit.enabled()
            else "NumPy, one pass per kernel offset (9)")
     print(f"   -> the loop runs once per output pixel in Python; corrnet does the pixels in {how}")
+    print(f"kernels that ran: {kernels_jit.path()}")
 
 
 def train(args) -> int:

@@ -1,19 +1,25 @@
-"""Optional compiled kernels: numba, where NumPy can't reach the speed a kernel needs.
+"""Compiled kernels: numba, where NumPy can't reach the speed a kernel needs.
 
 A few loops cannot be written fast as whole-array NumPy operations: a max pool that finds
 each window's maximum and its position in one pass, a depthwise or single-channel filter that
 multiplies and adds in registers instead of one full-array pass per kernel cell. Those
-kernels are written once as plain Python loops and compiled by numba when it is installed
-(``pip install corrnet[fast]``); every one of them has a NumPy fallback, and the tests run
-both.
+kernels are written once as plain Python loops and compiled by numba (a run-time dependency);
+every one of them has a NumPy fallback, and the tests run both.
 
     @jit(parallel=True)
     def kernel(x, out):
         for n in prange(x.shape[0]):     # prange: parallel under numba, range otherwise
             ...
 
-Nothing is compiled at import: numba itself is imported, and a kernel compiled (or loaded
-from numba's on-disk cache, ``cache=True``), on the kernel's first call.
+Nothing is compiled, and numba is not even imported, at ``import corrnet`` (it would cost
+0.1-0.3 s): numba is imported when a kernel path is first chosen (`enabled()`), and a kernel
+compiled, or loaded from numba's on-disk cache (``cache=True``), on the kernel's first call.
+A compilation (a first run, with the cache empty: about a second per kernel) says so on
+stderr, one line per kernel, so that a first run does not look hung; loading from the cache
+stays silent.
+
+Where numba cannot be imported (not installed, or broken on this platform), corrnet runs on
+its NumPy fallbacks and says so once on stderr, in one line.
 
 Switches: the environment variable ``CORRNET_NUMBA=0`` turns the compiled kernels off;
 ``use_compiled(False)`` does the same at run time (a context manager too).
@@ -35,6 +41,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import sys
 import threading
 import types
 
@@ -43,20 +50,52 @@ import numpy as np
 from . import threads
 
 AVAILABLE = importlib.util.find_spec("numba") is not None
-_enabled = AVAILABLE and os.environ.get("CORRNET_NUMBA", "1") != "0"
+# None until the first `enabled()`: then True where numba imports (and CORRNET_NUMBA is not 0)
+_enabled: bool | None = None if os.environ.get("CORRNET_NUMBA", "1") != "0" else False
+_import_error: str | None = None   # why numba could not be imported, once it was tried
 
 prange = range   # the name the kernels use; numba's prange is put in its place when compiling
 
 
 def enabled() -> bool:
-    """Whether the compiled kernels run (numba installed and not switched off)."""
+    """Whether the compiled kernels run: not switched off, and numba imports (tried on the
+    first call; where it fails, a one-line notice and the NumPy fallbacks from then on)."""
+    global _enabled
+    if _enabled is None:
+        with _compile_lock:
+            if _enabled is None:
+                _enabled = _numba_imports()
     return _enabled
+
+
+def _numba_imports() -> bool:
+    """Import numba (set up for corrnet); False, with the one-line notice, where it fails."""
+    global _import_error
+    try:
+        load_numba()
+        return True
+    except Exception as error:    # not installed, or broken (e.g. built for another NumPy)
+        if _import_error is None:
+            _import_error = ("not installed" if not AVAILABLE
+                             else f"{type(error).__name__}: {error}")
+            sys.stderr.write(f"corrnet: running without its compiled kernels (numba "
+                             f"{_import_error}); NumPy fallbacks, several times slower\n")
+        return False
 
 
 def runs_compiled(dtype) -> bool:
     """Whether a compiled kernel runs for arrays of this dtype: the kernels are on, and the
     dtype is one they are written for (float32 or float64)."""
-    return _enabled and np.dtype(dtype) in (np.float32, np.float64)
+    return enabled() and np.dtype(dtype) in (np.float32, np.float64)
+
+
+def path() -> str:
+    """Which kernels run, in words (for `corrnet demo` and the benchmark)."""
+    if enabled():
+        return f"compiled kernels (numba {load_numba().__version__})"
+    if _import_error is None:
+        return "NumPy fallbacks (compiled kernels switched off)"
+    return f"NumPy fallbacks (numba {_import_error})"
 
 
 @contextlib.contextmanager
@@ -73,9 +112,11 @@ def use_compiled(flag: bool):
     previous setting, so both ``use_compiled(False)`` and ``with use_compiled(False):`` work.
     Asking for them without numba installed raises ImportError."""
     global _enabled
-    if flag and not AVAILABLE:
-        raise ImportError("corrnet's compiled kernels need numba: pip install corrnet[fast]")
-    previous, _enabled = _enabled, bool(flag)
+    previous = enabled()
+    if flag and not (AVAILABLE and _numba_imports()):
+        raise ImportError("corrnet's compiled kernels need numba, which could not be imported: "
+                          "pip install numba")
+    _enabled = bool(flag)
     return _restoring(previous)
 
 
@@ -87,11 +128,13 @@ def load_numba():
     global _configured
     if not _configured:
         with _compile_lock:
-            if not _configured and "NUMBA_THREADING_LAYER" not in os.environ:
-                # numba's own thread pool: its OpenMP layer would share (and reset) the OpenMP
-                # thread count of other libraries in the process, PyTorch's too
-                numba.config.THREADING_LAYER = "workqueue"
-            _configured = True
+            if not _configured:
+                if "NUMBA_THREADING_LAYER" not in os.environ:
+                    # numba's own thread pool: its OpenMP layer would share (and reset) the
+                    # OpenMP thread count of other libraries in the process, PyTorch's too
+                    numba.config.THREADING_LAYER = "workqueue"
+                _announce_compilations(numba)
+                _configured = True
     return numba
 
 
@@ -168,6 +211,25 @@ def jit(parallel: bool = False, reassociate: bool = False):
         return call
 
     return decorate
+
+
+def _announce_compilations(numba) -> None:
+    """Print one line on stderr as numba starts compiling one of corrnet's kernels (not when
+    it loads one from its disk cache: numba's "numba:compile" event marks a real compilation)."""
+    from numba.core import event
+
+    class Announcer(event.Listener):
+        def on_start(self, compilation):
+            function = getattr(compilation.data.get("dispatcher"), "py_func", None)
+            if getattr(function, "__module__", "").startswith("corrnet."):
+                sys.stderr.write(f"corrnet: compiling kernel {function.__qualname__} with "
+                                 f"numba (first run only: it is cached on disk for the next "
+                                 f"ones)\n")
+
+        def on_end(self, compilation):
+            pass
+
+    event.register("numba:compile", Announcer())
 
 
 def _compile(function, parallel: bool, reassociate: bool, name_suffix: str):

@@ -5,7 +5,10 @@ some CPUs and may be wrong on others (an AVX-512 Xeon whose GEMM is 2-3x faster,
 EPYC), so ``corrnet tune`` (or `tune()`) times every candidate algorithm of each pass on a
 list of representative layers (`BENCHMARK_ROWS`, `RESNET18_LAYERS`) and writes the winners,
 with a few machine quantities (`measure_machine`: sgemm GFLOP/s, memory bandwidth GB/s, one
-compiled kernel's GFLOP/s), into a small JSON file:
+compiled kernel's GFLOP/s), into a small JSON file. Each pass's candidates are first screened
+on one image (one that is over 3x the fastest there is not timed on the batch), then timed in
+interleaved rounds, and the one with the smallest median wins (the smallest time where the
+machine is busy with other work: the median would measure that work). The file:
 
     $CORRNET_CACHE_DIR/calibration-<digest>.json       when CORRNET_CACHE_DIR is set, else
     $XDG_CACHE_HOME/corrnet/calibration-<digest>.json  (~/.cache/corrnet/ without XDG_CACHE_HOME)
@@ -68,7 +71,8 @@ def cache_dir() -> Path:
     return user_cache_dir()
 
 
-def _cpuinfo() -> tuple[str, list[str]]:
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> tuple[str, tuple[str, ...]]:
     """The CPU's model name and which of the SIMD features that matter here it has, from
     /proc/cpuinfo (Linux); elsewhere platform.processor() and no features."""
     model, flags = "", set()
@@ -86,7 +90,7 @@ def _cpuinfo() -> tuple[str, list[str]]:
     except OSError:
         pass
     model = model or platform.processor() or platform.machine() or "unknown"
-    return model, sorted(flags & {"avx2", "avx512f"})
+    return model, tuple(sorted(flags & {"avx2", "avx512f"}))
 
 
 def _version(package: str) -> str | None:
@@ -108,7 +112,7 @@ def machine_key() -> dict:
     from .threads import _cores
 
     model, simd = _cpuinfo()
-    return {"cpu": model, "simd": simd, "cores": _cores(), "corrnet": __version__,
+    return {"cpu": model, "simd": list(simd), "cores": _cores(), "corrnet": __version__,
             "numpy": np.__version__, "numba": _version("numba")}
 
 
@@ -319,13 +323,15 @@ QUICK_LAYERS = (
 )
 
 
-def _median_time(call, samples: int) -> float:
+def _best_time(call, samples: int) -> float:
+    """The fastest of `samples` calls, in seconds: a rate the machine reaches (another
+    process's load only ever slows a call down)."""
     times = []
     for _ in range(samples):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 def measure_machine(quick: bool = False) -> dict:
@@ -342,11 +348,11 @@ def measure_machine(quick: bool = False) -> dict:
         b = rng.standard_normal((size, size), dtype=np.float32)
         product = functools.partial(np.matmul, a, b)
         product()
-        gemm[str(size)] = round(2 * size**3 / _median_time(product, 5) / 1e9, 2)
+        gemm[str(size)] = round(2 * size**3 / _best_time(product, 5) / 1e9, 2)
     count = (4 if quick else 32) * 2**20 // 4          # a 4 (32) MiB float32 array
     source, target = np.ones(count, np.float32), np.empty(count, np.float32)
     np.copyto(target, source)
-    bandwidth = 2 * source.nbytes / _median_time(lambda: np.copyto(target, source), 5) / 1e9
+    bandwidth = 2 * source.nbytes / _best_time(lambda: np.copyto(target, source), 5) / 1e9
     compiled = None
     if jit.enabled():
         channels, side = 16, 128 if quick else 256
@@ -358,7 +364,7 @@ def measure_machine(quick: bool = False) -> dict:
             return direct.depthwise_forward(x, w, None, window, channels, 2**30)
 
         depthwise()
-        compiled = round(2 * 9 * x.size / _median_time(depthwise, 5) / 1e9, 2)
+        compiled = round(2 * 9 * x.size / _best_time(depthwise, 5) / 1e9, 2)
     return {"sgemm_gflops": gemm, "bandwidth_gbs": round(bandwidth, 2),
             "numba_gflops": compiled}
 
@@ -389,53 +395,91 @@ def _pass_arguments(layer: Layer, dtype) -> dict[str, tuple]:
             "grad_weight": (grad, x, w_shape, window, layer.groups)}
 
 
-def _race(trials: dict, rounds: int, budget_s: float, keep=()) -> dict[str, float]:
-    """Median seconds of each trial, timed in interleaved rounds (after one warm-up call each,
-    which may compile). A trial over 2.5x the fastest first sample leaves the race after that
-    sample (it has lost), unless it is in `keep`. At least 3 rounds are run (`rounds` at
-    most), more while `budget_s` is not spent."""
-    for call in trials.values():
+def _race(trials: dict, screens: dict, rounds: int, budget_s: float,
+          keep=()) -> dict[str, list[float] | None]:
+    """The seconds of each of `trials` (name: call), timed in interleaved rounds.
+
+    First a screening: each name's `screens` call (the same pass on one image) runs twice,
+    the first compiling what it needs, the second timed; a name over 3x the fastest screen
+    cannot win (the algorithms' work grows alike with the batch) and is not timed on the
+    whole batch (None), unless it is in `keep`. Then one warm-up call of each name left, and
+    rounds of one call each, at least 3 and at most `rounds`, more while `budget_s` (seconds
+    since the first round) is not spent."""
+    screened = {}
+    for name, call in screens.items():
         call()
-    samples = {name: [] for name in trials}
+        begin = time.perf_counter()
+        call()
+        screened[name] = time.perf_counter() - begin
+    best = min(screened.values())
+    running = [name for name in trials if screened[name] <= 3 * best or name in keep]
+    samples = {name: [] for name in running}
+    for name in running:
+        trials[name]()
     start = time.perf_counter()
-    running = list(trials)
     for round_index in range(rounds):
         for name in running:
             begin = time.perf_counter()
             trials[name]()
             samples[name].append(time.perf_counter() - begin)
-        if round_index == 0:
-            best = min(s[0] for s in samples.values())
-            running = [name for name in running
-                       if samples[name][0] <= 2.5 * best or name in keep]
         if round_index >= 2 and time.perf_counter() - start > budget_s:
             break
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return {name: samples.get(name) for name in trials}
 
 
-def measure_layer(layer: Layer, dtype=np.float32, rounds: int = 7,
-                  budget_s: float = 1.0) -> dict[str, dict]:
-    """{entry_key: {"algorithm": fastest, "seconds": {candidate: median seconds}, ...}} for
-    the three passes of `layer`, every candidate algorithm timed on this machine."""
+def _one_image(layer: Layer) -> Layer:
+    return layer._replace(n=1)
+
+
+def measure_layer(layer: Layer, dtype=np.float32, rounds: int = 5, budget_s: float = 0.5,
+                  statistic=statistics.median) -> dict[str, dict]:
+    """{entry_key: {"algorithm": fastest, "seconds": {candidate: `statistic` of its samples
+    (the median; the minimum where the machine is busy, see `tune`), or None where the
+    screening on one image ruled it out}, ...}} for the three passes of `layer`, every
+    candidate algorithm that supports the pass timed on this machine (see `_race`)."""
     from . import jit, plan
 
     x_shape, w_shape, window = _shapes(layer)
     args = _pass_arguments(layer, dtype)
+    small = _pass_arguments(_one_image(layer), dtype)
     entries = {}
     for pass_name in plan.PASSES:
         names = plan.candidates(pass_name, x_shape, w_shape, window, layer.groups, dtype)
-        trials = {name: functools.partial(plan.run, pass_name, name, *args[pass_name])
-                  for name in names}
         default = plan.rule_choice(pass_name, x_shape, w_shape, window, layer.groups, dtype)
-        seconds = (_race(trials, rounds, budget_s, keep={default}) if len(names) > 1
-                   else {names[0]: None})
-        fastest = min(seconds, key=lambda n: seconds[n] or 0.0)
+        if len(names) > 1:
+            trials = {name: functools.partial(plan.run, pass_name, name, *args[pass_name])
+                      for name in names}
+            screens = {name: functools.partial(plan.run, pass_name, name, *small[pass_name])
+                       for name in names}
+            samples = _race(trials, screens, rounds, budget_s, keep={default})
+            seconds = {name: None if got is None else statistic(got)
+                       for name, got in samples.items()}
+        else:
+            seconds = {names[0]: None}
+        timed = {name: t for name, t in seconds.items() if t is not None}
+        fastest = min(timed, key=timed.get) if timed else names[0]
         key = entry_key(pass_name, x_shape, w_shape, window, layer.groups, dtype,
                         jit.enabled(), plan.settings.memory_budget)
         entries[key] = {"algorithm": fastest, "source": "tune", "layer": layer.label,
                         "seconds": {n: None if t is None else float(f"{t:.4g}")
                                     for n, t in seconds.items()}}
     return entries
+
+
+def _busy() -> str | None:
+    """A note when other work keeps this machine's cores busy (the 1-minute load average
+    over the cores this process may use), which the timings would measure too."""
+    from .threads import _cores
+
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - not on Unix
+        return None
+    cores = _cores()
+    if load < 0.75 * cores:
+        return None
+    return (f"note: this machine is busy (load average {load:.1f} on {cores} cores): the "
+            "timings measure that too; run `corrnet tune` again when it is idle")
 
 
 def tune(quick: bool = False, layers=None, progress=None) -> Path | None:
@@ -452,15 +496,22 @@ def tune(quick: bool = False, layers=None, progress=None) -> Path | None:
     measured = measure_machine(quick)
     say(f"   sgemm GFLOP/s {measured['sgemm_gflops']}, {measured['bandwidth_gbs']} GB/s, "
         f"compiled depthwise {measured['numba_gflops']} GFLOP/s")
+    busy = _busy()
+    if busy:
+        say(busy + "; each algorithm's fastest run is compared, not its median")
     entries = {}
-    rounds, budget_s = (3, 0.1) if quick else (7, 1.0)
+    rounds, budget_s = (3, 0.05) if quick else (5, 0.5)
     for index, layer in enumerate(layers, 1):
         say(f"[{index}/{len(layers)}] {layer.label}: {layer.title}")
-        found = measure_layer(layer, rounds=rounds, budget_s=budget_s)
+        found = measure_layer(layer, rounds=rounds, budget_s=budget_s,
+                              statistic=min if busy else statistics.median)
         entries.update(found)
         say("   " + ", ".join(f"{key.split()[0]} {entry['algorithm']}"
                               for key, entry in found.items()))
     measured["seconds"] = round(time.perf_counter() - start, 1)
+    measured["statistic"] = "min" if busy else "median"
+    with contextlib.suppress(AttributeError, OSError):
+        measured["load_average"] = round(os.getloadavg()[0], 2)
     measured["date"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     where = remember(entries, measured)
     plan.forget_choices()

@@ -428,3 +428,22 @@ def test_issue13_tune_layers_are_the_benchmarks_rows():
     theirs = [(s.label, s.n, s.c_in, s.c_out, s.size, s.kernel, s.stride, s.padding, s.groups)
               for s in bench.FULL.layers]
     assert [tuple(layer) for layer in calibration.BENCHMARK_ROWS] == theirs
+
+
+def test_issue13_tune_python_api_writes_and_uses_the_file(monkeypatch):
+    """corrnet.backends.conv.tune(): the same measurement as `corrnet tune`, used by this
+    process at once (choices remembered before it are forgotten)."""
+    layer = calibration.Layer("tiny", 2, 6, 16, 14, 5)
+    monkeypatch.setattr(calibration, "QUICK_LAYERS", (layer,))
+    x_shape, w_shape, window = calibration._shapes(layer)
+    before = plan.choose("forward", x_shape, w_shape, window, 1, np.float32)
+    assert before == plan.rule_choice("forward", x_shape, w_shape, window, 1, np.float32)
+    file = corrnet.backends.conv.tune(quick=True, verbose=False)
+    assert file == calibration.path() and file.exists()
+    data = calibration.read()
+    assert len(data["winners"]) == 3 and data["rates"]["statistic"] in ("median", "min")
+    for pass_name in plan.PASSES:
+        key = calibration.entry_key(pass_name, x_shape, w_shape, window, 1, np.float32,
+                                    jit.enabled(), plan.settings.memory_budget)
+        assert plan.choose(pass_name, x_shape, w_shape, window, 1, np.float32) == \
+            data["winners"][key]["algorithm"]

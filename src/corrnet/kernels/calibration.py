@@ -41,6 +41,7 @@ import os
 import platform
 import statistics
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -206,12 +207,15 @@ def write(data: dict, file: Path | None = None) -> Path:
 enabled = True           # plan.settings.calibration: whether the planner consults the file
 _loaded: dict | None = None   # this machine's calibration (empty() when there is no file)
 _write_failed = False
+_lock = threading.RLock()     # one reader or writer of the file at a time in this process
 
 
 def _current() -> dict:
     global _loaded
     if _loaded is None:
-        _loaded = read() or empty()
+        with _lock:
+            if _loaded is None:
+                _loaded = read() or empty()
     return _loaded
 
 
@@ -241,18 +245,20 @@ def remember(entries: dict[str, dict], rates_measured: dict | None = None) -> Pa
     (another process may have added winners since it was read). A file that cannot be
     written is warned about once; the winners are still kept in this process."""
     global _loaded, _write_failed
-    held = _current()
-    data = read() or empty()
-    data["winners"] = {**held["winners"], **data["winners"], **entries}
-    data["rates"] = rates_measured or data.get("rates") or held.get("rates")
-    _loaded = data
-    try:
-        return write(data)
-    except OSError as error:
-        if not _write_failed:
-            _write_failed = True
-            _warn(f"corrnet: calibration not saved ({error}); it holds for this process only")
-        return None
+    with _lock:
+        held = _current()
+        data = read() or empty()
+        data["winners"] = {**held["winners"], **data["winners"], **entries}
+        data["rates"] = rates_measured or data.get("rates") or held.get("rates")
+        _loaded = data
+        try:
+            return write(data)
+        except OSError as error:
+            if not _write_failed:
+                _write_failed = True
+                _warn(f"corrnet: calibration not saved ({error}); it holds for this process "
+                      "only")
+            return None
 
 
 # -- measuring ---------------------------------------------------------------------------------

@@ -35,12 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
-import json
 import os
-import platform
-import statistics
-import tempfile
 import threading
 import time
 import warnings
@@ -48,6 +43,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+# (hashlib, json, platform, statistics and tempfile are imported where they are used: the
+# planner imports this module, and `import corrnet` should not pay for them)
 
 FORMAT = "corrnet-calibration"
 VERSION = 1
@@ -76,6 +74,8 @@ def cache_dir() -> Path:
 def _cpuinfo() -> tuple[str, tuple[str, ...]]:
     """The CPU's model name and which of the SIMD features that matter here it has, from
     /proc/cpuinfo (Linux); elsewhere platform.processor() and no features."""
+    import platform
+
     model, flags = "", set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
@@ -119,6 +119,9 @@ def machine_key() -> dict:
 
 def path(key: dict | None = None) -> Path:
     """This machine's calibration file (it may not exist)."""
+    import hashlib
+    import json
+
     key = machine_key() if key is None else key
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return cache_dir() / f"calibration-{digest}.json"
@@ -149,6 +152,8 @@ def read(file: Path | None = None, key: dict | None = None) -> dict | None:
     """The calibration in `file` (default: this machine's) if it is a calibration for `key`
     (default: this machine's); None if there is none, and None with a one-line warning if the
     file is damaged or another machine's."""
+    import json
+
     key = machine_key() if key is None else key
     file = path(key) if file is None else Path(file)
     try:
@@ -187,6 +192,9 @@ def empty(key: dict | None = None) -> dict:
 def write(data: dict, file: Path | None = None) -> Path:
     """Write `data` to `file` (default: this machine's) atomically: a temporary file in the
     same folder, then os.replace. Returns the path."""
+    import json
+    import tempfile
+
     file = path(data["machine"]) if file is None else Path(file)
     file.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=file.name + ".", suffix=".tmp", dir=file.parent)
@@ -438,13 +446,16 @@ def _one_image(layer: Layer) -> Layer:
 
 
 def measure_layer(layer: Layer, dtype=np.float32, rounds: int = 5, budget_s: float = 0.5,
-                  statistic=statistics.median) -> dict[str, dict]:
+                  statistic=None) -> dict[str, dict]:
     """{entry_key: {"algorithm": fastest, "seconds": {candidate: `statistic` of its samples
     (the median; the minimum where the machine is busy, see `tune`), or None where the
     screening on one image ruled it out}, ...}} for the three passes of `layer`, every
     candidate algorithm that supports the pass timed on this machine (see `_race`)."""
+    import statistics
+
     from . import jit, plan
 
+    statistic = statistic or statistics.median
     x_shape, w_shape, window = _shapes(layer)
     args = _pass_arguments(layer, dtype)
     small = _pass_arguments(_one_image(layer), dtype)
@@ -493,6 +504,8 @@ def tune(quick: bool = False, layers=None, progress=None) -> Path | None:
     `layers` (default `LAYERS`, or `QUICK_LAYERS` with quick), write them to the calibration
     file and use them from now on in this process. `progress(text)` is told each step.
     Returns the file's path (None where it could not be written)."""
+    import statistics
+
     from . import plan
 
     say = progress or (lambda text: None)
@@ -583,6 +596,8 @@ def compare_table(rows: list[dict]) -> str:
 
 def describe_file(file: Path | None = None) -> str:
     """A short account of this machine's calibration file: path, key, rates, winners."""
+    import json
+
     key = machine_key()
     file = path(key) if file is None else file
     lines = [f"calibration file: {file}", f"machine: {json.dumps(key, sort_keys=True)}"]

@@ -3,6 +3,8 @@
     corrnet.backends.conv.benchmark = True          # time the algorithms once per shape
     corrnet.backends.conv.memory_budget = 2**30     # bytes of buffers one conv pass may hold
     corrnet.backends.conv.algorithm = "fft"         # force one algorithm where it applies
+    corrnet.backends.conv.tune()                    # measure this machine once (corrnet tune)
+    corrnet.backends.conv.calibration = False       # ignore the machine's calibration file
     corrnet.backends.numba.enabled = False          # NumPy kernels only
 
 ``corrnet.backends.cudnn`` is another name for ``conv``, so that PyTorch code setting

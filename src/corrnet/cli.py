@@ -191,6 +191,41 @@ def summary(args) -> int:
     return 0
 
 
+def tune(args) -> int:
+    """``corrnet tune``: measure this machine once and keep the planner's winners in the user
+    cache (kernels/calibration.py); ``--compare``, ``--show``, ``--forget`` read or delete
+    that file without measuring."""
+    from .kernels import calibration
+
+    file = calibration.path()
+    if args.forget:
+        existed = file.exists()
+        file.unlink(missing_ok=True)
+        print(f"{'deleted' if existed else 'no calibration file at'} {file}")
+        return 0
+    if args.show:
+        print(calibration.describe_file(file))
+        return 0
+    if not args.compare:
+        path_kind = "compiled (numba)" if kernels_jit.enabled() else "NumPy (no numba)"
+        print(f"corrnet tune: timing each algorithm of each convolution pass on this machine, "
+              f"{path_kind} kernels{' (quick: small layers)' if args.quick else ''}")
+        start = time.perf_counter()
+        written = calibration.tune(quick=args.quick, progress=print)
+        print(f"done in {time.perf_counter() - start:.0f} s; "
+              + (f"written to {written}" if written else "NOT saved (see the warning)"))
+    elif calibration.read(file) is None:
+        print(f"no calibration for this machine at {file}: run `corrnet tune` first")
+        return 1
+    rows = calibration.compare(calibration.QUICK_LAYERS if args.quick
+                               else calibration.BENCHMARK_ROWS)
+    if rows:
+        print("\nthe rules (no calibration file) against the tuned choice, per benchmark row "
+              "and pass (times measured by the tuning):")
+        print(calibration.compare_table(rows))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="corrnet",
@@ -242,7 +277,21 @@ def main(argv=None) -> int:
     summary_parser = commands.add_parser("summary", help="the layer table of a network")
     summary_parser.add_argument("model", choices=sorted(MODELS))
 
+    tune_parser = commands.add_parser(
+        "tune", help="measure which convolution algorithm is fastest on this machine and keep "
+                     "it in the user cache")
+    tune_parser.add_argument("--quick", action="store_true",
+                             help="small layers only: seconds instead of a minute or two")
+    tune_parser.add_argument("--compare", action="store_true",
+                             help="measure nothing: compare the saved winners with the rules")
+    tune_parser.add_argument("--show", action="store_true",
+                             help="measure nothing: where the file is and what it holds")
+    tune_parser.add_argument("--forget", action="store_true",
+                             help="delete this machine's calibration file")
+
     args = parser.parse_args(argv)
+    if args.command == "tune":
+        return tune(args)
     if args.command == "demo":
         if args.size < 3:
             parser.error("--size must be at least 3 (the kernel is 3x3)")

@@ -12,10 +12,26 @@ each in its own module with the same interface (`supports`, `forward`, `grad_inp
     winograd    3x3, stride 1: F(2x2, 3x3) minimal filtering (winograd.py)
     fft         large kernels, stride 1: products of spectra (fft.py)
 
-`choose` picks by rules measured on a 2-core x86 machine (`RULES`). With
-``corrnet.backends.conv.benchmark = True`` (as ``torch.backends.cudnn.benchmark``) it instead
-times every algorithm that supports the shape once, on the call's own data, and keeps the
-fastest for that shape from then on.
+`choose` picks, in this order: a forced algorithm (`Settings.algorithm`); with
+``corrnet.backends.conv.benchmark = True`` (as ``torch.backends.cudnn.benchmark``), the
+autotuned winner: every algorithm that supports the shape timed once, on the call's own data,
+the fastest kept for that shape from then on and saved in this machine's calibration file, so
+that later processes find it there instead of timing again; this machine's calibrated winner
+for the exact pass, where the calibration file has one; else the rules (`RULES`), measured on
+2-core x86 machines.
+
+Tuning to the machine. ``corrnet tune`` (or ``corrnet.backends.conv.tune()``) times every
+candidate of every pass of the benchmark's layers and of LeNet's and ResNet-18's (a minute
+or two; ``--quick``: small layers, seconds), measures the machine (GEMM GFLOP/s, memory
+bandwidth, a compiled kernel's rate: `calibration.rates()`, for rules that need them) and
+writes a small JSON file, keyed by the CPU model, its SIMD features, the cores and the
+versions of corrnet, NumPy and numba, into the user cache: ``$CORRNET_CACHE_DIR``, else
+``$XDG_CACHE_HOME/corrnet`` or ``~/.cache/corrnet`` (``corrnet tune --show`` prints the path).
+A damaged file, or another machine's, is ignored with a warning. ``corrnet tune --compare``
+prints the rules' choice against the tuned one per benchmark row and pass. Delete the file
+(``corrnet tune --forget``, or remove ``calibration-*.json`` there) to go back to the rules;
+``corrnet.backends.conv.calibration = False`` ignores it in the running process. See
+kernels/calibration.py.
 
 Non-finite values stay as local as in PyTorch on every algorithm: a pass whose operands hold
 a NaN or an inf runs on im2col + GEMM (see `run`).
@@ -25,6 +41,7 @@ Settings (``corrnet.backends.conv`` is `settings`):
     memory_budget   most bytes of temporary buffers one pass may hold (default 256 MiB)
     benchmark       autotune per shape (default False)
     algorithm       force one algorithm where it supports the shape (None: the planner's pick)
+    calibration     take this machine's calibrated winners where it has them (default True)
 
 The memory budget. One pass (forward, grad_input or grad_weight of a convolution; a
 transposed convolution runs the same passes) holds at most `memory_budget` bytes of
@@ -49,7 +66,7 @@ import time
 
 import numpy as np
 
-from . import conv, direct, fft, jit, winograd
+from . import calibration, conv, direct, fft, jit, winograd
 from .windows import Window2d
 
 PASSES = ("forward", "grad_input", "grad_weight")
@@ -96,9 +113,28 @@ class Settings:
                              f"got {name!r}")
         self._algorithm = name
 
+    @property
+    def calibration(self) -> bool:
+        """Whether `choose` takes this machine's calibrated winners (``corrnet tune``, and the
+        winners autotuning saved) where it has them; False: the rules only."""
+        return calibration.enabled
+
+    @calibration.setter
+    def calibration(self, flag):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"calibration must be True or False, got {flag!r}")
+        calibration.enabled = bool(flag)
+        forget_choices()
+
+    def tune(self, quick: bool = False, verbose: bool = True):
+        """Measure this machine and write its calibration file (as ``corrnet tune``; a minute
+        or two, `quick`: small layers, seconds); this process uses it at once. Returns the
+        file's path (None where it could not be written). See kernels/calibration.py."""
+        return calibration.tune(quick=quick, progress=print if verbose else None)
+
     def __repr__(self) -> str:
         return (f"conv settings(memory_budget={self.memory_budget}, benchmark={self.benchmark}, "
-                f"algorithm={self.algorithm!r})")
+                f"algorithm={self.algorithm!r}, calibration={self.calibration})")
 
 
 settings = Settings()
@@ -142,7 +178,14 @@ def choose(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype,
            trial=None) -> str:
     """The algorithm for one pass. x_shape is the convolution's input (N, C_in, H, W) and
     weight_shape (C_out, C_in/groups, kh, kw), whichever pass is asked for. `trial(name)`,
-    when given, runs the pass on algorithm `name`; autotuning uses it to time them."""
+    when given, runs the pass on algorithm `name`; autotuning uses it to time them.
+
+    In order: a forced algorithm (`settings.algorithm`); autotuning (`settings.benchmark`,
+    with `trial`): a winner this process or an earlier one found (kept in the calibration
+    file), else every candidate timed now and the fastest saved there; this machine's
+    calibrated winner for this exact pass (`calibration.winner`); the rules (`RULES`). A
+    calibrated winner the pass no longer supports, or that does not fit the memory budget,
+    is passed over."""
     key = (pass_name, tuple(x_shape), tuple(weight_shape), window, groups,
            np.dtype(dtype).str, jit.enabled(), settings.memory_budget)
     if settings.algorithm is None and not settings.benchmark and key in _ruled:
@@ -154,13 +197,49 @@ def choose(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype,
         return forced if forced in able and _fits(forced, *problem) else "gemm"
     if settings.benchmark and trial is not None and len(able) > 1:
         if key not in _autotuned:
-            _autotuned[key] = _fastest([name for name in able if _fits(name, *problem)], trial)
+            saved = _calibrated(key, able, problem)
+            if saved is None:
+                saved = _fastest([name for name in able if _fits(name, *problem)], trial)
+                calibration.remember({_entry_key(key): {"algorithm": saved,
+                                                        "source": "autotune"}})
+                _ruled.clear()   # the file's winners changed
+            _autotuned[key] = saved
         return _autotuned[key]
     if len(_ruled) >= 4096:  # a bound, for programs that see endless shapes
         _ruled.clear()
-    _ruled[key] = _rule(pass_name, able, x_shape, weight_shape, window, groups,
-                        lambda name: _fits(name, *problem))
+    chosen = _calibrated(key, able, problem)
+    _ruled[key] = chosen if chosen is not None else _rule(
+        pass_name, able, x_shape, weight_shape, window, groups,
+        lambda name: _fits(name, *problem))
     return _ruled[key]
+
+
+def _entry_key(key: tuple) -> str:
+    """choose's key as the calibration file's text key."""
+    pass_name, x_shape, weight_shape, window, groups, dtype, compiled, budget = key
+    return calibration.entry_key(pass_name, x_shape, weight_shape, window, groups, dtype,
+                                 compiled, budget)
+
+
+def _calibrated(key: tuple, able, problem) -> str | None:
+    """The calibration's winner for this pass, where the pass still supports it and it fits
+    the memory budget; else None."""
+    name = calibration.winner(_entry_key(key))
+    return name if name in able and _fits(name, *problem) else None
+
+
+def rule_choice(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype) -> str:
+    """The rules' algorithm for one pass: what `choose` picks with no calibration, forcing or
+    autotuning."""
+    problem = (pass_name, x_shape, weight_shape, window, groups, dtype)
+    return _rule(pass_name, _supporting(*problem), x_shape, weight_shape, window, groups,
+                 lambda name: _fits(name, *problem))
+
+
+def forget_choices() -> None:
+    """Forget the choices remembered per shape (after the calibration changed)."""
+    _ruled.clear()
+    _autotuned.clear()
 
 
 def _fastest(names, trial) -> str:

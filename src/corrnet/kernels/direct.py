@@ -73,7 +73,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .jit import jit, runs_compiled
-from .threads import get_num_threads, helper_pool
+from .threads import active, get_num_threads, helper_pool
 from .windows import Window2d, pad, shifted_views, unpad
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -479,7 +479,7 @@ class _Layout(NamedTuple):
 def _threads(work: int) -> int:
     """Threads for a kernel doing `work` multiply-adds: corrnet's thread count
     (`threads.get_num_threads()`), or one for small work."""
-    return get_num_threads() if work >= PARALLEL_WORK else 1
+    return active() if work >= PARALLEL_WORK else 1
 
 
 def _in_parallel(layout: _Layout, threads: int, run_piece) -> None:

@@ -251,6 +251,6 @@ def _use_corrnet_thread_count() -> None:
     """Give numba's parallel regions started from this thread corrnet's thread count (numba's
     count is per thread: a thread that never set it gets all of numba's threads)."""
     import numba
-    wanted = min(threads.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    wanted = min(threads.active(), numba.config.NUMBA_NUM_THREADS)
     if numba.get_num_threads() != wanted:
         numba.set_num_threads(wanted)

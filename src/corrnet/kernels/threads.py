@@ -14,6 +14,17 @@ Three kinds of work run in parallel:
 PyTorch's functions of the same names. The default is the number of cores this process may
 run on.
 
+Under load (`active`). Two threads on two cores, one of which another process keeps busy, run
+at the speed of the slower: every parallel region waits for its piece on the shared core, and
+BLAS's threads, which busy-wait for their next job, take turns with the work (a LeNet training
+step went from 20 ms to over 1 s with another process spinning; with one thread, 60 ms). So
+the kernels ask `active()` for their thread count: `get_num_threads()` less the cores other
+processes kept busy lately. It looks at most every `LOAD_INTERVAL` seconds: the busy time of
+this process's cores in /proc/stat, less this process's own CPU time, over the time since the
+last look (a core counts as taken from 60% busy). Where it takes cores away it also gives
+OpenBLAS (NumPy's and SciPy's BLAS) that many threads fewer, through threadpoolctl, and gives
+them back when the load is gone. Without /proc/stat (not Linux) the count stays as set.
+
 Every function here may be called from any thread while others compute: `set_num_threads`
 puts a new helper pool in place of the old one (under `_lock`) and leaves the old one to
 finish the pieces it was handed — a `split_run` already under way keeps its pool; its threads
@@ -24,9 +35,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 MIN_PARALLEL_SIZE = 1 << 17   # elements
+# seconds between two looks at the cores' load (see Under load)
+LOAD_INTERVAL = 0.25
+# a core busy with other processes this fraction of the time is taken
+TAKEN_BUSY = 0.6
 
 
 def _cores() -> int:
@@ -79,7 +95,7 @@ def split_run(kernel, *arrays) -> None:
     `get_num_threads()` threads when the arrays are large (the kernel writes its results
     into one of them, piece by piece); else ``kernel(*arrays)``, once."""
     rows = arrays[0].shape[0] if arrays[0].ndim else 0
-    pieces = min(_threads, rows)
+    pieces = min(active(), rows)
     if pieces < 2 or arrays[0].size < MIN_PARALLEL_SIZE:
         kernel(*arrays)
         return
@@ -90,3 +106,87 @@ def split_run(kernel, *arrays) -> None:
     kernel(*(array[:bounds[1]] for array in arrays))
     for future in futures:
         future.result()
+
+
+# --------------------------------------------------------------------------------------------
+# under load: the threads that may run (see the module docstring)
+# --------------------------------------------------------------------------------------------
+
+class _Load:
+    """The last look at the cores' load: when, their busy ticks, this process's CPU seconds,
+    and the cores found taken by other processes."""
+
+    def __init__(self):
+        self.when = None
+        self.busy_ticks = 0
+        self.own_seconds = 0.0
+        self.taken = 0
+        self.blas = None          # threadpoolctl's limiter while BLAS runs on fewer threads
+
+
+_load = _Load()
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _busy_ticks() -> int | None:
+    """Ticks this process's cores spent busy (user, nice, system, irq, softirq, steal), from
+    /proc/stat; None where there is none."""
+    try:
+        cores = os.sched_getaffinity(0)
+        with open("/proc/stat") as stat:
+            lines = stat.read().splitlines()
+    except (OSError, AttributeError):
+        return None
+    total = 0
+    for line in lines:
+        name, _, fields = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cores:
+            ticks = [int(field) for field in fields.split()]
+            total += sum(ticks[:3]) + sum(ticks[5:8])     # all but idle and iowait
+    return total
+
+
+def _own_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def active() -> int:
+    """The threads corrnet's kernels use now: `get_num_threads()`, less the cores that other
+    processes kept busy since the last look (at least one)."""
+    now = time.monotonic()
+    if _load.when is not None and now - _load.when < LOAD_INTERVAL:
+        return max(1, _threads - _load.taken)
+    with _lock:
+        if _load.when is None or now - _load.when >= LOAD_INTERVAL:
+            _look(now)
+    return max(1, _threads - _load.taken)
+
+
+def _look(now: float) -> None:
+    busy, own = _busy_ticks(), _own_seconds()
+    if busy is None:
+        _load.when = now
+        return
+    if _load.when is not None:
+        elapsed = now - _load.when
+        others = (busy - _load.busy_ticks) / _TICK - (own - _load.own_seconds)
+        taken = int(max(0.0, others) / elapsed / TAKEN_BUSY) if elapsed > 0 else 0
+        _set_taken(min(taken, max(0, _cores() - 1)))
+    _load.when, _load.busy_ticks, _load.own_seconds = now, busy, own
+
+
+def _set_taken(taken: int) -> None:
+    """Record `taken` cores as busy elsewhere; BLAS gets that many threads fewer (or its own
+    count back)."""
+    if taken == _load.taken:
+        return
+    _load.taken = taken
+    if _load.blas is not None:
+        _load.blas.restore_original_limits()
+        _load.blas = None
+    if taken:
+        # OpenBLAS only: other libraries' threads (PyTorch's, in the benchmark) are theirs
+        from threadpoolctl import ThreadpoolController
+        openblas = ThreadpoolController().select(internal_api="openblas")
+        _load.blas = openblas.limit(limits=max(1, _cores() - taken))

@@ -217,6 +217,10 @@ def test_issue13_sequential_fuses_only_hookless_exact_runs(monkeypatch):
     handle = conv.register_full_backward_hook(lambda module, gin, gout: None)
     assert run(conv, act)[0] == 0
     handle.remove()
+    act.forward = lambda input: input          # an instance's own forward (corrnet.summary's)
+    assert run(conv, act)[0] == 0
+    del act.forward
+    assert run(conv, act)[0] == 2
     with jit.use_compiled(False):
         assert run(conv, act)[0] == 0
 

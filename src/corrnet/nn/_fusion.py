@@ -9,14 +9,17 @@ with PyTorch). What differs is only what no one can see without a hook: the inte
 feature maps are never Tensors, and the fused op is one node of the graph, named as the last
 module's op (``AvgPool2DBackward0``). So a run is fused only where nothing could see the
 difference: each of its modules is of exactly its class (a subclass may override forward),
-has no hook of any kind, and the conv pads with zeros. The fused kernels run compiled
-(`kernels.activation.epilogue_compiled`); elsewhere `fused_conv2d` calls the three ops.
+has no hook of any kind nor a `forward` set on the instance, and the conv pads with
+zeros. The fused kernels run compiled (`kernels.activation.fuses`); elsewhere
+`fused_conv2d` calls the three ops.
 
-Why fusing is never slower, on any machine: it leaves out passes over the feature map (the
+Why fusing needs no measured threshold: it leaves out passes over the feature map (the
 bias's, the activation's read and write of a new array, the pool's read; backward the pool's
 write and the activation's read of a full-size gradient, the bias's sum) and computes the
-rest in one pass per plane while the plane is in the cache. It reads and writes less memory
-and does the same arithmetic, so it needs no measured threshold.
+rest in one pass per plane while the plane is in the cache: less memory traffic and the same
+arithmetic, on any machine. Measured (one thread, CPU time, fused / unfused): LeNet's layers
+1.16x and 1.11x forward+backward, 1.03x forward; Conv-ReLU layers 1.09-1.24x
+forward+backward; a whole LeNet training step 1.04x (the convolutions dominate it).
 """
 
 from __future__ import annotations
@@ -35,8 +38,11 @@ _HOOK_TABLES = ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks",
 
 
 def _hookless(module) -> bool:
-    tables = module.__dict__
-    return not any(tables.get(name) for name in _HOOK_TABLES)
+    """No hook of any kind, and no `forward` of its own (as `corrnet.summary` sets, to
+    watch each module's output)."""
+    attributes = module.__dict__
+    return "forward" not in attributes and not any(attributes.get(name)
+                                                   for name in _HOOK_TABLES)
 
 
 def _tiling_pool(module) -> int:

@@ -258,6 +258,31 @@ def test_issue13_fused_grad_fn_is_named_as_the_last_op(compiled):
 
 @pytest.mark.parametrize("act", ["sigmoid", "relu"])
 @pytest.mark.parametrize("pool", [0, 2])
+def test_issue13_fused_graph_shows_the_unfused_chain(compiled, act, pool):
+    """grad_fn.next_functions walks through the activation's and the convolution's nodes,
+    as torch's graph of the three ops does."""
+    rng = np.random.default_rng(7)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in ((1, 2, 6, 6),
+                                                                    (3, 2, 3, 3), (3,)))
+    out_t = _torch_chain(torch.from_numpy(x), *(torch.tensor(a, requires_grad=True)
+                                                for a in (w, b)), 1, 0, 1, act, pool)
+    out = CF.fused_conv2d(corrnet.tensor(x), *(corrnet.tensor(a, requires_grad=True)
+                                               for a in (w, b)), activation=act, pool=pool)
+    assert out.grad_fn.function is CF._ConvEpilogue
+    names = []
+    node, node_t = out.grad_fn, out_t.grad_fn
+    while node_t is not None and hasattr(node_t, "next_functions") and node_t.next_functions:
+        names.append((node.name(), node_t.name()))
+        edges = [(None if f is None else f.name()) for f, _ in node.next_functions]
+        edges_t = [(None if f is None else f.name()) for f, _ in node_t.next_functions]
+        assert edges == edges_t, names
+        node, node_t = node.next_functions[0][0], node_t.next_functions[0][0]
+    assert [a for a, _ in names] == [b for _, b in names]
+    assert names[-1][1] == "ConvolutionBackward0"
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "relu"])
+@pytest.mark.parametrize("pool", [0, 2])
 def test_issue13_fused_double_backward_matches_torch(compiled, act, pool):
     """create_graph through the fused op: a gradient penalty's gradient, as torch's."""
     rng = np.random.default_rng(5)

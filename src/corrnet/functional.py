@@ -13,12 +13,13 @@ Output size along an axis of length L, for a kernel k, stride s, padding p, dila
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
 from . import _args, backend
 from ._args import check_bool, check_int
-from .autograd import Context, Function, LinearMap, is_grad_enabled
+from .autograd import Context, Function, LinearMap, Node, is_grad_enabled
 from .kernels import activation as activation_kernels
 from .kernels import conv as conv_kernels
 from .kernels import plan, windows
@@ -1617,6 +1618,40 @@ class _ConvEpilogue(Function):
     tensor_arguments = 3  # input, weight, bias
 
 
+class _SigmoidShown(Function):
+    grad_fn_name = "SigmoidBackward0"
+
+
+class _ReluShown(Function):
+    grad_fn_name = "ReluBackward0"
+
+
+class _FusedNode(Node):
+    """The node of a `_ConvEpilogue`, whose ``next_functions`` show PyTorch's unfused chain:
+    (the pool's node ->) the activation's -> the convolution's -> the inputs'. The nodes
+    before it are for display (a graph walk, a printout); the engine runs the fused node's
+    backward, so a hook registered on one of them is never called."""
+
+    __slots__ = ()
+
+    @property
+    def next_functions(self) -> tuple:
+        return _SHOWN_CHAIN[self]
+
+
+_SHOWN_CHAIN = weakref.WeakKeyDictionary()    # fused node -> its shown next_functions
+
+
+def _show_unfused_chain(node: Node, activation: str, pool: int) -> None:
+    conv = Node(_Conv2d, None, node.next_nodes, node.input_meta, node.positions)
+    shown = conv
+    if pool:
+        shown = Node(_SigmoidShown if activation == "sigmoid" else _ReluShown, None, (conv,),
+                     ())
+    node.__class__ = _FusedNode
+    _SHOWN_CHAIN[node] = ((shown, 0),)
+
+
 def fused_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                  activation="sigmoid", pool=0):
     """``avg_pool2d(act(conv2d(input, weight, bias, ...)), pool)`` (without the pool when
@@ -1634,7 +1669,10 @@ def fused_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, grou
                 and weight.dtype == x.dtype and (bias is None or bias.dtype == x.dtype)
                 and window.out_height >= pool and window.out_width >= pool):
             fused.append(True)
-            return _ConvEpilogue.apply(x, weight, bias, window, groups, activation, pool)
+            out = _ConvEpilogue.apply(x, weight, bias, window, groups, activation, pool)
+            if out.grad_fn is not None:
+                _show_unfused_chain(out.grad_fn, activation, pool)
+            return out
         return _Conv2d.apply(x, weight, bias, window, groups)
 
     out = _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups, apply)

@@ -26,6 +26,13 @@ both against float64).
 `COMPILED_MIN_SIZE` numbers or more when numba is on; otherwise NumPy's passes (the
 reference, and the only path for other dtypes). Large arrays are cut into pieces for
 `threads.split_run`; the kernels release the GIL.
+
+A convolution's epilogue (issue 13, `corrnet.functional.fused_conv2d`): the same loops over
+the planes (N*C, H*W) of a convolution's output, each plane shifted by its channel's bias,
+sigmoid or ReLU written in place, and optionally the plane's k x k average pool while it is
+in the cache (`bias_activation_forward`); the backward in one pass too: the pool's share of
+the gradient times the activation's derivative from the saved output, and the bias's sums
+(`bias_activation_backward`). The kernels are built per pooling size (`_planes_kernels`).
 """
 
 from __future__ import annotations

@@ -13,12 +13,14 @@ Output size along an axis of length L, for a kernel k, stride s, padding p, dila
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
 from . import _args, backend
 from ._args import check_bool, check_int
-from .autograd import Function, is_grad_enabled
+from .autograd import Context, Function, LinearMap, Node, is_grad_enabled
+from .kernels import activation as activation_kernels
 from .kernels import conv as conv_kernels
 from .kernels import plan, windows
 from .kernels import pool as pool_kernels
@@ -551,7 +553,10 @@ def _same_padding(kernel, dilation, stride, op):
                  for k, d in zip(kernel, dilation, strict=True))
 
 
-def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
+def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups, apply=None):
+    """conv1d/conv2d: the checks, the window, then the op; `apply(x, weight, bias, window,
+    groups)` in place of `_Conv2d.apply` on the common path (a fused epilogue, see
+    `fused_conv2d`)."""
     _check_input(input, op, dims)
     x, unbatched = _as_4d(input, dims)
     groups = _check_weight(op, weight, bias, x, input.shape, dims, groups, transposed=False)
@@ -591,7 +596,7 @@ def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups):
         return _from_4d(_cropped_conv(op, x, weight, bias, window, groups, crops, because),
                         dims, unbatched)
     _check_padded(op, x, window, because)
-    out = _Conv2d.apply(x, weight, bias, window, groups)
+    out = (apply or _Conv2d.apply)(x, weight, bias, window, groups)
     return _from_4d(out, dims, unbatched)
 
 
@@ -1538,3 +1543,140 @@ def sigmoid(input):
 
 def tanh(input):
     return input.tanh()
+
+
+# ---------------------------------------------------------------------------------------------
+# fused: convolution + bias + activation (+ average pooling) as one op (issue 13)
+# ---------------------------------------------------------------------------------------------
+
+
+class _ConvEpilogue(Function):
+    """conv2d, then the bias, the activation (sigmoid or ReLU) and optionally a k x k
+    average pool (stride k, no padding) in one pass over the convolution's output
+    (`kernels.activation.bias_activation_forward`): avg_pool2d(act(conv2d(x, w, b)), k)
+    without the bias's, the activation's and the pool's own passes over the feature map, and
+    its backward in one pass too (the pool's share of the gradient, times the activation's
+    derivative from the saved activation, the bias's sums alongside). The convolution's own
+    passes are `_Conv2d`'s (forward and backward called on a context of their own)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, window, groups, activation, pool):
+        conv = Context()
+        conv.needs_input_grad = (*ctx.needs_input_grad[:2], False)
+        z = np.ascontiguousarray(_Conv2d.forward(conv, x, weight, None, window, groups))
+        out, pooled = activation_kernels.bias_activation_forward(z, bias, activation, pool)
+        ctx.conv, ctx.activation, ctx.pool = conv, activation, pool
+        ctx.window, ctx.groups = window, groups
+        ctx.save_for_backward(x, weight, bias, out)
+        return pooled if pool else out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, bias, out = ctx.saved_arrays
+        needs_x, needs_weight, needs_bias = (*ctx.needs_input_grad, False, False)[:3]
+        grad_z, grad_bias = activation_kernels.bias_activation_backward(out, grad,
+                                                                        ctx.activation, ctx.pool)
+        grad_x = grad_weight = None
+        if needs_x or needs_weight:
+            conv = ctx.conv
+            conv.needs_input_grad = (needs_x, needs_weight, False)
+            grad_x, grad_weight, _ = _Conv2d.backward(conv, grad_z)
+        return grad_x, grad_weight, grad_bias if needs_bias else None
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # the unfused ops' backward, recorded: the activation recomputed in the graph (its
+        # derivative depends on x, weight and bias), the pool's adjoint a linear map, the
+        # convolution's gradients as in `_Conv2d.backward_graph`
+        x, weight, bias, _ = ctx.saved_tensors
+        z = _Conv2d.apply(x, weight, bias, ctx.window, ctx.groups)
+        pool, shape = ctx.pool, tuple(z.shape)
+        if pool:
+            grad = LinearMap.apply(
+                grad, lambda g: activation_kernels.average_pool_grad_numpy(g, shape, pool),
+                lambda v: activation_kernels.average_pool_numpy(v, pool),
+                "AvgPool2DBackwardBackward0")
+        if ctx.activation == "sigmoid":
+            out = z.sigmoid()
+            grad_z = grad * out * (1 - out)
+        else:
+            grad_z = grad * (z.relu() > 0).to(grad.dtype)
+        needs_x, needs_weight, needs_bias = (*ctx.needs_input_grad, False, False)[:3]
+        return (
+            _ConvTranspose2d.apply(grad_z, weight, None, ctx.window, ctx.groups,
+                                   tuple(x.shape)) if needs_x else None,
+            _ConvWeightGrad.apply(grad_z, x, tuple(weight.shape), ctx.window, ctx.groups)
+            if needs_weight else None,
+            grad_z.sum(dim=(0, 2, 3)) if needs_bias else None)
+
+    @staticmethod
+    def grad_fn_name(ctx):  # the last op's, as PyTorch's unfused graph ends
+        if ctx.pool:
+            return "AvgPool2DBackward0"
+        return "SigmoidBackward0" if ctx.activation == "sigmoid" else "ReluBackward0"
+
+    tensor_arguments = 3  # input, weight, bias
+
+
+class _SigmoidShown(Function):
+    grad_fn_name = "SigmoidBackward0"
+
+
+class _ReluShown(Function):
+    grad_fn_name = "ReluBackward0"
+
+
+class _FusedNode(Node):
+    """The node of a `_ConvEpilogue`, whose ``next_functions`` show PyTorch's unfused chain:
+    (the pool's node ->) the activation's -> the convolution's -> the inputs'. The nodes
+    before it are for display (a graph walk, a printout); the engine runs the fused node's
+    backward, so a hook registered on one of them is never called."""
+
+    __slots__ = ()
+
+    @property
+    def next_functions(self) -> tuple:
+        return _SHOWN_CHAIN[self]
+
+
+_SHOWN_CHAIN = weakref.WeakKeyDictionary()    # fused node -> its shown next_functions
+
+
+def _show_unfused_chain(node: Node, activation: str, pool: int) -> None:
+    conv = Node(_Conv2d, None, node.next_nodes, node.input_meta, node.positions)
+    shown = conv
+    if pool:
+        shown = Node(_SigmoidShown if activation == "sigmoid" else _ReluShown, None, (conv,),
+                     ())
+    node.__class__ = _FusedNode
+    _SHOWN_CHAIN[node] = ((shown, 0),)
+
+
+def fused_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+                 activation="sigmoid", pool=0):
+    """``avg_pool2d(act(conv2d(input, weight, bias, ...)), pool)`` (without the pool when
+    pool is 0; act "sigmoid" or "relu"): the same values and gradients, as one op where its
+    fused kernels run compiled (`kernels.activation.fuses`: float32, or float64 with ReLU)
+    and the convolution takes its common path; else the three ops one after the other. The
+    result's grad_fn is named as the last op's."""
+    if activation not in activation_kernels.EPILOGUE_ACTIVATIONS:
+        raise ValueError(f"fused_conv2d: activation must be one of "
+                         f"{activation_kernels.EPILOGUE_ACTIVATIONS}, got {activation!r}")
+    fused = []
+
+    def apply(x, weight, bias, window, groups):
+        if (activation_kernels.fuses(x._data.dtype, activation)
+                and weight.dtype == x.dtype and (bias is None or bias.dtype == x.dtype)
+                and window.out_height >= pool and window.out_width >= pool):
+            fused.append(True)
+            out = _ConvEpilogue.apply(x, weight, bias, window, groups, activation, pool)
+            if out.grad_fn is not None:
+                _show_unfused_chain(out.grad_fn, activation, pool)
+            return out
+        return _Conv2d.apply(x, weight, bias, window, groups)
+
+    out = _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups, apply)
+    if fused:
+        return out
+    out = out.sigmoid() if activation == "sigmoid" else out.relu()
+    return avg_pool2d(out, pool) if pool else out

@@ -26,9 +26,18 @@ both against float64).
 `COMPILED_MIN_SIZE` numbers or more when numba is on; otherwise NumPy's passes (the
 reference, and the only path for other dtypes). Large arrays are cut into pieces for
 `threads.split_run`; the kernels release the GIL.
+
+A convolution's epilogue (issue 13, `corrnet.functional.fused_conv2d`): the same loops over
+the planes (N*C, H*W) of a convolution's output, each plane shifted by its channel's bias,
+sigmoid or ReLU written in place, and optionally the plane's k x k average pool while it is
+in the cache (`bias_activation_forward`); the backward in one pass too: the pool's share of
+the gradient times the activation's derivative from the saved output, and the bias's sums
+(`bias_activation_backward`). The kernels are built per pooling size (`_planes_kernels`).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -61,41 +70,136 @@ def sigmoid_grad_numpy(out: np.ndarray, grad: np.ndarray, grad_a: np.ndarray) ->
     grad_a *= grad
 
 
-@jit(reassociate=True)
-def _sigmoid_kernel(x, out):
-    """out = sigmoid(x) for float32 1-D arrays, block by block (see the module docstring)."""
-    f32 = np.float32
-    scale_bits = np.empty(BLOCK, dtype=np.int32)
-    scale = scale_bits.view(np.float32)          # 2**k, written as its bits
-    size = x.size
-    for start in range(0, size, BLOCK):
-        count = min(BLOCK, size - start)
-        x_block, out_block = x[start:start + count], out[start:start + count]
-        for i in range(count):
-            t = -x_block[i]
-            t = t if t > f32(-SATURATE) else f32(-SATURATE)
-            t = t if t < f32(SATURATE) else f32(SATURATE)
-            # k + 128 = floor(t / ln 2 + 128.5) >= 1: the conversion truncates a positive number
-            k_biased = f32(np.int32(t * f32(LOG2E) + f32(128.5)))
-            k = k_biased - f32(128.0)
-            r = (t - k * f32(LN2_HI)) - k * f32(LN2_LO)
-            # exp(r) = sum_{m <= 7} r**m / m!
-            p = f32(1 / 5040)
-            p = p * r + f32(1 / 720)
-            p = p * r + f32(1 / 120)
-            p = p * r + f32(1 / 24)
-            p = p * r + f32(1 / 6)
-            p = p * r + f32(0.5)
-            p = p * r + f32(1.0)
-            p = p * r + f32(1.0)
-            out_block[i] = p
-            # the exponent field of 2**k: k + 127 = k_biased - 1, shifted by 23 bits
-            scale_bits[i] = np.int32((k_biased - f32(1.0)) * f32(8388608.0))
-        for i in range(count):
-            value = x_block[i]
-            result = f32(1.0) / (f32(1.0) + out_block[i] * scale[i])
-            result = result if value >= f32(-SATURATE) else f32(0.0)
-            out_block[i] = result if value == value else value
+@functools.cache
+def _planes_kernels(pool: int):
+    """The forward kernels over planes for one pooling size, pool = k (0: no pooling), a
+    constant to numba (as pool.py's kernels: its loops unrolled), and their backward:
+    (sigmoid, relu, backward)."""
+
+    @jit(reassociate=True)
+    def sigmoid(x, shift, out, width, pooled):
+        """out[p] = sigmoid(x[p] + shift[p]) for float32 planes x, out (P, L) (out may be x),
+        block by block (see the module docstring). With k = pool > 0, each plane, an image of
+        L / width rows of `width`, is also average-pooled into pooled (P, H // k, W // k) while
+        it is in the cache."""
+        f32 = np.float32
+        shifted = np.empty(BLOCK, dtype=np.float32)  # x + shift
+        expo = np.empty(BLOCK, dtype=np.float32)     # exp(r), by its Taylor polynomial
+        scale_bits = np.empty(BLOCK, dtype=np.int32)
+        scale = scale_bits.view(np.float32)          # 2**k, written as its bits
+        planes, size = x.shape
+        for plane in range(planes):
+            b = shift[plane]
+            for start in range(0, size, BLOCK):
+                count = min(BLOCK, size - start)
+                x_block = x[plane, start:start + count]
+                out_block = out[plane, start:start + count]
+                for i in range(count):
+                    shifted[i] = x_block[i] + b
+                    t = -shifted[i]
+                    t = t if t > f32(-SATURATE) else f32(-SATURATE)
+                    t = t if t < f32(SATURATE) else f32(SATURATE)
+                    # k + 128 = floor(t / ln 2 + 128.5) >= 1: the conversion truncates a positive
+                    # number
+                    k_biased = f32(np.int32(t * f32(LOG2E) + f32(128.5)))
+                    k = k_biased - f32(128.0)
+                    r = (t - k * f32(LN2_HI)) - k * f32(LN2_LO)
+                    # exp(r) = sum_{m <= 7} r**m / m!
+                    p = f32(1 / 5040)
+                    p = p * r + f32(1 / 720)
+                    p = p * r + f32(1 / 120)
+                    p = p * r + f32(1 / 24)
+                    p = p * r + f32(1 / 6)
+                    p = p * r + f32(0.5)
+                    p = p * r + f32(1.0)
+                    p = p * r + f32(1.0)
+                    expo[i] = p
+                    # the exponent field of 2**k: k + 127 = k_biased - 1, shifted by 23 bits
+                    scale_bits[i] = np.int32((k_biased - f32(1.0)) * f32(8388608.0))
+                # (reads the block's buffers only: written in place, out is x, and a loop that
+                # read x too would not be vectorized, its arrays overlapping)
+                for i in range(count):
+                    value = shifted[i]
+                    result = f32(1.0) / (f32(1.0) + expo[i] * scale[i])
+                    result = result if value >= f32(-SATURATE) else f32(0.0)
+                    out_block[i] = result if value == value else value
+            if pool > 0:
+                # the k x k average pool, stride k, no padding, of the plane (an image of rows
+                # of `width`): each window summed row by row, divided by k*k (PyTorch's order)
+                plane_out, plane_pooled = out[plane], pooled[plane]
+                for i in range(plane_pooled.shape[0]):
+                    for j in range(plane_pooled.shape[1]):
+                        total = f32(0.0)
+                        for a in range(pool):
+                            for c in range(pool):
+                                total += plane_out[(i * pool + a) * width + j * pool + c]
+                        plane_pooled[i, j] = total / f32(pool * pool)
+
+    @jit()
+    def relu(z, shift, width, pooled):
+        """z[p] = max(z[p] + shift[p], 0), in place, for planes z (P, L) (a NaN stays NaN, as
+        np.maximum's), and with pool = k > 0 the planes' average pools, as
+        `sigmoid`."""
+        planes, size = z.shape
+        zero = z.dtype.type(0)
+        for plane in range(planes):
+            b = shift[plane]
+            out_plane = z[plane]
+            for i in range(size):
+                value = out_plane[i] + b
+                out_plane[i] = zero if value < zero else value
+            if pool > 0:
+                # the k x k average pool, stride k, no padding, of the plane (an image of rows
+                # of `width`): each window summed row by row, divided by k*k (PyTorch's order)
+                plane_out, plane_pooled = out_plane, pooled[plane]
+                for i in range(plane_pooled.shape[0]):
+                    for j in range(plane_pooled.shape[1]):
+                        total = zero
+                        for a in range(pool):
+                            for c in range(pool):
+                                total += plane_out[(i * pool + a) * width + j * pool + c]
+                        plane_pooled[i, j] = total / z.dtype.type(pool * pool)
+
+    @jit(reassociate=True)
+    def backward(relu, out, grad, grad_a, sums):
+        """The backward of `sigmoid` (relu False) or `relu` (relu True) over planes out,
+        grad_a (P, H, W): grad_a = d loss / d (x + shift), from the forward result out and
+        d loss / d out = grad (P, H, W); with k = pool > 0, grad is d loss / d pooled
+        (P, H // k, W // k) and d loss / d out its share, grad / (k*k), in each window (0 in
+        the rows and columns no window covers). sums[p] = the sum of grad_a[p], in float64
+        (the shift's gradient, summed per plane)."""
+        planes, height, width = out.shape
+        size = height * width
+        one, zero = out.dtype.type(1), out.dtype.type(0)
+        share = np.zeros(size, dtype=out.dtype)      # d loss / d out of one plane (pooled)
+        for plane in range(planes):
+            out_plane = out[plane].reshape(size)
+            grad_a_plane = grad_a[plane].reshape(size)
+            if pool == 0:
+                grad_plane = grad[plane].reshape(size)
+            else:
+                grad_pooled = grad[plane]            # (the uncovered cells stay 0)
+                for i in range(grad_pooled.shape[0]):
+                    for j in range(grad_pooled.shape[1]):
+                        value = grad_pooled[i, j] / out.dtype.type(pool * pool)
+                        for a in range(pool):
+                            for c in range(pool):
+                                share[(i * pool + a) * width + j * pool + c] = value
+                grad_plane = share
+            total = 0.0
+            if relu:
+                for i in range(size):                # PyTorch's threshold_backward
+                    g = zero if out_plane[i] <= zero else grad_plane[i]
+                    grad_a_plane[i] = g
+                    total += g
+            else:
+                for i in range(size):
+                    g = ((one - out_plane[i]) * out_plane[i]) * grad_plane[i]
+                    grad_a_plane[i] = g
+                    total += g
+            sums[plane] = total
+
+    return sigmoid, relu, backward
 
 
 @jit()
@@ -110,12 +214,21 @@ def _compiled(*arrays: np.ndarray) -> bool:
             and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays))
 
 
+_NO_SHIFT = np.zeros(1, dtype=np.float32)
+_NO_POOL = np.empty((1, 0, 0), dtype=np.float32)
+
+
+def _sigmoid_pieces(a: np.ndarray, out: np.ndarray) -> None:
+    """sigmoid of a 1-D piece: `_planes_kernels` on it as one plane."""
+    _planes_kernels(0)[0](a[None], _NO_SHIFT, out[None], a.size, _NO_POOL)
+
+
 def sigmoid_forward(a: np.ndarray) -> np.ndarray:
     """sigmoid(a), a new array of a's shape and dtype."""
     a = np.ascontiguousarray(a)
     out = np.empty(a.shape, dtype=a.dtype)
     if _compiled(a):
-        split_run(_sigmoid_kernel, a.reshape(-1), out.reshape(-1))
+        split_run(_sigmoid_pieces, a.reshape(-1), out.reshape(-1))
     else:
         split_run(sigmoid_numpy, a, out)
     return out
@@ -130,3 +243,105 @@ def sigmoid_backward(out: np.ndarray, grad: np.ndarray) -> np.ndarray:
     else:
         split_run(sigmoid_grad_numpy, out, np.broadcast_to(grad, out.shape), grad_a)
     return grad_a
+
+
+# ---------------------------------------------------------------------------------------------
+# a convolution's epilogue: bias + activation (+ average pooling) in one pass over its output
+# ---------------------------------------------------------------------------------------------
+
+EPILOGUE_ACTIVATIONS = ("sigmoid", "relu")
+
+
+def epilogue_compiled(dtype, activation: str) -> bool:
+    """Whether `bias_activation_forward` / `_backward` run compiled for this dtype: float32
+    (the sigmoid's polynomial is float32's), or float64 for ReLU."""
+    return enabled() and (np.dtype(dtype) == np.float32
+                          or activation == "relu" and np.dtype(dtype) == np.float64)
+
+
+def fuses(dtype, activation: str) -> bool:
+    """Whether `corrnet.functional.fused_conv2d` fuses (else it calls the three ops): where
+    the epilogue runs compiled. (Its NumPy passes are no faster than the separate ops'.)"""
+    return epilogue_compiled(dtype, activation)
+
+
+def _pooled_shape(shape: tuple, pool: int) -> tuple:
+    n, c, height, width = shape
+    return (n, c, height // pool, width // pool)
+
+
+def average_pool_numpy(z: np.ndarray, pool: int) -> np.ndarray:
+    """The k x k average pool (k = pool), stride k, no padding, of z (N, C, H, W)."""
+    n, c, rows, cols = _pooled_shape(z.shape, pool)
+    windows = z[:, :, :rows * pool, :cols * pool].reshape(n, c, rows, pool, cols, pool)
+    return windows.sum(axis=(3, 5)) / z.dtype.type(pool * pool)
+
+
+def average_pool_grad_numpy(grad: np.ndarray, shape: tuple, pool: int) -> np.ndarray:
+    """The adjoint of `average_pool_numpy`: grad (N, C, H // k, W // k) -> (N, C, H, W), each
+    window's cells grad / (k*k), zero in the rows and columns no window covers."""
+    grad_out = np.zeros(shape, grad.dtype)
+    _, _, rows, cols = grad.shape
+    share = grad / grad.dtype.type(pool * pool)
+    grad_out[:, :, :rows * pool, :cols * pool] = np.repeat(np.repeat(share, pool, axis=2),
+                                                           pool, axis=3)
+    return grad_out
+
+
+def bias_activation_forward(z: np.ndarray, bias, activation: str, pool: int = 0):
+    """activation(z + bias[c]) written over z, a C-contiguous (N, C, H, W) convolution output
+    (bias (C,) or None), and with pool = k > 0 its k x k average pool, stride k, no padding:
+    returns (z, pooled or None). One pass over z (`_planes_kernels`,
+    `_planes_kernels`) where `epilogue_compiled`; else NumPy's passes."""
+    n, c, height, width = z.shape
+    if not epilogue_compiled(z.dtype, activation):
+        if bias is not None:
+            z += bias.reshape(1, c, 1, 1)
+        if activation == "sigmoid":
+            sigmoid_numpy(z, z)
+        else:
+            np.maximum(z, 0, out=z)
+        return z, average_pool_numpy(z, pool) if pool else None
+    # (P, H*W) planes, P = N*C, each with its channel's bias
+    shift = np.zeros(n * c, z.dtype) if bias is None else np.tile(bias.astype(z.dtype), n)
+    planes = z.reshape(n * c, height * width)
+    pooled = np.empty(_pooled_shape(z.shape, pool), z.dtype) if pool else None
+    sigmoid, relu, _ = _planes_kernels(pool)
+    if activation == "sigmoid":
+        def run(z_part, shift_part, pooled_part=_NO_POOL):
+            sigmoid(z_part, shift_part, z_part, width, pooled_part)
+    else:
+        def run(z_part, shift_part, pooled_part=None):
+            relu(z_part, shift_part, width,
+                 np.empty((1, 0, 0), z.dtype) if pooled_part is None else pooled_part)
+    if pool:
+        split_run(run, planes, shift, pooled.reshape(n * c, *pooled.shape[2:]))
+    else:
+        split_run(run, planes, shift)
+    return z, pooled
+
+
+def bias_activation_backward(out: np.ndarray, grad: np.ndarray, activation: str,
+                             pool: int = 0):
+    """The gradients of `bias_activation_forward`: (d loss / d z, d loss / d bias (C,)) from
+    its result out (N, C, H, W) and grad, d loss / d out (N, C, H, W), or with pool = k > 0
+    d loss / d pooled (N, C, H // k, W // k). One pass where `epilogue_compiled`
+    (`_planes_kernels`, the bias's sums per plane in float64)."""
+    n, c, height, width = out.shape
+    grad = np.ascontiguousarray(grad, dtype=out.dtype)
+    if not epilogue_compiled(out.dtype, activation):
+        grad_out = average_pool_grad_numpy(grad, out.shape, pool) if pool else grad
+        if activation == "sigmoid":
+            grad_z = np.empty(out.shape, out.dtype)
+            sigmoid_grad_numpy(out, grad_out, grad_z)
+        else:
+            grad_z = np.where(out <= 0, out.dtype.type(0), grad_out)
+        return grad_z, grad_z.sum(axis=(0, 2, 3))
+    grad_z = np.empty(out.shape, out.dtype)
+    sums = np.empty(n * c, np.float64)
+    kernel = _planes_kernels(pool)[2]
+    split_run(lambda out_part, grad_part, grad_z_part, sums_part: kernel(
+        activation == "relu", out_part, grad_part, grad_z_part, sums_part),
+        out.reshape(n * c, height, width), grad.reshape(n * c, *grad.shape[2:]),
+        grad_z.reshape(n * c, height, width), sums)
+    return grad_z, sums.reshape(n, c).sum(axis=0).astype(out.dtype)

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 
 from ..tensor import Tensor
+from . import _fusion
 from .module import Module
 from .parameter import Parameter
 
@@ -91,9 +92,8 @@ class Sequential(Module):
         return self.extend(other)
 
     def forward(self, input):
-        for module in self:
-            input = module(input)
-        return input
+        # Conv2d -> Sigmoid/ReLU (-> AvgPool2d) runs without hooks are fused (see _fusion)
+        return _fusion.forward_sequence(list(self._modules.values()), input)
 
 
 def _renumber(container: Module, modules: list) -> None:

@@ -513,6 +513,7 @@ SECTIONS = {
     "import": Section("Import time and first step", "s"),
     "lenet": Section("LeNet (D2L) on 1x28x28 images", "ms"),
     "resnet": Section("ResNet-18 (D2L)", "ms"),
+    "overhead": Section("The book loop's per-batch overhead", "ms"),
     "load": Section("Under load", "ms"),
 }
 
@@ -579,6 +580,22 @@ def book_loop_row(batch: int, batches: int, timing: Timing) -> Row:
 def resnet_row(batch: int, side: int, timing: Timing) -> Row:
     return _timed_row("resnet", f"ResNet-18 training step (SGD), batch {batch}, "
                       f"1x{side}x{side}", resnet_case(batch, side), timing, key="resnet")
+
+
+def loop_overhead_row(batch: int, smoke: bool) -> Row:
+    """The book loop's per-batch work besides the training step (DataLoader, the accuracy
+    metric, the Accumulator, the Timer): benchmarks/loop_overhead.py, over its step."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        from loop_overhead import loop_overhead
+    finally:
+        sys.path.remove(str(Path(__file__).resolve().parent))
+    parts = (loop_overhead(batch, batches=3, warmup=1, synthetic=True) if smoke
+             else loop_overhead(batch))
+    overhead = parts["step"] * parts["fraction"]
+    return Row("overhead", f"LeNet, train_ch6's loop, batch {batch}, {parts['data']} data: "
+               f"median per batch", {"corrnet": overhead, "corrnet step": parts["step"]},
+               {"overhead / step": parts["fraction"]}, key="overhead")
 
 
 def _spinner() -> subprocess.Popen:
@@ -704,6 +721,8 @@ def run_suite(suite: Suite, print_rows: bool = True) -> list[Row]:
         steps.append(("lenet", lambda t=train: lenet_row(t, suite.lenet_batch, timing)))
     steps.append(("lenet", lambda: book_loop_row(suite.lenet_batch, suite.loop_batches,
                                                  timing)))
+    steps.append(("overhead", lambda: loop_overhead_row(suite.lenet_batch,
+                                                        suite.name == "smoke")))
     steps.append(("resnet", lambda: resnet_row(*suite.resnet, timing)))
     steps.append(("load", lambda: load_row(suite.lenet_batch, timing)))
 
@@ -814,6 +833,8 @@ def compute_targets(rows: list[Row]) -> list[Target]:
         _target("first LeNet step of a fresh process, over a warm step",
                 select("import", key="first-step"), lambda row: row.values.get("corrnet"),
                 "only", "<=", 0.3, unit=" s"),
+        _target("the book loop's per-batch overhead over the LeNet step", select("overhead"),
+                ratio("overhead / step"), "only", "<", 0.05),
         _target("LeNet training step under load, corrnet loaded/idle", select("load"),
                 ratio("corrnet loaded / idle"), "only", "<=", 3.0),
     ]
@@ -880,6 +901,10 @@ SECTION_NOTES = {
               "call), each library in its own fresh process (`benchmarks/memory.py`). "
               "Ratio corrnet / torch: below 1, corrnet needs less.",
     "import": "Timed with `time.perf_counter()` inside each fresh interpreter.",
+    "overhead": "`benchmarks/loop_overhead.py`: the book's `train_ch6` loop, timed part by "
+                "part; corrnet is the DataLoader's batch, `.to(device)`, the accuracy metric, "
+                "the Accumulator and the Timer per batch, corrnet step the training step "
+                "(forward, loss, backward, SGD), medians over the batches.",
     "load": "The LeNet training step's median with one other process spinning on one of the "
             "cores (columns corrnet and torch), beside the same step's median just before, "
             "idle.",

@@ -76,6 +76,7 @@ def test_smoke_run_has_a_row_for_every_case(smoke_rows):
     assert [row.key for row in _rows(smoke_rows, "lenet")] == ["train", "inference", "loop"]
     assert [row.key for row in _rows(smoke_rows, "resnet")] == ["resnet"]
     assert [row.key for row in _rows(smoke_rows, "load")] == ["load"]
+    assert [row.key for row in _rows(smoke_rows, "overhead")] == ["overhead"]
 
 
 def test_smoke_rows_have_positive_finite_values_and_ratios(smoke_rows):
@@ -120,7 +121,7 @@ def test_ratios_are_contender_over_corrnet(smoke_rows):
 
 def test_targets_are_computed_from_the_rows(smoke_rows):
     targets = {target.goal: target for target in bench.compute_targets(smoke_rows)}
-    assert len(targets) == 14
+    assert len(targets) == 15
     for target in targets.values():
         assert target.status in ("met", "missed", "n/a")
         if target.value is not None and "corrnet failed" not in target.where:
@@ -152,6 +153,9 @@ def test_targets_are_computed_from_the_rows(smoke_rows):
     assert find("LeNet inference").value == lenet["inference"].ratios["torch / corrnet"]
     (resnet,) = _rows(smoke_rows, "resnet")
     assert find("ResNet-18").value == resnet.ratios["torch / corrnet"]
+    (overhead,) = _rows(smoke_rows, "overhead")
+    assert find("per-batch overhead").value == pytest.approx(
+        overhead.values["corrnet"] / overhead.values["corrnet step"])
     (load,) = _rows(smoke_rows, "load")
     assert find("under load").value == pytest.approx(
         load.values["corrnet"] / load.values["corrnet idle"])

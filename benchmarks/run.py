@@ -869,6 +869,18 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, AVX2: {avx2}, AVX-512: {avx512}"
 
 
+def _planner() -> str:
+    """Whether the planner ran on its rules or on a calibration file (`corrnet tune`)."""
+    try:
+        from corrnet.kernels import calibration
+        file = calibration.path()
+    except (ImportError, AttributeError):
+        return "rules"
+    if file.exists():
+        return f"calibration file {file.name} (`corrnet tune`), rules where it has no entry"
+    return "its rules (no calibration file: `corrnet tune` not run on this machine)"
+
+
 def _versions(suite: Suite) -> str:
     torch_threads = suite.torch_threads or torch.get_num_threads()
     versions = [f"Python {platform.python_version()}", f"corrnet {corrnet.__version__}",
@@ -951,6 +963,7 @@ def write_markdown(rows: list[Row], targets: list[Target], path: Path, suite: Su
         f"- date: {datetime.date.today().isoformat()}",
         f"- machine: {_machine()}",
         f"- versions: {_versions(suite)}",
+        f"- planner: {_planner()}",
         f"- repeats: {suite.timing.describe()}; \\* marks a time from a single call",
         "",
         "## Targets",

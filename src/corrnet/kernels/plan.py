@@ -197,16 +197,30 @@ def _fft_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> boo
 
 
 def _winograd_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:
-    """Where the 16 GEMMs of F(2x2, 3x3) outweigh the transforms: with c channels per group
-    (the smaller side) and s the smaller output side, from c*s >= 900 and s >= 14 with
-    compiled transforms, from 128 channels and 14x14 with NumPy's. Measured with F(2x2) (which
-    replaced F(4x4, 3x3) for float32 accuracy, see winograd.py) on a loaded 2-core machine,
-    one BLAS thread: 0.9-2x im2col's speed on the suite's 3x3 layers (64-256 channels, 56x56
-    to 14x14; F(4x4) was 1.3-5x), 1.1-1.6x at 16-32 channels on 56x56; on 7x7 maps at 512
-    channels the transformed kernels (16/9 of the weights, in float64) cost as much as the
-    convolution and F(2x2) ran at 0.5x im2col's speed forward: not picked below 14x14."""
+    """Where the 16 GEMMs of F(2x2, 3x3) outweigh the transforms. Winograd and im2col run
+    their products on the same BLAS, so what decides is the ratio of Winograd's saved
+    multiplies (2.25x fewer) to its transforms, which cost a memory pass per channel and tile
+    (C_in + C_out values of 16 numbers) against the GEMMs' C_in * C_out products: it grows
+    with the channels per group c (the smaller side), on any CPU. Maps smaller than 14x14
+    waste a growing share of whole 2x2 tiles (7x7: 64 outputs computed for 49) and the
+    transformed kernels (16/9 of the weights) cost as much as the convolution.
+
+    forward, grad_input: from c*s >= 900 and s >= 14 (s the smaller output side) with
+    compiled transforms, from 128 channels and 14x14 with NumPy's. Measured on a loaded
+    2-core machine, one BLAS thread: 0.9-2x im2col's speed on the suite's 3x3 layers (64-256
+    channels, 56x56 to 14x14), 1.1-1.6x at 16-32 channels on 56x56; 0.5x at 512 channels on
+    7x7 maps.
+
+    grad_weight: from 64 channels and 14x14 maps on either path. Its 16 GEMMs are
+    (C_out, tiles) @ (tiles, C_in): with fewer than 64 channels their outputs are too small
+    for BLAS's blocks to run at speed, and the two transforms (input and output gradient) are
+    not paid back. Measured (one thread, against im2col's weight gradient): 1.3-1.5x at
+    64-256 channels on 56x56-14x14, 1.0-1.1x at 64 channels on 14x14, 0.65-0.95x at 16-32
+    channels on 56x56, 0.8x at 128-256 channels on 7x7."""
     channels = min(x_shape[1], weight_shape[0]) // groups
     side = min(window.out_height, window.out_width)
+    if pass_name == "grad_weight":
+        return channels >= 64 and side >= 14
     if jit.enabled():
         return channels * side >= 900 and side >= 14
     return channels >= 128 and side >= 14

@@ -248,3 +248,24 @@ def test_issue13_winograd_grad_weight_broadcast_gradient():
         with jit.use_compiled(compiled):
             got = winograd.grad_weight(upstream, x, (5, 8, 3, 3), window, 1)
         np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("compiled", PATHS)
+def test_issue13_winograd_bands_of_tile_rows_match_torch(compiled, monkeypatch):
+    """Forward and input gradient run in cache-sized pieces: with `CACHE_BYTES` at 1 byte,
+    one image and one row of tiles at a time (odd sizes: a partial last tile)."""
+    monkeypatch.setattr(winograd, "CACHE_BYTES", 1)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 9, 7))
+    weight = rng.standard_normal((6, 2, 3, 3))
+    pads = ((1, 2), (0, 1))
+    window = make_window("conv2d", 9, 7, (3, 3), (1, 1), pads, (1, 1))
+    tx = torch.tensor(x, requires_grad=True)
+    out = TF.conv2d(_torch_padded(tx, pads), torch.from_numpy(weight), groups=2)
+    upstream = rng.standard_normal(tuple(out.shape))
+    out.backward(torch.from_numpy(upstream))
+    with jit.use_compiled(compiled):
+        got = winograd.forward(x, weight, None, window, 2)
+        grad_x = winograd.grad_input(upstream, weight, window, 2, x.shape)
+    np.testing.assert_allclose(got, out.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_x, tx.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -269,3 +269,29 @@ def test_issue13_winograd_bands_of_tile_rows_match_torch(compiled, monkeypatch):
         grad_x = winograd.grad_input(upstream, weight, window, 2, x.shape)
     np.testing.assert_allclose(got, out.detach().numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(grad_x, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("compiled", PATHS)
+def test_issue13_winograd_planner_rule_by_shape(compiled):
+    """The planner's Winograd rule (plan._winograd_wins), stated in shape quantities: every
+    pass of the suite's 3x3 layers (c)-(e) and of D2L's ResNet-18 on 96x96 inputs (even maps
+    down to 6x6); not on maps whose 2x2 tiles are much cropped (7x7, 3x3), not on 4x4 maps,
+    not with few channels."""
+    def chosen(n, channels, size):
+        window = make_window("conv2d", size, size, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1))
+        with jit.use_compiled(compiled):
+            return plan.describe((n, channels, size, size), (channels, channels, 3, 3), window)
+
+    for n, channels, size in [(16, 128, 28), (32, 256, 14), (64, 128, 12), (64, 256, 6)]:
+        assert chosen(n, channels, size) == dict.fromkeys(plan.PASSES, "winograd"), (
+            n, channels, size)
+    for n, channels, size in [(8, 64, 56), (64, 64, 24)]:
+        # NumPy's transforms: forward and input gradient from 128 channels
+        expected = "winograd" if compiled else "gemm"
+        assert chosen(n, channels, size) == {"forward": expected, "grad_input": expected,
+                                             "grad_weight": "winograd"}, (n, channels, size)
+    for n, channels, size in [(32, 512, 7), (32, 128, 7), (64, 512, 3), (64, 512, 4),
+                              (32, 64, 8)]:
+        assert "winograd" not in chosen(n, channels, size).values(), (n, channels, size)
+    # the weight gradient wants 64 channels (its GEMMs are C_out x C_in)
+    assert chosen(8, 32, 56)["grad_weight"] == "gemm"

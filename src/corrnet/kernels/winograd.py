@@ -513,14 +513,22 @@ def _grad_output_kernel(grad_out, tiles_high, tiles_wide, transformed):
         down = np.zeros((ALPHA, TILE * tiles_wide), transformed.dtype)
         for tile_row in range(tiles_high):
             top = TILE * tile_row
-            for col in range(out_width):
-                y0 = grad_out[image, channel, top, col]
-                y1 = grad_out[image, channel, top + 1, col] if top + 1 < out_height else 0.0
-                # the rows of A
-                down[0, col] = y0
-                down[1, col] = y0 + y1
-                down[2, col] = y0 - y1
-                down[3, col] = -y1
+            if top + 1 < out_height:
+                for col in range(out_width):
+                    y0 = grad_out[image, channel, top, col]
+                    y1 = grad_out[image, channel, top + 1, col]
+                    # the rows of A
+                    down[0, col] = y0
+                    down[1, col] = y0 + y1
+                    down[2, col] = y0 - y1
+                    down[3, col] = -y1
+            else:     # the last row of tiles of an odd height: its second row is cropped
+                for col in range(out_width):
+                    y0 = grad_out[image, channel, top, col]
+                    down[0, col] = y0
+                    down[1, col] = y0
+                    down[2, col] = y0
+                    down[3, col] = 0
             for a in range(ALPHA):
                 row = down[a]
                 done = transformed[a, :, channel, image, tile_row]     # (4_b, tw)

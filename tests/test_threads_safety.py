@@ -30,7 +30,7 @@ from corrnet.kernels.windows import make_window
 
 # (name, input shape, weight shape, padding, groups, the algorithms the planner picks)
 CONVOLUTIONS = [
-    ("winograd", (2, 64, 16, 16), (64, 64, 3, 3), 1, 1, ("winograd", "winograd", "gemm")),
+    ("winograd", (2, 64, 16, 16), (64, 64, 3, 3), 1, 1, ("winograd", "winograd", "winograd")),
     ("direct", (2, 3, 32, 32), (16, 3, 3, 3), 1, 1, ("direct", "direct", "direct")),
     # (depthwise convolution: the planner takes `direct`, the same compiled engine)
     ("depthwise", (2, 32, 32, 32), (32, 1, 3, 3), 1, 32, ("direct", "direct", "direct")),

@@ -181,13 +181,14 @@ def test_float32_accuracy_at_network_sizes(compiled):
     np.testing.assert_allclose(out, truth, rtol=1e-4, atol=1e-5 * np.abs(truth).max())
 
 
-def test_supports_only_3x3_stride_1_floating_forward_and_grad_input():
+def test_supports_only_3x3_stride_1_floating():
     x_shape, weight_shape = (2, 4, 8, 8), (6, 4, 3, 3)
     window = make_window("conv2d", 8, 8, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1))
     for dtype in (np.float32, np.float64):
         for pass_name in ("forward", "grad_input"):
             assert winograd.supports(x_shape, weight_shape, window, 1, dtype, pass_name)
-    assert not winograd.supports(x_shape, weight_shape, window, 1, np.float32, "grad_weight")
+    # (the weight gradient too since issue 13: tests/test_issue13_winograd_grad_weight.py)
+    assert winograd.supports(x_shape, weight_shape, window, 1, np.float32, "grad_weight")
     assert not winograd.supports(x_shape, weight_shape, window, 1, np.int64, "forward")
     strided = make_window("conv2d", 8, 8, (3, 3), (2, 2), ((1, 1), (1, 1)), (1, 1))
     dilated = make_window("conv2d", 8, 8, (3, 3), (1, 1), ((1, 1), (1, 1)), (2, 2))

@@ -276,19 +276,42 @@ def _fft_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> boo
 
 
 def _winograd_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:
-    """Where the 16 GEMMs of F(2x2, 3x3) outweigh the transforms: with c channels per group
-    (the smaller side) and s the smaller output side, from c*s >= 900 and s >= 14 with
-    compiled transforms, from 128 channels and 14x14 with NumPy's. Measured with F(2x2) (which
-    replaced F(4x4, 3x3) for float32 accuracy, see winograd.py) on a loaded 2-core machine,
-    one BLAS thread: 0.9-2x im2col's speed on the suite's 3x3 layers (64-256 channels, 56x56
-    to 14x14; F(4x4) was 1.3-5x), 1.1-1.6x at 16-32 channels on 56x56; on 7x7 maps at 512
-    channels the transformed kernels (16/9 of the weights, in float64) cost as much as the
-    convolution and F(2x2) ran at 0.5x im2col's speed forward: not picked below 14x14."""
+    """Where the 16 GEMMs of F(2x2, 3x3) outweigh the transforms. Winograd and im2col run
+    their products on the same BLAS, so what decides is shape arithmetic that holds on any
+    x86 CPU (AVX2 or AVX-512, OpenBLAS or MKL): Winograd's multiplies per output are
+    16 / 4 against im2col's 9, times the share of its 2x2 tiles that lies inside the output
+    (`filled`: 1 for even sides, 49/64 on 7x7 maps, 9/16 on 3x3); its transforms cost one
+    memory pass over 16 numbers per tile and channel, against the GEMMs' C_in * C_out
+    products per tile, so they pay back with more channels per group c (the smaller side) and
+    larger maps (fewer border tiles, s the smaller output side: on a 4x4 map every tile
+    touches the padding).
+
+    Rules, measured one BLAS thread per library against im2col, on a loaded 2-core AVX-512
+    machine (CPU time; ratios im2col/Winograd):
+
+    - every pass: `filled` >= 0.85 (even sides, or from 13x13) and s >= 6. 7x7 maps
+      (filled 0.77) at 128-512 channels: 0.75-1.03; 3x3 and 4x4 maps at 512 channels, N=64:
+      0.46-0.91. Even 6x6 and 12x12 maps at 256 and 128 channels, N=64 (D2L's ResNet-18 on
+      96x96 inputs): 1.2-1.9.
+    - forward and grad_input: c * s >= 800 with compiled transforms (the suite's (c)-(e):
+      1.2-2.3; 16 channels on 56x56 and 64 on 14x14: 1.1-1.6; 8 channels on 56x56: 0.6),
+      from 128 channels with NumPy's (slower transforms: 0.5-0.9 below).
+    - grad_weight: c >= 64 and c * s >= 800 on either path: its GEMMs are
+      (C_out, tiles) @ (tiles, C_in), whose outputs below 64 x 64 run BLAS below speed, and
+      it pays two transforms (input and output gradient). 1.2-1.5 on the suite's (c)-(e),
+      1.1 at 64 channels on 14x14."""
     channels = min(x_shape[1], weight_shape[0]) // groups
-    side = min(window.out_height, window.out_width)
+    out_height, out_width = window.out_height, window.out_width
+    side = min(out_height, out_width)
+    tiles = -(-out_height // 2) * -(-out_width // 2)
+    filled = out_height * out_width / (4 * tiles)
+    if filled < 0.85 or side < 6:
+        return False
+    if pass_name == "grad_weight":
+        return channels >= 64 and channels * side >= 800
     if jit.enabled():
-        return channels * side >= 900 and side >= 14
-    return channels >= 128 and side >= 14
+        return channels * side >= 800
+    return channels >= 128
 
 
 # Each rule says where its algorithm beats im2col + GEMM, given that it supports the pass;

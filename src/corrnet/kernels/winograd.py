@@ -44,10 +44,12 @@ The transforms are the part NumPy does slowly: with numba (`jit.enabled()`) each
 is one compiled pass over the data; the NumPy fallback applies B^T and A^T as small matrix
 products over stacked strided views of the tiles (no loop over tiles or pixels).
 
-Only the forward pass and the input gradient (a stride-1 3x3 correlation of the output
-gradient with the kernel turned by 180 degrees) are done here; the weight gradient is left
-to im2col (`supports` says False). Within `budget`, a call holds U (16 numbers per 3x3
-kernel) and chunks of images (`least_bytes`: U and one image, the smallest).
+All three passes are done here: the forward, the input gradient (a stride-1 3x3 correlation
+of the output gradient with the kernel turned by 180 degrees) and the weight gradient (the
+adjoint of the forward's transforms, `grad_weight`: per transformed position one GEMM of the
+transformed output gradient with the transformed input, summed over tiles and images, then
+G^T dU G). Within `budget`, a call holds U (or dU's float64 sum: 16 numbers per 3x3 kernel)
+and chunks of images (`least_bytes`: that and one image, the smallest).
 
 A NaN or an inf in a patch reaches every output of its tile through the transforms (and
 beyond, with its neighbours' tiles): the planner does not run this module on operands that
@@ -70,6 +72,14 @@ ALPHA = TILE + KERNEL - 1   # inputs per tile side: the 4x4 patch, and the 16 pr
 CHANNEL_BLOCK = 64
 
 DEFAULT_BUDGET = 256 * 2**20
+
+# Forward and input gradient run in pieces of a chunk (images, then bands of rows of tiles)
+# whose V and M take about this many bytes: V is written by the input transform and read by
+# the GEMMs, M written by the GEMMs and read by the output transform, while still in cache
+# (a core's L2 and its share of L3 on x86 servers: 2-4 MiB and more). Measured on the
+# suite's (c)-(e) (one thread, CPU time): 20-28% faster than whole chunks of the batch,
+# flat from 2 to 8 MiB, 10-20% slower again at 0.5 MiB (more, smaller GEMMs).
+CACHE_BYTES = 4 * 2**20
 
 # With fewer channels per group than this a float32 correlation is computed in float64 (each
 # output then sums only 9 or 18 terms, which direct summation gets very accurate: F(2x2) in
@@ -111,9 +121,9 @@ def working_dtype(dtype, channels: int) -> np.dtype:
 
 
 def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype, pass_name) -> bool:
-    """3x3 kernels, stride 1, dilation 1, float32/float64; forward and grad_input only."""
+    """3x3 kernels, stride 1, dilation 1, float32/float64; every pass."""
     dtype = np.dtype(dtype)
-    return (pass_name in ("forward", "grad_input")
+    return (pass_name in ("forward", "grad_input", "grad_weight")
             and dtype in (np.float32, np.float64)
             and tuple(weight_shape[2:]) == (KERNEL, KERNEL)
             and tuple(window.kernel) == (KERNEL, KERNEL)
@@ -147,7 +157,73 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape, budget=
 
 
 def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget=DEFAULT_BUDGET):
-    raise NotImplementedError("winograd: the weight gradient is left to im2col (see supports)")
+    """d loss / d weight, the adjoint of the forward's three steps. The forward computes each
+    2x2 output tile as Y = A^T M A with M = sum_c U[o, c] * V[c] (elementwise, 4x4) and
+    U = G g G^T; so with dY the tile's output gradient
+
+        dM = A dY A^T                 output-gradient transform  (16, C_out, N*tiles)
+        dU = sum over tiles dM * V    16 batched GEMMs           (16, C_out, C_in) per group
+        d weight = G^T dU G           kernel back-transform      (C_out, Cg, 3, 3)
+
+    with V = B^T d B the forward's input transform. Outputs that a partial tile at the right
+    or bottom edge would hold beyond the output get gradient 0 (they are cropped away).
+
+    Runs over the batch in chunks within `budget` (one image at least), dU summed over the
+    chunks in float64; the back-transform in float64, rounded once to x's dtype.
+    """
+    (top, _), (left, _) = window.padding
+    n, c_in, height, width = x.shape
+    c_out, c_group = weight_shape[:2]
+    out_height, out_width = grad_out.shape[2:]
+    tiles_high, tiles_wide = -(-out_height // TILE), -(-out_width // TILE)
+    patch_pads = ((top, TILE * tiles_high + KERNEL - 1 - height - top),
+                  (left, TILE * tiles_wide + KERNEL - 1 - width - left))
+    work = working_dtype(x.dtype, c_group)
+
+    transformed_sum = np.zeros((ALPHA**2, groups, c_out // groups, c_group), np.float64)
+    per_image = _image_bytes(c_in, c_out, out_height, out_width, work.itemsize)
+    fixed = least_bytes(x.shape, weight_shape, window, groups, x.dtype, "grad_weight") - per_image
+    chunk = max(1, int((budget - fixed) // per_image))
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        padded = pad_array(x[start:stop].astype(work, copy=False), patch_pads)
+        transformed_input = transform_input(padded, tiles_high, tiles_wide).reshape(
+            ALPHA**2, groups, c_group, -1)                        # V (16, G, Cg, n*tiles)
+        del padded
+        transformed_grad = transform_grad_output(
+            grad_out[start:stop].astype(work, copy=False), tiles_high, tiles_wide).reshape(
+            ALPHA**2, groups, c_out // groups, -1)                # dM (16, G, C_out/G, n*tiles)
+        # (16, G, C_out/G, Cg) = (16, G, C_out/G, n*tiles) @ (16, G, n*tiles, Cg)
+        transformed_sum += np.matmul(transformed_grad, transformed_input.swapaxes(2, 3))
+        del transformed_input, transformed_grad
+    return back_transform_kernel(transformed_sum, weight_shape, groups).astype(x.dtype)
+
+
+def back_transform_kernel(transformed, weight_shape, groups: int) -> np.ndarray:
+    """d weight = G^T dU G for every kernel: dU (16, G, C_out/G, Cg) -> (C_out, Cg, 3, 3), in
+    float64 (the adjoint of `transform_kernel`)."""
+    c_out, c_group = weight_shape[:2]
+    g = KERNEL_TRANSFORM
+    # (4_a, 4_b, K), K = G*C_out/G*Cg in weight order
+    by_position = transformed.reshape(ALPHA, ALPHA, -1)
+    # (3_i, 4_b*K) = (3_i, 4_a) @ (4_a, 4_b*K): G^T dU
+    rows_done = (g.T @ by_position.reshape(ALPHA, -1)).reshape(KERNEL, ALPHA, -1)
+    # (3_i, 3_j, K) = (3_j, 4_b) @ (3_i, 4_b, K): (G^T dU) G
+    kernels = np.matmul(g.T, rows_done)
+    return np.ascontiguousarray(kernels.reshape(KERNEL, KERNEL, c_out, c_group).transpose(
+        2, 3, 0, 1))
+
+
+def transform_grad_output(grad_out, tiles_high: int, tiles_wide: int) -> np.ndarray:
+    """dM = A dY A^T for every 2x2 output tile dY (zeros beyond the output):
+    grad_out (n, C_out, H_out, W_out) -> (4, 4, C_out, n, th, tw)."""
+    n, channels = grad_out.shape[:2]
+    transformed = np.empty((ALPHA, ALPHA, channels, n, tiles_high, tiles_wide), grad_out.dtype)
+    if enabled():
+        _grad_output_kernel(grad_out, tiles_high, tiles_wide, transformed)
+    else:
+        _grad_output_numpy(grad_out, tiles_high, tiles_wide, transformed)
+    return transformed
 
 
 def correlate(x, weight, bias, pads, groups: int = 1, budget=DEFAULT_BUDGET) -> np.ndarray:
@@ -173,11 +249,19 @@ def correlate(x, weight, bias, pads, groups: int = 1, budget=DEFAULT_BUDGET) -> 
     out = np.empty((n, c_out, out_height, out_width), dtype=x.dtype)
 
     per_image = _image_bytes(c_in, c_out, out_height, out_width, work.itemsize)
+    # per row of tiles of one image: V and M
+    per_tile_row = work.itemsize * ALPHA**2 * tiles_wide * (c_in + c_out)
     chunk = max(1, int((budget - 2 * transformed_kernel.nbytes) // per_image))
+    chunk = min(chunk, max(1, CACHE_BYTES // (per_tile_row * tiles_high)))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         padded = pad_array(x[start:stop].astype(work, copy=False), patch_pads)
-        _correlate_chunk(padded, transformed_kernel, bias, groups, out[start:stop])
+        band = max(1, CACHE_BYTES // (per_tile_row * (stop - start)))
+        for first in range(0, tiles_high, band):
+            last = min(first + band, tiles_high)
+            _correlate_chunk(padded[:, :, TILE * first:TILE * last + KERNEL - 1],
+                             transformed_kernel, bias, groups,
+                             out[start:stop, :, TILE * first:TILE * last])
     return out
 
 
@@ -195,9 +279,15 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
     """The temporaries of the smallest chunk, one image, and of the transformed kernels U
     (with their transform's float64 intermediates: 9 + 12 + 16 numbers per kernel)."""
     c_out, c_group = weight_shape[:2]
-    channels = c_group if pass_name == "forward" else c_out // groups
+    channels = c_out // groups if pass_name == "grad_input" else c_group
     itemsize = working_dtype(dtype, channels).itemsize
     kernels = c_out * c_group
+    if pass_name == "grad_weight":
+        # per kernel: dU's float64 sum and a chunk's GEMM result (16 each), the back-transform's
+        # float64 intermediates (12 + 9) and its contiguous result (9)
+        kernel_bytes = kernels * (ALPHA**2 * (8 + itemsize) + (ALPHA * KERNEL + 2 * KERNEL**2) * 8)
+        return kernel_bytes + _image_bytes(x_shape[1], c_out, window.out_height,
+                                           window.out_width, itemsize)
     kernel_bytes = kernels * (ALPHA**2 * itemsize + (KERNEL**2 + ALPHA * KERNEL + ALPHA**2) * 8)
     if pass_name == "forward":
         return kernel_bytes + _image_bytes(x_shape[1], c_out, window.out_height,
@@ -391,3 +481,61 @@ def _output_kernel(products, tiles_high, tiles_wide, bias, out):
                 for p in range(min(TILE, out_height - top)):
                     for col in range(out_width):
                         out[image, channel, top + p, col] = down[p, col] + bias[channel]
+
+
+def _grad_output_numpy(grad_out, tiles_high, tiles_wide, transformed) -> None:
+    """A dY A^T as two small matrix products over the tiles, the output gradient padded with
+    zeros to whole tiles."""
+    n, channels, out_height, out_width = grad_out.shape
+    spread = OUTPUT_TRANSFORM.T.astype(grad_out.dtype)         # A (4, 2)
+    whole = np.zeros((n, channels, TILE * tiles_high, TILE * tiles_wide), grad_out.dtype)
+    whole[:, :, :out_height, :out_width] = grad_out
+    # tiles[n, c, ty, p, tx, q] -> (2_p, 2_q, C, n, th, tw)
+    tiles = whole.reshape(n, channels, tiles_high, TILE, tiles_wide, TILE).transpose(
+        3, 5, 1, 0, 2, 4)
+    del whole
+    # (4_a, 2_q*C*n*th*tw) = (4_a, 2_p) @ (2_p, 2_q*C*n*th*tw)
+    down = (spread @ tiles.reshape(TILE, -1)).reshape(ALPHA, TILE, -1)
+    del tiles
+    # (4_a, 4_b, C*n*th*tw) = (4_b, 2_q) @ (4_a, 2_q, C*n*th*tw)
+    np.matmul(spread, down, out=transformed.reshape(ALPHA, ALPHA, -1))
+
+
+@jit(parallel=True)
+def _grad_output_kernel(grad_out, tiles_high, tiles_wide, transformed):
+    """Compiled A dY A^T: grad_out (n, C, H_out, W_out) -> transformed (4, 4, C, n, th, tw).
+
+    Per (image, channel) and row of tiles: A down the 2 rows of the tiles (`down`, (4, 2*tw),
+    zeros beyond the output), then A along each tile's 2 columns."""
+    n, channels, out_height, out_width = grad_out.shape
+    for job in prange(n * channels):
+        image, channel = job // channels, job % channels
+        down = np.zeros((ALPHA, TILE * tiles_wide), transformed.dtype)
+        for tile_row in range(tiles_high):
+            top = TILE * tile_row
+            if top + 1 < out_height:
+                for col in range(out_width):
+                    y0 = grad_out[image, channel, top, col]
+                    y1 = grad_out[image, channel, top + 1, col]
+                    # the rows of A
+                    down[0, col] = y0
+                    down[1, col] = y0 + y1
+                    down[2, col] = y0 - y1
+                    down[3, col] = -y1
+            else:     # the last row of tiles of an odd height: its second row is cropped
+                for col in range(out_width):
+                    y0 = grad_out[image, channel, top, col]
+                    down[0, col] = y0
+                    down[1, col] = y0
+                    down[2, col] = y0
+                    down[3, col] = 0
+            for a in range(ALPHA):
+                row = down[a]
+                done = transformed[a, :, channel, image, tile_row]     # (4_b, tw)
+                for tile_col in range(tiles_wide):
+                    y0 = row[TILE * tile_col]
+                    y1 = row[TILE * tile_col + 1]
+                    done[0, tile_col] = y0
+                    done[1, tile_col] = y0 + y1
+                    done[2, tile_col] = y0 - y1
+                    done[3, tile_col] = -y1

@@ -306,11 +306,15 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
 
 
 # Large images are unrolled one image at a time, in bands of output rows whose windows fill
-# about BAND_BYTES: a buffer that stays in a core's cache (1-2 MiB of L2 on Intel Xeons since
-# Skylake-SP and on AMD Zen 4, 512 KiB on Zen 2/3 with a larger L3 behind it) while the GEMM
-# reads it, where the whole batch's windows (the ResNet stem's: 59 MB) would go out to memory
-# and back. The GEMM writes each band straight into the output, already (N, C_out, H, W).
-BAND_BYTES = 1 << 20
+# about BAND_BYTES: a buffer that stays in the cache (L2 and L3: a few MiB per core on Intel
+# Xeons and AMD EPYCs) while the GEMM reads it, where the whole batch's windows (the ResNet
+# stem's: 59 MB) would go out to memory and back. The GEMM writes each band straight into the
+# output, already (N, C_out, H, W). Not smaller: each band hands work to the threads twice
+# (the unrolling, the GEMM), and a band must carry enough work to pay for that: at 4 MiB the
+# stem's bands are ~120 MFLOP of GEMM each (16 bands); at 1 MiB (64 bands) the hand-offs cost
+# more than the cache gains on a loaded 2-core machine (median 2.3 s against 0.6 s per
+# forward pass, with the cores oversubscribed 4x).
+BAND_BYTES = 4 << 20
 # ... from this many output positions per image: a band then still gives the GEMM rows of a
 # few hundred columns (smaller maps are unrolled many images at a time, `batch_innermost`)
 BANDED_MIN_POSITIONS = 32 * 32
@@ -358,29 +362,50 @@ def _band_columns(array: np.ndarray, groups: int) -> np.ndarray:
     return array.reshape(groups, c // groups, rows * width)
 
 
-def _unrolled_band(x, window: Window2d, groups: int, image: int, out_rows: slice, buffer):
+def _unrolled_band(x, window: Window2d, groups: int, image: int, out_rows: slice, buffers):
     """col (G, K, L') of one image's band of output rows, built by the compiled kernel into
-    the front of `buffer` (flat, at least C_in*kh*kw*L' long)."""
+    the front of `buffers` (`_band_buffers`: the windows', and the band's column phases')."""
     c_in, (kh, kw) = x.shape[1], window.kernel
     rows = out_rows.stop - out_rows.start
-    col = buffer[:c_in * kh * kw * rows * window.out_width].reshape(
+    col_buffer, phase_buffer = buffers
+    col = col_buffer[:c_in * kh * kw * rows * window.out_width].reshape(
         c_in, kh, kw, rows, window.out_width)
+    first, last = _band_span(window, out_rows)
+    phase_width = -(-window.width // window.stride[1])
+    phases = phase_buffer[:c_in * (last - first) * window.stride[1] * phase_width].reshape(
+        c_in, last - first, window.stride[1], phase_width)
     (top, _), (left, _) = window.padding
-    _im2col_band_kernel(x[image], col, out_rows.start, *window.stride, *window.dilation,
-                        top, left)
+    _im2col_band_kernel(x[image], col, phases, out_rows.start, *window.stride,
+                        *window.dilation, top, left)
     return col.reshape(groups, -1, rows * window.out_width)
 
 
 @jit(parallel=True)
-def _im2col_band_kernel(image, col, first_row, sh, sw, dh, dw, top, left):
+def _im2col_band_kernel(image, col, phases, first_row, sh, sw, dh, dw, top, left):
     """col[c, i, j, r, ox] = image[c, (first_row + r)*sh + i*dh - top, ox*sw + j*dw - left],
     zero where that falls in the padding: the windows of output rows first_row... of one
-    unpadded image (C, H, W), col (C, kh, kw, rows, W_out); (c, i, j) on the threads."""
+    unpadded image (C, H, W), col (C, kh, kw, rows, W_out).
+
+    The band's input rows are first split into their sw column phases, phases (C, band rows,
+    sw, ceil(W/sw)) with phases[c, y', p, m] = image[c, y, m*sw + p]: then every window
+    column is a contiguous copy from one phase where it was a strided gather. Both loops run
+    on the threads."""
     channels, kh, kw, rows, out_width = col.shape
     height, width = image.shape[1], image.shape[2]
+    span = phases.shape[1]
+    y_first = first_row * sh - top              # the input row of phases[:, 0]
+    for task in prange(channels * span):
+        c, y = task // span, y_first + task % span
+        if 0 <= y < height:
+            source, into_phases = image[c, y], phases[c, task % span]
+            for p in range(sw):
+                into = into_phases[p]
+                for m in range((width - p + sw - 1) // sw):
+                    into[m] = source[m * sw + p]
     for task in prange(channels * kh * kw):
         c, i, j = task // (kh * kw), task // kw % kh, task % kw
         shift = j * dw - left                   # input column = ox*sw + shift
+        phase, base = shift % sw, shift // sw   # = (ox + base)*sw + phase
         inside_from = min(out_width, max(0, (-shift + sw - 1) // sw))
         inside_to = max(inside_from, min(out_width, (width - 1 - shift) // sw + 1))
         for r in range(rows):
@@ -390,11 +415,14 @@ def _im2col_band_kernel(image, col, first_row, sh, sw, dh, dw, top, left):
                 for ox in range(out_width):
                     into[ox] = 0
                 continue
-            source = image[c, y]
+            source = phases[c, y - y_first, phase]
             for ox in range(inside_from):
                 into[ox] = 0
-            for ox in range(inside_from, inside_to):
-                into[ox] = source[ox * sw + shift]
+            # unsigned indices: numba then adds no test for negative ones, and the copy
+            # vectorizes (5x faster than a slice assignment, 14x than signed indices)
+            start, first = np.uint64(inside_from + base), np.uint64(inside_from)
+            for m in range(np.uint64(inside_to - inside_from)):
+                into[first + m] = source[start + m]
             for ox in range(inside_to, out_width):
                 into[ox] = 0
 
@@ -423,8 +451,10 @@ def _col2im_band_kernel(col, image_grad, first_row, sh, sw, dh, dw, top, left):
                 inside_from = min(out_width, max(0, (-shift + sw - 1) // sw))
                 inside_to = max(inside_from, min(out_width, (width - 1 - shift) // sw + 1))
                 terms = col[c, i, j, r]
-                for ox in range(inside_from, inside_to):
-                    into[ox * sw + shift] += terms[ox]
+                # (unsigned indices, as in _im2col_band_kernel)
+                start, first = np.uint64(inside_from * sw + shift), np.uint64(inside_from)
+                for m in range(np.uint64(inside_to - inside_from)):
+                    into[start + m * np.uint64(sw)] += terms[first + m]
 
 
 def _chunks(x_shape, weight_shape, window: Window2d, dtype, budget: int):
@@ -495,12 +525,16 @@ def _unrolled_chunk(x, window: Window2d, groups: int, images: slice, out_rows: s
     return col.reshape(groups, -1, col[0, 0, 0].size), band
 
 
-def _band_buffer(x_shape, window: Window2d, chunks, dtype) -> np.ndarray:
-    """One flat buffer for the unrolled windows of the tallest band of `chunks`, reused by
-    every band (`_unrolled_band`)."""
+def _band_buffers(x_shape, window: Window2d, chunks, dtype) -> tuple:
+    """Flat buffers for the tallest band of `chunks`, reused by every band: its unrolled
+    windows (C_in*kh*kw*L') and its input rows split into column phases (`_unrolled_band`);
+    together within `chunk_bytes` (the phases hold no more than one padded copy of the band)."""
     rows = max(out_rows.stop - out_rows.start for _, out_rows in chunks)
-    return np.empty(rows * _row_bytes(x_shape, window, dtype) // np.dtype(dtype).itemsize,
-                    dtype)
+    first, last = _band_span(window, slice(0, rows))
+    phase_columns = window.stride[1] * -(-window.width // window.stride[1])
+    return (np.empty(rows * _row_bytes(x_shape, window, dtype) // np.dtype(dtype).itemsize,
+                     dtype),
+            np.empty(x_shape[1] * (last - first) * phase_columns, dtype))
 
 
 def _forward_banded(x, weight, bias, window: Window2d, groups: int, budget: int):
@@ -510,9 +544,9 @@ def _forward_banded(x, weight, bias, window: Window2d, groups: int, budget: int)
     weight_rows = weight.reshape(groups, c_out // groups, -1)       # (G, C_out/G, K)
     out = np.empty((n, c_out, window.out_height, window.out_width), x.dtype)
     chunks = list(_chunks(x.shape, weight.shape, window, x.dtype, budget))
-    buffer = _band_buffer(x.shape, window, chunks, x.dtype)
+    buffers = _band_buffers(x.shape, window, chunks, x.dtype)
     for images, rows in chunks:
-        col = _unrolled_band(x, window, groups, images.start, rows, buffer)     # (G, K, L')
+        col = _unrolled_band(x, window, groups, images.start, rows, buffers)     # (G, K, L')
         out_band = _band_columns(out[images.start, :, rows], groups)   # (G, C_out/G, L'), a view
         # (G, C_out/G, L') = (G, C_out/G, K) @ (G, K, L')
         np.matmul(weight_rows, col, out=out_band)
@@ -530,7 +564,7 @@ def _grad_input_banded(grad_out, weight, window: Window2d, groups: int, x_shape,
     weight_columns = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
     grad_x = np.zeros(x_shape, grad_out.dtype)
     chunks = list(_chunks(x_shape, weight.shape, window, grad_out.dtype, budget))
-    buffer = _band_buffer(x_shape, window, chunks, grad_out.dtype)
+    buffer = _band_buffers(x_shape, window, chunks, grad_out.dtype)[0]
     for images, rows in chunks:
         count = (rows.stop - rows.start) * window.out_width                  # L'
         grad_rows = _band_columns(grad_out[images.start, :, rows], groups)  # (G, C_out/G, L')
@@ -552,9 +586,9 @@ def _grad_weight_banded(grad_out, x, weight_shape, window: Window2d, groups: int
     total = np.zeros((groups, c_out // groups, int(np.prod(weight_shape[1:]))), x.dtype)
     partial = np.empty_like(total)
     chunks = list(_chunks(x.shape, weight_shape, window, x.dtype, budget))
-    buffer = _band_buffer(x.shape, window, chunks, x.dtype)
+    buffers = _band_buffers(x.shape, window, chunks, x.dtype)
     for images, rows in chunks:
-        col = _unrolled_band(x, window, groups, images.start, rows, buffer)     # (G, K, L')
+        col = _unrolled_band(x, window, groups, images.start, rows, buffers)     # (G, K, L')
         grad_rows = _band_columns(grad_out[images.start, :, rows], groups)  # (G, C_out/G, L')
         # (G, C_out/G, K) = (G, C_out/G, L') @ (G, L', K)
         np.matmul(grad_rows, col.transpose(0, 2, 1), out=partial)

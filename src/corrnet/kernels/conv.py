@@ -29,7 +29,7 @@ import dataclasses
 
 import numpy as np
 
-from .jit import jit, prange, runs_compiled
+from .jit import jit, runs_compiled
 from .threads import split_run
 from .windows import Window2d, pad, shifted_views, unpad
 
@@ -380,7 +380,7 @@ def _unrolled_band(x, window: Window2d, groups: int, image: int, out_rows: slice
     return col.reshape(groups, -1, rows * window.out_width)
 
 
-@jit(parallel=True)
+@jit()
 def _im2col_band_kernel(image, col, phases, first_row, sh, sw, dh, dw, top, left):
     """col[c, i, j, r, ox] = image[c, (first_row + r)*sh + i*dh - top, ox*sw + j*dw - left],
     zero where that falls in the padding: the windows of output rows first_row... of one
@@ -388,13 +388,18 @@ def _im2col_band_kernel(image, col, phases, first_row, sh, sw, dh, dw, top, left
 
     The band's input rows are first split into their sw column phases, phases (C, band rows,
     sw, ceil(W/sw)) with phases[c, y', p, m] = image[c, y, m*sw + p]: then every window
-    column is a contiguous copy from one phase where it was a strided gather. Both loops run
-    on the threads."""
+    column is a contiguous copy from one phase where it was a strided gather.
+
+    Serial: the copies are a fraction of the band's GEMM (the stem: 4 of 19 ms of work), and
+    one hand-off to threads fewer per band is worth more than the 2 ms it could save on two
+    idle cores: with the cores oversubscribed (other processes), each hand-off waits for a
+    time slice (the stem's forward pass on a loaded 2-core machine, two rounds of 25 runs:
+    median 311-363 ms parallel, 336 ms serial; best 47-56 ms parallel, 33 ms serial)."""
     channels, kh, kw, rows, out_width = col.shape
     height, width = image.shape[1], image.shape[2]
     span = phases.shape[1]
     y_first = first_row * sh - top              # the input row of phases[:, 0]
-    for task in prange(channels * span):
+    for task in range(channels * span):
         c, y = task // span, y_first + task % span
         if 0 <= y < height:
             source, into_phases = image[c, y], phases[c, task % span]
@@ -402,7 +407,7 @@ def _im2col_band_kernel(image, col, phases, first_row, sh, sw, dh, dw, top, left
                 into = into_phases[p]
                 for m in range((width - p + sw - 1) // sw):
                     into[m] = source[m * sw + p]
-    for task in prange(channels * kh * kw):
+    for task in range(channels * kh * kw):
         c, i, j = task // (kh * kw), task // kw % kh, task % kw
         shift = j * dw - left                   # input column = ox*sw + shift
         phase, base = shift % sw, shift // sw   # = (ox + base)*sw + phase
@@ -427,18 +432,19 @@ def _im2col_band_kernel(image, col, phases, first_row, sh, sw, dh, dw, top, left
                 into[ox] = 0
 
 
-@jit(parallel=True)
+@jit()
 def _col2im_band_kernel(col, image_grad, first_row, sh, sw, dh, dw, top, left):
     """The adjoint of `_im2col_band_kernel`, added into one image's gradient (C, H, W):
     image_grad[c, y, x] += col[c, i, j, r, ox] for every (i, j, r, ox) that reads (y, x).
-    Each task owns one input row (c, y): it gathers that row's terms, no two tasks write one
-    number."""
+    Row by row of the input (c, y), each gathering that row's terms; serial, as
+    `_im2col_band_kernel` (the stem's input gradient: median 311 -> 286 ms, best 28 -> 20 ms
+    against the parallel build on a loaded 2-core machine)."""
     channels, kh, kw, rows, out_width = col.shape
     height, width = image_grad.shape[1], image_grad.shape[2]
     y_first = max(0, first_row * sh - top)
     y_stop = min(height, (first_row + rows - 1) * sh + (kh - 1) * dh - top + 1)
     span = max(0, y_stop - y_first)
-    for task in prange(channels * span):
+    for task in range(channels * span):
         c, y = task // span, y_first + task % span
         into = image_grad[c, y]
         for i in range(kh):

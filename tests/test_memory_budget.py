@@ -33,6 +33,10 @@ CASES = [
     ("gemm batch-innermost numpy", "gemm", (32, 16, 12, 12), (16, 16, 3, 3), 1, 1, 1, 1,
      False),
     ("gemm strided dilated grouped", "gemm", (8, 16, 32, 32), (16, 8, 5, 5), 2, 2, 2, 2, True),
+    # one image at a time in bands of output rows (conv.banded: 2.4 MB of windows per image)
+    ("gemm banded", "gemm", (2, 16, 64, 64), (16, 16, 3, 3), 1, 1, 1, 1, True),
+    ("gemm banded numpy", "gemm", (2, 16, 64, 64), (16, 16, 3, 3), 1, 1, 1, 1, False),
+    ("gemm banded strided grouped", "gemm", (2, 8, 96, 96), (8, 4, 7, 7), 2, 3, 1, 2, True),
     ("pointwise", "pointwise", (8, 64, 32, 32), (64, 64, 1, 1), 1, 0, 1, 1, True),
     ("pointwise strided grouped", "pointwise", (8, 64, 32, 32), (64, 32, 1, 1), 2, 0, 1, 2,
      True),

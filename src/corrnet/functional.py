@@ -256,12 +256,6 @@ def _check_pad_fits(mode, size, before, after, shape, pad) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-# Keep the unrolled windows of an im2col convolution for its weight gradient when they are at
-# most this large (and within the planner's memory budget); beyond it, the backward pass
-# unrolls the input again.
-KEEP_COL_BYTES = 64 * 2**20
-
-
 def _in_float32(method):
     """Wrap a convolution Function's forward or backward: float16 arrays are computed in
     float32 and each result rounded to float16 once, as PyTorch does, so that a partial sum
@@ -290,10 +284,8 @@ class _Conv2d(Function):
         problem = (x.shape, weight.shape, window, groups, x.dtype)
         args = (x, weight, bias, window, groups)
         needs_weight = len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]
-        keep_col = needs_weight and not plan.settings.benchmark and conv_kernels.col_bytes(
-            x.shape, weight.shape, window, x.dtype) <= KEEP_COL_BYTES and \
-            conv_kernels.chunk_bytes(x.shape[0], window.out_height, x.shape, weight.shape,
-                                     window, x.dtype) <= plan.settings.memory_budget
+        keep_col = needs_weight and not plan.settings.benchmark and conv_kernels.keeps_windows(
+            x.shape, weight.shape, window, x.dtype, plan.settings.memory_budget)
         # im2col's forward keeps its unrolled windows for the weight gradient (not when
         # autotuning, which times each pass on its own). Where that gradient is im2col's
         # while the forward would be direct's, one unrolling serving both is faster (LeNet's

@@ -21,6 +21,16 @@ run as compiled loops over the input channels, split across the threads; col2im 
 each input cell's terms in kernel-offset order (the sums of NumPy's strided adds, bit for
 bit) and writes (N, C, H, W) without a transposed copy (LeNet's second layer: im2col 1.3 ->
 0.9 ms, col2im 2.8 -> 0.7-1.1 ms).
+
+Large images (`banded`: one image's windows fill BAND_BYTES, the ResNet stem's 7.4 MB) are
+unrolled one image at a time, in bands of output rows whose windows stay in the cache: with
+numba on, each band is unrolled by `_im2col_band_kernel` straight from the unpadded input into
+one reused buffer, its GEMM writes into the output's rows (no transposed copy), the weight
+gradient unrolls each band again rather than keep the whole batch's windows from the forward
+pass (`keeps_windows`), and the input gradient adds each band's window gradients back with
+`_col2im_band_kernel`. The stem (N=8, 3->64, 7x7, stride 2, 224x224): the peak of its
+forward+backward 100 -> 25 MiB (PyTorch's), one core: forward 1.0 -> 1.4-1.6x PyTorch's
+speed, forward+backward 1.1 -> 1.7-2.9x.
 """
 
 from __future__ import annotations
@@ -305,6 +315,164 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
     return chunk_bytes(1, 1, x_shape, weight_shape, window, dtype)
 
 
+# Large images are unrolled one image at a time, in bands of output rows whose windows fill
+# about BAND_BYTES: a buffer that stays in the cache (L2 and L3: a few MiB per core on Intel
+# Xeons and AMD EPYCs) while the GEMM reads it, where the whole batch's windows (the ResNet
+# stem's: 59 MB) would go out to memory and back. The GEMM writes each band straight into the
+# output, already (N, C_out, H, W). Not smaller: each band hands work to the threads twice
+# (the unrolling, the GEMM), and a band must carry enough work to pay for that: at 4 MiB the
+# stem's bands are ~120 MFLOP of GEMM each (16 bands); at 1 MiB (64 bands) the hand-offs cost
+# more than the cache gains on a loaded 2-core machine (median 2.3 s against 0.6 s per
+# forward pass, with the cores oversubscribed 4x).
+BAND_BYTES = 4 << 20
+# ... from this many output positions per image: a band then still gives the GEMM rows of a
+# few hundred columns (smaller maps are unrolled many images at a time, `batch_innermost`)
+BANDED_MIN_POSITIONS = 32 * 32
+
+
+def _row_bytes(x_shape, window: Window2d, dtype) -> int:
+    """The bytes of the unrolled windows of one output row of one image: C_in*kh*kw*W_out."""
+    kh, kw = window.kernel
+    return x_shape[1] * kh * kw * window.out_width * np.dtype(dtype).itemsize
+
+
+def banded(x_shape, window: Window2d, dtype) -> bool:
+    """Whether the passes unroll one image at a time, in bands of output rows (`_chunks`):
+    where one image's windows alone fill the band buffer (BAND_BYTES) and its output has at
+    least BANDED_MIN_POSITIONS positions. Else many images are unrolled together, and the
+    forward pass may keep the whole batch's windows for the weight gradient (`keeps_windows`)."""
+    return (window.out_height * window.out_width >= BANDED_MIN_POSITIONS
+            and window.out_height * _row_bytes(x_shape, window, dtype) >= BAND_BYTES)
+
+
+def keeps_windows(x_shape, weight_shape, window: Window2d, dtype, budget: int) -> bool:
+    """Whether the forward pass should unroll the whole batch at once and keep the windows
+    for the weight gradient (functional's Conv2d): where they are small (at most
+    KEEP_COL_BYTES, and the whole batch within the memory budget) and not `banded`. A banded
+    layer rebuilds each band in cache instead: the rebuild costs one copy per element, the
+    weight gradient's GEMM 2*C_out/G flops per element, and keeping them costs their whole
+    size in memory (the stem's: 59 MB beside a 26 MB output)."""
+    return (not banded(x_shape, window, dtype)
+            and col_bytes(x_shape, weight_shape, window, dtype) <= KEEP_COL_BYTES
+            and chunk_bytes(x_shape[0], window.out_height, x_shape, weight_shape, window,
+                            dtype) <= budget)
+
+
+KEEP_COL_BYTES = 64 * 2**20
+
+
+def _band_columns(array: np.ndarray, groups: int) -> np.ndarray:
+    """One image's band of an (C, rows, W) array as GEMM rows (G, C/G, rows*W): a view where
+    its rows are contiguous (an output band, a contiguous gradient's), else a copy (a
+    broadcast gradient's)."""
+    c, rows, width = array.shape
+    itemsize = array.dtype.itemsize
+    if array.strides[2] != itemsize or array.strides[1] != width * itemsize:
+        array = np.ascontiguousarray(array)
+    return array.reshape(groups, c // groups, rows * width)
+
+
+def _unrolled_band(x, window: Window2d, groups: int, image: int, out_rows: slice, buffers):
+    """col (G, K, L') of one image's band of output rows, built by the compiled kernel into
+    the front of `buffers` (`_band_buffers`: the windows', and the band's column phases')."""
+    c_in, (kh, kw) = x.shape[1], window.kernel
+    rows = out_rows.stop - out_rows.start
+    col_buffer, phase_buffer = buffers
+    col = col_buffer[:c_in * kh * kw * rows * window.out_width].reshape(
+        c_in, kh, kw, rows, window.out_width)
+    first, last = _band_span(window, out_rows)
+    phase_width = -(-window.width // window.stride[1])
+    phases = phase_buffer[:c_in * (last - first) * window.stride[1] * phase_width].reshape(
+        c_in, last - first, window.stride[1], phase_width)
+    (top, _), (left, _) = window.padding
+    _im2col_band_kernel(x[image], col, phases, out_rows.start, *window.stride,
+                        *window.dilation, top, left)
+    return col.reshape(groups, -1, rows * window.out_width)
+
+
+@jit()
+def _im2col_band_kernel(image, col, phases, first_row, sh, sw, dh, dw, top, left):
+    """col[c, i, j, r, ox] = image[c, (first_row + r)*sh + i*dh - top, ox*sw + j*dw - left],
+    zero where that falls in the padding: the windows of output rows first_row... of one
+    unpadded image (C, H, W), col (C, kh, kw, rows, W_out).
+
+    The band's input rows are first split into their sw column phases, phases (C, band rows,
+    sw, ceil(W/sw)) with phases[c, y', p, m] = image[c, y, m*sw + p]: then every window
+    column is a contiguous copy from one phase where it was a strided gather.
+
+    Serial: the copies are a fraction of the band's GEMM (the stem: 4 of 19 ms of work), and
+    one hand-off to threads fewer per band is worth more than the 2 ms it could save on two
+    idle cores: with the cores oversubscribed (other processes), each hand-off waits for a
+    time slice (the stem's forward pass on a loaded 2-core machine, two rounds of 25 runs:
+    median 311-363 ms parallel, 336 ms serial; best 47-56 ms parallel, 33 ms serial)."""
+    channels, kh, kw, rows, out_width = col.shape
+    height, width = image.shape[1], image.shape[2]
+    span = phases.shape[1]
+    y_first = first_row * sh - top              # the input row of phases[:, 0]
+    for task in range(channels * span):
+        c, y = task // span, y_first + task % span
+        if 0 <= y < height:
+            source, into_phases = image[c, y], phases[c, task % span]
+            for p in range(sw):
+                into = into_phases[p]
+                for m in range((width - p + sw - 1) // sw):
+                    into[m] = source[m * sw + p]
+    for task in range(channels * kh * kw):
+        c, i, j = task // (kh * kw), task // kw % kh, task % kw
+        shift = j * dw - left                   # input column = ox*sw + shift
+        phase, base = shift % sw, shift // sw   # = (ox + base)*sw + phase
+        inside_from = min(out_width, max(0, (-shift + sw - 1) // sw))
+        inside_to = max(inside_from, min(out_width, (width - 1 - shift) // sw + 1))
+        for r in range(rows):
+            y = (first_row + r) * sh + i * dh - top
+            into = col[c, i, j, r]
+            if y < 0 or y >= height:
+                for ox in range(out_width):
+                    into[ox] = 0
+                continue
+            source = phases[c, y - y_first, phase]
+            for ox in range(inside_from):
+                into[ox] = 0
+            # unsigned indices: numba then adds no test for negative ones, and the copy
+            # vectorizes (5x faster than a slice assignment, 14x than signed indices)
+            start, first = np.uint64(inside_from + base), np.uint64(inside_from)
+            for m in range(np.uint64(inside_to - inside_from)):
+                into[first + m] = source[start + m]
+            for ox in range(inside_to, out_width):
+                into[ox] = 0
+
+
+@jit()
+def _col2im_band_kernel(col, image_grad, first_row, sh, sw, dh, dw, top, left):
+    """The adjoint of `_im2col_band_kernel`, added into one image's gradient (C, H, W):
+    image_grad[c, y, x] += col[c, i, j, r, ox] for every (i, j, r, ox) that reads (y, x).
+    Row by row of the input (c, y), each gathering that row's terms; serial, as
+    `_im2col_band_kernel` (the stem's input gradient: median 311 -> 286 ms, best 28 -> 20 ms
+    against the parallel build on a loaded 2-core machine)."""
+    channels, kh, kw, rows, out_width = col.shape
+    height, width = image_grad.shape[1], image_grad.shape[2]
+    y_first = max(0, first_row * sh - top)
+    y_stop = min(height, (first_row + rows - 1) * sh + (kh - 1) * dh - top + 1)
+    span = max(0, y_stop - y_first)
+    for task in range(channels * span):
+        c, y = task // span, y_first + task % span
+        into = image_grad[c, y]
+        for i in range(kh):
+            offset = y + top - i * dh - first_row * sh      # = r*sh for the band's row r
+            if offset < 0 or offset % sh != 0 or offset // sh >= rows:
+                continue
+            r = offset // sh
+            for j in range(kw):
+                shift = j * dw - left
+                inside_from = min(out_width, max(0, (-shift + sw - 1) // sw))
+                inside_to = max(inside_from, min(out_width, (width - 1 - shift) // sw + 1))
+                terms = col[c, i, j, r]
+                # (unsigned indices, as in _im2col_band_kernel)
+                start, first = np.uint64(inside_from * sw + shift), np.uint64(inside_from)
+                for m in range(np.uint64(inside_to - inside_from)):
+                    into[start + m * np.uint64(sw)] += terms[first + m]
+
+
 def _chunks(x_shape, weight_shape, window: Window2d, dtype, budget: int):
     """Yield (batch slice, output-row slice) pieces whose temporaries (`chunk_bytes`) stay
     within `budget` bytes: as many whole images as fit, else bands of output rows of one
@@ -314,6 +482,16 @@ def _chunks(x_shape, weight_shape, window: Window2d, dtype, budget: int):
     def fits(images, rows):
         return chunk_bytes(images, rows, x_shape, weight_shape, window, dtype) <= budget
 
+    if banded(x_shape, window, dtype):
+        rows = max(1, min(out_height, BAND_BYTES // _row_bytes(x_shape, window, dtype)))
+        while rows > 1 and not fits(1, rows):
+            rows = (rows + 1) // 2
+        bands = -(-out_height // rows)
+        rows = -(-out_height // bands)               # bands of (nearly) equal height
+        for image in range(n):
+            for top in range(0, out_height, rows):
+                yield slice(image, image + 1), slice(top, min(out_height, top + rows))
+        return
     if fits(1, out_height):
         step = 1
         while step < n and fits(min(n, 2 * step), out_height):
@@ -363,8 +541,81 @@ def _unrolled_chunk(x, window: Window2d, groups: int, images: slice, out_rows: s
     return col.reshape(groups, -1, col[0, 0, 0].size), band
 
 
+def _band_buffers(x_shape, window: Window2d, chunks, dtype) -> tuple:
+    """Flat buffers for the tallest band of `chunks`, reused by every band: its unrolled
+    windows (C_in*kh*kw*L') and its input rows split into column phases (`_unrolled_band`);
+    together within `chunk_bytes` (the phases hold no more than one padded copy of the band)."""
+    rows = max(out_rows.stop - out_rows.start for _, out_rows in chunks)
+    first, last = _band_span(window, slice(0, rows))
+    phase_columns = window.stride[1] * -(-window.width // window.stride[1])
+    return (np.empty(rows * _row_bytes(x_shape, window, dtype) // np.dtype(dtype).itemsize,
+                     dtype),
+            np.empty(x_shape[1] * (last - first) * phase_columns, dtype))
+
+
+def _forward_banded(x, weight, bias, window: Window2d, groups: int, budget: int):
+    """The forward pass of a `banded` layer with the compiled kernels: each band's windows
+    unrolled into one cache-sized buffer, its GEMM written straight into the output."""
+    n, c_out = x.shape[0], weight.shape[0]
+    weight_rows = weight.reshape(groups, c_out // groups, -1)       # (G, C_out/G, K)
+    out = np.empty((n, c_out, window.out_height, window.out_width), x.dtype)
+    chunks = list(_chunks(x.shape, weight.shape, window, x.dtype, budget))
+    buffers = _band_buffers(x.shape, window, chunks, x.dtype)
+    for images, rows in chunks:
+        col = _unrolled_band(x, window, groups, images.start, rows, buffers)     # (G, K, L')
+        out_band = _band_columns(out[images.start, :, rows], groups)   # (G, C_out/G, L'), a view
+        # (G, C_out/G, L') = (G, C_out/G, K) @ (G, K, L')
+        np.matmul(weight_rows, col, out=out_band)
+        if bias is not None:
+            out_band += bias.reshape(groups, c_out // groups, 1)
+    return out
+
+
+def _grad_input_banded(grad_out, weight, window: Window2d, groups: int, x_shape, budget: int):
+    """The input gradient of a `banded` layer with the compiled kernels: each band's window
+    gradients into one cache-sized buffer, added back into the image by `_col2im_band_kernel`
+    (bands of one image share their halo rows: their sums add up in grad_x)."""
+    c_in, c_out, (kh, kw) = x_shape[1], weight.shape[0], window.kernel
+    (top, _), (left, _) = window.padding
+    weight_columns = weight.reshape(groups, c_out // groups, -1).transpose(0, 2, 1)
+    grad_x = np.zeros(x_shape, grad_out.dtype)
+    chunks = list(_chunks(x_shape, weight.shape, window, grad_out.dtype, budget))
+    buffer = _band_buffers(x_shape, window, chunks, grad_out.dtype)[0]
+    for images, rows in chunks:
+        count = (rows.stop - rows.start) * window.out_width                  # L'
+        grad_rows = _band_columns(grad_out[images.start, :, rows], groups)  # (G, C_out/G, L')
+        grad_col = buffer[:c_in * kh * kw * count].reshape(groups, -1, count)
+        # (G, K, L') = (G, K, C_out/G) @ (G, C_out/G, L')
+        np.matmul(weight_columns, grad_rows, out=grad_col)
+        _col2im_band_kernel(grad_col.reshape(c_in, kh, kw, -1, window.out_width),
+                            grad_x[images.start], rows.start, *window.stride,
+                            *window.dilation, top, left)
+    return grad_x
+
+
+def _grad_weight_banded(grad_out, x, weight_shape, window: Window2d, groups: int,
+                        budget: int):
+    """The weight gradient of a `banded` layer with the compiled kernels: each band's windows
+    unrolled again into one cache-sized buffer (not kept from the forward pass), its product
+    with the band's output gradient added up."""
+    c_out = weight_shape[0]
+    total = np.zeros((groups, c_out // groups, int(np.prod(weight_shape[1:]))), x.dtype)
+    partial = np.empty_like(total)
+    chunks = list(_chunks(x.shape, weight_shape, window, x.dtype, budget))
+    buffers = _band_buffers(x.shape, window, chunks, x.dtype)
+    for images, rows in chunks:
+        col = _unrolled_band(x, window, groups, images.start, rows, buffers)     # (G, K, L')
+        grad_rows = _band_columns(grad_out[images.start, :, rows], groups)  # (G, C_out/G, L')
+        # (G, C_out/G, K) = (G, C_out/G, L') @ (G, L', K)
+        np.matmul(grad_rows, col.transpose(0, 2, 1), out=partial)
+        total += partial
+    return total.reshape(weight_shape)
+
+
 def forward(x, weight, bias, window: Window2d, groups: int, budget: int) -> np.ndarray:
     """conv2d forward, in chunks whose temporaries stay within `budget` bytes."""
+    if banded(x.shape, window, x.dtype) and runs_compiled(x.dtype):
+        return _forward_banded(x, weight, bias, window, groups, budget)
     n, c_out = x.shape[0], weight.shape[0]
     weight_rows = weight.reshape(groups, c_out // groups, -1)       # (G, C_out/G, K)
     out = np.empty((n, c_out, window.out_height, window.out_width), x.dtype)
@@ -383,6 +634,8 @@ def forward(x, weight, bias, window: Window2d, groups: int, budget: int) -> np.n
 def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape, budget: int):
     """d loss / d x in chunks: each chunk's windows added back (col2im) into its band of the
     padded input, and the band's image part added into the gradient."""
+    if banded(x_shape, window, grad_out.dtype) and runs_compiled(grad_out.dtype):
+        return _grad_input_banded(grad_out, weight, window, groups, x_shape, budget)
     n, c_in, height, width = x_shape
     c_out = weight.shape[0]
     kh, kw = window.kernel
@@ -420,6 +673,8 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape, budget:
 
 def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget: int):
     """d loss / d weight, summed over chunks of the batch (or of one image's rows)."""
+    if banded(x.shape, window, x.dtype) and runs_compiled(x.dtype):
+        return _grad_weight_banded(grad_out, x, weight_shape, window, groups, budget)
     total = None
     for images, rows in _chunks(x.shape, weight_shape, window, x.dtype, budget):
         col, band = _unrolled_chunk(x, window, groups, images, rows)

@@ -72,7 +72,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import banded
+from . import unrolled
 from .jit import jit, runs_compiled
 from .threads import get_num_threads, helper_pool
 from .windows import Window2d, pad, shifted_views, unpad
@@ -937,10 +937,10 @@ def direct_rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int)
       (im2col's grouped products are slow) to about twice that;
     * single-channel filtering (1 -> 1, corr2d): 10x to 30x, every pass.
 
-    It declines where each window feeds many output channels (`banded.outranks_direct`:
-    LeNet's 6 -> 16 5x5, K*Og 2400): there banded im2col + GEMM is 1.3x to 2.7x faster.
+    It declines where each window feeds many output channels (`unrolled.outranks_direct`:
+    LeNet's 6 -> 16 5x5, K*Og 2400): there unrolled im2col + GEMM is 1.3x to 2.7x faster.
     """
-    if banded.outranks_direct(weight_shape, groups):
+    if unrolled.outranks_direct(weight_shape, groups):
         return False
     c_out, channels_per_group, kh, kw = weight_shape
     per_output = channels_per_group * kh * kw * (c_out // groups)

@@ -35,11 +35,12 @@ def small_layers(draw):
     kernel = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
     pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
     dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    # (stride 1 half the time along each axis: it has a kernel of its own)
+    stride = (draw(st.sampled_from([1, 1, 2, 3])), draw(st.sampled_from([1, 1, 2, 3])))
     reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]
     low = [max(1, reach[axis] - sum(pads[axis])) for axis in (0, 1)]
-    height = draw(st.integers(low[0], max(low[0], 12)))
-    width = draw(st.integers(low[1], max(low[1], 12)))
+    height = draw(st.integers(low[0], max(low[0], 10)))
+    width = draw(st.integers(low[1], max(low[1], 10)))
     groups = draw(st.sampled_from([1, 1, 2, 4]))
     c_in = groups * draw(st.integers(1, 8 // groups))
     c_out = groups * draw(st.integers(1, 32 // groups))
@@ -51,7 +52,7 @@ def small_layers(draw):
 
 
 @COMPILED
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(config=small_layers())
 def test_issue13_unrolled_matches_torch_and_reference(config):
     with jit.use_compiled(True):

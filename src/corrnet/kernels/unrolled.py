@@ -242,6 +242,127 @@ def _grad_input_kernel(grad_out, weight_columns, grad_x, geometry, piece, first,
                                     plane[r, (low + q) * sw + shift] += taken[q]
 
 
+# Stride 1: each window cell's plane is one contiguous run. With the image copied into a
+# zero-padded buffer (the part the windows reach, rows row_width = W_out + (kw-1)*dw apart),
+# cell (c, i, j) of output (y, q) reads padded[c, (y + i*dh)*row_width + q + j*dw]: for all
+# outputs at once, the run padded[c, offset:offset + span], offset = i*dh*row_width + j*dw,
+# span = (H_out - 1)*row_width + W_out. The columns past W_out of each row (the gap) are
+# computed and dropped (forward) or multiply zeros (the gradients): row_width/W_out times
+# the arithmetic (1.4x on LeNet's 10x10 outputs), for one copy per cell instead of one per
+# cell and output row (LeNet's conv2, batch 256, one thread: forward 3.3 -> 2.8 ms, input
+# gradient 3.9 -> 2.8, weight gradient 3.4 -> 2.5).
+
+
+@jit()
+def _stride1_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, weight_pass,
+                    piece, first, end):
+    """`_unrolling_kernel` for stride 1, each cell's plane one contiguous run (see above):
+    col (K, span), the product (Og, span) laid out rows row_width apart."""
+    kh, kw, sh, sw, dh, dw, top, left, out_height, out_width = geometry
+    groups, outs, k = weight_rows.shape
+    channels_per_group = x.shape[1] // groups
+    row_width = out_width + (kw - 1) * dw
+    span = (out_height - 1) * row_width + out_width
+    padded_height = out_height + (kh - 1) * dh
+    padded = np.zeros((channels_per_group, padded_height * row_width), x.dtype)
+    # the image's rows and columns inside the windows' reach
+    inside_rows = min(x.shape[2], padded_height - top)
+    inside_columns = min(x.shape[3], row_width - left)
+    col = np.empty((k, span), x.dtype)
+    band = np.empty((outs, span), x.dtype)
+    grad_columns = np.zeros((span, outs), x.dtype)    # (gap rows stay zero)
+    product = np.empty((k, outs), x.dtype)
+    for n in range(first, end):
+        for g in range(groups):
+            # the image's cells into the padded buffer (its zero border stays as it is)
+            for c in range(channels_per_group):
+                plane = x[n, g * channels_per_group + c]
+                for r in range(inside_rows):
+                    at = (r + top) * row_width + left
+                    into, taken = padded[c, at:at + inside_columns], plane[r]
+                    for s in range(inside_columns):
+                        into[s] = taken[s]
+            for c in range(channels_per_group):
+                source = padded[c]
+                for i in range(kh):
+                    for j in range(kw):
+                        offset = i * dh * row_width + j * dw
+                        into, taken = col[(c * kh + i) * kw + j], source[offset:offset + span]
+                        for p in range(span):
+                            into[p] = taken[p]
+            if not weight_pass:
+                # (Og, span) = (Og, K) @ (K, span), then its rows' first W_out columns
+                np.dot(weight_rows[g], col, band)
+                for o in range(outs):
+                    value = bias[g * outs + o]
+                    plane = out[n, g * outs + o]
+                    for y in range(out_height):
+                        into = plane[y * out_width:(y + 1) * out_width]
+                        taken = band[o, y * row_width:y * row_width + out_width]
+                        for q in range(out_width):
+                            into[q] = taken[q] + value
+                continue
+            # (span, Og) <- (Og, H_out, W_out), gap rows zero
+            for o in range(outs):
+                grad_plane = grad_out[n, g * outs + o]
+                for y in range(out_height):
+                    for q in range(out_width):
+                        grad_columns[y * row_width + q, o] = grad_plane[y, q]
+            # (K, Og) = (K, span) @ (span, Og)
+            np.dot(col, grad_columns, product)
+            sums = partial[piece, g]
+            for t in range(k):
+                for o in range(outs):
+                    sums[t, o] += product[t, o]
+
+
+@jit()
+def _stride1_grad_input_kernel(grad_out, weight_columns, grad_x, geometry, piece, first,
+                               end):
+    """`_grad_input_kernel` for stride 1: col (K, span) = weight_columns[g] @ the output
+    gradient laid out rows row_width apart (gap columns zero), each cell's run added into a
+    zero-padded buffer at its offset, whose inside is the image's gradient."""
+    kh, kw, sh, sw, dh, dw, top, left, out_height, out_width = geometry
+    groups, k, outs = weight_columns.shape
+    height, width = grad_x.shape[2], grad_x.shape[3]
+    channels_per_group = grad_x.shape[1] // groups
+    row_width = out_width + (kw - 1) * dw
+    span = (out_height - 1) * row_width + out_width
+    padded_height = out_height + (kh - 1) * dh
+    padded = np.empty((channels_per_group, padded_height * row_width), grad_x.dtype)
+    col = np.empty((k, span), grad_x.dtype)
+    grad_rows = np.zeros((outs, span), grad_x.dtype)     # (gap columns stay zero)
+    for n in range(first, end):
+        for g in range(groups):
+            for o in range(outs):     # (a copy: grad_out may have any strides)
+                grad_plane, into = grad_out[n, g * outs + o], grad_rows[o]
+                for y in range(out_height):
+                    for q in range(out_width):
+                        into[y * row_width + q] = grad_plane[y, q]
+            # (K, span) = (K, Og) @ (Og, span)
+            np.dot(weight_columns[g], grad_rows, col)
+            for c in range(channels_per_group):
+                target = padded[c]
+                for p in range(target.size):
+                    target[p] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        offset = i * dh * row_width + j * dw
+                        into, taken = target[offset:offset + span], col[(c * kh + i) * kw + j]
+                        for p in range(span):
+                            into[p] += taken[p]
+                # the image's cells: inside the buffer, or (past the windows' reach) zero
+                plane = grad_x[n, g * channels_per_group + c]
+                for r in range(height):
+                    cells = plane[r]
+                    inside = r + top < padded_height
+                    for s in range(width):
+                        if inside and s + left < row_width:
+                            cells[s] = target[(r + top) * row_width + s + left]
+                        else:
+                            cells[s] = 0
+
+
 def _geometry(weight_shape, window: Window2d) -> tuple:
     """The window's numbers the kernels take: (kh, kw, sh, sw, dh, dw, top, left, H_out,
     W_out)."""
@@ -262,7 +383,8 @@ def forward(x, weight, bias, window: Window2d, groups: int,
     threads = _threads(x.shape, weight.shape, window, groups, x.itemsize, budget)
     out_rows = out.reshape(n, c_out, pixels)
     placeholder = np.zeros((1, 1, 1, 1), np.float64)
-    _in_parallel(_unrolling_kernel, n, threads, x, weight_rows, bias, out_rows, out,
+    kernel = _stride1_kernel if window.stride == (1, 1) else _unrolling_kernel
+    _in_parallel(kernel, n, threads, x, weight_rows, bias, out_rows, out,
                  placeholder, _geometry(weight.shape, window), False)
     return out
 
@@ -278,7 +400,8 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
     # (the weight's shape, (G, Og, K), is all the kernel reads of weight_rows here; out is
     # a placeholder)
     weight_shaped = np.empty((groups, outs, k), x.dtype)
-    _in_parallel(_unrolling_kernel, n, threads, x, weight_shaped, np.empty(0, x.dtype),
+    kernel = _stride1_kernel if window.stride == (1, 1) else _unrolling_kernel
+    _in_parallel(kernel, n, threads, x, weight_shaped, np.empty(0, x.dtype),
                  np.empty((1, 1, 1), x.dtype), grad_out, partial,
                  _geometry(weight_shape, window), True)
     # (G, Og, K) <- (G, K, Og)
@@ -297,7 +420,8 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
     grad_x = np.empty(x_shape, dtype)
     threads = _threads(x_shape, weight.shape, window, groups, np.dtype(dtype).itemsize,
                        budget)
-    _in_parallel(_grad_input_kernel, n, threads,
+    kernel = _stride1_grad_input_kernel if window.stride == (1, 1) else _grad_input_kernel
+    _in_parallel(kernel, n, threads,
                  grad_out, weight_columns, grad_x,
                  _geometry(weight.shape, window))
     return grad_x

@@ -65,10 +65,19 @@ def _sizes(weight_shape, window: Window2d, groups: int) -> tuple[int, int, int]:
 
 
 def _thread_bytes(weight_shape, window: Window2d, groups: int, itemsize: int) -> int:
-    """One thread's buffers: an image's windows (K*L), its output-gradient copy (Og*L), one
-    group's weight-gradient product (K*Og) and the float64 partial sums of all groups."""
+    """One thread's buffers: an image's windows (K*L), its product and output-gradient copy
+    (Og*L each), one group's weight-gradient product (K*Og) and the float64 partial sums of
+    all groups; with stride 1 (`_stride1_kernel`) L is the span of a band of rows row_width
+    apart, and the padded image (or its gradient) is one more buffer (Cg * its size)."""
     k, pixels, outs = _sizes(weight_shape, window, groups)
-    return ((k + outs) * pixels + k * outs) * itemsize + int(np.prod(weight_shape)) * 8
+    padded = 0
+    if window.stride == (1, 1):
+        (kh, kw), (dh, dw) = window.kernel, window.dilation
+        row_width = window.out_width + (kw - 1) * dw
+        pixels = (window.out_height - 1) * row_width + window.out_width
+        padded = weight_shape[1] * (window.out_height + (kh - 1) * dh) * row_width
+    return (((k + 2 * outs) * pixels + k * outs + padded) * itemsize
+            + int(np.prod(weight_shape)) * 8)
 
 
 def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,

@@ -938,7 +938,7 @@ def direct_rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int)
     * single-channel filtering (1 -> 1, corr2d): 10x to 30x, every pass.
 
     It declines where each window feeds many output channels (`unrolled.outranks_direct`:
-    LeNet's 6 -> 16 5x5, K*Og 2400): there unrolled im2col + GEMM is 1.3x to 2.7x faster.
+    LeNet's 6 -> 16 5x5, K*Og 2400): there unrolled im2col + GEMM is 1.3x to 1.7x faster.
     """
     if unrolled.outranks_direct(weight_shape, groups):
         return False

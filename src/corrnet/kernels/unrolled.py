@@ -25,16 +25,24 @@ runs the compiled loop over its own images with its own buffers (the GIL release
 products are small enough for BLAS to compute them on the calling thread (OpenBLAS threads
 a product only from about 2**18 multiply-adds on; a larger one may also use BLAS's threads).
 The weight gradient sums each thread's images into its own float64 partial sums, added at
-the end. Nothing waits on another thread until the pass is done.
+the end. Nothing waits on another thread until the pass is done. (A first version unrolled
+bands of 16 images and ran each band's product on BLAS's own threads: as fast on a quiet
+machine, but 16 hand-offs between BLAS's threads per pass, and with other processes on the
+cores (load 7 on 2 cores) a pass took 30-480 ms instead of 2.5.)
+
+Stride 1 has kernels of its own (`_stride1_kernel`, below) that copy each window cell's
+plane as one run instead of one short run per output row.
 
 Every stride, padding, dilation and groups, float32 and float64; compiled only (numba): with
 the compiled kernels off `supports` says False and the planner's im2col + GEMM (conv.py),
-the same arithmetic with NumPy's unrolling, takes the pass. Each output is the sum of exactly
-the products PyTorch's is (zero padding included), as with im2col.
+the same arithmetic with NumPy's unrolling, takes the pass. The stride-1 kernels also
+multiply zeros outside the windows (their gap columns): a pass with a NaN or an inf among its
+operands runs on im2col instead, as for `direct` (plan.run).
 
-Memory: each thread holds one image's windows (K*L) and product or output-gradient copy
-(Og*L), and for grad_weight a weight-sized product and float64 sum: `least_bytes` counts them
-for every thread, and fewer threads run where the budget is smaller.
+Memory: each thread holds one image's windows (K*L), product and output-gradient copy
+(Og*L), a weight-sized product and float64 sum, and with stride 1 the padded image
+(`_thread_bytes`); fewer threads run where the budget holds fewer of them, and `least_bytes`
+is one thread's.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ column (y, x). The passes, per image and group:
 Threads: the images are split among corrnet's threads (`threads.get_num_threads()`); each
 runs the compiled loop over its own images with its own buffers (the GIL released), and its
 products are small enough for BLAS to compute them on the calling thread (OpenBLAS threads
-a product only from about 2**18 multiply-adds on; a larger one may also use BLAS's threads).
+a product only from 2 * 2**18 multiply-adds on; from there the images run on one thread,
+`BLAS_THREADED_PRODUCT`, and BLAS's threads share each product).
 The weight gradient sums each thread's images into its own float64 partial sums, added at
 the end. Nothing waits on another thread until the pass is done. (A first version unrolled
 bands of 16 images and ran each band's product on BLAS's own threads: as fast on a quiet
@@ -58,6 +59,11 @@ DEFAULT_BUDGET = 256 * 2**20
 # Below this many multiply-adds a pass runs on the calling thread alone (handing work to a
 # helper thread costs more than it saves).
 PARALLEL_WORK = 1 << 22
+# From this many multiply-adds per image and group on, OpenBLAS computes a product on its own
+# threads (2 * 2**18: its threshold for two threads); then the images run on the calling
+# thread alone, one product at a time on BLAS's threads, instead of corrnet's threads each
+# starting BLAS's.
+BLAS_THREADED_PRODUCT = 1 << 19
 
 
 def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
@@ -98,11 +104,11 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
 
 def _threads(x_shape, weight_shape, window: Window2d, groups: int, itemsize: int,
              budget: int) -> int:
-    """Threads for a pass: corrnet's count for large work, as many as the budget holds
-    buffers for, one per image at most."""
+    """Threads for a pass: corrnet's count for large work made of products BLAS runs on the
+    calling thread, as many as the budget holds buffers for, one per image at most."""
     k, pixels, outs = _sizes(weight_shape, window, groups)
     work = x_shape[0] * groups * k * pixels * outs
-    if work < PARALLEL_WORK:
+    if work < PARALLEL_WORK or k * pixels * outs >= BLAS_THREADED_PRODUCT:
         return 1
     fixed = int(np.prod(weight_shape)) * (itemsize + 8)
     room = (budget - fixed) // _thread_bytes(weight_shape, window, groups, itemsize)

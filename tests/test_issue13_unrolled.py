@@ -119,19 +119,22 @@ def test_issue13_planner_picks_unrolled_for_lenets_second_layer():
 
 
 def test_issue13_unrolled_rule_in_shape_quantities():
-    """The rule counts output channels per group (>= 12), window length K (>= 64) and
-    K*Og (<= 16384); the direct rule declines exactly where it holds."""
+    """The rule counts output channels per group (>= 12), window length K (>= 64), K*Og
+    (<= 16384) and an image's windows K*L (<= 2**17); the direct rule declines exactly where
+    it holds."""
     window = _window(16, 3, 1)
-    cases = [((8, 16, 16, 16), (16, 16, 3, 3), 1, True),     # K 144, Og 16
-             ((8, 8, 16, 16), (8, 8, 3, 3), 1, False),        # Og 8
-             ((8, 3, 16, 16), (16, 3, 3, 3), 1, False),       # K 27
-             ((8, 16, 16, 16), (32, 8, 3, 3), 2, True),       # grouped: K 72, Og 16
-             ((8, 256, 16, 16), (256, 256, 3, 3), 1, False)]  # wide: K*Og 589824
-    for x_shape, w_shape, groups, expected in cases:
+    stem = make_window("conv2d", 224, 224, (7, 7), (2, 2), ((3, 3), (3, 3)), (1, 1))
+    cases = [((8, 16, 16, 16), (16, 16, 3, 3), 1, window, True),     # K 144, Og 16
+             ((8, 8, 16, 16), (8, 8, 3, 3), 1, window, False),        # Og 8
+             ((8, 3, 16, 16), (16, 3, 3, 3), 1, window, False),       # K 27
+             ((8, 16, 16, 16), (32, 8, 3, 3), 2, window, True),       # grouped: K 72, Og 16
+             ((8, 256, 16, 16), (256, 256, 3, 3), 1, window, False),  # wide: K*Og 589824
+             ((8, 3, 224, 224), (64, 3, 7, 7), 1, stem, False)]       # K*L 1.8M
+    for x_shape, w_shape, groups, geometry, expected in cases:
         for pass_name in plan.PASSES:
-            assert unrolled.rule(pass_name, x_shape, w_shape, window, groups) is expected
+            assert unrolled.rule(pass_name, x_shape, w_shape, geometry, groups) is expected
             if expected:
-                assert not direct.direct_rule(pass_name, x_shape, w_shape, window, groups)
+                assert not direct.direct_rule(pass_name, x_shape, w_shape, geometry, groups)
 
 
 @pytest.mark.parametrize("compiled", [pytest.param(True, marks=COMPILED), False],

@@ -940,7 +940,7 @@ def direct_rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int)
     It declines where each window feeds many output channels (`unrolled.outranks_direct`:
     LeNet's 6 -> 16 5x5, K*Og 2400): there unrolled im2col + GEMM is 1.3x to 1.7x faster.
     """
-    if unrolled.outranks_direct(weight_shape, groups):
+    if unrolled.outranks_direct(weight_shape, window, groups):
         return False
     c_out, channels_per_group, kh, kw = weight_shape
     per_output = channels_per_group * kh * kw * (c_out // groups)

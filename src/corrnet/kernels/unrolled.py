@@ -456,16 +456,20 @@ RULE_MIN_OUTPUTS = 12
 # ... and is at least this long (the GEMM's inner dimension) ...
 RULE_MIN_WINDOW = 64
 # ... and at most this many multiply-adds per output position and group: layers with few
-# channels (wider ones are Winograd's, the FFT's and im2col's, measured there).
+# channels (wider ones are Winograd's, the FFT's and im2col's, measured there) ...
 RULE_MAX_TAPS = 16384
+# ... on maps whose one image's windows (K*L numbers) stay in a core's cache: 512 KiB of
+# float32 (a ResNet stem, 3 -> 64 7x7 on 224x224, unrolls 7 MiB per image: im2col's).
+RULE_MAX_WINDOWS = 1 << 17
 
 
 def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> bool:
     """Few channels, each window (K = Cg*kh*kw numbers) feeding Og >= 12 output channels,
-    K >= 64, K*Og <= 16384; every pass. There unrolling the windows costs K numbers per output
-    position against K*Og multiply-adds that BLAS then does at full speed, and each image's
-    windows stay in cache. Measured, one core, batch 64, against the compiled direct engine
-    (direct.py, one pass per output channel and tap over short rows):
+    K >= 64, K*Og <= 16384, on maps of L outputs with K*L <= 2**17; every pass. There
+    unrolling the windows costs K numbers per output position against K*Og multiply-adds
+    that BLAS then does at full speed, and each image's windows stay in cache. Measured, one
+    core, batch 64, against the compiled direct engine (direct.py, one pass per output
+    channel and tap over short rows):
 
     * 6 -> 16 5x5 on 14x14 (LeNet's second layer, K 150, Og 16): 1.3x (forward) to 1.7x
       (input gradient); at batch 256 also 1.1x-2.5x NumPy's im2col + GEMM, which writes the
@@ -480,12 +484,13 @@ def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> boo
     (AVX-512 with two FMA units, where PyTorch's oneDNN is 2-3x faster than here) unrolled
     gains more than the direct engine, whose passes over short rows are load-bound.
     """
-    return outranks_direct(weight_shape, groups)
+    return outranks_direct(weight_shape, window, groups)
 
 
-def outranks_direct(weight_shape, groups: int) -> bool:
-    """The rule's shape condition (it does not depend on the pass or the maps): where it
-    holds, the direct engine's rule declines (`direct.direct_rule`)."""
+def outranks_direct(weight_shape, window: Window2d, groups: int) -> bool:
+    """The rule's condition (it does not depend on the pass): where it holds, the direct
+    engine's rule declines (`direct.direct_rule`)."""
     c_out, channels_per_group, kh, kw = weight_shape
     k, outs = channels_per_group * kh * kw, c_out // groups
-    return outs >= RULE_MIN_OUTPUTS and k >= RULE_MIN_WINDOW and k * outs <= RULE_MAX_TAPS
+    return (outs >= RULE_MIN_OUTPUTS and k >= RULE_MIN_WINDOW and k * outs <= RULE_MAX_TAPS
+            and k * window.out_height * window.out_width <= RULE_MAX_WINDOWS)

@@ -33,10 +33,11 @@ except ImportError:  # pragma: no cover - depends on how pytest imports the file
 SETTINGS = oracle_settings(40)
 FLOAT_DTYPES = st.sampled_from([np.float32, np.float64])
 
-# (algorithm, compiled): every algorithm on both paths, except `direct`, which is compiled only
+# (algorithm, compiled): every algorithm on both paths, except `direct` and `unrolled`, which
+# are compiled only
 CASES = [(name, compiled) for name in plan.ALGORITHMS
          for compiled in ([False, True] if jit.AVAILABLE else [False])
-         if compiled or name != "direct"]
+         if compiled or name not in ("direct", "unrolled")]
 
 
 @st.composite

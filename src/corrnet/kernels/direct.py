@@ -72,6 +72,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import unrolled
 from .jit import jit, runs_compiled
 from .threads import active, get_num_threads, helper_pool
 from .windows import Window2d, pad, shifted_views, unpad
@@ -935,14 +936,19 @@ def direct_rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int)
       32x32: 1.2x; loses at 8 -> 8 3x3 16x16, K*Og 576, and on 8x8 maps), and with groups
       (im2col's grouped products are slow) to about twice that;
     * single-channel filtering (1 -> 1, corr2d): 10x to 30x, every pass.
+
+    It declines where each window feeds many output channels (`unrolled.outranks_direct`:
+    LeNet's 6 -> 16 5x5, K*Og 2400): there unrolled im2col + GEMM is 1.3x to 1.7x faster.
     """
+    if unrolled.outranks_direct(weight_shape, window, groups):
+        return False
     c_out, channels_per_group, kh, kw = weight_shape
     per_output = channels_per_group * kh * kw * (c_out // groups)
     out_pixels = window.out_height * window.out_width
     if pass_name == "grad_weight":
         limit = 1024 if groups > 1 else 512
         return per_output <= limit and out_pixels >= 256
-    if pass_name == "forward":  # (LeNet's 6 -> 16 5x5, K*Og 2400: 3.3 ms against 7.2)
+    if pass_name == "forward":
         return per_output <= DIRECT_MAX_TAPS and out_pixels >= 64
     return per_output <= 2048 and out_pixels >= 64
 

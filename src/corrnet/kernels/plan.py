@@ -9,6 +9,8 @@ each in its own module with the same interface (`supports`, `forward`, `grad_inp
     pointwise   1x1 kernels as a plain GEMM, no unrolling (direct.py)
     depthwise   one filter per channel, multiply-adds over shifted views (direct.py)
     direct      small channel counts: a compiled loop, no unrolling (direct.py, numba only)
+    unrolled    few channels, many outputs per window: im2col + GEMM one image at a time in
+                cache, compiled (unrolled.py, numba only)
     winograd    3x3, stride 1: F(2x2, 3x3) minimal filtering (winograd.py)
     fft         large kernels, stride 1: products of spectra (fft.py)
 
@@ -66,7 +68,7 @@ import time
 
 import numpy as np
 
-from . import calibration, conv, direct, fft, jit, winograd
+from . import calibration, conv, direct, fft, jit, unrolled, winograd
 from .windows import Window2d
 
 PASSES = ("forward", "grad_input", "grad_weight")
@@ -76,6 +78,7 @@ ALGORITHMS = {
     "pointwise": direct.pointwise,
     "depthwise": direct.depthwise,
     "direct": direct.small,
+    "unrolled": unrolled,
     "winograd": winograd,
     "fft": fft,
 }
@@ -256,7 +259,7 @@ def _fastest(names, trial) -> str:
 def _rule(pass_name, able, x_shape, weight_shape, window: Window2d, groups, fits) -> str:
     """The measured rules: the first algorithm in this order that supports the pass, whose
     rule holds and which `fits` the memory budget; else im2col + GEMM."""
-    for name in ("pointwise", "fft", "direct", "depthwise", "winograd"):
+    for name in ("pointwise", "fft", "direct", "depthwise", "winograd", "unrolled"):
         if (name in able and RULES[name](pass_name, x_shape, weight_shape, window, groups)
                 and fits(name)):
             return name
@@ -322,6 +325,7 @@ RULES = {
     "depthwise": direct.depthwise_rule,
     "direct": direct.direct_rule,
     "winograd": _winograd_wins,
+    "unrolled": unrolled.rule,
 }
 
 

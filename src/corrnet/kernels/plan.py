@@ -64,6 +64,7 @@ with tracemalloc (tests/test_memory_budget.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 
 import numpy as np
@@ -268,14 +269,27 @@ def _rule(pass_name, able, x_shape, weight_shape, window: Window2d, groups, fits
 
 def _fft_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:
     """Large kernels. Where each output reads one channel (single-channel filtering,
-    depthwise): from 5x5 on 128x128 images, or from 11x11 where the compiled direct filter
-    runs (it wins below that: 10-30x over im2col). With channels: from 7x7 on 32x32 images
-    (9x9 for first layers, C_in <= 3). Stride 2 computes 4x the outputs: 4x the taps."""
+    depthwise): from 5x5 on 128x128 images with NumPy's kernels; with the compiled direct
+    filter, whose time grows with the taps while the FFT's hardly does, from
+    `_direct_filter_taps()` taps. With channels: from 7x7 on 32x32 images (9x9 for first
+    layers, C_in <= 3). Stride 2 computes 4x the outputs: 4x the taps."""
     taps = weight_shape[2] * weight_shape[3] / (window.stride[0] * window.stride[1])
     area = window.height * window.width
     if groups == x_shape[1]:
-        return taps >= (121 if jit.enabled() else 25) and area >= 128 * 128
+        return taps >= (_direct_filter_taps() if jit.enabled() else 25) and area >= 128 * 128
     return taps >= (81 if x_shape[1] <= 3 else 49) and area >= 32 * 32
+
+
+@functools.cache
+def _direct_filter_taps() -> int:
+    """Where the FFT overtakes the compiled direct filter on one channel: 625 taps (25x25)
+    with AVX-512, 313 with AVX2 or less. The direct filter does one multiply-add per tap and
+    pixel, as many pixels at once as a SIMD register holds float32 numbers (16 with AVX-512, 8
+    with AVX2); the FFT's work does not grow with the taps and gains less from wider
+    registers. Measured with AVX-512 (AMD EPYC, 2 cores, 512x512 to 4096x4096 images): the
+    direct filter 3x faster at 15x15 (225 taps), even at 25x25-27x27 (625-729), the FFT 1.2-1.8x
+    faster at 31x31 (961); with half the lanes, half the taps."""
+    return 625 if "avx512f" in calibration._cpuinfo()[1] else 313
 
 
 def _winograd_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:

@@ -20,7 +20,7 @@ column (y, x). The passes, per image and group:
     grad_input    col (K, L)        = weight[g]^T (K, Og) @ grad_out[n, g] (Og, L)
                   then each window's cells added back into grad_x[n] (col2im)
 
-Threads: the images are split among corrnet's threads (`threads.get_num_threads()`); each
+Threads: the images are split among corrnet's threads (`threads.active()`); each
 runs the compiled loop over its own images with its own buffers (the GIL released), and its
 products are small enough for BLAS to compute them on the calling thread (OpenBLAS threads
 a product only from 2 * 2**18 multiply-adds on; from there the images run on one thread,
@@ -51,7 +51,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import jit, runs_compiled
-from .threads import get_num_threads, helper_pool
+from .threads import active, helper_pool
 from .windows import Window2d
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -112,7 +112,7 @@ def _threads(x_shape, weight_shape, window: Window2d, groups: int, itemsize: int
         return 1
     fixed = int(np.prod(weight_shape)) * (itemsize + 8)
     room = (budget - fixed) // _thread_bytes(weight_shape, window, groups, itemsize)
-    return int(max(1, min(get_num_threads(), x_shape[0], room)))
+    return int(max(1, min(active(), x_shape[0], room)))
 
 
 def _in_parallel(kernel, n: int, threads: int, *arguments) -> None:

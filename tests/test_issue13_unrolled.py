@@ -67,7 +67,7 @@ def test_issue13_unrolled_on_threads(config, threads):
     work: each thread's own buffers, the weight gradient's partial sums added."""
     with pytest.MonkeyPatch.context() as patch, jit.use_compiled(True):
         patch.setattr(unrolled, "PARALLEL_WORK", 0)
-        patch.setattr(unrolled, "get_num_threads", lambda: threads)
+        patch.setattr(unrolled, "active", lambda: threads)
         check_against_torch(unrolled, {**config, "n": 3})
 
 

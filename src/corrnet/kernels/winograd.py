@@ -78,8 +78,10 @@ DEFAULT_BUDGET = 256 * 2**20
 # the GEMMs, M written by the GEMMs and read by the output transform, while still in cache
 # (a core's L2 and its share of L3 on x86 servers: 2-4 MiB and more). Measured on the
 # suite's (c)-(e) (one thread, CPU time): 20-28% faster than whole chunks of the batch,
-# flat from 2 to 8 MiB, 10-20% slower again at 0.5 MiB (more, smaller GEMMs).
-CACHE_BYTES = 4 * 2**20
+# flat from 2 to 8 MiB, 10-20% slower again at 0.5 MiB (more, smaller GEMMs). With two
+# threads every GEMM is a parallel region of its own and fewer, larger ones win: forward
+# (c)/(d)/(e) 34/48/94 ms at 4 MiB, 25/37/62 ms at 16 MiB (idle 2-core AMD EPYC).
+CACHE_BYTES = 16 * 2**20
 
 # With fewer channels per group than this a float32 correlation is computed in float64 (each
 # output then sums only 9 or 18 terms, which direct summation gets very accurate: F(2x2) in

@@ -33,6 +33,7 @@ exit once nothing refers to it any more.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -190,3 +191,30 @@ def _set_taken(taken: int) -> None:
         from threadpoolctl import ThreadpoolController
         openblas = ThreadpoolController().select(internal_api="openblas")
         _load.blas = openblas.limit(limits=max(1, _cores() - taken))
+
+
+_numba_blas = None     # threadpoolctl's controllers of the BLAS numba's np.dot calls (SciPy's)
+
+
+@contextlib.contextmanager
+def numba_blas_on_one_thread():
+    """Run the block with the BLAS that numba's np.dot calls (SciPy's OpenBLAS, through
+    scipy.linalg.cython_blas) on one thread, and give it back its count after. A compiled
+    kernel that calls np.dot from corrnet's own threads wants its products done on the calling
+    thread: OpenBLAS's threads, once woken for a large product, busy-wait for the next one
+    and slow down whatever runs after (measured: im2col's forward of the suite's (c) 15 ms
+    alone, 60 ms after a pass whose products ran on SciPy's BLAS threads)."""
+    global _numba_blas
+    if _numba_blas is None:
+        import scipy.linalg.cython_blas  # noqa: F401 (loads the library numba calls)
+        from threadpoolctl import ThreadpoolController
+        _numba_blas = [lib for lib in ThreadpoolController().lib_controllers
+                       if lib.user_api == "blas" and f"{os.sep}scipy" in lib.filepath]
+    counts = [lib.num_threads for lib in _numba_blas]
+    for lib in _numba_blas:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, count in zip(_numba_blas, counts, strict=True):
+            lib.set_num_threads(count)

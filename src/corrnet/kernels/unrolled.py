@@ -22,9 +22,10 @@ column (y, x). The passes, per image and group:
 
 Threads: the images are split among corrnet's threads (`threads.active()`); each
 runs the compiled loop over its own images with its own buffers (the GIL released), and its
-products are small enough for BLAS to compute them on the calling thread (OpenBLAS threads
-a product only from 2 * 2**18 multiply-adds on; from there the images run on one thread,
-`BLAS_THREADED_PRODUCT`, and BLAS's threads share each product).
+products are computed on the calling thread: BLAS runs on one thread during a pass (its
+threads, once woken, busy-wait and slow down what runs next). From `BLAS_THREADED_PRODUCT`
+multiply-adds a product the images also run on one thread (the planner's rule keeps unrolled
+to smaller products).
 The weight gradient sums each thread's images into its own float64 partial sums, added at
 the end. Nothing waits on another thread until the pass is done. (A first version unrolled
 bands of 16 images and ran each band's product on BLAS's own threads: as fast on a quiet
@@ -51,7 +52,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import jit, runs_compiled
-from .threads import active, helper_pool
+from .threads import active, helper_pool, numba_blas_on_one_thread
 from .windows import Window2d
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -117,13 +118,15 @@ def _threads(x_shape, weight_shape, window: Window2d, groups: int, itemsize: int
 
 def _in_parallel(kernel, n: int, threads: int, *arguments) -> None:
     """kernel(*arguments, k, first, end) for `threads` pieces [first, end) of the n images,
-    piece k on the calling thread (k = 0) and on helper threads."""
+    piece k on the calling thread (k = 0) and on helper threads; numba's BLAS on one thread
+    meanwhile (`threads.numba_blas_on_one_thread`)."""
     bounds = [n * k // threads for k in range(threads + 1)]
-    futures = [helper_pool().submit(kernel, *arguments, k, bounds[k], bounds[k + 1])
-               for k in range(1, threads)]
-    kernel(*arguments, 0, bounds[0], bounds[1])
-    for future in futures:
-        future.result()
+    with numba_blas_on_one_thread():
+        futures = [helper_pool().submit(kernel, *arguments, k, bounds[k], bounds[k + 1])
+                   for k in range(1, threads)]
+        kernel(*arguments, 0, bounds[0], bounds[1])
+        for future in futures:
+            future.result()
 
 
 @jit()

@@ -336,6 +336,12 @@ def filter_case(spec: FilterSpec, seed: int = 0) -> dict[str, Callable | None]:
     }
 
 
+def _copy_weights(net_c, net_t) -> None:
+    """Give the PyTorch network the corrnet network's parameters and buffers."""
+    net_t.load_state_dict({k: torch.from_numpy(v.numpy().copy())
+                           for k, v in net_c.state_dict().items()})
+
+
 def _torch_lenet():
     nn = torch.nn
     return nn.Sequential(
@@ -353,8 +359,7 @@ def lenet_case(train: bool, batch: int, seed: int = 0) -> dict[str, Callable]:
     corrnet.manual_seed(seed)
     net_c = corrnet.models.lenet()
     net_t = _torch_lenet()
-    net_t.load_state_dict({k: torch.from_numpy(v.numpy().copy())
-                           for k, v in net_c.state_dict().items()})
+    _copy_weights(net_c, net_t)
     x_c, y_c = corrnet.from_numpy(x), corrnet.from_numpy(y)
     x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -394,8 +399,7 @@ def book_loop_case(batch: int, batches: int, seed: int = 0) -> dict[str, Callabl
     corrnet.manual_seed(seed)
     net_c = corrnet.models.lenet()
     net_t = _torch_lenet()
-    net_t.load_state_dict({k: torch.from_numpy(v.numpy().copy())
-                           for k, v in net_c.state_dict().items()})
+    _copy_weights(net_c, net_t)
 
     def epoch(lib, net):
         data = lib.utils.data.TensorDataset(lib.from_numpy(images), lib.from_numpy(labels))
@@ -434,8 +438,7 @@ def resnet_case(batch: int, side: int, seed: int = 0) -> dict[str, Callable]:
     corrnet.manual_seed(seed)
     net_c = corrnet.models.resnet18()
     net_t = torch_resnet18()
-    net_t.load_state_dict({k: torch.from_numpy(v.numpy().copy())
-                           for k, v in net_c.state_dict().items()})
+    _copy_weights(net_c, net_t)
 
     def step(lib, net):
         optimizer = lib.optim.SGD(net.parameters(), lr=0.01)   # small: no divergence

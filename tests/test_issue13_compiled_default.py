@@ -152,3 +152,66 @@ def test_issue13_demo_says_which_kernels_ran():
                                  capture_output=True, text=True, env=environment, timeout=300)
         assert process.returncode == 0, process.stderr
         assert expected in process.stdout
+
+
+WARM_UP_SCRIPT = """
+import json, os, sys
+import corrnet
+from corrnet.kernels import jit
+thread = jit._warm_up_thread
+report = {"thread": thread is not None}
+if thread is not None and os.environ.get("FORK_AFTER") != "1":
+    thread.join(timeout=120)
+report["alive"] = thread is not None and thread.is_alive()
+report["numba_imported"] = "numba" in sys.modules
+report["configured"] = jit.numba_loaded()
+report["scipy_linalg"] = "scipy.linalg" in sys.modules
+if os.environ.get("FORK_AFTER") == "1":
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: a kernel runs (the fork waited for the warm-up thread)
+        os.close(reader)
+        x = corrnet.arange(36.0).reshape(1, 1, 6, 6)
+        out = corrnet.nn.functional.max_pool2d(x, 2)
+        os.write(writer, json.dumps(out.flatten().tolist()).encode())
+        os._exit(0)
+    os.close(writer)
+    report["child"] = json.loads(os.read(reader, 1 << 16).decode())
+    os.waitpid(pid, 0)
+print(json.dumps(report))
+"""
+
+
+def _warm_up_run(env: dict) -> dict:
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("CORRNET_NUMBA", "CORRNET_WARM_UP")}
+    environment.update(env)
+    process = subprocess.run([sys.executable, "-c", WARM_UP_SCRIPT], capture_output=True,
+                             text=True, env=environment, timeout=300)
+    assert process.returncode == 0, process.stderr
+    return json.loads(process.stdout.strip().splitlines()[-1])
+
+
+def test_import_sets_numba_up_in_the_background():
+    """`import corrnet` starts numba's one-time set-up on a daemon thread (so the first
+    training step does not pay for it); the thread finishes and leaves numba configured."""
+    report = _warm_up_run({})
+    assert report["thread"] and not report["alive"]
+    assert report["numba_imported"] and report["configured"]
+    assert report["scipy_linalg"]   # numba's registries are loaded: they import scipy.linalg
+
+
+@pytest.mark.parametrize("env", [{"CORRNET_WARM_UP": "0"}, {"CORRNET_NUMBA": "0"}])
+def test_warm_up_can_be_switched_off(env):
+    report = _warm_up_run(env)
+    assert not report["thread"]
+    assert not report["numba_imported"] and not report["configured"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork only")
+def test_a_fork_right_after_import_waits_for_the_warm_up():
+    """A fork taken while the warm-up thread may still be importing waits for it: the child
+    runs a compiled kernel (a 2x2 max pool, compared with PyTorch's)."""
+    report = _warm_up_run({"FORK_AFTER": "1"})
+    expected = torch.nn.functional.max_pool2d(torch.arange(36.0).reshape(1, 1, 6, 6), 2)
+    assert report["child"] == expected.flatten().tolist()

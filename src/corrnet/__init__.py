@@ -128,7 +128,11 @@ from ._legacy import (  # noqa: E402  (issue 12: the legacy tensor types)
     ShortTensor,
 )
 from ._printing import get_printoptions, printoptions, set_printoptions  # noqa: E402
+from .kernels import jit as _kernels_jit  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .summary import summary  # noqa: E402
 from .tensor import einsum  # noqa: E402
 from .train import fit  # noqa: E402
+
+# numba's one-time set-up (0.4 s) on a background thread, ahead of the first kernel call
+_kernels_jit.warm_up_in_background()

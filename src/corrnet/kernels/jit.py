@@ -158,6 +158,56 @@ def numba_loaded() -> bool:
     return _configured
 
 
+# ---------------------------------------------------------------------------------------------
+# setting numba up ahead of the first kernel call
+# ---------------------------------------------------------------------------------------------
+# numba's first kernel call in a process costs about 0.4 s before any kernel runs, even with
+# every kernel in its disk cache: `import numba` (0.1 s), then numba's one-time set-up of its
+# typing and lowering registries (0.3 s, most of it importing scipy.linalg for numba's BLAS).
+# `import corrnet` starts that work on a daemon thread, so it overlaps whatever the program
+# does next (building a network, reading a data set, importing other libraries) instead of
+# landing on the first training step. Nothing else is done there: no kernel is loaded, no
+# setting changed; a failure is left for `enabled()` to meet and report on the main thread.
+# A fork waits for the thread first (the child of a fork taken mid-import could inherit a held
+# import lock). CORRNET_WARM_UP=0 (or CORRNET_NUMBA=0) leaves it all to the first kernel call.
+
+_warm_up_thread: threading.Thread | None = None
+
+
+def warm_up_in_background() -> threading.Thread | None:
+    """Start setting numba up on a daemon thread (once per process); returns the thread, or
+    None where there is nothing to do (numba off, missing, or already set up)."""
+    global _warm_up_thread
+    if (_warm_up_thread is not None or _enabled is False or not AVAILABLE or _configured
+            or os.environ.get("CORRNET_WARM_UP", "1") == "0"):
+        return None
+    _warm_up_thread = threading.Thread(target=_warm_up, name="corrnet-numba-warm-up",
+                                       daemon=True)
+    _warm_up_thread.start()
+    return _warm_up_thread
+
+
+def _warm_up() -> None:
+    try:
+        with _compile_lock:     # as enabled() imports: one thread imports numba at a time
+            load_numba()
+        from numba.core.compiler_lock import global_compiler_lock
+        from numba.core.registry import cpu_target
+        with global_compiler_lock:      # the lock numba's own compilations hold
+            cpu_target.target_context.refresh()
+    except Exception:   # noqa: BLE001  (enabled() imports numba again and reports the failure)
+        pass
+
+
+def _wait_for_warm_up() -> None:
+    thread = _warm_up_thread
+    if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+        thread.join(timeout=30)
+
+
+os.register_at_fork(before=_wait_for_warm_up)
+
+
 def jit(parallel: bool = False, reassociate: bool = False):
     """Decorator: compile the function with numba (nopython, cached on disk) on its first
     call. The plain-Python function stays reachable as ``.py_func``; callers decide between

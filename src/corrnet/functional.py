@@ -606,16 +606,17 @@ def _crops(window: Window2d, weight: Tensor | None = None):
     whole = window.padded_height * window.padded_width
     if whole <= CROP_FROM:
         return None
-    if weight is not None and not np.isfinite(weight.numpy(force=True)).all():
-        return None
     crops = tuple(windows.useful_crop(size, pads[0], k, s, d, out) for size, pads, k, s, d, out
                   in zip((window.height, window.width), window.padding, window.kernel,
                          window.stride, window.dilation, (window.out_height, window.out_width),
                          strict=True))
-    if None in crops:
-        return crops
-    part = np.prod([c.end_in - c.first_in + c.before + c.after for c in crops])
-    return crops if CROP_GAIN * part < whole else None
+    if None not in crops:
+        part = np.prod([c.end_in - c.first_in + c.before + c.after for c in crops])
+        if CROP_GAIN * part >= whole:
+            return None
+    if weight is not None and not np.isfinite(weight.numpy(force=True)).all():
+        return None
+    return crops
 
 
 def _cropped_conv(op, x, weight, bias, window: Window2d, groups: int, crops, because):

@@ -159,6 +159,18 @@ def train(args) -> int:
         return _error("train", f"--resume: there is no checkpoint {out / 'checkpoint.npz'} to "
                                "continue from (pass the --out folder of the run to resume, or "
                                "leave out --resume to start a new run)")
+    if args.resume:  # a checkpoint that names another network: say which, before any work
+        from corrnet.serialization import LoadError, load
+
+        try:
+            state = load(out / "checkpoint.npz")
+        except LoadError as err:
+            return _error("train", " ".join(str(err).split()))
+        network = state.get("network") if isinstance(state, dict) else None
+        named = network.get("name") if isinstance(network, dict) else None
+        if named is not None and named != args.model:
+            return _error("train", f"--resume: {out / 'checkpoint.npz'} is a {named} run, not "
+                                   f"{args.model}: pass --model {named} (or another --out)")
     corrnet.manual_seed(args.seed)
     net = models.MODELS[args.model]()
     if not args.model.startswith("lenet-relu") and args.model != "lenet":

@@ -233,6 +233,10 @@ def test_receptive_field_refuses_units_outside_and_flattened_layers():
         show.receptive_field(net, (1, 1, 28, 28), 2, (14, 0))
     with pytest.raises(show.ShowError, match="no .N, C, H, W. layout"):
         show.receptive_field(net, (1, 1, 28, 28), "6")  # Flatten
+    block = models.Residual(1, 2)  # F.relu in its forward: conv2's input is not followed
+    with pytest.raises(show.ShowError, match=r"is ~5x5, assumed: its input was computed "
+                                             "outside any layer"):
+        show.receptive_field(block, (1, 1, 8, 8), "conv2")
 
 
 _LAYER = st.tuples(st.sampled_from(["conv", "avg", "max"]), st.integers(1, 4),

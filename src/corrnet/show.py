@@ -287,8 +287,11 @@ def receptive_field(net, input_size, layer, unit=None) -> ReceptiveField:
     row = rows[index]
     height, width = input_size[-2:]
     if row.rf is None or row.rf_assumed or row.rf_bound:
-        raise ShowError(f"layer {index} ({row.label}): its receptive field is "
-                        f"{row.rf_text}, not known exactly")
+        why = ("unknown" if row.rf is None else
+               "assumed: its input was computed outside any layer (say F.relu in a forward)"
+               if row.rf_assumed else "an upper bound: the windows differ in size")
+        raise ShowError(f"layer {index} ({row.label}): its receptive field is {row.rf_text}, "
+                        f"{why}; pick a layer whose RF in `corrnet summary` has no ~, <= or ?")
     if row.whole:
         out_h, out_w = (1, 1)
     elif len(row.output_shape) != 4 or row.jump is None or None in row.jump:

@@ -151,3 +151,18 @@ def test_summary_takes_every_large_model(name, capsys):
 
 def test_every_model_has_an_input_size_and_a_learning_rate():
     assert set(models.MODELS) == set(models.INPUT_SIZES) == set(models.DEFAULT_LR)
+
+
+def test_resume_from_a_damaged_checkpoint_is_one_line(tmp_path, monkeypatch, capsys):
+    from corrnet.train import History, save_checkpoint
+
+    files = make(tmp_path, monkeypatch)
+    net = models.MODELS["lenet"]()
+    net[0].weight.data[0, 0, 0, 0] = float("nan")
+    save_checkpoint(tmp_path / "run" / "checkpoint.npz", net,
+                    corrnet.optim.SGD(net.parameters(), lr=0.1), 1, History(),
+                    network=models.describe("lenet"))
+    assert _train(tmp_path, "--data-root", str(files), "--resume", "--epochs", "2") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "hold NaN or infinite values" in err
+    assert str(tmp_path / "run" / "checkpoint.npz") in err

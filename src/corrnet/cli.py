@@ -151,6 +151,7 @@ def train(args) -> int:
 
     import corrnet
     from corrnet import datasets, models
+    from corrnet.serialization import LoadError, load
     from corrnet.train import fit
     from corrnet.utils.data import DataLoader, Subset
 
@@ -160,8 +161,6 @@ def train(args) -> int:
                                "continue from (pass the --out folder of the run to resume, or "
                                "leave out --resume to start a new run)")
     if args.resume:  # a checkpoint that names another network: say which, before any work
-        from corrnet.serialization import LoadError, load
-
         try:
             state = load(out / "checkpoint.npz")
         except LoadError as err:
@@ -208,9 +207,12 @@ def train(args) -> int:
     print(f"training {args.model} on Fashion-MNIST ({len(train_set)} train / {len(test_set)} "
           f"test images{side}): {args.epochs} epochs, SGD lr {args.lr}, batch "
           f"{args.batch_size}, seed {args.seed}; checkpoints in {out}")
-    fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
-        resume=args.resume, plot=plot, progress=not args.no_progress,
-        on_nonfinite=args.on_nonfinite, network=network)
+    try:
+        fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
+            resume=args.resume, plot=plot, progress=not args.no_progress,
+            on_nonfinite=args.on_nonfinite, network=network)
+    except LoadError as err:  # --resume from a damaged checkpoint: checked before any change
+        return _error("train", " ".join(str(err).split()))
     if plot is not None:
         print(f"curves: {plot}")
     return 0

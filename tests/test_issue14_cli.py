@@ -129,6 +129,13 @@ def test_checkpoint_records_the_resized_input(tmp_path, monkeypatch):
     net, info = models.from_checkpoint(tmp_path / "run" / "checkpoint.npz")
     assert info.input_size == (1, 1, 32, 32) and info.kwargs == {"num_classes": 10}
     assert tuple(net(corrnet.zeros(*info.input_size)).shape) == (1, 10)
+    from PIL import Image
+
+    Image.new("L", (20, 30), 128).save(tmp_path / "grey.png")
+    assert cli.main(["show", "features", str(tmp_path / "run" / "checkpoint.npz"),
+                     str(tmp_path / "grey.png"), "--layer", "0.2"]) == 0  # a nested name
+    with Image.open(tmp_path / "run" / "features-0.2.png") as png:
+        assert png.format == "PNG"
 
 
 SLOW_SUMMARIES = {"alexnet", "vgg11-full"}  # 2 and 5 s here; test_issue12_models runs alexnet

@@ -168,9 +168,12 @@ def test_nested_layer_names_and_positions():
     net = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), nn.Conv2d(2, 3, 3))
     rows = ct.summary(net, (1, 1, 9, 9)).rows
     assert show.resolve_layer(rows, "0.1") == 1 and show.resolve_layer(rows, "1") == 2
-    assert show.resolve_layer(rows, 0) == 0  # a position when no row has that name
+    assert show.resolve_layer(rows, "0") == 0  # a position when no row has that name
+    assert show.resolve_layer(rows, 1) == 1  # an int is always a position
     _, maps = show.feature_maps(net, ct.ones(1, 1, 9, 9), "1")
     assert maps.shape == (3, 5, 5)
+    _, maps = show.feature_maps(net, ct.ones(1, 1, 9, 9), 1)
+    assert maps.shape == (2, 7, 7)
 
 
 def test_to_network_input_matches_pillow_and_the_dataset_scale():

@@ -16,7 +16,7 @@ needed.
 
 Layers are the rows of `corrnet.summary` (``corrnet summary NAME``): one per call of a leaf
 module, in call order. A layer is named by its name there (``3``, ``1.0.conv1``) or by its
-position, counted from 0; a name wins over a position.
+position, counted from 0; in a string, a name wins over a position.
 """
 
 from __future__ import annotations
@@ -150,12 +150,13 @@ def kernels(net, title: str | None = None):
 
 
 def resolve_layer(rows: list[LayerInfo], layer) -> int:
-    """The index in `rows` (a summary's rows) of `layer`: a row's name, else a position
-    counted from 0 (negative from the end)."""
+    """The index in `rows` (a summary's rows) of `layer`: an int is a position counted from 0
+    (negative from the end); a string is a row's name, else such a position."""
     text = str(layer).strip()
-    for index, row in enumerate(rows):
-        if row.name == text:
-            return index
+    if not isinstance(layer, int):
+        for index, row in enumerate(rows):
+            if row.name == text:
+                return index
     try:
         index = int(text)
     except ValueError:

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import corrnet
-from corrnet import functional, models, nn, samples, serialization
+from corrnet import functional, models, nn, samples, serialization, show
 from corrnet.kernels import windows
 from corrnet.nn import conv, pooling
 from corrnet.nn import functional as F
 from corrnet.nn import windows as nn_windows
 
-MODULES = [functional, windows, conv, pooling, nn_windows, models, serialization, samples]
+MODULES = [functional, windows, conv, pooling, nn_windows, models, serialization, samples, show]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

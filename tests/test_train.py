@@ -297,9 +297,11 @@ def test_cli_train_rejects_bad_options(capsys):
     assert "--epochs must be at least 1" in capsys.readouterr().err
 
 
-def test_cli_train_without_data_or_network_says_where_it_looked(tmp_path, monkeypatch):
+def test_cli_train_without_data_or_network_says_where_it_looked(tmp_path, monkeypatch,
+                                                                capsys):
     monkeypatch.setenv("CORRNET_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("CORRNET_NO_DOWNLOAD", raising=False)
     import corrnet.datasets as datasets
 
     def offline(*args, **kwargs):
@@ -307,13 +309,13 @@ def test_cli_train_without_data_or_network_says_where_it_looked(tmp_path, monkey
 
     monkeypatch.setattr(datasets, "DEBIAN_DIR", str(tmp_path / "no-debian"))
     monkeypatch.setattr(datasets, "_urlopen", offline)
-    with pytest.raises(datasets.DataFileError) as excinfo:
-        cli.main(["train", "--epochs", "1", "--data-root", str(tmp_path / "empty"),
-                  "--out", str(tmp_path / "run"), "--no-progress", "--no-plot"])
-    message = str(excinfo.value)
-    assert "could not download train-images-idx3-ubyte.gz" in message
+    # one line, no traceback (issue 14): where it looked, why the download failed, the flag
+    assert cli.main(["train", "--epochs", "1", "--data-root", str(tmp_path / "empty"),
+                     "--out", str(tmp_path / "run"), "--no-progress", "--no-plot"]) == 2
+    message = capsys.readouterr().err.splitlines()[-1]
+    assert message.startswith("corrnet train: error: Fashion-MNIST not found")
     assert "network is unreachable" in message and str(tmp_path / "empty") in message
-    assert "$CORRNET_DATA" in message
+    assert "$CORRNET_DATA" in message and "--data-root" in message
 
 
 @pytest.mark.skipif(REAL_DATA is None, reason="Fashion-MNIST files not found "

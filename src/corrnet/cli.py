@@ -139,30 +139,61 @@ def demo(seed: int = 0, size: int = 256) -> None:
     print(f"kernels that ran: {kernels_jit.path()}")
 
 
+def _error(command: str, message: str) -> int:
+    """A mistake the user can fix: one line on stderr, exit status 2 (argparse's)."""
+    print(f"corrnet {command}: error: {message}", file=sys.stderr)
+    return 2
+
+
 def train(args) -> int:
     """``corrnet train NAME``: D2L's Fashion-MNIST experiment with one of the book's networks."""
     from pathlib import Path
 
     import corrnet
     from corrnet import datasets, models
+    from corrnet.serialization import LoadError, load
     from corrnet.train import fit
     from corrnet.utils.data import DataLoader, Subset
 
+    out = Path(args.out)
+    if args.resume and not (out / "checkpoint.npz").exists():
+        return _error("train", f"--resume: there is no checkpoint {out / 'checkpoint.npz'} to "
+                               "continue from (pass the --out folder of the run to resume, or "
+                               "leave out --resume to start a new run)")
+    if args.resume:  # a checkpoint that names another network: say which, before any work
+        try:
+            state = load(out / "checkpoint.npz")
+        except LoadError as err:
+            return _error("train", " ".join(str(err).split()))
+        network = state.get("network") if isinstance(state, dict) else None
+        named = network.get("name") if isinstance(network, dict) else None
+        if named is not None and named != args.model:
+            return _error("train", f"--resume: {out / 'checkpoint.npz'} is a {named} run, not "
+                                   f"{args.model}: pass --model {named} (or another --out)")
     corrnet.manual_seed(args.seed)
     net = models.MODELS[args.model]()
     if not args.model.startswith("lenet-relu") and args.model != "lenet":
         net.apply(models.init_xavier)  # as the book's train_ch6 initializes every network
-    train_set = datasets.FashionMNIST(args.data_root, train=True, download=True,
-                                      resize=args.resize)
-    test_set = datasets.FashionMNIST(args.data_root, train=False, download=True,
-                                     resize=args.resize)
+    try:
+        train_set = datasets.FashionMNIST(args.data_root, train=True, download=True,
+                                          resize=args.resize)
+        test_set = datasets.FashionMNIST(args.data_root, train=False, download=True,
+                                         resize=args.resize)
+    except (FileNotFoundError, datasets.DataFileError) as err:
+        if not datasets.missing_files(args.data_root):  # found, but damaged
+            return _error("train", " ".join(str(err).split()))
+        why = [line.strip() for line in str(err).splitlines()[1:] if line.startswith("  ")]
+        tried = ("downloading is off ($CORRNET_NO_DOWNLOAD)" if datasets.downloads_disabled()
+                 else f"the download failed ({why[0] if why else 'no network?'})")
+        looked = datasets.where_looked(args.data_root)
+        return _error("train", f"Fashion-MNIST not found; looked in {looked}; {tried}. Put the "
+                               "four .gz files in a folder and pass --data-root FOLDER")
     if args.train_subset:
         train_set = Subset(train_set, range(min(args.train_subset, len(train_set))))
     if args.test_subset:
         test_set = Subset(test_set, range(min(args.test_subset, len(test_set))))
     train_iter = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
     test_iter = DataLoader(test_set, batch_size=args.batch_size)
-    out = Path(args.out)
     plot = None
     if not args.no_plot:
         try:
@@ -171,12 +202,17 @@ def train(args) -> int:
         except ImportError:
             print("(no plot: matplotlib is not installed; pip install 'corrnet[plot]')")
     side = "" if args.resize is None else f", resized to {args.resize}x{args.resize}"
+    size = args.resize or 28
+    network = models.describe(args.model, input_size=(1, 1, size, size), num_classes=10)
     print(f"training {args.model} on Fashion-MNIST ({len(train_set)} train / {len(test_set)} "
           f"test images{side}): {args.epochs} epochs, SGD lr {args.lr}, batch "
           f"{args.batch_size}, seed {args.seed}; checkpoints in {out}")
-    fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
-        resume=args.resume, plot=plot, progress=not args.no_progress,
-        on_nonfinite=args.on_nonfinite)
+    try:
+        fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
+            resume=args.resume, plot=plot, progress=not args.no_progress,
+            on_nonfinite=args.on_nonfinite, network=network)
+    except LoadError as err:  # --resume from a damaged checkpoint: checked before any change
+        return _error("train", " ".join(str(err).split()))
     if plot is not None:
         print(f"curves: {plot}")
     return 0
@@ -231,6 +267,9 @@ def main(argv=None) -> int:
         prog="corrnet",
         description="corrnet: convolutional networks on NumPy, with PyTorch's semantics",
     )
+    from corrnet import __version__
+
+    parser.add_argument("--version", action="version", version=f"corrnet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="walk through the notebooks' examples")
     demo_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -289,7 +328,13 @@ def main(argv=None) -> int:
     tune_parser.add_argument("--forget", action="store_true",
                              help="delete this machine's calibration file")
 
+    from corrnet import _cmd_show
+
+    _cmd_show.add_parser(commands)
+
     args = parser.parse_args(argv)
+    if args.command == "show":
+        return _cmd_show.run(args)
     if args.command == "tune":
         return tune(args)
     if args.command == "demo":

@@ -17,8 +17,9 @@ each of them as given, with a ``fashion-mnist/`` subfolder and with torchvision'
 
 4. ``/usr/share/datasets/fashion-mnist`` (Debian's package ``dataset-fashion-mnist``).
 
-Otherwise, with ``download=True``, the missing files are downloaded from the dataset's public
-mirror (``MIRRORS``) into ``<root or $CORRNET_DATA or the cache folder>/fashion-mnist/``.
+Otherwise, with ``download=True`` (and ``$CORRNET_NO_DOWNLOAD`` unset), the missing files are
+downloaded from the dataset's public mirror (``MIRRORS``) into
+``<root or $CORRNET_DATA or the cache folder>/fashion-mnist/``.
 
 Every file is checked against the SHA-256 of its *decompressed* content (``SHA256``), so the
 Debian copies, whose gzip headers differ from the originals, pass too. A download goes to a
@@ -455,11 +456,29 @@ def download(name: str, directory, mirrors=None) -> Path:
     )
 
 
+def downloads_disabled() -> bool:
+    """True when ``$CORRNET_NO_DOWNLOAD`` is set (to anything but "" or "0"): files that are
+    not found are then never downloaded, as with ``download=False`` (offline machines, CI)."""
+    return os.environ.get("CORRNET_NO_DOWNLOAD", "") not in ("", "0")
+
+
+def missing_files(root=None) -> list[str]:
+    """The names of the four Fashion-MNIST files that are in none of `search_dirs(root)`."""
+    return [name for name in SHA256 if _find(name, root) is None]
+
+
+def where_looked(root=None) -> str:
+    """One line: the folders searched for the files (see `search_dirs`)."""
+    bases = [f"{base} ({why})" for base, why in _bases(root)]
+    subfolders = " and ".join(f"{sub}/" for sub in SUBFOLDERS if sub)
+    return ", ".join(bases) + f" (each also with {subfolders}), {DEBIAN_DIR}"
+
+
 def _locate(name: str, root, allow_download: bool) -> Path:
     path = _find(name, root)
     if path is not None:
         return path
-    if allow_download:
+    if allow_download and not downloads_disabled():
         return download(name, _download_dir(root))
     looked = "\n".join(f"  {folder}  ({why})" for folder, why in search_dirs(root))
     raise FileNotFoundError(

@@ -8,6 +8,8 @@ torch.Size([1, 10])
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from . import nn
 from .tensor import cat
 
@@ -315,10 +317,10 @@ def densenet(num_classes: int = 10, growth_rate: int = 32,
 
 
 MODELS = {
-    "lenet": lambda: lenet("sigmoid"),
-    "lenet-relu": lambda: lenet("relu"),
+    "lenet": lambda **kwargs: lenet("sigmoid", **kwargs),
+    "lenet-relu": lambda **kwargs: lenet("relu", **kwargs),
     "alexnet": alexnet,
-    "vgg11": lambda: vgg11(ratio=4),
+    "vgg11": lambda **kwargs: vgg11(ratio=4, **kwargs),
     "vgg11-full": vgg11,
     "nin": nin,
     "googlenet": googlenet,
@@ -341,3 +343,103 @@ DEFAULT_LR = {"lenet": 0.9, "lenet-relu": 0.1, "alexnet": 0.01, "vgg11": 0.05,
               "resnet18": 0.05, "densenet": 0.1}
 """SGD learning rates that train each network well: the book's (0.9 for the sigmoid LeNet;
 ReLU and max pooling need a smaller step)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Networks named in checkpoints: `corrnet train` writes `describe(...)` into each checkpoint,
+# and `from_checkpoint` rebuilds the network from it without code.
+# ---------------------------------------------------------------------------------------------
+
+
+def describe(name: str, input_size=None, **kwargs) -> dict:
+    """What rebuilds a network of `MODELS`: its name, the keyword arguments of its
+    constructor and the input size it is trained at (batch dimension first; default
+    `INPUT_SIZES`). `corrnet train` stores this as a checkpoint's ``"network"`` entry.
+
+    >>> corrnet.models.describe("lenet", num_classes=10)
+    {'name': 'lenet', 'kwargs': {'num_classes': 10}, 'input_size': [1, 1, 28, 28]}
+    """
+    if name not in MODELS:
+        raise ValueError(f"describe: unknown model {name!r}; one of {sorted(MODELS)}")
+    size = INPUT_SIZES[name] if input_size is None else input_size
+    return {"name": name, "kwargs": dict(kwargs), "input_size": [int(s) for s in size]}
+
+
+def _network_problem(network) -> str | None:
+    """Why a checkpoint's ``"network"`` entry cannot rebuild a network, or None."""
+    if not isinstance(network, dict) or set(network) != {"name", "kwargs", "input_size"}:
+        return "the entry 'network' is not a dict with 'name', 'kwargs' and 'input_size'"
+    if network["name"] not in MODELS:
+        return (f"it names the network {network['name']!r}, which is not one of this "
+                f"corrnet's models {sorted(MODELS)}")
+    kwargs = network["kwargs"]
+    if not isinstance(kwargs, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float, str)) for k, v in kwargs.items()):
+        return "the entry network['kwargs'] is not a dict of numbers and strings"
+    size = network["input_size"]
+    if (not isinstance(size, list) or len(size) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        return f"the entry network['input_size'] is not 4 positive ints: {size!r}"
+    return None
+
+
+@dataclass
+class CheckpointInfo:
+    """What `from_checkpoint` read besides the weights: the model's name, its constructor's
+    keyword arguments, the input size it was trained at (N, C, H, W), the epoch the
+    checkpoint was written after and the training history (`corrnet.train.History`)."""
+
+    model: str
+    kwargs: dict
+    input_size: tuple
+    epoch: int
+    history: object = field(repr=False)
+
+
+def from_checkpoint(path, model: str | None = None):
+    """``(net, info)``: the network a `corrnet train` checkpoint holds, rebuilt from the
+    name and arguments it stores, with its weights, in eval mode; `info` is a
+    `CheckpointInfo`.
+
+    A checkpoint written before checkpoints named their network needs `model` (the name in
+    `MODELS` it was trained with); otherwise the error says so. A `model` that disagrees
+    with the checkpoint's own, or weights that do not fit, raise `LoadError` naming the
+    file.
+    """
+    from .serialization import LoadError, load
+    from .train import Epoch, History, _check_checkpoint
+
+    state = load(path)
+    try:
+        _check_checkpoint(path, state, None, None, None)
+    except LoadError:
+        raise
+    except RuntimeError as err:  # not a checkpoint at all
+        raise LoadError(str(err)) from None
+    network = state.get("network")
+    if network is None:
+        if model is None:
+            raise LoadError(
+                f"checkpoint {path} does not name its network (it was written by an older "
+                f"corrnet): pass the model it was trained with, --model NAME (one of "
+                f"{', '.join(sorted(MODELS))})")
+        if model not in MODELS:
+            raise LoadError(f"unknown model {model!r}; one of {sorted(MODELS)}")
+        network = describe(model)
+    else:
+        problem = _network_problem(network)
+        if problem is not None:
+            raise LoadError(f"checkpoint {path}: {problem}")
+        if model is not None and model != network["name"]:
+            raise LoadError(f"checkpoint {path} holds a {network['name']}, not a {model} "
+                            "(leave out --model: the checkpoint names its network)")
+    net = MODELS[network["name"]](**network["kwargs"])
+    try:
+        net.load_state_dict(state["model"])
+    except (TypeError, RuntimeError, KeyError) as err:
+        raise LoadError(f"checkpoint {path}: its weights do not fit a {network['name']}: "
+                        f"{err}") from None
+    net.eval()
+    history = History([Epoch(**e) for e in state["history"]])
+    return net, CheckpointInfo(network["name"], dict(network["kwargs"]),
+                               tuple(network["input_size"]), int(state["epoch"]), history)

@@ -96,10 +96,14 @@ def _architecture(net) -> dict:
     return {name: list(t.shape) for name, t in net.state_dict().items()}
 
 
-def save_checkpoint(path, net, optimizer, epoch: int, history: History, scheduler=None) -> None:
+def save_checkpoint(path, net, optimizer, epoch: int, history: History, scheduler=None,
+                    network: dict | None = None) -> None:
     """Everything a run needs to continue after `epoch`: parameters and buffers, optimizer and
     scheduler state, the history so far and the random generator's state (so the data order
-    of the remaining epochs is the same as in an uninterrupted run)."""
+    of the remaining epochs is the same as in an uninterrupted run). `network`
+    (`corrnet.models.describe`) names the architecture, so that `corrnet.models.
+    from_checkpoint` and ``corrnet show`` can rebuild the network without code."""
+    entries = {} if network is None else {"network": network}
     save({
         "format": "corrnet-checkpoint-1",
         "epoch": epoch,
@@ -109,6 +113,7 @@ def save_checkpoint(path, net, optimizer, epoch: int, history: History, schedule
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "history": [asdict(e) for e in history.epochs],
         "rng": _rng().bit_generator.state,
+        **entries,
     }, path)
 
 
@@ -145,6 +150,8 @@ def _check_checkpoint(path, state, net, optimizer, scheduler) -> None:
         refuse(f"'epoch' is {state['epoch']}")
     if not (state.get("scheduler") is None or isinstance(state["scheduler"], dict)):
         refuse("the entry 'scheduler' is neither None nor a dict")
+    if not (state.get("network") is None or isinstance(state["network"], dict)):
+        refuse("the entry 'network' is neither absent nor a dict")
     names = {f.name for f in fields(Epoch)}
     for i, record in enumerate(state["history"]):
         if (not isinstance(record, dict) or not names - {"skipped"} <= set(record) <= names
@@ -227,10 +234,12 @@ def plot_history(history: History, path) -> None:
 
     epochs = [e.epoch for e in history.epochs]
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(epochs, [e.train_loss for e in history.epochs], "-", label="train loss")
-    ax.plot(epochs, [e.train_acc for e in history.epochs], "m--", label="train acc")
-    ax.plot(epochs, [e.test_acc for e in history.epochs], "g-.", label="test acc")
+    # markers, so that a run of one epoch (a single point per curve) still shows its values
+    ax.plot(epochs, [e.train_loss for e in history.epochs], "o-", label="train loss")
+    ax.plot(epochs, [e.train_acc for e in history.epochs], "m^--", label="train acc")
+    ax.plot(epochs, [e.test_acc for e in history.epochs], "gs-.", label="test acc")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # whole epochs
     ax.set_xlim(0.5, max(epochs[-1], 1) + 0.5)
     ax.grid(True)
     ax.legend()
@@ -269,14 +278,16 @@ def _first_nonfinite_gradient(named_params) -> str | None:
 
 def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         optimizer=None, loss=None, scheduler=None, checkpoint=None, resume: bool = False,
-        plot=None, progress: bool = True, log=print, on_nonfinite: str = "raise") -> History:
+        plot=None, progress: bool = True, log=print, on_nonfinite: str = "raise",
+        network: dict | None = None) -> History:
     """Train `net` on `train_iter` for `num_epochs`, testing on `test_iter` after each epoch.
 
     Either `lr` (SGD with that learning rate, as the book) or an `optimizer`; `loss` defaults
     to cross-entropy; `scheduler` is stepped once per epoch. `checkpoint` (a path) is written
     after every epoch; with `resume=True` and an existing checkpoint, training continues after
     its epoch. `plot` (a path) gets a PNG of the curves after every epoch. `log` receives one
-    line per epoch and the book's summary (``log=None`` is silent).
+    line per epoch and the book's summary (``log=None`` is silent). `network`
+    (`corrnet.models.describe`) is written into each checkpoint to name the architecture.
 
     A batch whose loss or gradients hold a NaN or an infinity never updates the parameters.
     With ``on_nonfinite="raise"`` (the default) training stops there with `NonFiniteError`
@@ -370,7 +381,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
                 raise NonFiniteError(f"fit: after epoch {epoch} the parameters {bad[:5]} hold "
                                      f"NaN or inf; the checkpoint was not written "
                                      f"({last_saved})")
-            save_checkpoint(checkpoint, net, optimizer, epoch, history, scheduler)
+            save_checkpoint(checkpoint, net, optimizer, epoch, history, scheduler, network)
             last_saved = f"the checkpoint {checkpoint} holds epoch {epoch}"
         if plot is not None:
             plot_history(history, plot)

@@ -289,7 +289,13 @@ def main(argv=None) -> int:
     tune_parser.add_argument("--forget", action="store_true",
                              help="delete this machine's calibration file")
 
+    from . import _cmd_filter  # issue 14: corrnet filter
+
+    _cmd_filter.add_parser(commands)
+
     args = parser.parse_args(argv)
+    if args.command == "filter":
+        return _cmd_filter.run(args)
     if args.command == "tune":
         return tune(args)
     if args.command == "demo":

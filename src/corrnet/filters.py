@@ -325,7 +325,8 @@ def kernel(spec) -> np.ndarray:
     if name in ("sobel", "prewitt", "scharr"):
         raise ValueError(f"kernel: {text} is a gradient magnitude, not one kernel: use "
                          f"{name}-x or {name}-y, or corrnet.filters.{name}(X)")
-    head, colon, rest = name.partition(":")
+    head, colon, rest = text.partition(":")
+    head = head.strip().lower()
     if colon and head in ("gaussian", "box", "unsharp"):
         if head == "gaussian":
             (sigma,) = _numbers(head, rest, 1)

@@ -127,12 +127,20 @@ def _file_bytes(op: str, path) -> bytes:
         raise OSError(f"{op}: cannot read '{path}': {err.strerror or err}") from None
 
 
+def _raw_mode(image) -> str:
+    """How the file stores its samples, e.g. 'RGB;16B' for a 16-bit colour PNG ('' unknown)."""
+    args = image.tile[0][3] if image.tile and len(image.tile[0]) > 3 else None
+    if isinstance(args, tuple) and args:
+        args = args[0]
+    return args if isinstance(args, str) else ""
+
+
 def _open(op: str, data: bytes, source: str, apply_exif_orientation: bool):
     """A loaded Pillow image, or a ValueError naming `source` and what Pillow said."""
     Image = _pillow()
     try:
         image = Image.open(_bytes_io.BytesIO(data))
-        rawmode = image.tile[0][1] if image.tile and len(image.tile[0]) > 1 else ""
+        rawmode = _raw_mode(image)
         image.load()  # decodes now: a truncated file fails here, not later
         if apply_exif_orientation:
             from PIL import ImageOps
@@ -141,7 +149,7 @@ def _open(op: str, data: bytes, source: str, apply_exif_orientation: bool):
     except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error ...
         what = str(err) or type(err).__name__
         raise ValueError(f"{op}: cannot read {source} as an image (Pillow: {what})") from None
-    if isinstance(rawmode, str) and rawmode.startswith(("RGB;16", "RGBA;16")):
+    if rawmode.startswith(("RGB;16", "RGBA;16")):
         warnings.warn(f"{op}: {source} has 16 bits per colour sample; Pillow reads it as "
                       f"8-bit {image.mode}", stacklevel=3)
     return image

@@ -309,14 +309,15 @@ def _pixels(op: str, input, format: str) -> np.ndarray:
     else:
         raise ValueError(f"{op}: input must hold pixels: uint8 (8 bits) or another integer "
                          f"dtype with values 0..65535 (16 bits), got {array.dtype}; for floats "
-                         f"in [0, 1] use corrnet.utils.save_image, or (x * 255).round().byte()")
+                         f"in [0, 1] use corrnet.utils.save_image, or (x * 255 + 0.5).clamp(0, 255)"
+                         f".to(corrnet.uint8)")
     if channels not in allowed:
         kinds = " or ".join(_CHANNEL_NAMES[c] for c in allowed) if allowed else "nothing"
         hint = ""
         if channels in (2, 4) and channels - 1 in allowed:
             hint = f"; drop the alpha channel: input[:{channels - 1}]"
         elif bits == 16 and channels in _CHANNELS_8[format]:
-            hint = "; convert to 8 bits: (input // 257).byte()"
+            hint = "; convert to 8 bits: (input // 257).to(corrnet.uint8)"
         raise ValueError(f"{op}: {format} holds {kinds} at {bits} bits per sample, got "
                          f"{channels} channel(s) ({_CHANNEL_NAMES[channels]}) of {bits} bits, "
                          f"shape {tuple(array.shape)}{hint}")

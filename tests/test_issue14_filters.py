@@ -176,6 +176,18 @@ def test_integer_images_are_filtered_in_floating_point_and_grads_flow():
     assert T.grad is not None and T.grad.shape == (5, 6)
 
 
+def test_bad_mode_boundary_and_sizes_name_the_argument():
+    X = np.zeros((4, 5))
+    with pytest.raises(ValueError, match="mode='nearest'"):
+        filters.sobel(X, mode="nearest")
+    with pytest.raises(ValueError, match="boundary='reflect'"):
+        filters.gaussian(X, 1.0, boundary="reflect")
+    with pytest.raises(ValueError, match=r"\(1, 9\) is larger.*\(4, 5\).*'valid'"):
+        filters.box(X, 9, mode="valid")
+    with pytest.raises(ValueError, match=r"\(\..., H, W\).*\(5,\)"):
+        filters.laplacian(np.zeros(5))
+
+
 def test_filters_refuse_an_hwc_photo():
     with pytest.raises(ValueError, match=r"\(40, 30, 3\).*permute\(2, 0, 1\)"):
         filters.sobel(np.zeros((40, 30, 3)))

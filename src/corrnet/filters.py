@@ -113,6 +113,14 @@ def correlate(X, K, mode="same", boundary="symm", fillvalue=0):
     K = K if isinstance(K, Tensor) else as_tensor(np.asarray(K, dtype=X.dtype.numpy))
     if K.dim() != 2:
         raise ValueError(f"correlate: K must be 2-D (kh, kw), got shape {tuple(K.shape)}")
+    if mode not in ("same", "valid", "full"):
+        raise ValueError(f"correlate: mode must be 'same', 'valid' or 'full', got mode={mode!r}")
+    if boundary not in ("symm", "fill", "wrap", "symmetric", "pad", "circular"):
+        raise ValueError(f"correlate: boundary must be 'symm', 'fill' or 'wrap', got "
+                         f"boundary={boundary!r}")
+    if mode == "valid" and (K.shape[0] > X.shape[-2] or K.shape[1] > X.shape[-1]):
+        raise ValueError(f"correlate: kernel of shape {tuple(K.shape)} is larger than the "
+                         f"image X of shape {tuple(X.shape)} in mode 'valid'")
     # convolve2d's 'same' keeps the centre of an even kernel at index k // 2: the flip of a
     # flipped kernel is a correlation with scipy.ndimage's centre
     return convolve2d(X, K.flip((0, 1)).to(X.dtype), mode=mode, boundary=boundary,

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 
 import corrnet
-from corrnet import functional, models, nn, samples, serialization, show
+from corrnet import filters, functional, io, models, nn, samples, serialization, show
 from corrnet.kernels import windows
 from corrnet.nn import conv, pooling
 from corrnet.nn import functional as F
 from corrnet.nn import windows as nn_windows
+from corrnet.utils import image as image_utils
 
-MODULES = [functional, windows, conv, pooling, nn_windows, models, serialization, samples, show]
+MODULES = [functional, windows, conv, pooling, nn_windows, models, serialization,
+           io, filters, image_utils, samples, show]  # issue 14: images, filters, pictures
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -111,6 +111,8 @@ def flip(input, dims):
 
 from . import (  # noqa: E402  (they build on the names above)
     backends,
+    filters,  # issue 14: named image filters
+    io,  # issue 14: image files (imports Pillow only when used)
     models,  # noqa: E402
     nn,
     optim,

@@ -20,6 +20,7 @@ import numpy as np
 from . import _args, backend
 from ._args import check_bool, check_int
 from .autograd import Context, Function, LinearMap, Node, is_grad_enabled
+from .io import check_channels_first
 from .kernels import activation as activation_kernels
 from .kernels import conv as conv_kernels
 from .kernels import plan, windows
@@ -1451,6 +1452,7 @@ def _filter2d(op, X, K, mode, boundary, fillvalue, flip):
     if X.dim() < 2:
         raise RuntimeError(f"{op}: X must have at least 2 dimensions (..., H, W), got X of "
                            f"shape {tuple(X.shape)}")
+    check_channels_first(op, "X", X.shape)  # an (H, W, C) photo would filter the wrong axes
     if K.dim() != 2:
         raise RuntimeError(f"{op}: K must be 2-D (kh, kw), got K of shape {tuple(K.shape)}")
     if mode not in ("valid", "same", "full"):
@@ -1495,9 +1497,15 @@ def corr2d(X, K, mode="valid", boundary="fill", fillvalue=0):
     mode 'valid' (the default, as the notebooks): windows inside X, Y is (H - kh + 1,
     W - kw + 1); 'same': Y is H x W; 'full': every overlap, (H + kh - 1, W + kw - 1). Outside X
     the boundary decides: 'fill' (fillvalue), 'wrap' (periodic) or 'symm' (mirrored, edge
-    repeated) — the modes of ``scipy.signal.correlate2d``. X may have leading axes
-    (channels, batch): each (H, W) plane is filtered alike. Any numeric dtypes (the result
-    follows PyTorch's promotion: int64 for int inputs); differentiable in X and K.
+    repeated) — the modes of ``scipy.signal.correlate2d``.
+
+    Axes: the last two axes of X are the image's height and width, (..., H, W); leading axes
+    (channels, batch) are planes filtered alike, so a colour image is (C, H, W), channels
+    first. A 3-D X that can only be an (H, W, C) photo — last axis 1, 3 or 4 and both others
+    longer than 4, e.g. (600, 510, 3) — is refused with the fix ``X.permute(2, 0, 1)``
+    rather than filtered along the wrong axes (to filter such planes on purpose, add a
+    leading axis: ``X[None]``). Any numeric dtypes (the result follows PyTorch's promotion:
+    int64 for int inputs); differentiable in X and K.
 
     >>> corrnet.corr2d(corrnet.tensor([[0, 1, 2], [3, 4, 5], [6, 7, 8]]),
     ...                corrnet.tensor([[0, 1], [2, 3]]))
@@ -1512,7 +1520,8 @@ def convolve2d(X, K, mode="valid", boundary="fill", fillvalue=0):
 
         Y[i, j] = sum_{a, b} X[i + a, j + b] * K[kh - 1 - a, kw - 1 - b]
 
-    Modes and boundaries as `corr2d`, matching ``scipy.signal.convolve2d``.
+    Modes, boundaries and axes as `corr2d` (X is (..., H, W), channels first; an (H, W, C)
+    photo is refused), matching ``scipy.signal.convolve2d``.
 
     >>> corrnet.convolve2d(corrnet.tensor([[1., 2., 3.]]), corrnet.tensor([[1., -1.]]),
     ...                    mode="full")

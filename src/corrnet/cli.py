@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .kernels import jit as kernels_jit
 
@@ -31,8 +32,9 @@ def _notebook_corr2d(X, K):
     return Y
 
 
-def demo(seed: int = 0, size: int = 256) -> None:
-    """The five notebooks' story, told on corrnet."""
+def demo(seed: int = 0, size: int = 256, out="corrnet-demo") -> None:
+    """The five notebooks' story, told on corrnet; with `out` (a folder), the pictures of its
+    last section are written there (None: that section is left out)."""
     import numpy as np
 
     import corrnet as torch
@@ -136,7 +138,63 @@ def demo(seed: int = 0, size: int = 256) -> None:
     how = ("a compiled loop (numba)" if kernels_jit.enabled()
            else "NumPy, one pass per kernel offset (9)")
     print(f"   -> the loop runs once per output pixel in Python; corrnet does the pixels in {how}")
-    print(f"kernels that ran: {kernels_jit.path()}")
+
+    if out is not None:
+        _demo_picture(Path(out))
+    print(f"\nkernels that ran: {kernels_jit.path()}")
+
+
+def _demo_picture(out: Path) -> None:
+    """The demo's last section: the notebooks' two ideas on a photo-like picture. Its edge
+    maps are written as PNG files; then a kernel is identified back, in one solve, from the
+    picture and its filtered version as 8-bit files (as a user's photos would come)."""
+    import numpy as np
+
+    import corrnet
+    from corrnet import filters, io
+    from corrnet.samples import landscape
+
+    _section("8. A photo-like picture: edge maps, and the kernel identified back")
+    out.mkdir(parents=True, exist_ok=True)
+    picture = landscape()                                       # (3, 384, 512) uint8, RGB
+    io.write_png(picture, out / "landscape.png")
+    gray = io.read_image(out / "landscape.png", mode="GRAY")    # (1, 384, 512) uint8
+    io.write_png(gray, out / "landscape-gray.png")
+    image = gray.to(corrnet.float32)
+    written = ["landscape.png", "landscape-gray.png"]
+    for name in ("edge", "sobel_x", "sobel_y", "sobel"):
+        response = getattr(filters, name)(image).abs()
+        # the strongest 0.1% of responses at full white, as `corrnet filter --normalize` would
+        # stretch, but robust to a few extreme pixels
+        scale = float(np.quantile(response.numpy(), 0.999)) or 1.0
+        edges = (response * (255 / scale)).clamp(0, 255).round().to(corrnet.uint8)
+        file = f"edges-{name.replace('_', '-')}.png"
+        io.write_png(edges, out / file)
+        written.append(file)
+    print(f"written to {out}/: {', '.join(written)}")
+    print("   -> |edge| ([[1, -1]], the notebooks' kernel) sees vertical edges only; Sobel x and y"
+          " each one direction, their magnitude every edge")
+
+    # Y = sobel_x(X), clipped to 0..255 as an 8-bit file holds it: half the responses
+    # (the negative ones) are lost at 0, and the rest are rounded to whole numbers
+    after = filters.sobel_x(image).clamp(0, 255).round().to(corrnet.uint8)
+    io.write_png(after, out / "sobel-x-clipped.png")
+    before = io.read_image(out / "landscape-gray.png")[0]
+    after = io.read_image(out / "sobel-x-clipped.png")[0]
+    start = time.perf_counter()
+    fit = corrnet.identify_kernel(before, after)
+    seconds = time.perf_counter() - start
+    true = filters.kernel("sobel-x")
+    with np.printoptions(precision=3, suppress=True):
+        print(f"identify_kernel(landscape-gray.png, sobel-x-clipped.png) in {seconds:.3f} s: "
+              f"a {fit.kernel_size[0]}x{fit.kernel_size[1]} kernel (size searched: same-size "
+              f"images), bias {fit.bias:+.3f}")
+        print(np.asarray(fit.kernel))
+    worst = float(np.max(np.abs(np.asarray(fit.kernel) - true)))
+    print(f"   -> Sobel x is {true.astype(int).tolist()}: largest error {worst:.3f}, standard "
+          f"errors up to {float(np.max(fit.std_errors)):.3f}; {fit.n_saturated} windows whose "
+          f"output was clipped at 0 or 255 were left out, the residual RMS {fit.residual_rms:.2f}"
+          f" is the rounding to whole numbers (1/sqrt(12) = 0.29)")
 
 
 def _error(command: str, message: str) -> int:
@@ -275,6 +333,8 @@ def main(argv=None) -> int:
     demo_parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     demo_parser.add_argument("--size", type=int, default=256,
                              help="image side for the speed comparison (default 256)")
+    demo_parser.add_argument("--out", default="corrnet-demo",
+                             help="folder for the demo's pictures (default ./corrnet-demo)")
 
     from corrnet.models import MODELS
 
@@ -343,7 +403,7 @@ def main(argv=None) -> int:
     if args.command == "demo":
         if args.size < 3:
             parser.error("--size must be at least 3 (the kernel is 3x3)")
-        demo(seed=args.seed, size=args.size)
+        demo(seed=args.seed, size=args.size, out=args.out)
         return 0
     if args.command == "summary":
         return summary(args)

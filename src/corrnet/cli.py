@@ -289,7 +289,13 @@ def main(argv=None) -> int:
     tune_parser.add_argument("--forget", action="store_true",
                              help="delete this machine's calibration file")
 
+    from . import _cmd_identify  # issue 14: corrnet identify
+
+    _cmd_identify.add_parser(commands)
+
     args = parser.parse_args(argv)
+    if args.command == _cmd_identify.COMMAND:
+        return _cmd_identify.run(args)
     if args.command == "tune":
         return tune(args)
     if args.command == "demo":

@@ -113,7 +113,8 @@ def describe(fit: KernelFit) -> str:
     lines = []
     with np.printoptions(precision=6, suppress=True, linewidth=100):
         lines.append(f"kernel {fit.kernel_size[0]}x{fit.kernel_size[1]} "
-                     f"(shape {tuple(fit.kernel.shape)}, mode {fit.mode!r}):")
+                     f"(shape {tuple(fit.kernel.shape)}, mode {fit.mode!r})"
+                     + (", gradient descent's (bias too)" if fit.gd else "") + ":")
         lines.append(str(_rounded(fit.kernel, scale)))
         lines.append(f"bias: {np.round(fit.bias, 9) + 0.0}")
         lines.append(f"residual RMS: {fit.residual_rms:.6g} over {fit.n_equations} windows"
@@ -480,6 +481,7 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
     if not rcond > 0:
         raise ValueError(f"identify_kernel: rcond must be positive, got {rcond!r}")
     two_d = X.ndim == 2 and Y.ndim == 2
+    per_channel = per_channel and not two_d
     x = (X[None] if X.ndim == 2 else X).astype(np.float64)
     y = (Y[None] if Y.ndim == 2 else Y).astype(np.float64)
     for name, a in (("X", x), ("Y", y)):
@@ -596,7 +598,7 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
             kernel[o, inputs] = theta[:ratio.size].reshape(len(inputs), kh, kw)
             bias_out[o] = theta[-1] if bias else 0.0
             dof = s.n - sol.rank
-            sigma2 = sol.rss * sy[o] ** 2 / dof if dof > 0 else np.nan
+            sigma2 = sol.rss / dof if dof > 0 else np.nan  # standardized; J scales
             cov = J @ sol.cov_unit @ J.T * sigma2
             errors = np.sqrt(np.maximum(np.diag(cov), 0.0))
             null = J @ sol.null
@@ -702,12 +704,13 @@ def _gradient_descent(fit, x, y_valid, closed_kernel, closed_bias, bias, per_cha
     kernel = np.zeros_like(closed_kernel)
     b = np.zeros(O)
     mask = keep.astype(np.float64)
-    reached, why, steps, loss = False, "step limit", 0, float("nan")
+    reached, why, steps, loss, first_loss = False, "step limit", 0, float("nan"), None
     for steps in range(1, max_steps + 1):
         error = (_predict(x, kernel, b, per_channel) - y_valid) * mask      # (O, Hv, Wv)
         loss = float((error ** 2).sum())
-        if not math.isfinite(loss) or loss > 1e300:
-            why = "diverged: lr too large for this image"
+        first_loss = loss if first_loss is None else first_loss
+        if not math.isfinite(loss) or loss > 1e6 * max(first_loss, 1e-300):
+            why = "diverged: the loss grew a millionfold, lr too large for this image"
             break
         for o in range(O):
             inputs = [o] if per_channel else range(C)

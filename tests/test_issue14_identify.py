@@ -117,8 +117,8 @@ def test_method_gd_reports_when_it_never_gets_there():
     Y = scipy.signal.correlate2d(X, [[1.0, -1.0]], mode="valid")
     fit = corrnet.identify_kernel(X, Y, method="gd")
     assert not fit.gd["reached"] and "diverged" in fit.gd["why"]
-    fit = corrnet.identify_kernel(stripes(), scipy.signal.correlate2d(stripes(), [[1, -1]], "valid"),
-                                  method="gd", gd_max_steps=5)
+    edges = scipy.signal.correlate2d(stripes(), [[1, -1]], "valid")
+    fit = corrnet.identify_kernel(stripes(), edges, method="gd", gd_max_steps=5)
     assert not fit.gd["reached"] and fit.gd["steps"] == 5 and "did not come within" in str(fit)
 
 
@@ -140,7 +140,7 @@ def test_matches_lstsq_on_the_window_matrix(seed, c_in, c_out, kh, kw, extra_h, 
     p = c_in * kh * kw
     assert fit.kernel.shape == (c_out, c_in, kh, kw) and fit.kernel_size == (kh, kw)
     rss = 0.0
-    for o, (theta, rss_o, rank, se, n) in enumerate(lstsq_oracle(X, Y, kh, kw, bias)):
+    for o, (theta, rss_o, rank, se, _) in enumerate(lstsq_oracle(X, Y, kh, kw, bias)):
         assert rank == fit.rank == fit.n_params == p + bias
         np.testing.assert_allclose(fit.kernel[o].ravel(), theta[:p], rtol=1e-7, atol=1e-9)
         np.testing.assert_allclose(fit.std_errors[o].ravel(), se[:p], rtol=1e-6)

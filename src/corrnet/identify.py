@@ -21,6 +21,7 @@ as kernels, never a silently arbitrary kernel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -131,7 +132,8 @@ def describe(fit: KernelFit) -> str:
                      "can be added to the kernel, with the bias part, without changing the "
                      "fit); the kernel shown is the minimum-norm one:")
         with np.printoptions(precision=4, suppress=True, linewidth=100):
-            for k, (direction, b) in enumerate(zip(fit.undetermined, fit.undetermined_bias)):
+            for k, (direction, b) in enumerate(
+                    zip(fit.undetermined, fit.undetermined_bias, strict=True)):
                 lines.append(f"  direction {k + 1}: {np.round(direction, 6) + 0.0}"
                              + (f", bias {b:+.4g}" if abs(b) > 1e-12 else ""))
     if fit.size_search:
@@ -165,14 +167,15 @@ class _Sums:
     y1: np.ndarray   # (O,)    sum of y_o
     yy: np.ndarray   # (O,)    sum of y_o^2
     n: int           # windows
+    spectrum: tuple | None = None  # (rfft2 of X, FFT shape) when the lag route made one
 
     def __sub__(self, other: _Sums) -> _Sums:
         return _Sums(self.xx - other.xx, self.x1 - other.x1, self.xy - other.xy,
-                     self.y1 - other.y1, self.yy - other.yy, self.n - other.n)
+                     self.y1 - other.y1, self.yy - other.yy, self.n - other.n, self.spectrum)
 
     def output(self, o: int) -> _Sums:
         return _Sums(self.xx, self.x1, self.xy[:, o:o + 1], self.y1[o:o + 1], self.yy[o:o + 1],
-                     self.n)
+                     self.n, self.spectrum)
 
 
 def _window_sums(X: np.ndarray, Y: np.ndarray, rows: np.ndarray, cols: np.ndarray,
@@ -237,12 +240,13 @@ def _lag_sums(X: np.ndarray, Y: np.ndarray, kh: int, kw: int) -> _Sums:
     Ws = scipy.fft.next_fast_len(W + kw - 1, real=True)
     FX = scipy.fft.rfft2(X, s=(Hs, Ws), workers=-1)                    # (C, Hs, Ws//2+1)
     G = np.zeros((C, kh, kw, C, kh, kw))
-    lag_rows = np.arange(-(kh - 1), kh) % Hs
-    lag_cols = np.arange(-(kw - 1), kw) % Ws
+    lag_rows = np.arange(-(kh - 1), kh)
+    lag_cols = np.arange(-(kw - 1), kw)
     for c in range(C):
         for d in range(c, C):
-            full = scipy.fft.irfft2(FX[c].conj() * FX[d], s=(Hs, Ws), workers=-1)
-            overlap = full[np.ix_(lag_rows, lag_cols)]                 # (2kh-1, 2kw-1)
+            spectrum = np.conj(FX[c])
+            spectrum *= FX[d]
+            overlap = _inverse_at(spectrum, lag_rows, lag_cols, (Hs, Ws))  # (2kh-1, 2kw-1)
             xc, xd = X[c], X[d]
             for da in range(-(kh - 1), kh):
                 u0, u1 = max(0, -da), min(H, H - da)
@@ -273,20 +277,61 @@ def _lag_sums(X: np.ndarray, Y: np.ndarray, kh: int, kw: int) -> _Sums:
                     if d != c:
                         G[d, a + da, b + db, c, a, b] = value
     p = C * kh * kw
-    # window sums of X: an integral image, rectangle [a, a + Hv) x [b, b + Wv)
-    integral = np.zeros((C, H + 1, W + 1))
-    integral[:, 1:, 1:] = X.cumsum(axis=1).cumsum(axis=2)
-    a = np.arange(kh)[:, None]
-    b = np.arange(kw)[None, :]
-    x1 = (integral[:, a + Hv, b + Wv] - integral[:, a, b + Wv] - integral[:, a + Hv, b]
-          + integral[:, a, b])                                          # (C, kh, kw)
+    # window sums of X, the rectangle [a, a + Hv) x [b, b + Wv): column sums less the
+    # a rows above and kh - 1 - a rows below, then running sums along the row
+    columns = X.sum(axis=1)                                            # (C, W)
+    above = _cumsum0_rows(X[:, :kh - 1])                               # (C, kh, W)
+    below = _cumsum0_rows(X[:, H - (kh - 1):][:, ::-1])                # (C, kh, W)
+    x1 = np.empty((C, kh, kw))
+    for a in range(kh):
+        running = np.zeros((C, W + 1))
+        running[:, 1:] = np.cumsum(columns - above[:, a] - below[:, kh - 1 - a], axis=1)
+        x1[:, a] = running[:, Wv:Wv + kw] - running[:, :kw]
     # X^T y: the cross-correlation of X_c with Y_o at lags (a, b)
     FY = scipy.fft.rfft2(Y, s=(Hs, Ws), workers=-1)                    # (O, Hs, Ws//2+1)
-    cross = scipy.fft.irfft2(FY[:, None].conj() * FX[None], s=(Hs, Ws),
-                             workers=-1)[:, :, :kh, :kw]                # (O, C, kh, kw)
+    cross = np.empty((Y.shape[0], C, kh, kw))
+    for o in range(Y.shape[0]):
+        for c in range(C):
+            spectrum = np.conj(FY[o])
+            spectrum *= FX[c]
+            cross[o, c] = _inverse_at(spectrum, np.arange(kh), np.arange(kw), (Hs, Ws))
     xy = cross.reshape(Y.shape[0], p).T
     return _Sums(G.reshape(p, p), x1.reshape(p), xy, Y.sum(axis=(1, 2)),
-                 np.einsum("ohw,ohw->o", Y, Y), Hv * Wv)
+                 np.einsum("ohw,ohw->o", Y, Y), Hv * Wv, (FX, (Hs, Ws)))
+
+
+def _inverse_at(spectrum: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape) -> np.ndarray:
+    """``irfft2(spectrum, s=shape)[rows][:, cols]`` without the whole inverse: the inverse DFT
+    summed at those few points only, as two small matrix products (the lags a correlation
+    needs are a few dozen of the millions an inverse FFT makes).
+
+    spectrum: (Hs, Ws//2 + 1), a real array's rfft2; the columns of the half spectrum count
+    twice (their mirror images), except column 0 and, for even Ws, the last."""
+    Hs, Ws = shape
+    k1 = np.arange(spectrum.shape[-1])
+    weight = np.full(k1.size, 2.0)
+    weight[0] = 1.0
+    if Ws % 2 == 0:
+        weight[-1] = 1.0
+    along_cols = np.exp(2j * np.pi * np.outer(k1, cols) / Ws) * weight[:, None]  # (K1, nc)
+    along_rows = np.exp(2j * np.pi * np.outer(rows, np.arange(Hs)) / Hs)        # (nr, Hs)
+    return (along_rows @ (spectrum @ along_cols)).real / (Hs * Ws)              # (nr, nc)
+
+
+def _spectrum_of_small(k: np.ndarray, shape) -> np.ndarray:
+    """``rfft2(k, s=shape)`` of a small (..., kh, kw) array as matrix products: A0 k A1."""
+    Hs, Ws = shape
+    kh, kw = k.shape[-2:]
+    A0 = np.exp(-2j * np.pi * np.outer(np.arange(Hs), np.arange(kh)) / Hs)         # (Hs, kh)
+    A1 = np.exp(-2j * np.pi * np.outer(np.arange(kw), np.arange(Ws // 2 + 1)) / Ws)  # (kw, K1)
+    return A0 @ k @ A1                                                   # (..., Hs, K1)
+
+
+def _cumsum0_rows(rows: np.ndarray) -> np.ndarray:
+    """(C, n, W) -> (C, n + 1, W): out[:, t] = rows[:, :t].sum(axis=1)."""
+    out = np.zeros((rows.shape[0], rows.shape[1] + 1, rows.shape[2]))
+    np.cumsum(rows, axis=1, out=out[:, 1:])
+    return out
 
 
 def _sums(X: np.ndarray, Y: np.ndarray, kh: int, kw: int, route: str | None = None) -> _Sums:
@@ -347,12 +392,39 @@ def _normal_matrix(s: _Sums, bias: bool) -> tuple[np.ndarray, np.ndarray]:
     return G, np.append(s.xy[:, 0], s.y1[0])
 
 
+_openblas = None  # threadpoolctl's controller of the loaded OpenBLAS libraries, once found
+
+
+@contextlib.contextmanager
+def _blas_on_one_thread():
+    """Small dense algebra (eigh of a few hundred rows) on the calling thread: OpenBLAS's
+    threads busy-wait, and with another process on the second core an eigh of 226 x 226 took
+    880 ms on two threads against 11 ms on one (measured on the project's 2-core machine)."""
+    global _openblas
+    try:
+        if _openblas is None:
+            from threadpoolctl import ThreadpoolController
+            _openblas = ThreadpoolController().select(internal_api="openblas")
+        limiter = _openblas.limit(limits=1)
+    except Exception:  # no threadpoolctl or no OpenBLAS: nothing to limit
+        yield
+        return
+    try:
+        yield
+    finally:
+        limiter.restore_original_limits()
+
+
 def _solve(G: np.ndarray, r: np.ndarray, yy: float, n: int, rcond: float) -> _Solution:
     """Minimum-norm least squares from the normal equations, by eigendecomposition.
 
     G = A^T A = V diag(w) V^T; the singular values of A are sqrt(w), so directions with
     w <= (rcond * sqrt(w_max))^2 are undetermined."""
-    G = (G + G.T) / 2
+    with _blas_on_one_thread():
+        return _solve_on_this_thread((G + G.T) / 2, r, yy, n, rcond)
+
+
+def _solve_on_this_thread(G, r, yy, n, rcond) -> _Solution:
     w, V = np.linalg.eigh(G)
     w_max = max(float(w[-1]), 0.0)
     keep = w > (rcond ** 2) * w_max if w_max > 0 else np.zeros(w.size, bool)
@@ -482,8 +554,8 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
         raise ValueError(f"identify_kernel: rcond must be positive, got {rcond!r}")
     two_d = X.ndim == 2 and Y.ndim == 2
     per_channel = per_channel and not two_d
-    x = (X[None] if X.ndim == 2 else X).astype(np.float64)
-    y = (Y[None] if Y.ndim == 2 else Y).astype(np.float64)
+    x = np.asarray(X[None] if X.ndim == 2 else X, dtype=np.float64)
+    y = np.asarray(Y[None] if Y.ndim == 2 else Y, dtype=np.float64)
     for name, a in (("X", x), ("Y", y)):
         if not np.isfinite(a).all():
             raise ValueError(f"identify_kernel: {name} holds NaN or infinite values")
@@ -537,8 +609,10 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
     sy = np.sqrt(((y - my[:, None, None]) ** 2).mean(axis=(1, 2)))
     sx[sx == 0] = 1.0
     sy[sy == 0] = 1.0
-    xs = (x - mx[:, None, None]) / sx[:, None, None]
-    ys = (y - my[:, None, None]) / sy[:, None, None]
+    xs = x - mx[:, None, None]
+    xs /= sx[:, None, None]
+    ys = y - my[:, None, None]
+    ys /= sy[:, None, None]
     saturated_mask = (np.zeros(y.shape, bool) if limits is None
                       else (y <= limits[0]) | (y >= limits[1]))
 
@@ -549,6 +623,7 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
         size, search = _search_size(xs, ys, saturated_mask, groups, bias, rcond, max_size,
                                     _route)
     kh, kw = size
+    _check_matrix_size(C if not per_channel else 1, kh, kw)
     top, left = _offsets(mode, kh, kw)
     Hv, Wv = H - kh + 1, W - kw + 1
     if Hv < 1 or Wv < 1:
@@ -562,7 +637,10 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
     bias_out = np.zeros(O)
     se = np.full((O, C, kh, kw), np.nan)
     bias_se = np.full(O, np.nan)
-    ranks, rss_total, n_total = [], 0.0, 0
+    kernel_std = np.zeros((O, C, kh, kw))   # in the standardized units, for the residual
+    bias_std = np.zeros(O)
+    spectra = []
+    ranks, n_total = [], 0
     null_dirs = []
     n_in = [len(g[0]) for g in groups][0]
     q = n_in * kh * kw + (1 if bias else 0)
@@ -575,6 +653,7 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
             per_output = [shared.output(o) for o in range(len(outputs))]
         else:
             per_output = _masked_sums(xg, yg, kg, kh, kw, _route)
+        spectra.append(per_output[0].spectrum)
         for o_local, o in enumerate(outputs):
             s = per_output[o_local]
             if s.n == 0:
@@ -583,7 +662,8 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
             G, r = _normal_matrix(s, bias)
             sol = _solve(G, r, float(s.yy[0]), s.n, rcond)
             ranks.append(sol.rank)
-            rss_total += sol.rss * sy[o] ** 2
+            kernel_std[o, inputs] = sol.theta[:len(inputs) * kh * kw].reshape(-1, kh, kw)
+            bias_std[o] = sol.theta[-1] if bias else 0.0
             n_total += s.n
             # back to the original units: K = K' sy / sx, b = sy b' + my - sum_c mx_c sum K_c
             ratio = np.repeat(sy[o] / sx[inputs], kh * kw)                 # (p,)
@@ -599,7 +679,8 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
             bias_out[o] = theta[-1] if bias else 0.0
             dof = s.n - sol.rank
             sigma2 = sol.rss / dof if dof > 0 else np.nan  # standardized; J scales
-            cov = J @ sol.cov_unit @ J.T * sigma2
+            with _blas_on_one_thread():
+                cov = J @ sol.cov_unit @ J.T * sigma2
             errors = np.sqrt(np.maximum(np.diag(cov), 0.0))
             null = J @ sol.null
             if null.shape[1]:
@@ -627,13 +708,22 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
         undetermined=undetermined, undetermined_bias=undetermined_bias,
         kernel_size=(kh, kw), mode=mode, n_equations=n_total, n_saturated=n_saturated,
         rcond=rcond, seconds=0.0, method=method, size_search=search)
-    fit.residual_rms = _residual_rms(x, y[:, top:top + Hv, left:left + Wv], keep, kernel,
-                                     bias_out, per_channel)
+    fit.residual_rms = _standardized_residual_rms(xs, y_valid, keep, kernel_std, bias_std, sy,
+                                                  groups, spectra)
     if method == "gd":
         _gradient_descent(fit, x, y[:, top:top + Hv, left:left + Wv], kernel, bias_out, bias,
                           per_channel, two_d, keep, gd_lr, gd_max_steps, gd_tolerance)
     fit.seconds = time.perf_counter() - start
     return fit
+
+
+def _check_matrix_size(n_in: int, kh: int, kw: int, limit_bytes: float = 2 * 2**30) -> None:
+    """A^T A is p x p float64, p = C_in kh kw + 1: refuse what would not fit in memory."""
+    p = n_in * kh * kw + 1
+    if 8.0 * p * p > limit_bytes:
+        raise ValueError(f"identify_kernel: a {kh}x{kw} kernel over {n_in} channel(s) has {p} "
+                         f"coefficients: A^T A would need {8.0 * p * p / 2**30:.1f} GiB "
+                         f"(limit {limit_bytes / 2**30:.0f} GiB); pass a smaller kernel_size")
 
 
 def _directions(null_dirs: list, n_in: int, kh: int, kw: int, bias: bool):
@@ -682,6 +772,34 @@ def _correlate(x: np.ndarray, k: np.ndarray) -> np.ndarray:
     return out[:Ho, :Wo]
 
 
+def _standardized_residual_rms(xs, ys_valid, keep, kernel_std, bias_std, sy, groups,
+                               spectra) -> float:
+    """The residual computed from the images, not from the normal equations (whose
+    yy - theta.r cancels when the fit is exact), in the standardized units then scaled back;
+    by FFT with the lag route's spectrum of X where there is one."""
+    import scipy.fft
+
+    Hv, Wv = ys_valid.shape[1:]
+    total, count = 0.0, 0
+    for (inputs, outputs), spectrum in zip(groups, spectra, strict=True):
+        for o in outputs:
+            k = kernel_std[o, inputs]                                   # (C_g, kh, kw)
+            if spectrum is None:
+                predicted = _correlate(xs[inputs], k)
+            else:
+                FX, shape = spectrum
+                product = np.conj(_spectrum_of_small(k, shape))           # (C_g, Hs, K1)
+                product *= FX
+                predicted = scipy.fft.irfft2(product.sum(axis=0), s=shape,
+                                             workers=-1)[:Hv, :Wv]
+            residual = ys_valid[o] - predicted - bias_std[o]
+            if not keep[o].all():
+                residual = residual[keep[o]]
+            total += sy[o] ** 2 * float(residual.ravel() @ residual.ravel())
+            count += residual.size
+    return math.sqrt(total / count) if count else 0.0
+
+
 def _predict(x, kernel, bias_out, per_channel):
     O = kernel.shape[0]
     if per_channel:
@@ -705,7 +823,8 @@ def _gradient_descent(fit, x, y_valid, closed_kernel, closed_bias, bias, per_cha
     b = np.zeros(O)
     mask = keep.astype(np.float64)
     reached, why, steps, loss, first_loss = False, "step limit", 0, float("nan"), None
-    for steps in range(1, max_steps + 1):
+    for step in range(1, max_steps + 1):
+        steps = step
         error = (_predict(x, kernel, b, per_channel) - y_valid) * mask      # (O, Hv, Wv)
         loss = float((error ** 2).sum())
         first_loss = loss if first_loss is None else first_loss
@@ -748,6 +867,7 @@ def _search_size(xs, ys, saturated_mask, groups, bias, rcond, max_size, route):
     if k < 1:
         raise ValueError(f"identify_kernel: X of shape {xs.shape} is too small to search a "
                          f"kernel size")
+    _check_matrix_size(n_in, k, k)
     r = (k - 1) // 2
     Hv, Wv = H - k + 1, W - k + 1
     y_valid = ys[:, r:r + Hv, r:r + Wv]
@@ -761,6 +881,9 @@ def _search_size(xs, ys, saturated_mask, groups, bias, rcond, max_size, route):
         else:
             sums += _masked_sums(xs[inputs], y_valid[outputs], kg, k, k, route)
     n_total = sum(s.n for s in sums)
+    if n_total == 0:
+        raise ValueError("identify_kernel: every output value inside the border is saturated: "
+                         "nothing to fit")
     floor = n_total * 1e-14  # (1e-7 sd(Y'))^2 per equation, Y' standardized
     rows = []
     for kh in range(1, k + 1, 2):

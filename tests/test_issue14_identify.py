@@ -383,3 +383,21 @@ def test_a_4096_pair_with_a_15x15_kernel():
     fit = corrnet.identify_kernel(X, Y)
     np.testing.assert_allclose(fit.kernel, K, atol=1e-9)
     assert fit.identifiable
+
+
+def test_the_readme_section_runs_as_pasted():
+    """README's "Recovering a kernel from two images": its Python example prints what it
+    says (its shell example runs in test_issue14_identify_cli.py)."""
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    section = re.search(r"## Recovering a kernel from two images\n(.*?)\n## ", text, re.S)
+    if section is None:
+        pytest.skip("README has no section 'Recovering a kernel from two images'")
+    block = re.search(r"```python\n(.*?)```", section.group(1), re.S).group(1)
+    test = doctest.DocTestParser().get_doctest(block, {}, "README", None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

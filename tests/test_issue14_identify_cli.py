@@ -16,7 +16,17 @@ import pytest
 import scipy.signal
 from PIL import Image
 
+import corrnet
 from corrnet import cli
+
+
+def package_env() -> dict:
+    """The environment for a subprocess that imports the corrnet these tests import."""
+    import os
+    import pathlib
+
+    here = str(pathlib.Path(corrnet.__file__).parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
 
 
 def run(argv, capsys):
@@ -146,6 +156,31 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, capsys):
 def test_the_installed_command_line_runs(pair8):
     before, after, _ = pair8
     done = subprocess.run([sys.executable, "-m", "corrnet.cli", "identify", str(before),
-                           str(after), "--json"], capture_output=True, text=True, timeout=120)
+                           str(after), "--json"], capture_output=True, text=True, timeout=120,
+                          env=package_env())
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["kernel_size"] == [3, 3]
+
+
+def test_the_readme_shell_example_runs_as_pasted(tmp_path):
+    """README's "Recovering a kernel from two images": the sh block, with `python` and
+    `corrnet` the interpreter running the tests; the kernel it finds is Sobel-x / 8."""
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    section = re.search(r"## Recovering a kernel from two images\n(.*?)\n## ", text, re.S)
+    if section is None:
+        pytest.skip("README has no section 'Recovering a kernel from two images'")
+    script = re.search(r"```sh\n(.*?)```", section.group(1), re.S).group(1)
+    script = re.sub(r"^python ", f"{sys.executable} ", script, flags=re.M)
+    script = re.sub(r"^corrnet ", f"{sys.executable} -m corrnet.cli ", script, flags=re.M)
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300, env=package_env())
+    assert done.returncode == 0, done.stderr
+    record = json.loads(next(line for line in done.stdout.splitlines()
+                             if line.startswith("{")))
+    sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]]) / 8
+    np.testing.assert_allclose(record["kernel"], sobel, atol=0.01)
+    assert "steps" in done.stdout and "kernel 3x3" in done.stdout

@@ -497,6 +497,101 @@ def _offsets(mode: str, kh: int, kw: int) -> tuple[int, int]:
     return kh - 1, kw - 1  # full
 
 
+@dataclass
+class _Standardized:
+    """X' = (X - mx) / sx per channel, Y' = (Y - my) / sy: A^T A of X' is far better
+    conditioned than of 8-bit values around 128. The centring is absorbed by the bias, so it is
+    only done when there is one; the kernel and bias go back with `to_original`."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    mx: np.ndarray
+    my: np.ndarray
+    sx: np.ndarray
+    sy: np.ndarray
+    bias: bool
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray, bias: bool) -> _Standardized:
+        mx = x.mean(axis=(1, 2)) if bias else np.zeros(x.shape[0])
+        my = y.mean(axis=(1, 2)) if bias else np.zeros(y.shape[0])
+        xs = x - mx[:, None, None]
+        ys = y - my[:, None, None]
+        sx = np.sqrt((xs ** 2).mean(axis=(1, 2)))
+        sy = np.sqrt((ys ** 2).mean(axis=(1, 2)))
+        sx[sx == 0] = 1.0
+        sy[sy == 0] = 1.0
+        xs /= sx[:, None, None]
+        ys /= sy[:, None, None]
+        return cls(xs, ys, mx, my, sx, sy, bias)
+
+    def to_original(self, sol: _Solution, o: int, inputs: list, kernel_size):
+        """Output channel o's coefficients, standard errors (sigma^2 = RSS / (N - rank)) and
+        null-space basis in the original units: K = K' sy / sx,
+        b = sy b' + my - sum_c mx_c sum K_c, a linear map J (plus my)."""
+        kh, kw = kernel_size
+        ratio = np.repeat(self.sy[o] / self.sx[inputs], kh * kw)           # (p,)
+        q = ratio.size + self.bias
+        J = np.zeros((q, q))
+        J[np.arange(ratio.size), np.arange(ratio.size)] = ratio
+        if self.bias:
+            J[-1, :-1] = -ratio * np.repeat(self.mx[inputs], kh * kw)
+            J[-1, -1] = self.sy[o]
+        theta = J @ sol.theta
+        if self.bias:
+            theta[-1] += self.my[o]
+        dof = sol.n - sol.rank
+        sigma2 = sol.rss / dof if dof > 0 else np.nan  # standardized: J scales
+        with _blas_on_one_thread():
+            cov = J @ sol.cov_unit @ J.T * sigma2                          # (q, q)
+        errors = np.sqrt(np.maximum(np.diag(cov), 0.0))
+        null = J @ sol.null                                                # (q, n_null)
+        if null.shape[1]:
+            null, _ = np.linalg.qr(null)
+            errors[np.linalg.norm(null, axis=1) > 1e-8] = np.inf  # moves along the null space
+        return theta, errors, null
+
+
+def _mode_and_size(X_shape, Y_shape, X_size, Y_size, mode, kernel_size):
+    """corr2d's mode connecting X and Y, and the kernel size ((kh, kw) or 'auto')."""
+    (H, W), (Ho, Wo) = X_size, Y_size
+    if mode is None:
+        if Ho == H and Wo == W:
+            mode = "same"
+        elif Ho <= H and Wo <= W:
+            mode = "valid"
+        else:
+            raise ValueError(f"identify_kernel: Y of shape {Y_shape} is larger than X of "
+                             f"shape {X_shape}: no kernel in mode 'valid' or 'same' connects "
+                             f"them (pass mode='full' if Y is corr2d's full output)")
+    if mode not in ("valid", "same", "full"):
+        raise ValueError(f"identify_kernel: mode must be 'valid', 'same', 'full' or None, got "
+                         f"mode={mode!r}")
+    size = _kernel_size(kernel_size)
+    if mode == "same":
+        if (Ho, Wo) != (H, W):
+            raise ValueError(f"identify_kernel: mode 'same' needs X and Y of the same size, "
+                             f"got X of shape {X_shape} and Y of shape {Y_shape}")
+        if size is None:
+            size = "auto"
+    else:
+        implied = (H - Ho + 1, W - Wo + 1) if mode == "valid" else (Ho - H + 1, Wo - W + 1)
+        if min(implied) < 1:
+            raise ValueError(f"identify_kernel: X of shape {X_shape} and Y of shape "
+                             f"{Y_shape}: no kernel connects them in mode {mode!r} (Y must be "
+                             f"{'smaller' if mode == 'valid' else 'larger'} than X, or equal)")
+        if size == "auto" or size is None:
+            size = implied
+        elif size != implied:
+            raise ValueError(f"identify_kernel: kernel_size {size} does not fit: X of shape "
+                             f"{X_shape} and Y of shape {Y_shape} in mode {mode!r} imply "
+                             f"{implied[0]}x{implied[1]}")
+    if size != "auto" and (size[0] > H or size[1] > W):
+        raise ValueError(f"identify_kernel: kernel_size {size[0]}x{size[1]} is larger than "
+                         f"the image X of shape {X_shape}")
+    return mode, size
+
+
 # ---------------------------------------------------------------------------------------------
 # the public function
 # ---------------------------------------------------------------------------------------------
@@ -566,53 +661,10 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
     if per_channel and C != O:
         raise ValueError(f"identify_kernel: per_channel needs as many channels in Y as in X, "
                          f"got X of shape {X.shape} and Y of shape {Y.shape}")
-    if mode is None:
-        if Ho == H and Wo == W:
-            mode = "same"
-        elif Ho <= H and Wo <= W:
-            mode = "valid"
-        else:
-            raise ValueError(f"identify_kernel: Y of shape {Y.shape} is larger than X of "
-                             f"shape {X.shape}: no kernel in mode 'valid' or 'same' connects "
-                             f"them (pass mode='full' if Y is corr2d's full output)")
-    if mode not in ("valid", "same", "full"):
-        raise ValueError(f"identify_kernel: mode must be 'valid', 'same', 'full' or None, got "
-                         f"mode={mode!r}")
-    size = _kernel_size(kernel_size)
-    if mode == "same":
-        if (Ho, Wo) != (H, W):
-            raise ValueError(f"identify_kernel: mode 'same' needs X and Y of the same size, "
-                             f"got X of shape {X.shape} and Y of shape {Y.shape}")
-        if size is None:
-            size = "auto"
-    else:
-        implied = (H - Ho + 1, W - Wo + 1) if mode == "valid" else (Ho - H + 1, Wo - W + 1)
-        if min(implied) < 1:
-            raise ValueError(f"identify_kernel: X of shape {X.shape} and Y of shape "
-                             f"{Y.shape}: no kernel connects them in mode {mode!r} (Y must be "
-                             f"{'smaller' if mode == 'valid' else 'larger'} than X, or equal)")
-        if size == "auto" or size is None:
-            size = implied
-        elif size != implied:
-            raise ValueError(f"identify_kernel: kernel_size {size} does not fit: X of shape "
-                             f"{X.shape} and Y of shape {Y.shape} in mode {mode!r} imply "
-                             f"{implied[0]}x{implied[1]}")
-    if size != "auto" and (size[0] > H or size[1] > W):
-        raise ValueError(f"identify_kernel: kernel_size {size[0]}x{size[1]} is larger than "
-                         f"the image X of shape {X.shape}")
+    mode, size = _mode_and_size(X.shape, Y.shape, (H, W), (Ho, Wo), mode, kernel_size)
 
-    # standardize (conditioning): X' = (X - mx) / sx per channel, Y' = (Y - my) / sy; the
-    # centring is absorbed by the bias, so it is only done when there is one
-    mx = x.mean(axis=(1, 2)) if bias else np.zeros(C)
-    my = y.mean(axis=(1, 2)) if bias else np.zeros(O)
-    sx = np.sqrt(((x - mx[:, None, None]) ** 2).mean(axis=(1, 2)))
-    sy = np.sqrt(((y - my[:, None, None]) ** 2).mean(axis=(1, 2)))
-    sx[sx == 0] = 1.0
-    sy[sy == 0] = 1.0
-    xs = x - mx[:, None, None]
-    xs /= sx[:, None, None]
-    ys = y - my[:, None, None]
-    ys /= sy[:, None, None]
+    std = _Standardized.of(x, y, bias)
+    xs, ys = std.xs, std.ys
     saturated_mask = (np.zeros(y.shape, bool) if limits is None
                       else (y <= limits[0]) | (y >= limits[1]))
 
@@ -665,32 +717,14 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
             kernel_std[o, inputs] = sol.theta[:len(inputs) * kh * kw].reshape(-1, kh, kw)
             bias_std[o] = sol.theta[-1] if bias else 0.0
             n_total += s.n
-            # back to the original units: K = K' sy / sx, b = sy b' + my - sum_c mx_c sum K_c
-            ratio = np.repeat(sy[o] / sx[inputs], kh * kw)                 # (p,)
-            J = np.zeros((q, q))
-            J[np.arange(ratio.size), np.arange(ratio.size)] = ratio
+            theta, errors, null = std.to_original(sol, o, inputs, (kh, kw))
+            p = len(inputs) * kh * kw
+            kernel[o, inputs] = theta[:p].reshape(len(inputs), kh, kw)
+            se[o, inputs] = errors[:p].reshape(len(inputs), kh, kw)
             if bias:
-                J[-1, :-1] = -ratio * np.repeat(mx[inputs], kh * kw)
-                J[-1, -1] = sy[o]
-            theta = J @ sol.theta
-            if bias:
-                theta[-1] += my[o]
-            kernel[o, inputs] = theta[:ratio.size].reshape(len(inputs), kh, kw)
-            bias_out[o] = theta[-1] if bias else 0.0
-            dof = s.n - sol.rank
-            sigma2 = sol.rss / dof if dof > 0 else np.nan  # standardized; J scales
-            with _blas_on_one_thread():
-                cov = J @ sol.cov_unit @ J.T * sigma2
-            errors = np.sqrt(np.maximum(np.diag(cov), 0.0))
-            null = J @ sol.null
+                bias_out[o], bias_se[o] = theta[-1], errors[-1]
             if null.shape[1]:
-                null, _ = np.linalg.qr(null)
-                undetermined = np.linalg.norm(null, axis=1) > 1e-8
-                errors[undetermined] = np.inf
                 null_dirs.append(null.T)
-            se[o, inputs] = errors[:ratio.size].reshape(len(inputs), kh, kw)
-            if bias:
-                bias_se[o] = errors[-1]
     n_saturated = int((~keep).sum())
     undetermined, undetermined_bias = _directions(null_dirs, n_in, kh, kw, bias)
     rank = min(ranks)
@@ -708,8 +742,8 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
         undetermined=undetermined, undetermined_bias=undetermined_bias,
         kernel_size=(kh, kw), mode=mode, n_equations=n_total, n_saturated=n_saturated,
         rcond=rcond, seconds=0.0, method=method, size_search=search)
-    fit.residual_rms = _standardized_residual_rms(xs, y_valid, keep, kernel_std, bias_std, sy,
-                                                  groups, spectra)
+    fit.residual_rms = _standardized_residual_rms(xs, y_valid, keep, kernel_std, bias_std,
+                                                  std.sy, groups, spectra)
     if method == "gd":
         _gradient_descent(fit, x, y[:, top:top + Hv, left:left + Wv], kernel, bias_out, bias,
                           per_channel, two_d, keep, gd_lr, gd_max_steps, gd_tolerance)

@@ -136,7 +136,7 @@ def test_matches_lstsq_on_the_window_matrix(seed, c_in, c_out, kh, kw, extra_h, 
     H, W = kh + extra_h + c_in * 2, kw + extra_w + c_in * 2  # enough windows for full rank
     X = rng.normal(size=(c_in, H, W)) + rng.normal() * 3       # an offset: centring matters
     Y = rng.normal(size=(c_out, H - kh + 1, W - kw + 1)) * rng.uniform(0.1, 10)
-    fit = identify.identify_kernel(X, Y, bias=bias, _route=route)
+    fit = identify.identify_kernel(X, Y, bias=bias, mode="valid", _route=route)
     p = c_in * kh * kw
     assert fit.kernel.shape == (c_out, c_in, kh, kw) and fit.kernel_size == (kh, kw)
     rss = 0.0
@@ -212,6 +212,40 @@ def test_same_size_images_search_the_size_and_leave_the_border_out(boundary):
     fit = corrnet.identify_kernel(X, Y, (3, 5), mode="same")
     np.testing.assert_allclose(fit.kernel, K, atol=1e-10)
     assert fit.n_equations == (40 - 2) * (48 - 4)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), kh=st.sampled_from([1, 3, 5]),
+       kw=st.sampled_from([1, 3, 5]), side=st.integers(18, 30),
+       boundary=st.sampled_from(["fill", "wrap", "symm"]), c_in=st.integers(1, 2))
+def test_the_size_search_finds_random_odd_kernels(seed, kh, kw, side, boundary, c_in):
+    rng = np.random.default_rng(seed)
+    X = rng.random((c_in, side, side + 3))
+    K = rng.normal(size=(1, c_in, kh, kw))
+    K += np.sign(K) * 0.1  # no coefficient near zero: the size is the kernel's own
+    Y = correlate(X, K, mode="same", boundary=boundary) + rng.normal()
+    fit = corrnet.identify_kernel(X, Y)
+    assert fit.kernel_size == (kh, kw)
+    np.testing.assert_allclose(fit.kernel, K, atol=1e-9)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**32 - 1), c_in=st.integers(1, 2), kh=st.integers(1, 3),
+       kw=st.integers(1, 3), clipped=st.floats(0.05, 0.7),
+       route=st.sampled_from(["windows", "lags"]))
+def test_saturation_masks_match_lstsq_without_those_rows(seed, c_in, kh, kw, clipped, route):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(c_in, 14, 15))
+    Y = rng.normal(size=(2, 14 - kh + 1, 15 - kw + 1))
+    lo, hi = np.quantile(Y, [clipped / 2, 1 - clipped / 2])
+    keep = (Y > lo) & (Y < hi)
+    fit = identify.identify_kernel(X, Y, saturated=(lo, hi), mode="valid", _route=route)
+    assert fit.n_saturated == int((~keep).sum())
+    for o, (theta, _, _, se, _) in enumerate(lstsq_oracle(X, Y, kh, kw, True, keep)):
+        np.testing.assert_allclose(fit.kernel[o].ravel(), theta[:-1], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(fit.bias[o], theta[-1], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(fit.std_errors[o].ravel(), se[:-1], rtol=1e-6)
+    assert fit.n_equations == int(keep.sum())
 
 
 def test_an_even_kernel_in_same_mode_shows_up_padded_to_the_next_odd_size():

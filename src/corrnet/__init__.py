@@ -24,6 +24,7 @@ from .backend import (
     uint8,
 )
 from .functional import convolve2d, corr2d
+from .identify import KernelFit, identify_kernel
 from .kernels.threads import get_num_threads, set_num_threads
 from .tensor import (
     Generator,

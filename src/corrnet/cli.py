@@ -388,14 +388,17 @@ def main(argv=None) -> int:
     tune_parser.add_argument("--forget", action="store_true",
                              help="delete this machine's calibration file")
 
-    from . import _cmd_filter, _cmd_show  # issue 14: corrnet filter, corrnet show
+    from . import _cmd_filter, _cmd_identify, _cmd_show  # issue 14: filter, identify, show
 
     _cmd_filter.add_parser(commands)
+    _cmd_identify.add_parser(commands)
     _cmd_show.add_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "filter":
         return _cmd_filter.run(args)
+    if args.command == _cmd_identify.COMMAND:
+        return _cmd_identify.run(args)
     if args.command == "show":
         return _cmd_show.run(args)
     if args.command == "tune":

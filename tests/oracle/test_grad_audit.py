@@ -686,6 +686,9 @@ EXEMPT: dict[str, str] = {
     # issue 12 (helper tensorapi)
     **{f"corrnet.{n}": _STATE for n in ("set_printoptions", "get_printoptions", "printoptions")},
     "Tensor.new_empty": "an uninitialized tensor (arbitrary values), requires_grad False",
+    # issue 14 (helper identify)
+    "corrnet.identify_kernel": "least squares on arrays, returns NumPy arrays (no graph): "
+                               "tested in test_issue14_identify.py",
 }
 
 _CLASS_MACHINERY = {"__dict__", "__doc__", "__module__", "__weakref__", "__firstlineno__",

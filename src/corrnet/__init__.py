@@ -94,6 +94,8 @@ for _name in (
     "maximum", "minimum", "pow", "neg", "add", "sub", "mul", "div", "all", "any", "isnan",
     "isfinite", "numel", "allclose", "equal", "eq", "ne", "lt", "le", "gt", "ge", "softmax",
     "log_softmax",
+    # issue 14
+    "round", "floor", "ceil", "trunc",
     # issue 12
     "sort", "argsort", "topk", "masked_fill", "chunk", "split", "gather", "scatter",
     "scatter_add", "index_select", "roll", "flip", "tril", "triu", "cumsum", "logsumexp",

@@ -32,9 +32,9 @@ def _notebook_corr2d(X, K):
     return Y
 
 
-def demo(seed: int = 0, size: int = 256, out="corrnet-demo") -> None:
-    """The five notebooks' story, told on corrnet; with `out` (a folder), the pictures of its
-    last section are written there (None: that section is left out)."""
+def demo(seed: int = 0, size: int = 256, pictures="corrnet-demo") -> None:
+    """The five notebooks' story, told on corrnet; with `pictures` (a folder), the pictures of
+    its last section are written there (None: that section is left out)."""
     import numpy as np
 
     import corrnet as torch
@@ -139,8 +139,8 @@ def demo(seed: int = 0, size: int = 256, out="corrnet-demo") -> None:
            else "NumPy, one pass per kernel offset (9)")
     print(f"   -> the loop runs once per output pixel in Python; corrnet does the pixels in {how}")
 
-    if out is not None:
-        _demo_picture(Path(out))
+    if pictures is not None:
+        _demo_picture(Path(pictures))
     print(f"\nkernels that ran: {kernels_jit.path()}")
 
 
@@ -406,7 +406,7 @@ def main(argv=None) -> int:
     if args.command == "demo":
         if args.size < 3:
             parser.error("--size must be at least 3 (the kernel is 3x3)")
-        demo(seed=args.seed, size=args.size, out=args.out)
+        demo(seed=args.seed, size=args.size, pictures=args.out)
         return 0
     if args.command == "summary":
         return summary(args)

@@ -247,6 +247,30 @@ class Neg(Function):
     backward_graph = backward
 
 
+class Rounding(Function):
+    """round (half to even, to `decimals` places), floor, ceil or trunc: piecewise constant,
+    so the gradient is zero everywhere (as PyTorch's)."""
+
+    @staticmethod
+    def forward(ctx, a, how, decimals=None):
+        ctx.how, ctx.decimals = how, decimals
+        if how == "round":
+            return np.round(a, decimals or 0)
+        return getattr(np, how)(a)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * 0
+
+    backward_graph = jvp = backward
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        # (PyTorch's round with a `decimals` argument, even 0, is its second overload)
+        number = "1" if ctx.how == "round" and ctx.decimals is not None else "0"
+        return f"{ctx.how.capitalize()}Backward{number}"
+
+
 class Abs(Function):
     @staticmethod
     def forward(ctx, a):

@@ -421,6 +421,15 @@ class Tensor:
     def long(self) -> Tensor:
         return self._cast(backend.int64)
 
+    def byte(self) -> Tensor:
+        return self._cast(backend.uint8)
+
+    def char(self) -> Tensor:
+        return self._cast(backend.int8)
+
+    def short(self) -> Tensor:
+        return self._cast(backend.int16)
+
     def int(self) -> Tensor:
         return self._cast(backend.int32)
 
@@ -980,6 +989,26 @@ class Tensor:
         if self.dtype is backend.bool_:
             raise NotImplementedError("\"abs_cpu\" not implemented for 'Bool'")
         return ops.Abs.apply(self)
+
+    def round(self, decimals: int | None = None):
+        """Round half to even (``decimals`` places after the point); integers unchanged."""
+        return self._rounded("round", decimals)
+
+    def floor(self):
+        return self._rounded("floor")
+
+    def ceil(self):
+        return self._rounded("ceil")
+
+    def trunc(self):
+        return self._rounded("trunc")
+
+    def _rounded(self, how: str, decimals: int | None = None):
+        if self.dtype is backend.bool_:
+            raise NotImplementedError(f"\"{how}_cpu\" not implemented for 'Bool'")
+        if not self.is_floating_point():
+            return self.clone()
+        return ops.Rounding.apply(self, how, None if decimals is None else int(decimals))
 
     def exp(self):
         return ops.Exp.apply(self._floating())

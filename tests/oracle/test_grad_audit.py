@@ -210,6 +210,11 @@ GRAD: dict[str, list[Case]] = {
     "Tensor.__abs__": [C(lambda m, F, x: abs(x), (3, 4))],
     "Tensor.abs": [C(lambda m, F, x: x.abs(), (3, 4))],
     "corrnet.abs": [C(lambda m, F, x: m.abs(x), (3, 4))],
+    # (piecewise constant: a zero gradient; inputs scaled so no cell sits on a step)
+    **{f"Tensor.{op}": [C(lambda m, F, x, op=op: getattr(x * 3 + 0.25, op)(), (3, 4))]
+       for op in ("round", "floor", "ceil", "trunc")},
+    **{f"corrnet.{op}": [C(lambda m, F, x, op=op: getattr(m, op)(x * 3 + 0.25), (3, 4))]
+       for op in ("round", "floor", "ceil", "trunc")},
     "Tensor.__add__": _binary(lambda m, F, x, y: x + y) + [C(lambda m, F, x: x + 2, (3,))],
     "Tensor.__radd__": [C(lambda m, F, x: 2.5 + x, (3, 4))],
     "Tensor.add": [C(lambda m, F, x, y: x.add(y, alpha=2), (3, 1), (4,))],
@@ -621,6 +626,9 @@ NO_GRAD: dict[str, list[Case]] = {
     "Tensor.bool": [C(lambda m, F, x: x.bool(), (3, 4))],
     "Tensor.int": [C(lambda m, F, x: (x * 4).int(), (3, 4))],
     "Tensor.long": [C(lambda m, F, x: (x * 4).long(), (3, 4))],
+    "Tensor.byte": [C(lambda m, F, x: (x.abs() * 4).byte(), (3, 4))],
+    "Tensor.char": [C(lambda m, F, x: (x * 4).char(), (3, 4))],
+    "Tensor.short": [C(lambda m, F, x: (x * 4).short(), (3, 4))],
     "Tensor.detach": [C(lambda m, F, x: x.detach(), (3, 4))],
     "corrnet.detach": [C(lambda m, F, x: m.detach(x * 2), (3, 4))],
     "Tensor.detach_": [C(lambda m, F, x: (x * 2).detach_(), (3, 4))],

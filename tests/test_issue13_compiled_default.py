@@ -142,14 +142,15 @@ def test_issue13_a_cold_cache_says_what_it_compiles_a_warm_one_is_silent(tmp_pat
         assert not compiling, process.stderr
 
 
-def test_issue13_demo_says_which_kernels_ran():
+def test_issue13_demo_says_which_kernels_ran(tmp_path):
     for env, expected in [({}, "kernels that ran: compiled kernels (numba "),
                           ({"CORRNET_NUMBA": "0"}, "kernels that ran: NumPy fallbacks")]:
         environment = dict(os.environ)
         environment.pop("CORRNET_NUMBA", None)
         environment.update(env)
         process = subprocess.run([sys.executable, "-m", "corrnet.cli", "demo", "--size", "32"],
-                                 capture_output=True, text=True, env=environment, timeout=300)
+                                 capture_output=True, text=True, env=environment, timeout=300,
+                                 cwd=tmp_path)
         assert process.returncode == 0, process.stderr
         assert expected in process.stdout
 

@@ -175,8 +175,8 @@ def _demo_picture(out: Path) -> None:
     print("   -> |edge| ([[1, -1]], the notebooks' kernel) sees vertical edges only; Sobel x and y"
           " each one direction, their magnitude every edge")
 
-    # Y = sobel_x(X), clipped to 0..255 as an 8-bit file holds it: half the responses
-    # (the negative ones) are lost at 0, and the rest are rounded to whole numbers
+    # Y = sobel_x(X), clipped to 0..255 as an 8-bit file holds it: the negative responses
+    # (about half) are lost at 0, the strongest at 255
     after = filters.sobel_x(image).clamp(0, 255).round().to(corrnet.uint8)
     io.write_png(after, out / "sobel-x-clipped.png")
     before = io.read_image(out / "landscape-gray.png")[0]
@@ -191,10 +191,10 @@ def _demo_picture(out: Path) -> None:
               f"images), bias {fit.bias:+.3f}")
         print(np.asarray(fit.kernel))
     worst = float(np.max(np.abs(np.asarray(fit.kernel) - true)))
-    print(f"   -> Sobel x is {true.astype(int).tolist()}: largest error {worst:.3f}, standard "
-          f"errors up to {float(np.max(fit.std_errors)):.3f}; {fit.n_saturated} windows whose "
-          f"output was clipped at 0 or 255 were left out, the residual RMS {fit.residual_rms:.2f}"
-          f" is the rounding to whole numbers (1/sqrt(12) = 0.29)")
+    print(f"   -> Sobel x is {true.astype(int).tolist()}: largest error {worst:.1e}, residual "
+          f"RMS {fit.residual_rms:.1e} over {fit.n_equations} windows; the {fit.n_saturated} "
+          f"windows whose output was clipped at 0 or 255 were left out (a clipped value obeys "
+          f"no linear model)")
 
 
 def _error(command: str, message: str) -> int:

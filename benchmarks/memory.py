@@ -86,6 +86,11 @@ def conv_forward_backward(library: str, spec: dict):
 def measure(library: str, spec: dict) -> dict:
     step = conv_forward_backward(library, spec)
     step()  # warm-up: lazy initialisation, compiled kernels, allocator pools
+    if library == "corrnet":   # numba's set-up, started at import, is not the step's memory
+        from corrnet.kernels import jit
+
+        if jit._warm_up_thread is not None:
+            jit._warm_up_thread.join()
     gc.collect()
     if reset_high_water_mark():
         before = read_status_kib("VmRSS")

@@ -148,6 +148,9 @@ _CHILD = textwrap.dedent("""
     import json, resource, sys, tracemalloc
     import corrnet
     from corrnet import datasets
+    from corrnet.kernels import jit
+    if jit._warm_up_thread is not None:   # numba's set-up, started at import: not the cases'
+        jit._warm_up_thread.join()
     cases, headroom = json.loads(sys.argv[1]), int(sys.argv[2])
     with open("/proc/self/status") as f:
         vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))

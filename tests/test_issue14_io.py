@@ -333,3 +333,15 @@ def test_import_corrnet_does_not_import_pillow():
     code = "import sys, corrnet; assert 'PIL' not in sys.modules; corrnet.io.ImageReadMode.RGB"
     env = {**os.environ, "PYTHONPATH": str(Path(corrnet.__file__).parents[1])}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize("suffix", ["png", "jpg", "tif", "bmp"])
+def test_issue14_load_of_an_image_file_says_to_read_it_as_an_image(tmp_path, suffix):
+    """`corrnet.load("x.jpg")` (a mistake the issue saw) names the format and the function."""
+    from PIL import Image
+
+    path = tmp_path / f"photo.{suffix}"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    with pytest.raises(RuntimeError, match=r"is a (PNG|JPEG|TIFF|BMP) image, not a corrnet "
+                                           r"save file: read it with corrnet.io.read_image"):
+        corrnet.load(path)

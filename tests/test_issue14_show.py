@@ -324,8 +324,8 @@ def test_cli_show_pictures_of_a_checkpoint(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["show", "kernels", "{tmp}/missing.npz"], "{tmp}/missing.npz: no such file"),
-    (["show", "features", "{ckpt}", "{tmp}/none.png"], "image {tmp}/none.png: no such file"),
-    (["show", "features", "{ckpt}", "{ckpt}"], "not a readable image"),
+    (["show", "features", "{ckpt}", "{tmp}/none.png"], "no such file: '{tmp}/none.png'"),
+    (["show", "features", "{ckpt}", "{ckpt}"], "cannot read '{ckpt}' as an image"),
     (["show", "features", "{ckpt}", "{img}", "--layer", "9"], "outputs [1, 84], not feature"),
     (["show", "receptive-field", "lenet", "--layer", "2", "--unit", "1;2"],
      "--unit '1;2': expected I,J"),

@@ -66,22 +66,20 @@ def add_parser(commands) -> None:
 
 
 def _read_gray(path):
-    """An image file as a grey uint8 array (H, W), read with Pillow (to become
-    corrnet.io.read_image once that module exists)."""
+    """An image file as a grey uint8 array (H, W) (`corrnet.io.read_array`; a 16-bit file is
+    brought to 8 bits: the network sees values in [0, 1] either way)."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
 
+    from corrnet import io
     from corrnet.show import ShowError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            gray = image.convert("L")
-    except FileNotFoundError:
-        raise ShowError(f"image {path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ShowError(f"image {path}: not a readable image ({err})") from None
-    return np.asarray(gray)
+        gray = io.read_array(path, mode="GRAY")[0]         # (H, W) uint8 or uint16
+    except (OSError, ValueError) as err:
+        raise ShowError(str(err)) from None                  # (it names the file)
+    if gray.dtype == np.uint16:
+        gray = np.rint(gray / 257).astype(np.uint8)         # 65535 / 257 = 255
+    return gray
 
 
 def _unit(text):

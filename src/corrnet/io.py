@@ -138,8 +138,9 @@ def _raw_mode(image) -> str:
 def _open(op: str, data: bytes, source: str, apply_exif_orientation: bool):
     """A loaded Pillow image, or a ValueError naming `source` and what Pillow said."""
     Image = _pillow()
+    buffer = _bytes_io.BytesIO(data)
     try:
-        image = Image.open(_bytes_io.BytesIO(data))
+        image = Image.open(buffer)
         rawmode = _raw_mode(image)
         image.load()  # decodes now: a truncated file fails here, not later
         if apply_exif_orientation:
@@ -147,7 +148,7 @@ def _open(op: str, data: bytes, source: str, apply_exif_orientation: bool):
 
             image = ImageOps.exif_transpose(image)
     except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError, zlib.error ...
-        what = str(err) or type(err).__name__
+        what = (str(err) or type(err).__name__).replace(f" {buffer!r}", "")  # (not the file)
         raise ValueError(f"{op}: cannot read {source} as an image (Pillow: {what})") from None
     if rawmode.startswith(("RGB;16", "RGBA;16")):
         warnings.warn(f"{op}: {source} has 16 bits per colour sample; Pillow reads it as "

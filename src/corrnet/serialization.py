@@ -539,5 +539,25 @@ def load(path, map_location=None, weights_only=True):
         raise LoadError(f"load: {path} is not a file corrnet.save wrote, or it was damaged or "
                         f"tampered with: {exc}") from None
     except _DAMAGE as exc:
+        image_format = _image_format(path)
+        if image_format is not None:
+            raise LoadError(f"load: {path} is a {image_format} image, not a corrnet save file: "
+                            f"read it with corrnet.io.read_image({str(path)!r})") from None
         raise LoadError(f"load: {path} is not a corrnet save file or is damaged "
                         f"({type(exc).__name__}: {exc}); re-create it with corrnet.save") from exc
+
+
+# the first bytes of the image files people hand to `load` by mistake
+_IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF",
+                     b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
+
+
+def _image_format(path) -> str | None:
+    """'PNG', 'JPEG', ... when the file starts as an image file does, else None."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(8)
+    except OSError:
+        return None
+    return next((name for signature, name in _IMAGE_SIGNATURES.items()
+                 if head.startswith(signature)), None)

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import pytest
+import scipy.ndimage
 import scipy.signal
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -151,6 +152,22 @@ def test_matches_lstsq_on_the_window_matrix(seed, c_in, c_out, kh, kw, extra_h, 
     n_total = c_out * (H - kh + 1) * (W - kw + 1)
     assert fit.n_equations == n_total
     np.testing.assert_allclose(fit.residual_rms, np.sqrt(rss / n_total), rtol=1e-9)
+    total = sum(float(((Y[o] - Y[o].mean()) ** 2).sum()) for o in range(c_out))
+    np.testing.assert_allclose(fit.r_squared, 1 - rss / total, rtol=1e-7, atol=1e-9)
+
+
+def test_a_y_that_is_no_linear_filter_of_x_is_called_a_poor_fit():
+    """A gradient magnitude is no correlation of X: whatever kernel the solve gives, the
+    fit explains little of Y and the report says so; an exact pair explains all of it."""
+    rng = np.random.default_rng(3)
+    X = scipy.ndimage.gaussian_filter(rng.random((80, 90)), 2)
+    magnitude = np.hypot(scipy.ndimage.sobel(X, 0), scipy.ndimage.sobel(X, 1))
+    poor = identify.identify_kernel(X, magnitude, kernel_size=3)
+    assert poor.r_squared < 0.9
+    assert "a poor fit" in str(poor)
+    exact = identify.identify_kernel(X, scipy.ndimage.sobel(X, 1), kernel_size=3)
+    assert exact.r_squared > 1 - 1e-9
+    assert "a poor fit" not in str(exact)
 
 
 def test_correlation_sums_equal_the_window_by_window_sums():

@@ -31,6 +31,9 @@ import numpy as np
 
 __all__ = ["KernelFit", "identify_kernel"]
 
+# `describe` calls a fit that explains less than this share of Y's variance poor
+POOR_FIT = 0.99
+
 # a problem with fewer than this many multiply-adds in A^T A is summed window by window
 _DIRECT_WORK = 1e8
 # windows per chunk when patches are built explicitly (chunk x p float64 in memory)
@@ -48,6 +51,9 @@ class KernelFit:
     kernel: (kh, kw) for 2-D images; (C_out, C_in, kh, kw) for (C, H, W) images; (C, kh, kw)
         with ``per_channel=True``. bias: a float, or one per output channel.
     residual_rms: the root mean square of Y - corr2d(X, K) - b over the windows used.
+    r_squared: the share of Y's variance (over those windows) that the fit explains; well
+        below 1 says that Y is not a linear filter of X (a gradient magnitude, a nonlinear
+        tone curve, a different picture) whatever kernel is printed.
     std_errors / bias_std_errors: sigma * sqrt(diag((A^T A)^-1)), sigma^2 = RSS / (N - rank);
         ``inf`` for a coefficient the data leave undetermined, ``nan`` when N == rank.
     rank, n_params: the rank of the window matrix A and its columns (per output channel).
@@ -75,6 +81,7 @@ class KernelFit:
     method: str = "closed"
     size_search: list = field(default_factory=list)
     gd: dict | None = None
+    r_squared: float = float("nan")
 
     def to_dict(self) -> dict:
         """Plain numbers and lists, for ``json.dumps`` (inf and nan become null)."""
@@ -121,6 +128,10 @@ def describe(fit: KernelFit) -> str:
         lines.append(f"residual RMS: {fit.residual_rms:.6g} over {fit.n_equations} windows"
                      + (f" ({fit.n_saturated} with a saturated output left out)"
                         if fit.n_saturated else ""))
+        lines.append(f"explains {fit.r_squared:.4%} of Y's variance"
+                     + ("" if not fit.r_squared < POOR_FIT else
+                        " -- a poor fit: Y is probably not a linear filter of X (a gradient "
+                        "magnitude, a nonlinear map, another picture?), whatever the kernel"))
         lines.append("standard errors:")
         lines.append(str(np.asarray(fit.std_errors)))
         lines.append(f"bias standard error: {fit.bias_std_errors}")
@@ -747,8 +758,20 @@ def identify_kernel(X, Y, kernel_size=None, *, bias=True, mode=None, per_channel
     if method == "gd":
         _gradient_descent(fit, x, y[:, top:top + Hv, left:left + Wv], kernel, bias_out, bias,
                           per_channel, two_d, keep, gd_lr, gd_max_steps, gd_tolerance)
+    fit.r_squared = _r_squared(y[:, top:top + Hv, left:left + Wv], keep, fit.residual_rms)
     fit.seconds = time.perf_counter() - start
     return fit
+
+
+def _r_squared(y_valid, keep, residual_rms: float) -> float:
+    """1 - RSS / TSS over the windows used, TSS about each output channel's mean: the share of
+    Y's variation the fitted filter explains (1 for an exact fit; NaN for a constant Y)."""
+    total = sum(float(np.sum((y_valid[o][keep[o]] - y_valid[o][keep[o]].mean()) ** 2))
+                for o in range(y_valid.shape[0]) if keep[o].any())
+    residual = residual_rms ** 2 * int(keep.sum())
+    if total == 0:
+        return 1.0 if residual == 0 else float("nan")
+    return 1.0 - residual / total
 
 
 def _check_matrix_size(n_in: int, kh: int, kw: int, limit_bytes: float = 2 * 2**30) -> None:

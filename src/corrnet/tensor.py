@@ -441,7 +441,8 @@ class Tensor:
             return self
         if self.requires_grad and dtype.is_floating_point:
             return ops.Cast.apply(self, dtype.numpy)
-        return _wrap(self._data.astype(dtype.numpy))
+        with np.errstate(over="ignore"):  # 65535 -> float16 is inf, silently as in PyTorch
+            return _wrap(self._data.astype(dtype.numpy))
 
     def clone(self) -> Tensor:
         return ops.Clone.apply(self)

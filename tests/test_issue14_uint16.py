@@ -409,3 +409,14 @@ def test_a_16_bit_image_filters_as_scipy_in_float32(tmp_path):
     # corrnet's boundary 'symm' (the default) is scipy.ndimage's 'reflect'
     expected = scipy.ndimage.gaussian_filter(pixels.astype(np.float64), 1.5, mode="reflect")
     np.testing.assert_allclose(got.numpy()[0], expected, rtol=1e-4, atol=1e-2)
+
+
+def test_save_image_refuses_pixels_it_would_saturate_as_torchvision_refuses_them(tmp_path):
+    deep = corrnet.full((1, 4, 4), 40000, dtype=corrnet.uint16)
+    with pytest.raises(RuntimeError):   # torchvision's save_image: grid.mul(255).add_(0.5)
+        torch.full((1, 4, 4), 200, dtype=torch.uint8).mul(255).add_(0.5)
+    for image, hint in ((deep, "/ 65535"), (deep.int().to(corrnet.uint8), "/ 255")):
+        with pytest.raises(ValueError, match=f"floats in \\[0, 1\\].*{image.dtype.name}.*"
+                                             f"write_png.*float\\(\\) {hint}"):
+            corrnet.utils.save_image(image, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

@@ -420,3 +420,24 @@ def test_save_image_refuses_pixels_it_would_saturate_as_torchvision_refuses_them
                                              f"write_png.*float\\(\\) {hint}"):
             corrnet.utils.save_image(image, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_16_bit_pair_identifies_its_kernel_with_the_clipped_pixels_left_out(tmp_path):
+    """read_image's uint16 tells identify_kernel the range (0..65535) that saturation clips
+    to; the pair is made with scipy.ndimage, so the kernel is known independently."""
+    rng = np.random.default_rng(16)
+    before = rng.integers(0, 65536, (40, 36)).astype(np.uint16)
+    kernel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])        # Sobel x, whole numbers
+    response = scipy.ndimage.correlate(before.astype(np.int64), kernel, mode="reflect")
+    after = np.clip(response // 4 + 30000, 0, 65535).astype(np.uint16)  # many pixels clipped
+    assert (after == 0).any() and (after == 65535).any()
+    exact = (response % 4 == 0)  # (// 4 rounds down elsewhere: keep the fit exact)
+    after[~exact] = 0            # leave those out too, as clipped
+    cv2.imwrite(str(tmp_path / "before.png"), before)
+    cv2.imwrite(str(tmp_path / "after.png"), after)
+    X, Y = io.read_image(tmp_path / "before.png"), io.read_image(tmp_path / "after.png")
+    assert X.dtype is Y.dtype is corrnet.uint16
+    fit = corrnet.identify_kernel(X[0], Y[0], (3, 3))
+    assert fit.identifiable
+    np.testing.assert_allclose(fit.kernel, kernel / 4, atol=1e-9)
+    assert abs(fit.bias - 30000) < 1e-6

@@ -334,6 +334,18 @@ def test_conv_and_pool_refuse_uint16_as_torch(op):
         call(corrnet)
 
 
+def test_corr2d_of_uint16_refuses_integer_sums_and_filters_in_float():
+    X = corrnet.tensor([[60000, 1, 2], [3, 4, 5]], dtype=corrnet.uint16)
+    for op in (corrnet.corr2d, corrnet.convolve2d):
+        with pytest.raises(NotImplementedError, match=f"{op.__name__}: .*uint16.*X.float"):
+            op(X, corrnet.tensor([[2, 1]], dtype=corrnet.uint16))
+        with pytest.raises(RuntimeError, match="promote UInt16 and Long"):   # as torch would
+            op(X, corrnet.tensor([[1, -1]]))
+    got = corrnet.corr2d(X, corrnet.tensor([[1., -1.]]))                     # float32 kernel
+    assert got.dtype is corrnet.float32
+    np.testing.assert_array_equal(got.numpy(), [[59999, -1], [-1, -1]])
+
+
 def test_promote_types_docstring_example_runs():
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)

@@ -1466,6 +1466,10 @@ def _filter2d(op, X, K, mode, boundary, fillvalue, flip):
     dtype = backend.result_type(X, K)
     if dtype is backend.bool_:
         dtype = backend.int64
+    if dtype is backend.uint16:  # (as conv2d: sums of products would wrap around at 65536)
+        raise NotImplementedError(f"{op}: not implemented for X and K of dtype torch.uint16 "
+                                  f"(X of shape {tuple(X.shape)}); convert X to float first: "
+                                  f"X.float()")
     x, k = X._cast(dtype), K._cast(dtype)
     if flip:  # convolution: the kernel turned by 180 degrees
         k = _Turn180.apply(k)

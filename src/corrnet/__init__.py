@@ -22,6 +22,7 @@ from .backend import (
     int64,
     set_default_dtype,
     uint8,
+    uint16,
 )
 from .functional import convolve2d, corr2d
 from .identify import KernelFit, identify_kernel

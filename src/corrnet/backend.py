@@ -28,7 +28,7 @@ class dtype:
 
     @property
     def is_signed(self) -> bool:
-        return self.name not in ("bool", "uint8")
+        return self.name not in ("bool", "uint8", "uint16")
 
     def __repr__(self) -> str:
         return f"torch.{self.name}"
@@ -41,6 +41,9 @@ BOOL, INT, FLOAT = 0, 1, 2
 
 bool_ = dtype("bool", np.bool_, BOOL, 1)
 uint8 = dtype("uint8", np.uint8, INT, 1)
+# uint16 is a "shell" dtype in PyTorch (for 16-bit image files): it holds and converts
+# values, but promotes with no other integer or bool dtype (see `promote_types`)
+uint16 = dtype("uint16", np.uint16, INT, 2)
 int8 = dtype("int8", np.int8, INT, 1)
 int16 = dtype("int16", np.int16, INT, 2)
 int32 = dtype("int32", np.int32, INT, 4)
@@ -49,7 +52,7 @@ float16 = dtype("float16", np.float16, FLOAT, 2)
 float32 = dtype("float32", np.float32, FLOAT, 4)
 float64 = dtype("float64", np.float64, FLOAT, 8)
 
-ALL_DTYPES = (bool_, uint8, int8, int16, int32, int64, float16, float32, float64)
+ALL_DTYPES = (bool_, uint8, uint16, int8, int16, int32, int64, float16, float32, float64)
 _BY_NUMPY = {d.numpy: d for d in ALL_DTYPES}
 _BY_NAME = {d.name: d for d in ALL_DTYPES}
 _ALIASES = {
@@ -58,6 +61,13 @@ _ALIASES = {
 }
 
 _default_float = float32
+
+# PyTorch's short names for dtypes, as its error messages print them ('Byte', 'UInt16')
+_TORCH_SHORT_NAMES = {
+    "bool": "Bool", "uint8": "Byte", "uint16": "UInt16", "int8": "Char", "int16": "Short",
+    "int32": "Int", "int64": "Long", "float16": "Half", "float32": "Float",
+    "float64": "Double",
+}
 
 
 def from_name(name: str) -> dtype:
@@ -121,7 +131,22 @@ def to_numpy_dtype(d) -> np.dtype:
 # ---------------------------------------------------------------------------------------------
 
 def promote_types(a: dtype, b: dtype) -> dtype:
-    """The smallest dtype both `a` and `b` convert to (bool < integer < floating point)."""
+    """The smallest dtype both `a` and `b` convert to (bool < integer < floating point).
+
+    As in PyTorch, uint16 promotes only with itself and the floating point dtypes:
+
+    >>> promote_types(uint16, float32)
+    torch.float32
+    >>> promote_types(uint16, int32)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    RuntimeError: Promotion for uint16, ... not supported, attempted to promote UInt16 and Int ...
+    """
+    if (a is uint16) != (b is uint16) and not (a.is_floating_point or b.is_floating_point):
+        raise RuntimeError(
+            "Promotion for uint16, uint32, uint64 types is not supported, attempted to "
+            f"promote {_TORCH_SHORT_NAMES[a.name]} and {_TORCH_SHORT_NAMES[b.name]} (convert "
+            "one operand first, e.g. with .int() or .float())")
     if a.category != b.category:
         return a if a.category > b.category else b
     return from_numpy_dtype(np.promote_types(a.numpy, b.numpy))
@@ -158,8 +183,10 @@ def result_type(*operands) -> dtype:
         if result is None:
             result = lower
         elif lower.category > result.category:
-            # a Python float with an int tensor gives the default float, not float64
-            result = lower if lower is zero_dims else _category_default(lower.category)
+            # a Python float with an int tensor gives the default float, not float64; a
+            # zero-dimensional tensor goes through promote_types, which refuses bool with uint16
+            result = (promote_types(result, lower) if lower is zero_dims
+                      else _category_default(lower.category))
     return result
 
 

@@ -88,15 +88,18 @@ def _ints(value, n: int, name: str, op: str, minimum: int,
 
 def _check_dtype(op: str, input, allowed: str, name: str = "input") -> None:
     """NotImplementedError (as PyTorch's kernels) where input's dtype has no kernel for op:
-    `allowed` is 'float' (floating point only), 'float+bool', 'float+int64' or 'not bool'."""
+    `allowed` is 'float' (floating point only), 'float+bool', 'float+int64' or 'not bool'
+    (nor uint16: PyTorch has no uint16 kernels for convolution or pooling; an integer
+    convolution there would wrap around at 65536)."""
     dtype = input.dtype
     ok = {"float": dtype.is_floating_point,
           "float+bool": dtype.is_floating_point or dtype == backend.bool_,
           "float+int64": dtype.is_floating_point or dtype == backend.int64,
-          "not bool": dtype != backend.bool_}[allowed]
+          "not bool": dtype not in (backend.bool_, backend.uint16)}[allowed]
     if not ok:
+        hint = "; convert it with .float() first" if dtype == backend.uint16 else ""
         raise NotImplementedError(f"{op}: not implemented for {name} of dtype {dtype} "
-                                  f"(shape {tuple(input.shape)})")
+                                  f"(shape {tuple(input.shape)}){hint}")
 
 
 def check_allocation(op: str, what: str, shape, dtype, because: str = "") -> None:
@@ -1463,6 +1466,10 @@ def _filter2d(op, X, K, mode, boundary, fillvalue, flip):
     dtype = backend.result_type(X, K)
     if dtype is backend.bool_:
         dtype = backend.int64
+    if dtype is backend.uint16:  # (as conv2d: sums of products would wrap around at 65536)
+        raise NotImplementedError(f"{op}: not implemented for X and K of dtype torch.uint16 "
+                                  f"(X of shape {tuple(X.shape)}); convert X to float first: "
+                                  f"X.float()")
     x, k = X._cast(dtype), K._cast(dtype)
     if flip:  # convolution: the kernel turned by 180 degrees
         k = _Turn180.apply(k)

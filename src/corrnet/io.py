@@ -7,12 +7,13 @@ and BMP go through Pillow, imported only when a file is read or written.
 Pixel types:
 
 * 8-bit files give ``uint8`` tensors (0..255), as torchvision.
-* 16-bit files (16-bit grayscale PNG or TIFF): torchvision >= 0.21 gives ``torch.uint16``.
-  corrnet has no uint16 dtype (PyTorch itself supports few operations on it), so the values
-  0..65535 come as ``int32`` — exact, and arithmetic works. The writers turn it around: a
-  uint8 tensor is written with 8 bits per sample, any other integer tensor (values 0..65535)
-  with 16. Pillow reads 16-bit *colour* PNGs as 8-bit RGB (a warning says so) and writes
-  16 bits for one channel only.
+* 16-bit files (16-bit grayscale PNG or TIFF) give ``uint16`` tensors (0..65535), as
+  torchvision >= 0.21. uint16 is a "shell" dtype in PyTorch: it converts, indexes and
+  saves, but promotes with no other integer dtype, so convert before arithmetic —
+  ``image.float()`` (exact for 0..65535) or ``image.int()``. The writers turn it around: a
+  uint8 tensor is written with 8 bits per sample, a uint16 tensor with 16 (so is any other
+  integer tensor holding 0..65535, such as int32). Pillow reads 16-bit *colour* PNGs as
+  8-bit RGB (a warning says so) and writes 16 bits for one channel only.
 * Float tensors are not pixels yet: ``corrnet.utils.save_image`` writes floats in [0, 1].
 
 >>> import corrnet
@@ -222,22 +223,26 @@ def read_array(path, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=False)
 
 
 def _tensor(array: np.ndarray):
+    """A (C, H, W) uint8 or uint16 array (or 1-D bytes) as a tensor of the same dtype."""
     from .tensor import from_numpy
 
-    if array.dtype == np.uint16:  # corrnet has no uint16 (see the module's notes)
-        array = array.astype(np.int32)
     return from_numpy(np.ascontiguousarray(array))
 
 
 def read_image(path, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=False):
-    """The image in file `path` as a (C, H, W) tensor: uint8, or int32 holding 0..65535 for
-    16-bit files (torchvision >= 0.21 gives uint16, a dtype corrnet lacks). `mode` converts
-    the channels (`ImageReadMode` or its name: "GRAY", "RGB", ...). PNG, JPEG, TIFF, BMP and
-    whatever else Pillow reads.
+    """The image in file `path` as a (C, H, W) tensor: uint8, or uint16 for 16-bit files (as
+    torchvision >= 0.21). `mode` converts the channels (`ImageReadMode` or its name: "GRAY",
+    "RGB", ...). PNG, JPEG, TIFF, BMP and whatever else Pillow reads.
 
     >>> corrnet.io.write_png(corrnet.full((1, 2, 3), 7, dtype=corrnet.uint8), "gray.png")
     >>> corrnet.io.read_image("gray.png", mode=corrnet.io.ImageReadMode.RGB)[:, 0, 0]
     tensor([7, 7, 7], dtype=torch.uint8)
+    >>> corrnet.io.write_png(corrnet.full((1, 2, 3), 40000, dtype=corrnet.uint16), "deep.png")
+    >>> deep = corrnet.io.read_image("deep.png")         # 16 bits per sample
+    >>> deep[0, 0]
+    tensor([40000, 40000, 40000], dtype=torch.uint16)
+    >>> deep.float().mean()                              # convert before arithmetic
+    tensor(40000.)
     """
     return _tensor(read_array(path, mode, apply_exif_orientation))
 
@@ -304,14 +309,15 @@ def _pixels(op: str, input, format: str) -> np.ndarray:
         if array.min() < 0 or array.max() > 65535:
             raise ValueError(f"{op}: an integer tensor other than uint8 is written with 16 bits "
                              f"per sample and must hold 0..65535; input ({array.dtype}) holds "
-                             f"{array.min()}..{array.max()}")
+                             f"{array.min()}..{array.max()}; clamp it, or convert to uint16 "
+                             f"yourself: input.clamp(0, 65535).to(corrnet.uint16)")
         bits, allowed = 16, _CHANNELS_16[format]
         array = array.astype(np.uint16)
     else:
-        raise ValueError(f"{op}: input must hold pixels: uint8 (8 bits) or another integer "
-                         f"dtype with values 0..65535 (16 bits), got {array.dtype}; for floats "
-                         f"in [0, 1] use corrnet.utils.save_image, or (x * 255 + 0.5).clamp(0, 255)"
-                         f".to(corrnet.uint8)")
+        raise ValueError(f"{op}: input must hold pixels: uint8 (8 bits) or uint16 (16 bits; "
+                         f"another integer dtype with values 0..65535 too), got {array.dtype}; "
+                         f"for floats in [0, 1] use corrnet.utils.save_image, or "
+                         f"(x * 255 + 0.5).clamp(0, 255).to(corrnet.uint8)")
     if channels not in allowed:
         kinds = " or ".join(_CHANNEL_NAMES[c] for c in allowed) if allowed else "nothing"
         hint = ""
@@ -369,8 +375,8 @@ def write_file(filename, data) -> None:
 
 def write_png(input, filename, compression_level=6) -> None:
     """Write a (C, H, W) image tensor to a PNG file, atomically: uint8 gives 8 bits per
-    sample (1 to 4 channels), another integer dtype with values 0..65535 gives a 16-bit
-    grayscale PNG.
+    sample (1 to 4 channels), uint16 (or another integer dtype holding values 0..65535)
+    gives a 16-bit grayscale PNG.
 
     >>> corrnet.io.write_png(corrnet.zeros(3, 2, 2, dtype=corrnet.uint8), "rgb.png")
     """

@@ -441,7 +441,8 @@ class Tensor:
             return self
         if self.requires_grad and dtype.is_floating_point:
             return ops.Cast.apply(self, dtype.numpy)
-        return _wrap(self._data.astype(dtype.numpy))
+        with np.errstate(over="ignore"):  # 65535 -> float16 is inf, silently as in PyTorch
+            return _wrap(self._data.astype(dtype.numpy))
 
     def clone(self) -> Tensor:
         return ops.Clone.apply(self)
@@ -1157,6 +1158,7 @@ class Tensor:
 
     def equal(self, other) -> bool:
         _check_tensor_argument("equal", "other", 1, other)
+        backend.promote_types(self.dtype, other.dtype)  # (refuses uint16 with int32, as PyTorch)
         return self.shape == other.shape and bool(np.array_equal(self._data, other._data))
 
     def allclose(self, other, rtol=1e-5, atol=1e-8, equal_nan=False) -> bool:
@@ -1978,7 +1980,8 @@ class Tensor:
 
 
 _LEGACY_NAMES = {
-    "bool": "BoolTensor", "uint8": "ByteTensor", "int8": "CharTensor", "int16": "ShortTensor",
+    "bool": "BoolTensor", "uint8": "ByteTensor", "uint16": "UInt16Tensor", "int8": "CharTensor",
+    "int16": "ShortTensor",
     "int32": "IntTensor", "int64": "LongTensor", "float16": "HalfTensor",
     "float32": "FloatTensor", "float64": "DoubleTensor",
 }
@@ -2039,6 +2042,27 @@ def _check_int_range(array: np.ndarray, dtype: backend.dtype, op: str) -> None:
                        f"overflow (got {bad})")
 
 
+def _wrap_negative_ints(data, array: np.ndarray, dtype: backend.dtype) -> np.ndarray:
+    """`array` (floats, from the Python numbers `data`) bound for the unsigned `dtype`, as
+    PyTorch converts it: a negative int wraps (-1 is 255 in uint8) but a negative float is
+    refused, though the list ``[-1, 2.5]`` made both floats in `array`."""
+    negative_float = next((v for v in _flat_numbers(data) if isinstance(v, float) and v < 0),
+                          None)
+    if negative_float is not None:
+        raise RuntimeError(f"tensor(): value cannot be converted to type {dtype.name} without "
+                           f"overflow (got {negative_float})")
+    modulus = np.iinfo(dtype.numpy).max + 1
+    return np.where(array < 0, array + modulus, array)  # (only ints are negative here)
+
+
+def _flat_numbers(data):
+    if isinstance(data, (list, tuple)):
+        for item in data:
+            yield from _flat_numbers(item)
+    else:
+        yield data
+
+
 def _legacy_short(dtype: backend.dtype) -> str:
     """PyTorch's short type name in messages: Float, Long, Half, Byte..."""
     return _LEGACY_NAMES[dtype.name].removesuffix("Tensor")
@@ -2047,7 +2071,7 @@ def _legacy_short(dtype: backend.dtype) -> str:
 def _c_type_name(dtype: backend.dtype) -> str:
     """The C++ type name PyTorch's overflow messages use ('int', 'uint8_t', 'c10::Half')."""
     return {"int32": "int", "int64": "long", "int16": "short", "int8": "int8_t",
-            "uint8": "uint8_t", "float16": "c10::Half", "float32": "float",
+            "uint8": "uint8_t", "uint16": "uint16_t", "float16": "c10::Half", "float32": "float",
             "float64": "double", "bool": "bool"}[dtype.name]
 
 
@@ -2630,6 +2654,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
         if target.category == backend.INT and not isinstance(data, Tensor) and not (
                 _contains_arrays(data)) and array.size:
             _check_int_range(array, target, "tensor")
+            if not target.is_signed and array.dtype.kind == "f" and array.min() < 0:
+                array = _wrap_negative_ints(data, array, target)
         array = array.astype(target.numpy)
     from_numpy_dtype(array.dtype)  # refuse unsupported dtypes (strings, complex...)
     t = _wrap(array)

@@ -101,7 +101,12 @@ def save_image(tensor, fp, format=None, **kwargs) -> None:
     from .. import io
 
     grid = make_grid(tensor, **kwargs).numpy()
-    if grid.dtype.kind not in "fiub":
+    if grid.dtype.kind in "iub":  # torchvision refuses these too (its in-place add of 0.5)
+        top = {"uint8": " / 255", "uint16": " / 65535"}.get(grid.dtype.name, "")
+        raise ValueError(f"save_image: expected floats in [0, 1], got a {grid.dtype} tensor "
+                         f"(scaled by 255 it would saturate); write pixels as they are with "
+                         f"corrnet.io.write_png, or scale them: tensor.float(){top}")
+    if grid.dtype.kind != "f":
         raise ValueError(f"save_image: expected real values, got {grid.dtype}")
     pixels = np.clip(grid * 255.0 + 0.5, 0, 255).astype(np.uint8)   # torchvision's mapping
     if format is None:

@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-# The test extras: pytest, hypothesis, ruff and torch==2.13.0 as the oracle.
+# The test extras: pytest, hypothesis, ruff, matplotlib, and torch==2.13.0 and OpenCV as oracles.
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import ast
 import doctest
+import gc
 import math
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from corrnet.kernels import device_conv, device_pool, namespace, pool, reference
+from corrnet.kernels import device_conv, device_pool, jit, namespace, pool, reference
 from corrnet.kernels.windows import make_window
 
 from pool_geometry import pool_windows_touch_input
@@ -303,6 +305,48 @@ def test_conv2d_memory_budget_splits_the_batch_and_the_rows():
     assert [c[0] for c in chunks] == [slice(0, 3), slice(3, 6), slice(6, 8)]
     assert device_conv.least_bytes is conv.least_bytes
     assert device_conv.supports(shapes[0], shapes[1], window, 1, np.float16, "grad_input")
+
+
+def _temporaries(call):
+    """(bytes of temporaries at the peak of call(), its result): tracemalloc's peak beyond
+    the memory traced before the call and the array it returns (test_memory_budget's way),
+    once numba's warm-up thread (jit.py), whose imports tracemalloc would count, is done."""
+    jit._wait_for_warm_up()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = call()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak - before - result.nbytes, result
+
+
+@pytest.mark.parametrize("budget", [2**16, 2**18])
+@pytest.mark.parametrize("geometry", [(1, 1, 1, 1), (2, 2, 2, 2)],
+                         ids=["3x3", "strided-dilated-grouped"])
+def test_conv2d_temporaries_stay_within_the_memory_budget(budget, geometry):
+    """Each pass holds at most `budget` bytes of temporaries (NumPy's buffers, measured by
+    tracemalloc; on a GPU the same arrays come from CuPy's memory pool)."""
+    stride, padding, dilation, groups = geometry
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 8, 24, 24), dtype=np.float32)
+    weight = rng.standard_normal((8, 8 // groups, 3, 3), dtype=np.float32)
+    window = make_window("conv2d", 24, 24, (3, 3), (stride, stride),
+                         ((padding, padding), (padding, padding)), (dilation, dilation))
+    grad = rng.standard_normal((4, 8, window.out_height, window.out_width), dtype=np.float32)
+    passes = {
+        "forward": lambda: device_conv.forward(x, weight, None, window, groups, budget),
+        "grad_input": lambda: device_conv.grad_input(grad, weight, window, groups, x.shape,
+                                                     budget),
+        "grad_weight": lambda: device_conv.grad_weight(grad, x, weight.shape, window, groups,
+                                                       budget),
+    }
+    for name, call in passes.items():
+        call()                           # (the first call imports modules: not temporaries)
+        used, _ = _temporaries(call)
+        assert used <= budget + 16 * 2**10, f"{name}: {used:,} bytes over a {budget:,} budget"
 
 
 def test_conv2d_empty_batch():

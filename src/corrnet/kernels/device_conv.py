@@ -26,8 +26,13 @@ budget allows, else bands of output rows of one image), each chunk in four steps
    kernel each, no atomics, no loop over pixels), as Chainer's col2im.
 
 Every dtype the CPU path takes: float32 and float64 as they are, float16 computed in float32
-and rounded once (as PyTorch's CPU kernels and functional's `_in_float32`), integers exactly
-(products and sums wrap around in the integer type, as PyTorch's).
+and rounded once (as PyTorch's CPU kernels and functional's `_in_float32`; those float32
+copies of the operands are outside the budget, as on the CPU), integers exactly (products
+and sums wrap around in the integer type, as PyTorch's).
+
+The memory budget counts what conv.chunk_bytes counts (the padded band, the unrolled
+windows, a chunk of output rows, weight-sized partial sums): on a GPU these come from CuPy's
+memory pool, which keeps freed blocks for reuse, so a pass holds the same peak there.
 
 >>> import numpy as np
 >>> from corrnet.kernels.windows import make_window

@@ -9,7 +9,10 @@ against an array namespace so that CuPy runs them on a GPU, checked here on the 
   NumPy's own functions and any mixing with host arrays: a NumPy-only call, or a host array
   created inside a kernel, fails here as it would on a GPU;
 * by reading the modules: NumPy itself is used there for dtype metadata only, and CuPy is
-  never imported.
+  never imported;
+* on a GPU, where CuPy and one are there (the lent machine: not in CI, and not in the
+  session that wrote this), the same hypothesis tests also run the kernels with CuPy's
+  namespace (`MODES`).
 
 PyTorch's CPU build is the oracle (its CUDA build is not installed here); integer-valued
 float inputs make every sum exact, so that results compare exactly whatever the order of
@@ -124,6 +127,30 @@ class _Namespace:
 strict = _Namespace()
 
 
+def _cupy_modes() -> list[str]:
+    """["cupy"] where CuPy and a GPU are there (the lent GPU machine), else []."""
+    try:
+        import cupy
+        return ["cupy"] if cupy.cuda.runtime.getDeviceCount() > 0 else []
+    except Exception:   # noqa: BLE001  (no CuPy, no driver, no device)
+        return []
+
+
+# numpy: NumPy's namespace found from the arrays (xp=None); strict: the stand-in above;
+# cupy: CuPy's on the GPU, where there is one
+MODES = ["numpy", "strict", *_cupy_modes()]
+
+
+def _mode(name):
+    """(xp, host -> device, device -> host) of a mode."""
+    if name == "numpy":
+        return None, np.asarray, np.asarray
+    if name == "strict":
+        return strict, on_device, to_host
+    import cupy
+    return cupy, cupy.asarray, cupy.asnumpy
+
+
 def on_device(a):
     return None if a is None else np.array(a).view(DeviceArray)
 
@@ -203,7 +230,7 @@ def conv_problems(draw):
                 stride=stride, padding=padding, dilation=dilation, groups=groups, dtype=dtype,
                 bias=draw(st.booleans()),
                 budget=draw(st.sampled_from([1, 3000, 2**30])),   # 1: one row per chunk
-                strict=draw(st.booleans()), seed=draw(st.integers(0, 2**32 - 1)))
+                mode=draw(st.sampled_from(MODES)), seed=draw(st.integers(0, 2**32 - 1)))
 
 
 def _conv_window(p):
@@ -213,10 +240,13 @@ def _conv_window(p):
 
 
 def _run(function, p, *arrays, **kwargs):
-    """function(*arrays, ...) through the strict namespace or with NumPy's (xp=None)."""
-    if p["strict"]:
-        return to_host(function(*map(on_device, arrays), xp=strict, **kwargs))
-    return function(*arrays, xp=None, **kwargs)
+    """function(*arrays, ..., xp=...) in the problem's mode (`MODES`), the results brought
+    back to the host."""
+    xp, up, down = _mode(p["mode"])
+    results = function(*(None if a is None else up(a) for a in arrays), xp=xp, **kwargs)
+    if isinstance(results, tuple):
+        return tuple(None if r is None else down(r) for r in results)
+    return down(results)
 
 
 @settings(max_examples=60, deadline=None)
@@ -379,7 +409,7 @@ def pool_problems(draw, kind):
                 ceil_mode=ceil_mode, dtype=draw(st.sampled_from(dtypes)),
                 count_include_pad=draw(st.booleans()),
                 divisor_override=draw(st.sampled_from([None, None, 1, 3])),
-                strict=draw(st.booleans()), seed=draw(st.integers(0, 2**32 - 1)))
+                mode=draw(st.sampled_from(MODES)), seed=draw(st.integers(0, 2**32 - 1)))
 
 
 def _pool_window(p, op):
@@ -407,15 +437,11 @@ def test_max_pool2d_forward_indices_and_gradient_match_torch(p):
     tx = torch.tensor(x, requires_grad=floating)
     expected, expected_indices = T.max_pool2d(tx, p["kernel"], p["stride"], p["padding"],
                                               p["dilation"], p["ceil_mode"], True)
-    if p["strict"]:
-        out, winner = device_pool.max_pool2d_forward(on_device(x), window, True, xp=strict)
-        indices = to_host(device_pool.max_pool2d_indices(winner, window, xp=strict))
-        out, winner = to_host(out), to_host(winner)
-        alone = to_host(device_pool.max_pool2d_forward(on_device(x), window, xp=strict)[0])
-    else:
-        out, winner = device_pool.max_pool2d_forward(x, window, True)
-        indices = device_pool.max_pool2d_indices(winner, window)
-        alone = device_pool.max_pool2d_forward(x, window)[0]
+    out, winner = _run(lambda a, xp: device_pool.max_pool2d_forward(a, window, True, xp=xp),
+                       p, x)
+    indices = _run(lambda w, xp: device_pool.max_pool2d_indices(w, window, xp=xp), p, winner)
+    alone, none = _run(lambda a, xp: device_pool.max_pool2d_forward(a, window, xp=xp), p, x)
+    assert none is None
     assert out.dtype == alone.dtype == dtype and indices.dtype == np.int64
     np.testing.assert_array_equal(out, expected.detach().numpy(), err_msg=str(p))
     np.testing.assert_array_equal(alone, out, err_msg=f"without winners {p}")

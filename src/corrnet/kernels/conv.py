@@ -476,7 +476,7 @@ def _col2im_band_kernel(col, image_grad, first_row, sh, sw, dh, dw, top, left):
 def _chunks(x_shape, weight_shape, window: Window2d, dtype, budget: int):
     """Yield (batch slice, output-row slice) pieces whose temporaries (`chunk_bytes`) stay
     within `budget` bytes: as many whole images as fit, else bands of output rows of one
-    image (one row at least)."""
+    image (one row at least); a `banded` layer in cache-sized bands of one image."""
     n, out_height = x_shape[0], window.out_height
 
     def fits(images, rows):
@@ -492,6 +492,25 @@ def _chunks(x_shape, weight_shape, window: Window2d, dtype, budget: int):
             for top in range(0, out_height, rows):
                 yield slice(image, image + 1), slice(top, min(out_height, top + rows))
         return
+    yield from budget_chunks(x_shape, weight_shape, window, dtype, budget)
+
+
+def budget_chunks(x_shape, weight_shape, window: Window2d, dtype, budget: int):
+    """Yield (batch slice, output-row slice) pieces whose temporaries (`chunk_bytes`) stay
+    within `budget` bytes, as large as that allows: as many whole images as fit, else bands
+    of output rows of one image (one row at least). (`_chunks` without the cache-sized bands;
+    the device kernels, device_conv.py, chunk this way.)
+
+    >>> from corrnet.kernels.windows import make_window
+    >>> w = make_window("conv2d", 8, 8, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1))
+    >>> list(budget_chunks((4, 2, 8, 8), (3, 2, 3, 3), w, "float32", 2**20))
+    [(slice(0, 4, None), slice(0, 8, None))]
+    """
+    n, out_height = x_shape[0], window.out_height
+
+    def fits(images, rows):
+        return chunk_bytes(images, rows, x_shape, weight_shape, window, dtype) <= budget
+
     if fits(1, out_height):
         step = 1
         while step < n and fits(min(n, 2 * step), out_height):

@@ -1,0 +1,171 @@
+"""Max and average pooling on any array namespace: CuPy's on a GPU, NumPy's in CI.
+
+How it will be plugged in (not yet: the device layer is being built beside it). The
+functions have pool.py's interface (`max_pool2d_forward(x, window, find_winner)` ->
+(out, winner), `max_pool2d_indices`, `max_pool2d_backward`, `avg_pool2d_forward`,
+`avg_pool2d_backward`) and the same results; functional's pooling Functions will call these
+instead of pool.py's for arrays that live on a CUDA device (the arrays' namespace,
+`namespace.namespace_of`, runs them; or the device layer passes ``xp=``). Never imports CuPy.
+
+Every pass is whole-array operations over the kh*kw shifted views of the padded input
+(windows.shifted_views: strided slices, no copies), never a loop over pixels: on a GPU,
+a few elementwise kernels per kernel offset. Max pooling pads with the dtype's lowest value
+(-inf for floats) and follows PyTorch's CPU kernel: each window starts at the lowest value
+with its first cell inside the input as winner, and a cell replaces the winner where
+``value > best or isnan(value)``, offsets in row-major order: a tie keeps the first maximum,
+NaN wins (the last NaN), padding never wins. Backward, each offset's view of a zero padded
+gradient gets the gradients of the windows that offset won (one add per offset: no two
+windows of one offset share a cell, so no atomics and a fixed order of the sums).
+
+>>> import numpy as np
+>>> from corrnet.kernels.windows import make_window
+>>> w = make_window("max_pool2d", 2, 3, (2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1))
+>>> out, winner = max_pool2d_forward(np.array([[[[1., 5, 5], [2, 0, 3]]]]), w, True)
+>>> out.tolist(), winner.tolist()
+([[[[5.0, 5.0]]]], [[[[1, 0]]]])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .namespace import namespace_of
+from .pool import _lowest, _winner_dtype
+from .windows import Window2d, shifted_views, unpad
+
+
+def _accumulator(dtype):
+    """The dtype average pooling sums in: float16 in float32 (rounded once), other floats
+    as they are, integers in int64 (then divided as C does, truncating toward zero)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float16:
+        return np.dtype(np.float32)
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.int64)
+
+
+def _pad(xp, x, window: Window2d, value):
+    """x (N, C, H, W) padded to the extent the windows reach (ceil_mode's overhang
+    included), with `value`; x itself where there is nothing to pad."""
+    (top, _), (left, _) = window.padding
+    height, width = window.height, window.width
+    if (window.padded_height, window.padded_width) == (height, width):
+        return x
+    padded = xp.full((*x.shape[:2], window.padded_height, window.padded_width), value,
+                     dtype=x.dtype)
+    padded[:, :, top:top + height, left:left + width] = x
+    return padded
+
+
+def _first_offsets(xp, out: int, size: int, kernel: int, stride: int, dilation: int,
+                   before: int):
+    """Along one axis, for each output position: the first kernel offset whose cell lies at
+    or after the input's start (clamped to the last offset), on the device."""
+    start = xp.arange(out) * stride - before               # coordinate of offset 0
+    return xp.minimum(xp.maximum(-(start // dilation), 0), kernel - 1)
+
+
+def first_inside(xp, window: Window2d):
+    """(H_out, W_out): each window's first kernel offset inside the input, the winner
+    PyTorch starts from (and keeps where every input cell is the lowest value).
+
+    >>> from corrnet.kernels.windows import make_window
+    >>> w = make_window("max_pool2d", 3, 3, (2, 2), (2, 2), ((1, 1), (1, 1)), (1, 1))
+    >>> first_inside(np, w).tolist()
+    [[3, 2], [1, 0]]
+    """
+    (top, _), (left, _) = window.padding
+    (kh, kw), (sh, sw), (dh, dw) = window.kernel, window.stride, window.dilation
+    rows = _first_offsets(xp, window.out_height, window.height, kh, sh, dh, top)
+    cols = _first_offsets(xp, window.out_width, window.width, kw, sw, dw, left)
+    return (rows[:, None] * kw + cols[None, :]).astype(_winner_dtype(window))
+
+
+def max_pool2d_forward(x, window: Window2d, find_winner: bool = False, xp=None):
+    """Return (out, winner): out (N, C, H_out, W_out) each window's maximum (NaN
+    propagates); with `find_winner`, winner (same shape, uint8, or uint32 for kernels of
+    more than 256 cells) each window's winning kernel offset i*kw + j, else None.
+
+    Per kernel offset: a comparison (`xp.greater`, `xp.isnan`) and two `xp.where`
+    (one without `find_winner`: `xp.maximum`); CuPy: elementwise kernels.
+    """
+    xp = xp or namespace_of(x)
+    lowest = _lowest(x.dtype)
+    padded = _pad(xp, x, window, lowest)
+    shape = (*x.shape[:2], window.out_height, window.out_width)
+    out = xp.full(shape, lowest, dtype=x.dtype)
+    if not find_winner:
+        for _, view in shifted_views(padded, window):
+            out = xp.maximum(out, view)
+        return out, None
+    winner = xp.ascontiguousarray(xp.broadcast_to(first_inside(xp, window), shape))
+    floating = np.issubdtype(x.dtype, np.floating)
+    for k, (_, view) in enumerate(shifted_views(padded, window)):
+        wins = view > out
+        if floating:
+            wins |= xp.isnan(view)
+        out = xp.where(wins, view, out)
+        winner = xp.where(wins, winner.dtype.type(k), winner)
+    return out, winner
+
+
+def max_pool2d_indices(winner, window: Window2d, xp=None):
+    """The flat input index (row * W + col, per (n, c) plane) of each window's winner, as
+    PyTorch's return_indices: int64, shape (N, C, H_out, W_out).
+
+    >>> from corrnet.kernels.windows import make_window
+    >>> w = make_window("max_pool2d", 2, 3, (2, 2), (1, 1), ((0, 0), (0, 0)), (1, 1))
+    >>> max_pool2d_indices(np.array([[[[1, 0]]]], np.uint8), w).tolist()
+    [[[[1, 1]]]]
+    """
+    xp = xp or namespace_of(winner)
+    winner = winner.astype(np.int64)
+    kw = window.kernel[1]
+    (sh, sw), (dh, dw) = window.stride, window.dilation
+    (top, _), (left, _) = window.padding
+    rows = xp.arange(window.out_height)[:, None] * sh - top + (winner // kw) * dh
+    cols = xp.arange(window.out_width) * sw - left + (winner % kw) * dw
+    return rows * window.width + cols
+
+
+def max_pool2d_backward(grad_out, winner, window: Window2d, x_shape, xp=None):
+    """grad_x (x_shape): each window's gradient added to its winner cell. One masked add
+    per kernel offset into a zero padded buffer (`xp.where`; CuPy: elementwise kernels);
+    a window with no cell inside the input sends its gradient into the padding, dropped."""
+    xp = xp or namespace_of(grad_out)
+    n, c = x_shape[:2]
+    padded = xp.zeros((n, c, window.padded_height, window.padded_width), dtype=grad_out.dtype)
+    zero = xp.zeros((), dtype=grad_out.dtype)
+    for k, (_, view) in enumerate(shifted_views(padded, window)):
+        view += xp.where(winner == k, grad_out, zero)
+    return xp.ascontiguousarray(unpad(padded, window))
+
+
+def avg_pool2d_forward(x, window: Window2d, divisor, xp=None):
+    """Each window's sum (padding adds nothing) over `divisor` (H_out, W_out; a host array
+    of window geometry is copied to the device once, `xp.asarray`). Floats divide (float16
+    summed in float32), integers divide truncating toward zero (as PyTorch)."""
+    xp = xp or namespace_of(x)
+    work = _accumulator(x.dtype)
+    padded = _pad(xp, x, window, 0)
+    total = xp.zeros((*x.shape[:2], window.out_height, window.out_width), dtype=work)
+    for _, view in shifted_views(padded, window):
+        total += view
+    divisor = xp.asarray(divisor)
+    if np.issubdtype(work, np.floating):
+        return (total / divisor.astype(work)).astype(x.dtype, copy=False)
+    quotient = xp.abs(total) // divisor.astype(work)
+    return (xp.sign(total) * quotient).astype(x.dtype, copy=False)
+
+
+def avg_pool2d_backward(grad_out, divisor, window: Window2d, x_shape, xp=None):
+    """grad_x (x_shape): each window's share grad_out / divisor added to its cells inside
+    the input; one strided add per kernel offset into a zero padded buffer (float16 in
+    float32, rounded once)."""
+    xp = xp or namespace_of(grad_out)
+    work = _accumulator(grad_out.dtype)
+    share = grad_out.astype(work, copy=False) / xp.asarray(divisor).astype(work)
+    n, c = x_shape[:2]
+    padded = xp.zeros((n, c, window.padded_height, window.padded_width), dtype=work)
+    for _, view in shifted_views(padded, window):
+        view += share
+    return xp.ascontiguousarray(unpad(padded, window)).astype(grad_out.dtype, copy=False)

@@ -53,9 +53,9 @@ def manual_seed(seed: int) -> None:
     generator that ``corrnet.manual_seed`` seeds, so with CUDA available this seeds that
     generator; without CUDA it does nothing, as PyTorch's (so CPU draws are unchanged)."""
     if devices.is_available():
-        from . import tensor
+        from .tensor import manual_seed as seed_host
 
-        tensor.manual_seed(seed)
+        seed_host(seed)
 
 
 manual_seed_all = manual_seed

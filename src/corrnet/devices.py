@@ -115,12 +115,16 @@ CPU = device("cpu")
 # ---------------------------------------------------------------------------------------------
 
 _cuda = None  # (namespace module or None, device count, name), found on first use
+# the CUDA array class (None until found): no device array exists before `_find_cuda` runs,
+# so `is_device_array` is one comparison and one isinstance check
+_array_type = None
 
 
 def _find_cuda():
-    global _cuda
+    global _cuda, _array_type
     if _cuda is None:
         _cuda = _probe()
+        _array_type = None if _cuda[0] is None else _cuda[0].ndarray
     return _cuda
 
 
@@ -146,8 +150,8 @@ def _probe():
 
 def reset() -> None:
     """Look for CuPy / the stand-in again (tests change ``CORRNET_STANDIN_CUDA``)."""
-    global _cuda, _current
-    _cuda = None
+    global _cuda, _current, _array_type
+    _cuda = _array_type = None
     _current = 0
 
 
@@ -250,17 +254,14 @@ def device_of(array) -> device:
 
 
 def _device_index(array):
-    namespace = cuda_namespace()
-    if namespace is None:
+    if _array_type is None or not isinstance(array, _array_type):
         return None
-    if library() == "standin":
-        return array.device_index if isinstance(array, namespace.ndarray) else None
-    return array.device.id if isinstance(array, namespace.ndarray) else None
+    return array.device_index if library() == "standin" else array.device.id
 
 
 def is_device_array(array) -> bool:
     """Whether `array` is a CUDA array (CuPy's or the stand-in's)."""
-    return not isinstance(array, np.ndarray) and _device_index(array) is not None
+    return _array_type is not None and isinstance(array, _array_type)
 
 
 def namespace(dev):

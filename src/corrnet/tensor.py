@@ -2336,7 +2336,8 @@ def _masks_only(index) -> bool:
 
 def _is_array(item) -> bool:
     """Whether an index item is an array (NumPy's or a CUDA device's)."""
-    return isinstance(item, np.ndarray) or devices.is_device_array(item)
+    return isinstance(item, np.ndarray) or (
+        devices._array_type is not None and isinstance(item, devices._array_type))
 
 
 def _dims_named(item) -> int:

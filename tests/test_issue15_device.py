@@ -232,9 +232,13 @@ def _same(cpu, dev):
     lambda a, b: cn.cat([a, b], 1), lambda a, b: cn.stack([a, b]),
     lambda a, b: cn.where(a > b, a, b), lambda a, b: a.clamp(0.2, 0.8),
     lambda a, b: a.to(cn.float64) + 1, lambda a, b: a.flatten().cumsum(0),
+    lambda a, b: a.topk(2, 1).values + a.topk(2, 1).indices,
+    lambda a, b: a.scatter(1, cn.tensor([[0], [3], [1]], device=a.device), 1.0),
+    lambda a, b: F.pad(a, (1, 2), value=0.5), lambda a, b: a.masked_fill(a > b, -1.0),
+    lambda a, b: a.sort(1).values + a.argsort(0), lambda a, b: a.gather(1, (b * 3).long()),
 ], ids=["arith", "div", "compare", "unary", "pow", "sum", "mean", "max", "argmax", "var",
         "softmax", "matmul", "slice", "mask", "index", "view", "cat", "stack", "where",
-        "clamp", "cast", "cumsum"])
+        "clamp", "cast", "cumsum", "topk", "scatter", "pad", "masked_fill", "sort", "gather"])
 def test_ops_on_the_device_match_the_cpu(op, cuda):
     rng = np.random.default_rng(0)
     a, b = rng.random((3, 4)).astype(np.float32), rng.random((3, 4)).astype(np.float32)
@@ -302,3 +306,18 @@ def test_sigmoid_and_tanh_layers_on_the_device(cuda):
         results.append((y, x.grad))
     for cpu, dev in zip(*results, strict=True):
         _same(cpu, dev)
+
+
+def test_dropout_fill_and_copy_across_devices(cuda):
+    x = cn.ones(4, 6, device="cuda")
+    cn.manual_seed(0)
+    dropped = cnn.Dropout(0.5)(x)
+    cn.manual_seed(0)
+    _same(cnn.Dropout(0.5)(cn.ones(4, 6)), dropped)
+    y = x.clone().fill_(2.0)
+    assert y.is_cuda and y.sum().item() == 48.0 and x.clone().zero_().sum().item() == 0.0
+    z = cn.zeros(2, device="cuda")
+    z.copy_(cn.tensor([1.0, 2.0]))  # CPU -> device, as PyTorch's copy_ across devices
+    host = cn.zeros(2)
+    host.copy_(z)
+    assert z.is_cuda and host.tolist() == [1.0, 2.0] and not host.is_cuda

@@ -1403,7 +1403,7 @@ class Scatter(Function):
         own = tuple(np.arange(n).reshape([n if d == i else 1 for d in range(index.ndim)])
                     for i, n in enumerate(index.shape))
         ctx.src_part = own
-        values = np.broadcast_to(src, index.shape) if np.ndim(src) == 0 else src[own]
+        values = src if np.ndim(src) == 0 else src[own]  # (a scalar broadcasts in the writes)
         out = a.copy()
         if add:
             np.add.at(out, where, values)

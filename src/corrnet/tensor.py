@@ -604,9 +604,11 @@ class Tensor:
                 f"{_LEGACY_NAMES[self.dtype.name].removesuffix('Tensor')}"
             )
         self._check_writeable()
+        source = result._data
+        if isinstance(source, np.ndarray) != isinstance(self._data, np.ndarray):
+            source = devices.to_device(source, self.device)  # copy_ across devices, fill_
         try:
-            np.copyto(self._data, np.broadcast_to(result._data, self._data.shape),
-                      casting="unsafe")
+            np.copyto(self._data, np.broadcast_to(source, self._data.shape), casting="unsafe")
         except ValueError as err:
             raise RuntimeError(
                 f"in-place operation: a result of shape {tuple(result.shape)} cannot be written "
@@ -762,6 +764,9 @@ class Tensor:
 
     def copy_(self, src) -> Tensor:
         src = src if isinstance(src, Tensor) else _wrap(_fill_array(src, self.dtype, "copy_"))
+        if not (isinstance(src._data, np.ndarray) and isinstance(self._data, np.ndarray)) and (
+                src.device != self.device):
+            src = src.to(self.device)  # copy_ crosses devices, as PyTorch's
         try:
             expanded = src.expand(tuple(self.shape))
         except RuntimeError as err:
@@ -1610,7 +1615,8 @@ class Tensor:
             raise RuntimeError(f"selected index k out of range: topk(k={k}) along dim {dim} "
                                f"of a tensor of shape {tuple(self.shape)}")
         order = self._sort_indices(axis, descending=largest)
-        indices = order if self.dim() == 0 else np.take(order, np.arange(k), axis=axis)
+        indices = order if self.dim() == 0 else np.take(order, np.arange(k, like=order),
+                                                         axis=axis)
         return topk_result(self._take_along(ops.Topk, indices, axis), _wrap(indices))
 
     def masked_fill(self, mask, value):

@@ -226,6 +226,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
         keep = _rng().random(input._data.shape, dtype=np.float64 if np_dtype == np.float64
                              else np.float32) < 1.0 - p
         mask = keep * np.asarray(1.0 / (1.0 - p), dtype=np_dtype)
+    if not isinstance(input._data, np.ndarray):  # drawn on the host, then sent over
+        mask = _devices.to_device(mask, input.device)
     out = input * _wrap(mask)
     return input._inplace(out) if inplace else out
 
@@ -947,7 +949,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
                            f"(got input of shape {tuple(input.shape)})")
     if not input.dtype.is_floating_point and p != 1:
         raise RuntimeError(f"dropout2d: expected a floating point input, got {input.dtype}")
-    out = input * _wrap(_feature_mask(input, p))
+    out = input * _wrap(_devices.to_device(_feature_mask(input, p), input.device))
     return input._inplace(out) if inplace else out
 
 

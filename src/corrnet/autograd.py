@@ -328,6 +328,14 @@ def _as_array(value):
     return devices.as_array(value)
 
 
+def _like(array):
+    """The ``like=`` argument that makes a new array on `array`'s device: None (NumPy) for a
+    host array or a number, the array itself on a device."""
+    if isinstance(array, np.ndarray) or not hasattr(array, "__array_function__"):
+        return None
+    return array
+
+
 def _device_operands(arrays, op: str) -> list:
     """The operands of an op with one on a CUDA device: all on one device (PyTorch's error
     otherwise), 0-d host arrays (CPU scalar tensors, Python numbers) as NumPy scalars, which

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import devices
-from .autograd import Function, _as_array
+from .autograd import Function, _as_array, _like
 from .kernels import activation
 
 
@@ -149,7 +149,7 @@ class Pow(Function):
         if ctx.bool_exponent and _needs(ctx, 0):
             Pow.backward(ctx, grad._data)  # raises PyTorch's error
         with np.errstate(divide="ignore", invalid="ignore"):
-            zero = np.zeros((), dtype=grad._data.dtype, like=grad._data)
+            zero = np.zeros((), dtype=grad._data.dtype, like=_like(grad._data))
             grad_a = grad * b * a ** (b - 1)
             if np.any(b_array == 0):  # d/da a**0 is 0, even at a == 0
                 grad_a = _where(np.broadcast_to(b_array == 0, grad_a.shape), zero, grad_a)
@@ -396,7 +396,7 @@ class Relu(Function):
         # PyTorch's threshold_backward: 0 where out <= 0, else the gradient as it is (a NaN
         # input passes its gradient on; an inf gradient at out = 0 gives 0, not NaN)
         (out,) = ctx.saved_arrays
-        return np.where(out <= 0, np.zeros((), dtype=grad.dtype, like=grad), grad)
+        return np.where(out <= 0, np.zeros((), dtype=grad.dtype, like=_like(grad)), grad)
 
     jvp = backward  # the mask is constant where relu is differentiable
 
@@ -418,7 +418,7 @@ class Clamp(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved_arrays
-        inside = np.ones(a.shape, dtype=bool, like=a)
+        inside = np.ones(a.shape, dtype=bool, like=_like(a))
         if ctx.low is not None:
             inside &= a >= ctx.low
         if ctx.high is not None:
@@ -454,7 +454,7 @@ class Extremum(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         share_a, share_b = Extremum.backward(
-            ctx, np.ones((), dtype=grad._data.dtype, like=grad._data))
+            ctx, np.ones((), dtype=grad._data.dtype, like=_like(grad._data)))
         return grad * _const(share_a), grad * _const(share_b)
 
     @staticmethod
@@ -470,12 +470,12 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        zero = np.zeros((), dtype=grad.dtype, like=grad)
+        zero = np.zeros((), dtype=grad.dtype, like=_like(grad))
         return None, np.where(ctx.condition, grad, zero), np.where(ctx.condition, zero, grad)
 
     @staticmethod
     def backward_graph(ctx, grad):
-        zero = np.zeros((), dtype=grad._data.dtype, like=grad._data)
+        zero = np.zeros((), dtype=grad._data.dtype, like=_like(grad._data))
         return None, Where.apply(ctx.condition, grad, zero), Where.apply(ctx.condition, zero, grad)
 
 
@@ -506,11 +506,11 @@ class Overwrite(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return np.zeros(ctx.shape, dtype=grad.dtype, like=grad), grad
+        return np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad)), grad
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return _const(np.zeros(ctx.shape, dtype=grad._data.dtype, like=grad._data)), grad
+        return _const(np.zeros(ctx.shape, dtype=grad._data.dtype, like=_like(grad._data))), grad
 
 
 class RandomSample(Function):
@@ -524,11 +524,12 @@ class RandomSample(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return (None, *(np.zeros(shape, dtype=grad.dtype, like=grad) for shape in ctx.shapes))
+        return (None, *(np.zeros(shape, dtype=grad.dtype, like=_like(grad))
+                        for shape in ctx.shapes))
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (None, *(_const(np.zeros(shape, dtype=grad._data.dtype, like=grad._data))
+        return (None, *(_const(np.zeros(shape, dtype=grad._data.dtype, like=_like(grad._data)))
                         for shape in ctx.shapes))
 
 
@@ -573,7 +574,7 @@ def _products_in_order(a, b):
     changes the last bit of a float32 result often enough that the book's check of a 1x1
     convolution written as a matrix product against the same convolution as a loop of
     products (sum of differences < 1e-6) fails on corrnet's default random draws."""
-    out = np.zeros((a.shape[0], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype), like=a)
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype), like=_like(a))
     for i in range(a.shape[1]):
         out += a[:, i:i + 1] * b[i:i + 1, :]
     return out
@@ -691,7 +692,7 @@ class Mean(Function):
         ctx.count = a.size if axes is None else int(np.prod([a.shape[i] for i in axes]))
         if ctx.count == 0:  # the mean of nothing is NaN, silently (as PyTorch)
             shape = np.sum(a, axis=axes, keepdims=keepdim).shape
-            return np.full(shape, np.nan, dtype=a.dtype, like=a)
+            return np.full(shape, np.nan, dtype=a.dtype, like=_like(a))
         with np.errstate(over="ignore", invalid="ignore"):
             return _as_array(np.mean(a, axis=axes, keepdims=keepdim)).astype(a.dtype,
                                                                                copy=False)
@@ -736,7 +737,7 @@ class Prod(Function):
             if not np.any(a == 0):
                 return grad * (out / a)
             flat = a.reshape(-1) if axis is None else np.moveaxis(a, axis, -1)
-            ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype, like=a)
+            ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype, like=_like(a))
             left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
             right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1),
                                axis=-1)[..., ::-1]
@@ -765,7 +766,7 @@ class MaxAll(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         return grad * _const(MaxAll.backward(
-            ctx, np.ones((), dtype=grad._data.dtype, like=grad._data)))
+            ctx, np.ones((), dtype=grad._data.dtype, like=_like(grad._data))))
 
     @staticmethod
     def grad_fn_name(ctx):
@@ -784,7 +785,7 @@ class MaxDim(Function):
     @staticmethod
     def backward(ctx, grad):
         g = grad if ctx.keepdim else np.expand_dims(grad, ctx.axis)
-        out = np.zeros(ctx.shape, dtype=grad.dtype, like=grad)
+        out = np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad))
         np.put_along_axis(out, np.expand_dims(ctx.indices, ctx.axis), g, ctx.axis)
         return out
 
@@ -911,7 +912,8 @@ class Norm(Function):
         zero = np.broadcast_to(_expand_reduced(out_array, a_array.shape, axes, keepdim) == 0,
                                a_array.shape)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return g * _where(zero, np.zeros((), dtype=a_array.dtype, like=a_array), a / norm)
+            return g * _where(zero, np.zeros((), dtype=a_array.dtype, like=_like(a_array)),
+                              a / norm)
 
     grad_fn_name = "LinalgVectorNormBackward0"
 
@@ -928,7 +930,7 @@ class Variance(Function):
         acc = a.astype(np.float64, copy=False)
         count = a.size if axes is None else math.prod(a.shape[i] for i in axes)
         mean = (np.mean(acc, axis=axes, keepdims=True) if a.size
-                else np.full((1,) * a.ndim, np.nan, like=a))
+                else np.full((1,) * a.ndim, np.nan, like=_like(a)))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             centred = acc - mean
             var = np.sum(centred * centred, axis=axes, keepdims=keepdim) / max(
@@ -964,7 +966,7 @@ class Variance(Function):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if ctx.root:
                 grad = _where(np.broadcast_to(out_array == 0, grad.shape),
-                              np.zeros((), dtype=grad._data.dtype, like=grad._data),
+                              np.zeros((), dtype=grad._data.dtype, like=_like(grad._data)),
                               grad / (2 * out))
             g = _expand_reduced_graph(grad, a.shape, ctx.axes, ctx.keepdim)
             mean = a.mean(dim=ctx.axes, keepdim=True)
@@ -1088,7 +1090,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        out = np.zeros(ctx.shape, dtype=grad.dtype, like=grad)
+        out = np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad))
         if isinstance(ctx.index, TorchIndex):
             ctx.index.add_at(out, grad)
         else:
@@ -1135,7 +1137,7 @@ class SetItem(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        kept = np.ones(grad.shape, dtype=bool, like=grad)
+        kept = np.ones(grad.shape, dtype=bool, like=_like(grad))
         set_index(kept, ctx.index, False)
         return grad * _const(kept), GetItem.apply(grad, ctx.index)
 
@@ -1160,7 +1162,7 @@ class CopySlices(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        kept = np.ones(grad.shape, dtype=bool, like=grad)
+        kept = np.ones(grad.shape, dtype=bool, like=_like(grad))
         kept.reshape(-1)[ctx.positions] = False
         return grad * _const(kept), GetItem.apply(grad.reshape(-1), ctx.positions)
 
@@ -1175,7 +1177,7 @@ class ViewOfBase(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grad_base = np.zeros(int(np.prod(ctx.base_shape)), dtype=grad.dtype, like=grad)
+        grad_base = np.zeros(int(np.prod(ctx.base_shape)), dtype=grad.dtype, like=_like(grad))
         np.add.at(grad_base, ctx.positions.reshape(-1), grad.reshape(-1))  # expand repeats
         return grad_base.reshape(ctx.base_shape)
 
@@ -1362,7 +1364,7 @@ class Einsum(Function):
                 grads.append(partial)
                 continue
             # a repeated label: the diagonal
-            full = np.zeros(array.shape, dtype=grad.dtype, like=grad)
+            full = np.zeros(array.shape, dtype=grad.dtype, like=_like(grad))
             grids = np.ix_(*(np.arange(sizes[c]) for c in labels)) if labels else ()
             full[tuple(grids[labels.index(c)] for c in subscript)] = partial
             grads.append(full)
@@ -1380,7 +1382,7 @@ class TakeAlongAxis(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        out = np.zeros(ctx.shape, dtype=grad.dtype, like=grad)
+        out = np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad))
         np.add.at(out, ctx.where, grad)
         return out
 
@@ -1419,7 +1421,7 @@ class Scatter(Function):
             grad_a[ctx.where] = 0
         grad_src = None
         if _needs(ctx, 1):
-            grad_src = np.zeros(ctx.src_shape, dtype=grad.dtype, like=grad)
+            grad_src = np.zeros(ctx.src_shape, dtype=grad.dtype, like=_like(grad))
             grad_src[ctx.src_part] = grad[ctx.where]
         return grad_a, grad_src
 
@@ -1434,7 +1436,7 @@ class IndexSelect(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        out = np.zeros(ctx.shape, dtype=grad.dtype, like=grad)
+        out = np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad))
         where = (slice(None),) * ctx.axis + (ctx.index,)
         np.add.at(out, where, grad)
         return out
@@ -1454,7 +1456,7 @@ class MaskedFill(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        zero = np.zeros((), dtype=grad.dtype, like=grad)
+        zero = np.zeros((), dtype=grad.dtype, like=_like(grad))
         grad_value = None
         if _needs(ctx, 1):
             grad_value = np.sum(np.where(ctx.mask, grad, zero))
@@ -1462,7 +1464,7 @@ class MaskedFill(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        zero = _const(np.zeros((), dtype=grad._data.dtype, like=grad._data))
+        zero = _const(np.zeros((), dtype=grad._data.dtype, like=_like(grad._data)))
         grad_value = None
         if _needs(ctx, 1):
             grad_value = _where(ctx.mask, grad, zero).sum()
@@ -1555,7 +1557,7 @@ class Logsumexp(Function):
     def forward(ctx, a, axes, keepdim):
         if a.size == 0:
             out = np.full(np.sum(a, axis=axes, keepdims=keepdim).shape, -np.inf, dtype=a.dtype,
-                          like=a)
+                          like=_like(a))
         else:
             peak = np.max(a, axis=axes, keepdims=True)
             peak = np.where(np.isfinite(peak), peak, 0)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import _args
 from .. import devices as _devices
 from .. import functional as _core
-from ..autograd import Function, _as_array, is_grad_enabled
+from ..autograd import Function, _as_array, _like, is_grad_enabled
 from ..backend import INT, bool_, result_type
 from ..functional import *  # noqa: F403
 from ..ops import log_softmax_array
@@ -471,7 +471,7 @@ class NllLoss(Function):
             total = (1 - s) * coef + (s / classes) * wsum
             grad_x = np.exp(logp) * np.expand_dims(g * total, 1)
         else:
-            grad_x = np.zeros(ctx.shape, dtype=ctx.dtype, like=g)
+            grad_x = np.zeros(ctx.shape, dtype=ctx.dtype, like=_like(g))
         if s:
             spread = np.expand_dims(g * (s / classes), 1)
             grad_x -= spread if ctx.weight is None else spread * ctx.weight.reshape(wshape)
@@ -491,7 +491,7 @@ class NllLoss(Function):
             with np.errstate(invalid="ignore", divide="ignore"):
                 g = g / _wrap(np.asarray(ctx.denom, dtype=ctx.dtype))
         g = _where_recorded(ctx.valid, g, zero)  # (N, *d): 0 for ignored samples
-        picked = np.zeros(ctx.shape, dtype=ctx.dtype, like=ctx.coef)  # one-hot of targets
+        picked = np.zeros(ctx.shape, dtype=ctx.dtype, like=_like(ctx.coef))  # one-hot of targets
         np.put_along_axis(picked, ctx.index, 1, 1)
         grad_x = -_wrap(picked) * (g * _wrap(((1 - s) * ctx.coef).astype(ctx.dtype))).unsqueeze(1)
         if ctx.from_logits:

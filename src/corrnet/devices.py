@@ -118,13 +118,15 @@ _cuda = None  # (namespace module or None, device count, name), found on first u
 # the CUDA array class (None until found): no device array exists before `_find_cuda` runs,
 # so `is_device_array` is one comparison and one isinstance check
 _array_type = None
+ARRAY_TYPES = (np.ndarray,)  # the array classes of every device: isinstance(x, ARRAY_TYPES)
 
 
 def _find_cuda():
-    global _cuda, _array_type
+    global _cuda, _array_type, ARRAY_TYPES
     if _cuda is None:
         _cuda = _probe()
         _array_type = None if _cuda[0] is None else _cuda[0].ndarray
+        ARRAY_TYPES = (np.ndarray,) if _array_type is None else (np.ndarray, _array_type)
     return _cuda
 
 
@@ -150,8 +152,9 @@ def _probe():
 
 def reset() -> None:
     """Look for CuPy / the stand-in again (tests change ``CORRNET_STANDIN_CUDA``)."""
-    global _cuda, _current, _array_type
+    global _cuda, _current, _array_type, ARRAY_TYPES
     _cuda = _array_type = None
+    ARRAY_TYPES = (np.ndarray,)
     _current = 0
 
 

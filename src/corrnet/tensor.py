@@ -2244,7 +2244,7 @@ def _expand_ellipses(items: list, ndim: int) -> list:
     leaves dimensions unnamed (``x[..., ...]`` is ``x``)."""
     named = 0
     for item in items:
-        if _is_array(item):
+        if isinstance(item, devices.ARRAY_TYPES):
             named += item.ndim if item.dtype == np.bool_ and item.ndim else 1
         elif not (item is None or item is Ellipsis or isinstance(item, bool)):
             named += 1
@@ -2340,17 +2340,11 @@ def _masks_only(index) -> bool:
     return True
 
 
-def _is_array(item) -> bool:
-    """Whether an index item is an array (NumPy's or a CUDA device's)."""
-    return isinstance(item, np.ndarray) or (
-        devices._array_type is not None and isinstance(item, devices._array_type))
-
-
 def _dims_named(item) -> int:
     """How many dimensions of the indexed tensor an index item consumes."""
     if item is None or item is Ellipsis or isinstance(item, bool):
         return 0
-    if _is_array(item) and item.dtype == np.bool_:
+    if isinstance(item, devices.ARRAY_TYPES) and item.dtype == np.bool_:
         return item.ndim  # a mask spans as many dimensions as it has (a 0-d one: none)
     return 1  # an integer, a slice, an array of positions
 
@@ -2376,25 +2370,25 @@ def _check_index(items, shape: tuple) -> None:
             dim += ndim - named
             continue
         count = _dims_named(item)
-        if _is_array(item) and item.dtype == np.bool_:
+        if isinstance(item, devices.ARRAY_TYPES) and item.dtype == np.bool_:
             covered = shape[dim:dim + count]
             for k, (m, n) in enumerate(zip(item.shape, covered, strict=True)):
                 if m != n:
                     raise IndexError(f"The shape of the mask {list(item.shape)} at index {k} "
                                      f"does not match the shape of the indexed tensor "
                                      f"{list(shape)} at index {dim + k}")
-        elif _is_array(item) and item.size and not (
+        elif isinstance(item, devices.ARRAY_TYPES) and item.size and not (
                 math.prod(shape) or not shape[dim]):
             # PyTorch checks positions only against the elements it gathers: none when the
             # tensor is empty in another dimension; any valid position gives that result
             items[position] = np.zeros_like(item)
-        elif _is_array(item) and item.size:
+        elif isinstance(item, devices.ARRAY_TYPES) and item.size:
             low, high = int(item.min()), int(item.max())
             if high >= shape[dim] or low < -shape[dim]:
                 bad = high if high >= shape[dim] else low
                 raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size "
                                  f"{shape[dim]}")
-        elif count and not (isinstance(item, slice) or _is_array(item)):  # an integer
+        elif count and not isinstance(item, (slice, *devices.ARRAY_TYPES)):  # an integer
             if not -shape[dim] <= item < shape[dim]:
                 raise IndexError(f"index {item} is out of bounds for dimension {dim} with "
                                  f"size {shape[dim]}")
@@ -2402,8 +2396,8 @@ def _check_index(items, shape: tuple) -> None:
     # the index tensors (a mask: its positions; a bool: a size-1 or size-0 dimension) must
     # broadcast together
     shapes = [(int(np.count_nonzero(item)),) if item.dtype == np.bool_ else item.shape
-              for item in (i if _is_array(i) else np.asarray(i) for i in items
-                           if isinstance(i, bool) or _is_array(i))]
+              for item in (i if isinstance(i, devices.ARRAY_TYPES) else np.asarray(i)
+                           for i in items if isinstance(i, (bool, *devices.ARRAY_TYPES)))]
     if len(shapes) > 1:
         try:
             np.broadcast_shapes(*shapes)

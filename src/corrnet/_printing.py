@@ -212,12 +212,16 @@ def _add_suffixes(text, suffixes, indent):
 
 
 def tensor_repr(t) -> str:
+    from . import devices
     from .backend import get_default_dtype
 
     values = t._data
     prefix = "tensor("
     indent = len(prefix)
     suffixes = []
+    if not isinstance(values, np.ndarray):  # on a device: printed from a host copy, with
+        suffixes.append(f"device='{t.device}'")  # the device first, as PyTorch orders them
+        values = devices.to_host(values)
     summarize = values.size > THRESHOLD
     if values.size == 0:
         body = "[]"

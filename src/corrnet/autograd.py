@@ -318,6 +318,34 @@ def _check_versions(node: Node) -> None:
             )
 
 
+def _as_array(value):
+    """A backward's result as an array: NumPy's and device arrays as they are, numbers through
+    ``np.asarray``."""
+    if isinstance(value, np.ndarray):
+        return value
+    from . import devices
+
+    return devices.as_array(value)
+
+
+def _like(array):
+    """The ``like=`` argument that makes a new array on `array`'s device: None (NumPy) for a
+    host array or a number, the array itself on a device."""
+    if isinstance(array, np.ndarray) or not hasattr(array, "__array_function__"):
+        return None
+    return array
+
+
+def _device_operands(arrays, op: str) -> list:
+    """The operands of an op with one on a CUDA device: all on one device (PyTorch's error
+    otherwise), 0-d host arrays (CPU scalar tensors, Python numbers) as NumPy scalars, which
+    CuPy's kernels take as scalars."""
+    from . import devices
+
+    devices.check_same_device(arrays, op)
+    return [a[()] if isinstance(a, np.ndarray) and a.ndim == 0 else a for a in arrays]
+
+
 class Function:
     """A differentiable op: subclass it with static `forward` and `backward` on arrays
     (and, to be twice differentiable, `backward_graph` on Tensors or `jvp` on arrays)."""
@@ -326,6 +354,7 @@ class Function:
     tensor_arguments = None  # how many leading arguments PyTorch's op takes as tensors
     backward_graph = None  # (ctx, grad Tensor) -> Tensors: the backward under create_graph
     jvp = None  # (ctx, v array) -> array: the forward derivative of a linear-in-grad backward
+    crosses_devices = False  # True for the copy between devices; other ops refuse a mix
 
     @staticmethod
     def forward(ctx, *args):
@@ -339,15 +368,18 @@ class Function:
     def apply(cls, *args):
         Tensor, _wrap = _tensor_types()
         positions, tensors, arrays = [], [], []
-        requires_grad = False
+        requires_grad = on_device = False
         for i, arg in enumerate(args):
             if isinstance(arg, Tensor):
                 positions.append(i)
                 tensors.append(arg)
                 arrays.append(arg._data)
                 requires_grad = requires_grad or arg.requires_grad
+                on_device = on_device or not isinstance(arg._data, np.ndarray)
             else:
                 arrays.append(arg)
+        if on_device and not cls.crosses_devices:
+            arrays = _device_operands(arrays, cls.__name__)
         ctx = Context()
         recording = requires_grad and is_grad_enabled()
         if recording:  # forward may save only what the wanted gradients need
@@ -390,7 +422,7 @@ class LinearMap(Function):
     @staticmethod
     def forward(ctx, x, apply, adjoint, name="LinearMapBackward0"):
         ctx.apply, ctx.adjoint, ctx.name = apply, adjoint, name  # name: as PyTorch's nodes
-        return np.asarray(apply(x))
+        return _as_array(apply(x))
 
     @staticmethod
     def backward(ctx, grad):
@@ -476,7 +508,7 @@ def _as_graph_grad(grad, shape: tuple, dtype):
     """A gradient from a differentiable backward, summed to `shape` and cast to `dtype`."""
     Tensor, _wrap = _tensor_types()
     if not isinstance(grad, Tensor):  # a constant (an array of zeros, say)
-        grad = _wrap(np.asarray(grad))
+        grad = _wrap(_as_array(grad))
     grad = _sum_to_shape_graph(grad, shape)
     if grad._data.dtype != dtype:
         from .backend import from_numpy_dtype
@@ -568,7 +600,7 @@ def run_backward(roots, retain_graph: bool, create_graph: bool = False, capture=
                     if create_graph:
                         child_grad = _as_graph_grad(child_grad, shape, dtype)
                     else:
-                        child_grad = sum_to_shape(np.asarray(child_grad), shape).astype(
+                        child_grad = sum_to_shape(_as_array(child_grad), shape).astype(
                             dtype, copy=False)
                     previous = pending.get(child)
                     pending[child] = child_grad if previous is None else previous + child_grad
@@ -611,7 +643,7 @@ def _roots(outputs: tuple, grad_outputs, create_graph: bool) -> list:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs: "
                                    f"output {i} has shape {tuple(out.shape)}; pass a "
                                    "gradient of that shape in grad_outputs")
-            grad = _wrap(np.ones(out._data.shape, dtype=out._data.dtype))
+            grad = _wrap(np.ones_like(out._data))
         elif not isinstance(grad, Tensor):
             raise TypeError(f"grad_outputs[{i}] must be a Tensor or None, got "
                             f"{type(grad).__name__}")
@@ -667,11 +699,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                                    "used in the graph. Set allow_unused=True if this is the "
                                    f"desired behavior (input {i}, of shape {tuple(t.shape)}).")
             if materialize_grads:
-                g = np.zeros(t._data.shape, dtype=t._data.dtype)
+                g = np.zeros_like(t._data)
         if g is None or isinstance(g, Tensor):
             results.append(g)
         else:  # an array of the fast path: a fresh tensor of the input's shape
-            results.append(_wrap(np.array(np.broadcast_to(g, t._data.shape))))
+            results.append(_wrap(np.broadcast_to(g, t._data.shape).copy()))
     return tuple(results)
 
 

@@ -549,10 +549,21 @@ def _same_padding(kernel, dilation, stride, op):
                  for k, d in zip(kernel, dilation, strict=True))
 
 
+def _refuse_device(op: str, *tensors) -> None:
+    """Convolution and pooling have no CUDA kernels yet: refuse tensors on a CUDA device by
+    the op's name (one isinstance check per tensor on the CPU path)."""
+    for t in tensors:
+        if isinstance(t, Tensor) and not isinstance(t._data, np.ndarray) and t.is_cuda:
+            raise NotImplementedError(
+                f"{op}: not implemented yet for tensors on {t.device} (corrnet's CUDA "
+                "convolution and pooling kernels are still to come); move the tensors to the "
+                "CPU first with .cpu()")
+
 def _conv(op, dims, input, weight, bias, stride, padding, dilation, groups, apply=None):
     """conv1d/conv2d: the checks, the window, then the op; `apply(x, weight, bias, window,
     groups)` in place of `_Conv2d.apply` on the common path (a fused epilogue, see
     `fused_conv2d`)."""
+    _refuse_device(op, input, weight, bias)
     _check_input(input, op, dims)
     x, unbatched = _as_4d(input, dims)
     groups = _check_weight(op, weight, bias, x, input.shape, dims, groups, transposed=False)
@@ -700,6 +711,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def _conv_transpose(op, dims, input, weight, bias, stride, padding, output_padding, groups,
                     dilation):
+    _refuse_device(op, input, weight, bias)
     _check_input(input, op, dims)
     x, unbatched = _as_4d(input, dims)
     groups = _check_weight(op, weight, bias, x, input.shape, dims, groups, transposed=True)
@@ -944,6 +956,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
 def _pool_window(op, dims, x, kernel_size, stride, padding, dilation, ceil_mode, int32):
     """The pool's window; `int32` where PyTorch's kernel takes C ints (values beyond int32
     refused, as there)."""
+    _refuse_device(op, x)
     ceil_mode = check_bool(op, "ceil_mode", ceil_mode)
     kernel = _ints(kernel_size, dims, "kernel_size", op, minimum=1, int32=int32)
     no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
@@ -1269,6 +1282,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     tensor([[[[0., 0.],
               [0., 4.]]]])
     """
+    _refuse_device("max_unpool2d", input)
     return _max_unpool("max_unpool2d", 2, input, indices, kernel_size, stride, padding,
                        output_size)
 
@@ -1280,6 +1294,7 @@ def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_siz
     ...                return_indices=True), 2)
     tensor([[0., 3., 2., 0.]])
     """
+    _refuse_device("max_unpool1d", input)
     return _max_unpool("max_unpool1d", 1, input, indices, kernel_size, stride, padding,
                        output_size)
 
@@ -1392,6 +1407,7 @@ def adaptive_avg_pool2d(input, output_size):
     tensor([[[[ 2.5000,  4.5000],
               [10.5000, 12.5000]]]])
     """
+    _refuse_device("adaptive_avg_pool2d", input)
     return _adaptive_pool("adaptive_avg_pool2d", 2, input, output_size, "avg")
 
 
@@ -1402,6 +1418,7 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
     >>> F.adaptive_max_pool2d(corrnet.arange(16.).reshape(1, 1, 4, 4), (1, 2))
     tensor([[[[13., 15.]]]])
     """
+    _refuse_device("adaptive_max_pool2d", input)
     return _adaptive_pool("adaptive_max_pool2d", 2, input, output_size, "max", return_indices)
 
 
@@ -1412,6 +1429,7 @@ def adaptive_avg_pool1d(input, output_size):
     >>> F.adaptive_avg_pool1d(corrnet.tensor([[1., 2., 3., 4., 5.]]), 2)
     tensor([[2., 4.]])
     """
+    _refuse_device("adaptive_avg_pool1d", input)
     return _adaptive_pool("adaptive_avg_pool1d", 1, input, output_size, "avg")
 
 
@@ -1421,6 +1439,7 @@ def adaptive_max_pool1d(input, output_size, return_indices=False):
     >>> F.adaptive_max_pool1d(corrnet.tensor([[1., 5., 3., 4., 2.]]), 2)
     tensor([[5., 4.]])
     """
+    _refuse_device("adaptive_max_pool1d", input)
     return _adaptive_pool("adaptive_max_pool1d", 1, input, output_size, "max", return_indices)
 
 
@@ -1519,6 +1538,7 @@ def corr2d(X, K, mode="valid", boundary="fill", fillvalue=0):
     tensor([[19, 25],
             [37, 43]])
     """
+    _refuse_device("corr2d", X, K)
     return _filter2d("corr2d", X, K, mode, boundary, fillvalue, flip=False)
 
 

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-from .autograd import Function
+from . import devices
+from .autograd import Function, _as_array, _like
 from .kernels import activation
 
 
@@ -21,7 +22,7 @@ def _const(array):
     """An array as a Tensor outside the graph (a constant of a differentiable backward)."""
     from .tensor import _wrap
 
-    return _wrap(np.asarray(array))
+    return _wrap(_as_array(array))
 
 
 def _where(condition: np.ndarray, a, b):
@@ -148,7 +149,7 @@ class Pow(Function):
         if ctx.bool_exponent and _needs(ctx, 0):
             Pow.backward(ctx, grad._data)  # raises PyTorch's error
         with np.errstate(divide="ignore", invalid="ignore"):
-            zero = np.zeros((), dtype=grad._data.dtype)
+            zero = np.zeros((), dtype=grad._data.dtype, like=_like(grad._data))
             grad_a = grad * b * a ** (b - 1)
             if np.any(b_array == 0):  # d/da a**0 is 0, even at a == 0
                 grad_a = _where(np.broadcast_to(b_array == 0, grad_a.shape), zero, grad_a)
@@ -395,7 +396,7 @@ class Relu(Function):
         # PyTorch's threshold_backward: 0 where out <= 0, else the gradient as it is (a NaN
         # input passes its gradient on; an inf gradient at out = 0 gives 0, not NaN)
         (out,) = ctx.saved_arrays
-        return np.where(out <= 0, np.zeros((), dtype=grad.dtype), grad)
+        return np.where(out <= 0, np.zeros((), dtype=grad.dtype, like=_like(grad)), grad)
 
     jvp = backward  # the mask is constant where relu is differentiable
 
@@ -417,7 +418,7 @@ class Clamp(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved_arrays
-        inside = np.ones(a.shape, dtype=bool)
+        inside = np.ones(a.shape, dtype=bool, like=_like(a))
         if ctx.low is not None:
             inside &= a >= ctx.low
         if ctx.high is not None:
@@ -452,7 +453,8 @@ class Extremum(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        share_a, share_b = Extremum.backward(ctx, np.ones((), dtype=grad._data.dtype))
+        share_a, share_b = Extremum.backward(
+            ctx, np.ones((), dtype=grad._data.dtype, like=_like(grad._data)))
         return grad * _const(share_a), grad * _const(share_b)
 
     @staticmethod
@@ -468,12 +470,12 @@ class Where(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        zero = np.zeros((), dtype=grad.dtype)
+        zero = np.zeros((), dtype=grad.dtype, like=_like(grad))
         return None, np.where(ctx.condition, grad, zero), np.where(ctx.condition, zero, grad)
 
     @staticmethod
     def backward_graph(ctx, grad):
-        zero = np.zeros((), dtype=grad._data.dtype)
+        zero = np.zeros((), dtype=grad._data.dtype, like=_like(grad._data))
         return None, Where.apply(ctx.condition, grad, zero), Where.apply(ctx.condition, zero, grad)
 
 
@@ -504,11 +506,11 @@ class Overwrite(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return np.zeros(ctx.shape, dtype=grad.dtype), grad
+        return np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad)), grad
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return _const(np.zeros(ctx.shape, dtype=grad._data.dtype)), grad
+        return _const(np.zeros(ctx.shape, dtype=grad._data.dtype, like=_like(grad._data))), grad
 
 
 class RandomSample(Function):
@@ -522,11 +524,12 @@ class RandomSample(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return (None, *(np.zeros(shape, dtype=grad.dtype) for shape in ctx.shapes))
+        return (None, *(np.zeros(shape, dtype=grad.dtype, like=_like(grad))
+                        for shape in ctx.shapes))
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (None, *(_const(np.zeros(shape, dtype=grad._data.dtype))
+        return (None, *(_const(np.zeros(shape, dtype=grad._data.dtype, like=_like(grad._data)))
                         for shape in ctx.shapes))
 
 
@@ -542,6 +545,23 @@ class Clone(Function):
     backward_graph = backward
 
 
+class ToDevice(Function):
+    """A copy to another device (``.to(device)``, ``.cuda()``, ``.cpu()``); its gradient goes
+    back to the source device."""
+
+    grad_fn_name = "ToCopyBackward0"
+    crosses_devices = True  # the one op whose operand and result live apart
+
+    @staticmethod
+    def forward(ctx, a, target):
+        ctx.source = devices.device_of(a)
+        return devices.to_device(a, target)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return devices.to_device(grad, ctx.source), None
+
+
 # ---------------------------------------------------------------------------------------------
 # Matrix products
 # ---------------------------------------------------------------------------------------------
@@ -554,7 +574,7 @@ def _products_in_order(a, b):
     changes the last bit of a float32 result often enough that the book's check of a 1x1
     convolution written as a matrix product against the same convolution as a loop of
     products (sum of differences < 1e-6) fails on corrnet's default random draws."""
-    out = np.zeros((a.shape[0], b.shape[1]), dtype=np.result_type(a, b))
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=np.result_type(a.dtype, b.dtype), like=_like(a))
     for i in range(a.shape[1]):
         out += a[:, i:i + 1] * b[i:i + 1, :]
     return out
@@ -650,7 +670,7 @@ class Sum(Function):
     def forward(ctx, a, axes, keepdim, np_dtype):
         ctx.shape, ctx.axes, ctx.keepdim = a.shape, axes, keepdim
         with np.errstate(over="ignore", invalid="ignore"):  # overflow gives inf, as PyTorch
-            return np.asarray(np.sum(a, axis=axes, keepdims=keepdim, dtype=np_dtype))
+            return _as_array(np.sum(a, axis=axes, keepdims=keepdim, dtype=np_dtype))
 
     @staticmethod
     def backward(ctx, grad):
@@ -658,7 +678,7 @@ class Sum(Function):
 
     @staticmethod
     def jvp(ctx, v):
-        return np.asarray(np.sum(v, axis=ctx.axes, keepdims=ctx.keepdim))
+        return _as_array(np.sum(v, axis=ctx.axes, keepdims=ctx.keepdim))
 
     @staticmethod
     def grad_fn_name(ctx):
@@ -672,9 +692,10 @@ class Mean(Function):
         ctx.count = a.size if axes is None else int(np.prod([a.shape[i] for i in axes]))
         if ctx.count == 0:  # the mean of nothing is NaN, silently (as PyTorch)
             shape = np.sum(a, axis=axes, keepdims=keepdim).shape
-            return np.full(shape, np.nan, dtype=a.dtype)
+            return np.full(shape, np.nan, dtype=a.dtype, like=_like(a))
         with np.errstate(over="ignore", invalid="ignore"):
-            return np.asarray(np.mean(a, axis=axes, keepdims=keepdim), dtype=a.dtype)
+            return _as_array(np.mean(a, axis=axes, keepdims=keepdim)).astype(a.dtype,
+                                                                               copy=False)
 
     @staticmethod
     def backward(ctx, grad):
@@ -684,7 +705,7 @@ class Mean(Function):
     @staticmethod
     def jvp(ctx, v):
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.asarray(np.sum(v, axis=ctx.axes, keepdims=ctx.keepdim) / ctx.count)
+            return _as_array(np.sum(v, axis=ctx.axes, keepdims=ctx.keepdim) / ctx.count)
 
     @staticmethod
     def grad_fn_name(ctx):
@@ -699,7 +720,7 @@ class Prod(Function):
     @staticmethod
     def forward(ctx, a, axis, keepdim):
         with np.errstate(over="ignore", invalid="ignore"):
-            out = np.asarray(np.prod(a, axis=axis, keepdims=keepdim))
+            out = _as_array(np.prod(a, axis=axis, keepdims=keepdim))
         ctx.save_for_backward(a, out)
         ctx.axis, ctx.keepdim = axis, keepdim
         return out
@@ -716,7 +737,7 @@ class Prod(Function):
             if not np.any(a == 0):
                 return grad * (out / a)
             flat = a.reshape(-1) if axis is None else np.moveaxis(a, axis, -1)
-            ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype)
+            ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype, like=_like(a))
             left = np.cumprod(np.concatenate([ones, flat[..., :-1]], axis=-1), axis=-1)
             right = np.cumprod(np.concatenate([ones, flat[..., :0:-1]], axis=-1),
                                axis=-1)[..., ::-1]
@@ -732,7 +753,7 @@ class MaxAll(Function):
     @staticmethod
     def forward(ctx, a, use_min):
         ctx.use_min = use_min
-        out = np.asarray(a.min() if use_min else a.max())
+        out = _as_array(a.min() if use_min else a.max())
         ctx.save_for_backward(a, out)
         return out
 
@@ -744,7 +765,8 @@ class MaxAll(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return grad * _const(MaxAll.backward(ctx, np.ones((), dtype=grad._data.dtype)))
+        return grad * _const(MaxAll.backward(
+            ctx, np.ones((), dtype=grad._data.dtype, like=_like(grad._data))))
 
     @staticmethod
     def grad_fn_name(ctx):
@@ -763,7 +785,7 @@ class MaxDim(Function):
     @staticmethod
     def backward(ctx, grad):
         g = grad if ctx.keepdim else np.expand_dims(grad, ctx.axis)
-        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        out = np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad))
         np.put_along_axis(out, np.expand_dims(ctx.indices, ctx.axis), g, ctx.axis)
         return out
 
@@ -781,7 +803,7 @@ class Amax(Function):
 
     @staticmethod
     def forward(ctx, a, axes, keepdim, use_min):
-        out = np.asarray((np.min if use_min else np.max)(a, axis=axes, keepdims=keepdim))
+        out = _as_array((np.min if use_min else np.max)(a, axis=axes, keepdims=keepdim))
         ctx.save_for_backward(a, out)
         ctx.axes, ctx.keepdim = axes, keepdim
         return out
@@ -845,7 +867,7 @@ class Norm(Function):
                 out = np.sqrt(np.sum(acc * acc, axis=axes, keepdims=keepdim))
             else:
                 out = np.sum(absolute**p, axis=axes, keepdims=keepdim) ** (1.0 / p)
-        out = np.asarray(out, dtype=a.dtype)
+        out = _as_array(out).astype(a.dtype, copy=False)
         ctx.save_for_backward(a, out)
         ctx.p, ctx.axes, ctx.keepdim = p, axes, keepdim
         return out
@@ -890,7 +912,8 @@ class Norm(Function):
         zero = np.broadcast_to(_expand_reduced(out_array, a_array.shape, axes, keepdim) == 0,
                                a_array.shape)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return g * _where(zero, np.zeros((), dtype=a_array.dtype), a / norm)
+            return g * _where(zero, np.zeros((), dtype=a_array.dtype, like=_like(a_array)),
+                              a / norm)
 
     grad_fn_name = "LinalgVectorNormBackward0"
 
@@ -907,12 +930,12 @@ class Variance(Function):
         acc = a.astype(np.float64, copy=False)
         count = a.size if axes is None else math.prod(a.shape[i] for i in axes)
         mean = (np.mean(acc, axis=axes, keepdims=True) if a.size
-                else np.full((1,) * a.ndim, np.nan))
+                else np.full((1,) * a.ndim, np.nan, like=_like(a)))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             centred = acc - mean
             var = np.sum(centred * centred, axis=axes, keepdims=keepdim) / max(
                 count - correction, 0)
-            out = np.asarray(np.sqrt(var) if root else var).astype(a.dtype)
+            out = _as_array(np.sqrt(var) if root else var).astype(a.dtype)
         ctx.save_for_backward(a, out)
         ctx.mean = mean.astype(a.dtype)
         ctx.axes, ctx.correction, ctx.keepdim, ctx.root, ctx.count = (
@@ -943,7 +966,8 @@ class Variance(Function):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if ctx.root:
                 grad = _where(np.broadcast_to(out_array == 0, grad.shape),
-                              np.zeros((), dtype=grad._data.dtype), grad / (2 * out))
+                              np.zeros((), dtype=grad._data.dtype, like=_like(grad._data)),
+                              grad / (2 * out))
             g = _expand_reduced_graph(grad, a.shape, ctx.axes, ctx.keepdim)
             mean = a.mean(dim=ctx.axes, keepdim=True)
             return float(np.float64(2.0) / dof) * g * (a - mean)
@@ -985,7 +1009,7 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.transpose(np.argsort(ctx.axes))
+        return grad.transpose(tuple(int(i) for i in np.argsort(ctx.axes)))
 
     @staticmethod
     def jvp(ctx, v):
@@ -1013,7 +1037,7 @@ class Contiguous(Function):
 
     @staticmethod
     def forward(ctx, a):
-        return np.ascontiguousarray(a)
+        return devices.contiguous(a)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1066,7 +1090,7 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        out = np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad))
         if isinstance(ctx.index, TorchIndex):
             ctx.index.add_at(out, grad)
         else:
@@ -1113,7 +1137,7 @@ class SetItem(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        kept = np.ones(grad.shape, dtype=bool)
+        kept = np.ones(grad.shape, dtype=bool, like=_like(grad))
         set_index(kept, ctx.index, False)
         return grad * _const(kept), GetItem.apply(grad, ctx.index)
 
@@ -1138,7 +1162,7 @@ class CopySlices(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        kept = np.ones(grad.shape, dtype=bool)
+        kept = np.ones(grad.shape, dtype=bool, like=_like(grad))
         kept.reshape(-1)[ctx.positions] = False
         return grad * _const(kept), GetItem.apply(grad.reshape(-1), ctx.positions)
 
@@ -1153,7 +1177,7 @@ class ViewOfBase(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grad_base = np.zeros(int(np.prod(ctx.base_shape)), dtype=grad.dtype)
+        grad_base = np.zeros(int(np.prod(ctx.base_shape)), dtype=grad.dtype, like=_like(grad))
         np.add.at(grad_base, ctx.positions.reshape(-1), grad.reshape(-1))  # expand repeats
         return grad_base.reshape(ctx.base_shape)
 
@@ -1311,7 +1335,7 @@ class Einsum(Function):
         ctx.inputs, ctx.output = inputs, output
         ctx.save_for_backward(*arrays)
         equation = ",".join(inputs) + "->" + output
-        return np.asarray(np.einsum(equation, *arrays, optimize=len(arrays) > 2))
+        return _as_array(np.einsum(equation, *arrays, optimize=len(arrays) > 2))
 
     @staticmethod
     def backward(ctx, grad):
@@ -1339,7 +1363,8 @@ class Einsum(Function):
             if len(labels) == len(subscript):
                 grads.append(partial)
                 continue
-            full = np.zeros(array.shape, dtype=grad.dtype)  # a repeated label: the diagonal
+            # a repeated label: the diagonal
+            full = np.zeros(array.shape, dtype=grad.dtype, like=_like(grad))
             grids = np.ix_(*(np.arange(sizes[c]) for c in labels)) if labels else ()
             full[tuple(grids[labels.index(c)] for c in subscript)] = partial
             grads.append(full)
@@ -1357,7 +1382,7 @@ class TakeAlongAxis(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        out = np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad))
         np.add.at(out, ctx.where, grad)
         return out
 
@@ -1380,7 +1405,7 @@ class Scatter(Function):
         own = tuple(np.arange(n).reshape([n if d == i else 1 for d in range(index.ndim)])
                     for i, n in enumerate(index.shape))
         ctx.src_part = own
-        values = np.broadcast_to(src, index.shape) if np.ndim(src) == 0 else src[own]
+        values = src if np.ndim(src) == 0 else src[own]  # (a scalar broadcasts in the writes)
         out = a.copy()
         if add:
             np.add.at(out, where, values)
@@ -1396,7 +1421,7 @@ class Scatter(Function):
             grad_a[ctx.where] = 0
         grad_src = None
         if _needs(ctx, 1):
-            grad_src = np.zeros(ctx.src_shape, dtype=grad.dtype)
+            grad_src = np.zeros(ctx.src_shape, dtype=grad.dtype, like=_like(grad))
             grad_src[ctx.src_part] = grad[ctx.where]
         return grad_a, grad_src
 
@@ -1411,7 +1436,7 @@ class IndexSelect(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        out = np.zeros(ctx.shape, dtype=grad.dtype)
+        out = np.zeros(ctx.shape, dtype=grad.dtype, like=_like(grad))
         where = (slice(None),) * ctx.axis + (ctx.index,)
         np.add.at(out, where, grad)
         return out
@@ -1431,7 +1456,7 @@ class MaskedFill(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        zero = np.zeros((), dtype=grad.dtype)
+        zero = np.zeros((), dtype=grad.dtype, like=_like(grad))
         grad_value = None
         if _needs(ctx, 1):
             grad_value = np.sum(np.where(ctx.mask, grad, zero))
@@ -1439,7 +1464,7 @@ class MaskedFill(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        zero = _const(np.zeros((), dtype=grad._data.dtype))
+        zero = _const(np.zeros((), dtype=grad._data.dtype, like=_like(grad._data)))
         grad_value = None
         if _needs(ctx, 1):
             grad_value = _where(ctx.mask, grad, zero).sum()
@@ -1531,7 +1556,8 @@ class Logsumexp(Function):
     @staticmethod
     def forward(ctx, a, axes, keepdim):
         if a.size == 0:
-            out = np.full(np.sum(a, axis=axes, keepdims=keepdim).shape, -np.inf, dtype=a.dtype)
+            out = np.full(np.sum(a, axis=axes, keepdims=keepdim).shape, -np.inf, dtype=a.dtype,
+                          like=_like(a))
         else:
             peak = np.max(a, axis=axes, keepdims=True)
             peak = np.where(np.isfinite(peak), peak, 0)
@@ -1540,7 +1566,7 @@ class Logsumexp(Function):
                 out = np.log(total) + peak
             if not keepdim:
                 out = np.squeeze(out, axis=axes)
-            out = np.asarray(out, dtype=a.dtype)
+            out = _as_array(out).astype(a.dtype, copy=False)
         ctx.save_for_backward(a, out)
         ctx.axes, ctx.keepdim = axes, keepdim
         return out

@@ -13,13 +13,12 @@ import json
 import math
 import numbers
 import operator
-import re
 import warnings
 from collections import namedtuple
 
 import numpy as np
 
-from . import _args, backend, ops
+from . import _args, backend, devices, ops
 from ._args import check_float as _check_float
 from .autograd import AccumulateGrad, is_grad_enabled, no_grad, run_backward  # noqa: F401 (re-exported)
 from .backend import as_dtype, from_numpy_dtype, result_type
@@ -47,65 +46,7 @@ class Size(tuple):
         return int(np.prod(self, dtype=np.int64))
 
 
-_DEVICE_STRING = re.compile(r"([a-z_]+)(?::(0|[1-9][0-9]*))?")  # PyTorch's device strings
-
-
-class device:
-    """Where a tensor lives. corrnet computes on the CPU with NumPy.
-
-    Strings as PyTorch: ``'cpu'``, ``'cpu:0'``, ``'cuda:1'``; an index is a non-negative int
-    without leading zeros (``'cpu:x'``, ``'cpu:-1'``, ``'cpu:01'`` raise RuntimeError)."""
-
-    def __init__(self, type="cpu", index=None):
-        if isinstance(type, device):
-            if index is not None:
-                raise TypeError("device(): an index cannot be given with a device object")
-            type, index = type.type, type.index
-        elif isinstance(type, numbers.Integral) and not isinstance(type, bool):
-            raise RuntimeError(f"device({type}): an integer names an accelerator device; "
-                               "Cannot access accelerator device when none is available.")
-        elif not isinstance(type, str):
-            raise TypeError(f"device(): expected a device string such as 'cpu' or 'cpu:0', "
-                            f"got {_type_name(type)}")
-        if index is not None and (
-            not isinstance(index, numbers.Integral) or isinstance(index, bool)
-        ):
-            raise TypeError(f"device(): argument 'index' (position 2) must be int, not "
-                            f"{_type_name(index)}")
-        match = _DEVICE_STRING.fullmatch(type)
-        if match is None:
-            raise RuntimeError(f"Invalid device string: {type!r} (expected 'cpu', 'cuda' or "
-                               "either followed by ':' and a non-negative index, e.g. 'cpu:0')")
-        name, number = match.group(1), match.group(2)
-        if name not in ("cpu", "cuda"):
-            raise RuntimeError(f"Expected one of cpu, cuda device type at start of device "
-                               f"string: {type}")
-        if number is not None:
-            if index is not None:
-                raise RuntimeError("type (string) must not include an index because index was "
-                                   f"passed explicitly: {type}")
-            index = int(number)
-        if index is not None and index < 0:
-            raise RuntimeError(f"Device index must not be negative, got {index}")
-        self.type, self.index = name, None if index is None else int(index)
-
-    def __repr__(self) -> str:
-        index = "" if self.index is None else f", index={self.index}"
-        return f"device(type='{self.type}'{index})"
-
-    def __str__(self) -> str:
-        return self.type if self.index is None else f"{self.type}:{self.index}"
-
-    def __eq__(self, other) -> bool:
-        if isinstance(other, str):
-            other = device(other)
-        return isinstance(other, device) and (self.type, self.index) == (other.type, other.index)
-
-    def __hash__(self) -> int:
-        return hash((self.type, self.index))
-
-
-CPU = device("cpu")
+from .devices import CPU, device  # noqa: E402,F401 (re-exported: corrnet.device)
 
 
 def _type_name(value) -> str:
@@ -113,15 +54,22 @@ def _type_name(value) -> str:
 
 
 def _refuse_cuda(what: str):
-    raise RuntimeError(
-        f"{what}: corrnet has no CUDA backend available; it computes with NumPy on the CPU. "
-        "Remove the .cuda() / .to('cuda') calls (corrnet.cuda.is_available() is False)."
-    )
+    devices._require_cuda(what)
 
 
-def _check_device(dev) -> None:
-    if dev is not None and device(dev).type != "cpu":
-        _refuse_cuda(f"device {str(dev)!r}")
+def _check_device(dev, what: str = "device"):
+    """`dev` as a checked device (None: None, the caller's default): a cuda device needs
+    CUDA available and an index below the device count."""
+    if dev is None or dev == "cpu":
+        return None if dev is None else CPU
+    return devices.as_device(dev, f"{what} {str(dev)!r}")
+
+
+def _place(t, dev):
+    """`t` moved (in place, as it was just made) to the checked device `dev`."""
+    if dev is not None and dev.type != "cpu":
+        t._data = devices.to_device(t._data, dev)
+    return t
 
 
 def _return_type(name: str):
@@ -145,7 +93,7 @@ sort_result, topk_result = _return_type("sort"), _return_type("topk")
 def _wrap(array, grad_fn=None, version=None):
     """Make a Tensor around `array` without copying (the internal constructor)."""
     t = object.__new__(Tensor)
-    t._data = array if isinstance(array, np.ndarray) else np.asarray(array)
+    t._data = array if isinstance(array, np.ndarray) else devices.as_array(array)
     t.grad_fn = grad_fn
     t._requires_grad = grad_fn is not None
     t.grad = None
@@ -191,13 +139,13 @@ class Tensor:
 
     def __init__(self, *args, dtype=None, device=None):
         # torch.Tensor(2, 3) is an uninitialized float tensor; torch.Tensor([1, 2]) a copy
-        _check_device(device)
+        device = _check_device(device)
         dtype = as_dtype(dtype) if dtype is not None else backend.get_default_dtype()
         if len(args) == 1 and not isinstance(args[0], numbers.Integral):
             array = np.array(_plain(args[0]), dtype=dtype.numpy)
         else:
             array = np.empty(_shape_arg(args), dtype=dtype.numpy)
-        self.__dict__.update(_wrap(array).__dict__)
+        self.__dict__.update(_place(_wrap(array), device).__dict__)
 
     # -- basic properties ----------------------------------------------------------------------
 
@@ -235,11 +183,16 @@ class Tensor:
 
     @property
     def device(self) -> device:
-        return CPU
+        return CPU if isinstance(self._data, np.ndarray) else devices.device_of(self._data)
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return not isinstance(self._data, np.ndarray) and devices.is_device_array(self._data)
+
+    def get_device(self) -> int:
+        """The index of the tensor's CUDA device; -1 on the CPU (as PyTorch)."""
+        index = self.device.index
+        return -1 if index is None else index
 
     @property
     def is_leaf(self) -> bool:
@@ -278,7 +231,7 @@ class Tensor:
 
     @data.setter
     def data(self, value: Tensor) -> None:
-        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+        self._data = value._data if isinstance(value, Tensor) else devices.as_array(value)
 
     @property
     def T(self) -> Tensor:
@@ -317,10 +270,20 @@ class Tensor:
                 "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
                 "instead."
             )
+        if not isinstance(self._data, np.ndarray):
+            if force:
+                return devices.to_host(self._data)
+            self._refuse_host("numpy()")
         return self._data
+
+    def _refuse_host(self, what: str):
+        raise TypeError(f"can't convert {self.device} device type tensor to numpy ({what}). "
+                        "Use Tensor.cpu() to copy the tensor to host memory first.")
 
     def __array__(self, dtype=None, copy=None):
         array = self._data
+        if not isinstance(array, np.ndarray):
+            self._refuse_host("np.asarray(tensor)")
         if dtype is not None:
             array = array.astype(dtype, copy=False)
         return array.copy() if copy else array
@@ -378,24 +341,40 @@ class Tensor:
         target_dtype = kwargs.pop("dtype", None)
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
-        _check_device(kwargs.pop("device", None))
+        kwargs.pop("memory_format", None)
+        target_device = kwargs.pop("device", None)
         if kwargs:
             raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
         for arg in args:
             if isinstance(arg, Tensor):
-                target_dtype = arg.dtype
+                target_dtype, target_device = arg.dtype, arg.device
             elif isinstance(arg, (str, device)):
-                _check_device(arg)
+                target_device = arg
+            elif isinstance(arg, bool):  # to(device, dtype, non_blocking, copy)
+                continue
             elif arg is not None:
                 target_dtype = arg
+        target_device = _check_device(target_device, "Tensor.to()")
         result = self if target_dtype is None else self._cast(as_dtype(target_dtype))
+        if target_device is not None and result.device != target_device:
+            return ops.ToDevice.apply(result, target_device)
         return result.clone() if copy and result is self else result
 
-    def cuda(self, *args, **kwargs):
-        _refuse_cuda("Tensor.cuda()")
+    def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> Tensor:
+        """This tensor on CUDA device `device` (None: the current one; an int or a string);
+        itself when it is there already.
 
-    def cpu(self) -> Tensor:
-        return self
+        >>> corrnet.tensor([1., 2.]).cuda()  # doctest: +SKIP
+        tensor([1., 2.], device='cuda:0')
+        """
+        target = devices.cuda_device(device, "Tensor.cuda()")
+        return self if self.device == target else ops.ToDevice.apply(self, target)
+
+    def cpu(self, memory_format=None) -> Tensor:
+        """This tensor in host memory (itself when it is there already)."""
+        if isinstance(self._data, np.ndarray):
+            return self
+        return ops.ToDevice.apply(self, CPU)
 
     def type(self, dtype=None):
         """The legacy type name (``'torch.FloatTensor'``), or a copy converted to `dtype`
@@ -493,11 +472,13 @@ class Tensor:
             # (a copy: the same gradient tensor may reach several leaves)
             self.grad = grad.clone() if self.grad is None else self.grad + grad
             return
-        grad = np.asarray(grad, dtype=self._data.dtype)
+        on_host = isinstance(grad, np.ndarray) or not devices.is_device_array(grad)
+        grad = (np.asarray(grad, dtype=self._data.dtype) if on_host
+                else grad.astype(self._data.dtype, copy=False))
         if grad.shape != self._data.shape:
             grad = np.broadcast_to(grad, self._data.shape)
         if self.grad is None:
-            self.grad = _wrap(np.array(grad, copy=True))
+            self.grad = _wrap(np.array(grad, copy=True) if on_host else grad.copy())
         elif self.grad._data.flags.writeable:
             np.add(self.grad._data, grad, out=self.grad._data)  # in place, as PyTorch
         else:
@@ -555,7 +536,7 @@ class Tensor:
                     "grad can be implicitly created only for scalar outputs: backward() on a "
                     f"tensor of shape {tuple(self.shape)} needs a `gradient` of that shape"
                 )
-            grad = np.ones(self._data.shape, dtype=self._data.dtype)
+            grad = np.ones_like(self._data)
         else:
             gradient = gradient if isinstance(gradient, Tensor) else tensor(gradient)
             if gradient.shape != self.shape:
@@ -623,9 +604,11 @@ class Tensor:
                 f"{_LEGACY_NAMES[self.dtype.name].removesuffix('Tensor')}"
             )
         self._check_writeable()
+        source = result._data
+        if isinstance(source, np.ndarray) != isinstance(self._data, np.ndarray):
+            source = devices.to_device(source, self.device)  # copy_ across devices, fill_
         try:
-            np.copyto(self._data, np.broadcast_to(result._data, self._data.shape),
-                      casting="unsafe")
+            np.copyto(self._data, np.broadcast_to(source, self._data.shape), casting="unsafe")
         except ValueError as err:
             raise RuntimeError(
                 f"in-place operation: a result of shape {tuple(result.shape)} cannot be written "
@@ -781,6 +764,9 @@ class Tensor:
 
     def copy_(self, src) -> Tensor:
         src = src if isinstance(src, Tensor) else _wrap(_fill_array(src, self.dtype, "copy_"))
+        if not (isinstance(src._data, np.ndarray) and isinstance(self._data, np.ndarray)) and (
+                src.device != self.device):
+            src = src.to(self.device)  # copy_ crosses devices, as PyTorch's
         try:
             expanded = src.expand(tuple(self.shape))
         except RuntimeError as err:
@@ -1392,7 +1378,7 @@ class Tensor:
         if isinstance(dim, (tuple, list)) and not dim:  # dim=(): nothing reduced (PyTorch)
             out = self._data.astype(bool)
             return _wrap(out.astype(np.uint8) if self.dtype is backend.uint8 else out)
-        out = np.asarray(function(self._data, axis=self._axes(dim), keepdims=keepdim))
+        out = devices.as_array(function(self._data, axis=self._axes(dim), keepdims=keepdim))
         return _wrap(out.astype(np.uint8) if self.dtype is backend.uint8 else out)
 
     def _axis(self, dim) -> int:
@@ -1629,7 +1615,8 @@ class Tensor:
             raise RuntimeError(f"selected index k out of range: topk(k={k}) along dim {dim} "
                                f"of a tensor of shape {tuple(self.shape)}")
         order = self._sort_indices(axis, descending=largest)
-        indices = order if self.dim() == 0 else np.take(order, np.arange(k), axis=axis)
+        indices = order if self.dim() == 0 else np.take(order, np.arange(k, like=order),
+                                                         axis=axis)
         return topk_result(self._take_along(ops.Topk, indices, axis), _wrap(indices))
 
     def masked_fill(self, mask, value):
@@ -1927,19 +1914,19 @@ class Tensor:
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         """A tensor of zeros of `size`, of this tensor's dtype unless `dtype` is given."""
-        return zeros(*size, dtype=dtype or self.dtype, device=device,
+        return zeros(*size, dtype=dtype or self.dtype, device=device or self.device,
                      requires_grad=_new_requires_grad("new_zeros", requires_grad))
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
-        return ones(*size, dtype=dtype or self.dtype, device=device,
+        return ones(*size, dtype=dtype or self.dtype, device=device or self.device,
                     requires_grad=_new_requires_grad("new_ones", requires_grad))
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
-        return empty(*size, dtype=dtype or self.dtype, device=device,
+        return empty(*size, dtype=dtype or self.dtype, device=device or self.device,
                      requires_grad=_new_requires_grad("new_empty", requires_grad))
 
     def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
-        return full(size, fill_value, dtype=dtype or self.dtype, device=device,
+        return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device,
                     requires_grad=_new_requires_grad("new_full", requires_grad))
 
     def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
@@ -1949,7 +1936,7 @@ class Tensor:
                           "sourceTensor.detach().clone() or sourceTensor.detach().clone()"
                           ".requires_grad_(True), rather than tensor.new_tensor(sourceTensor).",
                           UserWarning, stacklevel=2)
-        return tensor(data, dtype=dtype or self.dtype, device=device,
+        return tensor(data, dtype=dtype or self.dtype, device=device or self.device,
                       requires_grad=_new_requires_grad("new_tensor", requires_grad))
 
     # -- misc ---------------------------------------------------------------------------------
@@ -2190,7 +2177,7 @@ def _bitwise(ufunc, name, a, b):
     if dtype.is_floating_point:
         raise NotImplementedError(f"\"{name}_cpu\" not implemented for 'Float': {name} takes "
                                   "bool or integer tensors")
-    return _wrap(np.asarray(ufunc(_operand_array(a, dtype), _operand_array(b, dtype))))
+    return _wrap(devices.as_array(ufunc(_operand_array(a, dtype), _operand_array(b, dtype))))
 
 
 def _arg_extreme(array, axis, use_min):
@@ -2257,7 +2244,7 @@ def _expand_ellipses(items: list, ndim: int) -> list:
     leaves dimensions unnamed (``x[..., ...]`` is ``x``)."""
     named = 0
     for item in items:
-        if isinstance(item, np.ndarray):
+        if isinstance(item, devices.ARRAY_TYPES):
             named += item.ndim if item.dtype == np.bool_ and item.ndim else 1
         elif not (item is None or item is Ellipsis or isinstance(item, bool)):
             named += 1
@@ -2357,7 +2344,7 @@ def _dims_named(item) -> int:
     """How many dimensions of the indexed tensor an index item consumes."""
     if item is None or item is Ellipsis or isinstance(item, bool):
         return 0
-    if isinstance(item, np.ndarray) and item.dtype == np.bool_:
+    if isinstance(item, devices.ARRAY_TYPES) and item.dtype == np.bool_:
         return item.ndim  # a mask spans as many dimensions as it has (a 0-d one: none)
     return 1  # an integer, a slice, an array of positions
 
@@ -2383,25 +2370,25 @@ def _check_index(items, shape: tuple) -> None:
             dim += ndim - named
             continue
         count = _dims_named(item)
-        if isinstance(item, np.ndarray) and item.dtype == np.bool_:
+        if isinstance(item, devices.ARRAY_TYPES) and item.dtype == np.bool_:
             covered = shape[dim:dim + count]
             for k, (m, n) in enumerate(zip(item.shape, covered, strict=True)):
                 if m != n:
                     raise IndexError(f"The shape of the mask {list(item.shape)} at index {k} "
                                      f"does not match the shape of the indexed tensor "
                                      f"{list(shape)} at index {dim + k}")
-        elif isinstance(item, np.ndarray) and item.size and not (
+        elif isinstance(item, devices.ARRAY_TYPES) and item.size and not (
                 math.prod(shape) or not shape[dim]):
             # PyTorch checks positions only against the elements it gathers: none when the
             # tensor is empty in another dimension; any valid position gives that result
             items[position] = np.zeros_like(item)
-        elif isinstance(item, np.ndarray) and item.size:
+        elif isinstance(item, devices.ARRAY_TYPES) and item.size:
             low, high = int(item.min()), int(item.max())
             if high >= shape[dim] or low < -shape[dim]:
                 bad = high if high >= shape[dim] else low
                 raise IndexError(f"index {bad} is out of bounds for dimension {dim} with size "
                                  f"{shape[dim]}")
-        elif count and not isinstance(item, (slice, np.ndarray)):  # an integer
+        elif count and not isinstance(item, (slice, *devices.ARRAY_TYPES)):  # an integer
             if not -shape[dim] <= item < shape[dim]:
                 raise IndexError(f"index {item} is out of bounds for dimension {dim} with "
                                  f"size {shape[dim]}")
@@ -2409,7 +2396,8 @@ def _check_index(items, shape: tuple) -> None:
     # the index tensors (a mask: its positions; a bool: a size-1 or size-0 dimension) must
     # broadcast together
     shapes = [(int(np.count_nonzero(item)),) if item.dtype == np.bool_ else item.shape
-              for item in (np.asarray(i) for i in items if isinstance(i, (np.ndarray, bool)))]
+              for item in (i if isinstance(i, devices.ARRAY_TYPES) else np.asarray(i)
+                           for i in items if isinstance(i, (bool, *devices.ARRAY_TYPES)))]
     if len(shapes) > 1:
         try:
             np.broadcast_shapes(*shapes)
@@ -2622,7 +2610,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
     tensor([[0., 1.],
             [2., 3.]])
     """
-    _check_device(device)
+    device = _check_device(device)
     if isinstance(data, Tensor):
         array = data._data.copy()
     else:
@@ -2658,7 +2646,7 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
                 array = _wrap_negative_ints(data, array, target)
         array = array.astype(target.numpy)
     from_numpy_dtype(array.dtype)  # refuse unsupported dtypes (strings, complex...)
-    t = _wrap(array)
+    t = _place(_wrap(array), device)
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -2686,7 +2674,7 @@ def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=No
 
     `kinds` (a string of categories, 'b' bool, 'i' integer, 'f' floating point) limits the
     dtypes the function has a kernel for in PyTorch; others raise its NotImplementedError."""
-    _check_device(device)
+    device = _check_device(device)
     if size is None and shape_args == ():
         raise TypeError(f'{op}() missing 1 required positional arguments: "size"')
     if size is not None and not isinstance(size, (tuple, list, Size)):
@@ -2703,7 +2691,7 @@ def _make(shape_args, size, dtype, default, fill, requires_grad=False, device=No
         raise RuntimeError(f"{op}(): Storage size calculation overflowed with sizes="
                            f"{list(shape)}")
     try:
-        t = _wrap(fill(shape, dtype.numpy))
+        t = _place(_wrap(fill(shape, dtype.numpy)), device)
     except (MemoryError, ValueError) as err:  # NumPy: "array is too big", allocation failed
         raise RuntimeError(f"{op}(): cannot allocate a tensor of shape {list(shape)} and dtype "
                            f"{dtype}: {err}") from None
@@ -2911,7 +2899,8 @@ def _like(fill):
     def like(input, dtype=None, device=None, requires_grad=False):
         dtype = input.dtype if dtype is None else _args.check_dtype(f"{fill.__name__}_like",
                                                                     dtype)
-        return fill(tuple(input.shape), dtype=dtype, device=device, requires_grad=requires_grad)
+        return fill(tuple(input.shape), dtype=dtype, device=device or input.device,
+                    requires_grad=requires_grad)
 
     return like
 
@@ -2922,8 +2911,8 @@ rand_like, randn_like = _like(rand), _like(randn)
 
 def full_like(input, fill_value, dtype=None, device=None, requires_grad=False):
     _args.check_dtype("full_like", dtype)
-    return full(input.shape, fill_value, dtype=dtype or input.dtype, device=device,
-                requires_grad=requires_grad)
+    return full(input.shape, fill_value, dtype=dtype or input.dtype,
+                device=device or input.device, requires_grad=requires_grad)
 
 
 # ---------------------------------------------------------------------------------------------

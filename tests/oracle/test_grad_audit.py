@@ -685,7 +685,9 @@ EXEMPT: dict[str, str] = {
     "Tensor.__init__": "the legacy constructor torch.Tensor(data or sizes): creation",
     "Tensor.__deepcopy__": "copy.deepcopy of a leaf: tested in test_tensor_api.py",
     "Tensor.__reduce__": "pickling is refused on purpose (see serialization)",
-    "Tensor.cuda": "refused: corrnet has no CUDA backend",
+    "Tensor.cuda": "a copy to a CUDA device (ToCopyBackward0, the gradient copied back): "
+                   "needs CUDA or the stand-in, tested in test_issue15_device.py",
+    "Tensor.get_device": "the CUDA device's index (-1 on the CPU), an int",
     "Tensor.__rmatmul__": "reached only for a non-tensor left operand, refused as PyTorch "
                           "(test_issue11_matmul_with_non_tensors)",
     "F.is_grad_enabled": "the grad-mode query imported into nn.functional",

@@ -224,7 +224,12 @@ def _sigmoid_pieces(a: np.ndarray, out: np.ndarray) -> None:
 
 
 def sigmoid_forward(a: np.ndarray) -> np.ndarray:
-    """sigmoid(a), a new array of a's shape and dtype."""
+    """sigmoid(a), a new array of a's shape and dtype (on a's device: the NumPy passes
+    through the array's own namespace)."""
+    if not isinstance(a, np.ndarray):
+        out = np.empty_like(a)
+        sigmoid_numpy(a, out)
+        return out
     a = np.ascontiguousarray(a)
     out = np.empty(a.shape, dtype=a.dtype)
     if _compiled(a):
@@ -236,6 +241,10 @@ def sigmoid_forward(a: np.ndarray) -> np.ndarray:
 
 def sigmoid_backward(out: np.ndarray, grad: np.ndarray) -> np.ndarray:
     """d loss / d a from the forward result `out` and d loss / d out."""
+    if not isinstance(out, np.ndarray):  # on a device: NumPy's passes, dispatched
+        grad_a = np.empty(out.shape, dtype=np.result_type(out.dtype, grad.dtype), like=out)
+        sigmoid_grad_numpy(out, np.broadcast_to(grad, out.shape), grad_a)
+        return grad_a
     grad = np.ascontiguousarray(grad)
     grad_a = np.empty(out.shape, dtype=np.result_type(out, grad))
     if grad.shape == out.shape and _compiled(out, grad, grad_a):

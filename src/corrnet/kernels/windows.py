@@ -20,6 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..autograd import _like
+
 
 def memory_bytes() -> int:
     """This machine's physical memory in bytes (2**40 where the system does not say)."""
@@ -254,7 +256,7 @@ def pad_array(x: np.ndarray, pads, mode: str = "constant", value=0) -> np.ndarra
         # fill, then copy the part of x that survives the (possibly negative) pads
         out_shape = x.shape[:x.ndim - len(pads)] + tuple(
             x.shape[a] + before + after for a, (before, after) in zip(axes, pads, strict=True))
-        out = np.full(out_shape, value, dtype=x.dtype)
+        out = np.full(out_shape, value, dtype=x.dtype, like=_like(x))
         src, dst = [Ellipsis], [Ellipsis]
         for a, (before, after) in zip(axes, pads, strict=True):
             src.append(slice(max(-before, 0), x.shape[a] - max(-after, 0)))
@@ -276,7 +278,8 @@ def pad_array_backward(grad: np.ndarray, input_shape: tuple, pads, mode: str) ->
             continue
         size = input_shape[a]
         source = source_index(size, before, after, mode)
-        folded = np.zeros(grad.shape[:a] + (size,) + grad.shape[a + 1:], dtype=grad.dtype)
+        folded = np.zeros(grad.shape[:a] + (size,) + grad.shape[a + 1:], dtype=grad.dtype,
+                          like=_like(grad))
         moved_grad, moved_folded = np.moveaxis(grad, a, 0), np.moveaxis(folded, a, 0)
         # the cells that are not padding: one slice, copied straight back
         first, last = max(before, 0), min(len(source), before + size)

@@ -15,8 +15,9 @@ import warnings
 import numpy as np
 
 from .. import _args
+from .. import devices as _devices
 from .. import functional as _core
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function, _as_array, _like, is_grad_enabled
 from ..backend import INT, bool_, result_type
 from ..functional import *  # noqa: F403
 from ..ops import log_softmax_array
@@ -64,7 +65,7 @@ class Linear(Function):
     def backward(ctx, grad):
         x, weight = ctx.saved_arrays
         grad_x = grad_weight = grad_bias = None
-        grad = np.ascontiguousarray(grad)  # a broadcast gradient (of a sum) has 0 strides: BLAS
+        grad = _devices.contiguous(grad)  # a broadcast gradient (of a sum) has 0 strides: BLAS
         out_features = grad.shape[-1]
         rows = grad.size // out_features if out_features else int(np.prod(grad.shape[:-1]))
         if x is not None:  # weight's gradient wanted: (out, in) = (out, M) @ (M, in)
@@ -225,6 +226,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
         keep = _rng().random(input._data.shape, dtype=np.float64 if np_dtype == np.float64
                              else np.float32) < 1.0 - p
         mask = keep * np.asarray(1.0 / (1.0 - p), dtype=np_dtype)
+    if not isinstance(input._data, np.ndarray):  # drawn on the host, then sent over
+        mask = _devices.to_device(mask, input.device)
     out = input * _wrap(mask)
     return input._inplace(out) if inplace else out
 
@@ -437,9 +440,9 @@ class NllLoss(Function):
         denom = coef.sum()
         if reduction == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
-                out = np.asarray(per.sum() / denom, dtype=x.dtype)
+                out = _as_array(per.sum() / denom).astype(x.dtype, copy=False)
         elif reduction == "sum":
-            out = np.asarray(per.sum(), dtype=x.dtype)
+            out = _as_array(per.sum()).astype(x.dtype, copy=False)
         else:
             out = per
         ctx.save_for_backward(logp if from_logits else None)
@@ -455,7 +458,7 @@ class NllLoss(Function):
         s, coef, valid = ctx.smoothing, ctx.coef, ctx.valid
         classes = ctx.shape[1]
         wshape = (1, classes) + (1,) * (len(ctx.shape) - 2)
-        g = np.asarray(grad)
+        g = _as_array(grad)
         with np.errstate(invalid="ignore", divide="ignore"):
             if ctx.reduction == "mean":
                 g = g / ctx.denom  # inf when every target is ignored: such samples get 0
@@ -468,7 +471,7 @@ class NllLoss(Function):
             total = (1 - s) * coef + (s / classes) * wsum
             grad_x = np.exp(logp) * np.expand_dims(g * total, 1)
         else:
-            grad_x = np.zeros(ctx.shape, dtype=ctx.dtype)
+            grad_x = np.zeros(ctx.shape, dtype=ctx.dtype, like=_like(g))
         if s:
             spread = np.expand_dims(g * (s / classes), 1)
             grad_x -= spread if ctx.weight is None else spread * ctx.weight.reshape(wshape)
@@ -488,7 +491,7 @@ class NllLoss(Function):
             with np.errstate(invalid="ignore", divide="ignore"):
                 g = g / _wrap(np.asarray(ctx.denom, dtype=ctx.dtype))
         g = _where_recorded(ctx.valid, g, zero)  # (N, *d): 0 for ignored samples
-        picked = np.zeros(ctx.shape, dtype=ctx.dtype)  # one-hot of the targets
+        picked = np.zeros(ctx.shape, dtype=ctx.dtype, like=_like(ctx.coef))  # one-hot of targets
         np.put_along_axis(picked, ctx.index, 1, 1)
         grad_x = -_wrap(picked) * (g * _wrap(((1 - s) * ctx.coef).astype(ctx.dtype))).unsqueeze(1)
         if ctx.from_logits:
@@ -540,10 +543,10 @@ class CrossEntropyProbabilities(Function):
         if reduction == "mean":
             count = x.size / classes if classes else 0
             with np.errstate(invalid="ignore", divide="ignore"):
-                out = np.asarray(per.sum() / count, dtype=x.dtype)
+                out = _as_array(per.sum() / count).astype(x.dtype, copy=False)
             ctx.scale = 1 / count if count else np.nan
         elif reduction == "sum":
-            out, ctx.scale = np.asarray(per.sum(), dtype=x.dtype), 1
+            out, ctx.scale = _as_array(per.sum()).astype(x.dtype, copy=False), 1
         else:
             out, ctx.scale = per, 1
         ctx.reduction = reduction
@@ -554,7 +557,7 @@ class CrossEntropyProbabilities(Function):
     @staticmethod
     def backward(ctx, grad):
         logp, q = ctx.saved_arrays
-        g = np.asarray(grad) * ctx.scale
+        g = _as_array(grad) * ctx.scale
         g = np.expand_dims(g, 1) if g.ndim else g  # per sample ('none') or one scalar
         grad_x = g * (np.exp(logp) * np.sum(q, axis=1, keepdims=True) - q)
         grad_target = None
@@ -946,7 +949,7 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
                            f"(got input of shape {tuple(input.shape)})")
     if not input.dtype.is_floating_point and p != 1:
         raise RuntimeError(f"dropout2d: expected a floating point input, got {input.dtype}")
-    out = input * _wrap(_feature_mask(input, p))
+    out = input * _wrap(_devices.to_device(_feature_mask(input, p), input.device))
     return input._inplace(out) if inplace else out
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from .. import backend
-from ..tensor import Tensor, _check_device, _refuse_cuda, device, no_grad
+from .. import backend, devices
+from ..tensor import Tensor, _check_device, device, no_grad
 from .hooks import RemovableHandle, _BackwardHook, _register_hook
 from .parameter import Parameter, _raw, is_lazy
 
@@ -359,20 +359,23 @@ class Module:
                 dtype = arg
         if target_device is not None:
             try:
-                _check_device(target_device)
+                target_device = _check_device(target_device)
             except RuntimeError as err:
                 raise RuntimeError(f"{type(self).__name__}.to({str(target_device)!r}): "
                                    f"{err}") from None
-        if dtype is None:
+        if dtype is not None:
+            dtype = backend.as_dtype(dtype)
+            if not dtype.is_floating_point:
+                raise TypeError("nn.Module.to only accepts floating point dtypes, but got "
+                                f"desired dtype={dtype}")
+        if dtype is None and target_device is None:
             return self
-        dtype = backend.as_dtype(dtype)
-        if not dtype.is_floating_point:
-            raise TypeError("nn.Module.to only accepts floating point dtypes, but got desired "
-                            f"dtype={dtype}")
-        target = dtype.numpy
+        target = None if dtype is None else dtype.numpy
 
         def convert(array):
-            return array.astype(target) if array.dtype.kind == "f" else array
+            if target is not None and array.dtype.kind == "f":
+                array = array.astype(target)
+            return array if target_device is None else devices.to_device(array, target_device)
 
         return self._apply_to_tensors(convert)
 
@@ -390,11 +393,15 @@ class Module:
         target = backend.as_dtype(dst_type).numpy
         return self._apply_to_tensors(lambda array: array.astype(target))
 
-    def cuda(self, device=None):
-        _refuse_cuda(f"{type(self).__name__}.cuda()")
+    def cuda(self, device=None) -> Module:
+        """Move every parameter and buffer (and gradient) to CUDA device `device` (None: the
+        current one), in place, as PyTorch's ``Module.cuda``."""
+        target = devices.cuda_device(device, f"{type(self).__name__}.cuda()")
+        return self._apply_to_tensors(lambda array: devices.to_device(array, target))
 
     def cpu(self) -> Module:
-        return self
+        """Move every parameter and buffer (and gradient) to host memory, in place."""
+        return self._apply_to_tensors(devices.to_host)
 
     # -- state ---------------------------------------------------------------------------------
 

@@ -82,11 +82,15 @@ class UninitializedTensorMixin:
         from .. import backend
         from ..tensor import _check_device
 
-        _check_device(device)
+        device = _check_device(device)
         array_dtype = _raw(self).dtype if dtype is None else backend.as_dtype(dtype).numpy
         shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-        object.__setattr__(self, "_data", np.empty(tuple(int(n) for n in shape),
-                                                   dtype=array_dtype))
+        array = np.empty(tuple(int(n) for n in shape), dtype=array_dtype)
+        if device is not None and device.type != "cpu":
+            from .. import devices
+
+            array = devices.to_device(array, device)
+        object.__setattr__(self, "_data", array)
         self.__class__ = self.cls_to_become
 
     @property

@@ -457,8 +457,12 @@ def sum_to_shape(grad: np.ndarray, shape: tuple) -> np.ndarray:
     extra = grad.ndim - len(shape)
     axes = tuple(range(extra)) + tuple(extra + i for i, n in enumerate(shape)
                                        if n == 1 and grad.shape[extra + i] != 1)
-    if axes:  # one reduction, so that a half-precision sum rounds once (as PyTorch's)
-        grad = grad.sum(axis=axes)
+    if axes:  # one reduction, so that a half-precision sum rounds once (as PyTorch's: NumPy's
+        # float16 sum rounds after every addition; accumulated in float32, it rounds at the end)
+        if grad.dtype == np.float16:
+            grad = grad.sum(axis=axes, dtype=np.float32).astype(np.float16)
+        else:
+            grad = grad.sum(axis=axes)
     return grad.reshape(shape)
 
 

@@ -100,13 +100,14 @@ class Div(Function):
     def backward(ctx, grad):
         a, b = ctx.saved_arrays
         with np.errstate(divide="ignore", invalid="ignore"):
-            return grad / b, (-grad * a / (b * b) if a is not None else None)
+            # -grad * ((a / b) / b): PyTorch's order, which rounds as its float16 does
+            return grad / b, (-grad * ((a / b) / b) if a is not None else None)
 
     @staticmethod
     def backward_graph(ctx, grad):
         a, b = ctx.saved_tensors
         with np.errstate(divide="ignore", invalid="ignore"):
-            return grad / b, (-grad * a / (b * b) if a is not None else None)
+            return grad / b, (-grad * ((a / b) / b) if a is not None else None)
 
 
 class Pow(Function):

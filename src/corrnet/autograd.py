@@ -323,6 +323,8 @@ def _as_array(value):
     ``np.asarray``."""
     if isinstance(value, np.ndarray):
         return value
+    if isinstance(value, (np.generic, int, float, bool)):   # a NumPy scalar (a full reduction)
+        return np.asarray(value)
     from . import devices
 
     return devices.as_array(value)

@@ -12,13 +12,25 @@ The run exits with status 1 when any call ended cryptic, wrong, crash or hang.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from . import runner
 from .cases import make_case
+
+# The cases turn autotuning on (``backends.cudnn.benchmark = True``), whose winners persist in
+# the calibration file: the workers (which inherit this environment) get a cache folder of
+# their own, removed at exit, never the user's (a fuzz run used to leave a calibration file
+# there that a later `make bench` then read).
+_CACHE = tempfile.mkdtemp(prefix="corrnet-fuzz-cache-")
+os.environ["CORRNET_CACHE_DIR"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 def main(argv=None) -> int:

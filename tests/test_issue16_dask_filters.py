@@ -257,3 +257,38 @@ def test_issue16_bad_input_is_refused_with_the_argument_and_shapes():
         cdask.gaussian(X, -1.0)
     with pytest.raises(ValueError, match=r"box: n must be a positive integer"):
         cdask.box(X, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the package: lazy about dask, its examples run
+# ---------------------------------------------------------------------------------------------
+
+def test_issue16_corrnet_does_not_import_dask_and_corrnet_dask_names_the_extra():
+    import subprocess
+    import sys
+
+    code = ("import sys, corrnet; assert 'dask' not in sys.modules, 'corrnet imported dask'\n"
+            "sys.modules['dask'] = None  # as if the extra were not installed\n"
+            "try:\n    import corrnet.dask\nexcept ImportError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pip install corrnet[dask]" in done.stdout
+
+
+@pytest.mark.parametrize("module", ["corrnet.dask", "corrnet.dask.filtering",
+                                    "corrnet.dask.batch"])
+def test_issue16_docstring_examples(module, tmp_path, monkeypatch):
+    import doctest
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    module = importlib.import_module(module)
+    globs = {**vars(module), "corrnet": corrnet, "np": np}
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    tests = [t for t in doctest.DocTestFinder(exclude_empty=True).find(
+        module, module.__name__, globs=globs) if t.examples]
+    assert tests
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

@@ -292,3 +292,21 @@ def test_issue16_docstring_examples(module, tmp_path, monkeypatch):
     for test in tests:
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_issue16_the_readme_section_runs_as_pasted():
+    """README's "Huge images on Dask": its example prints what it says."""
+    import doctest
+    import pathlib
+    import re
+
+    readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    section = re.search(r"## Huge images on Dask\n(.*?)\n## ", text, re.S)
+    if section is None:
+        pytest.skip("README has no section 'Huge images on Dask'")
+    block = re.search(r"```python\n(.*?)```", section.group(1), re.S).group(1)
+    test = doctest.DocTestParser().get_doctest(block, {}, "README", None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

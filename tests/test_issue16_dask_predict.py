@@ -134,6 +134,43 @@ def test_issue16_predict_under_a_distributed_cluster_of_two_processes(fake_fashi
     assert accuracy == d2l.evaluate_accuracy(net, DataLoader(test, batch_size=8))
 
 
+SEEN_DEVICES = []
+
+
+class RecordsItsInputDevice(nn.Module):
+    def forward(self, x):
+        SEEN_DEVICES.append(str(x.device))
+        return x.flatten(1)
+
+
+def test_issue16_predict_runs_on_the_device_asked_or_the_networks(monkeypatch):
+    """On corrnet's stand-in CUDA device (issue 15): batches go to `device`, or to the
+    network's own device; the outputs come back as NumPy."""
+    from corrnet import devices
+
+    monkeypatch.setenv(devices.STANDIN_VARIABLE, "1")
+    devices.reset()
+    try:
+        corrnet.manual_seed(0)
+        net = nn.Sequential(RecordsItsInputDevice(), nn.Linear(12, 5), nn.ReLU(),
+                            nn.Linear(5, 3))
+        X = np.random.default_rng(0).random((10, 3, 2, 2), dtype=np.float32)
+        expected = in_process_loop(net, X, 5)
+        images = da.from_array(X, chunks=4)
+        SEEN_DEVICES.clear()
+        np.testing.assert_array_equal(
+            cdask.predict(net, images, batch_size=5, device="cuda").compute(), expected)
+        assert set(SEEN_DEVICES) == {"cuda:0"}
+        net.to("cuda")
+        SEEN_DEVICES.clear()
+        np.testing.assert_array_equal(cdask.predict(net, images, batch_size=5).compute(),
+                                      expected)
+        assert set(SEEN_DEVICES) == {"cuda:0"}
+    finally:
+        monkeypatch.delenv(devices.STANDIN_VARIABLE)
+        devices.reset()
+
+
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"Fashion-MNIST is not in {SHARED_DATA}")
 def test_issue16_fashion_mnist_test_set_accuracy_equals_the_single_process_figure(monkeypatch):
     monkeypatch.setenv("CORRNET_DATA", str(SHARED_DATA))

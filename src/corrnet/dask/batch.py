@@ -26,6 +26,7 @@ import io
 import os
 import pickle
 import threading
+import uuid
 
 import numpy as np
 
@@ -75,14 +76,19 @@ class _ShippedNetwork:
                             f"structure must pickle, as a module of importable classes "
                             f"does): {err}") from None
         self._structure, self._device = buffer.getvalue(), device
+        self._token = uuid.uuid4().hex
         self.__setstate__(self.__getstate__())
 
+    def __dask_tokenize__(self):  # Dask names the key without hashing the weights
+        return ("corrnet-shipped-network", self._token)
+
     def __getstate__(self):
-        return {"structure": self._structure, "arrays": self._arrays, "device": self._device}
+        return {"structure": self._structure, "arrays": self._arrays, "device": self._device,
+                "token": self._token}
 
     def __setstate__(self, state):
         self._structure, self._arrays = state["structure"], state["arrays"]
-        self._device = state["device"]
+        self._device, self._token = state["device"], state["token"]
         self._net, self._lock = None, threading.Lock()
 
     def network(self):

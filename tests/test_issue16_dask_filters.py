@@ -178,7 +178,8 @@ def test_issue16_named_filters_equal_the_in_memory_filters(name, image, mode, bo
        boundary=st.sampled_from(["symm", "wrap", "fill"]))
 def test_issue16_gaussian_sobel_laplace_box_agree_with_scipy_ndimage(image, sigma, boundary):
     """scipy.ndimage defines the same filters in mode 'same' ('symm' = 'reflect', 'wrap' =
-    'grid-wrap', 'fill' with 0 = 'constant'), for images at least as large as the kernel."""
+    'grid-wrap', 'fill' with 0 = 'constant'), for images at least as large as the kernel:
+    the dask result and the in-memory one both equal it."""
     array, X = image
     assume(min(array.shape[-2:]) >= 2 * int(4 * sigma + 0.5) + 1)
     ndmode = {"symm": "reflect", "wrap": "grid-wrap", "fill": "constant"}[boundary]
@@ -187,20 +188,22 @@ def test_issue16_gaussian_sobel_laplace_box_agree_with_scipy_ndimage(image, sigm
         planes = array.reshape(-1, *array.shape[-2:])
         return np.stack([function(plane) for plane in planes]).reshape(array.shape)
 
-    cases = [
+    cases = [  # (corrnet.dask, corrnet in memory, scipy.ndimage)
         (cdask.gaussian(X, sigma, boundary=boundary),
+         filters.gaussian(array, sigma, boundary=boundary),
          per_plane(lambda p: scipy.ndimage.gaussian_filter(p, sigma, mode=ndmode))),
-        (cdask.sobel_x(X, boundary=boundary),
+        (cdask.sobel_x(X, boundary=boundary), filters.sobel_x(array, boundary=boundary),
          per_plane(lambda p: scipy.ndimage.sobel(p, 1, mode=ndmode))),
-        (cdask.laplacian(X, boundary=boundary),
+        (cdask.laplacian(X, boundary=boundary), filters.laplacian(array, boundary=boundary),
          per_plane(lambda p: scipy.ndimage.laplace(p, mode=ndmode))),
-        (cdask.box(X, 3, boundary=boundary),
+        (cdask.box(X, 3, boundary=boundary), filters.box(array, 3, boundary=boundary),
          per_plane(lambda p: scipy.ndimage.uniform_filter(p, 3, mode=ndmode))),
-        (cdask.sobel(X, boundary=boundary),
+        (cdask.sobel(X, boundary=boundary), filters.sobel(array, boundary=boundary),
          per_plane(lambda p: np.hypot(scipy.ndimage.sobel(p, 0, mode=ndmode),
                                       scipy.ndimage.sobel(p, 1, mode=ndmode)))),
     ]
-    for lazy, reference in cases:
+    for lazy, in_memory, reference in cases:
+        np.testing.assert_allclose(in_memory.numpy(), reference, rtol=1e-10, atol=1e-10)
         assert_matches(lazy, reference)
 
 

@@ -15,9 +15,15 @@ neighbours (depth kh - 1 and kw - 1 in all, split before/after; asymmetric for e
 symmetric (an even kernel's 'same' needs one more row after than before), 'full' and 'valid'
 change the shape, and padding wider than a chunk or than the image itself (a large kernel on
 a small image: mirrored again and again, as NumPy's and corrnet's padding do) is out of their
-reach — padding once handles every mode and boundary alike. Chunks too small for the depth (a
-1-pixel chunk under a 15x15 kernel) are merged with their neighbours first; in mode 'same' the
-output keeps the (merged) input chunks.
+reach — padding once handles every mode and boundary alike. (The padding is built from slices
+of X, NumPy's pad indices: ``dask.array.pad`` returns too short an array when a pad is wider
+than the array, dask issue 6127.) Chunks too small for the depth (a 1-pixel chunk under a
+15x15 kernel) are merged with their neighbours first; in mode 'same' the output keeps the
+(merged) input chunks.
+
+X must be a dask array: a NumPy array is refused with the fix (the in-memory function, or
+``dask.array.from_array(X, chunks=...)``) rather than silently made one chunk. The kernel must
+be in memory (NumPy, a nested list or a tensor), never a dask array.
 
 >>> import dask.array as da, numpy as np, corrnet, corrnet.dask
 >>> image = np.arange(144.0).reshape(12, 12)

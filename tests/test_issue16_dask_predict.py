@@ -120,6 +120,8 @@ def test_issue16_predict_from_image_files(fake_fashion, tmp_path):
         cdask.predict(net, [*paths[:3], odd], batch_size=4).compute()
 
 
+# distributed's own start-up leaves a probing socket to the garbage collector (node.py)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_issue16_predict_under_a_distributed_cluster_of_two_processes(fake_fashion):
     distributed = pytest.importorskip("distributed")
     net, test = fake_fashion

@@ -224,3 +224,32 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget
         return xp.zeros(tuple(weight_shape), dtype=dtype)
     return total.reshape(tuple(weight_shape)).astype(dtype, copy=False)
 
+
+
+def unfold(x, window: Window2d, xp=None):
+    """Every window as a column, per image (F.unfold, conv.unfold's interface):
+    (N, C, H, W) -> (N, C*kh*kw, H_out*W_out); the padded band of every output row and
+    `im2col`, then one copy to the per-image layout."""
+    xp = xp or namespace_of(x)
+    n, c = x.shape[:2]
+    col = im2col(xp, padded_band(xp, x, window, slice(0, window.out_height)), window)
+    per_image = xp.ascontiguousarray(col.transpose(3, 0, 1, 2, 4, 5))   # (N, C, kh, kw, H', W')
+    return per_image.reshape(n, c * window.kernel[0] * window.kernel[1], -1)
+
+
+def fold(col, window: Window2d, x_shape, xp=None):
+    """The adjoint of `unfold` (F.fold): (N, C*kh*kw, H_out*W_out) -> x_shape (N, C, H, W),
+    overlapping windows added (`col2im`, kh*kw strided adds)."""
+    xp = xp or namespace_of(col)
+    n, c = x_shape[:2]
+    kh, kw = window.kernel
+    (top, _), (left, _) = window.padding
+    col = col.reshape(n, c, kh, kw, window.out_height, window.out_width)
+    padded = col2im(xp, col.transpose(1, 2, 3, 0, 4, 5), window)        # (C, N, Hp, Wp)
+    image = padded[:, :, top:top + x_shape[2], left:left + x_shape[3]]
+    return xp.ascontiguousarray(image.transpose(1, 0, 2, 3))
+
+
+def grad_bias(grad_out, xp=None):
+    """d loss / d bias: grad_out (N, C_out, H_out, W_out) summed to (C_out,)."""
+    return grad_out.sum(axis=(0, 2, 3))

@@ -33,7 +33,7 @@ import test_seeds  # noqa: E402  (the notebooks' parser and runner)
 import helpers  # noqa: E402  (tests/oracle: the oracle's comparison)
 
 tF = torch.nn.functional
-SETTINGS = helpers.oracle_settings(20)
+SETTINGS = helpers.oracle_settings(40)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -146,6 +146,9 @@ FUNCTIONAL_CASES = [
     ("group_norm", (_r(2, 4, 3, 3), 2, _r(4), _r(4)), {}),
     ("instance_norm", (_r(2, 3, 4, 4),), {}),
     ("pixel_shuffle", (_r(1, 8, 2, 3), 2), {}),
+    ("pixel_unshuffle", (_r(1, 2, 4, 6), 2), {}),
+    ("prelu", (_r(2, 3, 4), _r(3)), {}),
+    ("cross_entropy", (_r(4, 3), RNG.random((4, 3))), {}),    # class probabilities
 ]
 
 
@@ -238,6 +241,26 @@ def test_layers_on_cuda_match_torch(name, args, kwargs, shape):
     for bname, buffer in theirs.named_buffers():
         helpers.assert_close(ours.state_dict()[bname].cpu().numpy(), buffer.numpy(),
                              f"{name} buffer {bname}", None, None)
+
+
+@pytest.mark.parametrize("make", [lambda: cnn.LazyConv2d(3, 3), cnn.LazyBatchNorm2d,
+                                  lambda: cnn.LazyConvTranspose2d(2, 3)])
+def test_lazy_modules_moved_before_their_first_call_materialize_on_the_device(make):
+    """As PyTorch: .cuda() on a lazy module places its parameters on the device when the
+    first input shows their shapes (their initial values drawn as on the CPU)."""
+    x = cn.randn(2, 4, 6, 6, device="cuda", requires_grad=True)
+    cn.manual_seed(5)
+    module = make().cuda()
+    out = module(x)
+    out.sum().backward()
+    tensors = [*module.parameters(), *module.buffers()]
+    assert on_device(out) and tensors and all(on_device(t) for t in tensors)
+    assert all(on_device(p.grad) for p in module.parameters())
+    cn.manual_seed(5)
+    on_cpu = make()
+    on_cpu(x.detach().cpu())
+    for ours, theirs in zip(module.parameters(), on_cpu.parameters(), strict=True):
+        np.testing.assert_array_equal(ours.detach().cpu().numpy(), theirs.detach().numpy())
 
 
 def test_dropout2d_on_cuda_zeroes_whole_channels():

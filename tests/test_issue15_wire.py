@@ -311,6 +311,30 @@ def test_corr2d_on_cuda():
                                    scipy.signal.correlate2d(X, K, mode, boundary), 1e-12)
 
 
+def test_non_finite_values_stay_local_on_cuda_as_in_torch():
+    """The device path runs no finiteness check (nothing read back): im2col + GEMM keeps a
+    NaN and an inf in the outputs whose windows read them, as PyTorch's sums."""
+    x, w = _r(1, 2, 9, 9), _r(3, 2, 3, 3)
+    x[0, 0, 4, 4], x[0, 1, 0, 8] = np.nan, np.inf
+    ours = F.conv2d(cn.tensor(x).cuda(), cn.tensor(w).cuda(), padding=1).cpu().numpy()
+    theirs = tF.conv2d(torch.tensor(x), torch.tensor(w), padding=1).numpy()
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, equal_nan=True)
+
+
+def test_avg_pool_divisors_cross_to_each_device_once():
+    """The divisors of a window geometry are built on the host and copied to a device once,
+    then kept for that device (`devices.table_like`)."""
+    x = cn.tensor(_r(2, 3, 7, 7))
+    before = len(devices._tables)
+    first = F.avg_pool2d(x.cuda(), 3, padding=1, count_include_pad=False)
+    second = F.avg_pool2d(x.cuda() * 2, 3, padding=1, count_include_pad=False)
+    assert len(devices._tables) == before + 1
+    F.avg_pool2d(x.cuda(1), 3, padding=1, count_include_pad=False)
+    assert len(devices._tables) == before + 2              # one copy on cuda:1 too
+    np.testing.assert_allclose(second.cpu().numpy(), 2 * first.cpu().numpy(), rtol=1e-12)
+
+
 # --------------------------------------------------------------------------- the budget
 
 

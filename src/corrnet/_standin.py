@@ -17,6 +17,13 @@ behaves as ``cupy.ndarray`` does:
   as a 0-d array); arrays of two devices in one call raise ValueError, as CuPy does when a
   kernel's operand lives on another device than the current one.
 
+The module itself is the device's array namespace ``xp``, as ``cupy`` is: the functions
+that make arrays from none (``zeros``, ``empty``, ``full``, ``arange``, ``asarray``, ...)
+make them on the current device (``with cuda.Device(i):``, as CuPy's), ``ascontiguousarray``
+and ``lib.stride_tricks.as_strided`` take stand-in arrays, and every other name is NumPy's
+function, which dispatches to the stand-in arrays it is given; ``x.__array_namespace__()``
+returns the module. The device kernels (kernels/device_*.py) run on it in CI.
+
 It is not a simulator: the values are NumPy's, computed on the host.
 
 >>> x = from_host(np.arange(3.0), 0)

@@ -1,13 +1,13 @@
 """2-D convolution by im2col + GEMM on any array namespace: CuPy's on a GPU, NumPy's in CI.
 
-How it will be plugged in (not yet: the device layer is being built beside it). The module
-has the interface of an algorithm of the planner (plan.py; the same as conv.py's):
-`supports`, `least_bytes`, `forward(x, weight, bias, window, groups, budget)`,
-`grad_input(grad_out, weight, window, groups, x_shape, budget)` and
-`grad_weight(grad_out, x, weight_shape, window, groups, budget)`. The device layer will add
-it to plan.ALGORITHMS (say as "device_gemm") and have `plan.choose` pick it for arrays that
-live on a CUDA device; the arrays' own namespace (`namespace.namespace_of`: ``cupy`` for
-``cupy.ndarray``) runs it, or the layer passes ``xp=`` explicitly. It never imports CuPy.
+How it is plugged in. The module has the interface of an algorithm of the planner (plan.py;
+the same as conv.py's): `supports`, `least_bytes`, `forward(x, weight, bias, window, groups,
+budget)`, `grad_input(grad_out, weight, window, groups, x_shape, budget)` and
+`grad_weight(grad_out, x, weight_shape, window, groups, budget)`, plus `unfold` / `fold`
+(F.unfold, F.fold). `plan.conv_pass` runs every pass of an array that lives on a CUDA
+device here (`plan.on_device`: devices.py decides), with that device current
+(`devices.using`), its namespace as ``xp`` (`devices.namespace_of`: ``cupy``, or the
+stand-in in CI) and the device's budget (`plan.device_budget`). It never imports CuPy.
 
 Shapes: x (N, C_in, H, W), weight (C_out, C_in/G, kh, kw), output (N, C_out, H_out, W_out);
 K = (C_in/G)*kh*kw the length of one unrolled window, L' the output positions of a chunk.

@@ -1,11 +1,12 @@
 """Max and average pooling on any array namespace: CuPy's on a GPU, NumPy's in CI.
 
-How it will be plugged in (not yet: the device layer is being built beside it). The
-functions have pool.py's interface (`max_pool2d_forward(x, window, find_winner)` ->
-(out, winner), `max_pool2d_indices`, `max_pool2d_backward`, `avg_pool2d_forward`,
-`avg_pool2d_backward`) and the same results; functional's pooling Functions will call these
-instead of pool.py's for arrays that live on a CUDA device (the arrays' namespace,
-`namespace.namespace_of`, runs them; or the device layer passes ``xp=``). Never imports CuPy.
+How it is plugged in. The functions have pool.py's interface (`max_pool2d_forward(x,
+window, find_winner)` -> (out, winner), `max_pool2d_indices`, `max_pool2d_backward`,
+`avg_pool2d_forward`, `avg_pool2d_backward`, the adaptive pools, `scatter_to_indices`,
+`max_unpool_forward` / `max_unpool_backward`) and the same results; functional's pooling
+Functions take their kernels from `plan.pool_kernels(x)`, which gives these, run on the
+array's device with its namespace, for an array that lives on a CUDA device. Never
+imports CuPy.
 
 Every pass is whole-array operations over the kh*kw shifted views of the padded input
 (windows.shifted_views: strided slices, no copies), never a loop over pixels: on a GPU,

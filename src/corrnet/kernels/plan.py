@@ -35,12 +35,21 @@ prints the rules' choice against the tuned one per benchmark row and pass. Delet
 ``corrnet.backends.conv.calibration = False`` ignores it in the running process. See
 kernels/calibration.py.
 
+CUDA devices. An array that lives on a CUDA device (CuPy's, or the stand-in's in CI; asked of
+devices.py, one type check on the CPU path) runs every pass on im2col + GEMM written for
+any array namespace (device_conv.py; its pooling: device_pool.py, `pool_kernels`), with
+that device current and its own budget, `device_budget`: ``device_memory_budget`` (1 GiB),
+at most half of the device's free memory (`devices.memory`). No finiteness check runs
+there (im2col + GEMM keeps non-finite values local: nothing to read back to the host).
+
 Non-finite values stay as local as in PyTorch on every algorithm: a pass whose operands hold
 a NaN or an inf runs on im2col + GEMM (see `run`).
 
 Settings (``corrnet.backends.conv`` is `settings`):
 
     memory_budget   most bytes of temporary buffers one pass may hold (default 256 MiB)
+    device_memory_budget  the same on a CUDA device (default 1 GiB; at most half its free
+                    memory)
     benchmark       autotune per shape (default False)
     algorithm       force one algorithm where it supports the shape (None: the planner's pick)
     calibration     take this machine's calibrated winners where it has them (default True)

@@ -27,7 +27,9 @@ from corrnet.kernels import plan
 from corrnet.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "oracle"))
-import test_conv_pool as oracle  # noqa: E402  (its hypothesis strategies)
+import test_conv_more as oracle_more  # noqa: E402
+import test_conv_pool as oracle  # noqa: E402  (their hypothesis strategies)
+import test_fold_pad as oracle_windows  # noqa: E402
 import test_seeds  # noqa: E402  (the notebooks' parser and runner)
 
 import helpers  # noqa: E402  (tests/oracle: the oracle's comparison)
@@ -100,6 +102,48 @@ def test_avg_pool2d_on_cuda_matches_torch(cfg):
     x_shape, kernel, kwargs, dtype, seed = cfg
     x = helpers.random_array(np.random.default_rng(seed), x_shape, dtype)
     oracle._assert_accepted(check_on_cuda("avg_pool2d", x, kernel, **kwargs))
+
+
+@helpers.oracle_settings(15)
+@given(oracle.free_conv_configs())
+def test_conv2d_on_cuda_accepts_or_rejects_as_torch(cfg):
+    x_shape, w_shape, b_len, kwargs, dtype, seed = cfg
+    rng = np.random.default_rng(seed)
+    x, w = helpers.random_array(rng, x_shape, dtype), helpers.random_array(rng, w_shape, dtype)
+    b = None if b_len is None else helpers.random_array(rng, (b_len,), dtype)
+    oracle._note_verdict(check_on_cuda("conv2d", x, w, b, **kwargs))
+
+
+@helpers.oracle_settings(15)
+@given(oracle_more.conv_transpose_configs())
+def test_conv_transpose2d_on_cuda_matches_torch(cfg):
+    x_shape, w_shape, b_shape, kwargs, dtype, seed = cfg
+    arrays = oracle_more._arrays(seed, dtype, x_shape, w_shape, b_shape)
+    oracle._assert_accepted(check_on_cuda("conv_transpose2d", *arrays, **kwargs))
+
+
+@helpers.oracle_settings(15)
+@given(oracle_more.conv1d_configs())
+def test_conv1d_on_cuda_matches_torch(cfg):
+    x_shape, w_shape, b_shape, kwargs, dtype, seed = cfg
+    arrays = oracle_more._arrays(seed, dtype, x_shape, w_shape, b_shape)
+    oracle._assert_accepted(check_on_cuda("conv1d", *arrays, **kwargs))
+
+
+@helpers.oracle_settings(15)
+@given(oracle_windows.unfold_configs())
+def test_unfold_on_cuda_matches_torch(cfg):
+    x_shape, k, kwargs, dtype, seed = cfg
+    x = helpers.random_array(np.random.default_rng(seed), x_shape, dtype)
+    oracle._assert_accepted(check_on_cuda("unfold", x, k, **kwargs))
+
+
+@helpers.oracle_settings(15)
+@given(oracle_windows.fold_configs())
+def test_fold_on_cuda_matches_torch(cfg):
+    x_shape, output_size, k, kwargs, dtype, seed = cfg
+    x = helpers.random_array(np.random.default_rng(seed), x_shape, dtype)
+    oracle._assert_accepted(check_on_cuda("fold", x, output_size, k, **kwargs))
 
 
 # --------------------------------------------------------------------------- fixed configs

@@ -165,9 +165,9 @@ def _resample(x: np.ndarray, tables) -> np.ndarray:
             continue
         axis = first_axis + offset
         taps, weights, used = (tuple(tables[offset]) + (None,))[:3]
-        if not on_host:   # a CUDA array: the tables copied to its device (the taps' sums)
-            taps, weights, used = (None if t is None else devices.to_device(
-                t, devices.device_of(x)) for t in (taps, weights, used))
+        if not on_host:   # a CUDA array: the tables on its device (the taps' sums)
+            taps, weights, used = (None if t is None else _on_device_of(x, t)
+                                   for t in (taps, weights, used))
         if weights is None:  # a gather
             x = np.take(x, taps[:, 0], axis=axis)
             continue
@@ -188,6 +188,13 @@ def _resample(x: np.ndarray, tables) -> np.ndarray:
     return devices.contiguous(x)
 
 
+def _on_device_of(array, table: np.ndarray):
+    """A host-built table on `array`'s CUDA device, copied there once per content and device
+    (`devices.table_like`; a table is small: its bytes are the key)."""
+    return devices.table_like(table, array, ("interpolate", table.dtype.str, table.shape,
+                                             table.tobytes()))
+
+
 def adjoint_matrix(table, in_size: int, dtype) -> np.ndarray:
     """The dense (O, I) matrix A of a table: out = A @ x along the axis."""
     taps, weights = table[:2]
@@ -204,8 +211,11 @@ def resample_backward(grad: np.ndarray, tables, in_shape) -> np.ndarray:
         if tables[offset] is None:
             continue
         axis = first_axis + offset
-        matrix = devices.table_like(adjoint_matrix(tables[offset], in_shape[axis], grad.dtype),
-                                    grad)         # (on a CUDA device: copied there)
+        if type(grad) is np.ndarray:
+            matrix = adjoint_matrix(tables[offset], in_shape[axis], grad.dtype)
+        else:   # a CUDA array: the matrix built on the host, copied to its device once
+            matrix = _on_device_of(grad, adjoint_matrix(tables[offset], in_shape[axis],
+                                                        grad.dtype))
         if axis == grad.ndim - 1:
             grad = grad @ matrix                            # (..., O) @ (O, I) -> (..., I)
         elif axis == grad.ndim - 2:

@@ -17,6 +17,13 @@ behaves as ``cupy.ndarray`` does:
   as a 0-d array); arrays of two devices in one call raise ValueError, as CuPy does when a
   kernel's operand lives on another device than the current one.
 
+The module itself is the device's array namespace ``xp``, as ``cupy`` is: the functions
+that make arrays from none (``zeros``, ``empty``, ``full``, ``arange``, ``asarray``, ...)
+make them on the current device (``with cuda.Device(i):``, as CuPy's), ``ascontiguousarray``
+and ``lib.stride_tricks.as_strided`` take stand-in arrays, and every other name is NumPy's
+function, which dispatches to the stand-in arrays it is given; ``x.__array_namespace__()``
+returns the module. The device kernels (kernels/device_*.py) run on it in CI.
+
 It is not a simulator: the values are NumPy's, computed on the host.
 
 >>> x = from_host(np.arange(3.0), 0)
@@ -261,11 +268,88 @@ def _wrap(value, index):
     return value
 
 
-# the array namespace's functions that take no array (the module serves as ``xp``)
-def asarray(value, dtype=None, index: int = 0):
+# ---------------------------------------------------------------------------------------------
+# the module as an array namespace ``xp`` (as ``cupy``): functions that make arrays make them
+# on the current device (`Device`, as ``cupy.cuda.Device``); the others are NumPy's, which
+# dispatch to the stand-in arrays they are given
+# ---------------------------------------------------------------------------------------------
+
+_current = [0]   # the current stand-in device, as CuPy's current device
+
+
+class Device:
+    """``with Device(i):`` makes stand-in device i current (``cupy.cuda.Device``)."""
+
+    def __init__(self, index: int = 0):
+        self.id = int(index)
+
+    def __enter__(self):
+        self._previous = _current[0]
+        _current[0] = self.id
+        return self
+
+    def __exit__(self, *exc):
+        _current[0] = self._previous
+
+    def use(self):
+        _current[0] = self.id
+
+
+cuda = type("cuda", (), {"Device": Device})
+
+
+def asarray(value, dtype=None, index: int | None = None):
+    """`value` on the current device (or `index`): a stand-in array as it is (cast to
+    `dtype`), a host array or number copied there (``cupy.asarray``)."""
     if isinstance(value, ndarray):
         return value if dtype is None else value.astype(dtype, copy=False)
-    return ndarray(np.asarray(value, dtype=dtype), index)
+    return ndarray(np.array(value, dtype=dtype), _current[0] if index is None else index)
 
 
-__all__ = ["IMPLICIT_CONVERSION", "asarray", "asnumpy", "from_host", "ndarray"]
+def _creating(name):
+    function = getattr(np, name)
+
+    def create(*args, **kwargs):
+        return _wrap(function(*args, **kwargs), _current[0])
+
+    create.__name__ = name
+    return create
+
+
+# the functions that make an array from no array (their results land on the current device)
+for _name in ("zeros", "empty", "ones", "full", "arange", "eye", "linspace"):
+    globals()[_name] = _creating(_name)
+
+
+def ascontiguousarray(array):
+    """A C-ordered copy of a stand-in array (itself when it is already)."""
+    if not isinstance(array, ndarray):
+        return asarray(np.ascontiguousarray(array))
+    return array if array.flags.c_contiguous else array.copy()
+
+
+def _as_strided(array, shape=None, strides=None):
+    return ndarray(np.lib.stride_tricks.as_strided(array._array, shape=shape, strides=strides,
+                                                   writeable=False), array.device_index)
+
+
+lib = type("lib", (), {"stride_tricks": type("stride_tricks", (), {
+    "as_strided": staticmethod(_as_strided)})})
+
+
+def __getattr__(name):
+    """Any other function of the namespace: NumPy's (dispatching to stand-in arrays)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(np, name)
+
+
+def _namespace(self, api_version=None):
+    import sys
+    return sys.modules[__name__]
+
+
+ndarray.__array_namespace__ = _namespace
+
+
+__all__ = ["IMPLICIT_CONVERSION", "Device", "asarray", "asnumpy", "from_host", "ndarray"]

@@ -154,6 +154,7 @@ def reset() -> None:
     """Look for CuPy / the stand-in again (tests change ``CORRNET_STANDIN_CUDA``)."""
     global _cuda, _current, _array_type, ARRAY_TYPES
     _cuda = _array_type = None
+    _tables.clear()
     ARRAY_TYPES = (np.ndarray,)
     _current = 0
 
@@ -364,6 +365,55 @@ def memory_allocated(dev=None) -> int:
         return cuda_namespace().bytes_in_use(dev.index)
     with cuda_namespace().cuda.Device(dev.index):
         return int(cuda_namespace().get_default_memory_pool().used_bytes())
+
+
+# the stand-in's "free memory" (it has no memory of its own): tests shrink it to see the
+# device budget at work; 16 GiB otherwise, a mid-sized GPU
+STANDIN_MEMORY_BYTES = 16 * 2**30
+
+
+def memory(dev=None) -> int:
+    """Free bytes on CUDA device `dev` (None: the current one): CuPy's ``memGetInfo`` plus
+    what its memory pool holds free for reuse; on the stand-in, `STANDIN_MEMORY_BYTES` less
+    what its live arrays hold."""
+    dev = cuda_device(dev, "memory()")
+    if library() == "standin":
+        return max(STANDIN_MEMORY_BYTES - cuda_namespace().bytes_in_use(dev.index), 0)
+    cupy = cuda_namespace()
+    with cupy.cuda.Device(dev.index):
+        free, _ = cupy.cuda.runtime.memGetInfo()
+        return int(free) + int(cupy.get_default_memory_pool().free_bytes())
+
+
+_tables: dict = {}  # (key, device) -> a host-built table copied to that device
+
+
+def table_like(host, array, key=None):
+    """The host array `host` on `array`'s device: `host` itself for a host `array`, else a
+    copy there. With a hashable `key` (what `host` was built from), the copy is kept per
+    device and handed out again, so a geometry table (window divisors, index tables) crosses
+    to each device once. The caller must never write into the result.
+
+    >>> table_like(np.arange(3), np.zeros(2)).tolist()
+    [0, 1, 2]
+    """
+    if isinstance(array, np.ndarray) or not is_device_array(array):
+        return host
+    where = device_of(array)
+    if key is None:
+        return to_device(host, where)
+    cached = _tables.get((key, where))
+    if cached is None:
+        if len(_tables) >= 512:  # a bound, for programs that see endless geometries
+            _tables.clear()
+        cached = _tables[(key, where)] = to_device(host, where)
+    return cached
+
+
+def using(array):
+    """A context in which `array`'s CUDA device is the current one, so that the arrays a
+    device kernel makes land beside it (``cupy.cuda.Device(i)``; the stand-in's alike)."""
+    return cuda_namespace().cuda.Device(_device_index(array))
 
 
 def contiguous(array):

@@ -783,7 +783,7 @@ class Tensor:
         if not std >= 0.0:  # NaN too
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
         sample = _rng(generator).normal(mean, std, self._data.shape)
-        return self._overwrite(_wrap(sample.astype(self._data.dtype)))
+        return self._overwrite(self._sampled(sample))
 
     def uniform_(self, a=0.0, b=1.0, *, generator=None) -> Tensor:
         """Fill with samples of U(a, b): a <= b, both finite in the tensor's dtype, b - a too."""
@@ -801,7 +801,15 @@ class Tensor:
             raise RuntimeError(f"uniform_ expects to-from <= the largest {self.dtype}, but found "
                                f"to={b} and from={a}")
         sample = _rng(generator).uniform(a, b, self._data.shape)
-        return self._overwrite(_wrap(sample.astype(self._data.dtype)))
+        return self._overwrite(self._sampled(sample))
+
+    def _sampled(self, sample: np.ndarray) -> Tensor:
+        """Host samples in this tensor's dtype, on its device (drawn on the host, so that a
+        seed gives the same numbers on every device; one copy to a CUDA device)."""
+        sample = sample.astype(self._data.dtype)
+        if not isinstance(self._data, np.ndarray):
+            sample = devices.to_device(sample, self.device)
+        return _wrap(sample)
 
     def _check_random_fill(self, op: str) -> None:
         if not self.dtype.is_floating_point:

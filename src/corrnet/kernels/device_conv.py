@@ -1,13 +1,13 @@
 """2-D convolution by im2col + GEMM on any array namespace: CuPy's on a GPU, NumPy's in CI.
 
-How it will be plugged in (not yet: the device layer is being built beside it). The module
-has the interface of an algorithm of the planner (plan.py; the same as conv.py's):
-`supports`, `least_bytes`, `forward(x, weight, bias, window, groups, budget)`,
-`grad_input(grad_out, weight, window, groups, x_shape, budget)` and
-`grad_weight(grad_out, x, weight_shape, window, groups, budget)`. The device layer will add
-it to plan.ALGORITHMS (say as "device_gemm") and have `plan.choose` pick it for arrays that
-live on a CUDA device; the arrays' own namespace (`namespace.namespace_of`: ``cupy`` for
-``cupy.ndarray``) runs it, or the layer passes ``xp=`` explicitly. It never imports CuPy.
+How it is plugged in. The module has the interface of an algorithm of the planner (plan.py;
+the same as conv.py's): `supports`, `least_bytes`, `forward(x, weight, bias, window, groups,
+budget)`, `grad_input(grad_out, weight, window, groups, x_shape, budget)` and
+`grad_weight(grad_out, x, weight_shape, window, groups, budget)`, plus `unfold` / `fold`
+(F.unfold, F.fold). `plan.conv_pass` runs every pass of an array that lives on a CUDA
+device here (`plan.on_device`: devices.py decides), with that device current
+(`devices.using`), its namespace as ``xp`` (`devices.namespace_of`: ``cupy``, or the
+stand-in in CI) and the device's budget (`plan.device_budget`). It never imports CuPy.
 
 Shapes: x (N, C_in, H, W), weight (C_out, C_in/G, kh, kw), output (N, C_out, H_out, W_out);
 K = (C_in/G)*kh*kw the length of one unrolled window, L' the output positions of a chunk.
@@ -224,3 +224,32 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget
         return xp.zeros(tuple(weight_shape), dtype=dtype)
     return total.reshape(tuple(weight_shape)).astype(dtype, copy=False)
 
+
+
+def unfold(x, window: Window2d, xp=None):
+    """Every window as a column, per image (F.unfold, conv.unfold's interface):
+    (N, C, H, W) -> (N, C*kh*kw, H_out*W_out); the padded band of every output row and
+    `im2col`, then one copy to the per-image layout."""
+    xp = xp or namespace_of(x)
+    n, c = x.shape[:2]
+    col = im2col(xp, padded_band(xp, x, window, slice(0, window.out_height)), window)
+    per_image = xp.ascontiguousarray(col.transpose(3, 0, 1, 2, 4, 5))   # (N, C, kh, kw, H', W')
+    return per_image.reshape(n, c * window.kernel[0] * window.kernel[1], -1)
+
+
+def fold(col, window: Window2d, x_shape, xp=None):
+    """The adjoint of `unfold` (F.fold): (N, C*kh*kw, H_out*W_out) -> x_shape (N, C, H, W),
+    overlapping windows added (`col2im`, kh*kw strided adds)."""
+    xp = xp or namespace_of(col)
+    n, c = x_shape[:2]
+    kh, kw = window.kernel
+    (top, _), (left, _) = window.padding
+    col = col.reshape(n, c, kh, kw, window.out_height, window.out_width)
+    padded = col2im(xp, col.transpose(1, 2, 3, 0, 4, 5), window)        # (C, N, Hp, Wp)
+    image = padded[:, :, top:top + x_shape[2], left:left + x_shape[3]]
+    return xp.ascontiguousarray(image.transpose(1, 0, 2, 3))
+
+
+def grad_bias(grad_out, xp=None):
+    """d loss / d bias: grad_out (N, C_out, H_out, W_out) summed to (C_out,)."""
+    return grad_out.sum(axis=(0, 2, 3))

@@ -1,11 +1,12 @@
 """Max and average pooling on any array namespace: CuPy's on a GPU, NumPy's in CI.
 
-How it will be plugged in (not yet: the device layer is being built beside it). The
-functions have pool.py's interface (`max_pool2d_forward(x, window, find_winner)` ->
-(out, winner), `max_pool2d_indices`, `max_pool2d_backward`, `avg_pool2d_forward`,
-`avg_pool2d_backward`) and the same results; functional's pooling Functions will call these
-instead of pool.py's for arrays that live on a CUDA device (the arrays' namespace,
-`namespace.namespace_of`, runs them; or the device layer passes ``xp=``). Never imports CuPy.
+How it is plugged in. The functions have pool.py's interface (`max_pool2d_forward(x,
+window, find_winner)` -> (out, winner), `max_pool2d_indices`, `max_pool2d_backward`,
+`avg_pool2d_forward`, `avg_pool2d_backward`, the adaptive pools, `scatter_to_indices`,
+`max_unpool_forward` / `max_unpool_backward`) and the same results; functional's pooling
+Functions take their kernels from `plan.pool_kernels(x)`, which gives these, run on the
+array's device with its namespace, for an array that lives on a CUDA device. Never
+imports CuPy.
 
 Every pass is whole-array operations over the kh*kw shifted views of the padded input
 (windows.shifted_views: strided slices, no copies), never a loop over pixels: on a GPU,
@@ -29,9 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import pool as pool_kernels
 from .namespace import namespace_of
 from .pool import _lowest, _winner_dtype
-from .windows import Window2d, shifted_views, unpad
+from .windows import Window2d, adaptive_bounds, shifted_views, unpad
 
 
 def _accumulator(dtype):
@@ -169,3 +171,129 @@ def avg_pool2d_backward(grad_out, divisor, window: Window2d, x_shape, xp=None):
     for _, view in shifted_views(padded, window):
         view += share
     return xp.ascontiguousarray(unpad(padded, window)).astype(grad_out.dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# adaptive pooling, scattering to indices, max unpooling (pool.py's interface); their window
+# tables are built on the host (windows.adaptive_bounds) and copied to the device once a call
+# ---------------------------------------------------------------------------------------------
+
+
+def _runs(xp, start, length):
+    """(first cells, lengths) of windows along one axis, uploaded, and the longest length."""
+    longest = int(length.max()) if len(length) else 0
+    return xp.asarray(start), xp.asarray(length), longest
+
+
+def _sums_of_runs(xp, x, start, length, axis: int):
+    """Along `axis`: out[i] = x[start[i]] + ... + x[start[i] + length[i] - 1] (host tables):
+    as many steps as the longest run, each a gather (`xp.take`) of the runs' k-th cells,
+    masked where a run is shorter. Each run adds its own cells only, so a NaN or an inf
+    reaches only the runs that hold it (as pool._sums_of_runs)."""
+    first, lengths, longest = _runs(xp, start, length)
+    shape = [1] * x.ndim
+    shape[axis] = len(start)
+    total = xp.zeros((*x.shape[:axis], len(start), *x.shape[axis + 1:]), dtype=x.dtype)
+    last = xp.maximum(first + lengths - 1, 0)
+    for k in range(longest):
+        cells = xp.take(x, xp.minimum(first + k, last), axis=axis)
+        total += xp.where((lengths > k).reshape(shape), cells, xp.zeros((), dtype=x.dtype))
+    return total
+
+
+def _window_sums(xp, x, out: int, axis: int):
+    start, end = adaptive_bounds(x.shape[axis], out)
+    return _sums_of_runs(xp, x, start, end - start, axis)
+
+
+def _spread_to_windows(xp, values, size: int, axis: int):
+    start, end = adaptive_bounds(size, values.shape[axis])
+    first, last = pool_kernels.spread_runs(start, end, size)
+    return _sums_of_runs(xp, values, first, last - first + 1, axis)
+
+
+def _window_areas(xp, size_h, out_h, size_w, out_w, dtype):
+    start_h, end_h = adaptive_bounds(size_h, out_h)
+    start_w, end_w = adaptive_bounds(size_w, out_w)
+    return xp.asarray((end_h - start_h)[:, None] * (end_w - start_w)[None, :]).astype(dtype)
+
+
+def adaptive_avg_pool2d_forward(x, out_height: int, out_width: int, xp=None):
+    """Mean over each adaptive window (N, C, H_out, W_out): sums along the rows, then the
+    columns, divided by the window's area (as pool.adaptive_avg_pool2d_forward)."""
+    xp = xp or namespace_of(x)
+    h, w = x.shape[-2:]
+    sums = _window_sums(xp, _window_sums(xp, x, out_height, 2), out_width, 3)
+    return sums / _window_areas(xp, h, out_height, w, out_width, x.dtype)
+
+
+def adaptive_avg_pool2d_backward(grad_out, x_shape, xp=None):
+    """grad_x: each window's share grad_out / area added to every cell of the window."""
+    xp = xp or namespace_of(grad_out)
+    h, w = x_shape[-2:]
+    share = grad_out / _window_areas(xp, h, grad_out.shape[2], w, grad_out.shape[3],
+                                     grad_out.dtype)
+    return xp.ascontiguousarray(_spread_to_windows(
+        xp, _spread_to_windows(xp, share, h, 2), w, 3))
+
+
+def adaptive_max_pool2d_forward(x, out_height: int, out_width: int, xp=None):
+    """(out, indices): each adaptive window's maximum and its flat input index; ties to the
+    first cell in row-major order, NaN wins (the last NaN), as pool.py's."""
+    xp = xp or namespace_of(x)
+    n, c, h, w = x.shape
+    shape = (n, c, out_height, out_width)
+    if out_height == 0 or out_width == 0:
+        return xp.empty(shape, dtype=x.dtype), xp.empty(shape, dtype=np.int64)
+    row_cells = xp.asarray(pool_kernels._window_cells(h, out_height))   # (H_out, kh)
+    col_cells = xp.asarray(pool_kernels._window_cells(w, out_width))    # (W_out, kw)
+    kw = col_cells.shape[1]
+    # (N, C, H_out, W_out, kh*kw): every window's cells, gathered
+    cells = x[..., row_cells[:, None, :, None], col_cells[None, :, None, :]].reshape(
+        *shape, -1)
+    winner = cells.argmax(axis=-1)
+    if np.issubdtype(x.dtype, np.floating):      # the last NaN wins (no test on the host)
+        nan = xp.isnan(cells)
+        last_nan = cells.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1)
+        winner = xp.where(nan.any(axis=-1), last_nan, winner)
+    out = xp.take_along_axis(cells, winner[..., None], axis=-1)[..., 0]
+    rows = row_cells[xp.arange(out_height)[:, None], winner // kw]     # (N, C, H_out, W_out)
+    cols = col_cells[xp.arange(out_width), winner % kw]
+    return out, (rows * w + cols).astype(np.int64)
+
+
+def scatter_to_indices(grad_out, indices, x_shape, xp=None):
+    """Each output gradient added into the input cell its flat index names (per (n, c)
+    plane; several may name one cell): one `xp.bincount` over all planes."""
+    xp = xp or namespace_of(grad_out)
+    n, c = x_shape[:2]
+    plane = x_shape[2] * x_shape[3]
+    flat = indices.reshape(n * c, -1) + (xp.arange(n * c) * plane)[:, None]
+    total = xp.bincount(flat.reshape(-1), weights=grad_out.reshape(-1),
+                        minlength=n * c * plane)
+    return total.astype(grad_out.dtype).reshape(tuple(x_shape))
+
+
+def max_unpool_forward(x, indices, out_shape, xp=None):
+    """(N, C, *in) values and flat indices -> (N, C, *out_shape) zeros with each value put at
+    its index (one scatter)."""
+    xp = xp or namespace_of(x)
+    n, c = x.shape[:2]
+    plane = 1
+    for size in out_shape:
+        plane *= int(size)
+    out = xp.zeros((n * c, plane), dtype=x.dtype)
+    if out.size:
+        flat = indices.reshape(n * c, -1) + (xp.arange(n * c) * plane)[:, None]
+        out.reshape(-1)[flat.reshape(-1)] = x.reshape(-1)
+    return out.reshape((n, c) + tuple(out_shape))
+
+
+def max_unpool_backward(grad_out, indices, xp=None):
+    """Each input's gradient is the output gradient at its index (one gather)."""
+    xp = xp or namespace_of(grad_out)
+    n, c = grad_out.shape[:2]
+    if grad_out.size == 0:
+        return xp.zeros(indices.shape, dtype=grad_out.dtype)
+    return xp.take_along_axis(grad_out.reshape(n * c, -1), indices.reshape(n * c, -1),
+                              axis=1).reshape(indices.shape)

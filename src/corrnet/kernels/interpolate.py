@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import devices
+
 CUBIC_A = -0.75        # Keys' parameter in PyTorch's bicubic
 CUBIC_A_AA = -0.5      # ... and in its antialiased bicubic (Pillow's)
 
@@ -157,15 +159,19 @@ def resample(x: np.ndarray, tables) -> np.ndarray:
 
 def _resample(x: np.ndarray, tables) -> np.ndarray:
     first_axis = x.ndim - len(tables)
+    on_host = type(x) is np.ndarray
     for offset in reversed(range(len(tables))):
         if tables[offset] is None:
             continue
         axis = first_axis + offset
         taps, weights, used = (tuple(tables[offset]) + (None,))[:3]
+        if not on_host:   # a CUDA array: the tables on its device (the taps' sums)
+            taps, weights, used = (None if t is None else _on_device_of(x, t)
+                                   for t in (taps, weights, used))
         if weights is None:  # a gather
             x = np.take(x, taps[:, 0], axis=axis)
             continue
-        if axis == x.ndim - 1 and np.isfinite(x).all():
+        if on_host and axis == x.ndim - 1 and np.isfinite(x).all():
             # NumPy gathers along the last axis slowly (about 8x a row copy): a product with
             # the dense (O, I) matrix instead, the same sums plus exact zeros (an inf or NaN
             # would spread along the whole row: those take the taps below)
@@ -175,11 +181,18 @@ def _resample(x: np.ndarray, tables) -> np.ndarray:
         out = None
         for k in range(taps.shape[1]):
             term = np.take(x, taps[:, k], axis=axis) * weights[:, k].reshape((-1,) + trailing)
-            if used is not None and not used[:, k].all():
+            if used is not None and (not on_host or not used[:, k].all()):
                 term[...] = np.where(used[:, k].reshape((-1,) + trailing), term, 0)
             out = term if out is None else np.add(out, term, out=out)
         x = out
-    return np.ascontiguousarray(x)
+    return devices.contiguous(x)
+
+
+def _on_device_of(array, table: np.ndarray):
+    """A host-built table on `array`'s CUDA device, copied there once per content and device
+    (`devices.table_like`; a table is small: its bytes are the key)."""
+    return devices.table_like(table, array, ("interpolate", table.dtype.str, table.shape,
+                                             table.tobytes()))
 
 
 def adjoint_matrix(table, in_size: int, dtype) -> np.ndarray:
@@ -198,7 +211,11 @@ def resample_backward(grad: np.ndarray, tables, in_shape) -> np.ndarray:
         if tables[offset] is None:
             continue
         axis = first_axis + offset
-        matrix = adjoint_matrix(tables[offset], in_shape[axis], grad.dtype)
+        if type(grad) is np.ndarray:
+            matrix = adjoint_matrix(tables[offset], in_shape[axis], grad.dtype)
+        else:   # a CUDA array: the matrix built on the host, copied to its device once
+            matrix = _on_device_of(grad, adjoint_matrix(tables[offset], in_shape[axis],
+                                                        grad.dtype))
         if axis == grad.ndim - 1:
             grad = grad @ matrix                            # (..., O) @ (O, I) -> (..., I)
         elif axis == grad.ndim - 2:
@@ -206,4 +223,4 @@ def resample_backward(grad: np.ndarray, tables, in_shape) -> np.ndarray:
         else:
             moved = np.moveaxis(grad, axis, -1)             # (..., O)
             grad = np.moveaxis(moved @ matrix, -1, axis)    # (..., O) @ (O, I) -> (..., I)
-    return np.ascontiguousarray(grad)
+    return devices.contiguous(grad)

@@ -27,6 +27,7 @@ PORTABLE = (
     "arange",               # cupy.arange
     "asarray",              # cupy.asarray: an explicit host -> device copy of a NumPy array
     "ascontiguousarray",    # cupy.ascontiguousarray: one copy kernel (a strided gather)
+    "bincount",             # cupy.bincount (weights, minlength): adaptive max's gradient
     "broadcast_to",         # cupy.broadcast_to
     "empty",                # cupy.empty (from CuPy's memory pool)
     "full",                 # cupy.full
@@ -36,6 +37,8 @@ PORTABLE = (
     "maximum",              # cupy.maximum (NaN propagates, as NumPy's)
     "minimum",              # cupy.minimum
     "sign",                 # cupy.sign
+    "take",                 # cupy.take (axis): adaptive pooling's window cells
+    "take_along_axis",      # cupy.take_along_axis: adaptive max, max_unpool's gradient
     "where",                # cupy.where
     "zeros",                # cupy.zeros
 )

@@ -35,12 +35,21 @@ prints the rules' choice against the tuned one per benchmark row and pass. Delet
 ``corrnet.backends.conv.calibration = False`` ignores it in the running process. See
 kernels/calibration.py.
 
+CUDA devices. An array that lives on a CUDA device (CuPy's, or the stand-in's in CI; asked of
+devices.py, one type check on the CPU path) runs every pass on im2col + GEMM written for
+any array namespace (device_conv.py; its pooling: device_pool.py, `pool_kernels`), with
+that device current and its own budget, `device_budget`: ``device_memory_budget`` (1 GiB),
+at most half of the device's free memory (`devices.memory`). No finiteness check runs
+there (im2col + GEMM keeps non-finite values local: nothing to read back to the host).
+
 Non-finite values stay as local as in PyTorch on every algorithm: a pass whose operands hold
 a NaN or an inf runs on im2col + GEMM (see `run`).
 
 Settings (``corrnet.backends.conv`` is `settings`):
 
     memory_budget   most bytes of temporary buffers one pass may hold (default 256 MiB)
+    device_memory_budget  the same on a CUDA device (default 1 GiB; at most half its free
+                    memory)
     benchmark       autotune per shape (default False)
     algorithm       force one algorithm where it supports the shape (None: the planner's pick)
     calibration     take this machine's calibrated winners where it has them (default True)
@@ -69,7 +78,19 @@ import time
 
 import numpy as np
 
-from . import calibration, conv, direct, fft, jit, unrolled, winograd
+from .. import devices
+from . import (
+    calibration,
+    conv,
+    device_conv,
+    device_pool,
+    direct,
+    fft,
+    jit,
+    pool,
+    unrolled,
+    winograd,
+)
 from .windows import Window2d
 
 PASSES = ("forward", "grad_input", "grad_weight")
@@ -90,6 +111,7 @@ class Settings:
 
     def __init__(self):
         self._memory_budget = 256 * 2**20
+        self._device_memory_budget = 2**30
         self._algorithm = None
         self.benchmark = False
 
@@ -104,6 +126,19 @@ class Settings:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"memory_budget must be a positive number of bytes, got {value!r}")
         self._memory_budget = int(value)
+
+    @property
+    def device_memory_budget(self) -> int:
+        """Most bytes of temporaries one pass holds on a CUDA device (default 1 GiB), and
+        never more than half the device's free memory (`device_budget`)."""
+        return self._device_memory_budget
+
+    @device_memory_budget.setter
+    def device_memory_budget(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"device_memory_budget must be a positive number of bytes, got "
+                             f"{value!r}")
+        self._device_memory_budget = int(value)
 
     @property
     def algorithm(self) -> str | None:
@@ -137,7 +172,8 @@ class Settings:
         return calibration.tune(quick=quick, progress=print if verbose else None)
 
     def __repr__(self) -> str:
-        return (f"conv settings(memory_budget={self.memory_budget}, benchmark={self.benchmark}, "
+        return (f"conv settings(memory_budget={self.memory_budget}, "
+                f"device_memory_budget={self.device_memory_budget}, benchmark={self.benchmark}, "
                 f"algorithm={self.algorithm!r}, calibration={self.calibration})")
 
 
@@ -388,6 +424,66 @@ def run(pass_name, algorithm: str, *args):
     return result
 
 
+# ---------------------------------------------------------------------------------------------
+# CUDA devices: arrays that live on one are served by the device kernels (device_conv.py,
+# device_pool.py), which run on the arrays' own namespace (CuPy, or the stand-in in CI)
+# ---------------------------------------------------------------------------------------------
+
+
+def on_device(array) -> bool:
+    """Whether `array` lives on a CUDA device (devices.py decides); on the CPU path one type
+    check."""
+    return type(array) is not np.ndarray and devices.kernel_family(array) == "cuda"
+
+
+def device_budget(array) -> int:
+    """The memory budget of one pass on `array`'s device: `settings.device_memory_budget`,
+    at most half of the device's free memory (`devices.memory`), at least one byte (then
+    im2col + GEMM works one output row at a time)."""
+    free = devices.memory(devices.device_of(array))
+    return max(1, min(settings.device_memory_budget, free // 2))
+
+
+def _device_run(function, array, *args):
+    """`function(*args, xp=...)` with `array`'s device current, so that what it allocates
+    lands there."""
+    with devices.using(array):
+        return function(*args, xp=devices.namespace_of(array))
+
+
+class _DeviceKernels:
+    """A kernel module's functions run on the device of their first array argument."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        function = getattr(self._module, name)
+
+        def run(first, *rest):
+            return _device_run(function, first, first, *rest)
+
+        run.__name__ = name
+        setattr(self, name, run)
+        return run
+
+
+DEVICE_POOL = _DeviceKernels(device_pool)
+DEVICE_CONV = _DeviceKernels(device_conv)
+
+
+def pool_kernels(array):
+    """The pooling kernels for `array`: pool.py on the CPU, device_pool.py (run on the
+    array's device) for a CUDA array."""
+    return pool if type(array) is np.ndarray or not on_device(array) else DEVICE_POOL
+
+
+def window_kernels(array):
+    """unfold / fold (im2col and col2im as ops): conv.py on the CPU, device_conv.py on a
+    CUDA device."""
+    return conv if type(array) is np.ndarray or not on_device(array) else DEVICE_CONV
+
+
 def conv_pass(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype, *args):
     """Choose the algorithm for one pass of the convolution (x_shape, weight_shape, window,
     groups, dtype) and run it on `args`, the arguments of that pass:
@@ -396,6 +492,12 @@ def conv_pass(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype,
         grad_input   grad_out, weight, window, groups, x_shape
         grad_weight  grad_out, x, weight_shape, window, groups
     """
+    if type(args[0]) is not np.ndarray and on_device(args[0]):
+        # a CUDA device: im2col + GEMM there, within the device's budget (it keeps non-finite
+        # values local, so no finiteness check: no sum read back to the host)
+        return _device_run(getattr(device_conv, pass_name), args[0], *args,
+                           device_budget(args[0]))
+
     def trial(name):
         return run(pass_name, name, *args)
 

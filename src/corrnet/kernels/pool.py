@@ -591,10 +591,17 @@ def _spread_to_windows(values: np.ndarray, size: int, axis: int) -> np.ndarray:
     """The adjoint of `_window_sums`: `out` window values along `axis` -> `size` cells, each
     the sum of the values of the windows that hold it (a run of consecutive windows)."""
     start, end = adaptive_bounds(size, values.shape[axis])
+    first, last = spread_runs(start, end, size)
+    return _sums_of_runs(values, first, np.maximum(last - first + 1, 0), axis)
+
+
+def spread_runs(start: np.ndarray, end: np.ndarray, size: int):
+    """For each of `size` cells, the first and last adaptive window ([start, end)) that holds
+    it: a run of consecutive windows (empty where last < first)."""
     cells = np.arange(size)
     first = np.searchsorted(end, cells, side="right")        # the first window ending after
     last = np.searchsorted(start, cells, side="right") - 1   # the last window starting at/before
-    return _sums_of_runs(values, first, np.maximum(last - first + 1, 0), axis)
+    return first, last
 
 
 def _window_areas(size_h: int, out_h: int, size_w: int, out_w: int, dtype) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import devices
 from ..autograd import _like
 
 
@@ -265,7 +266,10 @@ def pad_array(x: np.ndarray, pads, mode: str = "constant", value=0) -> np.ndarra
         return out
     for a, (before, after) in zip(axes, pads, strict=True):
         if before or after:
-            x = np.take(x, source_index(x.shape[a], before, after, mode), axis=a)
+            # (an index table built on the host; on a CUDA device copied there once)
+            key = ("pad_array", x.shape[a], before, after, mode)
+            index = devices.table_like(source_index(*key[1:]), x, key)
+            x = np.take(x, index, axis=a)
     return x
 
 

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from .. import devices
 from ..autograd import Function
 from ..kernels import interpolate as _interp
 
@@ -109,7 +110,7 @@ class Interpolate(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return _interp.resample_backward(np.ascontiguousarray(grad), ctx.tables, ctx.shape)
+        return _interp.resample_backward(devices.contiguous(grad), ctx.tables, ctx.shape)
 
     @staticmethod
     def jvp(ctx, v):  # the resampling is linear in x

@@ -83,7 +83,13 @@ class UninitializedTensorMixin:
         from ..tensor import _check_device
 
         device = _check_device(device)
-        array_dtype = _raw(self).dtype if dtype is None else backend.as_dtype(dtype).numpy
+        placeholder = _raw(self)
+        if device is None and not isinstance(placeholder, np.ndarray):
+            # moved with the module (Module.cuda() / .to('cuda')) before it ran: there
+            from .. import devices
+
+            device = devices.device_of(placeholder)
+        array_dtype = placeholder.dtype if dtype is None else backend.as_dtype(dtype).numpy
         shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
         array = np.empty(tuple(int(n) for n in shape), dtype=array_dtype)
         if device is not None and device.type != "cpu":

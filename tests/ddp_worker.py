@@ -132,6 +132,23 @@ def mode_collectives(out: Path) -> None:
     net(X).sum().backward()
     result["after_sync"] = layer.weight.grad.tolist()
     result["state_dict_keys"] = list(net.state_dict())
+    # buckets start during the backward pass: at its end-of-pass callback all have started
+    corrnet.manual_seed(0)
+    net = DDP(lenet(), bucket_cap_mb=0.05)
+    finish, started = net._finish_pass, []
+    net._finish_pass = lambda: (started.append(net._next_bucket), finish())[1]
+    nn.functional.cross_entropy(net(corrnet.randn(4, 1, 28, 28)),
+                                corrnet.tensor([0, 1, 2, 3])).backward()
+    result["buckets"] = [len(net._buckets), started]
+    # a head only ranks 1.. use: rank 0 counts a zero gradient for it
+    heads = nn.ModuleList([nn.Linear(2, 1), nn.Linear(2, 1)])
+    with corrnet.no_grad():
+        for p in heads.parameters():
+            p.fill_(1.0)
+    net = DDP(heads)
+    X = corrnet.ones(1, 2)
+    (heads[0](X) + (heads[1](X) if rank > 0 else 0)).sum().backward()
+    result["unused_head"] = [p.grad.tolist() for p in heads.parameters()]
     # ranks that wrap different models: an error on every rank
     try:
         DDP(nn.Linear(4, 3 if rank == 0 else 2))

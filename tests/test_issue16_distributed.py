@@ -119,6 +119,12 @@ def test_collectives_and_wrap_time_checks_on_three_ranks(tmp_path):
         assert result["no_sync_local"] == [[r + 1.0, r + 1.0, 0.0]]
         assert result["after_sync"] == [[4.0, 4.0, 0.0]]   # 2 x mean(1, 2, 3)
         assert result["state_dict_keys"] == ["module.weight"]
+        buckets, started = result["buckets"]
+        assert buckets > 2 and started == [buckets]   # all under way before the pass ended
+        third = 1 / 3   # head 0: used by all 3 ranks; head 1: by ranks 1 and 2 of 3
+        np.testing.assert_allclose(result["unused_head"][0], [[1.0, 1.0]])
+        np.testing.assert_allclose(result["unused_head"][2], [[2 * third, 2 * third]])
+        np.testing.assert_allclose(result["unused_head"][3], [2 * third])
         # ranks with different models: the same clear error on every rank
         message = result["different_models"]
         assert "parameter 'weight'" in message and "shape [3, 4]" in message

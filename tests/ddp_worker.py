@@ -158,6 +158,39 @@ def mode_collectives(out: Path) -> None:
         DDP(nn.Sequential(nn.Linear(2, 2), *([nn.Linear(2, 2)] if rank == 1 else [])))
     except RuntimeError as err:
         result["extra_layer"] = str(err)
+    # bad calls: refused on the calling rank before anything is sent
+    bad = {}
+    for name, call in {
+        "avg_int": lambda: dist.all_reduce(corrnet.ones(2, dtype=corrnet.int64),
+                                           op=dist.ReduceOp.AVG),
+        "bor_float": lambda: dist.all_reduce(corrnet.ones(2), op=dist.ReduceOp.BOR),
+        "op_string": lambda: dist.all_reduce(corrnet.ones(2), op="sum"),
+        "src": lambda: dist.broadcast(corrnet.ones(2), src=world),
+        "gather_list": lambda: dist.all_gather([corrnet.ones(2)], corrnet.ones(2)),
+        "gather_shape": lambda: dist.all_gather([corrnet.ones(3)] * world, corrnet.ones(2)),
+        "not_tensor": lambda: dist.all_reduce(np.ones(2)),
+        "twice": lambda: dist.init_process_group("mpi"),
+    }.items():
+        try:
+            call()
+        except (TypeError, ValueError) as err:
+            bad[name] = f"{type(err).__name__}: {err}"
+    result["bad"] = bad
+    # the ranks share the machine's cores, and get them back at destroy_process_group
+    from threadpoolctl import threadpool_info
+
+    blas = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    result["threads"] = [corrnet.get_num_threads(), blas]
+    dist.destroy_process_group()
+    result["threads_after"] = corrnet.get_num_threads()
+    try:
+        dist.init_process_group("mpi", rank=world + 1)
+    except ValueError as err:
+        bad["rank_given"] = f"ValueError: {err}"
+    dist.init_process_group("mpi")          # again, after destroy_process_group
+    again = corrnet.ones(1)
+    dist.all_reduce(again)
+    result["again"] = again.tolist()
     (out / f"collectives-{rank}.json").write_text(json.dumps(result))
 
 

@@ -121,6 +121,22 @@ def test_collectives_and_wrap_time_checks_on_three_ranks(tmp_path):
         assert result["state_dict_keys"] == ["module.weight"]
         buckets, started = result["buckets"]
         assert buckets > 2 and started == [buckets]   # all under way before the pass ended
+        bad = result["bad"]
+        assert bad["avg_int"].startswith("TypeError: all_reduce: ReduceOp.AVG takes floating")
+        assert "int64" in bad["avg_int"]
+        assert bad["bor_float"].startswith("TypeError: all_reduce: ReduceOp.BOR takes integer")
+        assert bad["op_string"].startswith("TypeError: all_reduce: op must be a corrnet.")
+        assert bad["src"] == "ValueError: broadcast: src must be a rank in 0 .. 2, got 3"
+        assert "must hold one tensor per rank (3), got 1" in bad["gather_list"]
+        assert "tensor_list[0] is a float32 tensor of shape [3]" in bad["gather_shape"]
+        assert "tensor must be a corrnet Tensor, got ndarray" in bad["not_tensor"]
+        assert "initialize the default process group twice" in bad["twice"]
+        assert "rank=4, but mpirun started this process with rank" in bad["rank_given"]
+        share = max(1, len(os.sched_getaffinity(0)) // 3)
+        threads, blas = result["threads"]
+        assert threads == share and all(n == share for n in blas)
+        assert result["threads_after"] == len(os.sched_getaffinity(0))
+        assert result["again"] == [3.0]
         third = 1 / 3   # head 0: used by all 3 ranks; head 1: by ranks 1 and 2 of 3
         np.testing.assert_allclose(result["unused_head"][0], [[1.0, 1.0]])
         np.testing.assert_allclose(result["unused_head"][2], [[2 * third, 2 * third]])
@@ -388,3 +404,32 @@ def test_ddp_benchmark_quick_prints_its_tables():
     rows = [line for line in out.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
     assert len(rows) == 2 and "| 246,824 |" in rows[0]
     assert "| 64 KB |" in out and "| 1 MB |" in out and "CPU:" in out
+
+
+def test_world_size_one_is_a_plain_wrapper(monkeypatch):
+    # a group of one rank needs no MPI: a stand-in for the default group
+    group = type("Group", (), {"rank": 0, "size": 1})()
+    monkeypatch.setattr(dist, "_group", group)
+    assert (dist.get_rank(), dist.get_world_size(), dist.is_initialized()) == (0, 1, True)
+    corrnet.manual_seed(3)
+    plain = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    wrapped_module = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    wrapped_module.load_state_dict(plain.state_dict())
+    net = nn.parallel.DistributedDataParallel(wrapped_module)
+    assert net.module is wrapped_module
+    X = corrnet.randn(5, 4)
+    (plain(X) ** 2).sum().backward()
+    (net(X) ** 2).sum().backward()
+    for p, q in zip(plain.parameters(), wrapped_module.parameters(), strict=True):
+        assert np.array_equal(p.grad.numpy(), q.grad.numpy())
+    state = net.state_dict()
+    assert list(state) == ["module." + key for key in plain.state_dict()]
+    net.load_state_dict(state)
+    with net.no_sync():
+        net(X).sum().backward()
+    with pytest.raises(ValueError, match="device_ids and output_device must be None"):
+        nn.parallel.DistributedDataParallel(plain, device_ids=[0])
+    with pytest.raises(ValueError, match="bucket_cap_mb must be a positive number, got 0"):
+        nn.parallel.DistributedDataParallel(plain, bucket_cap_mb=0)
+    with pytest.raises(TypeError, match="module must be a corrnet.nn.Module, got function"):
+        nn.parallel.DistributedDataParallel(lambda x: x)

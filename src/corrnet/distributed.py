@@ -235,10 +235,12 @@ def _share_cores(new: _Group) -> None:
     new.threads_before = threads.get_num_threads()
     threads.set_num_threads(share)
     try:
+        # SciPy's BLAS (numba's np.dot) loaded now, so that the limit reaches it too
+        import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import threadpool_limits
 
         new.blas_limit = threadpool_limits(limits=share, user_api="blas")
-    except ImportError:  # threadpoolctl is a dependency; without it BLAS keeps its threads
+    except ImportError:  # both are dependencies; without them BLAS keeps its threads
         pass
 
 

@@ -194,8 +194,9 @@ def mode_collectives(out: Path) -> None:
     (out / f"collectives-{rank}.json").write_text(json.dumps(result))
 
 
-def mode_die(out: Path, seconds: float) -> None:
-    """Rank 1 exits mid-training; the others train on until the job ends."""
+def mode_die(out: Path, how: str) -> None:
+    """Rank 1 exits mid-training (`how` "exit") or stops calling the collectives ("stall":
+    alive, stuck elsewhere); the others train on until the job ends."""
     rank = dist.get_rank()
     corrnet.manual_seed(0)
     net = DDP(lenet())
@@ -204,6 +205,8 @@ def mode_die(out: Path, seconds: float) -> None:
     y = corrnet.zeros(8, dtype=corrnet.int64)
     for step in range(1000):
         if rank == 1 and step == 3:
+            if how == "stall":
+                time.sleep(60)
             os._exit(3)
         (out / f"die-{rank}.txt").write_text(f"step {step}")
         optimizer.zero_grad()
@@ -233,7 +236,7 @@ def main() -> int:
     elif mode == "collectives":
         mode_collectives(out)
     elif mode == "die":
-        mode_die(out, timeout)
+        mode_die(out, sys.argv[3])
     else:
         raise SystemExit(f"unknown mode {mode}")
     dist.destroy_process_group()

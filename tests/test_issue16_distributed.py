@@ -157,7 +157,7 @@ def test_collectives_and_wrap_time_checks_on_three_ranks(tmp_path):
 def test_a_rank_that_dies_ends_the_job_instead_of_hanging(tmp_path):
     # mpich's mpirun ends every rank as soon as one exits without finishing MPI: the job
     # ends at once with the dead rank's status
-    done, seconds = mpirun(2, "die", tmp_path, timeout=60)
+    done, seconds = mpirun(2, "die", tmp_path, "exit", timeout=60)
     assert done.returncode == 3, (done.returncode, done.stderr)
     assert (tmp_path / "die-0.txt").read_text() != "finished"
     assert seconds < 30
@@ -165,9 +165,9 @@ def test_a_rank_that_dies_ends_the_job_instead_of_hanging(tmp_path):
 
 @needs_mpi
 def test_a_rank_that_never_joins_aborts_the_others_after_the_timeout(tmp_path):
-    # without that clean-up (mpirun -disable-auto-cleanup, or a launcher that keeps the
-    # others running) the collective's timeout ends the job, naming the collective and rank
-    done, seconds = mpirun(2, "die", tmp_path, timeout=60, flags=["-disable-auto-cleanup"],
+    # a rank alive but stuck elsewhere (or dead where the launcher does not notice): the
+    # collective's timeout ends the job, naming the collective and the rank
+    done, seconds = mpirun(2, "die", tmp_path, "stall", timeout=60,
                            env={"DDP_WORKER_TIMEOUT": "2"})
     assert done.returncode != 0
     assert "corrnet.distributed: rank 0 of 2: DistributedDataParallel's gradient all-reduce" \

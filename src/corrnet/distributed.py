@@ -286,6 +286,9 @@ def _abort(message: str) -> None:
     who = "" if current is None else f"rank {current.rank} of {current.size}: "
     sys.stderr.write(f"corrnet.distributed: {who}{message}\n")
     sys.stderr.flush()
+    # mpirun forwards a rank's output through a helper process that MPI_Abort ends at once:
+    # give it a moment to pass the message on (without, it was lost in about 1 run of 5)
+    time.sleep(1.0)
     MPI = _mpi()
     MPI.COMM_WORLD.Abort(1)
 

@@ -204,15 +204,48 @@ def _error(command: str, message: str) -> int:
 
 
 def train(args) -> int:
-    """``corrnet train NAME``: D2L's Fashion-MNIST experiment with one of the book's networks."""
+    """``corrnet train NAME``: D2L's Fashion-MNIST experiment with one of the book's networks;
+    data-parallel on the ranks of an MPI launch (``mpirun -n N corrnet train ...``, or
+    ``--distributed``): see `_train`."""
+    from corrnet import distributed
+
+    if not (args.distributed or distributed.is_mpi_launch()):
+        return _train(args, None)
+    if not distributed.is_available():
+        return _error("train", "started by mpirun (or with --distributed), but mpi4py is not "
+                               "installed: pip install 'corrnet[mpi]'")
+    distributed.init_process_group("mpi")
+    try:
+        return _train(args, (distributed.get_rank(), distributed.get_world_size()))
+    finally:
+        distributed.destroy_process_group()
+
+
+def _train(args, ranks) -> int:
+    """The run; `ranks` is (rank, world size) in a data-parallel run, else None.
+
+    Data-parallel: `--batch-size` stays the global batch (what one process would take for a
+    step), each rank takes batch-size / N of it (N must divide it) from a
+    DistributedSampler's share of the shuffled training set; the model is wrapped in
+    DistributedDataParallel (rank 0's initial weights), each rank tests on every N-th test
+    image and the figures are summed over the ranks. Only rank 0 prints (progress bar, epoch
+    lines, summary) and writes the checkpoint and curves; errors are printed by every rank
+    that meets one. Each rank's kernels use cores / (ranks on this machine) threads
+    (`corrnet.distributed.init_process_group`)."""
     from pathlib import Path
 
     import corrnet
     from corrnet import datasets, models
     from corrnet.serialization import LoadError, load
     from corrnet.train import fit
-    from corrnet.utils.data import DataLoader, Subset
+    from corrnet.utils.data import DataLoader, DistributedSampler, Subset
 
+    rank, world = ranks if ranks is not None else (0, 1)
+    say = print if rank == 0 else (lambda *a, **k: None)
+    if args.batch_size % world:
+        return _error("train", f"--batch-size {args.batch_size} is the batch of all {world} "
+                               f"ranks together: it must be a multiple of {world} (each rank "
+                               f"takes an equal share)")
     out = Path(args.out)
     if args.resume and not (out / "checkpoint.npz").exists():
         return _error("train", f"--resume: there is no checkpoint {out / 'checkpoint.npz'} to "
@@ -250,29 +283,42 @@ def train(args) -> int:
         train_set = Subset(train_set, range(min(args.train_subset, len(train_set))))
     if args.test_subset:
         test_set = Subset(test_set, range(min(args.test_subset, len(test_set))))
-    train_iter = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
-    test_iter = DataLoader(test_set, batch_size=args.batch_size)
+    if ranks is None:
+        train_iter = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
+        test_iter = DataLoader(test_set, batch_size=args.batch_size)
+    else:
+        from corrnet.nn.parallel import DistributedDataParallel
+
+        sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                     seed=args.seed)
+        train_iter = DataLoader(train_set, batch_size=args.batch_size // world,
+                                sampler=sampler)
+        test_iter = DataLoader(Subset(test_set, range(rank, len(test_set), world)),
+                               batch_size=args.batch_size)
+        net = DistributedDataParallel(net)
     plot = None
     if not args.no_plot:
         try:
             import matplotlib  # noqa: F401
             plot = out / "curves.png"
         except ImportError:
-            print("(no plot: matplotlib is not installed; pip install 'corrnet[plot]')")
+            say("(no plot: matplotlib is not installed; pip install 'corrnet[plot]')")
     side = "" if args.resize is None else f", resized to {args.resize}x{args.resize}"
     size = args.resize or 28
     network = models.describe(args.model, input_size=(1, 1, size, size), num_classes=10)
-    print(f"training {args.model} on Fashion-MNIST ({len(train_set)} train / {len(test_set)} "
-          f"test images{side}): {args.epochs} epochs, SGD lr {args.lr}, batch "
-          f"{args.batch_size}, seed {args.seed}; checkpoints in {out}")
+    parallel = "" if ranks is None else (f" ({world} ranks data-parallel, "
+                                         f"{args.batch_size // world} images each)")
+    say(f"training {args.model} on Fashion-MNIST ({len(train_set)} train / {len(test_set)} "
+        f"test images{side}): {args.epochs} epochs, SGD lr {args.lr}, batch "
+        f"{args.batch_size}{parallel}, seed {args.seed}; checkpoints in {out}")
     try:
         fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
-            resume=args.resume, plot=plot, progress=not args.no_progress,
-            on_nonfinite=args.on_nonfinite, network=network)
+            resume=args.resume, plot=plot, progress=not args.no_progress and rank == 0,
+            on_nonfinite=args.on_nonfinite, network=network, log=say)
     except LoadError as err:  # --resume from a damaged checkpoint: checked before any change
         return _error("train", " ".join(str(err).split()))
     if plot is not None:
-        print(f"curves: {plot}")
+        say(f"curves: {plot}")
     return 0
 
 
@@ -372,6 +418,10 @@ def main(argv=None) -> int:
                               help="at a NaN or infinite loss or gradient: stop with an error "
                                    "(default) or skip the batch")
     train_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train_parser.add_argument("--distributed", action="store_true",
+                              help="train data-parallel on the ranks of an MPI launch "
+                                   "(automatic under mpirun -n N with N > 1; needs "
+                                   "corrnet[mpi])")
     train_parser.add_argument("--no-plot", action="store_true", help="no curves.png")
     summary_parser = commands.add_parser("summary", help="the layer table of a network")
     summary_parser.add_argument("model", choices=sorted(MODELS))

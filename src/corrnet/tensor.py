@@ -504,6 +504,28 @@ class Tensor:
             raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
         return self._grad_node().add_grad_hook(hook)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` after a backward pass has accumulated into this leaf's
+        ``.grad`` (once per pass, with every contribution summed), as PyTorch's: the moment a
+        parameter's gradient is ready (DistributedDataParallel starts its all-reduce there).
+        The hook returns None. Returns a handle with ``remove()``.
+
+        >>> w = corrnet.ones(2, requires_grad=True)
+        >>> _ = w.register_post_accumulate_grad_hook(lambda t: print("ready:", t.grad))
+        >>> (w * 3).sum().backward()
+        ready: tensor([3., 3.])
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors (this one has grad_fn "
+                               f"{self.grad_fn.name()}): register_hook sees its gradient")
+        if not callable(hook):
+            raise TypeError("register_post_accumulate_grad_hook: hook must be callable, got "
+                            f"{type(hook).__name__}")
+        return self._grad_node().add_post_accumulate_hook(hook)
+
     @property
     def retains_grad(self) -> bool:
         return self.grad_fn is not None and self.grad_fn.retained is self

@@ -40,6 +40,12 @@ def accuracy(y_hat, y) -> int:
 
 def evaluate_accuracy(net, data_iter) -> float:
     """The fraction of examples of data_iter that net classifies correctly (in eval mode)."""
+    correct, total = _count_correct(net, data_iter)
+    return correct / max(total, 1)
+
+
+def _count_correct(net, data_iter) -> tuple[int, int]:
+    """(correct, total) of net's predictions on data_iter, in eval mode."""
     was_training = net.training
     net.eval()
     correct = total = 0
@@ -48,7 +54,27 @@ def evaluate_accuracy(net, data_iter) -> float:
             correct += accuracy(net(X), y)
             total += y.numel()
     net.train(was_training)
-    return correct / max(total, 1)
+    return correct, total
+
+
+def _process_group():
+    """(rank, world size) when a corrnet.distributed process group of more than one rank is
+    running, else None (mpi4py is not imported for the question)."""
+    from . import distributed
+
+    if not distributed.is_initialized() or distributed.get_world_size() == 1:
+        return None
+    return distributed.get_rank(), distributed.get_world_size()
+
+
+def _sum_over_ranks(values, op="SUM") -> list[float]:
+    """`values` (numbers) summed (or maximized) over the ranks, as float64."""
+    from . import distributed
+    from .tensor import from_numpy
+
+    t = from_numpy(np.array(values, dtype=np.float64))
+    distributed.all_reduce(t, op=getattr(distributed.ReduceOp, op))
+    return t.tolist()
 
 
 @dataclass
@@ -295,6 +321,16 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
     in the epoch's ``skipped`` and its log line) and training goes on. A checkpoint is only
     written when every parameter is finite, so the last good one always survives.
 
+    Data-parallel (a `corrnet.distributed` process group of N ranks, `net` wrapped in
+    `corrnet.nn.parallel.DistributedDataParallel`, each rank's `train_iter` its share of each
+    batch, e.g. through `corrnet.utils.data.DistributedSampler`, and `test_iter` its share of
+    the test set): the loss, accuracies and example counts logged are those of all ranks
+    together (summed over the ranks), examples/s counts every rank's examples over the slowest
+    rank's time, only rank 0 writes the checkpoint and the plot, and a checkpoint holds the
+    wrapped module's state (its keys without ``module.``), so a single process can resume it.
+    Every rank reads the checkpoint to resume. A sampler with ``set_epoch`` (a
+    DistributedSampler) is told the epoch (1, 2, ...) before each epoch.
+
     Returns the History; ``history.summary()`` is the book's final two lines.
     """
     if optimizer is None:
@@ -310,11 +346,17 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
                          f"{on_nonfinite!r}")
     loss = loss if loss is not None else nn.CrossEntropyLoss()
     log = log or (lambda *args: None)
+    from .nn.parallel import DistributedDataParallel
+
+    model = net.module if isinstance(net, DistributedDataParallel) else net  # to save, test
+    ranks = _process_group()
+    writes = ranks is None or ranks[0] == 0   # the one rank that writes files
     history, done = History(), 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        done, history = load_checkpoint(checkpoint, net, optimizer, scheduler)
+        done, history = load_checkpoint(checkpoint, model, optimizer, scheduler)
         log(f"resuming from {checkpoint} after epoch {done}")
-    named_params = list(net.named_parameters())
+    named_params = list(model.named_parameters())
+    sampler = getattr(train_iter, "sampler", None)
     last_saved = (f"the checkpoint {checkpoint} holds epoch {done}" if done else
                   "no checkpoint was written yet")
 
@@ -325,6 +367,8 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
             "check the data for NaN or inf, or pass on_nonfinite='skip' to skip such batches.")
 
     for epoch in range(done + 1, num_epochs + 1):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
         net.train()
         total_loss, correct, seen, skipped = 0.0, 0, 0, 0
         train_time = 0.0
@@ -338,10 +382,13 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
             problem = None
             if not math.isfinite(value):
                 problem = f"the loss is {value}"
-            else:
+            if problem is None or ranks is not None:
+                # data-parallel: every rank runs the backward pass (its all-reduce waits for
+                # them all); a rank's non-finite loss makes everyone's averaged gradient
+                # non-finite, so all ranks skip (or stop at) the same step
                 l.backward()
                 bad = _first_nonfinite_gradient(named_params)
-                if bad is not None:
+                if bad is not None and problem is None:
                     problem = f"the gradient of {bad} holds NaN or inf (the loss is {value:.4g})"
             if problem is not None:
                 if on_nonfinite == "raise":
@@ -366,7 +413,13 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
             bar.close()
         if scheduler is not None:
             scheduler.step()
-        test_acc = evaluate_accuracy(net, test_iter)
+        test_correct, test_total = _count_correct(model, test_iter)
+        if ranks is not None:  # all ranks' figures together
+            total_loss, correct, seen, skipped, test_correct, test_total = _sum_over_ranks(
+                [total_loss, correct, seen, skipped, test_correct, test_total])
+            correct, seen, skipped = int(correct), int(seen), int(skipped)
+            (train_time,) = _sum_over_ranks([train_time], "MAX")
+        test_acc = test_correct / max(test_total, 1)
         record = Epoch(epoch, total_loss / max(seen, 1), correct / max(seen, 1), test_acc,
                        seen, train_time, skipped)
         history.epochs.append(record)
@@ -375,15 +428,15 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         log(f"epoch {epoch}/{num_epochs}: loss {record.train_loss:.3f}, train acc "
             f"{record.train_acc:.3f}, test acc {record.test_acc:.3f}, "
             f"{record.examples_per_sec:.0f} examples/sec{note}")
-        if checkpoint is not None:
-            bad = _nonfinite(net.state_dict().items())
+        if checkpoint is not None and writes:
+            bad = _nonfinite(model.state_dict().items())
             if bad:
                 raise NonFiniteError(f"fit: after epoch {epoch} the parameters {bad[:5]} hold "
                                      f"NaN or inf; the checkpoint was not written "
                                      f"({last_saved})")
-            save_checkpoint(checkpoint, net, optimizer, epoch, history, scheduler, network)
+            save_checkpoint(checkpoint, model, optimizer, epoch, history, scheduler, network)
             last_saved = f"the checkpoint {checkpoint} holds epoch {epoch}"
-        if plot is not None:
+        if plot is not None and writes:
             plot_history(history, plot)
     if history.epochs:
         log(history.summary())

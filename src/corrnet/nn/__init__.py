@@ -94,3 +94,7 @@ __all__ += ["LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "PReLU", "Hardswish", "S
             "Dropout2d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
             "LocalResponseNorm", "PixelShuffle", "PixelUnshuffle", "Upsample",
             "UpsamplingNearest2d", "UpsamplingBilinear2d"]
+
+# data-parallel training on MPI (issue 16): nn.parallel.DistributedDataParallel (mpi4py is
+# imported only when a process group is started)
+from . import parallel  # noqa: E402

@@ -37,6 +37,7 @@ __all__ = [
     "ConcatDataset",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "IterableDataset",
     "RandomSampler",
     "Sampler",
@@ -388,6 +389,78 @@ class WeightedRandomSampler(Sampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class DistributedSampler(Sampler):
+    """The share of `dataset`'s indices that one rank of a data-parallel run loads, as
+    ``torch.utils.data.DistributedSampler``: the indices (shuffled with a generator seeded
+    ``seed + epoch`` when `shuffle`, the same on every rank) are padded by repeating them from
+    the start until they divide evenly (or cut, with `drop_last`), and rank r takes every
+    `num_replicas`-th from position r. `num_replicas` and `rank` default to the process
+    group's (`corrnet.distributed`). Call ``set_epoch(epoch)`` before each epoch, or every
+    epoch sees the same order. (corrnet's generator is not PyTorch's: a shuffled order differs
+    from PyTorch's for the same seed; the unshuffled assignment is the same.)
+
+    >>> list(DistributedSampler(range(5), num_replicas=2, rank=1, shuffle=False))
+    [1, 3, 0]
+    """
+
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0,
+                 drop_last=False):
+        if num_replicas is None or rank is None:
+            from .. import distributed
+
+            if not distributed.is_available():
+                raise RuntimeError("DistributedSampler: requires the distributed package (pip "
+                                   "install 'corrnet[mpi]'), or pass num_replicas and rank")
+            if num_replicas is None:
+                num_replicas = distributed.get_world_size()
+            if rank is None:
+                rank = distributed.get_rank()
+        if isinstance(num_replicas, bool) or not isinstance(num_replicas, numbers.Integral) \
+                or num_replicas < 1:
+            raise ValueError(f"DistributedSampler: num_replicas must be a positive int, got "
+                             f"{num_replicas!r}")
+        if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or \
+                not 0 <= rank < num_replicas:
+            raise ValueError(f"Invalid rank {rank}, rank should be in the interval [0, "
+                             f"{num_replicas - 1}] (num_replicas={num_replicas})")
+        self.dataset = dataset
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        self.epoch = 0
+        self.drop_last = bool(drop_last)
+        n = len(dataset)
+        if self.drop_last and n % self.num_replicas != 0:
+            self.num_samples = math.ceil((n - self.num_replicas) / self.num_replicas)
+        else:
+            self.num_samples = math.ceil(n / self.num_replicas)
+        self.total_size = self.num_samples * self.num_replicas
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+
+    def _order(self) -> np.ndarray:
+        n = len(self.dataset)
+        if self.shuffle:
+            generator = Generator().manual_seed(self.seed + self.epoch)
+            indices = randperm(n, generator=generator).numpy()
+        else:
+            indices = np.arange(n, dtype=np.int64)
+        if self.drop_last:
+            indices = indices[:self.total_size]
+        elif self.total_size > n:  # pad by repeating the indices from the start
+            indices = np.concatenate([indices] * math.ceil(self.total_size / n))[
+                :self.total_size]
+        return indices[self.rank:self.total_size:self.num_replicas]
+
+    def __iter__(self):
+        return iter(self._order().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the shuffle of `epoch` from the next iteration on (the same on every rank)."""
+        self.epoch = int(epoch)
 
 
 class BatchSampler(Sampler):

@@ -208,19 +208,23 @@ def train(args) -> int:
     from pathlib import Path
 
     import corrnet
-    from corrnet import datasets, models
+    from corrnet import datasets, devices, models
     from corrnet.serialization import LoadError, load
     from corrnet.train import fit
     from corrnet.utils.data import DataLoader, Subset
 
     out = Path(args.out)
+    try:
+        device = devices.as_device(args.device, "--device")
+    except (RuntimeError, TypeError) as err:
+        return _error("train", f"--device {args.device}: {err}")
     if args.resume and not (out / "checkpoint.npz").exists():
         return _error("train", f"--resume: there is no checkpoint {out / 'checkpoint.npz'} to "
                                "continue from (pass the --out folder of the run to resume, or "
                                "leave out --resume to start a new run)")
     if args.resume:  # a checkpoint that names another network: say which, before any work
         try:
-            state = load(out / "checkpoint.npz")
+            state = load(out / "checkpoint.npz", map_location="cpu")
         except LoadError as err:
             return _error("train", " ".join(str(err).split()))
         network = state.get("network") if isinstance(state, dict) else None
@@ -250,8 +254,10 @@ def train(args) -> int:
         train_set = Subset(train_set, range(min(args.train_subset, len(train_set))))
     if args.test_subset:
         test_set = Subset(test_set, range(min(args.test_subset, len(test_set))))
-    train_iter = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
-    test_iter = DataLoader(test_set, batch_size=args.batch_size)
+    on_gpu = device.type == "cuda"  # batches in page-locked memory copy to the GPU faster
+    train_iter = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                            pin_memory=on_gpu)
+    test_iter = DataLoader(test_set, batch_size=args.batch_size, pin_memory=on_gpu)
     plot = None
     if not args.no_plot:
         try:
@@ -264,11 +270,11 @@ def train(args) -> int:
     network = models.describe(args.model, input_size=(1, 1, size, size), num_classes=10)
     print(f"training {args.model} on Fashion-MNIST ({len(train_set)} train / {len(test_set)} "
           f"test images{side}): {args.epochs} epochs, SGD lr {args.lr}, batch "
-          f"{args.batch_size}, seed {args.seed}; checkpoints in {out}")
+          f"{args.batch_size}, seed {args.seed}, on {device}; checkpoints in {out}")
     try:
         fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
             resume=args.resume, plot=plot, progress=not args.no_progress,
-            on_nonfinite=args.on_nonfinite, network=network)
+            on_nonfinite=args.on_nonfinite, network=network, device=device)
     except LoadError as err:  # --resume from a damaged checkpoint: checked before any change
         return _error("train", " ".join(str(err).split()))
     if plot is not None:
@@ -371,6 +377,9 @@ def main(argv=None) -> int:
     train_parser.add_argument("--on-nonfinite", choices=("raise", "skip"), default="raise",
                               help="at a NaN or infinite loss or gradient: stop with an error "
                                    "(default) or skip the batch")
+    train_parser.add_argument("--device", default="cpu",
+                              help="where to train: cpu (default), cuda or cuda:N (a GPU "
+                                   "through CuPy)")
     train_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     train_parser.add_argument("--no-plot", action="store_true", help="no curves.png")
     summary_parser = commands.add_parser("summary", help="the layer table of a network")

@@ -48,6 +48,29 @@ def memory_allocated(device=None) -> int:
     return devices.memory_allocated(device)
 
 
+def max_memory_allocated(device=None) -> int:
+    """The most bytes `memory_allocated(device)` has been since the start of the program or
+    the last `reset_peak_memory_stats(device)`."""
+    return devices.max_memory_allocated(device)
+
+
+def reset_peak_memory_stats(device=None) -> None:
+    """Start `max_memory_allocated(device)` again from what is allocated now."""
+    devices.reset_peak_memory_stats(device)
+
+
+def empty_cache() -> None:
+    """Give the memory CuPy's pools cache but no tensor uses back to the driver, so that
+    other programs (nvidia-smi) see it free; a no-op on the stand-in and without CUDA."""
+    devices.empty_cache()
+
+
+def get_device_properties(device=None) -> devices.DeviceProperties:
+    """``name``, ``major``, ``minor``, ``total_memory`` (bytes) and ``multi_processor_count``
+    of a CUDA device, as PyTorch's."""
+    return devices.device_properties(device)
+
+
 def manual_seed(seed: int) -> None:
     """Seed the random numbers of the CUDA devices. corrnet draws them on the host, from the
     generator that ``corrnet.manual_seed`` seeds, so with CUDA available this seeds that
@@ -59,6 +82,26 @@ def manual_seed(seed: int) -> None:
 
 
 manual_seed_all = manual_seed
+
+
+def seed() -> None:
+    """Seed the CUDA random numbers non-deterministically (the host generator, as
+    `manual_seed`); without CUDA it does nothing, as PyTorch's."""
+    if devices.is_available():
+        from .tensor import seed as seed_host
+
+        seed_host()
+
+
+seed_all = seed
+
+
+def initial_seed() -> int:
+    """The seed the CUDA random numbers were last seeded with (needs CUDA, as PyTorch's)."""
+    devices._require_cuda("cuda.initial_seed()")
+    from .tensor import initial_seed as host_initial_seed
+
+    return host_initial_seed()
 
 
 def is_initialized() -> bool:

@@ -9,6 +9,9 @@ continues from, and ends with the book's two lines:
 
     loss 0.457, train acc 0.829, test acc 0.809
     18000.0 examples/sec on cpu
+
+``fit(..., device='cuda')`` trains on a GPU as the book's ``train_ch6(..., d2l.try_gpu())``:
+the network is moved there once and every batch as it comes (``non_blocking=True``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nn, optim
+from . import devices, nn, optim
 from .autograd import no_grad
 from .serialization import LoadError, atomic_write, load, save
 from .tensor import Tensor, _rng
@@ -33,18 +36,22 @@ class NonFiniteError(FloatingPointError):
 
 
 def accuracy(y_hat, y) -> int:
-    """The number of rows of y_hat (N, classes) whose largest entry is at label y (N,)."""
-    predicted = y_hat.detach().numpy().argmax(axis=1)
-    return int((predicted == y.numpy()).sum())
+    """The number of rows of y_hat (N, classes) whose largest entry is at label y (N,),
+    counted on their device (one number comes back to the host)."""
+    predicted = y_hat.detach().argmax(dim=1)
+    return int((predicted == y.to(predicted.dtype)).sum().item())
 
 
-def evaluate_accuracy(net, data_iter) -> float:
-    """The fraction of examples of data_iter that net classifies correctly (in eval mode)."""
+def evaluate_accuracy(net, data_iter, device=None) -> float:
+    """The fraction of examples of data_iter that net classifies correctly (in eval mode);
+    with a `device`, each batch is moved there first (the book's ``evaluate_accuracy_gpu``)."""
     was_training = net.training
     net.eval()
     correct = total = 0
     with no_grad():
         for X, y in data_iter:
+            if device is not None:
+                X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
             correct += accuracy(net(X), y)
             total += y.numel()
     net.train(was_training)
@@ -73,6 +80,7 @@ class History:
     """Per-epoch measurements of a run; the last one gives the book's summary."""
 
     epochs: list[Epoch] = field(default_factory=list)
+    device: str = "cpu"  # where the network trained, for the summary's last line
 
     @property
     def last(self) -> Epoch:
@@ -84,7 +92,7 @@ class History:
         train_time = sum(x.seconds for x in self.epochs)
         examples = sum(x.examples for x in self.epochs)
         return (f"loss {e.train_loss:.3f}, train acc {e.train_acc:.3f}, test acc "
-                f"{e.test_acc:.3f}\n{examples / max(train_time, 1e-12):.1f} examples/sec on cpu")
+                f"{e.test_acc:.3f}\n{examples / max(train_time, 1e-12):.1f} examples/sec on {self.device}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,7 +194,7 @@ def load_checkpoint(path, net, optimizer=None, scheduler=None) -> tuple[int, His
     missing entry, NaN or infinite weights, an optimizer or scheduler state that does not
     fit) raises `LoadError` naming the file and the entry, and leaves net, optimizer,
     scheduler and the random generator as they were."""
-    state = load(path)
+    state = load(path, map_location="cpu")  # load_state_dict copies to the net's device
     _check_checkpoint(path, state, net, optimizer, scheduler)
     mine, theirs = _architecture(net), state["architecture"]
     if mine != theirs:
@@ -279,7 +287,7 @@ def _first_nonfinite_gradient(named_params) -> str | None:
 def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         optimizer=None, loss=None, scheduler=None, checkpoint=None, resume: bool = False,
         plot=None, progress: bool = True, log=print, on_nonfinite: str = "raise",
-        network: dict | None = None) -> History:
+        network: dict | None = None, device=None) -> History:
     """Train `net` on `train_iter` for `num_epochs`, testing on `test_iter` after each epoch.
 
     Either `lr` (SGD with that learning rate, as the book) or an `optimizer`; `loss` defaults
@@ -288,6 +296,9 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
     its epoch. `plot` (a path) gets a PNG of the curves after every epoch. `log` receives one
     line per epoch and the book's summary (``log=None`` is silent). `network`
     (`corrnet.models.describe`) is written into each checkpoint to name the architecture.
+    `device` (``'cpu'``, ``'cuda'``, ``'cuda:N'``; None: where the network's parameters are)
+    is where training runs: the network is moved there before the optimizer is made, and each
+    batch as it comes.
 
     A batch whose loss or gradients hold a NaN or an infinity never updates the parameters.
     With ``on_nonfinite="raise"`` (the default) training stops there with `NonFiniteError`
@@ -297,6 +308,11 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
 
     Returns the History; ``history.summary()`` is the book's final two lines.
     """
+    if device is not None:
+        device = devices.as_device(device, "fit(device=...)")
+        net.to(device)
+    else:
+        device = next((p.device for p in net.parameters()), devices.CPU)
     if optimizer is None:
         if lr is None:
             raise ValueError("fit: give either lr (for SGD) or an optimizer")
@@ -310,9 +326,10 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
                          f"{on_nonfinite!r}")
     loss = loss if loss is not None else nn.CrossEntropyLoss()
     log = log or (lambda *args: None)
-    history, done = History(), 0
+    history, done = History(device=str(device)), 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         done, history = load_checkpoint(checkpoint, net, optimizer, scheduler)
+        history.device = str(device)
         log(f"resuming from {checkpoint} after epoch {done}")
     named_params = list(net.named_parameters())
     last_saved = (f"the checkpoint {checkpoint} holds epoch {done}" if done else
@@ -331,6 +348,8 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         bar = _progress(len(train_iter), f"epoch {epoch}/{num_epochs}", progress)
         for step, (X, y) in enumerate(train_iter, 1):
             start = time.perf_counter()
+            if X.device != device:
+                X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
             optimizer.zero_grad()
             y_hat = net(X)
             l = loss(y_hat, y)
@@ -366,7 +385,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
             bar.close()
         if scheduler is not None:
             scheduler.step()
-        test_acc = evaluate_accuracy(net, test_iter)
+        test_acc = evaluate_accuracy(net, test_iter, device)
         record = Epoch(epoch, total_loss / max(seen, 1), correct / max(seen, 1), test_acc,
                        seen, train_time, skipped)
         history.epochs.append(record)

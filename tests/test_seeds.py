@@ -32,6 +32,7 @@ import pytest
 import corrnet
 import corrnet as torch
 from corrnet import nn
+
 from torch_compare import on_cuda  # on sys.path through tests/conftest.py
 
 SEED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"

@@ -92,7 +92,8 @@ class History:
         train_time = sum(x.seconds for x in self.epochs)
         examples = sum(x.examples for x in self.epochs)
         return (f"loss {e.train_loss:.3f}, train acc {e.train_acc:.3f}, test acc "
-                f"{e.test_acc:.3f}\n{examples / max(train_time, 1e-12):.1f} examples/sec on {self.device}")
+                f"{e.test_acc:.3f}\n{examples / max(train_time, 1e-12):.1f} examples/sec on "
+                f"{self.device}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -388,7 +388,9 @@ def device_name(dev=None) -> str:
 
 def memory_allocated(dev=None) -> int:
     """Bytes held by arrays on `dev` (CuPy's memory pool; the stand-in counts its live
-    arrays)."""
+    arrays); 0 without CUDA when no device is named, as PyTorch's."""
+    if dev is None and not is_available():
+        return 0
     dev = cuda_device(dev, "memory_allocated()")
     if library() == "standin":
         return cuda_namespace().bytes_in_use(dev.index)
@@ -398,7 +400,9 @@ def memory_allocated(dev=None) -> int:
 
 def max_memory_allocated(dev=None) -> int:
     """The most bytes `memory_allocated(dev)` has been since the start or the last
-    `reset_peak_memory_stats(dev)`."""
+    `reset_peak_memory_stats(dev)`; 0 without CUDA when no device is named, as PyTorch's."""
+    if dev is None and not is_available():
+        return 0
     dev = cuda_device(dev, "max_memory_allocated()")
     if library() == "standin":
         return cuda_namespace().peak_bytes_in_use(dev.index)

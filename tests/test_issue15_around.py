@@ -377,3 +377,44 @@ def test_gpu_suite_subset_on_the_standin():
     if "STAND-IN" not in first:
         assert first.startswith("make test-gpu: corrnet on the GPU through CuPy")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ make bench-gpu, gpu_check
+
+
+def test_bench_gpu_refuses_to_run_without_a_gpu():
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    env.pop(devices.STANDIN_VARIABLE, None)
+    if devices.library() == "cupy":
+        pytest.skip("a real GPU is here")
+    result = subprocess.run([sys.executable, "benchmarks/gpu.py"], capture_output=True,
+                            text=True, cwd=ROOT, env=env, timeout=120)
+    assert result.returncode == 2
+    assert "no CUDA GPU through CuPy here" in result.stderr and "--standin" in result.stderr
+
+
+def test_bench_gpu_standin_smoke_run(tmp_path):
+    """``benchmarks/gpu.py --standin`` end to end on its smallest section: says its numbers
+    mean nothing, measures PyTorch, and writes the markdown section."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    out = tmp_path / "gpu.md"
+    result = subprocess.run([sys.executable, "benchmarks/gpu.py", "--standin", "--only",
+                             "pooling", "--out", str(out)], capture_output=True, text=True,
+                            cwd=ROOT, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.startswith("STAND-IN RUN") and "mean NOTHING" in result.stdout
+    markdown = out.read_text()
+    assert markdown.startswith("## GPU: corrnet through CuPy against PyTorch CUDA")
+    assert "**Stand-in run: the numbers below mean nothing**" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith("| max ")
+            or line.startswith("| avg ")]
+    assert len(rows) == 6 and all(" ms |" in row for row in rows)  # PyTorch's times
+
+
+def test_gpu_check_script_is_valid_bash():
+    result = subprocess.run(["bash", "-n", "benchmarks/gpu_check.sh"], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    result = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--bogus"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 2 and "unknown argument --bogus" in result.stderr

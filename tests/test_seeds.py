@@ -20,6 +20,7 @@ import ast
 import contextlib
 import io
 import math
+import os
 import re
 import tokenize
 import traceback
@@ -35,7 +36,10 @@ from corrnet import nn
 
 from torch_compare import on_cuda  # on sys.path through tests/conftest.py
 
-SEED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
+# beside the checkout; CORRNET_SEEDS_DIR names another copy (benchmarks/gpu_check.sh's, on a
+# machine that the folder beside the checkout does not travel to)
+SEED_DIR = Path(os.environ.get("CORRNET_SEEDS_DIR")
+                or Path(__file__).resolve().parents[1].parent / "shared" / "seeds")
 RNG_SEEDS = (0, 1, 2, 3, 7)
 
 # --------------------------------------------------------------------------------------------

@@ -50,7 +50,8 @@ def memory_allocated(device=None) -> int:
 
 def max_memory_allocated(device=None) -> int:
     """The most bytes `memory_allocated(device)` has been since the start of the program or
-    the last `reset_peak_memory_stats(device)`."""
+    the last `reset_peak_memory_stats(device)` (with CuPy, tracked from the first call of
+    either: allocations pay for the tracking only from then on)."""
     return devices.max_memory_allocated(device)
 
 

@@ -147,10 +147,7 @@ def _probe():
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception:  # not installed, no driver, no GPU: CUDA is not available
         return None, 0, None
-    if count == 0:
-        return None, 0, None
-    _track_peak_memory(cupy)
-    return cupy, count, "cupy"
+    return (cupy, count, "cupy") if count > 0 else (None, 0, None)
 
 
 _peak_tracker = None  # CuPy's allocator wrapped to record the peak bytes in use per device
@@ -159,7 +156,8 @@ _peak_tracker = None  # CuPy's allocator wrapped to record the peak bytes in use
 class _PeakTracker:
     """CuPy's default memory pool as its allocator, recording after each allocation the
     most bytes in use on the current device (CuPy keeps no peak; PyTorch's
-    ``max_memory_allocated`` needs one). One Python call per allocation."""
+    ``max_memory_allocated`` needs one). It costs a Python call and a pool query per
+    allocation, so it is installed only when a peak is first asked for."""
 
     def __init__(self, cupy):
         self.cupy, self.pool, self.peak = cupy, cupy.get_default_memory_pool(), {}
@@ -173,11 +171,13 @@ class _PeakTracker:
         return memory
 
 
-def _track_peak_memory(cupy) -> None:
+def _track_peak_memory() -> _PeakTracker:
     global _peak_tracker
     if _peak_tracker is None:
+        cupy = cuda_namespace()
         _peak_tracker = _PeakTracker(cupy)
         cupy.cuda.set_allocator(_peak_tracker)
+    return _peak_tracker
 
 
 def reset() -> None:
@@ -400,13 +400,15 @@ def memory_allocated(dev=None) -> int:
 
 def max_memory_allocated(dev=None) -> int:
     """The most bytes `memory_allocated(dev)` has been since the start or the last
-    `reset_peak_memory_stats(dev)`; 0 without CUDA when no device is named, as PyTorch's."""
+    `reset_peak_memory_stats(dev)`; 0 without CUDA when no device is named, as PyTorch's.
+    With CuPy the peak is tracked from the first call of this function or of
+    `reset_peak_memory_stats` on (call that one before the work to measure)."""
     if dev is None and not is_available():
         return 0
     dev = cuda_device(dev, "max_memory_allocated()")
     if library() == "standin":
         return cuda_namespace().peak_bytes_in_use(dev.index)
-    return max(_peak_tracker.peak.get(dev.index, 0), memory_allocated(dev))
+    return max(_track_peak_memory().peak.get(dev.index, 0), memory_allocated(dev))
 
 
 def reset_peak_memory_stats(dev=None) -> None:
@@ -414,7 +416,7 @@ def reset_peak_memory_stats(dev=None) -> None:
     if library() == "standin":
         cuda_namespace().reset_peak(dev.index)
     else:
-        _peak_tracker.peak[dev.index] = memory_allocated(dev)
+        _track_peak_memory().peak[dev.index] = memory_allocated(dev)
 
 
 def empty_cache() -> None:

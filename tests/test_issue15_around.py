@@ -57,6 +57,12 @@ def uses_cuda(monkeypatch, count: int) -> None:
     devices.reset()
 
 
+def on_the_host(array):
+    """The same array as a corrnet and a torch tensor, both on the CPU whatever the test
+    device (these tests are about host tensors)."""
+    return cn.tensor(array), torch.tensor(array)
+
+
 def torch_error(call) -> BaseException:
     with pytest.raises(Exception) as caught:
         call()
@@ -70,7 +76,7 @@ def torch_error(call) -> BaseException:
                                   ("float32", False, True), ("float64", False, False),
                                   ("cpu",), ("float32",)])
 def test_to_positional_non_blocking_and_copy_as_torch(args):
-    x_cn, x_th = both(np.arange(3, dtype=np.float32))
+    x_cn, x_th = on_the_host(np.arange(3, dtype=np.float32))
 
     def convert(lib, x):
         return x.to(*(getattr(lib, a) if a in ("float32", "float64") else a for a in args))
@@ -88,7 +94,7 @@ def test_to_refuses_a_fifth_positional_argument_as_torch():
 
 
 def test_pinning_without_cuda_as_cpu_only_torch(no_cuda):
-    x_cn, x_th = both(np.ones(3, np.float32))
+    x_cn, x_th = on_the_host(np.ones(3, np.float32))
     assert x_cn.is_pinned() is x_th.is_pinned() is False
     theirs = torch_error(x_th.pin_memory)
     with pytest.raises(type(theirs), match="accelerator"):

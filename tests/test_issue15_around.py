@@ -344,6 +344,27 @@ def test_cli_train_refuses_a_device_it_cannot_use(tmp_path, device, standin, mes
     assert not (tmp_path / "run").exists()
 
 
+def test_cli_train_lenet_on_the_device(cuda, tmp_path, monkeypatch, capsys):
+    """``corrnet train lenet --device cuda:1`` on a few fake Fashion-MNIST images: the run
+    says where it trains, its summary ends on the device, and its checkpoint (saved from the
+    device) loads on the CPU and resumes on the device."""
+    from fake_fashion_mnist import make
+
+    from corrnet import cli, models
+
+    files = make(tmp_path, monkeypatch)
+    argv = ["train", "lenet", "--epochs", "1", "--limit", "32", "--batch-size", "16",
+            "--data-root", str(files), "--out", str(tmp_path / "run"), "--no-progress",
+            "--no-plot", "--device", "cuda:1"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert ", on cuda:1; checkpoints in" in out and out.rstrip().endswith("examples/sec on cuda:1")
+    net, info = models.from_checkpoint(tmp_path / "run" / "checkpoint.npz")
+    assert info.epoch == 1 and not next(net.parameters()).is_cuda
+    assert cli.main(argv[:3] + ["2"] + argv[4:] + ["--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------ d2l, the book
 
 

@@ -167,6 +167,31 @@ def test_cuda_generators_seeds_and_properties(cuda):
         cn.cuda.get_device_properties(2)
 
 
+def test_events_time_and_wait_as_torch(cuda):
+    start, end = cn.cuda.Event(enable_timing=True), cn.cuda.Event(enable_timing=True)
+    with pytest.raises(RuntimeError, match="must be recorded"):
+        start.elapsed_time(end)
+    start.record()
+    (cn.ones(200, 200, device="cuda") @ cn.ones(200, 200, device="cuda")).sum().item()
+    end.record()
+    end.synchronize()
+    end.wait()
+    assert end.query() and start.elapsed_time(end) > 0
+    untimed = cn.cuda.Event()
+    untimed.record()
+    with pytest.raises(RuntimeError, match="enable_timing=True"):
+        start.elapsed_time(untimed)
+    with pytest.raises(TypeError, match="no Stream objects"):
+        start.record(stream=object())
+
+
+def test_events_need_cuda(no_cuda):
+    with pytest.raises(RuntimeError):
+        torch.cuda.Event(enable_timing=True)
+    with pytest.raises(RuntimeError, match="Event.*no CUDA backend"):
+        cn.cuda.Event(enable_timing=True)
+
+
 def test_peak_memory_statistics(cuda):
     cn.cuda.empty_cache()
     cn.cuda.reset_peak_memory_stats(1)

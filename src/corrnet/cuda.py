@@ -107,3 +107,79 @@ def initial_seed() -> int:
 
 def is_initialized() -> bool:
     return devices.is_available()
+
+
+class Event:
+    """A marker in the current CUDA device's queue of work, as ``torch.cuda.Event``: to time
+    work on the device (``enable_timing=True``, `record` before and after, `elapsed_time` in
+    milliseconds) or wait for it (`synchronize`, `query`).
+
+    On CuPy it is a CUDA event (``cupy.cuda.Event``) recorded on CuPy's current stream; on
+    the stand-in, where every op has finished when it returns, `record` notes the host's
+    clock. corrnet has no Stream objects: `record` and `wait` take no stream.
+
+    >>> start = corrnet.cuda.Event(enable_timing=True)  # doctest: +SKIP
+    >>> start.record(); ...; end.record(); end.synchronize()  # doctest: +SKIP
+    >>> start.elapsed_time(end)  # doctest: +SKIP
+    0.42
+    """
+
+    def __init__(self, enable_timing: bool = False, blocking: bool = False,
+                 interprocess: bool = False):
+        devices._require_cuda("cuda.Event()")
+        self.enable_timing = bool(enable_timing)
+        self._recorded_at = None  # the stand-in's record time (time.perf_counter)
+        self._recorded = False
+        self._event = None
+        if devices.library() == "cupy":
+            self._event = devices.cuda_namespace().cuda.Event(
+                block=blocking, disable_timing=not enable_timing, interprocess=interprocess)
+
+    @staticmethod
+    def _no_stream(stream, what: str) -> None:
+        if stream is not None:
+            raise TypeError(f"Event.{what}(stream=...): corrnet has no Stream objects; its "
+                            "work runs on CuPy's current stream (leave stream out)")
+
+    def record(self, stream=None) -> None:
+        """Mark this point of the device's queued work."""
+        self._no_stream(stream, "record")
+        if self._event is not None:
+            self._event.record()
+        else:
+            import time
+
+            self._recorded_at = time.perf_counter()
+        self._recorded = True
+
+    def query(self) -> bool:
+        """Whether the work before the marker has finished (True when never recorded)."""
+        return True if self._event is None else bool(self._event.done)
+
+    def synchronize(self) -> None:
+        """Wait until the work before the marker has finished."""
+        if self._event is not None and self._recorded:
+            self._event.synchronize()
+
+    def wait(self, stream=None) -> None:
+        """Make later work on the current stream wait for the marker."""
+        self._no_stream(stream, "wait")
+        if self._event is not None and self._recorded:
+            devices.cuda_namespace().cuda.get_current_stream().wait_event(self._event)
+
+    def elapsed_time(self, end_event: Event) -> float:
+        """Milliseconds between this event's record and `end_event`'s (both need
+        ``enable_timing=True`` and a `record`; the end event must have completed)."""
+        if not (self.enable_timing and end_event.enable_timing):
+            raise RuntimeError("Event.elapsed_time: both events must be created with argument "
+                               "'enable_timing=True'.")
+        if not (self._recorded and end_event._recorded):
+            raise RuntimeError("Event.elapsed_time: both events must be recorded before "
+                               "calculating elapsed time.")
+        if self._event is None:
+            return (end_event._recorded_at - self._recorded_at) * 1e3
+        return float(devices.cuda_namespace().cuda.get_elapsed_time(self._event,
+                                                                    end_event._event))
+
+    def __repr__(self) -> str:
+        return f"<corrnet.cuda.Event {'recorded' if self._recorded else 'unrecorded'}>"

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: demo test oracle fuzz bench lint clean
+.PHONY: demo test test-gpu oracle fuzz bench bench-gpu lint clean
 
 # corrnet itself (NumPy, SciPy, numba, tqdm, Pillow), installed in editable mode.
 $(VENV)/.installed: pyproject.toml
@@ -22,6 +22,13 @@ demo: $(VENV)/.installed
 test: $(VENV)/.test-installed
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m pytest -q
+
+# The oracle suite, the seed notebooks (run as written, .cuda() calls kept) and the device tests
+# with corrnet's tensors on `cuda`, against PyTorch on the CPU (and on its own GPU where it has
+# CUDA). corrnet uses CuPy's GPU where CuPy is installed in the venv and sees one
+# (pip install cupy-cuda13x); elsewhere its stand-in device, as the first line of output says.
+test-gpu: $(VENV)/.test-installed
+	$(PY) tests/gpu_suite.py
 
 # The oracle suite at nightly size: about 50,000 hypothesis examples against PyTorch.
 oracle: $(VENV)/.test-installed
@@ -43,6 +50,12 @@ $(VENV)/.bench-installed: $(VENV)/.test-installed
 # Run on an idle machine.
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/run.py
+
+# corrnet on the GPU (CuPy) against PyTorch CUDA on the same GPU: LeNet training examples/s, the
+# layer suite and pooling; writes build/BENCHMARKS-gpu.md, a section for BENCHMARKS.md. Needs
+# CuPy and a GPU (benchmarks/gpu.py --standin is a smoke run without them).
+bench-gpu: $(VENV)/.bench-installed
+	$(PY) benchmarks/gpu.py --out build/BENCHMARKS-gpu.md
 
 lint: $(VENV)/.test-installed
 	$(PY) -m ruff check src tests benchmarks

@@ -157,3 +157,41 @@ def test_issue12_book_small_matmul_adds_products_in_order(seed):
     assert np.array_equal(product.numpy(), by_channel.numpy())
     assert_same(product, torch.matmul(torch.tensor(K), torch.tensor(X)), "matmul")
     assert_same(Kc @ Xc, torch.tensor(K) @ torch.tensor(X), "@")
+
+
+def test_issue12_book_gpu_cells_on_two_standin_gpus(monkeypatch):
+    """The builders' guide's *GPUs* section on corrnet's stand-in device (issue 15), two GPUs
+    as the book's machine: what its cells print, with the book's text for each."""
+    import re
+
+    from corrnet import devices as corrnet_devices
+
+    monkeypatch.setenv(corrnet_devices.STANDIN_VARIABLE, "2")
+    corrnet_devices.reset()
+    try:
+        assert cn.cuda.device_count() == 2
+        assert repr((d2l.try_gpu(), d2l.try_gpu(10), d2l.try_all_gpus())) == (
+            "(device(type='cuda', index=0), device(type='cpu'), "
+            "[device(type='cuda', index=0), device(type='cuda', index=1)])")
+        x = cn.tensor([1, 2, 3])
+        assert repr(x.device) == "device(type='cpu')"
+        X = cn.ones(2, 3, device=d2l.try_gpu())
+        assert repr(X) == ("tensor([[1., 1., 1.],\n        [1., 1., 1.]], "
+                           "device='cuda:0')")
+        Y = cn.rand(2, 3, device=d2l.try_gpu(1))
+        assert repr(Y).endswith("device='cuda:1')")
+        Z = X.cuda(1)
+        assert repr(Z) == repr(X).replace("cuda:0", "cuda:1")
+        assert repr(Y + Z).endswith("device='cuda:1')")
+        assert Z.cuda(1) is Z
+        with pytest.raises(RuntimeError, match="same device.*cuda:0 and cuda:1"):
+            X + Y  # the book: "Expected all tensors to be on the same device"
+        net = nn.Sequential(nn.Linear(3, 1))
+        net = net.to(device=d2l.try_gpu())
+        out = repr(net(X))
+        assert re.fullmatch(r"tensor\(\[\[-?\d\.\d{4}\],\n        \[-?\d\.\d{4}\]\], "
+                            r"device='cuda:0', grad_fn=<AddmmBackward0>\)", out), out
+        assert repr(net[0].weight.data.device) == "device(type='cuda', index=0)"
+    finally:
+        monkeypatch.delenv(corrnet_devices.STANDIN_VARIABLE)
+        corrnet_devices.reset()

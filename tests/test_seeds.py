@@ -20,6 +20,7 @@ import ast
 import contextlib
 import io
 import math
+import os
 import re
 import tokenize
 import traceback
@@ -33,7 +34,12 @@ import corrnet
 import corrnet as torch
 from corrnet import nn
 
-SEED_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
+from torch_compare import on_cuda  # on sys.path through tests/conftest.py
+
+# beside the checkout; CORRNET_SEEDS_DIR names another copy (benchmarks/gpu_check.sh's, on a
+# machine that the folder beside the checkout does not travel to)
+SEED_DIR = Path(os.environ.get("CORRNET_SEEDS_DIR")
+                or Path(__file__).resolve().parents[1].parent / "shared" / "seeds")
 RNG_SEEDS = (0, 1, 2, 3, 7)
 
 # --------------------------------------------------------------------------------------------
@@ -713,8 +719,13 @@ _IMPORT_SWAPS = [
 ]
 
 
-def swap_imports(source: str) -> str:
-    for pattern, repl in _IMPORT_SWAPS:
+# make test-gpu (CORRNET_TEST_DEVICE=cuda): the notebooks run as written, their .cuda() calls
+# kept, and print device='cuda:0' where the notebook does
+AS_WRITTEN = on_cuda()
+
+
+def swap_imports(source: str, keep_cuda: bool = False) -> str:
+    for pattern, repl in _IMPORT_SWAPS[:-1] if keep_cuda else _IMPORT_SWAPS:
         source = pattern.sub(repl, source)
     leftover = re.search(r"^\s*(?:import|from)\s+(?:torch|d2l)\b.*$", source, re.M)
     if leftover:
@@ -952,8 +963,8 @@ def test_seed_notebook(seed_id):
     used: set[str] = set()
     corrnet.manual_seed(0)
     for cell in cells:
-        source = swap_imports(cell.source)
-        expected = [normalize_expected(o.text) for o in cell.outputs]
+        source = swap_imports(cell.source, keep_cuda=AS_WRITTEN)
+        expected = [o.text if AS_WRITTEN else normalize_expected(o.text) for o in cell.outputs]
         try:
             actual = run_cell(source, namespace, f"<seed {seed_id} line {cell.lineno}>")
         except Exception:

@@ -7,11 +7,19 @@ booleans exactly).
 
 Importable as ``torch_compare`` from every test file: ``tests/conftest.py`` puts this folder
 on ``sys.path``.
+
+The device switch (``make test-gpu``): with ``CORRNET_TEST_DEVICE=cuda`` the corrnet inputs
+and modules the oracle helpers build (`both`, `corrnet_tensor`, `to_test_device`, and
+``oracle/helpers.py``'s ``check_op`` / ``check_module``) are put on corrnet's CUDA device,
+and every result comes back with ``.cpu()`` before it is compared (`numpy_of`). PyTorch runs
+on the CPU, or on its own CUDA device where ``CORRNET_TEST_TORCH_DEVICE=cuda`` asks (TF32
+off, so float32 stays float32). Unset, everything is on the CPU as before.
 """
 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import torch
@@ -35,15 +43,62 @@ FLOAT_RTOL = {"torch.float32": 1e-4, "torch.float64": 1e-10}
 
 seeds = st.integers(0, 2**32 - 1)
 
+TEST_DEVICE_VARIABLE = "CORRNET_TEST_DEVICE"
+TORCH_DEVICE_VARIABLE = "CORRNET_TEST_TORCH_DEVICE"
+
+
+def _device_from(variable: str) -> str:
+    value = os.environ.get(variable, "").strip() or "cpu"
+    if value.split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"{variable}={value!r}: expected cpu, cuda or cuda:N")
+    return value
+
+
+#: where corrnet's inputs go: 'cpu' (the default) or 'cuda[:N]' (``make test-gpu``)
+TEST_DEVICE = _device_from(TEST_DEVICE_VARIABLE)
+#: where PyTorch's inputs go: the CPU unless CORRNET_TEST_TORCH_DEVICE names its CUDA device
+TORCH_DEVICE = _device_from(TORCH_DEVICE_VARIABLE)
+if TORCH_DEVICE != "cpu":  # compare float32 with float32, not with TF32's 10-bit mantissas
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def on_cuda() -> bool:
+    """Whether this run puts corrnet's inputs on a CUDA device (``make test-gpu``)."""
+    return TEST_DEVICE != "cpu"
+
+
+def to_test_device(x):
+    """A corrnet tensor or module on the test device (itself on the CPU run)."""
+    return x if TEST_DEVICE == "cpu" else x.to(TEST_DEVICE)
+
+
+def to_torch_device(x):
+    """A torch tensor or module on PyTorch's test device (itself on the CPU)."""
+    return x if TORCH_DEVICE == "cpu" else x.to(TORCH_DEVICE)
+
+
+def corrnet_tensor(arr, **kw):
+    """``corrnet.tensor(arr, **kw)`` made on the test device."""
+    return cn.tensor(arr, **kw) if TEST_DEVICE == "cpu" else cn.tensor(arr, device=TEST_DEVICE,
+                                                                        **kw)
+
+
+def torch_tensor(arr, **kw):
+    """``torch.tensor(arr, **kw)`` made on PyTorch's test device."""
+    return torch.tensor(arr, **kw) if TORCH_DEVICE == "cpu" else torch.tensor(
+        arr, device=TORCH_DEVICE, **kw)
+
 
 def numpy_of(t) -> np.ndarray:
-    """A NumPy copy of a corrnet or torch tensor's values."""
-    return np.array(t.detach().numpy(), copy=True)
+    """A NumPy copy of a corrnet or torch tensor's values (copied from its device first)."""
+    return np.array(t.detach().cpu().numpy(), copy=True)
 
 
 def both(arr, **kw):
-    """The same NumPy array as a corrnet tensor and as a torch tensor (same keywords)."""
-    return cn.tensor(arr, **kw), torch.tensor(arr, **kw)
+    """The same NumPy array as a corrnet tensor and as a torch tensor (same keywords), each
+    on its test device."""
+    return corrnet_tensor(arr, **kw), torch_tensor(arr, **kw)
 
 
 def assert_scaled_close(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float,

@@ -102,7 +102,7 @@ def _draw(args):
     from corrnet.train import Epoch, History, _check_checkpoint, plot_history
 
     if args.picture == "curves":
-        state = load(args.checkpoint)
+        state = load(args.checkpoint, map_location="cpu")
         try:
             _check_checkpoint(args.checkpoint, state, None, None, None)
         except RuntimeError as err:

@@ -45,6 +45,9 @@ IMPLICIT_CONVERSION = ("Implicit conversion to a NumPy array is not allowed. Ple
                        "to construct a NumPy array explicitly.")
 
 _live: dict = {}  # id -> weak reference of every live stand-in array, for memory_allocated
+_in_use: dict = {}  # device index -> bytes held by live stand-in arrays (views counted too)
+_peak: dict = {}  # device index -> the most bytes in use since the last reset_peak
+_pinned: dict = {}  # id -> weak reference of each host array `pin` made ("page-locked")
 
 
 def from_host(array, index: int = 0) -> ndarray:
@@ -58,8 +61,42 @@ def asnumpy(array) -> np.ndarray:
 
 
 def bytes_in_use(index: int) -> int:
-    arrays = (ref() for ref in list(_live.values()))
-    return sum(a._array.nbytes for a in arrays if a is not None and a.device_index == index)
+    """Bytes held by the live arrays on stand-in device `index` (a view counts its own bytes,
+    so this over-counts where CuPy's pool would not)."""
+    return _in_use.get(index, 0)
+
+
+def peak_bytes_in_use(index: int) -> int:
+    """The most bytes `bytes_in_use(index)` has been since `reset_peak(index)`."""
+    return _peak.get(index, 0)
+
+
+def reset_peak(index: int) -> None:
+    _peak[index] = _in_use.get(index, 0)
+
+
+def _release(key, index, nbytes):
+    _live.pop(key, None)
+    _in_use[index] -= nbytes
+
+
+def pin(array: np.ndarray) -> np.ndarray:
+    """A copy of the host `array` that `is_pinned` recognises (``cupyx.empty_pinned`` plus a
+    copy, in CuPy; here the memory is ordinary host memory: only the mark is simulated)."""
+    pinned = np.array(array, copy=True)
+    key = id(pinned)
+    _pinned[key] = weakref.ref(pinned, lambda _, key=key: _pinned.pop(key, None))
+    return pinned
+
+
+def is_pinned(array: np.ndarray) -> bool:
+    """Whether `array` (or the array it is a view of) was made by `pin`."""
+    while isinstance(array, np.ndarray):
+        ref = _pinned.get(id(array))
+        if ref is not None and ref() is array:
+            return True
+        array = array.base
+    return False
 
 
 class ndarray:
@@ -72,8 +109,11 @@ class ndarray:
             raise TypeError(f"standin.ndarray wraps a numpy.ndarray, got {type(array).__name__}")
         self._array = array
         self.device_index = int(index)
-        key = id(self)
-        _live[key] = weakref.ref(self, lambda _, key=key: _live.pop(key, None))
+        key, index, nbytes = id(self), self.device_index, array.nbytes
+        _live[key] = weakref.ref(self, lambda _, key=key: _release(key, index, nbytes))
+        used = _in_use[index] = _in_use.get(index, 0) + nbytes
+        if used > _peak.get(index, 0):
+            _peak[index] = used
 
     # -- explicit and refused conversions ------------------------------------------------------
 

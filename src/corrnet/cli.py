@@ -235,7 +235,7 @@ def _train(args, ranks) -> int:
     from pathlib import Path
 
     import corrnet
-    from corrnet import datasets, models
+    from corrnet import datasets, devices, models
     from corrnet.serialization import LoadError, load
     from corrnet.train import fit
     from corrnet.utils.data import DataLoader, DistributedSampler, Subset
@@ -247,13 +247,17 @@ def _train(args, ranks) -> int:
                                f"ranks together: it must be a multiple of {world} (each rank "
                                f"takes an equal share)")
     out = Path(args.out)
+    try:
+        device = devices.as_device(args.device, "--device")
+    except (RuntimeError, TypeError) as err:
+        return _error("train", f"--device {args.device}: {err}")
     if args.resume and not (out / "checkpoint.npz").exists():
         return _error("train", f"--resume: there is no checkpoint {out / 'checkpoint.npz'} to "
                                "continue from (pass the --out folder of the run to resume, or "
                                "leave out --resume to start a new run)")
     if args.resume:  # a checkpoint that names another network: say which, before any work
         try:
-            state = load(out / "checkpoint.npz")
+            state = load(out / "checkpoint.npz", map_location="cpu")
         except LoadError as err:
             return _error("train", " ".join(str(err).split()))
         network = state.get("network") if isinstance(state, dict) else None
@@ -283,19 +287,21 @@ def _train(args, ranks) -> int:
         train_set = Subset(train_set, range(min(args.train_subset, len(train_set))))
     if args.test_subset:
         test_set = Subset(test_set, range(min(args.test_subset, len(test_set))))
+    on_gpu = device.type == "cuda"  # batches in page-locked memory copy to the GPU faster
     if ranks is None:
-        train_iter = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
-        test_iter = DataLoader(test_set, batch_size=args.batch_size)
+        train_iter = DataLoader(train_set, batch_size=args.batch_size, shuffle=True,
+                                pin_memory=on_gpu)
+        test_iter = DataLoader(test_set, batch_size=args.batch_size, pin_memory=on_gpu)
     else:
         from corrnet.nn.parallel import DistributedDataParallel
 
         sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
                                      seed=args.seed)
         train_iter = DataLoader(train_set, batch_size=args.batch_size // world,
-                                sampler=sampler)
+                                sampler=sampler, pin_memory=on_gpu)
         test_iter = DataLoader(Subset(test_set, range(rank, len(test_set), world)),
-                               batch_size=args.batch_size)
-        net = DistributedDataParallel(net)
+                               batch_size=args.batch_size, pin_memory=on_gpu)
+        net = DistributedDataParallel(net.to(device))
     plot = None
     if not args.no_plot:
         try:
@@ -310,11 +316,11 @@ def _train(args, ranks) -> int:
                                          f"{args.batch_size // world} images each)")
     say(f"training {args.model} on Fashion-MNIST ({len(train_set)} train / {len(test_set)} "
         f"test images{side}): {args.epochs} epochs, SGD lr {args.lr}, batch "
-        f"{args.batch_size}{parallel}, seed {args.seed}; checkpoints in {out}")
+        f"{args.batch_size}{parallel}, seed {args.seed}, on {device}; checkpoints in {out}")
     try:
         fit(net, train_iter, test_iter, args.epochs, args.lr, checkpoint=out / "checkpoint.npz",
             resume=args.resume, plot=plot, progress=not args.no_progress and rank == 0,
-            on_nonfinite=args.on_nonfinite, network=network, log=say)
+            on_nonfinite=args.on_nonfinite, network=network, log=say, device=device)
     except LoadError as err:  # --resume from a damaged checkpoint: checked before any change
         return _error("train", " ".join(str(err).split()))
     if plot is not None:
@@ -417,6 +423,9 @@ def main(argv=None) -> int:
     train_parser.add_argument("--on-nonfinite", choices=("raise", "skip"), default="raise",
                               help="at a NaN or infinite loss or gradient: stop with an error "
                                    "(default) or skip the batch")
+    train_parser.add_argument("--device", default="cpu",
+                              help="where to train: cpu (default), cuda or cuda:N (a GPU "
+                                   "through CuPy)")
     train_parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     train_parser.add_argument("--distributed", action="store_true",
                               help="train data-parallel on the ranks of an MPI launch "

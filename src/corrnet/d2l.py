@@ -14,9 +14,10 @@ Both editions of *Dive into Deep Learning* are covered:
   ``ResNeXtBlock`` (the last three build from ``nn.LazyConv2d`` as the book does);
 
 and the d2l package's tensor aliases (``d2l.reshape``, ``d2l.numpy``, ``d2l.concat``, ...).
-They print and return what the d2l package's do; corrnet computes on the CPU only, so the GPU
-helpers answer as d2l does on a CPU-only PyTorch (``try_gpu()`` is ``device(type='cpu')``,
-``num_gpus()`` is 0).
+They print and return what the d2l package's do. The GPU helpers answer from
+``corrnet.cuda`` (CuPy's GPUs, or the stand-in devices of ``CORRNET_STANDIN_CUDA``): without
+one, as d2l does on a CPU-only PyTorch (``try_gpu()`` is ``device(type='cpu')``,
+``num_gpus()`` is 0); with them, ``try_gpu()`` is ``device(type='cuda', index=0)``.
 
 Plots. The book's figures are drawn with matplotlib. In Jupyter they show inline, as the
 book's; anywhere else each kind of figure is written as a PNG, overwritten as it is redrawn:
@@ -322,24 +323,24 @@ def cpu():
 
 
 def gpu(i: int = 0):
-    """The i-th GPU's device name (corrnet has no GPU backend: use `try_gpu`)."""
+    """The i-th GPU's device (whether or not it exists: `try_gpu` checks)."""
     return torch.device(f"cuda:{i}")
 
 
 def num_gpus() -> int:
-    """How many GPUs corrnet can use: 0."""
+    """How many GPUs corrnet can use (``corrnet.cuda.device_count()``)."""
     return torch.cuda.device_count()
 
 
 def try_gpu(i: int = 0):
-    """GPU i if it exists, else the CPU (always the CPU in corrnet)."""
+    """GPU i if it exists, else the CPU."""
     if num_gpus() >= i + 1:
         return gpu(i)
     return cpu()
 
 
 def try_all_gpus() -> list:
-    """Every GPU, or [cpu] when there is none (always [cpu] in corrnet)."""
+    """Every GPU, or [cpu] when there is none."""
     return [gpu(i) for i in range(num_gpus())] or [cpu()]
 
 
@@ -609,9 +610,9 @@ class DataModule(HyperParameters):
 
 
 class Trainer(HyperParameters):
-    """Train a Module on a DataModule: ``Trainer(max_epochs).fit(model, data)``. There is no
-    GPU in corrnet: ``num_gpus`` is accepted and ``self.gpus`` is empty, as on a CPU-only
-    PyTorch."""
+    """Train a Module on a DataModule: ``Trainer(max_epochs).fit(model, data)``; with
+    ``num_gpus`` the model and each batch go to the first of that many GPUs (``self.gpus``
+    is empty without CUDA, as on a CPU-only PyTorch)."""
 
     def __init__(self, max_epochs, num_gpus=0, gradient_clip_val=0):
         self.save_hyperparameters()

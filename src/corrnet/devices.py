@@ -150,6 +150,36 @@ def _probe():
     return (cupy, count, "cupy") if count > 0 else (None, 0, None)
 
 
+_peak_tracker = None  # CuPy's allocator wrapped to record the peak bytes in use per device
+
+
+class _PeakTracker:
+    """CuPy's default memory pool as its allocator, recording after each allocation the
+    most bytes in use on the current device (CuPy keeps no peak; PyTorch's
+    ``max_memory_allocated`` needs one). It costs a Python call and a pool query per
+    allocation, so it is installed only when a peak is first asked for."""
+
+    def __init__(self, cupy):
+        self.cupy, self.pool, self.peak = cupy, cupy.get_default_memory_pool(), {}
+
+    def __call__(self, size):
+        memory = self.pool.malloc(size)
+        index = self.cupy.cuda.runtime.getDevice()
+        used = self.pool.used_bytes()
+        if used > self.peak.get(index, 0):
+            self.peak[index] = used
+        return memory
+
+
+def _track_peak_memory() -> _PeakTracker:
+    global _peak_tracker
+    if _peak_tracker is None:
+        cupy = cuda_namespace()
+        _peak_tracker = _PeakTracker(cupy)
+        cupy.cuda.set_allocator(_peak_tracker)
+    return _peak_tracker
+
+
 def reset() -> None:
     """Look for CuPy / the stand-in again (tests change ``CORRNET_STANDIN_CUDA``)."""
     global _cuda, _current, _array_type, ARRAY_TYPES
@@ -359,7 +389,9 @@ def device_name(dev=None) -> str:
 
 def memory_allocated(dev=None) -> int:
     """Bytes held by arrays on `dev` (CuPy's memory pool; the stand-in counts its live
-    arrays)."""
+    arrays); 0 without CUDA when no device is named, as PyTorch's."""
+    if dev is None and not is_available():
+        return 0
     dev = cuda_device(dev, "memory_allocated()")
     if library() == "standin":
         return cuda_namespace().bytes_in_use(dev.index)
@@ -414,6 +446,91 @@ def using(array):
     """A context in which `array`'s CUDA device is the current one, so that the arrays a
     device kernel makes land beside it (``cupy.cuda.Device(i)``; the stand-in's alike)."""
     return cuda_namespace().cuda.Device(_device_index(array))
+
+
+def max_memory_allocated(dev=None) -> int:
+    """The most bytes `memory_allocated(dev)` has been since the start or the last
+    `reset_peak_memory_stats(dev)`; 0 without CUDA when no device is named, as PyTorch's.
+    With CuPy the peak is tracked from the first call of this function or of
+    `reset_peak_memory_stats` on (call that one before the work to measure)."""
+    if dev is None and not is_available():
+        return 0
+    dev = cuda_device(dev, "max_memory_allocated()")
+    if library() == "standin":
+        return cuda_namespace().peak_bytes_in_use(dev.index)
+    return max(_track_peak_memory().peak.get(dev.index, 0), memory_allocated(dev))
+
+
+def reset_peak_memory_stats(dev=None) -> None:
+    dev = cuda_device(dev, "reset_peak_memory_stats()")
+    if library() == "standin":
+        cuda_namespace().reset_peak(dev.index)
+    else:
+        _track_peak_memory().peak[dev.index] = memory_allocated(dev)
+
+
+def empty_cache() -> None:
+    """Give the blocks CuPy's memory pools hold but no array uses back to the driver
+    (nothing to give back on the stand-in, or without CUDA)."""
+    if library() == "cupy":
+        cuda_namespace().get_default_memory_pool().free_all_blocks()
+        cuda_namespace().get_default_pinned_memory_pool().free_all_blocks()
+
+
+class DeviceProperties:
+    """What `device_properties` tells of a CUDA device, under PyTorch's attribute names."""
+
+    def __init__(self, name, major, minor, total_memory, multi_processor_count):
+        self.name, self.major, self.minor = name, major, minor
+        self.total_memory, self.multi_processor_count = total_memory, multi_processor_count
+
+    def __repr__(self) -> str:
+        return (f"_CudaDeviceProperties(name='{self.name}', major={self.major}, "
+                f"minor={self.minor}, total_memory={self.total_memory // 2**20}MB, "
+                f"multi_processor_count={self.multi_processor_count})")
+
+
+def device_properties(dev=None) -> DeviceProperties:
+    """The name, compute capability, memory and multiprocessor count of a CUDA device (the
+    stand-in: the host's memory and CPU count, capability 0.0)."""
+    dev = cuda_device(dev, "get_device_properties()")
+    if library() == "standin":
+        try:
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            memory = 0
+        return DeviceProperties(device_name(dev), 0, 0, memory, os.cpu_count() or 1)
+    properties = cuda_namespace().cuda.runtime.getDeviceProperties(dev.index)
+    return DeviceProperties(device_name(dev), int(properties["major"]),
+                            int(properties["minor"]), int(properties["totalGlobalMem"]),
+                            int(properties["multiProcessorCount"]))
+
+
+def pin(array: np.ndarray) -> np.ndarray:
+    """A page-locked copy of the host `array` (``cupyx.empty_pinned``; the stand-in only
+    marks its copy), for faster and asynchronous copies to a CUDA device."""
+    _require_cuda("pin_memory()")
+    if library() == "standin":
+        return cuda_namespace().pin(array)
+    import cupyx
+
+    pinned = cupyx.empty_pinned(array.shape, array.dtype)
+    pinned[...] = array
+    return pinned
+
+
+def is_pinned(array) -> bool:
+    """Whether the host `array` lives in page-locked memory (False without CUDA)."""
+    if not isinstance(array, np.ndarray) or not is_available():
+        return False
+    if library() == "standin":
+        return cuda_namespace().is_pinned(array)
+    runtime = cuda_namespace().cuda.runtime
+    try:
+        attributes = runtime.pointerGetAttributes(array.ctypes.data)
+    except Exception:  # memory CUDA never saw (older drivers raise for it)
+        return False
+    return getattr(attributes, "type", None) == getattr(runtime, "memoryTypeHost", 1)
 
 
 def contiguous(array):

@@ -409,7 +409,7 @@ def from_checkpoint(path, model: str | None = None):
     from .serialization import LoadError, load
     from .train import Epoch, History, _check_checkpoint
 
-    state = load(path)
+    state = load(path, map_location="cpu")
     try:
         _check_checkpoint(path, state, None, None, None)
     except LoadError:

@@ -34,6 +34,7 @@ import io
 import json
 import math
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -43,7 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import devices
 from .backend import _BY_NUMPY
+from .devices import device
 from .tensor import Tensor, from_numpy
 
 try:
@@ -255,7 +258,9 @@ def atomic_write(path):
 def _encode(obj, arrays: list, depth: int = 0):
     """obj -> a JSON-able structure; arrays are appended to `arrays` and referenced by index."""
     if isinstance(obj, Tensor):
-        arrays.append(obj.detach().numpy())
+        arrays.append(obj.detach().numpy(force=True))  # a cuda tensor: its copy on the host
+        if obj.is_cuda:
+            return {"__tensor_on__": [len(arrays) - 1, str(obj.device)]}
         return {"__tensor__": len(arrays) - 1}
     if isinstance(obj, np.ndarray):
         if obj.dtype.hasobject:
@@ -387,7 +392,8 @@ def _read_structure(archive: zipfile.ZipFile):
     return header["root"]
 
 
-_TAGS = ("__tensor__", "__array__", "__tuple__", "__dict__")
+_TAGS = ("__tensor__", "__tensor_on__", "__array__", "__tuple__", "__dict__")
+_CUDA_LOCATION = re.compile(r"cuda:(0|[1-9][0-9]{0,5})")  # where a saved cuda tensor was
 
 
 def _collect_references(root) -> dict[int, str]:
@@ -410,13 +416,19 @@ def _collect_references(root) -> dict[int, str]:
             raise _Refusal(f"the structure has an unknown object at {where} (keys "
                            f"{sorted(node)[:5]})")
         tag, value = next(iter(node.items()))
-        if tag in ("__tensor__", "__array__"):
+        if tag == "__tensor_on__":  # [array index, "cuda:N"]
+            if (not isinstance(value, list) or len(value) != 2 or not isinstance(value[1], str)
+                    or not _CUDA_LOCATION.fullmatch(value[1])):
+                raise _Refusal(f"the structure's {tag} at {where} is {str(value)[:80]}, not an "
+                               "[array index, 'cuda:N'] pair")
+            value = value[0]
+        if tag in ("__tensor__", "__tensor_on__", "__array__"):
             if type(value) is not int or value < 0:
                 raise _Refusal(f"the structure's {tag} reference at {where} is {value!r}, not "
                                "an array index")
             if value in references:
                 raise _Refusal(f"the structure refers to array {value} twice (again at {where})")
-            references[value] = "tensor" if tag == "__tensor__" else "array"
+            references[value] = "array" if tag == "__array__" else "tensor"
         elif not isinstance(value, list):
             raise _Refusal(f"the structure's {tag} at {where} is not a list")
         elif tag == "__tuple__":
@@ -480,27 +492,31 @@ def _read_array(archive: zipfile.ZipFile, info: zipfile.ZipInfo, kind: str) -> n
     return array
 
 
-def _decode(node, arrays: dict):
-    """The object a checked structure describes (each array is used once, without a copy)."""
+def _decode(node, arrays: dict, placements: list):
+    """The object a checked structure describes (each array is used once, without a copy);
+    every tensor is made on the CPU and listed in `placements` with its saved location."""
     if isinstance(node, list):
-        return [_decode(v, arrays) for v in node]
+        return [_decode(v, arrays, placements) for v in node]
     if isinstance(node, dict):
         tag, value = next(iter(node.items()))
-        if tag == "__tensor__":
-            return from_numpy(arrays[value])
+        if tag in ("__tensor__", "__tensor_on__"):
+            index, location = (value, "cpu") if tag == "__tensor__" else value
+            tensor = from_numpy(arrays[index])
+            placements.append((tensor, location))
+            return tensor
         if tag == "__array__":
             return arrays[value]
         if tag == "__tuple__":
-            return tuple(_decode(v, arrays) for v in value)
+            return tuple(_decode(v, arrays, placements) for v in value)
         result = {}
         for i, (key, item) in enumerate(value):
-            key = _decode(key, arrays)
+            key = _decode(key, arrays, placements)
             try:
                 hash(key)
             except TypeError:
                 raise _Refusal(f"the structure has a dict key of type {type(key).__name__} "
                                f"(item {i}), which cannot be a key") from None
-            result[key] = _decode(item, arrays)
+            result[key] = _decode(item, arrays, placements)
         return result
     return node
 
@@ -511,13 +527,24 @@ _DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueErr
 
 
 def load(path, map_location=None, weights_only=True):
-    """Read what `save` wrote. Tensors come back as corrnet tensors on the CPU.
+    """Read what `save` wrote. Tensors come back on the device they were saved from (``save``
+    writes a cuda tensor's data and its device), or where `map_location` sends them, as
+    PyTorch's: a device or string (every tensor there: ``'cpu'`` loads a GPU's save on a
+    machine without one), a dict from saved location to location (``{'cuda:1': 'cuda:0'}``;
+    others stay), or a callable ``f(tensor_on_the_cpu, location)`` returning the tensor to
+    use, or None for the default.
 
     Raises `LoadError` (a RuntimeError) naming the file and the problem when the file is not
-    one `save` could have written; see the module docstring for what is checked.
-    `map_location` and `weights_only` are accepted for PyTorch compatibility; the file format
-    holds data only, so loading is always as safe as ``weights_only=True``.
+    one `save` could have written; see the module docstring for what is checked. Loading a
+    cuda tensor without CUDA (or on a device beyond the count) raises a RuntimeError that
+    names ``map_location``. `weights_only` is accepted for PyTorch compatibility; the file
+    format holds data only, so loading is always as safe as ``weights_only=True``.
+
+    >>> corrnet.save({"w": corrnet.ones(2)}, "model.npz")
+    >>> corrnet.load("model.npz", map_location="cpu")["w"].device
+    device(type='cpu')
     """
+    restore = _restorer(map_location)
     path = Path(path)
     try:
         with open(path, "rb") as file, zipfile.ZipFile(file) as archive:
@@ -532,7 +559,8 @@ def load(path, map_location=None, weights_only=True):
                                f"unexpected {extra})")
             arrays = {i: _read_array(archive, members[f"{i}.npy"], kind)
                       for i, kind in references.items()}
-            return _decode(root, arrays)
+            placements: list = []
+            result = _decode(root, arrays, placements)
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
     except _Refusal as exc:
@@ -545,6 +573,63 @@ def load(path, map_location=None, weights_only=True):
                             f"read it with corrnet.io.read_image({str(path)!r})") from None
         raise LoadError(f"load: {path} is not a corrnet save file or is damaged "
                         f"({type(exc).__name__}: {exc}); re-create it with corrnet.save") from exc
+    for tensor, location in placements:
+        placed = restore(tensor, location)
+        if placed is not tensor:
+            tensor._data = placed._data
+    return result
+
+
+def _restorer(map_location):
+    """PyTorch's ``map_location`` as a function (tensor on the CPU, saved location) -> the
+    tensor where it belongs; refuses a `map_location` of another type before any reading."""
+    if map_location is None:
+        return _default_restore
+    if isinstance(map_location, dict):
+        mapping = {}
+        for saved, target in map_location.items():
+            if not isinstance(saved, str) or not isinstance(target, (str, device)):
+                raise TypeError(f"load: map_location as a dict maps saved locations (strings "
+                                f"such as 'cuda:1') to devices, got the item {saved!r}: "
+                                f"{target!r}")
+            mapping[saved] = str(device(target))
+
+        return lambda tensor, location: _default_restore(tensor, mapping.get(location, location))
+    if isinstance(map_location, (str, device)):
+        target = str(device(map_location))
+        return lambda tensor, location: _default_restore(tensor, target)
+    if callable(map_location):
+        def restore(tensor, location):
+            result = map_location(tensor, location)
+            if result is None:
+                return _default_restore(tensor, location)
+            if not isinstance(result, Tensor):
+                raise TypeError(f"load: map_location({location!r}) returned a "
+                                f"{type(result).__name__}; expected a tensor or None")
+            return result
+
+        return restore
+    raise TypeError(f"load: map_location must be a string, a corrnet.device, a dict or a "
+                    f"callable, got {type(map_location).__name__}")
+
+
+def _default_restore(tensor: Tensor, location: str) -> Tensor:
+    """`tensor` (on the CPU) on the device `location` names, with PyTorch's errors."""
+    where = device(location)
+    if where.type == "cpu":
+        return tensor
+    if not devices.is_available():
+        raise RuntimeError("load: Attempting to deserialize object on a CUDA device but "
+                           "corrnet.cuda.is_available() is False. If you are running on a "
+                           "CPU-only machine, please use corrnet.load with "
+                           "map_location='cpu' to map your storages to the CPU.")
+    index = devices.current_device() if where.index is None else where.index
+    if index >= devices.device_count():
+        raise RuntimeError(f"load: Attempting to deserialize object on CUDA device {index} but "
+                           f"corrnet.cuda.device_count() is {devices.device_count()}. Please "
+                           "use corrnet.load with map_location to map your storages to an "
+                           f"existing device (e.g. map_location={{'cuda:{index}': 'cuda:0'}}).")
+    return tensor.to(devices.device("cuda", index))
 
 
 # the first bytes of the image files people hand to `load` by mistake

@@ -337,7 +337,19 @@ class Tensor:
     __str__ = __repr__
 
     def to(self, *args, **kwargs) -> Tensor:
-        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``."""
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or ``to(other_tensor)``, each
+        optionally followed by ``non_blocking`` and ``copy`` (positional or by keyword).
+
+        ``non_blocking`` is accepted: copies are synchronous (a later op on the device waits
+        for them anyway); ``copy=True`` returns a new tensor even when nothing changes.
+
+        >>> x = corrnet.ones(2)
+        >>> x.to("cpu", corrnet.float32, False, True) is x
+        False
+        """
+        if len(args) > 4:
+            raise TypeError(f"to() takes from 0 to 4 positional arguments but {len(args)} were "
+                            "given")
         target_dtype = kwargs.pop("dtype", None)
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
@@ -345,15 +357,18 @@ class Tensor:
         target_device = kwargs.pop("device", None)
         if kwargs:
             raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        flags = []  # the positional non_blocking and copy, in that order
         for arg in args:
             if isinstance(arg, Tensor):
                 target_dtype, target_device = arg.dtype, arg.device
             elif isinstance(arg, (str, device)):
                 target_device = arg
             elif isinstance(arg, bool):  # to(device, dtype, non_blocking, copy)
-                continue
+                flags.append(arg)
             elif arg is not None:
                 target_dtype = arg
+        if len(flags) > 1:
+            copy = flags[1]
         target_device = _check_device(target_device, "Tensor.to()")
         result = self if target_dtype is None else self._cast(as_dtype(target_dtype))
         if target_device is not None and result.device != target_device:
@@ -369,6 +384,33 @@ class Tensor:
         """
         target = devices.cuda_device(device, "Tensor.cuda()")
         return self if self.device == target else ops.ToDevice.apply(self, target)
+
+    def pin_memory(self, device=None) -> Tensor:
+        """A copy of this host tensor in page-locked memory, from which copies to a CUDA
+        device are faster (``cupyx.empty_pinned``; on the stand-in the copy is only marked as
+        pinned); itself when it is pinned already. Needs CUDA, as PyTorch's (which raises
+        without an accelerator); a cuda tensor cannot be pinned.
+
+        >>> corrnet.ones(2).is_pinned()
+        False
+        """
+        if not isinstance(self._data, np.ndarray):
+            raise RuntimeError(f"cannot pin '{self.type()}' on {self.device}: only dense CPU "
+                               "tensors can be pinned")
+        if not devices.is_available():
+            raise RuntimeError("pin_memory(): Cannot access accelerator device when none is "
+                               "available (page-locked memory is for copies to a CUDA device; "
+                               "corrnet.cuda.is_available() is False)")
+        if devices.is_pinned(self._data):
+            return self
+        result = _wrap(devices.pin(self._data))
+        result._requires_grad = self._requires_grad if self.is_leaf else False
+        return result
+
+    def is_pinned(self, device=None) -> bool:
+        """Whether this tensor lives in page-locked host memory (False without CUDA and for
+        cuda tensors)."""
+        return devices.is_pinned(self._data)
 
     def cpu(self, memory_format=None) -> Tensor:
         """This tensor in host memory (itself when it is there already)."""
@@ -2540,6 +2582,8 @@ def _infer_shape(shape, numel, what):
 class Generator:
     """A random number generator with ``torch.Generator``'s interface, over a NumPy
     ``Generator`` (so the values differ from PyTorch's for the same seed).
+    ``Generator(device='cuda')`` is accepted where CUDA is available: its numbers are drawn on
+    the host and copied to the device, so a seed gives the same values on every device.
 
     Pass it as ``generator=`` to the random functions, to ``Tensor.uniform_`` / ``normal_``,
     the ``nn.init`` functions and ``DataLoader``; ``corrnet.manual_seed`` seeds the default one.
@@ -2553,9 +2597,9 @@ class Generator:
     DEFAULT_SEED = 67280421310721  # PyTorch's default initial seed
 
     def __init__(self, device="cpu"):
-        self.device = device if isinstance(device, _device_type()) else _device_type()(device)
-        if self.device.type != "cpu":
-            raise RuntimeError(f"Generator: only the cpu device is available, got {device!r}")
+        self.device = devices.as_device(device, "Generator(device=...)")
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = devices.device("cuda", devices.current_device())
         self.manual_seed(self.DEFAULT_SEED)
 
     def manual_seed(self, seed) -> Generator:
@@ -2586,10 +2630,6 @@ class Generator:
 
     def __repr__(self) -> str:
         return "<corrnet.Generator object>"
-
-
-def _device_type():
-    return device
 
 
 default_generator = Generator()

@@ -9,6 +9,9 @@ continues from, and ends with the book's two lines:
 
     loss 0.457, train acc 0.829, test acc 0.809
     18000.0 examples/sec on cpu
+
+``fit(..., device='cuda')`` trains on a GPU as the book's ``train_ch6(..., d2l.try_gpu())``:
+the network is moved there once and every batch as it comes (``non_blocking=True``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import nn, optim
+from . import devices, nn, optim
 from .autograd import no_grad
 from .serialization import LoadError, atomic_write, load, save
 from .tensor import Tensor, _rng
@@ -33,24 +36,29 @@ class NonFiniteError(FloatingPointError):
 
 
 def accuracy(y_hat, y) -> int:
-    """The number of rows of y_hat (N, classes) whose largest entry is at label y (N,)."""
-    predicted = y_hat.detach().numpy().argmax(axis=1)
-    return int((predicted == y.numpy()).sum())
+    """The number of rows of y_hat (N, classes) whose largest entry is at label y (N,),
+    counted on their device (one number comes back to the host)."""
+    predicted = y_hat.detach().argmax(dim=1)
+    return int((predicted == y.to(predicted.dtype)).sum().item())
 
 
-def evaluate_accuracy(net, data_iter) -> float:
-    """The fraction of examples of data_iter that net classifies correctly (in eval mode)."""
-    correct, total = _count_correct(net, data_iter)
+def evaluate_accuracy(net, data_iter, device=None) -> float:
+    """The fraction of examples of data_iter that net classifies correctly (in eval mode);
+    with a `device`, each batch is moved there first (the book's ``evaluate_accuracy_gpu``)."""
+    correct, total = _count_correct(net, data_iter, device)
     return correct / max(total, 1)
 
 
-def _count_correct(net, data_iter) -> tuple[int, int]:
-    """(correct, total) of net's predictions on data_iter, in eval mode."""
+def _count_correct(net, data_iter, device=None) -> tuple[int, int]:
+    """(correct, total) of net's predictions on data_iter, in eval mode, each batch moved to
+    `device` first where one is given."""
     was_training = net.training
     net.eval()
     correct = total = 0
     with no_grad():
         for X, y in data_iter:
+            if device is not None:
+                X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
             correct += accuracy(net(X), y)
             total += y.numel()
     net.train(was_training)
@@ -99,6 +107,7 @@ class History:
     """Per-epoch measurements of a run; the last one gives the book's summary."""
 
     epochs: list[Epoch] = field(default_factory=list)
+    device: str = "cpu"  # where the network trained, for the summary's last line
 
     @property
     def last(self) -> Epoch:
@@ -110,7 +119,8 @@ class History:
         train_time = sum(x.seconds for x in self.epochs)
         examples = sum(x.examples for x in self.epochs)
         return (f"loss {e.train_loss:.3f}, train acc {e.train_acc:.3f}, test acc "
-                f"{e.test_acc:.3f}\n{examples / max(train_time, 1e-12):.1f} examples/sec on cpu")
+                f"{e.test_acc:.3f}\n{examples / max(train_time, 1e-12):.1f} examples/sec on "
+                f"{self.device}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,7 +222,7 @@ def load_checkpoint(path, net, optimizer=None, scheduler=None) -> tuple[int, His
     missing entry, NaN or infinite weights, an optimizer or scheduler state that does not
     fit) raises `LoadError` naming the file and the entry, and leaves net, optimizer,
     scheduler and the random generator as they were."""
-    state = load(path)
+    state = load(path, map_location="cpu")  # load_state_dict copies to the net's device
     _check_checkpoint(path, state, net, optimizer, scheduler)
     mine, theirs = _architecture(net), state["architecture"]
     if mine != theirs:
@@ -305,7 +315,7 @@ def _first_nonfinite_gradient(named_params) -> str | None:
 def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         optimizer=None, loss=None, scheduler=None, checkpoint=None, resume: bool = False,
         plot=None, progress: bool = True, log=print, on_nonfinite: str = "raise",
-        network: dict | None = None) -> History:
+        network: dict | None = None, device=None) -> History:
     """Train `net` on `train_iter` for `num_epochs`, testing on `test_iter` after each epoch.
 
     Either `lr` (SGD with that learning rate, as the book) or an `optimizer`; `loss` defaults
@@ -314,6 +324,9 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
     its epoch. `plot` (a path) gets a PNG of the curves after every epoch. `log` receives one
     line per epoch and the book's summary (``log=None`` is silent). `network`
     (`corrnet.models.describe`) is written into each checkpoint to name the architecture.
+    `device` (``'cpu'``, ``'cuda'``, ``'cuda:N'``; None: where the network's parameters are)
+    is where training runs: the network is moved there before the optimizer is made, and each
+    batch as it comes.
 
     A batch whose loss or gradients hold a NaN or an infinity never updates the parameters.
     With ``on_nonfinite="raise"`` (the default) training stops there with `NonFiniteError`
@@ -333,6 +346,11 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
 
     Returns the History; ``history.summary()`` is the book's final two lines.
     """
+    if device is not None:
+        device = devices.as_device(device, "fit(device=...)")
+        net.to(device)
+    else:
+        device = next((p.device for p in net.parameters()), devices.CPU)
     if optimizer is None:
         if lr is None:
             raise ValueError("fit: give either lr (for SGD) or an optimizer")
@@ -351,9 +369,10 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
     model = net.module if isinstance(net, DistributedDataParallel) else net  # to save, test
     ranks = _process_group()
     writes = ranks is None or ranks[0] == 0   # the one rank that writes files
-    history, done = History(), 0
+    history, done = History(device=str(device)), 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         done, history = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        history.device = str(device)
         log(f"resuming from {checkpoint} after epoch {done}")
     named_params = list(model.named_parameters())
     sampler = getattr(train_iter, "sampler", None)
@@ -375,6 +394,8 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
         bar = _progress(len(train_iter), f"epoch {epoch}/{num_epochs}", progress)
         for step, (X, y) in enumerate(train_iter, 1):
             start = time.perf_counter()
+            if X.device != device:
+                X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
             optimizer.zero_grad()
             y_hat = net(X)
             l = loss(y_hat, y)
@@ -413,7 +434,7 @@ def fit(net, train_iter, test_iter, num_epochs: int, lr: float | None = None, *,
             bar.close()
         if scheduler is not None:
             scheduler.step()
-        test_correct, test_total = _count_correct(model, test_iter)
+        test_correct, test_total = _count_correct(model, test_iter, device)
         if ranks is not None:  # all ranks' figures together
             total_loss, correct, seen, skipped, test_correct, test_total = _sum_over_ranks(
                 [total_loss, correct, seen, skipped, test_correct, test_total])

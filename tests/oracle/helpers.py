@@ -48,7 +48,13 @@ from hypothesis import strategies as st
 import corrnet as ct
 from corrnet.nn import functional as cF
 
-from torch_compare import assert_scaled_close  # on sys.path through tests/conftest.py
+from torch_compare import (  # on sys.path through tests/conftest.py
+    assert_scaled_close,
+    corrnet_tensor,
+    to_test_device,
+    to_torch_device,
+    torch_tensor,
+)
 
 # Exceptions we accept from corrnet when PyTorch rejects a configuration.
 ERROR_FAMILY: tuple[type[BaseException], ...] = (RuntimeError, ValueError, TypeError)
@@ -117,11 +123,11 @@ def dtype_name(dtype: Any) -> str:
 
 
 def to_numpy(t: Any) -> np.ndarray:
-    """A corrnet/torch tensor (or array) -> a NumPy array copy."""
+    """A corrnet/torch tensor (or array) -> a NumPy array copy (from its device first)."""
     if isinstance(t, np.ndarray):
         return t.copy()
     if hasattr(t, "detach"):
-        t = t.detach()
+        t = t.detach().cpu()
     return np.array(t.numpy(), copy=True)
 
 
@@ -221,11 +227,13 @@ class OpResult:
 
 
 def _make(lib: Any, arr: Any, requires_grad: bool) -> Any:
+    """`arr` as a tensor of `lib` on that library's test device (torch_compare's switch)."""
     if arr is None or not isinstance(arr, np.ndarray):
         return arr
+    make = corrnet_tensor if lib is ct else torch_tensor
     if requires_grad:
-        return lib.tensor(arr.copy(), requires_grad=True)
-    return lib.tensor(arr.copy())
+        return make(arr.copy(), requires_grad=True)
+    return make(arr.copy())
 
 
 def _outputs(out: Any) -> list[Any]:
@@ -334,13 +342,13 @@ def check_op(
            for i in diff}
     if len(diff) == 1:
         (i,) = diff
-        t_outs[i].backward(tt.tensor(ups[i]))
-        c_outs[i].backward(ct.tensor(ups[i]))
+        t_outs[i].backward(torch_tensor(ups[i]))
+        c_outs[i].backward(corrnet_tensor(ups[i]))
     else:
-        tt.autograd.backward([t_outs[i] for i in diff], [tt.tensor(ups[i]) for i in diff])
+        tt.autograd.backward([t_outs[i] for i in diff], [torch_tensor(ups[i]) for i in diff])
         loss = None
         for i in diff:
-            term = (c_outs[i] * ct.tensor(ups[i])).sum()
+            term = (c_outs[i] * corrnet_tensor(ups[i])).sum()
             loss = term if loss is None else loss + term
         loss.backward()
 
@@ -438,6 +446,7 @@ def check_module(
         setattr(c_mod, pname, ct.nn.Parameter(ct.tensor(arr.copy())))
     c_names = {n for n, _ in c_mod.named_parameters()}
     assert c_names == set(params), f"{label}: parameters {sorted(c_names)} != {sorted(params)}"
+    t_mod, c_mod = to_torch_device(t_mod), to_test_device(c_mod)
 
     shapes = ", ".join(f"{a.dtype}{a.shape}" if isinstance(a, np.ndarray) else repr(a)
                        for a in arrays)

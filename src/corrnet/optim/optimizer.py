@@ -333,12 +333,15 @@ class Optimizer:
 
 
 def _copy_state(value, param: Tensor | None = None, key=None):
-    """A copy of one state entry; floating tensors take `param`'s dtype (except 'step')."""
+    """A copy of one state entry; floating tensors take `param`'s dtype, and every tensor its
+    device, as PyTorch's (except 'step', which stays where it was)."""
     if isinstance(value, Tensor):
         value = value.detach().clone()
         if (param is not None and key != "step" and value.is_floating_point()
                 and value.dtype != param.dtype):
             value = value.to(param.dtype)
+        if param is not None and key != "step" and value.device != param.device:
+            value = value.to(param.device)
         return value
     if isinstance(value, dict):
         return {k: _copy_state(v, param, k) for k, v in value.items()}

@@ -574,8 +574,13 @@ class DataLoader:
 
     ``DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, generator=None,
     collate_fn=None)``, plus PyTorch's ``sampler`` and ``batch_sampler``. ``len(loader)`` is
-    the number of batches. ``num_workers``, ``pin_memory`` and the other worker options are
-    accepted for compatibility and ignored: batches are made in the calling process.
+    the number of batches. ``num_workers`` and the other worker options are accepted for
+    compatibility and ignored: batches are made in the calling process.
+
+    ``pin_memory=True`` puts each batch's tensors in page-locked host memory where CUDA is
+    available (``Tensor.pin_memory``), for faster copies when the loop moves them with
+    ``.to(device, non_blocking=True)``; without CUDA it warns as PyTorch's and changes
+    nothing. Batches stay on the host either way.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None,
@@ -661,6 +666,18 @@ class DataLoader:
             yield self.collate_fn(batch)
 
     def __iter__(self):
+        batches = self._batches()
+        if not self.pin_memory:
+            return batches
+        from .. import devices
+
+        if not devices.is_available():
+            warnings.warn("'pin_memory' argument is set as true but no accelerator is found, "
+                          "then device pinned memory won't be used.", UserWarning, stacklevel=2)
+            return batches
+        return (_pin(batch) for batch in batches)
+
+    def _batches(self):
         dataset, collate = self.dataset, self.collate_fn
         if self._iterable:
             yield from self._iter_stream()
@@ -690,6 +707,19 @@ class DataLoader:
         if self._auto_collation:
             return len(self.batch_sampler)
         return len(self.sampler)
+
+
+def _pin(batch):
+    """`batch` with each of its tensors pinned (through tuples, lists and dicts)."""
+    if isinstance(batch, Tensor):
+        return batch.pin_memory()
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):  # a named tuple
+        return type(batch)(*(_pin(item) for item in batch))
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_pin(item) for item in batch)
+    if isinstance(batch, dict):
+        return type(batch)((key, _pin(value)) for key, value in batch.items())
+    return batch
 
 
 class _StreamSampler(Sampler):

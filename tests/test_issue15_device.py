@@ -67,9 +67,10 @@ def test_cuda_module(cuda):
     assert cn.cuda.current_device() == 1 and cn.ones(1).cuda().device == cn.device("cuda:1")
     cn.cuda.set_device("cuda:0")
     cn.cuda.synchronize()
-    base = cn.cuda.memory_allocated()
+    base, base_1 = cn.cuda.memory_allocated(), cn.cuda.memory_allocated(1)
     x = cn.zeros(1000, dtype=cn.float64, device="cuda")
-    assert cn.cuda.memory_allocated() - base == 8000 and cn.cuda.memory_allocated(1) == 0
+    # (device 1 may hold tables other tests cached there: only its change counts)
+    assert cn.cuda.memory_allocated() - base == 8000 and cn.cuda.memory_allocated(1) == base_1
     del x
     cn.cuda.manual_seed(3)
     a = cn.randn(3, device="cuda")

@@ -119,7 +119,7 @@ def test_upsample_rows_against_the_jacobian():
     """Each upsampling mode alone, after a strided layer (jump 2): the row's bound holds."""
     for mode in ("nearest", "nearest-exact", "bilinear", "bicubic"):
         kwargs = {} if mode.startswith("nearest") else {"align_corners": False}
-        def build(n):
+        def build(n, mode=mode, kwargs=kwargs):
             return n.Sequential(n.Conv2d(1, 1, 3, stride=2),
                                 n.Upsample(scale_factor=4, mode=mode, **kwargs))
         s = corrnet.summary(build(nn), (1, 1, 17, 13))

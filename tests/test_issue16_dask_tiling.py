@@ -3,7 +3,8 @@
 The oracle is the network on the whole image, untiled (``net(whole_image)`` in memory),
 within float32 rounding: random small networks (stacks of convolutions of every kernel,
 stride, dilation, groups and padding, pooling, activations, BatchNorm in eval mode with
-random running statistics, upsampling, a U-Net-like block with a concatenating skip),
+random running statistics, upsampling, transposed convolutions, a U-Net-like block with a
+concatenating skip),
 random image sizes and chunkings. Refusals name the layer; bad chunks, ranks and dtypes
 name the argument. One run under a distributed LocalCluster with two worker processes.
 """
@@ -60,7 +61,7 @@ def stacks(draw, channels=2):
     """(layers, input channels): up to three strided layers, so every jump divides 8."""
     layers, strided = [], 0
     for _ in range(draw(st.integers(1, 5))):
-        kind = draw(st.sampled_from(["conv", "conv", "pool", "act", "bn", "up"]))
+        kind = draw(st.sampled_from(["conv", "conv", "pool", "act", "bn", "up", "convT"]))
         if kind == "conv":
             layer, channels, stride = _conv(draw, channels)
             if stride > 1 and strided >= 3:
@@ -75,6 +76,12 @@ def stacks(draw, channels=2):
                      else nn.AvgPool2d(kernel, stride, padding, ceil_mode=ceil,
                                        count_include_pad=draw(st.booleans())))
             strided += stride > 1
+        elif kind == "convT":
+            kernel, stride = draw(st.integers(1, 4)), draw(st.sampled_from([1, 2]))
+            padding = draw(st.integers(0, (kernel - 1) // 2))
+            layer = nn.ConvTranspose2d(channels, 2, kernel, stride=stride, padding=padding,
+                                       output_padding=draw(st.integers(0, stride - 1)))
+            channels = 2
         elif kind == "act":
             layer = draw(st.sampled_from([nn.ReLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU]))()
         elif kind == "bn":
@@ -196,6 +203,17 @@ def test_strided_output_chunks_and_borders():
     # unpadded first convolution drops them)
     assert tiled.chunks[1] == (4, 4, 4, 0) and sum(tiled.chunks[2]) == whole.shape[2]
     _close(tiled.compute(), whole)
+
+
+def test_a_region_reaches_far_enough_for_its_last_outputs():
+    """A stride-2 transposed convolution of a 1x1 kernel: output 2i + 1 reads nothing, yet a
+    region of n pixels makes only 2n - 1 outputs, so each chunk's halo reaches one grid step
+    further than the receptive field asks (found by the random networks above)."""
+    corrnet.manual_seed(0)
+    net = nn.Sequential(nn.ConvTranspose2d(2, 2, 1, stride=2), nn.Conv2d(2, 1, 3)).eval()
+    image = np.random.default_rng(5).standard_normal((2, 8, 10)).astype(np.float32)
+    tiled = cdask.apply(net, da.from_array(image, chunks=(2, 3, 3)))
+    _close(tiled.compute(), _whole(net, image[None])[0])
 
 
 def test_integer_images_and_dtype():
@@ -332,3 +350,18 @@ def test_docstring_example():
     for test in tests:
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_dask_is_optional(monkeypatch):
+    """`import corrnet` (and `import corrnet.dask`) never imports Dask; using `apply`
+    without it names the extra."""
+    import subprocess
+    import sys
+
+    code = ("import sys, corrnet, corrnet.dask; "
+            "assert not any(name == 'dask' or name.startswith('dask.') for name in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    monkeypatch.setitem(sys.modules, "dask", None)
+    monkeypatch.setitem(sys.modules, "dask.array", None)
+    with pytest.raises(ImportError, match=r"pip install corrnet\[dask\]"):
+        cdask.apply(nn.Conv2d(1, 1, 3), np.zeros((1, 8, 8), np.float32))

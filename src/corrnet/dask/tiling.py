@@ -12,7 +12,9 @@ geometry):
   holding the input pixels output o reads, through every branch (skip connections,
   upsampling). A chunk [a, b) owns the outputs [a / J, b / J); they read inputs from
   a + lo to b - J + hi, so the halo is ceil(-lo) pixels before the chunk and
-  floor(hi - J) + 1 after it.
+  floor(hi - J) + 1 after it (or more where the network makes fewer outputs than its input
+  size / J, as an unpadded or a transposed convolution does: a region must also reach far
+  enough for its last outputs to exist at all).
 * **A grid aligned with the network's.** Every chunk boundary and every halo is a multiple
   of the alignment A: the least common multiple of the numerators of every layer's jump
   (for a network of strides and pooling, the product of the strides down to its deepest
@@ -231,13 +233,19 @@ def _plan(net, channels: int, sizes: tuple, dtype, images_shape) -> tuple:
         before = _round_up(max(0, math.ceil(-lo)), align)
         after = _round_up(max(0, math.floor(hi - jump) + 1), align)
         plans.append((align, before, after, jump))
-    # output sizes: at the image's size modulo the alignment, one grid step apart
-    lengths = []
-    for (align, before, after, _), size in zip(plans, sizes, strict=True):
-        length = size % align + _round_up(max(before + after + 2 * align, 64), align)
-        lengths.append(min(length, size))
-    shapes = [(1, channels, *lengths)]
-    if any(length < size for length, size in zip(lengths, sizes, strict=True)):
+    # Output sizes. A region whose size is a multiple of the alignment (every region but
+    # those that end at the image's end) gives size / J + c0 outputs: c0 < 0 (unpadded or
+    # transposed convolutions) means its last outputs are missing, however local they are,
+    # so the halo after a chunk also covers -c0 * J pixels. The image's own output size comes
+    # from a probe of its size modulo the alignment (and one a grid step larger, to check
+    # that the size is affine in the input's).
+    bases = [_round_up(max(before + after + 2 * align, 64), align)
+             for align, before, after, _ in plans]
+    lengths = [min(base + size % plan[0], size)
+               for base, plan, size in zip(bases, plans, sizes, strict=True)]
+    extrapolate = any(length < size for length, size in zip(lengths, sizes, strict=True))
+    shapes = [(1, channels, *bases), (1, channels, *lengths)]
+    if extrapolate:
         shapes.append((1, channels, *(length + (plan[0] if length < size else 0)
                                       for length, plan, size in zip(lengths, plans, sizes,
                                                                     strict=True))))
@@ -255,9 +263,11 @@ def _plan(net, channels: int, sizes: tuple, dtype, images_shape) -> tuple:
     result = []
     for axis, ((align, before, after, jump), size) in enumerate(zip(plans, sizes,
                                                                     strict=True)):
-        out_size = outs[0][2 + axis]
+        missing = bases[axis] / jump - outs[0][2 + axis]  # -c0
+        after = max(after, _round_up(max(0, math.ceil(missing * jump)), align))
+        out_size = outs[1][2 + axis]
         if lengths[axis] < size:
-            step = outs[1][2 + axis] - out_size
+            step = outs[2][2 + axis] - out_size
             if step != align / jump:
                 raise ValueError(f"{_NAME}: the network's output size is not affine in its "
                                  f"input size along axis {axis - 2} ({out_size} then {step} "
@@ -265,7 +275,7 @@ def _plan(net, channels: int, sizes: tuple, dtype, images_shape) -> tuple:
                                  f"{align / jump})")
             out_size += int((size - lengths[axis]) / jump)
         result.append(_AxisPlan(align, before, after, jump, size, out_size))
-    return tuple(result), outs[0][1]
+    return tuple(result), outs[1][1]
 
 
 # -- chunks ---------------------------------------------------------------------------------

@@ -171,3 +171,14 @@ def test_joins_that_cannot_be_followed_are_unknown():
 
     row = corrnet.summary(Cropped(), (1, 1, 8, 8)).output_row
     assert row.rf_assumed and "SliceBackward0 outside any layer" in row.why
+
+
+def test_a_residual_block_is_followed_exactly():
+    """models.Residual applies F.relu and adds the skip in its forward: every row exact."""
+    from corrnet import show
+
+    s = corrnet.summary(corrnet.models.Residual(1, 2), (1, 1, 8, 8))
+    assert not any(row.rf_assumed or row.rf_bound for row in s.rows)
+    assert s.output_row.rf == (5, 5) and not s.output_row.rf_assumed
+    field = show.receptive_field(corrnet.models.Residual(1, 2), (1, 1, 8, 8), "conv2")
+    assert field is not None

@@ -43,9 +43,17 @@ Conventions
   largest RF; after such a layer the geometry is no longer affine in the output index
   and each RF is bounded through a real interval holding every element's extent (see
   `_Axis`), a bound that is not always reached. Transposed layers of stride 1 are exact.
-  ``?``: a leaf of an unknown type, or a window layer after a flattened layout. ``~``: the
-  layer's input was computed outside any leaf (say ``F.relu`` in a ``forward``); the
-  geometry of the last recorded output of the same shape is assumed.
+  `nn.Upsample` multiplies the jump by in/out (1/f for a factor f) and is a bound too:
+  nearest upsampling by f reads input floor(o / f), not affine in o.
+  ``?``: a leaf of an unknown type, or a window layer after a flattened layout.
+* **Ops outside any leaf.** A layer's input computed in a ``forward`` (``F.relu``, a
+  residual sum, the concatenation of a U-Net's skip connection) is followed back through
+  the autograd graph to the tensors whose geometry is known: elementwise ops keep it, a
+  sum or a concatenation along channels takes the hull of its inputs' extents (which needs
+  one jump), softmax along a spatial axis sees that whole axis. `Summary.output_row` is
+  the network's output, followed the same way. ``~``: an op the graph cannot follow (a
+  functional pool or convolution, a crop); the geometry of the last recorded output of the
+  same shape is assumed, and `LayerInfo.why` names the op.
 """
 
 from __future__ import annotations

@@ -191,13 +191,17 @@ def read_peak() -> int:
 
 def block_bound(net, channels: int, region: int, chunk: int, dtype_size: int = 4) -> dict:
     """Bytes one block task can hold at once, from the layer table on a region of `region`
-    pixels a side: every layer's input and output alive together (an upper bound: each map
-    is freed once used; the inputs count the concatenations, made outside any layer), plus
-    the largest convolution's im2col matrix (C_in * 3 * 3 per output pixel), plus the joined
-    input blocks and their crop, plus the output. Per pixel of the region this is a constant
-    of the network (its width): the bound grows as the region's area, not the image's."""
+    pixels a side: every layer's output and every concatenation alive together (an upper
+    bound: each map is freed once used), plus the largest convolution's im2col matrix
+    (C_in * 3 * 3 per output pixel), plus the joined input blocks and their crop, plus the
+    output. Per pixel of the region this is a constant of the network (its width): the
+    bound grows as the region's area, not the image's."""
     s = corrnet.summary(net, (1, channels, region, region))
-    maps = sum(math.prod(row.input_shape) + math.prod(row.output_shape) for row in s.rows)
+    maps = sum(math.prod(row.output_shape) for row in s.rows)
+    # inputs made outside any layer (the concatenations): those not the previous output
+    maps += sum(math.prod(row.input_shape)
+                for previous, row in zip(s.rows[:-1], s.rows[1:], strict=True)
+                if row.input_shape != previous.output_shape)
     im2col = max((math.prod(row.output_shape[2:]) * row.input_shape[1] * 9
                   for row in s.rows if row.type == "Conv2d"), default=0)
     inputs = 2 * channels * region * region + 9 * channels * chunk * chunk
@@ -312,7 +316,7 @@ def main(argv=None) -> str:
     parser.add_argument("--size", type=int, help="the side of (a)'s image")
     parser.add_argument("--huge-size", type=int, default=HUGE_SIZE,
                         help="the side of --huge's image")
-    parser.add_argument("--huge-chunk", type=int, default=2048)
+    parser.add_argument("--huge-chunk", type=int, default=1024)
     parser.add_argument("--sizes", help="(b)'s image sides, comma-separated")
     parser.add_argument("--chunks", help="(b)'s chunk sides, comma-separated")
     args = parser.parse_args(argv)

@@ -327,6 +327,13 @@ def test_bad_input_names_the_argument():
         cdask.apply(net, da.zeros((3, 32, 32), dtype=np.float32))
     with pytest.raises(TypeError, match="dtype must be a floating point dtype"):
         cdask.apply(net, image, dtype=corrnet.int32)
+    # an image smaller than an unpadded network's receptive field: the whole image fails too
+    valid = nn.Sequential(nn.Conv2d(1, 1, 5), nn.Conv2d(1, 1, 5)).eval()
+    with pytest.raises(ValueError, match=r"images of shape \(1, 6, 30\).*'1' \(Conv2d\)"):
+        cdask.apply(valid, da.zeros((1, 6, 30), dtype=np.float32))
+    # -1: the whole axis in one chunk
+    whole_rows = cdask.apply(net, image, chunks=(-1, 8))
+    assert whole_rows.chunks[1:] == ((8,), (2, 2, 2, 2))
 
 
 def test_an_image_the_network_cannot_take_whole_is_refused():

@@ -229,8 +229,8 @@ def test_integer_images_and_dtype():
 
 
 def test_weights_travel_in_one_key():
-    """One graph key holds the network (its state dict and skeleton); every block task
-    refers to that key and is small."""
+    """Without a distributed Client, one graph key holds the network (its state dict and
+    skeleton); every block task refers to that key and is small."""
     net = nn.Sequential(nn.Conv2d(1, 64, 5, padding=2), nn.ReLU(),
                         nn.Conv2d(64, 64, 5, padding=2)).eval()
     weights = sum(p.numel() for p in net.parameters()) * 4
@@ -261,9 +261,13 @@ def test_a_network_built_by_the_user_on_a_distributed_cluster():
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
             worker_dashboard_address=None) as cluster, distributed.Client(cluster) as client:
         tiled = cdask.apply(net, da.from_array(image, chunks=(1, 1, 16, 12)), progress=True)
+        # the network was scattered to both workers once: the tasks refer to its future
+        layer = dict(tiled.dask.layers[tiled.name])
+        futures = {task[1] for task in layer.values()}
+        assert len(futures) == 1 and isinstance(next(iter(futures)), distributed.Future)
+        (holders,) = client.who_has(list(futures)).values()
+        assert len(holders) == 2
         result = tiled.compute()
-        workers = {key: value for key, value in client.run(lambda: 1).items()}
-    assert len(workers) == 2
     _close(result, _whole(net, image))
 
 

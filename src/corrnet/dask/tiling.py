@@ -26,10 +26,11 @@ geometry):
   real pixels, and the outputs next to a region's inner edge (which saw the network's
   padding there) are exactly the ones the halo leaves out.
 
-Under ``dask.distributed`` the network travels as one graph key: its module skeleton
-(pickled with every parameter and buffer replaced by a reference) and its state dict as
-NumPy arrays. Each worker fetches that key once, rebuilds the network once per thread, and
-every block task refers to the key: no task holds weights.
+The network travels as its module skeleton (pickled with every parameter and buffer
+replaced by a reference) and its state dict as NumPy arrays, in one object: under a
+``dask.distributed`` Client (current when `apply` is called) it is scattered to every worker
+once and the block tasks refer to its future; without one it is one key of the graph. Each
+worker rebuilds the network once per thread; no task holds weights.
 
 >>> import dask.array as da
 >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
@@ -417,6 +418,22 @@ class _Network:
 
         return Unpickler(io.BytesIO(self.skeleton)).load()
 
+    def __dask_tokenize__(self):
+        return self.token
+
+
+def _scattered(payload: _Network):
+    """Under a current dask.distributed Client: the network scattered to every worker once
+    (``client.scatter(broadcast=True)``, a future the block tasks refer to; the same network
+    scattered again reuses it), so the weights never travel in the graph. Else None."""
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):
+        return None
+    return client.scatter(payload, broadcast=True, hash=True)
+
 
 _LOCAL = threading.local()
 
@@ -557,8 +574,11 @@ def apply(net, images, *, chunks=None, dtype=None, progress=False):
     alignment where they are not multiples of it. The channel axis is joined into one
     chunk; a stack keeps its chunks along N (each block runs as one batch). `dtype`: the
     dtype the network computes in and returns (default: its parameters'). `progress`: show
-    a progress bar over the blocks while the result is computed (under dask.distributed,
-    create the Client before calling `apply`).
+    a progress bar over the blocks while the result is computed.
+
+    Under dask.distributed, create the Client before calling `apply`: the network is then
+    scattered to every worker once (and the progress bar follows the workers' events); the
+    result must be computed on that Client.
 
     The output's chunks are the input's divided by the network's output jump (the first and
     last blocks of an axis absorb what the network's padding adds or removes at the image's
@@ -606,7 +626,11 @@ def apply(net, images, *, chunks=None, dtype=None, progress=False):
     topic = f"{name}-progress" if progress else ""
     np_dtype = np.dtype(dtype.numpy).str
     batch_blocks = x.chunks[0] if batched else (1,)
-    layer = {model_key: payload}  # the one key that holds the weights
+    model = _scattered(payload)
+    if model is None:  # the one key that holds the weights
+        layer, model = {model_key: payload}, model_key
+    else:  # on every worker already, under the future's key
+        layer = {}
     for n, batch in enumerate(batch_blocks):
         lead = (n, 0) if batched else (0,)
         for i, cut_h in enumerate(cuts_h):
@@ -616,7 +640,7 @@ def apply(net, images, *, chunks=None, dtype=None, progress=False):
                 shape = ((batch,) if batched else ()) + (out_channels, rows, cols)
                 block = _Block(cut_h.crop, cut_w.crop, cut_h.keep, cut_w.keep, shape,
                                np_dtype, batched, topic)
-                layer[(name, *lead, i, j)] = (_run_block, model_key, parts, block)
+                layer[(name, *lead, i, j)] = (_run_block, model, parts, block)
     out_h = tuple(cut.keep[1] - cut.keep[0] for cut in cuts_h)
     out_w = tuple(cut.keep[1] - cut.keep[0] for cut in cuts_w)
     out_chunks = ((tuple(batch_blocks),) if batched else ()) + ((out_channels,), out_h, out_w)

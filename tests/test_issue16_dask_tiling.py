@@ -317,6 +317,10 @@ def test_bad_input_names_the_argument():
         cdask.apply(net, image, chunks=(2, 8))
     with pytest.raises(ValueError, match=r"chunks=6.*multiple of the network's alignment 4"):
         cdask.apply(net, image, chunks=6)
+    with pytest.raises(ValueError, match=r"along width, an int or a tuple of block sizes"):
+        cdask.apply(net, image, chunks=(8, 16.0))
+    with pytest.raises(ValueError, match=r"chunks must be None, an int or a pair"):
+        cdask.apply(net, image, chunks=(8, 8, 8))
     with pytest.raises(ValueError, match=r"block sizes along width.*summing to .* 32"):
         cdask.apply(net, image, chunks=(8, (16, 8)))
     with pytest.raises(ValueError, match=r"images must be one image .*shape \(32, 32\)"):

@@ -198,13 +198,9 @@ def _round_up(value: int, step: int) -> int:
 
 
 def _probe(net, shape, dtype):
-    """The network's output shape on zeros of `shape` (or the error it raises)."""
+    """The network's output on zeros of `shape`."""
     with no_grad():
-        out = net(zeros(*shape, dtype=dtype))
-    if not isinstance(out, Tensor):
-        raise ValueError(f"{_NAME}: the network must return one tensor, got "
-                         f"{type(out).__name__}")
-    return tuple(out.shape)
+        return net(zeros(*shape, dtype=dtype))
 
 
 def _plan(net, channels: int, sizes: tuple, dtype, images_shape) -> tuple:
@@ -253,14 +249,16 @@ def _plan(net, channels: int, sizes: tuple, dtype, images_shape) -> tuple:
     outs = []
     for shape in shapes:
         try:
-            outs.append(_probe(net, shape, dtype))
-        except ValueError:
-            raise
+            out = _probe(net, shape, dtype)
         except Exception as err:
             raise ValueError(f"{_NAME}: the network fails on an input of shape {shape} (the "
                              f"images' size {tuple(sizes)} modulo the alignment "
                              f"{tuple(p[0] for p in plans)}), so it would fail on the whole "
                              f"image of shape {images_shape} too: {err}") from err
+        if not isinstance(out, Tensor):
+            raise ValueError(f"{_NAME}: the network must return one tensor, got "
+                             f"{type(out).__name__}")
+        outs.append(tuple(out.shape))
     result = []
     for axis, ((align, before, after, jump), size) in enumerate(zip(plans, sizes,
                                                                     strict=True)):
@@ -301,7 +299,11 @@ def _axis_chunks(value, existing: tuple, plan: _AxisPlan, axis_name: str, chunks
                              f"along {axis_name}")
         return tuple([value] * (size // value) + ([size % value] if size % value else [])) \
             or (size,)
-    blocks = tuple(value)
+    try:
+        blocks = tuple(value)
+    except TypeError:
+        raise ValueError(f"{_NAME}: chunks={chunks!r}: along {axis_name}, an int or a tuple of "
+                         f"block sizes, got {value!r}") from None
     if not blocks or any(isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1
                          for b in blocks) or sum(blocks) != size:
         raise ValueError(f"{_NAME}: chunks={chunks!r}: the block sizes along {axis_name} must "
@@ -341,7 +343,6 @@ def _cuts(blocks: tuple, plan: _AxisPlan) -> list:
     count = len(blocks)
     outs = [min(int(bounds[k] / plan.jump), plan.out_size) for k in range(count)]
     outs.append(plan.out_size)
-    outs = [min(o, plan.out_size) for o in outs]
     cuts = []
     for k in range(count):
         start = max(0, bounds[k] - plan.before)

@@ -26,7 +26,7 @@ import dask  # noqa: E402
 
 import corrnet.dask as cdask  # noqa: E402
 
-SETTINGS = settings(max_examples=30, deadline=None,
+SETTINGS = settings(max_examples=50, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 

@@ -236,10 +236,20 @@ def test_receptive_field_refuses_units_outside_and_flattened_layers():
         show.receptive_field(net, (1, 1, 28, 28), 2, (14, 0))
     with pytest.raises(show.ShowError, match="no .N, C, H, W. layout"):
         show.receptive_field(net, (1, 1, 28, 28), "6")  # Flatten
-    block = models.Residual(1, 2)  # F.relu in its forward: conv2's input is not followed
+    # a functional pool in a forward: summary cannot follow it (F.relu it follows, issue 16)
+    block = _FunctionalPool()
     with pytest.raises(show.ShowError, match=r"is ~5x5, assumed: its input was computed "
                                              "outside any layer"):
         show.receptive_field(block, (1, 1, 8, 8), "conv2")
+
+
+class _FunctionalPool(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv2(nn.functional.avg_pool2d(self.conv1(x), 3, 1, 1))
 
 
 _LAYER = st.tuples(st.sampled_from(["conv", "avg", "max"]), st.integers(1, 4),

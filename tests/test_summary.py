@@ -314,18 +314,34 @@ def test_custom_module_names_shared_weights_and_unknowns():
     assert s.total_macs == 2 * (4 * 64 * 9 + 4 * 64 * 36 + 2 * 4 * 16 * 4 + 64 * 3)
 
 
-def test_functional_elementwise_op_is_marked_assumed():
+def test_functional_elementwise_op_is_followed():
+    """An elementwise op in a forward is followed through the autograd graph: exact."""
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv1, self.conv2 = nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)
 
         def forward(self, x):
-            return self.conv2(F.relu(self.conv1(x)))
+            return self.conv2(F.relu(self.conv1(x)) * 2 + 1)
+
+    s = corrnet.summary(Net(), (1, 1, 9, 9))
+    assert s.rows[1].rf == (5, 5) and not s.rows[1].rf_assumed and s.rows[1].rf_text == "5x5"
+
+
+def test_functional_op_that_keeps_the_shape_is_marked_assumed():
+    """An op the graph cannot follow (a functional pool) that keeps the shape: the geometry
+    of the last output of that shape is assumed, and the op is named."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 1, 3), nn.Conv2d(1, 1, 3)
+
+        def forward(self, x):
+            return self.conv2(F.avg_pool2d(self.conv1(x), 3, stride=1, padding=1))
 
     s = corrnet.summary(Net(), (1, 1, 9, 9))
     assert s.rows[1].rf == (5, 5) and s.rows[1].rf_assumed and s.rows[1].rf_text == "~5x5"
-    assert "~ assumed" in str(s)
+    assert "AvgPool2DBackward0" in s.rows[1].why and "~ assumed" in str(s)
 
 
 def test_single_layer_and_dtype():

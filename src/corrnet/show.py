@@ -289,7 +289,8 @@ def receptive_field(net, input_size, layer, unit=None) -> ReceptiveField:
     height, width = input_size[-2:]
     if row.rf is None or row.rf_assumed or row.rf_bound:
         why = ("unknown" if row.rf is None else
-               "assumed: its input was computed outside any layer (say F.relu in a forward)"
+               "assumed: its input was computed outside any layer, by an op summary cannot "
+               f"follow ({row.why or 'say F.avg_pool2d in a forward'})"
                if row.rf_assumed else "an upper bound: the windows differ in size")
         raise ShowError(f"layer {index} ({row.label}): its receptive field is {row.rf_text}, "
                         f"{why}; pick a layer whose RF in `corrnet summary` has no ~, <= or ?")

@@ -43,9 +43,17 @@ Conventions
   largest RF; after such a layer the geometry is no longer affine in the output index
   and each RF is bounded through a real interval holding every element's extent (see
   `_Axis`), a bound that is not always reached. Transposed layers of stride 1 are exact.
-  ``?``: a leaf of an unknown type, or a window layer after a flattened layout. ``~``: the
-  layer's input was computed outside any leaf (say ``F.relu`` in a ``forward``); the
-  geometry of the last recorded output of the same shape is assumed.
+  `nn.Upsample` multiplies the jump by in/out (1/f for a factor f) and is a bound too:
+  nearest upsampling by f reads input floor(o / f), not affine in o.
+  ``?``: a leaf of an unknown type, or a window layer after a flattened layout.
+* **Ops outside any leaf.** A layer's input computed in a ``forward`` (``F.relu``, a
+  residual sum, the concatenation of a U-Net's skip connection) is followed back through
+  the autograd graph to the tensors whose geometry is known: elementwise ops keep it, a
+  sum or a concatenation along channels takes the hull of its inputs' extents (which needs
+  one jump), softmax along a spatial axis sees that whole axis. `Summary.output_row` is
+  the network's output, followed the same way. ``~``: an op the graph cannot follow (a
+  functional pool or convolution, a crop); the geometry of the last recorded output of the
+  same shape is assumed, and `LayerInfo.why` names the op.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from . import backend, nn
-from .autograd import no_grad
+from .autograd import enable_grad
 from .tensor import Tensor, zeros
 
 __all__ = ["LayerInfo", "Summary", "summary"]
@@ -72,7 +80,10 @@ class _Axis:
     ``start + o * jump`` on. Once a layer breaks that (a strided transposed convolution, an
     adaptive pool that does not divide its input), `rf` is an upper bound: each element's
     extent lies in a real interval of width `width` whose left end is affine in o with slope
-    `jump`, so it holds at most floor(width) + 1 elements. `whole`: sees the whole axis."""
+    `jump`, so it holds at most floor(width) + 1 elements. `whole`: sees the whole axis.
+    `left`: that interval's left end for element 0 (element o's interval is
+    [left + o * jump, left + o * jump + width]); equal to `start` where the geometry is
+    affine."""
 
     rf: int = 1
     jump: Fraction = Fraction(1)
@@ -80,6 +91,7 @@ class _Axis:
     whole: bool = False
     width: Fraction = Fraction(0)
     affine: bool = True
+    left: Fraction = Fraction(0)
 
 
 def _whole_axis(size: int) -> _Axis:
@@ -92,6 +104,7 @@ class _Geometry:
     layout: bool = True       # False once the spatial axes are flattened away
     known: bool = True        # False: "?"
     assumed: bool = False     # True: "~"
+    why: str = ""             # what made it unknown or assumed (an op outside any layer)
 
     @property
     def bound(self) -> bool:
@@ -126,6 +139,7 @@ _UNPOOL = _classes("MaxUnpool1d", "MaxUnpool2d")
 _ADAPTIVE = _classes("AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d",
                      "AdaptiveMaxPool2d")
 _SOFTMAX = _classes("Softmax", "LogSoftmax", "Softmin")
+_UPSAMPLE = _classes("Upsample")
 _FLATTEN = _classes("Flatten", "Unfold")
 _PAD = _classes(*(f"{kind}Pad{n}d" for kind in ("Constant", "Zero", "Reflection", "Replication",
                                                  "Circular") for n in (1, 2, 3)))
@@ -163,12 +177,13 @@ def _through_window(geometry, dims, kernel, stride, dilation, left_pad) -> _Geom
             continue
         grow = (d * (k - 1)) * axis.jump
         width = axis.width + grow
+        left = axis.left - p * axis.jump
         if axis.affine:
             start = None if axis.start is None else axis.start - p * axis.jump
-            axes[i] = _Axis(axis.rf + int(grow), axis.jump * s, start, width=width)
+            axes[i] = _Axis(axis.rf + int(grow), axis.jump * s, start, width=width, left=left)
         else:
             axes[i] = _Axis(math.floor(width) + 1, axis.jump * s, None, width=width,
-                            affine=False)
+                            affine=False, left=left)
     return replace(geometry, axes=tuple(axes))
 
 
@@ -198,15 +213,16 @@ def _through_transposed(geometry, dims, kernel, stride, dilation, padding) -> _G
         if axis.whole:
             continue
         width = axis.width + Fraction(d * (k - 1), s) * axis.jump
+        left = axis.left + Fraction(p - d * (k - 1), s) * axis.jump
         if axis.affine and s == 1:  # output 0 receives the inputs p - j*d, j = 0 .. k-1
             start = None if axis.start is None else axis.start + (p - d * (k - 1)) * axis.jump
             axes[i] = _Axis(axis.rf + int(d * (k - 1) * axis.jump), axis.jump, start,
-                            width=width)
+                            width=width, left=left)
             continue
         rf = math.floor(width) + 1
         if axis.affine:  # the most inputs one output receives, each seeing rf_in
             rf = min(rf, axis.rf + (_transposed_span(k, s, d) - 1) * axis.jump)
-        axes[i] = _Axis(int(rf), axis.jump / s, None, width=width, affine=False)
+        axes[i] = _Axis(int(rf), axis.jump / s, None, width=width, affine=False, left=left)
     return _Geometry(tuple(axes), assumed=geometry.assumed)
 
 
@@ -239,9 +255,79 @@ def _through_adaptive(geometry, in_sizes, out_sizes, input_sizes) -> _Geometry:
         if axis.affine:
             rf = min(rf, axis.rf + (widest - 1) * axis.jump)
         axes[i] = _Axis(int(rf), axis.jump * Fraction(size_in, size_out), None, width=width,
-                        affine=False)
+                        affine=False, left=axis.left - Fraction(size_out - 1, size_out) * axis.jump)
     layout = geometry.layout and not all(axis.whole for axis in axes)
     return replace(geometry, axes=tuple(axes), layout=layout)
+
+
+def _upsample_ratios(module, in_sizes, out_sizes) -> tuple:
+    """Per resized axis the step on the input per output index, as F.interpolate places
+    its samples: 1 / scale_factor where a scale factor is given (and not recomputed), else
+    in / out; (in - 1) / (out - 1) with `align_corners`."""
+    dims = len(in_sizes)
+    scales = module.scale_factor
+    if scales is not None and not isinstance(scales, (tuple, list)):
+        scales = (scales,) * dims
+    ratios = []
+    for i, (size_in, size_out) in enumerate(zip(in_sizes, out_sizes, strict=True)):
+        if getattr(module, "align_corners", None) and module.mode not in (
+                "nearest", "nearest-exact", "area"):
+            ratios.append(Fraction(size_in - 1, size_out - 1) if size_out > 1 else Fraction(0))
+        elif scales is not None and not module.recompute_scale_factor and scales[i] > 0:
+            ratios.append(1 / Fraction(scales[i]))
+        else:
+            ratios.append(Fraction(size_in, size_out))
+    return tuple(ratios)
+
+
+# taps (the most neighbouring inputs one output reads) and the real interval, relative to
+# the sample's position x, that holds them: linear modes read floor(x) and floor(x) + 1,
+# cubic floor(x) - 1 .. floor(x) + 2 (edge taps clamped to the border)
+_RESAMPLE_TAPS = {"linear": (2, 1), "bilinear": (2, 1), "trilinear": (2, 1), "bicubic": (4, 2)}
+
+
+def _through_upsample(module, geometry, input, output, input_sizes) -> _Geometry:
+    """Geometry after F.interpolate (`nn.Upsample`): output o reads input samples around
+    x = o * r (nearest: floor(o * r); nearest-exact: floor((o + 1/2) r); linear and cubic
+    without `align_corners`: around (o + 1/2) r - 1/2; with it: o * r), r the step of
+    `_upsample_ratios`: the jump is multiplied by r, and every element's extent lies in a
+    real interval whose left end is affine in o. Only a ratio of 1 keeps the geometry
+    affine (nearest upsampling by 2 reads input floor(o / 2): not affine in o). Positions
+    F.interpolate computes in floating point are exact where r = 1/f; elsewhere the
+    interval is widened by one input step each side for their rounding."""
+    mode = module.mode
+    dims = input.dim() - 2
+    if mode == "area":
+        return _through_adaptive(geometry, tuple(input.shape[-dims:]),
+                                 tuple(output.shape[-dims:]), input_sizes)
+    indices = _windowed_axes(geometry, dims)
+    if indices is None or mode not in ("nearest", "nearest-exact", *_RESAMPLE_TAPS):
+        return _UNKNOWN
+    in_sizes, out_sizes = tuple(input.shape[-dims:]), tuple(output.shape[-dims:])
+    ratios = _upsample_ratios(module, in_sizes, out_sizes)
+    aligned = bool(getattr(module, "align_corners", None))
+    axes = list(geometry.axes)
+    for i, ratio, size_in, size_out in zip(indices, ratios, in_sizes, out_sizes, strict=True):
+        axis = axes[i]
+        if axis.whole or (ratio == 1 and size_in == size_out and not aligned):
+            continue  # the identity (PyTorch's shortcut for the linear modes too)
+        if mode == "nearest":
+            taps, lower, upper = 1, -(1 - Fraction(1, ratio.denominator)), Fraction(0)
+        elif mode == "nearest-exact":
+            taps, lower, upper = 1, ratio / 2 - 1, ratio / 2
+        else:
+            taps, reach = _RESAMPLE_TAPS[mode]
+            centre = Fraction(0) if aligned else ratio / 2 - Fraction(1, 2)
+            lower, upper = centre - reach, centre + reach
+        if ratio.numerator != 1 and not (aligned and ratio == 0):
+            lower, upper = lower - 1, upper + 1  # floating point positions
+        width = axis.width + (upper - lower) * axis.jump
+        rf = math.floor(width) + 1
+        if axis.affine:
+            rf = min(rf, axis.rf + (taps - 1) * axis.jump)
+        axes[i] = _Axis(int(rf), axis.jump * ratio, None, width=width, affine=False,
+                        left=axis.left + lower * axis.jump)
+    return _Geometry(tuple(axes), assumed=geometry.assumed)
 
 
 def _left_pads(module, dims) -> tuple:
@@ -275,6 +361,8 @@ def _propagate(module, geometry: _Geometry, input, output, input_sizes) -> _Geom
         return _through_window(geometry, dims, _tuple(module.kernel_size, dims),
                                _tuple(stride, dims), _tuple(getattr(module, "dilation", 1),
                                                             dims), _left_pads(module, dims))
+    if isinstance(module, _UPSAMPLE):
+        return _through_upsample(module, geometry, input, output, input_sizes)
     if isinstance(module, _ADAPTIVE):
         dims = _dims(module)
         return _through_adaptive(geometry, tuple(input.shape[-dims:]),
@@ -310,13 +398,134 @@ def _propagate(module, geometry: _Geometry, input, output, input_sizes) -> _Geom
         axes = list(geometry.axes)
         for offset in range(min(len(module.padding) // 2, len(axes))):
             axis = axes[len(axes) - 1 - offset]
-            if not axis.whole and axis.start is not None:
+            if not axis.whole:
+                shift = module.padding[2 * offset] * axis.jump
                 axes[len(axes) - 1 - offset] = replace(
-                    axis, start=axis.start - module.padding[2 * offset] * axis.jump)
+                    axis, start=None if axis.start is None else axis.start - shift,
+                    left=axis.left - shift)
         return replace(geometry, axes=tuple(axes))
     if any(cls.__name__ in _ELEMENTWISE for cls in type(module).__mro__):
         return geometry
     return _UNKNOWN
+
+
+# -- ops outside any layer: followed through the autograd graph ------------------------------
+
+
+def _op_classes():
+    """The Functions that act element by element (each output element reads the elements
+    of its inputs at the same index, after broadcasting), and the concatenation and
+    softmax ops, whose axis decides."""
+    from . import functional as core
+    from . import ops
+    from .nn import _layer_ops
+
+    names = [(ops, "Add Sub Mul Div Pow Remainder FloorDivide Neg Rounding Abs Exp Log Sqrt "
+                   "Sigmoid Tanh Relu Clamp Extremum Where Cast Clone Contiguous"),
+             (core, "_SigmoidShown _ReluShown"), (_layer_ops, "Expm1 Log1p Erf")]
+    elementwise = {getattr(module, name) for module, text in names for name in text.split()
+                   if hasattr(module, name)}
+    return (frozenset(elementwise), getattr(ops, "Concatenate", None),
+            tuple(getattr(ops, name) for name in ("Softmax", "LogSoftmax") if hasattr(ops, name)))
+
+
+def _merge(geometries, sizes, input_sizes) -> _Geometry:
+    """The geometry of an element that reads one element of each input (an elementwise op,
+    a concatenation): per axis the hull of the inputs' extents, which needs one jump. A
+    geometry whose spatial size is 1 where the output's is not (broadcast) must see the
+    whole axis there."""
+    geometries = list(geometries)
+    for geometry in geometries:
+        if not geometry.known or not geometry.layout:
+            return geometry
+    n = len(geometries[0].axes)
+    if any(len(g.axes) != n for g in geometries):
+        return _unknown("inputs of different ranks")
+    out_sizes = [max(size[i] for size in sizes) for i in range(n)]
+    axes = []
+    for i in range(n):
+        column = [g.axes[i] for g in geometries]
+        for axis, size in zip(column, sizes, strict=True):
+            if size[i] != out_sizes[i] and not axis.whole:
+                return _unknown("a feature map broadcast along a spatial axis")
+        if any(axis.whole for axis in column):
+            axes.append(_whole_axis(input_sizes[i]))
+            continue
+        if len({axis.jump for axis in column}) != 1:
+            return _unknown("branches of different jumps joined")
+        left = min(axis.left for axis in column)
+        width = max(axis.left + axis.width for axis in column) - left
+        if all(axis.affine and axis.start is not None for axis in column):
+            axes.append(_Axis(int(width) + 1, column[0].jump, left, width=width, left=left))
+        else:
+            axes.append(_Axis(math.floor(width) + 1, column[0].jump, None, width=width,
+                              affine=False, left=left))
+    return _Geometry(tuple(axes), assumed=any(g.assumed for g in geometries))
+
+
+def _unknown(why: str) -> _Geometry:
+    return _Geometry(known=False, why=why)
+
+
+def _spatial(shape, n: int) -> tuple:
+    return tuple(shape[len(shape) - n:]) if n else ()
+
+
+def _trace(node, known: dict, n: int, input_sizes) -> _Geometry:
+    """The geometry of the output of autograd `node`, followed back to nodes whose geometry
+    is `known` (id -> (node, geometry): the input's, the layers' outputs') through the ops
+    of `_op_classes` (iteratively: a long chain needs no recursion). Any other op, or an
+    input that leads nowhere known, gives an unknown geometry naming the op."""
+    from .autograd import AccumulateGrad
+
+    elementwise, concatenate, softmax = _op_classes()
+    memo = {key: geometry for key, (_, geometry) in known.items()}
+    stack = [node]
+    while stack:
+        current = stack[-1]
+        if id(current) in memo:
+            stack.pop()
+            continue
+        if isinstance(current, AccumulateGrad):  # a parameter or another leaf: a constant
+            memo[id(current)] = None
+            stack.pop()
+            continue
+        function = current.function
+        if function not in elementwise and function is not concatenate and \
+                function not in softmax:
+            memo[id(current)] = _unknown(f"{current.name()} outside any layer")
+            stack.pop()
+            continue
+        pending = [child for child in current.next_nodes
+                   if child is not None and id(child) not in memo]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        inputs = [(memo[id(child)], _spatial(meta[0], n))
+                  for child, meta in zip(current.next_nodes, current.input_meta, strict=True)
+                  if child is not None and memo[id(child)] is not None]
+        if not inputs:  # computed from constants only
+            memo[id(current)] = None
+            continue
+        ndim = len(current.input_meta[0][0])
+        if function is concatenate or function in softmax:
+            axis = current.ctx.axis % max(ndim, 1)
+            if axis >= ndim - n:
+                if function is concatenate:
+                    memo[id(current)] = _unknown(f"{current.name()} along a spatial axis")
+                    continue
+                geometry = inputs[0][0]
+                if geometry.known and geometry.layout:
+                    axes = list(geometry.axes)
+                    axes[axis - (ndim - n)] = _whole_axis(input_sizes[axis - (ndim - n)])
+                    geometry = replace(geometry, axes=tuple(axes))
+                memo[id(current)] = geometry
+                continue
+        memo[id(current)] = _merge([g for g, _ in inputs], [size for _, size in inputs],
+                                   input_sizes)
+    geometry = memo[id(node)]
+    return _unknown("no path to the input") if geometry is None else geometry
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -338,6 +547,9 @@ class LayerInfo:
     unknown; a `jump` entry is None where the output has no layout along that axis (after
     Flatten, or where an element sees the whole axis). `whole`: every output element sees
     the whole input. `rf_bound`: the RF is an upper bound (or, with `rf_assumed`, assumed).
+    `span`: per axis (lo, hi), real numbers such that output element o reads only input
+    elements in [lo + o * jump, hi + o * jump] (exact rows: lo = start, hi = start + rf - 1;
+    None where unknown or whole). `why`: what made the geometry unknown or assumed.
     """
 
     name: str
@@ -354,6 +566,8 @@ class LayerInfo:
     rf_bound: bool
     rf_assumed: bool
     _input_sizes: tuple = field(default=(), repr=False)
+    span: tuple | None = None
+    why: str = ""
 
     @property
     def center(self) -> tuple | None:
@@ -403,9 +617,12 @@ class Summary:
     ``str()`` is the table."""
 
     def __init__(self, net, rows, input_size, output_shape, dtype, total_params,
-                 trainable_params):
+                 trainable_params, output_row=None):
         self.net_type = type(net).__name__
         self.rows = rows
+        #: a `LayerInfo` for the network's output, which may be computed outside any leaf (a
+        #: concatenation, a sum): its geometry followed through the autograd graph
+        self.output_row = output_row
         self.input_size = tuple(input_size)
         self.output_shape = tuple(output_shape) if output_shape is not None else None
         self.dtype = dtype
@@ -537,9 +754,13 @@ def summary(net, input_size, dtype=None) -> Summary:
     """The layer table of `net` for one input of `input_size` (batch dimension included,
     e.g. ``(1, 1, 28, 28)``), in `dtype` (default: the default dtype).
 
-    Runs one forward pass on zeros under `no_grad`, with every module in eval mode (so that
-    BatchNorm's running statistics are not updated and dropout is off; the training flags
-    are restored afterwards), and records each leaf module's call. See the module's
+    Runs one forward pass on zeros, with every module in eval mode (so that BatchNorm's
+    running statistics are not updated and dropout is off; the training flags are restored
+    afterwards), and records each leaf module's call. The pass records the autograd graph
+    (nothing is back-propagated): a layer whose input was computed outside any leaf (a
+    concatenation of a skip connection, a sum, ``F.relu`` in a ``forward``) gets its
+    geometry by following that graph back to known tensors (the ops followed: elementwise
+    ones, concatenation along channels, softmax), as does `Summary.output_row`. See the module's
     docstring for what the columns count. A layer that fails is named in the error, with
     the shape it was given.
 
@@ -558,23 +779,33 @@ def summary(net, input_size, dtype=None) -> Summary:
         names.setdefault(id(module), name)
     leaves = [module for module in net.modules() if not any(True for _ in module.children())]
 
-    x = zeros(*sizes, dtype=dtype)
-    tracked = {id(x): (x, _Geometry(tuple(_Axis() for _ in input_sizes)))}
+    source = zeros(*sizes, dtype=dtype, requires_grad=dtype.is_floating_point)
+    x = source.clone() if dtype.is_floating_point else source
+    start = _Geometry(tuple(_Axis() for _ in input_sizes))
+    tracked = {id(x): (x, start)}
+    known = {} if x.grad_fn is None else {id(x.grad_fn): (x.grad_fn, start)}
     history = []              # (tensor, geometry) of every recorded output, in order
     rows = []
     seen_params = set()
     last = {"name": None}
 
+    def geometry_of(tensor) -> _Geometry:
+        if id(tensor) in tracked and tracked[id(tensor)][0] is tensor:
+            return tracked[id(tensor)][1]
+        traced = _UNKNOWN
+        if tensor.grad_fn is not None:
+            traced = _trace(tensor.grad_fn, known, len(input_sizes), input_sizes)
+            if traced.known:
+                return traced
+        # an op the graph cannot follow: assume the geometry of the last output of this shape
+        same = [g for t, g in reversed(history) if tuple(t.shape) == tuple(tensor.shape)]
+        return replace(same[0], assumed=True, why=traced.why) if same else traced
+
     def record(module, args, output):
         name, kind = names.get(id(module), ""), type(module).__name__
         first = _first_tensor(list(args))
         out = _first_tensor(output)
-        if first is not None and id(first) in tracked and tracked[id(first)][0] is first:
-            geometry = tracked[id(first)][1]
-        else:
-            same = [g for t, g in reversed(history) if first is not None
-                    and tuple(t.shape) == tuple(first.shape)]
-            geometry = replace(same[0], assumed=True) if same else _UNKNOWN
+        geometry = geometry_of(first) if first is not None else _UNKNOWN
         if out is not None and first is not None:
             geometry = _propagate(module, geometry, first, out, input_sizes)
             macs = _macs(module, first, out)
@@ -589,22 +820,10 @@ def summary(net, input_size, dtype=None) -> Summary:
         if out is not None:
             tracked[id(out)] = (out, geometry)
             history.append((out, geometry))
-        known = geometry.known
-        whole = known and bool(geometry.axes) and all(a.whole for a in geometry.axes) or (
-            known and not geometry.axes and not geometry.layout)
-        rows.append(LayerInfo(
-            name=name, type=kind,
-            input_shape=tuple(first.shape) if first is not None else (),
-            output_shape=tuple(out.shape) if out is not None else (),
-            params=params, trainable_params=trainable, macs=macs,
-            rf=tuple(a.rf for a in geometry.axes) if known else None,
-            jump=tuple(None if a.whole or not geometry.layout else a.jump
-                       for a in geometry.axes) if known else None,
-            start=tuple(None if a.whole or a.start is None else a.start
-                        for a in geometry.axes) if known else None,
-            whole=whole, rf_bound=geometry.bound, rf_assumed=geometry.assumed,
-            _input_sizes=input_sizes,
-        ))
+            if out.grad_fn is not None:
+                known[id(out.grad_fn)] = (out.grad_fn, geometry)
+        rows.append(_row(name, kind, first, out, params, trainable, macs, geometry,
+                         input_sizes))
         last["name"] = name or kind
 
     def wrap(module, original):
@@ -630,7 +849,7 @@ def summary(net, input_size, dtype=None) -> Summary:
             wrapped.append((module, module.__dict__.get("forward", _ABSENT)))
             object.__setattr__(module, "forward", wrap(module, module.forward))
         net.eval()
-        with no_grad():
+        with enable_grad():
             try:
                 output = net(x)
             except Exception as err:
@@ -654,5 +873,30 @@ def summary(net, input_size, dtype=None) -> Summary:
     for param in net.parameters():
         total += param.numel()
         trainable += param.numel() if param.requires_grad else 0
+    output_row = None
+    if out is not None:
+        output_row = _row("", "output", x, out, 0, 0, 0, geometry_of(out), input_sizes)
     return Summary(net, rows, sizes, tuple(out.shape) if out is not None else None, dtype,
-                   total, trainable)
+                   total, trainable, output_row)
+
+
+def _row(name, kind, first, out, params, trainable, macs, geometry, input_sizes) -> LayerInfo:
+    known = geometry.known
+    whole = known and bool(geometry.axes) and all(a.whole for a in geometry.axes) or (
+        known and not geometry.axes and not geometry.layout)
+    return LayerInfo(
+        name=name, type=kind,
+        input_shape=tuple(first.shape) if first is not None else (),
+        output_shape=tuple(out.shape) if out is not None else (),
+        params=params, trainable_params=trainable, macs=macs,
+        rf=tuple(a.rf for a in geometry.axes) if known else None,
+        jump=tuple(None if a.whole or not geometry.layout else a.jump
+                   for a in geometry.axes) if known else None,
+        start=tuple(None if a.whole or a.start is None else a.start
+                    for a in geometry.axes) if known else None,
+        whole=whole, rf_bound=geometry.bound, rf_assumed=geometry.assumed,
+        _input_sizes=input_sizes,
+        span=tuple(None if a.whole else (a.left, a.left + a.width) for a in geometry.axes)
+        if known and geometry.layout else None,
+        why=geometry.why,
+    )

@@ -6,6 +6,9 @@ take tensors, and returns lazy dask arrays equal to the in-memory result on the 
 * ``corr2d``, ``convolve2d`` and every named filter of `corrnet.filters` (``sobel``,
   ``gaussian``, ``box``, ...) on a huge image (..., H, W), each chunk with the halo its kernel
   needs and the boundary applied at the image's true edges only;
+* ``apply``: a fully-convolutional network over one huge image (C, H, W) or a stack, each
+  chunk with the halo the network's receptive field needs (from `corrnet.summary`), aligned
+  to its total stride, equal to ``net(whole_image)``;
 * ``predict`` / ``evaluate``: batch inference and accuracy over many images (N, C, H, W),
   the network shipped to the workers once.
 
@@ -48,3 +51,4 @@ from .filtering import (
     sobel_y,
     unsharp,
 )
+from .tiling import apply

@@ -1004,6 +1004,21 @@ def write_markdown(rows: list[Row], targets: list[Target], path: Path, suite: Su
     path.write_text("\n".join(lines))
 
 
+#: BENCHMARKS.md's sections from this line on are written by other scripts (scale-out on Dask
+#: and MPI, the GPU): a run of this one keeps them as they are.
+KEPT_MARKER = "<!-- from here on: sections measured by other scripts, kept by benchmarks/run.py -->"
+
+
+def kept_sections(path: Path) -> str:
+    """The part of the markdown file at `path` from `KEPT_MARKER` on ('' if none)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return ""
+    at = text.find(KEPT_MARKER)
+    return text[at:] if at >= 0 else ""
+
+
 # --------------------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
@@ -1033,6 +1048,9 @@ def main(argv=None) -> int:
         target = ROOT / "BENCHMARKS.md"
         temporary = target.with_suffix(".md.tmp")
         write_markdown(rows, targets, temporary, suite)
+        kept = kept_sections(target)
+        if kept:
+            temporary.write_text(temporary.read_text().rstrip("\n") + "\n\n" + kept)
         temporary.replace(target)  # atomic: a killed run leaves the old file whole
         print(f"wrote {target}")
     return 0

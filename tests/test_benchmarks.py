@@ -298,3 +298,14 @@ def test_only_the_full_mode_writes_benchmarks_md(smoke_rows, monkeypatch, tmp_pa
     assert "## Targets" in (tmp_path / "BENCHMARKS.md").read_text()
     assert not list(tmp_path.glob("*.tmp"))
     assert "Targets:" in capsys.readouterr().out
+
+
+def test_a_full_run_keeps_the_sections_other_scripts_wrote(smoke_rows, monkeypatch, tmp_path):
+    monkeypatch.setattr(bench, "run_suite", lambda suite: smoke_rows)
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    kept = f"{bench.KEPT_MARKER}\n\n## Scale-out on Dask and MPI\n\n| a | b |\n|---|---|\n"
+    (tmp_path / "BENCHMARKS.md").write_text("# Benchmarks\n\nold rows\n\n" + kept)
+    assert bench.main([]) == 0
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "old rows" not in text and "## Targets" in text
+    assert text.endswith(kept) and text.count(bench.KEPT_MARKER) == 1

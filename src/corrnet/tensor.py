@@ -695,7 +695,7 @@ class Tensor:
 
     def __setitem__(self, index, value) -> None:
         mask_fill = _masks_only(index) and isinstance(value, Tensor) and value.numel() == 1
-        index, advanced = _convert_index(index, self.shape)
+        index, advanced = _convert_index(index, self.shape, like=self._data)
         if isinstance(value, Tensor):
             if advanced and value.dtype != self.dtype and not mask_fill:
                 raise RuntimeError(
@@ -1376,11 +1376,12 @@ class Tensor:
                 raise IndexError(f"{name}(): Expected reduction dim to be specified for "
                                  f"input.numel() == 0 (input of shape {tuple(self.shape)}).")
             flat = _arg_extreme(self._data.reshape(-1), 0, use_min)
-            result = np.asarray(flat, dtype=np.int64)
+            # on self's device (NumPy would pull a device scalar to the host)
+            result = devices.namespace_of(self._data).asarray(flat, dtype=np.int64)
             return _wrap(result.reshape((1,) * self.dim()) if keepdim else result)
         axis = self._reduction_axis(name, dim)
         if self.dim() == 0:
-            return _wrap(np.zeros((), dtype=np.int64))
+            return _wrap(np.zeros((), dtype=np.int64, like=self._data))
         indices = _arg_extreme(self._data, axis, use_min).astype(np.int64)
         return _wrap(np.expand_dims(indices, axis) if keepdim else indices)
 
@@ -1636,7 +1637,7 @@ class Tensor:
         return ops.Repeat.apply(source, counts)
 
     def __getitem__(self, index):
-        index, advanced = _convert_index(index, self.shape)
+        index, advanced = _convert_index(index, self.shape, like=self._data)
         result = ops.GetItem.apply(self, index)
         return result if advanced else self._view_of(result, lambda a: a[index])
 
@@ -2257,7 +2258,7 @@ def _arg_extreme(array, axis, use_min):
     found = np.argmin(array, axis=axis) if use_min else np.argmax(array, axis=axis)
     if np.issubdtype(array.dtype, np.floating):
         nan = np.isnan(array)
-        if nan.any():  # only the lines holding a NaN pick their first NaN
+        if nan.any():  # (a one-value read-back on a device) the lines with a NaN pick the first
             found = np.where(nan.any(axis=axis), np.argmax(nan, axis=axis), found)
     return found
 
@@ -2334,8 +2335,10 @@ def _expand_ellipses(items: list, ndim: int) -> list:
     return expanded
 
 
-def _convert_index(index, shape=None):
+def _convert_index(index, shape=None, like=None):
     """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy).
+    Its index arrays are put on the device of `like` (the indexed tensor's array), where
+    PyTorch, too, moves CPU index tensors to index a CUDA tensor.
 
     Follows PyTorch 2.13: nested lists (see `_sequence_as_tuple`), lists and int/bool tensors
     as tensor indices, negative slice steps refused (ValueError), floats refused
@@ -2388,7 +2391,7 @@ def _convert_index(index, shape=None):
         _check_index(converted, tuple(shape))  # (may replace positions that gather nothing)
     if not advanced:
         return tuple(converted), False
-    return _torch_index(converted), True
+    return _torch_index(converted, like), True
 
 
 def _masks_only(index) -> bool:
@@ -2478,10 +2481,12 @@ def _check_index(items, shape: tuple) -> None:
                              f"with shapes {', '.join(str(list(s)) for s in shapes)}") from None
 
 
-def _torch_index(items) -> ops.TorchIndex:
+def _torch_index(items, like=None) -> ops.TorchIndex:
     """Split an advanced index into PyTorch's two steps (see ops.TorchIndex): the basic part
     keeps a slice where an array will index, drops nothing; the advanced part has an entry
-    for every dimension the basic part leaves (none for an integer, which selects)."""
+    for every dimension the basic part leaves (none for an integer, which selects). Host
+    index arrays go to the device of `like` (the indexed array), so that the gather and its
+    backward's scatter-add see one device."""
     basic, advanced = [], []
     for item in items:
         if isinstance(item, np.ndarray) and item.ndim == 0 and item.dtype == np.bool_:
@@ -2500,6 +2505,9 @@ def _torch_index(items) -> ops.TorchIndex:
             advanced.append(slice(None))
         else:  # an integer selects in the basic step
             basic.append(item)
+    if like is not None:
+        advanced = [devices.table_like(item, like) if isinstance(item, np.ndarray) else item
+                    for item in advanced]
     return ops.TorchIndex(tuple(basic), tuple(advanced))
 
 

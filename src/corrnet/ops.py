@@ -9,6 +9,7 @@ the node's name as PyTorch prints it.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -1211,7 +1212,8 @@ class Concatenate(Function):
     @staticmethod
     def forward(ctx, axis, *arrays):
         ctx.axis = axis
-        ctx.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        # where each input starts (Python ints: split points, not an array for the device)
+        ctx.splits = list(itertools.accumulate(a.shape[axis] for a in arrays))[:-1]
         return np.concatenate(arrays, axis=axis)
 
     @staticmethod

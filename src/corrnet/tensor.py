@@ -647,7 +647,8 @@ class Tensor:
     def _view_positions(self) -> np.ndarray:
         """For each element of this view, its flat index in the base."""
         base = self._base
-        return np.asarray(self._view_fn(np.arange(base.numel()).reshape(base._data.shape)))
+        positions = np.asarray(self._view_fn(np.arange(base.numel()).reshape(base._data.shape)))
+        return devices.table_like(positions, self._data)  # beside the view, for its backward
 
     def _as_view_of_base(self) -> Tensor:
         return ops.ViewOfBase.apply(self._base, self._view_positions(), self._data)
@@ -2489,9 +2490,9 @@ def _torch_index(items, like=None) -> ops.TorchIndex:
     backward's scatter-add see one device."""
     basic, advanced = [], []
     for item in items:
-        if isinstance(item, np.ndarray) and item.ndim == 0 and item.dtype == np.bool_:
-            item = bool(item)
-        if isinstance(item, np.ndarray):  # a mask indexes as many dimensions as it has
+        if isinstance(item, devices.ARRAY_TYPES) and item.ndim == 0 and item.dtype == np.bool_:
+            item = bool(item)  # (a 0-d mask on a device: a one-value read-back)
+        if isinstance(item, devices.ARRAY_TYPES):  # a mask indexes as many dims as it has
             basic.extend([slice(None)] * (item.ndim if item.dtype == np.bool_ else 1))
             advanced.append(item)
         elif isinstance(item, bool):  # a new dimension of size 1, indexed by [0] or []
@@ -2876,10 +2877,19 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         m, s = _operand_array(mean), _operand_array(std)
         dtype_ = result_type(*(v for v in (mean, std) if isinstance(v, Tensor)))
-        if np.any(s < 0):
+        if np.any(s < 0):  # (on a device, a one-value read-back)
             raise RuntimeError("normal expects all elements of std >= 0.0")
-        sample = rng.normal(m, s).astype(dtype_.numpy)
         parameters = [v for v in (mean, std) if isinstance(v, Tensor)]
+        on_device = [p._data for p in parameters if devices.is_device_array(p._data)]
+        if on_device:
+            # the standard normal draws come from corrnet's (host) generator, as every
+            # random tensor made for a device; mean and std stay where they are
+            devices.check_same_device([p._data for p in parameters], "normal")
+            m, s = (v._data if isinstance(v, Tensor) else float(v) for v in (mean, std))
+            draws = rng.standard_normal(np.broadcast_shapes(np.shape(m), np.shape(s)))
+            sample = (m + s * devices.table_like(draws, on_device[0])).astype(dtype_.numpy)
+        else:
+            sample = rng.normal(m, s).astype(dtype_.numpy)
         return ops.RandomSample.apply(sample, *parameters)  # zero gradients, as PyTorch
     if size is None:
         raise TypeError("normal(mean: float, std: float) needs a `size`")

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: The whole of ``make test-gpu``: the oracle suite, the seeds, the device tests.
 SUITE = ["tests/oracle", "tests/test_seeds.py", "tests/test_issue15_device.py",
-         "tests/test_issue15_around.py", "tests/test_issue15_gpu_kernels.py"]
+         "tests/test_issue15_around.py", "tests/test_issue15_gpu_kernels.py",
+         "tests/test_issue15_suite.py"]
 
 #: A small fixed part of the oracle suite (tensor ops, layers, losses, convolution, pooling):
 #: the CI-size run on the stand-in, and the pass against PyTorch's own CUDA build.

@@ -95,6 +95,43 @@ def numpy_of(t) -> np.ndarray:
     return np.array(t.detach().cpu().numpy(), copy=True)
 
 
+#: corrnet's creation functions that take ``device=`` (what `on_test_device` redirects)
+CREATION_FUNCTIONS = ("tensor", "as_tensor", "zeros", "ones", "empty", "full", "arange",
+                      "linspace", "eye", "rand", "randn", "randint", "randperm")
+
+
+class _OnTestDevice:
+    """corrnet as a test case sees it under the switch: every attribute is corrnet's, but a
+    creation function called without ``device=`` makes its tensor on the test device."""
+
+    def __init__(self, module, device: str):
+        self._module, self._device = module, device
+
+    def __getattr__(self, name):
+        value = getattr(self._module, name)
+        if name not in CREATION_FUNCTIONS:
+            return value
+        device = self._device
+
+        def on_device(*args, **kwargs):
+            kwargs.setdefault("device", device)
+            return value(*args, **kwargs)
+
+        return on_device
+
+
+def on_test_device(module=cn):
+    """`module` (corrnet) for test cases written against ``m.tensor(...)``/``m.zeros(...)``
+    with ``m`` corrnet or torch: corrnet itself on the CPU run; under the switch a stand-in
+    whose creation functions put their tensors on the test device (the index tensors of
+    gather/scatter, say, must sit beside the tensor they index, as in PyTorch).
+
+    >>> on_test_device().tensor([1, 2]).device.type in ("cpu", "cuda")
+    True
+    """
+    return module if TEST_DEVICE == "cpu" else _OnTestDevice(module, TEST_DEVICE)
+
+
 def both(arr, **kw):
     """The same NumPy array as a corrnet tensor and as a torch tensor (same keywords), each
     on its test device."""

@@ -9,6 +9,7 @@ the node's name as PyTorch prints it.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -1211,7 +1212,8 @@ class Concatenate(Function):
     @staticmethod
     def forward(ctx, axis, *arrays):
         ctx.axis = axis
-        ctx.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        # where each input starts (Python ints: split points, not an array for the device)
+        ctx.splits = list(itertools.accumulate(a.shape[axis] for a in arrays))[:-1]
         return np.concatenate(arrays, axis=axis)
 
     @staticmethod
@@ -1320,7 +1322,7 @@ def along_axis_index(index: np.ndarray, axis: int) -> tuple:
         else:
             shape = [1] * index.ndim
             shape[d] = n
-            grids.append(np.arange(n).reshape(shape))
+            grids.append(np.arange(n, like=_like(index)).reshape(shape))  # on index's device
     return tuple(grids)
 
 
@@ -1366,7 +1368,9 @@ class Einsum(Function):
                 continue
             # a repeated label: the diagonal
             full = np.zeros(array.shape, dtype=grad.dtype, like=_like(grad))
-            grids = np.ix_(*(np.arange(sizes[c]) for c in labels)) if labels else ()
+            # np.ix_ of the labels' ranges, built on grad's device
+            grids = tuple(np.arange(sizes[c], like=_like(grad)).reshape(
+                [-1 if j == i else 1 for j in range(len(labels))]) for i, c in enumerate(labels))
             full[tuple(grids[labels.index(c)] for c in subscript)] = partial
             grads.append(full)
         return (None, None, *grads)
@@ -1403,7 +1407,8 @@ class Scatter(Function):
         where = along_axis_index(index, axis)
         ctx.where, ctx.add = where, add
         ctx.src_shape = np.shape(src)
-        own = tuple(np.arange(n).reshape([n if d == i else 1 for d in range(index.ndim)])
+        own = tuple(np.arange(n, like=_like(index)).reshape(
+                    [n if d == i else 1 for d in range(index.ndim)])
                     for i, n in enumerate(index.shape))
         ctx.src_part = own
         values = src if np.ndim(src) == 0 else src[own]  # (a scalar broadcasts in the writes)

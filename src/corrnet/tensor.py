@@ -647,7 +647,8 @@ class Tensor:
     def _view_positions(self) -> np.ndarray:
         """For each element of this view, its flat index in the base."""
         base = self._base
-        return np.asarray(self._view_fn(np.arange(base.numel()).reshape(base._data.shape)))
+        positions = np.asarray(self._view_fn(np.arange(base.numel()).reshape(base._data.shape)))
+        return devices.table_like(positions, self._data)  # beside the view, for its backward
 
     def _as_view_of_base(self) -> Tensor:
         return ops.ViewOfBase.apply(self._base, self._view_positions(), self._data)
@@ -695,7 +696,7 @@ class Tensor:
 
     def __setitem__(self, index, value) -> None:
         mask_fill = _masks_only(index) and isinstance(value, Tensor) and value.numel() == 1
-        index, advanced = _convert_index(index, self.shape)
+        index, advanced = _convert_index(index, self.shape, like=self._data)
         if isinstance(value, Tensor):
             if advanced and value.dtype != self.dtype and not mask_fill:
                 raise RuntimeError(
@@ -742,7 +743,12 @@ class Tensor:
         self._check_inplace(recording)
         source = self._snapshot() if recording else self
         result = op(source, *args)
-        if recording and result.dtype != self.dtype and self.dtype.is_floating_point:
+        if recording and result.dtype != self.dtype and self.dtype.is_floating_point and (
+                op is Tensor.__truediv__):
+            # `y /= x`: PyTorch's division backward keeps the operands' own dtypes, x's
+            # gradient -grad * ((y / x) / x) is computed wide: the wide op, cast to y's dtype
+            result = result._cast(self.dtype)
+        elif recording and result.dtype != self.dtype and self.dtype.is_floating_point:
             # `y *= x` with x of a wider float dtype: PyTorch computes the value in the wider
             # dtype, but the backward in y's (its gradient has y's dtype and its formulas
             # multiply in it). So the graph is the op on operands cast to y's dtype, carrying
@@ -1376,11 +1382,12 @@ class Tensor:
                 raise IndexError(f"{name}(): Expected reduction dim to be specified for "
                                  f"input.numel() == 0 (input of shape {tuple(self.shape)}).")
             flat = _arg_extreme(self._data.reshape(-1), 0, use_min)
-            result = np.asarray(flat, dtype=np.int64)
+            # on self's device (NumPy would pull a device scalar to the host)
+            result = devices.namespace_of(self._data).asarray(flat, dtype=np.int64)
             return _wrap(result.reshape((1,) * self.dim()) if keepdim else result)
         axis = self._reduction_axis(name, dim)
         if self.dim() == 0:
-            return _wrap(np.zeros((), dtype=np.int64))
+            return _wrap(np.zeros((), dtype=np.int64, like=self._data))
         indices = _arg_extreme(self._data, axis, use_min).astype(np.int64)
         return _wrap(np.expand_dims(indices, axis) if keepdim else indices)
 
@@ -1636,7 +1643,7 @@ class Tensor:
         return ops.Repeat.apply(source, counts)
 
     def __getitem__(self, index):
-        index, advanced = _convert_index(index, self.shape)
+        index, advanced = _convert_index(index, self.shape, like=self._data)
         result = ops.GetItem.apply(self, index)
         return result if advanced else self._view_of(result, lambda a: a[index])
 
@@ -2257,7 +2264,7 @@ def _arg_extreme(array, axis, use_min):
     found = np.argmin(array, axis=axis) if use_min else np.argmax(array, axis=axis)
     if np.issubdtype(array.dtype, np.floating):
         nan = np.isnan(array)
-        if nan.any():  # only the lines holding a NaN pick their first NaN
+        if nan.any():  # (a one-value read-back on a device) the lines with a NaN pick the first
             found = np.where(nan.any(axis=axis), np.argmax(nan, axis=axis), found)
     return found
 
@@ -2334,8 +2341,10 @@ def _expand_ellipses(items: list, ndim: int) -> list:
     return expanded
 
 
-def _convert_index(index, shape=None):
+def _convert_index(index, shape=None, like=None):
     """Turn a Tensor-bearing index into a NumPy index; say whether it is advanced (a copy).
+    Its index arrays are put on the device of `like` (the indexed tensor's array), where
+    PyTorch, too, moves CPU index tensors to index a CUDA tensor.
 
     Follows PyTorch 2.13: nested lists (see `_sequence_as_tuple`), lists and int/bool tensors
     as tensor indices, negative slice steps refused (ValueError), floats refused
@@ -2388,7 +2397,7 @@ def _convert_index(index, shape=None):
         _check_index(converted, tuple(shape))  # (may replace positions that gather nothing)
     if not advanced:
         return tuple(converted), False
-    return _torch_index(converted), True
+    return _torch_index(converted, like), True
 
 
 def _masks_only(index) -> bool:
@@ -2478,15 +2487,17 @@ def _check_index(items, shape: tuple) -> None:
                              f"with shapes {', '.join(str(list(s)) for s in shapes)}") from None
 
 
-def _torch_index(items) -> ops.TorchIndex:
+def _torch_index(items, like=None) -> ops.TorchIndex:
     """Split an advanced index into PyTorch's two steps (see ops.TorchIndex): the basic part
     keeps a slice where an array will index, drops nothing; the advanced part has an entry
-    for every dimension the basic part leaves (none for an integer, which selects)."""
+    for every dimension the basic part leaves (none for an integer, which selects). Host
+    index arrays go to the device of `like` (the indexed array), so that the gather and its
+    backward's scatter-add see one device."""
     basic, advanced = [], []
     for item in items:
-        if isinstance(item, np.ndarray) and item.ndim == 0 and item.dtype == np.bool_:
-            item = bool(item)
-        if isinstance(item, np.ndarray):  # a mask indexes as many dimensions as it has
+        if isinstance(item, devices.ARRAY_TYPES) and item.ndim == 0 and item.dtype == np.bool_:
+            item = bool(item)  # (a 0-d mask on a device: a one-value read-back)
+        if isinstance(item, devices.ARRAY_TYPES):  # a mask indexes as many dims as it has
             basic.extend([slice(None)] * (item.ndim if item.dtype == np.bool_ else 1))
             advanced.append(item)
         elif isinstance(item, bool):  # a new dimension of size 1, indexed by [0] or []
@@ -2500,6 +2511,9 @@ def _torch_index(items) -> ops.TorchIndex:
             advanced.append(slice(None))
         else:  # an integer selects in the basic step
             basic.append(item)
+    if like is not None:
+        advanced = [devices.table_like(item, like) if isinstance(item, np.ndarray) else item
+                    for item in advanced]
     return ops.TorchIndex(tuple(basic), tuple(advanced))
 
 
@@ -2868,10 +2882,19 @@ def normal(mean=0.0, std=1.0, size=None, dtype=None, generator=None, device=None
     if isinstance(mean, Tensor) or isinstance(std, Tensor):
         m, s = _operand_array(mean), _operand_array(std)
         dtype_ = result_type(*(v for v in (mean, std) if isinstance(v, Tensor)))
-        if np.any(s < 0):
+        if np.any(s < 0):  # (on a device, a one-value read-back)
             raise RuntimeError("normal expects all elements of std >= 0.0")
-        sample = rng.normal(m, s).astype(dtype_.numpy)
         parameters = [v for v in (mean, std) if isinstance(v, Tensor)]
+        on_device = [p._data for p in parameters if devices.is_device_array(p._data)]
+        if on_device:
+            # the standard normal draws come from corrnet's (host) generator, as every
+            # random tensor made for a device; mean and std stay where they are
+            devices.check_same_device([p._data for p in parameters], "normal")
+            m, s = (v._data if isinstance(v, Tensor) else float(v) for v in (mean, std))
+            draws = rng.standard_normal(np.broadcast_shapes(np.shape(m), np.shape(s)))
+            sample = (m + s * devices.table_like(draws, on_device[0])).astype(dtype_.numpy)
+        else:
+            sample = rng.normal(m, s).astype(dtype_.numpy)
         return ops.RandomSample.apply(sample, *parameters)  # zero gradients, as PyTorch
     if size is None:
         raise TypeError("normal(mean: float, std: float) needs a `size`")

@@ -226,14 +226,19 @@ class OpResult:
     corrnet_outputs: list[Any] = field(default_factory=list)
 
 
-def _make(lib: Any, arr: Any, requires_grad: bool) -> Any:
-    """`arr` as a tensor of `lib` on that library's test device (torch_compare's switch)."""
+def tensor_of(lib: Any, arr: Any, requires_grad: bool = False) -> Any:
+    """`arr` (copied) as a tensor of `lib` (corrnet or torch) on that library's test device
+    (torch_compare's switch); anything but a NumPy array is returned as it is. Tests that
+    build tensors for both libraries (``lib.tensor(arr)``) use this instead."""
     if arr is None or not isinstance(arr, np.ndarray):
         return arr
     make = corrnet_tensor if lib is ct else torch_tensor
     if requires_grad:
         return make(arr.copy(), requires_grad=True)
     return make(arr.copy())
+
+
+_make = tensor_of
 
 
 def _outputs(out: Any) -> list[Any]:
@@ -256,7 +261,13 @@ def check_op(
 
     ``requires_grad``: one flag per array (default: True for floating arrays); ignored for
     non-floating arrays and ``None``.  ``grad=False`` skips the backward comparison.
+    A corrnet module given as ``corrnet_fn`` (its parameters and buffers) goes to the test
+    device in place, as the inputs do (torch_compare's switch); a torch module to PyTorch's.
     """
+    if isinstance(corrnet_fn, ct.nn.Module):
+        corrnet_fn = to_test_device(corrnet_fn)
+    if isinstance(torch_fn, tt.nn.Module):
+        torch_fn = to_torch_device(torch_fn)
     arrays = list(arrays)
     if requires_grad is None or isinstance(requires_grad, bool):
         flag = True if requires_grad is None else requires_grad

@@ -43,7 +43,7 @@ try:  # works both as a package module and with pytest's rootdir/prepend import 
 except ImportError:  # pragma: no cover - depends on how pytest imports the file
     from helpers import check_op, oracle_settings, to_numpy
 
-from torch_compare import assert_scaled_close
+from torch_compare import assert_scaled_close, on_test_device
 
 # ---------------------------------------------------------------------------------------------
 # inputs: a shape is a float input drawn from (-2, 2); the wrappers choose other domains
@@ -688,6 +688,12 @@ EXEMPT: dict[str, str] = {
     "Tensor.cuda": "a copy to a CUDA device (ToCopyBackward0, the gradient copied back): "
                    "needs CUDA or the stand-in, tested in test_issue15_device.py",
     "Tensor.get_device": "the CUDA device's index (-1 on the CPU), an int",
+    "Tensor.is_pinned": "whether the array is in page-locked host memory, a bool",
+    "Tensor.pin_memory": "a page-locked host copy for DataLoader(pin_memory=True): needs CUDA "
+                         "(PyTorch's CPU build refuses it), tested in test_issue15_around.py",
+    "Tensor.register_post_accumulate_grad_hook": "a hook the engine runs after a leaf's .grad "
+                                                 "is accumulated: tested in "
+                                                 "test_issue16_distributed.py",
     "Tensor.__rmatmul__": "reached only for a non-tensor left operand, refused as PyTorch "
                           "(test_issue11_matmul_with_non_tensors)",
     "F.is_grad_enabled": "the grad-mode query imported into nn.functional",
@@ -756,8 +762,10 @@ def _flags(case):
     return [not (isinstance(s, Arg) and s.kind.startswith("const")) for s in case.args]
 
 
-def _run(case, lib):
-    m, F = (ct, cF) if lib == "corrnet" else (tt, tF)
+def _run(case, lib, device=True):
+    """The case as a function of tensors; for corrnet, its ``m.tensor(...)`` (index tensors)
+    on the test device — or on the CPU (``device=False``), where the inputs are."""
+    m, F = ((on_test_device(ct) if device else ct), cF) if lib == "corrnet" else (tt, tF)
     fn = case.torch_fn if (lib == "torch" and case.torch_fn is not None) else case.fn
     return lambda *tensors: fn(m, F, *tensors)
 
@@ -790,7 +798,7 @@ def test_gradient_matches_finite_differences(name, index, case):
     """float64: corrnet's gradient against central differences of corrnet's forward."""
     arrays = _arrays(case, "float64", index)
     flags = [f and a.dtype.kind == "f" for f, a in zip(_flags(case), arrays, strict=True)]
-    fn = _run(case, "corrnet")
+    fn = _run(case, "corrnet", device=False)  # a CPU check: its inputs are ct.tensor(...)
     rng = np.random.default_rng(1000 + index)
 
     def outputs(values):

@@ -26,6 +26,7 @@ try:  # works both as a package module and with pytest's rootdir/prepend import 
         check_op,
         oracle_settings,
         random_array,
+        tensor_of,
         to_numpy,
     )
 except ImportError:  # pragma: no cover - depends on how pytest imports the file
@@ -35,6 +36,7 @@ except ImportError:  # pragma: no cover - depends on how pytest imports the file
         check_op,
         oracle_settings,
         random_array,
+        tensor_of,
         to_numpy,
     )
 
@@ -189,8 +191,8 @@ def test_batch_norm_functional(shape, training, affine, running, momentum, eps, 
 
     def run(lib, functional, name):
         def fn(x, w, b):
-            rm = lib.tensor(mean0.copy()) if running or not training else None
-            rv = lib.tensor(var0.copy()) if running or not training else None
+            rm = tensor_of(lib, mean0) if running or not training else None
+            rv = tensor_of(lib, var0) if running or not training else None
             out = functional.batch_norm(x, rm, rv, w, b, training=training, momentum=momentum,
                                         eps=eps)
             stats[name] = (rm, rv)
@@ -417,7 +419,7 @@ def test_loss_modules():
         def make(lib, nn, kwargs=kwargs):
             options = dict(kwargs)
             if "weight" in options:
-                options["weight"] = lib.tensor(options["weight"])
+                options["weight"] = tensor_of(lib, options["weight"])
             return nn.CrossEntropyLoss(**options)
 
         _accepted(check_op(make(ct, cnn), make(tt, tt.nn), [x, t]))

@@ -26,9 +26,11 @@ from torch_compare import (
     NP_DTYPES,
     assert_same,
     both,
+    corrnet_tensor,
     draw_reshape_target,
     numpy_of,
     seeds,
+    torch_tensor,
 )
 
 try:  # works both as a package module and with pytest's rootdir/prepend import mode
@@ -373,7 +375,7 @@ def _operand_for(M, operand):
     kind, _, value = operand
     if kind == "scalar":
         return value
-    return M.tensor(value)
+    return corrnet_tensor(value) if M is cn else torch_tensor(value)  # on the test devices
 
 
 BINARY = {

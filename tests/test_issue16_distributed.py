@@ -43,7 +43,11 @@ needs_mpi = pytest.mark.skipif(
 
 def mpirun(ranks: int, *args, timeout: float = 60, flags=(), env=None):
     """Run the worker on `ranks` ranks; the finished process, and its wall time."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    # without the thread limits a dask LocalCluster started earlier in this process leaves in
+    # os.environ (its nanny sets OMP_NUM_THREADS=1 there): the ranks share the cores themselves
+    inherited = {name: value for name, value in os.environ.items()
+                 if name not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    environment = {**inherited, "PYTHONPATH": os.pathsep.join(
         [str(SRC), str(HERE), os.environ.get("PYTHONPATH", "")]), **(env or {})}
     start = time.monotonic()
     done = subprocess.run([_mpirun(), *flags, "-n", str(ranks), sys.executable, str(WORKER),

@@ -87,11 +87,23 @@ def synthetic(i, j):
         np.float32)
 
 
+def _synthetic_block(block_info=None):
+    """One (1, h, w) block of the test image, made from its position alone."""
+    (_, _), (top, bottom), (left, right) = block_info[None]["array-location"]
+    rows, cols = np.mgrid[top:bottom, left:right]
+    return synthetic(rows, cols)[None]
+
+
 def lazy_image(size: int, chunk: int):
+    """The (1, size, size) test image in chunks of chunk x chunk, each made by one task with
+    no inputs (`da.fromfunction(...)[None]` took two tasks per block and held the sliced
+    copies). Dask still makes these cheap blocks well ahead of the network's tasks, so a
+    worker holds more input blocks the larger the image (see BENCHMARKS.md)."""
     import dask.array as da
 
-    return da.fromfunction(synthetic, shape=(size, size), chunks=(chunk, chunk),
-                           dtype=np.float32)[None]
+    sides = tuple(min(chunk, size - start) for start in range(0, size, chunk))
+    return da.map_blocks(_synthetic_block, chunks=((1,), sides, sides), dtype=np.float32,
+                         meta=np.empty((0, 0, 0), np.float32))
 
 
 # -- environment ----------------------------------------------------------------------------

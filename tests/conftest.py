@@ -21,3 +21,34 @@ if _HERE not in sys.path:
 _CACHE = tempfile.mkdtemp(prefix="corrnet-test-cache-")
 os.environ["CORRNET_CACHE_DIR"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+
+
+# -- stand-in CUDA devices (corrnet/_standin.py) for the device tests -------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def cuda(monkeypatch):
+    """Two stand-in CUDA devices for the test (NumPy arrays that refuse implicit host
+    conversion, as CuPy's do)."""
+    from corrnet import devices
+
+    monkeypatch.setenv(devices.STANDIN_VARIABLE, "2")
+    devices.reset()
+    yield
+    monkeypatch.delenv(devices.STANDIN_VARIABLE)
+    devices.reset()
+
+
+@pytest.fixture
+def no_cuda(monkeypatch):
+    """No CUDA device for the test (as on a machine without CuPy or a GPU)."""
+    from corrnet import devices
+
+    monkeypatch.delenv(devices.STANDIN_VARIABLE, raising=False)
+    devices.reset()
+    if devices.is_available():  # a real GPU (make test-gpu on a GPU machine)
+        pytest.skip("CUDA is available here: the no-CUDA behaviour cannot be checked")
+    yield
+    devices.reset()

@@ -33,23 +33,6 @@ from torch_compare import both, numpy_of
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def cuda(monkeypatch):
-    monkeypatch.setenv(devices.STANDIN_VARIABLE, "2")
-    devices.reset()
-    yield
-    monkeypatch.delenv(devices.STANDIN_VARIABLE)
-    devices.reset()
-
-
-@pytest.fixture
-def no_cuda(monkeypatch):
-    monkeypatch.delenv(devices.STANDIN_VARIABLE, raising=False)
-    devices.reset()
-    if devices.is_available():  # a real GPU (make test-gpu on a GPU machine)
-        pytest.skip("CUDA is available here: the no-CUDA behaviour cannot be checked")
-    yield
-    devices.reset()
 
 
 def uses_cuda(monkeypatch, count: int) -> None:

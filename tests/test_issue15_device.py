@@ -10,26 +10,9 @@ import pytest
 import torch
 
 import corrnet as cn
-from corrnet import _standin, devices
+from corrnet import _standin
 from corrnet import nn as cnn
 from corrnet.nn import functional as F
-
-
-@pytest.fixture
-def cuda(monkeypatch):
-    monkeypatch.setenv(devices.STANDIN_VARIABLE, "2")
-    devices.reset()
-    yield
-    monkeypatch.delenv(devices.STANDIN_VARIABLE)
-    devices.reset()
-
-
-@pytest.fixture
-def no_cuda(monkeypatch):
-    monkeypatch.delenv(devices.STANDIN_VARIABLE, raising=False)
-    devices.reset()
-    yield
-    devices.reset()
 
 
 def on_device(t):

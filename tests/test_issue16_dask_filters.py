@@ -280,7 +280,7 @@ def test_issue16_corrnet_does_not_import_dask_and_corrnet_dask_names_the_extra()
 
 
 @pytest.mark.parametrize("module", ["corrnet.dask", "corrnet.dask.filtering",
-                                    "corrnet.dask.batch"])
+                                    "corrnet.dask.batch", "corrnet.dask.shipping"])
 def test_issue16_docstring_examples(module, tmp_path, monkeypatch):
     import doctest
     import importlib

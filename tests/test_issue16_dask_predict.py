@@ -96,7 +96,7 @@ def test_issue16_predict_keeps_the_weights_of_its_call_and_ships_the_network_onc
     np.testing.assert_array_equal(scores.compute(), expected)
     # the network is one key of the graph: no task but that one holds its weights
     graph = dict(scores.__dask_graph__())
-    shipped = [key for key, task in graph.items() if "_ShippedNetwork" in str(key)]
+    shipped = [key for key, task in graph.items() if "ShippedNetwork" in str(key)]
     assert len(shipped) == 1
     sizes = {key: len(pickle.dumps(task)) for key, task in graph.items()}
     assert sum(size > 10_000 for size in sizes.values()) == 1   # LeNet: ~250 kB, once

@@ -236,7 +236,8 @@ def test_weights_travel_in_one_key():
     weights = sum(p.numel() for p in net.parameters()) * 4
     tiled = cdask.apply(net, da.zeros((1, 64, 64), chunks=(1, 16, 16), dtype=np.float32))
     layer = dict(tiled.dask.layers[tiled.name])
-    holders = [key for key, value in layer.items() if isinstance(value, cdask.tiling._Network)]
+    holders = [key for key, value in layer.items()
+               if isinstance(value, cdask.shipping.ShippedNetwork)]
     assert len(holders) == 1
     tasks = [value for key, value in layer.items() if key not in holders]
     assert len(tasks) == 16 and all(task[1] == holders[0] for task in tasks)

@@ -3,12 +3,10 @@
 The images (a dask array (N, C, H, W), or a list of image files read lazily) are cut into
 batches of `batch_size` along N, each batch one chunk (the other axes whole); every chunk goes
 through the network in eval mode under ``no_grad``, in memory, as `d2l.evaluate_accuracy`'s loop
-would run it. The network travels to the workers once: it is one key of the graph, which every
-batch's task reads. corrnet tensors are not pickled (pickle can run code on load, so corrnet
-never writes them to files), so that key holds the network's structure pickled with each tensor
-taken out as a NumPy array (its state), and each worker process rebuilds the network once from
-them; the key is made when `predict` is called, so the lazy result keeps the weights of that
-moment even if training goes on.
+would run it. The network travels to the workers once, as a `ShippedNetwork` (its structure
+and its tensors as NumPy arrays): it is one key of the graph, which every batch's task reads,
+and each worker thread rebuilds the network once from it. The key is made when `predict` is
+called, so the lazy result keeps the weights of that moment even if training goes on.
 
 >>> import dask.array as da, numpy as np, corrnet, corrnet.dask
 >>> net = corrnet.nn.Sequential(corrnet.nn.Flatten(), corrnet.nn.Linear(4, 3))
@@ -22,94 +20,19 @@ True
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
-import threading
-import uuid
 
 import numpy as np
 
 from .. import nn
 from ..autograd import no_grad
 from ..tensor import Tensor, from_numpy
+from .shipping import ShippedNetwork
 
 __all__ = ["evaluate", "predict"]
 
 
-class _ShipPickler(pickle.Pickler):
-    """Pickles a network with each tensor replaced by a reference into a list of arrays."""
-
-    def __init__(self, file, tensors: list):
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.tensors, self.seen = tensors, {}
-
-    def persistent_id(self, obj):
-        if not isinstance(obj, Tensor):
-            return None
-        if id(obj) not in self.seen:  # a tensor shared by two layers stays shared
-            self.seen[id(obj)] = len(self.tensors)
-            self.tensors.append((isinstance(obj, nn.Parameter), obj.requires_grad,
-                                 np.array(obj.detach().cpu().numpy())))
-        return ("tensor", self.seen[id(obj)])
-
-
-class _ShipUnpickler(pickle.Unpickler):
-    def __init__(self, file, tensors: list):
-        super().__init__(file)
-        self.tensors = tensors
-
-    def persistent_load(self, pid):
-        return self.tensors[pid[1]]
-
-
-class _ShippedNetwork:
-    """A network as Dask ships it: its structure and its tensors' arrays, rebuilt (and moved
-    to `device`) once per process, on first use, in eval mode."""
-
-    def __init__(self, op: str, net, device):
-        buffer, self._arrays = io.BytesIO(), []
-        try:
-            _ShipPickler(buffer, self._arrays).dump(net)
-        except (pickle.PicklingError, TypeError, AttributeError) as err:
-            raise TypeError(f"{op}: the network cannot be sent to Dask's workers (its "
-                            f"structure must pickle, as a module of importable classes "
-                            f"does): {err}") from None
-        self._structure, self._device = buffer.getvalue(), device
-        self._token = uuid.uuid4().hex
-        self.__setstate__(self.__getstate__())
-
-    def __dask_tokenize__(self):  # Dask names the key without hashing the weights
-        return ("corrnet-shipped-network", self._token)
-
-    def __getstate__(self):
-        return {"structure": self._structure, "arrays": self._arrays, "device": self._device,
-                "token": self._token}
-
-    def __setstate__(self, state):
-        self._structure, self._arrays = state["structure"], state["arrays"]
-        self._device, self._token = state["device"], state["token"]
-        self._net, self._lock = None, threading.Lock()
-
-    def network(self):
-        with self._lock:
-            if self._net is None:
-                tensors = []
-                for is_parameter, requires_grad, array in self._arrays:
-                    tensor = from_numpy(array.copy())
-                    if is_parameter:
-                        tensor = nn.Parameter(tensor, requires_grad=requires_grad)
-                    elif requires_grad:
-                        tensor.requires_grad_(True)
-                    tensors.append(tensor)
-                net = _ShipUnpickler(io.BytesIO(self._structure), tensors).load()
-                if self._device is not None:
-                    net.to(self._device)
-                self._net = net.eval()
-            return self._net
-
-
-def _predict_block(batch: np.ndarray, shipped: _ShippedNetwork, device) -> np.ndarray:
+def _predict_block(batch: np.ndarray, shipped: ShippedNetwork, device) -> np.ndarray:
     """One batch (B, ...) through the network: eval mode, no_grad, in memory."""
     net = shipped.network()
     X = from_numpy(np.ascontiguousarray(batch))
@@ -223,7 +146,7 @@ def predict(net, images, batch_size=256, device=None):
         parameter = next(iter(net.parameters()), None)
         device = None if parameter is None or parameter.device.type == "cpu" else \
             parameter.device
-    shipped = _ShippedNetwork(op, net, device)
+    shipped = ShippedNetwork(op, net, device=device)
     # the output's shape and dtype: the network on one example, now
     example = np.zeros((1, *images.shape[1:]), dtype=images.dtype)
     try:

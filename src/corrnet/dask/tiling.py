@@ -26,11 +26,11 @@ geometry):
   real pixels, and the outputs next to a region's inner edge (which saw the network's
   padding there) are exactly the ones the halo leaves out.
 
-The network travels as its module skeleton (pickled with every parameter and buffer
-replaced by a reference) and its state dict as NumPy arrays, in one object: under a
-``dask.distributed`` Client (current when `apply` is called) it is scattered to every worker
-once and the block tasks refer to its future; without one it is one key of the graph. Each
-worker rebuilds the network once per thread; no task holds weights.
+The network travels as a `ShippedNetwork` (its module structure and its tensors as NumPy
+arrays in the compute dtype): under a ``dask.distributed`` Client (current when `apply` is
+called) it is scattered to every worker once and the block tasks refer to its future;
+without one it is one key of the graph. Each worker rebuilds the network once per thread;
+no task holds weights.
 
 >>> import dask.array as da
 >>> net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
@@ -46,9 +46,7 @@ True
 
 from __future__ import annotations
 
-import io
 import math
-import pickle
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -59,6 +57,7 @@ from .. import backend, nn
 from ..autograd import no_grad
 from ..summary import summary as _summary
 from ..tensor import Tensor, from_numpy, zeros
+from .shipping import ShippedNetwork, scattered
 
 __all__ = ["apply"]
 
@@ -359,98 +358,6 @@ def _cuts(blocks: tuple, plan: _AxisPlan) -> list:
 # -- the network on the workers ---------------------------------------------------------------
 
 
-class _Network:
-    """What travels to the workers in one graph key: the module skeleton, pickled (with
-    cloudpickle, so that a class defined in a script or a test travels too) with every
-    tensor replaced by a reference, and the state dict as NumPy arrays in the compute dtype.
-    `rebuild()` makes a module from them that shares the arrays."""
-
-    def __init__(self, net, dtype):
-        import cloudpickle
-
-        target = np.dtype(dtype.numpy)
-        state = net.state_dict(keep_vars=True)
-        names = {id(tensor): name for name, tensor in state.items()}
-        self.state = {}
-        for name, tensor in state.items():
-            array = np.asarray(tensor.detach().numpy())
-            if array.dtype.kind == "f":
-                array = array.astype(target)
-            self.state[name] = np.array(array, copy=True)
-
-        def reference(obj):
-            if not isinstance(obj, Tensor):
-                return None
-            parameter = isinstance(obj, nn.Parameter)
-            name = names.get(id(obj))
-            if name is not None:
-                return ("state", name, parameter, obj.requires_grad)
-            array = np.array(obj.detach().numpy(), copy=True)
-            if array.dtype.kind == "f":
-                array = array.astype(target)
-            return ("array", array, parameter, obj.requires_grad)
-
-        buffer = io.BytesIO()
-        pickler = cloudpickle.CloudPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-        pickler.persistent_id = reference
-        try:
-            pickler.dump(net)
-        except Exception as err:
-            raise TypeError(f"{_NAME}: the network cannot be pickled for the workers: {err}") \
-                from err
-        self.skeleton = buffer.getvalue()
-        from dask.base import tokenize
-
-        self.token = tokenize(self.skeleton, *sorted(self.state.items()))
-
-    def rebuild(self):
-        state = self.state
-        made = {}
-
-        class Unpickler(pickle.Unpickler):
-            def persistent_load(self, pid):
-                kind, value, parameter, requires_grad = pid
-                key = (kind, value if kind == "state" else id(value))
-                if key not in made:
-                    array = state[value] if kind == "state" else value
-                    tensor = from_numpy(array)
-                    made[key] = nn.Parameter(tensor, requires_grad) if parameter else tensor
-                return made[key]
-
-        return Unpickler(io.BytesIO(self.skeleton)).load()
-
-    def __dask_tokenize__(self):
-        return self.token
-
-
-def _scattered(payload: _Network):
-    """Under a current dask.distributed Client: the network scattered to every worker once
-    (``client.scatter(broadcast=True)``, a future the block tasks refer to; the same network
-    scattered again reuses it), so the weights never travel in the graph. Else None."""
-    try:
-        from distributed import get_client
-
-        client = get_client()
-    except (ImportError, ValueError):
-        return None
-    return client.scatter(payload, broadcast=True, hash=True)
-
-
-_LOCAL = threading.local()
-
-
-def _network(payload: _Network):
-    """The rebuilt network, once per thread (the forward passes of one module from several
-    threads at once are not promised safe)."""
-    cache = _LOCAL.__dict__.setdefault("networks", {})
-    net = cache.get(payload.token)
-    if net is None:
-        if len(cache) >= 4:
-            cache.clear()
-        net = cache[payload.token] = payload.rebuild()
-    return net
-
-
 @dataclass(frozen=True)
 class _Block:
     """One output block's recipe: crops of the joined input blocks, the outputs kept."""
@@ -465,7 +372,7 @@ class _Block:
     topic: str
 
 
-def _run_block(payload: _Network, parts: list, block: _Block):
+def _run_block(payload: ShippedNetwork, parts: list, block: _Block):
     if any(size == 0 for size in block.shape):
         _report(block.topic)
         return np.empty(block.shape, dtype=block.dtype)
@@ -474,7 +381,7 @@ def _run_block(payload: _Network, parts: list, block: _Block):
     if not block.batched:
         region = region[None]
     region = np.ascontiguousarray(region, dtype=block.dtype)
-    net = _network(payload)
+    net = payload.network()
     with no_grad():
         out = net(from_numpy(region)).numpy()
     (h0, h1), (w0, w1) = block.keep_h, block.keep_w
@@ -581,6 +488,14 @@ def apply(net, images, *, chunks=None, dtype=None, progress=False):
     scattered to every worker once (and the progress bar follows the workers' events); the
     result must be computed on that Client.
 
+    Memory per worker thread: one block's region (the chunk and its halo) through the
+    network at a time, about every feature map of the region alive at once plus the largest
+    convolution's im2col matrix; plus the blocks Dask holds between tasks. Dask makes cheap
+    input blocks well ahead of the network's tasks that consume them, more of them the
+    larger the image; bound what a worker holds with Dask's own setting,
+    ``distributed.worker.memory.target`` (the fraction of its memory_limit past which it
+    spills held blocks to disk), as ``benchmarks/dask_tiling.py`` does.
+
     The output's chunks are the input's divided by the network's output jump (the first and
     last blocks of an axis absorb what the network's padding adds or removes at the image's
     border). Layers whose output is not local (Linear, Flatten, global or adaptive pooling,
@@ -608,11 +523,11 @@ def apply(net, images, *, chunks=None, dtype=None, progress=False):
         raise ValueError(f"{_NAME}: images is empty (shape {images.shape})")
     dtype = _compute_dtype(net, dtype)
     _check_layers(net)
-    payload = _Network(net, dtype)
+    payload = ShippedNetwork(_NAME, net, dtype)
     batched = images.ndim == 4
     channels, sizes = images.shape[-3], tuple(images.shape[-2:])
     # the probes run on the network as the workers will rebuild it (in the compute dtype)
-    plans, out_channels = _plan(payload.rebuild(), channels, sizes, dtype, images.shape)
+    plans, out_channels = _plan(payload.network(), channels, sizes, dtype, images.shape)
     blocks_h, blocks_w = _spatial_chunks(chunks, images, plans)
     c_axis = images.ndim - 3
     x = images.rechunk({c_axis: -1, c_axis + 1: blocks_h, c_axis + 2: blocks_w})
@@ -627,7 +542,7 @@ def apply(net, images, *, chunks=None, dtype=None, progress=False):
     topic = f"{name}-progress" if progress else ""
     np_dtype = np.dtype(dtype.numpy).str
     batch_blocks = x.chunks[0] if batched else (1,)
-    model = _scattered(payload)
+    model = scattered(payload)
     if model is None:  # the one key that holds the weights
         layer, model = {model_key: payload}, model_key
     else:  # on every worker already, under the future's key

@@ -264,6 +264,18 @@ def pad_array(x: np.ndarray, pads, mode: str = "constant", value=0) -> np.ndarra
             dst.append(slice(max(before, 0), out_shape[a] - max(after, 0)))
         out[tuple(dst)] = x[tuple(src)]
         return out
+    plans = [_copy_plan(x.shape[a], before, after, mode)
+             for a, (before, after) in zip(axes, pads, strict=True)]
+    if all(plan is not None for plan in plans):
+        return _pad_by_copies(x, plans)
+    return pad_array_reference(x, pads, mode)
+
+
+def pad_array_reference(x: np.ndarray, pads, mode: str) -> np.ndarray:
+    """`pad_array` for the modes other than 'constant' as one gather per axis,
+    ``x[..., source_index(...), ...]``: the plain reference beside `_pad_by_copies`, and
+    the path for pads that crop one side and copy, on the other, cells the crop removed."""
+    axes = range(x.ndim - len(pads), x.ndim)
     for a, (before, after) in zip(axes, pads, strict=True):
         if before or after:
             # (an index table built on the host; on a CUDA device copied there once)
@@ -271,6 +283,61 @@ def pad_array(x: np.ndarray, pads, mode: str = "constant", value=0) -> np.ndarra
             index = devices.table_like(source_index(*key[1:]), x, key)
             x = np.take(x, index, axis=a)
     return x
+
+
+class _CopyPlan(NamedTuple):
+    """One padded axis as slices: output positions [first, last) hold input positions
+    [first - before, last - before) unchanged (the part that survives cropping), and each
+    padding position p is a copy of output position copies[p] in that range."""
+
+    length: int
+    first: int
+    last: int
+    before: int
+    copies: dict
+
+
+def _copy_plan(size: int, before: int, after: int, mode: str) -> _CopyPlan | None:
+    """The axis's `_CopyPlan`, or None where some padding position copies a cell that a
+    negative pad (cropping) removes from the output."""
+    source = source_index(size, before, after, mode)
+    length = len(source)
+    first, last = max(before, 0), min(length, before + size)
+    if first >= last or not np.array_equal(source[first:last],
+                                            np.arange(first, last) - before):
+        return None
+    copies = {}
+    for position in (*range(first), *range(last, length)):
+        target = int(source[position]) + before
+        if not first <= target < last:
+            return None
+        copies[position] = target
+    return _CopyPlan(length, first, last, before, copies)
+
+
+def _pad_by_copies(x: np.ndarray, plans: list) -> np.ndarray:
+    """Pad the trailing len(plans) axes of `x` with one output array: the surviving part of
+    x copied in once, then every padding row (column, ...) copied from the row it mirrors
+    (wraps, repeats), one slice per padding position, axis by axis: by the time an axis's
+    padding is copied, the axes before it are complete, so corners come out right. A
+    gather (`pad_array_reference`) costs 3-30x more on a large image: it reads through an
+    index array and makes an intermediate array per axis."""
+    lead = x.ndim - len(plans)
+    out = np.empty(x.shape[:lead] + tuple(plan.length for plan in plans), dtype=x.dtype,
+                   like=_like(x))
+    inside = [slice(plan.first, plan.last) for plan in plans]
+    out[(Ellipsis, *inside)] = x[(Ellipsis, *(slice(plan.first - plan.before,
+                                                     plan.last - plan.before)
+                                               for plan in plans))]
+    for axis, plan in enumerate(plans):
+        # axes before `axis` are filled whole, those after it only inside
+        span = [slice(None)] * axis + [None] + inside[axis + 1:]
+        for position, target in plan.copies.items():
+            span[axis] = position
+            destination = (Ellipsis, *span)
+            span[axis] = target
+            out[destination] = out[(Ellipsis, *span)]
+    return out
 
 
 def pad_array_backward(grad: np.ndarray, input_shape: tuple, pads, mode: str) -> np.ndarray:

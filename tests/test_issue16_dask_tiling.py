@@ -191,26 +191,6 @@ def test_unet_threaded_chunks_and_halo():
     _close(small.compute(scheduler="threads"), _whole(net, image[None])[0])
 
 
-def test_halos_travel_as_strips_where_the_blocks_are_thick_enough():
-    """Blocks at least as thick as the halo: each task gets its region, made by Dask's
-    `overlap` from the neighbours' edge strips. Thinner blocks: each task joins the whole
-    blocks its region spans. Both equal the whole image."""
-    net = _unet()
-    image = np.random.default_rng(4).standard_normal((1, 48, 64)).astype(np.float32)
-    whole = _whole(net, image[None])[0]
-    halo = cdask.tiling._plan(net, 1, (48, 64), corrnet.float32, image.shape)[0][0].before
-    for chunk, strips in ((16, True), (8, False)):
-        assert (chunk >= halo) == strips
-        tiled = cdask.apply(net, da.from_array(image, chunks=(1, chunk, chunk)))
-        layers = tiled.dask.dependencies[tiled.name]
-        assert any(layer.startswith("overlap") for layer in layers) == strips
-        _close(tiled.compute(), whole)
-        if strips:  # a task's input is its region, not the 3x3 blocks around it
-            inputs = [task[2] for key, task in dict(tiled.dask.layers[tiled.name]).items()
-                      if isinstance(task, tuple) and len(task) == 4]
-            assert inputs and all(len(parts) == 1 and len(parts[0]) == 1 for parts in inputs)
-
-
 def test_strided_output_chunks_and_borders():
     """Output chunks = input chunks / the output jump; the network's padding (or its lack)
     changes only the first and last blocks."""

@@ -355,20 +355,6 @@ def _cuts(blocks: tuple, plan: _AxisPlan) -> list:
     return cuts
 
 
-def _with_halos(da, x, plans, c_axis: int):
-    """`x` with each block's halos joined on (``dask.array.overlap.overlap``, asymmetric
-    depths, nothing added at the image's border: each block becomes its region), so that a
-    block task receives its region alone: the neighbours' edge strips are cut where those
-    blocks live and only the strips travel between workers. Where a block is thinner than
-    a halo (a strip would span several blocks), `x` itself: each task then joins the whole
-    blocks its region spans and crops them."""
-    depth = {c_axis + 1 + axis: (plan.before, plan.after) for axis, plan in enumerate(plans)}
-    if all(min(x.chunks[axis]) >= max(before, after) for axis, (before, after) in depth.items()):
-        if any(before or after for before, after in depth.values()):
-            return da.overlap.overlap(x, depth=depth, boundary="none", allow_rechunk=False)
-    return x
-
-
 # -- the network on the workers ---------------------------------------------------------------
 
 
@@ -546,13 +532,11 @@ def apply(net, images, *, chunks=None, dtype=None, progress=False):
     c_axis = images.ndim - 3
     x = images.rechunk({c_axis: -1, c_axis + 1: blocks_h, c_axis + 2: blocks_w})
     cuts_h, cuts_w = _cuts(blocks_h, plans[0]), _cuts(blocks_w, plans[1])
-    source = _with_halos(da, x, plans, c_axis)
 
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    token = tokenize(source.name, payload.token, plans, blocks_h, blocks_w, str(dtype),
-                     progress)
+    token = tokenize(x.name, payload.token, plans, blocks_h, blocks_w, str(dtype), progress)
     name = f"corrnet-apply-{token}"
     model_key = f"corrnet-network-{payload.token}"
     topic = f"{name}-progress" if progress else ""
@@ -567,23 +551,16 @@ def apply(net, images, *, chunks=None, dtype=None, progress=False):
         lead = (n, 0) if batched else (0,)
         for i, cut_h in enumerate(cuts_h):
             for j, cut_w in enumerate(cuts_w):
-                if source is x:  # the blocks the region spans, cropped in the task
-                    parts = [[(x.name, *lead, bh, bw) for bw in cut_w.blocks]
-                             for bh in cut_h.blocks]
-                    crop_h, crop_w = cut_h.crop, cut_w.crop
-                else:  # the region itself: the block with its halos
-                    parts = [[(source.name, *lead, i, j)]]
-                    crop_h = (0, cut_h.crop[1] - cut_h.crop[0])
-                    crop_w = (0, cut_w.crop[1] - cut_w.crop[0])
+                parts = [[(x.name, *lead, bh, bw) for bw in cut_w.blocks] for bh in cut_h.blocks]
                 rows, cols = cut_h.keep[1] - cut_h.keep[0], cut_w.keep[1] - cut_w.keep[0]
                 shape = ((batch,) if batched else ()) + (out_channels, rows, cols)
-                block = _Block(crop_h, crop_w, cut_h.keep, cut_w.keep, shape,
+                block = _Block(cut_h.crop, cut_w.crop, cut_h.keep, cut_w.keep, shape,
                                np_dtype, batched, topic)
                 layer[(name, *lead, i, j)] = (_run_block, model, parts, block)
     out_h = tuple(cut.keep[1] - cut.keep[0] for cut in cuts_h)
     out_w = tuple(cut.keep[1] - cut.keep[0] for cut in cuts_w)
     out_chunks = ((tuple(batch_blocks),) if batched else ()) + ((out_channels,), out_h, out_w)
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[source])
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x])
     if progress:
         _progress_bar(topic, len(batch_blocks) * len(cuts_h) * len(cuts_w))
     meta = np.empty((0,) * images.ndim, dtype=np_dtype)

@@ -12,8 +12,9 @@ memory per worker, and the distributed scheduler's overhead per task.
     threads_per_worker=1, memory_limit=...))``, the output reduced (sum and maximum) so that
     nothing whole is ever held. Each worker's peak resident memory (the kernel's high-water
     mark, VmHWM, reset before the run) against the bound stated from the chunk size and the
-    network's width, for a few chunk sizes and image sizes: the peak follows the chunk, not
-    the image.
+    network's width (one block's working set) plus what Dask may hold between tasks (its
+    memory target and transfer limit, `held_config`), for a few chunk sizes and image sizes:
+    the peak follows the chunk, not the image.
 (c) The distributed scheduler's overhead per task: many tiny tasks (``client.map`` of a
     no-op, and a dask array of one-element chunks), wall time per task; the threaded
     scheduler's for comparison.

@@ -77,10 +77,11 @@ class ShippedNetwork:
         if net is None:
             if len(cache) >= 4:  # a few networks per thread at most
                 cache.clear()
-            net = cache[self.token] = self._rebuild()
+            net = cache[self.token] = self.rebuild()
         return net
 
-    def _rebuild(self):
+    def rebuild(self):
+        """A new module from the shipped structure and arrays (sharing them), in eval mode."""
         tensors = []
         for is_parameter, requires_grad, array in self.arrays:
             tensor = from_numpy(array)  # shares the shipped array: the weights exist once

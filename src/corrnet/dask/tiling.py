@@ -527,7 +527,7 @@ def apply(net, images, *, chunks=None, dtype=None, progress=False):
     batched = images.ndim == 4
     channels, sizes = images.shape[-3], tuple(images.shape[-2:])
     # the probes run on the network as the workers will rebuild it (in the compute dtype)
-    plans, out_channels = _plan(payload.network(), channels, sizes, dtype, images.shape)
+    plans, out_channels = _plan(payload.rebuild(), channels, sizes, dtype, images.shape)
     blocks_h, blocks_w = _spatial_chunks(chunks, images, plans)
     c_axis = images.ndim - 3
     x = images.rechunk({c_axis: -1, c_axis + 1: blocks_h, c_axis + 2: blocks_w})

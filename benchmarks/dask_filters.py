@@ -22,6 +22,7 @@ import numpy as np
 
 import corrnet
 from corrnet import filters, models
+from corrnet.kernels.calibration import machine_key
 
 try:
     import dask
@@ -57,16 +58,6 @@ def median_time(repeats: int, fn, *args):
 def compute(lazy_filter, X):
     return lazy_filter(X).compute()
 
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def versions() -> str:
@@ -165,7 +156,7 @@ def main(argv=None) -> None:
     if args.quick:
         args.size, args.chunks, args.repeats, args.examples = 96, [40], 1, 64
         sigma = 1.0
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores); {versions()}; "
+    print(f"CPU: {machine_key()['cpu']} ({os.cpu_count()} logical cores); {versions()}; "
           f"corrnet threads {corrnet.get_num_threads()}, Dask's threaded scheduler")
     filtering_table(args.size, args.chunks, args.repeats, sigma)
     predict_table(args.examples, 256 if not args.quick else 16, args.repeats)

@@ -38,6 +38,7 @@ import numpy as np
 
 import corrnet
 from corrnet import nn
+from corrnet.kernels.calibration import machine_key
 
 #: sizes per mode: (a) image side and chunk sides; (b) chunk sides, image sides, memory limit
 QUICK = {"a_size": 256, "a_chunks": (64, 128), "b_chunks": (128,), "b_sizes": (256,),
@@ -111,21 +112,12 @@ def lazy_image(size: int, chunk: int):
 # -- environment ----------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def environment() -> list:
     import dask
     import distributed
 
-    return [("CPU", f"{cpu_model()} ({os.cpu_count()} logical cores)"),
+    return [("CPU", f"{machine_key()['cpu']} ({os.cpu_count()} logical cores)"),
             ("Python", platform.python_version()), ("NumPy", np.__version__),
             ("Dask", dask.__version__), ("distributed", distributed.__version__),
             ("corrnet", getattr(corrnet, "__version__", "?"))]

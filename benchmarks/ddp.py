@@ -47,15 +47,6 @@ def mpirun() -> str | None:
     return str(beside) if beside.exists() else shutil.which("mpirun")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
 
 # ---------------------------------------------------------------------------------------------
 # one rank's measurements (under mpirun)
@@ -157,8 +148,11 @@ def table(results: list[dict]) -> str:
     import mpi4py
     import numpy
 
+    from corrnet.kernels.calibration import machine_key
+
     one = results[0]
-    lines = [f"CPU: {cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+    lines = [f"CPU: {machine_key()['cpu']}, {os.cpu_count()} cores; "
+             f"Python {platform.python_version()}, "
              f"NumPy {numpy.__version__}, mpi4py {mpi4py.__version__}, "
              f"{results[-1].get('mpi', 'MPI')}", "",
              "| ranks | threads/rank | examples/s | speed-up | all-reduce wait ms/step | "

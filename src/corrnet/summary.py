@@ -58,6 +58,7 @@ Conventions
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -412,6 +413,7 @@ def _propagate(module, geometry: _Geometry, input, output, input_sizes) -> _Geom
 # -- ops outside any layer: followed through the autograd graph ------------------------------
 
 
+@functools.cache
 def _op_classes():
     """The Functions that act element by element (each output element reads the elements
     of its inputs at the same index, after broadcasting), and the concatenation and

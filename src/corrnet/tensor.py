@@ -743,12 +743,12 @@ class Tensor:
         self._check_inplace(recording)
         source = self._snapshot() if recording else self
         result = op(source, *args)
-        if recording and result.dtype != self.dtype and self.dtype.is_floating_point and (
-                op is Tensor.__truediv__):
+        widened = recording and result.dtype != self.dtype and self.dtype.is_floating_point
+        if widened and op is Tensor.__truediv__:
             # `y /= x`: PyTorch's division backward keeps the operands' own dtypes, x's
             # gradient -grad * ((y / x) / x) is computed wide: the wide op, cast to y's dtype
             result = result._cast(self.dtype)
-        elif recording and result.dtype != self.dtype and self.dtype.is_floating_point:
+        elif widened:
             # `y *= x` with x of a wider float dtype: PyTorch computes the value in the wider
             # dtype, but the backward in y's (its gradient has y's dtype and its formulas
             # multiply in it). So the graph is the op on operands cast to y's dtype, carrying

@@ -8,7 +8,10 @@ benchmarks/run.py starts this script once per library, so that one library's all
 
 It imports only that library, builds the float32 input, weight and bias, runs one warm-up
 forward+backward (loss = out.sum()), and then measures one more: the high-water mark of
-resident memory (RSS) during that call minus the resident memory just before it. It prints
+resident memory (RSS) during that call minus the resident memory just before it. Before that
+call both processes hand their heap's free memory back to the system (glibc's malloc_trim):
+corrnet keeps large freed blocks for reuse (kernels/heap.py), and blocks kept from the warm-up
+would otherwise hide the call's working set. It prints
 one JSON line: {"library", "growth_bytes", "before_kib", "peak_kib", "method"}.
 
 On Linux the high-water mark is reset by writing "5" to /proc/self/clear_refs and read as
@@ -47,6 +50,15 @@ def reset_high_water_mark() -> bool:
     except OSError:
         return False
     return read_status_kib("VmHWM") is not None
+
+
+def trim_heap() -> None:
+    """Give the heap's free memory back to the system (glibc); nothing elsewhere."""
+    import ctypes
+    import os
+
+    if hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION"):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def lifetime_peak_kib() -> int:
@@ -92,6 +104,7 @@ def measure(library: str, spec: dict) -> dict:
         if jit._warm_up_thread is not None:
             jit._warm_up_thread.join()
     gc.collect()
+    trim_heap()
     if reset_high_water_mark():
         before = read_status_kib("VmRSS")
         step()

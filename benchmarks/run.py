@@ -912,8 +912,10 @@ SECTION_NOTES = {
                  "borderType=cv2.BORDER_CONSTANT)`. ndimage and filter2D compute a "
                  "same-size output, slightly more work at the border.",
     "memory": "The high-water mark of resident memory during one forward+backward minus the "
-              "resident memory just before it (after the imports, the inputs and one warm-up "
-              "call), each library in its own fresh process (`benchmarks/memory.py`). "
+              "resident memory just before it (after the imports, the inputs, one warm-up "
+              "call and handing the heap's free memory back to the system, so that blocks "
+              "kept from the warm-up hide nothing), each library in its own fresh process "
+              "(`benchmarks/memory.py`). "
               "Ratio corrnet / torch: below 1, corrnet needs less.",
     "import": "Timed with `time.perf_counter()` inside each fresh interpreter.",
     "overhead": "`benchmarks/loop_overhead.py`: the book's `train_ch6` loop, timed part by "

@@ -134,11 +134,24 @@ from ._legacy import (  # noqa: E402  (issue 12: the legacy tensor types)
     ShortTensor,
 )
 from ._printing import get_printoptions, printoptions, set_printoptions  # noqa: E402
+from .kernels import heap as _kernels_heap  # noqa: E402
 from .kernels import jit as _kernels_jit  # noqa: E402
 from .serialization import load, save  # noqa: E402
 from .summary import summary  # noqa: E402
 from .tensor import einsum  # noqa: E402
 from .train import fit  # noqa: E402
 
+# large freed arrays stay in the heap for the next pass (kernels/heap.py)
+_kernels_heap.keep_freed_memory()
 # numba's one-time set-up (0.4 s) on a background thread, ahead of the first kernel call
 _kernels_jit.warm_up_in_background()
+
+
+def __getattr__(name):
+    # corrnet.distributed (MPI process groups, issue 16) is imported on first use, as
+    # ``torch.distributed`` is there after ``import torch``
+    if name == "distributed":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.distributed")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

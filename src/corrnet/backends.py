@@ -6,6 +6,7 @@
     corrnet.backends.conv.tune()                    # measure this machine once (corrnet tune)
     corrnet.backends.conv.calibration = False       # ignore the machine's calibration file
     corrnet.backends.numba.enabled = False          # NumPy kernels only
+    corrnet.backends.memory.release()               # give the heap's free memory back
 
 ``corrnet.backends.cudnn`` is another name for ``conv``, so that PyTorch code setting
 ``torch.backends.cudnn.benchmark = True`` turns on the same autotuning here.
@@ -13,6 +14,7 @@
 
 from __future__ import annotations
 
+from .kernels import heap as _heap
 from .kernels import jit as _jit
 from .kernels.plan import settings as conv
 
@@ -40,4 +42,28 @@ class _Numba:
 
 numba = _Numba()
 
-__all__ = ["conv", "cudnn", "numba"]
+
+class _Memory:
+    """The process heap (kernels/heap.py): whether corrnet set glibc's malloc to keep large
+    freed blocks for reuse (`keeps_freed`, at import; ``CORRNET_KEEP_FREED_MEMORY=0`` before
+    the import leaves glibc's defaults), and `release` to hand free memory back now."""
+
+    @property
+    def keeps_freed(self) -> bool:
+        return _heap.kept()
+
+    @staticmethod
+    def release() -> bool:
+        """Give the heap's free memory back to the system (glibc's malloc_trim); whether any
+        was given back."""
+        return _heap.release()
+
+    def __repr__(self) -> str:
+        why = _heap.chosen_elsewhere()
+        return (f"memory settings(keeps_freed={self.keeps_freed}"
+                + (f", left to {why}" if why and not self.keeps_freed else "") + ")")
+
+
+memory = _Memory()
+
+__all__ = ["conv", "cudnn", "memory", "numba"]

@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import time
 
 import numpy as np
@@ -82,8 +83,6 @@ from .. import devices
 from . import (
     calibration,
     conv,
-    device_conv,
-    device_pool,
     direct,
     fft,
     jit,
@@ -452,13 +451,17 @@ def _device_run(function, array, *args):
 
 
 class _DeviceKernels:
-    """A kernel module's functions run on the device of their first array argument."""
+    """A kernel module's functions run on the device of their first array argument; the
+    module is imported on first use (a CPU-only program never needs it)."""
 
-    def __init__(self, module):
-        self._module = module
+    def __init__(self, module_name: str):
+        self._module_name = module_name
 
     def __getattr__(self, name):
-        function = getattr(self._module, name)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        module = importlib.import_module(f"{__package__}.{self._module_name}")
+        function = getattr(module, name)
 
         def run(first, *rest):
             return _device_run(function, first, first, *rest)
@@ -468,8 +471,8 @@ class _DeviceKernels:
         return run
 
 
-DEVICE_POOL = _DeviceKernels(device_pool)
-DEVICE_CONV = _DeviceKernels(device_conv)
+DEVICE_POOL = _DeviceKernels("device_pool")
+DEVICE_CONV = _DeviceKernels("device_conv")
 
 
 def pool_kernels(array):
@@ -495,8 +498,7 @@ def conv_pass(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype,
     if type(args[0]) is not np.ndarray and on_device(args[0]):
         # a CUDA device: im2col + GEMM there, within the device's budget (it keeps non-finite
         # values local, so no finiteness check: no sum read back to the host)
-        return _device_run(getattr(device_conv, pass_name), args[0], *args,
-                           device_budget(args[0]))
+        return getattr(DEVICE_CONV, pass_name)(*args, device_budget(args[0]))
 
     def trial(name):
         return run(pass_name, name, *args)

@@ -95,6 +95,14 @@ __all__ += ["LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "PReLU", "Hardswish", "S
             "LocalResponseNorm", "PixelShuffle", "PixelUnshuffle", "Upsample",
             "UpsamplingNearest2d", "UpsamplingBilinear2d"]
 
-# data-parallel training on MPI (issue 16): nn.parallel.DistributedDataParallel (mpi4py is
-# imported only when a process group is started)
-from . import parallel  # noqa: E402
+
+
+def __getattr__(name):
+    # data-parallel training on MPI (issue 16): nn.parallel.DistributedDataParallel, imported
+    # on first use (`corrnet.nn.parallel...` as `from corrnet.nn.parallel import ...`); mpi4py
+    # itself only when a process group is started
+    if name == "parallel":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.parallel")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

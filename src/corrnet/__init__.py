@@ -5,7 +5,13 @@
     from corrnet.nn import functional as F
 """
 
-from . import backend, cuda
+# before NumPy loads its BLAS: OpenBLAS's idle threads sleep after 2**16 cycles, not 0.1 s
+# of polling (kernels/threads.py)
+from .kernels import threads as _kernels_threads
+
+_kernels_threads.quiet_blas_threads()
+
+from . import backend, cuda  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import (
     bool_ as bool,  # noqa: A001 - PyTorch's name

@@ -6,11 +6,13 @@ a fresh ``mmap`` (blocks over its mmap threshold: 128 KiB at first, raised as bl
 freed, at most 32 MiB) and gives them back with ``munmap``; what lies free at the top of its
 heap it returns once there is more than its trim threshold. The next pass then touches fresh
 pages, and each first touch is a page fault in the kernel, often a costly one on virtual
-machines. Measured on a 2-core AMD EPYC VM (interleaved processes, five pairs): a LeNet
-training step at batch 256 went from 20-22 ms to 17-18 ms, the layer suite's (c) (64 -> 64
-channels, 3x3, 56x56, N=8) forward+backward from 69-104 ms to 49-72 ms, and 40 of those
-passes spent 0.05 s in the kernel instead of 0.6 s; PyTorch in the same processes, whose
-oneDNN keeps its own buffers, did not change.
+machines. Measured on a 2-core AMD EPYC VM, processes with and without these settings in
+turn: 40 forward+backward passes of the layer suite's (c) (64 -> 64 channels, 3x3, 56x56,
+N=8) spent 0.05 s in the kernel instead of 0.6 s. With OpenBLAS's idle threads quiet
+(threads.py), two pairs: a LeNet training step at batch 256 12.2-13.3 ms -> 10.1-12.4 ms, (c)
+53-57 ms -> 37-46 ms, D2L's ResNet-18 training step 1335-1343 ms -> 1170-1227 ms (a third pair,
+in one of the machine's slow spells, came out level). PyTorch in the same processes, whose
+oneDNN keeps its own buffers, did not change (five pairs).
 
 So at ``import corrnet`` (`keep_freed_memory`), where the C library is glibc, corrnet sets
 

@@ -96,7 +96,6 @@ __all__ += ["LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "PReLU", "Hardswish", "S
             "UpsamplingNearest2d", "UpsamplingBilinear2d"]
 
 
-
 def __getattr__(name):
     # data-parallel training on MPI (issue 16): nn.parallel.DistributedDataParallel, imported
     # on first use (`corrnet.nn.parallel...` as `from corrnet.nn.parallel import ...`); mpi4py

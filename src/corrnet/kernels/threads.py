@@ -40,7 +40,9 @@ library loads, so that reaches the libraries loaded after ``import corrnet`` (Nu
 corrnet is imported first; SciPy's, OpenCV's); one loaded before (``import numpy`` first) has
 its helper threads stopped and started again with the new setting, through the functions
 OpenBLAS exports for that (those its fork handlers use), found with threadpoolctl. A build
-that exports none of them is left as it is. Timeouts of 2**4, 2**12, 2**16 and 2**20 cycles
+that exports none of them is left as it is. As around a fork, the restart assumes no other
+thread is inside that BLAS at the moment ``import corrnet`` runs (a product running on another
+Python thread then would lose its helper threads). Timeouts of 2**4, 2**12, 2**16 and 2**20 cycles
 measured (two rounds): 2**16 the best or level with the best on every row; 2**20 (0.4 ms) lost
 most of the gain on the 3x3 layers and all of it on the stem.
 

@@ -64,6 +64,23 @@ def test_openblas_threads_sleep_soon_after_a_product(order):
         assert result["idle_cpu"] < 0.03, result
 
 
+def test_a_loaded_openblas_is_not_restarted_while_other_threads_run():
+    # another Python thread could be inside a product: the restart waits for a quieter import
+    code = CHILD.replace("import corrnet\n", "import threading\n"
+                         "stop = threading.Event()\n"
+                         "threading.Thread(target=stop.wait, daemon=True).start()\n"
+                         "import corrnet\n", 1)
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
+    env["CORRNET_WARM_UP"] = "0"
+    result = subprocess.run([sys.executable, "-c", code, "numpy-first"], capture_output=True,
+                            text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["variable"] == "16"           # for libraries loaded from now on
+    assert set(loaded["timeouts"]) == {0}, loaded   # NumPy's, loaded before: left as it was
+
+
 def test_a_timeout_in_the_environment_is_left_alone():
     result = child("numpy-first", OPENBLAS_THREAD_TIMEOUT="28")
     assert result["variable"] == "28"

@@ -40,11 +40,12 @@ library loads, so that reaches the libraries loaded after ``import corrnet`` (Nu
 corrnet is imported first; SciPy's, OpenCV's); one loaded before (``import numpy`` first) has
 its helper threads stopped and started again with the new setting, through the functions
 OpenBLAS exports for that (those its fork handlers use), found with threadpoolctl. A build
-that exports none of them is left as it is. As around a fork, the restart assumes no other
-thread is inside that BLAS at the moment ``import corrnet`` runs (a product running on another
-Python thread then would lose its helper threads). Timeouts of 2**4, 2**12, 2**16 and 2**20 cycles
-measured (two rounds): 2**16 the best or level with the best on every row; 2**20 (0.4 ms) lost
-most of the gain on the 3x3 layers and all of it on the stem.
+that exports none of them is left as it is, and so is every library when the importing
+thread is not the process's only Python thread: as around a fork, a restart needs no other
+thread inside that BLAS at the moment (a product running there would lose its helpers).
+Timeouts of 2**4, 2**12, 2**16 and 2**20 cycles measured (two rounds): 2**16 the best or level
+with the best on every row; 2**20 (0.4 ms) lost most of the gain on the 3x3 layers and all of
+it on the stem.
 
 Every function here may be called from any thread while others compute: `set_num_threads`
 puts a new helper pool in place of the old one (under `_lock`) and leaves the old one to
@@ -259,8 +260,8 @@ def quiet_blas_threads() -> None:
     if any(name in os.environ for name in _TIMEOUT_VARIABLES):
         return      # the user's choice, or a parent process's: every library read it
     os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(BLAS_THREAD_TIMEOUT)
-    if "numpy" in sys.modules:
-        _restart_loaded_openblas()
+    if "numpy" in sys.modules and threading.active_count() == 1:
+        _restart_loaded_openblas()     # no other Python thread can be inside a BLAS call
 
 
 def _restart_loaded_openblas() -> None:

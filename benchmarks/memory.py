@@ -11,8 +11,8 @@ forward+backward (loss = out.sum()), and then measures one more: the high-water 
 resident memory (RSS) during that call minus the resident memory just before it. Before that
 call both processes hand their heap's free memory back to the system (glibc's malloc_trim):
 corrnet keeps large freed blocks for reuse (kernels/heap.py), and blocks kept from the warm-up
-would otherwise hide the call's working set. It prints
-one JSON line: {"library", "growth_bytes", "before_kib", "peak_kib", "method"}.
+would otherwise hide the call's working set. It prints one JSON line: {"library",
+"growth_bytes", "before_kib", "peak_kib", "method"}.
 
 On Linux the high-water mark is reset by writing "5" to /proc/self/clear_refs and read as
 VmHWM from /proc/self/status. Where that isn't possible, it falls back to getrusage's

@@ -42,13 +42,13 @@ print(json.dumps({"timeouts": timeouts, "idle_cpu": times.user + times.system - 
 """
 
 
-def child(order: str, **environment) -> dict:
+def child(order: str, code: str = CHILD, **environment) -> dict:
     env = {name: value for name, value in os.environ.items()
            if name not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT",
                            "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
     env["CORRNET_WARM_UP"] = "0"        # nothing else running while the process sleeps
     env.update(environment)
-    result = subprocess.run([sys.executable, "-c", CHILD, order], capture_output=True,
+    result = subprocess.run([sys.executable, "-c", code, order], capture_output=True,
                             text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -70,13 +70,7 @@ def test_a_loaded_openblas_is_not_restarted_while_other_threads_run():
                          "stop = threading.Event()\n"
                          "threading.Thread(target=stop.wait, daemon=True).start()\n"
                          "import corrnet\n", 1)
-    env = {name: value for name, value in os.environ.items()
-           if name not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
-    env["CORRNET_WARM_UP"] = "0"
-    result = subprocess.run([sys.executable, "-c", code, "numpy-first"], capture_output=True,
-                            text=True, env=env, timeout=120)
-    assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded = child("numpy-first", code)
     assert loaded["variable"] == "16"           # for libraries loaded from now on
     assert set(loaded["timeouts"]) == {0}, loaded   # NumPy's, loaded before: left as it was
 

@@ -52,12 +52,17 @@ def _scale(in_size: int, out_size: int, scale, dtype, align_corners: bool = Fals
     return dtype.type(in_size) / dtype.type(out_size)
 
 
-def nearest_table(in_size: int, out_size: int, scale, exact: bool):
-    """Taps (O, 1) of the 'nearest' or 'nearest-exact' mode; weights None (a gather)."""
+def nearest_table(in_size: int, out_size: int, scale, exact: bool, shortcuts: bool = True):
+    """Taps (O, 1) of the 'nearest' or 'nearest-exact' mode; weights None (a gather).
+
+    `shortcuts`: PyTorch's 2-D 'nearest' copies an axis whose size is kept and halves the
+    indices of one doubled, whatever the scale factor (2 * 1.3 -> 2: taps 0, 1); the forward
+    of its 1-D and 3-D 'nearest' computes every index from the scale (taps 0, 0): pass False
+    for those (their backward takes the shortcuts)."""
     out_index = np.arange(out_size)
-    if not exact and out_size == in_size:
+    if shortcuts and not exact and out_size == in_size:
         taps = out_index
-    elif not exact and out_size == 2 * in_size:
+    elif shortcuts and not exact and out_size == 2 * in_size:
         taps = out_index >> 1
     else:
         step = _scale(in_size, out_size, scale, np.dtype(np.float32))

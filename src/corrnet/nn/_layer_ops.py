@@ -101,16 +101,19 @@ class Interpolate(Function):
     ``sum_k weights[o, k] * x[..., taps[o, k], ...]`` (see kernels/interpolate.py).
 
     tables: one (taps, weights) pair per trailing axis, or None for an axis kept as it is.
+    grad_tables: the tables whose adjoint the backward applies, where PyTorch's backward is not
+    the adjoint of its forward (None: `tables`).
     """
 
     @staticmethod
-    def forward(ctx, x, tables, name="UpsampleBackward0"):
+    def forward(ctx, x, tables, name="UpsampleBackward0", grad_tables=None):
         ctx.tables, ctx.shape, ctx.name = tables, x.shape, name
+        ctx.grad_tables = tables if grad_tables is None else grad_tables
         return _interp.resample(x, tables)
 
     @staticmethod
     def backward(ctx, grad):
-        return _interp.resample_backward(devices.contiguous(grad), ctx.tables, ctx.shape)
+        return _interp.resample_backward(devices.contiguous(grad), ctx.grad_tables, ctx.shape)
 
     @staticmethod
     def jvp(ctx, v):  # the resampling is linear in x

@@ -1287,7 +1287,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     tables = []
     for n, out_size, scale in zip(spatial, sizes, scales, strict=True):
         if mode in ("nearest", "nearest-exact"):
-            table = _interp_tables.nearest_table(n, out_size, scale, mode == "nearest-exact")
+            table = _interp_tables.nearest_table(n, out_size, scale, mode == "nearest-exact",
+                                                 shortcuts=rank == 4)
         elif antialias:
             table = _interp_tables.antialias_table(n, out_size, scale, align_corners,
                                                    mode == "bicubic", np_dtype)
@@ -1300,7 +1301,19 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     kind = {"nearest": "Nearest", "nearest-exact": "NearestExact", "linear": "Linear",
             "bilinear": "Bilinear", "bicubic": "Bicubic"}[mode]
     name = f"Upsample{kind}{rank - 2}D{'Aa' if antialias else ''}Backward0"
-    return _layer_ops.Interpolate.apply(input, tuple(tables), name)
+    # Where PyTorch's backward is not the adjoint of its forward (a scale factor that keeps a
+    # size, say 1.3 on a width of 2, or doubles it, 2.3 on 2):
+    grad_tables = None
+    if mode == "bicubic" and not antialias and tuple(sizes) == spatial:
+        # its bicubic backward copies the gradient when no axis changes size, although its
+        # forward resamples with the scale factor
+        grad_tables = (None,) * len(tables)
+    elif mode == "nearest" and rank != 4:
+        # its 1-D and 3-D 'nearest' backward takes the 2-D shortcuts (a kept axis copied, a
+        # doubled one halved) that their forward does not
+        grad_tables = tuple(_interp_tables.nearest_table(n, out_size, scale, False)
+                            for n, out_size, scale in zip(spatial, sizes, scales, strict=True))
+    return _layer_ops.Interpolate.apply(input, tuple(tables), name, grad_tables)
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):

@@ -337,7 +337,7 @@ def interpolate_cases(draw):
         sizes = [draw(st.integers(1, 12)) for _ in spatial]
         kwargs["size"] = sizes[0] if draw(st.booleans()) else tuple(sizes)
     else:
-        factors = [draw(st.sampled_from([0.3, 0.5, 0.75, 1.0, 1.3, 2.0, 2.5, 3.0]))
+        factors = [draw(st.sampled_from([0.3, 0.5, 0.75, 1.0, 1.2, 1.3, 2.0, 2.2, 2.5, 3.0]))
                    for _ in spatial]
         factor = factors[0] if draw(st.booleans()) else tuple(factors)
         if min(n * f for n, f in zip(spatial, factors if isinstance(factor, tuple)

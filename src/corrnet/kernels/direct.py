@@ -496,7 +496,8 @@ def _in_parallel(layout: _Layout, threads: int, run_piece) -> None:
 
     helpers = min(threads, layout.pieces) - 1      # (threads <= get_num_threads())
     if helpers > 0:
-        futures = [helper_pool().submit(work) for _ in range(helpers)]
+        pool = helper_pool()
+        futures = [pool.submit(work) for _ in range(helpers)]
     work()
     if helpers > 0:
         for future in futures:

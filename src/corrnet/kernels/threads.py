@@ -47,6 +47,20 @@ Timeouts of 2**4, 2**12, 2**16 and 2**20 cycles measured (two rounds): 2**16 the
 with the best on every row; 2**20 (0.4 ms) lost most of the gain on the 3x3 layers and all of
 it on the stem.
 
+Where the helpers run (`helper_pool`). A kernel split between the calling thread and a helper
+wakes the helper and computes its own piece meanwhile, so the two must run on two cores. Some
+kernels do not wake a thread on an idle core: the 2-core VMs these figures come from (Linux
+6.18 with a `sched_vcpu_pack` setting) wake a thread that has been idle for a while on the
+core of the thread that wakes it, and move it away only some 20 wakes later. Measured there,
+LeNet's second layer forward (b), 1.3 ms when its two pieces ran on two cores: 2.3-3.3 ms for
+the first dozen calls after any pause of 0.1 s or more (the benchmark's alternation with
+PyTorch is such a pause), helper and caller on one core, each waiting ~1 ms per call for
+the other. So each `helper_pool()` call, made by the thread about to hand out pieces, lets the
+helpers run on every core they may use except the caller's current one (sched_getcpu; one
+sched_setaffinity per helper where that core changed since the last call). A helper whose
+affinity allows that core alone keeps it; the count of helpers is `active()`'s, which leaves
+out cores that other processes keep busy.
+
 Every function here may be called from any thread while others compute: `set_num_threads`
 puts a new helper pool in place of the old one (under `_lock`) and leaves the old one to
 finish the pieces it was handed — a `split_run` already under way keeps its pool; its threads
@@ -100,18 +114,67 @@ def set_num_threads(count: int) -> None:
         _pool = None     # not shut down: a split_run may be handing it pieces right now
 
 
+class _Helpers(ThreadPoolExecutor):
+    """corrnet's helper threads; each one notes, as it starts, its thread id and the cores
+    it may run on (its affinity, inherited from the thread that started it)."""
+
+    def __init__(self, count: int):
+        self.cores: dict[int, frozenset[int]] = {}     # thread id -> the cores it may use
+        self.kept_off: tuple[int, int] | None = None   # (core, helpers) of the last placing
+        super().__init__(max_workers=count, thread_name_prefix="corrnet",
+                         initializer=self._note_cores)
+
+    def _note_cores(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):   # no affinity: not placed
+            self.cores[threading.get_native_id()] = frozenset(os.sched_getaffinity(0))
+
+
 def helper_pool() -> ThreadPoolExecutor:
     """The threads that work beside the calling one: ``get_num_threads() - 1`` of them,
-    shared by every parallel kernel, started on first use."""
+    shared by every parallel kernel, started on first use; each call keeps them off the
+    calling thread's core (`_keep_off_calling_core`), as the caller hands them work."""
     global _pool
     pool = _pool
     if pool is None:
         with _lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=max(1, _threads - 1),
-                                           thread_name_prefix="corrnet")
+                _pool = _Helpers(max(1, _threads - 1))
             pool = _pool
+    _keep_off_calling_core(pool)
     return pool
+
+
+def _calling_core() -> int | None:
+    """The core the calling thread runs on now (glibc's and musl's sched_getcpu), or None."""
+    global _sched_getcpu
+    if _sched_getcpu is None:
+        try:
+            import ctypes
+            _sched_getcpu = ctypes.CDLL(None).sched_getcpu
+            _sched_getcpu.restype = ctypes.c_int
+        except (OSError, AttributeError):   # no such function here: nothing is placed
+            _sched_getcpu = False
+    if _sched_getcpu is False:
+        return None
+    core = _sched_getcpu()
+    return core if core >= 0 else None
+
+
+_sched_getcpu = None
+
+
+def _keep_off_calling_core(pool: _Helpers) -> None:
+    """Let the helpers run anywhere they may except on the core of the thread about to hand
+    them work (see "Where the helpers run" in the module docstring). Only where the core or
+    the number of helpers changed since the last call: then one sched_setaffinity per
+    helper. A helper that may run on that core alone keeps its cores."""
+    core = _calling_core()
+    if core is None or pool.kept_off == (core, len(pool.cores)):
+        return
+    for thread_id, cores in list(pool.cores.items()):
+        with contextlib.suppress(OSError):   # a helper that has exited; a refusing sandbox
+            os.sched_setaffinity(thread_id, (cores - {core}) or cores)
+    pool.kept_off = (core, len(pool.cores))
 
 
 def split_run(kernel, *arrays) -> None:

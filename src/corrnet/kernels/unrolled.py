@@ -122,7 +122,8 @@ def _in_parallel(kernel, n: int, threads: int, *arguments) -> None:
     meanwhile (`threads.numba_blas_on_one_thread`)."""
     bounds = [n * k // threads for k in range(threads + 1)]
     with numba_blas_on_one_thread():
-        futures = [helper_pool().submit(kernel, *arguments, k, bounds[k], bounds[k + 1])
+        pool = helper_pool()
+        futures = [pool.submit(kernel, *arguments, k, bounds[k], bounds[k + 1])
                    for k in range(1, threads)]
         kernel(*arguments, 0, bounds[0], bounds[1])
         for future in futures:

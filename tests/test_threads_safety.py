@@ -1,15 +1,16 @@
 """corrnet's kernels called from several Python threads at once (issue 11, items 1 and 8).
 
-numba's workqueue threading layer aborts the whole process (SIGABRT, "Concurrent access")
-when two threads enter a parallel region at once, so each scenario runs in a subprocess: this
+A race in a compiled kernel can take the whole process down (numba's workqueue threading
+layer, which Winograd's transforms once ran on, aborted with "Concurrent access" when two
+threads entered a parallel region at once), so each scenario runs in a subprocess: this
 file run as a script, ``python test_threads_safety.py SCENARIO``. A scenario computes every
 kernel family once on the main thread (the expected values), then again from several threads
 at once, and checks that every result equals the expected one bit for bit.
 
-The families cover every compiled kernel that runs on more than one thread: Winograd's
-parallel transforms (forward and input gradient), the direct and depthwise engines (serial
-kernels on corrnet's helper threads), im2col/col2im with the batch innermost, max and average
-pooling, and sigmoid, each with its backward pass where it has one.
+The families cover every compiled kernel that runs on more than one thread (each on pieces of
+its work, on the calling thread and corrnet's helper threads): Winograd's transforms (forward
+and gradients), the direct and depthwise engines, im2col/col2im with the batch innermost,
+max and average pooling, and sigmoid, each with its backward pass where it has one.
 """
 
 from __future__ import annotations
@@ -160,9 +161,7 @@ SCENARIOS = ["issue_repro", "same_family", "all_families", "set_num_threads"]
 def _run_scenario(name: str, compiled: bool) -> subprocess.CompletedProcess:
     source_root = str(Path(corrnet.__file__).resolve().parents[1])
     env = {**os.environ, "CORRNET_NUMBA": "1" if compiled else "0",
-           "PYTHONPATH": os.pathsep.join([source_root, os.environ.get("PYTHONPATH", "")]),
-           # more numba threads than cores: the race shows on any machine
-           "NUMBA_NUM_THREADS": "4"}
+           "PYTHONPATH": os.pathsep.join([source_root, os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, __file__, name], env=env, capture_output=True,
                           text=True, timeout=600)
 
@@ -207,30 +206,50 @@ def test_set_num_threads_rejects_bad_counts():
             corrnet.set_num_threads(bad)
 
 
-def test_numba_uses_corrnet_thread_count_on_every_thread():
-    """numba's thread count is per thread; a parallel kernel started from a new thread still
-    runs on `corrnet.get_num_threads()` of them."""
-    if not jit.enabled():
-        pytest.skip("numba is off")
-    import numba
-
-    from corrnet.kernels import winograd
+def test_compiled_pieces_follow_corrnet_thread_count():
+    """A kernel cut into pieces (`threads.run_pieces`, Winograd's transforms) runs one piece
+    per thread corrnet may use now, from any thread: all on the calling thread after
+    set_num_threads(1), on as many threads as `active()` says with two."""
+    from corrnet.kernels import threads, winograd
     before = corrnet.get_num_threads()
     seen = []
 
-    def convolve():
-        x = np.random.default_rng(3).standard_normal((1, 4, 8, 8)).astype(np.float32)
-        winograd.correlate(x, np.ones((4, 4, 3, 3), np.float32), None, ((1, 1), (1, 1)))
-        seen.append(numba.get_num_threads())
+    def kernel(out, first, end):        # records which thread ran which jobs
+        seen.append((threading.get_ident(), first, end))
+        out[first:end] = np.arange(first, end)
 
-    convolve()                      # numba loaded and set up on this thread first
-    seen.clear()
+    def cut(jobs: int):
+        seen.clear()
+        out = np.zeros(jobs)
+        threads.run_pieces(kernel, jobs, threads.MIN_PARALLEL_SIZE, out)
+        assert np.array_equal(out, np.arange(jobs))       # every job once
+        return sorted(seen, key=lambda piece: piece[1])
+
     try:
         corrnet.set_num_threads(1)
-        thread = threading.Thread(target=convolve)
+        caller = []
+        thread = threading.Thread(target=lambda: caller.append((threading.get_ident(),
+                                                                cut(10))))
         thread.start()
         thread.join()
-        assert seen == [1]
+        ident, pieces = caller[0]
+        assert pieces == [(ident, 0, 10)]
+        # Winograd's transforms from a new thread: the same results as on the main thread
+        x = np.random.default_rng(3).standard_normal((2, 64, 16, 16)).astype(np.float32)
+        w = np.random.default_rng(4).standard_normal((64, 64, 3, 3)).astype(np.float32)
+        expected = winograd.correlate(x, w, None, ((1, 1), (1, 1)))
+        corrnet.set_num_threads(2)
+        got = []
+        thread = threading.Thread(
+            target=lambda: got.append(winograd.correlate(x, w, None, ((1, 1), (1, 1)))))
+        thread.start()
+        thread.join()
+        np.testing.assert_array_equal(got[0], expected)
+        pieces = cut(10)
+        assert len(pieces) == min(threads.active(), 10)
+        assert [(first, end) for _, first, end in pieces] == (
+            [(0, 10)] if len(pieces) == 1 else [(0, 5), (5, 10)])
+        assert pieces[0][0] == threading.get_ident()     # the first piece on the caller
     finally:
         corrnet.set_num_threads(before)
 

@@ -6,9 +6,9 @@ multiplies and adds in registers instead of one full-array pass per kernel cell.
 kernels are written once as plain Python loops and compiled by numba (a run-time dependency);
 every one of them has a NumPy fallback, and the tests run both.
 
-    @jit(parallel=True)
-    def kernel(x, out):
-        for n in prange(x.shape[0]):     # prange: parallel under numba, range otherwise
+    @jit()
+    def kernel(x, out, first, end):
+        for n in range(first, end):      # the images of one piece of the work
             ...
 
 Nothing is compiled, and numba is not even imported, at ``import corrnet`` (it would cost
@@ -25,14 +25,13 @@ Switches: the environment variable ``CORRNET_NUMBA=0`` turns the compiled kernel
 ``use_compiled(False)`` does the same at run time (a context manager too).
 
 Threads. Every kernel may be called from several Python threads at once (a user's threads,
-corrnet's helper threads). A serial kernel (``jit()``) runs on the calling thread with the GIL
-released and shares nothing. A parallel one (``jit(parallel=True)``) runs on numba's thread
-pool, and numba's workqueue layer (the one corrnet picks, see `load_numba`) aborts the whole
-process when two threads enter a parallel region at once ("Concurrent access"). So one
-thread at a time runs the parallel build, under `_parallel_region`; a thread that finds it
-taken runs a serial build of the same kernel on its own thread instead of waiting: no abort,
-no deadlock, and two threads still use two cores. numba's thread count is per thread, so the
-parallel build is given corrnet's `threads.get_num_threads()` on each call.
+corrnet's helper threads): it runs on the calling thread with the GIL released and shares
+nothing. A kernel that uses several cores is called on pieces of its work, one per thread,
+by corrnet's own threads (threads.py: `run_pieces`, `split_run`), never on numba's thread
+pool (``parallel=True``, prange): one pool for every kernel, whose helpers are kept off the
+calling thread's core. (Winograd's transforms ran on numba's pool until that was measured:
+its two workers, woken together, shared one core on the benchmark's VM, each waiting 2-7 ms
+per forward pass of the suite's (c) for the other.)
 """
 
 from __future__ import annotations
@@ -43,18 +42,14 @@ import importlib.util
 import os
 import sys
 import threading
-import types
 
 import numpy as np
-
-from . import threads
 
 AVAILABLE = importlib.util.find_spec("numba") is not None
 # None until the first `enabled()`: then True where numba imports (and CORRNET_NUMBA is not 0)
 _enabled: bool | None = None if os.environ.get("CORRNET_NUMBA", "1") != "0" else False
 _import_error: str | None = None   # why numba could not be imported, once it was tried
 
-prange = range   # the name the kernels use; numba's prange is put in its place when compiling
 
 
 def enabled() -> bool:
@@ -121,18 +116,14 @@ def use_compiled(flag: bool):
 
 
 def load_numba():
-    """Import numba, set up for corrnet (its own thread pool) the first time; every use of
-    numba in corrnet goes through here."""
+    """Import numba, set up for corrnet (announcing compilations) the first time; every use
+    of numba in corrnet goes through here."""
     import numba
 
     global _configured
     if not _configured:
         with _compile_lock:
             if not _configured:
-                if "NUMBA_THREADING_LAYER" not in os.environ:
-                    # numba's own thread pool: its OpenMP layer would share (and reset) the
-                    # OpenMP thread count of other libraries in the process, PyTorch's too
-                    numba.config.THREADING_LAYER = "workqueue"
                 _announce_compilations(numba)
                 _configured = True
     return numba
@@ -141,14 +132,12 @@ def load_numba():
 _configured = False
 # held while a thread compiles a kernel (or sets numba up): each kernel is compiled once
 _compile_lock = threading.RLock()
-# held by the one thread running a parallel kernel on numba's threads (see the docstring)
-_parallel_region = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
     # a fork taken while another thread held a lock leaves it held in the child for good
-    global _compile_lock, _parallel_region
-    _compile_lock, _parallel_region = threading.RLock(), threading.Lock()
+    global _compile_lock
+    _compile_lock = threading.RLock()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -208,7 +197,7 @@ def _wait_for_warm_up() -> None:
 os.register_at_fork(before=_wait_for_warm_up)
 
 
-def jit(parallel: bool = False, reassociate: bool = False):
+def jit(reassociate: bool = False):
     """Decorator: compile the function with numba (nopython, cached on disk) on its first
     call. The plain-Python function stays reachable as ``.py_func``; callers decide between
     it and a NumPy path with `enabled()`.
@@ -219,43 +208,21 @@ def jit(parallel: bool = False, reassociate: bool = False):
     sums and fuse multiply-adds (fast-math flags ``reassoc`` and ``contract``, nothing else),
     so that a loop that sums into one number (a dot product) vectorizes; its result then
     differs from the sequential sum by rounding only.
-
-    `parallel=True` compiles its ``prange`` loops onto numba's threads; the call is safe from
-    several threads at once (see the module docstring): a thread that finds numba's threads
-    busy with another call runs a serial build (compiled on first need) instead.
     """
 
     def decorate(function):
-        builds = {}     # "parallel" or "serial" -> numba's dispatcher, compiled on first use
+        built = []      # numba's dispatcher, compiled (or loaded) on first use
 
-        def build(kind: str):
-            dispatcher = builds.get(kind)
-            if dispatcher is None:
+        def build():
+            if not built:
                 with _compile_lock:
-                    dispatcher = builds.get(kind)
-                    if dispatcher is None:
-                        # (a parallel kernel's serial build is cached under a name of its own)
-                        dispatcher = builds[kind] = _compile(
-                            function, kind == "parallel", reassociate,
-                            "__serial" if parallel and kind == "serial" else "")
-            return dispatcher
+                    if not built:
+                        built.append(_compile(function, reassociate))
+            return built[0]
 
-        if not parallel:
-            @functools.wraps(function)
-            def call(*args):
-                return build("serial")(*args)
-        else:
-            @functools.wraps(function)
-            def call(*args):
-                if not _parallel_region.acquire(blocking=False):
-                    # another thread is in a parallel region: numba's workqueue would abort
-                    return build("serial")(*args)
-                try:
-                    kernel = build("parallel")
-                    _use_corrnet_thread_count()
-                    return kernel(*args)
-                finally:
-                    _parallel_region.release()
+        @functools.wraps(function)
+        def call(*args):
+            return build()(*args)
 
         call.py_func = function
         return call
@@ -282,25 +249,8 @@ def _announce_compilations(numba) -> None:
     event.register("numba:compile", Announcer())
 
 
-def _compile(function, parallel: bool, reassociate: bool, name_suffix: str):
-    """numba's dispatcher for `function`, with numba's prange in place of the module's range
-    alias (a plain range when not parallel). numba's disk cache keys a build by its qualified
-    name and argument types, not by `parallel`: a second build of one function needs a
-    `name_suffix` of its own."""
+def _compile(function, reassociate: bool):
+    """numba's dispatcher for `function`: nopython, the GIL released, cached on disk."""
     numba = load_numba()
-    source = types.FunctionType(
-        function.__code__, {**function.__globals__, "prange": numba.prange},
-        function.__name__, function.__defaults__, function.__closure__)
-    source.__module__ = function.__module__
-    source.__qualname__ = function.__qualname__ + name_suffix
-    return numba.njit(cache=True, parallel=parallel, nogil=True, error_model="numpy",
-                      fastmath={"reassoc", "contract"} if reassociate else False)(source)
-
-
-def _use_corrnet_thread_count() -> None:
-    """Give numba's parallel regions started from this thread corrnet's thread count (numba's
-    count is per thread: a thread that never set it gets all of numba's threads)."""
-    import numba
-    wanted = min(threads.active(), numba.config.NUMBA_NUM_THREADS)
-    if numba.get_num_threads() != wanted:
-        numba.set_num_threads(wanted)
+    return numba.njit(cache=True, nogil=True, error_model="numpy",
+                      fastmath={"reassoc", "contract"} if reassociate else False)(function)

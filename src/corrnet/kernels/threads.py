@@ -4,11 +4,12 @@ Three kinds of work run in parallel:
 
 - matrix products, on the BLAS library's own threads (OpenBLAS under NumPy; set with its
   environment variables, e.g. ``OPENBLAS_NUM_THREADS``);
-- compiled kernels (jit.py), on numba's threads, ``get_num_threads()`` of them;
-- large elementwise passes (sigmoid, ...), split along their first axis into pieces that
-  run on a small pool of Python threads: NumPy releases the GIL inside its loops, so the
-  pieces run on different cores at once. Below `MIN_PARALLEL_SIZE` elements the hand-off
-  costs more than it saves, and the pass runs whole on the calling thread.
+- compiled kernels (jit.py) and large elementwise passes (sigmoid, ...), cut into pieces
+  (`run_pieces`: runs of jobs; `split_run`: slices along the first axis) that run on the
+  calling thread and on a small pool of helper threads, ``get_num_threads() - 1`` of them:
+  the compiled kernels and NumPy's loops release the GIL, so the pieces run on different
+  cores at once. Below `MIN_PARALLEL_SIZE` elements the hand-off costs more than it saves,
+  and the work runs whole on the calling thread. (numba's own thread pool is not used.)
 
 ``corrnet.set_num_threads(n)`` / ``corrnet.get_num_threads()`` set and read the count, as
 PyTorch's functions of the same names. The default is the number of cores this process may
@@ -29,7 +30,7 @@ BLAS's idle threads (`quiet_blas_threads`, at ``import corrnet``). After each pr
 OpenBLAS splits among its threads, its helper threads keep polling for the next one, calling
 sched_yield, for 2**28 CPU cycles (about 0.1 s) before they sleep. On two cores such a
 thread takes its core's time from whatever runs next: corrnet's compiled kernels and helper
-threads, numba's threads, PyTorch's. Measured on a 2-core AMD EPYC VM: 0.11 s of CPU burnt
+threads, PyTorch's. Measured on a 2-core AMD EPYC VM: 0.11 s of CPU burnt
 per product, a LeNet training step (batch 256) 17 ms instead of 10.6 ms (PyTorch's, in the same
 process, 14.3 instead of 12.8), and any layer that alternates products and compiled passes
 (the stem (g), forward+backward) 115 ms instead of 55 ms whenever the polling thread shared
@@ -191,6 +192,25 @@ def split_run(kernel, *arrays) -> None:
     futures = [pool.submit(kernel, *(array[start:stop] for array in arrays))
                for start, stop in zip(bounds[1:-1], bounds[2:], strict=True)]
     kernel(*(array[:bounds[1]] for array in arrays))
+    for future in futures:
+        future.result()
+
+
+def run_pieces(kernel, jobs: int, size: int, *arguments) -> None:
+    """Run ``kernel(*arguments, first, end)`` over the jobs [0, jobs), cut into one run of
+    consecutive jobs per thread (`active()` of them): the first run on the calling thread, the
+    others on the helpers. Work on fewer than `MIN_PARALLEL_SIZE` elements (`size`) runs
+    whole on the calling thread. The kernel releases the GIL (a compiled one) and its runs
+    write disjoint parts of its output."""
+    pieces = min(active(), jobs)
+    if pieces < 2 or size < MIN_PARALLEL_SIZE:
+        kernel(*arguments, 0, jobs)
+        return
+    bounds = [jobs * piece // pieces for piece in range(pieces + 1)]
+    pool = helper_pool()
+    futures = [pool.submit(kernel, *arguments, bounds[piece], bounds[piece + 1])
+               for piece in range(1, pieces)]
+    kernel(*arguments, 0, bounds[1])
     for future in futures:
         future.result()
 

@@ -41,8 +41,9 @@ the transforms touch 1.8x more data per output. See `plan._winograd_wins` for wh
 beats im2col.
 
 The transforms are the part NumPy does slowly: with numba (`jit.enabled()`) each transform
-is one compiled pass over the data; the NumPy fallback applies B^T and A^T as small matrix
-products over stacked strided views of the tiles (no loop over tiles or pixels).
+is one compiled pass over the data, its jobs (an image's channel, or its row of tiles) cut
+into one run per thread (`threads.run_pieces`); the NumPy fallback applies B^T and A^T as
+small matrix products over stacked strided views of the tiles (no loop over tiles or pixels).
 
 All three passes are done here: the forward, the input gradient (a stride-1 3x3 correlation
 of the output gradient with the kernel turned by 180 degrees) and the weight gradient (the
@@ -60,7 +61,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import enabled, jit, prange
+from .jit import enabled, jit
+from .threads import run_pieces
 from .windows import Window2d, pad_array
 
 TILE = 2               # outputs per tile side (m in F(m x m, 3x3))
@@ -222,7 +224,8 @@ def transform_grad_output(grad_out, tiles_high: int, tiles_wide: int) -> np.ndar
     n, channels = grad_out.shape[:2]
     transformed = np.empty((ALPHA, ALPHA, channels, n, tiles_high, tiles_wide), grad_out.dtype)
     if enabled():
-        _grad_output_kernel(grad_out, tiles_high, tiles_wide, transformed)
+        run_pieces(_grad_output_kernel, n * channels, transformed.size,
+                   grad_out, tiles_high, tiles_wide, transformed)
     else:
         _grad_output_numpy(grad_out, tiles_high, tiles_wide, transformed)
     return transformed
@@ -349,7 +352,8 @@ def transform_input(padded, tiles_high: int, tiles_wide: int) -> np.ndarray:
     n, channels = padded.shape[:2]
     transformed = np.empty((ALPHA, ALPHA, channels, n, tiles_high, tiles_wide), padded.dtype)
     if enabled():
-        _input_kernel(padded, tiles_high, tiles_wide, transformed)
+        run_pieces(_input_kernel, n * channels, transformed.size,
+                   padded, tiles_high, tiles_wide, transformed)
     else:
         _input_numpy(padded, tiles_high, tiles_wide, transformed)
     return transformed
@@ -359,7 +363,8 @@ def transform_output(products, tiles_high: int, tiles_wide: int, bias, out) -> N
     """out = A^T M A + bias for every tile, cropped to out's size: products
     (16, G, n*th*tw, C_out/G), bias (C_out,) -> out (n, C_out, H_out, W_out)."""
     if enabled():
-        _output_kernel(products, tiles_high, tiles_wide, bias, out)
+        run_pieces(_output_kernel, out.shape[0] * tiles_high, products.size,
+                   products, tiles_high, tiles_wide, bias, out)
     else:
         _output_numpy(products, tiles_high, tiles_wide, bias, out)
 
@@ -406,14 +411,15 @@ def _output_numpy(products, tiles_high, tiles_wide, bias, out) -> None:
     np.add(images[..., :out_height, :out_width], bias.reshape(1, c_out, 1, 1), out=out)
 
 
-@jit(parallel=True)
-def _input_kernel(padded, tiles_high, tiles_wide, transformed):
-    """Compiled B^T d B: padded (n, C, Hp, Wp) -> transformed (4, 4, C, n, th, tw).
+@jit()
+def _input_kernel(padded, tiles_high, tiles_wide, transformed, first, end):
+    """Compiled B^T d B: padded (n, C, Hp, Wp) -> transformed (4, 4, C, n, th, tw), for the
+    jobs (image, channel) = divmod(job, C), job in [first, end).
 
     Per (image, channel) and row of tiles: first B^T down the 4 rows the tiles read, for
     every column at once (`across`, (4, Wp)), then B^T along each tile's 4 columns."""
     n, channels, _, width = padded.shape
-    for job in prange(n * channels):
+    for job in range(first, end):
         image, channel = job // channels, job % channels
         across = np.empty((ALPHA, width), padded.dtype)
         for tile_row in range(tiles_high):
@@ -443,16 +449,17 @@ def _input_kernel(padded, tiles_high, tiles_wide, transformed):
                     done[3, tile_col] = d1 - d3
 
 
-@jit(parallel=True)
-def _output_kernel(products, tiles_high, tiles_wide, bias, out):
-    """Compiled A^T M A + bias: products (16, G, n*th*tw, Cog) -> out (n, C_out, H, W).
+@jit()
+def _output_kernel(products, tiles_high, tiles_wide, bias, out, first, end):
+    """Compiled A^T M A + bias: products (16, G, n*th*tw, Cog) -> out (n, C_out, H, W), for
+    the jobs (image, tile row) = divmod(job, th), job in [first, end).
 
     Per image and row of tiles: A^T along each tile's 4 columns, for every channel at once
     (contiguous in M; `across`, (4, 2*tw, G, Cog)), then A^T down the 4 rows, channel by
     channel, into the output rows that lie inside the output."""
     _, groups, _, c_group = products.shape
     n, c_out, out_height, out_width = out.shape
-    for job in prange(n * tiles_high):
+    for job in range(first, end):
         image, tile_row = job // tiles_high, job % tiles_high
         across = np.empty((ALPHA, TILE * tiles_wide, groups, c_group), products.dtype)
         down = np.empty((TILE, out_width), products.dtype)
@@ -503,14 +510,15 @@ def _grad_output_numpy(grad_out, tiles_high, tiles_wide, transformed) -> None:
     np.matmul(spread, down, out=transformed.reshape(ALPHA, ALPHA, -1))
 
 
-@jit(parallel=True)
-def _grad_output_kernel(grad_out, tiles_high, tiles_wide, transformed):
-    """Compiled A dY A^T: grad_out (n, C, H_out, W_out) -> transformed (4, 4, C, n, th, tw).
+@jit()
+def _grad_output_kernel(grad_out, tiles_high, tiles_wide, transformed, first, end):
+    """Compiled A dY A^T: grad_out (n, C, H_out, W_out) -> transformed (4, 4, C, n, th, tw),
+    for the jobs (image, channel) = divmod(job, C), job in [first, end).
 
     Per (image, channel) and row of tiles: A down the 2 rows of the tiles (`down`, (4, 2*tw),
     zeros beyond the output), then A along each tile's 2 columns."""
     n, channels, out_height, out_width = grad_out.shape
-    for job in prange(n * channels):
+    for job in range(first, end):
         image, channel = job // channels, job % channels
         down = np.zeros((ALPHA, TILE * tiles_wide), transformed.dtype)
         for tile_row in range(tiles_high):

@@ -389,7 +389,7 @@ class Tanh(Function):
 class Relu(Function):
     @staticmethod
     def forward(ctx, a):
-        out = np.maximum(a, 0)
+        out = activation.relu_forward(a)
         ctx.save_for_backward(out)
         return out
 
@@ -398,7 +398,7 @@ class Relu(Function):
         # PyTorch's threshold_backward: 0 where out <= 0, else the gradient as it is (a NaN
         # input passes its gradient on; an inf gradient at out = 0 gives 0, not NaN)
         (out,) = ctx.saved_arrays
-        return np.where(out <= 0, np.zeros((), dtype=grad.dtype, like=_like(grad)), grad)
+        return activation.relu_backward(out, grad)
 
     jvp = backward  # the mask is constant where relu is differentiable
 

@@ -255,6 +255,56 @@ def sigmoid_backward(out: np.ndarray, grad: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
+# ReLU: max(a, 0) on pieces of the array, and its backward in one compiled pass
+# ---------------------------------------------------------------------------------------------
+
+def _float_arrays(*arrays) -> bool:
+    """NumPy arrays, C-contiguous, all float32 or all float64."""
+    return (all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays)
+            and arrays[0].dtype in (np.float32, np.float64)
+            and all(a.dtype == arrays[0].dtype for a in arrays))
+
+
+def relu_forward(a):
+    """max(a, 0) (NaN stays NaN), as `np.maximum(a, 0)`; a float array's pieces on
+    corrnet's threads (`threads.split_run`)."""
+    if not (_float_arrays(a) and a.ndim):
+        return np.maximum(a, 0)
+    out = np.empty_like(a)
+    split_run(lambda piece, out_piece: np.maximum(piece, 0, out=out_piece), a, out)
+    return out
+
+
+def relu_grad_numpy(out, grad):
+    """PyTorch's threshold_backward: 0 where out <= 0, else the gradient as it is (a NaN
+    output passes its gradient on; an inf gradient at out = 0 gives 0, not NaN). On the
+    gradient's device (the zero made like a device array)."""
+    on_device = hasattr(grad, "__array_function__") and not isinstance(grad, np.ndarray)
+    return np.where(out <= 0, np.zeros((), dtype=grad.dtype, like=grad if on_device else None),
+                    grad)
+
+
+@jit()
+def _relu_grad_kernel(out, grad, grad_a):
+    """grad_a = 0 where out <= 0, else grad: 1-D arrays of one float dtype, in one pass."""
+    zero = grad_a.dtype.type(0)
+    for i in range(out.size):
+        grad_a[i] = zero if out[i] <= 0 else grad[i]
+
+
+def relu_backward(out, grad):
+    """d loss / d a from ReLU's output and d loss / d out (`relu_grad_numpy`'s values): one
+    compiled pass on float arrays of one dtype and shape, in pieces on corrnet's threads;
+    NumPy's where elsewhere."""
+    if not (grad.shape == out.shape and out.size >= COMPILED_MIN_SIZE and enabled()
+            and _float_arrays(out, grad)):
+        return relu_grad_numpy(out, grad)
+    grad_a = np.empty_like(grad)
+    split_run(_relu_grad_kernel, out.reshape(-1), grad.reshape(-1), grad_a.reshape(-1))
+    return grad_a
+
+
+# ---------------------------------------------------------------------------------------------
 # a convolution's epilogue: bias + activation (+ average pooling) in one pass over its output
 # ---------------------------------------------------------------------------------------------
 

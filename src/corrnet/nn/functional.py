@@ -20,6 +20,7 @@ from .. import functional as _core
 from ..autograd import Function, _as_array, _like, is_grad_enabled
 from ..backend import INT, bool_, result_type
 from ..functional import *  # noqa: F403
+from ..kernels import batchnorm as _batchnorm
 from ..ops import log_softmax_array
 from ..tensor import Tensor, _rng, _wrap
 
@@ -249,9 +250,13 @@ class NativeBatchNorm(Function):
             centred, var = x, np.ones(channels, dtype=x.dtype)
         elif training:
             count = x.size // channels
-            mean = np.mean(x, axis=axes)
-            centred = x - mean.reshape(shape)
-            var = np.mean(np.square(centred), axis=axes)  # biased: used to normalize
+            if _batchnorm.compiled(x, weight, bias):  # one compiled pass per channel
+                mean, var = (s.astype(x.dtype) for s in _batchnorm.statistics(x))
+                centred = None
+            else:
+                mean = np.mean(x, axis=axes)
+                centred = x - mean.reshape(shape)
+                var = np.mean(np.square(centred), axis=axes)  # biased: used to normalize
             if running_mean is not None:
                 running_mean *= 1 - momentum
                 running_mean += (momentum * mean).astype(running_mean.dtype, copy=False)
@@ -259,14 +264,20 @@ class NativeBatchNorm(Function):
                 running_var *= 1 - momentum
                 unbiased = var * (count / (count - 1)) if count > 1 else var
                 running_var += (momentum * unbiased).astype(running_var.dtype, copy=False)
+        elif (running_mean is not None and running_var is not None
+              and _batchnorm.compiled(x, weight, bias, running_mean, running_var)):
+            mean, var, centred = running_mean, running_var, None
         else:
             centred = x - running_mean.reshape(shape)
             var = running_var
         invstd = (1 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        xhat = centred * invstd.reshape(shape)
-        out = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
-        if bias is not None:
-            out += bias.reshape(shape)
+        if centred is None:
+            xhat, out = _batchnorm.normalize(x, mean, invstd, weight, bias)
+        else:
+            xhat = centred * invstd.reshape(shape)
+            out = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
+            if bias is not None:
+                out += bias.reshape(shape)
         ctx.save_for_backward(xhat, invstd, weight)
         ctx.training, ctx.axes, ctx.shape = training, axes, shape
         # (C,): what the differentiable backward needs to rebuild x from xhat
@@ -280,13 +291,21 @@ class NativeBatchNorm(Function):
         xhat, invstd, weight = ctx.saved_arrays
         axes, shape = ctx.axes, ctx.shape
         needs = ctx.needs_input_grad + (False,) * 3
-        sum_grad = np.sum(grad, axis=axes)  # (C,)
-        sum_grad_xhat = np.sum(grad * xhat, axis=axes)  # (C,)
+        fast = _batchnorm.compiled(grad, xhat, weight)  # one compiled pass per channel
+        if fast:
+            sum_grad, sum_grad_xhat = (s.astype(grad.dtype) for s in
+                                       _batchnorm.grad_sums(grad, xhat))
+        else:
+            sum_grad = np.sum(grad, axis=axes)  # (C,)
+            sum_grad_xhat = np.sum(grad * xhat, axis=axes)  # (C,)
         grad_x = None
         if needs[0]:
             scale = invstd if weight is None else invstd * weight
-            if ctx.training:  # the batch statistics depend on x too
-                count = grad.size // grad.shape[1]
+            count = grad.size // grad.shape[1]
+            if fast:
+                grad_x = _batchnorm.grad_input(grad, xhat, sum_grad / count,
+                                              sum_grad_xhat / count, scale, ctx.training)
+            elif ctx.training:  # the batch statistics depend on x too
                 grad_x = (grad - (sum_grad / count).reshape(shape)
                           - xhat * (sum_grad_xhat / count).reshape(shape))
                 grad_x *= scale.reshape(shape)

@@ -403,10 +403,16 @@ TRANSFORMS = frozenset({"winograd", "fft"})
 
 
 def _all_finite(*arrays: np.ndarray) -> bool:
-    """Whether every number of the arrays is finite (integers always are). Conservative: a
-    sum that overflows says False."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return all(a.dtype.kind not in "fc" or bool(np.isfinite(a.sum())) for a in arrays)
+    """Whether every number of the arrays is finite (integers always are): the largest and
+    the smallest are (a NaN anywhere makes both NaN). Two vectorized reductions, no
+    temporary: half the time of a sum, and no overflow to mistake for an inf."""
+    def finite(a):
+        if a.dtype.kind not in "fc" or a.size == 0:
+            return True
+        if a.dtype.kind == "c":
+            return finite(a.real) and finite(a.imag)
+        return bool(np.isfinite(a.max())) and bool(np.isfinite(a.min()))
+    return all(finite(a) for a in arrays)
 
 
 def run(pass_name, algorithm: str, *args):

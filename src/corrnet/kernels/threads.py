@@ -121,13 +121,16 @@ class _Helpers(ThreadPoolExecutor):
 
     def __init__(self, count: int):
         self.cores: dict[int, frozenset[int]] = {}     # thread id -> the cores it may use
+        self.cores_lock = threading.Lock()             # held while `cores` is written or read
         self.kept_off: tuple[int, int] | None = None   # (core, helpers) of the last placing
         super().__init__(max_workers=count, thread_name_prefix="corrnet",
                          initializer=self._note_cores)
 
     def _note_cores(self) -> None:
         with contextlib.suppress(AttributeError, OSError):   # no affinity: not placed
-            self.cores[threading.get_native_id()] = frozenset(os.sched_getaffinity(0))
+            cores = frozenset(os.sched_getaffinity(0))
+            with self.cores_lock:
+                self.cores[threading.get_native_id()] = cores
 
 
 def helper_pool() -> ThreadPoolExecutor:
@@ -172,10 +175,13 @@ def _keep_off_calling_core(pool: _Helpers) -> None:
     core = _calling_core()
     if core is None or pool.kept_off == (core, len(pool.cores)):
         return
-    for thread_id, cores in list(pool.cores.items()):
+    with pool.cores_lock:
+        helpers = list(pool.cores.items())
+    for thread_id, cores in helpers:
         with contextlib.suppress(OSError):   # a helper that has exited; a refusing sandbox
             os.sched_setaffinity(thread_id, (cores - {core}) or cores)
-    pool.kept_off = (core, len(pool.cores))
+    # (two threads handing out work at once may each place the helpers: harmless)
+    pool.kept_off = (core, len(helpers))
 
 
 def split_run(kernel, *arrays) -> None:

@@ -1,4 +1,4 @@
-"""The logistic sigmoid, forward and backward, as compiled float32 loops.
+"""The logistic sigmoid and ReLU, forward and backward, as compiled loops (sigmoid: float32).
 
     sigmoid(x) = 1 / (1 + exp(-x)),    d sigmoid / dx = sigmoid(x) * (1 - sigmoid(x))
 
@@ -26,6 +26,11 @@ both against float64).
 `COMPILED_MIN_SIZE` numbers or more when numba is on; otherwise NumPy's passes (the
 reference, and the only path for other dtypes). Large arrays are cut into pieces for
 `threads.split_run`; the kernels release the GIL.
+
+ReLU (`relu_forward`, `relu_backward`): the forward is NumPy's maximum, on pieces of the array
+on corrnet's threads; the backward (0 where the output is <= 0, else the gradient: PyTorch's
+threshold_backward) is one compiled pass instead of NumPy's compare and where (a
+(64, 64, 24, 24) float32 map: 0.5 ms against 8.3).
 
 A convolution's epilogue (issue 13, `corrnet.functional.fused_conv2d`): the same loops over
 the planes (N*C, H*W) of a convolution's output, each plane shifted by its channel's bias,

@@ -23,9 +23,10 @@ in ResNet-18's layers) are read from memory once and stay in the core's cache fo
 channel's second and third pass. The sums are in float64 (added in any order: vectorized)
 and the variance is the two-pass one (no cancellation), so both are at least as accurate as
 NumPy's float32 pairwise sums.
-Measured on ResNet-18's (64, 64, 24, 24) float32 maps, 2-core AMD EPYC: forward
-(statistics, xhat and out) and backward (sums and grad_x) each several times faster than the
-NumPy passes (BENCHMARKS.md's ResNet-18 row has the effect on a training step).
+Measured on ResNet-18's (64, 64, 24, 24) float32 maps, 2-core AMD EPYC: BatchNorm2d's
+forward 1.1 ms against 4.7 for the NumPy passes, forward+backward 3.3 ms against 10; with
+ReLU's compiled backward (activation.py), a ResNet-18 training step (batch 64, 96x96) went
+from 1100-1200 ms to 940-950.
 
 Threads: the channels are cut into one run per thread (`threads.run_pieces`).
 """

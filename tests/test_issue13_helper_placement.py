@@ -17,7 +17,7 @@ import pytest
 CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
 CHILD = """
-import ctypes, json, os, sys
+import ctypes, json, os, sys, threading
 import numpy as np
 import corrnet
 from corrnet.kernels import threads
@@ -29,13 +29,9 @@ corrnet.set_num_threads(2)
 getcpu = ctypes.CDLL(None).sched_getcpu
 cores_seen = []
 
-def kernel(source, target):
-    cores_seen.append((threading_id(), getcpu()))
+def kernel(source, target):        # a piece: where it ran, then its work
+    cores_seen.append((threading.get_native_id(), getcpu()))
     np.sqrt(source, out=target)
-
-def threading_id():
-    import threading
-    return threading.get_native_id()
 
 source = np.arange(2 * threads.MIN_PARALLEL_SIZE, dtype=np.float64).reshape(64, -1)
 target = np.empty_like(source)
@@ -46,7 +42,7 @@ for core in [int(c) for c in sys.argv[2:]]:
     os.sched_setaffinity(0, {core})                 # the calling (main) thread only
     cores_seen.clear()
     threads.split_run(kernel, source, target)
-    main = threading_id()
+    main = threading.get_native_id()
     pool = threads.helper_pool()
     runs.append({"core": core,
                  "helper_cores": [c for tid, c in cores_seen if tid != main],

@@ -209,7 +209,8 @@ def test_set_num_threads_rejects_bad_counts():
 def test_compiled_pieces_follow_corrnet_thread_count():
     """A kernel cut into pieces (`threads.run_pieces`, Winograd's transforms) runs one piece
     per thread corrnet may use now, from any thread: all on the calling thread after
-    set_num_threads(1), on as many threads as `active()` says with two."""
+    set_num_threads(1), on two (or on one, while other processes keep a core busy) with
+    two."""
     from corrnet.kernels import threads, winograd
     before = corrnet.get_num_threads()
     seen = []
@@ -246,7 +247,7 @@ def test_compiled_pieces_follow_corrnet_thread_count():
         thread.join()
         np.testing.assert_array_equal(got[0], expected)
         pieces = cut(10)
-        assert len(pieces) == min(threads.active(), 10)
+        assert len(pieces) in (1, 2)          # two, unless `active()` saw a core taken
         assert [(first, end) for _, first, end in pieces] == (
             [(0, 10)] if len(pieces) == 1 else [(0, 5), (5, 10)])
         assert pieces[0][0] == threading.get_ident()     # the first piece on the caller

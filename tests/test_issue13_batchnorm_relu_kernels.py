@@ -38,7 +38,8 @@ def batches(draw):
         n = 2                                  # training needs two numbers per channel
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     seed = draw(st.integers(0, 2**31 - 1))
-    return (n, channels, *spatial), dtype, seed, draw(st.booleans()), draw(st.booleans())
+    return ((n, channels, *spatial), dtype, seed, draw(st.booleans()), draw(st.booleans()),
+            draw(st.booleans()))
 
 
 def _run(lib, functional, x, weight, bias, running, training, grad):
@@ -60,12 +61,12 @@ def _run(lib, functional, x, weight, bias, running, training, grad):
 @settings(max_examples=60, deadline=None)
 @given(batches())
 def test_batch_norm_compiled_matches_torch_and_the_numpy_passes(case):
-    shape, dtype, seed, affine, training = case
+    shape, dtype, seed, has_weight, has_bias, training = case
     rng = np.random.default_rng(seed)
     channels = shape[1]
     x = (rng.standard_normal(shape) * rng.uniform(0.1, 10) + rng.uniform(-5, 5)).astype(dtype)
-    weight = rng.standard_normal(channels).astype(dtype) if affine else None
-    bias = rng.standard_normal(channels).astype(dtype) if affine else None
+    weight = rng.standard_normal(channels).astype(dtype) if has_weight else None
+    bias = rng.standard_normal(channels).astype(dtype) if has_bias else None
     running = (rng.standard_normal(channels).astype(dtype),
                (rng.random(channels) + 0.5).astype(dtype))
     grad = rng.standard_normal(shape).astype(dtype)

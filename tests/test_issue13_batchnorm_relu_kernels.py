@@ -75,12 +75,15 @@ def test_batch_norm_compiled_matches_torch_and_the_numpy_passes(case):
     with jit.use_compiled(False):
         plain = _run(corrnet, corrnet.nn.functional, x, weight, bias, running, training, grad)
     expected = _run(torch, torch.nn.functional, x, weight, bias, running, training, grad)
-    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9,
-                                                                            atol=1e-9)
+    # float32: relative to each result's largest magnitude as well (with 2-3 numbers per
+    # channel grad_x cancels: a -0.49 beside 72, where the NumPy passes' rounding shows)
+    relative = 1e-4 if dtype == np.float32 else 1e-9
     assert compiled.keys() == expected.keys() == plain.keys()
     for name, value in expected.items():
         assert compiled[name].dtype == value.dtype, name
         assert compiled[name].shape == value.shape, name
+        scale = max(1.0, float(np.abs(value).max(initial=0)))
+        tolerance = dict(rtol=relative, atol=relative * scale)
         np.testing.assert_allclose(compiled[name], value, err_msg=name, **tolerance)
         np.testing.assert_allclose(compiled[name], plain[name], err_msg=name, **tolerance)
 

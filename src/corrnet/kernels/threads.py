@@ -187,19 +187,12 @@ def _keep_off_calling_core(pool: _Helpers) -> None:
 def split_run(kernel, *arrays) -> None:
     """Run ``kernel(*pieces)`` on pieces of `arrays` cut alike along their first axis, on
     `get_num_threads()` threads when the arrays are large (the kernel writes its results
-    into one of them, piece by piece); else ``kernel(*arrays)``, once."""
-    rows = arrays[0].shape[0] if arrays[0].ndim else 0
-    pieces = min(active(), rows)
-    if pieces < 2 or arrays[0].size < MIN_PARALLEL_SIZE:
+    into one of them, piece by piece); else on the whole arrays, once (`run_pieces`)."""
+    if not arrays[0].ndim:
         kernel(*arrays)
         return
-    bounds = [rows * piece // pieces for piece in range(pieces + 1)]
-    pool = helper_pool()
-    futures = [pool.submit(kernel, *(array[start:stop] for array in arrays))
-               for start, stop in zip(bounds[1:-1], bounds[2:], strict=True)]
-    kernel(*(array[:bounds[1]] for array in arrays))
-    for future in futures:
-        future.result()
+    run_pieces(lambda first, end: kernel(*(array[first:end] for array in arrays)),
+               arrays[0].shape[0], arrays[0].size)
 
 
 def run_pieces(kernel, jobs: int, size: int, *arguments) -> None:

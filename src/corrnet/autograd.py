@@ -176,7 +176,7 @@ class Node:
         self.next_nodes = next_nodes  # one per tensor input: a Node, or None if no grad needed
         self.input_meta = input_meta  # one (shape, numpy dtype) per tensor input
         self.positions = positions  # where each tensor input stood among forward's arguments
-        self.retained = None  # a tensor whose .grad should be kept (retain_grad)
+        self.retained = None  # weakref to a tensor whose .grad should be kept (retain_grad)
         self.freed = False
         self.grad_hooks = None  # {id: hook} on the gradient arriving here (Tensor.register_hook)
         self._name = None  # PyTorch's name, fixed when it depends on ctx and ctx is freed
@@ -644,8 +644,9 @@ def _run_backward(roots, retain_graph: bool, create_graph: bool = False, capture
                         for hook in list(node.post_accumulate_hooks.values()):
                             hook(node.tensor)
                 continue
-            if node.retained is not None and grad is not None:
-                node.retained._accumulate_grad(grad)
+            retained = node.retained() if node.retained is not None else None
+            if retained is not None and grad is not None:
+                retained._accumulate_grad(grad)
             if grad is None:
                 input_grads = (None,) * len(node.next_nodes)
             else:

@@ -14,6 +14,7 @@ import math
 import numbers
 import operator
 import warnings
+import weakref
 from collections import namedtuple
 
 import numpy as np
@@ -101,7 +102,8 @@ def _wrap(array, grad_fn=None, version=None):
     t._base = None  # the tensor whose memory this one views (for in-place ops on views)
     t._view_fn = None  # array of the base -> array of this view
     t._view_version = None  # for a view: the version at which grad_fn was derived from the base
-    t._accumulator = None
+    t._accumulator = None  # a weak reference to the leaf's AccumulateGrad node
+    t._leaf_hooks = None  # a leaf's hook tables: (register_hook's, post-accumulate's)
     return t
 
 
@@ -505,9 +507,18 @@ class Tensor:
             return self.grad_fn
         if not self._requires_grad:
             return None
-        if self._accumulator is None:
-            self._accumulator = AccumulateGrad(self)
-        return self._accumulator
+        # As PyTorch's: the node holds the leaf, the leaf only a weak reference to the node.
+        # A strong one both ways would make a reference cycle, and the leaf and its .grad
+        # would wait for the garbage collector (a loop whose input requires grad grew by both
+        # every step, faulting in fresh memory). The leaf keeps its hooks' tables, which a new
+        # node takes over.
+        node = self._accumulator() if self._accumulator is not None else None
+        if node is None:
+            node = AccumulateGrad(self)
+            if self._leaf_hooks is not None:
+                node.grad_hooks, node.post_accumulate_hooks = self._leaf_hooks
+            self._accumulator = weakref.ref(node)
+        return node
 
     def _accumulate_grad(self, grad: np.ndarray) -> None:
         if isinstance(grad, Tensor):  # create_graph: kept with its graph, out of place
@@ -528,7 +539,7 @@ class Tensor:
 
     def retain_grad(self) -> None:
         if self.grad_fn is not None:
-            self.grad_fn.retained = self
+            self.grad_fn.retained = weakref.ref(self)  # weak: the tensor holds its node
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` each time the gradient with respect to this tensor is computed;
@@ -544,7 +555,11 @@ class Tensor:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if not callable(hook):
             raise TypeError(f"register_hook: hook must be callable, got {type(hook).__name__}")
-        return self._grad_node().add_grad_hook(hook)
+        node = self._grad_node()
+        handle = node.add_grad_hook(hook)
+        if isinstance(node, AccumulateGrad):   # a leaf: the tables outlive this node
+            self._leaf_hooks = (node.grad_hooks, node.post_accumulate_hooks)
+        return handle
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` after a backward pass has accumulated into this leaf's
@@ -566,11 +581,15 @@ class Tensor:
         if not callable(hook):
             raise TypeError("register_post_accumulate_grad_hook: hook must be callable, got "
                             f"{type(hook).__name__}")
-        return self._grad_node().add_post_accumulate_hook(hook)
+        node = self._grad_node()
+        handle = node.add_post_accumulate_hook(hook)
+        self._leaf_hooks = (node.grad_hooks, node.post_accumulate_hooks)  # outlive this node
+        return handle
 
     @property
     def retains_grad(self) -> bool:
-        return self.grad_fn is not None and self.grad_fn.retained is self
+        return (self.grad_fn is not None and self.grad_fn.retained is not None
+                and self.grad_fn.retained() is self)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         """Compute the gradient of this tensor with respect to the graph's leaves.

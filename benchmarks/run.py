@@ -13,7 +13,14 @@ most samples per candidate (20).
 How it measures. Every row runs all its candidates in this one process, on the same float32
 data, interleaved: each candidate is called twice to warm up (the second call timed), then the
 samples are taken in rounds (corrnet, torch, ..., corrnet, torch, ...), and the row reports
-each candidate's median. A candidate gets up to `repeats` samples but no more than fit in
+each candidate's median. In each round a candidate first runs untimed for `Timing.settle_s`
+(50 ms; not a call slower than that): so each is timed as in a loop of its own calls, not in
+the wake of the other library's. PyTorch's OpenMP threads (GNU libgomp) spin-wait after
+every parallel call, 300,000 pause instructions (5-11 ms measured on the AMD EPYC, longer
+where a pause takes more cycles) on the cores that the next call needs: timed at once, a
+corrnet call after a PyTorch call lost a core for that long (LeNet's second layer fwd+bwd
+9.3 ms instead of 5.0, interleaved; 5.0-5.7 ms with OMP_WAIT_POLICY=PASSIVE or when run
+alone). A candidate gets up to `repeats` samples but no more than fit in
 about `budget_s` seconds, and at least 3 — except a call that took over `slow_call_s`
 seconds, whose warm-up call is its one sample. Peak memory and import time are measured in
 fresh subprocesses. Run it on an idle machine: with 2 cores, one other busy process makes
@@ -130,11 +137,14 @@ class Timing:
     min_samples: int = 3
     slow_call_s: float = 5.0  # a warm-up call slower than this is the only sample
     rounds: int = 5  # the samples are spread over this many interleaved rounds
+    settle_s: float = 0.05  # untimed calls at the start of each candidate's turn in a round
 
     def describe(self) -> str:
         return (f"up to {self.repeats} samples per candidate, within ~{self.budget_s:g} s "
                 f"each but at least {min(self.min_samples, self.repeats)} (a call over "
-                f"{self.slow_call_s:g} s: its one warm-up call), after two warm-up calls")
+                f"{self.slow_call_s:g} s: its one warm-up call), after two warm-up calls; in "
+                f"each of {self.rounds} rounds, {self.settle_s * 1000:g} ms of untimed calls "
+                "before a candidate's samples (not a call slower than that)")
 
 
 @dataclass(frozen=True)
@@ -203,7 +213,7 @@ SMOKE = Suite(
     loop_batches=3,
     resnet=(2, 32),
     import_runs=1,
-    timing=Timing(repeats=1, budget_s=0.1),
+    timing=Timing(repeats=1, budget_s=0.1, settle_s=0.0),
     # Tiny shapes gain nothing from a second thread, and on a busy machine (a CI runner)
     # PyTorch's thread pool makes each tiny op take ~100x longer: one thread keeps it fast.
     torch_threads=1,
@@ -223,6 +233,14 @@ def _seconds(call: Callable[[], object]) -> float:
 def _split(count: int, parts: int) -> list[int]:
     """count samples spread over `parts` rounds as evenly as possible: 7, 5 -> 2 2 1 1 1."""
     return [count // parts + (1 if i < count % parts else 0) for i in range(parts)]
+
+
+def _settle(call: Callable[[], object], seconds: float) -> None:
+    """Call `call`, untimed, until `seconds` have passed: the other candidate's threads, still
+    spinning from its last call, go to sleep meanwhile (module docstring)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        call()
 
 
 def time_candidates(candidates: dict[str, Callable | None], timing: Timing):
@@ -259,6 +277,8 @@ def time_candidates(candidates: dict[str, Callable | None], timing: Timing):
         planned[name] = _split(count, timing.rounds)
     for round_index in range(timing.rounds):
         for name, counts in planned.items():
+            if counts[round_index] and warm_call[name] < timing.settle_s:
+                _settle(candidates[name], timing.settle_s)
             for _ in range(counts[round_index]):
                 samples[name].append(_seconds(candidates[name]))
 

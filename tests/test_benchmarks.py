@@ -14,6 +14,7 @@ import importlib.util
 import math
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -200,7 +201,7 @@ def test_time_candidates_counts_samples_and_survives_a_failing_candidate():
     def failing_call():
         raise MemoryError("Unable to allocate 59.2 GiB")
 
-    timing = bench.Timing(repeats=7, budget_s=10.0)
+    timing = bench.Timing(repeats=7, budget_s=10.0, settle_s=0.0)
     seconds, samples, notes = bench.time_candidates(
         {"corrnet": corrnet_call, "torch": failing_call, "opencv": None}, timing)
     assert samples == {"corrnet": 7, "torch": 0, "opencv": 0}
@@ -208,6 +209,37 @@ def test_time_candidates_counts_samples_and_survives_a_failing_candidate():
     assert _positive_finite(seconds["corrnet"])
     assert seconds["torch"] is None and notes["torch"].startswith("failed: MemoryError")
     assert seconds["opencv"] is None and notes["opencv"] == "not installed"
+
+
+def test_each_turn_in_a_round_starts_with_untimed_calls_for_settle_s():
+    """A candidate's samples in a round follow settle_s of its own calls (so that the other
+    library's spinning threads are asleep); a call slower than settle_s is not repeated."""
+    calls = []
+
+    def candidate(name, seconds):
+        def call():
+            calls.append((name, time.perf_counter()))
+            time.sleep(seconds)
+        return call
+
+    timing = bench.Timing(repeats=10, budget_s=10.0, rounds=5, settle_s=0.02)
+    _, samples, _ = bench.time_candidates(
+        {"corrnet": candidate("corrnet", 0.001), "torch": candidate("torch", 0.001),
+         "slow": candidate("slow", 0.03)}, timing)
+    assert samples == {"corrnet": 10, "torch": 10, "slow": 10}
+    turns = []      # (name, calls, seconds from the first call to the last) of each turn
+    for name, at in calls[6:]:                          # after the two warm-up calls each
+        if turns and turns[-1][0] == name:
+            turns[-1][1].append(at)
+        else:
+            turns.append((name, [at]))
+    assert [name for name, _ in turns] == ["corrnet", "torch", "slow"] * 5
+    for name, times in turns:
+        if name == "slow":
+            assert len(times) == 2                      # its two samples, no untimed call
+        else:
+            assert len(times) > 2                       # untimed calls, then two samples
+            assert times[-2] - times[0] >= 0.02         # the samples begin after settle_s
 
 
 def test_a_slow_call_is_its_own_single_sample():

@@ -118,11 +118,13 @@ def test_sgd_matches_torch(dtype, seed, lr, momentum, dampening, nesterov, weigh
        maximize=st.booleans())
 def test_adam_matches_torch(name, dtype, seed, lr, beta1, beta2, eps, weight_decay, amsgrad,
                             maximize):
-    # With eps = 0 and beta2 = 0 each step divides by the step's own |gradient|: float32
-    # rounding of a near-zero gradient is amplified without bound (a case found: float64's
-    # -5.72622, corrnet float32 -5.72129, torch float32 -5.71308), so two correct float32
-    # implementations need not agree to any tolerance there.
-    assume(dtype == "float64" or eps > 0 or beta2 > 0)
+    # With beta2 = 0 each step divides by the step's own |gradient| + eps: the rounding of a
+    # near-zero gradient is amplified by up to 1/eps (a case found: float64's -5.72622, corrnet
+    # float32 -5.72129, torch float32 -5.71308 with eps = 0; and in float64 with eps = 1e-8, a
+    # gradient near 1e-6 that sent a parameter from 1.1 to -2417, where the two libraries'
+    # last-bit differences became 6e-12 relative), so two correct implementations need not
+    # agree to the tolerance there; eps = 1e-3 bounds the amplification.
+    assume(beta2 > 0 or eps >= 1e-3)
     kwargs = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay,
                   amsgrad=amsgrad, maximize=maximize)
     cparams, tparams, copt, topt = run_both(name, kwargs, dtype, seed)

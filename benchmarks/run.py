@@ -14,8 +14,8 @@ How it measures. Every row runs all its candidates in this one process, on the s
 data, interleaved: each candidate is called twice to warm up (the second call timed), then the
 samples are taken in rounds (corrnet, torch, ..., corrnet, torch, ...), and the row reports
 each candidate's median. In each round a candidate first runs untimed for `Timing.settle_s`
-(50 ms; not a call slower than that): so each is timed as in a loop of its own calls, not in
-the wake of the other library's. PyTorch's OpenMP threads (GNU libgomp) spin-wait after
+(50 ms; a call slower than that waits 50 ms instead): so each is timed as in a loop of its
+own calls, not in the wake of the other library's. PyTorch's OpenMP threads (GNU libgomp) spin-wait after
 every parallel call, 300,000 pause instructions (5-11 ms measured on the AMD EPYC, longer
 where a pause takes more cycles) on the cores that the next call needs: timed at once, a
 corrnet call after a PyTorch call lost a core for that long (LeNet's second layer fwd+bwd
@@ -144,7 +144,7 @@ class Timing:
                 f"each but at least {min(self.min_samples, self.repeats)} (a call over "
                 f"{self.slow_call_s:g} s: its one warm-up call), after two warm-up calls; in "
                 f"each of {self.rounds} rounds, {self.settle_s * 1000:g} ms of untimed calls "
-                "before a candidate's samples (not a call slower than that)")
+                "before a candidate's samples (a slower call: a pause as long)")
 
 
 @dataclass(frozen=True)
@@ -279,6 +279,8 @@ def time_candidates(candidates: dict[str, Callable | None], timing: Timing):
         for name, counts in planned.items():
             if counts[round_index] and warm_call[name] < timing.settle_s:
                 _settle(candidates[name], timing.settle_s)
+            elif counts[round_index] and timing.settle_s:
+                time.sleep(timing.settle_s)     # a slow call: the others' threads go idle
             for _ in range(counts[round_index]):
                 samples[name].append(_seconds(candidates[name]))
 

@@ -213,7 +213,8 @@ def test_time_candidates_counts_samples_and_survives_a_failing_candidate():
 
 def test_each_turn_in_a_round_starts_with_untimed_calls_for_settle_s():
     """A candidate's samples in a round follow settle_s of its own calls (so that the other
-    library's spinning threads are asleep); a call slower than settle_s is not repeated."""
+    library's spinning threads are asleep); a call slower than settle_s is not repeated: a
+    pause of settle_s comes before its samples instead."""
     calls = []
 
     def candidate(name, seconds):
@@ -234,9 +235,10 @@ def test_each_turn_in_a_round_starts_with_untimed_calls_for_settle_s():
         else:
             turns.append((name, [at]))
     assert [name for name, _ in turns] == ["corrnet", "torch", "slow"] * 5
-    for name, times in turns:
+    for index, (name, times) in enumerate(turns):
         if name == "slow":
-            assert len(times) == 2                      # its two samples, no untimed call
+            assert len(times) == 2                      # its two samples, no untimed call,
+            assert times[0] - turns[index - 1][1][-1] >= 0.02   # after a pause of settle_s
         else:
             assert len(times) > 2                       # untimed calls, then two samples
             assert times[-2] - times[0] >= 0.02         # the samples begin after settle_s

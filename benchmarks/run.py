@@ -13,18 +13,17 @@ most samples per candidate (20).
 How it measures. Every row runs all its candidates in this one process, on the same float32
 data, interleaved: each candidate is called twice to warm up (the second call timed), then the
 samples are taken in rounds (corrnet, torch, ..., corrnet, torch, ...), and the row reports
-each candidate's median. In each round a candidate first runs untimed for `Timing.settle_s`
-(50 ms; a call slower than that waits 50 ms instead): so each is timed as in a loop of its
-own calls, not in the wake of the other library's. PyTorch's OpenMP threads (GNU libgomp) spin-wait after
-every parallel call, 300,000 pause instructions (5-11 ms measured on the AMD EPYC, longer
+each candidate's median. In each round a candidate first runs untimed for `Timing.settle_s` (50
+ms; a call slower than that waits 50 ms instead): so each is timed as in a loop of its own
+calls, not in the wake of the other library's. PyTorch's OpenMP threads (GNU libgomp) spin-wait
+after every parallel call, 300,000 pause instructions (5-11 ms measured on the AMD EPYC, longer
 where a pause takes more cycles) on the cores that the next call needs: timed at once, a
-corrnet call after a PyTorch call lost a core for that long (LeNet's second layer fwd+bwd
-9.3 ms instead of 5.0, interleaved; 5.0-5.7 ms with OMP_WAIT_POLICY=PASSIVE or when run
-alone). A candidate gets up to `repeats` samples but no more than fit in
-about `budget_s` seconds, and at least 3 — except a call that took over `slow_call_s`
-seconds, whose warm-up call is its one sample. Peak memory and import time are measured in
-fresh subprocesses. Run it on an idle machine: with 2 cores, one other busy process makes
-every ratio meaningless.
+corrnet call after a PyTorch call lost a core for that long (LeNet's second layer fwd+bwd 9.3
+ms instead of 5.0, interleaved; 5.0-5.7 ms with OMP_WAIT_POLICY=PASSIVE or when run alone). A
+candidate gets up to `repeats` samples but no more than fit in about `budget_s` seconds, and at
+least 3 — except a call that took over `slow_call_s` seconds, whose warm-up call is its one
+sample. Peak memory and import time are measured in fresh subprocesses. Run it on an idle
+machine: with 2 cores, one other busy process makes every ratio meaningless.
 
 How to read the ratios. In the timing tables, "X / corrnet" is X's time divided by
 corrnet's: above 1, corrnet is faster (2.0: corrnet takes half the time); below 1, slower.

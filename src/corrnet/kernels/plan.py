@@ -85,6 +85,7 @@ from . import (
     conv,
     direct,
     fft,
+    finite,
     jit,
     pool,
     unrolled,
@@ -403,23 +404,9 @@ TRANSFORMS = frozenset({"winograd", "fft"})
 
 
 def _all_finite(*arrays: np.ndarray) -> bool:
-    """Whether every number of the arrays is finite (integers always are): the largest and
-    the smallest are (a NaN anywhere makes both NaN). Two vectorized reductions, no
-    temporary: half the time of a sum, and no overflow to mistake for an inf."""
-    return all(_finite(a) for a in arrays)
-
-
-def _finite(a: np.ndarray) -> bool:
-    """`_all_finite` of one array. A broadcast operand (an output gradient of ones from
-    ``out.sum().backward()``) is read once per distinct number: its zero-stride axes cut to
-    length 1 (NumPy's max runs 2x slower than its sum along them)."""
-    if a.dtype.kind not in "fc" or a.size == 0:
-        return True
-    if 0 in a.strides:
-        a = a[tuple(slice(0, 1) if step == 0 else slice(None) for step in a.strides)]
-    if a.dtype.kind == "c":
-        return _finite(a.real) and _finite(a.imag)
-    return bool(np.isfinite(a.max())) and bool(np.isfinite(a.min()))
+    """Whether every number of the arrays is finite (`finite.all_finite`: one compiled pass
+    on corrnet's threads; integers always are)."""
+    return all(finite.all_finite(a) for a in arrays)
 
 
 def run(pass_name, algorithm: str, *args):

@@ -405,7 +405,7 @@ TRANSFORMS = frozenset({"winograd", "fft"})
 
 def _all_finite(*arrays: np.ndarray) -> bool:
     """Whether every number of the arrays is finite (`finite.all_finite`: one compiled pass
-    on corrnet's threads; integers always are)."""
+    per array; integers always are)."""
     return all(finite.all_finite(a) for a in arrays)
 
 

@@ -46,7 +46,7 @@ import functools
 
 import numpy as np
 
-from .jit import enabled, jit
+from .jit import enabled, jit, runs_compiled_on
 from .threads import split_run
 
 # below this many numbers NumPy's passes cost no more than a call into a compiled kernel
@@ -263,17 +263,11 @@ def sigmoid_backward(out: np.ndarray, grad: np.ndarray) -> np.ndarray:
 # ReLU: max(a, 0) on pieces of the array, and its backward in one compiled pass
 # ---------------------------------------------------------------------------------------------
 
-def _float_arrays(*arrays) -> bool:
-    """NumPy arrays, C-contiguous, all float32 or all float64."""
-    return (all(isinstance(a, np.ndarray) and a.flags.c_contiguous for a in arrays)
-            and arrays[0].dtype in (np.float32, np.float64)
-            and all(a.dtype == arrays[0].dtype for a in arrays))
-
-
 def relu_forward(a):
     """max(a, 0) (NaN stays NaN), as `np.maximum(a, 0)`; a float array's pieces on
     corrnet's threads (`threads.split_run`)."""
-    if not (_float_arrays(a) and a.ndim):
+    if not (isinstance(a, np.ndarray) and a.ndim and a.flags.c_contiguous
+            and a.dtype in (np.float32, np.float64)):
         return np.maximum(a, 0)
     out = np.empty_like(a)
     split_run(lambda piece, out_piece: np.maximum(piece, 0, out=out_piece), a, out)
@@ -301,8 +295,8 @@ def relu_backward(out, grad):
     """d loss / d a from ReLU's output and d loss / d out (`relu_grad_numpy`'s values): one
     compiled pass on float arrays of one dtype and shape, in pieces on corrnet's threads;
     NumPy's where elsewhere."""
-    if not (grad.shape == out.shape and out.size >= COMPILED_MIN_SIZE and enabled()
-            and _float_arrays(out, grad)):
+    if not (runs_compiled_on(out, grad) and grad.shape == out.shape
+            and out.size >= COMPILED_MIN_SIZE):
         return relu_grad_numpy(out, grad)
     grad_a = np.empty_like(grad)
     split_run(_relu_grad_kernel, out.reshape(-1), grad.reshape(-1), grad_a.reshape(-1))

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import enabled, jit
+from .jit import jit, runs_compiled_on
 from .threads import run_pieces
 
 # below this many numbers the NumPy passes cost no more than a call into a compiled kernel
@@ -43,13 +43,10 @@ COMPILED_MIN_SIZE = 4096
 
 
 def compiled(x: np.ndarray, *others) -> bool:
-    """Whether the compiled passes take x: a C-contiguous float32 or float64 NumPy array of
-    COMPILED_MIN_SIZE numbers or more, numba on, and the other arrays (weight, bias, the
-    output gradient, ...; None skipped) NumPy arrays of x's dtype."""
-    return (enabled() and isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
-            and x.flags.c_contiguous and x.ndim >= 2 and x.size >= COMPILED_MIN_SIZE
-            and all(a is None or (isinstance(a, np.ndarray) and a.dtype == x.dtype)
-                    for a in others))
+    """Whether the compiled passes take x (N, C, ...) of COMPILED_MIN_SIZE numbers or more
+    and the other arrays (weight, bias, the output gradient, ...; None skipped):
+    `jit.runs_compiled_on` them all."""
+    return runs_compiled_on(x, *others) and x.ndim >= 2 and x.size >= COMPILED_MIN_SIZE
 
 
 def _by_channel(a: np.ndarray) -> np.ndarray:

@@ -51,7 +51,6 @@ _enabled: bool | None = None if os.environ.get("CORRNET_NUMBA", "1") != "0" else
 _import_error: str | None = None   # why numba could not be imported, once it was tried
 
 
-
 def enabled() -> bool:
     """Whether the compiled kernels run: not switched off, and numba imports (tried on the
     first call; where it fails, a one-line notice and the NumPy fallbacks from then on)."""
@@ -82,6 +81,15 @@ def runs_compiled(dtype) -> bool:
     """Whether a compiled kernel runs for arrays of this dtype: the kernels are on, and the
     dtype is one they are written for (float32 or float64)."""
     return enabled() and np.dtype(dtype) in (np.float32, np.float64)
+
+
+def runs_compiled_on(*arrays) -> bool:
+    """Whether a compiled kernel takes these arrays (None skipped): `runs_compiled` for the
+    first one's dtype, and every one a C-contiguous NumPy array of that dtype."""
+    first = arrays[0]
+    return (isinstance(first, np.ndarray) and runs_compiled(first.dtype)
+            and all(a is None or (isinstance(a, np.ndarray) and a.dtype == first.dtype
+                                  and a.flags.c_contiguous) for a in arrays))
 
 
 def path() -> str:

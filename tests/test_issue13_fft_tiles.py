@@ -111,3 +111,31 @@ def test_issue13_tiled_fft_holds_the_memory_budget(small_tiles):
         assert used <= max(budget, least) + SLACK, (budget, least, used)
     np.testing.assert_allclose(out, _torch_forward(x, weight, bias, geometry),
                                rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(out=st.integers(1, 5000), extent=st.integers(1, 128))
+def test_issue13_tile_sides_cover_the_output_on_fast_grids_no_larger_than_before(out, extent):
+    """Each tile's input (outputs + extent - 1) is a fast FFT length within TILE_SIDE, the
+    tiles cover the output, and their grids hold no more cells along the axis than the
+    previous rule's (as many tiles of TILE_SIDE - extent + 1 outputs as needed, on grids of
+    TILE_SIDE)."""
+    import scipy.fft
+
+    side = fft._tile_side(out, extent)
+    count = -(-out // side)
+    if out + extent - 1 <= fft.TILE_SIDE:
+        assert side == out
+        return
+    length = side + extent - 1
+    assert length <= fft.TILE_SIDE
+    assert scipy.fft.next_fast_len(length, real=True) == length
+    assert count * side >= out
+    previous = -(-out // (fft.TILE_SIDE - extent + 1)) * fft.TILE_SIDE
+    assert count * length <= previous
+
+
+def test_issue13_tiles_of_a_2048_image_and_a_31x31_kernel():
+    """7 tiles a side of 290 outputs on 320 x 320 grids (2240 cells a side, not 5 x 512)."""
+    window = make_window("conv2d", 2048, 2048, (31, 31), (1, 1), ((0, 0), (0, 0)), (1, 1))
+    assert fft._tiles(window, fft.fft_grid(window)) == (290, 290)

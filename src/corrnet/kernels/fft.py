@@ -48,13 +48,16 @@ the taps the same way (`_values_at_taps`).
 
 Large images: tiles (overlap-save). One transform of a whole 4096x4096 plane runs out of the
 caches: every pass of the FFT over its columns goes to memory. Where the grid of a stride-1
-forward pass exceeds `TILE_GRID_SIZE` numbers, the output is cut into tiles of to x to outputs
-and each tile's input (to + extent - 1 rows and columns, zeros where it leaves the image) is
-transformed on its own T x T grid, T = to + extent - 1 a fast FFT length (512 for kernels of
-up to 128 taps a side): all tiles are one batch of small images for the same per-frequency
-products, with the kernels' spectra computed once (`_tiled_forward`). About 15% more
-arithmetic than one big transform (the tiles overlap by extent - 1), measured 3-4x faster on
-a 4096x4096 image with a 31x31 kernel.
+forward pass exceeds `TILE_GRID_SIZE` numbers, the output is cut into tiles of th x tw
+outputs and each tile's input (th + extent - 1 rows, likewise columns, zeros where it leaves
+the image) is transformed on its own grid, a fast FFT length of at most `TILE_SIDE` a side
+chosen so that the tiles' grids hold the fewest cells (`_tile_side`), with the kernels'
+spectra computed once (`_tiled_forward`). The real FFT reads each row of tiles as a strided
+view of the input (no copy of the overlapping tiles) and each tile's outputs go from the
+inverse transform straight into place. About 15% more arithmetic than one big transform (the
+tiles overlap by extent - 1), measured 3-4x faster on a 4096x4096 image with a 31x31 kernel;
+the grids' sides and the copies left out took a 2048x2048 image with a 31x31 kernel from
+35 to 27-28 ms (4096x4096: 118 to 94 ms), OpenCV's filter2D 26 and 98-100 ms in the same runs.
 
 Stride > 1 is done by computing every grid cell and keeping every sh-th row and sw-th column
 (so it costs as much as stride 1: `supports` allows strides up to `MAX_STRIDE`).
@@ -124,7 +127,7 @@ PARALLEL_FFT_SIZE = 2**18
 # A stride-1 forward pass whose grid holds more numbers than this runs on tiles (see Large
 # images): beyond it (a 1024x1024 plane, 4 MiB of float32) the transforms leave the caches.
 TILE_GRID_SIZE = 2**20
-# The tiles' grid side: a fast FFT length (a power of 2) of a few hundred KiB per plane.
+# The largest side of a tile's grid: a fast FFT length, a plane of a few hundred KiB at most.
 TILE_SIDE = 512
 
 # Column DFTs of kernels of at least this many numbers (G*Fh*Fr*P*Q) are one matrix product
@@ -514,33 +517,47 @@ def _extent(window: Window2d, axis: int) -> int:
     return window.dilation[axis] * (window.kernel[axis] - 1) + 1
 
 
+def _tile_side(out: int, extent: int) -> int:
+    """Outputs per tile along one axis: all of them where they fit one grid of TILE_SIDE
+    (out + extent - 1 <= TILE_SIDE); else a tile whose input, outputs + extent - 1, is a fast
+    FFT length T of at most TILE_SIDE, the one whose count of tiles times T is least (the
+    transforms' cost along this axis, about proportional to the grid cells). E.g. 2018
+    outputs of a 31-tap kernel: 7 tiles of 290 on grids of 320 (2240 cells) rather than 5
+    of 482 on 512 (2560)."""
+    if out + extent - 1 <= TILE_SIDE:
+        return out
+    fewest = -(-out // (TILE_SIDE - extent + 1))
+    best = None
+    for count in range(fewest, fewest + 4):
+        length = _sfft().next_fast_len(-(-out // count) + extent - 1, real=True)
+        if length <= TILE_SIDE and (best is None or count * length < best[0]):
+            best = (count * length, length)
+    return best[1] - extent + 1
+
+
 def _tiles(window: Window2d, grid: _Grid) -> tuple[int, int] | None:
     """The output tile's (rows, columns) where the forward pass runs on tiles (stride 1, a
     grid of more than TILE_GRID_SIZE numbers, windows at most TILE_SIDE / 4 across); else
-    None. A tile has TILE_SIDE - extent + 1 outputs a side, fewer where the output is
-    smaller."""
+    None. Each side from `_tile_side`."""
     if window.stride != (1, 1) or grid.height * grid.width <= TILE_GRID_SIZE:
         return None
     extents = (_extent(window, 0), _extent(window, 1))
     if max(extents) > TILE_SIDE // 4:
         return None
-    return (min(TILE_SIDE - extents[0] + 1, window.out_height),
-            min(TILE_SIDE - extents[1] + 1, window.out_width))
+    return (_tile_side(window.out_height, extents[0]), _tile_side(window.out_width, extents[1]))
 
 
 def _tile_plan(x_shape, weight_shape, window: Window2d) -> tuple[int, Window2d]:
-    """(bytes of one row of tiles in a band, the tiles' own 'valid' window): per tile its
-    input in the band and in the batch, its output and that output laid out again, counted
-    at 8 bytes a number (float64 at most)."""
+    """(bytes of a band holding one row of tiles' inputs, the tiles' own 'valid' window),
+    the band counted at 8 bytes a number (float64 at most)."""
     from .windows import make_window
 
     n, c_in = x_shape[:2]
-    c_out = weight_shape[0]
     tile_rows, tile_cols = _tiles(window, fft_grid(window))
     tile_in = (tile_rows + _extent(window, 0) - 1, tile_cols + _extent(window, 1) - 1)
     across = -(-window.out_width // tile_cols)
-    row_bytes = across * n * (2 * c_in * tile_in[0] * tile_in[1]
-                              + 2 * c_out * tile_rows * tile_cols) * 8
+    band_width = across * tile_cols + _extent(window, 1) - 1
+    row_bytes = n * c_in * tile_in[0] * band_width * 8
     tile_window = make_window("conv2d", *tile_in, window.kernel, (1, 1), ((0, 0), (0, 0)),
                               window.dilation)
     return row_bytes, tile_window
@@ -551,14 +568,16 @@ def _tiled_forward(x, weight, bias, window: Window2d, groups: int, budget: int) 
 
     Output tile (a, b) covers outputs [a*th, (a+1)*th) x [b*tw, (b+1)*tw) and reads the padded
     input's rows [a*th, a*th + th + extent_h - 1) and columns likewise: the input's rows
-    shifted up by the top padding, zeros outside the image. A band of tile rows at a time is
-    copied into one zeroed buffer (N, C, rows, columns) and cut into tiles, each a small image
-    of a batch run through `_whole_forward` with a 'valid' window; the band's outputs are
-    copied into place. The bands' copies hold half the memory budget at most (at least one
-    row of tiles), the transforms of their tiles the other half.
+    shifted down by the top padding, zeros outside the image. A band of tile rows at a time
+    is copied into one zeroed buffer (N, C, rows, columns), in the dtype the transforms work
+    in; a row of tiles of one image is then a strided view of the band, (tiles, C, rows,
+    columns), that the real FFT reads as it is (no copy), and each tile's outputs go from
+    the inverse transform straight into place. The bands hold half the memory budget at most
+    (at least one row of tiles), the transforms of their tiles and the kernels' spectra the
+    other half (`_block_sizes`, the tiles of a row taken as its images).
     """
     n, c_in, height, width = x.shape
-    c_out = weight.shape[0]
+    c_out, c_group, kh, kw = weight.shape
     tile_rows, tile_cols = _tiles(window, fft_grid(window))
     extent_h, extent_w = _extent(window, 0), _extent(window, 1)
     (top, _), (left, _) = window.padding
@@ -567,37 +586,64 @@ def _tiled_forward(x, weight, bias, window: Window2d, groups: int, budget: int) 
     band_width = across * tile_cols + extent_w - 1               # padded columns of a band
     tile_in = (tile_rows + extent_h - 1, tile_cols + extent_w - 1)
     row_bytes, tile_window = _tile_plan(x.shape, weight.shape, window)
-    # half the budget for the bands' copies, half for the transforms of their tiles
-    rows_per_band = max(1, min(down, budget // 2 // row_bytes))
+    grid = fft_grid(tile_window)
+    work = working_dtype(x.dtype, c_group * kh * kw, kh * kw)
+    weight = _grouped(weight.astype(work, copy=False)[None], groups)[0]  # (G, Og, Cg, kh, kw)
+    group_block, out_block, tile_block = _block_sizes(
+        across, groups, c_out // groups, c_group, grid, work.itemsize, budget // 2)
+    blocks = [(gs, ks) for gs in _blocks(groups, group_block)
+              for ks in _blocks(c_out // groups, out_block)]
+    kept = {}          # with one block, its kernels' spectra, computed once for every band
+
+    def kernel_spectra(index):
+        if index in kept:
+            return kept[index]
+        gs, ks = blocks[index]
+        kernels = _kernel_spectra(weight[gs, ks], grid)                  # (G', Fh, Fr, Og', Cg)
+        kernels = _prepared(np.conj(kernels, out=kernels))               # the forward correlates
+        if len(blocks) == 1:
+            kept[index] = kernels
+        return kernels
+
     out = np.empty((n, c_out, window.out_height, window.out_width), dtype=x.dtype)
+    out_grouped = _grouped(out, groups)                              # (N, G, Og, H_out, W_out)
+    rows_per_band = max(1, min(down, budget // 2 // row_bytes))
+    # one buffer for every band (the last one may use fewer of its rows)
+    buffer = np.empty((n, c_in, rows_per_band * tile_rows + extent_h - 1, band_width), work)
     for first in range(0, down, rows_per_band):
         bands = min(rows_per_band, down - first)
         out_start = first * tile_rows
         band_height = bands * tile_rows + extent_h - 1
         # the band's input: padded rows [out_start, out_start + band_height), zeros outside
-        band = np.zeros((n, c_in, band_height, band_width), dtype=x.dtype)
+        band = buffer[:, :, :band_height]
+        band.fill(0)
         source_rows = slice(max(0, out_start - top), min(height, out_start - top + band_height))
         source_cols = slice(0, min(width, band_width - left))
         if source_rows.start < source_rows.stop and source_cols.stop > 0:
             band[:, :, source_rows.start - (out_start - top):
                  source_rows.stop - (out_start - top),
                  left:left + source_cols.stop] = x[:, :, source_rows, source_cols]
-        # (n, C_in, bands, across, tile_in_h, tile_in_w): overlapping views of the band
         step_n, step_c, step_h, step_w = band.strides
-        tiles = np.lib.stride_tricks.as_strided(
-            band, (n, c_in, bands, across, *tile_in),
-            (step_n, step_c, step_h * tile_rows, step_w * tile_cols, step_h, step_w),
-            writeable=False)
-        batch = np.ascontiguousarray(tiles.transpose(0, 2, 3, 1, 4, 5)).reshape(
-            n * bands * across, c_in, *tile_in)
-        products = _whole_forward(batch, weight, None, tile_window, groups, budget // 2)
-        # (n*bands*across, C_out, th, tw) -> (n, C_out, bands*th, across*tw)
-        products = products.reshape(n, bands, across, c_out, tile_rows, tile_cols)
-        products = products.transpose(0, 3, 1, 4, 2, 5).reshape(
-            n, c_out, bands * tile_rows, across * tile_cols)
-        out_stop = min(window.out_height, out_start + bands * tile_rows)
-        out[:, :, out_start:out_stop] = products[:, :, :out_stop - out_start,
-                                                 :window.out_width]
+        for image in range(n):
+            for row in range(bands):
+                # (across, G, Cg, tile_in_h, tile_in_w): the row's tiles, overlapping views
+                tiles = np.lib.stride_tricks.as_strided(
+                    band[image, :, row * tile_rows:], (across, groups, c_group, *tile_in),
+                    (step_w * tile_cols, step_c * c_group, step_c, step_h, step_w),
+                    writeable=False)
+                rows = slice(out_start + row * tile_rows,
+                             min(out_start + (row + 1) * tile_rows, window.out_height))
+                for index, (gs, ks) in enumerate(blocks):
+                    for ts in _blocks(across, tile_block):
+                        spectra = _image_spectra(tiles[ts, gs], grid)   # (t, G', Cg, Fh, Fr)
+                        products = _apply(kernel_spectra(index), spectra)  # (t, G', Og', Fh, Fr)
+                        planes = _planes(products, grid)                 # (t, G', Og', Fh, Fw)
+                        for t, column in enumerate(range(ts.start, ts.stop)):
+                            cols = slice(column * tile_cols,
+                                         min((column + 1) * tile_cols, window.out_width))
+                            out_grouped[image, gs, ks, rows, cols] = \
+                                planes[t, :, :, :rows.stop - rows.start,
+                                       :cols.stop - cols.start]
     if bias is not None:
         out += bias.astype(x.dtype, copy=False).reshape(1, c_out, 1, 1)
     return out

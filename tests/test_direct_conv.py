@@ -37,7 +37,7 @@ def configurations(draw, variant: str, max_size: int = 9):
     if variant == "pointwise":
         kernel, pads, dilation = (1, 1), ((0, 0), (0, 0)), (1, 1)
     else:
-        kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+        kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
         pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
         dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))

@@ -476,10 +476,43 @@ def _shifted_dot_kernel(source, source_dims, grad_out, tap_offsets, partial,
                 band_row = grad_band[r * row_width:r * row_width + out_width]
                 for x in range(out_width):
                     band_row[x] = grad_row[x]
-            for t in range(taps):
+            # () = (length,) . (length,) for each tap, summed in vector lanes
+            # (reassociate=True) and in the input's dtype; each band's sum is added to a
+            # float64 partial sum. Eight taps at a time: each load of grad_band serves eight
+            # products (LeNet's first layer: 1.14-1.39 -> 0.84-1.05 ms; a 3x3 filter of a
+            # 512x512 image 0.22 -> 0.13 ms), then the last taps one at a time.
+            eights_end = 8 * (taps // 8)
+            for t in range(0, eights_end, 8):
+                at0, at1 = start + tap_offsets[t], start + tap_offsets[t + 1]
+                at2, at3 = start + tap_offsets[t + 2], start + tap_offsets[t + 3]
+                at4, at5 = start + tap_offsets[t + 4], start + tap_offsets[t + 5]
+                at6, at7 = start + tap_offsets[t + 6], start + tap_offsets[t + 7]
+                s0, s1 = band[at0:at0 + length], band[at1:at1 + length]
+                s2, s3 = band[at2:at2 + length], band[at3:at3 + length]
+                s4, s5 = band[at4:at4 + length], band[at5:at5 + length]
+                s6, s7 = band[at6:at6 + length], band[at7:at7 + length]
+                total0 = total1 = total2 = total3 = zero
+                total4 = total5 = total6 = total7 = zero
+                for p in range(length):
+                    value = grad_band[p]
+                    total0 += value * s0[p]
+                    total1 += value * s1[p]
+                    total2 += value * s2[p]
+                    total3 += value * s3[p]
+                    total4 += value * s4[p]
+                    total5 += value * s5[p]
+                    total6 += value * s6[p]
+                    total7 += value * s7[p]
+                partial[o, t] += total0
+                partial[o, t + 1] += total1
+                partial[o, t + 2] += total2
+                partial[o, t + 3] += total3
+                partial[o, t + 4] += total4
+                partial[o, t + 5] += total5
+                partial[o, t + 6] += total6
+                partial[o, t + 7] += total7
+            for t in range(eights_end, taps):
                 shifted = band[start + tap_offsets[t]:start + tap_offsets[t] + length]
-                # () = (length,) . (length,), summed in vector lanes (reassociate=True) and
-                # in the input's dtype; each band's sum is added to a float64 partial sum
                 total = zero
                 for p in range(length):
                     total += grad_band[p] * shifted[p]

@@ -195,23 +195,22 @@ def split_run(kernel, *arrays) -> None:
                arrays[0].shape[0], arrays[0].size)
 
 
-def run_pieces(kernel, jobs: int, size: int, *arguments) -> None:
+def run_pieces(kernel, jobs: int, size: int, *arguments) -> list:
     """Run ``kernel(*arguments, first, end)`` over the jobs [0, jobs), cut into one run of
     consecutive jobs per thread (`active()` of them): the first run on the calling thread, the
     others on the helpers. Work on fewer than `MIN_PARALLEL_SIZE` elements (`size`) runs
     whole on the calling thread. The kernel releases the GIL (a compiled one) and its runs
-    write disjoint parts of its output."""
+    write disjoint parts of its output, or return their own results: the list of the runs'
+    results, in the order of their jobs."""
     pieces = min(active(), jobs)
     if pieces < 2 or size < MIN_PARALLEL_SIZE:
-        kernel(*arguments, 0, jobs)
-        return
+        return [kernel(*arguments, 0, jobs)]
     bounds = [jobs * piece // pieces for piece in range(pieces + 1)]
     pool = helper_pool()
     futures = [pool.submit(kernel, *arguments, bounds[piece], bounds[piece + 1])
                for piece in range(1, pieces)]
-    kernel(*arguments, 0, bounds[1])
-    for future in futures:
-        future.result()
+    results = [kernel(*arguments, 0, bounds[1])]
+    return results + [future.result() for future in futures]
 
 
 # --------------------------------------------------------------------------------------------

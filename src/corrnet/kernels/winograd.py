@@ -40,10 +40,16 @@ The cost: 4 multiplies per output instead of 2.25 (still 2.25x fewer than im2col
 the transforms touch 1.8x more data per output. See `plan._winograd_wins` for where it still
 beats im2col.
 
-The transforms are the part NumPy does slowly: with numba (`jit.enabled()`) each transform
-is one compiled pass over the data, its jobs (an image's channel, or its row of tiles) cut
-into one run per thread (`threads.run_pieces`); the NumPy fallback applies B^T and A^T as
-small matrix products over stacked strided views of the tiles (no loop over tiles or pixels).
+The transforms are the part NumPy does slowly, and they move more data than the GEMMs (V is
+4x the input, M 4x the output). With numba (`jit.enabled()`) the three steps run item by item
+on each of corrnet's threads (`threads.run_pieces`): an item is a band of rows of tiles of
+about `ITEM_BYTES` of V and M (across images where the maps are small), transformed, multiplied
+(each GEMM on the thread's own BLAS call) and transformed back while it stays in the core's
+L2 cache (`_fused_kernel`; the weight gradient: `_fused_weight_kernel`). Before, each step
+was a pass over a chunk of the batch (its GEMMs on BLAS's threads): the layer suite's (c)-(e)
+forward and input gradient 1.3-1.8x faster, (c) and (d) forward+backward 1.35-1.7x (idle
+2-core AMD EPYC). The NumPy fallback keeps those passes, applying B^T and A^T as small
+matrix products over stacked strided views of the tiles (no loop over tiles or pixels).
 
 All three passes are done here: the forward, the input gradient (a stride-1 3x3 correlation
 of the output gradient with the kernel turned by 180 degrees) and the weight gradient (the
@@ -62,7 +68,7 @@ from __future__ import annotations
 import numpy as np
 
 from .jit import enabled, jit
-from .threads import run_pieces
+from .threads import active, numba_blas_on_one_thread, run_pieces
 from .windows import Window2d, pad_array
 
 TILE = 2               # outputs per tile side (m in F(m x m, 3x3))
@@ -75,15 +81,20 @@ CHANNEL_BLOCK = 64
 
 DEFAULT_BUDGET = 256 * 2**20
 
-# Forward and input gradient run in pieces of a chunk (images, then bands of rows of tiles)
-# whose V and M take about this many bytes: V is written by the input transform and read by
-# the GEMMs, M written by the GEMMs and read by the output transform, while still in cache
-# (a core's L2 and its share of L3 on x86 servers: 2-4 MiB and more). Measured on the
-# suite's (c)-(e) (one thread, CPU time): 20-28% faster than whole chunks of the batch,
+# The NumPy path's forward and input gradient run in pieces of a chunk (images, then bands of
+# rows of tiles) whose V and M take about this many bytes: V is written by the input transform
+# and read by the GEMMs, M written by the GEMMs and read by the output transform, while still
+# in cache (a core's L2 and its share of L3 on x86 servers: 2-4 MiB and more). Measured on
+# the suite's (c)-(e) (one thread, CPU time): 20-28% faster than whole chunks of the batch,
 # flat from 2 to 8 MiB, 10-20% slower again at 0.5 MiB (more, smaller GEMMs). With two
 # threads every GEMM is a parallel region of its own and fewer, larger ones win: forward
 # (c)/(d)/(e) 34/48/94 ms at 4 MiB, 25/37/62 ms at 16 MiB (idle 2-core AMD EPYC).
 CACHE_BYTES = 16 * 2**20
+
+# The compiled forward and input gradient (`_fused_kernel`) run the three steps item by item on
+# each thread, an item a band of rows of tiles whose V, M and partial product take about this
+# many bytes: they stay in the core's L2 cache between the steps.
+ITEM_BYTES = 2**20
 
 # With fewer channels per group than this a float32 correlation is computed in float64 (each
 # output then sums only 9 or 18 terms, which direct summation gets very accurate: F(2x2) in
@@ -188,6 +199,10 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget
     per_image = _image_bytes(c_in, c_out, out_height, out_width, work.itemsize)
     fixed = least_bytes(x.shape, weight_shape, window, groups, x.dtype, "grad_weight") - per_image
     chunk = max(1, int((budget - fixed) // per_image))
+    if enabled():
+        _fused_grad_weight(x.astype(work, copy=False), grad_out.astype(work, copy=False),
+                           patch_pads, groups, tiles_high, tiles_wide, transformed_sum, budget)
+        return back_transform_kernel(transformed_sum, weight_shape, groups).astype(x.dtype)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         padded = pad_array(x[start:stop].astype(work, copy=False), patch_pads)
@@ -201,6 +216,149 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget
         transformed_sum += np.matmul(transformed_grad, transformed_input.swapaxes(2, 3))
         del transformed_input, transformed_grad
     return back_transform_kernel(transformed_sum, weight_shape, groups).astype(x.dtype)
+
+
+def _fused_grad_weight(x, grad_out, patch_pads, groups: int, tiles_high: int,
+                       tiles_wide: int, transformed_sum, budget: int) -> None:
+    """The compiled weight gradient: dU summed into transformed_sum (16, G, C_out/G, Cg,
+    float64) over chunks of images, each chunk's rows of tiles cut into items as in
+    `_fused_correlate` (`_fused_weight_kernel`); each thread sums its items in float64 and
+    returns its sum. Within `budget`: the threads' items and sums, and the chunk's padded
+    copy."""
+    n, c_in = x.shape[:2]
+    c_out = grad_out.shape[1]
+    itemsize = x.itemsize
+    row_bytes = itemsize * tiles_wide * ALPHA**2 * (c_in + c_out) // groups
+    # at least as many tiles as channels: each item's products (Og x Cg per position) are
+    # added to the float64 sums, which costs little only where each product sums at least
+    # that many terms (256 channels on 14x14 maps: 42 ms with items of 1 MiB, 35 with these)
+    widest = max(c_in, c_out) // groups
+    threads = active()
+    rows = max(1, min(n * tiles_high, max(ITEM_BYTES // row_bytes, -(-widest // tiles_wide)),
+                      budget // 2 // (threads * row_bytes)))
+    # each thread's float64 sum and product, and transformed_sum
+    sums = (threads + 1) * transformed_sum.nbytes + threads * transformed_sum.size // 16 * 8
+    padded_image = itemsize * c_in * (TILE * tiles_high + KERNEL - 1) * (
+        TILE * tiles_wide + KERNEL - 1)
+    chunk = max(1, min(n, int((budget - sums - threads * rows * row_bytes) // padded_image)))
+    with numba_blas_on_one_thread():
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            padded = pad_array(x[start:stop], patch_pads)
+            items = -(-(stop - start) * tiles_high // rows)
+            for piece_sum in run_pieces(_fused_weight_kernel, items, padded.size, padded,
+                                        grad_out[start:stop], groups, tiles_high, tiles_wide,
+                                        rows):
+                transformed_sum += piece_sum
+            del padded
+
+
+@jit()
+def _fused_weight_kernel(padded, grad_out, groups, tiles_high, tiles_wide, rows, first, end):
+    """The items first ... end - 1 (as `_fused_kernel`'s) of the weight gradient, returned
+    as their float64 sum dU (16, G, Og, Cg). Per item and group, with T its tiles:
+
+        V (16, Cg, T)    = B^T d B of each tile's 4x4 patch of padded (n, C_in, Hp, Wp)
+        dM (16, Og, T)   = A dY A^T of each tile's 2x2 output gradient (zeros beyond the
+                           output) of grad_out (n, C_out, H_out, W_out)
+        dU[p, g] += dM[p] (Og, T) @ V[p]^T (T, Cg) for each position p
+
+    The transforms' sums are those of the NumPy path's `_input_numpy` and
+    `_grad_output_numpy` (B^T and A as small matrix products)."""
+    c_in = padded.shape[1]
+    c_out, out_height, out_width = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
+    c_group, outs = c_in // groups, c_out // groups
+    width = padded.shape[3]
+    total_rows = padded.shape[0] * tiles_high
+    most = rows * tiles_wide
+    sums = np.zeros((ALPHA * ALPHA, groups, outs, c_group), np.float64)
+    v_buffer = np.empty(ALPHA * ALPHA * c_group * most, padded.dtype)
+    d_buffer = np.empty(ALPHA * ALPHA * outs * most, padded.dtype)
+    product = np.empty((outs, c_group), padded.dtype)
+    across = np.empty((ALPHA, width), padded.dtype)
+    down = np.zeros((ALPHA, TILE * tiles_wide), padded.dtype)   # (columns past W_out: 0)
+    for item in range(first, end):
+        row_first = item * rows
+        count = min(rows, total_rows - row_first)
+        tiles = count * tiles_wide
+        transformed = v_buffer[:ALPHA * ALPHA * c_group * tiles].reshape(
+            (ALPHA * ALPHA, c_group, tiles))
+        grads = d_buffer[:ALPHA * ALPHA * outs * tiles].reshape((ALPHA * ALPHA, outs, tiles))
+        for g in range(groups):
+            # V: as in _fused_kernel
+            for c in range(c_group):
+                for k in range(count):
+                    image = (row_first + k) // tiles_high
+                    top = TILE * ((row_first + k) % tiles_high)
+                    plane = padded[image, g * c_group + c]
+                    for col in range(width):
+                        d0 = plane[top, col]
+                        d1 = plane[top + 1, col]
+                        d2 = plane[top + 2, col]
+                        d3 = plane[top + 3, col]
+                        across[0, col] = d0 - d2
+                        across[1, col] = d1 + d2
+                        across[2, col] = d2 - d1
+                        across[3, col] = d1 - d3
+                    at = k * tiles_wide
+                    for a in range(ALPHA):
+                        row = across[a]
+                        done0 = transformed[ALPHA * a, c, at:at + tiles_wide]
+                        done1 = transformed[ALPHA * a + 1, c, at:at + tiles_wide]
+                        done2 = transformed[ALPHA * a + 2, c, at:at + tiles_wide]
+                        done3 = transformed[ALPHA * a + 3, c, at:at + tiles_wide]
+                        for t in range(tiles_wide):
+                            d0 = row[TILE * t]
+                            d1 = row[TILE * t + 1]
+                            d2 = row[TILE * t + 2]
+                            d3 = row[TILE * t + 3]
+                            done0[t] = d0 - d2
+                            done1[t] = d1 + d2
+                            done2[t] = d2 - d1
+                            done3[t] = d1 - d3
+            # dM: A down the tiles' 2 rows, then along each tile's 2 columns
+            for o in range(outs):
+                channel = g * outs + o
+                for k in range(count):
+                    image = (row_first + k) // tiles_high
+                    top = TILE * ((row_first + k) % tiles_high)
+                    if top + 1 < out_height:
+                        for col in range(out_width):
+                            y0 = grad_out[image, channel, top, col]
+                            y1 = grad_out[image, channel, top + 1, col]
+                            down[0, col] = y0
+                            down[1, col] = y0 + y1
+                            down[2, col] = y0 - y1
+                            down[3, col] = -y1
+                    else:     # the last row of tiles of an odd height: its second row cropped
+                        for col in range(out_width):
+                            y0 = grad_out[image, channel, top, col]
+                            down[0, col] = y0
+                            down[1, col] = y0
+                            down[2, col] = y0
+                            down[3, col] = 0
+                    at = k * tiles_wide
+                    for a in range(ALPHA):
+                        row = down[a]
+                        done0 = grads[ALPHA * a, o, at:at + tiles_wide]
+                        done1 = grads[ALPHA * a + 1, o, at:at + tiles_wide]
+                        done2 = grads[ALPHA * a + 2, o, at:at + tiles_wide]
+                        done3 = grads[ALPHA * a + 3, o, at:at + tiles_wide]
+                        for t in range(tiles_wide):
+                            y0 = row[TILE * t]
+                            y1 = row[TILE * t + 1]
+                            done0[t] = y0
+                            done1[t] = y0 + y1
+                            done2[t] = y0 - y1
+                            done3[t] = -y1
+            # dU[p, g] += (Og, Cg) = (Og, T) @ (T, Cg)
+            for position in range(ALPHA * ALPHA):
+                np.dot(grads[position], transformed[position].T, product)
+                total = sums[position, g]
+                for o in range(outs):
+                    for c in range(c_group):
+                        total[o, c] += product[o, c]
+    return sums
 
 
 def back_transform_kernel(transformed, weight_shape, groups: int) -> np.ndarray:
@@ -223,11 +381,7 @@ def transform_grad_output(grad_out, tiles_high: int, tiles_wide: int) -> np.ndar
     grad_out (n, C_out, H_out, W_out) -> (4, 4, C_out, n, th, tw)."""
     n, channels = grad_out.shape[:2]
     transformed = np.empty((ALPHA, ALPHA, channels, n, tiles_high, tiles_wide), grad_out.dtype)
-    if enabled():
-        run_pieces(_grad_output_kernel, n * channels, transformed.size,
-                   grad_out, tiles_high, tiles_wide, transformed)
-    else:
-        _grad_output_numpy(grad_out, tiles_high, tiles_wide, transformed)
+    _grad_output_numpy(grad_out, tiles_high, tiles_wide, transformed)
     return transformed
 
 
@@ -252,6 +406,10 @@ def correlate(x, weight, bias, pads, groups: int = 1, budget=DEFAULT_BUDGET) -> 
     transformed_kernel = transform_kernel(weight, groups, work)  # (16, G, Cg, C_out/G)
     bias = np.zeros(c_out, work) if bias is None else np.asarray(bias, work)
     out = np.empty((n, c_out, out_height, out_width), dtype=x.dtype)
+    if enabled():
+        _fused_correlate(x.astype(work, copy=False), patch_pads, transformed_kernel, bias, out,
+                         tiles_high, tiles_wide, budget)
+        return out
 
     per_image = _image_bytes(c_in, c_out, out_height, out_width, work.itemsize)
     # per row of tiles of one image: V and M
@@ -268,6 +426,154 @@ def correlate(x, weight, bias, pads, groups: int = 1, budget=DEFAULT_BUDGET) -> 
                              transformed_kernel, bias, groups,
                              out[start:stop, :, TILE * first:TILE * last])
     return out
+
+
+def _fused_correlate(x, patch_pads, transformed_kernel, bias, out, tiles_high: int,
+                     tiles_wide: int, budget: int) -> None:
+    """The compiled `correlate`: the rows of tiles of a chunk of images (N*th of them) cut
+    into items of `rows` rows (across images where the maps are small), each item run
+    through the input transform, the GEMMs and the output transform by one thread while its
+    V and M stay in that core's cache (`_fused_kernel`); the items split among corrnet's
+    threads, each thread's products on BLAS's calling thread. Measured against the chunked
+    passes (whole-chunk transforms, each GEMM on BLAS's two threads), forward on an idle
+    2-core AMD EPYC: the suite's (c) 13.4 -> 7.5-9 ms, (d) 27 -> 14.5, (e) 58 -> 34."""
+    n, c_in = x.shape[:2]
+    _, groups, c_group, outs = transformed_kernel.shape
+    itemsize = transformed_kernel.itemsize
+    # one row of tiles: its V (16 x Cg) and M (16 x Og) and one partial product (Og)
+    row_bytes = itemsize * tiles_wide * (ALPHA**2 * (c_group + outs) + outs)
+    threads = active()
+    rows = max(1, min(n * tiles_high, ITEM_BYTES // row_bytes,
+                      budget // 2 // (threads * row_bytes)))
+    padded_image = itemsize * c_in * (TILE * tiles_high + KERNEL - 1) * (
+        TILE * tiles_wide + KERNEL - 1)
+    spare = budget - 2 * transformed_kernel.nbytes - threads * rows * row_bytes
+    chunk = max(1, min(n, int(spare // padded_image)))
+    with numba_blas_on_one_thread():
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            padded = pad_array(x[start:stop], patch_pads)
+            items = -(-(stop - start) * tiles_high // rows)
+            run_pieces(_fused_kernel, items, out[start:stop].size, padded,
+                       transformed_kernel, bias, out[start:stop], tiles_high, tiles_wide,
+                       rows, CHANNEL_BLOCK)
+            del padded
+
+
+@jit()
+def _fused_kernel(padded, kernels, bias, out, tiles_high, tiles_wide, rows, channel_block,
+                  first, end):
+    """The items first ... end - 1 of `_fused_correlate`: item i is the rows of tiles
+    i*rows ... (i+1)*rows - 1 of the chunk, row r being image r // th's row of tiles r % th.
+    Per item and group, with T its tiles:
+
+        V (16, Cg, T)   = B^T d B of each tile's 4x4 patch of padded (n, C_in, Hp, Wp)
+        M (16, Og, T)   = U[p, g]^T (Og, Cg) @ V[p] (Cg, T) for each position p, summed
+                          `channel_block` channels at a time (see Accuracy)
+        out             = A^T M A + bias per tile, cropped to out (n, C_out, H_out, W_out)
+
+    kernels: U (16, G, Cg, Og). The transforms are the NumPy path's (`_input_numpy`,
+    `_output_numpy`), written out as the additions that B^T and A^T's entries (0, +-1) make."""
+    _, groups, c_group, outs = kernels.shape
+    width = padded.shape[3]
+    out_height, out_width = out.shape[2], out.shape[3]
+    total_rows = padded.shape[0] * tiles_high
+    most = rows * tiles_wide
+    v_buffer = np.empty(ALPHA * ALPHA * c_group * most, padded.dtype)
+    m_buffer = np.empty(ALPHA * ALPHA * outs * most, padded.dtype)
+    part_buffer = np.empty(outs * most, padded.dtype)
+    across = np.empty((ALPHA, width), padded.dtype)
+    for item in range(first, end):
+        row_first = item * rows
+        count = min(rows, total_rows - row_first)
+        tiles = count * tiles_wide
+        transformed = v_buffer[:ALPHA * ALPHA * c_group * tiles].reshape(
+            (ALPHA * ALPHA, c_group, tiles))
+        products = m_buffer[:ALPHA * ALPHA * outs * tiles].reshape((ALPHA * ALPHA, outs, tiles))
+        part = part_buffer[:outs * tiles].reshape((outs, tiles))
+        for g in range(groups):
+            # V: B^T down the 4 rows each row of tiles reads, then along each tile's columns
+            for c in range(c_group):
+                for k in range(count):
+                    image = (row_first + k) // tiles_high
+                    top = TILE * ((row_first + k) % tiles_high)
+                    plane = padded[image, g * c_group + c]
+                    for col in range(width):
+                        d0 = plane[top, col]
+                        d1 = plane[top + 1, col]
+                        d2 = plane[top + 2, col]
+                        d3 = plane[top + 3, col]
+                        across[0, col] = d0 - d2
+                        across[1, col] = d1 + d2
+                        across[2, col] = d2 - d1
+                        across[3, col] = d1 - d3
+                    at = k * tiles_wide
+                    for a in range(ALPHA):
+                        row = across[a]
+                        done0 = transformed[ALPHA * a, c, at:at + tiles_wide]
+                        done1 = transformed[ALPHA * a + 1, c, at:at + tiles_wide]
+                        done2 = transformed[ALPHA * a + 2, c, at:at + tiles_wide]
+                        done3 = transformed[ALPHA * a + 3, c, at:at + tiles_wide]
+                        for t in range(tiles_wide):
+                            d0 = row[TILE * t]
+                            d1 = row[TILE * t + 1]
+                            d2 = row[TILE * t + 2]
+                            d3 = row[TILE * t + 3]
+                            done0[t] = d0 - d2
+                            done1[t] = d1 + d2
+                            done2[t] = d2 - d1
+                            done3[t] = d1 - d3
+            # M: (Og, T) = (Og, block) @ (block, T) per position, the blocks' sums added
+            for position in range(ALPHA * ALPHA):
+                for start in range(0, c_group, channel_block):
+                    stop = min(start + channel_block, c_group)
+                    kernel_block = kernels[position, g, start:stop].T
+                    if start == 0:
+                        np.dot(kernel_block, transformed[position, start:stop],
+                               products[position])
+                    else:
+                        np.dot(kernel_block, transformed[position, start:stop], part)
+                        total = products[position]
+                        for o in range(outs):
+                            for t in range(tiles):
+                                total[o, t] += part[o, t]
+            # out: A^T along each tile's columns, then down its rows, plus the bias
+            for o in range(outs):
+                channel = g * outs + o
+                for k in range(count):
+                    image = (row_first + k) // tiles_high
+                    top = TILE * ((row_first + k) % tiles_high)
+                    at = k * tiles_wide
+                    for p in range(min(TILE, out_height - top)):
+                        out_row = out[image, channel, top + p]
+                        for t in range(tiles_wide):
+                            left = TILE * t
+                            # across[a, q] for the tile's rows a = 0..3 and columns q = 0, 1
+                            a0 = products[0, o, at + t] + products[1, o, at + t] \
+                                + products[2, o, at + t]
+                            a1 = products[4, o, at + t] + products[5, o, at + t] \
+                                + products[6, o, at + t]
+                            a2 = products[8, o, at + t] + products[9, o, at + t] \
+                                + products[10, o, at + t]
+                            a3 = products[12, o, at + t] + products[13, o, at + t] \
+                                + products[14, o, at + t]
+                            b0 = products[1, o, at + t] - products[2, o, at + t] \
+                                - products[3, o, at + t]
+                            b1 = products[5, o, at + t] - products[6, o, at + t] \
+                                - products[7, o, at + t]
+                            b2 = products[9, o, at + t] - products[10, o, at + t] \
+                                - products[11, o, at + t]
+                            b3 = products[13, o, at + t] - products[14, o, at + t] \
+                                - products[15, o, at + t]
+                            if p == 0:
+                                value0 = a0 + a1 + a2
+                                value1 = b0 + b1 + b2
+                            else:
+                                value0 = a1 - a2 - a3
+                                value1 = b1 - b2 - b3
+                            out_row[left] = value0 + bias[channel]
+                            if left + 1 < out_width:
+                                out_row[left + 1] = value1 + bias[channel]
 
 
 def _image_bytes(c_in: int, c_out: int, out_height: int, out_width: int, itemsize: int) -> int:
@@ -351,22 +657,14 @@ def transform_input(padded, tiles_high: int, tiles_wide: int) -> np.ndarray:
     padded (n, C, 2*th + 2, 2*tw + 2) -> (4, 4, C, n, th, tw)."""
     n, channels = padded.shape[:2]
     transformed = np.empty((ALPHA, ALPHA, channels, n, tiles_high, tiles_wide), padded.dtype)
-    if enabled():
-        run_pieces(_input_kernel, n * channels, transformed.size,
-                   padded, tiles_high, tiles_wide, transformed)
-    else:
-        _input_numpy(padded, tiles_high, tiles_wide, transformed)
+    _input_numpy(padded, tiles_high, tiles_wide, transformed)
     return transformed
 
 
 def transform_output(products, tiles_high: int, tiles_wide: int, bias, out) -> None:
     """out = A^T M A + bias for every tile, cropped to out's size: products
     (16, G, n*th*tw, C_out/G), bias (C_out,) -> out (n, C_out, H_out, W_out)."""
-    if enabled():
-        run_pieces(_output_kernel, out.shape[0] * tiles_high, products.size,
-                   products, tiles_high, tiles_wide, bias, out)
-    else:
-        _output_numpy(products, tiles_high, tiles_wide, bias, out)
+    _output_numpy(products, tiles_high, tiles_wide, bias, out)
 
 
 def _every_tile(first: int, tiles: int) -> slice:
@@ -411,87 +709,6 @@ def _output_numpy(products, tiles_high, tiles_wide, bias, out) -> None:
     np.add(images[..., :out_height, :out_width], bias.reshape(1, c_out, 1, 1), out=out)
 
 
-@jit()
-def _input_kernel(padded, tiles_high, tiles_wide, transformed, first, end):
-    """Compiled B^T d B: padded (n, C, Hp, Wp) -> transformed (4, 4, C, n, th, tw), for the
-    jobs (image, channel) = divmod(job, C), job in [first, end).
-
-    Per (image, channel) and row of tiles: first B^T down the 4 rows the tiles read, for
-    every column at once (`across`, (4, Wp)), then B^T along each tile's 4 columns."""
-    n, channels, _, width = padded.shape
-    for job in range(first, end):
-        image, channel = job // channels, job % channels
-        across = np.empty((ALPHA, width), padded.dtype)
-        for tile_row in range(tiles_high):
-            top = TILE * tile_row
-            for col in range(width):
-                d0 = padded[image, channel, top, col]
-                d1 = padded[image, channel, top + 1, col]
-                d2 = padded[image, channel, top + 2, col]
-                d3 = padded[image, channel, top + 3, col]
-                # the rows of B^T
-                across[0, col] = d0 - d2
-                across[1, col] = d1 + d2
-                across[2, col] = d2 - d1
-                across[3, col] = d1 - d3
-            for a in range(ALPHA):
-                row = across[a]
-                done = transformed[a, :, channel, image, tile_row]     # (4_b, tw)
-                for tile_col in range(tiles_wide):
-                    left = TILE * tile_col
-                    d0 = row[left]
-                    d1 = row[left + 1]
-                    d2 = row[left + 2]
-                    d3 = row[left + 3]
-                    done[0, tile_col] = d0 - d2
-                    done[1, tile_col] = d1 + d2
-                    done[2, tile_col] = d2 - d1
-                    done[3, tile_col] = d1 - d3
-
-
-@jit()
-def _output_kernel(products, tiles_high, tiles_wide, bias, out, first, end):
-    """Compiled A^T M A + bias: products (16, G, n*th*tw, Cog) -> out (n, C_out, H, W), for
-    the jobs (image, tile row) = divmod(job, th), job in [first, end).
-
-    Per image and row of tiles: A^T along each tile's 4 columns, for every channel at once
-    (contiguous in M; `across`, (4, 2*tw, G, Cog)), then A^T down the 4 rows, channel by
-    channel, into the output rows that lie inside the output."""
-    _, groups, _, c_group = products.shape
-    n, c_out, out_height, out_width = out.shape
-    for job in range(first, end):
-        image, tile_row = job // tiles_high, job % tiles_high
-        across = np.empty((ALPHA, TILE * tiles_wide, groups, c_group), products.dtype)
-        down = np.empty((TILE, out_width), products.dtype)
-        for tile_col in range(tiles_wide):
-            tile = job * tiles_wide + tile_col     # (image, tile_row, tile_col) in M's order
-            left = TILE * tile_col
-            for a in range(ALPHA):
-                for g in range(groups):
-                    for j in range(c_group):
-                        m0 = products[ALPHA * a, g, tile, j]
-                        m1 = products[ALPHA * a + 1, g, tile, j]
-                        m2 = products[ALPHA * a + 2, g, tile, j]
-                        m3 = products[ALPHA * a + 3, g, tile, j]
-                        # the rows of A^T
-                        across[a, left, g, j] = m0 + m1 + m2
-                        across[a, left + 1, g, j] = m1 - m2 - m3
-        top = TILE * tile_row
-        for g in range(groups):
-            for j in range(c_group):
-                for col in range(out_width):
-                    m0 = across[0, col, g, j]
-                    m1 = across[1, col, g, j]
-                    m2 = across[2, col, g, j]
-                    m3 = across[3, col, g, j]
-                    down[0, col] = m0 + m1 + m2
-                    down[1, col] = m1 - m2 - m3
-                channel = g * c_group + j
-                for p in range(min(TILE, out_height - top)):
-                    for col in range(out_width):
-                        out[image, channel, top + p, col] = down[p, col] + bias[channel]
-
-
 def _grad_output_numpy(grad_out, tiles_high, tiles_wide, transformed) -> None:
     """A dY A^T as two small matrix products over the tiles, the output gradient padded with
     zeros to whole tiles."""
@@ -508,44 +725,3 @@ def _grad_output_numpy(grad_out, tiles_high, tiles_wide, transformed) -> None:
     del tiles
     # (4_a, 4_b, C*n*th*tw) = (4_b, 2_q) @ (4_a, 2_q, C*n*th*tw)
     np.matmul(spread, down, out=transformed.reshape(ALPHA, ALPHA, -1))
-
-
-@jit()
-def _grad_output_kernel(grad_out, tiles_high, tiles_wide, transformed, first, end):
-    """Compiled A dY A^T: grad_out (n, C, H_out, W_out) -> transformed (4, 4, C, n, th, tw),
-    for the jobs (image, channel) = divmod(job, C), job in [first, end).
-
-    Per (image, channel) and row of tiles: A down the 2 rows of the tiles (`down`, (4, 2*tw),
-    zeros beyond the output), then A along each tile's 2 columns."""
-    n, channels, out_height, out_width = grad_out.shape
-    for job in range(first, end):
-        image, channel = job // channels, job % channels
-        down = np.zeros((ALPHA, TILE * tiles_wide), transformed.dtype)
-        for tile_row in range(tiles_high):
-            top = TILE * tile_row
-            if top + 1 < out_height:
-                for col in range(out_width):
-                    y0 = grad_out[image, channel, top, col]
-                    y1 = grad_out[image, channel, top + 1, col]
-                    # the rows of A
-                    down[0, col] = y0
-                    down[1, col] = y0 + y1
-                    down[2, col] = y0 - y1
-                    down[3, col] = -y1
-            else:     # the last row of tiles of an odd height: its second row is cropped
-                for col in range(out_width):
-                    y0 = grad_out[image, channel, top, col]
-                    down[0, col] = y0
-                    down[1, col] = y0
-                    down[2, col] = y0
-                    down[3, col] = 0
-            for a in range(ALPHA):
-                row = down[a]
-                done = transformed[a, :, channel, image, tile_row]     # (4_b, tw)
-                for tile_col in range(tiles_wide):
-                    y0 = row[TILE * tile_col]
-                    y1 = row[TILE * tile_col + 1]
-                    done[0, tile_col] = y0
-                    done[1, tile_col] = y0 + y1
-                    done[2, tile_col] = y0 - y1
-                    done[3, tile_col] = -y1

@@ -298,3 +298,32 @@ def test_compiled_batch_last_unrolling_matches_numpy(kh, kw, stride, dilation, p
     np.testing.assert_array_equal(unrolled, unfolded.astype(dtype))
     adjoint = np.sum(results[True][1].astype(np.float64) * x)
     assert np.isclose(np.sum(unfolded * col_as_unfold), adjoint, rtol=1e-4)
+
+
+@SETTINGS
+@given(st.integers(1, 3), st.integers(1, 2), st.integers(0, 2), st.integers(1, 3),
+       st.integers(3, 9), st.integers(1, 6), st.data(), DTYPES, seeds)
+def test_compiled_batch_last_band_matches_numpy(k, stride, padding, channels, size, batch,
+                                                data, dtype, seed):
+    """The padded band of input rows with the batch innermost (kernels.conv._padded_band):
+    the compiled transposing copy equals NumPy's strided copy bit for bit, for every band of
+    output rows (bands at the top and bottom read padding rows)."""
+    from corrnet.kernels import conv as conv_kernels
+    from corrnet.kernels import jit
+    from corrnet.kernels.windows import make_window
+
+    if not jit.AVAILABLE:
+        pytest.skip("numba is not installed")
+    assume(size + 2 * padding >= k)
+    window = make_window("t", size, size + 2, (k, k), (stride, stride),
+                         ((padding, padding), (padding, padding)), (1, 1))
+    first = data.draw(st.integers(0, window.out_height - 1))
+    last = data.draw(st.integers(first + 1, window.out_height))
+    x = np.random.default_rng(seed).standard_normal((batch, channels, size, size + 2))
+    x = x.astype(dtype)
+    bands = {}
+    for compiled in (True, False):
+        with jit.use_compiled(compiled):
+            bands[compiled] = conv_kernels._padded_band(x, window, slice(first, last), True)
+    np.testing.assert_array_equal(bands[True], bands[False])
+    assert bands[True].shape == bands[False].shape

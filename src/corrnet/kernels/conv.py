@@ -540,6 +540,12 @@ def _padded_band(x: np.ndarray, window: Window2d, out_rows: slice, batch_last: b
     first, last = _band_span(window, out_rows)
     if batch_last:
         band = np.zeros((c, last - first, window.padded_width, n), x.dtype)
+        low, high = max(first - top, 0), min(last - top, height)
+        if low < high and runs_compiled(x.dtype):
+            # the transposing copy, channels split among the threads (x viewed as (C, n, H, W))
+            split_run(lambda x_part, band_part: _batch_last_band_kernel(
+                x_part, band_part, low, high, top - first, left), x.transpose(1, 0, 2, 3), band)
+            return band
         as_images = band.transpose(3, 0, 1, 2)                       # viewed as (n, C, ...)
     else:
         band = np.zeros((c, n, last - first, window.padded_width), x.dtype)
@@ -549,6 +555,23 @@ def _padded_band(x: np.ndarray, window: Window2d, out_rows: slice, batch_last: b
         as_images[:, :, low + top - first:high + top - first, left:left + width] = \
             x[:, :, low:high]
     return band
+
+
+@jit()
+def _batch_last_band_kernel(x, band, low, high, shift, left):
+    """band[c, row + shift, column + left, n] = x[c, n, row, column] for the image rows low
+    ... high - 1 (x viewed as (C, n, H, W), band (C, rows, Wp, n), its padding already zero).
+    Each image's channel is read in order, its cells written n apart into the channel's part
+    of the band, which stays in the cache (NumPy's strided copy of the same: 7.7 ms for
+    (64, 64, 24, 24))."""
+    channels, batch, _, width = x.shape
+    for c in range(channels):
+        for n in range(batch):
+            for row in range(low, high):
+                into = band[c, row + shift]
+                taken = x[c, n, row]
+                for column in range(width):
+                    into[column + left, n] = taken[column]
 
 
 def _unrolled_chunk(x, window: Window2d, groups: int, images: slice, out_rows: slice):

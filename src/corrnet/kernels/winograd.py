@@ -200,8 +200,8 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget
     fixed = least_bytes(x.shape, weight_shape, window, groups, x.dtype, "grad_weight") - per_image
     chunk = max(1, int((budget - fixed) // per_image))
     if enabled():
-        _fused_grad_weight(x.astype(work, copy=False), grad_out.astype(work, copy=False),
-                           patch_pads, groups, tiles_high, tiles_wide, transformed_sum, budget)
+        _fused_grad_weight(x, grad_out, work, patch_pads, groups, tiles_high, tiles_wide,
+                           transformed_sum, budget)
         return back_transform_kernel(transformed_sum, weight_shape, groups).astype(x.dtype)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
@@ -218,16 +218,17 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget
     return back_transform_kernel(transformed_sum, weight_shape, groups).astype(x.dtype)
 
 
-def _fused_grad_weight(x, grad_out, patch_pads, groups: int, tiles_high: int,
+def _fused_grad_weight(x, grad_out, work, patch_pads, groups: int, tiles_high: int,
                        tiles_wide: int, transformed_sum, budget: int) -> None:
     """The compiled weight gradient: dU summed into transformed_sum (16, G, C_out/G, Cg,
     float64) over chunks of images, each chunk's rows of tiles cut into items as in
     `_fused_correlate` (`_fused_weight_kernel`); each thread sums its items in float64 and
-    returns its sum. Within `budget`: the threads' items and sums, and the chunk's padded
-    copy."""
+    returns its sum. The transforms and products in dtype `work`. Within `budget`: the
+    threads' items and sums, and the chunk's padded copy (and its output gradient's, where
+    it is cast to `work`)."""
     n, c_in = x.shape[:2]
     c_out = grad_out.shape[1]
-    itemsize = x.itemsize
+    itemsize = np.dtype(work).itemsize
     row_bytes = itemsize * tiles_wide * ALPHA**2 * (c_in + c_out) // groups
     # at least as many tiles as channels: each item's products (Og x Cg per position) are
     # added to the float64 sums, which costs little only where each product sums at least
@@ -238,19 +239,23 @@ def _fused_grad_weight(x, grad_out, patch_pads, groups: int, tiles_high: int,
                       budget // 2 // (threads * row_bytes)))
     # each thread's float64 sum and product, and transformed_sum
     sums = (threads + 1) * transformed_sum.nbytes + threads * transformed_sum.size // 16 * 8
-    padded_image = itemsize * c_in * (TILE * tiles_high + KERNEL - 1) * (
-        TILE * tiles_wide + KERNEL - 1)
+    # an image's padded copy (with its cast to `work`, while it is padded) and its output
+    # gradient's cast
+    copies = 1 if x.dtype == work else 2
+    out_pixels = grad_out.shape[2] * grad_out.shape[3]
+    padded_image = itemsize * (copies * c_in * (TILE * tiles_high + KERNEL - 1) * (
+        TILE * tiles_wide + KERNEL - 1) + (copies - 1) * c_out * out_pixels)
     chunk = max(1, min(n, int((budget - sums - threads * rows * row_bytes) // padded_image)))
     with numba_blas_on_one_thread():
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            padded = pad_array(x[start:stop], patch_pads)
+            padded = pad_array(x[start:stop].astype(work, copy=False), patch_pads)
+            grads = grad_out[start:stop].astype(work, copy=False)
             items = -(-(stop - start) * tiles_high // rows)
             for piece_sum in run_pieces(_fused_weight_kernel, items, padded.size, padded,
-                                        grad_out[start:stop], groups, tiles_high, tiles_wide,
-                                        rows):
+                                        grads, groups, tiles_high, tiles_wide, rows):
                 transformed_sum += piece_sum
-            del padded
+            del padded, grads
 
 
 @jit()
@@ -407,8 +412,8 @@ def correlate(x, weight, bias, pads, groups: int = 1, budget=DEFAULT_BUDGET) -> 
     bias = np.zeros(c_out, work) if bias is None else np.asarray(bias, work)
     out = np.empty((n, c_out, out_height, out_width), dtype=x.dtype)
     if enabled():
-        _fused_correlate(x.astype(work, copy=False), patch_pads, transformed_kernel, bias, out,
-                         tiles_high, tiles_wide, budget)
+        _fused_correlate(x, patch_pads, transformed_kernel, bias, out, tiles_high, tiles_wide,
+                         budget)
         return out
 
     per_image = _image_bytes(c_in, c_out, out_height, out_width, work.itemsize)
@@ -445,14 +450,17 @@ def _fused_correlate(x, patch_pads, transformed_kernel, bias, out, tiles_high: i
     threads = active()
     rows = max(1, min(n * tiles_high, ITEM_BYTES // row_bytes,
                       budget // 2 // (threads * row_bytes)))
-    padded_image = itemsize * c_in * (TILE * tiles_high + KERNEL - 1) * (
+    # an image's padded copy (and its cast to the working dtype, while it is padded)
+    copies = 1 if x.dtype == transformed_kernel.dtype else 2
+    padded_image = copies * itemsize * c_in * (TILE * tiles_high + KERNEL - 1) * (
         TILE * tiles_wide + KERNEL - 1)
     spare = budget - 2 * transformed_kernel.nbytes - threads * rows * row_bytes
     chunk = max(1, min(n, int(spare // padded_image)))
     with numba_blas_on_one_thread():
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            padded = pad_array(x[start:stop], patch_pads)
+            padded = pad_array(x[start:stop].astype(transformed_kernel.dtype, copy=False),
+                               patch_pads)
             items = -(-(stop - start) * tiles_high // rows)
             run_pieces(_fused_kernel, items, out[start:stop].size, padded,
                        transformed_kernel, bias, out[start:stop], tiles_high, tiles_wide,

@@ -1,7 +1,8 @@
-"""Issue 13: Winograd's compiled passes run item by item (winograd.py, `_fused_kernel` and
-`_fused_weight_kernel`): each item is a band of rows of tiles, across images where the maps
-are small, taken through the input transform, the GEMMs (`CHANNEL_BLOCK` channels at a time)
-and the output transform on one thread.
+"""Issue 13: Winograd's compiled passes run item by item (winograd.py, `_items_kernel`): each
+item is a band of rows of tiles, across images where the maps are small, taken through the
+input transform, the GEMMs (`CHANNEL_BLOCK` channels at a time) and the output transform (or,
+for the weight gradient, the output gradient's transform and the products summed in float64)
+on one thread.
 
 PyTorch is the oracle for all three passes, with the item size and the channel block made
 small so that the items are single rows of tiles, bands that end inside an image and bands

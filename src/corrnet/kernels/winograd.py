@@ -45,7 +45,7 @@ The transforms are the part NumPy does slowly, and they move more data than the 
 on each of corrnet's threads (`threads.run_pieces`): an item is a band of rows of tiles of
 about `ITEM_BYTES` of V and M (across images where the maps are small), transformed, multiplied
 (each GEMM on the thread's own BLAS call) and transformed back while it stays in the core's
-L2 cache (`_fused_kernel`; the weight gradient: `_fused_weight_kernel`). Before, each step
+L2 cache (`_items_kernel`, which computes the weight gradient too). Before, each step
 was a pass over a chunk of the batch (its GEMMs on BLAS's threads): the layer suite's (c)-(e)
 forward and input gradient 1.3-1.8x faster, (c) and (d) forward+backward 1.35-1.7x (idle
 2-core AMD EPYC). The NumPy fallback keeps those passes, applying B^T and A^T as small
@@ -91,10 +91,14 @@ DEFAULT_BUDGET = 256 * 2**20
 # (c)/(d)/(e) 34/48/94 ms at 4 MiB, 25/37/62 ms at 16 MiB (idle 2-core AMD EPYC).
 CACHE_BYTES = 16 * 2**20
 
-# The compiled forward and input gradient (`_fused_kernel`) run the three steps item by item on
-# each thread, an item a band of rows of tiles whose V, M and partial product take about this
-# many bytes: they stay in the core's L2 cache between the steps.
+# The compiled passes (`_items_kernel`) run the three steps item by item on each thread, an
+# item a band of rows of tiles whose V, M and partial product take about this many bytes:
+# they stay in the core's L2 cache between the steps.
 ITEM_BYTES = 2**20
+
+# `_items_kernel`'s arrays that a pass does not use, per dtype
+_NO_ARRAY = {np.dtype(np.float32): np.empty((0, 0, 0, 0), np.float32),
+             np.dtype(np.float64): np.empty((0, 0, 0, 0), np.float64)}
 
 # With fewer channels per group than this a float32 correlation is computed in float64 (each
 # output then sums only 9 or 18 terms, which direct summation gets very accurate: F(2x2) in
@@ -222,7 +226,7 @@ def _fused_grad_weight(x, grad_out, work, patch_pads, groups: int, tiles_high: i
                        tiles_wide: int, transformed_sum, budget: int) -> None:
     """The compiled weight gradient: dU summed into transformed_sum (16, G, C_out/G, Cg,
     float64) over chunks of images, each chunk's rows of tiles cut into items as in
-    `_fused_correlate` (`_fused_weight_kernel`); each thread sums its items in float64 and
+    `_fused_correlate` (`_items_kernel`); each thread sums its items in float64 and
     returns its sum. The transforms and products in dtype `work`. Within `budget`: the
     threads' items and sums, and the chunk's padded copy (and its output gradient's, where
     it is cast to `work`)."""
@@ -252,118 +256,13 @@ def _fused_grad_weight(x, grad_out, work, patch_pads, groups: int, tiles_high: i
             padded = pad_array(x[start:stop].astype(work, copy=False), patch_pads)
             grads = grad_out[start:stop].astype(work, copy=False)
             items = -(-(stop - start) * tiles_high // rows)
-            for piece_sum in run_pieces(_fused_weight_kernel, items, padded.size, padded,
-                                        grads, groups, tiles_high, tiles_wide, rows):
+            placeholder = _NO_ARRAY[padded.dtype]
+            for piece_sum in run_pieces(_items_kernel, items, padded.size, padded,
+                                        placeholder, placeholder.reshape(0), placeholder, grads,
+                                        groups, c_out // groups, tiles_high, tiles_wide, rows,
+                                        CHANNEL_BLOCK, True):
                 transformed_sum += piece_sum
             del padded, grads
-
-
-@jit()
-def _fused_weight_kernel(padded, grad_out, groups, tiles_high, tiles_wide, rows, first, end):
-    """The items first ... end - 1 (as `_fused_kernel`'s) of the weight gradient, returned
-    as their float64 sum dU (16, G, Og, Cg). Per item and group, with T its tiles:
-
-        V (16, Cg, T)    = B^T d B of each tile's 4x4 patch of padded (n, C_in, Hp, Wp)
-        dM (16, Og, T)   = A dY A^T of each tile's 2x2 output gradient (zeros beyond the
-                           output) of grad_out (n, C_out, H_out, W_out)
-        dU[p, g] += dM[p] (Og, T) @ V[p]^T (T, Cg) for each position p
-
-    The transforms' sums are those of the NumPy path's `_input_numpy` and
-    `_grad_output_numpy` (B^T and A as small matrix products)."""
-    c_in = padded.shape[1]
-    c_out, out_height, out_width = grad_out.shape[1], grad_out.shape[2], grad_out.shape[3]
-    c_group, outs = c_in // groups, c_out // groups
-    width = padded.shape[3]
-    total_rows = padded.shape[0] * tiles_high
-    most = rows * tiles_wide
-    sums = np.zeros((ALPHA * ALPHA, groups, outs, c_group), np.float64)
-    v_buffer = np.empty(ALPHA * ALPHA * c_group * most, padded.dtype)
-    d_buffer = np.empty(ALPHA * ALPHA * outs * most, padded.dtype)
-    product = np.empty((outs, c_group), padded.dtype)
-    across = np.empty((ALPHA, width), padded.dtype)
-    down = np.zeros((ALPHA, TILE * tiles_wide), padded.dtype)   # (columns past W_out: 0)
-    for item in range(first, end):
-        row_first = item * rows
-        count = min(rows, total_rows - row_first)
-        tiles = count * tiles_wide
-        transformed = v_buffer[:ALPHA * ALPHA * c_group * tiles].reshape(
-            (ALPHA * ALPHA, c_group, tiles))
-        grads = d_buffer[:ALPHA * ALPHA * outs * tiles].reshape((ALPHA * ALPHA, outs, tiles))
-        for g in range(groups):
-            # V: as in _fused_kernel
-            for c in range(c_group):
-                for k in range(count):
-                    image = (row_first + k) // tiles_high
-                    top = TILE * ((row_first + k) % tiles_high)
-                    plane = padded[image, g * c_group + c]
-                    for col in range(width):
-                        d0 = plane[top, col]
-                        d1 = plane[top + 1, col]
-                        d2 = plane[top + 2, col]
-                        d3 = plane[top + 3, col]
-                        across[0, col] = d0 - d2
-                        across[1, col] = d1 + d2
-                        across[2, col] = d2 - d1
-                        across[3, col] = d1 - d3
-                    at = k * tiles_wide
-                    for a in range(ALPHA):
-                        row = across[a]
-                        done0 = transformed[ALPHA * a, c, at:at + tiles_wide]
-                        done1 = transformed[ALPHA * a + 1, c, at:at + tiles_wide]
-                        done2 = transformed[ALPHA * a + 2, c, at:at + tiles_wide]
-                        done3 = transformed[ALPHA * a + 3, c, at:at + tiles_wide]
-                        for t in range(tiles_wide):
-                            d0 = row[TILE * t]
-                            d1 = row[TILE * t + 1]
-                            d2 = row[TILE * t + 2]
-                            d3 = row[TILE * t + 3]
-                            done0[t] = d0 - d2
-                            done1[t] = d1 + d2
-                            done2[t] = d2 - d1
-                            done3[t] = d1 - d3
-            # dM: A down the tiles' 2 rows, then along each tile's 2 columns
-            for o in range(outs):
-                channel = g * outs + o
-                for k in range(count):
-                    image = (row_first + k) // tiles_high
-                    top = TILE * ((row_first + k) % tiles_high)
-                    if top + 1 < out_height:
-                        for col in range(out_width):
-                            y0 = grad_out[image, channel, top, col]
-                            y1 = grad_out[image, channel, top + 1, col]
-                            down[0, col] = y0
-                            down[1, col] = y0 + y1
-                            down[2, col] = y0 - y1
-                            down[3, col] = -y1
-                    else:     # the last row of tiles of an odd height: its second row cropped
-                        for col in range(out_width):
-                            y0 = grad_out[image, channel, top, col]
-                            down[0, col] = y0
-                            down[1, col] = y0
-                            down[2, col] = y0
-                            down[3, col] = 0
-                    at = k * tiles_wide
-                    for a in range(ALPHA):
-                        row = down[a]
-                        done0 = grads[ALPHA * a, o, at:at + tiles_wide]
-                        done1 = grads[ALPHA * a + 1, o, at:at + tiles_wide]
-                        done2 = grads[ALPHA * a + 2, o, at:at + tiles_wide]
-                        done3 = grads[ALPHA * a + 3, o, at:at + tiles_wide]
-                        for t in range(tiles_wide):
-                            y0 = row[TILE * t]
-                            y1 = row[TILE * t + 1]
-                            done0[t] = y0
-                            done1[t] = y0 + y1
-                            done2[t] = y0 - y1
-                            done3[t] = -y1
-            # dU[p, g] += (Og, Cg) = (Og, T) @ (T, Cg)
-            for position in range(ALPHA * ALPHA):
-                np.dot(grads[position], transformed[position].T, product)
-                total = sums[position, g]
-                for o in range(outs):
-                    for c in range(c_group):
-                        total[o, c] += product[o, c]
-    return sums
 
 
 def back_transform_kernel(transformed, weight_shape, groups: int) -> np.ndarray:
@@ -438,7 +337,7 @@ def _fused_correlate(x, patch_pads, transformed_kernel, bias, out, tiles_high: i
     """The compiled `correlate`: the rows of tiles of a chunk of images (N*th of them) cut
     into items of `rows` rows (across images where the maps are small), each item run
     through the input transform, the GEMMs and the output transform by one thread while its
-    V and M stay in that core's cache (`_fused_kernel`); the items split among corrnet's
+    V and M stay in that core's cache (`_items_kernel`); the items split among corrnet's
     threads, each thread's products on BLAS's calling thread. Measured against the chunked
     passes (whole-chunk transforms, each GEMM on BLAS's two threads), forward on an idle
     2-core AMD EPYC: the suite's (c) 13.4 -> 7.5-9 ms, (d) 27 -> 14.5, (e) 58 -> 34."""
@@ -462,35 +361,50 @@ def _fused_correlate(x, patch_pads, transformed_kernel, bias, out, tiles_high: i
             padded = pad_array(x[start:stop].astype(transformed_kernel.dtype, copy=False),
                                patch_pads)
             items = -(-(stop - start) * tiles_high // rows)
-            run_pieces(_fused_kernel, items, out[start:stop].size, padded,
-                       transformed_kernel, bias, out[start:stop], tiles_high, tiles_wide,
-                       rows, CHANNEL_BLOCK)
+            run_pieces(_items_kernel, items, out[start:stop].size, padded,
+                       transformed_kernel, bias, out[start:stop], _NO_ARRAY[padded.dtype],
+                       groups, outs, tiles_high, tiles_wide, rows, CHANNEL_BLOCK, False)
             del padded
 
 
 @jit()
-def _fused_kernel(padded, kernels, bias, out, tiles_high, tiles_wide, rows, channel_block,
-                  first, end):
-    """The items first ... end - 1 of `_fused_correlate`: item i is the rows of tiles
-    i*rows ... (i+1)*rows - 1 of the chunk, row r being image r // th's row of tiles r % th.
-    Per item and group, with T its tiles:
+def _items_kernel(padded, kernels, bias, out, grad_out, groups, outs, tiles_high, tiles_wide,
+                  rows, channel_block, weight_pass, first, end):
+    """The items first ... end - 1 of a chunk: item i is the rows of tiles i*rows ...
+    (i+1)*rows - 1 of the chunk, row r being image r // th's row of tiles r % th; the
+    forward pass (`_fused_correlate`, weight_pass False) or the weight gradient
+    (`_fused_grad_weight`, True). Per item and group, with T its tiles:
 
         V (16, Cg, T)   = B^T d B of each tile's 4x4 patch of padded (n, C_in, Hp, Wp)
+      forward:
         M (16, Og, T)   = U[p, g]^T (Og, Cg) @ V[p] (Cg, T) for each position p, summed
                           `channel_block` channels at a time (see Accuracy)
         out             = A^T M A + bias per tile, cropped to out (n, C_out, H_out, W_out)
+      weight gradient:
+        dM (16, Og, T)  = A dY A^T of each tile's 2x2 output gradient dY of grad_out
+                          (n, C_out, H_out, W_out), zeros beyond the output
+        dU[p, g]       += dM[p] (Og, T) @ V[p]^T (T, Cg), in float64
 
-    kernels: U (16, G, Cg, Og). The transforms are the NumPy path's (`_input_numpy`,
-    `_output_numpy`), written out as the additions that B^T and A^T's entries (0, +-1) make."""
-    _, groups, c_group, outs = kernels.shape
+    kernels: U (16, G, Cg, Og). Returns dU (16, G, Og, Cg) (forward: an empty array). The
+    arrays a pass does not use are placeholders. The transforms are the NumPy path's
+    (`_input_numpy`, `_output_numpy`, `_grad_output_numpy`), written out as the additions
+    that the entries (0, +-1) of B^T, A^T and A make."""
+    c_group = padded.shape[1] // groups
     width = padded.shape[3]
-    out_height, out_width = out.shape[2], out.shape[3]
+    if weight_pass:
+        out_height, out_width = grad_out.shape[2], grad_out.shape[3]
+    else:
+        out_height, out_width = out.shape[2], out.shape[3]
     total_rows = padded.shape[0] * tiles_high
     most = rows * tiles_wide
     v_buffer = np.empty(ALPHA * ALPHA * c_group * most, padded.dtype)
-    m_buffer = np.empty(ALPHA * ALPHA * outs * most, padded.dtype)
+    m_buffer = np.empty(ALPHA * ALPHA * outs * most, padded.dtype)      # M, or dM
     part_buffer = np.empty(outs * most, padded.dtype)
     across = np.empty((ALPHA, width), padded.dtype)
+    down = np.zeros((ALPHA, TILE * tiles_wide), padded.dtype)   # (columns past W_out: 0)
+    sums = np.zeros((ALPHA * ALPHA, groups, outs, c_group) if weight_pass else (0, 0, 0, 0),
+                    np.float64)
+    product = np.empty((outs, c_group), padded.dtype)
     for item in range(first, end):
         row_first = item * rows
         count = min(rows, total_rows - row_first)
@@ -531,6 +445,50 @@ def _fused_kernel(padded, kernels, bias, out, tiles_high, tiles_wide, rows, chan
                             done1[t] = d1 + d2
                             done2[t] = d2 - d1
                             done3[t] = d1 - d3
+            if weight_pass:
+                # dM: A down the tiles' 2 rows, then along each tile's 2 columns
+                for o in range(outs):
+                    channel = g * outs + o
+                    for k in range(count):
+                        image = (row_first + k) // tiles_high
+                        top = TILE * ((row_first + k) % tiles_high)
+                        if top + 1 < out_height:
+                            for col in range(out_width):
+                                y0 = grad_out[image, channel, top, col]
+                                y1 = grad_out[image, channel, top + 1, col]
+                                down[0, col] = y0
+                                down[1, col] = y0 + y1
+                                down[2, col] = y0 - y1
+                                down[3, col] = -y1
+                        else:     # the last row of tiles of an odd height: its second row cut
+                            for col in range(out_width):
+                                y0 = grad_out[image, channel, top, col]
+                                down[0, col] = y0
+                                down[1, col] = y0
+                                down[2, col] = y0
+                                down[3, col] = 0
+                        at = k * tiles_wide
+                        for a in range(ALPHA):
+                            row = down[a]
+                            done0 = products[ALPHA * a, o, at:at + tiles_wide]
+                            done1 = products[ALPHA * a + 1, o, at:at + tiles_wide]
+                            done2 = products[ALPHA * a + 2, o, at:at + tiles_wide]
+                            done3 = products[ALPHA * a + 3, o, at:at + tiles_wide]
+                            for t in range(tiles_wide):
+                                y0 = row[TILE * t]
+                                y1 = row[TILE * t + 1]
+                                done0[t] = y0
+                                done1[t] = y0 + y1
+                                done2[t] = y0 - y1
+                                done3[t] = -y1
+                # dU[p, g] += (Og, Cg) = (Og, T) @ (T, Cg)
+                for position in range(ALPHA * ALPHA):
+                    np.dot(products[position], transformed[position].T, product)
+                    total = sums[position, g]
+                    for o in range(outs):
+                        for c in range(c_group):
+                            total[o, c] += product[o, c]
+                continue
             # M: (Og, T) = (Og, block) @ (block, T) per position, the blocks' sums added
             for position in range(ALPHA * ALPHA):
                 for start in range(0, c_group, channel_block):
@@ -582,6 +540,7 @@ def _fused_kernel(padded, kernels, bias, out, tiles_high, tiles_wide, rows, chan
                             out_row[left] = value0 + bias[channel]
                             if left + 1 < out_width:
                                 out_row[left + 1] = value1 + bias[channel]
+    return sums
 
 
 def _image_bytes(c_in: int, c_out: int, out_height: int, out_width: int, itemsize: int) -> int:

@@ -538,9 +538,9 @@ def _padded_band(x: np.ndarray, window: Window2d, out_rows: slice, batch_last: b
     n, c, height, width = x.shape
     (top, _), (left, _) = window.padding
     first, last = _band_span(window, out_rows)
+    low, high = max(first - top, 0), min(last - top, height)      # the image rows in it
     if batch_last:
         band = np.zeros((c, last - first, window.padded_width, n), x.dtype)
-        low, high = max(first - top, 0), min(last - top, height)
         if low < high and runs_compiled(x.dtype):
             # the transposing copy, channels split among the threads (x viewed as (C, n, H, W))
             split_run(lambda x_part, band_part: _batch_last_band_kernel(
@@ -550,7 +550,6 @@ def _padded_band(x: np.ndarray, window: Window2d, out_rows: slice, batch_last: b
     else:
         band = np.zeros((c, n, last - first, window.padded_width), x.dtype)
         as_images = band.transpose(1, 0, 2, 3)
-    low, high = max(first - top, 0), min(last - top, height)      # the image rows in it
     if low < high:
         as_images[:, :, low + top - first:high + top - first, left:left + width] = \
             x[:, :, low:high]

@@ -200,13 +200,13 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget
     work = working_dtype(x.dtype, c_group)
 
     transformed_sum = np.zeros((ALPHA**2, groups, c_out // groups, c_group), np.float64)
-    per_image = _image_bytes(c_in, c_out, out_height, out_width, work.itemsize)
-    fixed = least_bytes(x.shape, weight_shape, window, groups, x.dtype, "grad_weight") - per_image
-    chunk = max(1, int((budget - fixed) // per_image))
     if enabled():
         _fused_grad_weight(x, grad_out, work, patch_pads, groups, tiles_high, tiles_wide,
                            transformed_sum, budget)
         return back_transform_kernel(transformed_sum, weight_shape, groups).astype(x.dtype)
+    per_image = _image_bytes(c_in, c_out, out_height, out_width, work.itemsize)
+    fixed = least_bytes(x.shape, weight_shape, window, groups, x.dtype, "grad_weight") - per_image
+    chunk = max(1, int((budget - fixed) // per_image))
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         padded = pad_array(x[start:stop].astype(work, copy=False), patch_pads)
@@ -340,7 +340,8 @@ def _fused_correlate(x, patch_pads, transformed_kernel, bias, out, tiles_high: i
     V and M stay in that core's cache (`_items_kernel`); the items split among corrnet's
     threads, each thread's products on BLAS's calling thread. Measured against the chunked
     passes (whole-chunk transforms, each GEMM on BLAS's two threads), forward on an idle
-    2-core AMD EPYC: the suite's (c) 13.4 -> 7.5-9 ms, (d) 27 -> 14.5, (e) 58 -> 34."""
+    2-core AMD EPYC, interleaved runs: the suite's (c) 13.0 -> 7.2-7.4 ms, (d) 20.7 ->
+    13.8-13.9, (e) 37.9 -> 28.8-34.9."""
     n, c_in = x.shape[:2]
     _, groups, c_group, outs = transformed_kernel.shape
     itemsize = transformed_kernel.itemsize

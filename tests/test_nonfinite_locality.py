@@ -40,11 +40,11 @@ from torch_compare import assert_scaled_close, seeds
 F = ct.nn.functional
 TF = torch.nn.functional
 
-# (algorithm, compiled): every algorithm on both paths, but `direct` and `unrolled`, which
-# are compiled only
+# (algorithm, compiled): every algorithm on both paths, but `direct`, `unrolled` and `lanes`,
+# which are compiled only
 CASES = [(name, compiled) for name in plan.ALGORITHMS
          for compiled in ([False, True] if jit.AVAILABLE else [False])
-         if compiled or name not in ("direct", "unrolled")]
+         if compiled or name not in ("direct", "unrolled", "lanes")]
 RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 NON_FINITE = (np.nan, np.inf, -np.inf)
 

@@ -133,6 +133,8 @@ def load_numba():
         with _compile_lock:
             if not _configured:
                 _announce_compilations(numba)
+                from . import simd
+                simd.build()        # (registered before any kernel that calls them compiles)
                 _configured = True
     return numba
 

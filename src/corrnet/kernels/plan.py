@@ -11,6 +11,8 @@ each in its own module with the same interface (`supports`, `forward`, `grad_inp
     direct      small channel counts: a compiled loop, no unrolling (direct.py, numba only)
     unrolled    few channels, many outputs per window: im2col + GEMM one image at a time in
                 cache, compiled (unrolled.py, numba only)
+    lanes       forward only: direct, output channels in vector lanes, sums in registers
+                (lanes.py, numba only)
     winograd    3x3, stride 1: F(2x2, 3x3) minimal filtering (winograd.py)
     fft         large kernels, stride 1: products of spectra (fft.py)
 
@@ -87,6 +89,7 @@ from . import (
     fft,
     finite,
     jit,
+    lanes,
     pool,
     unrolled,
     winograd,
@@ -101,6 +104,7 @@ ALGORITHMS = {
     "depthwise": direct.depthwise,
     "direct": direct.small,
     "unrolled": unrolled,
+    "lanes": lanes,
     "winograd": winograd,
     "fft": fft,
 }
@@ -296,7 +300,7 @@ def _fastest(names, trial) -> str:
 def _rule(pass_name, able, x_shape, weight_shape, window: Window2d, groups, fits) -> str:
     """The measured rules: the first algorithm in this order that supports the pass, whose
     rule holds and which `fits` the memory budget; else im2col + GEMM."""
-    for name in ("pointwise", "fft", "direct", "depthwise", "winograd", "unrolled"):
+    for name in ("pointwise", "fft", "lanes", "direct", "depthwise", "winograd", "unrolled"):
         if (name in able and RULES[name](pass_name, x_shape, weight_shape, window, groups)
                 and fits(name)):
             return name
@@ -367,11 +371,21 @@ def _winograd_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -
     return channels >= 128
 
 
+def _lanes_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:
+    """lanes' rule (`lanes.rule`), except where Winograd takes the pass (3x3, stride 1: its
+    4/9 of the multiplies beat lanes' peak; measured on the suite's (c) and (d) and
+    ResNet-18's stride-1 layers: lanes 0.7-0.9x Winograd's time)."""
+    return lanes.rule(pass_name, x_shape, weight_shape, window, groups) and not (
+        winograd.supports(x_shape, weight_shape, window, groups, np.float32, pass_name)
+        and _winograd_wins(pass_name, x_shape, weight_shape, window, groups))
+
+
 # Each rule says where its algorithm beats im2col + GEMM, given that it supports the pass;
 # called as rule(pass_name, x_shape, weight_shape, window, groups).
 RULES = {
     "pointwise": direct.pointwise_rule,
     "fft": _fft_wins,
+    "lanes": _lanes_wins,
     "depthwise": direct.depthwise_rule,
     "direct": direct.direct_rule,
     "winograd": _winograd_wins,
@@ -388,7 +402,8 @@ RULES = {
 # direct engine multiplies zeros that lie outside the windows (its input gradient correlates a
 # zero-padded output gradient: an inf weight gives NaN where PyTorch's sum has no term).
 # (Its forward pass does keep them local: each output is the sum of its own window's
-# products, zero padding included, as PyTorch's.) So a pass whose operands hold a NaN or an
+# products, zero padding included, as PyTorch's; so does lanes' forward, whose spare lanes
+# and pixels are dropped.) So a pass whose operands hold a NaN or an
 # inf runs on im2col + GEMM instead; one sum over each operand finds out (a sum of finite
 # values that overflows only sends the pass there too). That sum is a full read of the input:
 # the passes that keep non-finite values local skip it (a single-channel 3x3 filter of a
@@ -399,7 +414,7 @@ RULES = {
 KEEP_NON_FINITE_LOCAL = frozenset({("gemm", "forward"), ("gemm", "grad_input"),
                                    ("gemm", "grad_weight"), ("pointwise", "forward"),
                                    ("pointwise", "grad_input"), ("pointwise", "grad_weight"),
-                                   ("direct", "forward")})
+                                   ("direct", "forward"), ("lanes", "forward")})
 TRANSFORMS = frozenset({"winograd", "fft"})
 
 

@@ -1,0 +1,144 @@
+"""Explicit SIMD for compiled kernels: what numba's loops cannot be made to say.
+
+A register-blocked kernel (lanes.py) keeps a block of sums in the CPU's vector registers
+while it runs through a long loop of multiply-adds. Written as plain numba loops over a
+small array of sums, LLVM cannot keep them there: the array lives on the heap, and every
+store into it might change the inputs read next, so each multiply-add loads and stores its
+sum (measured: 7 GFLOP/s instead of 92 on LeNet's second layer, one core with AVX-512).
+Two intrinsics say what is meant (a third, `lanes`, counts the lanes):
+
+    sums = simd.stack_block(x.dtype)
+        # BLOCK_BYTES of numbers on the stack: nothing else can point into them, so LLVM
+        # keeps the sums a loop adds into in registers
+    simd.fma_lanes(sums, at, value, w, w_at)
+        # sums[at:at + lanes] += value * w[w_at:w_at + lanes], one vector multiply-add
+        # (a fused multiply-add: one rounding), lanes = simd.lanes(sums)
+
+A vector is `VECTOR_BYTES` (64) bytes: 16 float32 or 8 float64 lanes, one AVX-512
+register, or two AVX2 registers (LLVM splits it), so the same kernel fills either machine's
+registers. `lanes(array)` is that count for an array's dtype, a compile-time constant.
+
+The intrinsics are built as numba is set up for corrnet (`jit.load_numba` calls `build`;
+nothing is imported at ``import corrnet``), and a kernel names them as ``simd.fma_lanes``.
+`fma_lanes_reference` is the plain-NumPy equivalent the tests compare it with.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+# One vector: an AVX-512 register (two AVX2 registers)
+VECTOR_BYTES = 64
+# The stack block's size: room for 8 vectors of sums
+BLOCK_BYTES = 8 * VECTOR_BYTES
+
+_lock = threading.Lock()
+_built = False
+
+
+def build() -> None:
+    """Create the intrinsics (imports numba): `jit.load_numba` calls it as it sets numba up,
+    so that they are registered with numba's typing before any kernel that calls them is
+    compiled (one registered during a compilation is not seen by it)."""
+    global _built
+    with _lock:
+        if not _built:
+            globals().update(_build())
+            _built = True
+
+
+def __getattr__(name):
+    if name in ("stack_block", "fma_lanes", "lanes") and not _built:
+        build()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def lanes_of(dtype) -> int:
+    """The numbers of `dtype` in one vector (16 float32, 8 float64)."""
+    return VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def fma_lanes_reference(sums, at, value, w, w_at) -> None:
+    """`fma_lanes` in plain NumPy (rounded twice where the intrinsic rounds once)."""
+    count = lanes_of(sums.dtype)
+    sums[at:at + count] += value * w[w_at:w_at + count]
+
+
+def _build() -> dict:
+    """The intrinsics (imports numba)."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    def vector_type(context, dtype):
+        number = context.get_value_type(dtype)
+        return number, ir.VectorType(number, lanes_of(str(dtype)))
+
+    @intrinsic
+    def stack_block(typingctx, dtype):
+        """A 1-D array of BLOCK_BYTES on the stack, numbers of `dtype` (uninitialised; it
+        lives as long as the kernel's call)."""
+        number_type = dtype.dtype
+        array_type = types.Array(number_type, 1, "C")
+
+        def codegen(context, builder, signature, args):
+            number = context.get_value_type(number_type)
+            itemsize = context.get_abi_sizeof(number)
+            count = BLOCK_BYTES // itemsize
+            data = cgutils.alloca_once(builder, number, size=count)
+            block = context.make_array(array_type)(context, builder)
+            intp = context.get_value_type(types.intp)
+            context.populate_array(block, data=data, shape=[ir.Constant(intp, count)],
+                                   strides=[ir.Constant(intp, itemsize)],
+                                   itemsize=ir.Constant(intp, itemsize), meminfo=None)
+            return block._getvalue()
+
+        return array_type(dtype), codegen
+
+    @intrinsic
+    def lanes(typingctx, array):
+        """The lanes of one vector of `array`'s dtype, as a constant."""
+        def codegen(context, builder, signature, args):
+            return ir.Constant(context.get_value_type(types.intp),
+                               lanes_of(str(array.dtype)))
+
+        return types.intp(array), codegen
+
+    @intrinsic
+    def fma_lanes(typingctx, sums, at, value, w, w_at):
+        """sums[at:at+lanes] += value * w[w_at:w_at+lanes]: one vector load of each, one
+        broadcast, one fused multiply-add, one store (LLVM keeps the sums in registers where
+        `sums` is a stack block and `at` a constant)."""
+        if sums.dtype != w.dtype or sums.ndim != 1 or w.ndim != 1:
+            return None
+
+        def codegen(context, builder, signature, args):
+            sums_type, _, _, w_type, _ = signature.args
+            number, vector = vector_type(context, sums_type.dtype)
+            sums_data = context.make_array(sums_type)(context, builder, args[0]).data
+            w_data = context.make_array(w_type)(context, builder, args[3]).data
+            sums_at = builder.bitcast(builder.gep(sums_data, [args[1]]), vector.as_pointer())
+            w_vector = builder.load(builder.bitcast(builder.gep(w_data, [args[4]]),
+                                                    vector.as_pointer()), align=4)
+            count = vector.count
+            scalar = context.cast(builder, args[2], signature.args[2], sums_type.dtype)
+            one = builder.insert_element(ir.Constant(vector, ir.Undefined), scalar,
+                                         ir.Constant(ir.IntType(32), 0))
+            broadcast = builder.shuffle_vector(
+                one, ir.Constant(vector, ir.Undefined),
+                ir.Constant(ir.VectorType(ir.IntType(32), count), [0] * count))
+            suffix = "f32" if number == ir.FloatType() else "f64"
+            fma = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vector, [vector] * 3),
+                f"llvm.fma.v{count}{suffix}")
+            total = builder.call(fma, [broadcast, w_vector, builder.load(sums_at, align=4)])
+            builder.store(total, sums_at, align=4)
+            return context.get_dummy_value()
+
+        return types.void(sums, types.intp, sums.dtype, w, types.intp), codegen
+
+    return {"stack_block": stack_block, "fma_lanes": fma_lanes, "lanes": lanes}

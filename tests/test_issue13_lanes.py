@@ -1,0 +1,223 @@
+"""Issue 13, the lanes algorithm (corrnet.kernels.lanes): direct convolution with the output
+channels in vector lanes and the sums in registers (kernels.simd), forward pass only.
+
+Against PyTorch (float64) and the plain-loop reference over random shapes that reach every
+branch of the kernel: output channels per group from 1 to 40 (a part-filled last block of
+lanes, several blocks), output widths that end in a part-filled block of PIXELS, strides
+(the stride-1 loop and the strided one), asymmetric padding (the padded copy) and none
+(the image read in place), dilation, groups, float32 (16 lanes) and float64 (8 lanes); on
+several threads; the intrinsic against its plain equivalent; the planner's rule; and the
+conv2d op end to end with the planner's choice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_direct_conv import (
+    arrays,
+    assert_close,
+    config_of,
+    reference_forward,
+    torch_results,
+)
+
+import corrnet as ct
+from corrnet.kernels import jit, lanes, plan, simd, winograd
+from corrnet.kernels.windows import make_window
+
+COMPILED = pytest.mark.skipif(not jit.AVAILABLE, reason="numba missing")
+
+
+@st.composite
+def layers(draw):
+    """A random convolution (the configuration dict of test_direct_conv) with output rows of
+    any width and up to 40 output channels per group."""
+    kernel = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
+    pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
+    # (no padding half the time: the kernel reads the image in place where it can)
+    if draw(st.booleans()):
+        pads = ((0, 0), (0, 0))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.sampled_from([1, 1, 2, 3])), draw(st.sampled_from([1, 1, 2, 3])))
+    reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]
+    low = [max(1, reach[axis] - sum(pads[axis])) for axis in (0, 1)]
+    height = draw(st.integers(low[0], low[0] + 8))
+    width = draw(st.integers(low[1], low[1] + 16))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c_in = groups * draw(st.integers(1, 4))
+    c_out = groups * draw(st.integers(1, 40))
+    return dict(n=draw(st.integers(1, 4)), c_in=c_in, c_out=c_out, height=height, width=width,
+                kernel=kernel, stride=stride, pads=pads, dilation=dilation, groups=groups,
+                has_bias=draw(st.booleans()),
+                dtype=draw(st.sampled_from([np.float32, np.float64])),
+                seed=draw(st.integers(0, 2**32 - 1)))
+
+
+def check_forward(config, budget=lanes.DEFAULT_BUDGET):
+    """lanes.forward against PyTorch and the plain-loop reference."""
+    x, weight, bias, grad_out, window = arrays(config)
+    groups, dtype = config["groups"], config["dtype"]
+    assert lanes.supports(x.shape, weight.shape, window, groups, dtype, "forward")
+    out = lanes.forward(x, weight, bias, window, groups, budget)
+    assert out.flags.c_contiguous
+    expected, scale = (torch_results(x, weight, bias, grad_out, config, magnitude=m)[0]
+                       for m in (False, True))
+    assert_close(out, expected, scale, dtype, "forward vs torch")
+    assert_close(out, reference_forward(x, weight, bias, config), scale, dtype,
+                 "forward vs reference")
+
+
+@COMPILED
+@settings(max_examples=60, deadline=None)
+@given(config=layers())
+def test_issue13_lanes_forward_matches_torch_and_reference(config):
+    with jit.use_compiled(True):
+        check_forward(config)
+
+
+@COMPILED
+@pytest.mark.parametrize("config", [
+    config_of(5, 6, 16, 14, 5),                              # LeNet's second layer: in place
+    config_of(3, 3, 64, 30, 7, stride=2, pad=3),             # a stem: padded, strided
+    config_of(2, 4, 40, 13, 3, pad=1, dtype=np.float64),     # 5 blocks of 8 lanes
+    config_of(2, 8, 34, 11, 3, groups=2, dilation=2),        # 17 per group: 16 + 1 lanes
+], ids=["lenet", "stem", "float64", "groups"])
+def test_issue13_lanes_named_shapes(config):
+    with jit.use_compiled(True):
+        check_forward(config)
+
+
+@COMPILED
+@pytest.mark.parametrize("threads", [2, 3])
+def test_issue13_lanes_on_threads(monkeypatch, threads):
+    """The images split among several threads (more threads than some images get)."""
+    monkeypatch.setattr(lanes, "active", lambda: threads)
+    monkeypatch.setattr(lanes, "MIN_PARALLEL_SIZE", 0)
+    with jit.use_compiled(True):
+        for n in (2, 5):
+            check_forward(config_of(n, 6, 20, 12, 5, pad=1))
+
+
+@COMPILED
+def test_issue13_lanes_one_thread_under_a_small_budget():
+    """A budget that holds one thread's buffers: one thread, same result."""
+    config = config_of(4, 6, 16, 14, 5, pad=2)
+    x, weight, _, _, window = arrays(config)
+    least = lanes.least_bytes(x.shape, weight.shape, window, 1, np.float32, "forward")
+    with jit.use_compiled(True):
+        check_forward(config, budget=least)
+
+
+@COMPILED
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_issue13_simd_fma_lanes_against_its_plain_equivalent(dtype):
+    """fma_lanes adds value * w[w_at:w_at+lanes] into sums[at:at+lanes] and nothing else
+    (compared with fma_lanes_reference; one rounding against two: float tolerance)."""
+    numba = jit.load_numba()
+
+    @numba.njit
+    def apply(sums, at, value, w, w_at):
+        simd.fma_lanes(sums, at, value, w, w_at)
+
+    rng = np.random.default_rng(1)
+    count = simd.lanes_of(dtype)
+    assert count == 64 // np.dtype(dtype).itemsize
+    for at, w_at in ((0, 0), (3, 5), (count, 2)):
+        sums = rng.standard_normal(3 * count).astype(dtype)
+        w = rng.standard_normal(2 * count + 7).astype(dtype)
+        value = dtype(rng.standard_normal())
+        expected = sums.copy()
+        simd.fma_lanes_reference(expected, at, value, w, w_at)
+        apply(sums, at, value, w, w_at)
+        np.testing.assert_allclose(sums, expected, rtol=1e-6 if dtype == np.float32 else 1e-14)
+        untouched = np.r_[0:at, at + count:3 * count]
+        assert (sums[untouched] == expected[untouched]).all()
+
+
+def test_issue13_lanes_supports_the_forward_pass_compiled_only():
+    window = make_window("conv2d", 14, 14, (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1))
+    shapes = ((8, 6, 14, 14), (16, 6, 5, 5), window, 1)
+    if jit.AVAILABLE:
+        with jit.use_compiled(True):
+            assert lanes.supports(*shapes, np.float32, "forward")
+            assert lanes.supports(*shapes, np.float64, "forward")
+            assert not lanes.supports(*shapes, np.float32, "grad_input")
+            assert not lanes.supports(*shapes, np.float32, "grad_weight")
+            assert not lanes.supports(*shapes, np.float16, "forward")
+    with jit.use_compiled(False):
+        assert not lanes.supports(*shapes, np.float32, "forward")
+        assert plan.describe(*shapes)["forward"] == "gemm"
+
+
+def _window(size, kernel, stride=1, padding=0):
+    return make_window("conv2d", size, size, (kernel, kernel), (stride, stride),
+                       ((padding, padding), (padding, padding)), (1, 1))
+
+
+def test_issue13_lanes_rule_in_shape_quantities():
+    """Forward only; Og >= 16 per group; output rows that fill >= 4/5 of their blocks of 5
+    (widths 4, 5, 8-10, 12 and more); K*64 bytes <= 64 KiB (K <= 1024)."""
+    cases = [((8, 6, 14, 14), (16, 6, 5, 5), 1, _window(14, 5), True),        # LeNet: W_out 10
+             ((8, 6, 14, 14), (12, 6, 5, 5), 1, _window(14, 5), False),       # Og 12
+             ((8, 8, 14, 14), (32, 4, 5, 5), 2, _window(14, 5), True),        # Og 16 per group
+             ((8, 8, 14, 14), (24, 4, 5, 5), 2, _window(14, 5), False),       # Og 12 per group
+             ((8, 64, 24, 24), (128, 64, 3, 3), 1, _window(24, 3, 2, 1), True),   # W_out 12
+             ((8, 64, 22, 22), (128, 64, 3, 3), 1, _window(22, 3, 2, 1), False),  # W_out 11
+             ((8, 64, 12, 12), (128, 64, 3, 3), 1, _window(12, 3, 2, 1), False),  # W_out 6
+             ((8, 64, 8, 8), (128, 64, 3, 3), 1, _window(8, 3, 2, 1), True),      # W_out 4
+             ((8, 114, 24, 24), (32, 114, 3, 3), 1, _window(24, 3, 2, 1), False),  # K 1026
+             ((8, 113, 24, 24), (32, 113, 3, 3), 1, _window(24, 3, 2, 1), True)]   # K 1017
+    for x_shape, w_shape, groups, window, expected in cases:
+        assert lanes.rule("forward", x_shape, w_shape, window, groups) is expected, w_shape
+        assert not lanes.rule("grad_input", x_shape, w_shape, window, groups)
+        assert not lanes.rule("grad_weight", x_shape, w_shape, window, groups)
+
+
+@COMPILED
+def test_issue13_planner_takes_lanes_for_forward_passes_and_leaves_winograd_its_layers():
+    """LeNet's second layer and the stems: lanes forward (the gradients elsewhere); the 3x3
+    stride-1 layers Winograd takes stay Winograd's; LeNet's first layer (Og 6) stays on the
+    direct engine."""
+    with jit.use_compiled(True):
+        lenet = ((256, 6, 14, 14), (16, 6, 5, 5), _window(14, 5))
+        assert plan.describe(*lenet) == {"forward": "lanes", "grad_input": "unrolled",
+                                         "grad_weight": "unrolled"}
+        stem = ((8, 3, 224, 224), (64, 3, 7, 7), _window(224, 7, 2, 3))
+        assert plan.describe(*stem)["forward"] == "lanes"
+        wide = ((8, 64, 56, 56), (64, 64, 3, 3), _window(56, 3, 1, 1))
+        assert winograd.supports(*wide, 1, np.float32, "forward")
+        assert plan.describe(*wide)["forward"] == "winograd"
+        first = ((256, 1, 28, 28), (6, 1, 5, 5), _window(28, 5, 1, 2))
+        assert plan.describe(*first)["forward"] == "direct"
+
+
+@COMPILED
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_issue13_lanes_through_conv2d_with_the_planner(dtype):
+    """F.conv2d on LeNet's second layer (the planner's lanes forward, unrolled's gradients)
+    against torch: values, gradients, dtype."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 6, 14, 14))
+    weight = rng.standard_normal((16, 6, 5, 5))
+    bias = rng.standard_normal(16)
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    with jit.use_compiled(True):
+        assert plan.choose("forward", x.shape, weight.shape, _window(14, 5), 1,
+                           np_dtype) == "lanes"
+        ours = [ct.tensor(a.astype(np_dtype), requires_grad=True) for a in (x, weight, bias)]
+        out = ct.nn.functional.conv2d(*ours)
+        (out * out).sum().backward()
+    theirs = [torch.tensor(a, dtype=dtype, requires_grad=True) for a in (x, weight, bias)]
+    expected = torch.nn.functional.conv2d(*theirs)
+    (expected * expected).sum().backward()
+    tolerance = 1e-4 if dtype == torch.float32 else 1e-10
+    assert out.dtype == ct.float32 if dtype == torch.float32 else out.dtype == ct.float64
+    np.testing.assert_allclose(out.detach().numpy(), expected.detach().numpy(),
+                               rtol=tolerance, atol=tolerance)
+    for mine, reference in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(mine.grad.numpy(), reference.grad.numpy(),
+                                   rtol=tolerance, atol=tolerance * 100)

@@ -1,9 +1,11 @@
 """Issue 13, the lanes algorithm (corrnet.kernels.lanes): direct convolution with the output
-channels in vector lanes and the sums in registers (kernels.simd), forward pass only.
+channels (or, with fewer than 16, neighbouring outputs) in vector lanes and the sums in
+registers (kernels.simd), forward pass only.
 
 Against PyTorch (float64) and the plain-loop reference over random shapes that reach every
-branch of the kernel: output channels per group from 1 to 40 (a part-filled last block of
-lanes, several blocks), output widths that end in a part-filled block of PIXELS, strides
+branch of both kernels: output channels per group from 1 to 40 (a part-filled last block of
+lanes or of CHANNELS, several blocks), output widths that end in a part-filled block of
+PIXELS or of lanes, strides
 (the stride-1 loop and the strided one), asymmetric padding (the padded copy) and none
 (the image read in place), dilation, groups, float32 (16 lanes) and float64 (8 lanes); on
 several threads; the intrinsic against its plain equivalent; the planner's rule; and the
@@ -81,12 +83,17 @@ def test_issue13_lanes_forward_matches_torch_and_reference(config):
 
 @COMPILED
 @pytest.mark.parametrize("config", [
+    config_of(5, 1, 6, 28, 5, pad=2),                        # LeNet's first: outputs in lanes
+    config_of(3, 3, 13, 19, 3, pad=1),                       # outputs in lanes, 6 + 6 + 1
     config_of(5, 6, 16, 14, 5),                              # LeNet's second layer: in place
     config_of(3, 3, 64, 30, 7, stride=2, pad=3),             # a stem: padded, strided
     config_of(2, 4, 40, 13, 3, pad=1, dtype=np.float64),     # 5 blocks of 8 lanes
     config_of(2, 8, 34, 11, 3, groups=2, dilation=2),        # 17 per group: 16 + 1 lanes
-], ids=["lenet", "stem", "float64", "groups"])
+], ids=["lenet1", "pixels", "lenet2", "stem", "float64", "groups"])
 def test_issue13_lanes_named_shapes(config):
+    x, weight, _, _, window = arrays(config)
+    by_pixels = lanes._by_pixels(weight.shape, window, config["groups"])
+    assert by_pixels is (config["c_out"] // config["groups"] < 16)
     with jit.use_compiled(True):
         check_forward(config)
 
@@ -177,10 +184,31 @@ def test_issue13_lanes_rule_in_shape_quantities():
         assert not lanes.rule("grad_weight", x_shape, w_shape, window, groups)
 
 
+def test_issue13_lanes_rule_with_outputs_in_lanes():
+    """Og < 16, stride 1 along rows: K >= 25, Og filling >= 4/5 of its blocks of 6 (5-6,
+    10-12, 15), W_out >= 4/5 of its blocks of 16; stride 2 along rows: output channels in
+    lanes, Og >= 16."""
+    lenet = _window(28, 5, 1, 2)
+    cases = [((8, 1, 28, 28), (6, 1, 5, 5), lenet, True),                 # LeNet's first layer
+             ((8, 1, 28, 28), (5, 1, 5, 5), lenet, True),
+             ((8, 1, 28, 28), (4, 1, 5, 5), lenet, False),                # 4 of 6 channels
+             ((8, 1, 28, 28), (12, 1, 5, 5), lenet, True),
+             ((8, 1, 28, 28), (9, 1, 5, 5), lenet, False),                # 9 of 12
+             ((8, 1, 28, 28), (6, 1, 3, 3), _window(28, 3, 1, 1), False),     # K 9
+             ((8, 3, 28, 28), (6, 3, 3, 3), _window(28, 3, 1, 1), True),      # K 27
+             ((8, 3, 12, 12), (6, 3, 3, 3), _window(12, 3, 1, 1), False),     # W_out 12 of 16
+             ((8, 3, 13, 13), (6, 3, 3, 3), _window(13, 3, 1, 1), True),      # 13 of 16
+             ((8, 3, 28, 28), (6, 3, 3, 3), _window(28, 3, 2, 1), False)]     # stride 2
+    for x_shape, w_shape, window, expected in cases:
+        assert lanes._by_pixels(w_shape, window, 1) is (window.stride == (1, 1))
+        assert lanes.rule("forward", x_shape, w_shape, window, 1) is expected, (w_shape, window)
+        assert not lanes.rule("grad_weight", x_shape, w_shape, window, 1)
+
+
 @COMPILED
 def test_issue13_planner_takes_lanes_for_forward_passes_and_leaves_winograd_its_layers():
-    """LeNet's second layer and the stems: lanes forward (the gradients elsewhere); the 3x3
-    stride-1 layers Winograd takes stay Winograd's; LeNet's first layer (Og 6) stays on the
+    """LeNet's layers and the stems: lanes forward (the gradients elsewhere); the 3x3
+    stride-1 layers Winograd takes stay Winograd's; a one-channel 3x3 filter stays on the
     direct engine."""
     with jit.use_compiled(True):
         lenet = ((256, 6, 14, 14), (16, 6, 5, 5), _window(14, 5))
@@ -192,7 +220,10 @@ def test_issue13_planner_takes_lanes_for_forward_passes_and_leaves_winograd_its_
         assert winograd.supports(*wide, 1, np.float32, "forward")
         assert plan.describe(*wide)["forward"] == "winograd"
         first = ((256, 1, 28, 28), (6, 1, 5, 5), _window(28, 5, 1, 2))
-        assert plan.describe(*first)["forward"] == "direct"
+        assert plan.describe(*first) == {"forward": "lanes", "grad_input": "direct",
+                                         "grad_weight": "direct"}
+        one = ((8, 1, 64, 64), (1, 1, 3, 3), _window(64, 3, 1, 1))
+        assert plan.describe(*one)["forward"] == "direct"
 
 
 @COMPILED

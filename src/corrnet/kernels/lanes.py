@@ -23,6 +23,19 @@ PIXELS = 5: five vectors of sums take 5 AVX-512 registers (10 AVX2 ones, of 16),
 room for the tap's weights and the broadcasts; ten spilled to the stack (measured: 36
 GFLOP/s against 92 with five, one core with AVX-512, LeNet's second layer).
 
+Few output channels (Og < 16, LeNet's first layer: 1 -> 6, 5x5 on 28x28), stride 1 along
+the rows: the lanes hold `lanes` neighbouring outputs of one row instead (`_pixels_kernel`),
+and CHANNELS output channels keep one vector of sums each:
+
+    for each tap t:                                  cells = padded[c, y*sh + i*dh, q + j*dw:]
+        for o in 0 .. CHANNELS-1:
+            sums[o] (lanes,) += weight[o, c, i, j] * cells[:lanes]
+
+one vector load of the input and CHANNELS broadcast multiply-adds. CHANNELS = 6: 6 AVX-512
+registers of sums, 12 AVX2 ones (of 16); blocks of output channels padded with zero weights,
+rows with spare columns, both dropped. Measured, LeNet's first layer, N=256, one thread:
+1.07 ms against the direct engine's 1.39 (its passes load and store the sums every 8 taps).
+
 Each image's channels of one group are copied into a zero-padded buffer per thread (the
 padding, and spare columns for the last block of pixels), except where no padding or spare
 column is needed (LeNet's second layer: 10 = 2 blocks of 5), where the kernel reads the
@@ -35,7 +48,7 @@ groups; float32 and float64. Non-finite values stay local: each output sums its 
 products only (spare lanes and pixels are computed and dropped).
 
 Memory: each thread holds one padded image group (Cg * padded height * padded width) and
-the weight in lanes order (G * blocks * K * lanes), `least_bytes`.
+the weight in lanes order (G * blocks * K * lanes or CHANNELS), `least_bytes`.
 """
 
 from __future__ import annotations
@@ -53,6 +66,9 @@ DEFAULT_BUDGET = 256 * 2**20
 
 # outputs of one row whose sums stay in registers together (see the module docstring)
 PIXELS = 5
+# output channels whose sums (vectors of neighbouring outputs) stay in registers together
+# where the lanes hold pixels (see the module docstring)
+CHANNELS = 6
 # taps summed in registers before their sums are added into the totals: a sum of K products
 # in one running total loses precision as K grows (float32 error 2.7x PyTorch's at K = 1152,
 # 128 channels 3x3); in blocks of 160 it stays within 2x PyTorch's (tests/
@@ -67,21 +83,32 @@ def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
     return pass_name == "forward" and len(x_shape) == 4 and runs_compiled(dtype)
 
 
-def _padded_size(weight_shape, window: Window2d) -> tuple[int, int]:
+def _by_pixels(weight_shape, window: Window2d, groups: int) -> bool:
+    """Whether the lanes hold neighbouring outputs of a row (`_pixels_kernel`: fewer than 16
+    output channels per group, stride 1 along the rows) rather than output channels."""
+    return weight_shape[0] // groups < RULE_MIN_OUTPUTS and window.stride[1] == 1
+
+
+def _padded_size(weight_shape, window: Window2d, groups: int, dtype) -> tuple[int, int]:
     """(rows, columns) of the buffer the windows read: the rows of H_out outputs, the columns
-    of W_out rounded up to whole blocks of PIXELS."""
+    of W_out rounded up to whole blocks of PIXELS (of `lanes` outputs, `_by_pixels`)."""
     (kh, kw), (sh, sw), (dh, dw) = weight_shape[2:], window.stride, window.dilation
+    rows = (window.out_height - 1) * sh + (kh - 1) * dh + 1
+    if _by_pixels(weight_shape, window, groups):
+        block = simd.lanes_of(dtype)
+        return rows, -(-window.out_width // block) * block + (kw - 1) * dw
     blocks = -(-window.out_width // PIXELS)
-    return ((window.out_height - 1) * sh + (kh - 1) * dh + 1,
-            (blocks * PIXELS - 1) * sw + (kw - 1) * dw + 1)
+    return rows, (blocks * PIXELS - 1) * sw + (kw - 1) * dw + 1
 
 
-def _reads_in_place(x_shape, weight_shape, window: Window2d) -> bool:
+def _reads_in_place(x_shape, weight_shape, window: Window2d, groups: int, dtype) -> bool:
     """Whether the windows, spare columns included, lie inside the image (no padding): then
-    the kernel reads the image itself instead of a padded copy."""
+    the kernel reads the image itself instead of a padded copy (output channels in lanes;
+    `_pixels_kernel` always copies)."""
     (top, _), (left, _) = window.padding
-    rows, columns = _padded_size(weight_shape, window)
-    return top == 0 and left == 0 and rows <= x_shape[2] and columns <= x_shape[3]
+    rows, columns = _padded_size(weight_shape, window, groups, dtype)
+    return (not _by_pixels(weight_shape, window, groups) and top == 0 and left == 0
+            and rows <= x_shape[2] and columns <= x_shape[3])
 
 
 def _weight_lanes(weight, groups: int, dtype) -> np.ndarray:
@@ -99,16 +126,30 @@ def _weight_lanes(weight, groups: int, dtype) -> np.ndarray:
             groups, blocks, k * lanes)
 
 
+def _weight_columns(weight, groups: int, dtype) -> np.ndarray:
+    """weight (C_out, Cg, kh, kw) as (G, blocks, K * CHANNELS): block b of group g holds tap
+    t's weights of output channels g*Og + b*CHANNELS + o at t*CHANNELS + o (zeros past Og)."""
+    c_out = weight.shape[0]
+    outs, k = c_out // groups, int(np.prod(weight.shape[1:]))
+    blocks = -(-outs // CHANNELS)
+    padded = np.zeros((groups, blocks * CHANNELS, k), dtype)
+    padded[:, :outs] = weight.reshape(groups, outs, k)
+    # (G, blocks, K, CHANNELS) <- (G, blocks, CHANNELS, K)
+    return np.ascontiguousarray(
+        padded.reshape(groups, blocks, CHANNELS, k).transpose(0, 1, 3, 2)).reshape(
+            groups, blocks, k * CHANNELS)
+
+
 def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
                 pass_name: str) -> int:
     """One thread's padded image group and the weight in lanes order."""
     itemsize = np.dtype(dtype).itemsize
-    rows, columns = _padded_size(weight_shape, window)
+    rows, columns = _padded_size(weight_shape, window, groups, dtype)
     c_out, channels_per_group, kh, kw = weight_shape
-    lanes = simd.lanes_of(dtype)
-    blocks = -(-(c_out // groups) // lanes)
+    block = CHANNELS if _by_pixels(weight_shape, window, groups) else simd.lanes_of(dtype)
+    blocks = -(-(c_out // groups) // block)
     return (channels_per_group * rows * columns
-            + groups * blocks * lanes * channels_per_group * kh * kw) * itemsize
+            + groups * blocks * block * channels_per_group * kh * kw) * itemsize
 
 
 @jit()
@@ -204,6 +245,72 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, first, end):
                                 into[p] = totals[p * lanes + lane] + value
 
 
+@jit()
+def _pixels_kernel(x, weight_columns, bias, out, geometry, first, end):
+    """`_forward_kernel` with the lanes holding neighbouring outputs of a row (stride 1 along
+    the rows) and CHANNELS output channels a block: weight_columns (G, blocks, K *
+    CHANNELS); the padded copy has whole blocks of `lanes` columns."""
+    kh, kw, sh, sw, dh, dw, top, left, rows, columns = geometry
+    groups, blocks = weight_columns.shape[0], weight_columns.shape[1]
+    channels_per_group = x.shape[1] // groups
+    height, width = x.shape[2], x.shape[3]
+    outs = out.shape[1] // groups
+    out_height, out_width = out.shape[2], out.shape[3]
+    lanes = simd.lanes(out)
+    sums = simd.stack_block(out.dtype)      # CHANNELS vectors of sums, in registers
+    totals = simd.stack_block(out.dtype)
+    # tap t = (c, i, j) of the outputs from (y, q) on reads padded[y*sh*columns + q +
+    # offsets[t]:][:lanes]
+    k = channels_per_group * kh * kw
+    offsets = np.empty(k, np.uintp)
+    for c in range(channels_per_group):
+        for i in range(kh):
+            for j in range(kw):
+                offsets[(c * kh + i) * kw + j] = (c * rows + i * dh) * columns + j * dw
+    padded = np.zeros(channels_per_group * rows * columns, x.dtype)
+    inside_rows = min(height, rows - top)
+    inside_columns = min(width, columns - left)
+    images = x.reshape(-1)
+    group_size = channels_per_group * height * width
+    for n in range(first, end):
+        for g in range(groups):
+            at = (n * groups + g) * group_size
+            for c in range(channels_per_group):
+                for r in range(inside_rows):
+                    into = padded[(c * rows + r + top) * columns + left:]
+                    taken = images[at + (c * height + r) * width:]
+                    for s in range(inside_columns):
+                        into[s] = taken[s]
+            for b in range(blocks):
+                taps = weight_columns[g, b]
+                valid = min(CHANNELS, outs - b * CHANNELS)
+                first_out = g * outs + b * CHANNELS
+                for y in range(out_height):
+                    for q in range(0, out_width, lanes):
+                        for a in range(CHANNELS * lanes):
+                            totals[a] = 0
+                        origin = np.uintp(y * sh * columns + q)
+                        # sums[o] (lanes,) += taps[t, o] * padded[tap t's cells of outputs
+                        # q ... q + lanes - 1] (lanes,), TAP_BLOCK taps at a time
+                        for t_first in range(0, k, TAP_BLOCK):
+                            t_end = min(k, t_first + TAP_BLOCK)
+                            for a in range(CHANNELS * lanes):
+                                sums[a] = 0
+                            for t in range(t_first, t_end):
+                                cells = origin + offsets[t]
+                                for o in range(CHANNELS):
+                                    simd.fma_lanes(sums, o * lanes, taps[t * CHANNELS + o],
+                                                   padded, cells)
+                            for a in range(CHANNELS * lanes):
+                                totals[a] += sums[a]
+                        count = min(lanes, out_width - q)
+                        for o in range(valid):
+                            value = bias[first_out + o]
+                            into = out[n, first_out + o, y, q:q + count]
+                            for p in range(count):
+                                into[p] = totals[o * lanes + p] + value
+
+
 def forward(x, weight, bias, window: Window2d, groups: int,
             budget: int = DEFAULT_BUDGET) -> np.ndarray:
     """conv2d forward, out (N, C_out, H_out, W_out) with
@@ -218,9 +325,14 @@ def forward(x, weight, bias, window: Window2d, groups: int,
     out = np.empty((n, c_out, window.out_height, window.out_width), dtype)
     (top, _), (left, _) = window.padding
     geometry = (*weight.shape[2:], *window.stride, *window.dilation, top, left,
-                *_padded_size(weight.shape, window))
-    in_place = _reads_in_place(x.shape, weight.shape, window)
-    arguments = (x, _weight_lanes(weight, groups, dtype), bias, out, geometry, in_place)
+                *_padded_size(weight.shape, window, groups, dtype))
+    if _by_pixels(weight.shape, window, groups):
+        kernel = _pixels_kernel
+        arguments = (x, _weight_columns(weight, groups, dtype), bias, out, geometry)
+    else:
+        kernel = _forward_kernel
+        in_place = _reads_in_place(x.shape, weight.shape, window, groups, dtype)
+        arguments = (x, _weight_lanes(weight, groups, dtype), bias, out, geometry, in_place)
     # threads: as many as hold a padded buffer within the budget, one image each at least
     fixed = least_bytes(x.shape, weight.shape, window, groups, dtype, "forward")
     work = out.size * int(np.prod(weight.shape[1:]))
@@ -228,54 +340,73 @@ def forward(x, weight, bias, window: Window2d, groups: int,
         max(1, min(active(), n, budget // max(fixed, 1))))
     bounds = [n * k // threads for k in range(threads + 1)]
     pool = helper_pool()
-    futures = [pool.submit(_forward_kernel, *arguments, bounds[k], bounds[k + 1])
+    futures = [pool.submit(kernel, *arguments, bounds[k], bounds[k + 1])
                for k in range(1, threads)]
-    _forward_kernel(*arguments, bounds[0], bounds[1])
+    kernel(*arguments, bounds[0], bounds[1])
     for future in futures:
         future.result()
     return out
 
 
 # Where lanes wins: the planner asks it after pointwise and the FFT, before the direct engine
-# (plan._rule, which leaves Winograd's 3x3 stride-1 layers to Winograd). Each group has at
-# least this many output channels (a float32 vector's lanes: fewer leave lanes idle) ...
+# (plan._rule, which leaves Winograd's 3x3 stride-1 layers to Winograd). Output channels in
+# lanes: each group has at least this many output channels (a float32 vector's lanes) ...
 RULE_MIN_OUTPUTS = 16
 # ... its output rows fill at least this share of their blocks of PIXELS (widths 4-5, 8-10
-# and from 12: 6 fills 0.6, 7 0.7, 11 0.73) ...
+# and from 12: 6 fills 0.6, 7 0.7, 11 0.73); outputs in lanes: the output channels fill as
+# much of their blocks of CHANNELS (5-6, 10-12, from 15), the rows of their blocks of 16 ...
 RULE_MIN_FILLED = Fraction(4, 5)
-# ... and a block's weights (K vectors) stay within this many bytes of float32: the core's
-# L1 and L2 (K <= 1024; measured up to K = 576).
+# ... a block's weights (K vectors) stay within this many bytes of float32: the core's L1
+# and L2 (K <= 1024; measured up to K = 576) ...
 RULE_MAX_WEIGHT_BYTES = 64 * 2**10
+# ... and, outputs in lanes, the window is at least this long (with fewer taps a block's
+# set-up and stores outweigh its multiply-adds: 1 -> 6 3x3, K 9: 0.66 ms against direct's 0.42)
+RULE_MIN_TAPS_BY_PIXELS = 25
+
+
+def _fills(count: int, block: int) -> bool:
+    """Whether `count` fills at least RULE_MIN_FILLED of its blocks of `block`."""
+    return count >= RULE_MIN_FILLED * (-(-count // block) * block)
 
 
 def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> bool:
-    """The forward pass, Og >= 16 output channels per group, output rows that fill >= 0.8 of
-    their blocks of PIXELS, and K*64 <= 64 KiB. Shape arithmetic: lanes computes
-    ceil(Og/lanes)*lanes channels for ceil(W_out/PIXELS)*PIXELS columns at the core's
-    multiply-add peak, without the unrolled copy of K numbers per output that im2col
-    (unrolled, gemm) pays, a cost that weighs more the fewer output channels share it.
-    Measured (2 threads, AMD EPYC with AVX-512, ms, lanes against the rules' choice before
-    it):
+    """The forward pass; output channels in lanes: Og >= 16 per group, output rows that fill
+    >= 4/5 of their blocks of PIXELS, K*64 bytes <= 64 KiB; outputs in lanes (Og < 16,
+    stride 1 along rows): K >= 25, Og and W_out filling >= 4/5 of their blocks of CHANNELS
+    and 16. Shape arithmetic: lanes computes whole blocks of output channels and columns at
+    the core's multiply-add peak, without the unrolled copy of K numbers per output that
+    im2col (unrolled, gemm) pays, a cost that weighs more the fewer output channels share it,
+    nor the loads and stores of the sums every 8 taps of the direct engine. Measured (2
+    threads, AMD EPYC with AVX-512, ms, lanes against the rules' choice before it):
 
-    * LeNet's second layer, 6 -> 16 5x5 on 14x14, N=256: 1.04 against unrolled's 1.64;
-      16 -> 16 5x5 on 12x12: 0.44 / 0.62; 32 -> 48 3x3 stride 2 on 32x32: 1.56 / 4.74;
-      8 -> 24 3x3 stride 2: 0.45 / 0.57;
-    * stems: 3 -> 64 7x7 stride 2 on 224x224, N=8: 11.2 against im2col's 16.8; D2L's
-      ResNet-18, 1 -> 64 7x7 stride 2 on 96x96, N=64: 8.9 against direct's 11.5; 3 -> 64
-      3x3 stride 2 on 64x64: 1.27 / 1.49 (direct); 3 -> 32 3x3 on 32x32: 0.66 / 0.69;
-    * im2col's layers: ResNet-18's 64 -> 128 3x3 stride 2 on 24x24: 11.2 / 14.2; 64 -> 64
-      3x3 dilation 2 on 28x28: 6.1 / 13.1; 32 -> 32 5x5 on 28x28: 6.5 / 16.9; 16 -> 32 3x3
-      on 32x32: 1.9 / 5.8;
-    * left out: 8 -> 12 3x3 (12 of 16 lanes, K 72): 0.44 against unrolled's 0.33; 6x6
-      outputs (ResNet-18's 128 -> 256 stride 2, 2 blocks of 5 for 6 columns): 11.0 against
-      im2col's 9.5; Winograd's 3x3 stride-1 layers: 0.7-0.9x Winograd's speed.
+    * LeNet's second layer, 6 -> 16 5x5 on 14x14, N=256: 0.77-1.04 against unrolled's
+      1.25-1.64; 16 -> 16 5x5 on 12x12: 0.44 / 0.62; 32 -> 48 3x3 stride 2 on 32x32: 1.56 /
+      4.74; 8 -> 24 3x3 stride 2: 0.45 / 0.57;
+    * stems: 3 -> 64 7x7 stride 2 on 224x224, N=8: 10.6-11.2 against im2col's 15.9-16.8;
+      D2L's ResNet-18, 1 -> 64 7x7 stride 2 on 96x96, N=64: 7.4-8.9 against direct's 11.5;
+      3 -> 64 3x3 stride 2 on 64x64: 1.27 / 1.49 (direct); 3 -> 32 3x3 on 32x32: 0.66 /
+      0.69;
+    * im2col's layers: ResNet-18's 64 -> 128 3x3 stride 2 on 24x24: 8.9-11.2 / 14.2;
+      64 -> 64 3x3 dilation 2 on 28x28: 6.1 / 13.1; 32 -> 32 5x5 on 28x28: 6.5 / 16.9;
+      16 -> 32 3x3 on 32x32: 1.9 / 5.8;
+    * outputs in lanes: LeNet's first layer, 1 -> 6 5x5 pad 2 on 28x28, N=256: 0.61-0.66
+      against direct's 0.81; 6 -> 6 3x3 on 28x28: 0.31 / 0.45; 3 -> 12 3x3 on 32x32: 0.40 /
+      0.53; 3 -> 6 5x5: 1.05 / 1.22; 8 -> 12 3x3 on 16x16: 0.25 against unrolled's 0.35;
+    * left out: 1 -> 6 3x3 (K 9): 0.66 against direct's 0.42, one channel 3x3: 0.44 / 0.15;
+      1 -> 4 5x5 (4 of 6 channels): 0.57 / 0.60; 6x6 outputs (ResNet-18's 128 -> 256 stride
+      2, 2 blocks of 5 for 6 columns): 11.0 against im2col's 9.5; Winograd's 3x3 stride-1
+      layers: 0.7-0.9x Winograd's speed.
 
     The arithmetic is the same on an AVX2 machine (a 64-byte vector is two AVX2 registers,
-    the same lanes and PIXELS, half the peak on both sides of each comparison).
+    the same lanes, PIXELS and CHANNELS, half the peak on both sides of each comparison).
     """
+    if pass_name != "forward":
+        return False
     c_out, channels_per_group, kh, kw = weight_shape
     outs, k = c_out // groups, channels_per_group * kh * kw
-    blocks = -(-window.out_width // PIXELS)
-    return (pass_name == "forward" and outs >= RULE_MIN_OUTPUTS
-            and window.out_width >= RULE_MIN_FILLED * blocks * PIXELS
+    if _by_pixels(weight_shape, window, groups):
+        return (k >= RULE_MIN_TAPS_BY_PIXELS and _fills(outs, CHANNELS)
+                and _fills(window.out_width, simd.lanes_of(np.float32))
+                and k * CHANNELS * 4 <= RULE_MAX_WEIGHT_BYTES)
+    return (outs >= RULE_MIN_OUTPUTS and _fills(window.out_width, PIXELS)
             and k * simd.lanes_of(np.float32) * 4 <= RULE_MAX_WEIGHT_BYTES)

@@ -31,8 +31,8 @@ import numpy as np
 
 # One vector: an AVX-512 register (two AVX2 registers)
 VECTOR_BYTES = 64
-# The stack block's size: room for 8 vectors of sums
-BLOCK_BYTES = 8 * VECTOR_BYTES
+# The stack block's size: room for 16 vectors of sums
+BLOCK_BYTES = 16 * VECTOR_BYTES
 
 _lock = threading.Lock()
 _built = False

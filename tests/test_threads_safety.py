@@ -32,10 +32,11 @@ from corrnet.kernels.windows import make_window
 # (name, input shape, weight shape, padding, groups, the algorithms the planner picks)
 CONVOLUTIONS = [
     ("winograd", (2, 64, 16, 16), (64, 64, 3, 3), 1, 1, ("winograd", "winograd", "winograd")),
-    ("direct", (2, 3, 32, 32), (16, 3, 3, 3), 1, 1, ("direct", "direct", "direct")),
+    ("direct", (2, 3, 32, 32), (8, 3, 3, 3), 1, 1, ("direct", "direct", "direct")),
     # (depthwise convolution: the planner takes `direct`, the same compiled engine)
     ("depthwise", (2, 32, 32, 32), (32, 1, 3, 3), 1, 32, ("direct", "direct", "direct")),
-    ("im2col", (32, 64, 8, 8), (64, 64, 3, 3), 1, 1, ("gemm", "gemm", "gemm")),
+    ("lanes", (2, 6, 14, 14), (16, 6, 5, 5), 0, 1, ("lanes", "unrolled", "unrolled")),
+    ("im2col", (32, 64, 6, 6), (64, 64, 3, 3), 1, 1, ("gemm", "gemm", "gemm")),
 ]
 
 

@@ -1,5 +1,5 @@
-"""Direct convolution with the output channels in vector lanes ("lanes"): the forward pass of
-layers with few input channels and 16-ish output channels, at the machine's multiply-add peak.
+"""Direct convolution with the output channels (or neighbouring outputs) in vector lanes
+("lanes"): forward passes at the machine's multiply-add peak, without unrolling the windows.
 
 LeNet's second layer (6 -> 16, 5x5, 14x14 maps) is a GEMM too small for BLAS: per image
 (16, 150) @ (150, 100), which OpenBLAS runs at half the core's peak, and unrolled.py's
@@ -38,13 +38,14 @@ rows with spare columns, both dropped. Measured, LeNet's first layer, N=256, one
 
 Each image's channels of one group are copied into a zero-padded buffer per thread (the
 padding, and spare columns for the last block of pixels), except where no padding or spare
-column is needed (LeNet's second layer: 10 = 2 blocks of 5), where the kernel reads the
-image in place. The images are split among corrnet's threads.
+column is needed (LeNet's second layer: 10 = 2 blocks of 5), where the channel kernel reads
+the image in place. Taps are summed TAP_BLOCK at a time, each block's sums added into
+totals (float32 accuracy). The images are split among corrnet's threads.
 
 Forward pass only, compiled only (numba): `supports` says False for the gradients and with
-the compiled kernels off, and the planner takes another algorithm for those (unrolled.py's
-im2col + GEMM per image has the same territory). Every stride, padding, dilation and
-groups; float32 and float64. Non-finite values stay local: each output sums its own window's
+the compiled kernels off, and the planner takes another algorithm for those (`rule` says
+where lanes' forward is taken). Every stride, padding, dilation and groups; float32 and
+float64. Non-finite values stay local: each output sums its own window's
 products only (spare lanes and pixels are computed and dropped).
 
 Memory: each thread holds one padded image group (Cg * padded height * padded width) and

@@ -81,6 +81,97 @@ def test_issue13_lanes_forward_matches_torch_and_reference(config):
         check_forward(config)
 
 
+def check_gradients(config, budget=lanes.DEFAULT_BUDGET):
+    """lanes.grad_weight (and, at stride 1, lanes.grad_input) against PyTorch."""
+    x, weight, bias, grad_out, window = arrays(config)
+    groups, dtype = config["groups"], config["dtype"]
+    expected, scale = (torch_results(x, weight, bias, grad_out, config, magnitude=m)
+                       for m in (False, True))
+    assert lanes.supports(x.shape, weight.shape, window, groups, dtype, "grad_weight")
+    grad_weight = lanes.grad_weight(grad_out, x, weight.shape, window, groups, budget)
+    assert_close(grad_weight, expected[2], scale[2], dtype, "grad_weight vs torch")
+    stride_1 = tuple(window.stride) == (1, 1)
+    assert lanes.supports(x.shape, weight.shape, window, groups, dtype,
+                          "grad_input") is stride_1
+    if stride_1:
+        grad_x = lanes.grad_input(grad_out, weight, window, groups, x.shape, budget)
+        assert grad_x.flags.c_contiguous
+        assert_close(grad_x, expected[1], scale[1], dtype, "grad_input vs torch")
+
+
+@COMPILED
+@settings(max_examples=60, deadline=None)
+@given(config=layers(), stride_1=st.booleans())
+def test_issue13_lanes_gradients_match_torch(config, stride_1):
+    """Both gradients; the input gradient's padding is turned into the kernel's reach less
+    the padding (cropped where the padding is wider than the reach)."""
+    if stride_1:
+        config = {**config, "stride": (1, 1)}
+    with jit.use_compiled(True):
+        check_gradients(config)
+
+
+@COMPILED
+@pytest.mark.parametrize("config", [
+    config_of(5, 6, 16, 14, 5),                              # LeNet's second layer
+    config_of(2, 16, 32, 12, 3, pad=1),                      # im2col's territory
+    config_of(2, 4, 20, 9, 3, pad=4, dilation=2, groups=2),  # padding past the reach: cropped
+    config_of(2, 3, 40, 13, 3, pad=1, dtype=np.float64),
+], ids=["lenet2", "3x3", "cropped", "float64"])
+def test_issue13_lanes_gradients_named_shapes(config):
+    with jit.use_compiled(True):
+        check_gradients(config)
+
+
+@COMPILED
+@pytest.mark.parametrize("threads", [2, 3])
+def test_issue13_lanes_gradients_on_threads(monkeypatch, threads):
+    """Each thread's images summed into its own float64 partial sums, added at the end."""
+    monkeypatch.setattr(lanes, "active", lambda: threads)
+    monkeypatch.setattr(lanes, "MIN_PARALLEL_SIZE", 0)
+    with jit.use_compiled(True):
+        for n in (2, 5):
+            check_gradients(config_of(n, 6, 20, 12, 5, pad=1))
+
+
+@COMPILED
+def test_issue13_lanes_weight_gradient_flushes_long_sums():
+    """Outputs past PIXEL_SPAN go into the float64 sums in several flushes (a 2-row span
+    here), with a part-filled last span."""
+    with jit.use_compiled(True):
+        original = lanes.PIXEL_SPAN
+        try:
+            lanes.PIXEL_SPAN = 20      # 2 rows of 10 outputs a flush; 9 rows: 5 flushes
+            check_gradients(config_of(3, 4, 16, 14, 5))
+        finally:
+            lanes.PIXEL_SPAN = original
+
+
+def test_issue13_lanes_rule_for_the_gradients():
+    """Weight gradient: Og >= 16, K <= 1024, one image's transposed output gradient
+    <= 256 KiB, maps of >= 64 outputs; input gradient: stride 1, x's area <= 5/4 of the
+    output's, and the forward rule on the turned problem."""
+    lenet = _window(14, 5)
+    three = _window(32, 3, 1, 1)
+    stem = _window(224, 7, 2, 3)
+    weight_cases = [((8, 6, 14, 14), (16, 6, 5, 5), lenet, True),
+                    ((8, 6, 14, 14), (12, 6, 5, 5), lenet, False),              # Og 12
+                    ((8, 3, 224, 224), (64, 3, 7, 7), stem, False),             # 3.2 MB
+                    ((8, 16, 32, 32), (32, 16, 3, 3), three, True),             # 128 KiB
+                    ((8, 16, 48, 48), (32, 16, 3, 3), _window(48, 3, 1, 1), False),  # 288
+                    ((8, 64, 8, 8), (64, 64, 3, 3), _window(8, 3, 1, 1), True),      # 64 outputs
+                    ((8, 64, 7, 7), (64, 64, 3, 3), _window(7, 3, 1, 1), False)]     # 49
+    for x_shape, w_shape, window, expected in weight_cases:
+        assert lanes.rule("grad_weight", x_shape, w_shape, window, 1) is expected, w_shape
+    input_cases = [((8, 6, 14, 14), (16, 6, 5, 5), lenet, False),              # area 1.96x
+                   ((8, 16, 32, 32), (32, 16, 3, 3), three, True),             # 32 -> 16
+                   ((8, 16, 32, 32), (32, 16, 3, 3), _window(32, 3, 2, 1), False),  # stride 2
+                   ((8, 16, 32, 32), (32, 16, 3, 3), _window(32, 3, 1, 0), True),  # 1.14x
+                   ((8, 16, 32, 32), (32, 16, 5, 5), _window(32, 5, 1, 0), False)]  # 1.31x
+    for x_shape, w_shape, window, expected in input_cases:
+        assert lanes.rule("grad_input", x_shape, w_shape, window, 1) is expected, window
+
+
 @COMPILED
 @pytest.mark.parametrize("config", [
     config_of(5, 1, 6, 28, 5, pad=2),                        # LeNet's first: outputs in lanes
@@ -145,16 +236,20 @@ def test_issue13_simd_fma_lanes_against_its_plain_equivalent(dtype):
         assert (sums[untouched] == expected[untouched]).all()
 
 
-def test_issue13_lanes_supports_the_forward_pass_compiled_only():
+def test_issue13_lanes_supports_every_pass_compiled_only_the_input_gradient_at_stride_1():
     window = make_window("conv2d", 14, 14, (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1))
     shapes = ((8, 6, 14, 14), (16, 6, 5, 5), window, 1)
     if jit.AVAILABLE:
         with jit.use_compiled(True):
-            assert lanes.supports(*shapes, np.float32, "forward")
-            assert lanes.supports(*shapes, np.float64, "forward")
-            assert not lanes.supports(*shapes, np.float32, "grad_input")
-            assert not lanes.supports(*shapes, np.float32, "grad_weight")
-            assert not lanes.supports(*shapes, np.float16, "forward")
+            for pass_name in plan.PASSES:
+                assert lanes.supports(*shapes, np.float32, pass_name)
+                assert lanes.supports(*shapes, np.float64, pass_name)
+                assert not lanes.supports(*shapes, np.float16, pass_name)
+            strided = make_window("conv2d", 14, 14, (5, 5), (2, 1), ((0, 0), (0, 0)), (1, 1))
+            assert not lanes.supports(shapes[0], shapes[1], strided, 1, np.float32,
+                                      "grad_input")
+            assert lanes.supports(shapes[0], shapes[1], strided, 1, np.float32,
+                                  "grad_weight")
     with jit.use_compiled(False):
         assert not lanes.supports(*shapes, np.float32, "forward")
         assert plan.describe(*shapes)["forward"] == "gemm"
@@ -166,7 +261,7 @@ def _window(size, kernel, stride=1, padding=0):
 
 
 def test_issue13_lanes_rule_in_shape_quantities():
-    """Forward only; Og >= 16 per group; output rows that fill >= 4/5 of their blocks of 5
+    """The forward pass: Og >= 16 per group; output rows that fill >= 4/5 of their blocks of 5
     (widths 4, 5, 8-10, 12 and more); K*64 bytes <= 64 KiB (K <= 1024)."""
     cases = [((8, 6, 14, 14), (16, 6, 5, 5), 1, _window(14, 5), True),        # LeNet: W_out 10
              ((8, 6, 14, 14), (12, 6, 5, 5), 1, _window(14, 5), False),       # Og 12
@@ -180,8 +275,6 @@ def test_issue13_lanes_rule_in_shape_quantities():
              ((8, 113, 24, 24), (32, 113, 3, 3), 1, _window(24, 3, 2, 1), True)]   # K 1017
     for x_shape, w_shape, groups, window, expected in cases:
         assert lanes.rule("forward", x_shape, w_shape, window, groups) is expected, w_shape
-        assert not lanes.rule("grad_input", x_shape, w_shape, window, groups)
-        assert not lanes.rule("grad_weight", x_shape, w_shape, window, groups)
 
 
 def test_issue13_lanes_rule_with_outputs_in_lanes():
@@ -202,18 +295,18 @@ def test_issue13_lanes_rule_with_outputs_in_lanes():
     for x_shape, w_shape, window, expected in cases:
         assert lanes._by_pixels(w_shape, window, 1) is (window.stride == (1, 1))
         assert lanes.rule("forward", x_shape, w_shape, window, 1) is expected, (w_shape, window)
-        assert not lanes.rule("grad_weight", x_shape, w_shape, window, 1)
 
 
 @COMPILED
 def test_issue13_planner_takes_lanes_for_forward_passes_and_leaves_winograd_its_layers():
-    """LeNet's layers and the stems: lanes forward (the gradients elsewhere); the 3x3
+    """LeNet's layers and the stems: lanes forward (LeNet's second layer's weight gradient
+    too; the other gradients elsewhere); the 3x3
     stride-1 layers Winograd takes stay Winograd's; a one-channel 3x3 filter stays on the
     direct engine."""
     with jit.use_compiled(True):
         lenet = ((256, 6, 14, 14), (16, 6, 5, 5), _window(14, 5))
         assert plan.describe(*lenet) == {"forward": "lanes", "grad_input": "unrolled",
-                                         "grad_weight": "unrolled"}
+                                         "grad_weight": "lanes"}
         stem = ((8, 3, 224, 224), (64, 3, 7, 7), _window(224, 7, 2, 3))
         assert plan.describe(*stem)["forward"] == "lanes"
         wide = ((8, 64, 56, 56), (64, 64, 3, 3), _window(56, 3, 1, 1))

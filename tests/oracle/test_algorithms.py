@@ -38,8 +38,6 @@ FLOAT_DTYPES = st.sampled_from([np.float32, np.float64])
 CASES = [(name, compiled) for name in plan.ALGORITHMS
          for compiled in ([False, True] if jit.AVAILABLE else [False])
          if compiled or name not in ("direct", "unrolled", "lanes")]
-# (a transposed convolution's forward is the input gradient, which `lanes` does not compute)
-TRANSPOSED_CASES = [case for case in CASES if case[0] != "lanes"]
 
 
 @st.composite
@@ -146,7 +144,7 @@ def transposed_configs(draw, algorithm: str):
             stride, padding, output_padding, dilation, groups)
 
 
-@pytest.mark.parametrize(("algorithm", "compiled"), TRANSPOSED_CASES)
+@pytest.mark.parametrize(("algorithm", "compiled"), CASES)
 def test_every_algorithm_transposed_with_output_padding_matches_torch(algorithm, compiled):
     """conv_transpose2d on every algorithm, forced, with output_padding (the rows and columns
     past the last window of the convolution it is the adjoint of)."""

@@ -1,5 +1,5 @@
 """Direct convolution with the output channels (or neighbouring outputs) in vector lanes
-("lanes"): forward passes at the machine's multiply-add peak, without unrolling the windows.
+("lanes"): passes at the machine's multiply-add peak, without unrolling the windows.
 
 LeNet's second layer (6 -> 16, 5x5, 14x14 maps) is a GEMM too small for BLAS: per image
 (16, 150) @ (150, 100), which OpenBLAS runs at half the core's peak, and unrolled.py's
@@ -42,26 +42,40 @@ column is needed (LeNet's second layer: 10 = 2 blocks of 5), where the channel k
 the image in place. Taps are summed TAP_BLOCK at a time, each block's sums added into
 totals (float32 accuracy). The images are split among corrnet's threads.
 
-Forward pass only, compiled only (numba): `supports` says False for the gradients and with
-the compiled kernels off, and the planner takes another algorithm for those (`rule` says
-where lanes' forward is taken). Every stride, padding, dilation and groups; float32 and
-float64. Non-finite values stay local: each output sums its own window's
-products only (spare lanes and pixels are computed and dropped).
+The other passes use the same register blocking:
+
+* grad_input, stride 1: the forward pass of the output gradient, padded by the kernel's
+  reach, over the kernel turned by 180 degrees with its channels swapped (`_transposed`);
+* grad_weight: output channels in lanes, PIXELS taps of a tap row a block, the sums over
+  the outputs (`_grad_weight_kernel`): one vector load of the output gradient (transposed
+  per image so that its channels are contiguous) and PIXELS broadcast multiply-adds per
+  output, the sums added into float64 partial sums every PIXEL_SPAN outputs, one set per
+  thread.
+
+Compiled only (numba): `supports` says False with the compiled kernels off, and for the
+input gradient of strides above 1; the planner then takes another algorithm (`rule` says
+where lanes is taken). Every stride, padding, dilation and groups; float32 and float64. The
+forward pass keeps non-finite values local: each output sums its own window's products
+only (spare lanes and pixels are computed and dropped); the input gradient multiplies the
+zero padding of the output gradient (an inf weight gives NaN there), and the planner checks
+its operands first (plan.KEEP_NON_FINITE_LOCAL).
 
 Memory: each thread holds one padded image group (Cg * padded height * padded width) and
-the weight in lanes order (G * blocks * K * lanes or CHANNELS), `least_bytes`.
+the weight in lanes order (G * blocks * K * lanes or CHANNELS); the weight gradient one
+image's transposed output gradient and its float64 partial sums instead (`least_bytes`).
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+from typing import NamedTuple
 
 import numpy as np
 
 from . import simd
 from .jit import jit, runs_compiled
 from .threads import MIN_PARALLEL_SIZE, active, helper_pool
-from .windows import Window2d
+from .windows import Window2d, make_window
 
 DEFAULT_BUDGET = 256 * 2**20
 
@@ -76,12 +90,48 @@ CHANNELS = 6
 # test_float32_accuracy), and LeNet's second layer (K = 150) is one block (blocks of 64:
 # 6% slower there)
 TAP_BLOCK = 160
+# the weight gradient's sums go into float64 every this many outputs (whole output rows)
+PIXEL_SPAN = 160
 
 
 def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
              pass_name: str) -> bool:
-    """The forward pass of every convolution of float32/float64, compiled kernels on."""
-    return pass_name == "forward" and len(x_shape) == 4 and runs_compiled(dtype)
+    """The forward pass and weight gradient of every convolution of float32/float64, and the
+    input gradient of those with stride 1; compiled kernels on."""
+    return (len(x_shape) == 4 and runs_compiled(dtype)
+            and (pass_name in ("forward", "grad_weight")
+                 or pass_name == "grad_input" and tuple(window.stride) == (1, 1)))
+
+
+class _Transposed(NamedTuple):
+    """The input gradient of a stride-1 convolution as a forward pass (`grad_input`): the
+    output gradient's rows and columns kept (`crop`: (top, bottom, left, right) dropped), the
+    kernel turned (`weight_shape`: (C_in, Og, kh, kw)), and the window over them."""
+    crop: tuple[int, int, int, int]
+    grad_shape: tuple[int, int, int, int]
+    weight_shape: tuple[int, int, int, int]
+    window: Window2d
+
+
+def _transposed(x_shape, grad_shape, weight_shape, window: Window2d,
+                groups: int) -> _Transposed:
+    """grad_x = forward(grad_out padded by d*(k-1) - top rows on top and enough rows below
+    for x's height (cropped where either is negative; the same along the columns), the kernel
+    turned by 180 degrees with its input and output channels swapped within each group):
+    x's row r receives g[r + top - i*dh] * w[i] from each tap i, and the padded correlation
+    with w[kh-1-i'] sums the same terms. (x's size decides the rows below: a transposed
+    convolution's output_padding adds rows past the last window, whose gradient is 0.)"""
+    c_out, channels_per_group, kh, kw = weight_shape
+    (dh, dw), ((top, _), (left, _)) = window.dilation, window.padding
+    n, _, out_height, out_width = grad_shape
+    pads = (dh * (kh - 1) - top, x_shape[2] - out_height + top,
+            dw * (kw - 1) - left, x_shape[3] - out_width + left)
+    crop = tuple(max(0, -pad) for pad in pads)
+    kept = (n, c_out, out_height - crop[0] - crop[1], out_width - crop[2] - crop[3])
+    padding = ((max(0, pads[0]), max(0, pads[1])), (max(0, pads[2]), max(0, pads[3])))
+    turned = make_window("conv2d", kept[2], kept[3], (kh, kw), (1, 1), padding, (dh, dw))
+    return _Transposed(crop, kept, (groups * channels_per_group, c_out // groups, kh, kw),
+                       turned)
 
 
 def _by_pixels(weight_shape, window: Window2d, groups: int) -> bool:
@@ -143,10 +193,28 @@ def _weight_columns(weight, groups: int, dtype) -> np.ndarray:
 
 def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
                 pass_name: str) -> int:
-    """One thread's padded image group and the weight in lanes order."""
+    """One thread's padded image group and the weight in lanes order; for the input
+    gradient, those of its forward pass, with the turned weight and the cropped output
+    gradient's copy."""
     itemsize = np.dtype(dtype).itemsize
-    rows, columns = _padded_size(weight_shape, window, groups, dtype)
+    if pass_name == "grad_input":
+        grad_shape = (x_shape[0], weight_shape[0], window.out_height, window.out_width)
+        problem = _transposed(x_shape, grad_shape, weight_shape, window, groups)
+        cropped = int(np.prod(problem.grad_shape)) if any(problem.crop) else 0
+        return (least_bytes(problem.grad_shape, problem.weight_shape, problem.window, groups,
+                            dtype, "forward")
+                + (cropped + int(np.prod(weight_shape))) * itemsize)
     c_out, channels_per_group, kh, kw = weight_shape
+    if pass_name == "grad_weight":
+        # the padded copy, the transposed output gradient and the float64 partial sums
+        lanes = simd.lanes_of(dtype)
+        blocks = -(-(c_out // groups) // lanes)
+        rows = _padded_size(weight_shape, window, groups, dtype)[0]
+        columns = _grad_weight_columns(weight_shape, window)
+        return ((channels_per_group * rows * columns + PIXELS * window.dilation[1]
+                 + window.out_height * window.out_width * blocks * lanes) * itemsize
+                + groups * blocks * lanes * channels_per_group * kh * kw * 8)
+    rows, columns = _padded_size(weight_shape, window, groups, dtype)
     block = CHANNELS if _by_pixels(weight_shape, window, groups) else simd.lanes_of(dtype)
     blocks = -(-(c_out // groups) // block)
     return (channels_per_group * rows * columns
@@ -349,6 +417,131 @@ def forward(x, weight, bias, window: Window2d, groups: int,
     return out
 
 
+def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
+               budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    """d loss / d x of a stride-1 convolution, (N, C_in, H, W): the forward pass of the
+    output gradient over the kernel turned by 180 degrees, its channels swapped within each
+    group (`_transposed`), e.g. grad_out (256, 16, 10, 10), weight (16, 6, 5, 5) -> a
+    16 -> 6 5x5 forward pass on 10x10 padded by 4: (256, 6, 14, 14)."""
+    problem = _transposed(x_shape, grad_out.shape, weight.shape, window, groups)
+    top, bottom, left, right = problem.crop
+    kept = grad_out[:, :, top:grad_out.shape[2] - bottom, left:grad_out.shape[3] - right]
+    c_out, channels_per_group, kh, kw = weight.shape
+    outs = c_out // groups
+    # (C_in, Og, kh, kw): turned[g*Cg + c, o] = weight[g*Og + o, c] turned by 180 degrees
+    turned = weight[:, :, ::-1, ::-1].reshape(groups, outs, channels_per_group, kh, kw)
+    turned = turned.transpose(0, 2, 1, 3, 4).reshape(problem.weight_shape)
+    grad_x = forward(kept, turned, None, problem.window, groups, budget)
+    assert grad_x.shape == tuple(x_shape), (grad_x.shape, x_shape)
+    return grad_x
+
+
+def _grad_weight_columns(weight_shape, window: Window2d) -> int:
+    """The padded copy's columns for the weight gradient: each row's windows, kw rounded up
+    to whole blocks of PIXELS taps (the spare taps read spare columns, their sums dropped)."""
+    kw, sw, dw = weight_shape[3], window.stride[1], window.dilation[1]
+    return (window.out_width - 1) * sw + (-(-kw // PIXELS) * PIXELS - 1) * dw + 1
+
+
+@jit()
+def _grad_weight_kernel(x, grad_out, partial, geometry, piece, first, end):
+    """partial[piece] (G, blocks, K * lanes), float64, += the weight gradient of the images n
+    in [first, end), output channels in lanes: for each tap row (c, i) and PIXELS taps j of
+    it at a time, a vector of sums per tap (in registers) over the outputs (y, q),
+
+        sums[j] (lanes,) += padded[c, y*sh + i*dh, q*sw + j*dw] * grad[n, (y, q), lanes]
+
+    one vector load of the output gradient (its channels, transposed per image into
+    `grad_rows`) and PIXELS broadcast multiply-adds per output; the sums go into the float64
+    partial sums every PIXEL_SPAN outputs (float32 accuracy). x (N, C_in, H, W), grad_out
+    (N, C_out, H_out, W_out) (any strides); geometry as `_forward_kernel`'s."""
+    kh, kw, sh, sw, dh, dw, top, left, rows, columns = geometry
+    groups, blocks = partial.shape[1], partial.shape[2]
+    channels_per_group = x.shape[1] // groups
+    height, width = x.shape[2], x.shape[3]
+    outs = grad_out.shape[1] // groups
+    out_height, out_width = grad_out.shape[2], grad_out.shape[3]
+    lanes = simd.lanes(x)
+    sums = simd.stack_block(x.dtype)      # PIXELS vectors of sums, in registers
+    # (rows of PIXELS*dw spare numbers past the last row: the spare taps' reads)
+    padded = np.zeros(channels_per_group * rows * columns + PIXELS * dw, x.dtype)
+    grad_rows = np.zeros(out_height * out_width * blocks * lanes, x.dtype)
+    inside_rows = min(height, rows - top)
+    inside_columns = min(width, columns - left)
+    row_span = max(1, PIXEL_SPAN // out_width)     # output rows between two flushes
+    for n in range(first, end):
+        for g in range(groups):
+            for c in range(channels_per_group):
+                plane = x[n, g * channels_per_group + c]
+                for r in range(inside_rows):
+                    into = padded[(c * rows + r + top) * columns + left:]
+                    taken = plane[r]
+                    for s in range(inside_columns):
+                        into[s] = taken[s]
+            # (H_out*W_out, blocks*lanes) <- (Og, H_out, W_out), lanes past Og zero
+            for o in range(outs):
+                grad_plane = grad_out[n, g * outs + o]
+                for y in range(out_height):
+                    for q in range(out_width):
+                        grad_rows[(y * out_width + q) * blocks * lanes + o] = grad_plane[y, q]
+            for b in range(blocks):
+                sums_of = partial[piece, g, b]
+                for c in range(channels_per_group):
+                    for i in range(kh):
+                        for j_first in range(0, kw, PIXELS):
+                            count = min(PIXELS, kw - j_first)
+                            for y_first in range(0, out_height, row_span):
+                                for a in range(PIXELS * lanes):
+                                    sums[a] = 0
+                                for y in range(y_first, min(out_height, y_first + row_span)):
+                                    start = np.uintp((c * rows + y * sh + i * dh) * columns
+                                                     + j_first * dw)
+                                    for q in range(out_width):
+                                        cells = padded[start + np.uintp(q * sw):]
+                                        at = (y * out_width + q) * blocks * lanes + b * lanes
+                                        for jj in range(PIXELS):
+                                            simd.fma_lanes(sums, jj * lanes,
+                                                           cells[np.uintp(jj * dw)],
+                                                           grad_rows, at)
+                                for jj in range(count):
+                                    t = (c * kh + i) * kw + j_first + jj
+                                    for lane in range(lanes):
+                                        sums_of[t * lanes + lane] += sums[jj * lanes + lane]
+
+
+def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
+                budget: int = DEFAULT_BUDGET) -> np.ndarray:
+    """d loss / d weight (C_out, Cg, kh, kw), the output channels in lanes
+    (`_grad_weight_kernel`), summed per thread in float64, e.g. x (256, 6, 14, 14),
+    grad_out (256, 16, 10, 10) -> (16, 6, 5, 5)."""
+    n, dtype = x.shape[0], x.dtype
+    c_out, channels_per_group, kh, kw = weight_shape
+    outs, k = c_out // groups, channels_per_group * kh * kw
+    lanes = simd.lanes_of(dtype)
+    blocks = -(-outs // lanes)
+    (top, _), (left, _) = window.padding
+    rows = _padded_size(weight_shape, window, groups, dtype)[0]
+    geometry = (kh, kw, *window.stride, *window.dilation, top, left, rows,
+                _grad_weight_columns(weight_shape, window))
+    x = np.ascontiguousarray(x)
+    fixed = least_bytes(x.shape, weight_shape, window, groups, dtype, "grad_weight")
+    work = grad_out.size * k
+    threads = 1 if work < MIN_PARALLEL_SIZE * 32 else int(
+        max(1, min(active(), n, budget // max(fixed, 1))))
+    partial = np.zeros((threads, groups, blocks, k * lanes), np.float64)
+    bounds = [n * piece // threads for piece in range(threads + 1)]
+    pool = helper_pool()
+    futures = [pool.submit(_grad_weight_kernel, x, grad_out, partial, geometry, piece,
+                           bounds[piece], bounds[piece + 1]) for piece in range(1, threads)]
+    _grad_weight_kernel(x, grad_out, partial, geometry, 0, bounds[0], bounds[1])
+    for future in futures:
+        future.result()
+    # (G, blocks*lanes, K) <- (G, blocks, K, lanes), then the Og channels of each group
+    summed = partial.sum(axis=0).reshape(groups, blocks, k, lanes).transpose(0, 1, 3, 2)
+    summed = summed.reshape(groups, blocks * lanes, k)[:, :outs]
+    return summed.astype(dtype).reshape(weight_shape)
+
+
 # Where lanes wins: the planner asks it after pointwise and the FFT, before the direct engine
 # (plan._rule, which leaves Winograd's 3x3 stride-1 layers to Winograd). Output channels in
 # lanes: each group has at least this many output channels (a float32 vector's lanes) ...
@@ -360,6 +553,18 @@ RULE_MIN_FILLED = Fraction(4, 5)
 # ... a block's weights (K vectors) stay within this many bytes of float32: the core's L1
 # and L2 (K <= 1024; measured up to K = 576) ...
 RULE_MAX_WEIGHT_BYTES = 64 * 2**10
+# The weight gradient: the output gradient of one image, transposed to (H_out*W_out,
+# C_out), stays within this many bytes of float32 (a core's L2: each tap row's pass reads it
+# again; the suite's stem, 3.2 MB, ran at 0.56x im2col's speed) ...
+RULE_MAX_GRAD_ROWS_BYTES = 256 * 2**10
+# ... on maps of at least this many outputs (each tap row's sums go into the float64 sums
+# once per image: 6x6 maps, 64 -> 64 3x3: 1.10 ms against im2col's 0.95; 8x8: 3.1 / 3.8) ...
+RULE_MIN_MAP = 64
+# ... and the input gradient, a forward pass over the output gradient padded by the
+# kernel's reach, computes at most this many times the products that are not with its zero
+# padding (x's area over the output's: LeNet's second layer, 14x14 over 10x10 = 1.96, ran
+# at the speed of unrolled's; 16x16 over 8x8 at 0.77x).
+RULE_MAX_GROWTH = Fraction(5, 4)
 # ... and, outputs in lanes, the window is at least this long (with fewer taps a block's
 # set-up and stores outweigh its multiply-adds: 1 -> 6 3x3, K 9: 0.66 ms against direct's 0.42)
 RULE_MIN_TAPS_BY_PIXELS = 25
@@ -371,7 +576,7 @@ def _fills(count: int, block: int) -> bool:
 
 
 def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> bool:
-    """The forward pass; output channels in lanes: Og >= 16 per group, output rows that fill
+    """The forward pass, output channels in lanes: Og >= 16 per group, output rows that fill
     >= 4/5 of their blocks of PIXELS, K*64 bytes <= 64 KiB; outputs in lanes (Og < 16,
     stride 1 along rows): K >= 25, Og and W_out filling >= 4/5 of their blocks of CHANNELS
     and 16. Shape arithmetic: lanes computes whole blocks of output channels and columns at
@@ -398,12 +603,40 @@ def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> boo
       2, 2 blocks of 5 for 6 columns): 11.0 against im2col's 9.5; Winograd's 3x3 stride-1
       layers: 0.7-0.9x Winograd's speed.
 
+    The weight gradient: Og >= 16, K*64 bytes <= 64 KiB, one image's transposed output
+    gradient within 256 KiB and at least 64 outputs a map. The input gradient, stride 1: the
+    rule for the forward pass it is (`_transposed`), on at most 5/4 of the output's area.
+    Measured as above, lanes against the rules' choice before it, (weight gradient; input
+    gradient):
+
+    * im2col's layers: 16 -> 32 3x3 on 32x32, N=32: 3.4 / 13.5; 3.2 / 9.7; 64 -> 64 3x3
+      dilation 2 on 28x28: 11.1 / 18.0; 9.6 / 16.0; 32 -> 32 5x5 on 28x28: 9.8 / 23.0;
+      10.3 / 29.4; ResNet-18's 64 -> 128 stride 2: 16.7 / 17.3 (weight gradient);
+    * unrolled's: LeNet's second layer 1.42 / 1.58 (weight gradient); 16 -> 16 5x5 on
+      12x12: 0.71 / 0.89;
+    * left out: their input gradients (x's area 1.96x and 2.25x the output's): 1.97 / 1.94,
+      1.35 / 1.04; the stems' weight gradients (one image's output gradient 3.2 MB and
+      590 KB, read again for every tap row): 33.5 against im2col's 18.9, 16.4 against
+      depthwise's 14.0; LeNet's first layer (6 of 16 lanes): 1.51 against direct's 0.96.
+
     The arithmetic is the same on an AVX2 machine (a 64-byte vector is two AVX2 registers,
     the same lanes, PIXELS and CHANNELS, half the peak on both sides of each comparison).
     """
-    if pass_name != "forward":
-        return False
     c_out, channels_per_group, kh, kw = weight_shape
+    if pass_name == "grad_weight":
+        outs, k = c_out // groups, channels_per_group * kh * kw
+        grad_rows = window.out_height * window.out_width * -(-outs // 16) * 16 * 4
+        return (outs >= RULE_MIN_OUTPUTS and k * 16 * 4 <= RULE_MAX_WEIGHT_BYTES
+                and grad_rows <= RULE_MAX_GRAD_ROWS_BYTES
+                and window.out_height * window.out_width >= RULE_MIN_MAP)
+    if pass_name == "grad_input":
+        if tuple(window.stride) != (1, 1) or (x_shape[2] * x_shape[3] > RULE_MAX_GROWTH
+                                              * window.out_height * window.out_width):
+            return False
+        grad_shape = (x_shape[0], c_out, window.out_height, window.out_width)
+        problem = _transposed(x_shape, grad_shape, weight_shape, window, groups)
+        return rule("forward", problem.grad_shape, problem.weight_shape, problem.window,
+                    groups)
     outs, k = c_out // groups, channels_per_group * kh * kw
     if _by_pixels(weight_shape, window, groups):
         return (k >= RULE_MIN_TAPS_BY_PIXELS and _fills(outs, CHANNELS)

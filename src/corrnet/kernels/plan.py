@@ -11,8 +11,8 @@ each in its own module with the same interface (`supports`, `forward`, `grad_inp
     direct      small channel counts: a compiled loop, no unrolling (direct.py, numba only)
     unrolled    few channels, many outputs per window: im2col + GEMM one image at a time in
                 cache, compiled (unrolled.py, numba only)
-    lanes       forward only: direct, output channels (or neighbouring outputs) in vector
-                lanes, sums in registers (lanes.py, numba only)
+    lanes       direct, output channels (or neighbouring outputs) in vector lanes, sums in
+                registers; input gradient at stride 1 only (lanes.py, numba only)
     winograd    3x3, stride 1: F(2x2, 3x3) minimal filtering (winograd.py)
     fft         large kernels, stride 1: products of spectra (fft.py)
 

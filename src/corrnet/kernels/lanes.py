@@ -55,10 +55,10 @@ The other passes use the same register blocking:
 Compiled only (numba): `supports` says False with the compiled kernels off, and for the
 input gradient of strides above 1; the planner then takes another algorithm (`rule` says
 where lanes is taken). Every stride, padding, dilation and groups; float32 and float64. The
-forward pass keeps non-finite values local: each output sums its own window's products
-only (spare lanes and pixels are computed and dropped); the input gradient multiplies the
-zero padding of the output gradient (an inf weight gives NaN there), and the planner checks
-its operands first (plan.KEEP_NON_FINITE_LOCAL).
+forward pass and the weight gradient keep non-finite values local: each result sums the
+products PyTorch's sums (spare lanes, pixels and taps are computed and dropped); the input
+gradient multiplies the zero padding of the output gradient (an inf weight gives NaN
+there), and the planner checks its operands first (plan.KEEP_NON_FINITE_LOCAL).
 
 Memory: each thread holds one padded image group (Cg * padded height * padded width) and
 the weight in lanes order (G * blocks * K * lanes or CHANNELS); the weight gradient one

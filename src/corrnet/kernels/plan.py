@@ -402,8 +402,8 @@ RULES = {
 # direct engine multiplies zeros that lie outside the windows (its input gradient correlates a
 # zero-padded output gradient: an inf weight gives NaN where PyTorch's sum has no term).
 # (Its forward pass does keep them local: each output is the sum of its own window's
-# products, zero padding included, as PyTorch's; so does lanes' forward, whose spare lanes
-# and pixels are dropped.) So a pass whose operands hold a NaN or an
+# products, zero padding included, as PyTorch's; so do lanes' forward and weight gradient,
+# whose spare lanes, pixels and taps are dropped.) So a pass whose operands hold a NaN or an
 # inf runs on im2col + GEMM instead; one sum over each operand finds out (a sum of finite
 # values that overflows only sends the pass there too). That sum is a full read of the input:
 # the passes that keep non-finite values local skip it (a single-channel 3x3 filter of a
@@ -414,7 +414,8 @@ RULES = {
 KEEP_NON_FINITE_LOCAL = frozenset({("gemm", "forward"), ("gemm", "grad_input"),
                                    ("gemm", "grad_weight"), ("pointwise", "forward"),
                                    ("pointwise", "grad_input"), ("pointwise", "grad_weight"),
-                                   ("direct", "forward"), ("lanes", "forward")})
+                                   ("direct", "forward"), ("lanes", "forward"),
+                                   ("lanes", "grad_weight")})
 TRANSFORMS = frozenset({"winograd", "fft"})
 
 

@@ -135,16 +135,25 @@ def test_issue13_lanes_gradients_on_threads(monkeypatch, threads):
 
 
 @COMPILED
-def test_issue13_lanes_weight_gradient_flushes_long_sums():
-    """Outputs past PIXEL_SPAN go into the float64 sums in several flushes (a 2-row span
-    here), with a part-filled last span."""
+def test_issue13_lanes_weight_gradient_flushes_long_sums(monkeypatch):
+    """Outputs past PIXEL_SPAN go into the float64 sums in several flushes: 2 rows of 9
+    outputs a flush on a 9x9 map (the last flush one row), 1 row a flush on a 16-wide map."""
+    monkeypatch.setattr(lanes, "PIXEL_SPAN", 20)
     with jit.use_compiled(True):
-        original = lanes.PIXEL_SPAN
-        try:
-            lanes.PIXEL_SPAN = 20      # 2 rows of 10 outputs a flush; 9 rows: 5 flushes
-            check_gradients(config_of(3, 4, 16, 14, 5))
-        finally:
-            lanes.PIXEL_SPAN = original
+        check_gradients(config_of(3, 4, 16, 13, 5))
+        check_gradients(config_of(2, 4, 16, (9, 20), 5, pad=0))
+
+
+@COMPILED
+@pytest.mark.parametrize("tap_block", [1, 7])
+def test_issue13_lanes_taps_summed_in_blocks(monkeypatch, tap_block):
+    """Taps past TAP_BLOCK go into the totals block by block (one tap a block; blocks of 7,
+    the last part-filled), in both forward kernels."""
+    monkeypatch.setattr(lanes, "TAP_BLOCK", tap_block)
+    with jit.use_compiled(True):
+        check_forward(config_of(3, 6, 16, 14, 5))                   # K 150, channels in lanes
+        check_forward(config_of(3, 2, 6, 20, 5, pad=2))             # K 50, outputs in lanes
+        check_forward(config_of(2, 3, 20, 11, 3, pad=1, dtype=np.float64))
 
 
 def test_issue13_lanes_rule_for_the_gradients():

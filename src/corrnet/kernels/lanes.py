@@ -222,10 +222,11 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
 
 
 @jit()
-def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, first, end):
+def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, first, end):
     """out[n] for the images n in [first, end): see the module docstring. x (N, C_in, H, W),
     weight_lanes (G, blocks, K * lanes), bias (C_out,), out (N, C_out, H_out, W_out);
-    geometry (kh, kw, sh, sw, dh, dw, top, left, padded rows, padded columns)."""
+    geometry (kh, kw, sh, sw, dh, dw, top, left, padded rows, padded columns); tap_block:
+    TAP_BLOCK (an argument, so that the tests can make it small)."""
     kh, kw, sh, sw, dh, dw, top, left, rows, columns = geometry
     groups, blocks = weight_lanes.shape[0], weight_lanes.shape[1]
     channels_per_group = x.shape[1] // groups
@@ -277,10 +278,10 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, first, end):
                             totals[a] = 0
                         origin = np.uintp(y * sh * row_stride + q * sw)
                         # sums[p] (lanes,) += source[tap's cell of pixel q + p] * taps[t]
-                        # (lanes,), for the K taps t and the PIXELS pixels p, TAP_BLOCK taps
+                        # (lanes,), for the K taps t and the PIXELS pixels p, tap_block taps
                         # at a time, each block's sums added into the totals
-                        for t_first in range(0, k, TAP_BLOCK):
-                            t_end = min(k, t_first + TAP_BLOCK)
+                        for t_first in range(0, k, tap_block):
+                            t_end = min(k, t_first + tap_block)
                             for a in range(PIXELS * lanes):
                                 sums[a] = 0
                             if sw == 1:     # (pixels one apart: constant offsets)
@@ -315,7 +316,7 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, first, end):
 
 
 @jit()
-def _pixels_kernel(x, weight_columns, bias, out, geometry, first, end):
+def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_block, first, end):
     """`_forward_kernel` with the lanes holding neighbouring outputs of a row (stride 1 along
     the rows) and CHANNELS output channels a block: weight_columns (G, blocks, K *
     CHANNELS); the padded copy has whole blocks of `lanes` columns."""
@@ -360,9 +361,9 @@ def _pixels_kernel(x, weight_columns, bias, out, geometry, first, end):
                             totals[a] = 0
                         origin = np.uintp(y * sh * columns + q)
                         # sums[o] (lanes,) += taps[t, o] * padded[tap t's cells of outputs
-                        # q ... q + lanes - 1] (lanes,), TAP_BLOCK taps at a time
-                        for t_first in range(0, k, TAP_BLOCK):
-                            t_end = min(k, t_first + TAP_BLOCK)
+                        # q ... q + lanes - 1] (lanes,), tap_block taps at a time
+                        for t_first in range(0, k, tap_block):
+                            t_end = min(k, t_first + tap_block)
                             for a in range(CHANNELS * lanes):
                                 sums[a] = 0
                             for t in range(t_first, t_end):
@@ -397,11 +398,13 @@ def forward(x, weight, bias, window: Window2d, groups: int,
                 *_padded_size(weight.shape, window, groups, dtype))
     if _by_pixels(weight.shape, window, groups):
         kernel = _pixels_kernel
-        arguments = (x, _weight_columns(weight, groups, dtype), bias, out, geometry)
+        arguments = (x, _weight_columns(weight, groups, dtype), bias, out, geometry,
+                     TAP_BLOCK)
     else:
         kernel = _forward_kernel
         in_place = _reads_in_place(x.shape, weight.shape, window, groups, dtype)
-        arguments = (x, _weight_lanes(weight, groups, dtype), bias, out, geometry, in_place)
+        arguments = (x, _weight_lanes(weight, groups, dtype), bias, out, geometry, in_place,
+                     TAP_BLOCK)
     # threads: as many as hold a padded buffer within the budget, one image each at least
     fixed = least_bytes(x.shape, weight.shape, window, groups, dtype, "forward")
     work = out.size * int(np.prod(weight.shape[1:]))
@@ -444,7 +447,7 @@ def _grad_weight_columns(weight_shape, window: Window2d) -> int:
 
 
 @jit()
-def _grad_weight_kernel(x, grad_out, partial, geometry, piece, first, end):
+def _grad_weight_kernel(x, grad_out, partial, geometry, span, piece, first, end):
     """partial[piece] (G, blocks, K * lanes), float64, += the weight gradient of the images n
     in [first, end), output channels in lanes: for each tap row (c, i) and PIXELS taps j of
     it at a time, a vector of sums per tap (in registers) over the outputs (y, q),
@@ -453,8 +456,9 @@ def _grad_weight_kernel(x, grad_out, partial, geometry, piece, first, end):
 
     one vector load of the output gradient (its channels, transposed per image into
     `grad_rows`) and PIXELS broadcast multiply-adds per output; the sums go into the float64
-    partial sums every PIXEL_SPAN outputs (float32 accuracy). x (N, C_in, H, W), grad_out
-    (N, C_out, H_out, W_out) (any strides); geometry as `_forward_kernel`'s."""
+    partial sums every `span` outputs (PIXEL_SPAN, in whole output rows; float32 accuracy).
+    x (N, C_in, H, W), grad_out (N, C_out, H_out, W_out) (any strides); geometry as
+    `_forward_kernel`'s."""
     kh, kw, sh, sw, dh, dw, top, left, rows, columns = geometry
     groups, blocks = partial.shape[1], partial.shape[2]
     channels_per_group = x.shape[1] // groups
@@ -468,7 +472,7 @@ def _grad_weight_kernel(x, grad_out, partial, geometry, piece, first, end):
     grad_rows = np.zeros(out_height * out_width * blocks * lanes, x.dtype)
     inside_rows = min(height, rows - top)
     inside_columns = min(width, columns - left)
-    row_span = max(1, PIXEL_SPAN // out_width)     # output rows between two flushes
+    row_span = max(1, span // out_width)     # output rows between two flushes
     for n in range(first, end):
         for g in range(groups):
             for c in range(channels_per_group):
@@ -531,9 +535,10 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
     partial = np.zeros((threads, groups, blocks, k * lanes), np.float64)
     bounds = [n * piece // threads for piece in range(threads + 1)]
     pool = helper_pool()
-    futures = [pool.submit(_grad_weight_kernel, x, grad_out, partial, geometry, piece,
-                           bounds[piece], bounds[piece + 1]) for piece in range(1, threads)]
-    _grad_weight_kernel(x, grad_out, partial, geometry, 0, bounds[0], bounds[1])
+    futures = [pool.submit(_grad_weight_kernel, x, grad_out, partial, geometry, PIXEL_SPAN,
+                           piece, bounds[piece], bounds[piece + 1])
+               for piece in range(1, threads)]
+    _grad_weight_kernel(x, grad_out, partial, geometry, PIXEL_SPAN, 0, bounds[0], bounds[1])
     for future in futures:
         future.result()
     # (G, blocks*lanes, K) <- (G, blocks, K, lanes), then the Og channels of each group

@@ -405,19 +405,32 @@ def forward(x, weight, bias, window: Window2d, groups: int,
         in_place = _reads_in_place(x.shape, weight.shape, window, groups, dtype)
         arguments = (x, _weight_lanes(weight, groups, dtype), bias, out, geometry, in_place,
                      TAP_BLOCK)
-    # threads: as many as hold a padded buffer within the budget, one image each at least
-    fixed = least_bytes(x.shape, weight.shape, window, groups, dtype, "forward")
-    work = out.size * int(np.prod(weight.shape[1:]))
-    threads = 1 if work < MIN_PARALLEL_SIZE * 32 else int(
-        max(1, min(active(), n, budget // max(fixed, 1))))
-    bounds = [n * k // threads for k in range(threads + 1)]
+    threads = _threads(n, out.size * int(np.prod(weight.shape[1:])),
+                       least_bytes(x.shape, weight.shape, window, groups, dtype, "forward"),
+                       budget)
+    _in_parallel(n, threads, lambda piece, first, end: kernel(*arguments, first, end))
+    return out
+
+
+def _threads(n: int, work: int, thread_bytes: int, budget: int) -> int:
+    """Threads for a pass of `work` multiply-adds over n images: corrnet's count (`active`)
+    from 32 * MIN_PARALLEL_SIZE multiply-adds on, as many as hold their buffers
+    (`thread_bytes` each) within the budget, one image each at least."""
+    if work < MIN_PARALLEL_SIZE * 32:
+        return 1
+    return int(max(1, min(active(), n, budget // max(thread_bytes, 1))))
+
+
+def _in_parallel(n: int, threads: int, run_piece) -> None:
+    """run_piece(piece, first, end) for `threads` runs [first, end) of the n images, piece 0
+    on the calling thread and the others on corrnet's helper threads."""
+    bounds = [n * piece // threads for piece in range(threads + 1)]
     pool = helper_pool()
-    futures = [pool.submit(kernel, *arguments, bounds[k], bounds[k + 1])
-               for k in range(1, threads)]
-    kernel(*arguments, bounds[0], bounds[1])
+    futures = [pool.submit(run_piece, piece, bounds[piece], bounds[piece + 1])
+               for piece in range(1, threads)]
+    run_piece(0, bounds[0], bounds[1])
     for future in futures:
         future.result()
-    return out
 
 
 def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
@@ -528,19 +541,12 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
     geometry = (kh, kw, *window.stride, *window.dilation, top, left, rows,
                 _grad_weight_columns(weight_shape, window))
     x = np.ascontiguousarray(x)
-    fixed = least_bytes(x.shape, weight_shape, window, groups, dtype, "grad_weight")
-    work = grad_out.size * k
-    threads = 1 if work < MIN_PARALLEL_SIZE * 32 else int(
-        max(1, min(active(), n, budget // max(fixed, 1))))
+    threads = _threads(n, grad_out.size * k,
+                       least_bytes(x.shape, weight_shape, window, groups, dtype, "grad_weight"),
+                       budget)
     partial = np.zeros((threads, groups, blocks, k * lanes), np.float64)
-    bounds = [n * piece // threads for piece in range(threads + 1)]
-    pool = helper_pool()
-    futures = [pool.submit(_grad_weight_kernel, x, grad_out, partial, geometry, PIXEL_SPAN,
-                           piece, bounds[piece], bounds[piece + 1])
-               for piece in range(1, threads)]
-    _grad_weight_kernel(x, grad_out, partial, geometry, PIXEL_SPAN, 0, bounds[0], bounds[1])
-    for future in futures:
-        future.result()
+    _in_parallel(n, threads, lambda piece, first, end: _grad_weight_kernel(
+        x, grad_out, partial, geometry, PIXEL_SPAN, piece, first, end))
     # (G, blocks*lanes, K) <- (G, blocks, K, lanes), then the Og channels of each group
     summed = partial.sum(axis=0).reshape(groups, blocks, k, lanes).transpose(0, 1, 3, 2)
     summed = summed.reshape(groups, blocks * lanes, k)[:, :outs]

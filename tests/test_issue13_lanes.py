@@ -1,6 +1,6 @@
 """Issue 13, the lanes algorithm (corrnet.kernels.lanes): direct convolution with the output
 channels (or, with fewer than 16, neighbouring outputs) in vector lanes and the sums in
-registers (kernels.simd), forward pass only.
+registers (kernels.simd): the forward pass, and the weight and input gradients.
 
 Against PyTorch (float64) and the plain-loop reference over random shapes that reach every
 branch of both kernels: output channels per group from 1 to 40 (a part-filled last block of
@@ -156,10 +156,98 @@ def test_issue13_lanes_taps_summed_in_blocks(monkeypatch, tap_block):
         check_forward(config_of(2, 3, 20, 11, 3, pad=1, dtype=np.float64))
 
 
+@settings(max_examples=200, deadline=None)
+@given(height=st.integers(1, 12), kh=st.integers(1, 6), sh=st.integers(1, 3),
+       dh=st.integers(1, 3), top=st.integers(0, 8), bottom=st.integers(0, 8),
+       channels=st.integers(1, 3), kw=st.integers(1, 4))
+def test_issue13_lanes_tap_runs_are_the_rows_that_read_the_image(height, kh, sh, dh, top,
+                                                                  bottom, channels, kw):
+    """Each output row's run of taps (order (i, c, j)) is exactly the window rows i that
+    read one of the image's rows, counted one by one (none: an empty run); without
+    skip_padding, all K taps."""
+    reach = dh * (kh - 1) + 1
+    if height + top + bottom < reach:
+        return
+    window = make_window("conv2d", height, 4 * kw, (kh, kw), (sh, 1),
+                         ((top, bottom), (0, 0)), (dh, 1))
+    x_shape, w_shape = (1, channels, height, 4 * kw), (2, channels, kh, kw)
+    runs = lanes._tap_runs(x_shape, w_shape, window, skip_padding=True)
+    row_taps = channels * kw
+    assert runs.shape == (window.out_height, 2)
+    for y in range(window.out_height):
+        reading = [i for i in range(kh) if top <= y * sh + i * dh < top + height]
+        first, end = runs[y]
+        assert first % row_taps == 0 and end % row_taps == 0
+        if reading:
+            assert (first // row_taps, end // row_taps) == (reading[0], reading[-1] + 1)
+        else:
+            assert first == end
+    every = lanes._tap_runs(x_shape, w_shape, window, skip_padding=False)
+    assert (every == [0, channels * kh * kw]).all()
+
+
+@COMPILED
+@pytest.mark.parametrize("config", [
+    config_of(2, 3, 6, 9, 2, pad=3, seed=5),                 # rows 0-1 read padding only
+    config_of(2, 2, 5, 8, 3, pad=4, dilation=2, seed=6),     # dilated, padding past reach
+    config_of(2, 16, 6, 10, 5, pad=4, seed=7),               # LeNet's input gradient, turned
+], ids=["bias-rows", "dilated", "turned"])
+def test_issue13_lanes_pixels_skip_the_padding_rows(config):
+    """Outputs in lanes: rows whose windows lie partly or wholly in the zero padding sum
+    only the taps that read the image (the bias alone where none does), as PyTorch and the
+    reference."""
+    x, weight, _, _, window = arrays(config)
+    assert lanes._by_pixels(weight.shape, window, config["groups"])
+    runs = lanes._tap_runs(x.shape, weight.shape, window, skip_padding=True)
+    assert (runs[:, 0] > 0).any() or (runs[:, 1] < weight[0].size).any()
+    with jit.use_compiled(True):
+        check_forward(config)
+
+
+@COMPILED
+def test_issue13_lanes_pixels_kernel_sums_exactly_the_runs(monkeypatch):
+    """The kernel sums the taps of each row's run and no others: with every run made to
+    leave out window row 0, the result is the convolution with that row of the kernel
+    zeroed."""
+    config = config_of(2, 3, 6, 12, 3, pad=1, seed=11)
+    x, weight, bias, _, window = arrays(config)
+    row_taps = weight.shape[1] * weight.shape[3]
+    monkeypatch.setattr(lanes, "_tap_runs", lambda x_shape, w_shape, window, skip_padding:
+                        np.tile(np.array([[row_taps, weight[0].size]], np.int64),
+                                (window.out_height, 1)))
+    with jit.use_compiled(True):
+        got = lanes.forward(x, weight, bias, window, 1)
+    without_row = weight.copy()
+    without_row[:, :, 0, :] = 0
+    magnitude = reference_forward(np.abs(x), np.abs(weight), np.abs(bias), config)
+    assert_close(got, reference_forward(x, without_row, bias, config), magnitude, np.float32,
+                 "row 0 left out")
+
+
+@COMPILED
+def test_issue13_lanes_pixels_inf_weight_meets_the_padding_as_the_definition():
+    """An inf weight sums every tap (no rows skipped), so that inf * 0 of the padding gives
+    NaN where the definition (PyTorch in float64 on a small shape) has it, and inf
+    elsewhere."""
+    config = config_of(1, 2, 6, 8, 3, pad=2, seed=3, has_bias=False)
+    x, weight, _, _, window = arrays(config)
+    x = np.abs(x) + 0.5                       # positive: inf * x = +inf, never cancelled
+    weight[1, 0, 0, 0] = np.inf
+    with jit.use_compiled(True):
+        got = lanes.forward(x, weight, None, window, 1)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x.astype(np.float64)),
+                                      torch.from_numpy(weight.astype(np.float64)),
+                                      padding=2).numpy()
+    assert np.isnan(want[0, 1]).any() and np.isinf(want[0, 1]).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+
+
 def test_issue13_lanes_rule_for_the_gradients():
     """Weight gradient: Og >= 16, K <= 1024, one image's transposed output gradient
-    <= 256 KiB, maps of >= 64 outputs; input gradient: stride 1, x's area <= 5/4 of the
-    output's, and the forward rule on the turned problem."""
+    <= 256 KiB, maps of >= 64 outputs; input gradient: stride 1, at most 3/2 of its
+    definition's products computed (the padding's rows skipped where the lanes hold
+    outputs), and the forward rule on the turned problem."""
     lenet = _window(14, 5)
     three = _window(32, 3, 1, 1)
     stem = _window(224, 7, 2, 3)
@@ -172,13 +260,19 @@ def test_issue13_lanes_rule_for_the_gradients():
                     ((8, 64, 7, 7), (64, 64, 3, 3), _window(7, 3, 1, 1), False)]     # 49
     for x_shape, w_shape, window, expected in weight_cases:
         assert lanes.rule("grad_weight", x_shape, w_shape, window, 1) is expected, w_shape
-    input_cases = [((8, 6, 14, 14), (16, 6, 5, 5), lenet, False),              # area 1.96x
-                   ((8, 16, 32, 32), (32, 16, 3, 3), three, True),             # 32 -> 16
-                   ((8, 16, 32, 32), (32, 16, 3, 3), _window(32, 3, 2, 1), False),  # stride 2
-                   ((8, 16, 32, 32), (32, 16, 3, 3), _window(32, 3, 1, 0), True),  # 1.14x
-                   ((8, 16, 32, 32), (32, 16, 5, 5), _window(32, 5, 1, 0), False)]  # 1.31x
-    for x_shape, w_shape, window, expected in input_cases:
+    input_cases = [((8, 6, 14, 14), (16, 6, 5, 5), lenet, True, 1.4),         # rows skipped
+                   ((8, 6, 16, 16), (16, 6, 7, 7), _window(16, 7), False, 1.6),  # 16 / 10
+                   ((8, 16, 12, 12), (16, 16, 5, 5), _window(12, 5), False, 2.25),  # lanes: Og
+                   ((8, 16, 32, 32), (32, 16, 3, 3), three, True, 1.0),        # 32 -> 16
+                   ((8, 16, 32, 32), (32, 16, 3, 3), _window(32, 3, 2, 1), False, None),
+                   ((8, 32, 32, 32), (16, 32, 3, 3), _window(32, 3, 1, 0), True, 1.14),
+                   ((8, 32, 32, 32), (16, 32, 5, 5), _window(32, 5, 1, 0), True, 1.31),
+                   ((8, 16, 20, 20), (32, 16, 5, 5), _window(20, 5, 1, 0), False, 1.56)]
+    for x_shape, w_shape, window, expected, growth in input_cases:
         assert lanes.rule("grad_input", x_shape, w_shape, window, 1) is expected, window
+        if growth is not None:
+            assert float(lanes._growth(x_shape, w_shape, window, 1)) == pytest.approx(
+                growth, abs=0.01), window
 
 
 @COMPILED
@@ -308,13 +402,13 @@ def test_issue13_lanes_rule_with_outputs_in_lanes():
 
 @COMPILED
 def test_issue13_planner_takes_lanes_for_forward_passes_and_leaves_winograd_its_layers():
-    """LeNet's layers and the stems: lanes forward (LeNet's second layer's weight gradient
-    too; the other gradients elsewhere); the 3x3
+    """LeNet's layers and the stems: lanes forward (LeNet's second layer's gradients too;
+    the other gradients elsewhere); the 3x3
     stride-1 layers Winograd takes stay Winograd's; a one-channel 3x3 filter stays on the
     direct engine."""
     with jit.use_compiled(True):
         lenet = ((256, 6, 14, 14), (16, 6, 5, 5), _window(14, 5))
-        assert plan.describe(*lenet) == {"forward": "lanes", "grad_input": "unrolled",
+        assert plan.describe(*lenet) == {"forward": "lanes", "grad_input": "lanes",
                                          "grad_weight": "lanes"}
         stem = ((8, 3, 224, 224), (64, 3, 7, 7), _window(224, 7, 2, 3))
         assert plan.describe(*stem)["forward"] == "lanes"

@@ -104,17 +104,20 @@ def _window(size, kernel, padding):
                        ((padding, padding), (padding, padding)), (1, 1))
 
 
-def test_issue13_planner_picks_unrolled_for_lenets_second_layer():
-    """6 -> 16 5x5 on 14x14 (K 150, Og 16): unrolled for the input gradient, compiled (the
-    forward and the weight gradient are lanes', test_issue13_lanes); the first layer
-    (1 -> 6, Og 6) stays on the direct engine for its gradients (its forward: lanes'); with
-    the compiled kernels off, im2col."""
+def test_issue13_planner_picks_unrolled_where_lanes_computes_too_much():
+    """16 -> 16 5x5 on 12x12 (K 400, Og 16): unrolled for the input gradient, compiled, where
+    lanes' would compute 2.25x its products (the forward and the weight gradient are lanes',
+    test_issue13_lanes); LeNet's second layer (6 -> 16 5x5 on 14x14) is lanes' in all
+    three passes; the first layer (1 -> 6, Og 6) stays on the direct engine for its
+    gradients (its forward: lanes'); with the compiled kernels off, im2col."""
     second = ((256, 6, 14, 14), (16, 6, 5, 5), _window(14, 5, 0))
+    wider = ((256, 16, 12, 12), (16, 16, 5, 5), _window(12, 5, 0))
     first = ((256, 1, 28, 28), (6, 1, 5, 5), _window(28, 5, 2))
     if jit.AVAILABLE:
         with jit.use_compiled(True):
-            assert plan.describe(*second) == {"forward": "lanes", "grad_input": "unrolled",
-                                              "grad_weight": "lanes"}
+            assert plan.describe(*wider) == {"forward": "lanes", "grad_input": "unrolled",
+                                             "grad_weight": "lanes"}
+            assert set(plan.describe(*second).values()) == {"lanes"}
             assert plan.describe(*first) == {"forward": "lanes", "grad_input": "direct",
                                              "grad_weight": "direct"}
     with jit.use_compiled(False):

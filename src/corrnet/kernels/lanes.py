@@ -33,8 +33,12 @@ and CHANNELS output channels keep one vector of sums each:
 
 one vector load of the input and CHANNELS broadcast multiply-adds. CHANNELS = 6: 6 AVX-512
 registers of sums, 12 AVX2 ones (of 16); blocks of output channels padded with zero weights,
-rows with spare columns, both dropped. Measured, LeNet's first layer, N=256, one thread:
-1.07 ms against the direct engine's 1.39 (its passes load and store the sums every 8 taps).
+rows with spare columns, both dropped. The taps run in the order (i, c, j), so that each
+output row sums only the run of taps whose window rows read the image, not the zero padding
+above or below it (`_tap_runs`): the input gradient's forward pass over an output gradient
+padded by the kernel's reach (below) skips 20 of the 70 tap rows of LeNet's second layer.
+Measured, LeNet's first layer, N=256, one thread: 1.07 ms against the direct engine's 1.39
+(its passes load and store the sums every 8 taps).
 
 Each image's channels of one group are copied into a zero-padded buffer per thread (the
 padding, and spare columns for the last block of pixels), except where no padding or spare
@@ -179,12 +183,16 @@ def _weight_lanes(weight, groups: int, dtype) -> np.ndarray:
 
 def _weight_columns(weight, groups: int, dtype) -> np.ndarray:
     """weight (C_out, Cg, kh, kw) as (G, blocks, K * CHANNELS): block b of group g holds tap
-    t's weights of output channels g*Og + b*CHANNELS + o at t*CHANNELS + o (zeros past Og)."""
+    t's weights of output channels g*Og + b*CHANNELS + o at t*CHANNELS + o (zeros past Og),
+    the taps in the order t = (i, c, j): tap row i of every channel together, so that the
+    taps of the window rows that read the image, not its padding, are one run (`_tap_runs`)."""
     c_out = weight.shape[0]
     outs, k = c_out // groups, int(np.prod(weight.shape[1:]))
     blocks = -(-outs // CHANNELS)
     padded = np.zeros((groups, blocks * CHANNELS, k), dtype)
-    padded[:, :outs] = weight.reshape(groups, outs, k)
+    # (C_out, K) with the taps (i, c, j) <- (C_out, Cg, kh, kw)
+    by_rows = weight.transpose(0, 2, 1, 3).reshape(c_out, k)
+    padded[:, :outs] = by_rows.reshape(groups, outs, k)
     # (G, blocks, K, CHANNELS) <- (G, blocks, CHANNELS, K)
     return np.ascontiguousarray(
         padded.reshape(groups, blocks, CHANNELS, k).transpose(0, 1, 3, 2)).reshape(
@@ -316,7 +324,7 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, f
 
 
 @jit()
-def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_block, first, end):
+def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_runs, tap_block, first, end):
     """`_forward_kernel` with the lanes holding neighbouring outputs of a row (stride 1 along
     the rows) and CHANNELS output channels a block: weight_columns (G, blocks, K *
     CHANNELS); the padded copy has whole blocks of `lanes` columns."""
@@ -329,14 +337,15 @@ def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_block, first, end
     lanes = simd.lanes(out)
     sums = simd.stack_block(out.dtype)      # CHANNELS vectors of sums, in registers
     totals = simd.stack_block(out.dtype)
-    # tap t = (c, i, j) of the outputs from (y, q) on reads padded[y*sh*columns + q +
+    # tap t = (i, c, j) of the outputs from (y, q) on reads padded[y*sh*columns + q +
     # offsets[t]:][:lanes]
     k = channels_per_group * kh * kw
     offsets = np.empty(k, np.uintp)
-    for c in range(channels_per_group):
-        for i in range(kh):
+    for i in range(kh):
+        for c in range(channels_per_group):
             for j in range(kw):
-                offsets[(c * kh + i) * kw + j] = (c * rows + i * dh) * columns + j * dw
+                offsets[(i * channels_per_group + c) * kw + j] = (
+                    (c * rows + i * dh) * columns + j * dw)
     padded = np.zeros(channels_per_group * rows * columns, x.dtype)
     inside_rows = min(height, rows - top)
     inside_columns = min(width, columns - left)
@@ -356,21 +365,24 @@ def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_block, first, end
                 valid = min(CHANNELS, outs - b * CHANNELS)
                 first_out = g * outs + b * CHANNELS
                 for y in range(out_height):
+                    t_start, t_last = tap_runs[y, 0], tap_runs[y, 1]
                     for q in range(0, out_width, lanes):
                         for a in range(CHANNELS * lanes):
                             totals[a] = 0
                         origin = np.uintp(y * sh * columns + q)
                         # sums[o] (lanes,) += taps[t, o] * padded[tap t's cells of outputs
-                        # q ... q + lanes - 1] (lanes,), tap_block taps at a time
-                        for t_first in range(0, k, tap_block):
-                            t_end = min(k, t_first + tap_block)
+                        # q ... q + lanes - 1] (lanes,), the row's taps, tap_block at a time
+                        for t_first in range(t_start, t_last, tap_block):
+                            # (indices from range(0, ...): no negative-index checks)
+                            block_offsets = offsets[t_first:min(t_last, t_first + tap_block)]
+                            block_taps = taps[t_first * CHANNELS:]
                             for a in range(CHANNELS * lanes):
                                 sums[a] = 0
-                            for t in range(t_first, t_end):
-                                cells = origin + offsets[t]
+                            for t in range(block_offsets.size):
+                                cells = origin + block_offsets[t]
                                 for o in range(CHANNELS):
-                                    simd.fma_lanes(sums, o * lanes, taps[t * CHANNELS + o],
-                                                   padded, cells)
+                                    simd.fma_lanes(sums, o * lanes,
+                                                   block_taps[t * CHANNELS + o], padded, cells)
                             for a in range(CHANNELS * lanes):
                                 totals[a] += sums[a]
                         count = min(lanes, out_width - q)
@@ -398,7 +410,11 @@ def forward(x, weight, bias, window: Window2d, groups: int,
                 *_padded_size(weight.shape, window, groups, dtype))
     if _by_pixels(weight.shape, window, groups):
         kernel = _pixels_kernel
-        arguments = (x, _weight_columns(weight, groups, dtype), bias, out, geometry,
+        # (an inf or NaN weight times the zero padding is NaN, as the definition's sum has
+        # it: then every tap is summed)
+        tap_runs = _tap_runs(x.shape, weight.shape, window,
+                             skip_padding=bool(np.isfinite(weight).all()))
+        arguments = (x, _weight_columns(weight, groups, dtype), bias, out, geometry, tap_runs,
                      TAP_BLOCK)
     else:
         kernel = _forward_kernel
@@ -410,6 +426,31 @@ def forward(x, weight, bias, window: Window2d, groups: int,
                        budget)
     _in_parallel(n, threads, lambda piece, first, end: kernel(*arguments, first, end))
     return out
+
+
+def _tap_runs(x_shape, weight_shape, window: Window2d, skip_padding: bool) -> np.ndarray:
+    """(H_out, 2): the taps [first, end), in `_weight_columns`'s order, that `_pixels_kernel`
+    sums for output row y: with skip_padding, those of the window rows i that read the image
+    rather than the zero padding above or below it (top <= y*sh + i*dh < top + H: a run of
+    i, so a run of taps), else all K. A row whose window lies in the padding sums none: its
+    outputs are the bias. E.g. LeNet's second layer's input gradient (a 5x5 window over 10
+    rows padded by 4) sums 50 of the 70 tap rows of its 14 output rows.
+
+    >>> _tap_runs((1, 1, 2, 2), (1, 1, 3, 1), make_window("conv2d", 2, 2, (3, 1), (1, 1),
+    ...           ((1, 1), (0, 0)), (1, 1)), True).tolist()
+    [[1, 3], [0, 2]]
+    """
+    _, channels_per_group, kh, kw = weight_shape
+    (sh, _), (dh, _), ((top, _), _) = window.stride, window.dilation, window.padding
+    row_taps = channels_per_group * kw
+    out_rows = np.arange(window.out_height) * sh
+    if not skip_padding:
+        first, end = np.zeros_like(out_rows), np.full_like(out_rows, kh)
+    else:
+        # the least i with y*sh + i*dh >= top, and the least with >= top + H (ceilings)
+        first = np.clip(-((out_rows - top) // dh), 0, kh)
+        end = np.clip(-((out_rows - top - x_shape[2]) // dh), first, kh)
+    return np.ascontiguousarray(np.stack([first, end], axis=1) * row_taps, dtype=np.int64)
 
 
 def _threads(n: int, work: int, thread_bytes: int, budget: int) -> int:
@@ -572,13 +613,31 @@ RULE_MAX_GRAD_ROWS_BYTES = 256 * 2**10
 # once per image: 6x6 maps, 64 -> 64 3x3: 1.10 ms against im2col's 0.95; 8x8: 3.1 / 3.8) ...
 RULE_MIN_MAP = 64
 # ... and the input gradient, a forward pass over the output gradient padded by the
-# kernel's reach, computes at most this many times the products that are not with its zero
-# padding (x's area over the output's: LeNet's second layer, 14x14 over 10x10 = 1.96, ran
-# at the speed of unrolled's; 16x16 over 8x8 at 0.77x).
-RULE_MAX_GROWTH = Fraction(5, 4)
+# kernel's reach, computes at most this many times the products of its definition
+# (`_growth`: LeNet's second layer, 1.4 with the padding's rows skipped, 1.28 ms against
+# unrolled's 1.54; 1.96 without, level with it; 16 -> 16 5x5 on 12x12, 2.25: 3.13 / 2.61).
+RULE_MAX_GROWTH = Fraction(3, 2)
 # ... and, outputs in lanes, the window is at least this long (with fewer taps a block's
 # set-up and stores outweigh its multiply-adds: 1 -> 6 3x3, K 9: 0.66 ms against direct's 0.42)
 RULE_MIN_TAPS_BY_PIXELS = 25
+
+
+def _growth(x_shape, weight_shape, window: Window2d, groups: int) -> Fraction:
+    """The products the stride-1 input gradient computes over those of its definition (kh*kw
+    per output-gradient value): its forward pass computes, for each of x's H*W outputs, the
+    taps of the window rows that read the output gradient (`_tap_runs`, outputs in lanes), or
+    all kh*kw (output channels in lanes). E.g. LeNet's second layer, 14x14 from 10x10, 5x5:
+    50 of 70 window rows, 14 * 50 * 5 / (10 * 10 * 25) = 1.4."""
+    kh, kw = weight_shape[2:]
+    grad_shape = (x_shape[0], weight_shape[0], window.out_height, window.out_width)
+    problem = _transposed(x_shape, grad_shape, weight_shape, window, groups)
+    if _by_pixels(problem.weight_shape, problem.window, groups):
+        runs = _tap_runs(problem.grad_shape, problem.weight_shape, problem.window, True)
+        row_taps = problem.weight_shape[1] * kw
+        computed = int((runs[:, 1] - runs[:, 0]).sum()) // row_taps * kw * x_shape[3]
+    else:
+        computed = x_shape[2] * x_shape[3] * kh * kw
+    return Fraction(computed, window.out_height * window.out_width * kh * kw)
 
 
 def _fills(count: int, block: int) -> bool:
@@ -616,7 +675,8 @@ def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> boo
 
     The weight gradient: Og >= 16, K*64 bytes <= 64 KiB, one image's transposed output
     gradient within 256 KiB and at least 64 outputs a map. The input gradient, stride 1: the
-    rule for the forward pass it is (`_transposed`), on at most 5/4 of the output's area.
+    rule for the forward pass it is (`_transposed`), computing at most 3/2 of the products
+    of its definition (`_growth`).
     Measured as above, lanes against the rules' choice before it, (weight gradient; input
     gradient):
 
@@ -625,10 +685,13 @@ def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> boo
       10.3 / 29.4; ResNet-18's 64 -> 128 stride 2: 16.7 / 17.3 (weight gradient);
     * unrolled's: LeNet's second layer 1.42 / 1.58 (weight gradient); 16 -> 16 5x5 on
       12x12: 0.71 / 0.89;
-    * left out: their input gradients (x's area 1.96x and 2.25x the output's): 1.97 / 1.94,
-      1.35 / 1.04; the stems' weight gradients (one image's output gradient 3.2 MB and
-      590 KB, read again for every tap row): 33.5 against im2col's 18.9, 16.4 against
-      depthwise's 14.0; LeNet's first layer (6 of 16 lanes): 1.51 against direct's 0.96.
+    * unrolled's input gradient of LeNet's second layer, with the padding's rows skipped
+      (growth 1.4): 1.28 / 1.54;
+    * * left out: the same without skipping rows (growth 1.96): 1.97 / 1.94; 16 -> 16 5x5 on
+      12x12 (2.25, output channels in lanes, no rows skipped): 1.35 / 1.04; the stems'
+      weight gradients (one image's output gradient 3.2 MB and 590 KB, read again for every
+      tap row): 33.5 against im2col's 18.9, 16.4 against depthwise's 14.0; LeNet's first
+      layer (6 of 16 lanes): 1.51 against direct's 0.96.
 
     The arithmetic is the same on an AVX2 machine (a 64-byte vector is two AVX2 registers,
     the same lanes, PIXELS and CHANNELS, half the peak on both sides of each comparison).
@@ -641,13 +704,11 @@ def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> boo
                 and grad_rows <= RULE_MAX_GRAD_ROWS_BYTES
                 and window.out_height * window.out_width >= RULE_MIN_MAP)
     if pass_name == "grad_input":
-        if tuple(window.stride) != (1, 1) or (x_shape[2] * x_shape[3] > RULE_MAX_GROWTH
-                                              * window.out_height * window.out_width):
-            return False
-        grad_shape = (x_shape[0], c_out, window.out_height, window.out_width)
-        problem = _transposed(x_shape, grad_shape, weight_shape, window, groups)
-        return rule("forward", problem.grad_shape, problem.weight_shape, problem.window,
-                    groups)
+        return (tuple(window.stride) == (1, 1)
+                and _growth(x_shape, weight_shape, window, groups) <= RULE_MAX_GROWTH
+                and rule("forward", *_transposed(
+                    x_shape, (x_shape[0], c_out, window.out_height, window.out_width),
+                    weight_shape, window, groups)[1:], groups))
     outs, k = c_out // groups, channels_per_group * kh * kw
     if _by_pixels(weight_shape, window, groups):
         return (k >= RULE_MIN_TAPS_BY_PIXELS and _fills(outs, CHANNELS)

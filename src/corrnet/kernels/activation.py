@@ -38,6 +38,12 @@ sigmoid or ReLU written in place, and optionally the plane's k x k average pool 
 in the cache (`bias_activation_forward`); the backward in one pass too: the pool's share of
 the gradient times the activation's derivative from the saved output, and the bias's sums
 (`bias_activation_backward`). The kernels are built per pooling size (`_planes_kernels`).
+Where the windows tile the rows (W = k * W_pooled, LeNet's maps), the pool is two passes
+that LLVM vectorizes: the sums of k neighbours along every row (one flat loop over the
+plane), then each window's k row sums; its backward spreads each window row's shares along
+a row once and runs the derivative row by row. Measured, LeNet's first layer's epilogue
+(1536 planes of 28x28, one thread): forward 0.94 ms window by window, 0.69 in two passes
+(sigmoid alone 0.53); backward 0.63 with a whole plane of shares, 0.58 row by row.
 """
 
 from __future__ import annotations
@@ -93,6 +99,7 @@ def _planes_kernels(pool: int):
         scale_bits = np.empty(BLOCK, dtype=np.int32)
         scale = scale_bits.view(np.float32)          # 2**k, written as its bits
         planes, size = x.shape
+        across = np.empty(size // pool if pool > 0 else 0, dtype=np.float32)  # row sums
         for plane in range(planes):
             b = shift[plane]
             for start in range(0, size, BLOCK):
@@ -130,15 +137,33 @@ def _planes_kernels(pool: int):
                     out_block[i] = result if value == value else value
             if pool > 0:
                 # the k x k average pool, stride k, no padding, of the plane (an image of rows
-                # of `width`): each window summed row by row, divided by k*k (PyTorch's order)
+                # of `width`), divided by k*k; where the windows tile the rows (W = k * W_p),
+                # in two vectorized passes: the sums of k neighbours along every covered row
+                # (one flat loop: across[r*W_p + j] = the sum of row r's cells j*k ... j*k+k-1),
+                # then each window's k row sums; else window by window, row by row
                 plane_out, plane_pooled = out[plane], pooled[plane]
-                for i in range(plane_pooled.shape[0]):
-                    for j in range(plane_pooled.shape[1]):
-                        total = f32(0.0)
-                        for a in range(pool):
-                            for c in range(pool):
-                                total += plane_out[(i * pool + a) * width + j * pool + c]
-                        plane_pooled[i, j] = total / f32(pool * pool)
+                pooled_rows, pooled_cols = plane_pooled.shape
+                if width == pooled_cols * pool:
+                    for m in range(pooled_rows * pool * pooled_cols):
+                        total = plane_out[m * pool]
+                        for c in range(1, pool):
+                            total += plane_out[m * pool + c]
+                        across[m] = total
+                    for i in range(pooled_rows):
+                        first_row = across[i * pool * pooled_cols:]
+                        for j in range(pooled_cols):
+                            total = first_row[j]
+                            for a in range(1, pool):
+                                total += first_row[a * pooled_cols + j]
+                            plane_pooled[i, j] = total / f32(pool * pool)
+                else:
+                    for i in range(pooled_rows):
+                        for j in range(pooled_cols):
+                            total = f32(0.0)
+                            for a in range(pool):
+                                for c in range(pool):
+                                    total += plane_out[(i * pool + a) * width + j * pool + c]
+                            plane_pooled[i, j] = total / f32(pool * pool)
 
     @jit()
     def relu(z, shift, width, pooled):
@@ -147,6 +172,7 @@ def _planes_kernels(pool: int):
         `sigmoid`."""
         planes, size = z.shape
         zero = z.dtype.type(0)
+        across = np.empty(size // pool if pool > 0 else 0, dtype=z.dtype)  # row sums
         for plane in range(planes):
             b = shift[plane]
             out_plane = z[plane]
@@ -155,15 +181,33 @@ def _planes_kernels(pool: int):
                 out_plane[i] = zero if value < zero else value
             if pool > 0:
                 # the k x k average pool, stride k, no padding, of the plane (an image of rows
-                # of `width`): each window summed row by row, divided by k*k (PyTorch's order)
+                # of `width`), divided by k*k; where the windows tile the rows (W = k * W_p),
+                # in two vectorized passes: the sums of k neighbours along every covered row
+                # (one flat loop: across[r*W_p + j] = the sum of row r's cells j*k ... j*k+k-1),
+                # then each window's k row sums; else window by window, row by row
                 plane_out, plane_pooled = out_plane, pooled[plane]
-                for i in range(plane_pooled.shape[0]):
-                    for j in range(plane_pooled.shape[1]):
-                        total = zero
-                        for a in range(pool):
-                            for c in range(pool):
-                                total += plane_out[(i * pool + a) * width + j * pool + c]
-                        plane_pooled[i, j] = total / z.dtype.type(pool * pool)
+                pooled_rows, pooled_cols = plane_pooled.shape
+                if width == pooled_cols * pool:
+                    for m in range(pooled_rows * pool * pooled_cols):
+                        total = plane_out[m * pool]
+                        for c in range(1, pool):
+                            total += plane_out[m * pool + c]
+                        across[m] = total
+                    for i in range(pooled_rows):
+                        first_row = across[i * pool * pooled_cols:]
+                        for j in range(pooled_cols):
+                            total = first_row[j]
+                            for a in range(1, pool):
+                                total += first_row[a * pooled_cols + j]
+                            plane_pooled[i, j] = total / z.dtype.type(pool * pool)
+                else:
+                    for i in range(pooled_rows):
+                        for j in range(pooled_cols):
+                            total = zero
+                            for a in range(pool):
+                                for c in range(pool):
+                                    total += plane_out[(i * pool + a) * width + j * pool + c]
+                            plane_pooled[i, j] = total / z.dtype.type(pool * pool)
 
     @jit(reassociate=True)
     def backward(relu, out, grad, grad_a, sums):
@@ -176,32 +220,52 @@ def _planes_kernels(pool: int):
         planes, height, width = out.shape
         size = height * width
         one, zero = out.dtype.type(1), out.dtype.type(0)
-        share = np.zeros(size, dtype=out.dtype)      # d loss / d out of one plane (pooled)
+        # d loss / d out along one row (pooled: its window row's shares; 0 in the columns no
+        # window covers)
+        wide = np.zeros(width if pool > 0 else 0, dtype=out.dtype)
         for plane in range(planes):
             out_plane = out[plane].reshape(size)
             grad_a_plane = grad_a[plane].reshape(size)
+            total = 0.0
             if pool == 0:
                 grad_plane = grad[plane].reshape(size)
-            else:
-                grad_pooled = grad[plane]            # (the uncovered cells stay 0)
-                for i in range(grad_pooled.shape[0]):
-                    for j in range(grad_pooled.shape[1]):
-                        value = grad_pooled[i, j] / out.dtype.type(pool * pool)
-                        for a in range(pool):
-                            for c in range(pool):
-                                share[(i * pool + a) * width + j * pool + c] = value
-                grad_plane = share
-            total = 0.0
-            if relu:
-                for i in range(size):                # PyTorch's threshold_backward
-                    g = zero if out_plane[i] <= zero else grad_plane[i]
-                    grad_a_plane[i] = g
-                    total += g
-            else:
-                for i in range(size):
-                    g = ((one - out_plane[i]) * out_plane[i]) * grad_plane[i]
-                    grad_a_plane[i] = g
-                    total += g
+                if relu:
+                    for i in range(size):            # PyTorch's threshold_backward
+                        g = zero if out_plane[i] <= zero else grad_plane[i]
+                        grad_a_plane[i] = g
+                        total += g
+                else:
+                    for i in range(size):
+                        g = ((one - out_plane[i]) * out_plane[i]) * grad_plane[i]
+                        grad_a_plane[i] = g
+                        total += g
+                sums[plane] = total
+                continue
+            grad_pooled = grad[plane]
+            pooled_rows, pooled_cols = grad_pooled.shape
+            for r in range(height):
+                if r % pool == 0:
+                    # a new row of windows: its shares spread along the row (k-strided
+                    # stores), or zeros below the last window row
+                    i = r // pool
+                    for j in range(pooled_cols):
+                        value = zero
+                        if i < pooled_rows:
+                            value = grad_pooled[i, j] / out.dtype.type(pool * pool)
+                        for c in range(pool):
+                            wide[j * pool + c] = value
+                out_row = out_plane[r * width:]
+                grad_a_row = grad_a_plane[r * width:]
+                if relu:
+                    for s in range(width):
+                        g = zero if out_row[s] <= zero else wide[s]
+                        grad_a_row[s] = g
+                        total += g
+                else:
+                    for s in range(width):
+                        g = ((one - out_row[s]) * out_row[s]) * wide[s]
+                        grad_a_row[s] = g
+                        total += g
             sums[plane] = total
 
     return sigmoid, relu, backward

@@ -313,8 +313,6 @@ class _Conv2d(Function):
         problem = (x.shape, weight.shape, window, groups, x.dtype)
         needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
         grad_x = grad_weight = grad_bias = None
-        # a broadcast gradient (of a sum: zero strides) in C order once, not once per pass
-        grad = devices.contiguous(grad)
         # the weight gradient first, so that the kept windows are freed before the input
         # gradient unrolls its own (the peak holds one of them, not both)
         if needs_weight and ctx.col is not None:

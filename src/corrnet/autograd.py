@@ -639,7 +639,7 @@ def _run_backward(roots, retain_graph: bool, create_graph: bool = False, capture
                     grad = None  # nothing to propagate: no node below leads to an input
             if isinstance(node, AccumulateGrad):
                 if grad is not None:
-                    node.tensor._accumulate_grad(grad)
+                    node.tensor._accumulate_grad(grad, may_keep=True)
                     if node.post_accumulate_hooks:  # Tensor.register_post_accumulate_grad_hook
                         for hook in list(node.post_accumulate_hooks.values()):
                             hook(node.tensor)
@@ -669,6 +669,9 @@ def _run_backward(roots, retain_graph: bool, create_graph: bool = False, capture
                 dependencies[child] -= 1
                 if dependencies[child] == 0:
                     ready.append(child)
+            # (dropped now: a leaf's AccumulateGrad keeps a gradient without a copy only
+            # where nothing but `pending` and `grad` refers to it, Tensor._accumulate_grad)
+            input_grads = child_grad = None
     return captured
 
 

@@ -13,6 +13,7 @@ import json
 import math
 import numbers
 import operator
+import sys
 import warnings
 import weakref
 from collections import namedtuple
@@ -89,6 +90,21 @@ def _return_type(name: str):
 
 max_result, min_result = _return_type("max"), _return_type("min")
 sort_result, topk_result = _return_type("sort"), _return_type("topk")
+
+
+# the references to a gradient array that only the backward engine holds, as
+# `_only_reference` counts them: the engine's `grad`, `Tensor._accumulate_grad`'s,
+# `_only_reference`'s argument and sys.getrefcount's own
+_ENGINE_REFERENCES = 4
+
+
+def _only_reference(array) -> bool:
+    """Whether `array`, passed by the backward engine to `Tensor._accumulate_grad`, is a plain
+    writeable NumPy array that owns its memory (it views no other array) and that nothing
+    but the engine refers to (CPython's reference count: no other tensor, hook, list or
+    array view holds it)."""
+    return (type(array) is np.ndarray and array.flags.owndata and array.flags.writeable
+            and sys.getrefcount(array) <= _ENGINE_REFERENCES)
 
 
 def _wrap(array, grad_fn=None, version=None):
@@ -520,7 +536,12 @@ class Tensor:
             self._accumulator = weakref.ref(node)
         return node
 
-    def _accumulate_grad(self, grad: np.ndarray) -> None:
+    def _accumulate_grad(self, grad: np.ndarray, may_keep: bool = False) -> None:
+        """Add `grad` into ``.grad`` (in place, as PyTorch). The first gradient is copied,
+        unless `may_keep` (a leaf's AccumulateGrad) and the engine holds the only reference
+        to a NumPy array that owns its memory: then it becomes ``.grad`` as it is, as
+        PyTorch's AccumulateGrad steals a gradient nothing else refers to (an input's
+        gradient of 25 MB is not copied again)."""
         if isinstance(grad, Tensor):  # create_graph: kept with its graph, out of place
             # (a copy: the same gradient tensor may reach several leaves)
             self.grad = grad.clone() if self.grad is None else self.grad + grad
@@ -530,7 +551,9 @@ class Tensor:
                 else grad.astype(self._data.dtype, copy=False))
         if grad.shape != self._data.shape:
             grad = np.broadcast_to(grad, self._data.shape)
-        if self.grad is None:
+        if self.grad is None and may_keep and _only_reference(grad):
+            self.grad = _wrap(grad)
+        elif self.grad is None:
             self.grad = _wrap(np.array(grad, copy=True) if on_host else grad.copy())
         elif self.grad._data.flags.writeable:
             np.add(self.grad._data, grad, out=self.grad._data)  # in place, as PyTorch

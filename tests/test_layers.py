@@ -506,3 +506,32 @@ def test_backward_matches_finite_differences(op, shapes):
 
     rng = np.random.default_rng(7)
     gradcheck(op, *(rng.uniform(0.5, 2, s) for s in shapes))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("reduce", ["sum", "scaled sum", "mean", "channel sums"])
+def test_issue13_conv_bias_gradient_of_a_broadcast_gradient_as_torch(dtype, reduce):
+    """A bias gradient from a broadcast output gradient (zero strides: a sum, a scaled sum, a
+    mean, sums of whole channels) is summed over the distinct numbers times their copies
+    (kernels.conv.conv2d_grad_bias): the same as torch's."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 9, 7)).astype(dtype)
+    w = rng.standard_normal((6, 2, 3, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    grads = []
+    for lib in (ct, tt):
+        functional = F if lib is ct else tt.nn.functional
+        bias = lib.tensor(b, requires_grad=True)
+        out = functional.conv2d(lib.tensor(x), lib.tensor(w), bias, padding=1, groups=2)
+        if reduce == "sum":
+            loss = out.sum()
+        elif reduce == "scaled sum":
+            loss = (out.sum() * 0.1)
+        elif reduce == "mean":
+            loss = out.mean()
+        else:
+            loss = (out.sum(dim=(0, 2, 3)) * lib.arange(6, dtype=out.dtype)).sum()
+        loss.backward()
+        grads.append(bias.grad.numpy())
+    assert grads[0].dtype == grads[1].dtype
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-6 if dtype == np.float32 else 1e-12)

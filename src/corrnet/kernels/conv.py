@@ -252,7 +252,23 @@ def conv2d_grad_weight(grad_out, col: np.ndarray, weight_shape, window: Window2d
 
 
 def conv2d_grad_bias(grad_out) -> np.ndarray:
-    return grad_out.sum(axis=(0, 2, 3))
+    """d loss / d bias (C_out,) = grad_out (N, C_out, H_out, W_out) summed over (N, H, W). A
+    broadcast gradient (zero strides along some of those axes: ``out.sum().backward()``'s
+    ones) is summed over its distinct numbers only, in float64, times their copies (a
+    depthwise layer's 6.4 million ones: 1 ms less).
+
+    >>> conv2d_grad_bias(np.broadcast_to(np.float32(0.5), (2, 3, 4, 4))).tolist()
+    [16.0, 16.0, 16.0]
+    """
+    copies, cut = 1, [slice(None)] * grad_out.ndim
+    for axis in (0, 2, 3):
+        if grad_out.strides[axis] == 0 and grad_out.shape[axis] > 1:
+            copies *= grad_out.shape[axis]
+            cut[axis] = slice(0, 1)
+    if copies == 1:
+        return grad_out.sum(axis=(0, 2, 3))
+    distinct = grad_out[tuple(cut)].sum(axis=(0, 2, 3), dtype=np.float64)
+    return (distinct * copies).astype(grad_out.dtype)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,10 @@ conv2d op end to end with the planner's choice.
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -299,8 +303,62 @@ def test_issue13_lanes_on_threads(monkeypatch, threads):
     monkeypatch.setattr(lanes, "active", lambda: threads)
     monkeypatch.setattr(lanes, "MIN_PARALLEL_SIZE", 0)
     with jit.use_compiled(True):
-        for n in (2, 5):
+        for n in (2, 5, 9):          # (fewer images than a take, and a part-filled last take)
             check_forward(config_of(n, 6, 20, 12, 5, pad=1))
+            check_forward(config_of(n, 2, 6, 12, 5, pad=2))         # outputs in lanes
+
+
+@COMPILED
+def test_issue13_lanes_a_late_helper_takes_what_is_left(monkeypatch):
+    """A helper that starts only after the calling thread has taken every image finds none
+    left: the result is whole and the same."""
+    class LateHelpers:
+        def submit(self, function, *args):
+            executor = concurrent.futures.ThreadPoolExecutor(1)
+            future = executor.submit(lambda: (time.sleep(0.2), function(*args))[1])
+            executor.shutdown(wait=False)
+            return future
+
+    taken = []
+    sharing = lanes._sharing_images
+
+    def counting(threads, run):
+        sharing(threads, lambda next_image: (run(next_image), taken.append(next_image[0])))
+
+    monkeypatch.setattr(lanes, "active", lambda: 2)
+    monkeypatch.setattr(lanes, "MIN_PARALLEL_SIZE", 0)
+    monkeypatch.setattr(lanes, "helper_pool", lambda: LateHelpers())
+    monkeypatch.setattr(lanes, "_sharing_images", counting)
+    with jit.use_compiled(True):
+        check_forward(config_of(9, 6, 20, 12, 5, pad=1))
+    # (the counter ends one take past the last image per thread: 3 takes of 4 for 9 images,
+    # then one empty take each)
+    assert taken[-1] == 3 + 2
+
+
+@COMPILED
+def test_issue13_simd_take_next_gives_each_number_once():
+    """take_next on one counter from two threads at once (numba, without the GIL): every
+    number from 0 is taken exactly once."""
+    numba = jit.load_numba()
+
+    @numba.njit(nogil=True)
+    def take(counter, into):
+        for i in range(into.size):
+            into[i] = simd.take_next(counter)
+
+    counter = np.zeros(1, np.int64)
+    taken = [np.empty(200_000, np.int64) for _ in range(2)]
+    take(np.zeros(1, np.int64), np.empty(1, np.int64))      # compiled before the race
+    threads = [threading.Thread(target=take, args=(counter, into)) for into in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter[0] == 400_000
+    assert (np.sort(np.concatenate(taken)) == np.arange(400_000)).all()
+    reference = np.zeros(1, np.int64)
+    assert [simd.take_next_reference(reference) for _ in range(3)] == [0, 1, 2]
 
 
 @COMPILED

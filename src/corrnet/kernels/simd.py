@@ -14,6 +14,12 @@ Two intrinsics say what is meant (a third, `lanes`, counts the lanes):
         # sums[at:at + lanes] += value * w[w_at:w_at + lanes], one vector multiply-add
         # (a fused multiply-add: one rounding), lanes = simd.lanes(sums)
 
+Threads that share a pass's images take them one at a time from a counter (`take_next`),
+so that one that starts late (a helper thread is woken some 50 microseconds after the work
+is handed out) takes fewer, instead of the calling thread waiting for its fixed half:
+
+    image = simd.take_next(counter)       # counter[0] += 1, atomically; its value before
+
 A vector is `VECTOR_BYTES` (64) bytes: 16 float32 or 8 float64 lanes, one AVX-512
 register, or two AVX2 registers (LLVM splits it), so the same kernel fills either machine's
 registers. `lanes(array)` is that count for an array's dtype, a compile-time constant.
@@ -50,7 +56,7 @@ def build() -> None:
 
 
 def __getattr__(name):
-    if name in ("stack_block", "fma_lanes", "lanes") and not _built:
+    if name in ("stack_block", "fma_lanes", "lanes", "take_next") and not _built:
         build()
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -59,6 +65,13 @@ def __getattr__(name):
 def lanes_of(dtype) -> int:
     """The numbers of `dtype` in one vector (16 float32, 8 float64)."""
     return VECTOR_BYTES // np.dtype(dtype).itemsize
+
+
+def take_next_reference(counter) -> int:
+    """`take_next` in plain Python (not atomic)."""
+    value = int(counter[0])
+    counter[0] += 1
+    return value
 
 
 def fma_lanes_reference(sums, at, value, w, w_at) -> None:
@@ -141,4 +154,19 @@ def _build() -> dict:
 
         return types.void(sums, types.intp, sums.dtype, w, types.intp), codegen
 
-    return {"stack_block": stack_block, "fma_lanes": fma_lanes, "lanes": lanes}
+    @intrinsic
+    def take_next(typingctx, counter):
+        """counter[0] += 1 as one atomic operation (other threads may add at the same time);
+        returns its value before: each caller gets a different one."""
+        if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+            return None
+
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1),
+                                      "monotonic")
+
+        return types.int64(counter), codegen
+
+    return {"stack_block": stack_block, "fma_lanes": fma_lanes, "lanes": lanes,
+            "take_next": take_next}

@@ -227,7 +227,17 @@ def _plan(net, channels: int, sizes: tuple, dtype, images_shape) -> tuple:
         lo, hi = out_row.span[axis]
         jump = Fraction(out_row.jump[axis])
         before = _round_up(max(0, math.ceil(-lo)), align)
-        after = _round_up(max(0, math.floor(hi - jump) + 1), align)
+        # A layer inside the network that leaves out trailing outputs a larger input would
+        # have (a transposed convolution of n pixels has 2n - 1 outputs at stride 2, not
+        # 2n) leaves them out at a chunk's end too, where a later layer that pads or clamps
+        # (a bicubic upsample, a padded convolution) reads them: the halo after a chunk
+        # also covers those outputs, in input pixels (their receptive span, hi, says only
+        # which input pixels their values depend on, not that they exist)
+        unmade = sum(max(0, math.ceil((Fraction(shape[2 + axis]) / Fraction(row.jump[axis])
+                                       - row.output_shape[2 + axis]) * row.jump[axis]))
+                     for row in s.rows[:-1]
+                     if row.output_shape is not None and len(row.output_shape) == 4)
+        after = _round_up(max(0, math.floor(hi - jump) + 1) + unmade, align)
         plans.append((align, before, after, jump))
     # Output sizes. A region whose size is a multiple of the alignment (every region but
     # those that end at the image's end) gives size / J + c0 outputs: c0 < 0 (unpadded or

@@ -58,3 +58,37 @@ def test_the_copy_plan_hands_wide_pads_to_the_gather():
     image = np.arange(6.0).reshape(2, 3)
     np.testing.assert_array_equal(pad_array(image, [(3, 3), (4, 4)], "symmetric"),
                                   np.pad(image, [(3, 3), (4, 4)], mode="symmetric"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(shape=st.lists(st.integers(1, 7), min_size=1, max_size=4),
+       data=st.data(), value=st.sampled_from([0, 1.5, -3]),
+       dtype=st.sampled_from([np.float32, np.float64, np.int64]))
+def test_constant_pads_fill_every_border_cell(shape, data, value, dtype):
+    """Constant mode writes the borders around the copied part (into an uninitialised
+    array): against cropping by slices and numpy.pad, with pads that crop one or both sides
+    and pads wider than the axis, on 1 or 2 trailing axes."""
+    shape = tuple(shape)
+    count = data.draw(st.integers(1, min(2, len(shape))))
+    pads = [(data.draw(st.integers(-2, 9)), data.draw(st.integers(-2, 9))) for _ in range(count)]
+    sizes = shape[len(shape) - count:]
+    assume(all(size + before + after >= 1 for size, (before, after) in zip(sizes, pads,
+                                                                           strict=True)))
+    # (F.pad refuses crops of more than an axis holds before it gets here)
+    assume(all(max(-before, 0) + max(-after, 0) <= size
+               for size, (before, after) in zip(sizes, pads, strict=True)))
+    x = (np.random.default_rng(7).standard_normal(shape) * 100).astype(dtype)
+    kept = x[(Ellipsis, *(slice(max(-before, 0), size - max(-after, 0))
+                          for size, (before, after) in zip(sizes, pads, strict=True)))]
+    full = [(0, 0)] * (len(shape) - count) + [(max(before, 0), max(after, 0))
+                                               for before, after in pads]
+    # (a crop past the far side leaves nothing; its place in the output is all padding)
+    lengths = [size + before + after for size, (before, after) in zip(sizes, pads,
+                                                                      strict=True)]
+    if 0 in kept.shape[len(shape) - count:]:
+        expected = np.full(shape[:len(shape) - count] + tuple(lengths), value, dtype)
+    else:
+        expected = np.pad(kept, full, constant_values=value)
+    got = pad_array(x, pads, "constant", value)
+    assert got.dtype == x.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)

@@ -14,11 +14,12 @@ Two intrinsics say what is meant (a third, `lanes`, counts the lanes):
         # sums[at:at + lanes] += value * w[w_at:w_at + lanes], one vector multiply-add
         # (a fused multiply-add: one rounding), lanes = simd.lanes(sums)
 
-Threads that share a pass's images take them one at a time from a counter (`take_next`),
-so that one that starts late (a helper thread is woken some 50 microseconds after the work
-is handed out) takes fewer, instead of the calling thread waiting for its fixed half:
+Threads that share a pass's images take them from a counter, a few at a time
+(`take_next`), so that one that starts late (a helper thread is woken some 50 microseconds
+after the work is handed out) takes fewer, instead of the calling thread waiting for its
+fixed half:
 
-    image = simd.take_next(counter)       # counter[0] += 1, atomically; its value before
+    take = simd.take_next(counter)        # counter[0] += 1, atomically; its value before
 
 A vector is `VECTOR_BYTES` (64) bytes: 16 float32 or 8 float64 lanes, one AVX-512
 register, or two AVX2 registers (LLVM splits it), so the same kernel fills either machine's

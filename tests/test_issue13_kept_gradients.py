@@ -8,6 +8,8 @@ PyTorch's)."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -48,7 +50,10 @@ def test_issue13_a_fresh_input_gradient_is_kept_without_a_copy(results):
     x = ct.tensor(x_np, requires_grad=True)
     w = ct.tensor(w_np, requires_grad=True)
     F.conv2d(x, w, padding=1, groups=3).sum().backward()
-    assert results["grad_input"] == (_address(x.grad.numpy()), True)
+    if sys.modules["corrnet.tensor"]._COUNTS_REFERENCES:
+        assert results["grad_input"] == (_address(x.grad.numpy()), True)
+    else:                                   # (no reference counts to trust: copied)
+        assert results["grad_input"][0] != _address(x.grad.numpy())
     tx = torch.tensor(x_np, requires_grad=True)
     tw = torch.tensor(w_np, requires_grad=True)
     torch.nn.functional.conv2d(tx, tw, padding=1, groups=3).sum().backward()

@@ -96,6 +96,10 @@ sort_result, topk_result = _return_type("sort"), _return_type("topk")
 # `_only_reference` counts them: the engine's `grad`, `Tensor._accumulate_grad`'s,
 # `_only_reference`'s argument and sys.getrefcount's own
 _ENGINE_REFERENCES = 4
+# where reference counts count every reference (CPython up to 3.13; 3.14's interpreter may
+# hold references on its stack that it does not count, and PyPy has none to read): elsewhere
+# every first gradient is copied
+_COUNTS_REFERENCES = sys.implementation.name == "cpython" and sys.version_info < (3, 14)
 
 
 def _only_reference(array) -> bool:
@@ -103,8 +107,8 @@ def _only_reference(array) -> bool:
     writeable NumPy array that owns its memory (it views no other array) and that nothing
     but the engine refers to (CPython's reference count: no other tensor, hook, list or
     array view holds it)."""
-    return (type(array) is np.ndarray and array.flags.owndata and array.flags.writeable
-            and sys.getrefcount(array) <= _ENGINE_REFERENCES)
+    return (_COUNTS_REFERENCES and type(array) is np.ndarray and array.flags.owndata
+            and array.flags.writeable and sys.getrefcount(array) <= _ENGINE_REFERENCES)
 
 
 def _wrap(array, grad_fn=None, version=None):

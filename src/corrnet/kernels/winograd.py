@@ -45,7 +45,9 @@ The transforms are the part NumPy does slowly, and they move more data than the 
 on each of corrnet's threads (`threads.run_pieces`): an item is a band of rows of tiles of
 about `ITEM_BYTES` of V and M (across images where the maps are small), transformed, multiplied
 (each GEMM on the thread's own BLAS call) and transformed back while it stays in the core's
-L2 cache (`_items_kernel`, which computes the weight gradient too). Before, each step
+caches (`_items_kernel`, which computes the weight gradient too). The kernel reads x in
+place, its zero padding never written out, and runs its transforms along all of an item's
+tiles at once (a row of tiles alone is too short for vector registers). Before, each step
 was a pass over a chunk of the batch (its GEMMs on BLAS's threads): the layer suite's (c)-(e)
 forward and input gradient 1.3-1.8x faster, (c) and (d) forward+backward 1.35-1.7x (idle
 2-core AMD EPYC). The NumPy fallback keeps those passes, applying B^T and A^T as small
@@ -93,8 +95,11 @@ CACHE_BYTES = 16 * 2**20
 
 # The compiled passes (`_items_kernel`) run the three steps item by item on each thread, an
 # item a band of rows of tiles whose V, M and partial product take about this many bytes:
-# they stay in the core's L2 cache between the steps.
-ITEM_BYTES = 2**20
+# they stay in the core's caches (L2, and its share of L3) between the steps. Larger items
+# give each GEMM more tiles (its N): forward on one thread, items of 0.5/1/2/4 MiB, the suite's
+# (c) 12.9/11.7/11.5/14.0 ms, (d) 25.1/22.6/21.0/25.3, (e) 54.5/47.0/41.3/52.0, 6x6 maps
+# (64, 256 channels) 18.9/17.7/17.4/22.2 (AMD EPYC, 1 MiB L2 a core).
+ITEM_BYTES = 2**21
 
 # `_items_kernel`'s arrays that a pass does not use, per dtype
 _NO_ARRAY = {np.dtype(np.float32): np.empty((0, 0, 0, 0), np.float32),
@@ -225,44 +230,40 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int, budget
 def _fused_grad_weight(x, grad_out, work, patch_pads, groups: int, tiles_high: int,
                        tiles_wide: int, transformed_sum, budget: int) -> None:
     """The compiled weight gradient: dU summed into transformed_sum (16, G, C_out/G, Cg,
-    float64) over chunks of images, each chunk's rows of tiles cut into items as in
-    `_fused_correlate` (`_items_kernel`); each thread sums its items in float64 and
-    returns its sum. The transforms and products in dtype `work`. Within `budget`: the
-    threads' items and sums, and the chunk's padded copy (and its output gradient's, where
-    it is cast to `work`)."""
+    float64), the rows of tiles cut into items as in `_fused_correlate` (`_items_kernel`);
+    each thread sums its items in float64 and returns its sum. The transforms and products
+    in dtype `work`. Within `budget`: the threads' items and sums, and where x and the output
+    gradient are cast to `work`, the casts of a chunk of images."""
     n, c_in = x.shape[:2]
     c_out = grad_out.shape[1]
     itemsize = np.dtype(work).itemsize
-    row_bytes = itemsize * tiles_wide * ALPHA**2 * (c_in + c_out) // groups
     # at least as many tiles as channels: each item's products (Og x Cg per position) are
     # added to the float64 sums, which costs little only where each product sums at least
     # that many terms (256 channels on 14x14 maps: 42 ms with items of 1 MiB, 35 with these)
     widest = max(c_in, c_out) // groups
+    rows = _item_rows(tiles_wide, c_in // groups, c_out // groups, itemsize,
+                      n * tiles_high, budget, -(-widest // tiles_wide))
     threads = active()
-    rows = max(1, min(n * tiles_high, max(ITEM_BYTES // row_bytes, -(-widest // tiles_wide)),
-                      budget // 2 // (threads * row_bytes)))
     # each thread's float64 sum and product, and transformed_sum
     sums = (threads + 1) * transformed_sum.nbytes + threads * transformed_sum.size // 16 * 8
-    # an image's padded copy (with its cast to `work`, while it is padded) and its output
-    # gradient's cast
-    copies = 1 if x.dtype == work else 2
-    out_pixels = grad_out.shape[2] * grad_out.shape[3]
-    padded_image = itemsize * (copies * c_in * (TILE * tiles_high + KERNEL - 1) * (
-        TILE * tiles_wide + KERNEL - 1) + (copies - 1) * c_out * out_pixels)
-    chunk = max(1, min(n, int((budget - sums - threads * rows * row_bytes) // padded_image)))
+    chunk = n
+    if x.dtype != work:
+        cast_image = itemsize * (x[0].size + grad_out[0].size)
+        chunk = max(1, min(n, int((budget - sums) // cast_image)))
+    (top, _), (left, _) = patch_pads
     with numba_blas_on_one_thread():
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            padded = pad_array(x[start:stop].astype(work, copy=False), patch_pads)
+            images = x[start:stop].astype(work, copy=False)
             grads = grad_out[start:stop].astype(work, copy=False)
             items = -(-(stop - start) * tiles_high // rows)
-            placeholder = _NO_ARRAY[padded.dtype]
-            for piece_sum in run_pieces(_items_kernel, items, padded.size, padded,
+            placeholder = _NO_ARRAY[images.dtype]
+            for piece_sum in run_pieces(_items_kernel, items, images.size, images, top, left,
                                         placeholder, placeholder.reshape(0), placeholder, grads,
                                         groups, c_out // groups, tiles_high, tiles_wide, rows,
                                         CHANNEL_BLOCK, True):
                 transformed_sum += piece_sum
-            del padded, grads
+            del images, grads
 
 
 def back_transform_kernel(transformed, weight_shape, groups: int) -> np.ndarray:
@@ -334,49 +335,58 @@ def correlate(x, weight, bias, pads, groups: int = 1, budget=DEFAULT_BUDGET) -> 
 
 def _fused_correlate(x, patch_pads, transformed_kernel, bias, out, tiles_high: int,
                      tiles_wide: int, budget: int) -> None:
-    """The compiled `correlate`: the rows of tiles of a chunk of images (N*th of them) cut
-    into items of `rows` rows (across images where the maps are small), each item run
-    through the input transform, the GEMMs and the output transform by one thread while its
-    V and M stay in that core's cache (`_items_kernel`); the items split among corrnet's
-    threads, each thread's products on BLAS's calling thread. Measured against the chunked
-    passes (whole-chunk transforms, each GEMM on BLAS's two threads), forward on an idle
-    2-core AMD EPYC, interleaved runs: the suite's (c) 13.0 -> 7.2-7.4 ms, (d) 20.7 ->
-    13.8-13.9, (e) 37.9 -> 28.8-34.9."""
+    """The compiled `correlate`: the rows of tiles of the batch (N*th of them) cut into
+    items of `rows` rows (across images where the maps are small), each item run through
+    the input transform, the GEMMs and the output transform by one thread while its V and M
+    stay in that core's cache (`_items_kernel`, which reads x and its padding in place); the
+    items split among corrnet's threads, each thread's products on BLAS's calling thread.
+    Measured against the chunked passes (whole-chunk transforms, each GEMM on BLAS's two
+    threads), forward on an idle 2-core AMD EPYC, interleaved runs: the suite's (c) 13.0 ->
+    7.2-7.4 ms, (d) 20.7 -> 13.8-13.9, (e) 37.9 -> 28.8-34.9. The transforms along the item's
+    tiles rather than along each row of tiles, and x read in place instead of a padded copy
+    (`conv2d`, in separate processes, interleaved): (c) 9.0-11.3 -> 6.7-7.7 ms, (d) 15.4-16.8
+    -> 13.1-15.2, (e) 31.7-37.4 -> 24.9-27.3. Where x is cast to the working dtype, in chunks
+    of images within `budget`."""
     n, c_in = x.shape[:2]
     _, groups, c_group, outs = transformed_kernel.shape
-    itemsize = transformed_kernel.itemsize
-    # one row of tiles: its V (16 x Cg) and M (16 x Og) and one partial product (Og)
-    row_bytes = itemsize * tiles_wide * (ALPHA**2 * (c_group + outs) + outs)
-    threads = active()
-    rows = max(1, min(n * tiles_high, ITEM_BYTES // row_bytes,
-                      budget // 2 // (threads * row_bytes)))
-    # an image's padded copy (and its cast to the working dtype, while it is padded)
-    copies = 1 if x.dtype == transformed_kernel.dtype else 2
-    padded_image = copies * itemsize * c_in * (TILE * tiles_high + KERNEL - 1) * (
-        TILE * tiles_wide + KERNEL - 1)
-    spare = budget - 2 * transformed_kernel.nbytes - threads * rows * row_bytes
-    chunk = max(1, min(n, int(spare // padded_image)))
+    rows = _item_rows(tiles_wide, c_group, outs, transformed_kernel.itemsize, n * tiles_high,
+                      budget)
+    chunk = n
+    if x.dtype != transformed_kernel.dtype:
+        cast_image = transformed_kernel.itemsize * x[0].size
+        chunk = max(1, min(n, (budget - 2 * transformed_kernel.nbytes) // cast_image))
+    (top, _), (left, _) = patch_pads
     with numba_blas_on_one_thread():
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            padded = pad_array(x[start:stop].astype(transformed_kernel.dtype, copy=False),
-                               patch_pads)
+            images = x[start:stop].astype(transformed_kernel.dtype, copy=False)
             items = -(-(stop - start) * tiles_high // rows)
-            run_pieces(_items_kernel, items, out[start:stop].size, padded,
-                       transformed_kernel, bias, out[start:stop], _NO_ARRAY[padded.dtype],
+            run_pieces(_items_kernel, items, out[start:stop].size, images, top, left,
+                       transformed_kernel, bias, out[start:stop], _NO_ARRAY[images.dtype],
                        groups, outs, tiles_high, tiles_wide, rows, CHANNEL_BLOCK, False)
-            del padded
+            del images
+
+
+def _item_rows(tiles_wide: int, c_group: int, outs: int, itemsize: int, most: int,
+               budget: int, least: int = 1) -> int:
+    """Rows of tiles per item of `_items_kernel`: about `ITEM_BYTES` of V (16 x Cg per tile),
+    M (16 x Og) and the partial products and staged outputs (Og + 4), at least `least` rows,
+    at most `most`; every thread's item within half of `budget`."""
+    row_bytes = itemsize * tiles_wide * (ALPHA**2 * (c_group + outs) + outs + ALPHA)
+    return max(1, min(most, max(ITEM_BYTES // row_bytes, least),
+                      budget // 2 // (active() * row_bytes)))
 
 
 @jit()
-def _items_kernel(padded, kernels, bias, out, grad_out, groups, outs, tiles_high, tiles_wide,
-                  rows, channel_block, weight_pass, first, end):
+def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tiles_high,
+                  tiles_wide, rows, channel_block, weight_pass, first, end):
     """The items first ... end - 1 of a chunk: item i is the rows of tiles i*rows ...
     (i+1)*rows - 1 of the chunk, row r being image r // th's row of tiles r % th; the
     forward pass (`_fused_correlate`, weight_pass False) or the weight gradient
     (`_fused_grad_weight`, True). Per item and group, with T its tiles:
 
-        V (16, Cg, T)   = B^T d B of each tile's 4x4 patch of padded (n, C_in, Hp, Wp)
+        V (16, Cg, T)   = B^T d B of each tile's 4x4 patch of x (n, C_in, H, W) padded by
+                          top and left (negative: cropped) and zeros past its end
       forward:
         M (16, Og, T)   = U[p, g]^T (Og, Cg) @ V[p] (Cg, T) for each position p, summed
                           `channel_block` channels at a time (see Accuracy)
@@ -389,23 +399,40 @@ def _items_kernel(padded, kernels, bias, out, grad_out, groups, outs, tiles_high
     kernels: U (16, G, Cg, Og). Returns dU (16, G, Og, Cg) (forward: an empty array). The
     arrays a pass does not use are placeholders. The transforms are the NumPy path's
     (`_input_numpy`, `_output_numpy`, `_grad_output_numpy`), written out as the additions
-    that the entries (0, +-1) of B^T, A^T and A make."""
-    c_group = padded.shape[1] // groups
-    width = padded.shape[3]
+    that the entries (0, +-1) of B^T, A^T and A make.
+
+    The loops run along the item's tiles, not along one row of tiles (7 tiles on a 14x14
+    map: too short for vector registers). B^T down the patch rows goes to `across`, row of
+    tiles k at k * 2*tw: then tile j of the item (row j // tw) reads across[2j ... 2j + 3],
+    in every row but its last tile, whose last two columns the next row has overwritten (they
+    are kept in `tails`). A^T M A goes to four staged rows (a tile's upper and lower outputs,
+    left and right), copied into out row by row; A down the output gradient's rows goes to
+    `down`, row of tiles k at k * 2*tw, where tile j reads down[2j] and down[2j + 1]."""
+    height, width = x.shape[2], x.shape[3]
+    c_group = x.shape[1] // groups
     if weight_pass:
         out_height, out_width = grad_out.shape[2], grad_out.shape[3]
     else:
         out_height, out_width = out.shape[2], out.shape[3]
-    total_rows = padded.shape[0] * tiles_high
+    total_rows = x.shape[0] * tiles_high
     most = rows * tiles_wide
-    v_buffer = np.empty(ALPHA * ALPHA * c_group * most, padded.dtype)
-    m_buffer = np.empty(ALPHA * ALPHA * outs * most, padded.dtype)      # M, or dM
-    part_buffer = np.empty(outs * most, padded.dtype)
-    across = np.empty((ALPHA, width), padded.dtype)
-    down = np.zeros((ALPHA, TILE * tiles_wide), padded.dtype)   # (columns past W_out: 0)
+    patch_width = TILE * tiles_wide + KERNEL - 1
+    # the columns of a patch row that x holds: [held_first, held_end); zeros elsewhere
+    held_first = max(0, left)
+    held_end = max(held_first, min(patch_width, left + width))
+    v_buffer = np.empty(ALPHA * ALPHA * c_group * most, x.dtype)
+    m_buffer = np.empty(ALPHA * ALPHA * outs * most, x.dtype)      # M, or dM
+    part_buffer = np.empty(outs * most, x.dtype)
+    across = np.zeros((ALPHA, TILE * most + KERNEL - 1), x.dtype)
+    tails = np.empty((ALPHA, rows, KERNEL - 1), x.dtype)
+    staged = np.empty((ALPHA, most), x.dtype)
+    zero_row = np.zeros(width, x.dtype)       # a patch row above or below x
+    down = np.empty((ALPHA, TILE * most), x.dtype)
+    zero_grad = np.zeros(out_width, x.dtype)  # the lower row of a tile below the output
     sums = np.zeros((ALPHA * ALPHA, groups, outs, c_group) if weight_pass else (0, 0, 0, 0),
                     np.float64)
-    product = np.empty((outs, c_group), padded.dtype)
+    product = np.empty((outs, c_group), x.dtype)
+    full_tiles = out_width // TILE     # tiles with both output columns inside out
     for item in range(first, end):
         row_first = item * rows
         count = min(rows, total_rows - row_first)
@@ -415,73 +442,105 @@ def _items_kernel(padded, kernels, bias, out, grad_out, groups, outs, tiles_high
         products = m_buffer[:ALPHA * ALPHA * outs * tiles].reshape((ALPHA * ALPHA, outs, tiles))
         part = part_buffer[:outs * tiles].reshape((outs, tiles))
         for g in range(groups):
-            # V: B^T down the 4 rows each row of tiles reads, then along each tile's columns
             for c in range(c_group):
+                # B^T down the 4 patch rows of each row of tiles: across (4, count * 2*tw + 2)
                 for k in range(count):
                     image = (row_first + k) // tiles_high
-                    top = TILE * ((row_first + k) % tiles_high)
-                    plane = padded[image, g * c_group + c]
-                    for col in range(width):
-                        d0 = plane[top, col]
-                        d1 = plane[top + 1, col]
-                        d2 = plane[top + 2, col]
-                        d3 = plane[top + 3, col]
-                        across[0, col] = d0 - d2
-                        across[1, col] = d1 + d2
-                        across[2, col] = d2 - d1
-                        across[3, col] = d1 - d3
-                    at = k * tiles_wide
+                    first_row = TILE * ((row_first + k) % tiles_high) - top   # x's row
+                    plane = x[image, g * c_group + c]
+                    row0 = plane[first_row] if 0 <= first_row < height else zero_row
+                    row1 = plane[first_row + 1] if 0 <= first_row + 1 < height else zero_row
+                    row2 = plane[first_row + 2] if 0 <= first_row + 2 < height else zero_row
+                    row3 = plane[first_row + 3] if 0 <= first_row + 3 < height else zero_row
+                    at = TILE * tiles_wide * k
                     for a in range(ALPHA):
-                        row = across[a]
-                        done0 = transformed[ALPHA * a, c, at:at + tiles_wide]
-                        done1 = transformed[ALPHA * a + 1, c, at:at + tiles_wide]
-                        done2 = transformed[ALPHA * a + 2, c, at:at + tiles_wide]
-                        done3 = transformed[ALPHA * a + 3, c, at:at + tiles_wide]
-                        for t in range(tiles_wide):
-                            d0 = row[TILE * t]
-                            d1 = row[TILE * t + 1]
-                            d2 = row[TILE * t + 2]
-                            d3 = row[TILE * t + 3]
-                            done0[t] = d0 - d2
-                            done1[t] = d1 + d2
-                            done2[t] = d2 - d1
-                            done3[t] = d1 - d3
+                        for col in range(held_first):
+                            across[a, at + col] = 0
+                        for col in range(held_end, patch_width):
+                            across[a, at + col] = 0
+                    # (slices from 0: the loop's indices are known not to be negative)
+                    d0 = row0[held_first - left:held_end - left]
+                    d1 = row1[held_first - left:held_end - left]
+                    d2 = row2[held_first - left:held_end - left]
+                    d3 = row3[held_first - left:held_end - left]
+                    done0 = across[0, at + held_first:at + held_end]
+                    done1 = across[1, at + held_first:at + held_end]
+                    done2 = across[2, at + held_first:at + held_end]
+                    done3 = across[3, at + held_first:at + held_end]
+                    for col in range(held_end - held_first):
+                        done0[col] = d0[col] - d2[col]
+                        done1[col] = d1[col] + d2[col]
+                        done2[col] = d2[col] - d1[col]
+                        done3[col] = d1[col] - d3[col]
+                    for a in range(ALPHA):
+                        tails[a, k, 0] = across[a, at + patch_width - 2]
+                        tails[a, k, 1] = across[a, at + patch_width - 1]
+                # B^T along each tile's 4 columns: V[4a + b, c] over the item's tiles
+                for a in range(ALPHA):
+                    row = across[a, :TILE * tiles + KERNEL - 1]
+                    done0 = transformed[ALPHA * a, c]
+                    done1 = transformed[ALPHA * a + 1, c]
+                    done2 = transformed[ALPHA * a + 2, c]
+                    done3 = transformed[ALPHA * a + 3, c]
+                    for j in range(tiles):
+                        d0 = row[TILE * j]
+                        d1 = row[TILE * j + 1]
+                        d2 = row[TILE * j + 2]
+                        d3 = row[TILE * j + 3]
+                        done0[j] = d0 - d2
+                        done1[j] = d1 + d2
+                        done2[j] = d2 - d1
+                        done3[j] = d1 - d3
+                    for k in range(count):     # each row's last tile: its last two columns
+                        j = tiles_wide * (k + 1) - 1
+                        d0 = row[TILE * j]
+                        d1 = row[TILE * j + 1]
+                        d2 = tails[a, k, 0]
+                        d3 = tails[a, k, 1]
+                        done0[j] = d0 - d2
+                        done1[j] = d1 + d2
+                        done2[j] = d2 - d1
+                        done3[j] = d1 - d3
             if weight_pass:
-                # dM: A down the tiles' 2 rows, then along each tile's 2 columns
+                # dM: A down the tiles' 2 rows (to `down`, row of tiles k at k * 2*tw), then
+                # along each tile's 2 columns, over the item's tiles
                 for o in range(outs):
                     channel = g * outs + o
                     for k in range(count):
                         image = (row_first + k) // tiles_high
-                        top = TILE * ((row_first + k) % tiles_high)
-                        if top + 1 < out_height:
-                            for col in range(out_width):
-                                y0 = grad_out[image, channel, top, col]
-                                y1 = grad_out[image, channel, top + 1, col]
-                                down[0, col] = y0
-                                down[1, col] = y0 + y1
-                                down[2, col] = y0 - y1
-                                down[3, col] = -y1
-                        else:     # the last row of tiles of an odd height: its second row cut
-                            for col in range(out_width):
-                                y0 = grad_out[image, channel, top, col]
-                                down[0, col] = y0
-                                down[1, col] = y0
-                                down[2, col] = y0
-                                down[3, col] = 0
-                        at = k * tiles_wide
-                        for a in range(ALPHA):
-                            row = down[a]
-                            done0 = products[ALPHA * a, o, at:at + tiles_wide]
-                            done1 = products[ALPHA * a + 1, o, at:at + tiles_wide]
-                            done2 = products[ALPHA * a + 2, o, at:at + tiles_wide]
-                            done3 = products[ALPHA * a + 3, o, at:at + tiles_wide]
-                            for t in range(tiles_wide):
-                                y0 = row[TILE * t]
-                                y1 = row[TILE * t + 1]
-                                done0[t] = y0
-                                done1[t] = y0 + y1
-                                done2[t] = y0 - y1
-                                done3[t] = -y1
+                        top_out = TILE * ((row_first + k) % tiles_high)
+                        upper = grad_out[image, channel, top_out]
+                        # the last row of tiles of an odd height: its lower row cut
+                        lower = (grad_out[image, channel, top_out + 1]
+                                 if top_out + 1 < out_height else zero_grad)
+                        at = TILE * tiles_wide * k
+                        done0 = down[0, at:at + out_width]
+                        done1 = down[1, at:at + out_width]
+                        done2 = down[2, at:at + out_width]
+                        done3 = down[3, at:at + out_width]
+                        for col in range(out_width):
+                            y0 = upper[col]
+                            y1 = lower[col]
+                            done0[col] = y0
+                            done1[col] = y0 + y1
+                            done2[col] = y0 - y1
+                            done3[col] = -y1
+                        for a in range(ALPHA):     # an odd width: its last tile's right cut
+                            for col in range(out_width, TILE * tiles_wide):
+                                down[a, at + col] = 0
+                    for a in range(ALPHA):
+                        row = down[a, :TILE * tiles]
+                        done0 = products[ALPHA * a, o]
+                        done1 = products[ALPHA * a + 1, o]
+                        done2 = products[ALPHA * a + 2, o]
+                        done3 = products[ALPHA * a + 3, o]
+                        for j in range(tiles):
+                            y0 = row[TILE * j]
+                            y1 = row[TILE * j + 1]
+                            done0[j] = y0
+                            done1[j] = y0 + y1
+                            done2[j] = y0 - y1
+                            done3[j] = -y1
                 # dU[p, g] += (Og, Cg) = (Og, T) @ (T, Cg)
                 for position in range(ALPHA * ALPHA):
                     np.dot(products[position], transformed[position].T, product)
@@ -504,43 +563,46 @@ def _items_kernel(padded, kernels, bias, out, grad_out, groups, outs, tiles_high
                         for o in range(outs):
                             for t in range(tiles):
                                 total[o, t] += part[o, t]
-            # out: A^T along each tile's columns, then down its rows, plus the bias
+            # out: A^T along each tile's columns, then down its rows, plus the bias, staged
+            # over the item's tiles: (upper left, upper right, lower left, lower right)
             for o in range(outs):
                 channel = g * outs + o
+                shift = bias[channel]
+                m0, m1, m2, m3 = products[0, o], products[1, o], products[2, o], products[3, o]
+                m4, m5, m6, m7 = products[4, o], products[5, o], products[6, o], products[7, o]
+                m8, m9, m10, m11 = (products[8, o], products[9, o], products[10, o],
+                                    products[11, o])
+                m12, m13, m14, m15 = (products[12, o], products[13, o], products[14, o],
+                                      products[15, o])
+                upper_left, upper_right = staged[0, :tiles], staged[1, :tiles]
+                lower_left, lower_right = staged[2, :tiles], staged[3, :tiles]
+                for j in range(tiles):
+                    # across[a, q] for the tile's rows a = 0..3 and columns q = 0, 1
+                    a0 = m0[j] + m1[j] + m2[j]
+                    a1 = m4[j] + m5[j] + m6[j]
+                    a2 = m8[j] + m9[j] + m10[j]
+                    a3 = m12[j] + m13[j] + m14[j]
+                    b0 = m1[j] - m2[j] - m3[j]
+                    b1 = m5[j] - m6[j] - m7[j]
+                    b2 = m9[j] - m10[j] - m11[j]
+                    b3 = m13[j] - m14[j] - m15[j]
+                    upper_left[j] = a0 + a1 + a2 + shift
+                    upper_right[j] = b0 + b1 + b2 + shift
+                    lower_left[j] = a1 - a2 - a3 + shift
+                    lower_right[j] = b1 - b2 - b3 + shift
                 for k in range(count):
                     image = (row_first + k) // tiles_high
-                    top = TILE * ((row_first + k) % tiles_high)
+                    top_out = TILE * ((row_first + k) % tiles_high)
                     at = k * tiles_wide
-                    for p in range(min(TILE, out_height - top)):
-                        out_row = out[image, channel, top + p]
-                        for t in range(tiles_wide):
-                            left = TILE * t
-                            # across[a, q] for the tile's rows a = 0..3 and columns q = 0, 1
-                            a0 = products[0, o, at + t] + products[1, o, at + t] \
-                                + products[2, o, at + t]
-                            a1 = products[4, o, at + t] + products[5, o, at + t] \
-                                + products[6, o, at + t]
-                            a2 = products[8, o, at + t] + products[9, o, at + t] \
-                                + products[10, o, at + t]
-                            a3 = products[12, o, at + t] + products[13, o, at + t] \
-                                + products[14, o, at + t]
-                            b0 = products[1, o, at + t] - products[2, o, at + t] \
-                                - products[3, o, at + t]
-                            b1 = products[5, o, at + t] - products[6, o, at + t] \
-                                - products[7, o, at + t]
-                            b2 = products[9, o, at + t] - products[10, o, at + t] \
-                                - products[11, o, at + t]
-                            b3 = products[13, o, at + t] - products[14, o, at + t] \
-                                - products[15, o, at + t]
-                            if p == 0:
-                                value0 = a0 + a1 + a2
-                                value1 = b0 + b1 + b2
-                            else:
-                                value0 = a1 - a2 - a3
-                                value1 = b1 - b2 - b3
-                            out_row[left] = value0 + bias[channel]
-                            if left + 1 < out_width:
-                                out_row[left + 1] = value1 + bias[channel]
+                    for p in range(min(TILE, out_height - top_out)):
+                        out_row = out[image, channel, top_out + p]
+                        lefts = staged[TILE * p, at:at + tiles_wide]
+                        rights = staged[TILE * p + 1, at:at + tiles_wide]
+                        for t in range(full_tiles):
+                            out_row[TILE * t] = lefts[t]
+                            out_row[TILE * t + 1] = rights[t]
+                        if full_tiles < tiles_wide:     # an odd width: the last tile's left
+                            out_row[TILE * full_tiles] = lefts[full_tiles]
     return sums
 
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corrnet.kernels import direct, jit, reference
+from corrnet.kernels import direct, jit, reference, threads
 from corrnet.kernels.windows import make_window
 
 TOLERANCE = {"float32": 2e-6, "float64": 1e-13}
@@ -148,10 +148,12 @@ def test_direct_matches_torch(config):
         check_all_passes(direct.small, config)
 
 
+@pytest.mark.parametrize("compiled", PATHS)
 @settings(max_examples=20, deadline=None)
 @given(config=configurations("pointwise"))
-def test_pointwise_matches_torch(config):
-    check_all_passes(direct.pointwise, config)
+def test_pointwise_matches_torch(compiled, config):
+    with jit.use_compiled(compiled):
+        check_all_passes(direct.pointwise, config)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,6 +249,23 @@ def test_non_contiguous_inputs(compiled):
             np.testing.assert_allclose(
                 algorithm.grad_weight(grad_strided, x_strided, weight.shape, window, 3),
                 expected[2], atol=1e-12)
+
+
+@pytest.mark.parametrize("compiled", PATHS)
+@pytest.mark.parametrize("stride, groups, bias", [(1, 1, True), (1, 2, False), (2, 1, True)])
+def test_pointwise_on_two_threads(compiled, stride, groups, bias):
+    """Work large enough to be split among corrnet's threads (an odd count of images, so the
+    runs differ in length), chunks of images within a small budget, with and without a bias
+    and a stride (the input gradient then scattered into every other pixel)."""
+    config = config_of(5, 32, 48, 40, 1, stride=stride, groups=groups, has_bias=bias)
+    with jit.use_compiled(compiled):
+        saved = threads.get_num_threads()
+        threads.set_num_threads(2)
+        try:
+            check_against_torch(direct.pointwise, config)
+            check_against_torch(direct.pointwise, config, budget=3 * 32 * 40 * 40 * 4)
+        finally:
+            threads.set_num_threads(saved)
 
 
 @pytest.mark.parametrize("channels, size", [(2, 9), (8, 2), (16, 1)])

@@ -33,6 +33,7 @@ from test_direct_conv import (
 
 import corrnet as ct
 from corrnet.kernels import jit, lanes, plan, simd, winograd
+from corrnet.kernels import threads as kernel_threads
 from corrnet.kernels.windows import make_window
 
 COMPILED = pytest.mark.skipif(not jit.AVAILABLE, reason="numba missing")
@@ -320,15 +321,16 @@ def test_issue13_lanes_a_late_helper_takes_what_is_left(monkeypatch):
             return future
 
     taken = []
-    sharing = lanes._sharing_images
+    sharing = kernel_threads.run_shared
 
-    def counting(threads, run):
-        sharing(threads, lambda next_image: (run(next_image), taken.append(next_image[0])))
+    def counting(count, kernel, *arguments):
+        sharing(count, lambda *given: (kernel(*given), taken.append(given[-1][0])),
+                *arguments)
 
     monkeypatch.setattr(lanes, "active", lambda: 2)
     monkeypatch.setattr(lanes, "MIN_PARALLEL_SIZE", 0)
-    monkeypatch.setattr(lanes, "helper_pool", lambda: LateHelpers())
-    monkeypatch.setattr(lanes, "_sharing_images", counting)
+    monkeypatch.setattr(kernel_threads, "helper_pool", lambda: LateHelpers())
+    monkeypatch.setattr(lanes, "run_shared", counting)
     with jit.use_compiled(True):
         check_forward(config_of(9, 6, 20, 12, 5, pad=1))
     # (the counter ends one take past the last image per thread: 3 takes of 4 for 9 images,

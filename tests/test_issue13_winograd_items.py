@@ -12,6 +12,9 @@ correlation crops its input), maps narrower than the padding."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -105,6 +108,42 @@ def test_issue13_winograd_items_span_images_on_small_maps():
     expected = _torch_passes(x, weight, None, upstream, ((1, 1), (1, 1)), 1)
     for value, want in zip(got, expected[:2], strict=True):
         np.testing.assert_allclose(value, want, rtol=0, atol=1e-11 * (1 + np.abs(want).max()))
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_issue13_winograd_items_on_threads(monkeypatch, count):
+    """Small items on 2 and 3 threads: the forward pass and the input gradient take them
+    from a shared counter (`threads.run_shared`), the weight gradient runs fixed runs of
+    them (`threads.run_pieces`), its threads' float64 sums added; a helper that starts late
+    finds fewer items left."""
+    class LateHelpers:
+        def submit(self, function, *args):
+            executor = concurrent.futures.ThreadPoolExecutor(1)
+            future = executor.submit(lambda: (time.sleep(0.05), function(*args))[1])
+            executor.shutdown(wait=False)
+            return future
+
+    rng = np.random.default_rng(count)
+    x = rng.standard_normal((3, 5, 9, 11))
+    weight = rng.standard_normal((4, 5, 3, 3))
+    bias = rng.standard_normal(4)
+    window = make_window("conv2d", 9, 11, (3, 3), (1, 1), ((1, 1), (2, 0)), (1, 1))
+    upstream = rng.standard_normal((3, 4, window.out_height, window.out_width))
+    expected = _torch_passes(x, weight, bias, upstream, ((1, 1), (2, 0)), 1)
+    monkeypatch.setattr(winograd, "ITEM_BYTES", 1)          # one row of tiles an item
+    monkeypatch.setattr(winograd, "MIN_PARALLEL_SIZE", 0)
+    monkeypatch.setattr(winograd, "active", lambda: count)
+    monkeypatch.setattr(threads, "active", lambda: count)
+    monkeypatch.setattr(threads, "MIN_PARALLEL_SIZE", 0)
+    for helpers in (threads.helper_pool, LateHelpers):
+        monkeypatch.setattr(threads, "helper_pool", helpers)
+        with jit.use_compiled(True):
+            got = (winograd.forward(x, weight, bias, window, 1),
+                   winograd.grad_input(upstream, weight, window, 1, x.shape),
+                   winograd.grad_weight(upstream, x, weight.shape, window, 1))
+        for value, want in zip(got, expected, strict=True):
+            np.testing.assert_allclose(value, want, rtol=0,
+                                       atol=1e-11 * (1 + np.abs(want).max()))
 
 
 def test_issue13_run_pieces_returns_each_runs_result_in_job_order():

@@ -45,7 +45,7 @@ padding, and spare columns for the last block of pixels), except where no paddin
 column is needed (LeNet's second layer: 10 = 2 blocks of 5), where the channel kernel reads
 the image in place. Taps are summed TAP_BLOCK at a time, each block's sums added into
 totals (float32 accuracy). corrnet's threads take the images IMAGES_PER_TAKE at a time
-from a shared counter (`_sharing_images`), so that a helper thread woken late takes fewer;
+from a shared counter (`threads.run_shared`), so that a helper thread woken late takes fewer;
 the weight gradient, whose sums per thread would then depend on the timing, gives each
 thread a fixed run of images (`_in_parallel`).
 
@@ -82,7 +82,7 @@ import numpy as np
 
 from . import simd
 from .jit import jit, runs_compiled
-from .threads import MIN_PARALLEL_SIZE, active, helper_pool
+from .threads import MIN_PARALLEL_SIZE, active, helper_pool, run_shared
 from .windows import Window2d, make_window
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -100,7 +100,7 @@ CHANNELS = 6
 TAP_BLOCK = 160
 # the weight gradient's sums go into float64 every this many outputs (whole output rows)
 PIXEL_SPAN = 160
-# the forward pass's threads take the images this many at a time (`_sharing_images`): one
+# the forward pass's threads take the images this many at a time (`threads.run_shared`): one
 # at a time, each thread's reads jump from image to image (LeNet's second layer on 2
 # threads: 0.84-0.86 ms, against 0.78-0.79 with 4); a fixed half each, the calling thread
 # waits for a helper woken late (0.78-0.83)
@@ -241,7 +241,7 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
 @jit()
 def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, next_image):
     """out[n] for the images n this thread takes, IMAGES_PER_TAKE at a time, from the counter
-    next_image (`_sharing_images`) until none is left: see the module docstring. x (N, C_in,
+    next_image (`threads.run_shared`) until none is left: see the module docstring. x (N, C_in,
     H, W), weight_lanes (G, blocks, K * lanes), bias (C_out,), out (N, C_out, H_out, W_out);
     geometry (kh, kw, sh, sw, dh, dw, top, left, padded rows, padded columns); tap_block:
     TAP_BLOCK (an argument, so that the tests can make it small)."""
@@ -448,7 +448,7 @@ def forward(x, weight, bias, window: Window2d, groups: int,
     threads = _threads(n, out.size * int(np.prod(weight.shape[1:])),
                        least_bytes(x.shape, weight.shape, window, groups, dtype, "forward"),
                        budget)
-    _sharing_images(threads, lambda next_image: kernel(*arguments, next_image))
+    run_shared(threads, kernel, *arguments)
     return out
 
 
@@ -490,21 +490,6 @@ def _threads(n: int, work: int, thread_bytes: int, budget: int) -> int:
     if work < MIN_PARALLEL_SIZE * 32:
         return 1
     return int(max(1, min(active(), n, budget // max(thread_bytes, 1))))
-
-
-def _sharing_images(threads: int, run) -> None:
-    """run(next_image) on `threads` threads, the calling one and corrnet's helpers, each
-    taking images from the shared counter next_image (`simd.take_next`) until none is left:
-    a helper woken late (some 50 microseconds on the VMs measured) takes fewer, where a
-    fixed half each kept the calling thread waiting (LeNet's second layer forward on 2
-    threads: 0.76 ms, of which 0.05 the wait). Each image's outputs are written by the
-    one thread that took it: the result does not depend on which thread that was."""
-    next_image = np.zeros(1, np.int64)
-    pool = helper_pool()
-    futures = [pool.submit(run, next_image) for _ in range(1, threads)]
-    run(next_image)
-    for future in futures:
-        future.result()
 
 
 def _in_parallel(n: int, threads: int, run_piece) -> None:

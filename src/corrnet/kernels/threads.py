@@ -213,6 +213,27 @@ def run_pieces(kernel, jobs: int, size: int, *arguments) -> list:
     return results + [future.result() for future in futures]
 
 
+def run_shared(threads: int, kernel, *arguments) -> None:
+    """Run ``kernel(*arguments, counter)`` on `threads` threads, the calling one and the
+    helpers, each taking its jobs from the shared counter (a one-element int64 array; a
+    compiled kernel takes the next job with `simd.take_next`) until none is left: a helper
+    woken late (some 50 microseconds on the VMs measured) or running on a slower core takes
+    fewer, where fixed runs keep the calling thread waiting for the slowest. For work whose
+    jobs write disjoint outputs (the result does not depend on which thread took a job);
+    sums over the jobs keep fixed runs (`run_pieces`), added in the same order every time."""
+    import numpy as np  # (not at import: see quiet_blas_threads)
+
+    counter = np.zeros(1, np.int64)
+    if threads < 2:
+        kernel(*arguments, counter)
+        return
+    pool = helper_pool()
+    futures = [pool.submit(kernel, *arguments, counter) for _ in range(1, threads)]
+    kernel(*arguments, counter)
+    for future in futures:
+        future.result()
+
+
 # --------------------------------------------------------------------------------------------
 # under load: the threads that may run (see the module docstring)
 # --------------------------------------------------------------------------------------------

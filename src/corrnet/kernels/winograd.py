@@ -69,8 +69,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import simd
 from .jit import enabled, jit
-from .threads import active, numba_blas_on_one_thread, run_pieces
+from .threads import MIN_PARALLEL_SIZE, active, numba_blas_on_one_thread, run_pieces, run_shared
 from .windows import Window2d, pad_array
 
 TILE = 2               # outputs per tile side (m in F(m x m, 3x3))
@@ -101,6 +102,8 @@ CACHE_BYTES = 16 * 2**20
 # (64, 256 channels) 18.9/17.7/17.4/22.2 (AMD EPYC, 1 MiB L2 a core).
 ITEM_BYTES = 2**21
 
+# the weight gradient's placeholder for `_items_kernel`'s counter (it runs fixed items)
+_NO_COUNTER = np.zeros(1, np.int64)
 # `_items_kernel`'s arrays that a pass does not use, per dtype
 _NO_ARRAY = {np.dtype(np.float32): np.empty((0, 0, 0, 0), np.float32),
              np.dtype(np.float64): np.empty((0, 0, 0, 0), np.float64)}
@@ -258,12 +261,18 @@ def _fused_grad_weight(x, grad_out, work, patch_pads, groups: int, tiles_high: i
             grads = grad_out[start:stop].astype(work, copy=False)
             items = -(-(stop - start) * tiles_high // rows)
             placeholder = _NO_ARRAY[images.dtype]
-            for piece_sum in run_pieces(_items_kernel, items, images.size, images, top, left,
+            for piece_sum in run_pieces(_weight_items, items, images.size, images, top, left,
                                         placeholder, placeholder.reshape(0), placeholder, grads,
                                         groups, c_out // groups, tiles_high, tiles_wide, rows,
                                         CHANNEL_BLOCK, True):
                 transformed_sum += piece_sum
             del images, grads
+
+
+def _weight_items(*arguments):
+    """`_items_kernel`'s weight gradient as `run_pieces` calls it: its arguments up to the
+    items first ... end - 1 (the last two), which it runs without a counter."""
+    return _items_kernel(*arguments, _NO_COUNTER)
 
 
 def back_transform_kernel(transformed, weight_shape, groups: int) -> np.ndarray:
@@ -361,9 +370,11 @@ def _fused_correlate(x, patch_pads, transformed_kernel, bias, out, tiles_high: i
             stop = min(start + chunk, n)
             images = x[start:stop].astype(transformed_kernel.dtype, copy=False)
             items = -(-(stop - start) * tiles_high // rows)
-            run_pieces(_items_kernel, items, out[start:stop].size, images, top, left,
-                       transformed_kernel, bias, out[start:stop], _NO_ARRAY[images.dtype],
-                       groups, outs, tiles_high, tiles_wide, rows, CHANNEL_BLOCK, False)
+            parallel = out[start:stop].size >= MIN_PARALLEL_SIZE
+            run_shared(min(active(), items) if parallel else 1, _items_kernel, images, top,
+                       left, transformed_kernel, bias, out[start:stop],
+                       _NO_ARRAY[images.dtype], groups, outs, tiles_high, tiles_wide, rows,
+                       CHANNEL_BLOCK, False, 0, items)
             del images
 
 
@@ -379,11 +390,12 @@ def _item_rows(tiles_wide: int, c_group: int, outs: int, itemsize: int, most: in
 
 @jit()
 def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tiles_high,
-                  tiles_wide, rows, channel_block, weight_pass, first, end):
-    """The items first ... end - 1 of a chunk: item i is the rows of tiles i*rows ...
-    (i+1)*rows - 1 of the chunk, row r being image r // th's row of tiles r % th; the
-    forward pass (`_fused_correlate`, weight_pass False) or the weight gradient
-    (`_fused_grad_weight`, True). Per item and group, with T its tiles:
+                  tiles_wide, rows, channel_block, weight_pass, first, end, next_item):
+    """The items of a chunk (item i is the rows of tiles i*rows ... (i+1)*rows - 1, row r
+    being image r // th's row of tiles r % th) through the forward pass
+    (`_fused_correlate`, weight_pass False: the items that this thread takes from the
+    counter next_item, until `end`) or the weight gradient (`_fused_grad_weight`, True:
+    the items first ... end - 1). Per item and group, with T its tiles:
 
         V (16, Cg, T)   = B^T d B of each tile's 4x4 patch of x (n, C_in, H, W) padded by
                           top and left (negative: cropped) and zeros past its end
@@ -433,7 +445,8 @@ def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tile
                     np.float64)
     product = np.empty((outs, c_group), x.dtype)
     full_tiles = out_width // TILE     # tiles with both output columns inside out
-    for item in range(first, end):
+    item = first if weight_pass else simd.take_next(next_item)
+    while item < end:
         row_first = item * rows
         count = min(rows, total_rows - row_first)
         tiles = count * tiles_wide
@@ -603,6 +616,7 @@ def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tile
                             out_row[TILE * t + 1] = rights[t]
                         if full_tiles < tiles_wide:     # an odd width: the last tile's left
                             out_row[TILE * full_tiles] = lefts[full_tiles]
+        item = item + 1 if weight_pass else simd.take_next(next_item)
     return sums
 
 

@@ -21,8 +21,9 @@ where a pause takes more cycles) on the cores that the next call needs: timed at
 corrnet call after a PyTorch call lost a core for that long (LeNet's second layer fwd+bwd 9.3
 ms instead of 5.0, interleaved; 5.0-5.7 ms with OMP_WAIT_POLICY=PASSIVE or when run alone). A
 candidate gets up to `repeats` samples but no more than fit in about `budget_s` seconds, and at
-least 3 — except a call that took over `slow_call_s` seconds, whose warm-up call is its one
-sample. Peak memory and import time are measured in fresh subprocesses. Run it on an idle
+least 3 — except a call that took over `slow_call_s` seconds, whose second warm-up call is
+its one sample (the first may include compiling a kernel: numba's disk cache is empty after
+an install or a change to a kernel). Peak memory and import time are measured in fresh subprocesses. Run it on an idle
 machine: with 2 cores, one other busy process makes every ratio meaningless.
 
 How to read the ratios. In the timing tables, "X / corrnet" is X's time divided by
@@ -134,14 +135,14 @@ class Timing:
     repeats: int  # the most samples per candidate
     budget_s: float  # seconds of samples per candidate, beyond the minimum
     min_samples: int = 3
-    slow_call_s: float = 5.0  # a warm-up call slower than this is the only sample
+    slow_call_s: float = 5.0  # a second warm-up call slower than this is the only sample
     rounds: int = 5  # the samples are spread over this many interleaved rounds
     settle_s: float = 0.05  # untimed calls at the start of each candidate's turn in a round
 
     def describe(self) -> str:
         return (f"up to {self.repeats} samples per candidate, within ~{self.budget_s:g} s "
                 f"each but at least {min(self.min_samples, self.repeats)} (a call over "
-                f"{self.slow_call_s:g} s: its one warm-up call), after two warm-up calls; in "
+                f"{self.slow_call_s:g} s: its second warm-up call), after two warm-up calls; in "
                 f"each of {self.rounds} rounds, {self.settle_s * 1000:g} ms of untimed calls "
                 "before a candidate's samples (a slower call: a pause as long)")
 
@@ -256,11 +257,11 @@ def time_candidates(candidates: dict[str, Callable | None], timing: Timing):
             notes[name] = "not installed"
             continue
         try:
-            # the first call pays one-off costs (numba loading a compiled kernel from its disk
-            # cache, a planner's first choice); the second one, timed, sets the sample count
+            # the first call pays one-off costs (numba compiling a kernel or loading it from
+            # its disk cache, a planner's first choice); the second one, timed, sets the
+            # sample count
+            call()
             warm_call[name] = _seconds(call)
-            if warm_call[name] <= timing.slow_call_s:
-                warm_call[name] = _seconds(call)
         except Exception as error:  # one failing candidate mustn't end the run
             notes[name] = f"failed: {type(error).__name__}: {str(error)[:120]}"
 

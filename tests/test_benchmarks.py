@@ -249,8 +249,18 @@ def test_a_slow_call_is_its_own_single_sample():
     calls = []
     timing = bench.Timing(repeats=20, budget_s=3.0, slow_call_s=0.0)  # every call is "slow"
     seconds, samples, _ = bench.time_candidates({"corrnet": lambda: calls.append(1)}, timing)
-    assert samples == {"corrnet": 1} and len(calls) == 1
+    assert samples == {"corrnet": 1} and len(calls) == 2    # the second warm-up call
     assert bench._split(7, 5) == [2, 2, 1, 1, 1]
+
+
+def test_a_slow_first_call_is_not_the_sample():
+    """A first call that compiles (numba's cache empty) takes seconds; the sample is the
+    second, warm call."""
+    durations = iter([0.3, 0.01] + [0.01] * 100)
+    timing = bench.Timing(repeats=3, budget_s=0.1, slow_call_s=0.2, settle_s=0.0)
+    seconds, samples, _ = bench.time_candidates(
+        {"corrnet": lambda: time.sleep(next(durations))}, timing)
+    assert samples["corrnet"] == 3 and seconds["corrnet"] < 0.1
 
 
 # -- the corrnet algorithm of a conv layer row ----------------------------------------------

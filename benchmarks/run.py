@@ -23,8 +23,9 @@ ms instead of 5.0, interleaved; 5.0-5.7 ms with OMP_WAIT_POLICY=PASSIVE or when 
 candidate gets up to `repeats` samples but no more than fit in about `budget_s` seconds, and at
 least 3 — except a call that took over `slow_call_s` seconds, whose second warm-up call is
 its one sample (the first may include compiling a kernel: numba's disk cache is empty after
-an install or a change to a kernel). Peak memory and import time are measured in fresh subprocesses. Run it on an idle
-machine: with 2 cores, one other busy process makes every ratio meaningless.
+an install or a change to a kernel). Peak memory and import time are measured in fresh
+subprocesses. Run it on an idle machine: with 2 cores, one other busy process makes every
+ratio meaningless.
 
 How to read the ratios. In the timing tables, "X / corrnet" is X's time divided by
 corrnet's: above 1, corrnet is faster (2.0: corrnet takes half the time); below 1, slower.

@@ -37,7 +37,8 @@ CONVOLUTIONS = [
     ("depthwise", (2, 32, 32, 32), (32, 1, 3, 3), 1, 32, ("direct", "direct", "direct")),
     ("lanes", (2, 6, 14, 14), (16, 6, 5, 5), 0, 1, ("lanes", "lanes", "lanes")),
     ("unrolled", (2, 16, 12, 12), (16, 16, 5, 5), 0, 1, ("lanes", "unrolled", "lanes")),
-    ("im2col", (32, 64, 6, 6), (64, 64, 3, 3), 1, 1, ("gemm", "gemm", "gemm")),
+    ("im2col", (16, 64, 7, 7), (64, 64, 3, 3), 1, 1, ("gemm", "gemm", "gemm")),
+    ("taps", (32, 64, 6, 6), (64, 64, 3, 3), 1, 1, ("taps", "taps", "taps")),
 ]
 
 

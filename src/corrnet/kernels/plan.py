@@ -14,6 +14,8 @@ each in its own module with the same interface (`supports`, `forward`, `grad_inp
     lanes       direct, output channels (or neighbouring outputs) in vector lanes, sums in
                 registers; input gradient at stride 1 only (lanes.py, numba only)
     winograd    3x3, stride 1: F(2x2, 3x3) minimal filtering (winograd.py)
+    taps        small maps: one channel GEMM per kernel tap, the zero padding's products left
+                out (taps.py)
     fft         large kernels, stride 1: products of spectra (fft.py)
 
 `choose` picks, in this order: a forced algorithm (`Settings.algorithm`); with
@@ -91,6 +93,7 @@ from . import (
     jit,
     lanes,
     pool,
+    taps,
     unrolled,
     winograd,
 )
@@ -106,6 +109,7 @@ ALGORITHMS = {
     "unrolled": unrolled,
     "lanes": lanes,
     "winograd": winograd,
+    "taps": taps,
     "fft": fft,
 }
 
@@ -300,7 +304,8 @@ def _fastest(names, trial) -> str:
 def _rule(pass_name, able, x_shape, weight_shape, window: Window2d, groups, fits) -> str:
     """The measured rules: the first algorithm in this order that supports the pass, whose
     rule holds and which `fits` the memory budget; else im2col + GEMM."""
-    for name in ("pointwise", "fft", "lanes", "direct", "depthwise", "winograd", "unrolled"):
+    for name in ("pointwise", "fft", "lanes", "direct", "depthwise", "winograd", "taps",
+                 "unrolled"):
         if (name in able and RULES[name](pass_name, x_shape, weight_shape, window, groups)
                 and fits(name)):
             return name
@@ -389,6 +394,7 @@ RULES = {
     "depthwise": direct.depthwise_rule,
     "direct": direct.direct_rule,
     "winograd": _winograd_wins,
+    "taps": taps.rule,
     "unrolled": unrolled.rule,
 }
 

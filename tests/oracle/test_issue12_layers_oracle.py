@@ -169,8 +169,10 @@ def test_issue12_group_norm_matches_torch(batch, groups, per_group, spatial, aff
     assume(dtype == np.float64 or per_group * np.prod(spatial) > 1)  # as in layer_norm
     x = _input(seed, (batch, channels) + spatial, dtype, kinks=False)
     # in float32, groups whose values nearly coincide are ill-conditioned: both libraries'
-    # rounding is amplified by 1/std (test_issue12_group_norm_float32_ill_conditioned)
-    assume(dtype == np.float64 or _min_group_std(x, groups) > 1e-2)
+    # rounding is amplified by 1/std (test_issue12_group_norm_float32_ill_conditioned). A
+    # draw with std 0.03 (two values a group) put PyTorch's float32 input gradient 2.7e-5 off
+    # the float64 one, corrnet's 8e-7: the two differed by 2e-4, past the tolerance
+    assume(dtype == np.float64 or _min_group_std(x, groups) > 1e-1)
     rng = np.random.default_rng(seed + 1)
     weight = rng.uniform(0.5, 1.5, channels).astype(dtype) if affine else None
     bias = rng.uniform(-1, 1, channels).astype(dtype) if affine else None

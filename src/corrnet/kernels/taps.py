@@ -110,9 +110,13 @@ def _pixel_rows(array_cl: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
     return np.ascontiguousarray(rect).reshape(-1, array_cl.shape[3])
 
 
-def _chunk(n: int, per_image: int, budget: int) -> int:
-    """Images per chunk whose temporaries (per_image bytes each) fit the budget (one at least)."""
-    return max(1, min(n, budget // max(per_image, 1)))
+def _chunk(n: int, x_shape, weight_shape, window: Window2d, dtype, budget: int) -> int:
+    """Images per chunk whose temporaries fit the budget beside the weight-sized ones (one
+    image at least; see `least_bytes`)."""
+    fixed = least_bytes(x_shape, weight_shape, window, 1, dtype, "forward") - _image_bytes(
+        x_shape, weight_shape, window, dtype)
+    per_image = _image_bytes(x_shape, weight_shape, window, dtype)
+    return max(1, min(n, (budget - fixed) // max(per_image, 1)))
 
 
 def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
@@ -146,7 +150,7 @@ def forward(x, weight, bias, window: Window2d, groups: int, budget=DEFAULT_BUDGE
     taps = _taps(window)
     weights = _tap_major(weight, groups)
     out = np.empty((n, c_out, window.out_height, window.out_width), x.dtype)
-    step = _chunk(n, _image_bytes(x.shape, weight.shape, window, x.dtype), budget)
+    step = _chunk(n, x.shape, weight.shape, window, x.dtype, budget)
     for start in range(0, n, step):
         images = slice(start, min(n, start + step))
         x_cl = _channels_last(x[images])                              # (H, W, n, C_in)
@@ -175,7 +179,7 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
     outs = c_out // groups
     weights = _tap_major(weight, groups)
     grad_x = np.empty(x_shape, grad_out.dtype)
-    step = _chunk(n, _image_bytes(x_shape, weight.shape, window, grad_out.dtype), budget)
+    step = _chunk(n, x_shape, weight.shape, window, grad_out.dtype, budget)
     for start in range(0, n, step):
         images = slice(start, min(n, start + step))
         grad_cl = _channels_last(grad_out[images])                    # (H_out, W_out, n, C_out)
@@ -202,7 +206,7 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
     c_out, c_group, kh, kw = weight_shape
     outs = c_out // groups
     sums = np.zeros((kh, kw, groups, outs, c_group), x.dtype)
-    step = _chunk(n, _image_bytes(x.shape, weight_shape, window, x.dtype), budget)
+    step = _chunk(n, x.shape, weight_shape, window, x.dtype, budget)
     for start in range(0, n, step):
         images = slice(start, min(n, start + step))
         x_cl = _channels_last(x[images])                              # (H, W, n, C_in)

@@ -52,3 +52,29 @@ def no_cuda(monkeypatch):
         pytest.skip("CUDA is available here: the no-CUDA behaviour cannot be checked")
     yield
     devices.reset()
+
+
+# -- corrnet's helper threads, started late ---------------------------------------------------
+
+class _LateHelpers:
+    """A stand-in for corrnet's helper pool (`threads.helper_pool()`) whose helpers start
+    `delay` seconds after the work is handed out."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+
+    def submit(self, function, *args):
+        import concurrent.futures
+        import time
+
+        executor = concurrent.futures.ThreadPoolExecutor(1)
+        future = executor.submit(lambda: (time.sleep(self.delay), function(*args))[1])
+        executor.shutdown(wait=False)
+        return future
+
+
+@pytest.fixture
+def late_helpers():
+    """late_helpers(delay): a stand-in for `threads.helper_pool` (to monkeypatch in) whose
+    helpers start `delay` seconds late."""
+    return lambda delay: (lambda: _LateHelpers(delay))

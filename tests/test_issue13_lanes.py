@@ -14,9 +14,7 @@ conv2d op end to end with the planner's choice.
 
 from __future__ import annotations
 
-import concurrent.futures
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -310,16 +308,9 @@ def test_issue13_lanes_on_threads(monkeypatch, threads):
 
 
 @COMPILED
-def test_issue13_lanes_a_late_helper_takes_what_is_left(monkeypatch):
+def test_issue13_lanes_a_late_helper_takes_what_is_left(monkeypatch, late_helpers):
     """A helper that starts only after the calling thread has taken every image finds none
     left: the result is whole and the same."""
-    class LateHelpers:
-        def submit(self, function, *args):
-            executor = concurrent.futures.ThreadPoolExecutor(1)
-            future = executor.submit(lambda: (time.sleep(0.2), function(*args))[1])
-            executor.shutdown(wait=False)
-            return future
-
     taken = []
     sharing = kernel_threads.run_shared
 
@@ -329,7 +320,7 @@ def test_issue13_lanes_a_late_helper_takes_what_is_left(monkeypatch):
 
     monkeypatch.setattr(lanes, "active", lambda: 2)
     monkeypatch.setattr(lanes, "MIN_PARALLEL_SIZE", 0)
-    monkeypatch.setattr(kernel_threads, "helper_pool", lambda: LateHelpers())
+    monkeypatch.setattr(kernel_threads, "helper_pool", late_helpers(0.2))
     monkeypatch.setattr(lanes, "run_shared", counting)
     with jit.use_compiled(True):
         check_forward(config_of(9, 6, 20, 12, 5, pad=1))

@@ -12,9 +12,6 @@ correlation crops its input), maps narrower than the padding."""
 
 from __future__ import annotations
 
-import concurrent.futures
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -111,18 +108,11 @@ def test_issue13_winograd_items_span_images_on_small_maps():
 
 
 @pytest.mark.parametrize("count", [2, 3])
-def test_issue13_winograd_items_on_threads(monkeypatch, count):
+def test_issue13_winograd_items_on_threads(monkeypatch, late_helpers, count):
     """Small items on 2 and 3 threads: the forward pass and the input gradient take them
     from a shared counter (`threads.run_shared`), the weight gradient runs fixed runs of
     them (`threads.run_pieces`), its threads' float64 sums added; a helper that starts late
     finds fewer items left."""
-    class LateHelpers:
-        def submit(self, function, *args):
-            executor = concurrent.futures.ThreadPoolExecutor(1)
-            future = executor.submit(lambda: (time.sleep(0.05), function(*args))[1])
-            executor.shutdown(wait=False)
-            return future
-
     rng = np.random.default_rng(count)
     x = rng.standard_normal((3, 5, 9, 11))
     weight = rng.standard_normal((4, 5, 3, 3))
@@ -135,7 +125,7 @@ def test_issue13_winograd_items_on_threads(monkeypatch, count):
     monkeypatch.setattr(winograd, "active", lambda: count)
     monkeypatch.setattr(threads, "active", lambda: count)
     monkeypatch.setattr(threads, "MIN_PARALLEL_SIZE", 0)
-    for helpers in (threads.helper_pool, LateHelpers):
+    for helpers in (threads.helper_pool, late_helpers(0.05)):
         monkeypatch.setattr(threads, "helper_pool", helpers)
         with jit.use_compiled(True):
             got = (winograd.forward(x, weight, bias, window, 1),

@@ -113,10 +113,8 @@ def _pixel_rows(array_cl: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
 def _chunk(n: int, x_shape, weight_shape, window: Window2d, dtype, budget: int) -> int:
     """Images per chunk whose temporaries fit the budget beside the weight-sized ones (one
     image at least; see `least_bytes`)."""
-    fixed = least_bytes(x_shape, weight_shape, window, 1, dtype, "forward") - _image_bytes(
-        x_shape, weight_shape, window, dtype)
     per_image = _image_bytes(x_shape, weight_shape, window, dtype)
-    return max(1, min(n, (budget - fixed) // max(per_image, 1)))
+    return max(1, min(n, (budget - _weight_bytes(weight_shape, dtype)) // max(per_image, 1)))
 
 
 def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
@@ -124,8 +122,13 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
     """The temporaries of one image: the channels-last copies of x (or its gradient) and of
     the output (or its gradient), one shifted rectangle and one product, and the result's
     layout copy; plus the weight's tap-major copy (and the weight gradient's sums)."""
-    return _image_bytes(x_shape, weight_shape, window, dtype) + 2 * int(
-        np.prod(weight_shape)) * np.dtype(dtype).itemsize
+    return _image_bytes(x_shape, weight_shape, window, dtype) + _weight_bytes(weight_shape,
+                                                                              dtype)
+
+
+def _weight_bytes(weight_shape, dtype) -> int:
+    """The weight's tap-major copy, and the weight gradient's sums."""
+    return 2 * int(np.prod(weight_shape)) * np.dtype(dtype).itemsize
 
 
 def _image_bytes(x_shape, weight_shape, window: Window2d, dtype) -> int:
@@ -177,6 +180,7 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
     n, c_in = x_shape[:2]
     c_out, c_group = weight.shape[:2]
     outs = c_out // groups
+    taps = _taps(window)
     weights = _tap_major(weight, groups)
     grad_x = np.empty(x_shape, grad_out.dtype)
     step = _chunk(n, x_shape, weight.shape, window, grad_out.dtype, budget)
@@ -185,7 +189,7 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
         grad_cl = _channels_last(grad_out[images])                    # (H_out, W_out, n, C_out)
         grad_x_cl = np.zeros((window.height, window.width, grad_cl.shape[2], c_in),
                              grad_out.dtype)
-        for i, j, rows, cols, in_rows, in_cols in _taps(window):
+        for i, j, rows, cols, in_rows, in_cols in taps:
             grads = _pixel_rows(grad_cl, rows, cols)                  # (pixels*n, C_out)
             target = grad_x_cl[in_rows, in_cols]
             for g in range(groups):
@@ -205,13 +209,14 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
     n = x.shape[0]
     c_out, c_group, kh, kw = weight_shape
     outs = c_out // groups
+    taps = _taps(window)
     sums = np.zeros((kh, kw, groups, outs, c_group), x.dtype)
     step = _chunk(n, x.shape, weight_shape, window, x.dtype, budget)
     for start in range(0, n, step):
         images = slice(start, min(n, start + step))
         x_cl = _channels_last(x[images])                              # (H, W, n, C_in)
         grad_cl = _channels_last(grad_out[images])                    # (H_out, W_out, n, C_out)
-        for i, j, rows, cols, in_rows, in_cols in _taps(window):
+        for i, j, rows, cols, in_rows, in_cols in taps:
             pixels = _pixel_rows(x_cl, in_rows, in_cols)              # (pixels*n, C_in)
             grads = _pixel_rows(grad_cl, rows, cols)                  # (pixels*n, C_out)
             for g in range(groups):

@@ -134,9 +134,11 @@ def test_issue12_layer_norm_matches_torch(dims, dtype, seed, shape, affine, bias
     # one value per sample: the exact gradient is 0, PyTorch's float32 one rounding noise
     assume(dtype == np.float64 or np.prod(normalized) > 1)
     x = _input(seed, shape, dtype, kinks=False)
-    # (nearly equal values in a sample: ill-conditioned in float32, as in group_norm)
+    # (nearly equal values in a sample: ill-conditioned in float32, as in group_norm. A draw
+    # with std 0.011 (two values a sample) put PyTorch's float32 input gradient 1.1% off the
+    # float64 one, corrnet's 7e-6: above 0.1, as group_norm's)
     samples = x.astype(np.float64).reshape(-1, int(np.prod(normalized)))
-    assume(dtype == np.float64 or samples.std(axis=1).min() > 1e-2)
+    assume(dtype == np.float64 or samples.std(axis=1).min() > 1e-1)
     rng = np.random.default_rng(seed + 1)
     weight = rng.uniform(0.5, 1.5, normalized).astype(dtype) if affine else None
     b = rng.uniform(-1, 1, normalized).astype(dtype) if bias else None

@@ -1,0 +1,103 @@
+"""Issue 13: what a call costs before its kernel runs.
+
+* `F.conv2d` keeps the window of arguments that passed its checks (`functional._CHECKED`): a
+  call again with the same shapes, dtypes and arguments skips them, so the cache must never
+  let through what the checks would refuse, nor change a result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import corrnet
+from corrnet import functional as CF
+from corrnet.nn import functional as F
+
+
+@pytest.fixture
+def conv_args():
+    rng = np.random.default_rng(0)
+    x = corrnet.tensor(rng.standard_normal((2, 4, 9, 8)).astype(np.float32))
+    weight = corrnet.tensor(rng.standard_normal((6, 2, 3, 3)).astype(np.float32))
+    bias = corrnet.tensor(rng.standard_normal(6).astype(np.float32))
+    return x, weight, bias
+
+
+def _torch(*tensors):
+    return [None if t is None else torch.from_numpy(t.numpy()) for t in tensors]
+
+
+@pytest.mark.parametrize("conv", ["conv2d", "conv1d"])
+def test_issue13_checked_arguments_give_the_same_results(conv_args, conv):
+    """The second and third calls (the checks skipped) equal the first and torch's, for
+    every form of the arguments that the checks accept; other shapes are checked anew."""
+    x, weight, bias = conv_args
+    if conv == "conv1d":
+        x, weight = x[:, :, 0], weight[:, :, 0]
+    ours, theirs = getattr(F, conv), getattr(torch.nn.functional, conv)
+    for kwargs in ({}, {"stride": 2, "padding": 1, "groups": 2},
+                   {"stride": (2,) * (x.dim() - 2), "padding": "same", "dilation": 1},
+                   {"padding": "valid", "groups": 2}):
+        if kwargs.get("padding") == "same":
+            kwargs = {k: v for k, v in kwargs.items() if k != "stride"}
+        groups = kwargs.get("groups", 1)
+        w = weight if groups == 2 else weight.repeat(1, 2, *(1,) * (weight.dim() - 2))
+        expected = theirs(*_torch(x, w, bias), **kwargs).numpy()
+        for _ in range(3):
+            np.testing.assert_allclose(ours(x, w, bias, **kwargs).numpy(), expected,
+                                       rtol=1e-5, atol=1e-5)
+    smaller = x[:1]
+    np.testing.assert_allclose(ours(smaller, weight, bias, groups=2).numpy(),
+                               theirs(*_torch(smaller, weight, bias), groups=2).numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (dict(stride=True), TypeError, "stride must be an int"),
+    (dict(stride=[1, 1]), None, None),
+    (dict(padding=np.array([1, 1])), TypeError, "padding must be"),
+    (dict(padding="full"), RuntimeError, "padding must be an int, a tuple, 'valid' or 'same'"),
+    (dict(groups=True), RuntimeError, "groups must be a positive integer"),
+    (dict(bias="wrong shape"), RuntimeError, r"expected bias of shape \(6,\)"),
+    (dict(bias="float64"), RuntimeError, "must have the same dtype"),
+    (dict(weight="float64"), RuntimeError, "must have the same dtype"),
+    (dict(x="no channels"), RuntimeError, "input has 3 channels"),
+])
+def test_issue13_checked_arguments_still_refuse_what_the_checks_refuse(conv_args, change,
+                                                                         error, match):
+    """A call that passed the checks, then one that differs in one argument: refused as on a
+    first call (a bool is not an int, though it hashes as one), or, for a list that the
+    checks accept, the same result."""
+    x, weight, bias = conv_args
+    kwargs = dict(stride=1, padding=1, groups=2)
+    expected = F.conv2d(x, weight, bias, **kwargs)
+    F.conv2d(x, weight, bias, **kwargs)         # (the second call skips the checks)
+    arguments = dict(x=x, weight=weight, bias=bias, **kwargs)
+    for name, value in change.items():
+        if isinstance(value, str) and value == "wrong shape":
+            value = corrnet.zeros(5)
+        elif isinstance(value, str) and value == "float64":
+            value = arguments[name].double()
+        elif isinstance(value, str) and value == "no channels":
+            value = x[:, :3]
+        arguments[name] = value
+    x, weight, bias = arguments.pop("x"), arguments.pop("weight"), arguments.pop("bias")
+    if error is None:
+        np.testing.assert_array_equal(F.conv2d(x, weight, bias, **arguments).numpy(),
+                                      expected.numpy())
+        return
+    for _ in range(2):
+        with pytest.raises(error, match=match):
+            F.conv2d(x, weight, bias, **arguments)
+
+
+def test_issue13_checked_arguments_are_bounded(conv_args, monkeypatch):
+    """At most CHECKED_MAX windows are kept; then the table starts again."""
+    x, weight, bias = conv_args
+    monkeypatch.setattr(CF, "_CHECKED", {})
+    monkeypatch.setattr(CF, "CHECKED_MAX", 3)
+    for padding in range(5):
+        F.conv2d(x, weight, bias, padding=padding, groups=2)
+        assert 1 <= len(CF._CHECKED) <= 3

@@ -1,8 +1,10 @@
-"""Issue 13: what a call costs before its kernel runs.
+"""Issue 13: what a call costs before its kernel runs, and the compiled kernels' shared pieces.
 
 * `F.conv2d` keeps the window of arguments that passed its checks (`functional._CHECKED`): a
   call again with the same shapes, dtypes and arguments skips them, so the cache must never
   let through what the checks would refuse, nor change a result.
+* `jit.inline` helpers (plain Python functions that kernels call, LLVM inlining them) and the
+  intrinsics `simd.fma` and `simd.float32_from_bits`, against their plain equivalents.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import torch
 
 import corrnet
 from corrnet import functional as CF
+from corrnet.kernels import activation, jit, simd
 from corrnet.nn import functional as F
+
+COMPILED = pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
 
 
 @pytest.fixture
@@ -101,3 +106,80 @@ def test_issue13_checked_arguments_are_bounded(conv_args, monkeypatch):
     for padding in range(5):
         F.conv2d(x, weight, bias, padding=padding, groups=2)
         assert 1 <= len(CF._CHECKED) <= 3
+
+
+@COMPILED
+def test_issue13_simd_fma_and_float32_from_bits_against_their_plain_equivalents():
+    """fma rounds a * b + c once (float32 and float64); float32_from_bits reads an int32's
+    bits as a float32 (2**k from (k + 127) << 23, and any other pattern)."""
+    numba = jit.load_numba()
+
+    @numba.njit
+    def fused(a, b, c, out):
+        for i in range(a.size):
+            out[i] = simd.fma(a[i], b[i], c[i])
+
+    @numba.njit
+    def from_bits(bits, out):
+        for i in range(bits.size):
+            out[i] = simd.float32_from_bits(bits[i])
+
+    rng = np.random.default_rng(2)
+    for dtype in (np.float32, np.float64):
+        a, b, c = (rng.standard_normal(1000).astype(dtype) for _ in range(3))
+        out = np.empty_like(a)
+        fused(a, b, c, out)
+        expected = np.array([simd.fma_reference(*abc) for abc in zip(a, b, c, strict=True)])
+        np.testing.assert_array_equal(out, expected) if dtype == np.float32 else \
+            np.testing.assert_allclose(out, a * b + c, rtol=1e-15, atol=1e-15)
+    # one rounding, not two: a product whose low bits a separate rounding would lose
+    third = np.float32(1 + 2**-12)
+    out = np.empty(1, np.float32)
+    fused(np.array([third]), np.array([third]), np.array([np.float32(-1 - 2**-11)]), out)
+    assert out[0] == np.float32(2**-24)
+    bits = np.concatenate([(np.arange(-126, 128, dtype=np.int32) + 127) << 23,
+                           rng.integers(-2**31, 2**31, 1000, dtype=np.int64).astype(np.int32)])
+    out = np.empty(bits.size, np.float32)
+    from_bits(bits, out)
+    np.testing.assert_array_equal(out.view(np.int32), bits)
+    np.testing.assert_array_equal(out[:254], 2.0 ** np.arange(-126, 128))
+    assert simd.float32_from_bits_reference(np.int32(127 << 23)) == np.float32(1.0)
+
+
+@COMPILED
+def test_issue13_inline_helpers_run_in_kernels_and_in_python():
+    """An `inline` helper is the plain function from Python and a function of the kernels
+    that call it (registered once numba is set up, or at once after): sigmoid_value within
+    3 units in the last place of float64's sigmoid, as the compiled sigmoid pass computes it;
+    a helper defined after numba's set-up is registered then."""
+    numba = jit.load_numba()
+    helper = jit.inline()(lambda value: value * 2.0 + 1.0)
+    assert helper(3.0) == 7.0
+
+    @numba.njit
+    def twice_plus_one(values, out):
+        for i in range(values.size):
+            out[i] = helper(values[i])
+
+    values = np.linspace(-3, 3, 101)
+    out = np.empty_like(values)
+    twice_plus_one(values, out)
+    np.testing.assert_array_equal(out, values * 2 + 1)
+
+    @numba.njit
+    def sigmoid(values, out):
+        for i in range(values.size):
+            out[i] = activation.sigmoid_value(values[i])
+
+    x = np.concatenate([np.linspace(-100, 100, 20001), [np.nan, np.inf, -np.inf]]).astype(
+        np.float32)
+    out = np.empty_like(x)
+    sigmoid(x, out)
+    with jit.use_compiled(True):
+        np.testing.assert_array_equal(out, activation.sigmoid_forward(x))
+    normal = x[:-3] > -87      # (below -88: 0, the docstring's flush of tiny results)
+    exact = 1 / (1 + np.exp(-x[:-3][normal].astype(np.float64)))
+    ulp = np.spacing(exact.astype(np.float32)).astype(np.float64)
+    assert (np.abs(out[:-3][normal] - exact) <= 3 * ulp).all()
+    assert (out[:-3][~normal] < 2e-38).all()
+    assert np.isnan(out[-3]) and out[-2] == 1 and out[-1] == 0

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 import corrnet
 from corrnet import functional as CF
 from corrnet import nn
-from corrnet.kernels import activation, jit, threads
+from corrnet.kernels import activation, jit, lanes, plan, threads
+from corrnet.kernels.windows import make_window
 from corrnet.nn import _fusion
 
 SETTINGS = settings(max_examples=30, deadline=None,
@@ -54,7 +55,9 @@ def _close(actual, expected, what=""):
 def problems(draw):
     groups = draw(st.sampled_from([1, 1, 2]))
     c_in = groups * draw(st.integers(1, 3))
-    c_out = groups * draw(st.integers(1, 3))
+    # (up to 20 a group: the lanes kernels' blocks of 16 output channels, one of them partly
+    # filled, as well as their few-channel kernel)
+    c_out = groups * draw(st.sampled_from([1, 2, 3, 17, 20]))
     kernel = draw(st.integers(1, 4))
     padding = draw(st.integers(0, 2))
     stride = draw(st.integers(1, 2))
@@ -64,13 +67,21 @@ def problems(draw):
                 padding=padding, stride=stride, groups=groups, pool=pool,
                 height=side, width=draw(st.integers(side - 1, side + 2)),
                 act=draw(st.sampled_from(["sigmoid", "relu"])),
-                bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
+                bias=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)),
+                algorithm=draw(st.sampled_from([None, "lanes"])))
 
 
 @SETTINGS
 @given(p=problems())
 def test_issue13_fused_conv2d_matches_torch(compiled, p):
-    """Values and the three gradients of fused_conv2d, float32, against torch's three ops."""
+    """Values and the three gradients of fused_conv2d, float32, against torch's three ops;
+    on the planner's algorithms, and on lanes, whose forward pass runs the epilogue on each
+    image as it finishes it (`plan.forward_epilogue`)."""
+    with plan.forcing(p["algorithm"]):
+        _check_fused_conv2d(p)
+
+
+def _check_fused_conv2d(p):
     rng = np.random.default_rng(p["seed"])
     x = rng.standard_normal((p["n"], p["c_in"], p["height"], p["width"])).astype(np.float32)
     w = rng.standard_normal((p["c_out"], p["c_in"] // p["groups"], p["kernel"],
@@ -115,6 +126,52 @@ def test_issue13_epilogue_kernels_match_torch_with_special_values(compiled, act,
     np.testing.assert_allclose(grad_z, z_t.grad.numpy(), rtol=1e-5, atol=1e-6, equal_nan=True)
     np.testing.assert_allclose(grad_bias, bias_t.grad.numpy(), rtol=1e-4, atol=1e-5,
                                equal_nan=True)
+
+
+@pytest.mark.skipif(not jit.AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize("act", ["sigmoid", "relu", ""])
+@pytest.mark.parametrize("pool", [0, 2, 3])
+@pytest.mark.parametrize("c_out", [6, 20], ids=["pixels", "channels"])
+def test_issue13_lanes_epilogue_matches_torch_and_the_separate_pass(act, pool, c_out,
+                                                                   monkeypatch):
+    """lanes.forward_epilogue, the epilogue run per image inside the convolution kernel (both
+    of its kernels: few output channels with pixels in lanes, more with channels in lanes),
+    on inputs with NaN, +-inf and huge values: as torch's conv2d + activation + avg_pool2d,
+    and bit for bit as the convolution followed by the epilogue's own pass (the same
+    arithmetic; without an activation, NumPy's pool), on 2 threads taking the images from a
+    shared counter."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((9, 3, 12, 11)) * 20).astype(np.float32)
+    x[0, 0, 3, :4] = [np.nan, np.inf, -np.inf, 1e38]
+    x[5, 1, 7, 2] = np.nan
+    weight = rng.standard_normal((c_out, 3, 3, 3)).astype(np.float32)
+    bias = rng.standard_normal(c_out).astype(np.float32)
+    window = make_window("conv2d", 12, 11, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1))
+    monkeypatch.setattr(lanes, "active", lambda: 2)
+    monkeypatch.setattr(lanes, "MIN_PARALLEL_SIZE", 0)
+    with jit.use_compiled(True), np.errstate(invalid="ignore"):     # (NaN's sums)
+        out, pooled = lanes.forward_epilogue(x, weight, bias, window, 1, act, pool)
+        z = lanes.forward(x, weight, None, window, 1)
+        if act:
+            expected_out, expected_pooled = activation.bias_activation_forward(z, bias, act,
+                                                                              pool)
+        else:
+            expected_out = z + bias.reshape(1, -1, 1, 1)
+            expected_pooled = activation.average_pool_numpy(expected_out, pool) if pool else None
+    np.testing.assert_array_equal(out, expected_out)
+    if pool and act:
+        np.testing.assert_array_equal(pooled, expected_pooled)
+    elif pool:      # (NumPy's pool adds each window's numbers in another order)
+        np.testing.assert_allclose(pooled, expected_pooled, rtol=1e-6, atol=1e-5)
+    else:
+        assert pooled is None
+    y = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight),
+                                   torch.from_numpy(bias), padding=1)
+    y = {"sigmoid": torch.sigmoid, "relu": torch.relu, "": lambda t: t}[act](y)
+    np.testing.assert_allclose(out, y.numpy(), rtol=1e-4, atol=1e-4, equal_nan=True)
+    if pool:
+        np.testing.assert_allclose(pooled, torch.nn.functional.avg_pool2d(y, pool).numpy(),
+                                   rtol=1e-4, atol=1e-4, equal_nan=True)
 
 
 def test_issue13_relu_fusion_in_float64(compiled):

@@ -283,10 +283,15 @@ class _Conv2d(Function):
     """Each pass runs on the algorithm the planner (kernels/plan.py) picks for its shape
     (float16 in float32: `_in_float32`)."""
 
-    @_in_float32
-    def forward(ctx, x, weight, bias, window, groups):
+    @staticmethod
+    def remember(ctx, x, weight, window, groups) -> None:
+        """Save what `backward` reads (a forward pass run elsewhere: `_ConvEpilogue`)."""
         ctx.save_for_backward(x, weight)
         ctx.window, ctx.groups, ctx.col = window, groups, None
+
+    @_in_float32
+    def forward(ctx, x, weight, bias, window, groups):
+        _Conv2d.remember(ctx, x, weight, window, groups)
         problem = (x.shape, weight.shape, window, groups, x.dtype)
         args = (x, weight, bias, window, groups)
         needs_weight = len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]
@@ -1664,8 +1669,16 @@ class _ConvEpilogue(Function):
     def forward(ctx, x, weight, bias, window, groups, activation, pool):
         conv = Context()
         conv.needs_input_grad = (*ctx.needs_input_grad[:2], False)
-        z = np.ascontiguousarray(_Conv2d.forward(conv, x, weight, None, window, groups))
-        out, pooled = activation_kernels.bias_activation_forward(z, bias, activation, pool)
+        # the convolution's own kernel runs the epilogue on each image where it can
+        # (`plan.forward_epilogue`), else its own pass after it
+        fused = plan.forward_epilogue(x.shape, weight.shape, window, groups, x.dtype, x, weight,
+                                      bias, activation, pool)
+        if fused is not None:
+            out, pooled = fused
+            _Conv2d.remember(conv, x, weight, window, groups)
+        else:
+            z = np.ascontiguousarray(_Conv2d.forward(conv, x, weight, None, window, groups))
+            out, pooled = activation_kernels.bias_activation_forward(z, bias, activation, pool)
         ctx.conv, ctx.activation, ctx.pool = conv, activation, pool
         ctx.window, ctx.groups = window, groups
         ctx.save_for_backward(x, weight, bias, out)

@@ -5,8 +5,9 @@
 NumPy computes the forward pass in four whole-array passes, and its float32 `exp` runs one
 number at a time on this kind of machine (about 2.8 ns each, 3.4 ms for LeNet's first
 feature map of 1.2 million numbers). Here the exponential is written out in arithmetic that
-LLVM turns into 8-wide AVX2 instructions, in two loops over a block of 1024 numbers that
-stays in the L1 cache (about 1 ms for the same map on one core):
+LLVM turns into vector instructions (`sigmoid_value`, a helper every sigmoid loop inlines:
+0.36 ns a number on one core with AVX-512, 0.45 ms for the same map; the earlier two loops
+over blocks of 1024, needed while 2**k was built in an array, took 0.57 ns):
 
     exp(t) = 2**k * exp(r),    k = round(t / ln 2),    r = t - k*ln 2,    |r| <= ln(2) / 2
 
@@ -15,7 +16,9 @@ stays in the L1 cache (about 1 ms for the same map on one core):
 * exp(r) is its Taylor polynomial of degree 7, by Horner's rule: the first term left out,
   r**8 / 8! < 5e-9, is below float32's precision (6e-8);
 * 2**k is built from its bits: the float32 exponent field holds k + 127, so 2**k is the
-  int32 (k + 127) * 2**23 read as float32 (a second array, viewed as the first).
+  int32 (k + 127) * 2**23 read as float32 (`simd.float32_from_bits`, a register's bitcast);
+* each multiply-add of the reduction and the polynomial rounds once (`simd.fma`), in every
+  kernel that inlines the helper alike: fused and unfused epilogues give the same bits.
 
 t = -x is clamped to [-88, 88] (2**127 is float32's largest power of two); below x = -88
 the true sigmoid is under 3e-39 and the kernel returns 0; NaN stays NaN. The result is
@@ -39,11 +42,20 @@ in the cache (`bias_activation_forward`); the backward in one pass too: the pool
 the gradient times the activation's derivative from the saved output, and the bias's sums
 (`bias_activation_backward`). The kernels are built per pooling size (`_planes_kernels`).
 Where the windows tile the rows (W = k * W_pooled, LeNet's maps), the pool is two passes
-that LLVM vectorizes: the sums of k neighbours along every row (one flat loop over the
-plane), then each window's k row sums; its backward spreads each window row's shares along
-a row once and runs the derivative row by row. Measured, LeNet's first layer's epilogue
-(1536 planes of 28x28, one thread): forward 0.94 ms window by window, 0.69 in two passes
-(sigmoid alone 0.53); backward 0.63 with a whole plane of shares, 0.58 row by row.
+(`average_pool_planes`): each window row's k rows added cell by cell, then the sums of k
+neighbours in one flat loop that LLVM vectorizes; its backward spreads each window row's
+shares along a row once and runs the derivative row by row. Measured, LeNet's first layer's
+epilogue (1536 planes of 28x28, one thread): forward 0.94 ms window by window, 0.69 in two
+passes (sigmoid alone 0.53); backward 0.63 with a whole plane of shares, 0.58 row by row.
+
+Where the convolution's own kernel can run it (lanes.py, LeNet's layers), the epilogue runs
+there, on each image as its outputs are done (`epilogue_planes`, the bias added by the
+convolution): no pass of its own over the whole output, and the threads that computed an
+image's outputs find them in their cache (`plan.forward_epilogue`). The helpers are `inline`
+functions (jit.py), one piece of arithmetic for both kernels. Measured, LeNet inference,
+batch 256, 2 threads: 2.97 ms against 3.53 with the epilogue's own passes (second layer
+forward alone 0.86 ms against 1.01; the pool's sums cost about as much as the sigmoid: its
+rows of 10 or 28 numbers are short loops).
 """
 
 from __future__ import annotations
@@ -52,12 +64,12 @@ import functools
 
 import numpy as np
 
-from .jit import enabled, jit, runs_compiled_on
+from . import simd
+from .jit import enabled, inline, jit, runs_compiled_on
 from .threads import split_run
 
 # below this many numbers NumPy's passes cost no more than a call into a compiled kernel
 COMPILED_MIN_SIZE = 4096
-BLOCK = 1024
 
 LOG2E = 1.4426950408889634
 LN2_HI = 0.693145751953125          # ln 2 to 16 bits: k * LN2_HI is exact for |k| <= 128
@@ -81,89 +93,138 @@ def sigmoid_grad_numpy(out: np.ndarray, grad: np.ndarray, grad_a: np.ndarray) ->
     grad_a *= grad
 
 
+# an epilogue's activation, as the compiled kernels take it (0: none)
+SIGMOID, RELU = 1, 2
+EPILOGUE_CODES = {"": 0, "sigmoid": SIGMOID, "relu": RELU}
+
+
+@inline()
+def sigmoid_value(value):
+    """sigmoid(value) of a float32, in the arithmetic of the module docstring, for compiled
+    loops (LLVM vectorizes a loop that calls it: 2**k is a bitcast, `simd.float32_from_bits`;
+    each multiply-add rounds once, `simd.fma`, in every caller alike). NaN stays NaN; below
+    -88, 0."""
+    f32 = np.float32
+    value = f32(value)      # (a float64 kernel compiles it, never runs it: `fuses`)
+    t = -value
+    t = t if t > f32(-SATURATE) else f32(-SATURATE)
+    t = t if t < f32(SATURATE) else f32(SATURATE)
+    # k + 128 = floor(t / ln 2 + 128.5) >= 1: the conversion truncates a positive number
+    k_biased = f32(np.int32(simd.fma(t, f32(LOG2E), f32(128.5))))
+    k = k_biased - f32(128.0)
+    r = simd.fma(-k, f32(LN2_LO), simd.fma(-k, f32(LN2_HI), t))
+    # exp(r) = sum_{m <= 7} r**m / m!
+    p = f32(1 / 5040)
+    p = simd.fma(p, r, f32(1 / 720))
+    p = simd.fma(p, r, f32(1 / 120))
+    p = simd.fma(p, r, f32(1 / 24))
+    p = simd.fma(p, r, f32(1 / 6))
+    p = simd.fma(p, r, f32(0.5))
+    p = simd.fma(p, r, f32(1.0))
+    p = simd.fma(p, r, f32(1.0))
+    # 2**k: the exponent field k + 127 = k_biased - 1, shifted by 23 bits
+    scale = simd.float32_from_bits(np.int32((k_biased - f32(1.0)) * f32(8388608.0)))
+    result = f32(1.0) / simd.fma(p, scale, f32(1.0))
+    result = result if value >= f32(-SATURATE) else f32(0.0)
+    return result if value == value else value
+
+
+@inline()
+def average_pool_planes(planes, width, pool, pooled, across):
+    """pooled[c] = the k x k average pool (k = pool), stride k, no padding, of plane c of
+    planes (C, H*W), rows of `width`; pooled (C, H // k, W // k), across a scratch of
+    C*(H // k)*W numbers. Where the windows tile the rows (W = k * W_p), two passes that LLVM
+    vectorizes: the sums of each window row's k rows (across[(c, i)] = rows k*i ... k*i+k-1
+    of plane c, added cell by cell), then, in one flat loop over all the planes' window rows,
+    the sums of k neighbours; else window by window. Called with a constant k, the loops over
+    it are unrolled. (Indices are unsigned: no negative-index checks.)"""
+    channels, size = planes.shape
+    height = size // width
+    pooled_rows, pooled_cols = pooled.shape[1], pooled.shape[2]
+    divisor = planes.dtype.type(pool * pool)
+    # (a power of two's inverse is exact: its product, the quotient, is a multiplication)
+    inverse = planes.dtype.type(1) / divisor
+    exact = pool & (pool - 1) == 0
+    cells = planes.reshape(channels * size)
+    if width == pooled_cols * pool:
+        row = np.uintp(width)
+        for plane in range(channels):
+            for i in range(pooled_rows):
+                first = np.uintp((plane * height + i * pool) * width)
+                into = np.uintp((plane * pooled_rows + i) * width)
+                for s in range(row):
+                    across[into + s] = cells[first + s]
+                for a in range(1, pool):
+                    below = first + np.uintp(a) * row
+                    for s in range(row):
+                        across[into + s] += cells[below + s]
+        means = pooled.reshape(pooled.size)
+        for m in range(means.size):
+            total = across[m * pool]
+            for c in range(1, pool):
+                total += across[m * pool + c]
+            means[m] = total * inverse if exact else total / divisor
+        return
+    for plane in range(channels):
+        for i in range(pooled_rows):
+            for j in range(pooled_cols):
+                total = planes.dtype.type(0)
+                for a in range(pool):
+                    for c in range(pool):
+                        total += cells[(plane * height + i * pool + a) * width + j * pool + c]
+                pooled[plane, i, j] = total * inverse if exact else total / divisor
+
+
+@inline()
+def epilogue_planes(planes, activation, width, pool, pooled, across):
+    """A convolution's epilogue on planes (C, H*W) that hold the bias already, in place:
+    sigmoid (activation SIGMOID, float32) or ReLU (RELU; 0: none), then with pool = k > 0
+    `average_pool_planes` into pooled (C, H // k, W // k); across: its scratch. For the
+    convolution kernels that run it on each image as they finish it (lanes.py)."""
+    values = planes.reshape(planes.size)
+    if activation == SIGMOID:
+        for i in range(values.size):
+            values[i] = sigmoid_value(values[i])
+    elif activation == RELU:
+        zero = values.dtype.type(0)
+        for i in range(values.size):
+            value = values[i]
+            values[i] = zero if value < zero else value     # (NaN stays NaN)
+    if pool == 2:       # (LeNet's: the loops over k unrolled)
+        average_pool_planes(planes, width, 2, pooled, across)
+    elif pool > 0:
+        average_pool_planes(planes, width, pool, pooled, across)
+
+
+@jit()
+def _sigmoid_kernel(a, out):
+    """out = sigmoid(a), float32 1-D arrays (`sigmoid_value`)."""
+    for i in range(a.size):
+        out[i] = sigmoid_value(a[i])
+
+
 @functools.cache
 def _planes_kernels(pool: int):
     """The forward kernels over planes for one pooling size, pool = k (0: no pooling), a
     constant to numba (as pool.py's kernels: its loops unrolled), and their backward:
     (sigmoid, relu, backward)."""
 
-    @jit(reassociate=True)
-    def sigmoid(x, shift, out, width, pooled):
-        """out[p] = sigmoid(x[p] + shift[p]) for float32 planes x, out (P, L) (out may be x),
-        block by block (see the module docstring). With k = pool > 0, each plane, an image of
-        L / width rows of `width`, is also average-pooled into pooled (P, H // k, W // k) while
-        it is in the cache."""
-        f32 = np.float32
-        shifted = np.empty(BLOCK, dtype=np.float32)  # x + shift
-        expo = np.empty(BLOCK, dtype=np.float32)     # exp(r), by its Taylor polynomial
-        scale_bits = np.empty(BLOCK, dtype=np.int32)
-        scale = scale_bits.view(np.float32)          # 2**k, written as its bits
-        planes, size = x.shape
-        across = np.empty(size // pool if pool > 0 else 0, dtype=np.float32)  # row sums
+    @jit()
+    def sigmoid(z, shift, width, pooled):
+        """z[p] = sigmoid(z[p] + shift[p]), in place, for float32 planes z (P, L) (see the
+        module docstring); with k = pool > 0, each plane, an image of L / width rows of
+        `width`, is also average-pooled into pooled (P, H // k, W // k) while it is in the
+        cache."""
+        planes, size = z.shape
+        across = np.empty(size // pool if pool > 0 else 0, dtype=z.dtype)  # the pool's
         for plane in range(planes):
             b = shift[plane]
-            for start in range(0, size, BLOCK):
-                count = min(BLOCK, size - start)
-                x_block = x[plane, start:start + count]
-                out_block = out[plane, start:start + count]
-                for i in range(count):
-                    shifted[i] = x_block[i] + b
-                    t = -shifted[i]
-                    t = t if t > f32(-SATURATE) else f32(-SATURATE)
-                    t = t if t < f32(SATURATE) else f32(SATURATE)
-                    # k + 128 = floor(t / ln 2 + 128.5) >= 1: the conversion truncates a positive
-                    # number
-                    k_biased = f32(np.int32(t * f32(LOG2E) + f32(128.5)))
-                    k = k_biased - f32(128.0)
-                    r = (t - k * f32(LN2_HI)) - k * f32(LN2_LO)
-                    # exp(r) = sum_{m <= 7} r**m / m!
-                    p = f32(1 / 5040)
-                    p = p * r + f32(1 / 720)
-                    p = p * r + f32(1 / 120)
-                    p = p * r + f32(1 / 24)
-                    p = p * r + f32(1 / 6)
-                    p = p * r + f32(0.5)
-                    p = p * r + f32(1.0)
-                    p = p * r + f32(1.0)
-                    expo[i] = p
-                    # the exponent field of 2**k: k + 127 = k_biased - 1, shifted by 23 bits
-                    scale_bits[i] = np.int32((k_biased - f32(1.0)) * f32(8388608.0))
-                # (reads the block's buffers only: written in place, out is x, and a loop that
-                # read x too would not be vectorized, its arrays overlapping)
-                for i in range(count):
-                    value = shifted[i]
-                    result = f32(1.0) / (f32(1.0) + expo[i] * scale[i])
-                    result = result if value >= f32(-SATURATE) else f32(0.0)
-                    out_block[i] = result if value == value else value
+            values = z[plane]
+            for i in range(size):
+                values[i] = sigmoid_value(values[i] + b)
             if pool > 0:
-                # the k x k average pool, stride k, no padding, of the plane (an image of rows
-                # of `width`), divided by k*k; where the windows tile the rows (W = k * W_p),
-                # in two vectorized passes: the sums of k neighbours along every covered row
-                # (one flat loop: across[r*W_p + j] = the sum of row r's cells j*k ... j*k+k-1),
-                # then each window's k row sums; else window by window, row by row
-                plane_out, plane_pooled = out[plane], pooled[plane]
-                pooled_rows, pooled_cols = plane_pooled.shape
-                if width == pooled_cols * pool:
-                    for m in range(pooled_rows * pool * pooled_cols):
-                        total = plane_out[m * pool]
-                        for c in range(1, pool):
-                            total += plane_out[m * pool + c]
-                        across[m] = total
-                    for i in range(pooled_rows):
-                        first_row = across[i * pool * pooled_cols:]
-                        for j in range(pooled_cols):
-                            total = first_row[j]
-                            for a in range(1, pool):
-                                total += first_row[a * pooled_cols + j]
-                            plane_pooled[i, j] = total / f32(pool * pool)
-                else:
-                    for i in range(pooled_rows):
-                        for j in range(pooled_cols):
-                            total = f32(0.0)
-                            for a in range(pool):
-                                for c in range(pool):
-                                    total += plane_out[(i * pool + a) * width + j * pool + c]
-                            plane_pooled[i, j] = total / f32(pool * pool)
+                average_pool_planes(z[plane:plane + 1], width, pool, pooled[plane:plane + 1],
+                                    across)
 
     @jit()
     def relu(z, shift, width, pooled):
@@ -172,42 +233,16 @@ def _planes_kernels(pool: int):
         `sigmoid`."""
         planes, size = z.shape
         zero = z.dtype.type(0)
-        across = np.empty(size // pool if pool > 0 else 0, dtype=z.dtype)  # row sums
+        across = np.empty(size // pool if pool > 0 else 0, dtype=z.dtype)  # the pool's
         for plane in range(planes):
             b = shift[plane]
-            out_plane = z[plane]
+            values = z[plane]
             for i in range(size):
-                value = out_plane[i] + b
-                out_plane[i] = zero if value < zero else value
+                value = values[i] + b
+                values[i] = zero if value < zero else value
             if pool > 0:
-                # the k x k average pool, stride k, no padding, of the plane (an image of rows
-                # of `width`), divided by k*k; where the windows tile the rows (W = k * W_p),
-                # in two vectorized passes: the sums of k neighbours along every covered row
-                # (one flat loop: across[r*W_p + j] = the sum of row r's cells j*k ... j*k+k-1),
-                # then each window's k row sums; else window by window, row by row
-                plane_out, plane_pooled = out_plane, pooled[plane]
-                pooled_rows, pooled_cols = plane_pooled.shape
-                if width == pooled_cols * pool:
-                    for m in range(pooled_rows * pool * pooled_cols):
-                        total = plane_out[m * pool]
-                        for c in range(1, pool):
-                            total += plane_out[m * pool + c]
-                        across[m] = total
-                    for i in range(pooled_rows):
-                        first_row = across[i * pool * pooled_cols:]
-                        for j in range(pooled_cols):
-                            total = first_row[j]
-                            for a in range(1, pool):
-                                total += first_row[a * pooled_cols + j]
-                            plane_pooled[i, j] = total / z.dtype.type(pool * pool)
-                else:
-                    for i in range(pooled_rows):
-                        for j in range(pooled_cols):
-                            total = zero
-                            for a in range(pool):
-                                for c in range(pool):
-                                    total += plane_out[(i * pool + a) * width + j * pool + c]
-                            plane_pooled[i, j] = total / z.dtype.type(pool * pool)
+                average_pool_planes(z[plane:plane + 1], width, pool, pooled[plane:plane + 1],
+                                    across)
 
     @jit(reassociate=True)
     def backward(relu, out, grad, grad_a, sums):
@@ -283,13 +318,7 @@ def _compiled(*arrays: np.ndarray) -> bool:
             and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays))
 
 
-_NO_SHIFT = np.zeros(1, dtype=np.float32)
 _NO_POOL = np.empty((1, 0, 0), dtype=np.float32)
-
-
-def _sigmoid_pieces(a: np.ndarray, out: np.ndarray) -> None:
-    """sigmoid of a 1-D piece: `_planes_kernels` on it as one plane."""
-    _planes_kernels(0)[0](a[None], _NO_SHIFT, out[None], a.size, _NO_POOL)
 
 
 def sigmoid_forward(a: np.ndarray) -> np.ndarray:
@@ -302,7 +331,7 @@ def sigmoid_forward(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     out = np.empty(a.shape, dtype=a.dtype)
     if _compiled(a):
-        split_run(_sigmoid_pieces, a.reshape(-1), out.reshape(-1))
+        split_run(_sigmoid_kernel, a.reshape(-1), out.reshape(-1))
     else:
         split_run(sigmoid_numpy, a, out)
     return out
@@ -429,13 +458,11 @@ def bias_activation_forward(z: np.ndarray, bias, activation: str, pool: int = 0)
     planes = z.reshape(n * c, height * width)
     pooled = np.empty(_pooled_shape(z.shape, pool), z.dtype) if pool else None
     sigmoid, relu, _ = _planes_kernels(pool)
-    if activation == "sigmoid":
-        def run(z_part, shift_part, pooled_part=_NO_POOL):
-            sigmoid(z_part, shift_part, z_part, width, pooled_part)
-    else:
-        def run(z_part, shift_part, pooled_part=None):
-            relu(z_part, shift_part, width,
-                 np.empty((1, 0, 0), z.dtype) if pooled_part is None else pooled_part)
+    kernel = sigmoid if activation == "sigmoid" else relu
+
+    def run(z_part, shift_part, pooled_part=None):
+        kernel(z_part, shift_part, width,
+               np.empty((1, 0, 0), z.dtype) if pooled_part is None else pooled_part)
     if pool:
         split_run(run, planes, shift, pooled.reshape(n * c, *pooled.shape[2:]))
     else:

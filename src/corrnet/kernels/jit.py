@@ -135,6 +135,8 @@ def load_numba():
                 _announce_compilations(numba)
                 from . import simd
                 simd.build()        # (registered before any kernel that calls them compiles)
+                for helper in _inline_helpers:
+                    _register_inline(helper)
                 _configured = True
     return numba
 
@@ -240,6 +242,41 @@ def jit(reassociate: bool = False):
     return decorate
 
 
+_inline_helpers: list = []
+
+
+def inline():
+    """Decorator: a plain-Python helper that compiled kernels call as a function of theirs
+    (numba's ``register_jitable``, done as numba is set up: `load_numba`), so that kernels in
+    different modules share one written-out piece of arithmetic; LLVM inlines it into its
+    callers' loops. From Python it stays the plain function. IEEE arithmetic as `jit`'s, no
+    fast-math: a helper that wants a fused multiply-add says so (`simd.fma`), so that it
+    rounds alike in every caller, whatever the caller's own flags.
+
+        @inline()
+        def halve(value):
+            return value * 0.5
+
+    A kernel's disk cache is keyed by its own source file: after a change to a helper in
+    another module, touch the callers' files (or clear numba's cache) while developing. An
+    installed version's files all change together."""
+
+    def decorate(function):
+        with _compile_lock:
+            _inline_helpers.append(function)
+            if _configured:     # (else `load_numba` registers it)
+                _register_inline(function)
+        return function
+
+    return decorate
+
+
+def _register_inline(function) -> None:
+    from numba.extending import register_jitable
+
+    register_jitable(error_model="numpy")(function)
+
+
 def _announce_compilations(numba) -> None:
     """Print one line on stderr as numba starts compiling one of corrnet's kernels (not when
     it loads one from its disk cache: numba's "numba:compile" event marks a real compilation)."""
@@ -248,7 +285,8 @@ def _announce_compilations(numba) -> None:
     class Announcer(event.Listener):
         def on_start(self, compilation):
             function = getattr(compilation.data.get("dispatcher"), "py_func", None)
-            if getattr(function, "__module__", "").startswith("corrnet."):
+            if (getattr(function, "__module__", "").startswith("corrnet.")
+                    and function not in _inline_helpers):   # (compiled into their callers)
                 sys.stderr.write(f"corrnet: compiling kernel {function.__qualname__} with "
                                  f"numba (first run only: it is cached on disk for the next "
                                  f"ones)\n")

@@ -529,6 +529,28 @@ def conv_pass(pass_name, x_shape, weight_shape, window: Window2d, groups, dtype,
                *args)
 
 
+# the algorithms whose forward pass runs a convolution's epilogue on each image as it finishes
+# it (`forward_epilogue`: the bias, the activation and the pool while the image's outputs are
+# in the cache, instead of a pass of their own over the whole output afterwards)
+EPILOGUE_ALGORITHMS = {"lanes": lanes}
+
+
+def forward_epilogue(x_shape, weight_shape, window: Window2d, groups, dtype, x, weight, bias,
+                     activation: str, pool: int):
+    """The forward pass with its epilogue, (activation(conv2d(x, weight, bias)), its k x k
+    average pool or None), where the planner's algorithm for the pass runs the epilogue itself
+    (`EPILOGUE_ALGORITHMS`); else None, and the caller runs the pass (`conv_pass`) and the
+    epilogue (`activation.bias_activation_forward`) one after the other."""
+    def trial(name):
+        return run("forward", name, x, weight, bias, window, groups)
+
+    name = choose("forward", x_shape, weight_shape, window, groups, dtype, trial)
+    if name not in EPILOGUE_ALGORITHMS:
+        return None
+    return EPILOGUE_ALGORITHMS[name].forward_epilogue(x, weight, bias, window, groups,
+                                                      activation, pool, settings.memory_budget)
+
+
 def describe(x_shape, weight_shape, window: Window2d, groups: int = 1, dtype=np.float32):
     """{pass: algorithm} as the planner's rules (or a forced algorithm) would choose."""
     return {pass_name: choose(pass_name, x_shape, weight_shape, window, groups, dtype)

@@ -21,13 +21,20 @@ fixed half:
 
     take = simd.take_next(counter)        # counter[0] += 1, atomically; its value before
 
+A vectorized float32 exponential builds 2**k from its bits, and rounds its polynomial's
+steps once each, in every kernel that inlines it (activation.py's sigmoid):
+
+    scale = simd.float32_from_bits(bits)  # the int32's bits read as a float32
+    p = simd.fma(p, r, c)                 # p * r + c, rounded once
+
 A vector is `VECTOR_BYTES` (64) bytes: 16 float32 or 8 float64 lanes, one AVX-512
 register, or two AVX2 registers (LLVM splits it), so the same kernel fills either machine's
 registers. `lanes(array)` is that count for an array's dtype, a compile-time constant.
 
 The intrinsics are built as numba is set up for corrnet (`jit.load_numba` calls `build`;
 nothing is imported at ``import corrnet``), and a kernel names them as ``simd.fma_lanes``.
-`fma_lanes_reference` is the plain-NumPy equivalent the tests compare it with.
+`fma_lanes_reference`, `fma_reference` and `float32_from_bits_reference` are the plain-NumPy
+equivalents the tests compare them with.
 """
 
 from __future__ import annotations
@@ -57,7 +64,8 @@ def build() -> None:
 
 
 def __getattr__(name):
-    if name in ("stack_block", "fma_lanes", "lanes", "take_next") and not _built:
+    if name in ("stack_block", "fma_lanes", "lanes", "take_next", "float32_from_bits",
+                "fma") and not _built:
         build()
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -73,6 +81,19 @@ def take_next_reference(counter) -> int:
     value = int(counter[0])
     counter[0] += 1
     return value
+
+
+def fma_reference(a, b, c):
+    """`fma` in plain NumPy: float32 numbers through float64, whose product of two float32s is
+    exact (one rounding of the sum to float64, then one to float32: equal to a single
+    rounding except in rare double-rounding ties)."""
+    dtype = np.result_type(a, b, c)
+    return dtype.type(np.float64(a) * np.float64(b) + np.float64(c))
+
+
+def float32_from_bits_reference(bits) -> np.float32:
+    """`float32_from_bits` in plain NumPy."""
+    return np.array(bits, np.int32).view(np.float32)[()]
 
 
 def fma_lanes_reference(sums, at, value, w, w_at) -> None:
@@ -169,5 +190,35 @@ def _build() -> dict:
 
         return types.int64(counter), codegen
 
+    @intrinsic
+    def fma(typingctx, a, b, c):
+        """a * b + c rounded once (llvm.fma: a vector instruction in a vectorized loop), for
+        three numbers of one float type: the same rounding in every caller, whatever its
+        fast-math flags."""
+        if not (a == b == c and isinstance(a, types.Float)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            number = context.get_value_type(signature.args[0])
+            suffix = "f32" if number == ir.FloatType() else "f64"
+            function = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(number, [number] * 3), f"llvm.fma.{suffix}")
+            return builder.call(function, list(args))
+
+        return a(a, b, c), codegen
+
+    @intrinsic
+    def float32_from_bits(typingctx, bits):
+        """The float32 whose bits are those of the int32 `bits` (a bitcast: no conversion),
+        e.g. 2**k from (k + 127) * 2**23. Where NumPy needs a view of an array, this is a
+        register's reinterpretation, which a vectorized loop keeps."""
+        if bits != types.int32:
+            return None
+
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], ir.FloatType())
+
+        return types.float32(bits), codegen
+
     return {"stack_block": stack_block, "fma_lanes": fma_lanes, "lanes": lanes,
-            "take_next": take_next}
+            "take_next": take_next, "float32_from_bits": float32_from_bits, "fma": fma}

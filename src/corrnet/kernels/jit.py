@@ -135,8 +135,8 @@ def load_numba():
                 _announce_compilations(numba)
                 from . import simd
                 simd.build()        # (registered before any kernel that calls them compiles)
-                for helper in _inline_helpers:
-                    _register_inline(helper)
+                for helper, reassociate in _inline_helpers:
+                    _register_inline(helper, reassociate)
                 _configured = True
     return numba
 
@@ -245,13 +245,15 @@ def jit(reassociate: bool = False):
 _inline_helpers: list = []
 
 
-def inline():
+def inline(reassociate: bool = False):
     """Decorator: a plain-Python helper that compiled kernels call as a function of theirs
     (numba's ``register_jitable``, done as numba is set up: `load_numba`), so that kernels in
     different modules share one written-out piece of arithmetic; LLVM inlines it into its
-    callers' loops. From Python it stays the plain function. IEEE arithmetic as `jit`'s, no
-    fast-math: a helper that wants a fused multiply-add says so (`simd.fma`), so that it
-    rounds alike in every caller, whatever the caller's own flags.
+    callers' loops. From Python it stays the plain function. `reassociate` as `jit`'s, for
+    the helper's own arithmetic (a sum that should vectorize in a caller that must not
+    reassociate its own); a caller compiled with `reassociate=True` passes its flags on to
+    the helpers it inlines, so a helper that must round alike everywhere is called from
+    kernels without them and says where it wants a fused multiply-add (`simd.fma`).
 
         @inline()
         def halve(value):
@@ -263,18 +265,22 @@ def inline():
 
     def decorate(function):
         with _compile_lock:
-            _inline_helpers.append(function)
+            _inline_helpers.append((function, reassociate))
             if _configured:     # (else `load_numba` registers it)
-                _register_inline(function)
+                _register_inline(function, reassociate)
         return function
 
     return decorate
 
 
-def _register_inline(function) -> None:
+def _register_inline(function, reassociate: bool) -> None:
     from numba.extending import register_jitable
 
-    register_jitable(error_model="numpy")(function)
+    register_jitable(error_model="numpy", fastmath=_fast_math(reassociate))(function)
+
+
+def _fast_math(reassociate: bool):
+    return {"reassoc", "contract"} if reassociate else False
 
 
 def _announce_compilations(numba) -> None:
@@ -285,8 +291,9 @@ def _announce_compilations(numba) -> None:
     class Announcer(event.Listener):
         def on_start(self, compilation):
             function = getattr(compilation.data.get("dispatcher"), "py_func", None)
+            helpers = [helper for helper, _ in _inline_helpers]
             if (getattr(function, "__module__", "").startswith("corrnet.")
-                    and function not in _inline_helpers):   # (compiled into their callers)
+                    and function not in helpers):   # (compiled into their callers)
                 sys.stderr.write(f"corrnet: compiling kernel {function.__qualname__} with "
                                  f"numba (first run only: it is cached on disk for the next "
                                  f"ones)\n")
@@ -301,4 +308,4 @@ def _compile(function, reassociate: bool):
     """numba's dispatcher for `function`: nopython, the GIL released, cached on disk."""
     numba = load_numba()
     return numba.njit(cache=True, nogil=True, error_model="numpy",
-                      fastmath={"reassoc", "contract"} if reassociate else False)(function)
+                      fastmath=_fast_math(reassociate))(function)

@@ -251,7 +251,8 @@ class NativeBatchNorm(Function):
         elif training:
             count = x.size // channels
             if _batchnorm.compiled(x, weight, bias):  # one compiled pass per channel
-                mean, var = (s.astype(x.dtype) for s in _batchnorm.statistics(x))
+                mean, var, invstd, xhat, out = _batchnorm.forward_training(x, eps, weight,
+                                                                           bias)
                 centred = None
             else:
                 mean = np.mean(x, axis=axes)
@@ -270,10 +271,11 @@ class NativeBatchNorm(Function):
         else:
             centred = x - running_mean.reshape(shape)
             var = running_var
-        invstd = (1 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        if centred is None:
+        if not (training and centred is None):      # (else forward_training computed it)
+            invstd = (1 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
+        if centred is None and not training:
             xhat, out = _batchnorm.normalize(x, mean, invstd, weight, bias)
-        else:
+        elif centred is not None:
             xhat = centred * invstd.reshape(shape)
             out = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
             if bias is not None:
@@ -291,21 +293,18 @@ class NativeBatchNorm(Function):
         xhat, invstd, weight = ctx.saved_arrays
         axes, shape = ctx.axes, ctx.shape
         needs = ctx.needs_input_grad + (False,) * 3
-        fast = _batchnorm.compiled(grad, xhat, weight)  # one compiled pass per channel
-        if fast:
-            sum_grad, sum_grad_xhat = (s.astype(grad.dtype) for s in
-                                       _batchnorm.grad_sums(grad, xhat))
-        else:
-            sum_grad = np.sum(grad, axis=axes)  # (C,)
-            sum_grad_xhat = np.sum(grad * xhat, axis=axes)  # (C,)
+        scale = invstd if weight is None else invstd * weight
+        if _batchnorm.compiled(grad, xhat, weight):  # one compiled pass per channel
+            sum_grad, sum_grad_xhat, grad_x = _batchnorm.backward(grad, xhat, scale,
+                                                                  ctx.training, needs[0])
+            return (grad_x, sum_grad_xhat if needs[1] else None,
+                    sum_grad if needs[2] else None)
+        sum_grad = np.sum(grad, axis=axes)  # (C,)
+        sum_grad_xhat = np.sum(grad * xhat, axis=axes)  # (C,)
         grad_x = None
         if needs[0]:
-            scale = invstd if weight is None else invstd * weight
             count = grad.size // grad.shape[1]
-            if fast:
-                grad_x = _batchnorm.grad_input(grad, xhat, sum_grad / count,
-                                              sum_grad_xhat / count, scale, ctx.training)
-            elif ctx.training:  # the batch statistics depend on x too
+            if ctx.training:  # the batch statistics depend on x too
                 grad_x = (grad - (sum_grad / count).reshape(shape)
                           - xhat * (sum_grad_xhat / count).reshape(shape))
                 grad_x *= scale.reshape(shape)

@@ -256,8 +256,11 @@ def _planes_kernels(pool: int):
         size = height * width
         one, zero = out.dtype.type(1), out.dtype.type(0)
         # d loss / d out along one row (pooled: its window row's shares; 0 in the columns no
-        # window covers)
+        # window covers), and over the whole plane: the derivative's loop then runs along the
+        # plane, with one sum (rows of 10, LeNet's second layer: a sum per row cost more than
+        # the row)
         wide = np.zeros(width if pool > 0 else 0, dtype=out.dtype)
+        shares = np.empty(size if pool > 0 else 0, dtype=out.dtype)
         for plane in range(planes):
             out_plane = out[plane].reshape(size)
             grad_a_plane = grad_a[plane].reshape(size)
@@ -289,18 +292,19 @@ def _planes_kernels(pool: int):
                             value = grad_pooled[i, j] / out.dtype.type(pool * pool)
                         for c in range(pool):
                             wide[j * pool + c] = value
-                out_row = out_plane[r * width:]
-                grad_a_row = grad_a_plane[r * width:]
-                if relu:
-                    for s in range(width):
-                        g = zero if out_row[s] <= zero else wide[s]
-                        grad_a_row[s] = g
-                        total += g
-                else:
-                    for s in range(width):
-                        g = ((one - out_row[s]) * out_row[s]) * wide[s]
-                        grad_a_row[s] = g
-                        total += g
+                row_shares = shares[r * width:]
+                for s in range(width):
+                    row_shares[s] = wide[s]
+            if relu:
+                for i in range(size):
+                    g = zero if out_plane[i] <= zero else shares[i]
+                    grad_a_plane[i] = g
+                    total += g
+            else:
+                for i in range(size):
+                    g = ((one - out_plane[i]) * out_plane[i]) * shares[i]
+                    grad_a_plane[i] = g
+                    total += g
             sums[plane] = total
 
     return sigmoid, relu, backward

@@ -144,7 +144,7 @@ def average_pool_planes(planes, width, pool, pooled, across):
     divisor = planes.dtype.type(pool * pool)
     # (a power of two's inverse is exact: its product, the quotient, is a multiplication)
     inverse = planes.dtype.type(1) / divisor
-    exact = pool & (pool - 1) == 0
+    exact = (pool & (pool - 1)) == 0
     cells = planes.reshape(channels * size)
     if width == pooled_cols * pool:
         row = np.uintp(width)

@@ -322,9 +322,6 @@ def _compiled(*arrays: np.ndarray) -> bool:
             and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays))
 
 
-_NO_POOL = np.empty((1, 0, 0), dtype=np.float32)
-
-
 def sigmoid_forward(a: np.ndarray) -> np.ndarray:
     """sigmoid(a), a new array of a's shape and dtype (on a's device: the NumPy passes
     through the array's own namespace)."""

@@ -95,14 +95,6 @@ def channel_grad_sums(grad, xhat, c):
 
 
 @jit()
-def _statistics_kernel(x, mean, var, first, end):
-    """mean[c] and the biased var[c] (float64) of the channels c in [first, end) of
-    x (N, C, L)."""
-    for c in range(first, end):
-        mean[c], var[c] = channel_moments(x, c)
-
-
-@jit()
 def _training_kernel(x, eps, weight, bias, has_weight, has_bias, mean, var, invstd, xhat,
                      out, first, end):
     """Training's forward pass, channel by channel for the channels in [first, end), each
@@ -164,15 +156,6 @@ def _backward_kernel(grad, xhat, scale, training, with_input, sum_grad, sum_grad
                     grad_x[i, c, j] = ((grad[i, c, j] - m) - xhat[i, c, j] * m_xhat) * s
                 else:
                     grad_x[i, c, j] = grad[i, c, j] * s
-
-
-def statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, biased var) per channel of x (N, C, ...), float64, each (C,)."""
-    x3 = _by_channel(x)
-    channels = x3.shape[1]
-    mean, var = np.empty(channels), np.empty(channels)
-    run_pieces(_statistics_kernel, channels, x.size, x3, mean, var)
-    return mean, var
 
 
 def _weight_and_bias(weight, bias, channels: int, dtype) -> tuple:

@@ -14,16 +14,17 @@ from hypothesis import strategies as st
 from test_memory_budget import SLACK, temporaries
 
 import corrnet
-from corrnet.kernels import fft, plan
+from corrnet.kernels import fft, plan, threads
 from corrnet.kernels.windows import make_window
 
 
 @pytest.fixture
 def small_tiles(monkeypatch):
     """Tiles on small problems: any grid over 256 numbers, tiles 64 a side (windows of up to
-    16 a side tile)."""
+    16 a side tile), shared among corrnet's threads however few outputs there are."""
     monkeypatch.setattr(fft, "TILE_GRID_SIZE", 256)
     monkeypatch.setattr(fft, "TILE_SIDE", 64)
+    monkeypatch.setattr(threads, "MIN_PARALLEL_SIZE", 1)
 
 
 @st.composite
@@ -97,6 +98,39 @@ def test_issue13_corr2d_of_a_large_image_runs_on_fft_tiles_and_matches_torch():
                                           torch.from_numpy(kernel)[None, None])[0, 0].numpy()
     # float32 FFT error is relative to the largest sums (fft.py, Precision): S <= 195 here
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5 * 195)
+
+
+def test_issue13_tiles_in_the_padding_alone_hold_the_bias(small_tiles):
+    """Padding wider than a tile: whole tiles read nothing but zeros (their input is a zeroed
+    block, `_tile_input`), others begin or end in the padding."""
+    geometry = dict(n=1, c_in=2, c_out=2, groups=1, size=(40, 35), kernel=(3, 5),
+                    dilation=(1, 1), padding=(90, 70), bias=True)
+    x, weight, bias, window = _problem(geometry, np.float64)
+    tiles = fft._tiles(window, fft.fft_grid(window))
+    assert tiles is not None and 90 > tiles[0] + 2 and 70 > tiles[1] + 4
+    out = fft.forward(x, weight, bias, window, 1)
+    expected = _torch_forward(x, weight, bias, geometry)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(out[0, :, :tiles[0], :], np.broadcast_to(
+        bias[:, None, None], (2, tiles[0], out.shape[3])))
+
+
+def test_issue13_tiles_give_the_same_numbers_on_one_thread_and_on_two(small_tiles):
+    """Each tile goes through the same transforms on whichever thread takes it."""
+    geometry = dict(n=2, c_in=3, c_out=2, groups=1, size=(150, 140), kernel=(7, 5),
+                    dilation=(1, 1), padding=(2, 3), bias=True)
+    x, weight, bias, window = _problem(geometry, np.float32)
+    before = corrnet.get_num_threads()
+    try:
+        corrnet.set_num_threads(1)
+        alone = fft.forward(x, weight, bias, window, 1)
+        corrnet.set_num_threads(2)
+        shared = fft.forward(x, weight, bias, window, 1)
+    finally:
+        corrnet.set_num_threads(before)
+    np.testing.assert_array_equal(alone, shared)
+    np.testing.assert_allclose(shared, _torch_forward(x, weight, bias, geometry),
+                               rtol=1e-4, atol=1e-4)
 
 
 def test_issue13_tiled_fft_holds_the_memory_budget(small_tiles):

@@ -52,12 +52,19 @@ forward pass exceeds `TILE_GRID_SIZE` numbers, the output is cut into tiles of t
 outputs and each tile's input (th + extent - 1 rows, likewise columns, zeros where it leaves
 the image) is transformed on its own grid, a fast FFT length of at most `TILE_SIDE` a side
 chosen so that the tiles' grids hold the fewest cells (`_tile_side`), with the kernels'
-spectra computed once (`_tiled_forward`). The real FFT reads each row of tiles as a strided
-view of the input (no copy of the overlapping tiles) and each tile's outputs go from the
-inverse transform straight into place. About 15% more arithmetic than one big transform (the
-tiles overlap by extent - 1), measured 3-4x faster on a 4096x4096 image with a 31x31 kernel;
-the grids' sides and the copies left out took a 2048x2048 image with a 31x31 kernel from
-35 to 27-28 ms (4096x4096: 118 to 94 ms), OpenCV's filter2D 26 and 98-100 ms in the same runs.
+spectra computed once (`_tiled_forward`). The real FFT reads each tile as a view of the
+input (no copy of the overlapping tiles; a zeroed copy only where a tile begins in the top or
+left padding) and each tile's outputs go from the inverse transform straight into place.
+About 15% more arithmetic than one big transform (the tiles overlap by extent - 1), measured
+3-4x faster on a 4096x4096 image with a 31x31 kernel; the grids' sides and the copies left
+out took a 2048x2048 image with a 31x31 kernel from 35 to 27-28 ms (4096x4096: 118 to 94 ms),
+OpenCV's filter2D 26 and 98-100 ms in the same runs. The tiles are shared among corrnet's
+threads, each taking one tile at a time through all its steps on one core, rather than
+each step of a row of tiles split between the cores: the tile's planes stay in that core's
+cache from the forward transform to the copy of its outputs, and the copies, the products
+and the bias run on both cores too. Measured interleaved with the row-by-row version (2
+cores, AMD EPYC; three rounds): 4096x4096 with a 31x31 kernel 78-110 ms against 97-168,
+2048x2048 17-27 against 30-34; OpenCV 95-106 and 27-33.
 
 Stride > 1 is done by computing every grid cell and keeping every sh-th row and sw-th column
 (so it costs as much as stride 1: `supports` allows strides up to `MAX_STRIDE`).
@@ -88,7 +95,9 @@ the budget (a huge image), the pass goes over it.
 
 The number of threads scipy.fft uses is `WORKERS` (default: os.cpu_count(), or the
 environment variable CORRNET_FFT_WORKERS) for transforms of PARALLEL_FFT_SIZE numbers or more,
-one below; assign ``corrnet.kernels.fft.WORKERS = n`` to change it at run time.
+one below; assign ``corrnet.kernels.fft.WORKERS = n`` to change it at run time. The tiled
+forward pass instead shares its tiles among corrnet's own threads (``corrnet.set_num_threads``,
+fewer under load: `threads.active`), one transform thread each.
 """
 
 from __future__ import annotations
@@ -214,9 +223,10 @@ def fft_grid(window: Window2d) -> _Grid:
     return _Grid(lengths[0], lengths[1], taps[0], taps[1], outs[0], outs[1])
 
 
-def _image_spectra(images: np.ndarray, grid: _Grid) -> np.ndarray:
-    """(..., H, W) real planes at the grid's origin -> (..., Fh, Fw//2+1) spectra."""
-    return _sfft().rfft2(images, s=grid.shape, workers=_workers(images))
+def _image_spectra(images: np.ndarray, grid: _Grid, workers: int | None = None) -> np.ndarray:
+    """(..., H, W) real planes at the grid's origin -> (..., Fh, Fw//2+1) spectra, on
+    `workers` threads (default `_workers`)."""
+    return _sfft().rfft2(images, s=grid.shape, workers=workers or _workers(images))
 
 
 def _output_spectra(grad_out: np.ndarray, grid: _Grid) -> np.ndarray:
@@ -277,9 +287,11 @@ def _values_at_taps(spectra: np.ndarray, grid: _Grid) -> np.ndarray:
     return tap_rows[:, :, grid.tap_cols].transpose(0, 3, 4, 1, 2)       # (G, P, Q, kh, kw)
 
 
-def _planes(spectra: np.ndarray, grid: _Grid) -> np.ndarray:
-    """(..., Fh, Fw//2+1) spectra -> (..., Fh, Fw) real planes."""
-    return _sfft().irfft2(spectra, s=grid.shape, workers=_workers(spectra), overwrite_x=True)
+def _planes(spectra: np.ndarray, grid: _Grid, workers: int | None = None) -> np.ndarray:
+    """(..., Fh, Fw//2+1) spectra -> (..., Fh, Fw) real planes, on `workers` threads (default
+    `_workers`)."""
+    return _sfft().irfft2(spectra, s=grid.shape, workers=workers or _workers(spectra),
+                          overwrite_x=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,12 +402,10 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
         work = working_dtype(dtype, x_shape[0] * window.out_height * window.out_width)
     else:
         work = working_dtype(dtype, contracted * kh * kw, kh * kw)
-    if pass_name == "forward" and _tiles(window, fft_grid(window)) is not None:
-        # one row of tiles in a band (see `_tiled_forward`), and one tile's block in its grid
-        band_bytes, tile_window = _tile_plan(x_shape, weight_shape, window)
-        fixed, per_image = _block_bytes(fft_grid(tile_window), contracted, work.itemsize)
-        return band_bytes + fixed(1, 1) + per_image(1, 1)
-    fixed, per_image = _block_bytes(fft_grid(window), contracted, work.itemsize)
+    grid = fft_grid(window)
+    if pass_name == "forward" and _tiles(window, grid) is not None:
+        grid = fft_grid(_tile_window(window))         # one tile's block (see `_tiled_forward`)
+    fixed, per_image = _block_bytes(grid, contracted, work.itemsize)
     return fixed(1, 1) + per_image(1, 1)
 
 
@@ -547,103 +557,94 @@ def _tiles(window: Window2d, grid: _Grid) -> tuple[int, int] | None:
     return (_tile_side(window.out_height, extents[0]), _tile_side(window.out_width, extents[1]))
 
 
-def _tile_plan(x_shape, weight_shape, window: Window2d) -> tuple[int, Window2d]:
-    """(bytes of a band holding one row of tiles' inputs, the tiles' own 'valid' window),
-    the band counted at 8 bytes a number (float64 at most)."""
+def _tile_window(window: Window2d) -> Window2d:
+    """The tiles' own window: 'valid' on a tile's input of (outputs + extent - 1) a side."""
     from .windows import make_window
 
-    n, c_in = x_shape[:2]
     tile_rows, tile_cols = _tiles(window, fft_grid(window))
     tile_in = (tile_rows + _extent(window, 0) - 1, tile_cols + _extent(window, 1) - 1)
-    across = -(-window.out_width // tile_cols)
-    band_width = across * tile_cols + _extent(window, 1) - 1
-    row_bytes = n * c_in * tile_in[0] * band_width * 8
-    tile_window = make_window("conv2d", *tile_in, window.kernel, (1, 1), ((0, 0), (0, 0)),
-                              window.dilation)
-    return row_bytes, tile_window
+    return make_window("conv2d", *tile_in, window.kernel, (1, 1), ((0, 0), (0, 0)),
+                       window.dilation)
+
+
+def _tile_input(planes: np.ndarray, first_row: int, first_col: int, size) -> np.ndarray:
+    """The padded input's block of `size` (rows, columns) from x's row `first_row` and column
+    `first_col` (negative ones lie in the top or left padding), for planes (..., H, W): a view
+    of the planes, cut short where they end (the real FFT pads it with zeros up to the grid,
+    from no rows at all for a tile in the bottom padding), or where the block begins in the
+    top or left padding, a zeroed copy."""
+    rows, cols = size
+    view = planes[..., max(first_row, 0):max(first_row + rows, 0),
+                  max(first_col, 0):max(first_col + cols, 0)]
+    if first_row >= 0 and first_col >= 0:
+        return view
+    block = np.zeros(planes.shape[:-2] + (rows, cols), planes.dtype)
+    top, left = max(-first_row, 0), max(-first_col, 0)
+    block[..., top:top + view.shape[-2], left:left + view.shape[-1]] = view
+    return block
 
 
 def _tiled_forward(x, weight, bias, window: Window2d, groups: int, budget: int) -> np.ndarray:
     """The forward pass of a stride-1 window on tiles of outputs (see Large images).
 
     Output tile (a, b) covers outputs [a*th, (a+1)*th) x [b*tw, (b+1)*tw) and reads the padded
-    input's rows [a*th, a*th + th + extent_h - 1) and columns likewise: the input's rows
-    shifted down by the top padding, zeros outside the image. A band of tile rows at a time
-    is copied into one zeroed buffer (N, C, rows, columns), in the dtype the transforms work
-    in; a row of tiles of one image is then a strided view of the band, (tiles, C, rows,
-    columns), that the real FFT reads as it is (no copy), and each tile's outputs go from
-    the inverse transform straight into place. The bands hold half the memory budget at most
-    (at least one row of tiles), the transforms of their tiles and the kernels' spectra the
-    other half (`_block_sizes`, the tiles of a row taken as its images).
+    input's rows [a*th, a*th + th + extent_h - 1) and columns likewise, i.e. x's rows from
+    a*th - top (`_tile_input`: a view of x, or a zeroed copy where it begins in the padding).
+    The tiles of all images are shared among corrnet's threads (`threads.run_pieces`: a run of
+    consecutive tiles each), and each thread takes its tiles one at a time through the real
+    FFT, the product with the kernels' spectra, the inverse FFT and the copy of its outputs
+    (plus the bias) into place, on one thread each: all of them release the GIL, and a tile's
+    planes stay in that core's cache from one step to the next. Where the memory budget holds
+    one tile's transforms but not one per thread, the tiles run on the calling thread.
     """
-    n, c_in, height, width = x.shape
+    from .threads import active, run_pieces
+
+    n = x.shape[0]
     c_out, c_group, kh, kw = weight.shape
     tile_rows, tile_cols = _tiles(window, fft_grid(window))
-    extent_h, extent_w = _extent(window, 0), _extent(window, 1)
     (top, _), (left, _) = window.padding
     across = -(-window.out_width // tile_cols)                   # tiles in a row of tiles
     down = -(-window.out_height // tile_rows)
-    band_width = across * tile_cols + extent_w - 1               # padded columns of a band
-    tile_in = (tile_rows + extent_h - 1, tile_cols + extent_w - 1)
-    row_bytes, tile_window = _tile_plan(x.shape, weight.shape, window)
-    grid = fft_grid(tile_window)
+    tile_in = (tile_rows + _extent(window, 0) - 1, tile_cols + _extent(window, 1) - 1)
+    grid = fft_grid(_tile_window(window))
     work = working_dtype(x.dtype, c_group * kh * kw, kh * kw)
     weight = _grouped(weight.astype(work, copy=False)[None], groups)[0]  # (G, Og, Cg, kh, kw)
-    group_block, out_block, tile_block = _block_sizes(
-        across, groups, c_out // groups, c_group, grid, work.itemsize, budget // 2)
-    blocks = [(gs, ks) for gs in _blocks(groups, group_block)
-              for ks in _blocks(c_out // groups, out_block)]
-    kept = {}          # with one block, its kernels' spectra, computed once for every band
-
-    def kernel_spectra(index):
-        if index in kept:
-            return kept[index]
-        gs, ks = blocks[index]
-        kernels = _kernel_spectra(weight[gs, ks], grid)                  # (G', Fh, Fr, Og', Cg)
-        kernels = _prepared(np.conj(kernels, out=kernels))               # the forward correlates
-        if len(blocks) == 1:
-            kept[index] = kernels
-        return kernels
-
+    threads = active()
+    group_block, out_block, at_once = _block_sizes(
+        threads, groups, c_out // groups, c_group, grid, work.itemsize, budget)
+    x_grouped = _grouped(x, groups)                                  # (N, G, Cg, H, W)
     out = np.empty((n, c_out, window.out_height, window.out_width), dtype=x.dtype)
     out_grouped = _grouped(out, groups)                              # (N, G, Og, H_out, W_out)
-    rows_per_band = max(1, min(down, budget // 2 // row_bytes))
-    # one buffer for every band (the last one may use fewer of its rows)
-    buffer = np.empty((n, c_in, rows_per_band * tile_rows + extent_h - 1, band_width), work)
-    for first in range(0, down, rows_per_band):
-        bands = min(rows_per_band, down - first)
-        out_start = first * tile_rows
-        band_height = bands * tile_rows + extent_h - 1
-        # the band's input: padded rows [out_start, out_start + band_height), zeros outside
-        band = buffer[:, :, :band_height]
-        band.fill(0)
-        source_rows = slice(max(0, out_start - top), min(height, out_start - top + band_height))
-        source_cols = slice(0, min(width, band_width - left))
-        if source_rows.start < source_rows.stop and source_cols.stop > 0:
-            band[:, :, source_rows.start - (out_start - top):
-                 source_rows.stop - (out_start - top),
-                 left:left + source_cols.stop] = x[:, :, source_rows, source_cols]
-        step_n, step_c, step_h, step_w = band.strides
-        for image in range(n):
-            for row in range(bands):
-                # (across, G, Cg, tile_in_h, tile_in_w): the row's tiles, overlapping views
-                tiles = np.lib.stride_tricks.as_strided(
-                    band[image, :, row * tile_rows:], (across, groups, c_group, *tile_in),
-                    (step_w * tile_cols, step_c * c_group, step_c, step_h, step_w),
-                    writeable=False)
-                rows = slice(out_start + row * tile_rows,
-                             min(out_start + (row + 1) * tile_rows, window.out_height))
-                for index, (gs, ks) in enumerate(blocks):
-                    for ts in _blocks(across, tile_block):
-                        spectra = _image_spectra(tiles[ts, gs], grid)   # (t, G', Cg, Fh, Fr)
-                        products = _apply(kernel_spectra(index), spectra)  # (t, G', Og', Fh, Fr)
-                        planes = _planes(products, grid)                 # (t, G', Og', Fh, Fw)
-                        for t, column in enumerate(range(ts.start, ts.stop)):
-                            cols = slice(column * tile_cols,
-                                         min((column + 1) * tile_cols, window.out_width))
-                            out_grouped[image, gs, ks, rows, cols] = \
-                                planes[t, :, :, :rows.stop - rows.start,
-                                       :cols.stop - cols.start]
     if bias is not None:
-        out += bias.astype(x.dtype, copy=False).reshape(1, c_out, 1, 1)
+        bias = _grouped(bias.astype(x.dtype, copy=False)[None], groups)[0]       # (G, Og)
+
+    def run_tiles(gs, ks, kernels, first, end):
+        """Tiles first ... end - 1 (image-major, then row-major), groups gs, channels ks."""
+        for job in range(first, end):
+            image, tile = divmod(job, down * across)
+            row, column = divmod(tile, across)
+            rows = slice(row * tile_rows, min((row + 1) * tile_rows, window.out_height))
+            cols = slice(column * tile_cols, min((column + 1) * tile_cols, window.out_width))
+            # (G', Cg, tile_in_h, tile_in_w), or fewer rows and columns where x ends
+            tile_x = _tile_input(x_grouped[image, gs], rows.start - top, cols.start - left,
+                                 tile_in).astype(work, copy=False)[None]
+            spectra = _image_spectra(tile_x, grid, workers=1)        # (1, G', Cg, Fh, Fr)
+            del tile_x                                   # (a copy in the padding: freed now)
+            products = _apply(kernels, spectra)                      # (1, G', Og', Fh, Fr)
+            planes = _planes(products, grid, workers=1)[0]           # (G', Og', Fh, Fw)
+            outputs = planes[..., :rows.stop - rows.start, :cols.stop - cols.start]
+            target = out_grouped[image, gs, ks, rows, cols]          # (G', Og', th', tw')
+            if bias is None:
+                target[...] = outputs
+            else:
+                np.add(outputs, bias[gs, ks, None, None], out=target)
+
+    jobs = n * down * across
+    for gs in _blocks(groups, group_block):
+        for ks in _blocks(c_out // groups, out_block):
+            kernels = _kernel_spectra(weight[gs, ks], grid)          # (G', Fh, Fr, Og', Cg)
+            kernels = _prepared(np.conj(kernels, out=kernels))       # the forward correlates
+            # several threads where the budget holds one tile's transforms per thread
+            size = out.size if at_once >= threads else 0
+            run_pieces(run_tiles, jobs, size, gs, ks, kernels)
     return out

@@ -48,11 +48,13 @@ def configurations(draw, variant: str, max_size: int = 9):
     width = draw(st.integers(low[1], max(low[1], max_size)))
     if variant == "depthwise":
         groups = c_in = draw(st.integers(1, 4))
-        c_out = c_in * draw(st.integers(1, 3))          # the depth multiplier
+        c_out = c_in * draw(st.integers(1, 4))          # the depth multiplier
     else:
         groups = draw(st.integers(1, 3))
         c_in = groups * draw(st.integers(1, 3))
-        c_out = groups * draw(st.integers(1, 3))
+        # up to 7 output channels per group: the weight gradient's blocks of 3
+        # (direct.OUT_BLOCK) with none, one or two left over
+        c_out = groups * draw(st.integers(1, 7))
     return dict(n=draw(st.integers(1, 3)), c_in=c_in, c_out=c_out, height=height,
                 width=width, kernel=kernel, stride=stride, pads=pads, dilation=dilation,
                 groups=groups, has_bias=draw(st.booleans()),

@@ -4,7 +4,8 @@
   call again with the same shapes, dtypes and arguments skips them, so the cache must never
   let through what the checks would refuse, nor change a result.
 * `jit.inline` helpers (plain Python functions that kernels call, LLVM inlining them) and the
-  intrinsics `simd.fma` and `simd.float32_from_bits`, against their plain equivalents.
+  intrinsics `simd.fma`, `simd.float32_from_bits` and `simd.add_lanes`, against their plain
+  equivalents.
 """
 
 from __future__ import annotations
@@ -144,6 +145,36 @@ def test_issue13_simd_fma_and_float32_from_bits_against_their_plain_equivalents(
     np.testing.assert_array_equal(out.view(np.int32), bits)
     np.testing.assert_array_equal(out[:254], 2.0 ** np.arange(-126, 128))
     assert simd.float32_from_bits_reference(np.int32(127 << 23)) == np.float32(1.0)
+
+
+@COMPILED
+def test_issue13_simd_add_lanes_against_its_plain_equivalent():
+    """add_lanes adds one vector of sums into wider (or equal) totals at any offset, each
+    number converted first: float32 into float64 exactly as NumPy's conversion and add, and
+    the numbers around the vector untouched."""
+    numba = jit.load_numba()
+
+    @numba.njit
+    def add(totals, at, sums, sums_at):
+        simd.add_lanes(totals, at, sums, sums_at)
+
+    rng = np.random.default_rng(3)
+    for totals_dtype, sums_dtype in ((np.float64, np.float32), (np.float64, np.float64),
+                                     (np.float32, np.float32)):
+        lanes = simd.lanes_of(sums_dtype)
+        sums = (rng.standard_normal(3 * lanes) * 1e3).astype(sums_dtype)
+        for at, sums_at in ((0, 0), (5, 3), (2 * lanes + 1, 2 * lanes)):
+            totals = rng.standard_normal(4 * lanes).astype(totals_dtype)
+            original, expected = totals.copy(), totals.copy()
+            expected[at:at + lanes] += sums[sums_at:sums_at + lanes].astype(totals_dtype)
+            add(totals, at, sums, sums_at)
+            np.testing.assert_array_equal(totals, expected)
+            inside = np.zeros(totals.size, bool)
+            inside[at:at + lanes] = True
+            np.testing.assert_array_equal(totals[~inside], original[~inside])
+            reference = original.copy()
+            simd.add_lanes_reference(reference, at, sums, sums_at)
+            np.testing.assert_array_equal(reference, expected)
 
 
 @COMPILED

@@ -647,8 +647,7 @@ def _grad_weight_kernel(x, grad_out, partial, geometry, span, piece, first, end)
                                                            grad_rows, at)
                                 for jj in range(count):
                                     t = (c * kh + i) * kw + j_first + jj
-                                    for lane in range(lanes):
-                                        sums_of[t * lanes + lane] += sums[jj * lanes + lane]
+                                    simd.add_lanes(sums_of, t * lanes, sums, jj * lanes)
 
 
 def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,

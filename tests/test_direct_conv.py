@@ -253,6 +253,30 @@ def test_non_contiguous_inputs(compiled):
                 expected[2], atol=1e-12)
 
 
+@pytest.mark.parametrize("algorithm, c_in, c_out, groups, compiled", [
+    pytest.param("small", 2, 7, 1, True, marks=NUMBA.marks),
+    pytest.param("small", 2, 4, 2, True, marks=NUMBA.marks),
+    pytest.param("depthwise", 3, 9, 3, True, marks=NUMBA.marks),
+    ("depthwise", 3, 9, 3, False)])
+def test_broadcast_output_gradient(algorithm, c_in, c_out, groups, compiled):
+    """An output gradient with zero strides (``out.sum().backward()``'s, or one number per
+    channel), which the weight gradient reads as it is: both gradients as PyTorch's, in
+    blocks of three output channels and the channels left over."""
+    config = config_of(2, c_in, c_out, (9, 8), 3, pad=1, groups=groups, dtype=np.float64)
+    x, weight, bias, _, window = arrays(config)
+    per_channel = np.random.default_rng(5).standard_normal(c_out)
+    grad_out = np.broadcast_to(per_channel[None, :, None, None],
+                               (2, c_out, window.out_height, window.out_width))
+    assert grad_out.strides[0] == grad_out.strides[2] == 0
+    expected = torch_results(x, weight, bias, np.array(grad_out), config)
+    namespace = getattr(direct, algorithm)
+    with jit.use_compiled(compiled):
+        np.testing.assert_allclose(namespace.grad_weight(grad_out, x, weight.shape, window,
+                                                         groups), expected[2], atol=1e-12)
+        np.testing.assert_allclose(namespace.grad_input(grad_out, weight, window, groups,
+                                                        x.shape), expected[1], atol=1e-12)
+
+
 @pytest.mark.parametrize("compiled", PATHS)
 @pytest.mark.parametrize("stride, groups, bias", [(1, 1, True), (1, 2, False), (2, 1, True)])
 def test_pointwise_on_two_threads(compiled, stride, groups, bias):

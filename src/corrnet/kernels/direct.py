@@ -756,7 +756,9 @@ def _shifted_dot(source, grad_out, taps, stride, top, left, groups: int) -> np.n
     """(C_out, T): sum over n, y, x of grad_out[n, o, y, x] * (tap t's shifted plane)[y, x]
     (compiled), the weight gradient of `_shifted_sum`."""
     source = np.ascontiguousarray(source)
-    grad_out = np.ascontiguousarray(grad_out, dtype=source.dtype)
+    # any strides: the kernel copies grad_out's rows into its bands (a broadcast output
+    # gradient, of ``out.sum()``, is not written out first)
+    grad_out = grad_out.astype(source.dtype, copy=False)
     out_channels = grad_out.shape[1]
     out_size = grad_out.shape[2:]
     threads = _threads(grad_out.size * len(taps))

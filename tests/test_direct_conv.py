@@ -52,8 +52,8 @@ def configurations(draw, variant: str, max_size: int = 9):
     else:
         groups = draw(st.integers(1, 3))
         c_in = groups * draw(st.integers(1, 3))
-        # up to 7 output channels per group: the weight gradient's blocks of 3
-        # (direct.OUT_BLOCK) with none, one or two left over
+        # up to 7 output channels per group: the weight gradient's blocks of
+        # direct.OUT_BLOCK (2) with none or one left over, several blocks
         c_out = groups * draw(st.integers(1, 7))
     return dict(n=draw(st.integers(1, 3)), c_in=c_in, c_out=c_out, height=height,
                 width=width, kernel=kernel, stride=stride, pads=pads, dilation=dilation,
@@ -261,7 +261,7 @@ def test_non_contiguous_inputs(compiled):
 def test_broadcast_output_gradient(algorithm, c_in, c_out, groups, compiled):
     """An output gradient with zero strides (``out.sum().backward()``'s, or one number per
     channel), which the weight gradient reads as it is: both gradients as PyTorch's, in
-    blocks of three output channels and the channels left over."""
+    blocks of output channels (direct.OUT_BLOCK) and a channel left over."""
     config = config_of(2, c_in, c_out, (9, 8), 3, pad=1, groups=groups, dtype=np.float64)
     x, weight, bias, _, window = arrays(config)
     per_channel = np.random.default_rng(5).standard_normal(c_out)

@@ -53,9 +53,9 @@ forward kernel compiled with parallel=True ran 1.7x slower even on one thread.) 
 engine does the other two passes:
 
 * grad_weight: weight[o, c, i, j] gets the dot product of grad_out[n, o] with the tap's
-  shifted slice (laid out like the forward pass, gap columns zero), for three output
-  channels and four taps at a time (each loaded number serves three or four products), the
-  channels left over eight taps at a time; each piece of the task list sums into its own row
+  shifted slice (laid out like the forward pass, gap columns zero), for two output
+  channels and four taps at a time (each loaded number serves two or four products), a
+  channel left over eight taps at a time; each piece of the task list sums into its own row
   of partial sums, added at the end (no races);
 * grad_input: with stride 1 it is a correlation of the zero-padded output gradient with the
   kernel turned by 180 degrees (the taps' offsets mirrored, input and output channels
@@ -94,8 +94,8 @@ BAND_ELEMENTS = 16384
 # a helper may wait milliseconds for a core.
 PARALLEL_WORK = 4 << 20
 # The weight gradient's dot products take this many output channels together (with four
-# taps: 12 sums, in 12 AVX-512 registers or 12 AVX2 ones of 16, from 7 vector loads)
-OUT_BLOCK = 3
+# taps: 8 sums from 6 vector loads; with three, LLVM's 12 sums spill AVX2's 16 registers)
+OUT_BLOCK = 2
 # `direct` accepts at most this many multiply-adds per output position and group
 # (Cg*kh*kw * Og): beyond it im2col + GEMM is many times faster and not worth timing.
 DIRECT_MAX_TAPS = 4096
@@ -560,21 +560,21 @@ def _shifted_dot_kernel(source, source_dims, grad_out, tap_offsets, partial,
             # (reassociate=True) and in the input's dtype; each band's sum is added to a
             # float64 partial sum.
             if block == OUT_BLOCK:
-                # Three channels and four taps at a time: 12 sums from 7 loads (LeNet's
-                # first layer, interleaved with the eight-tap loop alone: 1.66 -> 1.09 ms on
-                # one thread, 1.08 -> 0.76 on two)
+                # Two channels and four taps at a time: 8 sums from 6 loads (LeNet's first
+                # layer, one thread, interleaved with the eight-tap loop alone: 1.60 -> 1.17
+                # ms with AVX-512, 1.64 -> 1.23 compiled for AVX2 (NUMBA_CPU_NAME=haswell)
+                # on the same AMD EPYC; three channels, 12 sums, ran 1.09 with AVX-512 but
+                # 1.87 for AVX2, whose 16 registers they spill)
                 fours_end = 4 * (taps // 4)
                 band0, band1 = grad_bands[0, :length], grad_bands[1, :length]
-                band2 = grad_bands[2, :length]
                 for t in range(0, fours_end, 4):
                     at0, at1 = start + tap_offsets[t], start + tap_offsets[t + 1]
                     at2, at3 = start + tap_offsets[t + 2], start + tap_offsets[t + 3]
                     s0, s1 = band[at0:at0 + length], band[at1:at1 + length]
                     s2, s3 = band[at2:at2 + length], band[at3:at3 + length]
                     t00 = t01 = t02 = t03 = t10 = t11 = t12 = t13 = zero
-                    t20 = t21 = t22 = t23 = zero
                     for p in range(length):
-                        u0, u1, u2 = band0[p], band1[p], band2[p]
+                        u0, u1 = band0[p], band1[p]
                         v0, v1, v2, v3 = s0[p], s1[p], s2[p], s3[p]
                         t00 += u0 * v0
                         t01 += u0 * v1
@@ -584,10 +584,6 @@ def _shifted_dot_kernel(source, source_dims, grad_out, tap_offsets, partial,
                         t11 += u1 * v1
                         t12 += u1 * v2
                         t13 += u1 * v3
-                        t20 += u2 * v0
-                        t21 += u2 * v1
-                        t22 += u2 * v2
-                        t23 += u2 * v3
                     o = o_first
                     partial[o, t] += t00
                     partial[o, t + 1] += t01
@@ -597,10 +593,6 @@ def _shifted_dot_kernel(source, source_dims, grad_out, tap_offsets, partial,
                     partial[o + 1, t + 1] += t11
                     partial[o + 1, t + 2] += t12
                     partial[o + 1, t + 3] += t13
-                    partial[o + 2, t] += t20
-                    partial[o + 2, t + 1] += t21
-                    partial[o + 2, t + 2] += t22
-                    partial[o + 2, t + 3] += t23
                 first_single = fours_end
             else:
                 first_single = 0

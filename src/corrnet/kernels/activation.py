@@ -266,37 +266,26 @@ def _planes_kernels(pool: int):
             grad_a_plane = grad_a[plane].reshape(size)
             total = 0.0
             if pool == 0:
-                grad_plane = grad[plane].reshape(size)
-                if relu:
-                    for i in range(size):            # PyTorch's threshold_backward
-                        g = zero if out_plane[i] <= zero else grad_plane[i]
-                        grad_a_plane[i] = g
-                        total += g
-                else:
-                    for i in range(size):
-                        g = ((one - out_plane[i]) * out_plane[i]) * grad_plane[i]
-                        grad_a_plane[i] = g
-                        total += g
-                sums[plane] = total
-                continue
-            grad_pooled = grad[plane]
-            pooled_rows, pooled_cols = grad_pooled.shape
-            for r in range(height):
-                if r % pool == 0:
-                    # a new row of windows: its shares spread along the row (k-strided
-                    # stores), or zeros below the last window row
-                    i = r // pool
-                    for j in range(pooled_cols):
-                        value = zero
-                        if i < pooled_rows:
-                            value = grad_pooled[i, j] / out.dtype.type(pool * pool)
-                        for c in range(pool):
-                            wide[j * pool + c] = value
-                row_shares = shares[r * width:]
-                for s in range(width):
-                    row_shares[s] = wide[s]
+                shares = grad[plane].reshape(size)      # d loss / d out as it is
+            else:
+                grad_pooled = grad[plane]
+                pooled_rows, pooled_cols = grad_pooled.shape
+                for r in range(height):
+                    if r % pool == 0:
+                        # a new row of windows: its shares spread along the row (k-strided
+                        # stores), or zeros below the last window row
+                        i = r // pool
+                        for j in range(pooled_cols):
+                            value = zero
+                            if i < pooled_rows:
+                                value = grad_pooled[i, j] / out.dtype.type(pool * pool)
+                            for c in range(pool):
+                                wide[j * pool + c] = value
+                    row_shares = shares[r * width:]
+                    for s in range(width):
+                        row_shares[s] = wide[s]
             if relu:
-                for i in range(size):
+                for i in range(size):            # PyTorch's threshold_backward
                     g = zero if out_plane[i] <= zero else shares[i]
                     grad_a_plane[i] = g
                     total += g

@@ -267,15 +267,14 @@ class NativeBatchNorm(Function):
                 running_var += (momentum * unbiased).astype(running_var.dtype, copy=False)
         elif (running_mean is not None and running_var is not None
               and _batchnorm.compiled(x, weight, bias, running_mean, running_var)):
-            mean, var, centred = running_mean, running_var, None
+            invstd = (1 / np.sqrt(running_var + eps)).astype(x.dtype, copy=False)
+            xhat, out = _batchnorm.normalize(x, running_mean, invstd, weight, bias)
+            centred = None
         else:
             centred = x - running_mean.reshape(shape)
             var = running_var
-        if not (training and centred is None):      # (else forward_training computed it)
+        if centred is not None:     # NumPy's passes (the compiled ones computed all of it)
             invstd = (1 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        if centred is None and not training:
-            xhat, out = _batchnorm.normalize(x, mean, invstd, weight, bias)
-        elif centred is not None:
             xhat = centred * invstd.reshape(shape)
             out = xhat * weight.reshape(shape) if weight is not None else xhat.copy()
             if bias is not None:

@@ -61,7 +61,14 @@ class _LateHelpers:
     `delay` seconds after the work is handed out."""
 
     def __init__(self, delay: float):
+        import threading
+
+        import numpy as np
+
         self.delay = delay
+        # what run_shared reads of a pool: its gate (see threads.run_shared)
+        self.gate, self.gated_post, self.posted = (np.zeros(1, np.int64) for _ in range(3))
+        self.gate_lock = threading.Lock()
 
     def submit(self, function, *args):
         import concurrent.futures

@@ -24,11 +24,19 @@ on two, the same numbers):
         # totals' dtype first, lanes = simd.lanes(sums)
 
 Threads that share a pass's images take them from a counter, a few at a time
-(`take_next`), so that one that starts late (a helper thread is woken some 50 microseconds
+(`take_next`), so that one that starts late (a helper thread starts some 20-70 microseconds
 after the work is handed out) takes fewer, instead of the calling thread waiting for its
 fixed half:
 
     take = simd.take_next(counter)        # counter[0] += 1, atomically; its value before
+
+Threads that wait for one another spin (threads.py, `waiting.py`), reading a counter that
+another thread writes, and pausing between reads:
+
+    value = simd.read_atomic(counter)     # counter[0], read from memory on every call
+    simd.write_atomic(counter, value)     # counter[0] = value, seen by the reading threads
+    simd.spin_pause()                     # the CPU's spin-wait hint (x86's pause)
+    now = simd.cycles()                   # the CPU's time-stamp counter (0 where none)
 
 A vectorized float32 exponential builds 2**k from its bits, and rounds its polynomial's
 steps once each, in every kernel that inlines it (activation.py's sigmoid):
@@ -48,6 +56,7 @@ are the plain-NumPy equivalents the tests compare them with.
 
 from __future__ import annotations
 
+import platform
 import threading
 
 import numpy as np
@@ -59,6 +68,10 @@ BLOCK_BYTES = 16 * VECTOR_BYTES
 
 _lock = threading.Lock()
 _built = False
+_INTRINSICS = ("stack_block", "fma_lanes", "lanes", "take_next", "float32_from_bits", "fma",
+               "add_lanes", "read_atomic", "write_atomic", "spin_pause", "cycles")
+# the spin-wait hint: x86's pause instruction (other CPUs: none, an empty statement)
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
 
 def build() -> None:
@@ -73,8 +86,7 @@ def build() -> None:
 
 
 def __getattr__(name):
-    if name in ("stack_block", "fma_lanes", "lanes", "take_next", "float32_from_bits",
-                "fma", "add_lanes") and not _built:
+    if name in _INTRINSICS and not _built:
         build()
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -262,6 +274,63 @@ def _build() -> dict:
 
         return types.float32(bits), codegen
 
+    def is_counter(counter):
+        return isinstance(counter, types.Array) and counter.dtype == types.int64
+
+    @intrinsic
+    def read_atomic(typingctx, counter):
+        """counter[0], loaded anew on every call (an atomic load with acquire ordering: LLVM
+        may not hoist it out of a waiting loop, and what the writer stored before it is
+        seen after it)."""
+        if not is_counter(counter):
+            return None
+
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            return builder.load_atomic(data, "acquire", 8)
+
+        return types.int64(counter), codegen
+
+    @intrinsic
+    def write_atomic(typingctx, counter, value):
+        """counter[0] = value (an atomic store with release ordering: what this thread wrote
+        before it is seen by a thread that reads the new value)."""
+        if not (is_counter(counter) and isinstance(value, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            data = context.make_array(signature.args[0])(context, builder, args[0]).data
+            number = context.cast(builder, args[1], signature.args[1], types.int64)
+            builder.store_atomic(number, data, "release", 8)
+            return context.get_dummy_value()
+
+        return types.void(counter, value), codegen
+
+    @intrinsic
+    def spin_pause(typingctx):
+        """The CPU's hint that this is a spin-wait loop (x86's pause: it spares the core's
+        other hardware thread and the memory order machinery); nothing on other CPUs."""
+        def codegen(context, builder, signature, args):
+            if _X86:
+                function = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(ir.VoidType(), []), "llvm.x86.sse2.pause")
+                builder.call(function, [])
+            return context.get_dummy_value()
+
+        return types.void(), codegen
+
+    @intrinsic
+    def cycles(typingctx):
+        """The CPU's time-stamp counter (llvm.readcyclecounter: x86's rdtsc, which counts at
+        a constant rate on current CPUs); 0 on a CPU without one."""
+        def codegen(context, builder, signature, args):
+            function = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.IntType(64), []), "llvm.readcyclecounter")
+            return builder.call(function, [])
+
+        return types.int64(), codegen
+
     return {"stack_block": stack_block, "fma_lanes": fma_lanes, "lanes": lanes,
             "take_next": take_next, "float32_from_bits": float32_from_bits, "fma": fma,
-            "add_lanes": add_lanes}
+            "add_lanes": add_lanes, "read_atomic": read_atomic, "write_atomic": write_atomic,
+            "spin_pause": spin_pause, "cycles": cycles}

@@ -62,6 +62,24 @@ sched_setaffinity per helper where that core changed since the last call). A hel
 affinity allows that core alone keeps it; the count of helpers is `active()`'s, which leaves
 out cores that other processes keep busy.
 
+Waiting (`_Helpers`, `waiting.py`). A thread that sleeps until another wakes it wakes late on
+the VMs measured: 20-50 microseconds after the call that wakes it. A kernel split between the
+calling thread and a helper met that twice: the helper started its piece some 50-75 us after
+it was handed out (median, measured in a LeNet training step and on the suite's (b)), and
+the caller, done first, slept until the helper's piece was done. PyTorch's OpenMP threads
+wait for their next region spinning for a while. corrnet's do too, with the GIL released
+(compiled loops, `waiting.py`): a helper, after each job, spins for `SPIN_SECONDS` on the
+count of jobs handed out before it sleeps on the pool's queue; the calling thread spins on a
+job's end for `WAIT_SPIN_SECONDS` before it sleeps on the job's lock. A helper writes a job's
+end once it released the GIL, so that the caller finds the GIL free as it returns to
+Python. A helper that sees a job while the caller still holds the GIL (the caller hands out
+the job, then calls its own piece, whose compiled kernel releases the GIL as it starts)
+would sleep on the GIL instead: so `run_shared` hands out jobs through the pool's gate, a
+counter from which the caller's kernel takes its first job once it runs, and the helper
+waits for that take before it takes the GIL. Measured on the suite's (b) forward, back to
+back: the helper starts 18-38 us after the hand-off (was 53-75), and the caller waits 7-15 us
+for its end (was 7-52). Without the compiled kernels nothing spins.
+
 Every function here may be called from any thread while others compute: `set_num_threads`
 puts a new helper pool in place of the old one (under `_lock`) and leaves the old one to
 finish the pieces it was handed — a `split_run` already under way keeps its pool; its threads
@@ -70,18 +88,24 @@ exit once nothing refers to it any more.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
+import queue
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+import weakref
 
 MIN_PARALLEL_SIZE = 1 << 17   # elements
 # seconds between two looks at the cores' load (see Under load)
 LOAD_INTERVAL = 0.25
 # a core busy with other processes this fraction of the time is taken
 TAKEN_BUSY = 0.6
+# after a job, a helper spins this long for the next one before it sleeps (see Waiting)
+SPIN_SECONDS = 300e-6
+# a thread waiting for a helper's job spins this long before it sleeps
+WAIT_SPIN_SECONDS = 2e-3
 
 
 def _cores() -> int:
@@ -92,8 +116,17 @@ def _cores() -> int:
 
 
 _threads = _cores()
-_pool: ThreadPoolExecutor | None = None
+_pool = None          # the _Helpers, started on first use
 _lock = threading.Lock()   # held while the pool is replaced or started
+
+
+def _forget_helpers_in_child() -> None:
+    # a forked child has none of its parent's helper threads: it starts its own pool
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_helpers_in_child)
 
 
 def get_num_threads() -> int:
@@ -104,9 +137,9 @@ def get_num_threads() -> int:
 def set_num_threads(count: int) -> None:
     """Use `count` threads for corrnet's kernels (elementwise passes and compiled kernels).
 
-    Safe while other threads compute: their passes finish on the pool they started with (a
-    ThreadPoolExecutor lets its threads go once it is unreferenced and its queue is empty),
-    later ones use a pool of the new size; compiled kernels read the count on each call."""
+    Safe while other threads compute: their passes finish on the pool they started with (its
+    threads exit once it is unreferenced and the jobs handed to it are done), later ones use
+    a pool of the new size; compiled kernels read the count on each call."""
     global _threads, _pool
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"set_num_threads: count must be a positive int, got {count!r}")
@@ -115,25 +148,156 @@ def set_num_threads(count: int) -> None:
         _pool = None     # not shut down: a split_run may be handing it pieces right now
 
 
-class _Helpers(ThreadPoolExecutor):
-    """corrnet's helper threads; each one notes, as it starts, its thread id and the cores
-    it may run on (its affinity, inherited from the thread that started it)."""
+class _Job:
+    """One piece of work handed to a helper: ``call(*arguments)``; `result()` waits for it."""
+
+    __slots__ = ("call", "arguments", "done", "finished", "value", "error")
+
+    def __init__(self, call, arguments, done):
+        self.call, self.arguments = call, arguments
+        self.done = done                         # done[0] = 1 once it ran (an int64 array)
+        self.finished = _thread.allocate_lock()  # held until it ran
+        self.finished.acquire()
+        self.value = self.error = None
+
+    def run(self) -> None:
+        try:
+            self.value = self.call(*self.arguments)
+        except BaseException as error:   # noqa: BLE001  (raised again by result())
+            self.error = error
+        self.call = self.arguments = None
+        self.finished.release()
+
+    def result(self):
+        """The call's value, or its exception raised again, once it ran: spinning for at most
+        `WAIT_SPIN_SECONDS` (see "Waiting" in the module docstring), then asleep."""
+        cycle_limit = _spin.wait_cycles
+        if cycle_limit and not self.done[0]:
+            _spin.waits.wait_for_change(self.done, 0, cycle_limit)
+        with self.finished:
+            pass
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class _Helpers:
+    """corrnet's helper threads (`count` of them), which run the jobs handed to `submit` in the
+    order they came; each one notes, as it starts, its thread id and the cores it may run on
+    (its affinity, inherited from the thread that started it). Between jobs a helper spins for
+    a while before it sleeps (see "Waiting" in the module docstring). Its threads exit once
+    nothing refers to the pool any more and the jobs handed to it are done."""
 
     def __init__(self, count: int):
+        import numpy as np  # (not at import: see quiet_blas_threads)
+
         self.cores: dict[int, frozenset[int]] = {}     # thread id -> the cores it may use
         self.cores_lock = threading.Lock()             # held while `cores` is written or read
         self.kept_off: tuple[int, int] | None = None   # (core, helpers) of the last placing
-        super().__init__(max_workers=count, thread_name_prefix="corrnet",
-                         initializer=self._note_cores)
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.posted = np.zeros(1, np.int64)            # jobs handed out so far
+        self.posted_lock = threading.Lock()            # held while `posted` is counted up
+        self.gate = np.zeros(1, np.int64)              # run_shared's counter (see run_shared)
+        self.gated_post = np.zeros(1, np.int64)        # the post that waits for it to move
+        self.gate_lock = threading.Lock()              # held by the run_shared using the gate
+        self._new_done = lambda: np.zeros(1, np.int64)
+        for number in range(count):
+            threading.Thread(target=_serve, name=f"corrnet_{number}", daemon=True,
+                             args=(self.jobs, self.posted, self.gated_post, self.gate,
+                                   self.cores, self.cores_lock)).start()
+        weakref.finalize(self, _stop_helpers, self.jobs, count)
+        _spin.measure_in_background()
 
-    def _note_cores(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):   # no affinity: not placed
-            cores = frozenset(os.sched_getaffinity(0))
-            with self.cores_lock:
-                self.cores[threading.get_native_id()] = cores
+    def submit(self, call, *arguments) -> _Job:
+        """Hand ``call(*arguments)`` to the first helper free; its `result()` waits for it."""
+        job = _Job(call, arguments, self._new_done())
+        self.jobs.put(job)
+        with self.posted_lock:          # (after the put: a helper that sees it finds the job)
+            self.posted[0] += 1
+        return job
 
 
-def helper_pool() -> ThreadPoolExecutor:
+def _stop_helpers(jobs: queue.SimpleQueue, count: int) -> None:
+    for _ in range(count):
+        jobs.put(None)
+
+
+def _serve(jobs: queue.SimpleQueue, posted, gated_post, gate, cores: dict,
+           cores_lock: threading.Lock) -> None:
+    """A helper thread: run the jobs it takes from `jobs` until it takes None. Between jobs it
+    spins for `SPIN_SECONDS` on `posted` (the jobs handed out) before it sleeps on the queue;
+    a job's end (`done`) is written as the spinning starts, with the GIL released."""
+    with contextlib.suppress(AttributeError, OSError):   # no affinity: not placed
+        own_cores = frozenset(os.sched_getaffinity(0))
+        with cores_lock:
+            cores[threading.get_native_id()] = own_cores
+    job = None
+    while True:
+        seen = int(posted[0])
+        follower = None
+        with contextlib.suppress(queue.Empty):
+            follower = jobs.get_nowait()         # one already waiting: no spin
+        if job is not None:
+            if follower is None and _spin.helper_cycles:
+                _spin.waits.finish_then_wait(job.done, posted, seen, gated_post, gate,
+                                             _spin.helper_cycles)
+                with contextlib.suppress(queue.Empty):
+                    follower = jobs.get_nowait()
+            else:
+                job.done[0] = 1
+        elif follower is None and _spin.helper_cycles:
+            if _spin.waits.wait_for_job(posted, seen, gated_post, gate, _spin.helper_cycles):
+                with contextlib.suppress(queue.Empty):
+                    follower = jobs.get_nowait()
+        job = follower if follower is not None else jobs.get()
+        if job is None:
+            return
+        job.run()
+
+
+class _Spin:
+    """How long corrnet's threads spin (see "Waiting" in the module docstring), in cycles of
+    the CPU's time-stamp counter: 0 (no spinning) until its rate is measured, as the first
+    pool starts, and for good without the compiled kernels."""
+
+    def __init__(self):
+        self.helper_cycles = 0      # a helper, between jobs
+        self.wait_cycles = 0        # the thread waiting for a job's result
+        self.waits = None           # the compiled loops (waiting.py)
+        self._started = False
+        self._lock = threading.Lock()
+
+    def measure_in_background(self) -> None:
+        """Measure the time-stamp counter's rate and load the compiled loops, once per
+        process, on a thread of its own (5 ms of sleep; the loops compiled, with numba's
+        cache empty): until then nothing spins."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._measure, name="corrnet-spin", daemon=True).start()
+
+    def _measure(self) -> None:
+        import numpy as np
+
+        from . import jit
+        if not jit.enabled():
+            return
+        from . import waiting
+        rate = waiting.cycles_per_second()
+        counter = np.zeros(1, np.int64)
+        waiting.wait_for_change(counter, 0, 1)          # compiled, or loaded from the cache
+        waiting.wait_for_job(counter, 1, counter, counter, 1)
+        waiting.finish_then_wait(counter, counter, 1, counter, counter, 1)
+        self.waits = waiting
+        self.wait_cycles = int(rate * WAIT_SPIN_SECONDS)
+        self.helper_cycles = int(rate * SPIN_SECONDS)
+
+
+_spin = _Spin()
+
+
+def helper_pool() -> _Helpers:
     """The threads that work beside the calling one: ``get_num_threads() - 1`` of them,
     shared by every parallel kernel, started on first use; each call keeps them off the
     calling thread's core (`_keep_off_calling_core`), as the caller hands them work."""
@@ -217,21 +381,39 @@ def run_shared(threads: int, kernel, *arguments) -> None:
     """Run ``kernel(*arguments, counter)`` on `threads` threads, the calling one and the
     helpers, each taking its jobs from the shared counter (a one-element int64 array; a
     compiled kernel takes the next job with `simd.take_next`) until none is left: a helper
-    woken late (some 50 microseconds on the VMs measured) or running on a slower core takes
-    fewer, where fixed runs keep the calling thread waiting for the slowest. For work whose
-    jobs write disjoint outputs (the result does not depend on which thread took a job);
-    sums over the jobs keep fixed runs (`run_pieces`), added in the same order every time."""
+    that starts late or runs on a slower core takes fewer, where fixed runs keep the calling
+    thread waiting for the slowest. For work whose jobs write disjoint outputs (the result
+    does not depend on which thread took a job); sums over the jobs keep fixed runs
+    (`run_pieces`), added in the same order every time.
+
+    The counter is the pool's gate where no other caller's run_shared holds it: a spinning
+    helper waits for the calling thread's first take from it before it takes the GIL (see
+    "Waiting" in the module docstring)."""
     import numpy as np  # (not at import: see quiet_blas_threads)
 
-    counter = np.zeros(1, np.int64)
     if threads < 2:
-        kernel(*arguments, counter)
+        kernel(*arguments, np.zeros(1, np.int64))
         return
     pool = helper_pool()
-    futures = [pool.submit(kernel, *arguments, counter) for _ in range(1, threads)]
-    kernel(*arguments, counter)
-    for future in futures:
-        future.result()
+    gated = pool.gate_lock.acquire(blocking=False)
+    try:
+        counter = pool.gate if gated else np.zeros(1, np.int64)
+        counter[0] = 0
+        if gated:       # the last of the posts below waits for the gate
+            pool.gated_post[0] = pool.posted[0] + threads - 1
+        futures = [pool.submit(kernel, *arguments, counter) for _ in range(1, threads)]
+        try:
+            kernel(*arguments, counter)
+        finally:        # no helper may still take from the counter once it is let go
+            for future in futures:
+                with contextlib.suppress(BaseException):
+                    future.result()
+        for future in futures:
+            future.result()
+    finally:
+        if gated:
+            pool.gated_post[0] = 0
+            pool.gate_lock.release()
 
 
 # --------------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ def test_issue12_rearranging_finite_differences():
     gradcheck(lambda a: a.logsumexp(1, keepdim=True), x * 50)
     gradcheck(lambda a: a.chunk(3, 1)[1] * 2, x)
     gradcheck(lambda a: a.split([1, 2], 0)[1].exp(), x)
+    gradcheck(lambda a: a.unbind(1)[2] * a.unbind(1)[0], x)
 
 
 # -- in place and 0-d -------------------------------------------------------------------------
@@ -134,6 +135,9 @@ def test_issue12_zero_dim_inputs_match_torch():
     (lambda lib, x: x.chunk(0), RuntimeError, "greater than 0"),
     (lambda lib, x: x.split([1, 2]), RuntimeError, "sum exactly to 2"),
     (lambda lib, x: x.split(-1), RuntimeError, "non-negative"),
+    (lambda lib, x: x.unbind(2), IndexError, "out of range"),
+    (lambda lib, x: x[0, 0].unbind(), IndexError, "tensor has no dimensions"),
+    (lambda lib, x: x.unbind(0.5), TypeError, "must be int"),
     (lambda lib, x: x.roll((1, 2), 0), RuntimeError, "shifts and dimensions must align"),
     (lambda lib, x: x.flip(0, 0), RuntimeError, "appears multiple times"),
     (lambda lib, x: x[0].tril(), RuntimeError, "at least 2 dimensions"),

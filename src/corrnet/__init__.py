@@ -106,6 +106,7 @@ for _name in (
     # issue 12
     "sort", "argsort", "topk", "masked_fill", "chunk", "split", "gather", "scatter",
     "scatter_add", "index_select", "roll", "flip", "tril", "triu", "cumsum", "logsumexp",
+    "unbind",
 ):
     globals()[_name] = _function(_name)
 del _name

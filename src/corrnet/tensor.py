@@ -1834,6 +1834,20 @@ class Tensor:
             start += length
         return tuple(pieces)
 
+    def unbind(self, dim=0):
+        """The slices along `dim`, that dimension removed: a tuple of ``shape[dim]`` views
+        (``t.unbind(0)[i]`` is ``t[i]``), each with its gradient back to `self`.
+
+        >>> corrnet.tensor([[1, 2], [3, 4]]).unbind(1)
+        (tensor([1, 3]), tensor([2, 4]))
+        """
+        if self.dim() == 0:
+            dim = _args.check_int("unbind", "dim", dim)
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        axis = _args.check_dim("unbind", dim, self.dim())
+        return tuple(self[(slice(None),) * axis + (position,)]
+                     for position in range(self.shape[axis]))
+
     def _index_argument(self, op: str, index, dtypes=(np.int64,)) -> np.ndarray:
         _check_tensor_argument(op, "index", 2, index)
         if index._data.dtype not in dtypes:

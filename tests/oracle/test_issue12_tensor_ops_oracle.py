@@ -130,6 +130,22 @@ def test_issue12_chunk_split(shape, data, dtype, seed):
 
 
 @SETTINGS
+@given(shape=st.lists(st.integers(0, 4), min_size=1, max_size=3).map(tuple), data=st.data(),
+       dtype=FLOATS, seed=st.integers(0, 2**16))
+def test_unbind(shape, data, dtype, seed):
+    """unbind (method and function), empty dimensions included: every slice's values and
+    shape, and the gradient through all of them."""
+    x = random_array(_rng(seed), shape, dtype)
+    dim = data.draw(st.integers(-len(shape) - 1, len(shape)), label="dim")   # out of range too
+    result = check_op(lambda a: tuple(p for p in a.unbind(dim) if p.numel()),
+                      lambda a: tuple(p for p in a.unbind(dim) if p.numel()), [x],
+                      name="unbind")
+    if not result.rejected:
+        assert [tuple(p.shape) for p in ct.unbind(ct.tensor(x), dim=dim)] == [
+            tuple(p.shape) for p in tt.unbind(tt.tensor(x), dim=dim)]
+
+
+@SETTINGS
 @given(shape=shapes, data=st.data(), dtype=FLOATS, seed=st.integers(0, 2**16))
 def test_issue12_roll_flip_tril_triu(shape, data, dtype, seed):
     x = random_array(_rng(seed), shape, dtype)

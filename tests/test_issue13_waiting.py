@@ -64,7 +64,7 @@ def test_issue13_waiting_loops_spin_to_their_limit_or_the_change():
     from corrnet.kernels import waiting
 
     rate = waiting.cycles_per_second()
-    assert rate > 1e8                      # a time-stamp counter of at least 100 MHz
+    assert rate > 1e6                      # a counter of at least 1 MHz (x86: GHz)
     counter = np.zeros(1, np.int64)
     start = time.perf_counter()
     assert waiting.wait_for_change(counter, 0, int(0.02 * rate)) is False
@@ -197,7 +197,7 @@ def test_issue13_an_idle_pool_sleeps(spinning_pool):
     spinning_pool.submit(lambda: None).result()
     start = time.process_time()
     time.sleep(0.5)
-    assert time.process_time() - start < 0.1
+    assert time.process_time() - start < 0.15
 
 
 FORKED = """

@@ -9,14 +9,15 @@ import pytest
 
 import corrnet
 from corrnet import filters, functional, io, models, nn, samples, serialization, show
-from corrnet.kernels import windows
+from corrnet.kernels import waiting, windows
 from corrnet.nn import conv, pooling
 from corrnet.nn import functional as F
 from corrnet.nn import windows as nn_windows
 from corrnet.utils import image as image_utils
 
 MODULES = [functional, windows, conv, pooling, nn_windows, models, serialization,
-           io, filters, image_utils, samples, show]  # issue 14: images, filters, pictures
+           io, filters, image_utils, samples, show,  # issue 14: images, filters, pictures
+           waiting]  # issue 13: the helper threads' spin-waits
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -53,13 +53,10 @@ def _spin_until_changed(counter, seen, cycle_limit):
 
 @inline()
 def _spin_for_job(posted, seen, gated_post, gate, cycle_limit):
-    start = simd.cycles()
-    while simd.read_atomic(posted) == seen:
-        if simd.cycles() - start >= cycle_limit:
-            return False
-        for _ in range(PAUSES_PER_READ):
-            simd.spin_pause()
+    if not _spin_until_changed(posted, seen, cycle_limit):
+        return False
     # the job posted last waits for its caller to open the gate (its first take of the counter)
+    start = simd.cycles()
     while simd.read_atomic(gated_post) == simd.read_atomic(posted) and simd.read_atomic(gate) == 0:
         if simd.cycles() - start >= cycle_limit:
             break
@@ -77,7 +74,8 @@ def wait_for_change(counter, seen, cycle_limit):
 @jit()
 def wait_for_job(posted, seen, gated_post, gate, cycle_limit):
     """Spin until posted[0] != seen (True), for at most cycle_limit cycles (False); where the
-    new post is number gated_post[0], then also until gate[0] != 0 (within the same limit)."""
+    new post is number gated_post[0], then also until gate[0] != 0, for at most cycle_limit
+    cycles more."""
     return _spin_for_job(posted, seen, gated_post, gate, cycle_limit)
 
 

@@ -217,40 +217,41 @@ class _Helpers:
         return job
 
 
+_STOP = object()   # the job that tells a helper to exit (None is "no job" in _serve)
+
+
 def _stop_helpers(jobs: queue.SimpleQueue, count: int) -> None:
     for _ in range(count):
-        jobs.put(None)
+        jobs.put(_STOP)
 
 
 def _serve(jobs: queue.SimpleQueue, posted, gated_post, gate, cores: dict,
            cores_lock: threading.Lock) -> None:
-    """A helper thread: run the jobs it takes from `jobs` until it takes None. Between jobs it
-    spins for `SPIN_SECONDS` on `posted` (the jobs handed out) before it sleeps on the queue;
+    """A helper thread: run the jobs it takes from `jobs` until it takes `_STOP`. Between jobs
+    it spins for `SPIN_SECONDS` on `posted` (the jobs handed out) before it sleeps on the queue;
     a job's end (`done`) is written as the spinning starts, with the GIL released."""
+    import numpy as np  # (not at import: see quiet_blas_threads)
+
     with contextlib.suppress(AttributeError, OSError):   # no affinity: not placed
         own_cores = frozenset(os.sched_getaffinity(0))
         with cores_lock:
             cores[threading.get_native_id()] = own_cores
     job = None
+    no_job = np.zeros(1, np.int64)      # the end written when there was no job yet
     while True:
         seen = int(posted[0])
         follower = None
         with contextlib.suppress(queue.Empty):
             follower = jobs.get_nowait()         # one already waiting: no spin
-        if job is not None:
-            if follower is None and _spin.helper_cycles:
-                _spin.waits.finish_then_wait(job.done, posted, seen, gated_post, gate,
-                                             _spin.helper_cycles)
-                with contextlib.suppress(queue.Empty):
-                    follower = jobs.get_nowait()
-            else:
-                job.done[0] = 1
-        elif follower is None and _spin.helper_cycles:
-            if _spin.waits.wait_for_job(posted, seen, gated_post, gate, _spin.helper_cycles):
-                with contextlib.suppress(queue.Empty):
-                    follower = jobs.get_nowait()
+        if follower is None and _spin.helper_cycles:
+            _spin.waits.finish_then_wait(no_job if job is None else job.done, posted, seen,
+                                         gated_post, gate, _spin.helper_cycles)
+            with contextlib.suppress(queue.Empty):
+                follower = jobs.get_nowait()
+        elif job is not None:
+            job.done[0] = 1
         job = follower if follower is not None else jobs.get()
-        if job is None:
+        if job is _STOP:
             return
         job.run()
 
@@ -287,7 +288,6 @@ class _Spin:
         rate = waiting.cycles_per_second()
         counter = np.zeros(1, np.int64)
         waiting.wait_for_change(counter, 0, 1)          # compiled, or loaded from the cache
-        waiting.wait_for_job(counter, 1, counter, counter, 1)
         waiting.finish_then_wait(counter, counter, 1, counter, counter, 1)
         self.waits = waiting
         self.wait_cycles = int(rate * WAIT_SPIN_SECONDS)

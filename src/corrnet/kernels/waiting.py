@@ -9,11 +9,10 @@ compiled with the GIL released (a spin in Python would hold the GIL the other th
 
     changed = wait_for_change(counter, seen, cycle_limit)
         # spin until counter[0] != seen (True), or for cycle_limit time-stamp cycles (False)
-    found = wait_for_job(posted, seen, gated_post, gate, cycle_limit)
-        # a helper: wait_for_change(posted, ...), then, if the new post is the gated one
-        # (its number is gated_post[0]), until gate[0] != 0 (see threads.run_shared)
     found = finish_then_wait(done, posted, seen, gated_post, gate, cycle_limit)
-        # done[0] = 1 (a job's end, seen by the thread spinning on it), then wait_for_job
+        # a helper: done[0] = 1 (its job's end, seen by the thread spinning on it), then
+        # wait_for_change(posted, ...), then, if the new post is the gated one (its number
+        # is gated_post[0]), until gate[0] != 0 (see threads.run_shared)
 
 Every wait has a limit, `threads.SPIN_SECONDS` or `threads.WAIT_SPIN_SECONDS` in cycles of the
 time-stamp counter (`cycles_per_second` measures its rate once): after it the thread sleeps
@@ -51,8 +50,18 @@ def _spin_until_changed(counter, seen, cycle_limit):
     return True
 
 
-@inline()
-def _spin_for_job(posted, seen, gated_post, gate, cycle_limit):
+@jit()
+def wait_for_change(counter, seen, cycle_limit):
+    """Spin until counter[0] != seen (True), for at most cycle_limit cycles (False)."""
+    return _spin_until_changed(counter, seen, cycle_limit)
+
+
+@jit()
+def finish_then_wait(done, posted, seen, gated_post, gate, cycle_limit):
+    """done[0] = 1, then spin until posted[0] != seen (True), for at most cycle_limit cycles
+    (False); where the new post is number gated_post[0], then also until gate[0] != 0, for
+    at most cycle_limit cycles more."""
+    simd.write_atomic(done, 1)
     if not _spin_until_changed(posted, seen, cycle_limit):
         return False
     # the job posted last waits for its caller to open the gate (its first take of the counter)
@@ -63,27 +72,6 @@ def _spin_for_job(posted, seen, gated_post, gate, cycle_limit):
         for _ in range(PAUSES_PER_READ):
             simd.spin_pause()
     return True
-
-
-@jit()
-def wait_for_change(counter, seen, cycle_limit):
-    """Spin until counter[0] != seen (True), for at most cycle_limit cycles (False)."""
-    return _spin_until_changed(counter, seen, cycle_limit)
-
-
-@jit()
-def wait_for_job(posted, seen, gated_post, gate, cycle_limit):
-    """Spin until posted[0] != seen (True), for at most cycle_limit cycles (False); where the
-    new post is number gated_post[0], then also until gate[0] != 0, for at most cycle_limit
-    cycles more."""
-    return _spin_for_job(posted, seen, gated_post, gate, cycle_limit)
-
-
-@jit()
-def finish_then_wait(done, posted, seen, gated_post, gate, cycle_limit):
-    """done[0] = 1, then `wait_for_job(posted, seen, gated_post, gate, cycle_limit)`."""
-    simd.write_atomic(done, 1)
-    return _spin_for_job(posted, seen, gated_post, gate, cycle_limit)
 
 
 @jit()

@@ -144,9 +144,11 @@ def _max_pool_compiled(x: np.ndarray, window: Window2d):
 
 @functools.cache
 def _max_pool_kernel(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int):
-    """The compiled max-pool forward for one geometry: kh ... dw are constants to numba."""
+    """The compiled max-pool forward for one geometry: kh ... dw are constants to numba.
+    (At LLVM's own vector width: 512-bit vectors made it 9-24% slower on an Intel Xeon, see
+    `jit.jit`.)"""
 
-    @jit()
+    @jit(wide_vectors=False)
     def kernel(x, out, winner, top, left, row_first, row_end, col_first, col_end,
                inner_rows_from, inner_rows_to, inner_cols_from, inner_cols_to, outer_cols,
                all_cols, lowest):

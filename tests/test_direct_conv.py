@@ -188,11 +188,17 @@ def check_against_torch(algorithm, config, budget=direct.DEFAULT_BUDGET):
 
 @pytest.mark.skipif(not jit.AVAILABLE, reason="numba missing")
 @pytest.mark.parametrize("kernel", [3, 7])
-def test_big_single_image_in_bands_and_threads(monkeypatch, kernel):
+@pytest.mark.parametrize("takes_per_thread", [1, 3, 16])
+def test_big_single_image_in_bands_and_threads(monkeypatch, kernel, takes_per_thread):
     """A single-channel image (corr2d's case) is cut into bands of rows, run on several
-    threads: small bands and a zero work threshold force both on a modest image."""
+    threads: small bands and zero work thresholds force both on a modest image. The
+    forward's threads take its bands from a shared counter, several at a time (1 take per
+    thread: a third of the bands each, the last take short), the weight gradient in fixed
+    pieces."""
     monkeypatch.setattr(direct, "BAND_ELEMENTS", 500)
     monkeypatch.setattr(direct, "PARALLEL_WORK", 0)
+    monkeypatch.setattr(direct, "SHARED_PARALLEL_WORK", 0)
+    monkeypatch.setattr(direct, "TAKES_PER_THREAD", takes_per_thread)
     monkeypatch.setattr(direct, "get_num_threads", lambda: 3)
     monkeypatch.setattr(direct, "active", lambda: 3)      # the count under no load
     direct._layout.cache_clear()
@@ -208,6 +214,7 @@ def test_big_single_image_in_bands_and_threads(monkeypatch, kernel):
 @pytest.mark.skipif(not jit.AVAILABLE, reason="numba missing")
 def test_lenet_first_layer_and_multithreaded_depthwise(monkeypatch):
     monkeypatch.setattr(direct, "PARALLEL_WORK", 0)
+    monkeypatch.setattr(direct, "SHARED_PARALLEL_WORK", 0)
     monkeypatch.setattr(direct, "get_num_threads", lambda: 2)
     monkeypatch.setattr(direct, "active", lambda: 2)
     direct._layout.cache_clear()

@@ -46,11 +46,12 @@ Each parallel task takes one image, one group and one band of output rows: it co
 band's input (its phases, zero padding included) into a small buffer that stays in cache —
 or, for a stride-1 unpadded input (corr2d's 'valid'), reads the input in place — and runs
 every output channel of the group over it. A big single image is cut into many bands, so
-both cores work on it. The kernels are compiled serial (`jit()`, GIL released) and take a
-range of tasks; a few Python threads (`threads.get_num_threads()` of them) take pieces of the
-task list until none is left. (numba's own parallel loops, prange, measured slower here: the
-forward kernel compiled with parallel=True ran 1.7x slower even on one thread.) The same
-engine does the other two passes:
+both cores work on it. The kernels are compiled serial (`jit()`, GIL released). The forward
+kernel runs once on each thread (`threads.run_shared`), taking a few tasks at a time from a
+shared counter until none is left; the weight gradient's kernel is called on fixed pieces of
+the task list, which the threads (`threads.get_num_threads()` of them) take in turn. (numba's
+own parallel loops, prange, measured slower here: the forward kernel compiled with
+parallel=True ran 1.7x slower even on one thread.) The same engine does the other two passes:
 
 * grad_weight: weight[o, c, i, j] gets the dot product of grad_out[n, o] with the tap's
   shifted slice (laid out like the forward pass, gap columns zero), for two output
@@ -79,9 +80,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import unrolled
+from . import simd, unrolled
 from .jit import jit, runs_compiled
-from .threads import active, get_num_threads, helper_pool, numba_blas_on_one_thread, run_pieces
+from .threads import (
+    active,
+    get_num_threads,
+    helper_pool,
+    numba_blas_on_one_thread,
+    run_pieces,
+    run_shared,
+)
 from .windows import Window2d, pad, shifted_views, unpad
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -93,6 +101,12 @@ BAND_ELEMENTS = 16384
 # calling thread alone: handing work to others costs more than it saves, and on a busy machine
 # a helper may wait milliseconds for a core.
 PARALLEL_WORK = 4 << 20
+# The forward engine (`_shifted_sum`) hands its bands out from a shared counter, one kernel
+# call per thread (no Python call per piece): it gains from two threads from here on. Measured
+# on an Intel Xeon (2 cores), a single-channel 3x3 filter, in loops of its own calls: 1.3M
+# multiply-adds (384x384) level, 1.6M (256x256, 5x5) level, 2.3M (512x512) 1.3x faster than
+# one thread; 0.3M (192x192) 1.8x slower.
+SHARED_PARALLEL_WORK = 3 << 19
 # The weight gradient's dot products take this many output channels together (with four
 # taps: 8 sums from 6 vector loads; with three, LLVM's 12 sums spill AVX2's 16 registers)
 OUT_BLOCK = 2
@@ -102,6 +116,11 @@ DIRECT_MAX_TAPS = 4096
 # The tasks of a compiled kernel are handed out in this many pieces per thread, so that a
 # thread slowed down (by another process, say) holds up the others less.
 PIECES_PER_THREAD = 4
+# The forward engine's threads take its tasks (bands) from a shared counter in about this
+# many takes per thread: a few tasks a take, so that each thread reads on through neighbouring
+# planes (one task a take: the depthwise layer (h) 4% slower, 2 cores), and enough takes for a
+# thread slowed down to take fewer.
+TAKES_PER_THREAD = 16
 
 
 class Algorithm(NamedTuple):
@@ -356,9 +375,12 @@ pointwise = Algorithm(pointwise_supports, pointwise_forward, pointwise_grad_inpu
 @jit()
 def _shifted_sum_kernel(source, source_dims, weight_rows, tap_offsets, bias, out,
                         stride_h, stride_w, top, left, groups,
-                        band_rows, source_rows, row_width, copy_source, first_task, end_task):
+                        band_rows, source_rows, row_width, copy_source, tasks, tasks_per_take,
+                        next_task):
     """out[n, o, y, x] = bias[o] + sum_t weight_rows[o, t] * (tap t's plane)[y, x], for the
-    tasks (image, group, band of output rows) first_task ... end_task - 1.
+    tasks (image, group, band of output rows) 0 ... tasks - 1 that this thread takes,
+    tasks_per_take at a time, from the counter next_task (`threads.run_shared`) until none is
+    left.
 
     `source` is the flattened input (N, C, H, W) = `source_dims`; tap t of an output channel
     of group g reads, for output band row r and column x, position
@@ -373,7 +395,13 @@ def _shifted_sum_kernel(source, source_dims, weight_rows, tap_offsets, bias, out
     halo = source_rows - band_rows
     phase_size = source_rows * row_width
     channel_size = stride_h * stride_w * phase_size
-    for task in range(first_task, end_task):
+    task = end = 0
+    while True:
+        if task == end:         # this thread's next take of tasks
+            task = simd.take_next(next_task) * tasks_per_take
+            end = min(task + tasks_per_take, tasks)
+            if task >= end:
+                break
         n = task // (groups * bands)
         g = (task // bands) % groups
         first_row = (task % bands) * band_rows
@@ -489,6 +517,7 @@ def _shifted_sum_kernel(source, source_dims, weight_rows, tap_offsets, bias, out
                 acc_row = acc[r * row_width:r * row_width + out_width]
                 for x in range(out_width):
                     out_row[x] = acc_row[x]
+        task += 1
 
 
 @jit(reassociate=True)
@@ -653,10 +682,10 @@ class _Layout(NamedTuple):
     pieces: int                # contiguous runs of tasks handed to the threads
 
 
-def _threads(work: int) -> int:
+def _threads(work: int, least: int = PARALLEL_WORK) -> int:
     """Threads for a kernel doing `work` multiply-adds: corrnet's thread count
-    (`threads.get_num_threads()`), or one for small work."""
-    return active() if work >= PARALLEL_WORK else 1
+    (`threads.get_num_threads()`), or one for work below `least`."""
+    return active() if work >= least else 1
 
 
 def _in_parallel(layout: _Layout, threads: int, run_piece) -> None:
@@ -726,7 +755,7 @@ def _shifted_sum(source, weight_rows, taps, bias, stride, top, left, out_size,
     out_channels = weight_rows.shape[0]
     if out is None:
         out = np.empty((n, out_channels, *out_size), dtype=source.dtype)
-    threads = _threads(out.size * len(taps))
+    threads = _threads(out.size * len(taps), SHARED_PARALLEL_WORK)
     layout = _layout(source.shape, taps, tuple(stride), top, left, tuple(out_size), groups,
                      threads)
     flat = source.reshape(-1)
@@ -734,13 +763,14 @@ def _shifted_sum(source, weight_rows, taps, bias, stride, top, left, out_size,
     bias = np.zeros(out_channels, source.dtype) if bias is None else \
         np.ascontiguousarray(bias, dtype=source.dtype)
 
-    def run_piece(_, first_task, end_task):
-        _shifted_sum_kernel(flat, source.shape, weight_rows, layout.tap_offsets, bias, out,
-                            stride[0], stride[1], top, left, groups, layout.band_rows,
-                            layout.source_rows, layout.row_width, layout.copy_source,
-                            first_task, end_task)
-
-    _in_parallel(layout, threads, run_piece)
+    # one kernel call per thread, each taking bands from a shared counter: the outputs of a
+    # band are written by the one thread that took it, so the result does not depend on
+    # which (and a 512x512 image's 3x3 filter on 2 threads: no Python call per band)
+    run_shared(min(threads, layout.tasks), _shifted_sum_kernel, flat, source.shape,
+               weight_rows, layout.tap_offsets, bias, out, stride[0], stride[1], top, left,
+               groups, layout.band_rows, layout.source_rows, layout.row_width,
+               layout.copy_source, layout.tasks,
+               max(1, layout.tasks // (TAKES_PER_THREAD * threads)))
     return out
 
 

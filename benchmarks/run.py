@@ -913,6 +913,27 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, AVX2: {avx2}, AVX-512: {avx512}"
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(all ticks, steal ticks) of the machine's cores so far, from /proc/stat; None where
+    there is none. Steal is time the hypervisor gave this virtual machine's cores to others."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    ticks = [int(field) for field in fields[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: counted in user]
+    return sum(ticks[:8]), ticks[7] if len(ticks) > 7 else 0
+
+
+def _steal(before, after) -> str:
+    """The share of the cores' time the hypervisor took while the run ran."""
+    if before is None or after is None or after[0] <= before[0]:
+        return "not known (no /proc/stat)"
+    share = (after[1] - before[1]) / (after[0] - before[0])
+    return (f"{share:.1%} of the cores' time (/proc/stat): time a virtual machine's cores "
+            "were given to others, which slows whichever library it falls on")
+
+
 def _planner() -> str:
     """Whether the planner ran on its rules or on a calibration file (`corrnet tune`)."""
     try:
@@ -1000,7 +1021,8 @@ def _markdown_table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def write_markdown(rows: list[Row], targets: list[Target], path: Path, suite: Suite) -> None:
+def write_markdown(rows: list[Row], targets: list[Target], path: Path, suite: Suite,
+                   steal: str = "not measured") -> None:
     lines = [
         "# Benchmarks",
         "",
@@ -1012,6 +1034,7 @@ def write_markdown(rows: list[Row], targets: list[Target], path: Path, suite: Su
         f"- machine: {_machine()}",
         f"- versions: {_versions(suite)}",
         f"- planner: {_planner()}",
+        f"- hypervisor steal during the run: {steal}",
         f"- repeats: {suite.timing.describe()}; \\* marks a time from a single call",
         "",
         "## Targets",
@@ -1084,15 +1107,17 @@ def main(argv=None) -> int:
         suite = dataclasses.replace(FULL, timing=dataclasses.replace(FULL.timing,
                                                                     repeats=args.repeats))
     writes_markdown = not (args.smoke or args.quick)
-    start = time.perf_counter()
+    start, ticks = time.perf_counter(), _cpu_ticks()
     rows = run_suite(suite)
     targets = compute_targets(rows)
     print_targets(targets)
-    print(f"\n{suite.name} run took {time.perf_counter() - start:.0f} s", flush=True)
+    steal = _steal(ticks, _cpu_ticks())
+    print(f"\n{suite.name} run took {time.perf_counter() - start:.0f} s; hypervisor steal: "
+          f"{steal}", flush=True)
     if writes_markdown:
         target = ROOT / "BENCHMARKS.md"
         temporary = target.with_suffix(".md.tmp")
-        write_markdown(rows, targets, temporary, suite)
+        write_markdown(rows, targets, temporary, suite, steal)
         kept = kept_sections(target)
         if kept:
             temporary.write_text(temporary.read_text().rstrip("\n") + "\n\n" + kept)

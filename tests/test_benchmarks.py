@@ -319,6 +319,34 @@ def test_markdown_has_targets_and_every_section(smoke_rows, tmp_path):
         assert f"| {row.title} |" in text
 
 
+def test_steal_share_of_the_run_from_proc_stat(monkeypatch, tmp_path):
+    """The header reports the hypervisor's steal over the run: the steal ticks' share of all
+    ticks between two readings of /proc/stat's first line (its 8th number is steal)."""
+    stat = tmp_path / "stat"
+    real_path = bench.Path
+
+    def fake_path(name):
+        return stat if name == "/proc/stat" else real_path(name)
+
+    monkeypatch.setattr(bench, "Path", fake_path)
+    stat.write_text("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3\n")
+    before = bench._cpu_ticks()
+    assert before == (1000, 35)
+    stat.write_text("cpu  400 0 150 1200 10 0 5 235 0 0\n")
+    after = bench._cpu_ticks()
+    assert after == (2000, 235)
+    assert bench._steal(before, after).startswith("20.0% of the cores' time")
+    stat.unlink()
+    assert bench._cpu_ticks() is None
+    assert bench._steal(None, after).startswith("not known")
+    monkeypatch.setattr(bench, "Path", real_path)
+    path = tmp_path / "BENCHMARKS.md"
+    row = bench.filter_row(bench.SMOKE.filters[0], bench.SMOKE.timing)
+    bench.write_markdown([row], bench.compute_targets([row]), path, bench.SMOKE,
+                         bench._steal(before, after))
+    assert "- hypervisor steal during the run: 20.0% of the cores' time" in path.read_text()
+
+
 def test_without_opencv_its_column_and_target_say_n_a(monkeypatch, tmp_path):
     monkeypatch.setattr(bench, "cv2", None)
     row = bench.filter_row(bench.SMOKE.filters[0], bench.SMOKE.timing)

@@ -100,3 +100,16 @@ def test_issue13_forward_engine_same_numbers_wide_and_narrow():
     expected = sum(weight[0, 3 * i + j] * image[0, 0, i:i + 65, j:j + 43].astype(np.float64)
                    for i in range(3) for j in range(3))
     np.testing.assert_allclose(outputs[0][0, 0], expected, rtol=1e-5, atol=1e-5)
+
+
+@COMPILED
+def test_issue13_without_the_hooks_jit_compiles_at_llvms_width(monkeypatch):
+    """A numba without the lowering hooks (`_wide_vector_compiler` gives None): the kernel
+    compiles with numba's own compiler and computes the same numbers."""
+    monkeypatch.setattr(jit, "_wide_vector_compiler", lambda: None)
+    kernel = jit._compile(multiply_add, False, True)
+    assert kernel._compiler.pipeline_class is not None      # (numba's default, not None)
+    x = np.linspace(0, 1, 300, dtype=np.float32)
+    out = np.empty_like(x)
+    kernel(x, x, out)
+    np.testing.assert_array_equal(out, x * x + x)

@@ -321,7 +321,8 @@ def _compile(function, reassociate: bool, wide_vectors: bool):
     """numba's dispatcher for `function`: nopython, the GIL released, cached on disk; with
     `wide_vectors`, its loops vectorized with 512-bit registers where the CPU has them."""
     numba = load_numba()
-    pipeline = {"pipeline_class": _wide_vector_compiler()} if wide_vectors else {}
+    compiler = _wide_vector_compiler() if wide_vectors else None
+    pipeline = {"pipeline_class": compiler} if compiler is not None else {}
     return numba.njit(cache=True, nogil=True, error_model="numpy",
                       fastmath=_fast_math(reassociate), **pipeline)(function)
 
@@ -332,16 +333,24 @@ def _wide_vector_compiler():
     "prefer-vector-width"="512" for LLVM (see `jit`; where the CPU has no 512-bit registers,
     LLVM's vectors stay as wide as it has). numba's own lowering, subclassed at its
     `post_lower` hook; llvmlite's attribute set takes only LLVM's keyword attributes, so the
-    string attribute goes in through `set.add`, written out as it is."""
-    from numba.core import lowering
-    from numba.core.compiler import CompilerBase, DefaultPassBuilder
-    from numba.core.compiler_machinery import register_pass
-    from numba.core.typed_passes import NativeLowering
+    string attribute goes in through `set.add`, written out as it is. None where this numba
+    lacks the hooks (then numba's own compiler, LLVM's own width)."""
+    try:
+        from numba.core import lowering
+        from numba.core.compiler import CompilerBase, DefaultPassBuilder
+        from numba.core.compiler_machinery import register_pass
+        from numba.core.typed_passes import NativeLowering
+    except ImportError:
+        return None
+    if not hasattr(lowering.Lower, "post_lower") or not hasattr(NativeLowering,
+                                                                  "lowering_class"):
+        return None
 
     class WideLower(lowering.Lower):
         def post_lower(self):
             super().post_lower()
-            set.add(self.function.attributes, '"prefer-vector-width"="512"')
+            with contextlib.suppress(TypeError):     # (an llvmlite whose set is not a set)
+                set.add(self.function.attributes, '"prefer-vector-width"="512"')
 
     @register_pass(mutates_CFG=True, analysis_only=False)
     class WideLowering(NativeLowering):

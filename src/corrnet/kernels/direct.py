@@ -118,7 +118,7 @@ DIRECT_MAX_TAPS = 4096
 PIECES_PER_THREAD = 4
 # The forward engine's threads take its tasks (bands) from a shared counter in about this
 # many takes per thread: a few tasks a take, so that each thread reads on through neighbouring
-# planes (one task a take: the depthwise layer (h) 4% slower, 2 cores), and enough takes for a
+# planes (one task a take: the depthwise layer (h) 2-4% slower, 2 cores), and enough takes for a
 # thread slowed down to take fewer.
 TAKES_PER_THREAD = 16
 

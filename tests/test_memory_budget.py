@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import corrnet
-from corrnet.kernels import jit, plan
+from corrnet.kernels import jit, plan, threads
 from corrnet.kernels.windows import make_window
 
 KiB, MiB = 2**10, 2**20
@@ -57,19 +57,26 @@ def temporaries(call):
     """(bytes of temporaries at the peak of call(), its result): tracemalloc's peak during the
     call beyond the memory traced before it and the array it returns. (tracemalloc counts
     every thread's allocations: numba's set-up, which `import corrnet` starts on a thread of
-    its own, must be over first, or its imports land in the first measurement.)"""
-    if jit._warm_up_thread is not None:
-        jit._warm_up_thread.join()
-    gc.collect()
+    its own, must be over first, or its imports land in the first measurement, and so must
+    the measuring of the spin loops' clock, which the first helper pool starts. The garbage
+    collector stays off during the call: garbage made before it is neither freed there nor
+    counted.)"""
+    for thread in (jit._warm_up_thread, threads._spin.thread):
+        if thread is not None:
+            thread.join()
     started = not tracemalloc.is_tracing()
     if started:
         tracemalloc.start()
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         tracemalloc.reset_peak()
         before = tracemalloc.get_traced_memory()[0]
         result = call()
         peak = tracemalloc.get_traced_memory()[1]
     finally:
+        if collecting:
+            gc.enable()
         if started:
             tracemalloc.stop()
     return peak - before - result.nbytes, result

@@ -265,6 +265,7 @@ class _Spin:
         self.helper_cycles = 0      # a helper, between jobs
         self.wait_cycles = 0        # the thread waiting for a job's result
         self.waits = None           # the compiled loops (waiting.py)
+        self.thread: threading.Thread | None = None     # the one measuring, once started
         self._started = False
         self._lock = threading.Lock()
 
@@ -276,7 +277,9 @@ class _Spin:
             if self._started:
                 return
             self._started = True
-        threading.Thread(target=self._measure, name="corrnet-spin", daemon=True).start()
+            self.thread = threading.Thread(target=self._measure, name="corrnet-spin",
+                                           daemon=True)
+        self.thread.start()
 
     def _measure(self) -> None:
         import numpy as np

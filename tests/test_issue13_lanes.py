@@ -78,9 +78,12 @@ def check_forward(config, budget=lanes.DEFAULT_BUDGET):
 
 @COMPILED
 @settings(max_examples=60, deadline=None)
-@given(config=layers())
-def test_issue13_lanes_forward_matches_torch_and_reference(config):
-    with jit.use_compiled(True):
+@given(config=layers(), paired=st.booleans())
+def test_issue13_lanes_forward_matches_torch_and_reference(config, paired):
+    """On either kernel of output channels in lanes (two blocks a pass where the CPU's
+    registers hold them, `lanes._pairs_blocks`, whichever this machine has)."""
+    with jit.use_compiled(True), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lanes, "_pairs_blocks", lambda: paired)
         check_forward(config)
 
 
@@ -104,13 +107,15 @@ def check_gradients(config, budget=lanes.DEFAULT_BUDGET):
 
 @COMPILED
 @settings(max_examples=60, deadline=None)
-@given(config=layers(), stride_1=st.booleans())
-def test_issue13_lanes_gradients_match_torch(config, stride_1):
+@given(config=layers(), stride_1=st.booleans(), paired=st.booleans())
+def test_issue13_lanes_gradients_match_torch(config, stride_1, paired):
     """Both gradients; the input gradient's padding is turned into the kernel's reach less
-    the padding (cropped where the padding is wider than the reach)."""
+    the padding (cropped where the padding is wider than the reach); its forward pass on
+    either kernel of output channels in lanes."""
     if stride_1:
         config = {**config, "stride": (1, 1)}
-    with jit.use_compiled(True):
+    with jit.use_compiled(True), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lanes, "_pairs_blocks", lambda: paired)
         check_gradients(config)
 
 
@@ -293,6 +298,61 @@ def test_issue13_lanes_named_shapes(config):
     assert by_pixels is (config["c_out"] // config["groups"] < 16)
     with jit.use_compiled(True):
         check_forward(config)
+
+
+PAIRED_CASES = [   # (configuration, how a pass sums where the registers hold two blocks)
+    (config_of(2, 3, 64, 30, 7, stride=2, pad=3), "channels"),      # a stem: 4 blocks
+    (config_of(3, 6, 32, 14, 5), "channels"),                       # 2 blocks, read in place
+    (config_of(2, 4, 24, (9, 13), 3, pad=1), "channels"),           # the second 8 of 16 lanes
+    (config_of(2, 3, 64, 11, 3, pad=1, dilation=2, dtype=np.float64), "channels"),  # 8 of 8
+    (config_of(2, 8, 48, 12, 3, stride=2, groups=2), "channels"),   # 24 a group: 16 + 8
+    (config_of(3, 6, 16, 14, 5), "pixels"),      # LeNet's second layer: rows of 10, in place
+    (config_of(2, 4, 48, 10, 3, pad=1), "pixels"),                  # 3 blocks, rows of 10
+    (config_of(2, 3, 16, (7, 37), 3, stride=2), "pixels"),          # rows of 18: 10 + 5 + 3
+    (config_of(2, 5, 16, (6, 16), 1), "pixels"),                    # rows of 16: 10 + 5 + 1
+    (config_of(2, 3, 24, 12, 3, dtype=np.float64), "pixels"),       # 3 blocks of 8, rows of 10
+    (config_of(2, 4, 48, 14, 3), "one"),                            # 3 blocks, rows of 12
+    (config_of(2, 4, 16, 9, 3), "one"),                             # rows of 7
+]
+
+
+@COMPILED
+@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("config,pairing", PAIRED_CASES,
+                         ids=["stem", "in-place", "part-filled", "float64", "groups", "lenet2",
+                              "odd-blocks", "strided-rows", "rows-of-16", "float64-rows", "one",
+                              "short-rows"])
+def test_issue13_lanes_paired_blocks(monkeypatch, config, pairing, paired):
+    """Two blocks of sums a pass (`_paired_kernel`) where `_pairs_blocks` says the registers
+    hold them: two blocks of output channels at the same outputs where a group has an even
+    number of them, one block at twice PIXELS outputs of a row where the rows fill those
+    (a part-filled last pair too), one block of PIXELS otherwise (`_forward_kernel`); the
+    same values as PyTorch's either way, the input gradient (a forward pass) and the fused
+    epilogue too."""
+    monkeypatch.setattr(lanes, "_pairs_blocks", lambda: paired)
+    kernels = []
+    sharing = lanes.run_shared
+    monkeypatch.setattr(lanes, "run_shared", lambda threads, kernel, *arguments: (
+        kernels.append((kernel, arguments)), sharing(threads, kernel, *arguments)))
+    x, weight, bias, grad_out, window = arrays(config)
+    groups = config["groups"]
+    with jit.use_compiled(True):
+        check_forward(config)
+        kernel, arguments = kernels[0]
+        if not paired or pairing == "one":
+            assert kernel is lanes._forward_kernel
+        else:
+            assert kernel is lanes._paired_kernel
+            assert arguments[6] is (pairing == "pixels")     # pixel_pairs
+        if tuple(window.stride) == (1, 1):
+            check_gradients(config)
+        out, pooled = lanes.forward_epilogue(x, weight, bias, window, groups, "relu", 2)
+    conv, scale = (torch_results(x, weight, bias, grad_out, config, magnitude=m)[0]
+                   for m in (False, True))
+    expected = np.maximum(conv, 0)
+    assert_close(out, expected, scale, config["dtype"], "relu(conv) vs torch")
+    pool_of = lambda a: torch.nn.functional.avg_pool2d(torch.from_numpy(a), 2).numpy()  # noqa: E731
+    assert_close(pooled, pool_of(expected), pool_of(scale), config["dtype"], "pooled vs torch")
 
 
 @COMPILED

@@ -20,8 +20,29 @@ extra lanes dropped); a row's last block of pixels computes past W_out into the 
 buffer's spare columns, dropped too.
 
 PIXELS = 5: five vectors of sums take 5 AVX-512 registers (10 AVX2 ones, of 16), leaving
-room for the tap's weights and the broadcasts; ten spilled to the stack (measured: 36
-GFLOP/s against 92 with five, one core with AVX-512, LeNet's second layer).
+room for the tap's weights and the broadcasts; a loop of ten pixels spilled its sums to the
+stack (measured: 36 GFLOP/s against 92 with five, one core with AVX-512, LeNet's second
+layer).
+
+With AVX-512 (32 registers: `_pairs_blocks`), a pass keeps two blocks of sums, 2 * PIXELS
+vectors (`_paired_kernel`; `_pairing` says which): two blocks of output channels at the
+same PIXELS outputs where a group has an even number of blocks, each cell's broadcast
+serving both,
+
+    for each tap t:                 w_t, v_t = weight_lanes[g, b, t], weight_lanes[g, b+1, t]
+        for p in 0 .. PIXELS-1:
+            cell = padded[c, y*sh + i*dh, (q + p)*sw + j*dw]
+            sums[p] += cell * w_t;  sums[PIXELS + p] += cell * v_t
+
+or else one block at 2 * PIXELS outputs of a row, where the rows fill those (LeNet's second
+layer: 16 channels, rows of 10). A core that multiply-adds two vectors a cycle, each
+taking 4 cycles (Intel's AVX-512 cores), needs 8 sums in flight to keep both busy: with one
+block's 5 it runs at 5/8 of its peak at most. Measured on an Intel Xeon
+(Emerald Rapids, 2 threads, interleaved, the same numbers as one block a pass): the suite's
+stem 3 -> 64 7x7 stride 2 on 224x224 1.28-1.44x faster, D2L's ResNet-18 stem 1 -> 64 on
+96x96 1.20-1.37x, 64 -> 128 3x3 stride 2 1.40-1.47x, 32 -> 32 5x5 1.49-1.52x, 16 -> 32 3x3
+1.49-1.68x, LeNet's second layer 1.23-1.26x. With AVX2 (16 registers, two to a 64-byte
+vector) one block's sums already take 10; two would live on the stack.
 
 Few output channels (Og < 16, LeNet's first layer: 1 -> 6, 5x5 on 28x28), stride 1 along
 the rows: the lanes hold `lanes` neighbouring outputs of one row instead (`_pixels_kernel`),
@@ -89,9 +110,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import simd
+from . import calibration, simd
 from .activation import EPILOGUE_CODES, epilogue_planes
-from .jit import jit, runs_compiled
+from .jit import inline, jit, runs_compiled
 from .threads import MIN_PARALLEL_SIZE, active, helper_pool, run_shared
 from .windows import Window2d, make_window
 
@@ -115,6 +136,15 @@ PIXEL_SPAN = 160
 # threads: 0.84-0.86 ms, against 0.78-0.79 with 4); a fixed half each, the calling thread
 # waits for a helper woken late (0.78-0.83)
 IMAGES_PER_TAKE = 4
+
+
+@functools.cache
+def _pairs_blocks() -> bool:
+    """Whether the forward pass, output channels in lanes, may keep two blocks of sums a
+    pass (`_paired_kernel`): where the CPU has AVX-512, whose 32 vector registers hold 2 *
+    PIXELS vectors of sums besides two vectors of taps and the broadcast cell (see the module
+    docstring)."""
+    return "avx512f" in calibration._cpuinfo()[1]
 
 
 def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
@@ -163,24 +193,52 @@ def _by_pixels(weight_shape, window: Window2d, groups: int) -> bool:
     return weight_shape[0] // groups < RULE_MIN_OUTPUTS and window.stride[1] == 1
 
 
-def _padded_size(weight_shape, window: Window2d, groups: int, dtype) -> tuple[int, int]:
+# How a pass of output channels in lanes sums (`_pairing`): one block of PIXELS outputs
+# (`_forward_kernel`), two blocks of output channels at the same PIXELS outputs, or one block
+# at 2 * PIXELS outputs (`_paired_kernel`)
+ONE_BLOCK, CHANNEL_PAIRS, PIXEL_PAIRS = 0, 1, 2
+
+
+def _pairing(weight_shape, window: Window2d, groups: int, dtype, pairs: bool) -> int:
+    """ONE_BLOCK without room for two blocks of sums (`pairs`: `_pairs_blocks()`) or with
+    the lanes holding outputs (`_by_pixels`); else CHANNEL_PAIRS where each group has an
+    even number of blocks of output channels, PIXEL_PAIRS where its output rows fill at
+    least RULE_MIN_FILLED of their blocks of 2 * PIXELS (LeNet's second layer: one block of
+    16 channels, rows of 10), ONE_BLOCK otherwise."""
+    if not pairs or _by_pixels(weight_shape, window, groups):
+        return ONE_BLOCK
+    if -(-(weight_shape[0] // groups) // simd.lanes_of(dtype)) % 2 == 0:
+        return CHANNEL_PAIRS
+    return PIXEL_PAIRS if _fills(window.out_width, 2 * PIXELS) else ONE_BLOCK
+
+
+def _pass_pixels(weight_shape, window: Window2d, groups: int, dtype) -> int:
+    """The outputs of a row that one pass of the forward kernels sums (output channels in
+    lanes): 2 * PIXELS with PIXEL_PAIRS, else PIXELS."""
+    pairing = _pairing(weight_shape, window, groups, dtype, _pairs_blocks())
+    return 2 * PIXELS if pairing == PIXEL_PAIRS else PIXELS
+
+
+def _padded_size(weight_shape, window: Window2d, groups: int, dtype,
+                 pixels: int = PIXELS) -> tuple[int, int]:
     """(rows, columns) of the buffer the windows read: the rows of H_out outputs, the columns
-    of W_out rounded up to whole blocks of PIXELS (of `lanes` outputs, `_by_pixels`)."""
+    of W_out rounded up to whole blocks of `pixels` (of `lanes` outputs, `_by_pixels`)."""
     (kh, kw), (sh, sw), (dh, dw) = weight_shape[2:], window.stride, window.dilation
     rows = (window.out_height - 1) * sh + (kh - 1) * dh + 1
     if _by_pixels(weight_shape, window, groups):
         block = simd.lanes_of(dtype)
         return rows, -(-window.out_width // block) * block + (kw - 1) * dw
-    blocks = -(-window.out_width // PIXELS)
-    return rows, (blocks * PIXELS - 1) * sw + (kw - 1) * dw + 1
+    blocks = -(-window.out_width // pixels)
+    return rows, (blocks * pixels - 1) * sw + (kw - 1) * dw + 1
 
 
-def _reads_in_place(x_shape, weight_shape, window: Window2d, groups: int, dtype) -> bool:
+def _reads_in_place(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                    pixels: int = PIXELS) -> bool:
     """Whether the windows, spare columns included, lie inside the image (no padding): then
-    the kernel reads the image itself instead of a padded copy (output channels in lanes;
-    `_pixels_kernel` always copies)."""
+    the kernel reads the image itself instead of a padded copy (output channels in lanes,
+    `pixels` outputs a pass; `_pixels_kernel` always copies)."""
     (top, _), (left, _) = window.padding
-    rows, columns = _padded_size(weight_shape, window, groups, dtype)
+    rows, columns = _padded_size(weight_shape, window, groups, dtype, pixels)
     return (not _by_pixels(weight_shape, window, groups) and top == 0 and left == 0
             and rows <= x_shape[2] and columns <= x_shape[3])
 
@@ -243,11 +301,40 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
         return ((channels_per_group * rows * columns + PIXELS * window.dilation[1]
                  + window.out_height * window.out_width * blocks * lanes) * itemsize
                 + groups * blocks * lanes * channels_per_group * kh * kw * 8)
-    rows, columns = _padded_size(weight_shape, window, groups, dtype)
+    rows, columns = _padded_size(weight_shape, window, groups, dtype,
+                                 _pass_pixels(weight_shape, window, groups, dtype))
     block = CHANNELS if _by_pixels(weight_shape, window, groups) else simd.lanes_of(dtype)
     blocks = -(-(c_out // groups) // block)
     return (channels_per_group * rows * columns
             + groups * blocks * block * channels_per_group * kh * kw) * itemsize
+
+
+@inline()
+def _tap_offsets(channels_per_group, kh, kw, dh, dw, row_stride, plane_size):
+    """(K,): where tap t = (c, i, j) of a window reads, from the window's first cell, in a
+    group's channels laid out flat (planes of plane_size, rows of row_stride); unsigned, so
+    that the kernels' reads need no negative-index checks."""
+    offsets = np.empty(channels_per_group * kh * kw, np.uintp)
+    for c in range(channels_per_group):
+        for i in range(kh):
+            for j in range(kw):
+                offsets[(c * kh + i) * kw + j] = (c * plane_size + i * dh * row_stride
+                                                  + j * dw)
+    return offsets
+
+
+@inline()
+def _copy_inside(group, padded, geometry, height, width):
+    """Copy one image's channels of a group (Cg * H * W numbers, flat) into the zero-padded
+    buffer (Cg * rows * columns) at (top, left); the image's rows and columns past the
+    buffer (read by no window) are left out, and the rest of the buffer stays zero."""
+    top, left, rows, columns = geometry[6], geometry[7], geometry[8], geometry[9]
+    for c in range(padded.size // (rows * columns)):
+        for r in range(min(height, rows - top)):
+            into = padded[(c * rows + r + top) * columns + left:]
+            taken = group[(c * height + r) * width:]
+            for s in range(min(width, columns - left)):
+                into[s] = taken[s]
 
 
 @jit()
@@ -275,17 +362,9 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, e
     row_stride = width if in_place else columns
     plane_size = height * width if in_place else rows * columns
     k = channels_per_group * kh * kw
-    offsets = np.empty(k, np.uintp)
-    for c in range(channels_per_group):
-        for i in range(kh):
-            for j in range(kw):
-                offsets[(c * kh + i) * kw + j] = (c * plane_size + i * dh * row_stride
-                                                  + j * dw)
+    offsets = _tap_offsets(channels_per_group, kh, kw, dh, dw, row_stride, plane_size)
     step = np.uintp(sw)
     padded = np.zeros(0 if in_place else channels_per_group * rows * columns, x.dtype)
-    # the image's rows and columns inside the padded buffer (the rest of it stays zero)
-    inside_rows = min(height, rows - top)
-    inside_columns = min(width, columns - left)
     images = x.reshape(-1)
     group_size = channels_per_group * height * width
     activation, pool = epilogue
@@ -304,12 +383,7 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, e
                 source = images[at:at + group_size]
             else:
                 source = padded
-                for c in range(channels_per_group):
-                    for r in range(inside_rows):
-                        into = padded[(c * rows + r + top) * columns + left:]
-                        taken = images[at + (c * height + r) * width:]
-                        for s in range(inside_columns):
-                            into[s] = taken[s]
+                _copy_inside(images[at:at + group_size], padded, geometry, height, width)
             for b in range(blocks):
                 taps = weight_lanes[g, b]
                 valid = min(lanes, outs - b * lanes)
@@ -362,6 +436,113 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, e
 
 
 @jit()
+def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, tap_block,
+                   epilogue, pooled, next_image):
+    """`_forward_kernel` with two blocks of sums a pass (see the module docstring): sums[p]
+    (lanes,) for block b at pixels q + p and sums[PIXELS + p] for block b + 1 at the same
+    pixels (an even number of blocks), each cell broadcast once for both; or, with
+    `pixel_pairs`, for block b at pixels q + PIXELS + p (the padded copy has whole blocks of
+    2 * PIXELS columns)."""
+    kh, kw, sh, sw, dh, dw, top, left, rows, columns = geometry
+    groups, blocks = weight_lanes.shape[0], weight_lanes.shape[1]
+    channels_per_group = x.shape[1] // groups
+    height, width = x.shape[2], x.shape[3]
+    outs = out.shape[1] // groups
+    out_height, out_width = out.shape[2], out.shape[3]
+    lanes = simd.lanes(out)
+    sums = simd.stack_block(out.dtype)      # 2 * PIXELS vectors of sums, in registers
+    totals = simd.stack_block(out.dtype)    # the sums of the blocks of taps
+    row_stride = width if in_place else columns
+    plane_size = height * width if in_place else rows * columns
+    k = channels_per_group * kh * kw
+    offsets = _tap_offsets(channels_per_group, kh, kw, dh, dw, row_stride, plane_size)
+    step = np.uintp(sw)
+    padded = np.zeros(0 if in_place else channels_per_group * rows * columns, x.dtype)
+    images = x.reshape(-1)
+    group_size = channels_per_group * height * width
+    activation, pool = epilogue
+    across = np.empty(out.shape[1] * (out_height // pool if pool > 0 else 0) * out_width,
+                      out.dtype)      # (the pool's scratch: `activation.average_pool_planes`)
+    # the second half of a pass: the next block at the same pixels, or the same block at
+    # the next PIXELS pixels
+    block_step = 0 if pixel_pairs else 1
+    pixel_shift = PIXELS if pixel_pairs else 0
+    n = end = 0
+    while True:
+        if n == end:                # this thread's next IMAGES_PER_TAKE images
+            n = simd.take_next(next_image) * IMAGES_PER_TAKE
+            end = min(n + IMAGES_PER_TAKE, x.shape[0])
+            if n >= end:
+                break
+        for g in range(groups):
+            at = (n * groups + g) * group_size
+            if in_place:
+                source = images[at:at + group_size]
+            else:
+                source = padded
+                _copy_inside(images[at:at + group_size], padded, geometry, height, width)
+            for b in range(0, blocks, 1 + block_step):
+                taps, next_taps = weight_lanes[g, b], weight_lanes[g, b + block_step]
+                for y in range(out_height):
+                    for q in range(0, out_width, PIXELS + pixel_shift):
+                        for a in range(2 * PIXELS * lanes):
+                            totals[a] = 0
+                        origin = np.uintp(y * sh * row_stride + q * sw)
+                        # sums[p] (lanes,) += source[tap's cell of pixel q + p] * taps[t],
+                        # sums[PIXELS + p] += the same cell * next_taps[t] (or the cell of
+                        # pixel q + PIXELS + p * taps[t]), for the K taps t and the PIXELS
+                        # pixels p, tap_block taps at a time, each block's sums added into
+                        # the totals
+                        for t_first in range(0, k, tap_block):
+                            t_end = min(k, t_first + tap_block)
+                            for a in range(2 * PIXELS * lanes):
+                                sums[a] = 0
+                            if pixel_pairs:
+                                for t in range(t_first, t_end):
+                                    cell = origin + offsets[t]
+                                    for p in range(PIXELS):
+                                        simd.fma_lanes(sums, p * lanes,
+                                                       source[cell + np.uintp(p) * step],
+                                                       taps, t * lanes)
+                                        simd.fma_lanes(sums, (PIXELS + p) * lanes,
+                                                       source[cell + np.uintp(PIXELS + p)
+                                                              * step], taps, t * lanes)
+                            else:
+                                for t in range(t_first, t_end):
+                                    cell = origin + offsets[t]
+                                    for p in range(PIXELS):
+                                        value = source[cell + np.uintp(p) * step]
+                                        simd.fma_lanes(sums, p * lanes, value, taps, t * lanes)
+                                        simd.fma_lanes(sums, (PIXELS + p) * lanes, value,
+                                                       next_taps, t * lanes)
+                            for a in range(2 * PIXELS * lanes):
+                                totals[a] += sums[a]
+                        for half in range(2):
+                            block, first = b + half * block_step, q + half * pixel_shift
+                            count = min(PIXELS, out_width - first)
+                            first_out = g * outs + block * lanes
+                            valid = min(lanes, outs - block * lanes)
+                            kept = totals[half * PIXELS * lanes:]
+                            if valid == lanes and count == PIXELS:
+                                # a whole block: loops of constant length, stores unrolled
+                                for lane in range(lanes):
+                                    value = bias[first_out + lane]
+                                    for p in range(PIXELS):
+                                        out[n, first_out + lane, y, first + p] = \
+                                            kept[p * lanes + lane] + value
+                                continue
+                            for lane in range(valid):
+                                value = bias[first_out + lane]
+                                for p in range(count):      # (none past the row's end)
+                                    out[n, first_out + lane, y, first + p] = \
+                                        kept[p * lanes + lane] + value
+        if activation or pool:      # (the image's outputs are in the cache)
+            epilogue_planes(out[n].reshape(out.shape[1], out_height * out_width), activation,
+                            out_width, pool, pooled[n], across)
+        n += 1
+
+
+@jit()
 def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_runs, tap_block, epilogue,
                    pooled, next_image):
     """`_forward_kernel` with the lanes holding neighbouring outputs of a row (stride 1 along
@@ -386,8 +567,6 @@ def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_runs, tap_block, 
                 offsets[(i * channels_per_group + c) * kw + j] = (
                     (c * rows + i * dh) * columns + j * dw)
     padded = np.zeros(channels_per_group * rows * columns, x.dtype)
-    inside_rows = min(height, rows - top)
-    inside_columns = min(width, columns - left)
     images = x.reshape(-1)
     group_size = channels_per_group * height * width
     activation, pool = epilogue
@@ -402,12 +581,7 @@ def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_runs, tap_block, 
                 break
         for g in range(groups):
             at = (n * groups + g) * group_size
-            for c in range(channels_per_group):
-                for r in range(inside_rows):
-                    into = padded[(c * rows + r + top) * columns + left:]
-                    taken = images[at + (c * height + r) * width:]
-                    for s in range(inside_columns):
-                        into[s] = taken[s]
+            _copy_inside(images[at:at + group_size], padded, geometry, height, width)
             for b in range(blocks):
                 taps = weight_columns[g, b]
                 valid = min(CHANNELS, outs - b * CHANNELS)
@@ -473,8 +647,8 @@ def forward_epilogue(x, weight, bias, window: Window2d, groups: int, activation:
     pooled = (np.empty((n, c_out, window.out_height // pool, window.out_width // pool), dtype)
               if pool else np.empty((n, c_out, 0, 0), dtype))
     epilogue = (EPILOGUE_CODES[activation], pool)
-    by_pixels, geometry, in_place, work, thread_bytes = _forward_setup(
-        x.shape, weight.shape, window, groups, dtype)
+    by_pixels, pairing, geometry, in_place, work, thread_bytes = _forward_setup(
+        x.shape, weight.shape, window, groups, dtype, _pairs_blocks())
     if by_pixels:
         kernel = _pixels_kernel
         # (an inf or NaN weight times the zero padding is NaN, as the definition's sum has
@@ -483,26 +657,34 @@ def forward_epilogue(x, weight, bias, window: Window2d, groups: int, activation:
                              bool(np.isfinite(weight).all()))
         arguments = (x, _weight_columns(weight, groups, dtype), bias, out, geometry, tap_runs,
                      TAP_BLOCK, epilogue, pooled)
-    else:
+    elif pairing == ONE_BLOCK:
         kernel = _forward_kernel
         arguments = (x, _weight_lanes(weight, groups, dtype), bias, out, geometry, in_place,
                      TAP_BLOCK, epilogue, pooled)
+    else:
+        kernel = _paired_kernel
+        arguments = (x, _weight_lanes(weight, groups, dtype), bias, out, geometry, in_place,
+                     pairing == PIXEL_PAIRS, TAP_BLOCK, epilogue, pooled)
     run_shared(_threads(n, work, thread_bytes, budget), kernel, *arguments)
     return out, pooled if pool else None
 
 
 @functools.lru_cache(maxsize=256)
-def _forward_setup(x_shape, weight_shape, window: Window2d, groups: int, dtype) -> tuple:
+def _forward_setup(x_shape, weight_shape, window: Window2d, groups: int, dtype,
+                   pairs: bool) -> tuple:
     """What `forward` computes from the shapes alone, once per problem (its Python costs
     15 of the 22 microseconds of a one-image call of LeNet's second layer): (by pixels, the
-    kernel's geometry, whether it reads x in place, the multiply-adds, one thread's bytes)."""
+    pairing, the kernel's geometry, whether it reads x in place, the multiply-adds, one
+    thread's bytes); `pairs`: `_pairs_blocks()`."""
     (top, _), (left, _) = window.padding
+    pairing = _pairing(weight_shape, window, groups, dtype, pairs)
+    pixels = 2 * PIXELS if pairing == PIXEL_PAIRS else PIXELS
     geometry = (*weight_shape[2:], *window.stride, *window.dilation, top, left,
-                *_padded_size(weight_shape, window, groups, dtype))
+                *_padded_size(weight_shape, window, groups, dtype, pixels))
     work = x_shape[0] * weight_shape[0] * window.out_height * window.out_width * math.prod(
         weight_shape[1:])
-    return (_by_pixels(weight_shape, window, groups), geometry,
-            _reads_in_place(x_shape, weight_shape, window, groups, dtype), work,
+    return (_by_pixels(weight_shape, window, groups), pairing, geometry,
+            _reads_in_place(x_shape, weight_shape, window, groups, dtype, pixels), work,
             least_bytes(x_shape, weight_shape, window, groups, dtype, "forward"))
 
 
@@ -778,6 +960,8 @@ def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> boo
 
     The arithmetic is the same on an AVX2 machine (a 64-byte vector is two AVX2 registers,
     the same lanes, PIXELS and CHANNELS, half the peak on both sides of each comparison).
+    These figures are of one block of sums a pass; the forward pass's pairs of blocks
+    (`_pairing`, AVX-512) only make lanes faster where it is chosen.
     """
     c_out, channels_per_group, kh, kw = weight_shape
     if pass_name == "grad_weight":

@@ -252,7 +252,7 @@ def test_issue13_lanes_pixels_inf_weight_meets_the_padding_as_the_definition():
 
 
 def test_issue13_lanes_rule_for_the_gradients():
-    """Weight gradient: Og >= 16, K <= 1024, one image's transposed output gradient
+    """Weight gradient: 16 <= Og <= 64, K <= 1024, one image's transposed output gradient
     <= 256 KiB, maps of >= 64 outputs; input gradient: stride 1, at most 3/2 of its
     definition's products computed (the padding's rows skipped where the lanes hold
     outputs), and the forward rule on the turned problem."""
@@ -265,7 +265,9 @@ def test_issue13_lanes_rule_for_the_gradients():
                     ((8, 16, 32, 32), (32, 16, 3, 3), three, True),             # 128 KiB
                     ((8, 16, 48, 48), (32, 16, 3, 3), _window(48, 3, 1, 1), False),  # 288
                     ((8, 64, 8, 8), (64, 64, 3, 3), _window(8, 3, 1, 1), True),      # 64 outputs
-                    ((8, 64, 7, 7), (64, 64, 3, 3), _window(7, 3, 1, 1), False)]     # 49
+                    ((8, 64, 7, 7), (64, 64, 3, 3), _window(7, 3, 1, 1), False),     # 49
+                    ((8, 32, 32, 32), (64, 32, 3, 3), _window(32, 3, 2, 1), True),   # Og 64
+                    ((8, 64, 24, 24), (128, 64, 3, 3), _window(24, 3, 2, 1), False)]  # 128
     for x_shape, w_shape, window, expected in weight_cases:
         assert lanes.rule("grad_weight", x_shape, w_shape, window, 1) is expected, w_shape
     input_cases = [((8, 6, 14, 14), (16, 6, 5, 5), lenet, True, 1.4),         # rows skipped

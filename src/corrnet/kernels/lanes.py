@@ -877,6 +877,14 @@ RULE_MAX_GRAD_ROWS_BYTES = 256 * 2**10
 # ... on maps of at least this many outputs (each tap row's sums go into the float64 sums
 # once per image: 6x6 maps, 64 -> 64 3x3: 1.10 ms against im2col's 0.95; 8x8: 3.1 / 3.8) ...
 RULE_MIN_MAP = 64
+# ... with at most this many output channels per group: lanes sums one block of them at a
+# time at a fixed share of the core's peak, while im2col's GEMM gets closer to BLAS's peak
+# the more output channels (its N) share each unrolled window; at 128 it has caught up on
+# both kinds of machine (ResNet-18's 64 -> 128 3x3 stride 2 on 24x24, N=64: lanes 16.7 ms
+# against 17.3 on the AMD EPYC, 16.7-29.7 against 14.6-16.8 on the Intel Xeon; 32 -> 128
+# stride 2 on 32x32: 12.3 / 8.6 on the Xeon, where 64 channels still go to lanes: 32 -> 64
+# stride 2, 3.9 / 4.7; 64 -> 64 dilation 2, 10.3 / 11.6) ...
+RULE_MAX_GRAD_WEIGHT_OUTPUTS = 64
 # ... and the input gradient, a forward pass over the output gradient padded by the
 # kernel's reach, computes at most this many times the products of its definition
 # (`_growth`: LeNet's second layer, 1.4 with the padding's rows skipped, 1.28 ms against
@@ -938,8 +946,8 @@ def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> boo
       2, 2 blocks of 5 for 6 columns): 11.0 against im2col's 9.5; Winograd's 3x3 stride-1
       layers: 0.7-0.9x Winograd's speed.
 
-    The weight gradient: Og >= 16, K*64 bytes <= 64 KiB, one image's transposed output
-    gradient within 256 KiB and at least 64 outputs a map. The input gradient, stride 1: the
+    The weight gradient: 16 <= Og <= 64, K*64 bytes <= 64 KiB, one image's transposed
+    output gradient within 256 KiB and at least 64 outputs a map. The input gradient, stride 1: the
     rule for the forward pass it is (`_transposed`), computing at most 3/2 of the products
     of its definition (`_growth`).
     Measured as above, lanes against the rules' choice before it, (weight gradient; input
@@ -947,7 +955,8 @@ def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> boo
 
     * im2col's layers: 16 -> 32 3x3 on 32x32, N=32: 3.4 / 13.5; 3.2 / 9.7; 64 -> 64 3x3
       dilation 2 on 28x28: 11.1 / 18.0; 9.6 / 16.0; 32 -> 32 5x5 on 28x28: 9.8 / 23.0;
-      10.3 / 29.4; ResNet-18's 64 -> 128 stride 2: 16.7 / 17.3 (weight gradient);
+      10.3 / 29.4; ResNet-18's 64 -> 128 stride 2: 16.7 / 17.3 (weight gradient; left
+      out since: Og 128, see RULE_MAX_GRAD_WEIGHT_OUTPUTS);
     * unrolled's: LeNet's second layer 1.42 / 1.58 (weight gradient); 16 -> 16 5x5 on
       12x12: 0.71 / 0.89;
     * unrolled's input gradient of LeNet's second layer, with the padding's rows skipped
@@ -967,7 +976,8 @@ def rule(pass_name, x_shape, weight_shape, window: Window2d, groups: int) -> boo
     if pass_name == "grad_weight":
         outs, k = c_out // groups, channels_per_group * kh * kw
         grad_rows = window.out_height * window.out_width * -(-outs // 16) * 16 * 4
-        return (outs >= RULE_MIN_OUTPUTS and k * 16 * 4 <= RULE_MAX_WEIGHT_BYTES
+        return (RULE_MIN_OUTPUTS <= outs <= RULE_MAX_GRAD_WEIGHT_OUTPUTS
+                and k * 16 * 4 <= RULE_MAX_WEIGHT_BYTES
                 and grad_rows <= RULE_MAX_GRAD_ROWS_BYTES
                 and window.out_height * window.out_width >= RULE_MIN_MAP)
     if pass_name == "grad_input":

@@ -195,7 +195,9 @@ def pad_configs(draw):
             if mode == "constant":
                 pads.append(draw(st.integers(-size, 3)))
             elif rarely(draw):
-                pads.append(draw(st.sampled_from([-1, size, size + 1])))
+                # crops, and pads past the size: with the other side cropping, more padding
+                # on one side than the cells left (replicate (2, -2) on one cell)
+                pads.append(draw(st.integers(-size, size + 2)))
             else:
                 pads.append(draw(st.integers(0, max(0, size - 1))))
     kwargs = {}
@@ -240,6 +242,8 @@ def test_pad_matches_torch(cfg):
         ((1, 1, 4, 5), (6, 0, 0, 0), {"mode": "circular"}),  # more than the size
         ((1, 3, 6), (2, 5), {"mode": "replicate"}),
         ((1, 3, 6), (-1, 2), {"mode": "circular"}),
+        ((1, 1, 1), (3, 4, 2, -2), {"mode": "replicate"}),  # 2 rows padded, 2 cropped
+        ((1, 2, 3), (4, -3), {"mode": "replicate"}),  # padding past the cropped-out cells
         ((2, 2, 3, 4, 5), (1, 0, 2, 1, 0, 2), {"mode": "reflect"}),
         ((2, 3), (1, 1, 1, 1), {"mode": "reflect"}),  # unsupported rank: torch refuses
         ((1, 1, 3, 3), (1, 1, 1), {}),  # odd pad length

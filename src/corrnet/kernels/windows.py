@@ -364,8 +364,10 @@ def pad_array_backward(grad: np.ndarray, input_shape: tuple, pads, mode: str) ->
         first, last = max(before, 0), min(len(source), before + size)
         if first < last:
             moved_folded[first - before:last - before] += moved_grad[first:last]
-        # the padding cells: one strided add per padding position (never per pixel)
-        for position in (*range(0, first), *range(max(last, first), len(source))):
+        # the padding cells: one strided add per padding position (never per pixel); where
+        # the other side's crop leaves fewer cells than this side's padding, only those
+        for position in (*range(0, min(first, len(source))),
+                         *range(max(last, first), len(source))):
             if source[position] >= 0:
                 moved_folded[source[position]] += moved_grad[position]
         grad = folded

@@ -1376,23 +1376,25 @@ def _adaptive_output(op, dims, output_size, sizes):
     return tuple(out)
 
 
-def _check_adaptive_grad(op: str, grad) -> None:
-    """PyTorch's adaptive pools compute an empty output, but refuse its backward."""
-    if 0 in grad.shape[2:]:
+def _check_adaptive_grad(op: str, grad, batched: bool = False) -> None:
+    """PyTorch's adaptive pools compute an empty output, but refuse its backward; the average
+    pool's batch of no channels likewise (an unbatched input's empty channels pass)."""
+    if 0 in grad.shape[2:] or batched and grad.shape[1] == 0:
+        why = "an output_size of 0" if 0 in grad.shape[2:] else "no channels"
         raise RuntimeError(f"{op}_backward(): Expected grad_output to have non-zero size for "
                            f"non-batch dimensions, but grad_output has sizes "
-                           f"{list(grad.shape)} (an output_size of 0)")
+                           f"{list(grad.shape)} ({why})")
 
 
 class _AdaptiveAvgPool2d(Function):
     @staticmethod
-    def forward(ctx, x, out_height, out_width):
-        ctx.x_shape, ctx.out_size = x.shape, (out_height, out_width)
+    def forward(ctx, x, out_height, out_width, batched):
+        ctx.x_shape, ctx.out_size, ctx.batched = x.shape, (out_height, out_width), batched
         return plan.pool_kernels(x).adaptive_avg_pool2d_forward(x, out_height, out_width)
 
     @staticmethod
     def backward(ctx, grad):
-        _check_adaptive_grad("adaptive_avg_pool2d", grad)
+        _check_adaptive_grad("adaptive_avg_pool2d", grad, ctx.batched)
         return plan.pool_kernels(grad).adaptive_avg_pool2d_backward(grad, ctx.x_shape)
 
     @staticmethod
@@ -1431,6 +1433,10 @@ def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
     if min(sizes) < 1:
         raise RuntimeError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial "
                            "dimension")
+    if kind == "max" and input.dim() == dims + 2 and input.shape[1] == 0:
+        # (as PyTorch: an empty batch is computed, empty channels refused)
+        raise RuntimeError(f"{op}: expected input to have non-zero size for non-batch "
+                           f"dimensions, but got input of shape {tuple(input.shape)}")
     out_size = _lift(_adaptive_output(op, dims, output_size, sizes), 1)
     x, unbatched = _as_4d(input, dims)
     if input.dtype.category != backend.FLOAT:
@@ -1442,7 +1448,8 @@ def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
     check_allocation(op, "output", (*x.shape[:2], *out_size), x.dtype,
                      f"output_size={output_size!r}")
     if kind == "avg":
-        return _from_4d(_AdaptiveAvgPool2d.apply(x, *out_size), dims, unbatched)
+        return _from_4d(_AdaptiveAvgPool2d.apply(x, *out_size, not unbatched), dims,
+                        unbatched)
     report = {}
     out = _from_4d(_AdaptiveMaxPool2d.apply(x, *out_size, report), dims, unbatched)
     if not return_indices:

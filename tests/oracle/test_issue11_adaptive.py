@@ -46,3 +46,27 @@ def test_issue11_adaptive_pool_output_size_extremes_as_torch(name, shape, size):
 def test_issue11_adaptive_pool_output_beyond_memory_refused_clearly(name, shape):
     with pytest.raises(RuntimeError, match=rf"{name}: the output would have shape"):
         getattr(cF, name)(cn.randn(*shape), 10**12)
+
+
+EMPTY_SHAPES = {2: [(0, 3, 5, 5), (2, 0, 5, 5), (0, 5, 5)], 1: [(0, 3, 5), (2, 0, 5), (0, 5)]}
+POOLS = [("adaptive_avg_pool2d", 2, (2,)), ("adaptive_max_pool2d", 2, (2,)),
+         ("adaptive_avg_pool1d", 1, (2,)), ("adaptive_max_pool1d", 1, (2,)),
+         ("max_pool2d", 2, (2,)), ("max_pool1d", 1, (2,)), ("avg_pool2d", 2, (2,)),
+         ("avg_pool1d", 1, (2,))]
+
+
+@pytest.mark.parametrize(("name", "dims", "args"), POOLS)
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["empty-batch", "no-channels", "unbatched"])
+def test_pools_of_empty_batches_and_channels_as_torch(name, dims, args, which):
+    """An empty batch (or an unbatched input with no channels) is pooled, its backward too;
+    a batch with no channels is refused by the max pools, as PyTorch (found by the fuzz
+    suite: the adaptive max pool crashed in NumPy on all three)."""
+    shape = EMPTY_SHAPES[dims][which]
+    outcomes = [_outcome(lib_F, lib, name, shape, *args)
+                for lib_F, lib in ((torch.nn.functional, torch), (cF, cn))]
+    theirs, ours = outcomes
+    assert ours[0] == theirs[0], (name, shape, outcomes)
+    if theirs[0] == "raises":
+        assert ours[1] is RuntimeError, (name, shape, outcomes)
+    else:
+        assert ours[1:] == theirs[1:], (name, shape, outcomes)

@@ -268,7 +268,9 @@ def scatter_to_indices(grad_out, indices, x_shape, xp=None):
     xp = xp or namespace_of(grad_out)
     n, c = x_shape[:2]
     plane = x_shape[2] * x_shape[3]
-    flat = indices.reshape(n * c, -1) + (xp.arange(n * c) * plane)[:, None]
+    # (the outputs per plane given: -1 cannot be inferred for an empty batch)
+    flat = (indices.reshape(n * c, indices.shape[2] * indices.shape[3])
+            + (xp.arange(n * c) * plane)[:, None])
     total = xp.bincount(flat.reshape(-1), weights=grad_out.reshape(-1),
                         minlength=n * c * plane)
     return total.astype(grad_out.dtype).reshape(tuple(x_shape))

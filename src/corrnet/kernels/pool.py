@@ -641,7 +641,7 @@ def adaptive_max_pool2d_forward(x: np.ndarray, out_height: int, out_width: int):
     """Return (out, indices): each adaptive window's maximum and its flat input index
     (row * W + col); ties go to the first cell in row-major order, NaN wins (the last NaN)."""
     n, c, h, w = x.shape
-    if out_height == 0 or out_width == 0:
+    if out_height == 0 or out_width == 0 or n * c == 0:   # (no windows, or no planes)
         shape = (n, c, out_height, out_width)
         return np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.int64)
     row_cells = _window_cells(h, out_height)                  # (H_out, kh)
@@ -669,7 +669,9 @@ def scatter_to_indices(grad_out: np.ndarray, indices: np.ndarray, x_shape: tuple
     n, c = x_shape[:2]
     plane = int(np.prod(x_shape[2:]))
     # one bincount over all planes: plane p's cells are numbered p*plane ... (p+1)*plane - 1
-    flat = indices.reshape(n * c, -1) + (np.arange(n * c) * plane)[:, None]
+    # (the outputs per plane given: -1 cannot be inferred for an empty batch)
+    flat = (indices.reshape(n * c, int(np.prod(indices.shape[2:])))
+            + (np.arange(n * c) * plane)[:, None])
     total = np.bincount(flat.ravel(), weights=grad_out.reshape(-1), minlength=n * c * plane)
     return total.astype(grad_out.dtype).reshape(x_shape)
 

@@ -283,7 +283,7 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         (a,) = ctx.saved_arrays
-        return grad * np.sign(a)
+        return grad * _sgn(a)      # (0 at NaN, as PyTorch's abs backward)
 
     jvp = backward  # sign(a) is constant where abs is differentiable
 
@@ -716,8 +716,9 @@ class Mean(Function):
 
 class Prod(Function):
     """The product over one axis (or all elements). The backward is PyTorch's: ``grad * prod /
-    a`` when no element is zero (so an overflowing product gives inf gradients, as there), else
-    the product of the other elements (exclusive cumulative products from both ends)."""
+    a`` when no element is zero (so an overflowing product gives inf gradients, as there), 0
+    everywhere for the product of all elements with two zeros or more, else the product of
+    the other elements (exclusive cumulative products from both ends)."""
 
     @staticmethod
     def forward(ctx, a, axis, keepdim):
@@ -735,8 +736,12 @@ class Prod(Function):
             return grad
         if axis is not None and not ctx.keepdim:
             grad, out = np.expand_dims(grad, axis), np.expand_dims(out, axis)
+        zeros = int(np.count_nonzero(a == 0))
+        if axis is None and zeros > 1:
+            # (PyTorch's product of all elements: every gradient 0, NaN or inf elsewhere too)
+            return np.zeros(a.shape, dtype=grad.dtype, like=_like(grad))
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            if not np.any(a == 0):
+            if not zeros:
                 return grad * (out / a)
             flat = a.reshape(-1) if axis is None else np.moveaxis(a, axis, -1)
             ones = np.ones(flat.shape[:-1] + (1,), dtype=a.dtype, like=_like(a))

@@ -811,9 +811,11 @@ def elu(input, alpha=1.0, inplace=False):
     """
     _floating_input("elu", input)
     alpha = _args.check_float("elu", "alpha", alpha)
-    # the clamp keeps exp from overflowing in the branch not taken (its gradient would be NaN)
+    # the exponential's branch sees 0 where x > 0 or is NaN: exp neither overflows there nor
+    # makes the gradient NaN through the branch not taken; a NaN takes x's branch, whose
+    # gradient is 1 (as PyTorch's elu backward)
     return _activation(input, inplace, lambda x: _where(
-        x > 0, x, _layer_ops.Expm1.apply(x.clamp(max=0)) * alpha))
+        x <= 0, _layer_ops.Expm1.apply(_where(x <= 0, x, 0.0)) * alpha, x))
 
 
 _SQRT1_2 = 0.7071067811865476           # 1 / sqrt(2)

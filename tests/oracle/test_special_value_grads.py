@@ -1,0 +1,80 @@
+"""Gradients at special values (NaN, +-inf, +-0, huge) against PyTorch 2.13: where PyTorch's
+backward gives a number, corrnet gives the same one, and NaN exactly where PyTorch has it.
+
+The gradient audit (test_grad_audit.py) draws finite inputs; the fuzz suite, with another
+seed, found abs's gradient NaN at a NaN input (PyTorch: 0, its sign of NaN), ELU's NaN
+(PyTorch takes x's branch there: 1) and the product of all elements with two zeros
+(PyTorch: 0 everywhere, even beside a NaN). These ops are checked on inputs made of such
+values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import corrnet
+
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30, 1.5, -0.5])
+INPUTS = {
+    "special": SPECIAL,
+    "zeros-and-inf": np.array([0.0, -0.0, np.inf, 2.0, -3.0, 1e30, 0.5, -1.0, 4.0]),
+    "one-zero": np.array([0.0, 2.0, -3.0, 0.5, np.inf, -1.0, 1.5, 2.5, -0.25]),
+    "nan-no-zero": np.array([np.nan, 2.0, -3.0, 0.5, 1.0, -1.0, 1.5, 2.5, -0.25]),
+}
+
+OPS = {
+    "abs": lambda lib, x: x.abs(),
+    "abs_builtin": lambda lib, x: abs(x),
+    "neg": lambda lib, x: -x,
+    "exp": lambda lib, x: x.exp(),
+    "sqrt": lambda lib, x: x.sqrt(),
+    "square": lambda lib, x: x * x,
+    "pow2": lambda lib, x: x ** 2,
+    "clamp": lambda lib, x: x.clamp(-1, 1),
+    "relu": lambda lib, x: x.relu(),
+    "sigmoid": lambda lib, x: x.sigmoid(),
+    "tanh": lambda lib, x: x.tanh(),
+    "elu": lambda lib, x: lib.nn.functional.elu(x),
+    "elu_alpha": lambda lib, x: lib.nn.functional.elu(x, 0.5),
+    "leaky_relu": lambda lib, x: lib.nn.functional.leaky_relu(x, 0.1),
+    "softplus": lambda lib, x: lib.nn.functional.softplus(x),
+    "gelu": lambda lib, x: lib.nn.functional.gelu(x),
+    "silu": lambda lib, x: lib.nn.functional.silu(x),
+    "sum": lambda lib, x: x.sum(),
+    "mean": lambda lib, x: x.mean(),
+    "max": lambda lib, x: x.max(),
+    "amax_rows": lambda lib, x: x.reshape(3, 3).amax(1),
+    "norm": lambda lib, x: x.norm(),
+    "logsumexp": lambda lib, x: x.logsumexp(0),
+    "softmax": lambda lib, x: x.softmax(0),
+    "cumsum": lambda lib, x: x.cumsum(0),
+    "prod": lambda lib, x: x.prod(),
+    "prod_rows": lambda lib, x: x.reshape(3, 3).prod(1),
+    "prod_columns": lambda lib, x: x.reshape(3, 3).prod(0),
+}
+
+
+def _gradient(lib, op, values, dtype):
+    x = lib.tensor(values.astype(dtype), requires_grad=True)
+    y = op(lib, x)
+    upstream = np.linspace(0.5, 1.5, max(1, int(np.prod(tuple(y.shape))))).reshape(
+        tuple(y.shape)).astype(dtype)
+    y.backward(lib.tensor(upstream))
+    grad = x.grad.detach().numpy() if lib is torch else x.grad.numpy()
+    return np.asarray(grad, dtype=np.float64)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("inputs", list(INPUTS))
+@pytest.mark.parametrize("name", list(OPS))
+def test_gradient_at_special_values_as_torch(name, inputs, dtype):
+    values = INPUTS[inputs]
+    with np.errstate(all="ignore"):
+        ours = _gradient(corrnet, OPS[name], values, dtype)
+    theirs = _gradient(torch, OPS[name], values, dtype)
+    assert np.array_equal(np.isnan(ours), np.isnan(theirs)), (name, inputs, ours, theirs)
+    numbers = ~np.isnan(theirs)
+    np.testing.assert_allclose(ours[numbers], theirs[numbers],
+                               rtol=1e-10 if dtype == "float64" else 1e-4,
+                               err_msg=f"{name} on {inputs}")

@@ -1214,23 +1214,37 @@ class Repeat(Function):
 
 
 class Concatenate(Function):
+    """Tensors joined along `axis`. Empty 1-D inputs beside tensors of more dimensions take no
+    part (PyTorch's legacy rule), and their gradient is empty."""
+
     @staticmethod
     def forward(ctx, axis, *arrays):
         ctx.axis = axis
+        ndim = max(a.ndim for a in arrays)
+        ctx.skipped = [a.ndim == 1 and a.size == 0 and ndim > 1 for a in arrays]
+        joined = [a for a, skipped in zip(arrays, ctx.skipped, strict=True) if not skipped]
         # where each input starts (Python ints: split points, not an array for the device)
-        ctx.splits = list(itertools.accumulate(a.shape[axis] for a in arrays))[:-1]
-        return np.concatenate(arrays, axis=axis)
+        ctx.splits = list(itertools.accumulate(a.shape[axis] for a in joined))[:-1]
+        return np.concatenate(joined, axis=axis)
+
+    @staticmethod
+    def _with_skipped(ctx, pieces, empty):
+        pieces = iter(pieces)
+        return (None, *(empty() if skipped else next(pieces) for skipped in ctx.skipped))
 
     @staticmethod
     def backward(ctx, grad):
-        return (None, *np.split(grad, ctx.splits, axis=ctx.axis))
+        return Concatenate._with_skipped(ctx, np.split(grad, ctx.splits, axis=ctx.axis),
+                                         lambda: grad.reshape(-1)[:0])
 
     @staticmethod
     def backward_graph(ctx, grad):
         bounds = [0, *ctx.splits, grad.shape[ctx.axis]]
         before = (slice(None),) * ctx.axis
-        return (None, *(GetItem.apply(grad, (*before, slice(start, stop)))
-                        for start, stop in zip(bounds[:-1], bounds[1:], strict=True)))
+        return Concatenate._with_skipped(
+            ctx, (GetItem.apply(grad, (*before, slice(start, stop)))
+                  for start, stop in zip(bounds[:-1], bounds[1:], strict=True)),
+            lambda: GetItem.apply(grad.reshape(-1), (slice(0, 0),)))
 
     grad_fn_name = "CatBackward0"
 

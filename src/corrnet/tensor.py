@@ -3094,10 +3094,11 @@ def cat(tensors, dim=0, axis=None):
         if t.dim() == 0:
             raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be "
                                "concatenated")
-    tensors = [t for t in tensors if not (t.dim() == 1 and t.numel() == 0)] or tensors[:1]
-    first = tensors[0]
+    # empty 1-D tensors take no part in the shapes (as PyTorch's), but stay the op's inputs
+    shaped = [t for t in tensors if not (t.dim() == 1 and t.numel() == 0)] or tensors[:1]
+    first = shaped[0]
     axis_ = first._axis(dim)
-    for i, t in enumerate(tensors):
+    for i, t in enumerate(shaped):
         if t.dim() != first.dim() or any(
             a != b for k, (a, b) in enumerate(zip(t.shape, first.shape, strict=True)) if k != axis_
         ):

@@ -5,7 +5,7 @@ The gradient audit (test_grad_audit.py) draws finite inputs; the fuzz suite, wit
 seed, found abs's gradient NaN at a NaN input (PyTorch: 0, its sign of NaN), ELU's NaN
 (PyTorch takes x's branch there: 1) and the product of all elements with two zeros
 (PyTorch: 0 everywhere, even beside a NaN). These ops are checked on inputs made of such
-values."""
+values; and cat's empty 1-D inputs, which the same run found left out of the graph."""
 
 from __future__ import annotations
 
@@ -78,3 +78,27 @@ def test_gradient_at_special_values_as_torch(name, inputs, dtype):
     np.testing.assert_allclose(ours[numbers], theirs[numbers],
                                rtol=1e-10 if dtype == "float64" else 1e-4,
                                err_msg=f"{name} on {inputs}")
+
+
+@pytest.mark.parametrize("case", ["int-and-empty", "between", "only-empties", "double"])
+def test_cat_keeps_empty_one_d_inputs_in_the_graph_as_torch(case):
+    """cat's empty 1-D inputs beside larger tensors take no part in the shapes, but they are
+    inputs all the same: the result requires grad through them, and their gradient is an
+    empty tensor (found by the fuzz suite: corrnet dropped them from the graph)."""
+    def run(lib):
+        empty = lib.tensor(np.zeros(0), requires_grad=True)
+        block = lib.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+        parts = {"int-and-empty": [lib.tensor([1, 2, 3], dtype=lib.int32), empty],
+                 "between": [block, empty, block], "only-empties": [empty, empty],
+                 "double": [block, empty]}[case]
+        out = lib.cat(parts)
+        if case == "double":     # a second derivative through cat
+            (first,) = lib.autograd.grad((out * out).sum(), block, create_graph=True)
+            first.sum().backward()
+        elif out.requires_grad:
+            out.backward(lib.ones(tuple(out.shape), dtype=out.dtype))
+        grads = [None if t.grad is None else t.grad.detach().numpy().tolist()
+                 for t in (empty, block)]
+        return tuple(out.shape), str(out.dtype), out.requires_grad, grads
+
+    assert run(corrnet) == run(torch)

@@ -1357,8 +1357,17 @@ def _adaptive_output(op, dims, output_size, sizes):
                         "not None")
     if _is_int(output_size):
         values = (output_size,) * dims
-    elif isinstance(output_size, (tuple, list)) and len(output_size) in (1, dims):
-        values = tuple(output_size) * (dims // len(output_size))
+    elif (isinstance(output_size, (tuple, list)) and dims == 1
+          and not all(_is_int(value) for value in output_size)):
+        # (PyTorch's 1-d pools read a list of ints first: None or a float is a TypeError)
+        raise TypeError(f"{op}: output_size must be an int or a tuple of one int, got "
+                        f"{output_size!r}")
+    elif isinstance(output_size, (tuple, list)) and len(output_size) == dims:
+        values = tuple(output_size)
+    elif isinstance(output_size, (tuple, list)):
+        # (as PyTorch: a sequence of another length is a RuntimeError, a 2-d pool's (5,) too)
+        raise RuntimeError(f"{op}: output_size must be an int or {dims} size(s), got "
+                           f"{output_size!r}")
     else:
         raise TypeError(f"{op}: output_size must be an int or a tuple of {dims}, got "
                         f"{output_size!r}")

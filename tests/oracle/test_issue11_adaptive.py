@@ -70,3 +70,22 @@ def test_pools_of_empty_batches_and_channels_as_torch(name, dims, args, which):
         assert ours[1] is RuntimeError, (name, shape, outcomes)
     else:
         assert ours[1:] == theirs[1:], (name, shape, outcomes)
+
+
+SIZE_FORMS = [3, [1], (1,), (None,), [1, 2], (2, None), (1, 2, 3), [], 2.0, "a", None]
+
+
+@pytest.mark.parametrize(("name", "shape"), OPS)
+@pytest.mark.parametrize("output_size", SIZE_FORMS, ids=repr)
+def test_adaptive_pool_output_size_forms_as_torch(name, shape, output_size):
+    """Which forms of output_size each adaptive pool takes, and the exception type of those it
+    refuses (found by the fuzz suite: a 2-d pool took (1,) and [1], which PyTorch refuses)."""
+    def outcome(lib_F, lib):
+        x = lib.tensor(np.random.default_rng(1).standard_normal(shape))
+        try:
+            out = getattr(lib_F, name)(x, output_size)
+        except Exception as exc:  # noqa: BLE001 - the type is what is compared
+            return type(exc)
+        return tuple(out.shape)
+
+    assert outcome(cF, cn) == outcome(torch.nn.functional, torch)

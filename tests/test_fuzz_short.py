@@ -83,3 +83,41 @@ def test_fuzz_oracle_defect_rules_are_narrow():
               "result = {'out': x1.matmul(x2)}\n")
     assert verdict("matmul.matmul", matmul)["sub"].startswith("oracle defect")
     assert verdict("reduce.sum", matmul)["class"] == "wrong"
+
+
+def test_fuzz_float16_convolution_rule_follows_the_cpu(monkeypatch):
+    """A float16 convolution whose NaN places differ from PyTorch's is an oracle defect only
+    where PyTorch sums float16 in float32 (AVX512-FP16 CPUs), and only for convolutions in
+    float16: the same case counts as `wrong` where PyTorch rounds each product, and so does a
+    float32 one. (Found on an Intel Xeon with AVX512-FP16: the nightly run's only `wrong`.)"""
+    import os
+
+    import numpy as np
+    from fuzz import worker
+    from fuzz.cases import Case
+
+    import corrnet
+
+    corrnet_dir = os.path.dirname(os.path.abspath(corrnet.__file__))
+    # [300, 300] transposed-convolved with [300, -300]: products of 90000, beyond float16
+    code = ("x1 = lib.tensor(np.array([[[300.0, 300.0]]]).astype(np.{0}))\n"
+            "x2 = lib.tensor(np.array([[[300.0, -300.0]]]).astype(np.{0}))\n"
+            "out = F.conv_transpose1d(x1, x2)\nresult = {{'out': out}}\n")
+
+    def verdict(op, dtype, sums_in_float32):
+        monkeypatch.setattr(worker, "_torch_sums_float16_in_float32", lambda: sums_in_float32)
+        case = Case(seed=0, index=0, op=op, code=code.format(dtype))
+        ours = worker._run(case.code, corrnet)
+        # the oracle as the other kind of CPU computes it: its middle number NaN where
+        # corrnet's is not, or a number where corrnet's is NaN
+        kind, dtype_name, shape, values = ours[1]["out"]
+        theirs = values.astype(np.float64).copy()
+        theirs[0, 0, 1] = 0.0 if np.isnan(theirs[0, 0, 1]) else np.nan
+        oracle = (True, {"out": (kind, dtype_name, shape, theirs.astype(values.dtype))})
+        return worker.judge(case, oracle, ours, corrnet_dir)
+
+    assert verdict("F.conv_transpose1d", "float16", True)["sub"].startswith(
+        "oracle defect: PyTorch on this CPU sums float16")
+    assert verdict("F.conv_transpose1d", "float16", False)["class"] == "wrong"
+    assert verdict("F.conv_transpose1d", "float32", True)["class"] == "wrong"
+    assert verdict("reduce.sum", "float16", True)["class"] == "wrong"

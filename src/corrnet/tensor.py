@@ -1452,7 +1452,17 @@ class Tensor:
                                f"tensor as input. Got {_legacy_short(self.dtype)}")
         source = self._cast(as_dtype(dtype)) if dtype is not None else self
         keepdim = _args.check_bool("norm", "keepdim", keepdim)
-        return ops.Norm.apply(source, float(p), self._axes(dim), keepdim)
+        axes = self._axes(dim)
+        if (p < 0 or math.isinf(p)) and (self.numel() == 0 if axes is None else any(
+                self.shape[a] == 0 for a in axes)):
+            # (a minimum or maximum of no numbers: PyTorch refuses it, as here)
+            where = ("an empty tensor" if axes is None else
+                     f"the dimension {next(a for a in axes if self.shape[a] == 0)}, which is "
+                     "empty")
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {p:g} norm on {where} "
+                               f"(input of shape {tuple(self.shape)}): the operation has no "
+                               "identity")
+        return ops.Norm.apply(source, float(p), axes, keepdim)
 
     @_numpy_names
     def std(self, dim=None, unbiased=True, keepdim=False, correction=None):

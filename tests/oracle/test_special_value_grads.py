@@ -5,7 +5,8 @@ The gradient audit (test_grad_audit.py) draws finite inputs; the fuzz suite, wit
 seed, found abs's gradient NaN at a NaN input (PyTorch: 0, its sign of NaN), ELU's NaN
 (PyTorch takes x's branch there: 1) and the product of all elements with two zeros
 (PyTorch: 0 everywhere, even beside a NaN). These ops are checked on inputs made of such
-values; and cat's empty 1-D inputs, which the same run found left out of the graph."""
+values; and cat's empty 1-D inputs, which the same run found left out of the graph, and
+norms over no numbers."""
 
 from __future__ import annotations
 
@@ -102,3 +103,20 @@ def test_cat_keeps_empty_one_d_inputs_in_the_graph_as_torch(case):
         return tuple(out.shape), str(out.dtype), out.requires_grad, grads
 
     assert run(corrnet) == run(torch)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0), (0,), (2, 3)])
+@pytest.mark.parametrize("p", [float("inf"), float("-inf"), -1.0, -2, 0, 1, 2, "fro"])
+@pytest.mark.parametrize("dim", [None, 0, 1, -1])
+def test_norm_of_empty_reductions_as_torch(shape, p, dim):
+    """norm over no numbers: p = +-inf and negative p have no identity and are refused with a
+    RuntimeError, as PyTorch (corrnet's inf norm raised NumPy's ValueError), the others give
+    PyTorch's value (found by the fuzz suite with another seed)."""
+    def outcome(lib):
+        try:
+            out = lib.zeros(shape).norm(p, dim=dim)
+        except Exception as exc:  # noqa: BLE001 - the type is what is compared
+            return type(exc)
+        return tuple(out.shape), float(out.sum())
+
+    assert outcome(corrnet) == outcome(torch)

@@ -337,6 +337,18 @@ def _copy_inside(group, padded, geometry, height, width):
                 into[s] = taken[s]
 
 
+@inline()
+def _group_source(images, at, group_size, in_place, padded, geometry, height, width):
+    """What the windows of one image's group read, flat: the image's channels in x itself
+    (`images[at:at + group_size]`) where they are read in place, else the padded buffer,
+    after copying them in (`_copy_inside`)."""
+    group = images[at:at + group_size]
+    if in_place:
+        return group
+    _copy_inside(group, padded, geometry, height, width)
+    return padded
+
+
 @jit()
 def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, epilogue,
                     pooled, next_image):
@@ -378,12 +390,8 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, e
             if n >= end:
                 break
         for g in range(groups):
-            at = (n * groups + g) * group_size
-            if in_place:
-                source = images[at:at + group_size]
-            else:
-                source = padded
-                _copy_inside(images[at:at + group_size], padded, geometry, height, width)
+            source = _group_source(images, (n * groups + g) * group_size, group_size,
+                                   in_place, padded, geometry, height, width)
             for b in range(blocks):
                 taps = weight_lanes[g, b]
                 valid = min(lanes, outs - b * lanes)
@@ -475,12 +483,8 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
             if n >= end:
                 break
         for g in range(groups):
-            at = (n * groups + g) * group_size
-            if in_place:
-                source = images[at:at + group_size]
-            else:
-                source = padded
-                _copy_inside(images[at:at + group_size], padded, geometry, height, width)
+            source = _group_source(images, (n * groups + g) * group_size, group_size,
+                                   in_place, padded, geometry, height, width)
             for b in range(0, blocks, 1 + block_step):
                 taps, next_taps = weight_lanes[g, b], weight_lanes[g, b + block_step]
                 for y in range(out_height):

@@ -295,3 +295,36 @@ def test_issue13_winograd_planner_rule_by_shape(compiled):
         assert "winograd" not in chosen(n, channels, size).values(), (n, channels, size)
     # the weight gradient wants 64 channels (its GEMMs are C_out x C_in)
     assert chosen(8, 32, 56)["grad_weight"] == "gemm"
+
+
+@pytest.mark.parametrize("compiled", PATHS)
+@settings(max_examples=25, deadline=None)
+@given(groups=st.sampled_from([1, 2, 3]), outs=st.integers(1, 40), ins=st.integers(1, 20),
+       dtype=st.sampled_from([np.float32, np.float64]), turned=st.booleans(),
+       seed=st.integers(0, 2**32 - 1))
+def test_issue13_winograd_kernel_transforms_match_their_definition(compiled, groups, outs, ins,
+                                                                   dtype, turned, seed):
+    """U = G g G^T (rounded once from float64) and d weight = G^T dU G, kernel by kernel
+    against the matrices themselves, on either path; the forward transform also from a
+    turned view of the weight (the input gradient's), read in place."""
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((groups * outs, ins, 3, 3)).astype(dtype)
+    if turned:
+        weight = weight[:, :, ::-1, ::-1]
+    g = winograd.KERNEL_TRANSFORM
+    with jit.use_compiled(compiled):
+        got = winograd.transform_kernel(weight, groups, np.dtype(dtype))
+    assert got.shape == (16, groups, ins, outs) and got.dtype == dtype
+    du = rng.standard_normal((16, groups, outs, ins))
+    with jit.use_compiled(compiled):
+        back = winograd.back_transform_kernel(du, weight.shape, groups)
+    assert back.shape == weight.shape and back.dtype == np.float64
+    for group in range(groups):
+        for o in range(outs):
+            for c in range(ins):
+                kernel = weight[group * outs + o, c].astype(np.float64)
+                expected = (g @ kernel @ g.T).astype(dtype).reshape(16)
+                np.testing.assert_array_equal(got[:, group, c, o], expected)
+                expected_back = g.T @ du[:, group, o, c].reshape(4, 4) @ g
+                np.testing.assert_allclose(back[group * outs + o, c], expected_back,
+                                           rtol=1e-14, atol=1e-14)

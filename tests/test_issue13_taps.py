@@ -17,7 +17,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corrnet.kernels import plan, taps
+from corrnet.kernels import jit, plan, taps
 from corrnet.kernels.windows import make_window
 
 
@@ -127,3 +127,28 @@ def test_issue13_taps_rule_alone():
     window = make_window("conv2d", 4, 4, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1))
     assert taps.rule("grad_weight", (64, 64, 4, 4), (64, 64, 3, 3), window, 1)
     assert not taps.rule("grad_weight", (64, 63, 4, 4), (63, 63, 3, 3), window, 1)
+
+
+@pytest.mark.parametrize("compiled", [
+    pytest.param(True, id="numba",
+                 marks=pytest.mark.skipif(not jit.AVAILABLE, reason="numba missing")),
+    pytest.param(False, id="numpy")])
+@pytest.mark.parametrize("weight_shape, groups", [
+    ((512, 16, 3, 3), 1), ((37, 5, 3, 3), 1), ((36, 5, 2, 4), 3), ((20, 33, 1, 1), 2),
+    ((17, 4, 5, 1), 17)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_issue13_taps_tap_major_is_each_taps_matrix(compiled, weight_shape, groups, dtype):
+    """The tap-major weight (the compiled copy, in blocks of output channels, a block cut
+    short at the end, and NumPy's): [i, j, g, o, c] = weight[g*Og + o, c, i, j], contiguous."""
+    weight = np.random.default_rng(0).standard_normal(weight_shape).astype(dtype)
+    c_out, c_group, kh, kw = weight_shape
+    outs = c_out // groups
+    with jit.use_compiled(compiled):
+        got = taps._tap_major(weight, groups)
+    assert got.shape == (kh, kw, groups, outs, c_group) and got.dtype == dtype
+    assert got.flags.c_contiguous
+    for i in range(kh):
+        for j in range(kw):
+            for g in range(groups):
+                np.testing.assert_array_equal(got[i, j, g],
+                                              weight[g * outs:(g + 1) * outs, :, i, j])

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .jit import jit, runs_compiled
 from .windows import Window2d
 
 DEFAULT_BUDGET = 256 * 2**20
@@ -138,10 +139,38 @@ def _image_bytes(x_shape, weight_shape, window: Window2d, dtype) -> int:
 
 
 def _tap_major(weight: np.ndarray, groups: int) -> np.ndarray:
-    """(C_out, Cg, kh, kw) -> (kh, kw, G, Og, Cg), contiguous: each tap's (Og, Cg) matrix."""
+    """(C_out, Cg, kh, kw) -> (kh, kw, G, Og, Cg), contiguous: each tap's (Og, Cg) matrix.
+    Compiled where the kernels run (`_tap_major_kernel`; NumPy's transposing copy of
+    ResNet-18's 512 -> 512 3x3 weight took 5.0 ms, a quarter of the forward pass, this 1.6),
+    else NumPy's."""
     c_out, c_group, kh, kw = weight.shape
-    return np.ascontiguousarray(weight.reshape(groups, c_out // groups, c_group, kh, kw)
-                                .transpose(3, 4, 0, 1, 2))
+    if not runs_compiled(weight.dtype):
+        return np.ascontiguousarray(weight.reshape(groups, c_out // groups, c_group, kh, kw)
+                                    .transpose(3, 4, 0, 1, 2))
+    taps_first = np.empty((kh, kw, c_out, c_group), weight.dtype)
+    _tap_major_kernel(weight, taps_first)
+    return taps_first.reshape(kh, kw, groups, c_out // groups, c_group)
+
+
+# `_tap_major_kernel` moves this many output channels' kernels at a time
+TAP_MAJOR_BLOCK = 16
+
+
+@jit()
+def _tap_major_kernel(weight, taps_first):
+    """taps_first[i, j, o, c] = weight[o, c, i, j] for weight (C_out, Cg, kh, kw), a block of
+    TAP_MAJOR_BLOCK output channels at a time, tap by tap: each tap's (block, Cg) rows are
+    written in one run while the block's kernels stay in the cache. (Each kernel's kh*kw
+    numbers written at once, to kh*kw rows whose addresses are a power of two apart, took as
+    long as NumPy's copy: the rows fight for the same cache sets.)"""
+    c_out, c_group, kh, kw = weight.shape
+    for first in range(0, c_out, TAP_MAJOR_BLOCK):
+        for i in range(kh):
+            for j in range(kw):
+                for o in range(first, min(c_out, first + TAP_MAJOR_BLOCK)):
+                    kernels, row = weight[o], taps_first[i, j, o]
+                    for c in range(c_group):
+                        row[c] = kernels[c, i, j]
 
 
 def forward(x, weight, bias, window: Window2d, groups: int, budget=DEFAULT_BUDGET):

@@ -94,6 +94,12 @@ def _cpuinfo() -> tuple[str, tuple[str, ...]]:
     return model, tuple(sorted(flags & {"avx2", "avx512f"}))
 
 
+def has_avx512() -> bool:
+    """Whether the CPU has AVX-512 (its "avx512f" flag in /proc/cpuinfo): 512-bit vectors,
+    and 32 vector registers, which the kernels' rules ask about."""
+    return "avx512f" in _cpuinfo()[1]
+
+
 def _version(package: str) -> str | None:
     try:
         from importlib.metadata import PackageNotFoundError, version

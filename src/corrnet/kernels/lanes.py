@@ -138,13 +138,12 @@ PIXEL_SPAN = 160
 IMAGES_PER_TAKE = 4
 
 
-@functools.cache
 def _pairs_blocks() -> bool:
     """Whether the forward pass, output channels in lanes, may keep two blocks of sums a
     pass (`_paired_kernel`): where the CPU has AVX-512, whose 32 vector registers hold 2 *
     PIXELS vectors of sums besides two vectors of taps and the broadcast cell (see the module
     docstring)."""
-    return "avx512f" in calibration._cpuinfo()[1]
+    return calibration.has_avx512()
 
 
 def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype,
@@ -212,10 +211,9 @@ def _pairing(weight_shape, window: Window2d, groups: int, dtype, pairs: bool) ->
     return PIXEL_PAIRS if _fills(window.out_width, 2 * PIXELS) else ONE_BLOCK
 
 
-def _pass_pixels(weight_shape, window: Window2d, groups: int, dtype) -> int:
+def _pass_pixels(pairing: int) -> int:
     """The outputs of a row that one pass of the forward kernels sums (output channels in
     lanes): 2 * PIXELS with PIXEL_PAIRS, else PIXELS."""
-    pairing = _pairing(weight_shape, window, groups, dtype, _pairs_blocks())
     return 2 * PIXELS if pairing == PIXEL_PAIRS else PIXELS
 
 
@@ -301,8 +299,8 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
         return ((channels_per_group * rows * columns + PIXELS * window.dilation[1]
                  + window.out_height * window.out_width * blocks * lanes) * itemsize
                 + groups * blocks * lanes * channels_per_group * kh * kw * 8)
-    rows, columns = _padded_size(weight_shape, window, groups, dtype,
-                                 _pass_pixels(weight_shape, window, groups, dtype))
+    pairing = _pairing(weight_shape, window, groups, dtype, _pairs_blocks())
+    rows, columns = _padded_size(weight_shape, window, groups, dtype, _pass_pixels(pairing))
     block = CHANNELS if _by_pixels(weight_shape, window, groups) else simd.lanes_of(dtype)
     blocks = -(-(c_out // groups) // block)
     return (channels_per_group * rows * columns
@@ -682,7 +680,7 @@ def _forward_setup(x_shape, weight_shape, window: Window2d, groups: int, dtype,
     thread's bytes); `pairs`: `_pairs_blocks()`."""
     (top, _), (left, _) = window.padding
     pairing = _pairing(weight_shape, window, groups, dtype, pairs)
-    pixels = 2 * PIXELS if pairing == PIXEL_PAIRS else PIXELS
+    pixels = _pass_pixels(pairing)
     geometry = (*weight_shape[2:], *window.stride, *window.dilation, top, left,
                 *_padded_size(weight_shape, window, groups, dtype, pixels))
     work = x_shape[0] * weight_shape[0] * window.out_height * window.out_width * math.prod(

@@ -334,7 +334,7 @@ def _direct_filter_taps() -> int:
     registers. Measured with AVX-512 (AMD EPYC, 2 cores, 512x512 to 4096x4096 images): the
     direct filter 3x faster at 15x15 (225 taps), even at 25x25-27x27 (625-729), the FFT 1.2-1.8x
     faster at 31x31 (961); with half the lanes, half the taps."""
-    return 625 if "avx512f" in calibration._cpuinfo()[1] else 313
+    return 625 if calibration.has_avx512() else 313
 
 
 def _winograd_wins(pass_name, x_shape, weight_shape, window: Window2d, groups) -> bool:

@@ -216,3 +216,55 @@ def test_a_fork_right_after_import_waits_for_the_warm_up():
     report = _warm_up_run({"FORK_AFTER": "1"})
     expected = torch.nn.functional.max_pool2d(torch.arange(36.0).reshape(1, 1, 6, 6), 2)
     assert report["child"] == expected.flatten().tolist()
+
+
+
+# The user's thread, made to hold numba's target-context lock (as it does while it makes the
+# context for its first ``@numba.njit``) while the warm-up thread runs; it then asks for
+# numba's compiler lock, as making the context does. Where the warm-up thread holds the
+# compiler lock while it waits for the context's lock, that is the deadlock.
+LOCK_ORDER_SCRIPT = """
+import os, sys, threading, time
+os.environ["CORRNET_WARM_UP"] = "0"
+import corrnet
+from corrnet.kernels import jit
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.registry import CPUTarget
+context_lock = CPUTarget.__dict__["_toplevel_target_context"]._lock
+with context_lock:
+    os.environ["CORRNET_WARM_UP"] = "1"
+    thread = jit.warm_up_in_background()
+    waiting = False
+    for _ in range(600):       # until the warm-up waits for the context's lock
+        frame = sys._current_frames().get(thread.ident)
+        if frame is not None and frame.f_code.co_filename.endswith("threading.py"):
+            frame = frame.f_back
+        if frame is not None and frame.f_code.co_name == "__get__" and (
+                frame.f_code.co_filename.endswith(os.path.join("numba", "core", "utils.py"))):
+            waiting = True
+            break
+        time.sleep(0.05)
+    got = global_compiler_lock._lock.acquire(timeout=10)
+    if got:
+        global_compiler_lock._lock.release()
+thread.join(timeout=60)
+print(waiting, got, thread.is_alive())
+"""
+
+
+def test_the_warm_up_never_waits_for_numbas_context_holding_its_compiler_lock():
+    """The warm-up thread and a user's ``@numba.njit`` made at the same moment both make
+    numba's target context. The warm-up asked for it holding numba's compiler lock; the
+    user's thread, inside the context's own lock, waited for the compiler lock: both hung
+    for good (6 runs of 6 of such a script, run as a file from one directory). Here the
+    user's thread is made to hold the context's lock until the warm-up waits for it, then
+    asks for the compiler lock."""
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("CORRNET_NUMBA", "CORRNET_WARM_UP")}
+    process = subprocess.run([sys.executable, "-c", LOCK_ORDER_SCRIPT], capture_output=True,
+                             text=True, env=environment, timeout=120)
+    assert process.returncode == 0, process.stderr
+    waiting, got_compiler_lock, still_running = process.stdout.split()
+    assert waiting == "True"            # (else the case did not happen: the test is void)
+    assert got_compiler_lock == "True"
+    assert still_running == "False"

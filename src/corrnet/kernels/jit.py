@@ -194,8 +194,13 @@ def _warm_up() -> None:
             load_numba()
         from numba.core.compiler_lock import global_compiler_lock
         from numba.core.registry import cpu_target
+        # numba makes its target context on first use, under a lock of its own and then its
+        # compiler lock: asked for here under the compiler lock, it would deadlock with a
+        # user's thread that makes it at the same moment (``@numba.njit`` right after
+        # ``import corrnet``), each thread holding the lock the other waits for
+        context = cpu_target.target_context
         with global_compiler_lock:      # the lock numba's own compilations hold
-            cpu_target.target_context.refresh()
+            context.refresh()
     except Exception:   # noqa: BLE001  (enabled() imports numba again and reports the failure)
         pass
 

@@ -80,7 +80,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import simd, unrolled
+from . import blas, simd, unrolled
 from .jit import jit, runs_compiled
 from .threads import (
     active,
@@ -298,7 +298,7 @@ def pointwise_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: i
             # float64, each thread its run of images
             with numba_blas_on_one_thread():
                 for total in run_pieces(_pointwise_weight_kernel, count, grad_rows.size,
-                                        grad_rows, pixel_rows):
+                                        grad_rows, pixel_rows, blas.WEIGHT_GRADIENT_GEMM):
                     grad_weight += total
         elif per_image_products:
             # (n, G, Og, Cg) = (n, G, Og, L) @ (n, G, L, Cg), summed over the images
@@ -324,7 +324,7 @@ def _pointwise_products(matrices, images, bias_rows, out, compiled: bool) -> Non
     if compiled:
         with numba_blas_on_one_thread():
             run_pieces(_pointwise_images_kernel, images.shape[0], out.size, matrices, images,
-                       bias_rows, out)
+                       bias_rows, out, blas.gemm_for(out.dtype))
         return
     np.matmul(matrices, images, out=out)
     if bias_rows.shape[1]:
@@ -332,14 +332,14 @@ def _pointwise_products(matrices, images, bias_rows, out, compiled: bool) -> Non
 
 
 @jit()
-def _pointwise_images_kernel(matrices, images, bias_rows, out, first, end):
-    """`_pointwise_products` for the images first ... end - 1."""
+def _pointwise_images_kernel(matrices, images, bias_rows, out, gemm, first, end):
+    """`_pointwise_products` for the images first ... end - 1 (gemm: `blas.gemm_for`)."""
     groups, rows = matrices.shape[0], matrices.shape[1]
     for n in range(first, end):
         for g in range(groups):
             # (R, L) = (R, K) @ (K, L)
             result = out[n, g]
-            np.dot(matrices[g], images[n, g], result)
+            blas.product_into(gemm, matrices[g], images[n, g], result)
             if bias_rows.shape[1]:
                 for r in range(rows):
                     row = result[r]
@@ -350,15 +350,15 @@ def _pointwise_images_kernel(matrices, images, bias_rows, out, first, end):
 
 
 @jit()
-def _pointwise_weight_kernel(grad_rows, pixel_rows, first, end):
+def _pointwise_weight_kernel(grad_rows, pixel_rows, gemm, first, end):
     """sum over the images first ... end - 1 of grad_rows[n, g] @ pixel_rows[n, g]^T:
-    (G, Og, Cg) = (Og, L) @ (L, Cg) per group, summed in float64."""
+    (G, Og, Cg) = (Og, L) @ (L, Cg) per group, summed in float64 (gemm: `blas.gemm_for`)."""
     groups, outs, ins = grad_rows.shape[1], grad_rows.shape[2], pixel_rows.shape[2]
     total = np.zeros((groups, outs, ins), np.float64)
     product = np.empty((outs, ins), grad_rows.dtype)
     for n in range(first, end):
         for g in range(groups):
-            np.dot(grad_rows[n, g], pixel_rows[n, g].T, product)
+            blas.product_into(gemm, grad_rows[n, g], pixel_rows[n, g].T, product)
             total[g] += product
     return total
 

@@ -503,23 +503,31 @@ def _set_taken(taken: int) -> None:
         _load.blas = openblas.limit(limits=max(1, _cores() - taken))
 
 
-_numba_blas = None     # threadpoolctl's controllers of the BLAS numba's np.dot calls (SciPy's)
+_numba_blas = None     # threadpoolctl's controllers of the BLAS libraries compiled kernels call
 
 
 @contextlib.contextmanager
 def numba_blas_on_one_thread():
-    """Run the block with the BLAS that numba's np.dot calls (SciPy's OpenBLAS, through
-    scipy.linalg.cython_blas) on one thread, and give it back its count after. A compiled
-    kernel that calls np.dot from corrnet's own threads wants its products done on the calling
-    thread: OpenBLAS's threads, once woken for a large product, busy-wait for the next one
-    and slow down whatever runs after (measured: im2col's forward of the suite's (c) 15 ms
-    alone, 60 ms after a pass whose products ran on SciPy's BLAS threads)."""
+    """Run the block with the BLAS libraries that compiled kernels call on one thread, and
+    give them back their counts after: NumPy's (`blas.product_into`, where `blas.gemm_for`
+    reaches it) and SciPy's (numba's np.dot, through scipy.linalg.cython_blas). A compiled
+    kernel that multiplies matrices from corrnet's own threads wants its products done on the
+    calling thread: OpenBLAS's threads, once woken for a large product, busy-wait for the
+    next one and slow down whatever runs after (measured: im2col's forward of the suite's (c)
+    15 ms alone, 60 ms after a pass whose products ran on SciPy's BLAS threads)."""
     global _numba_blas
     if _numba_blas is None:
         import scipy.linalg.cython_blas  # noqa: F401 (loads the library numba calls)
         from threadpoolctl import ThreadpoolController
-        _numba_blas = [lib for lib in ThreadpoolController().lib_controllers
-                       if lib.user_api == "blas" and f"{os.sep}scipy" in lib.filepath]
+
+        from . import blas
+        libraries = [lib for lib in ThreadpoolController().lib_controllers
+                     if lib.user_api == "blas" and f"{os.sep}scipy" in lib.filepath]
+        numpy_blas = blas.controller()
+        if numpy_blas is not None and numpy_blas.filepath not in [
+                lib.filepath for lib in libraries]:
+            libraries.append(numpy_blas)
+        _numba_blas = libraries
     counts = [lib.num_threads for lib in _numba_blas]
     for lib in _numba_blas:
         lib.set_num_threads(1)

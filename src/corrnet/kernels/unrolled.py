@@ -5,7 +5,7 @@ arithmetic is a few dozen million multiply-adds, and NumPy's im2col (conv.py) sp
 on writing the whole batch's unrolled windows to memory, and on transposing the product back
 to images, than on the product. Here a compiled loop takes one image at a time: it unrolls
 the image's windows into a buffer that stays in the core's cache, multiplies it there with
-one BLAS call (numba's np.dot, which calls SciPy's BLAS), and writes the product straight
+one BLAS call (`blas.product_into`: NumPy's BLAS), and writes the product straight
 into the image's output; the next image reuses the buffer. The windows are never written to
 main memory, no transposed copy is made, and BLAS does the arithmetic at the machine's speed
 (whatever its vector width).
@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import blas
 from .jit import jit, runs_compiled
 from .threads import active, helper_pool, numba_blas_on_one_thread
 from .windows import Window2d
@@ -132,7 +133,7 @@ def _in_parallel(kernel, n: int, threads: int, *arguments) -> None:
 
 @jit()
 def _unrolling_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, weight_pass,
-                      piece, first, end):
+                      gemm, piece, first, end):
     """The forward pass (weight_pass False) or the weight gradient (True) of the images n in
     [first, end), each image's windows of each group unrolled in turn into col (K, L):
 
@@ -141,7 +142,8 @@ def _unrolling_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, we
     forward: out[n, g] (Og, L) = weight_rows[g] (Og, K) @ col, plus bias; x (N, C_in, H, W),
     out (N, C_out, L). Weight gradient: partial[piece, g] (K, Og) += col @ grad_out[n, g]^T,
     grad_out (N, C_out, H_out, W_out) (any strides), partial float64. geometry: (kh, kw, sh,
-    sw, dh, dw, top, left, H_out, W_out). (Arrays a pass does not use are placeholders.)
+    sw, dh, dw, top, left, H_out, W_out); gemm: the products' `blas.gemm_for`. (Arrays a
+    pass does not use are placeholders.)
     """
     kh, kw, sh, sw, dh, dw, top, left, out_height, out_width = geometry
     groups, outs, k = weight_rows.shape
@@ -193,7 +195,7 @@ def _unrolling_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, we
             if not weight_pass:
                 products = out[n, g * outs:(g + 1) * outs]
                 # (Og, L) = (Og, K) @ (K, L)
-                np.dot(weight_rows[g], col, products)
+                blas.product_into(gemm, weight_rows[g], col, products)
                 for o in range(outs):
                     value = bias[g * outs + o]
                     if value != 0:
@@ -208,7 +210,7 @@ def _unrolling_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, we
                     for q in range(out_width):
                         grad_columns[y * out_width + q, o] = grad_plane[y, q]
             # (K, Og) = (K, L) @ (L, Og)
-            np.dot(col, grad_columns, product)
+            blas.product_into(gemm, col, grad_columns, product)
             sums = partial[piece, g]
             for t in range(k):
                 for o in range(outs):
@@ -216,11 +218,12 @@ def _unrolling_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, we
 
 
 @jit()
-def _grad_input_kernel(grad_out, weight_columns, grad_x, geometry, piece, first, end):
+def _grad_input_kernel(grad_out, weight_columns, grad_x, geometry, gemm, piece, first, end):
     """grad_x[n] for the images n in [first, end): per group, col (K, L) = weight_columns[g]
     (K, Og) @ grad_out[n, g] (Og, L), and each col[(c, i, j), (y, q)] added to the cell its
     window reads (padding cells dropped; terms in (i, j) order; the image's planes are
-    overwritten). grad_out (N, C_out, H_out, W_out) (any strides), grad_x (N, C_in, H, W)."""
+    overwritten). grad_out (N, C_out, H_out, W_out) (any strides), grad_x (N, C_in, H, W);
+    gemm: the products' `blas.gemm_for`."""
     kh, kw, sh, sw, dh, dw, top, left, out_height, out_width = geometry
     groups, k, outs = weight_columns.shape
     height, width = grad_x.shape[2], grad_x.shape[3]
@@ -236,7 +239,7 @@ def _grad_input_kernel(grad_out, weight_columns, grad_x, geometry, piece, first,
                     for q in range(out_width):
                         into[y * out_width + q] = grad_plane[y, q]
             # (K, L) = (K, Og) @ (Og, L)
-            np.dot(weight_columns[g], grad_rows, col)
+            blas.product_into(gemm, weight_columns[g], grad_rows, col)
             for c in range(channels_per_group):
                 plane = grad_x[n, g * channels_per_group + c]
                 for r in range(height):
@@ -282,7 +285,7 @@ def _grad_input_kernel(grad_out, weight_columns, grad_x, geometry, piece, first,
 
 @jit()
 def _stride1_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, weight_pass,
-                    piece, first, end):
+                    gemm, piece, first, end):
     """`_unrolling_kernel` for stride 1, each cell's plane one contiguous run (see above):
     col (K, span), the product (Og, span) laid out rows row_width apart."""
     kh, kw, sh, sw, dh, dw, top, left, out_height, out_width = geometry
@@ -319,7 +322,7 @@ def _stride1_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, weig
                             into[p] = taken[p]
             if not weight_pass:
                 # (Og, span) = (Og, K) @ (K, span), then its rows' first W_out columns
-                np.dot(weight_rows[g], col, band)
+                blas.product_into(gemm, weight_rows[g], col, band)
                 for o in range(outs):
                     value = bias[g * outs + o]
                     plane = out[n, g * outs + o]
@@ -336,7 +339,7 @@ def _stride1_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, weig
                     for q in range(out_width):
                         grad_columns[y * row_width + q, o] = grad_plane[y, q]
             # (K, Og) = (K, span) @ (span, Og)
-            np.dot(col, grad_columns, product)
+            blas.product_into(gemm, col, grad_columns, product)
             sums = partial[piece, g]
             for t in range(k):
                 for o in range(outs):
@@ -344,8 +347,8 @@ def _stride1_kernel(x, weight_rows, bias, out, grad_out, partial, geometry, weig
 
 
 @jit()
-def _stride1_grad_input_kernel(grad_out, weight_columns, grad_x, geometry, piece, first,
-                               end):
+def _stride1_grad_input_kernel(grad_out, weight_columns, grad_x, geometry, gemm, piece,
+                               first, end):
     """`_grad_input_kernel` for stride 1: col (K, span) = weight_columns[g] @ the output
     gradient laid out rows row_width apart (gap columns zero), each cell's run added into a
     zero-padded buffer at its offset, whose inside is the image's gradient."""
@@ -367,7 +370,7 @@ def _stride1_grad_input_kernel(grad_out, weight_columns, grad_x, geometry, piece
                     for q in range(out_width):
                         into[y * row_width + q] = grad_plane[y, q]
             # (K, span) = (K, Og) @ (Og, span)
-            np.dot(weight_columns[g], grad_rows, col)
+            blas.product_into(gemm, weight_columns[g], grad_rows, col)
             for c in range(channels_per_group):
                 target = padded[c]
                 for p in range(target.size):
@@ -412,7 +415,7 @@ def forward(x, weight, bias, window: Window2d, groups: int,
     placeholder = np.zeros((1, 1, 1, 1), np.float64)
     kernel = _stride1_kernel if window.stride == (1, 1) else _unrolling_kernel
     _in_parallel(kernel, n, threads, x, weight_rows, bias, out_rows, out,
-                 placeholder, _geometry(weight.shape, window), False)
+                 placeholder, _geometry(weight.shape, window), False, blas.gemm_for(x.dtype))
     return out
 
 
@@ -430,7 +433,7 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
     kernel = _stride1_kernel if window.stride == (1, 1) else _unrolling_kernel
     _in_parallel(kernel, n, threads, x, weight_shaped, np.empty(0, x.dtype),
                  np.empty((1, 1, 1), x.dtype), grad_out, partial,
-                 _geometry(weight_shape, window), True)
+                 _geometry(weight_shape, window), True, blas.WEIGHT_GRADIENT_GEMM)
     # (G, Og, K) <- (G, K, Og)
     return partial.sum(axis=0).transpose(0, 2, 1).astype(x.dtype).reshape(weight_shape)
 
@@ -450,7 +453,7 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape,
     kernel = _stride1_grad_input_kernel if window.stride == (1, 1) else _grad_input_kernel
     _in_parallel(kernel, n, threads,
                  grad_out, weight_columns, grad_x,
-                 _geometry(weight.shape, window))
+                 _geometry(weight.shape, window), blas.gemm_for(dtype))
     return grad_x
 
 

@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import simd
+from . import blas, simd
 from .jit import enabled, jit
 from .threads import MIN_PARALLEL_SIZE, active, numba_blas_on_one_thread, run_pieces, run_shared
 from .windows import Window2d, pad_array
@@ -264,7 +264,7 @@ def _fused_grad_weight(x, grad_out, work, patch_pads, groups: int, tiles_high: i
             for piece_sum in run_pieces(_weight_items, items, images.size, images, top, left,
                                         placeholder, placeholder.reshape(0), placeholder, grads,
                                         groups, c_out // groups, tiles_high, tiles_wide, rows,
-                                        CHANNEL_BLOCK, True):
+                                        CHANNEL_BLOCK, True, blas.WEIGHT_GRADIENT_GEMM):
                 transformed_sum += piece_sum
             del images, grads
 
@@ -425,7 +425,7 @@ def _fused_correlate(x, patch_pads, transformed_kernel, bias, out, tiles_high: i
             run_shared(min(active(), items) if parallel else 1, _items_kernel, images, top,
                        left, transformed_kernel, bias, out[start:stop],
                        _NO_ARRAY[images.dtype], groups, outs, tiles_high, tiles_wide, rows,
-                       CHANNEL_BLOCK, False, 0, items)
+                       CHANNEL_BLOCK, False, blas.gemm_for(images.dtype), 0, items)
             del images
 
 
@@ -441,7 +441,7 @@ def _item_rows(tiles_wide: int, c_group: int, outs: int, itemsize: int, most: in
 
 @jit()
 def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tiles_high,
-                  tiles_wide, rows, channel_block, weight_pass, first, end, next_item):
+                  tiles_wide, rows, channel_block, weight_pass, gemm, first, end, next_item):
     """The items of a chunk (item i is the rows of tiles i*rows ... (i+1)*rows - 1, row r
     being image r // th's row of tiles r % th) through the forward pass
     (`_fused_correlate`, weight_pass False: the items that this thread takes from the
@@ -460,9 +460,9 @@ def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tile
         dU[p, g]       += dM[p] (Og, T) @ V[p]^T (T, Cg), in float64
 
     kernels: U (16, G, Cg, Og). Returns dU (16, G, Og, Cg) (forward: an empty array). The
-    arrays a pass does not use are placeholders. The transforms are the NumPy path's
-    (`_input_numpy`, `_output_numpy`, `_grad_output_numpy`), written out as the additions
-    that the entries (0, +-1) of B^T, A^T and A make.
+    arrays a pass does not use are placeholders; gemm: the products' `blas.gemm_for`. The
+    transforms are the NumPy path's (`_input_numpy`, `_output_numpy`, `_grad_output_numpy`),
+    written out as the additions that the entries (0, +-1) of B^T, A^T and A make.
 
     The loops run along the item's tiles, not along one row of tiles (7 tiles on a 14x14
     map: too short for vector registers). B^T down the patch rows goes to `across`, row of
@@ -607,7 +607,8 @@ def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tile
                             done3[j] = -y1
                 # dU[p, g] += (Og, Cg) = (Og, T) @ (T, Cg)
                 for position in range(ALPHA * ALPHA):
-                    np.dot(products[position], transformed[position].T, product)
+                    blas.product_into(gemm, products[position], transformed[position].T,
+                                      product)
                     total = sums[position, g]
                     for o in range(outs):
                         for c in range(c_group):
@@ -619,10 +620,11 @@ def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tile
                     stop = min(start + channel_block, c_group)
                     kernel_block = kernels[position, g, start:stop].T
                     if start == 0:
-                        np.dot(kernel_block, transformed[position, start:stop],
-                               products[position])
+                        blas.product_into(gemm, kernel_block, transformed[position, start:stop],
+                                          products[position])
                     else:
-                        np.dot(kernel_block, transformed[position, start:stop], part)
+                        blas.product_into(gemm, kernel_block, transformed[position, start:stop],
+                                          part)
                         total = products[position]
                         for o in range(outs):
                             for t in range(tiles):

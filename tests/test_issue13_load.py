@@ -116,3 +116,47 @@ def test_issue13_a_real_spinning_process_is_seen(monkeypatch):
         spinner.kill()
         spinner.wait()
         threads._set_taken(0)
+
+
+def _kernels_numpy_blas():
+    """NumPy's BLAS as the compiled kernels' blocks hold it (skips where they do not)."""
+    from corrnet.kernels import blas
+
+    library = blas.controller()
+    if library is None:
+        pytest.skip("NumPy's BLAS has no 64-bit CBLAS interface here: kernels use SciPy's")
+    library.set_num_threads(2)
+    if library.num_threads != 2:
+        pytest.skip("NumPy's BLAS runs on one thread here")
+    return library
+
+
+def test_issue13_load_that_comes_during_a_kernels_block_outlasts_the_block(machine):
+    """The kernels' blocks hold NumPy's BLAS at one thread; a busy core seen meanwhile must
+    limit the count the block gives back, and its end give the full count back. (Before: the
+    limit kept the block's one thread as the count to give back, and the block's end undid
+    the limit: NumPy's BLAS on two threads under load, then one for good after it.)"""
+    library = _kernels_numpy_blas()
+    threads.active()
+    with threads.numba_blas_on_one_thread():
+        assert library.num_threads == 1
+        machine.run(0.5, own_cores=1, other_cores=1)
+        assert threads.active() == 1
+        assert library.num_threads == 1
+    assert library.num_threads == 1           # the load's limit, past the block
+    machine.run(0.5, own_cores=2, other_cores=0)
+    assert threads.active() == 2
+    assert library.num_threads == 2
+
+
+def test_issue13_load_that_leaves_during_a_kernels_block(machine):
+    library = _kernels_numpy_blas()
+    threads.active()
+    machine.run(0.5, own_cores=1, other_cores=1)
+    assert threads.active() == 1 and library.num_threads == 1
+    with threads.numba_blas_on_one_thread():
+        machine.run(0.5, own_cores=2, other_cores=0)
+        assert threads.active() == 2
+        assert library.num_threads == 1
+    assert library.num_threads == 2
+

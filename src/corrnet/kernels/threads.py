@@ -493,28 +493,28 @@ def _set_taken(taken: int) -> None:
     if taken == _load.taken:
         return
     _load.taken = taken
-    if _load.blas is not None:
-        _load.blas.restore_original_limits()
-        _load.blas = None
-    if taken:
-        # OpenBLAS only: other libraries' threads (PyTorch's, in the benchmark) are theirs
-        from threadpoolctl import ThreadpoolController
-        openblas = ThreadpoolController().select(internal_api="openblas")
-        _load.blas = openblas.limit(limits=max(1, _cores() - taken))
+    with _outside_blocks():
+        if _load.blas is not None:
+            _load.blas.restore_original_limits()
+            _load.blas = None
+        if taken:
+            # OpenBLAS only: other libraries' threads (PyTorch's, in the benchmark) are theirs
+            from threadpoolctl import ThreadpoolController
+            openblas = ThreadpoolController().select(internal_api="openblas")
+            _load.blas = openblas.limit(limits=max(1, _cores() - taken))
 
 
 _numba_blas = None     # threadpoolctl's controllers of the BLAS libraries compiled kernels call
+# The thread counts that each running `numba_blas_on_one_thread` block gives back as it ends,
+# the oldest block first; `_set_taken` changes the oldest's (see `_outside_blocks`)
+_blocks_lock = threading.Lock()
+_held_counts: list = []
 
 
-@contextlib.contextmanager
-def numba_blas_on_one_thread():
-    """Run the block with the BLAS libraries that compiled kernels call on one thread, and
-    give them back their counts after: NumPy's (`blas.product_into`, where `blas.gemm_for`
-    reaches it) and SciPy's (numba's np.dot, through scipy.linalg.cython_blas). A compiled
-    kernel that multiplies matrices from corrnet's own threads wants its products done on the
-    calling thread: OpenBLAS's threads, once woken for a large product, busy-wait for the
-    next one and slow down whatever runs after (measured: im2col's forward of the suite's (c)
-    15 ms alone, 60 ms after a pass whose products ran on SciPy's BLAS threads)."""
+def _kernels_blas() -> list:
+    """threadpoolctl's controllers of the BLAS libraries that compiled kernels call: NumPy's
+    (`blas.product_into`, where `blas.gemm_for` reaches it) and SciPy's (numba's np.dot,
+    through scipy.linalg.cython_blas)."""
     global _numba_blas
     if _numba_blas is None:
         import scipy.linalg.cython_blas  # noqa: F401 (loads the library numba calls)
@@ -528,14 +528,56 @@ def numba_blas_on_one_thread():
                 lib.filepath for lib in libraries]:
             libraries.append(numpy_blas)
         _numba_blas = libraries
-    counts = [lib.num_threads for lib in _numba_blas]
-    for lib in _numba_blas:
-        lib.set_num_threads(1)
+    return _numba_blas
+
+
+@contextlib.contextmanager
+def numba_blas_on_one_thread():
+    """Run the block with the BLAS libraries that compiled kernels call (`_kernels_blas`) on
+    one thread, and give them back their counts after. A compiled kernel that multiplies
+    matrices from corrnet's own threads wants its products done on the calling thread:
+    OpenBLAS's threads, once woken for a large product, busy-wait for the next one and slow
+    down whatever runs after (measured: im2col's forward of the suite's (c) 15 ms alone, 60 ms
+    after a pass whose products ran on SciPy's BLAS threads). (OpenBLAS 0.3.31 ignores a
+    count set from another thread than the one that set it first, usually the main thread:
+    a block in another thread changes nothing there.)"""
+    libraries = _kernels_blas()
+    with _blocks_lock:
+        counts = [lib.num_threads for lib in libraries]
+        _held_counts.append(counts)
+        for lib in libraries:
+            lib.set_num_threads(1)
     try:
         yield
     finally:
-        for lib, count in zip(_numba_blas, counts, strict=True):
+        with _blocks_lock:
+            # (this block's own list: another block's may hold the same counts)
+            del _held_counts[[id(held) for held in _held_counts].index(id(counts))]
+            for lib, count in zip(libraries, counts, strict=True):
+                lib.set_num_threads(count)
+
+
+@contextlib.contextmanager
+def _outside_blocks():
+    """For a change of BLAS thread counts (`_set_taken`) while kernels' blocks run: the
+    libraries show, during the change, the counts the oldest block will give back, which
+    then become the changed ones, and go back to one thread after it. (threadpoolctl's
+    limit keeps the counts it finds, to give them back later: inside a block it would keep
+    one thread, and the block's end would undo the limit: NumPy's BLAS on every core under
+    load, then on one for good once the load was gone.)"""
+    with _blocks_lock:
+        if not _held_counts:
+            yield
+            return
+        libraries, outside = _kernels_blas(), _held_counts[0]
+        for lib, count in zip(libraries, outside, strict=True):
             lib.set_num_threads(count)
+        try:
+            yield
+        finally:
+            outside[:] = [lib.num_threads for lib in libraries]
+            for lib in libraries:
+                lib.set_num_threads(1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -429,6 +429,13 @@ KEEP_NON_FINITE_LOCAL = frozenset({("gemm", "forward"), ("gemm", "grad_input"),
                                    ("direct", "forward"), ("lanes", "forward"),
                                    ("lanes", "grad_weight")})
 TRANSFORMS = frozenset({"winograd", "fft"})
+# The input gradients that keep a non-finite output gradient local, but not a non-finite
+# weight: each correlates the zero-padded output gradient with the weight (lanes and the
+# direct engine; unrolled's stride-1 kernel lays rows out with zero gaps), and its terms
+# beyond PyTorch's are those zeros times a weight, zero unless the weight is not finite. Only
+# the weight is read (LeNet's training step read 3 arrays, 1.2 million numbers, for them).
+ONLY_THE_WEIGHT_SPREADS = frozenset({("lanes", "grad_input"), ("direct", "grad_input"),
+                                     ("depthwise", "grad_input"), ("unrolled", "grad_input")})
 
 
 def _all_finite(*arrays: np.ndarray) -> bool:
@@ -442,7 +449,10 @@ def run(pass_name, algorithm: str, *args):
     where the algorithm would spread a non-finite value beyond PyTorch's outputs (see
     `KEEP_NON_FINITE_LOCAL`). The first two of `args` are the pass's operands (x and the
     weight, the output gradient and the weight, the output gradient and x)."""
-    if ((algorithm, pass_name) not in KEEP_NON_FINITE_LOCAL and algorithm not in TRANSFORMS
+    if (algorithm, pass_name) in ONLY_THE_WEIGHT_SPREADS:
+        if not _all_finite(args[1]):
+            algorithm = "gemm"
+    elif ((algorithm, pass_name) not in KEEP_NON_FINITE_LOCAL and algorithm not in TRANSFORMS
             and not _all_finite(args[0], args[1])):
         algorithm = "gemm"
     result = getattr(ALGORITHMS[algorithm], pass_name)(*args, settings.memory_budget)

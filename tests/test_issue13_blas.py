@@ -5,6 +5,8 @@ that call it, on both paths, against PyTorch; the thread count of the library it
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +22,9 @@ NUMPY_GEMM = blas.gemm_for(np.float32) is not None
 PATHS = ["numpy", "none"] if NUMPY_GEMM else ["none"]
 
 
+@functools.cache
 def _product_kernel():
+    """A compiled caller of `blas.product_into` (compiled once, on first use)."""
     numba = jit.load_numba()
 
     @numba.njit
@@ -30,13 +34,8 @@ def _product_kernel():
     return product
 
 
-_PRODUCT = []
-
-
 def _product(gemm, a, b, out):
-    if not _PRODUCT:
-        _PRODUCT.append(_product_kernel())
-    _PRODUCT[0](gemm, a, b, out)
+    _product_kernel()(gemm, a, b, out)
 
 
 def _laid_out(matrix, order):

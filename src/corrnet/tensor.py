@@ -3035,13 +3035,59 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     steps = _args.check_int("linspace", "steps", steps, position=3)
     if steps < 0:
         raise RuntimeError(f"linspace(): number of steps must be non-negative, got {steps}")
-    if dtype is not None and as_dtype(_args.check_dtype("linspace", dtype)).category == (
-            backend.INT) and steps:
-        for value in (start, end):
-            _scalar_array(value, as_dtype(dtype), "linspace()")  # out of range: refused
+    target = (as_dtype(_args.check_dtype("linspace", dtype)) if dtype is not None
+              else backend.get_default_dtype())
+    if target.category == backend.INT and steps:
+        # out of range: refused (a single value is start: end is not checked)
+        for value in (start, end) if steps > 1 else (start,):
+            _scalar_array(value, target, "linspace()")
+    if target.is_floating_point and steps:
+        # as PyTorch: a finite endpoint beyond the dtype's range is refused (not an inf
+        # value); a single value is start, rounded, refused beyond float32's range only (as
+        # in `full`: half precision rounds it to inf)
+        checked = (start, end) if steps > 1 else (start,) if target == backend.float32 else ()
+        for value in checked:
+            if math.isfinite(value) and abs(value) > float(np.finfo(target.numpy).max):
+                raise RuntimeError(f"linspace(): value cannot be converted to type "
+                                   f"{_c_type_name(target)} without overflow (got {value})")
+
     return _make(((steps,),), None, dtype, backend.get_default_dtype(),
-                 lambda shape, d: np.linspace(start, end, steps).astype(d), requires_grad,
-                 device, op="linspace", kinds="if")
+                 lambda shape, np_dtype: _spaced(start, end, steps, np.dtype(np_dtype)),
+                 requires_grad, device, op="linspace", kinds="if")
+
+
+def _spaced(start, end, steps: int, dtype: np.dtype) -> np.ndarray:
+    """linspace's values as PyTorch computes them, from both ends:
+
+        step = (end - start) / (steps - 1)
+        value[i] = start + step * i                    for i < steps // 2
+        value[i] = end - step * (steps - 1 - i)        for the others
+
+    start and end first rounded to the dtype, step computed in it. PyTorch's compiled loop
+    fuses each value's multiply-add (one rounding): float32's is done here in float64 (the
+    product exact, so one rounding but for rare ties), float64's in NumPy's long double
+    (exact where that has 64 bits of mantissa, x86: the last bit may differ elsewhere);
+    float16 rounds after each operation (PyTorch's Half arithmetic). An integer dtype works
+    in float64 from the integer start and end, each value truncated. E.g. (0, 70000, 4) in
+    float32: [0, 23333.334, 46666.664, 70000] (NumPy's linspace: 46666.668 for the third).
+    PyTorch's vectorized loop (sequences of 2 vectors and more) may differ in the last bit."""
+    if steps == 0:
+        return np.empty(0, dtype)
+    integer = dtype.kind in "iu"
+    work = np.dtype(np.float64) if integer else dtype
+    wide = {np.dtype(np.float32): np.float64, np.dtype(np.float64): np.longdouble}.get(
+        work, work.type)
+    with np.errstate(over="ignore", invalid="ignore"):   # (an inf end: inf * 0 is NaN)
+        first, last = (np.asarray(value).astype(dtype).astype(work) for value in (start, end))
+        if steps == 1:
+            return np.asarray([first]).astype(dtype)
+        step = (last - first) / work.type(steps - 1)
+        halfway = steps // 2
+        index = np.arange(steps).astype(wide)
+        values = np.concatenate([
+            wide(first) + wide(step) * index[:halfway],
+            wide(last) - wide(step) * (wide(steps - 1) - index[halfway:])])
+        return values.astype(work).astype(dtype)
 
 
 _SQUARE = object()  # eye's default m (PyTorch refuses an explicit None)

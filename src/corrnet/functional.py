@@ -220,6 +220,9 @@ def pad(input, pad, mode="constant", value=None):
                 f"input of shape {tuple(input.shape)}")
         for size, (before, after) in zip(sizes, pads, strict=True):
             _check_pad_fits(mode, size, before, after, input.shape, pad)
+        if mode in ("reflect", "replicate"):
+            # (PyTorch has no bool or uint16 kernel for these two: pad a uint8 or float copy)
+            _check_dtype(f"{op} (mode={mode!r})", input, "not bool")
     out_sizes = [size + before + after for size, (before, after) in zip(sizes, pads, strict=True)]
     # PyTorch's rule: a padded dimension may be cropped away to size 0, but reflect and
     # replicate padding must leave at least one of the padded dimensions non-empty

@@ -43,6 +43,7 @@ except ImportError:  # pragma: no cover - depends on how pytest imports the file
     )
 
 FLOAT_DTYPES = st.sampled_from([np.float32, np.float64])
+OTHER_DTYPES = st.sampled_from([np.bool_, np.uint8, np.uint16, np.int64])
 
 
 @st.composite
@@ -216,7 +217,10 @@ def pad_configs(draw):
             left = shape[-1 - dim] - max(-before, 0) - max(-after, 0)
             assume(not (min(before, after) < 0 and max(before, after) > left))
     pad = tuple(pads) if draw(st.booleans()) else list(pads)
-    return shape, pad, kwargs, draw(FLOAT_DTYPES), draw(seeds)
+    # now and then an integer or bool input: PyTorch has no bool or uint16 kernel for reflect
+    # and replicate (the fuzz found corrnet padding a bool input)
+    dtype = draw(OTHER_DTYPES) if rarely(draw) else draw(FLOAT_DTYPES)
+    return shape, pad, kwargs, dtype, draw(seeds)
 
 
 @oracle_settings(250)
@@ -259,3 +263,12 @@ def test_pad_integer_input_constant_value_like_torch():
     x = np.arange(12, dtype=np.int64).reshape(3, 4)
     for kwargs in ({}, {"value": 5}, {"mode": "replicate"}, {"mode": "circular"}):
         check_functional("pad", x, (1, 2), **kwargs)  # values and dtype, or the refusal
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.uint8, np.uint16, np.int8, np.int64])
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_bool_and_integer_inputs_every_mode_like_torch(mode, dtype):
+    """bool and uint16 inputs: padded by constant and circular, refused by reflect and
+    replicate (no PyTorch kernel), as PyTorch; the other integers padded by every mode."""
+    x = (np.arange(24).reshape(2, 3, 4) % 3).astype(dtype)
+    check_functional("pad", x, (1, 2), mode=mode)

@@ -11,6 +11,10 @@ from .kernels import threads as _kernels_threads
 
 _kernels_threads.quiet_blas_threads()
 
+import numbers as _numbers  # noqa: E402
+
+import numpy as _np  # noqa: E402
+
 from . import backend, cuda  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import (
@@ -85,13 +89,42 @@ short = int16
 __version__ = "0.1.0"
 
 
+# the arithmetic that PyTorch also takes with a number first, ``torch.add(2, x)`` (and of two
+# numbers, ``torch.add(2, 3)``: tensor(5)): computed as Python's ``2 + x``, the Tensor's
+# reflected operator (a number does not promote the tensor's dtype)
+_NUMBER_FIRST = {
+    "add": lambda number, other, alpha=1: number + (other if alpha == 1 else other * alpha),
+    "sub": lambda number, other, alpha=1: number - (other if alpha == 1 else other * alpha),
+    "mul": lambda number, other: number * other,
+    "div": lambda number, other: number / other,
+    "pow": lambda number, exponent: number ** exponent,
+}
+
+
 def _function(method_name):
     def function(input, *args, **kwargs):
+        if not isinstance(input, Tensor):
+            return _not_a_tensor_first(method_name, input, args, kwargs)
         return getattr(input, method_name)(*args, **kwargs)
 
     function.__name__ = method_name
     function.__doc__ = f"``corrnet.{method_name}(t, ...)`` is ``t.{method_name}(...)``."
     return function
+
+
+def _not_a_tensor_first(name, input, args, kwargs):
+    """``corrnet.<name>(input, ...)`` where input is not a Tensor: the arithmetic of
+    `_NUMBER_FIRST` with a real number, else PyTorch's TypeError."""
+    if name in _NUMBER_FIRST and isinstance(input, (_numbers.Real, _np.generic)):
+        other = args[0] if args else next(iter(kwargs.values()), None)
+        if not isinstance(other, Tensor):
+            if name == "pow":
+                raise TypeError(f"pow(): a number's exponent must be a Tensor, got "
+                                f"{type(other).__name__} (pow of two numbers is Python's **)")
+            input = tensor(input)   # two numbers: a 0-d result
+        return _NUMBER_FIRST[name](input, *args, **kwargs)
+    raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                    f"{type(input).__name__}")
 
 
 for _name in (

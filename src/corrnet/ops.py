@@ -113,14 +113,21 @@ class Div(Function):
 
 class Pow(Function):
     """``a ** b``; `bool_exponent` says `b` was a bool tensor, whose derivative PyTorch
-    refuses (it subtracts 1 from the exponent)."""
+    refuses (it subtracts 1 from the exponent); `scalar_base` is the Python number of
+    ``number ** tensor`` (a is it, cast to the result's dtype), whose log the exponent's
+    gradient takes in float64 as PyTorch's (``1e40 ** x`` in float32: log(1e40) = 92.1, not
+    the log of the cast base, inf)."""
 
     tensor_arguments = 2
 
     @staticmethod
-    def forward(ctx, a, b, bool_exponent=False):
+    def forward(ctx, a, b, bool_exponent=False, scalar_base=None):
         ctx.bool_exponent = bool_exponent
-        with np.errstate(divide="ignore", invalid="ignore"):
+        ctx.log_base = None
+        if scalar_base is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):   # (0: -inf, < 0: NaN)
+                ctx.log_base = np.log(np.float64(scalar_base)).astype(a.dtype)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # (inf, as PyTorch)
             if a.dtype.kind == "i" and np.any(b < 0):
                 out = _int_power(a, b)
             else:
@@ -135,13 +142,14 @@ class Pow(Function):
             raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not "
                                "supported (the derivative of pow for a bool exponent); "
                                "convert the exponent with .float()")
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             grad_a = grad * b * np.power(a, b - 1)
             grad_a = np.where(b == 0, 0, grad_a)  # d/da a**0 is 0, even at a == 0
             grad_b = None
             if _needs(ctx, 1):
                 # d/db a**b = a**b log a, defined as 0 where a == 0 and b >= 0 (as PyTorch)
-                grad_b = grad * np.where((a == 0) & (b >= 0), 0, out * np.log(a))
+                log_a = np.log(a) if ctx.log_base is None else ctx.log_base
+                grad_b = grad * np.where((a == 0) & (b >= 0), 0, out * log_a)
         return grad_a, grad_b
 
     @staticmethod
@@ -158,11 +166,14 @@ class Pow(Function):
             grad_b = None
             if _needs(ctx, 1):
                 undefined = np.broadcast_to((a_array == 0) & (b_array >= 0), grad.shape)
-                grad_b = grad * _where(undefined, zero, out * a.log())
+                log_a = a.log() if ctx.log_base is None else ctx.log_base
+                grad_b = grad * _where(undefined, zero, out * log_a)
         return grad_a, grad_b
 
     @staticmethod
     def grad_fn_name(ctx):
+        if ctx.log_base is not None:
+            return "PowBackward2"    # (PyTorch's pow(Scalar, Tensor))
         return "PowBackward1" if _needs(ctx, 1) else "PowBackward0"
 
 

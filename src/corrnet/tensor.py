@@ -938,16 +938,8 @@ class Tensor:
     def _binary(self, other, function, reverse=False, result_dtype=None, options=()):
         """``function(self, other)`` after PyTorch's type promotion and a broadcast check;
         `options` are passed to the function after the operands."""
-        if (isinstance(other, int) and not isinstance(other, bool)
-                and _args.INT64_MAX < other < 2**64):
-            # PyTorch reads a Python int between 2**63 and 2**64 as a uint64: a float tensor
-            # takes its value, an integer tensor its low bits (wrapping), a bool one refuses
-            if self.dtype is backend.bool_:
-                raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not "
-                                   f"supported, attempted to promote Bool and UInt64 (the "
-                                   f"Python int {other} does not fit in int64)")
-            other = float(other) if self.dtype.is_floating_point else other - 2**64
-        other = _as_operand(other, "other")
+        other = _as_operand(_uint64_scalar(self, other, (result_dtype or self.dtype)
+                                           .is_floating_point), "other")
         _broadcast_check(self, other, function.__name__.lower())
         dtype = result_dtype or result_type(self, other)
         a, b = self._cast(dtype), _cast_operand(other, dtype)
@@ -974,9 +966,11 @@ class Tensor:
         return self._binary(other, ops.Mul, reverse=True)
 
     def __truediv__(self, other):
+        other = _uint64_scalar(self, other, floating_result=True)
         return self._binary(other, ops.Div, result_dtype=_true_div_dtype(self, other))
 
     def __rtruediv__(self, other):
+        other = _uint64_scalar(self, other, floating_result=True, refuse_bool=False)
         return self._binary(other, ops.Div, reverse=True, result_dtype=_true_div_dtype(self, other))
 
     def __floordiv__(self, other):
@@ -998,14 +992,18 @@ class Tensor:
         return _floor_divide(self, other)
 
     def __pow__(self, exponent):
+        exponent = _uint64_scalar(self, exponent, self.dtype.is_floating_point)
         _check_pow(self, exponent)
         bool_exponent = isinstance(exponent, Tensor) and exponent.dtype is backend.bool_
         return self._binary(exponent, ops.Pow, options=(bool_exponent,))
 
     def __rpow__(self, base):
+        base = _uint64_scalar(self, base, self.dtype.is_floating_point)
         _check_pow(base, self)
-        return self._binary(base, ops.Pow, reverse=True,
-                            options=(self.dtype is backend.bool_,))
+        scalar = base.item() if isinstance(base, np.generic) else base
+        return self._binary(base, ops.Pow, reverse=True, options=(
+            self.dtype is backend.bool_,
+            scalar if isinstance(scalar, numbers.Real) and not isinstance(scalar, bool) else None))
 
     def __matmul__(self, other):
         if not isinstance(other, Tensor):
@@ -1216,7 +1214,7 @@ class Tensor:
     def _compare(self, other, ufunc):
         if not isinstance(other, (Tensor, bool, numbers.Number, np.generic, np.ndarray)):
             return NotImplemented  # == is False, < a TypeError from Python (as PyTorch)
-        other = _as_operand(other, "other")
+        other = _as_operand(_uint64_scalar(self, other, self.dtype.is_floating_point), "other")
         _broadcast_check(self, other, ufunc.__name__)
         dtype = result_type(self, other)
         return _wrap(ufunc(self._data.astype(dtype.numpy, copy=False),
@@ -2129,6 +2127,22 @@ _LEGACY_DTYPES = {legacy: name for name, legacy in _LEGACY_NAMES.items()}
 # ---------------------------------------------------------------------------------------------
 
 
+def _uint64_scalar(tensor, value, floating_result: bool, refuse_bool: bool = True):
+    """A Python int between 2**63 and 2**64 as PyTorch reads it, a uint64: a floating result
+    takes its value (a float), an integer one its low bits (wrapping into int64), a bool
+    tensor refuses it (but as the divisor of ``v / a``); any other value unchanged. E.g.
+    ``ones(2) / 2**63`` is 1.0842e-19 and ``ones(2, dtype=int64) + 2**63`` is
+    -9223372036854775807."""
+    if not (isinstance(value, int) and not isinstance(value, bool)
+            and _args.INT64_MAX < value < 2**64):
+        return value
+    if tensor.dtype is backend.bool_ and refuse_bool:
+        raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, "
+                           f"attempted to promote Bool and UInt64 (the Python int {value} does "
+                           "not fit in int64)")
+    return float(value) if floating_result else value - 2**64
+
+
 def _as_operand(value, name):
     """A Tensor or a Python/NumPy scalar; anything else is refused clearly."""
     if isinstance(value, Tensor):
@@ -2281,6 +2295,12 @@ def _check_pow(base, exponent) -> None:
                            f"{exponent} for a {dtype} tensor)")
     if dtype is backend.bool_ and isinstance(exponent, Tensor):  # (bool_tensor ** True works)
         raise NotImplementedError("\"pow\" not implemented for 'Bool'")
+    if (isinstance(base, Tensor) and base.dtype is backend.float16
+            and isinstance(exponent, numbers.Real) and not isinstance(exponent, bool)
+            and math.isfinite(exponent) and abs(exponent) > float(np.finfo(np.float16).max)):
+        # (PyTorch converts a scalar exponent to the half-precision base's dtype)
+        raise RuntimeError(f"pow(): value cannot be converted to type c10::Half without "
+                           f"overflow (exponent {exponent} for a float16 tensor)")
 
 
 def _true_div_dtype(a, b):

@@ -91,7 +91,11 @@ def test_issue11_inplace_float16_grad_matches_torch_exactly():
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int64", "int32", "uint8",
                                    "int8", "bool"])
 @pytest.mark.parametrize("value", [2**63, 2**63 + 12345, 2**64 - 1, 2**64])
-@pytest.mark.parametrize("op", ["a - v", "a + v", "v - a", "a * v", "v + a"])
+@pytest.mark.parametrize("op", ["a - v", "a + v", "v - a", "a * v", "v + a",
+                                # (division, comparisons and pow refused them: fuzz, seed
+                                # 20261208)
+                                "a / v", "v / a", "a == v", "a != v", "a < v", "v <= a",
+                                "a ** v", "a.div(v)", "a.eq(v)", "a.pow(v)", "a.ge(v)"])
 def test_issue11_python_int_beyond_int64_as_torch(dtype, value, op):
     outcomes = _both(lambda lib: eval(op, {"a": lib.ones(2, dtype=getattr(lib, dtype)),
                                            "v": value}))
@@ -281,3 +285,22 @@ def test_issue11_empty_conv_takes_dilation_zero_as_torch(dilation, call):
     assert t_kind == c_kind, outcomes
     if t_kind == "ok":
         assert tuple(c_value.shape) == tuple(t_value.shape)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "int64"])
+@pytest.mark.parametrize("exponent", [65504, 65504.0, 65519.0, 70000, -1e10, 1e5, 2**62,
+                                      float("inf"), 2, -0.5])
+@pytest.mark.parametrize("op", ["a ** e", "a.pow(e)", "e ** a"])
+def test_pow_scalar_exponent_beyond_half_precision_as_torch(dtype, exponent, op):
+    """A half-precision base refuses a scalar exponent beyond its range, as PyTorch (which
+    converts the exponent to the base's dtype): ``ones(2, dtype=float16) ** 70000`` was 1."""
+    outcomes = _both(lambda lib: eval(op, {"a": lib.ones(2, dtype=getattr(lib, dtype)) * 2,
+                                           "e": exponent}))
+    assert [kind for kind, _ in outcomes].count("raised") in (0, 2), outcomes
+    if outcomes[0][0] == "ok":
+        expected, got = outcomes[0][1], outcomes[1][1]
+        assert str(got.dtype) == str(expected.dtype)
+        # (PyTorch's pow kernel and NumPy's may round a result differently: 70000.0 ** 2 in
+        # float32 is a tie between two floats)
+        np.testing.assert_allclose(got.numpy().astype(np.float64),
+                                   expected.numpy().astype(np.float64), rtol=1e-6)

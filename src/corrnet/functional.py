@@ -133,6 +133,15 @@ def _check_input(input, op: str, dims: int, name: str = "input") -> None:
         )
 
 
+def _check_nonempty(op: str, input: Tensor, batched: bool) -> None:
+    """As PyTorch's unfold and fold: only the batch (the first dimension of a batched input)
+    may be empty."""
+    inner = input.shape[1:] if batched else input.shape
+    if 0 in inner:
+        raise RuntimeError(f"{op}: expected input with possibly 0 batch size and other "
+                           f"non-zero dimensions, got input of shape {tuple(input.shape)}")
+
+
 def _as_4d(input: Tensor, dims: int) -> tuple[Tensor, bool]:
     """input as (N, C, H, W); say whether it was unbatched."""
     unbatched = input.dim() == dims + 1
@@ -916,6 +925,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """
     op = "unfold"
     _check_input(input, op, 2)
+    _check_nonempty(op, input, batched=input.dim() == 4)
     x, unbatched = _as_4d(input, 2)
     kernel, dilation, pads, stride = _window_args(op, kernel_size, dilation, padding, stride)
     window = make_window(op, x.shape[2], x.shape[3], kernel, stride, pads, dilation)
@@ -971,6 +981,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     if input.dim() not in (2, 3):
         raise RuntimeError(f"{op}: expected input to be 2-D (C*kh*kw, L) or 3-D "
                            f"(N, C*kh*kw, L), got input of shape {tuple(input.shape)}")
+    _check_nonempty(op, input, batched=input.dim() == 3)
     _check_dtype(op, input, "float+bool")
     if isinstance(output_size, (tuple, list)) and len(output_size) != 2:
         raise RuntimeError(f"{op}: output_size must be an int or a pair (H, W), got "

@@ -78,9 +78,13 @@ def unfold_configs(draw, free: bool = False):
             draw(st.integers(max(1, dd * (kk - 1) + 1 - 2 * pp), 10))
             for kk, dd, pp in zip(k, d, p, strict=True)]
     c = draw(st.integers(1, 3))
+    n = draw(st.integers(1, 3))
+    if free and rarely(draw):
+        # an empty dimension: the batch may be (F.unfold of (0, 1, 5, 2) crashed in NumPy's
+        # reshape), the others are refused (fuzz, seed 20261208)
+        n, c, h, w = [0 if i == draw(st.integers(0, 3)) else v for i, v in enumerate((n, c, h, w))]
     rank = draw(st.sampled_from([2, 5])) if free and rarely(draw) else draw(st.sampled_from([3, 4]))
-    x_shape = {2: (h, w), 3: (c, h, w), 4: (draw(st.integers(1, 3)), c, h, w),
-               5: (1, 1, c, h, w)}[rank]
+    x_shape = {2: (h, w), 3: (c, h, w), 4: (n, c, h, w), 5: (1, 1, c, h, w)}[rank]
     return x_shape, int_or_pair(draw, *k), _window_kwargs(draw, d, p, s), draw(
         FLOAT_DTYPES), draw(seeds)
 
@@ -121,8 +125,12 @@ def fold_configs(draw, free: bool = False):
         length = max(0, length + draw(st.sampled_from([-1, 1])))
     if free and rarely(draw):
         rows += 1  # not a multiple of kh * kw
+    n = draw(st.integers(1, 3))
+    if free and rarely(draw):   # an empty dimension: only the batch may be
+        n, rows, length = [0 if i == draw(st.integers(0, 2)) else v
+                           for i, v in enumerate((n, rows, length))]
     rank = draw(st.sampled_from([1, 4])) if free and rarely(draw) else draw(st.sampled_from([2, 3]))
-    x_shape = {1: (rows * length,), 2: (rows, length), 3: (draw(st.integers(1, 3)), rows, length),
+    x_shape = {1: (rows * length,), 2: (rows, length), 3: (n, rows, length),
                4: (1, 1, rows, length)}[rank]
     output_size = int_or_pair(draw, *out)
     if free and rarely(draw):
@@ -159,6 +167,18 @@ def test_unfold_fold_modules_match_torch(data):
         x = random_array(np.random.default_rng(seed), x_shape, dtype)
         assert_accepted(check_module("Fold", (output_size, k), kwargs, [x], dtype=dtype,
                                      seed=seed))
+
+
+@pytest.mark.parametrize("shape", [(0, 1, 5, 2), (1, 0, 5, 2), (1, 1, 0, 2), (0, 5, 2),
+                                   (0, 0, 5, 2)])
+def test_unfold_empty_dimensions_as_torch(shape):
+    """Only the batch may be empty: (0, 1, 5, 2) gives (0, 6, 5), the others are refused."""
+    check_functional("unfold", np.zeros(shape, np.float32), (3, 2), padding=(1, 0))
+
+
+@pytest.mark.parametrize("shape", [(0, 4, 4), (1, 0, 4), (1, 4, 0), (0, 0, 4), (4, 0), (0, 4)])
+def test_fold_empty_dimensions_as_torch(shape):
+    check_functional("fold", np.zeros(shape, np.float32), (3, 3), 2)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -175,7 +175,8 @@ def unfold(x: np.ndarray, window: Window2d) -> np.ndarray:
     n, c = x.shape[:2]
     col = im2col(pad(x, window), window)                        # (C, kh, kw, N, H_out, W_out)
     per_image = np.ascontiguousarray(np.moveaxis(col, 3, 0))    # (N, C, kh, kw, H_out, W_out)
-    return per_image.reshape(n, c * window.kernel[0] * window.kernel[1], -1)
+    return per_image.reshape(n, c * window.kernel[0] * window.kernel[1],
+                             window.out_height * window.out_width)
 
 
 def fold(col: np.ndarray, window: Window2d, x_shape: tuple) -> np.ndarray:

@@ -234,7 +234,8 @@ def unfold(x, window: Window2d, xp=None):
     n, c = x.shape[:2]
     col = im2col(xp, padded_band(xp, x, window, slice(0, window.out_height)), window)
     per_image = xp.ascontiguousarray(col.transpose(3, 0, 1, 2, 4, 5))   # (N, C, kh, kw, H', W')
-    return per_image.reshape(n, c * window.kernel[0] * window.kernel[1], -1)
+    return per_image.reshape(n, c * window.kernel[0] * window.kernel[1],
+                             window.out_height * window.out_width)
 
 
 def fold(col, window: Window2d, x_shape, xp=None):

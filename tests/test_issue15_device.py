@@ -223,9 +223,13 @@ def _same(cpu, dev):
     lambda a, b: a.scatter(1, cn.tensor([[0], [3], [1]], device=a.device), 1.0),
     lambda a, b: F.pad(a, (1, 2), value=0.5), lambda a, b: a.masked_fill(a > b, -1.0),
     lambda a, b: a.sort(1).values + a.argsort(0), lambda a, b: a.gather(1, (b * 3).long()),
+    lambda a, b: (a.sin() * b.cos() + a.log2() - b.expm1() + a.reciprocal() + b.rsqrt()
+                  + a.atan() + a.deg2rad() + a.frac() + a.sum().sin()),
+    lambda a, b: a.clone().sin_() + b.clone().exp_() + a.clone().pow_(3),
 ], ids=["arith", "div", "compare", "unary", "pow", "sum", "mean", "max", "argmax", "var",
         "softmax", "matmul", "slice", "mask", "index", "view", "cat", "stack", "where",
-        "clamp", "cast", "cumsum", "topk", "scatter", "pad", "masked_fill", "sort", "gather"])
+        "clamp", "cast", "cumsum", "topk", "scatter", "pad", "masked_fill", "sort", "gather",
+        "unary_more", "in_place_unary"])
 def test_ops_on_the_device_match_the_cpu(op, cuda):
     rng = np.random.default_rng(0)
     a, b = rng.random((3, 4)).astype(np.float32), rng.random((3, 4)).astype(np.float32)

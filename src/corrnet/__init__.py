@@ -136,6 +136,10 @@ for _name in (
     "log_softmax",
     # issue 14
     "round", "floor", "ceil", "trunc",
+    # elementwise functions (ops.UNARY)
+    "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "log2", "log10", "log1p",
+    "expm1", "exp2", "rsqrt", "reciprocal", "frac", "square", "deg2rad", "rad2deg",
+    "arcsin", "arccos", "arctan",
     # issue 12
     "sort", "argsort", "topk", "masked_fill", "chunk", "split", "gather", "scatter",
     "scatter_add", "index_select", "roll", "flip", "tril", "triu", "cumsum", "logsumexp",

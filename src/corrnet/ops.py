@@ -397,6 +397,97 @@ class Tanh(Function):
         return grad * (1 - out * out)
 
 
+class _TensorMath:
+    """The functions the derivatives in `UNARY` call, on Tensors (recorded: a gradient built
+    from them is differentiable again)."""
+
+    @staticmethod
+    def sin(t):
+        return t.sin()
+
+    @staticmethod
+    def cos(t):
+        return t.cos()
+
+    @staticmethod
+    def sinh(t):
+        return t.sinh()
+
+    @staticmethod
+    def cosh(t):
+        return t.cosh()
+
+    @staticmethod
+    def sqrt(t):
+        return t.sqrt()
+
+
+# The elementwise functions of one tensor that `Unary` computes: name -> (NumPy's function,
+# its derivative as d(m, a, out) with m NumPy or `_TensorMath`, a the input, out the result,
+# written as PyTorch's derivatives.yaml writes it, in terms of the result where it does)
+UNARY = {
+    "sin": (np.sin, lambda m, a, out: m.cos(a)),
+    "cos": (np.cos, lambda m, a, out: -m.sin(a)),
+    "tan": (np.tan, lambda m, a, out: 1 + out * out),
+    "asin": (np.arcsin, lambda m, a, out: 1 / m.sqrt(1 - a * a)),
+    "acos": (np.arccos, lambda m, a, out: -1 / m.sqrt(1 - a * a)),
+    "atan": (np.arctan, lambda m, a, out: 1 / (a * a + 1)),
+    "sinh": (np.sinh, lambda m, a, out: m.cosh(a)),
+    "cosh": (np.cosh, lambda m, a, out: m.sinh(a)),
+    "log2": (np.log2, lambda m, a, out: 1 / (a * math.log(2))),
+    "log10": (np.log10, lambda m, a, out: 1 / (a * math.log(10))),
+    "log1p": (np.log1p, lambda m, a, out: 1 / (a + 1)),
+    "expm1": (np.expm1, lambda m, a, out: out + 1),
+    "exp2": (np.exp2, lambda m, a, out: out * math.log(2)),
+    "rsqrt": (lambda a: 1 / np.sqrt(a), lambda m, a, out: -0.5 * out * out * out),
+    "reciprocal": (lambda a: 1 / a, lambda m, a, out: -(out * out)),
+    "frac": (lambda a: a - np.trunc(a), lambda m, a, out: 1.0),
+    "deg2rad": (lambda a: a * (math.pi / 180), lambda m, a, out: math.pi / 180),
+    "rad2deg": (lambda a: a * (180 / math.pi), lambda m, a, out: 180 / math.pi),
+}
+# PyTorch's node names where they are not the capitalized name + "Backward0"
+_UNARY_NODE_NAMES = {"log1p": "Log1PBackward0", "deg2rad": "Deg2RadBackward0",
+                     "rad2deg": "Rad2DegBackward0"}
+
+
+class Unary(Function):
+    """An elementwise function of one tensor from `UNARY` (``x.sin()``, ``x.log2()``, ...):
+    out = f(a), d a = grad * f'(a); its node is named as PyTorch's (SinBackward0)."""
+
+    tensor_arguments = 1
+
+    @staticmethod
+    def forward(ctx, a, name):
+        function, _ = UNARY[name]
+        ctx.name = name
+        with np.errstate(all="ignore"):   # (inf and NaN silently, as PyTorch)
+            out = function(a)
+        # (NumPy's functions give a 0-d input a scalar; NumPy's 1 / float16 stays float16)
+        out = out.astype(a.dtype, copy=False)
+        if isinstance(out, np.generic):
+            out = np.asarray(out)
+        ctx.save_for_backward(a, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, out = ctx.saved_arrays
+        with np.errstate(all="ignore"):
+            derivative = UNARY[ctx.name][1](np, a, out)
+            if isinstance(derivative, float):     # a constant
+                return grad * a.dtype.type(derivative)
+            return grad * derivative.astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, out = ctx.saved_tensors
+        return grad * UNARY[ctx.name][1](_TensorMath, a, out)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return _UNARY_NODE_NAMES.get(ctx.name, ctx.name.capitalize() + "Backward0")
+
+
 class Relu(Function):
     @staticmethod
     def forward(ctx, a):

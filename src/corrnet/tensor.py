@@ -484,7 +484,8 @@ class Tensor:
             return self
         if self.requires_grad and dtype.is_floating_point:
             return ops.Cast.apply(self, dtype.numpy)
-        with np.errstate(over="ignore"):  # 65535 -> float16 is inf, silently as in PyTorch
+        # 65535 -> float16 is inf, NaN or inf -> an integer some integer, silently as PyTorch
+        with np.errstate(over="ignore", invalid="ignore"):
             return _wrap(self._data.astype(dtype.numpy))
 
     def clone(self) -> Tensor:
@@ -1133,6 +1134,125 @@ class Tensor:
 
     def tanh(self):
         return ops.Tanh.apply(self._floating())
+
+    def _unary(self, name: str) -> Tensor:
+        """``self.<name>()`` for a function of `ops.UNARY` (integers computed in the default
+        float dtype, as PyTorch)."""
+        if self.dtype is backend.bool_ and name == "frac":
+            raise NotImplementedError("\"frac_cpu\" not implemented for 'Bool'")
+        if self.dtype.category == backend.INT and name == "frac":
+            raise NotImplementedError(f"\"frac_cpu\" not implemented for "
+                                      f"'{_legacy_short(self.dtype)}'")
+        return ops.Unary.apply(self._floating(), name)
+
+    def sin(self):
+        return self._unary("sin")
+
+    def cos(self):
+        return self._unary("cos")
+
+    def tan(self):
+        return self._unary("tan")
+
+    def asin(self):
+        return self._unary("asin")
+
+    def acos(self):
+        return self._unary("acos")
+
+    def atan(self):
+        return self._unary("atan")
+
+    def sinh(self):
+        return self._unary("sinh")
+
+    def cosh(self):
+        return self._unary("cosh")
+
+    def log2(self):
+        return self._unary("log2")
+
+    def log10(self):
+        return self._unary("log10")
+
+    def log1p(self):
+        return self._unary("log1p")
+
+    def expm1(self):
+        return self._unary("expm1")
+
+    def exp2(self):
+        return self._unary("exp2")
+
+    def rsqrt(self):
+        return self._unary("rsqrt")
+
+    def reciprocal(self):
+        return self._unary("reciprocal")
+
+    def frac(self):
+        return self._unary("frac")
+
+    def square(self):
+        return self ** 2     # (PyTorch's square is pow(self, 2): PowBackward0)
+
+    def deg2rad(self):
+        return self._unary("deg2rad")
+
+    def rad2deg(self):
+        return self._unary("rad2deg")
+
+    arcsin, arccos, arctan = asin, acos, atan
+
+    # in place: out of place, then written back (`_inplace_op`); an integer tensor refuses a
+    # floating result, as PyTorch
+    def _unary_(self, method):
+        return self._inplace_op(method)
+
+    def abs_(self):
+        return self._unary_(Tensor.abs)
+
+    def neg_(self):
+        return self._unary_(Tensor.neg)
+
+    def exp_(self):
+        return self._unary_(Tensor.exp)
+
+    def log_(self):
+        return self._unary_(Tensor.log)
+
+    def sqrt_(self):
+        return self._unary_(Tensor.sqrt)
+
+    def sigmoid_(self):
+        return self._unary_(Tensor.sigmoid)
+
+    def tanh_(self):
+        return self._unary_(Tensor.tanh)
+
+    def sin_(self):
+        return self._unary_(Tensor.sin)
+
+    def cos_(self):
+        return self._unary_(Tensor.cos)
+
+    def reciprocal_(self):
+        return self._unary_(Tensor.reciprocal)
+
+    def rsqrt_(self):
+        return self._unary_(Tensor.rsqrt)
+
+    def log1p_(self):
+        return self._unary_(Tensor.log1p)
+
+    def expm1_(self):
+        return self._unary_(Tensor.expm1)
+
+    def square_(self):
+        return self._unary_(Tensor.square)
+
+    def pow_(self, exponent):
+        return self._inplace_op(Tensor.__pow__, exponent)
 
     def relu(self):
         if self.dtype is backend.bool_:

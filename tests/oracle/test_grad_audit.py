@@ -579,6 +579,32 @@ GRAD: dict[str, list[Case]] = {
     "F.upsample_bilinear": [C(lambda m, F, x: F.upsample_bilinear(x, size=5), (1, 2, 3, 4))],
 }
 
+# The elementwise functions of ops.UNARY, as methods and as corrnet's functions, each on
+# inputs inside its domain and away from its kinks: (name, its argument: P positive, A away
+# from integers, D distinct); their in-place forms also on a view
+_UNARY_CASES = [("sin", (3, 4)), ("cos", (3, 4)), ("tan", (3, 4)), ("atan", (3, 4)),
+                ("sinh", (3, 4)), ("cosh", (3, 4)), ("log2", P(3, 4)), ("log10", P(3, 4)),
+                ("log1p", P(3, 4)), ("expm1", (3, 4)), ("exp2", (3, 4)), ("rsqrt", P(3, 4)),
+                ("reciprocal", P(3, 4)), ("frac", A(3, 4)), ("square", (3, 4)),
+                ("deg2rad", (3, 4)), ("rad2deg", (3, 4)), ("arctan", (3, 4))]
+for _name, _arg in _UNARY_CASES:
+    GRAD[f"Tensor.{_name}"] = [C(lambda m, F, x, n=_name: getattr(x, n)(), _arg)]
+    GRAD[f"corrnet.{_name}"] = [C(lambda m, F, x, n=_name: getattr(m, n)(x), _arg)]
+for _name in ("asin", "acos", "arcsin", "arccos"):   # (|x| < 1)
+    GRAD[f"Tensor.{_name}"] = [C(lambda m, F, x, n=_name: getattr(x * 0.4, n)(), (3, 4))]
+    GRAD[f"corrnet.{_name}"] = [C(lambda m, F, x, n=_name: getattr(m, n)(x * 0.4), (3, 4))]
+for _name, _arg in [("abs_", D(3, 4)), ("neg_", (3, 4)), ("exp_", (3, 4)), ("log_", P(3, 4)),
+                    ("sqrt_", P(3, 4)), ("sigmoid_", (3, 4)), ("tanh_", (3, 4)),
+                    ("sin_", (3, 4)), ("cos_", (3, 4)), ("reciprocal_", P(3, 4)),
+                    ("rsqrt_", P(3, 4)), ("log1p_", P(3, 4)), ("expm1_", (3, 4)),
+                    ("square_", (3, 4))]:
+    GRAD[f"Tensor.{_name}"] = [C(_inplace(_name), _arg),
+                               C(lambda m, F, x, n=_name: _on_view(x, lambda v: getattr(v, n)()),
+                                 P(3, 4) if _arg != (3, 4) else (3, 4))]
+GRAD["Tensor.pow_"] = [C(_inplace("pow_", 3), (3, 4)),
+                       C(lambda m, F, x, y: _on_view(x, lambda v: v.pow_(y)), P(3, 4), (4,))]
+
+
 # ---------------------------------------------------------------------------------------------
 # recorded but not differentiable in PyTorch: the backward raises
 # ---------------------------------------------------------------------------------------------

@@ -197,6 +197,13 @@ def pad(input, pad, mode="constant", value=None):
     op = "pad"
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
+    if value is not None:   # a number (a one-element tensor's value), as PyTorch
+        number = value.item() if isinstance(value, Tensor) and value.numel() == 1 else value
+        number = number.item() if isinstance(number, np.generic) else number
+        if not isinstance(number, numbers.Real):
+            raise TypeError(f"{op}: argument 'value' must be a number, not "
+                            f"{_args.type_name(value)} ({value!r})")
+        value = number
     if not isinstance(pad, (tuple, list)) or not all(_is_int(p) for p in pad):
         raise TypeError(f"{op}: pad must be a tuple of ints, got {pad!r}")
     if len(pad) % 2:

@@ -3129,6 +3129,9 @@ def _range_number(op: str, name: str, value):
     return value
 
 
+_ARANGE_PIECE = 2**20   # values of arange computed at a time
+
+
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
     """Values from `start` to `end` (exclusive): int64 for int arguments, float32 otherwise.
 
@@ -3159,10 +3162,16 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
                            f"{length} elements, more than int64 can count")
 
     def fill(shape, np_dtype):
-        if integral:  # start + i * step in int64, start and step truncated
-            steps = np.arange(length, dtype=np.int64)
-            return (int(low) + steps * int(stride)).astype(np_dtype)
-        return (low + np.arange(length, dtype=np.float64) * stride).astype(np_dtype)
+        # start + i * step, in int64 (start and step truncated) or float64, then rounded to
+        # the dtype: in pieces, so that the wide intermediate never takes more than a piece
+        # (arange(1, 2**31, dtype=uint8) is 2 GiB, not 16 GiB of int64 first)
+        out = np.empty(length, np_dtype)
+        for first in range(0, length, _ARANGE_PIECE):
+            index = np.arange(first, min(length, first + _ARANGE_PIECE), dtype=np.int64)
+            values = (int(low) + index * int(stride) if integral
+                      else low + index.astype(np.float64) * stride)
+            out[first:first + index.size] = values.astype(np_dtype)
+        return out
 
     return _make(((length,),), None, target, default, fill, requires_grad, device,
                  op="arange", kinds="if")
@@ -3191,9 +3200,10 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
                 raise RuntimeError(f"linspace(): value cannot be converted to type "
                                    f"{_c_type_name(target)} without overflow (got {value})")
 
+    # (one value is start: a bool one too, where PyTorch has no bool kernel for more)
     return _make(((steps,),), None, dtype, backend.get_default_dtype(),
                  lambda shape, np_dtype: _spaced(start, end, steps, np.dtype(np_dtype)),
-                 requires_grad, device, op="linspace", kinds="if")
+                 requires_grad, device, op="linspace", kinds="bif" if steps == 1 else "if")
 
 
 def _spaced(start, end, steps: int, dtype: np.dtype) -> np.ndarray:

@@ -254,7 +254,14 @@ def gen_creation(g: Gen) -> Case:
 
 UNARY_METHODS = ("abs", "neg", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", "isnan",
                  "isfinite", "float", "double", "half", "long", "int", "bool", "clone",
-                 "detach", "contiguous")
+                 "detach", "contiguous",
+                 # ops.UNARY's functions
+                 "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "log2", "log10",
+                 "log1p", "expm1", "exp2", "rsqrt", "reciprocal", "frac", "square", "deg2rad",
+                 "rad2deg")
+# in place, on a clone (the input stays as generated)
+UNARY_IN_PLACE = ("abs_", "neg_", "exp_", "log_", "sqrt_", "sigmoid_", "tanh_", "sin_", "cos_",
+                  "reciprocal_", "rsqrt_", "log1p_", "expm1_", "square_")
 
 
 def gen_unary(g: Gen) -> Case:
@@ -262,8 +269,12 @@ def gen_unary(g: Gen) -> Case:
     kind = g.pick(("normal", "special", "pos", "big", "normal"))
     x = g.tensor(g.shape(g.int(0, 3)), dtype, kind)
     which = g.pick(UNARY_METHODS + ("clamp", "pow", "softmax", "log_softmax", "neg_op", "abs_op",
-                                    "invert", "pos_op", "lib_fn", "to", "type", "clip"))
-    if which == "clamp" or which == "clip":
+                                    "invert", "pos_op", "lib_fn", "to", "type", "clip",
+                                    "in_place", "in_place"))
+    if which == "in_place":
+        which = g.pick(UNARY_IN_PLACE)
+        call = f"{x}.clone().{which}()"
+    elif which == "clamp" or which == "clip":
         lo = g.hostile(g.pick((None, -0.5, 0, -1)))
         hi = g.hostile(g.pick((None, 0.5, 1, 2)))
         call = f"{x}.{which}(min={lo}, max={hi})"
@@ -281,7 +292,8 @@ def gen_unary(g: Gen) -> Case:
         call = f"+{x}"
     elif which == "lib_fn":
         fn = g.pick(("abs", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", "neg", "isnan",
-                     "isfinite", "clone", "numel"))
+                     "isfinite", "clone", "numel", "sin", "cos", "log1p", "rsqrt", "square",
+                     "reciprocal", "frac", "atan"))
         call = f"lib.{fn}({x})"
     elif which == "to":
         target = g.pick(("lib.float64", "lib.int32", "lib.bool", "lib.float16", "lib.float32"))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch as tt
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
+import corrnet as ct
 
 from torch_compare import seeds
 
@@ -292,3 +295,22 @@ def test_pad_bool_and_integer_inputs_every_mode_like_torch(mode, dtype):
     replicate (no PyTorch kernel), as PyTorch; the other integers padded by every mode."""
     x = (np.arange(24).reshape(2, 3, 4) % 3).astype(dtype)
     check_functional("pad", x, (1, 2), mode=mode)
+
+
+@pytest.mark.parametrize("value", [(), (1,), [1.0], "1", None, 1, True, 2.5, np.float32(3),
+                                   float("nan"), float("-inf")])
+def test_pad_value_types_as_torch(value):
+    """value is a number or None: a tuple, list or string is PyTorch's TypeError (an empty
+    tuple crashed in NumPy's broadcast, "1" padded with ones: fuzz, seed 20261210)."""
+    seen = []
+    for library in (tt, ct):
+        try:
+            seen.append(library.nn.functional.pad(library.ones(2, 3), (1, 1), value=value)
+                        .numpy())
+        except Exception as error:  # the refusals are compared by type
+            seen.append(type(error))
+    expected, got = seen
+    if isinstance(expected, type) or isinstance(got, type):
+        assert got is expected, (value, expected, got)
+    else:
+        np.testing.assert_array_equal(got, expected)

@@ -1,6 +1,7 @@
 """linspace against PyTorch: its values computed from both ends as PyTorch's loop computes
 them, its refusals (an endpoint beyond the dtype's range, a bool dtype) and its edge cases
-(0 or 1 steps, infinite endpoints), over hypothesis-drawn endpoints, lengths and dtypes.
+(0 or 1 steps, infinite endpoints), over hypothesis-drawn endpoints, lengths and dtypes;
+and arange computed in pieces.
 
 Found by the differential fuzz (seed 20261206): ``linspace(0, 70000, 3, dtype=float16)``
 gave [0, 35008, inf] where PyTorch refuses the endpoint, and NumPy's formula differed from
@@ -9,6 +10,7 @@ PyTorch's in the last bit of one value in four (``linspace(0, 70000, 4)``'s thir
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import numpy as np
@@ -18,6 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import corrnet as cn
+
+corrnet_tensor = importlib.import_module("corrnet.tensor")   # (corrnet.tensor is the function)
 
 try:  # works both as a package module and with pytest's rootdir/prepend import mode
     from .helpers import oracle_settings
@@ -85,3 +89,16 @@ def test_linspace_endpoints_beyond_the_dtype_are_refused_as_torch(start, end, st
 def test_linspace_overflow_error_names_the_dtype_and_the_value():
     with pytest.raises(RuntimeError, match=r"linspace\(\).*Half.*70000"):
         cn.linspace(0, 70000.0, 3, dtype=cn.float16)
+
+
+@pytest.mark.parametrize("args, dtype", [
+    ((0, 50), "int64"), ((1, 300, 3), "uint8"), ((-7, 40, 2), "int8"), ((0, 5, 0.125), "float32"),
+    ((2.5, -3, -0.25), "float64"), ((0, 30, 0.5), "int32"), ((0.1, 7.3, 0.3), "float16")])
+def test_arange_in_pieces_matches_torch(monkeypatch, args, dtype):
+    """arange computes its values a piece at a time (a huge uint8 range took 8x its size in
+    int64 first: fuzz, seed 20261210): pieces of 7 values give PyTorch's values exactly."""
+    monkeypatch.setattr(corrnet_tensor, "_ARANGE_PIECE", 7)
+    expected = tt.arange(*args, dtype=getattr(tt, dtype)).numpy()
+    got = cn.arange(*args, dtype=getattr(cn, dtype)).numpy()
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)

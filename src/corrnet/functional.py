@@ -12,6 +12,7 @@ Output size along an axis of length L, for a kernel k, stride s, padding p, dila
 
 from __future__ import annotations
 
+import math
 import numbers
 import weakref
 
@@ -32,7 +33,7 @@ from .kernels.windows import (
     pad_array_backward,
     without_idle_strides,
 )
-from .tensor import Tensor, _wrap, as_tensor, result_type
+from .tensor import Tensor, _c_type_name, _wrap, as_tensor, result_type
 
 __all__ = [
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad", "unfold", "fold",
@@ -257,8 +258,28 @@ def pad(input, pad, mode="constant", value=None):
                                    f"shape {tuple(input.shape)}): more than it holds")
     check_allocation(op, "output", (*input.shape[:input.dim() - count], *out_sizes),
                      input.dtype, f"pad={tuple(pad)}")
-    fill = 0 if value is None else value
+    fill = 0
+    if value is not None and any(after > 0 or before > 0 for before, after in pads):
+        fill = _pad_fill(op, value, input.dtype)    # (unused, and unchecked, where none pads)
     return _Pad.apply(input, pads, mode, fill)
+
+
+def _pad_fill(op: str, value, dtype) -> object:
+    """The padding value as PyTorch converts it to the input's dtype where it pads: refused
+    where it does not fit (NaN or a value out of an integer dtype's range, a finite float
+    beyond a floating one's), truncated toward zero for integers, any number for bool."""
+    if dtype == backend.bool_:
+        return bool(value)
+    if dtype.is_floating_point:
+        if math.isfinite(value) and abs(value) > float(np.finfo(dtype.numpy).max):
+            raise RuntimeError(f"{op}: value cannot be converted to type "
+                               f"{_c_type_name(dtype)} without overflow (got value={value})")
+        return value
+    info = np.iinfo(dtype.numpy)
+    if not (math.isfinite(value) and info.min <= value <= info.max):
+        raise RuntimeError(f"{op}: value cannot be converted to type {_c_type_name(dtype)} "
+                           f"without overflow (got value={value})")
+    return int(value)
 
 
 def _check_pad_fits(mode, size, before, after, shape, pad) -> None:

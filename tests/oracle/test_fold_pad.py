@@ -314,3 +314,21 @@ def test_pad_value_types_as_torch(value):
         assert got is expected, (value, expected, got)
     else:
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "uint8", "int8", "int64", "bool"])
+@pytest.mark.parametrize("value", [70000.0, 1e39, -2.0, -2, 300, 2.7, -2.7, 0.5, float("nan"),
+                                   float("inf"), 255, True])
+@pytest.mark.parametrize("pad", [(0, 1), (0, 0), (-1, 0), (-1, 1)])
+def test_pad_value_converted_to_the_dtype_as_torch(dtype, value, pad):
+    """The value is converted to the input's dtype where something is padded, refused where
+    it does not fit (uint8 with -2.0 raised NumPy's OverflowError, even where nothing was
+    padded: the widened strategy above found it)."""
+    seen = []
+    for library in (tt, ct):
+        try:
+            x = library.ones(3, dtype=getattr(library, dtype))
+            seen.append(str(library.nn.functional.pad(x, pad, value=value).tolist()))
+        except Exception as error:  # the refusals are compared by type
+            seen.append(type(error))
+    assert seen[1] == seen[0], (dtype, value, pad, seen)

@@ -310,7 +310,8 @@ class Exp(Function):
     @staticmethod
     def backward(ctx, grad):
         (out,) = ctx.saved_arrays
-        return grad * out
+        with np.errstate(invalid="ignore"):  # (0 * an overflowed inf: NaN, silently)
+            return grad * out
 
     @staticmethod
     def backward_graph(ctx, grad):

@@ -302,7 +302,8 @@ class NativeBatchNorm(Function):
         sum_grad_xhat = np.sum(grad * xhat, axis=axes)  # (C,)
         grad_x = None
         if needs[0]:
-            count = grad.size // grad.shape[1]
+            # (an empty batch, or no channels: nothing to divide)
+            count = max(grad.size // grad.shape[1], 1) if grad.shape[1] else 1
             if ctx.training:  # the batch statistics depend on x too
                 grad_x = (grad - (sum_grad / count).reshape(shape)
                           - xhat * (sum_grad_xhat / count).reshape(shape))

@@ -148,14 +148,19 @@ def working_dtype(dtype, channels: int) -> np.dtype:
 
 
 def supports(x_shape, weight_shape, window: Window2d, groups: int, dtype, pass_name) -> bool:
-    """3x3 kernels, stride 1, dilation 1, float32/float64; every pass."""
+    """3x3 kernels, stride 1, dilation 1, float32/float64; every pass. The output is every
+    position of the window over the padded input (this module computes that many): not so
+    where an idle stride (a single output along an axis, `windows.without_idle_strides`) was
+    replaced by 1 — an 8x8 input padded by 1 with stride (9, 1) has one output row, not 8."""
     dtype = np.dtype(dtype)
     return (pass_name in ("forward", "grad_input", "grad_weight")
             and dtype in (np.float32, np.float64)
             and tuple(weight_shape[2:]) == (KERNEL, KERNEL)
             and tuple(window.kernel) == (KERNEL, KERNEL)
             and tuple(window.stride) == (1, 1)
-            and tuple(window.dilation) == (1, 1))
+            and tuple(window.dilation) == (1, 1)
+            and window.out_height == window.padded_height - KERNEL + 1
+            and window.out_width == window.padded_width - KERNEL + 1)
 
 
 def forward(x, weight, bias, window: Window2d, groups: int, budget=DEFAULT_BUDGET):

@@ -538,8 +538,9 @@ class Clamp(Function):
 
 
 class Extremum(Function):
-    """Elementwise maximum (or minimum); at ties each input gets half the gradient (as
-    PyTorch)."""
+    """Elementwise maximum (or minimum); at ties each input gets half the gradient, and where
+    either is NaN (the result NaN) each gets all of it (as PyTorch: an input's gradient is
+    zeroed only where the other one wins)."""
 
     tensor_arguments = 2
 
@@ -552,9 +553,9 @@ class Extremum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved_arrays
-        a_wins = (a < b) if ctx.use_min else (a > b)
-        share_a = a_wins + 0.5 * (a == b)
-        return grad * share_a, grad * (1 - share_a)
+        b_wins, a_wins = ((a > b), (a < b)) if ctx.use_min else ((a < b), (a > b))
+        share = np.where(a == b, 0.5, 1.0)       # (a NaN: no tie, and neither wins)
+        return grad * np.where(b_wins, 0.0, share), grad * np.where(a_wins, 0.0, share)
 
     @staticmethod
     def backward_graph(ctx, grad):

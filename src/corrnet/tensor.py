@@ -3360,6 +3360,10 @@ def _check_matrix_dtypes(a, b, name):
     if a.dtype != b.dtype:
         raise RuntimeError(f"{name}: expected both operands to have the same dtype, but got "
                            f"{a.dtype} for input and {b.dtype} for other")
+    if a.dtype is backend.bool_:   # (PyTorch has no bool kernel for dot, addmv or addmm)
+        raise NotImplementedError(f"{name}: not implemented for bool operands (shapes "
+                                  f"{tuple(a.shape)} and {tuple(b.shape)}); convert them with "
+                                  ".int() or .float() first")
 
 
 def _check_tensor_argument(function, name, position, value):
@@ -3529,6 +3533,14 @@ def einsum(equation, *operands):
                                    f"which does not broadcast with previously seen size {seen}")
             if c not in sizes or seen == 1:
                 sizes[c] = n
+    if dtype is backend.bool_ and set("".join(subscripts)) - set(output):
+        # bool and a sum over some label: PyTorch has no bool kernel for a contraction of
+        # two operands, and counts a single operand's sum in int64 ("ii": a trace)
+        if len(operands) > 1:
+            raise NotImplementedError(f"einsum(): {equation!r} sums over a label of bool "
+                                      "operands, which PyTorch's bmm has no kernel for; "
+                                      "convert them with .int() or .float() first")
+        operands = (operands[0].long(),)
     expanded, expanded_terms = [], []
     for term, operand in zip(subscripts, operands, strict=True):
         target = tuple(sizes[c] for c in term)

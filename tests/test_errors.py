@@ -318,3 +318,14 @@ def test_tensor_from_ragged_nested_list():
 def test_tensor_from_non_numbers(data):
     with pytest.raises(TypeError, match=r"tensor\(\): data must hold numbers or bools"):
         torch.tensor(data)
+
+
+def test_empty_convolution_with_an_unindexable_output_is_a_clear_error():
+    """No input channels and padding 2**31: the output is empty, but NumPy cannot make an
+    array of shape (1, 0, 1431655765, 4294967296) (PyTorch can): a RuntimeError naming the
+    shape, not NumPy's "array is too big" ValueError (fuzz, seed 20261209)."""
+    with pytest.raises(RuntimeError) as excinfo:
+        F.conv2d(torch.zeros(1, 0, 3, 2), torch.zeros(2, 0, 3, 2), stride=(3, 1),
+                 padding=2147483648, dilation=(3, 2))
+    assert_clear(excinfo, names=("convolution", "padding"),
+                 shapes=[(1, 0, 1431655765, 4294967296)])

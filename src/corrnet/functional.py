@@ -439,7 +439,13 @@ class _Empty(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, shape, bias_only=False):
         ctx.arrays, ctx.bias_only = (x, weight, bias), bias_only
-        out = np.zeros(shape, dtype=x.dtype, like=_like(x))
+        try:
+            out = np.zeros(shape, dtype=x.dtype, like=_like(x))
+        except ValueError:   # NumPy's "array is too big": its other dimensions overflow int64
+            raise RuntimeError(f"convolution: the output would have shape {tuple(shape)}: "
+                               "even with no elements, NumPy cannot make an array whose other "
+                               "dimensions multiply beyond int64 (PyTorch can); check the "
+                               "stride, padding and dilation") from None
         if bias_only and bias is not None:  # (filled in place: the output may be huge)
             out[...] = bias.reshape(1, -1, 1, 1)
         return out

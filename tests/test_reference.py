@@ -302,12 +302,14 @@ def test_compiled_batch_last_unrolling_matches_numpy(kh, kw, stride, dilation, p
 
 @SETTINGS
 @given(st.integers(1, 3), st.integers(1, 2), st.integers(0, 2), st.integers(1, 3),
-       st.integers(3, 9), st.integers(1, 6), st.data(), DTYPES, seeds)
+       st.integers(3, 9), st.integers(1, 6) | st.sampled_from([16, 17, 31, 33]), st.data(),
+       DTYPES, seeds)
 def test_compiled_batch_last_band_matches_numpy(k, stride, padding, channels, size, batch,
                                                 data, dtype, seed):
     """The padded band of input rows with the batch innermost (kernels.conv._padded_band):
     the compiled transposing copy equals NumPy's strided copy bit for bit, for every band of
-    output rows (bands at the top and bottom read padding rows)."""
+    output rows (bands at the top and bottom read padding rows); batches of 16 and more take
+    its blocks of TRANSPOSE_ROWS images, and their remainder."""
     from corrnet.kernels import conv as conv_kernels
     from corrnet.kernels import jit
     from corrnet.kernels.windows import make_window
@@ -327,3 +329,26 @@ def test_compiled_batch_last_band_matches_numpy(k, stride, padding, channels, si
             bands[compiled] = conv_kernels._padded_band(x, window, slice(first, last), True)
     np.testing.assert_array_equal(bands[True], bands[False])
     assert bands[True].shape == bands[False].shape
+
+
+@SETTINGS
+@given(st.integers(0, 70), st.integers(0, 40), DTYPES, st.data(), seeds)
+def test_compiled_transpose_matches_numpy(rows, columns, dtype, data, seed):
+    """kernels.conv.transpose_into (the batch-innermost layouts' copies): the compiled blocked
+    kernel on corrnet's threads equals NumPy's transposing copy bit for bit, for any shape
+    (blocks of TRANSPOSE_ROWS rows and a remainder; large ones are split among threads)."""
+    from corrnet.kernels import conv as conv_kernels
+    from corrnet.kernels import jit
+
+    if not jit.AVAILABLE:
+        pytest.skip("numba is not installed")
+    rows *= data.draw(st.sampled_from([1, 1, 60, 120]))   # (sometimes over MIN_PARALLEL_SIZE)
+    source = np.random.default_rng(seed).standard_normal((rows, columns)).astype(dtype)
+    results = {}
+    for compiled in (True, False):
+        dest = np.full((columns, rows), np.nan, dtype)
+        with jit.use_compiled(compiled):
+            conv_kernels.transpose_into(source, dest)
+        results[compiled] = dest
+    np.testing.assert_array_equal(results[True], results[False])
+    np.testing.assert_array_equal(results[False], source.T)

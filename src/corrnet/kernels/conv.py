@@ -197,11 +197,51 @@ def unrolled(x: np.ndarray, window: Window2d, groups: int) -> np.ndarray:
     return col.reshape(groups, (c // groups) * window.kernel[0] * window.kernel[1], -1)
 
 
+# the source rows `_transpose_kernel` copies at a time: each column of such a block is one run
+# of this many numbers in the destination (16 float32: a cache line)
+TRANSPOSE_ROWS = 16
+
+
+@jit()
+def _transpose_kernel(source, dest, first, end):
+    """dest[j, i] = source[i, j] for the source rows i in [first, end), TRANSPOSE_ROWS rows at
+    a time: each column j of a block goes into dest's row j as one run of consecutive
+    numbers, where a plain transposing copy writes one number per cache line."""
+    columns = source.shape[1]
+    block_end = first + (end - first) // TRANSPOSE_ROWS * TRANSPOSE_ROWS
+    for top in range(first, block_end, TRANSPOSE_ROWS):
+        for j in range(columns):
+            row = dest[j]
+            for i in range(TRANSPOSE_ROWS):
+                row[top + i] = source[top + i, j]
+    for i in range(block_end, end):
+        for j in range(columns):
+            dest[j, i] = source[i, j]
+
+
+def transpose_into(source: np.ndarray, dest: np.ndarray) -> None:
+    """dest (B, A) = source (A, B).T, both C-contiguous: the batch-innermost layouts' copies
+    (`_to_rows`, `forward`'s output). With the compiled kernels, `_transpose_kernel` on
+    corrnet's threads, pieces of source rows each (NumPy's copy of ResNet-18's 64 -> 128
+    stride-2 output, (128*144, 64) -> (64, 128*144): 7 ms; the kernel 1.2 ms on one thread);
+    else NumPy's copy. A plain reference: ``dest[...] = source.T``."""
+    if runs_compiled(source.dtype) and source.flags.c_contiguous and dest.flags.c_contiguous:
+        run_pieces(lambda first, end: _transpose_kernel(source, dest, first, end),
+                   source.shape[0], source.size)
+    else:
+        np.copyto(dest, source.T)
+
+
 def _to_rows(images: np.ndarray, groups: int, window: Window2d) -> np.ndarray:
     """(N, C_out, H_out, W_out) -> (G, C_out/G, N*L), columns in the order of `unrolled`."""
     n, c_out = images.shape[:2]
-    order = (1, 2, 3, 0) if batch_innermost(n, window) else (1, 0, 2, 3)
-    return np.ascontiguousarray(images.transpose(order)).reshape(groups, c_out // groups, -1)
+    if batch_innermost(n, window):
+        # (C_out*L, N) = (N, C_out*L).T
+        rows = np.empty((c_out * window.out_height * window.out_width, n), images.dtype)
+        transpose_into(np.ascontiguousarray(images).reshape(n, -1), rows)
+        return rows.reshape(groups, c_out // groups, -1)
+    return np.ascontiguousarray(images.transpose(1, 0, 2, 3)).reshape(
+        groups, c_out // groups, -1)
 
 
 def _rows_as_images(rows: np.ndarray, n: int, window: Window2d) -> np.ndarray:
@@ -600,12 +640,20 @@ def _padded_band(x: np.ndarray, window: Window2d, out_rows: slice, batch_last: b
 def _batch_last_band_kernel(x, band, low, high, shift, left):
     """band[c, row + shift, column + left, n] = x[c, n, row, column] for the image rows low
     ... high - 1 (x viewed as (C, n, H, W), band (C, rows, Wp, n), its padding already zero).
-    Each image's channel is read in order, its cells written n apart into the channel's part
-    of the band, which stays in the cache (NumPy's strided copy of the same: 7.7 ms for
-    (64, 64, 24, 24))."""
+    TRANSPOSE_ROWS images at a time: each cell of their rows goes into the band as one run
+    of consecutive numbers, where one image at a time writes one number per cache line
+    (NumPy's strided copy of the same: 7.7 ms for (64, 64, 24, 24))."""
     channels, batch, _, width = x.shape
+    block_end = batch // TRANSPOSE_ROWS * TRANSPOSE_ROWS
     for c in range(channels):
-        for n in range(batch):
+        for first in range(0, block_end, TRANSPOSE_ROWS):
+            for row in range(low, high):
+                into = band[c, row + shift]
+                for column in range(width):
+                    cell = into[column + left]
+                    for n in range(TRANSPOSE_ROWS):
+                        cell[first + n] = x[c, first + n, row, column]
+        for n in range(block_end, batch):
             for row in range(low, high):
                 into = band[c, row + shift]
                 taken = x[c, n, row]
@@ -705,7 +753,12 @@ def forward(x, weight, bias, window: Window2d, groups: int, budget: int) -> np.n
         # (G, C_out/G, n*L') = (G, C_out/G, K) @ (G, K, n*L')
         products = np.matmul(weight_rows, col)
         del col
-        out[images, :, rows] = _rows_as_images(products, images.stop - images.start, band)
+        count = images.stop - images.start
+        if batch_innermost(count, band) and rows.stop - rows.start == window.out_height:
+            # (n, C_out*L) = (C_out*L, n).T, straight into the chunk's whole images
+            transpose_into(products.reshape(-1, count), out[images].reshape(count, -1))
+        else:
+            out[images, :, rows] = _rows_as_images(products, count, band)
         del products
     if bias is not None:
         out += bias.reshape(1, c_out, 1, 1)

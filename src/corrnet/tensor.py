@@ -1604,8 +1604,8 @@ class Tensor:
         if not self.dtype.is_floating_point:
             raise RuntimeError(f"{name}(): expected a floating point input, got {self.dtype}; "
                                "convert it with .float()")
-        if correction is not None and (
-                not isinstance(correction, numbers.Real) or isinstance(correction, bool)):
+        if correction is not None and not isinstance(correction, numbers.Real):
+            # (a bool is a number there: correction=True is 1, as PyTorch)
             raise TypeError(f"{name}(): argument 'correction' must be Number, not "
                             f"{_args.type_name(correction)}")
         correction = (1 if unbiased else 0) if correction is None else correction

@@ -215,6 +215,9 @@ def test_issue11_reductions_of_empty_tensors_as_torch(call):
     lambda m: m.zeros(3, dtype=m.bool).argmin(0), lambda m: m.zeros(3, dtype=m.bool).max(0),
     lambda m: m.zeros(3, dtype=m.int64).norm(), lambda m: m.ones(3, 3).prod(dim=True),
     lambda m: m.ones(3, 3).sum(dim=True), lambda m: m.ones(3, 3).std(dim=True, correction=1),
+    # (a bool correction is a number: fuzz, seed 20261214)
+    lambda m: m.tensor([1., 2., 4.]).std(correction=True),
+    lambda m: m.tensor([1., 2., 4.]).var(0, correction=False),
     lambda m: m.ones(3, 3).std(True), lambda m: m.ones(3, 3).argmax(0, keepdim="2"),
     lambda m: m.ones(3, 3).argmax(0, keepdim=1), lambda m: m.ones(3, 3).any(0, keepdim=None),
     lambda m: m.ones(3, 3, requires_grad=True).prod(dtype=m.int64),

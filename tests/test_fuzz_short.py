@@ -83,6 +83,22 @@ def test_fuzz_oracle_defect_rules_are_narrow():
               "result = {'out': x1.matmul(x2)}\n")
     assert verdict("matmul.matmul", matmul)["sub"].startswith("oracle defect")
     assert verdict("reduce.sum", matmul)["class"] == "wrong"
+    # a max-pool window of padding only (length 2, padding 1, dilation 3): PyTorch's backward
+    # adds its gradient past the channel's plane (into the next channel, or past the tensor:
+    # so the rule is checked on the code alone, without running PyTorch on it)
+    pool = ("x1 = lib.tensor(arr((1, 3, 2), 'float64', 'ties', 2028860031), "
+            "requires_grad=True)\n"
+            "out = F.max_pool1d(x1, kernel_size=2, stride=1, padding=1, dilation=3)\n")
+    grad_differs = ("grad", "grad x1: 2 of 6 differ")
+    assert worker._pool_window_in_padding(Case(0, 0, "F.max_pool1d", pool), grad_differs)
+    assert not worker._pool_window_in_padding(Case(0, 0, "F.avg_pool1d", pool), grad_differs)
+    assert not worker._pool_window_in_padding(Case(0, 0, "F.max_pool1d", pool),
+                                              ("value", "out: 1 of 3 differ"))
+    inside = pool.replace("dilation=3", "dilation=1")    # every window meets the input
+    assert not worker._pool_window_in_padding(Case(0, 0, "F.max_pool1d", inside), grad_differs)
+    module = ("x1 = lib.tensor(arr((2, 3, 1, 12), 'float32', 'normal', 1), requires_grad=True)\n"
+              "m = nn.MaxPool2d(kernel_size=(2, 3), padding=1, dilation=(2, 1))\n")
+    assert worker._pool_window_in_padding(Case(0, 0, "nn.MaxPool2d", module), grad_differs)
 
 
 def test_fuzz_float16_convolution_rule_follows_the_cpu(monkeypatch):

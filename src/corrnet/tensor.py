@@ -1287,13 +1287,15 @@ class Tensor:
             raise RuntimeError("clamp(): at least one of 'min' or 'max' must not be None")
         if isinstance(min, Tensor) or isinstance(max, Tensor):
             return self._clamp_tensors(min, max)
+        if self.dtype.is_floating_point:   # (an int bound in [2**63, 2**64): its value)
+            min, max = (_uint64_scalar(self, v, True) for v in (min, max))
         low, high = min, max
         given = [_as_operand(v, name) for v, name in ((low, "min"), (high, "max"))
                  if v is not None]
         dtype = result_type(self, *given)
         for v in given:
-            if dtype.is_floating_point and math.isfinite(v) and abs(v) > np.finfo(
-                    dtype.numpy).max:
+            if dtype.is_floating_point and math.isfinite(v) and abs(v) > float(np.finfo(
+                    dtype.numpy).max):
                 raise RuntimeError(f"clamp(): value cannot be converted to type "
                                    f"{_c_type_name(dtype)} without overflow (bound {v})")
             if dtype.category == backend.INT:
@@ -2430,7 +2432,12 @@ def _true_div_dtype(a, b):
 
 def _division_operands(a, b, name, symbol, kernel):
     """`a` and `b` of ``a // b`` or ``a % b`` promoted to their common dtype; integer division
-    by zero is refused as PyTorch refuses it."""
+    by zero is refused as PyTorch refuses it (a Python int in [2**63, 2**64): `_uint64_scalar`,
+    by the tensor's dtype)."""
+    tensor = a if isinstance(a, Tensor) else b
+    if isinstance(tensor, Tensor):
+        floating = tensor.dtype.is_floating_point
+        a, b = (_uint64_scalar(tensor, v, floating) for v in (a, b))
     a, b = _as_operand(a, "input"), _as_operand(b, "other")
     _broadcast_check(a, b, name)
     dtype = result_type(a, b)
@@ -2459,7 +2466,11 @@ def _remainder(a, b):
 
 def _bitwise(ufunc, name, a, b):
     """``a & b`` / ``|`` / ``^`` on bool and integer tensors (no gradient), after PyTorch's
-    type promotion; floating operands are refused as PyTorch refuses them."""
+    type promotion; floating operands are refused as PyTorch refuses them (a Python int in
+    [2**63, 2**64): its low bits, `_uint64_scalar`)."""
+    tensor = a if isinstance(a, Tensor) else b
+    if isinstance(tensor, Tensor):   # (a float tensor: then refused below, as PyTorch)
+        a, b = (_uint64_scalar(tensor, v, tensor.dtype.is_floating_point) for v in (a, b))
     a, b = _as_operand(a, "input"), _as_operand(b, "other")
     _broadcast_check(a, b, name)
     dtype = result_type(a, b)

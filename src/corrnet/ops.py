@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
+import types
 
 import numpy as np
 
@@ -398,33 +400,14 @@ class Tanh(Function):
         return grad * (1 - out * out)
 
 
-class _TensorMath:
-    """The functions the derivatives in `UNARY` call, on Tensors (recorded: a gradient built
-    from them is differentiable again)."""
-
-    @staticmethod
-    def sin(t):
-        return t.sin()
-
-    @staticmethod
-    def cos(t):
-        return t.cos()
-
-    @staticmethod
-    def sinh(t):
-        return t.sinh()
-
-    @staticmethod
-    def cosh(t):
-        return t.cosh()
-
-    @staticmethod
-    def sqrt(t):
-        return t.sqrt()
+# The functions the derivatives in `UNARY` call, on Tensors (recorded: a gradient built from
+# them is differentiable again): m.cos(t) is t.cos()
+_TENSOR_MATH = types.SimpleNamespace(**{name: operator.methodcaller(name)
+                                        for name in ("sin", "cos", "sinh", "cosh", "sqrt")})
 
 
 # The elementwise functions of one tensor that `Unary` computes: name -> (NumPy's function,
-# its derivative as d(m, a, out) with m NumPy or `_TensorMath`, a the input, out the result,
+# its derivative as d(m, a, out) with m NumPy or `_TENSOR_MATH`, a the input, out the result,
 # written as PyTorch's derivatives.yaml writes it, in terms of the result where it does)
 UNARY = {
     "sin": (np.sin, lambda m, a, out: m.cos(a)),
@@ -482,7 +465,7 @@ class Unary(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         a, out = ctx.saved_tensors
-        return grad * UNARY[ctx.name][1](_TensorMath, a, out)
+        return grad * UNARY[ctx.name][1](_TENSOR_MATH, a, out)
 
     @staticmethod
     def grad_fn_name(ctx):

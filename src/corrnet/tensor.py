@@ -1206,50 +1206,48 @@ class Tensor:
 
     # in place: out of place, then written back (`_inplace_op`); an integer tensor refuses a
     # floating result, as PyTorch
-    def _unary_(self, method):
-        return self._inplace_op(method)
 
     def abs_(self):
-        return self._unary_(Tensor.abs)
+        return self._inplace_op(Tensor.abs)
 
     def neg_(self):
-        return self._unary_(Tensor.neg)
+        return self._inplace_op(Tensor.neg)
 
     def exp_(self):
-        return self._unary_(Tensor.exp)
+        return self._inplace_op(Tensor.exp)
 
     def log_(self):
-        return self._unary_(Tensor.log)
+        return self._inplace_op(Tensor.log)
 
     def sqrt_(self):
-        return self._unary_(Tensor.sqrt)
+        return self._inplace_op(Tensor.sqrt)
 
     def sigmoid_(self):
-        return self._unary_(Tensor.sigmoid)
+        return self._inplace_op(Tensor.sigmoid)
 
     def tanh_(self):
-        return self._unary_(Tensor.tanh)
+        return self._inplace_op(Tensor.tanh)
 
     def sin_(self):
-        return self._unary_(Tensor.sin)
+        return self._inplace_op(Tensor.sin)
 
     def cos_(self):
-        return self._unary_(Tensor.cos)
+        return self._inplace_op(Tensor.cos)
 
     def reciprocal_(self):
-        return self._unary_(Tensor.reciprocal)
+        return self._inplace_op(Tensor.reciprocal)
 
     def rsqrt_(self):
-        return self._unary_(Tensor.rsqrt)
+        return self._inplace_op(Tensor.rsqrt)
 
     def log1p_(self):
-        return self._unary_(Tensor.log1p)
+        return self._inplace_op(Tensor.log1p)
 
     def expm1_(self):
-        return self._unary_(Tensor.expm1)
+        return self._inplace_op(Tensor.expm1)
 
     def square_(self):
-        return self._unary_(Tensor.square)
+        return self._inplace_op(Tensor.square)
 
     def pow_(self, exponent):
         return self._inplace_op(Tensor.__pow__, exponent)

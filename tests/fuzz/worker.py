@@ -362,8 +362,8 @@ def _some_window_in_padding(case: Case) -> bool:
 
     def pair(value, default):
         value = default if value is None else value
-        return tuple(value) * (dims if len(tuple(value)) == 1 else 1) if isinstance(
-            value, (tuple, list)) else (value,) * dims
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        return values * dims if len(values) == 1 else values
 
     kernel = pair(arguments["kernel_size"], 1)
     stride = pair(arguments.get("stride") or arguments["kernel_size"], 1)

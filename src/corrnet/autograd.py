@@ -50,6 +50,12 @@ A Function with neither raises a RuntimeError naming it under create_graph: neve
 detached gradient. A new op's double backward is tested against PyTorch with
 ``assert_double_backward`` (tests/oracle/test_issue12_double_backward_oracle.py).
 
+Non-finite numbers are values, not events: as in PyTorch, an op whose result holds NaN or
+inf (0 * inf, a float16 overflow, a NaN through a matrix product) returns it without a
+warning. `Function.apply` runs each forward, and the engine each backward pass, under
+``np.errstate(all="ignore")``, so that NumPy's floating-point warnings never
+reach the user from inside an op.
+
 `grad(outputs, inputs)` runs the same engine with `capture`: only the nodes that lead to an
 input run, and the gradient reaching each input's node is returned instead of accumulated.
 `Function.grad_fn_name` is the name PyTorch prints for the node
@@ -399,7 +405,8 @@ class Function:
         if recording:  # forward may save only what the wanted gradients need
             ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         try:
-            out_array = cls.forward(ctx, *arrays)
+            with np.errstate(all="ignore"):  # NaN and inf silently, as PyTorch (see the top)
+                out_array = cls.forward(ctx, *arrays)
         except MemoryError as exc:  # PyTorch's allocator raises RuntimeError, and names the op
             shapes = [tuple(a.shape) for a in arrays if hasattr(a, "shape")]
             raise RuntimeError(f"{cls.__name__.lstrip('_')}: not enough memory for the result "
@@ -626,7 +633,8 @@ def _run_backward(roots, retain_graph: bool, create_graph: bool = False, capture
     for node, grad in roots:
         pending[node] = grad if node not in pending else pending[node] + grad
     ready = [node for node in pending if dependencies.get(node, 0) == 0]
-    with set_grad_enabled(create_graph):  # the backward is recorded only with create_graph
+    # (recorded only with create_graph; NaN and inf silently, as PyTorch: see the top)
+    with set_grad_enabled(create_graph), np.errstate(all="ignore"):
         while ready:
             node = ready.pop()
             grad = pending.pop(node, None)

@@ -2935,7 +2935,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
             )
         if dtype is None and not _contains_arrays(data):
             if array.dtype.kind == "f" or (array.size == 0 and array.dtype == np.float64):
-                array = array.astype(backend.get_default_dtype().numpy)
+                with np.errstate(over="ignore"):   # beyond float32's range: inf, as PyTorch
+                    array = array.astype(backend.get_default_dtype().numpy)
             elif array.dtype.kind in "iu":
                 array = array.astype(np.int64)
     if dtype is not None:
@@ -2947,7 +2948,8 @@ def tensor(data, dtype=None, device=None, requires_grad=False) -> Tensor:
             _check_int_range(array, target, "tensor")
             if not target.is_signed and array.dtype.kind == "f" and array.min() < 0:
                 array = _wrap_negative_ints(data, array, target)
-        array = array.astype(target.numpy)
+        with np.errstate(over="ignore"):   # beyond a float dtype's range: inf, as PyTorch
+            array = array.astype(target.numpy)
     from_numpy_dtype(array.dtype)  # refuse unsupported dtypes (strings, complex...)
     t = _place(_wrap(array), device)
     if requires_grad:
@@ -3179,7 +3181,8 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
             index = np.arange(first, min(length, first + _ARANGE_PIECE), dtype=np.int64)
             values = (int(low) + index * int(stride) if integral
                       else low + index.astype(np.float64) * stride)
-            out[first:first + index.size] = values.astype(np_dtype)
+            with np.errstate(over="ignore"):   # beyond the dtype's range: inf, as PyTorch
+                out[first:first + index.size] = values.astype(np_dtype)
         return out
 
     return _make(((length,),), None, target, default, fill, requires_grad, device,

@@ -795,13 +795,16 @@ def grad_input(grad_out, weight, window: Window2d, groups: int, x_shape, budget:
         band_grad = col2im(grad_col, band, (count, c_in, band.height, band.width), batch_last)
         del grad_col
         first, last = _band_span(window, rows)
-        low, high = max(first - top, 0), min(last - top, height)
-        image_part = band_grad[:, :, low + top - first:high + top - first, left:left + width]
-        if whole_images:
-            grad_x[images, :, low:high] = image_part
-        else:
-            grad_x[images, :, low:high] += image_part
-        del band_grad, image_part
+        low, high = max(first - top, 0), min(last - top, height)      # the image rows in it
+        if low < high:   # (none where the band's windows read only the padding)
+            image_part = band_grad[:, :, low + top - first:high + top - first,
+                                   left:left + width]
+            if whole_images:
+                grad_x[images, :, low:high] = image_part
+            else:
+                grad_x[images, :, low:high] += image_part
+            del image_part
+        del band_grad
     return grad_x
 
 

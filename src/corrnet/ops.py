@@ -1012,6 +1012,13 @@ class Norm(Function):
     grad_fn_name = "LinalgVectorNormBackward0"
 
 
+def _dof(count: int, correction: float) -> float:
+    """The variance's divisor in the forward pass, count - correction, or 0 where that is not
+    positive (a NaN correction too: PyTorch's max(0, count - correction) keeps the 0)."""
+    dof = count - correction
+    return dof if dof > 0 else 0
+
+
 class Variance(Function):
     """var (or, with `root`, std) over `axes` with `correction`: sum((a - mean)**2) / (n -
     correction), accumulated in float64 (as PyTorch), so that a float32 std of |a| ~ 1e19 or
@@ -1027,8 +1034,8 @@ class Variance(Function):
                 else np.full((1,) * a.ndim, np.nan, like=_like(a)))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             centred = acc - mean
-            var = np.sum(centred * centred, axis=axes, keepdims=keepdim) / max(
-                count - correction, 0)
+            var = np.sum(centred * centred, axis=axes, keepdims=keepdim) / _dof(count,
+                                                                                 correction)
             out = _as_array(np.sqrt(var) if root else var).astype(a.dtype)
         ctx.save_for_backward(a, out)
         ctx.mean = mean.astype(a.dtype)
@@ -1039,6 +1046,7 @@ class Variance(Function):
     @staticmethod
     def backward(ctx, grad):
         a, out = ctx.saved_arrays
+        # (count - correction itself: a NaN correction gives NaN gradients, as PyTorch)
         dof, mean = ctx.count - ctx.correction, ctx.mean
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if ctx.root:  # std: d sqrt(v) = dv / (2 std), and 0 where std is 0

@@ -1872,6 +1872,15 @@ class Tensor:
                                                          axis=axis)
         return topk_result(self._take_along(ops.Topk, indices, axis), _wrap(indices))
 
+    def where(self, condition, other):
+        """``corrnet.where(condition, self, other)``: this tensor's elements where `condition`
+        holds, else `other`'s.
+
+        >>> corrnet.tensor([1., 2., 3.]).where(corrnet.tensor([True, False, True]), 0.5)
+        tensor([1.0000, 0.5000, 3.0000])
+        """
+        return where(condition, self, other)
+
     def masked_fill(self, mask, value):
         """A copy with `value` (a number or a 0-d tensor) where the bool `mask` (broadcast
         with the tensor) holds; a tensor `value` gets the gradient of the filled places.
@@ -3354,6 +3363,11 @@ def where(condition, input=None, other=None):
     if input is None and other is None:
         data = condition._data.reshape(1) if condition.dim() == 0 else condition._data
         return tuple(_wrap(i.astype(np.int64)) for i in np.nonzero(data))
+    # (a Python int between 2**63 and 2**64 beside a floating tensor: its value, as PyTorch)
+    if isinstance(input, Tensor) and input.dtype.is_floating_point:
+        other = _uint64_scalar(input, other, floating_result=True)
+    if isinstance(other, Tensor) and other.dtype.is_floating_point:
+        input = _uint64_scalar(other, input, floating_result=True)
     a, b = _as_operand(input, "input"), _as_operand(other, "other")
     dtype = result_type(a, b)
     try:

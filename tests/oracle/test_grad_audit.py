@@ -424,6 +424,8 @@ GRAD: dict[str, list[Case]] = {
     "corrnet.stack": [C(lambda m, F, x, y: m.stack([x, y], 1), (3, 4), (3, 4))],
     "corrnet.where": [C(lambda m, F, x, y: m.where(x > 0, x, y), (3, 4), (4,)),
                       C(lambda m, F, x: m.where(x > 0, x, 0.5), (3, 4))],
+    "Tensor.where": [C(lambda m, F, x, y: x.where(x > 0, y), (3, 4), (4,)),
+                     C(lambda m, F, x: x.where(x < 0, 2.0), (3, 4))],
     # nn.functional
     "F.linear": [C(lambda m, F, x, w, b: F.linear(x, w, b), (2, 3, 4), (5, 4), (5,)),
                  C(lambda m, F, x, w: F.linear(x, w), (3, 4), (4,))],

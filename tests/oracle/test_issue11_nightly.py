@@ -98,10 +98,13 @@ def test_issue11_inplace_float16_grad_matches_torch_exactly():
                                 "a ** v", "a.div(v)", "a.eq(v)", "a.pow(v)", "a.ge(v)",
                                 # (bitwise, // and % and clamp too: seeds 20261213-14)
                                 "a ^ v", "v & a", "a | v", "a // v", "v // a", "a % v",
-                                "v % a", "a.clamp(max=v)", "a.clamp(min=v)"])
+                                "v % a", "a.clamp(max=v)", "a.clamp(min=v)",
+                                # (and where: seed 20261215)
+                                "lib.where(m, a, v)", "lib.where(m, v, a)", "a.where(m, v)"])
 def test_issue11_python_int_beyond_int64_as_torch(dtype, value, op):
     outcomes = _both(lambda lib: eval(op, {"a": lib.ones(2, dtype=getattr(lib, dtype)),
-                                           "v": value}))
+                                           "v": value, "lib": lib,
+                                           "m": lib.tensor([True, False])}))
     assert [kind for kind, _ in outcomes].count("raised") in (0, 2), outcomes
     if outcomes[0][0] == "ok":
         expected, got = outcomes[0][1], outcomes[1][1]

@@ -880,7 +880,11 @@ class Tensor:
         return self.fill_(0)
 
     def copy_(self, src) -> Tensor:
-        src = src if isinstance(src, Tensor) else _wrap(_fill_array(src, self.dtype, "copy_"))
+        """Copy `src` (a Tensor, or a Python number) into this tensor, broadcast to its shape
+        and cast to its dtype. A number is copied as PyTorch copies it, as a 0-d tensor
+        (`_copy_source`) cast like any other: ``zeros(2, dtype=float16).copy_(1e10)`` is inf
+        and ``zeros(2, dtype=uint8).copy_(300)`` is 44 (where fill_ refuses both)."""
+        src = src if isinstance(src, Tensor) else _wrap(_copy_source(src, self.dtype))
         if not (isinstance(src._data, np.ndarray) and isinstance(self._data, np.ndarray)) and (
                 src.device != self.device):
             src = src.to(self.device)  # copy_ crosses devices, as PyTorch's
@@ -890,7 +894,10 @@ class Tensor:
             raise RuntimeError(f"copy_: src of shape {tuple(src.shape)} does not broadcast to "
                                f"the destination's shape {tuple(self.shape)}") from err
         if not self.dtype.is_floating_point:
-            return self._overwrite(_wrap(expanded._data.astype(self._data.dtype)))
+            # (NaN and floats beyond the integer dtype's range: the CPU's conversion, as
+            # PyTorch's, silently)
+            with np.errstate(invalid="ignore", over="ignore"):
+                return self._overwrite(_wrap(expanded._data.astype(self._data.dtype)))
         return self._overwrite(expanded._cast(self.dtype))
 
     def normal_(self, mean=0.0, std=1.0, *, generator=None) -> Tensor:
@@ -2304,6 +2311,23 @@ def _fill_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
                                f"{_c_type_name(dtype)} without overflow (got {value})")
         return np.asarray(number, dtype=dtype.numpy)
     return _scalar_array(value, dtype, op)
+
+
+def _copy_source(value, dtype: backend.dtype) -> np.ndarray:
+    """A Python number for copy_ as PyTorch wraps it: a 0-d array of float64 (a float), int64
+    (an int) or bool, which copy_ then casts like any source tensor. An int between 2**63 and
+    2**64 is PyTorch's uint64: its value for a floating `dtype`, else its low bits (never 0).
+    Not a number, or an int beyond that: refused (`_scalar_array`)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return np.asarray(value)
+    if isinstance(value, int) and _args.INT64_MAX < value < 2**64:
+        return (np.asarray(float(value)) if dtype.is_floating_point
+                else np.asarray(value - 2**64, dtype=np.int64))
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return np.asarray(float(value), dtype=np.float64)
+    return _scalar_array(value, backend.int64, "copy_")
 
 
 def _check_int_range(array: np.ndarray, dtype: backend.dtype, op: str) -> None:

@@ -113,6 +113,26 @@ def test_issue11_python_int_beyond_int64_as_torch(dtype, value, op):
         np.testing.assert_array_equal(np.array(got.tolist()), np.array(expected.tolist()))
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int64", "int32", "int16",
+                                   "int8", "uint8", "bool"])
+@pytest.mark.parametrize("value", [2.7, -2.7, 300.7, -1.5, 1e10, 1e30, 1e300, float("nan"),
+                                   float("inf"), -1, 200, 300, 2**40, 2**63, 2**64 - 1, 2**70,
+                                   True, np.float32(1e10), np.int64(-3)])
+def test_copy_of_a_python_number_as_torch(dtype, value):
+    """copy_ of a number is the copy of a 0-d tensor of it (float64, int64 or bool), cast as
+    any source tensor is: beyond the destination's range, inf or the wrapped integer, not
+    fill_'s refusal (it refused them: fuzz, seed 20261215)."""
+    def copied(lib):
+        return lib.zeros(2, dtype=getattr(lib, dtype)).copy_(value)
+
+    outcomes = _both(copied)
+    assert [kind for kind, _ in outcomes].count("raised") in (0, 2), outcomes
+    if outcomes[0][0] == "ok":
+        expected, got = outcomes[0][1], outcomes[1][1]
+        assert str(got.dtype) == str(expected.dtype)
+        np.testing.assert_array_equal(np.array(got.tolist()), np.array(expected.tolist()))
+
+
 # -- creation arguments ------------------------------------------------------------------------
 
 

@@ -98,6 +98,8 @@ _NUMBER_FIRST = {
     "mul": lambda number, other: number * other,
     "div": lambda number, other: number / other,
     "pow": lambda number, exponent: number ** exponent,
+    "remainder": lambda number, other: number % other,
+    "floor_divide": lambda number, other: number // other,
 }
 
 
@@ -121,6 +123,10 @@ def _not_a_tensor_first(name, input, args, kwargs):
             if name == "pow":
                 raise TypeError(f"pow(): a number's exponent must be a Tensor, got "
                                 f"{type(other).__name__} (pow of two numbers is Python's **)")
+            if name == "remainder":
+                raise TypeError(f"remainder(): a number's divisor must be a Tensor, got "
+                                f"{type(other).__name__} (the remainder of two numbers is "
+                                "Python's %)")
             input = tensor(input)   # two numbers: a 0-d result
         return _NUMBER_FIRST[name](input, *args, **kwargs)
     raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
@@ -131,7 +137,8 @@ for _name in (
     "abs", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", "clamp", "clip", "sum", "mean",
     "prod", "max", "min", "argmax", "argmin", "amax", "amin", "norm", "std", "var", "reshape",
     "flatten", "permute", "transpose", "t", "squeeze", "unsqueeze", "clone", "detach",
-    "maximum", "minimum", "pow", "neg", "add", "sub", "mul", "div", "all", "any", "isnan",
+    "maximum", "minimum", "pow", "neg", "add", "sub", "mul", "div", "remainder",
+    "floor_divide", "all", "any", "isnan",
     "isfinite", "numel", "allclose", "equal", "eq", "ne", "lt", "le", "gt", "ge", "softmax",
     "log_softmax",
     # issue 14

@@ -147,6 +147,31 @@ def _numpy_names(method):
 _ALL = object()  # max()/min() without dim: over every element (PyTorch refuses dim=None)
 
 
+def _method_operand(name: str, argument: str, value):
+    """`value`, the Tensor-or-number argument of a method (``x.mul(other)``); anything else
+    is refused as PyTorch refuses it, not left to the operator protocol (`_operator`), where
+    ``x * '2'`` would repeat the str."""
+    if not isinstance(value, (Tensor, numbers.Number, np.generic, np.ndarray)):
+        raise TypeError(f"{name}(): argument '{argument}' must be Tensor or Number, not "
+                        f"{_args.type_name(value)}")
+    return value
+
+
+def _operator(method):
+    """A Tensor's arithmetic or bitwise operator (``x * other``): NotImplemented for an
+    operand that is not a Tensor, a number or a NumPy array or scalar, so that Python tries
+    the other operand's reflected method, as with PyTorch's tensors (``[1, 2] * x`` repeats the
+    list by a one-element integer tensor; a class of the user's gets its ``__rmul__``), and
+    otherwise raises its own TypeError ("unsupported operand type(s) for *")."""
+    @functools.wraps(method)
+    def operator(self, other):
+        if not isinstance(other, (Tensor, numbers.Number, np.generic, np.ndarray)):
+            return NotImplemented
+        return method(self, other)
+
+    return operator
+
+
 class Tensor:
     """A multi-dimensional array that records the ops applied to it for `backward()`.
 
@@ -806,24 +831,31 @@ class Tensor:
             np.copyto(result._data, value, casting="unsafe")
         return self._inplace(result)
 
+    @_operator
     def __iadd__(self, other):
         return self._inplace_op(Tensor.__add__, other)
 
+    @_operator
     def __isub__(self, other):
         return self._inplace_op(Tensor.__sub__, other)
 
+    @_operator
     def __imul__(self, other):
         return self._inplace_op(Tensor.__mul__, other)
 
+    @_operator
     def __itruediv__(self, other):
         return self._inplace_op(Tensor.__truediv__, other)
 
+    @_operator
     def __ifloordiv__(self, other):
         return self._inplace_op(Tensor.__floordiv__, other)
 
+    @_operator
     def __imod__(self, other):
         return self._inplace_op(Tensor.__mod__, other)
 
+    @_operator
     def __ipow__(self, other):
         return self._inplace_op(Tensor.__pow__, other)
 
@@ -953,58 +985,72 @@ class Tensor:
         a, b = self._cast(dtype), _cast_operand(other, dtype)
         return function.apply(b, a, *options) if reverse else function.apply(a, b, *options)
 
+    @_operator
     def __add__(self, other):
         return self._binary(other, ops.Add)
 
+    @_operator
     def __radd__(self, other):
         return self._binary(other, ops.Add, reverse=True)
 
+    @_operator
     def __sub__(self, other):
         _refuse_bool_subtraction(self, other)
         return self._binary(other, ops.Sub)
 
+    @_operator
     def __rsub__(self, other):
         _refuse_bool_subtraction(self, other)
         return self._binary(other, ops.Sub, reverse=True)
 
+    @_operator
     def __mul__(self, other):
         return self._binary(other, ops.Mul)
 
+    @_operator
     def __rmul__(self, other):
         return self._binary(other, ops.Mul, reverse=True)
 
+    @_operator
     def __truediv__(self, other):
         other = _uint64_scalar(self, other, floating_result=True)
         return self._binary(other, ops.Div, result_dtype=_true_div_dtype(self, other))
 
+    @_operator
     def __rtruediv__(self, other):
         other = _uint64_scalar(self, other, floating_result=True, refuse_bool=False)
         return self._binary(other, ops.Div, reverse=True, result_dtype=_true_div_dtype(self, other))
 
+    @_operator
     def __floordiv__(self, other):
         return _floor_divide(self, other)
 
+    @_operator
     def __rfloordiv__(self, other):
         return _floor_divide(other, self)
 
+    @_operator
     def __mod__(self, other):
         return _remainder(self, other)
 
+    @_operator
     def __rmod__(self, other):
         return _remainder(other, self)
 
     def remainder(self, other):
-        return _remainder(self, other)
+        return _remainder(self, _method_operand("remainder", "other", other))
 
     def floor_divide(self, other):
-        return _floor_divide(self, other)
+        return _floor_divide(self, _method_operand("floor_divide", "other", other))
 
+    @_operator
     def __pow__(self, exponent):
         exponent = _uint64_scalar(self, exponent, self.dtype.is_floating_point)
         _check_pow(self, exponent)
         bool_exponent = isinstance(exponent, Tensor) and exponent.dtype is backend.bool_
         return self._binary(exponent, ops.Pow, options=(bool_exponent,))
 
+    @_operator
     def __rpow__(self, base):
         base = _uint64_scalar(self, base, self.dtype.is_floating_point)
         _check_pow(base, self)
@@ -1042,31 +1088,39 @@ class Tensor:
             raise TypeError("~ (bitwise not) is only defined for integer and bool tensors")
         return _wrap(np.invert(self._data))
 
+    @_operator
     def __and__(self, other):
         return _bitwise(np.bitwise_and, "bitwise_and", self, other)
 
+    @_operator
     def __rand__(self, other):
         return _bitwise(np.bitwise_and, "bitwise_and", other, self)
 
+    @_operator
     def __or__(self, other):
         return _bitwise(np.bitwise_or, "bitwise_or", self, other)
 
+    @_operator
     def __ror__(self, other):
         return _bitwise(np.bitwise_or, "bitwise_or", other, self)
 
+    @_operator
     def __xor__(self, other):
         return _bitwise(np.bitwise_xor, "bitwise_xor", self, other)
 
+    @_operator
     def __rxor__(self, other):
         return _bitwise(np.bitwise_xor, "bitwise_xor", other, self)
 
     def add(self, other, alpha=1):
+        other = _method_operand("add", "other", other)
         if alpha == 1:
             return self + other
         scaled, dtype = self._scaled_operand("add", other, alpha)
         return self._binary(scaled, ops.Add, result_dtype=dtype)
 
     def sub(self, other, alpha=1):
+        other = _method_operand("sub", "other", other)
         if alpha == 1:
             return self - other
         _refuse_bool_subtraction(self, other)
@@ -1091,13 +1145,13 @@ class Tensor:
 
 
     def mul(self, other):
-        return self * other
+        return self * _method_operand("mul", "other", other)
 
     def div(self, other):
-        return self / other
+        return self / _method_operand("div", "other", other)
 
     def pow(self, exponent):
-        return self**exponent
+        return self ** _method_operand("pow", "exponent", exponent)
 
     def neg(self):
         return -self

@@ -241,6 +241,7 @@ GRAD: dict[str, list[Case]] = {
     "Tensor.__rtruediv__": [C(lambda m, F, x: 2 / x, P(3, 4))],
     "Tensor.div": [C(lambda m, F, x, y: x.div(y), (3, 4), P(4))],
     "corrnet.div": [C(lambda m, F, x, y: m.div(x, y), (3, 4), P(4))],
+    "corrnet.remainder": [C(lambda m, F, x, y: m.remainder(x, y), (3, 4), P(4), fd=False)],
     "Tensor.div_": [C(_inplace("div_"), (3, 4), P(4))],
     "Tensor.__itruediv__": [C(_iop("/"), (3, 4), P(4))],
     "Tensor.__mod__": [C(lambda m, F, x: x % 1.0, A(3, 4)),
@@ -616,6 +617,7 @@ REFUSED: dict[str, list[Case]] = {
                             C(lambda m, F, x, y: x // y, (3, 4), P(4))],
     "Tensor.__rfloordiv__": [C(lambda m, F, x: 2 // x, P(3, 4))],
     "Tensor.floor_divide": [C(lambda m, F, x, y: x.floor_divide(y), (3, 1), P(4))],
+    "corrnet.floor_divide": [C(lambda m, F, x, y: m.floor_divide(x, y), (3, 1), P(4))],
     "Tensor.__ifloordiv__": [C(_iop("//"), (3, 4), P(4))],
     "Tensor.__rmod__": [C(lambda m, F, x: 2 % x, P(3, 4))],
 }

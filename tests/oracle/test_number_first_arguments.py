@@ -24,6 +24,11 @@ CALLS = [
     "L.pow(2, xi)", "L.pow(2.0, exponent=x)", "L.pow(2, 3)", "L.maximum(2.0, x)",
     "L.exp(2.0)", "L.sum(3)", "L.reshape([1, 2], (2,))", "L.eq(2, x)", "L.abs(np.float64(2))",
     "L.pow(2.0, xg)", "L.add(2.0, xg)", "L.mul(3, xg)",
+    # (the top-level remainder and floor_divide were missing: found while checking seed
+    # 20261217's x.pow('2'))
+    "L.remainder(x, 2)", "L.remainder(7, x)", "L.remainder(7, xi)", "L.remainder(7, 3)",
+    "L.floor_divide(x, 2)", "L.floor_divide(7, x)", "L.floor_divide(7, xi)",
+    "L.floor_divide(7, 3)", "L.remainder(xg, 1.0)",
 ]
 
 

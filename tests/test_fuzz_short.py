@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from fuzz import runner
 from fuzz.cases import SELF_TEST
 
@@ -34,13 +35,19 @@ def test_fuzz_short_run_has_no_failing_calls():
 
 
 def test_fuzz_harness_tells_each_outcome_apart():
-    """The self-test cases (seed -1): one that agrees, one wrong, one cryptic, one that kills
-    the worker (SIGABRT) and one that sleeps past the time limit — each classified as such,
-    the worker restarted after the crash and the hang."""
+    """The self-test cases (seed -1): one that agrees, one wrong, one cryptic, one that gives
+    the right value with a NumPy floating-point warning (cryptic too), one that kills the
+    worker (SIGABRT), one that sleeps past the time limit, and one whose oracle call leaves
+    the process to die in corrnet's (skip) — each classified as such, the worker restarted
+    after the crash and the hang."""
     results = runner.run(-1, len(SELF_TEST), modes=("off",), jobs=1, timeout=2.0,
                          retry_hangs=False)
     assert {r["op"]: r["class"] for r in results} == {
-        f"selftest.{name}": name for name, _ in SELF_TEST}
+        f"selftest.{name}": expected for name, expected, _ in SELF_TEST}
+    warned = next(r for r in results if r["op"] == "selftest.numpy_warning")
+    assert warned["sub"] == "NumPy warning" and "encountered in reduce" in warned["detail"]
+    corrupted = next(r for r in results if r["op"] == "selftest.oracle_corrupts")
+    assert corrupted["sub"] == "oracle corrupted the process"
     crash = next(r for r in results if r["class"] == "crash")
     assert crash["sub"] == "signal SIGABRT"
 
@@ -137,3 +144,22 @@ def test_fuzz_float16_convolution_rule_follows_the_cpu(monkeypatch):
     assert verdict("F.conv_transpose1d", "float16", False)["class"] == "wrong"
     assert verdict("F.conv_transpose1d", "float32", True)["class"] == "wrong"
     assert verdict("reduce.sum", "float16", True)["class"] == "wrong"
+
+
+def test_fuzz_gradient_tolerance_follows_the_narrowest_dtype_of_the_case():
+    """A float64 gradient through a float32 op is compared at float32's tolerance, and only
+    then: without a narrower dtype in the case float64's holds (seed 20261216's x1 / x2, a
+    float64 scalar dividing float32 values: both libraries within float32 rounding)."""
+    from fuzz import worker
+
+    def grad_of(values):
+        return {"grad x2": ("T", "torch.float64", (1,), np.array(values, dtype=np.float64))}
+
+    oracle, off_by_float32 = grad_of([-13.480371475]), grad_of([-13.480372429])
+    assert worker.compare(off_by_float32, oracle, "values") is not None
+    assert worker.compare(off_by_float32, oracle, "values", grad_floor="torch.float32") is None
+    assert worker.compare(grad_of([-13.49]), oracle, "values",
+                          grad_floor="torch.float32")[0] == "grad"
+    assert worker._narrowest_float("x = arr((2,), 'float64', 'normal', 1)") is None
+    assert worker._narrowest_float("x = arr((2,), 'float32', 'pos', 1)") == "torch.float32"
+    assert worker._narrowest_float("a = 'float32'; b = 'float16'") == "torch.float16"

@@ -481,7 +481,9 @@ def gen_shape(g: Gen) -> Case:
         c = g.tensor(shape, "bool")
         y = g.tensor(_broadcast_partner(g, shape), g.dtype(ALL_DTYPES))
         call = g.pick((f"lib.where({c}, {x}, {y})", f"lib.where({c})",
-                       f"lib.where({c}, {x}, {g.hostile(0.5)})", f"lib.where({x} > 0, {x}, {y})"))
+                       f"lib.where({c}, {x}, {g.hostile(0.5)})", f"lib.where({x} > 0, {x}, {y})",
+                       # (the method: missing until seed 20261215's where case was checked)
+                       f"{x}.where({c}, {y})", f"{x}.where({c}, {g.hostile(0.5)})"))
     elif m == "size":
         call = f"{x}.size({g.hostile(g.int(-d, d - 1), pool=HOSTILE_DIM) if g.chance(0.7) else ''})"
     elif m == "numel":
@@ -924,13 +926,25 @@ _WEIGHTS /= _WEIGHTS.sum()
 
 
 # seed -1: the harness's self-test, one case of each outcome the runner must tell apart
+# (name, the class it must get, code)
 SELF_TEST = (
-    ("agrees", "out = lib.ones(2) * 2"),
-    ("wrong", "out = lib.tensor([1.0]) + (1 if lib.__name__ == 'corrnet' else 0)"),
-    ("cryptic", "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n    np.zeros(2).reshape(3)"),
-    ("crash", "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n    import os\n    os.abort()"),
-    ("hang", "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n    import time\n"
-             "    time.sleep(3600)"),
+    ("agrees", "agrees", "out = lib.ones(2) * 2"),
+    ("wrong", "wrong", "out = lib.tensor([1.0]) + (1 if lib.__name__ == 'corrnet' else 0)"),
+    ("cryptic", "cryptic",
+     "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n    np.zeros(2).reshape(3)"),
+    ("numpy_warning", "cryptic",
+     "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n"     # (inf + -inf: NaN, warned)
+     "    lib.kernels.activation.average_pool_numpy(\n"
+     "        np.array([[[[np.inf, -np.inf], [1.0, 1.0]]]]), 2)"),
+    ("crash", "crash",
+     "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n    import os\n    os.abort()"),
+    ("hang", "hang", "out = lib.ones(2)\nif lib.__name__ == 'corrnet':\n    import time\n"
+                     "    time.sleep(3600)"),
+    # the oracle's call leaves the process broken, and the next call dies: not corrnet's
+    ("oracle_corrupts", "skip",
+     "import builtins, os\nout = lib.ones(2)\nif lib.__name__ == 'torch':\n"
+     "    builtins.fuzz_self_test_broken = True\n"
+     "elif getattr(builtins, 'fuzz_self_test_broken', False):\n    os.abort()"),
 )
 
 
@@ -938,8 +952,8 @@ def make_case(seed: int, index: int) -> Case:
     """The case numbered `index` of the run with `seed` (the same in every process); seed -1
     gives the self-test cases."""
     if seed == -1:
-        expected, code = SELF_TEST[index]
-        return Case(seed, index, f"selftest.{expected}", code + "\nresult = {'out': out}")
+        name, _, code = SELF_TEST[index]
+        return Case(seed, index, f"selftest.{name}", code + "\nresult = {'out': out}")
     g = Gen(seed, index)
     family = _NAMES[int(g.rng.choice(len(_NAMES), p=_WEIGHTS))]
     return FAMILIES[family][0](g)

@@ -91,12 +91,14 @@ class Worker:
         line, self.buffer = self.buffer.split(b"\n", 1)
         return line
 
-    def run(self, seed: int, index: int, timeout: float) -> dict:
-        """The verdict on one case. A worker that dies or times out is closed: the verdict
-        is then crash / hang (or skip when the oracle was the one running)."""
+    def run(self, seed: int, index: int, timeout: float, corrnet_only: bool = False) -> dict:
+        """The verdict on one case (with `corrnet_only`, the oracle's call left out: class
+        skip, sub "corrnet alone", if it returns). A worker that dies or times out is closed:
+        the verdict is then crash / hang (or skip when the oracle was the one running)."""
         phase = "sent"
+        request = {"seed": seed, "index": index, "corrnet_only": corrnet_only}
         try:
-            self.proc.stdin.write(json.dumps({"seed": seed, "index": index}).encode() + b"\n")
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
             while True:
                 line = self._read_line(timeout)
@@ -147,7 +149,8 @@ def run_chunk(mode: str, seed: int, indices: list[int], timeout: float,
     """Run the cases `indices` in mode `mode`, restarting the worker after a crash or hang. A
     call past `timeout` is tried once more in a fresh worker with RETRY_FACTOR times the time
     (a first call may be compiling numba kernels, slowly on a loaded machine): only a call
-    that outlives both is a hang."""
+    that outlives both is a hang. A crash is tried once more with corrnet's call alone in a
+    fresh worker: if that one finishes, the oracle's call had corrupted the process (skip)."""
     results = []
     worker = None
     for index in indices:
@@ -158,6 +161,13 @@ def run_chunk(mode: str, seed: int, indices: list[int], timeout: float,
             verdict = worker.run(seed, index, limit)
             if verdict["class"] != "hang" or attempt == 2 or not retry_hangs:
                 break
+        if verdict["class"] == "crash":
+            worker = Worker(mode)
+            alone = worker.run(seed, index, RETRY_FACTOR * timeout, corrnet_only=True)
+            if alone["class"] == "skip":
+                verdict = {"class": "skip", "sub": "oracle corrupted the process",
+                           "detail": f"corrnet alone finishes; with the oracle first: "
+                                     f"{verdict['sub']}: {verdict.get('detail', '')}"}
         verdict.update(mode=mode, index=index)
         verdict.setdefault("op", make_case(seed, index).op)
         results.append(verdict)

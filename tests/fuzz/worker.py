@@ -14,7 +14,10 @@ How an outcome is classified (the reference for the whole suite):
   tolerance of a tenth of that times the largest finite |oracle| value; NaN where the oracle
   has NaN, infinities equal; integers and bools exactly; random ops ('shape' cases) in dtype
   and shape only), Python scalars alike in type and value, sequences element by element,
-  gradients None exactly where the oracle's are.
+  gradients None exactly where the oracle's are; a gradient at no tighter a tolerance than
+  that of the narrowest floating dtype the case names (a float64 leaf's gradient through a
+  float32 op, a float32 base's gradient through a float16 exponent, where PyTorch rounds
+  ``exponent - 1`` to float16: its error is 2e-4 of the value, corrnet's 6e-8).
 - ``clear``: both raised, and corrnet's exception is *clear*: its type is ValueError,
   TypeError, RuntimeError, IndexError, NotImplementedError or ImportError (not a
   RecursionError), its message is not empty, and it was raised by a ``raise`` statement in
@@ -24,7 +27,9 @@ How an outcome is classified (the reference for the whole suite):
   operator the type does not define).
 - ``cryptic``: corrnet raised anything else (from inside NumPy, SciPy, numba, Python's
   built-ins; AttributeError, KeyError, ZeroDivisionError, OverflowError, MemoryError,
-  RecursionError, ...), whether or not the oracle raised.
+  RecursionError, ...), whether or not the oracle raised; or its call emitted one of NumPy's
+  floating-point warnings ("invalid value encountered in multiply": sub ``NumPy warning``)
+  where it would otherwise agree or refuse clearly (PyTorch returns NaN and inf silently).
 - ``wrong``: the outcomes differ; the subclass says how: ``value``, ``dtype``, ``shape``,
   ``grad`` (a gradient part differs, or is None on one side only), ``type`` / ``structure``
   (a non-tensor part differs), ``accepts`` (corrnet returned where the oracle raised),
@@ -37,8 +42,12 @@ How an outcome is classified (the reference for the whole suite):
   a clear refusal is ``clear`` and a value ``agrees``, sub ``oracle defect: ...``; the report
   lists them.
 - ``crash`` and ``hang`` are decided by the runner: the worker died (by a signal, or exited)
-  during the corrnet call; the corrnet call outlived the time limit twice (the second time in
-  a fresh worker, with six times the limit: a first call may be compiling numba kernels).
+  during the corrnet call, and dies again when the case's corrnet call runs alone in a fresh
+  worker (where it does not, the oracle's call had corrupted the process: PyTorch's max-pool
+  backward writes past its gradient's buffer for a window entirely in the padding, and the
+  heap's checks abort the next allocation: ``skip``, sub ``oracle corrupted the process``);
+  the corrnet call outlived the time limit twice (the second time in a fresh worker, with six
+  times the limit: a first call may be compiling numba kernels).
 - ``skip``: the oracle itself could not answer (it ran out of memory or time), or the case's
   own input-making failed (a generator fault); nothing is said about corrnet.
 """
@@ -190,7 +199,8 @@ def _close(got: np.ndarray, expected: np.ndarray, dtype: str) -> str | None:
         inf_g, inf_e = np.isinf(g), np.isinf(e)
         inf_diff += int((inf_g != inf_e).sum()) + int((g[inf_e] != e[inf_e]).sum())
         finite = np.isfinite(e) & ~nan_g & ~inf_g
-        off = finite & ~(np.abs(g - e) <= 0.1 * rtol * scale + rtol * np.abs(e))
+        with np.errstate(invalid="ignore"):   # (inf - inf where both are inf: not counted)
+            off = finite & ~(np.abs(g - e) <= 0.1 * rtol * scale + rtol * np.abs(e))
         if off.any():
             bad += int(off.sum())
             worst = max(worst, float(np.max(np.abs(g - e)[off])))
@@ -210,14 +220,27 @@ def _count_diff(mask) -> int:
     return int(np.asarray(mask).sum())
 
 
-def compare(got, expected, compare_mode: str, key: str = "out") -> tuple[str, str] | None:
-    """None when corrnet's normalized result equals the oracle's, else (subclass, detail)."""
+def _narrowest_float(code: str) -> str | None:
+    """The least precise floating dtype the case's code names (its tensors'), as a tolerance
+    key of RTOL: a gradient computed through it is no more accurate than it."""
+    for name in ("float16", "float32"):
+        if name in code:
+            return f"torch.{name}"
+    return None
+
+
+def compare(got, expected, compare_mode: str, key: str = "out",
+            grad_floor: str | None = None) -> tuple[str, str] | None:
+    """None when corrnet's normalized result equals the oracle's, else (subclass, detail).
+    Gradients are compared at the looser of their dtype's tolerance and `grad_floor`'s (a
+    float64 leaf's gradient through a float32 op carries float32's rounding, in either
+    library's summation order)."""
     grad = key.startswith(("grad", "param grads"))
     if isinstance(expected, dict):
         if not isinstance(got, dict) or got.keys() != expected.keys():
             return "structure", "result keys differ"
         for k in expected:
-            diff = compare(got[k], expected[k], compare_mode, k)
+            diff = compare(got[k], expected[k], compare_mode, k, grad_floor)
             if diff:
                 return diff
         return None
@@ -234,7 +257,10 @@ def compare(got, expected, compare_mode: str, key: str = "out") -> tuple[str, st
             return sub or "shape", f"{key}: shape {gs} != oracle {es}"
         if compare_mode == "shape":
             return None
-        why = _close(ga, ea, ed)
+        tolerance = ed
+        if grad and grad_floor and RTOL.get(grad_floor, 0) > RTOL.get(ed, 0):
+            tolerance = grad_floor
+        why = _close(ga, ea, tolerance)
         return (sub or "value", f"{key}: {why}") if why else None
     if tag == "S":
         if got[1] != expected[1]:
@@ -250,7 +276,7 @@ def compare(got, expected, compare_mode: str, key: str = "out") -> tuple[str, st
         if len(got[1]) != len(expected[1]):
             return sub or "structure", f"{key}: {len(got[1])} items != oracle {len(expected[1])}"
         for i, (a, b) in enumerate(zip(got[1], expected[1], strict=True)):
-            diff = compare(a, b, compare_mode, f"{key}[{i}]")
+            diff = compare(a, b, compare_mode, f"{key}[{i}]", grad_floor)
             if diff:
                 return diff
         return None
@@ -418,7 +444,19 @@ def _float16_summed_in_float32(case: Case, detail: str) -> bool:
 
 
 def judge(case: Case, oracle_outcome, corrnet_outcome, corrnet_dir: str) -> dict:
-    """The verdict on one case (the rules in the module docstring)."""
+    """The verdict on one case (the rules in the module docstring). Each outcome is `_run`'s
+    (ok, value, NumPy warnings); the warnings may be left out. A warning counts where corrnet's
+    own code called NumPy (not the case's input-making)."""
+    verdict = _judge_outcomes(case, oracle_outcome[:2], corrnet_outcome[:2], corrnet_dir)
+    warned = [f"{message} (from {os.path.relpath(mine[-1], corrnet_dir)})"
+              for message, frames in (corrnet_outcome[2] if len(corrnet_outcome) > 2 else ())
+              for mine in [[f for f in frames if f.startswith(corrnet_dir + os.sep)]] if mine]
+    if warned and verdict["class"] in ("agrees", "clear"):
+        return {**verdict, "class": "cryptic", "sub": "NumPy warning", "detail": warned[0]}
+    return verdict
+
+
+def _judge_outcomes(case: Case, oracle_outcome, corrnet_outcome, corrnet_dir: str) -> dict:
     o_ok, o_val = oracle_outcome
     c_ok, c_val = corrnet_outcome
     verdict: dict = {}
@@ -446,7 +484,7 @@ def judge(case: Case, oracle_outcome, corrnet_outcome, corrnet_dir: str) -> dict
                 "sub": "" if not o_ok else "refused"}
     if not o_ok:
         return {**verdict, "class": "wrong", "sub": "accepts"}
-    diff = compare(c_val, o_val, case.compare)
+    diff = compare(c_val, o_val, case.compare, grad_floor=_narrowest_float(case.code))
     if diff is None:
         return {"class": "agrees", "sub": ""}
     if diff[0] == "grad" and _nan_at_padding(case, diff[1]):
@@ -466,13 +504,28 @@ def judge(case: Case, oracle_outcome, corrnet_outcome, corrnet_dir: str) -> dict
 
 # -- the loop -------------------------------------------------------------------------------
 
+_NUMPY_WARNING = re.compile(r"encountered in ")   # NumPy's floating-point warnings
+
+
 def _run(code, lib, scipy_module=None):
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return True, execute(code, lib, scipy_module)
-    except Exception as exc:  # noqa: BLE001 - every exception is an outcome to judge
-        return False, exc
+    """(True, the case's result) or (False, the exception), and the NumPy floating-point
+    warnings the call emitted ("invalid value encountered in multiply"), as (message, the
+    files of the frames on the stack when it was emitted) pairs."""
+    warned = []
+
+    def note(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, RuntimeWarning) and _NUMPY_WARNING.search(str(message)):
+            frames = [f"{frame.filename}:{frame.lineno}" for frame in traceback.extract_stack()]
+            warned.append((str(message), frames))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = note      # (catch_warnings puts the original back)
+        try:
+            ok, value = True, execute(code, lib, scipy_module)
+        except Exception as exc:  # noqa: BLE001 - every exception is an outcome to judge
+            ok, value = False, exc
+    return ok, value, warned
 
 
 def _settings(corrnet, torch) -> dict:
@@ -516,6 +569,13 @@ def main() -> None:
         request = json.loads(line)
         index = request["index"]
         case = make_case(request["seed"], index)
+        if request.get("corrnet_only"):   # the runner's check after a crash (runner.run_chunk)
+            protocol.write(json.dumps({"index": index, "phase": "corrnet"}) + "\n")
+            mine = _run(case.code, corrnet)
+            _restore(corrnet, torch, defaults)
+            protocol.write(json.dumps({"index": index, "class": "skip", "sub": "corrnet alone",
+                                       "corrnet_ok": mine[0]}) + "\n")
+            continue
         protocol.write(json.dumps({"index": index, "phase": "oracle"}) + "\n")
         start = time.perf_counter()
         if case.oracle == "scipy":

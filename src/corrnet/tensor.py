@@ -2352,7 +2352,7 @@ def _as_operand(value, name):
 
 
 def _fill_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
-    """A Python number for fill_ / copy_ as a 0-d array of `dtype`, refused as PyTorch
+    """A Python number for fill_ / masked_fill as a 0-d array of `dtype`, refused as PyTorch
     refuses it: not a number, out of an integer dtype's range, NaN into an integer dtype, a
     finite float beyond a floating dtype's range."""
     if isinstance(value, np.generic):

@@ -886,10 +886,10 @@ class Tensor:
                                f"{_legacy_short(self.dtype)} (alpha={alpha})")
 
     def mul_(self, other):
-        return self._inplace_op(Tensor.__mul__, other)
+        return self._inplace_op(Tensor.__mul__, _method_operand("mul_", "other", other))
 
     def div_(self, other):
-        return self._inplace_op(Tensor.__truediv__, other)
+        return self._inplace_op(Tensor.__truediv__, _method_operand("div_", "other", other))
 
     def clamp_(self, min=None, max=None):
         return self._inplace_op(Tensor.clamp, min, max)
@@ -1311,7 +1311,7 @@ class Tensor:
         return self._inplace_op(Tensor.square)
 
     def pow_(self, exponent):
-        return self._inplace_op(Tensor.__pow__, exponent)
+        return self._inplace_op(Tensor.__pow__, _method_operand("pow_", "exponent", exponent))
 
     def relu(self):
         if self.dtype is backend.bool_:

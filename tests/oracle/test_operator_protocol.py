@@ -120,3 +120,17 @@ def test_methods_refuse_other_operands_as_torch(name, operand, form):
         call(torch)
     with pytest.raises(TypeError, match=name):
         call(corrnet)
+
+
+@pytest.mark.parametrize("operand", sorted(OPERANDS))
+@pytest.mark.parametrize("name", ["add_", "sub_", "mul_", "div_", "pow_"])
+def test_in_place_methods_refuse_other_operands_as_torch(name, operand):
+    """(mul_ and div_ with a tuple ended in an AttributeError on the operator's
+    NotImplemented: fuzz, seed 20261218.)"""
+    def call(lib):
+        return getattr(lib.tensor([3.0]), name)(OPERANDS[operand]())
+
+    with pytest.raises(TypeError):
+        call(torch)
+    with pytest.raises(TypeError, match=name.rstrip("_")):
+        call(corrnet)

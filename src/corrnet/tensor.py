@@ -745,7 +745,11 @@ class Tensor:
         if isinstance(source, np.ndarray) != isinstance(self._data, np.ndarray):
             source = devices.to_device(source, self.device)  # copy_ across devices, fill_
         try:
-            np.copyto(self._data, np.broadcast_to(source, self._data.shape), casting="unsafe")
+            # (a wider result beyond this dtype's range: inf, or the CPU's integer conversion,
+            # silently as PyTorch)
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.copyto(self._data, np.broadcast_to(source, self._data.shape),
+                          casting="unsafe")
         except ValueError as err:
             raise RuntimeError(
                 f"in-place operation: a result of shape {tuple(result.shape)} cannot be written "

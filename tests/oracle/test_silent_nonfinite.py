@@ -57,6 +57,10 @@ CASES = {
     "as_tensor of float64 to float32": lambda lib: (
         lib.as_tensor(np.array([1e40, 2.0]), dtype=lib.float32), []),
     "arange beyond float32": lambda lib: (lib.arange(0, 1e40, 1e39), []),
+    # (the in-place write of a wider result: fuzz, seed 20261218)
+    "float16 += float64 beyond its range": lambda lib: (
+        lib.zeros(2, dtype=lib.float16).__iadd__(lib.tensor([1e30, 1.0], dtype=lib.float64)),
+        []),
     "0 * inf": lambda lib: _two(lib, [0.0, 1.0, -0.0], [INF, INF, -INF], lambda x, y: x * y),
     "inf - inf": lambda lib: _two(lib, [INF, 1.0], [INF, 2.0], lambda x, y: x - y),
     "0 / 0 and inf / inf": lambda lib: _two(lib, [0.0, INF, 1.0], [0.0, INF, 0.0],

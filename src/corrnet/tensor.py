@@ -3231,6 +3231,22 @@ def _range_number(op: str, name: str, value):
     return value
 
 
+# |v| from here rounds to inf in float16 (its largest number is 65504)
+_FLOAT16_INF_FROM = 65520.0
+
+
+def _as_float16(values: np.ndarray) -> np.ndarray:
+    """float64 or int64 `values` as float16, those beyond its range as inf directly: NumPy's
+    cast takes its overflow path for each of them, about 90 ns a number against 3 in range
+    (arange(-2**31, 0, 2, dtype=float16), a billion numbers, took 93 s; PyTorch 1 s)."""
+    beyond = np.abs(values) >= _FLOAT16_INF_FROM
+    if not beyond.any():
+        return values.astype(np.float16)
+    out = np.where(beyond, 0, values).astype(np.float16)
+    out[beyond] = np.copysign(np.inf, values[beyond])
+    return out
+
+
 _ARANGE_PIECE = 2**20   # values of arange computed at a time
 
 
@@ -3272,6 +3288,8 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
             index = np.arange(first, min(length, first + _ARANGE_PIECE), dtype=np.int64)
             values = (int(low) + index * int(stride) if integral
                       else low + index.astype(np.float64) * stride)
+            if np_dtype == np.float16:
+                values = _as_float16(values)
             with np.errstate(over="ignore"):   # beyond the dtype's range: inf, as PyTorch
                 out[first:first + index.size] = values.astype(np_dtype)
         return out

@@ -146,3 +146,19 @@ def test_corr2d_is_silent_on_nan_and_inf(dtype):
     with np.errstate(all="ignore"):
         want = scipy.signal.correlate2d(image, kernel, mode="valid")
     np.testing.assert_allclose(got, want, rtol=1e-5, equal_nan=True)
+
+
+@pytest.mark.parametrize("args", [(-70000, 70000, 7), (-1e5, 1e5, 3.5), (65500.0, 65530.0, 0.5),
+                                  (-(2**40), 2**40, 2**35)])
+def test_float16_arange_beyond_its_range(args):
+    """arange into float16 past its range: each value rounded from the exact one, inf beyond
+    65504 (the values beyond take a fast path: NumPy's cast of each took 90 ns, and
+    arange(-2**31, 0, 2, dtype=float16) 93 s, fuzz seed 20261219). The reference is NumPy's
+    cast of the exact values: PyTorch's float16 arange rounds its own intermediates (it gives
+    -inf for -65513, which rounds to -65504)."""
+    with np.errstate(over="ignore"):
+        want = np.arange(*args, dtype=np.float64).astype(np.float16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = corrnet.arange(*args, dtype=corrnet.float16).numpy()
+    np.testing.assert_array_equal(got, want)

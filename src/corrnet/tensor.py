@@ -3258,8 +3258,14 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     zeros, ``arange(1, 7.5, 2, dtype=int64)`` is [1, 3, 5]."""
     if end is None:
         start, end = 0, start
-    values = [_range_number("arange", name, v)
-              for name, v in (("start", start), ("end", end), ("step", step))]
+    arguments = (("start", start), ("end", end), ("step", step))
+    if (as_dtype(_args.check_dtype("arange", dtype)).is_floating_point if dtype is not None
+            else any(isinstance(v, float) for _, v in arguments)):
+        # a floating range reads a Python int between 2**63 and 2**64 as its value (PyTorch's
+        # uint64): arange(2.5, 7.5, 2**63) is [2.5]
+        arguments = tuple((name, float(v) if isinstance(v, int) and not isinstance(v, bool)
+                           and _args.INT64_MAX < v < 2**64 else v) for name, v in arguments)
+    values = [_range_number("arange", name, v) for name, v in arguments]
     low, high, stride = values
     if not all(math.isfinite(v) for v in values):
         raise RuntimeError(f"arange(): unsupported range: {low} -> {high} (step {stride})")

@@ -113,6 +113,21 @@ def test_issue11_python_int_beyond_int64_as_torch(dtype, value, op):
         np.testing.assert_array_equal(np.array(got.tolist()), np.array(expected.tolist()))
 
 
+@pytest.mark.parametrize("call", [
+    "lib.arange(2.5, 7.5, 2**63)", "lib.arange(0.0, 1e19, 2**63)", "lib.arange(0, 1e19, 2**64 - 1)",
+    "lib.arange(0, 10, 2**63, dtype=lib.float32)", "lib.arange(0, 2**63)", "lib.arange(2**63)",
+    "lib.arange(0.0, 1e19, 2**63, dtype=lib.int64)", "lib.arange(0, 1e19, 2**64)"])
+def test_arange_with_a_python_int_beyond_int64_as_torch(call):
+    """A floating arange reads an int between 2**63 and 2**64 as its value (PyTorch's
+    uint64), an integer one refuses it (it refused both: fuzz, seed 20261219)."""
+    outcomes = _both(lambda lib: eval(call, {"lib": lib}))
+    assert [kind for kind, _ in outcomes].count("raised") in (0, 2), outcomes
+    if outcomes[0][0] == "ok":
+        expected, got = outcomes[0][1], outcomes[1][1]
+        assert str(got.dtype) == str(expected.dtype)
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int64", "int32", "int16",
                                    "int8", "uint8", "bool"])
 @pytest.mark.parametrize("value", [2.7, -2.7, 300.7, -1.5, 1e10, 1e30, 1e300, float("nan"),

@@ -147,11 +147,17 @@ def _numpy_names(method):
 _ALL = object()  # max()/min() without dim: over every element (PyTorch refuses dim=None)
 
 
+def _is_operand(value) -> bool:
+    """Whether `value` can be an arithmetic operand: a Tensor, a number, a NumPy array or
+    scalar."""
+    return isinstance(value, (Tensor, numbers.Number, np.generic, np.ndarray))
+
+
 def _method_operand(name: str, argument: str, value):
     """`value`, the Tensor-or-number argument of a method (``x.mul(other)``); anything else
     is refused as PyTorch refuses it, not left to the operator protocol (`_operator`), where
     ``x * '2'`` would repeat the str."""
-    if not isinstance(value, (Tensor, numbers.Number, np.generic, np.ndarray)):
+    if not _is_operand(value):
         raise TypeError(f"{name}(): argument '{argument}' must be Tensor or Number, not "
                         f"{_args.type_name(value)}")
     return value
@@ -165,7 +171,7 @@ def _operator(method):
     otherwise raises its own TypeError ("unsupported operand type(s) for *")."""
     @functools.wraps(method)
     def operator(self, other):
-        if not isinstance(other, (Tensor, numbers.Number, np.generic, np.ndarray)):
+        if not _is_operand(other):
             return NotImplemented
         return method(self, other)
 
@@ -920,7 +926,7 @@ class Tensor:
         and cast to its dtype. A number is copied as PyTorch copies it, as a 0-d tensor
         (`_copy_source`) cast like any other: ``zeros(2, dtype=float16).copy_(1e10)`` is inf
         and ``zeros(2, dtype=uint8).copy_(300)`` is 44 (where fill_ refuses both)."""
-        src = src if isinstance(src, Tensor) else _wrap(_copy_source(src, self.dtype))
+        src = src if isinstance(src, Tensor) else _wrap(_copy_source(src, self))
         if not (isinstance(src._data, np.ndarray) and isinstance(self._data, np.ndarray)) and (
                 src.device != self.device):
             src = src.to(self.device)  # copy_ crosses devices, as PyTorch's
@@ -2371,18 +2377,16 @@ def _fill_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
     return _scalar_array(value, dtype, op)
 
 
-def _copy_source(value, dtype: backend.dtype) -> np.ndarray:
-    """A Python number for copy_ as PyTorch wraps it: a 0-d array of float64 (a float), int64
-    (an int) or bool, which copy_ then casts like any source tensor. An int between 2**63 and
-    2**64 is PyTorch's uint64: its value for a floating `dtype`, else its low bits (never 0).
-    Not a number, or an int beyond that: refused (`_scalar_array`)."""
+def _copy_source(value, dest: Tensor) -> np.ndarray:
+    """A Python number for ``dest.copy_`` as PyTorch wraps it: a 0-d array of float64 (a
+    float), int64 (an int; one between 2**63 and 2**64 is PyTorch's uint64, `_uint64_scalar`)
+    or bool, which copy_ then casts like any source tensor. Not a number, or an int beyond
+    that: refused (`_scalar_array`)."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, bool):
         return np.asarray(value)
-    if isinstance(value, int) and _args.INT64_MAX < value < 2**64:
-        return (np.asarray(float(value)) if dtype.is_floating_point
-                else np.asarray(value - 2**64, dtype=np.int64))
+    value = _uint64_scalar(dest, value, dest.dtype.is_floating_point, refuse_bool=False)
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
         return np.asarray(float(value), dtype=np.float64)
     return _scalar_array(value, backend.int64, "copy_")

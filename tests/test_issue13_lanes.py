@@ -452,6 +452,35 @@ def test_issue13_simd_fma_lanes_against_its_plain_equivalent(dtype):
         assert (sums[untouched] == expected[untouched]).all()
 
 
+@COMPILED
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 6, 9])
+def test_issue13_simd_store_columns_against_its_plain_equivalent(dtype, count):
+    """store_columns writes sums[sums_at + p * lanes + lane] to out[at + lane * plane + p] for
+    each lane and p < count, and nothing else of out (against store_columns_reference and a
+    loop over lanes and pixels written out here)."""
+    numba = jit.load_numba()
+
+    @numba.njit
+    def apply(out, at, plane, sums, sums_at):
+        simd.store_columns(out, at, plane, sums, sums_at, count)
+
+    rng = np.random.default_rng(count)
+    lanes_count = simd.lanes_of(dtype)
+    for at, plane, sums_at in ((0, count, 0), (7, 11, lanes_count), (3, count + 40, 2)):
+        sums = rng.standard_normal(count * lanes_count + sums_at + 5).astype(dtype)
+        out = np.full(at + lanes_count * plane + count + 9, -7.0, dtype)
+        expected = out.copy()
+        simd.store_columns_reference(expected, at, plane, sums, sums_at, count)
+        looped = out.copy()
+        for lane in range(lanes_count):
+            for p in range(count):
+                looped[at + lane * plane + p] = sums[sums_at + p * lanes_count + lane]
+        apply(out, np.uintp(at), np.uintp(plane), sums, sums_at)
+        np.testing.assert_array_equal(expected, looped)
+        np.testing.assert_array_equal(out, expected)
+
+
 def test_issue13_lanes_supports_every_pass_compiled_only_the_input_gradient_at_stride_1():
     window = make_window("conv2d", 14, 14, (5, 5), (1, 1), ((0, 0), (0, 0)), (1, 1))
     shapes = ((8, 6, 14, 14), (16, 6, 5, 5), window, 1)

@@ -14,7 +14,9 @@ K = Cg*kh*kw taps:
             sums[p] (lanes,) += padded[c, y*sh + i*dh, (q + p)*sw + j*dw] * w_t
 
 one vector load of the tap's weights and PIXELS broadcast multiply-adds: arithmetic, not
-loads, bounds it. Then the block's sums (plus the bias) are written to out[n, o, y, q + p].
+loads, bounds it. Then the block's sums plus the bias (a vector multiply-add of 1 and the
+bias: the same rounding as the sum) are written to out[n, o, y, q + p], transposed by
+shuffles (`simd.store_columns`).
 Output channels come in blocks of `lanes` (the last one padded with zero weights, its
 extra lanes dropped); a row's last block of pixels computes past W_out into the padded
 buffer's spare columns, dropped too.
@@ -380,6 +382,9 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, e
     activation, pool = epilogue
     across = np.empty(out.shape[1] * (out_height // pool if pool > 0 else 0) * out_width,
                       out.dtype)      # (the pool's scratch: `activation.average_pool_planes`)
+    flat_out = out.reshape(-1)              # (whole blocks' outputs: `simd.store_columns`)
+    plane = np.uintp(out_height * out_width)
+    one = out.dtype.type(1)
     n = end = 0
     while True:
         if n == end:                # this thread's next IMAGES_PER_TAKE images
@@ -423,12 +428,14 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, e
                                 totals[a] += sums[a]
                         count = min(PIXELS, out_width - q)
                         if valid == lanes and count == PIXELS:
-                            # a whole block: loops of constant length, stores unrolled
-                            for lane in range(lanes):
-                                value = bias[first_out + lane]
-                                for p in range(PIXELS):
-                                    out[n, first_out + lane, y, q + p] = \
-                                        totals[p * lanes + lane] + value
+                            # a whole block: the bias added to each pixel's vector, the
+                            # vectors written out transposed (each output channel's PIXELS
+                            # outputs one run of out)
+                            for p in range(PIXELS):
+                                simd.fma_lanes(totals, p * lanes, one, bias, first_out)
+                            simd.store_columns(flat_out, np.uintp(
+                                ((n * out.shape[1] + first_out) * out_height + y) * out_width
+                                + q), plane, totals, 0, PIXELS)
                             continue
                         for lane in range(valid):
                             value = bias[first_out + lane]
@@ -469,6 +476,9 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
     activation, pool = epilogue
     across = np.empty(out.shape[1] * (out_height // pool if pool > 0 else 0) * out_width,
                       out.dtype)      # (the pool's scratch: `activation.average_pool_planes`)
+    flat_out = out.reshape(-1)              # (whole blocks' outputs: `simd.store_columns`)
+    plane = np.uintp(out_height * out_width)
+    one = out.dtype.type(1)
     # the second half of a pass: the next block at the same pixels, or the same block at
     # the next PIXELS pixels
     block_step = 0 if pixel_pairs else 1
@@ -526,12 +536,14 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
                             valid = min(lanes, outs - block * lanes)
                             kept = totals[half * PIXELS * lanes:]
                             if valid == lanes and count == PIXELS:
-                                # a whole block: loops of constant length, stores unrolled
-                                for lane in range(lanes):
-                                    value = bias[first_out + lane]
-                                    for p in range(PIXELS):
-                                        out[n, first_out + lane, y, first + p] = \
-                                            kept[p * lanes + lane] + value
+                                # a whole block: as `_forward_kernel`'s
+                                kept_at = half * PIXELS * lanes
+                                for p in range(PIXELS):
+                                    simd.fma_lanes(totals, kept_at + p * lanes, one, bias,
+                                                   first_out)
+                                simd.store_columns(flat_out, np.uintp(
+                                    ((n * out.shape[1] + first_out) * out_height + y)
+                                    * out_width + first), plane, totals, kept_at, PIXELS)
                                 continue
                             for lane in range(valid):
                                 value = bias[first_out + lane]

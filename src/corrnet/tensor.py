@@ -2327,14 +2327,20 @@ _LEGACY_DTYPES = {legacy: name for name, legacy in _LEGACY_NAMES.items()}
 # ---------------------------------------------------------------------------------------------
 
 
+def _is_uint64_int(value) -> bool:
+    """Whether `value` is a Python int between 2**63 and 2**64, which PyTorch reads as a
+    uint64 (beyond int64: a floating result takes its value)."""
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and _args.INT64_MAX < value < 2**64)
+
+
 def _uint64_scalar(tensor, value, floating_result: bool, refuse_bool: bool = True):
     """A Python int between 2**63 and 2**64 as PyTorch reads it, a uint64: a floating result
     takes its value (a float), an integer one its low bits (wrapping into int64), a bool
     tensor refuses it (but as the divisor of ``v / a``); any other value unchanged. E.g.
     ``ones(2) / 2**63`` is 1.0842e-19 and ``ones(2, dtype=int64) + 2**63`` is
     -9223372036854775807."""
-    if not (isinstance(value, int) and not isinstance(value, bool)
-            and _args.INT64_MAX < value < 2**64):
+    if not _is_uint64_int(value):
         return value
     if tensor.dtype is backend.bool_ and refuse_bool:
         raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, "
@@ -2362,13 +2368,16 @@ def _as_operand(value, name):
 
 
 def _fill_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
-    """A Python number for fill_ / masked_fill as a 0-d array of `dtype`, refused as PyTorch
-    refuses it: not a number, out of an integer dtype's range, NaN into an integer dtype, a
-    finite float beyond a floating dtype's range."""
+    """A Python number for fill_ / masked_fill / full as a 0-d array of `dtype`, refused as
+    PyTorch refuses it: not a number, out of an integer dtype's range, NaN into an integer
+    dtype, a finite number beyond a floating dtype's range, an int beyond int64 and uint64."""
     if isinstance(value, np.generic):
         value = value.item()
     if dtype.is_floating_point and isinstance(value, numbers.Real) and not isinstance(
             value, bool):
+        if isinstance(value, numbers.Integral) and not (_args.INT64_MIN <= value < 2**64):
+            raise ValueError(f"{op}(): {value} does not fit in int64 (nor uint64): Overflow "
+                             "when unpacking long long")
         number = float(value)
         if math.isfinite(number) and abs(number) > float(np.finfo(dtype.numpy).max):
             raise RuntimeError(f"{op}(): value cannot be converted to type "
@@ -2880,7 +2889,8 @@ def _shape_arg(args, op: str | None = None) -> tuple:
         if isinstance(n, Tensor):
             n = n.item()
         if not isinstance(n, numbers.Integral) or isinstance(n, bool):
-            prefix = f"{op}(): argument 'size' must be tuple of ints: " if op else ""
+            argument = {"permute": "dims", "repeat": "repeats"}.get(op, "size")
+            prefix = f"{op}(): argument '{argument}' must be tuple of ints: " if op else ""
             raise TypeError(f"{prefix}a shape must be a sequence of ints, got {args!r}")
         shape.append(int(n))
     return tuple(shape)
@@ -3129,10 +3139,13 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
                         f"{_args.type_name(fill_value)}")
     default = backend._scalar_dtype(fill_value)
     target = as_dtype(_args.check_dtype("full", dtype)) if dtype is not None else default
-    # as PyTorch's, a finite float beyond float32's range is refused for float32 (only: its
-    # half-precision full rounds it to inf)
-    floating = isinstance(fill_value, (float, np.floating))
-    value = (_fill_array if target == backend.float32 and floating else _scalar_array)(
+    if target.is_floating_point and _is_uint64_int(fill_value):
+        fill_value = float(fill_value)      # (its value, as PyTorch's uint64: full((2,),
+        #                                   2**63, dtype=float64) is 9.2234e18)
+    # as PyTorch's (its fill_), a finite number beyond a floating dtype's range is refused
+    # (PyTorch's full of a single element rounds it to inf in float16: corrnet refuses it
+    # there too, as its fill_ and PyTorch's fill_ of a single element do)
+    value = (_fill_array if target.is_floating_point else _scalar_array)(
         fill_value, target, "full")
     return _make((size,), None, target, default,
                  lambda shape, np_dtype: np.full(shape, value, dtype=np_dtype),
@@ -3267,8 +3280,8 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
             else any(isinstance(v, float) for _, v in arguments)):
         # a floating range reads a Python int between 2**63 and 2**64 as its value (PyTorch's
         # uint64): arange(2.5, 7.5, 2**63) is [2.5]
-        arguments = tuple((name, float(v) if isinstance(v, int) and not isinstance(v, bool)
-                           and _args.INT64_MAX < v < 2**64 else v) for name, v in arguments)
+        arguments = tuple((name, float(v) if _is_uint64_int(v) else v)
+                          for name, v in arguments)
     values = [_range_number("arange", name, v) for name, v in arguments]
     low, high, stride = values
     if not all(math.isfinite(v) for v in values):

@@ -330,6 +330,20 @@ def test_issue11_ordering_with_non_numbers_is_a_type_error(call):
     lambda m: m.linspace(float("inf"), 2, 2, dtype=m.int32),
     lambda m: m.full((2,), -1.0, dtype=m.uint8),
     lambda m: m.full_like(m.zeros(2), True, dtype=np.float32), lambda m: m.ones(size=2**63),
+    # an int in [2**63, 2**64): PyTorch's uint64, its value for a floating dtype (fuzz, seed
+    # 20261220: corrnet refused it)
+    lambda m: m.full((1, 2), 2**63, dtype=m.float64), lambda m: m.full((1,), 2**64 - 1,
+                                                                        dtype=m.float32),
+    lambda m: m.full((2,), 2**64 - 1, dtype=m.float16), lambda m: m.full((1,), 2**63),
+    lambda m: m.full((1,), 2**63, dtype=m.int64), lambda m: m.full((1,), 2**64, dtype=m.float64),
+    lambda m: m.full((1,), -2**63 - 1, dtype=m.float64),
+    lambda m: m.full_like(m.zeros(2), 2**63 + 2**40), lambda m: m.zeros(2).new_full((2,), 2**63),
+    # beyond a floating dtype's range: refused, as PyTorch's fill_ (its full of one float16
+    # element rounds to inf instead: corrnet refuses there too)
+    lambda m: m.full((2,), 70000, dtype=m.float16), lambda m: m.full((3,), 1e10, dtype=m.float16),
+    lambda m: m.zeros(2).fill_(2**64), lambda m: m.zeros(2).fill_(2**100),
+    lambda m: m.zeros(2, dtype=m.float64).fill_(-2**63 - 1),
+    lambda m: m.zeros(2).masked_fill(m.tensor([True, False]), 2**100),
 ])
 def test_issue11_creation_arguments_as_torch(call):
     """No size, dtype strings, kernels PyTorch lacks (bool rand, int randn...), hostile

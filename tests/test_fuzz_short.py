@@ -106,6 +106,32 @@ def test_fuzz_oracle_defect_rules_are_narrow():
     module = ("x1 = lib.tensor(arr((2, 3, 1, 12), 'float32', 'normal', 1), requires_grad=True)\n"
               "m = nn.MaxPool2d(kernel_size=(2, 3), padding=1, dilation=(2, 1))\n")
     assert worker._pool_window_in_padding(Case(0, 0, "nn.MaxPool2d", module), grad_differs)
+    # float32 pow with an exponent float32 cannot hold (or its gradient's exponent - 1): the
+    # seed 20261220 case, whose gradient's sign PyTorch's scalar loop takes from the odd
+    # exponent - 1 = -2**31 - 1; the same with a float32-exact exponent is still `wrong`
+    power = ("x1 = lib.tensor(arr((4,), 'float32', 'normal', 1444154168), requires_grad=True)\n"
+             "out = x1 ** -(2**31)\n"
+             "out.backward(lib.tensor(arr((4,), 'float64', 'normal', 1747758825)).to(out.dtype))\n"
+             "result = {'out': out, 'grad x1': x1.grad}\n")
+    assert verdict("binary.**", power)["sub"].startswith("oracle defect: PyTorch's float32 pow")
+    assert verdict("binary.*", power)["class"] == "wrong"
+    exact = ("x1 = lib.tensor([1.5, -2.0])\nout = x1 ** 3\n"
+             "result = {'out': out + (1 if lib.__name__ == 'corrnet' else 0)}\n")
+    assert verdict("binary.**", exact)["class"] == "wrong"
+    # float16 fill beyond its range: PyTorch gives inf for one element only
+    half = "result = {'out': lib.full((), 1e+40, dtype=lib.float16)}\n"
+    assert verdict("creation.full", half)["sub"].startswith("oracle defect: PyTorch's float16")
+    assert verdict("creation.full", half.replace("()", "(2,)"))["class"] == "clear"
+    assert verdict("reduce.sum", half)["class"] == "wrong"
+    # a bool among a size's ints: refused by corrnet on purpose, read as 1 by PyTorch
+    permute = ("x1 = lib.tensor(arr((3, 3, 3, 3), 'int32', 'normal', 501372391))\n"
+               "result = {'out': x1.permute(0, 3, 2, True)}\n")
+    assert verdict("shape.permute", permute)["sub"] == "deliberate: a bool in a size or dims"
+    assert verdict("shape.permute", permute.replace("True", "1"))["class"] == "agrees"
+    # Python's own TypeError at the case's line, as with PyTorch: a clear refusal
+    concatenate = ("x1 = lib.tensor(arr((2, 5), 'int32', 'pos', 1145606400))\n"
+                   "result = {'out': [[1]] + x1}\n")
+    assert verdict("binary.r+", concatenate)["class"] == "clear"
 
 
 def test_fuzz_float16_convolution_rule_follows_the_cpu(monkeypatch):

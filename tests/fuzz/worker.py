@@ -37,10 +37,11 @@ How an outcome is classified (the reference for the whole suite):
   ops in ``UNSUPPORTED`` (a feature corrnet documents it lacks: complex dtypes), where a clear
   refusal is ``clear``, sub ``unsupported: ...``.
 - Where PyTorch contradicts its own rule for the same op (``REFUSAL_DEFECTS``,
-  ``_nan_at_padding``, ``_float16_summed_in_float32`` and ``_pool_window_in_padding``, each
-  documented with its evidence),
+  ``_nan_at_padding``, ``_float16_summed_in_float32``, ``_pool_window_in_padding`` and
+  ``_pow_exponent_beyond_float32``, each documented with its evidence),
   a clear refusal is ``clear`` and a value ``agrees``, sub ``oracle defect: ...``; the report
-  lists them.
+  lists them. A clear refusal that is one of corrnet's deliberate differences
+  (``DELIBERATE_REFUSALS``) is ``clear``, sub ``deliberate: ...``.
 - ``crash`` and ``hang`` are decided by the runner: the worker died (by a signal, or exited)
   during the corrnet call, and dies again when the case's corrnet call runs alone in a fresh
   worker (where it does not, the oracle's call had corrupted the process: PyTorch's max-pool
@@ -154,7 +155,8 @@ def is_clear(exc: BaseException, corrnet_dir: str) -> bool:
     if filename == "<fuzz case>":
         return isinstance(exc, TypeError) and ("argument" in str(exc)
                                                or "unsupported operand" in str(exc)
-                                               or "not supported between instances" in str(exc))
+                                               or "not supported between instances" in str(exc)
+                                               or "can only concatenate" in str(exc))
     if not os.path.abspath(filename).startswith(corrnet_dir + os.sep):
         return False
     return any(first <= line <= last for first, last in _raise_spans(filename))
@@ -345,7 +347,30 @@ def _empty_batched_matmul(case: Case, refusal: str) -> bool:
     return case.op.startswith("matmul.") and "same dtype" in refusal
 
 
+def _bool_as_size(case: Case, refusal: str) -> bool:
+    """A bool among the ints of a size or a list of dims (``x.permute(0, 3, 2, True)``,
+    ``x.repeat(0, 3, True)``): PyTorch reads True as 1 after the first position (where it
+    refuses a bool); corrnet refuses a bool anywhere in a size, a deliberate difference."""
+    return "must be a sequence of ints" in refusal and re.search(r"\b(True|False)\b",
+                                                                 refusal) is not None
+
+
+# deliberate differences: a clear refusal is ``clear``, sub ``deliberate: NAME``
+DELIBERATE_REFUSALS = {"a bool in a size or dims": _bool_as_size}
+
+
+def _half_fill_of_one_element(case: Case, refusal: str) -> bool:
+    """A float16 fill (full, fill_, full_like, ...) with a finite number beyond float16's
+    range: PyTorch refuses it ("value cannot be converted to type c10::Half without
+    overflow") for 0 or 2 and more elements, and for float32 at any size, but gives inf for
+    a single element (a fast path without the check); corrnet refuses it at every size."""
+    return case.op.startswith(("creation.", "binary.fill_")) and "c10::Half without overflow" \
+        in refusal
+
+
 REFUSAL_DEFECTS = {"int32 overflow in PyTorch's convolution sizes": _int32_overflow,
+                   "PyTorch's float16 fill of one element skips its range check":
+                       _half_fill_of_one_element,
                    "PyTorch's oneDNN transposed convolution skips its dilation check":
                        _transposed_dilation,
                    "PyTorch's batched matmul skips its dtype check for empty operands":
@@ -443,6 +468,23 @@ def _float16_summed_in_float32(case: Case, detail: str) -> bool:
             and _torch_sums_float16_in_float32())
 
 
+_POW_OPS = ("binary.**", "binary.pow", "binary.r**", "unary.pow")
+
+
+def _pow_exponent_beyond_float32(case: Case, detail: str) -> bool:
+    """A float32 power whose Python-int exponent (or that exponent minus 1, the gradient's)
+    float32 cannot hold: PyTorch's vectorized loop rounds the exponent to float32 while its
+    scalar loop (short tensors, the tail of longer ones) keeps it in double, so that
+    ``full((n,), -1.0000001) ** 16777217`` is -7.389056 for n = 17 and +7.389055 for n = 64
+    (16777217 rounds to the even 16777216). corrnet rounds it as the vectorized loop does,
+    at every length."""
+    if case.op not in _POW_OPS or "float32" not in case.code:
+        return False
+    values = [int(n) for n in _BIG_INT.findall(case.code)]
+    values += [2 ** int(n) for n in _POWER_OF_TWO.findall(case.code)]
+    return any(float(np.float32(v - one)) != v - one for v in values for one in (0, 1))
+
+
 def judge(case: Case, oracle_outcome, corrnet_outcome, corrnet_dir: str) -> dict:
     """The verdict on one case (the rules in the module docstring). Each outcome is `_run`'s
     (ok, value, NumPy warnings); the warnings may be left out. A warning counts where corrnet's
@@ -480,6 +522,9 @@ def _judge_outcomes(case: Case, oracle_outcome, corrnet_outcome, corrnet_dir: st
             for name, applies in REFUSAL_DEFECTS.items():
                 if applies(case, refusal):
                     return {**verdict, "class": "clear", "sub": f"oracle defect: {name}"}
+            for name, applies in DELIBERATE_REFUSALS.items():
+                if applies(case, refusal):
+                    return {**verdict, "class": "clear", "sub": f"deliberate: {name}"}
         return {**verdict, "class": "clear" if not o_ok else "wrong",
                 "sub": "" if not o_ok else "refused"}
     if not o_ok:
@@ -494,6 +539,10 @@ def _judge_outcomes(case: Case, oracle_outcome, corrnet_outcome, corrnet_dir: st
     if _pool_window_in_padding(case, diff):
         return {"class": "agrees", "sub": "oracle defect: PyTorch's max-pool backward writes "
                                           "a window of padding only past the input",
+                "detail": diff[1][:300]}
+    if _pow_exponent_beyond_float32(case, diff[1]):
+        return {"class": "agrees", "sub": "oracle defect: PyTorch's float32 pow rounds a "
+                                          "scalar exponent in its vectorized loop only",
                 "detail": diff[1][:300]}
     if _float16_summed_in_float32(case, diff[1]):
         return {"class": "agrees", "sub": "oracle defect: PyTorch on this CPU sums float16 "

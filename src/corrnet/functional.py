@@ -1435,8 +1435,11 @@ def _adaptive_output(op, dims, output_size, sizes):
 
 def _check_adaptive_grad(op: str, grad, batched: bool = False) -> None:
     """PyTorch's adaptive pools compute an empty output, but refuse its backward; the average
-    pool's batch of no channels likewise (an unbatched input's empty channels pass)."""
-    if 0 in grad.shape[2:] or batched and grad.shape[1] == 0:
+    pool's batch of no channels likewise, except to an output of 1 x 1 (PyTorch's mean
+    there: adaptive_avg_pool2d of (1, 0, 4, 4) to 1 passes, to 2 is refused); an unbatched
+    input's empty channels pass."""
+    global_average = all(size == 1 for size in grad.shape[2:])
+    if 0 in grad.shape[2:] or batched and grad.shape[1] == 0 and not global_average:
         why = "an output_size of 0" if 0 in grad.shape[2:] else "no channels"
         raise RuntimeError(f"{op}_backward(): Expected grad_output to have non-zero size for "
                            f"non-batch dimensions, but grad_output has sizes "

@@ -52,7 +52,12 @@ EMPTY_SHAPES = {2: [(0, 3, 5, 5), (2, 0, 5, 5), (0, 5, 5)], 1: [(0, 3, 5), (2, 0
 POOLS = [("adaptive_avg_pool2d", 2, (2,)), ("adaptive_max_pool2d", 2, (2,)),
          ("adaptive_avg_pool1d", 1, (2,)), ("adaptive_max_pool1d", 1, (2,)),
          ("max_pool2d", 2, (2,)), ("max_pool1d", 1, (2,)), ("avg_pool2d", 2, (2,)),
-         ("avg_pool1d", 1, (2,))]
+         ("avg_pool1d", 1, (2,)),
+         # an output of 1 (x 1): PyTorch's average pool takes the mean there, whose backward
+         # passes a batch of no channels (fuzz, seed 20261221: corrnet refused it)
+         ("adaptive_avg_pool2d", 2, (1,)), ("adaptive_avg_pool2d", 2, ((1, 2),)),
+         ("adaptive_avg_pool2d", 2, ((1, None),)), ("adaptive_max_pool2d", 2, (1,)),
+         ("adaptive_avg_pool1d", 1, (1,)), ("adaptive_max_pool1d", 1, (1,))]
 
 
 @pytest.mark.parametrize(("name", "dims", "args"), POOLS)

@@ -263,6 +263,17 @@ class Neg(Function):
     backward_graph = backward
 
 
+def _zero_gradient(grad):
+    """The gradient of a piecewise constant function: zeros of grad's shape and dtype (as
+    PyTorch's zeros_like(grad): zero also where grad is inf or NaN)."""
+    return np.zeros(grad.shape, dtype=grad.dtype, like=_like(grad))
+
+
+def _zero_gradient_graph(grad):
+    """`_zero_gradient` of a Tensor grad, outside the graph."""
+    return _const(_zero_gradient(grad._data))
+
+
 class Rounding(Function):
     """round (half to even, to `decimals` places), floor, ceil or trunc: piecewise constant,
     so the gradient is zero everywhere (as PyTorch's)."""
@@ -276,9 +287,13 @@ class Rounding(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad * 0
+        return _zero_gradient(grad)
 
-    backward_graph = jvp = backward
+    jvp = backward
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return _zero_gradient_graph(grad)
 
     @staticmethod
     def grad_fn_name(ctx):

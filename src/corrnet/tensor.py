@@ -1381,12 +1381,13 @@ class Tensor:
                   if v is not None]
         dtype = result_type(self, *bounds)
         out = self._cast(dtype)
+        # (a NaN bound gives NaN, as PyTorch's)
         if low is not None:
             low = _as_operand(low, "min")
-            out = where(out < low, low, out)
+            out = where((out < low) | _is_nan(low), low, out)
         if high is not None:
             high = _as_operand(high, "max")
-            out = where(out > high, high, out)
+            out = where((out > high) | _is_nan(high), high, out)
         return out
 
     def maximum(self, other):
@@ -2489,6 +2490,13 @@ def _cast_operand(value, dtype):
     return _scalar_as(value, dtype)
 
 
+def _is_nan(value):
+    """Where `value` (a Tensor or a number) is NaN: a bool Tensor, or a bool."""
+    if isinstance(value, Tensor):
+        return value.isnan()
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _scalar_as(value, dtype: backend.dtype) -> np.ndarray:
     """A Python scalar operand converted to the op's dtype as PyTorch converts it: an int
     wraps around (``uint8 > -1`` compares with 255, ``-2 | uint8`` is 254), a float beyond
@@ -2547,7 +2555,10 @@ def _division_operands(a, b, name, symbol, kernel):
         raise NotImplementedError(f"{name}: \"{kernel}_cpu\" not implemented for 'Bool'; "
                                   "convert the operands with .int() or .float() first")
     a, b = _cast_operand(a, dtype), _cast_operand(b, dtype)
-    if dtype.category == backend.INT and np.any(_operand_array(b) == 0):
+    divisor = _operand_array(b)
+    # (an empty result divides nothing: PyTorch refuses a zero divisor only where it is used)
+    if (dtype.category == backend.INT and np.any(divisor == 0)
+            and math.prod(np.broadcast_shapes(np.shape(_operand_array(a)), divisor.shape))):
         raise RuntimeError(f"ZeroDivisionError: integer division by zero in `{symbol}` (the "
                            f"divisor, converted to {dtype}, holds a zero)")
     return a, b

@@ -41,13 +41,17 @@ from .tensor import (
     Generator,
     Size,
     Tensor,
+    addcdiv,
+    addcmul,
     arange,
     as_tensor,
+    bmm,
     cat,
     concat,
     concatenate,
     default_generator,
     device,
+    dot,
     empty,
     empty_like,
     eye,
@@ -56,13 +60,16 @@ from .tensor import (
     full_like,
     get_rng_state,
     initial_seed,
+    lerp,
     linspace,
     manual_seed,
     matmul,
     mm,
+    mv,
     normal,
     ones,
     ones_like,
+    outer,
     rand,
     rand_like,
     randint,
@@ -96,11 +103,16 @@ _NUMBER_FIRST = {
     "add": lambda number, other, alpha=1: number + (other if alpha == 1 else other * alpha),
     "sub": lambda number, other, alpha=1: number - (other if alpha == 1 else other * alpha),
     "mul": lambda number, other: number * other,
-    "div": lambda number, other: number / other,
+    "div": lambda number, other, rounding_mode=None: (
+        number / other if rounding_mode is None
+        else tensor(number).div(other, rounding_mode=rounding_mode)),
     "pow": lambda number, exponent: number ** exponent,
     "remainder": lambda number, other: number % other,
     "floor_divide": lambda number, other: number // other,
 }
+# PyTorch's other names for them
+_NUMBER_FIRST.update(multiply=_NUMBER_FIRST["mul"], subtract=_NUMBER_FIRST["sub"],
+                     divide=_NUMBER_FIRST["div"], true_divide=_NUMBER_FIRST["div"])
 
 
 def _function(method_name):
@@ -151,6 +163,11 @@ for _name in (
     "sort", "argsort", "topk", "masked_fill", "chunk", "split", "gather", "scatter",
     "scatter_add", "index_select", "roll", "flip", "tril", "triu", "cumsum", "logsumexp",
     "unbind",
+    # PyTorch's other names, signs and infinities, logical and bitwise operations
+    "multiply", "subtract", "divide", "true_divide", "negative", "absolute", "greater",
+    "greater_equal", "less", "less_equal", "not_equal", "clamp_min", "clamp_max", "sign", "sgn",
+    "isinf", "isposinf", "isneginf", "logical_and", "logical_or", "logical_xor", "logical_not",
+    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
 ):
     globals()[_name] = _function(_name)
 del _name

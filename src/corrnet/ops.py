@@ -302,6 +302,25 @@ class Rounding(Function):
         return f"{ctx.how.capitalize()}Backward{number}"
 
 
+class Sign(Function):
+    """-1, 0 or 1 in a's dtype: (a > 0) - (a < 0), so 0 at NaN and at -0.0 (as PyTorch's);
+    piecewise constant, so its gradient is zero."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return (a > 0).astype(a.dtype) - (a < 0).astype(a.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return _zero_gradient(grad)
+
+    jvp = backward
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return _zero_gradient_graph(grad)
+
+
 class Abs(Function):
     @staticmethod
     def forward(ctx, a):

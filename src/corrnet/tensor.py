@@ -898,8 +898,12 @@ class Tensor:
     def mul_(self, other):
         return self._inplace_op(Tensor.__mul__, _method_operand("mul_", "other", other))
 
-    def div_(self, other):
-        return self._inplace_op(Tensor.__truediv__, _method_operand("div_", "other", other))
+    def div_(self, other, *, rounding_mode=None):
+        other = _method_operand("div_", "other", other)
+        if rounding_mode is None:
+            return self._inplace_op(Tensor.__truediv__, other)
+        return self._inplace_op(
+            lambda source, divisor: source.div(divisor, rounding_mode=rounding_mode), other)
 
     def clamp_(self, min=None, max=None):
         return self._inplace_op(Tensor.clamp, min, max)
@@ -1157,8 +1161,32 @@ class Tensor:
     def mul(self, other):
         return self * _method_operand("mul", "other", other)
 
-    def div(self, other):
-        return self / _method_operand("div", "other", other)
+    def div(self, other, *, rounding_mode=None):
+        """``self / other``; rounding_mode "floor" rounds the quotient down (``self //
+        other``), "trunc" toward zero (integers stay integers: ``tensor([-7]).div(2,
+        rounding_mode="trunc")`` is -3); a rounded quotient's gradient is zero."""
+        other = _method_operand("div", "other", other)
+        if rounding_mode is None:
+            return self / other
+        if rounding_mode not in ("floor", "trunc"):
+            raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or "
+                               f"'floor' but found {rounding_mode!r}")
+        if result_type(self, _as_operand(other, "other")) is backend.bool_:
+            raise NotImplementedError(f"\"div_{rounding_mode}_cpu\" not implemented for "
+                                      "'Bool'")
+        if rounding_mode == "floor":
+            return self // other
+        if self.dtype.is_floating_point or (isinstance(other, Tensor)
+                                            and other.dtype.is_floating_point) or isinstance(
+                other, float):
+            return (self / other).trunc()
+        # integers: the floor quotient, one up where it was rounded down below zero (the
+        # signs those of the operands in the quotient's dtype: -3 is 253 in uint8)
+        quotient, remainder = self // other, self % other
+        divisor = (other._cast(quotient.dtype) if isinstance(other, Tensor)
+                   else _wrap(_scalar_as(other, quotient.dtype)))
+        below_zero = (remainder != 0) & ((self._cast(quotient.dtype) < 0) ^ (divisor < 0))
+        return quotient + below_zero.to(quotient.dtype)
 
     def pow(self, exponent):
         return self ** _method_operand("pow", "exponent", exponent)
@@ -1474,6 +1502,163 @@ class Tensor:
 
     def isfinite(self):
         return _wrap(np.isfinite(self._data))
+
+    def isinf(self):
+        return _wrap(np.isinf(self._data))
+
+    def isposinf(self):
+        return _wrap(np.isposinf(self._data) if self.dtype.is_floating_point
+                     else np.zeros(self._data.shape, bool))
+
+    def isneginf(self):
+        return _wrap(np.isneginf(self._data) if self.dtype.is_floating_point
+                     else np.zeros(self._data.shape, bool))
+
+    def sign(self):
+        """-1, 0 or 1 as self is below, at or above zero, in self's dtype (0 for NaN, as
+        PyTorch: (x > 0) - (x < 0)); a bool tensor is itself. Its gradient is zero."""
+        if self.dtype is backend.bool_:
+            return self.clone()
+        return ops.Sign.apply(self)
+
+    def sgn(self):
+        """`sign` (for real numbers, PyTorch's sgn is sign)."""
+        return self.sign()
+
+    # -- logical operations (not differentiable): a number's truth is that it is not zero ----
+
+    def _logical(self, name: str, ufunc, other) -> Tensor:
+        _check_tensor_argument(name, "other", 2, other)
+        _broadcast_check(self, other, name)
+        return _wrap(devices.as_array(ufunc(self._data.astype(bool), other._data.astype(bool))))
+
+    def logical_and(self, other):
+        return self._logical("logical_and", np.logical_and, other)
+
+    def logical_or(self, other):
+        return self._logical("logical_or", np.logical_or, other)
+
+    def logical_xor(self, other):
+        return self._logical("logical_xor", np.logical_xor, other)
+
+    def logical_not(self):
+        return _wrap(np.logical_not(self._data))
+
+    # -- bitwise operations: the operators &, |, ^ and ~ -----------------------------------------
+
+    def bitwise_and(self, other):
+        return _bitwise(np.bitwise_and, "bitwise_and", self,
+                        _method_operand("bitwise_and", "other", other))
+
+    def bitwise_or(self, other):
+        return _bitwise(np.bitwise_or, "bitwise_or", self,
+                        _method_operand("bitwise_or", "other", other))
+
+    def bitwise_xor(self, other):
+        return _bitwise(np.bitwise_xor, "bitwise_xor", self,
+                        _method_operand("bitwise_xor", "other", other))
+
+    def bitwise_not(self):
+        if self.dtype.is_floating_point:
+            raise NotImplementedError("\"bitwise_not_cpu\" not implemented for 'Float': "
+                                      "bitwise_not takes bool or integer tensors")
+        return ~self
+
+    # -- PyTorch's other names for the operations above -------------------------------------------
+
+    def multiply(self, other):
+        return self * _method_operand("multiply", "other", other)
+
+    def subtract(self, other, alpha=1):
+        return self.sub(_method_operand("subtract", "other", other), alpha=alpha)
+
+    def divide(self, other, *, rounding_mode=None):
+        return self.div(_method_operand("divide", "other", other), rounding_mode=rounding_mode)
+
+    def true_divide(self, other):
+        return self / _method_operand("true_divide", "other", other)
+
+    def negative(self):
+        return -self
+
+    def absolute(self):
+        return self.abs()
+
+    def greater(self, other):
+        return self._compare_method("greater", other, np.greater)
+
+    def greater_equal(self, other):
+        return self._compare_method("greater_equal", other, np.greater_equal)
+
+    def less(self, other):
+        return self._compare_method("less", other, np.less)
+
+    def less_equal(self, other):
+        return self._compare_method("less_equal", other, np.less_equal)
+
+    def not_equal(self, other):
+        return self._compare_method("not_equal", other, np.not_equal)
+
+    def clamp_min(self, min):
+        return self.clamp(min=min)
+
+    def clamp_max(self, max):
+        return self.clamp(max=max)
+
+    def multiply_(self, other):
+        return self.mul_(other)
+
+    def subtract_(self, other, alpha=1):
+        return self.sub_(other, alpha=alpha)
+
+    def divide_(self, other, *, rounding_mode=None):
+        return self.div_(other, rounding_mode=rounding_mode)
+
+    def true_divide_(self, other):
+        return self.div_(other)
+
+    def negative_(self):
+        return self.neg_()
+
+    def absolute_(self):
+        return self.abs_()
+
+    def clip_(self, min=None, max=None):
+        return self.clamp_(min, max)
+
+    def clamp_min_(self, min):
+        return self.clamp_(min=min)
+
+    def clamp_max_(self, max):
+        return self.clamp_(max=max)
+
+    # -- combinations of two or three tensors ------------------------------------------------------
+
+    def lerp(self, end, weight):
+        """self + weight * (end - self), computed as PyTorch's (from the nearer end: weight
+        below 0.5 from self, else from end, so that weight 1 gives end exactly); `end` (and a
+        tensor `weight`) of self's dtype, floating."""
+        return lerp(self, end, weight)
+
+    def addcmul(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 * tensor2."""
+        return addcmul(self, tensor1, tensor2, value=value)
+
+    def addcdiv(self, tensor1, tensor2, *, value=1):
+        """self + value * tensor1 / tensor2 (floating tensor1 and tensor2)."""
+        return addcdiv(self, tensor1, tensor2, value=value)
+
+    def dot(self, other):
+        return dot(self, other)
+
+    def mv(self, vec):
+        return mv(self, vec)
+
+    def outer(self, vec2):
+        return outer(self, vec2)
+
+    def bmm(self, mat2):
+        return bmm(self, mat2)
 
     # -- matrix products -------------------------------------------------------------------------
 
@@ -3578,6 +3763,133 @@ def matmul(input, other):
     _check_matrix_dtypes(input, other, "matmul")
     return ops.MatMul.apply(input, other)
 
+
+
+def dot(input, tensor):
+    """The inner product of two 1-D tensors of one dtype and length: a 0-d tensor, e.g.
+    dot(tensor([1., 2.]), tensor([3., 4.])) is 11."""
+    _check_tensor_argument("dot", "input", 1, input)
+    _check_tensor_argument("dot", "tensor", 2, tensor)
+    if input.dim() != 1 or tensor.dim() != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.dim()}D and {tensor.dim()}D "
+                           f"tensors (dot of shapes {tuple(input.shape)} and "
+                           f"{tuple(tensor.shape)})")
+    if input.dtype != tensor.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{_legacy_short(input.dtype)} and {_legacy_short(tensor.dtype)}")
+    if input.shape[0] != tensor.shape[0]:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{input.shape[0]}] and "
+                           f"src [{tensor.shape[0]}] to have the same number of elements, but "
+                           f"got {input.shape[0]} and {tensor.shape[0]} elements respectively")
+    return matmul(input, tensor)
+
+
+def mv(input, vec):
+    """The product of a matrix (n, m) and a vector (m,): (n,)."""
+    _check_tensor_argument("mv", "input", 1, input)
+    _check_tensor_argument("mv", "vec", 2, vec)
+    if input.dim() != 2 or vec.dim() != 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got {input.dim()}, "
+                           f"{vec.dim()} (mv of shapes {tuple(input.shape)} and "
+                           f"{tuple(vec.shape)}: a 2-D input and a 1-D vec)")
+    if input.shape[1] != vec.shape[0]:
+        raise RuntimeError(f"size mismatch, got input ({input.shape[0]}), mat "
+                           f"({input.shape[0]}x{input.shape[1]}), vec ({vec.shape[0]})")
+    return matmul(input, vec)
+
+
+def outer(input, vec2):
+    """The outer product of two 1-D tensors (n,) and (m,): (n, m), out[i, j] = input[i] *
+    vec2[j] (the dtypes promote as in ``*``)."""
+    _check_tensor_argument("outer", "input", 1, input)
+    _check_tensor_argument("outer", "vec2", 2, vec2)
+    if input.dim() != 1 or vec2.dim() != 1:
+        raise RuntimeError(f"outer: expected 1-D tensors, got shapes {tuple(input.shape)} and "
+                           f"{tuple(vec2.shape)}")
+    return input.reshape(-1, 1) * vec2
+
+
+def bmm(input, mat2):
+    """Batched matrix product of (b, n, k) and (b, k, m): (b, n, m), one dtype."""
+    _check_tensor_argument("bmm", "input", 1, input)
+    _check_tensor_argument("bmm", "mat2", 2, mat2)
+    if input.dim() != 3 or mat2.dim() != 3:
+        which = "batch1" if input.dim() != 3 else "batch2"
+        raise RuntimeError(f"{which} must be a 3D tensor (bmm of shapes {tuple(input.shape)} "
+                           f"and {tuple(mat2.shape)})")
+    expected = [input.shape[0], input.shape[2]]
+    if list(mat2.shape[:2]) != expected:
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: "
+                           f"{expected} but got: {list(mat2.shape[:2])}.")
+    if input.dtype != mat2.dtype:
+        raise RuntimeError(f"expected scalar type {_legacy_short(input.dtype)} but found "
+                           f"{_legacy_short(mat2.dtype)} (bmm needs one dtype)")
+    return matmul(input, mat2)
+
+
+def lerp(input, end, weight):
+    """input + weight * (end - input), as PyTorch computes it: from input where |weight| <
+    0.5, else end - (end - input) * (1 - weight), so that weight 1 gives end exactly. `end`
+    and a tensor `weight` (but a 0-d one) have input's dtype, a floating one; e.g.
+    lerp(tensor([0.]), tensor([10.]), 0.25) is 2.5."""
+    _check_tensor_argument("lerp", "input", 1, input)
+    _check_tensor_argument("lerp", "end", 2, end)
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f"\"lerp_kernel_scalar\" not implemented for "
+                                  f"'{_legacy_short(input.dtype)}' (lerp takes floating tensors)")
+    if isinstance(weight, Tensor) and weight.dim() == 0 and weight.dtype != input.dtype:
+        weight = weight.to(input.dtype)     # (a 0-d weight is taken as a number, as PyTorch)
+    for name, value in (("end", end), ("weight", weight)):
+        if isinstance(value, Tensor) and value.dtype != input.dtype:
+            c_names = {"float32": "float", "float64": "double", "float16": "c10::Half"}
+            raise RuntimeError(f"expected dtype {c_names.get(input.dtype.name)} for `{name}` "
+                               f"but got dtype {c_names.get(value.dtype.name, value.dtype.name)}")
+    if not isinstance(weight, Tensor):
+        weight = _method_operand("lerp", "weight", weight)
+    difference = end - input
+    small = abs(weight) < 0.5
+    if not isinstance(small, Tensor):
+        return input + weight * difference if small else end - difference * (1 - weight)
+    return where(small, input + weight * difference, end - difference * (1 - weight))
+
+
+def addcmul(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 * tensor2, in the dtype of the three tensors (value cast to
+    it), e.g. addcmul(tensor([1.]), tensor([2.]), tensor([3.]), value=0.5) is 4."""
+    for position, (name, operand) in enumerate((("input", input), ("tensor1", tensor1),
+                                                ("tensor2", tensor2)), 1):
+        _check_tensor_argument("addcmul", name, position, operand)
+    input, tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
+    if input.dtype is backend.bool_:
+        raise NotImplementedError("\"addcmul_cpu_out\" not implemented for 'Bool'")
+    if not input.dtype.is_floating_point:   # (value in the integer dtype, as PyTorch's: 2.7
+        value = int(value)                  # counts as 2)
+    product = tensor1 * tensor2
+    return input + (product if value == 1 else value * product)
+
+
+def _in_common_dtype(*tensors):
+    """The tensors cast to their common dtype, promoted over all of them at once (as PyTorch's
+    ternary ops: a 0-d float64 among float32 tensors does not widen them, though it would
+    widen an integer one in a pairwise product)."""
+    dtype = result_type(*tensors)
+    return tuple(t if t.dtype == dtype else t.to(dtype) for t in tensors)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1):
+    """input + value * tensor1 / tensor2; integer tensor1 and tensor2 are refused, as
+    PyTorch refuses them."""
+    for position, (name, operand) in enumerate((("input", input), ("tensor1", tensor1),
+                                                ("tensor2", tensor2)), 1):
+        _check_tensor_argument("addcdiv", name, position, operand)
+    if not (tensor1.dtype.is_floating_point or tensor2.dtype.is_floating_point):
+        raise RuntimeError("Integer division with addcdiv is no longer supported, and in a "
+                           "future release addcdiv will perform a true division of tensor1 "
+                           "and tensor2. Use torch.addcmul(input, tensor1, 1 / tensor2) (or "
+                           "floating tensors) instead.")
+    input, tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
+    quotient = tensor1 / tensor2
+    return input + (quotient if value == 1 else value * quotient)
 
 def _broadcast_check(a, b, op):
     """Refuse operands whose shapes do not broadcast, naming both shapes."""

@@ -607,6 +607,60 @@ for _name, _arg in [("abs_", D(3, 4)), ("neg_", (3, 4)), ("exp_", (3, 4)), ("log
 GRAD["Tensor.pow_"] = [C(_inplace("pow_", 3), (3, 4)),
                        C(lambda m, F, x, y: _on_view(x, lambda v: v.pow_(y)), P(3, 4), (4,))]
 
+# PyTorch's other names, and the small operations beside them (tests/oracle/test_torch_names.py
+# compares their values over dtypes and special values)
+GRAD.update({
+    "Tensor.multiply": [C(lambda m, F, x, y: x.multiply(y), (3, 4), (4,))],
+    "corrnet.multiply": [C(lambda m, F, x, y: m.multiply(x, y), (3, 1), (4,))],
+    "Tensor.subtract": [C(lambda m, F, x, y: x.subtract(y, alpha=2), (3, 4), (4,))],
+    "corrnet.subtract": [C(lambda m, F, x, y: m.subtract(x, y), (3, 4), (3, 1))],
+    "Tensor.divide": [C(lambda m, F, x, y: x.divide(y), (3, 4), P(4)),
+                      C(lambda m, F, x, y: x.divide(y, rounding_mode="trunc"), (3, 4), P(4),
+                        fd=False)],
+    "corrnet.divide": [C(lambda m, F, x, y: m.divide(x, y), (3, 4), P(3, 1))],
+    "Tensor.true_divide": [C(lambda m, F, x, y: x.true_divide(y), (3, 4), P(4))],
+    "corrnet.true_divide": [C(lambda m, F, x: m.true_divide(2, x), P(3, 4))],
+    "Tensor.negative": [C(lambda m, F, x: x.negative(), (3, 4))],
+    "corrnet.negative": [C(lambda m, F, x: m.negative(x), (3, 4))],
+    "Tensor.absolute": [C(lambda m, F, x: x.absolute(), A(3, 4))],
+    "corrnet.absolute": [C(lambda m, F, x: m.absolute(x), A(3, 4))],
+    "Tensor.sign": [C(lambda m, F, x: x.sign() * x, A(3, 4))],
+    "corrnet.sign": [C(lambda m, F, x: m.sign(x) + x, A(3, 4))],
+    "Tensor.sgn": [C(lambda m, F, x: x.sgn() * x, A(3, 4))],
+    "corrnet.sgn": [C(lambda m, F, x: m.sgn(x) - x, A(3, 4))],
+    "Tensor.clamp_min": [C(lambda m, F, x: x.clamp_min(0.2), (3, 4)),
+                         C(lambda m, F, x, lo: x.clamp_min(lo), (3, 4), (4,))],
+    "corrnet.clamp_min": [C(lambda m, F, x: m.clamp_min(x, -0.3), (3, 4))],
+    "Tensor.clamp_max": [C(lambda m, F, x, hi: x.clamp_max(hi), (3, 4), (3, 1))],
+    "corrnet.clamp_max": [C(lambda m, F, x: m.clamp_max(x, 0.4), (3, 4))],
+    "Tensor.multiply_": [C(_inplace("multiply_"), (3, 4), (4,))],
+    "Tensor.subtract_": [C(_inplace("subtract_", alpha=2), (3, 4), (4,))],
+    "Tensor.divide_": [C(_inplace("divide_"), (3, 4), P(4))],
+    "Tensor.true_divide_": [C(_inplace("true_divide_"), (3, 4), P(4))],
+    "Tensor.negative_": [C(_inplace("negative_"), (3, 4))],
+    "Tensor.absolute_": [C(_inplace("absolute_"), A(3, 4))],
+    "Tensor.clip_": [C(_inplace("clip_", -0.5, 0.5), (3, 4))],
+    "Tensor.clamp_min_": [C(_inplace("clamp_min_", 0.1), (3, 4))],
+    "Tensor.clamp_max_": [C(_inplace("clamp_max_", 0.1), (3, 4))],
+    "Tensor.lerp": [C(lambda m, F, x, y: x.lerp(y, 0.3), (3, 4), (4,)),
+                    C(lambda m, F, x, y, w: x.lerp(y, w), (3, 4), (3, 4), (4,))],
+    "corrnet.lerp": [C(lambda m, F, x, y: m.lerp(x, y, 0.8), (3, 4), (3, 4))],
+    "Tensor.addcmul": [C(lambda m, F, x, a, b: x.addcmul(a, b, value=0.5), (3, 4), (4,),
+                         (3, 1))],
+    "corrnet.addcmul": [C(lambda m, F, x, a, b: m.addcmul(x, a, b), (3, 4), (3, 4), (3, 4))],
+    "Tensor.addcdiv": [C(lambda m, F, x, a, b: x.addcdiv(a, b, value=2), (3, 4), (4,),
+                         P(3, 1))],
+    "corrnet.addcdiv": [C(lambda m, F, x, a, b: m.addcdiv(x, a, b), (3, 4), (3, 4), P(3, 4))],
+    "Tensor.dot": [C(lambda m, F, x, y: x.dot(y), (4,), (4,))],
+    "corrnet.dot": [C(lambda m, F, x, y: m.dot(x, y), (5,), (5,))],
+    "Tensor.mv": [C(lambda m, F, x, y: x.mv(y), (3, 4), (4,))],
+    "corrnet.mv": [C(lambda m, F, x, y: m.mv(x, y), (2, 3), (3,))],
+    "Tensor.outer": [C(lambda m, F, x, y: x.outer(y), (3,), (4,))],
+    "corrnet.outer": [C(lambda m, F, x, y: m.outer(x, y), (2,), (5,))],
+    "Tensor.bmm": [C(lambda m, F, x, y: x.bmm(y), (2, 3, 4), (2, 4, 5))],
+    "corrnet.bmm": [C(lambda m, F, x, y: m.bmm(x, y), (3, 2, 2), (3, 2, 1))],
+})
+
 
 # ---------------------------------------------------------------------------------------------
 # recorded but not differentiable in PyTorch: the backward raises
@@ -652,6 +706,20 @@ NO_GRAD: dict[str, list[Case]] = {
     "corrnet.argmax": [C(lambda m, F, x: m.argmax(x, 0), (3, 4))],
     "Tensor.argmin": [C(lambda m, F, x: x.argmin(1, keepdim=True), (3, 4))],
     "corrnet.argmin": [C(lambda m, F, x: m.argmin(x), (3, 4))],
+    **{f"{owner}.{op}": [C(lambda m, F, x, y, op=op, owner=owner: (
+        getattr(x, op)(y) if owner == "Tensor" else getattr(m, op)(x, y)), (3, 4), (4,))]
+       for op in ("greater", "greater_equal", "less", "less_equal", "not_equal",
+                  "logical_and", "logical_or", "logical_xor")
+       for owner in ("Tensor", "corrnet")},
+    **{f"{owner}.{op}": [C(lambda m, F, x, y, op=op, owner=owner: (
+        getattr(x, op)(y) if owner == "Tensor" else getattr(m, op)(x, y)), I(3, 4), I(4))]
+       for op in ("bitwise_and", "bitwise_or", "bitwise_xor") for owner in ("Tensor", "corrnet")},
+    **{f"{owner}.{op}": [C(lambda m, F, x, op=op, owner=owner: (
+        getattr(x / (x > 0), op)() if owner == "Tensor" else getattr(m, op)(x.log())), (3, 4))]
+       for op in ("isinf", "isposinf", "isneginf", "logical_not")
+       for owner in ("Tensor", "corrnet")},
+    "Tensor.bitwise_not": [C(lambda m, F, x: (x > 0).bitwise_not(), (3, 4))],
+    "corrnet.bitwise_not": [C(lambda m, F, x: m.bitwise_not(x), I(3, 4))],
     "Tensor.isnan": [C(lambda m, F, x: (x / (x > 0)).isnan(), (3, 4))],
     "corrnet.isnan": [C(lambda m, F, x: m.isnan(x), (3, 4))],
     "Tensor.isfinite": [C(lambda m, F, x: (1 / (x > 0)).isfinite(), (3, 4))],

@@ -302,6 +302,28 @@ class Rounding(Function):
         return f"{ctx.how.capitalize()}Backward{number}"
 
 
+class RoundedQuotient(Function):
+    """``a.div(b, rounding_mode=...)``: the rounded quotient, computed by the caller, with a
+    zero gradient for both operands (PyTorch's DivBackward2; its ``a // b`` has no
+    derivative at all)."""
+
+    grad_fn_name = "DivBackward2"
+
+    @staticmethod
+    def forward(ctx, a, b, quotient):
+        return quotient
+
+    @staticmethod
+    def backward(ctx, grad):
+        zero = _zero_gradient(grad)     # (the engine sums each to its operand's shape)
+        return zero, zero
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        zero = _zero_gradient_graph(grad)
+        return zero, zero
+
+
 class Sign(Function):
     """-1, 0 or 1 in a's dtype: (a > 0) - (a < 0), so 0 at NaN and at -0.0 (as PyTorch's);
     piecewise constant, so its gradient is zero."""

@@ -1174,6 +1174,15 @@ class Tensor:
         if result_type(self, _as_operand(other, "other")) is backend.bool_:
             raise NotImplementedError(f"\"div_{rounding_mode}_cpu\" not implemented for "
                                       "'Bool'")
+        with no_grad():
+            quotient = self._rounded_quotient(other, rounding_mode)
+        if not (is_grad_enabled() and (self.requires_grad or isinstance(other, Tensor)
+                                       and other.requires_grad)):
+            return quotient
+        return ops.RoundedQuotient.apply(self, other, quotient._data)
+
+    def _rounded_quotient(self, other, rounding_mode: str) -> Tensor:
+        """`div`'s quotient rounded down ("floor": ``self // other``) or toward zero."""
         if rounding_mode == "floor":
             return self // other
         if self.dtype.is_floating_point or (isinstance(other, Tensor)
@@ -3480,12 +3489,25 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
                           for name, v in arguments)
     values = [_range_number("arange", name, v) for name, v in arguments]
     low, high, stride = values
-    if not all(math.isfinite(v) for v in values):
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise RuntimeError(f"arange(): unsupported range: {low} -> {high} (step {stride})")
     is_float = any(isinstance(v, float) for v in values)
     default = backend.get_default_dtype() if is_float else backend.int64
     target = as_dtype(_args.check_dtype("arange", dtype)) if dtype is not None else default
     integral = target.category == backend.INT
+    if math.isnan(stride):
+        raise RuntimeError("arange: step must be nonzero (got NaN)")
+    if math.isinf(stride):
+        # as PyTorch's: no element (its count ceil((end - start) / step) is 0), after the
+        # sign check; an integer range cannot hold the step
+        if integral:
+            raise RuntimeError(f"arange(): step {stride} cannot be converted to type int64_t "
+                               "without overflow")
+        if (high - low) * stride < 0:
+            raise RuntimeError(f"arange(): upper bound and lower bound inconsistent with "
+                               f"step sign (start {low}, end {high}, step {stride})")
+        return _make(((0,),), None, target, default, lambda shape, np_dtype: np.empty(
+            0, np_dtype), requires_grad, device, op="arange", kinds="if")
     if integral and target is backend.int64:
         low, high = int(low), int(high)  # C++'s truncation toward zero
     if stride == 0 or (integral and int(stride) == 0 and target is backend.int64):
@@ -3519,13 +3541,15 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
     """`steps` values evenly spaced from `start` to `end` (both included)."""
+    target = (as_dtype(_args.check_dtype("linspace", dtype)) if dtype is not None
+              else backend.get_default_dtype())
+    if target.is_floating_point:    # (an int in [2**63, 2**64): its value, PyTorch's uint64)
+        start, end = (float(v) if _is_uint64_int(v) else v for v in (start, end))
     start = _range_number("linspace", "start", start)
     end = _range_number("linspace", "end", end)
     steps = _args.check_int("linspace", "steps", steps, position=3)
     if steps < 0:
         raise RuntimeError(f"linspace(): number of steps must be non-negative, got {steps}")
-    target = (as_dtype(_args.check_dtype("linspace", dtype)) if dtype is not None
-              else backend.get_default_dtype())
     if target.category == backend.INT and steps:
         # out of range: refused (a single value is start: end is not checked)
         for value in (start, end) if steps > 1 else (start,):

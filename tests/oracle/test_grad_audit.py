@@ -616,6 +616,8 @@ GRAD.update({
     "corrnet.subtract": [C(lambda m, F, x, y: m.subtract(x, y), (3, 4), (3, 1))],
     "Tensor.divide": [C(lambda m, F, x, y: x.divide(y), (3, 4), P(4)),
                       C(lambda m, F, x, y: x.divide(y, rounding_mode="trunc"), (3, 4), P(4),
+                        fd=False),
+                      C(lambda m, F, x, y: x.divide(y, rounding_mode="floor"), (3, 4), P(4),
                         fd=False)],
     "corrnet.divide": [C(lambda m, F, x, y: m.divide(x, y), (3, 4), P(3, 1))],
     "Tensor.true_divide": [C(lambda m, F, x, y: x.true_divide(y), (3, 4), P(4))],

@@ -344,6 +344,16 @@ def test_issue11_ordering_with_non_numbers_is_a_type_error(call):
     lambda m: m.zeros(2).fill_(2**64), lambda m: m.zeros(2).fill_(2**100),
     lambda m: m.zeros(2, dtype=m.float64).fill_(-2**63 - 1),
     lambda m: m.zeros(2).masked_fill(m.tensor([True, False]), 2**100),
+    # an infinite step: no element, after the sign check (fuzz, seed 20261223: refused)
+    lambda m: m.arange(2.5, 5, float("inf"), dtype=m.float64),
+    lambda m: m.arange(0, 5, float("inf")), lambda m: m.arange(0.0, -5.0, float("-inf")),
+    lambda m: m.arange(0, -5, float("inf")), lambda m: m.arange(0, 5, float("inf"), dtype=m.int32),
+    lambda m: m.arange(0, 5, float("nan")), lambda m: m.arange(5.0, 5.0, float("-inf")),
+    lambda m: m.arange(0, float("inf"), 1),
+    # linspace of an int in [2**63, 2**64): its value for a floating dtype (same seed)
+    lambda m: m.linspace(2**63, 0, 3), lambda m: m.linspace(2**63, float("nan"), 6),
+    lambda m: m.linspace(0, 2**64 - 1, 2, dtype=m.float64),
+    lambda m: m.linspace(2**63, 0, 3, dtype=m.int64), lambda m: m.linspace(2**64, 0, 3),
 ])
 def test_issue11_creation_arguments_as_torch(call):
     """No size, dtype strings, kernels PyTorch lacks (bool rand, int randn...), hostile

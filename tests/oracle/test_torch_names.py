@@ -160,18 +160,20 @@ def test_div_rounding_mode_number_first_and_in_place(mode):
 
 
 @pytest.mark.parametrize("name", ["floor", "trunc", "round", "ceil", "sign", "sgn",
-                                  "div_trunc"])
+                                  "div_floor", "div_trunc"])
 def test_piecewise_constant_gradients_are_zero_as_torch(name):
     """Zero where the upstream gradient is inf or NaN too (PyTorch's zeros_like(grad)); it
-    was NaN for floor, trunc, round and ceil. (PyTorch has no derivative for div's "floor"
-    mode; corrnet's is zero, as its `//`'s.)"""
+    was NaN for floor, trunc, round and ceil. div's rounded quotient too (DivBackward2),
+    though PyTorch's ``//`` has no derivative."""
     values = np.array([1.5, -2.5, 0.25, 3.0])
     upstream = np.array([np.inf, np.nan, -np.inf, 2.0])
     grads = []
     for m in (corrnet, torch):
         x = m.tensor(values, requires_grad=True)
         if name.startswith("div_"):
-            y = x.div(m.tensor(2.0, dtype=m.float64), rounding_mode=name[4:])
+            divisor = m.tensor([2.0, 3.0, -1.5, 0.5], requires_grad=True)
+            y = x.div(divisor, rounding_mode=name[4:])
+            assert y.grad_fn.name() == "DivBackward2"
         else:
             y = getattr(x, name)()
         y.backward(m.tensor(upstream))

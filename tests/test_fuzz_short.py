@@ -128,6 +128,17 @@ def test_fuzz_oracle_defect_rules_are_narrow():
                "result = {'out': x1.permute(0, 3, 2, True)}\n")
     assert verdict("shape.permute", permute)["sub"] == "deliberate: a bool in a size or dims"
     assert verdict("shape.permute", permute.replace("True", "1"))["class"] == "agrees"
+    # accepted where PyTorch refuses: its oneDNN-or-not output of size 0, and prod(dim=None)
+    transposed_zero = ("x1 = lib.tensor(arr((3, 1, 1, 9), 'float64', 'normal', 1))\n"
+                       "x2 = lib.tensor(arr((1, 3, 3, 2), 'float64', 'normal', 2))\n"
+                       "out = F.conv_transpose2d(x1, x2, None, stride=(3, 2), padding=(2, 1), "
+                       "output_padding=(1, 0), dilation=(1, 2))\nresult = {'out': out}\n")
+    assert verdict("F.conv_transpose2d", transposed_zero)["sub"].startswith("oracle defect")
+    assert verdict("F.conv2d", transposed_zero)["class"] == "wrong"
+    product = "x1 = lib.tensor([[1.0, 2.0]])\nresult = {'out': x1.prod(dim=None)}\n"
+    assert verdict("reduce.prod", product)["sub"].startswith("deliberate")
+    assert verdict("reduce.sum", product.replace("prod", "sum").replace("dim=None", "dim=2.5"))[
+        "class"] != "agrees"
     # Python's own TypeError at the case's line, as with PyTorch: a clear refusal
     concatenate = ("x1 = lib.tensor(arr((2, 5), 'int32', 'pos', 1145606400))\n"
                    "result = {'out': [[1]] + x1}\n")

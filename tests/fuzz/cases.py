@@ -258,7 +258,10 @@ UNARY_METHODS = ("abs", "neg", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", 
                  # ops.UNARY's functions
                  "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "log2", "log10",
                  "log1p", "expm1", "exp2", "rsqrt", "reciprocal", "frac", "square", "deg2rad",
-                 "rad2deg")
+                 "rad2deg",
+                 # PyTorch's other names, signs, infinities, logical and bitwise not
+                 "sign", "sgn", "isinf", "isposinf", "isneginf", "logical_not", "bitwise_not",
+                 "negative", "absolute")
 # in place, on a clone (the input stays as generated)
 UNARY_IN_PLACE = ("abs_", "neg_", "exp_", "log_", "sqrt_", "sigmoid_", "tanh_", "sin_", "cos_",
                   "reciprocal_", "rsqrt_", "log1p_", "expm1_", "square_")
@@ -311,7 +314,11 @@ def gen_unary(g: Gen) -> Case:
 BINARY_OPS = ("+", "-", "*", "/", "//", "%", "**", "&", "|", "^", "==", "!=", "<", "<=", ">",
               ">=")
 BINARY_METHODS = ("add", "sub", "mul", "div", "maximum", "minimum", "pow", "eq", "ne", "lt",
-                  "le", "gt", "ge", "allclose", "equal")
+                  "le", "gt", "ge", "allclose", "equal",
+                  # PyTorch's other names, logical and bitwise operations
+                  "multiply", "subtract", "divide", "true_divide", "greater", "less_equal",
+                  "not_equal", "logical_and", "logical_xor", "bitwise_and", "bitwise_or",
+                  "clamp_min", "clamp_max", "div_floor", "div_trunc")
 
 
 def _broadcast_partner(g: Gen, shape: tuple) -> tuple:
@@ -343,11 +350,16 @@ def gen_binary(g: Gen) -> Case:
     elif form == "method":
         m = g.pick(BINARY_METHODS)
         alpha = ""
-        if m in ("add", "sub") and g.chance(0.4):
+        if m in ("add", "sub", "subtract") and g.chance(0.4):
             alpha = f", alpha={g.hostile(g.pick((2, 0.5, -1)))}"
+        elif m.startswith("div_"):      # div with a rounding mode
+            alpha = f", rounding_mode={g.hostile(repr(m[4:]), 0.1, ('None', repr('x')))}"
+            m = "div"
         call, name = f"{a}.{m}({b}{alpha})", m
-        if g.chance(0.3) and m in ("add", "sub", "mul", "div", "maximum", "minimum", "pow"):
-            call = f"lib.{m}({a}, {b})"
+        if g.chance(0.3) and m in ("add", "sub", "mul", "div", "maximum", "minimum", "pow",
+                                   "multiply", "subtract", "divide", "logical_and",
+                                   "bitwise_and", "clamp_min"):
+            call = f"lib.{m}({a}, {b}{alpha})"
     else:
         # in place: on a fresh non-leaf copy (a leaf that requires grad refuses, as in torch)
         g.emit(f"y = {a} * 1" if g.chance(0.8) else f"y = {a}")
@@ -513,7 +525,8 @@ def gen_matmul(g: Gen) -> Case:
                      [(n, k), (k + 1, m)], [(2, 1, n, k), (3, k, m)], [(), (k,)]))
     a = g.tensor(shapes[0], dt)
     b = g.tensor(shapes[1], dt2)
-    which = g.pick(("mm", "matmul", "@", "lib.mm", "lib.matmul", "linear", "mm_scalar"))
+    which = g.pick(("mm", "matmul", "@", "lib.mm", "lib.matmul", "linear", "mm_scalar", "dot",
+                    "mv", "outer", "bmm", "lib.dot", "lib.bmm"))
     if which == "@":
         call = f"{a} @ {b}"
     elif which == "linear":

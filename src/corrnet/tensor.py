@@ -153,6 +153,10 @@ def _is_operand(value) -> bool:
     return isinstance(value, (Tensor, numbers.Number, np.generic, np.ndarray))
 
 
+# squeeze's default: every size-1 dim (an explicit None is refused, as PyTorch)
+_ALL_DIMS = object()
+
+
 def _method_operand(name: str, argument: str, value):
     """`value`, the Tensor-or-number argument of a method (``x.mul(other)``); anything else
     is refused as PyTorch refuses it, not left to the operator protocol (`_operator`), where
@@ -2018,8 +2022,12 @@ class Tensor:
         return self._transpose(0, -1, "TBackward0") if self.dim() == 2 else self
 
     @_numpy_names
-    def squeeze(self, dim=None):
-        if dim is None:
+    def squeeze(self, dim=_ALL_DIMS):
+        if dim is None:     # (PyTorch's parser refuses it: squeeze() takes no dim, or ints)
+            raise TypeError("squeeze(): argument 'dim' must be int or tuple of ints, not "
+                            "NoneType (call squeeze() without it to remove every size-1 dim)")
+        if dim is _ALL_DIMS:
+            dim = None
             shape = tuple(n for n in self.shape if n != 1)
         else:
             axes = self._axes(dim) or ()

@@ -418,6 +418,10 @@ def test_issue11_inplace_gradients_as_torch(build):
     lambda m: m.zeros(3).expand(), lambda m: m.stack([m.zeros(3)], dim=True),
     lambda m: m.zeros(3).unsqueeze(True), lambda m: m.zeros(()).permute(),
     lambda m: m.zeros(()).reshape(), lambda m: m.zeros(()).view(),
+    # squeeze with dim None: refused, as PyTorch (fuzz, seed 20261224: corrnet squeezed all)
+    lambda m: m.zeros(1, 2, 1).squeeze(None), lambda m: m.squeeze(m.zeros(1, 2, 1), None),
+    lambda m: m.zeros(1, 2, 1).squeeze(dim=None), lambda m: m.zeros(1, 2, 1).squeeze(),
+    lambda m: m.zeros(1, 2, 1).squeeze(()), lambda m: m.zeros(1, 2, 1).squeeze((0, 2)),
     lambda m: m.zeros(4, 2).expand(2**63, 4, 2), lambda m: m.zeros(4, 2).expand(-1, 4, -1),
     lambda m: m.zeros(()).expand_as(m.zeros(())), lambda m: m.zeros(4, 1, 0, 4).flatten(-4, 1),
     lambda m: m.zeros(5, 2, 0)[[[0, 4], [2, 0]]], lambda m: m.zeros(0, 3)[:, m.tensor([5])],

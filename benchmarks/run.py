@@ -1030,6 +1030,12 @@ def write_markdown(rows: list[Row], targets: list[Target], path: Path, suite: Su
         "Medians of interleaved runs in one process, float32. In the timing tables each "
         "ratio is the contender's time / corrnet's time: above 1, corrnet is faster.",
         "",
+        "The contenders run in corrnet's process, so with the heap settings `import corrnet` "
+        "makes (`kernels/heap.py`: freed blocks kept for reuse instead of fresh pages): "
+        "PyTorch's own large outputs gain from them too (its forward pass of the ResNet "
+        "stem, row (g), 24-29 ms in a process without corrnet, 7-10 ms with it, on the "
+        "Intel Xeon below). The ratios are against that faster PyTorch.",
+        "",
         f"- date: {datetime.date.today().isoformat()}",
         f"- machine: {_machine()}",
         f"- versions: {_versions(suite)}",

@@ -12,7 +12,11 @@ N=8) spent 0.05 s in the kernel instead of 0.6 s. With OpenBLAS's idle threads q
 (threads.py), two pairs: a LeNet training step at batch 256 12.2-13.3 ms -> 10.1-12.4 ms, (c)
 53-57 ms -> 37-46 ms, D2L's ResNet-18 training step 1335-1343 ms -> 1170-1227 ms (a third pair,
 in one of the machine's slow spells, came out level). PyTorch in the same processes, whose
-oneDNN keeps its own buffers, did not change (five pairs).
+oneDNN keeps its own buffers, did not change there (five pairs); but its large outputs come
+from malloc too: on an Intel Xeon (Emerald Rapids, 2 cores), PyTorch's forward pass of the
+benchmark's ResNet stem (a 25.7 MB output) took 24-29 ms in processes without corrnet and
+6.7-10 ms in processes that imported it (three pairs; forward+backward 84-104 -> 72-82 ms,
+the suite's (c) level). The benchmark's PyTorch runs in corrnet's process, with them.
 
 So at ``import corrnet`` (`keep_freed_memory`), where the C library is glibc, corrnet sets
 

@@ -1521,11 +1521,11 @@ class Tensor:
 
     def isposinf(self):
         return _wrap(np.isposinf(self._data) if self.dtype.is_floating_point
-                     else np.zeros(self._data.shape, bool))
+                     else np.zeros_like(self._data, dtype=bool))
 
     def isneginf(self):
         return _wrap(np.isneginf(self._data) if self.dtype.is_floating_point
-                     else np.zeros(self._data.shape, bool))
+                     else np.zeros_like(self._data, dtype=bool))
 
     def sign(self):
         """-1, 0 or 1 as self is below, at or above zero, in self's dtype (0 for NaN, as

@@ -59,6 +59,7 @@ from .tensor import (
     full,
     full_like,
     get_rng_state,
+    hstack,
     initial_seed,
     lerp,
     linspace,
@@ -80,6 +81,7 @@ from .tensor import (
     set_rng_state,
     stack,
     tensor,
+    vstack,
     where,
     zeros,
     zeros_like,
@@ -168,9 +170,29 @@ for _name in (
     "greater_equal", "less", "less_equal", "not_equal", "clamp_min", "clamp_max", "sign", "sgn",
     "isinf", "isposinf", "isneginf", "logical_and", "logical_or", "logical_xor", "logical_not",
     "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
+    "isclose", "count_nonzero", "nan_to_num", "positive", "erf", "erfc", "atan2", "arctan2",
+    "fmod", "hypot",
+    # arrangements of the same elements
+    "movedim", "moveaxis", "swapaxes", "swapdims", "narrow", "broadcast_to", "unflatten",
+    "tile", "fliplr", "flipud", "masked_select", "diagonal", "diag", "trace",
 ):
     globals()[_name] = _function(_name)
 del _name
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    """``input.repeat_interleave(repeats, dim)``; with `input` alone, a 1-D int tensor of
+    counts, the indices 0, 1, ... each repeated its count times (PyTorch's other overload),
+    e.g. repeat_interleave(tensor([2, 1])) is [0, 0, 1]."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"repeat_interleave(): argument 'input' (position 1) must be Tensor, "
+                        f"not {type(input).__name__}")
+    if repeats is None:
+        if input.dim() != 1 or input.dtype not in (int64, int32):
+            raise RuntimeError(f"repeat_interleave only accept 1D vector as repeat (an int "
+                               f"tensor; got {input.dtype}, shape {tuple(input.shape)})")
+        return arange(input.numel()).repeat_interleave(input, output_size=output_size)
+    return input.repeat_interleave(repeats, dim, output_size=output_size)
 
 
 def flip(input, dims):

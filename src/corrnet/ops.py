@@ -459,13 +459,29 @@ class Tanh(Function):
 # The functions the derivatives in `UNARY` call, on Tensors (recorded: a gradient built from
 # them is differentiable again): m.cos(t) is t.cos()
 _TENSOR_MATH = types.SimpleNamespace(**{name: operator.methodcaller(name)
-                                        for name in ("sin", "cos", "sinh", "cosh", "sqrt")})
+                                        for name in ("sin", "cos", "sinh", "cosh", "sqrt",
+                                                     "exp")})
+
+
+def _special(name):
+    """SciPy's special function `name` (erf, erfc), imported on first use (SciPy's special
+    functions take 0.1 s to import: not at ``import corrnet``)."""
+    import scipy.special
+
+    return getattr(scipy.special, name)
+
+
+_TWO_OVER_ROOT_PI = 2 / math.sqrt(math.pi)
 
 
 # The elementwise functions of one tensor that `Unary` computes: name -> (NumPy's function,
 # its derivative as d(m, a, out) with m NumPy or `_TENSOR_MATH`, a the input, out the result,
 # written as PyTorch's derivatives.yaml writes it, in terms of the result where it does)
 UNARY = {
+    "erf": (lambda a: _special("erf")(a),
+            lambda m, a, out: _TWO_OVER_ROOT_PI * m.exp(-(a * a))),
+    "erfc": (lambda a: _special("erfc")(a),
+             lambda m, a, out: -_TWO_OVER_ROOT_PI * m.exp(-(a * a))),
     "sin": (np.sin, lambda m, a, out: m.cos(a)),
     "cos": (np.cos, lambda m, a, out: -m.sin(a)),
     "tan": (np.tan, lambda m, a, out: 1 + out * out),
@@ -526,6 +542,46 @@ class Unary(Function):
     @staticmethod
     def grad_fn_name(ctx):
         return _UNARY_NODE_NAMES.get(ctx.name, ctx.name.capitalize() + "Backward0")
+
+
+# The elementwise functions of two tensors that `Binary` computes: name -> (NumPy's function,
+# the gradients of both operands as d(a, b, out) -> (d out / d a, d out / d b), written as
+# PyTorch's derivatives.yaml writes them)
+BINARY = {
+    # atan2(a, b): the angle of the point (b, a)
+    "atan2": (np.arctan2, lambda a, b, out: (b / (a * a + b * b), -a / (a * a + b * b))),
+    # fmod(a, b) = a - b * trunc(a / b): the remainder with a's sign
+    "fmod": (np.fmod, lambda a, b, out: (np.ones_like(a), -np.trunc(a / b))),
+    "hypot": (np.hypot, lambda a, b, out: (a / out, b / out)),
+}
+
+
+class Binary(Function):
+    """An elementwise function of two tensors (promoted to one dtype and broadcast by the
+    caller) from `BINARY` (``x.atan2(y)``, ``x.fmod(y)``, ``x.hypot(y)``): out = f(a, b), with
+    the gradients of both; its node named as PyTorch's (Atan2Backward0). Differentiable
+    once."""
+
+    tensor_arguments = 2
+
+    @staticmethod
+    def forward(ctx, a, b, name):
+        ctx.name = name
+        out = np.asarray(BINARY[name][0](a, b)).astype(np.result_type(a, b), copy=False)
+        ctx.save_for_backward(a, b, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.saved_arrays
+        with np.errstate(all="ignore"):
+            d_a, d_b = BINARY[ctx.name][1](a, b, out)
+        return grad * d_a.astype(grad.dtype, copy=False), grad * d_b.astype(grad.dtype,
+                                                                             copy=False)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return ctx.name.capitalize() + "Backward0"
 
 
 class Relu(Function):

@@ -1257,6 +1257,49 @@ class Tensor:
                                       f"'{_legacy_short(self.dtype)}'")
         return ops.Unary.apply(self._floating(), name)
 
+    def erf(self):
+        """The error function 2/sqrt(pi) * integral of exp(-t**2) from 0 to self (SciPy's)."""
+        return self._unary("erf")
+
+    def erfc(self):
+        """1 - erf(self), accurate where erf is near 1."""
+        return self._unary("erfc")
+
+    def _binary_function(self, name: str, other) -> Tensor:
+        """``self.<name>(other)`` for a function of `ops.BINARY`: promoted as PyTorch's
+        (integers to the default float for atan2 and hypot), broadcast."""
+        if name == "fmod":
+            other = _method_operand(name, "other", other)
+        else:   # (PyTorch's atan2 and hypot take no number)
+            _check_tensor_argument(name, "other", 1, other)
+        if name == "fmod":
+            a, b = _division_operands(self, other, "fmod", "fmod", "fmod")
+            return ops.Binary.apply(a, b, name)
+        dtype = result_type(self, _as_operand(other, "other"))
+        if not dtype.is_floating_point:
+            if name == "hypot":
+                raise NotImplementedError(f"\"hypot_cpu\" not implemented for "
+                                          f"'{_legacy_short(dtype)}' (hypot takes floating "
+                                          "tensors)")
+            dtype = backend.get_default_dtype()
+        return self._binary(other, ops.Binary, result_dtype=dtype, options=(name,))
+
+    def atan2(self, other):
+        """The angle of the point (other, self), in (-pi, pi]: atan(self / other) by
+        quadrant, e.g. tensor([1.]).atan2(tensor([-1.])) is 3*pi/4."""
+        return self._binary_function("atan2", other)
+
+    arctan2 = atan2
+
+    def fmod(self, other):
+        """The remainder of self / other with self's sign (C's fmod): self - other *
+        trunc(self / other); `remainder` (``%``) takes other's sign instead."""
+        return self._binary_function("fmod", other)
+
+    def hypot(self, other):
+        """sqrt(self**2 + other**2), without overflow in the squares."""
+        return self._binary_function("hypot", other)
+
     def sin(self):
         return self._unary("sin")
 
@@ -1645,6 +1688,216 @@ class Tensor:
     def clamp_max_(self, max):
         return self.clamp_(max=max)
 
+    def isclose(self, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+        """Where |self - other| <= atol + rtol * |other| (equal infinities are close; NaN
+        only with equal_nan), elementwise: a bool tensor. Both of one dtype, as PyTorch."""
+        _check_tensor_argument("isclose", "other", 2, other)
+        if other.dtype != self.dtype:
+            raise RuntimeError(f"{_legacy_short(self.dtype)} did not match "
+                               f"{_legacy_short(other.dtype)} (isclose needs one dtype)")
+        if not (rtol >= 0 and atol >= 0):
+            raise RuntimeError(f"isclose(): rtol and atol must be non-negative, got rtol={rtol} "
+                               f"and atol={atol}")
+        _broadcast_check(self, other, "isclose")
+        a, b = self._data, other._data
+        if self.dtype is backend.bool_:     # (as numbers: True is within atol=1 of False)
+            a, b = a.astype(np.float64), b.astype(np.float64)
+        return _wrap(devices.as_array(np.isclose(a, b, rtol=rtol, atol=atol,
+                                                 equal_nan=bool(equal_nan))))
+
+    def count_nonzero(self, dim=None):
+        """The number of nonzero elements (along `dim`, an int or a tuple): int64."""
+        axes = None if dim is None else self._axes(dim)
+        return _wrap(devices.as_array(np.asarray(np.count_nonzero(self._data, axis=axes),
+                                                 dtype=np.int64)))
+
+    def nan_to_num(self, nan=0.0, posinf=None, neginf=None):
+        """NaN replaced by `nan`, inf by `posinf`, -inf by `neginf` (by default the dtype's
+        largest and lowest finite numbers); integer and bool tensors unchanged (a copy). The
+        gradient passes where self is finite."""
+        if not self.dtype.is_floating_point:
+            return self.clone()
+        info = np.finfo(self.dtype.numpy)
+        replaced = where(self.isnan(), nan, self)
+        replaced = where(self.isposinf(), float(info.max) if posinf is None else posinf,
+                         replaced)
+        return where(self.isneginf(), float(info.min) if neginf is None else neginf, replaced)
+
+    def positive(self):
+        """self (the unary ``+``); a bool tensor is refused, as PyTorch."""
+        return +self
+
+    # -- PyTorch's other arrangements of the same elements (views where PyTorch's are) ---------
+
+    def movedim(self, source, destination):
+        """The dimensions `source` moved to positions `destination` (ints, or sequences of
+        one length), the others kept in order, e.g. zeros(2, 3, 4).movedim(0, -1).shape is
+        (3, 4, 2)."""
+        sources = tuple(source) if isinstance(source, (tuple, list)) else (source,)
+        destinations = (tuple(destination) if isinstance(destination, (tuple, list))
+                         else (destination,))
+        if len(sources) != len(destinations):
+            raise RuntimeError(f"movedim: Invalid source or destination dims: source "
+                               f"({list(sources)}) and destination ({list(destinations)}) must "
+                               "have the same number of elements")
+        sources = tuple(self._axis(_args.check_int("movedim", "source", d)) for d in sources)
+        destinations = tuple(self._axis(_args.check_int("movedim", "destination", d))
+                             for d in destinations)
+        for name, dims in (("source", sources), ("destination", destinations)):
+            if len(set(dims)) != len(dims):
+                raise RuntimeError(f"movedim: repeated dim in `{name}` ({list(dims)})")
+        if not self.dim():
+            return self.view(())
+        order = [None] * self.dim()     # order[destination] = source, the rest in order
+        for moved, to in zip(sources, destinations, strict=True):
+            order[to] = moved
+        kept = iter(d for d in range(self.dim()) if d not in sources)
+        return self.permute(*(d if d is not None else next(kept) for d in order))
+
+    moveaxis = movedim
+
+    def narrow(self, dim, start, length):
+        """The `length` slices from `start` along `dim` (a view), e.g. arange(5).narrow(0, 1,
+        2) is [1, 2]; start may be negative (counted from the end)."""
+        axis = _args.check_dim("narrow", dim, self.dim())
+        if isinstance(start, Tensor):
+            start = start.item()
+        start = _args.check_int("narrow", "start", start)
+        length = _args.check_int("narrow", "length", length)
+        size = self.shape[axis]
+        if not -size <= start <= size:
+            raise IndexError(f"start out of range (expected to be in range of [{-size}, "
+                             f"{size}], but got {start})")
+        if start < 0:
+            start += size
+        if length < 0:
+            raise RuntimeError(f"narrow(): length must be non-negative, got {length}")
+        if start + length > size:
+            raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size "
+                               f"({size}).")
+        return self[(slice(None),) * axis + (slice(start, start + length),)]
+
+    def broadcast_to(self, size):
+        """`expand` to `size` (a sequence; -1 keeps a dimension)."""
+        return self.expand(_shape_arg((size,), "broadcast_to"))
+
+    def unflatten(self, dim, sizes):
+        """Dimension `dim` split into `sizes` (a sequence; one -1 is inferred), e.g.
+        zeros(2, 6).unflatten(1, (2, 3)).shape is (2, 2, 3)."""
+        axis = _args.check_dim("unflatten", dim, self.dim())
+        sizes = _shape_arg((sizes,), "unflatten")
+        if not sizes:
+            raise RuntimeError("unflatten: sizes must be non-empty")
+        known = math.prod(n for n in sizes if n != -1)
+        size = self.shape[axis]
+        if (-1 not in sizes and known != size) or (-1 in sizes and (known == 0 or size % known)):
+            raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to "
+                               f"the size of dim {dim} ({size}) in the input tensor")
+        return self.reshape(self.shape[:axis] + sizes + self.shape[axis + 1:])
+
+    def tile(self, dims):
+        """`repeat` with `dims` padded with leading 1s to the tensor's dimensions (tile(
+        (2,)) of a matrix repeats its columns)."""
+        counts = _shape_arg((dims,), "tile")
+        return self.repeat((1,) * (self.dim() - len(counts)) + counts)
+
+    def type_as(self, other):
+        _check_tensor_argument("type_as", "other", 1, other)
+        return self.to(other.dtype)
+
+    def fliplr(self):
+        if self.dim() < 2:
+            raise RuntimeError(f"Input must be >= 2-d (fliplr of shape {tuple(self.shape)})")
+        return self.flip(1)
+
+    def flipud(self):
+        if self.dim() < 1:
+            raise RuntimeError("Input must be >= 1-d (flipud of a 0-d tensor)")
+        return self.flip(0)
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None):
+        """Each element (each slice along `dim`; with dim None, of the flattened tensor)
+        repeated `repeats` times (an int, or a 0-d or 1-D tensor of counts, one per slice),
+        e.g. tensor([1, 2]).repeat_interleave(2) is [1, 1, 2, 2]."""
+        source = self.reshape(-1) if dim is None else self
+        axis = 0 if dim is None else _args.check_dim("repeat_interleave", dim, self.dim())
+        size = source.shape[axis] if source.dim() else 1
+        if isinstance(repeats, Tensor):
+            if repeats.dtype not in (backend.int64, backend.int32) or repeats.dim() > 1:
+                raise RuntimeError(f"repeat_interleave: repeats must be a 0-d or 1-d int tensor "
+                                   f"(got {repeats.dtype}, shape {tuple(repeats.shape)})")
+            counts = repeats._data.reshape(-1).astype(np.int64)
+        else:
+            counts = np.array([_args.check_int("repeat_interleave", "repeats", repeats)])
+        if counts.size == 1:
+            counts = np.repeat(counts, size)
+        if counts.size != size:
+            raise RuntimeError(f"repeats must have the same size as input along dim, but got "
+                               f"repeats.size(0) = {counts.size} and input.size({axis}) = "
+                               f"{size}")
+        if (counts < 0).any():
+            raise RuntimeError("repeat_interleave: repeats can not be negative")
+        indices = np.repeat(np.arange(size, dtype=np.int64), counts)
+        if output_size is not None and output_size != indices.size:
+            raise RuntimeError(f"repeat_interleave: output_size {output_size} is not the sum "
+                               f"of the repeats ({indices.size})")
+        if source.dim() == 0:
+            source = source.reshape(1)
+        return source.index_select(axis, _wrap(indices))
+
+    def masked_select(self, mask):
+        """The elements where the bool `mask` (broadcast with self) is True, as a 1-D tensor
+        in order."""
+        _check_tensor_argument("masked_select", "mask", 1, mask)
+        if mask.dtype is not backend.bool_:
+            raise RuntimeError(f"masked_select: expected BoolTensor for mask, got "
+                               f"{mask.dtype}")
+        _broadcast_check(self, mask, "masked_select")
+        shape = np.broadcast_shapes(tuple(self.shape), tuple(mask.shape))
+        return self.expand(shape)[mask.expand(shape)]
+
+    def diagonal(self, offset=0, dim1=0, dim2=1):
+        """The diagonal of the dim1 x dim2 planes (`offset` above it, or below for a
+        negative one), as the last dimension, e.g. eye(3).diagonal() is [1, 1, 1]. (A copy,
+        where PyTorch's is a view: writing into it does not change self.)"""
+        offset = _args.check_int("diagonal", "offset", offset)
+        if self.dim() < 2:
+            raise RuntimeError(f"diagonal(): expected a tensor of at least 2 dimensions, got "
+                               f"shape {tuple(self.shape)}")
+        first, second = self._axis(dim1), self._axis(dim2)
+        if first == second:
+            raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+        rest = [d for d in range(self.dim()) if d not in (first, second)]
+        planes = self.permute(*rest, first, second)
+        rows, columns = planes.shape[-2], planes.shape[-1]
+        length = max(0, min(rows + min(offset, 0), columns - max(offset, 0)))
+        start_row, start_column = max(-offset, 0), max(offset, 0)
+        index = np.arange(length, dtype=np.int64)
+        return planes[(Ellipsis, _wrap(index + start_row), _wrap(index + start_column))]
+
+    def diag(self, diagonal=0):
+        """A 1-D tensor as the `diagonal` of a square matrix (zeros elsewhere); a 2-D
+        tensor's diagonal, as a 1-D tensor."""
+        diagonal = _args.check_int("diag", "diagonal", diagonal)
+        if self.dim() == 2:
+            return self.diagonal(diagonal)
+        if self.dim() != 1:
+            raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {self.dim()}D (shape "
+                               f"{tuple(self.shape)})")
+        n = self.shape[0] + abs(diagonal)
+        index = np.arange(self.shape[0], dtype=np.int64)
+        rows, columns = index + max(-diagonal, 0), index + max(diagonal, 0)
+        # out[rows[i], columns[i]] = self[i], in the flattened matrix
+        flat_index = _wrap(np.asarray(rows * n + columns, like=self._data))
+        return self.new_zeros(n * n).scatter(0, flat_index, self).reshape(n, n)
+
+    def trace(self):
+        """The sum of a matrix's diagonal."""
+        if self.dim() != 2:
+            raise RuntimeError(f"trace: expected a matrix, but got tensor with dim "
+                               f"{self.dim()} (shape {tuple(self.shape)})")
+        return self.diagonal().sum()
+
     # -- combinations of two or three tensors ------------------------------------------------------
 
     def lerp(self, end, weight):
@@ -2013,7 +2266,7 @@ class Tensor:
         return self._view_of(ops.Permute.apply(self, axes, torch_name),
                              lambda a: a.transpose(axes))
 
-    swapaxes = transpose
+    swapaxes = swapdims = transpose
 
     def t(self):
         if self.dim() > 2:
@@ -3797,6 +4050,30 @@ def matmul(input, other):
 
 
 
+def hstack(tensors):
+    """The tensors joined along their columns: along dim 0 where all are 1-D (0-d ones count
+    as 1-D), else dim 1, e.g. hstack([ones(2, 1), zeros(2, 3)]).shape is (2, 4)."""
+    tensors = _tensor_list("hstack", tensors)
+    tensors = [t.reshape(1) if t.dim() == 0 else t for t in tensors]
+    return cat(tensors, 0 if all(t.dim() == 1 for t in tensors) else 1)
+
+
+def vstack(tensors):
+    """The tensors joined along their rows (dim 0), 0-d and 1-D ones taken as rows (1, n),
+    e.g. vstack([tensor([1, 2]), tensor([3, 4])]).shape is (2, 2)."""
+    tensors = _tensor_list("vstack", tensors)
+    return cat([t.reshape(1, -1) if t.dim() < 2 else t for t in tensors], 0)
+
+
+def _tensor_list(op: str, tensors) -> list:
+    if not isinstance(tensors, (tuple, list)) or not all(isinstance(t, Tensor)
+                                                         for t in tensors):
+        raise TypeError(f"{op}(): argument 'tensors' (position 1) must be tuple of Tensors")
+    if not tensors:
+        raise RuntimeError(f"{op} expects a non-empty TensorList")
+    return list(tensors)
+
+
 def dot(input, tensor):
     """The inner product of two 1-D tensors of one dtype and length: a 0-d tensor, e.g.
     dot(tensor([1., 2.]), tensor([3., 4.])) is 11."""
@@ -3896,6 +4173,8 @@ def addcmul(input, tensor1, tensor2, *, value=1):
         raise NotImplementedError("\"addcmul_cpu_out\" not implemented for 'Bool'")
     if not input.dtype.is_floating_point:   # (value in the integer dtype, as PyTorch's: 2.7
         value = int(value)                  # counts as 2)
+    if input.dtype is backend.float16:      # (in float32, rounded once, as PyTorch's)
+        return addcmul(*(t.float() for t in (input, tensor1, tensor2)), value=value).half()
     product = tensor1 * tensor2
     return input + (product if value == 1 else value * product)
 
@@ -3920,6 +4199,8 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
                            "and tensor2. Use torch.addcmul(input, tensor1, 1 / tensor2) (or "
                            "floating tensors) instead.")
     input, tensor1, tensor2 = _in_common_dtype(input, tensor1, tensor2)
+    if input.dtype is backend.float16:      # (in float32, rounded once, as PyTorch's)
+        return addcdiv(*(t.float() for t in (input, tensor1, tensor2)), value=value).half()
     quotient = tensor1 / tensor2
     return input + (quotient if value == 1 else value * quotient)
 

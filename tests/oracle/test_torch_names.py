@@ -35,11 +35,11 @@ def arrays(draw, shape=None, dtypes=DTYPES):
         shape = tuple(draw(st.lists(st.integers(0, 4), max_size=3)))
     dtype = draw(st.sampled_from(dtypes))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    if dtype == "bool":
-        return rng.random(shape) < 0.5
+    if dtype == "bool":     # (np.asarray: a 0-d array, not a NumPy scalar)
+        return np.asarray(rng.random(shape) < 0.5)
     if dtype.startswith(("int", "uint")):
         low = 0 if dtype == "uint8" else -6
-        return rng.integers(low, low + 13, shape).astype(dtype)
+        return np.asarray(rng.integers(low, low + 13, shape).astype(dtype))
     values = np.asarray(np.round(rng.standard_normal(shape) * 4) / 2)
     special = rng.random(shape) < 0.2
     values[special] = rng.choice([np.nan, np.inf, -np.inf, 0.0, -0.0], int(special.sum()))
@@ -310,3 +310,176 @@ def test_lerp_ends_exactly_at_end():
     end = corrnet.tensor([0.7, -1e-3, 2.9], dtype=corrnet.float32)
     assert (corrnet.lerp(start, end, 1.0) == end).all()
     assert (corrnet.lerp(start, end, 0.0) == start).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# the second batch: elementwise functions with gradients, tests of closeness and counts, and
+# arrangements of the same elements (movedim, narrow, unflatten, tile, diagonal, ...)
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), name=st.sampled_from(["erf", "erfc", "atan2", "arctan2", "fmod",
+                                             "hypot", "nan_to_num", "positive"]),
+       form=st.sampled_from(["method", "function"]))
+def test_elementwise_functions_as_torch(data, name, form):
+    """Values and dtypes (integers promoted as PyTorch's: to float for erf, atan2 and hypot,
+    kept for fmod, whose integer division by zero is refused), and with float64 operands
+    the gradients of both."""
+    a = data.draw(arrays())
+    binary = name in ("atan2", "arctan2", "fmod", "hypot")
+    b = data.draw(st.one_of(partners(a.shape), NUMBERS)) if binary else None
+    grad = a.dtype == np.float64 and (not isinstance(b, np.ndarray) or b.dtype == np.float64)
+    leaves = {}
+
+    def call(m):
+        x = m.tensor(a, requires_grad=grad)
+        operands = [x]
+        if binary:
+            y = m.tensor(b, requires_grad=grad) if isinstance(b, np.ndarray) else b
+            operands.append(y)
+        leaves[m.__name__] = [v for v in operands if isinstance(v, m.Tensor)]
+        out = getattr(x, name)(*operands[1:]) if form == "method" else getattr(m, name)(
+            *operands)
+        if grad and out.requires_grad and out.numel():
+            out.backward(m.ones(out.shape, dtype=out.dtype) * 0.5)
+        return out
+
+    if assert_as_torch(call, f"{name} {a.dtype}{a.shape} {b!r}"[:200]) == "ok" and grad:
+        finite = np.isfinite(a).all() and np.isfinite(np.asarray(b, float)).all()
+        for ours, theirs in zip(leaves["corrnet"], leaves["torch"], strict=True):
+            if finite or name in ("nan_to_num", "positive"):
+                assert_grad(ours.grad, theirs.grad, name)
+
+
+def test_erf_is_twice_differentiable_and_fmod_keeps_the_dividend_sign():
+    for m in (corrnet, torch):
+        x = m.tensor([0.3, -1.2], dtype=m.float64, requires_grad=True)
+        (first,) = m.autograd.grad(x.erf().sum(), x, create_graph=True)
+        (second,) = m.autograd.grad(first.sum(), x)
+        if m is corrnet:
+            ours = second
+        else:
+            assert_grad(ours, second, "erf''")
+    assert_as_torch(lambda m: m.tensor([-7, 7, -7, 7]).fmod(m.tensor([3, 3, -3, -3])), "int")
+    assert_as_torch(lambda m: m.tensor([-7, 7]).fmod(0), "by zero")
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), name=st.sampled_from(["isclose", "count_nonzero"]))
+def test_isclose_and_count_nonzero_as_torch(data, name):
+    a = data.draw(arrays())
+    if name == "isclose":
+        b = data.draw(partners(a.shape))
+        if data.draw(st.booleans()):
+            with np.errstate(invalid="ignore"):
+                b = (a + data.draw(st.sampled_from([0.0, 1e-9, 1e-3]))).astype(a.dtype)
+        keywords = data.draw(st.fixed_dictionaries(
+            {}, optional={"rtol": st.sampled_from([0.0, 1e-3, 0.1]),
+                          "atol": st.sampled_from([0.0, 1e-6, 1.0]),
+                          "equal_nan": st.booleans()}))
+        assert_as_torch(lambda m: tensor(m, a).isclose(tensor(m, b), **keywords),
+                        f"isclose {a.dtype} {b.dtype} {keywords}")
+    else:
+        dim = data.draw(st.one_of(st.none(), st.integers(-3, 3),
+                                  st.tuples(st.integers(-2, 2), st.integers(-2, 2))))
+        assert_as_torch(lambda m: m.count_nonzero(tensor(m, a), dim), f"dim {dim}")
+
+
+@st.composite
+def arrangement_calls(draw):
+    """(name, shape, a call on x) for the arrangements, with arguments mostly valid."""
+    shape = tuple(draw(st.lists(st.integers(0, 4), min_size=1, max_size=4)))
+    ndim = len(shape)
+    dim = draw(st.integers(-ndim - 1, ndim))
+    name = draw(st.sampled_from(["movedim", "moveaxis", "swapdims", "narrow", "broadcast_to",
+                                 "unflatten", "tile", "fliplr", "flipud", "repeat_interleave",
+                                 "masked_select", "diagonal", "diag", "trace", "type_as"]))
+    if name in ("movedim", "moveaxis"):
+        count = draw(st.integers(1, ndim))
+        source = draw(st.lists(st.integers(-ndim, ndim - 1), min_size=count, max_size=count))
+        destination = draw(st.lists(st.integers(-ndim, ndim - 1), min_size=count,
+                                    max_size=count))
+        arguments = ((source, destination) if count > 1 or draw(st.booleans())
+                     else (source[0], destination[0]))
+        return name, shape, lambda m, x: getattr(x, name)(*arguments)
+    if name == "swapdims":
+        other = draw(st.integers(-ndim, ndim - 1))
+        return name, shape, lambda m, x: x.swapdims(dim, other)
+    if name == "narrow":
+        start, length = draw(st.integers(-5, 5)), draw(st.integers(-1, 5))
+        return name, shape, lambda m, x: x.narrow(dim, start, length)
+    if name == "broadcast_to":
+        target = tuple(draw(st.sampled_from([n, 1, -1, 3])) for n in shape)
+        target = (draw(st.integers(1, 2)),) * draw(st.integers(0, 1)) + target
+        return name, shape, lambda m, x: x.broadcast_to(target)
+    if name == "unflatten":
+        size = shape[dim] if -ndim <= dim < ndim else 2
+        sizes = draw(st.sampled_from([(size,), (1, size), (-1, 1), (2, -1), (size, 1, 1),
+                                      (3, 2), ()]))
+        return name, shape, lambda m, x: x.unflatten(dim, sizes)
+    if name == "tile":
+        counts = tuple(draw(st.lists(st.integers(0, 3), max_size=ndim + 1)))
+        return name, shape, lambda m, x: m.tile(x, counts)
+    if name == "repeat_interleave":
+        n = shape[dim] if -ndim <= dim < ndim else 1
+        repeats = draw(st.one_of(st.integers(-1, 3),
+                                 st.lists(st.integers(0, 3), min_size=n, max_size=n),
+                                 st.lists(st.integers(0, 3), min_size=1, max_size=2)))
+        axis = draw(st.sampled_from([None, dim]))
+
+        def call(m, x):
+            counts = m.tensor(repeats) if isinstance(repeats, list) else repeats
+            return x.repeat_interleave(counts, axis)
+        return name, shape, call
+    if name == "masked_select":
+        mask_shape = shape[draw(st.integers(0, ndim)):]
+        seed = draw(st.integers(0, 2**32 - 1))
+        mask = np.random.default_rng(seed).random(mask_shape) < 0.5
+        return name, shape, lambda m, x: x.masked_select(m.tensor(mask))
+    if name in ("diagonal", "diag"):
+        offset = draw(st.integers(-3, 3))
+        if name == "diag":
+            return name, shape, lambda m, x: m.diag(x, offset)
+        other = draw(st.integers(-ndim, ndim - 1))
+        return name, shape, lambda m, x: x.diagonal(offset, dim, other)
+    if name == "type_as":
+        return name, shape, lambda m, x: x.type_as(m.zeros(1, dtype=m.float16))
+    return name, shape, lambda m, x: getattr(x, name)()
+
+
+@settings(max_examples=300, deadline=None)
+@given(problem=arrangement_calls(), seed=st.integers(0, 2**32 - 1))
+def test_arrangements_as_torch(problem, seed):
+    """Values, shapes and refusals, and (float64) the gradient of a random weighting of the
+    result."""
+    name, shape, call = problem
+    values = np.random.default_rng(seed).standard_normal(shape)
+    leaves = {}
+
+    def run(m):
+        x = m.tensor(values, requires_grad=True)
+        leaves[m.__name__] = x
+        out = call(m, x)
+        if out.requires_grad and out.numel():
+            weights = np.random.default_rng(seed + 1).standard_normal(tuple(out.shape))
+            (out * m.tensor(weights, dtype=out.dtype)).sum().backward()
+        return out
+
+    if assert_as_torch(run, f"{name} of {shape}") == "ok":
+        assert_grad(leaves["corrnet"].grad, leaves["torch"].grad, f"{name} gradient")
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.hstack([m.ones(2, 1), m.zeros(2, 3)]), lambda m: m.hstack([m.tensor(1.0)]),
+    lambda m: m.hstack([m.tensor([1, 2]), m.tensor(3)]), lambda m: m.hstack([]),
+    lambda m: m.hstack([m.ones(2, 1), m.zeros(3, 1)]),
+    lambda m: m.vstack([m.tensor([1, 2]), m.tensor([3, 4])]), lambda m: m.vstack([m.tensor(1)]),
+    lambda m: m.vstack([m.ones(2, 3), m.zeros(3)]), lambda m: m.vstack([m.ones(2), m.zeros(3)]),
+    lambda m: m.repeat_interleave(m.tensor([2, 0, 1])), lambda m: m.repeat_interleave(m.tensor(3)),
+    lambda m: m.repeat_interleave(m.tensor([1.5])),
+    lambda m: m.repeat_interleave(m.tensor([[1, 2], [3, 4]]), 2, dim=0),
+    lambda m: m.tensor([1, 2]).repeat_interleave(2, output_size=4),
+])
+def test_stacks_and_repeat_interleave_as_torch(call):
+    assert_as_torch(call)

@@ -1788,11 +1788,16 @@ class Tensor:
         sizes = _shape_arg((sizes,), "unflatten")
         if not sizes:
             raise RuntimeError("unflatten: sizes must be non-empty")
+        if sizes.count(-1) > 1:
+            raise RuntimeError(f"unflatten: only one dimension can be inferred, got sizes "
+                               f"{list(sizes)}")
         known = math.prod(n for n in sizes if n != -1)
         size = self.shape[axis]
         if (-1 not in sizes and known != size) or (-1 in sizes and (known == 0 or size % known)):
             raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to "
                                f"the size of dim {dim} ({size}) in the input tensor")
+        if -1 in sizes:     # (inferred from the dim alone: 0 of an empty one, not ambiguous)
+            sizes = tuple(size // known if n == -1 else n for n in sizes)
         return self.reshape(self.shape[:axis] + sizes + self.shape[axis + 1:])
 
     def tile(self, dims):
@@ -4138,9 +4143,11 @@ def bmm(input, mat2):
 
 def lerp(input, end, weight):
     """input + weight * (end - input), as PyTorch computes it: from input where |weight| <
-    0.5, else end - (end - input) * (1 - weight), so that weight 1 gives end exactly. `end`
-    and a tensor `weight` (but a 0-d one) have input's dtype, a floating one; e.g.
-    lerp(tensor([0.]), tensor([10.]), 0.25) is 2.5."""
+    0.5, else end - (end - input) * (1 - weight), so that weight 1 gives end exactly (float16
+    and float32: PyTorch's very numbers, `_lerp_fused`; float64: its multiply-add rounded
+    twice where PyTorch fuses it, one rounding apart). `end` and a tensor `weight` (but a
+    0-d one) have input's dtype, a floating one; e.g. lerp(tensor([0.]), tensor([10.]),
+    0.25) is 2.5."""
     _check_tensor_argument("lerp", "input", 1, input)
     _check_tensor_argument("lerp", "end", 2, end)
     if not input.dtype.is_floating_point:
@@ -4155,11 +4162,34 @@ def lerp(input, end, weight):
                                f"but got dtype {c_names.get(value.dtype.name, value.dtype.name)}")
     if not isinstance(weight, Tensor):
         weight = _method_operand("lerp", "weight", weight)
+    if input.dtype in (backend.float16, backend.float32):
+        return _lerp_fused(input, end, weight)
     difference = end - input
     small = abs(weight) < 0.5
     if not isinstance(small, Tensor):
         return input + weight * difference if small else end - difference * (1 - weight)
     return where(small, input + weight * difference, end - difference * (1 - weight))
+
+
+def _lerp_fused(input, end, weight):
+    """lerp of float16 or float32 tensors as PyTorch computes it: in float32 (float16's too),
+    each end's multiply-add fused (rounded once: computed in float64, whose product of two
+    float32 numbers is exact), then rounded to input's dtype."""
+    start, end = input.float(), end.float()
+    weight = weight.float() if isinstance(weight, Tensor) else np.float32(weight)
+    difference = end - start                                    # float32
+    complement = 1 - weight                                     # float32
+    near = (start.double() + _as_double(weight) * difference.double()).float()
+    far = (end.double() - difference.double() * _as_double(complement)).float()
+    if isinstance(weight, Tensor):
+        out = where(abs(weight) < 0.5, near, far)
+    else:
+        out = near if abs(weight) < 0.5 else far
+    return out.to(input.dtype)
+
+
+def _as_double(value):
+    return value.double() if isinstance(value, Tensor) else float(value)
 
 
 def addcmul(input, tensor1, tensor2, *, value=1):

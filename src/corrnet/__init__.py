@@ -45,6 +45,9 @@ from .tensor import (
     addcmul,
     arange,
     as_tensor,
+    atleast_1d,
+    atleast_2d,
+    atleast_3d,
     bmm,
     cat,
     concat,
@@ -63,8 +66,10 @@ from .tensor import (
     initial_seed,
     lerp,
     linspace,
+    logspace,
     manual_seed,
     matmul,
+    meshgrid,
     mm,
     mv,
     normal,
@@ -80,7 +85,11 @@ from .tensor import (
     seed,
     set_rng_state,
     stack,
+    std_mean,
     tensor,
+    tril_indices,
+    triu_indices,
+    var_mean,
     vstack,
     where,
     zeros,
@@ -174,7 +183,9 @@ for _name in (
     "fmod", "hypot",
     # arrangements of the same elements
     "movedim", "moveaxis", "swapaxes", "swapdims", "narrow", "broadcast_to", "unflatten",
-    "tile", "fliplr", "flipud", "masked_select", "diagonal", "diag", "trace",
+    "tile", "fliplr", "flipud", "masked_select", "diagonal", "diag", "trace", "rot90",
+    "logaddexp", "logaddexp2", "copysign", "signbit", "logit", "xlogy", "float_power",
+    "nansum", "nanmean", "aminmax",
 ):
     globals()[_name] = _function(_name)
 del _name

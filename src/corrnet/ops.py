@@ -324,6 +324,28 @@ class RoundedQuotient(Function):
         return zero, zero
 
 
+class Logit(Function):
+    """log(z / (1 - z)), z = a clamped to [eps, 1 - eps] where eps is given; its gradient
+    1 / (a (1 - a)) as PyTorch's: NaN outside [0, 1] without eps, zero outside [eps, 1 - eps]
+    with it."""
+
+    @staticmethod
+    def forward(ctx, a, eps):
+        ctx.eps = eps
+        ctx.save_for_backward(a)
+        z = a if eps is None else np.clip(a, eps, 1 - eps)
+        return np.log(z / (1 - z)).astype(a.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (a,) = ctx.saved_arrays
+        with np.errstate(all="ignore"):
+            derivative = 1 / (a * (1 - a))
+            outside, value = (((a < 0) | (a > 1)), np.nan) if ctx.eps is None else (
+                ((a < ctx.eps) | (a > 1 - ctx.eps)), 0.0)
+            return grad * np.where(outside, value, derivative).astype(grad.dtype, copy=False)
+
+
 class Sign(Function):
     """-1, 0 or 1 in a's dtype: (a > 0) - (a < 0), so 0 at NaN and at -0.0 (as PyTorch's);
     piecewise constant, so its gradient is zero."""
@@ -553,6 +575,16 @@ BINARY = {
     # fmod(a, b) = a - b * trunc(a / b): the remainder with a's sign
     "fmod": (np.fmod, lambda a, b, out: (np.ones_like(a), -np.trunc(a / b))),
     "hypot": (np.hypot, lambda a, b, out: (a / out, b / out)),
+    # log(exp(a) + exp(b)) without overflow; its base-2 twin
+    "logaddexp": (np.logaddexp, lambda a, b, out: (np.exp(a - out), np.exp(b - out))),
+    "logaddexp2": (np.logaddexp2, lambda a, b, out: (np.exp2(a - out), np.exp2(b - out))),
+    # |a| with b's sign: d/da is out / a (its sign flip), 0 at a == 0; nothing to b
+    "copysign": (np.copysign, lambda a, b, out: (np.where(a == 0, 0.0, out / a),
+                                                 np.zeros_like(b))),
+    # a * log(b), 0 where a is 0 (unless b is NaN); d/da is log(b), also at a == 0 (but 0
+    # there where b <= 0), as PyTorch's
+    "xlogy": (lambda a, b: np.where((a == 0) & ~np.isnan(b), 0, a * np.log(b)),
+              lambda a, b, out: (np.where((a == 0) & (b <= 0), 0, np.log(b)), a / b)),
 }
 
 

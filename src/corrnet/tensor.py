@@ -89,6 +89,15 @@ def _return_type(name: str):
 
 
 max_result, min_result = _return_type("max"), _return_type("min")
+
+
+class aminmax_result(namedtuple("aminmax", ["min", "max"])):  # noqa: N801 (PyTorch's name)
+    """aminmax's (min, max), printed as PyTorch prints it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"torch.return_types.aminmax(\nmin={self.min!r},\nmax={self.max!r})"
 sort_result, topk_result = _return_type("sort"), _return_type("topk")
 
 
@@ -1268,21 +1277,54 @@ class Tensor:
     def _binary_function(self, name: str, other) -> Tensor:
         """``self.<name>(other)`` for a function of `ops.BINARY`: promoted as PyTorch's
         (integers to the default float for atan2 and hypot), broadcast."""
-        if name == "fmod":
+        if name in ("fmod", "copysign", "xlogy"):
             other = _method_operand(name, "other", other)
-        else:   # (PyTorch's atan2 and hypot take no number)
+        else:   # (PyTorch's atan2, hypot and logaddexp take no number)
             _check_tensor_argument(name, "other", 1, other)
         if name == "fmod":
             a, b = _division_operands(self, other, "fmod", "fmod", "fmod")
             return ops.Binary.apply(a, b, name)
         dtype = result_type(self, _as_operand(other, "other"))
         if not dtype.is_floating_point:
-            if name == "hypot":
-                raise NotImplementedError(f"\"hypot_cpu\" not implemented for "
-                                          f"'{_legacy_short(dtype)}' (hypot takes floating "
+            if name in ("hypot", "logaddexp", "logaddexp2"):
+                raise NotImplementedError(f"\"{name}_cpu\" not implemented for "
+                                          f"'{_legacy_short(dtype)}' ({name} takes floating "
                                           "tensors)")
             dtype = backend.get_default_dtype()
         return self._binary(other, ops.Binary, result_dtype=dtype, options=(name,))
+
+    def logaddexp(self, other):
+        """log(exp(self) + exp(other)), without overflowing exp."""
+        return self._binary_function("logaddexp", other)
+
+    def logaddexp2(self, other):
+        """log2(2**self + 2**other), without overflow."""
+        return self._binary_function("logaddexp2", other)
+
+    def copysign(self, other):
+        """|self| with the sign of `other` (a tensor or a number; -0.0 counts as negative)."""
+        return self._binary_function("copysign", other)
+
+    def signbit(self):
+        """Where the sign bit is set (negative numbers, -0.0 and negative NaN): a bool
+        tensor."""
+        return _wrap(np.signbit(self._data) if self.dtype is not backend.bool_
+                     else np.zeros_like(self._data, dtype=bool))
+
+    def logit(self, eps=None):
+        """log(self / (1 - self)), self first clamped to [eps, 1 - eps] where eps is given
+        (its gradient then zero outside them)."""
+        return ops.Logit.apply(self._floating(), None if eps is None else float(eps))
+
+    def xlogy(self, other):
+        """self * log(other), 0 where self is 0 (unless other is NaN)."""
+        return self._binary_function("xlogy", other)
+
+    def float_power(self, exponent):
+        """self ** exponent in float64 (PyTorch's float_power: both operands widened)."""
+        exponent = _method_operand("float_power", "exponent", exponent)
+        base = self.double()
+        return base ** (exponent.double() if isinstance(exponent, Tensor) else exponent)
 
     def atan2(self, other):
         """The angle of the point (other, self), in (-pi, pi]: atan(self / other) by
@@ -1446,6 +1488,11 @@ class Tensor:
         given = [_as_operand(v, name) for v, name in ((low, "min"), (high, "max"))
                  if v is not None]
         dtype = result_type(self, *given)
+        if dtype is backend.bool_:      # (bool bounds on a bool tensor: PyTorch has no kernel)
+            which = "clamp" if low is not None and high is not None else (
+                "clamp_min" if low is not None else "clamp_max")
+            raise NotImplementedError(f"\"{which}_scalar_cpu\" not implemented for 'Bool' "
+                                      "(clamp a bool tensor with int bounds, or convert it)")
         for v in given:
             if dtype.is_floating_point and math.isfinite(v) and abs(v) > float(np.finfo(
                     dtype.numpy).max):
@@ -1723,6 +1770,23 @@ class Tensor:
                          replaced)
         return where(self.isneginf(), float(info.min) if neginf is None else neginf, replaced)
 
+    def nansum(self, dim=None, keepdim=False, *, dtype=None):
+        """The sum with NaN counted as zero."""
+        return where(self.isnan(), 0, self).sum(dim, keepdim, dtype=dtype)
+
+    def nanmean(self, dim=None, keepdim=False, *, dtype=None):
+        """The mean of the numbers that are not NaN (NaN where there are none)."""
+        if not (self.dtype.is_floating_point or dtype is not None):
+            raise RuntimeError(f"nanmean(): expected input to have floating point dtype but "
+                               f"got {_legacy_short(self.dtype)}")
+        counted = ~self.isnan()
+        return self.nansum(dim, keepdim, dtype=dtype) / counted.sum(dim, keepdim)
+
+    def aminmax(self, *, dim=None, keepdim=False):
+        """(min, max): `amin` and `amax` (over `dim`, or everything), as a named tuple."""
+        axes = () if dim is None else dim
+        return aminmax_result(self.amin(axes, keepdim), self.amax(axes, keepdim))
+
     def positive(self):
         """self (the unary ``+``); a bool tensor is refused, as PyTorch."""
         return +self
@@ -1810,6 +1874,28 @@ class Tensor:
         _check_tensor_argument("type_as", "other", 1, other)
         return self.to(other.dtype)
 
+    def rot90(self, k=1, dims=(0, 1)):
+        """Rotated by 90 degrees k times in the plane of `dims` (from the first toward the
+        second), e.g. arange(6).reshape(2, 3).rot90() is [[2, 5], [1, 4], [0, 3]]."""
+        k = _args.check_int("rot90", "k", k)
+        if not isinstance(dims, (tuple, list)) or len(dims) != 2:
+            raise RuntimeError(f"expected total rotation dims == 2, but got dims = "
+                               f"{len(dims) if isinstance(dims, (tuple, list)) else dims}")
+        if self.dim() < 2:
+            raise RuntimeError(f"expected total dims >= 2, but got total dims = {self.dim()}")
+        first, second = self._axis(dims[0]), self._axis(dims[1])
+        if first == second:
+            raise RuntimeError(f"expected rotation dims to be different, but got dim0 = "
+                               f"{dims[0]} and dim1 = {dims[1]}")
+        turns = k % 4
+        if turns == 1:
+            return self.flip(second).transpose(first, second)
+        if turns == 2:
+            return self.flip(first, second)
+        if turns == 3:
+            return self.flip(first).transpose(first, second)
+        return self.clone()
+
     def fliplr(self):
         if self.dim() < 2:
             raise RuntimeError(f"Input must be >= 2-d (fliplr of shape {tuple(self.shape)})")
@@ -1834,14 +1920,14 @@ class Tensor:
             counts = repeats._data.reshape(-1).astype(np.int64)
         else:
             counts = np.array([_args.check_int("repeat_interleave", "repeats", repeats)])
+        if (counts < 0).any():
+            raise RuntimeError("repeat_interleave: repeats can not be negative")
         if counts.size == 1:
             counts = np.repeat(counts, size)
         if counts.size != size:
             raise RuntimeError(f"repeats must have the same size as input along dim, but got "
                                f"repeats.size(0) = {counts.size} and input.size({axis}) = "
                                f"{size}")
-        if (counts < 0).any():
-            raise RuntimeError("repeat_interleave: repeats can not be negative")
         indices = np.repeat(np.arange(size, dtype=np.int64), counts)
         if output_size is not None and output_size != indices.size:
             raise RuntimeError(f"repeat_interleave: output_size {output_size} is not the sum "
@@ -4055,6 +4141,115 @@ def matmul(input, other):
 
 
 
+def std_mean(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
+    """(std, mean) of `input` over `dim` (as `Tensor.std` and `Tensor.mean`; where the
+    values hold an inf the mean is inf, where PyTorch's one-pass std_mean gives NaN)."""
+    _check_tensor_argument("std_mean", "input", 1, input)
+    return (input.std(dim, unbiased, keepdim, correction=correction),
+            input.mean(dim, keepdim) if dim is not None else input.mean())
+
+
+def var_mean(input, dim=None, unbiased=True, keepdim=False, *, correction=None):
+    """(var, mean) of `input` over `dim` (as `Tensor.var` and `Tensor.mean`)."""
+    _check_tensor_argument("var_mean", "input", 1, input)
+    return (input.var(dim, unbiased, keepdim, correction=correction),
+            input.mean(dim, keepdim) if dim is not None else input.mean())
+
+
+def atleast_1d(*tensors):
+    """Each tensor with at least 1 dimension (a 0-d one as (1,)); one tensor alone, not in
+    a tuple."""
+    return _at_least(tensors, lambda t: t.reshape(1) if t.dim() == 0 else t)
+
+
+def atleast_2d(*tensors):
+    """Each tensor with at least 2 dimensions: (1, 1) for 0-d, (1, n) for 1-D."""
+    return _at_least(tensors, lambda t: t.reshape(1, -1) if t.dim() < 2 else t)
+
+
+def atleast_3d(*tensors):
+    """Each tensor with at least 3 dimensions: (1, 1, 1), (1, n, 1), (m, n, 1)."""
+    def widened(t):
+        if t.dim() == 0:
+            return t.reshape(1, 1, 1)
+        if t.dim() == 1:
+            return t.reshape(1, -1, 1)
+        return t.unsqueeze(-1) if t.dim() == 2 else t
+    return _at_least(tensors, widened)
+
+
+def _at_least(tensors, widen):
+    if len(tensors) == 1 and isinstance(tensors[0], (tuple, list)):
+        return tuple(widen(t) for t in tensors[0])
+    if len(tensors) == 1:
+        return widen(tensors[0])
+    return tuple(widen(t) for t in tensors)
+
+
+def meshgrid(*tensors, indexing=None):
+    """Coordinate grids of 1-D tensors: with indexing "ij" (the default, as PyTorch's, which
+    warns that it will change) grid k varies along dimension k; with "xy" the first two
+    dimensions swap (NumPy's default)."""
+    if len(tensors) == 1 and isinstance(tensors[0], (tuple, list)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        import warnings
+
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass "
+                      "the indexing argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but "
+                           f"received: {indexing}")
+    if not tensors:
+        raise RuntimeError("meshgrid expects a non-empty TensorList")
+    for t in tensors:
+        if not isinstance(t, Tensor) or t.dim() > 1:
+            raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list")
+    vectors = [t.reshape(-1) for t in tensors]
+    if indexing == "xy" and len(vectors) >= 2:
+        vectors[0], vectors[1] = vectors[1], vectors[0]
+    shape = tuple(v.shape[0] for v in vectors)
+    grids = [v.reshape([-1 if k == i else 1 for k in range(len(vectors))]).expand(shape)
+             for i, v in enumerate(vectors)]
+    if indexing == "xy" and len(grids) >= 2:    # (the grids of the inputs, in their order)
+        grids[0], grids[1] = grids[1], grids[0]
+    return tuple(grids)
+
+
+def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
+    """`steps` values base**x for x evenly spaced from `start` to `end`."""
+    exponents = linspace(start, end, steps, dtype=backend.float64)
+    values = (float(base) ** exponents).to(as_dtype(dtype) if dtype is not None
+                                            else backend.get_default_dtype())
+    if device is not None:
+        values = values.to(device)
+    return values.requires_grad_(True) if requires_grad else values
+
+
+def tril_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (2, N) row and column indices of the lower triangle of a row x col matrix (on and
+    below diagonal `offset`), in row-major order: int64."""
+    return _triangle_indices("tril_indices", np.tril_indices, row, col, offset, dtype, device)
+
+
+def triu_indices(row, col, offset=0, *, dtype=None, device=None):
+    """The (2, N) indices of the upper triangle (on and above diagonal `offset`)."""
+    return _triangle_indices("triu_indices", np.triu_indices, row, col, offset, dtype, device)
+
+
+def _triangle_indices(op, numpy_indices, row, col, offset, dtype, device):
+    row, col = (_args.check_int(op, name, v) for name, v in (("row", row), ("col", col)))
+    offset = _args.check_int(op, "offset", offset)
+    if row < 0 or col < 0:
+        raise RuntimeError(f"{op}: row must be non-negative, got {row}" if row < 0 else
+                           f"{op}: col must be non-negative, got {col}")
+    rows, columns = numpy_indices(row, offset, col)
+    target = as_dtype(dtype) if dtype is not None else backend.int64
+    out = _wrap(np.stack([rows, columns]).astype(target.numpy).reshape(2, -1))
+    return out if device is None else out.to(device)
+
+
 def hstack(tensors):
     """The tensors joined along their columns: along dim 0 where all are 1-D (0-d ones count
     as 1-D), else dim 1, e.g. hstack([ones(2, 1), zeros(2, 3)]).shape is (2, 4)."""
@@ -4154,7 +4349,12 @@ def lerp(input, end, weight):
         raise NotImplementedError(f"\"lerp_kernel_scalar\" not implemented for "
                                   f"'{_legacy_short(input.dtype)}' (lerp takes floating tensors)")
     if isinstance(weight, Tensor) and weight.dim() == 0 and weight.dtype != input.dtype:
-        weight = weight.to(input.dtype)     # (a 0-d weight is taken as a number, as PyTorch)
+        # a 0-d weight of another dtype is promoted with the others (it widens them only
+        # where they are 0-d too, as PyTorch's)
+        dtype = result_type(input, end, weight)
+        if end.dtype == input.dtype and dtype != input.dtype:
+            input, end = input.to(dtype), end.to(dtype)
+        weight = weight.to(input.dtype)
     for name, value in (("end", end), ("weight", weight)):
         if isinstance(value, Tensor) and value.dtype != input.dtype:
             c_names = {"float32": "float", "float64": "double", "float16": "c10::Half"}

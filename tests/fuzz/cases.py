@@ -262,7 +262,7 @@ UNARY_METHODS = ("abs", "neg", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", 
                  # PyTorch's other names, signs, infinities, logical and bitwise not
                  "sign", "sgn", "isinf", "isposinf", "isneginf", "logical_not", "bitwise_not",
                  "negative", "absolute", "erf", "erfc", "nan_to_num", "positive",
-                 "count_nonzero")
+                 "count_nonzero", "signbit", "logit", "nansum", "nanmean", "rot90")
 # in place, on a clone (the input stays as generated)
 UNARY_IN_PLACE = ("abs_", "neg_", "exp_", "log_", "sqrt_", "sigmoid_", "tanh_", "sin_", "cos_",
                   "reciprocal_", "rsqrt_", "log1p_", "expm1_", "square_")
@@ -320,7 +320,7 @@ BINARY_METHODS = ("add", "sub", "mul", "div", "maximum", "minimum", "pow", "eq",
                   "multiply", "subtract", "divide", "true_divide", "greater", "less_equal",
                   "not_equal", "logical_and", "logical_xor", "bitwise_and", "bitwise_or",
                   "clamp_min", "clamp_max", "div_floor", "div_trunc", "atan2", "fmod", "hypot",
-                  "isclose")
+                  "isclose", "logaddexp", "copysign", "xlogy", "float_power")
 
 
 def _broadcast_partner(g: Gen, shape: tuple) -> tuple:

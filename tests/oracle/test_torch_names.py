@@ -318,6 +318,19 @@ def test_lerp_gives_pytorchs_very_numbers_in_float16_and_float32(dtype, weight):
     np.testing.assert_array_equal(*results)
 
 
+@pytest.mark.parametrize("call", [
+    lambda m: m.tensor([True]).clamp(min=True), lambda m: m.tensor(True).clamp(max=False),
+    lambda m: m.tensor([True]).clamp(True, False), lambda m: m.tensor([True]).clamp_(min=True),
+    lambda m: m.tensor([True]).clamp_min(True), lambda m: m.tensor([True]).clip(0, 1),
+    lambda m: m.tensor([True]).clamp(min=m.tensor([False])),
+    lambda m: m.tensor([1, 2]).clamp(min=True),
+])
+def test_clamp_of_a_bool_tensor_as_torch(call):
+    """Bool bounds on a bool tensor are refused (no kernel), as PyTorch; int or tensor bounds
+    pass (found by the random draws of clamp_min: corrnet clamped)."""
+    assert_as_torch(call)
+
+
 def test_lerp_ends_exactly_at_end():
     """Weight 1 gives end exactly (PyTorch computes from the nearer end), weight 0 start."""
     start = corrnet.tensor([0.1, 1e8, -3.3], dtype=corrnet.float32)
@@ -496,4 +509,93 @@ def test_arrangements_as_torch(problem, seed):
     lambda m: m.tensor([1, 2]).repeat_interleave(2, output_size=4),
 ])
 def test_stacks_and_repeat_interleave_as_torch(call):
+    assert_as_torch(call)
+
+
+# ---------------------------------------------------------------------------------------------
+# the third batch: log-sum-exp, signs, logit and xlogy, NaN-ignoring reductions, rotations,
+# grids and triangles
+# ---------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), name=st.sampled_from(["logaddexp", "logaddexp2", "copysign", "xlogy",
+                                             "float_power", "signbit", "logit", "nansum",
+                                             "nanmean"]),
+       form=st.sampled_from(["method", "function"]))
+def test_third_batch_elementwise_and_reductions_as_torch(data, name, form):
+    """Values, dtypes and refusals; with float64 operands (finite), the gradients."""
+    a = data.draw(arrays())
+    arguments: tuple = ()
+    if name in ("logaddexp", "logaddexp2", "copysign", "xlogy", "float_power"):
+        arguments = (data.draw(st.one_of(partners(a.shape), NUMBERS)),)
+    elif name == "logit":
+        a = np.asarray(np.abs(a) / 4 if a.dtype.kind == "f" else a)
+    if name == "float_power" and a.dtype.kind == "f":
+        # (-inf ** 0.5: PyTorch's pow gives inf for a tensor exponent, NaN (its square root)
+        # for a number; corrnet, NumPy's, NaN for any exponent of one element: left alone)
+        a = np.asarray(np.nan_to_num(a, neginf=-3.0))
+        arguments = data.draw(st.sampled_from([(), (1e-6,), (0.1,)]))
+    elif name in ("nansum", "nanmean"):
+        arguments = data.draw(st.sampled_from([(), (0,), (-1, True)])) if a.ndim else ()
+    grad = a.dtype == np.float64 and all(not isinstance(v, np.ndarray) or v.dtype == np.float64
+                                         for v in arguments)
+    leaves = {}
+
+    def call(m):
+        x = m.tensor(a, requires_grad=grad and name != "signbit")
+        operands = [m.tensor(v, requires_grad=grad) if isinstance(v, np.ndarray) else v
+                    for v in arguments]
+        leaves[m.__name__] = [x] + [v for v in operands if isinstance(v, m.Tensor)]
+        out = (getattr(x, name)(*operands) if form == "method"
+               else getattr(m, name)(x, *operands))
+        if out.requires_grad and out.numel():
+            out.backward(m.ones(out.shape, dtype=out.dtype) * 0.5)
+        return out
+
+    finite = all(np.isfinite(np.asarray(v, float)).all() for v in (a, *arguments))
+    if assert_as_torch(call, f"{name} {a.dtype}{a.shape}") == "ok" and grad and finite:
+        for ours, theirs in zip(leaves["corrnet"], leaves["torch"], strict=True):
+            assert_grad(ours.grad, theirs.grad, name)
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=arrays(dtypes=["float32", "float64", "int64"]), k=st.integers(-5, 5),
+       dims=st.tuples(st.integers(-3, 2), st.integers(-3, 2)),
+       dim=st.one_of(st.none(), st.integers(-2, 1)), keepdim=st.booleans())
+def test_rot90_aminmax_std_mean_as_torch(a, k, dims, dim, keepdim):
+    assert_as_torch(lambda m: m.rot90(tensor(m, a), k, dims), f"rot90 {a.shape} {k} {dims}")
+
+    def minmax(m):
+        result = m.aminmax(tensor(m, a), dim=dim, keepdim=keepdim)
+        return m.stack([result.min.double(), result.max.double()])
+
+    assert_as_torch(minmax, f"aminmax {a.shape} {dim}")
+    # (with an inf among the values PyTorch's one-pass std_mean gives the mean NaN where its
+    # mean gives inf: corrnet's std_mean is its std and mean, compared on finite values)
+    if a.dtype.kind == "f" and np.isfinite(a).all():
+        for function in ("std_mean", "var_mean"):
+            assert_as_torch(lambda m, f=function: m.stack(getattr(m, f)(
+                tensor(m, a), dim, keepdim=keepdim) if dim is not None else getattr(m, f)(
+                tensor(m, a))), f"{function} {a.shape} {dim}")
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: m.stack(m.meshgrid(m.tensor([1, 2]), m.tensor([3, 4, 5]), indexing="ij")),
+    lambda m: m.stack(m.meshgrid(m.tensor([1, 2]), m.tensor([3, 4, 5]), m.tensor([6, 7]),
+                                 indexing="xy")),
+    lambda m: m.stack(m.meshgrid([m.tensor(1.0), m.tensor([2.0, 3.0])], indexing="xy")),
+    lambda m: m.meshgrid(m.tensor([1, 2]), indexing="yx")[0],
+    lambda m: m.meshgrid(m.zeros(2, 2), indexing="ij")[0],
+    lambda m: m.logspace(0, 2, 3), lambda m: m.logspace(-1, 1, 5, base=2),
+    lambda m: m.logspace(0, 3, 4, dtype=m.float64), lambda m: m.logspace(0, 1, 0),
+    lambda m: m.tril_indices(3, 3), lambda m: m.tril_indices(4, 3, -1),
+    lambda m: m.triu_indices(3, 4, 1), lambda m: m.triu_indices(0, 3),
+    lambda m: m.tril_indices(-1, 3), lambda m: m.triu_indices(3, 3, 5),
+    lambda m: m.atleast_1d(m.tensor(1.0)), lambda m: m.atleast_2d(m.tensor([1, 2])),
+    lambda m: m.atleast_3d(m.ones(2, 3)), lambda m: m.stack(m.atleast_2d(m.tensor(1),
+                                                                       m.tensor(2))),
+    lambda m: m.atleast_3d(m.tensor([1.0, 2.0])),
+])
+def test_grids_ranges_and_shapes_as_torch(call):
     assert_as_torch(call)

@@ -1275,8 +1275,9 @@ class Tensor:
         return self._unary("erfc")
 
     def _binary_function(self, name: str, other) -> Tensor:
-        """``self.<name>(other)`` for a function of `ops.BINARY`: promoted as PyTorch's
-        (integers to the default float for atan2 and hypot), broadcast."""
+        """``self.<name>(other)`` for a function of `ops.BINARY`, promoted and broadcast as
+        PyTorch's: integers to the default float (atan2, copysign, xlogy), or refused (hypot,
+        logaddexp), or kept (fmod, whose integer division by zero is refused)."""
         if name in ("fmod", "copysign", "xlogy"):
             other = _method_operand(name, "other", other)
         else:   # (PyTorch's atan2, hypot and logaddexp take no number)

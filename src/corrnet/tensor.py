@@ -800,8 +800,11 @@ class Tensor:
                     f"{_legacy_short(value.dtype)} for the source.")
         elif isinstance(value, np.ndarray):
             value = _wrap(value.astype(self._data.dtype))
-        else:
-            value = _wrap(_scalar_array(value, self.dtype, "setitem"))
+        else:   # (a float32 target refuses a finite number beyond its range, as PyTorch's;
+            #     float16 takes it as inf, as PyTorch's too)
+            convert = (_fill_array if self.dtype is backend.float32 and isinstance(
+                value, numbers.Real) and not isinstance(value, bool) else _scalar_array)
+            value = _wrap(convert(value, self.dtype, "setitem"))
         if value.dtype != self.dtype:
             value = value._cast(self.dtype) if self.dtype.is_floating_point else _wrap(
                 value._data.astype(self._data.dtype)
@@ -2295,7 +2298,8 @@ class Tensor:
     def reshape(self, *shape):
         if not shape:
             raise TypeError('reshape() missing 1 required positional arguments: "shape"')
-        shape = _infer_shape(_shape_arg(shape), self.numel(), "reshape")
+        shape = _infer_shape(_shape_arg(shape), self.numel(), "reshape",
+                             self._data.itemsize)
         return self._view_of(ops.Reshape.apply(self, shape), lambda a: a.reshape(shape))
 
     def view(self, *shape):
@@ -2304,7 +2308,7 @@ class Tensor:
                             "but expected (torch.dtype dtype) or (tuple of ints size)")
         if len(shape) == 1 and isinstance(shape[0], (backend.dtype, type(np.float32))):
             raise NotImplementedError("view(dtype)")
-        shape = _infer_shape(_shape_arg(shape), self.numel(), "view")
+        shape = _infer_shape(_shape_arg(shape), self.numel(), "view", self._data.itemsize)
         result = ops.Reshape.apply(self, shape)
         if self.numel() > 1 and not np.may_share_memory(result._data, self._data):
             raise RuntimeError(
@@ -3454,7 +3458,13 @@ def _shape_arg(args, op: str | None = None) -> tuple:
     return tuple(shape)
 
 
-def _infer_shape(shape, numel, what):
+def _infer_shape(shape, numel, what, itemsize: int = 1):
+    """`shape` for a reshape of `numel` elements, its -1 inferred; refused where it does not
+    fit, and where NumPy cannot hold it (the product of its nonzero sizes times `itemsize`
+    beyond 2**63 - 1: an empty tensor of shape (0, 2**62) of float32, which PyTorch makes)."""
+    if any(abs(n) > _args.INT64_MAX for n in shape):
+        raise TypeError(f"{what}(): argument 'shape' holds a size beyond int64: Overflow when "
+                        f"unpacking long long (shape {list(shape)})")
     if shape.count(-1) > 1:
         raise RuntimeError(f"{what}: only one dimension can be inferred, got shape {list(shape)}")
     if any(n < -1 for n in shape):
@@ -3468,6 +3478,10 @@ def _infer_shape(shape, numel, what):
         shape = tuple(numel // known if n == -1 else n for n in shape)
     elif known != numel:
         raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {numel}")
+    if math.prod(n for n in shape if n) * itemsize > _args.INT64_MAX:
+        raise RuntimeError(f"{what}: shape {list(shape)} is beyond what a NumPy array can "
+                           f"hold (its nonzero sizes times the {itemsize}-byte items exceed "
+                           "2**63 - 1), though it has no element")
     return shape
 
 
@@ -3700,6 +3714,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if target.is_floating_point and _is_uint64_int(fill_value):
         fill_value = float(fill_value)      # (its value, as PyTorch's uint64: full((2,),
         #                                   2**63, dtype=float64) is 9.2234e18)
+    elif target is backend.bool_ and _is_uint64_int(fill_value):
+        fill_value = True                   # (not zero)
     # as PyTorch's (its fill_), a finite number beyond a floating dtype's range is refused
     # (PyTorch's full of a single element rounds it to inf in float16: corrnet refuses it
     # there too, as its fill_ and PyTorch's fill_ of a single element do)

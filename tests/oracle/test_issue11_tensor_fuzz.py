@@ -354,12 +354,40 @@ def test_issue11_ordering_with_non_numbers_is_a_type_error(call):
     lambda m: m.linspace(2**63, 0, 3), lambda m: m.linspace(2**63, float("nan"), 6),
     lambda m: m.linspace(0, 2**64 - 1, 2, dtype=m.float64),
     lambda m: m.linspace(2**63, 0, 3, dtype=m.int64), lambda m: m.linspace(2**64, 0, 3),
+    # a bool full of an int in [2**63, 2**64): True (fuzz, seed 20261227: refused)
+    lambda m: m.full_like(m.tensor(1.0), 2**63, dtype=m.bool),
+    lambda m: m.full((2,), 2**64 - 1, dtype=m.bool), lambda m: m.full((2,), 2**64, dtype=m.bool),
 ])
 def test_issue11_creation_arguments_as_torch(call):
     """No size, dtype strings, kernels PyTorch lacks (bool rand, int randn...), hostile
     n/m/steps/start/end: as PyTorch (the random values themselves are not compared)."""
     random = any(name.startswith("rand") for name in call.__code__.co_names)
     assert_as_torch(call, same_type=False, values=not random)
+
+
+def test_issue11_empty_reshape_beyond_numpy_refused_clearly():
+    """An empty tensor reshaped to (0, 2**62): PyTorch makes it; NumPy cannot hold its shape
+    (the nonzero sizes times the item size beyond 2**63 - 1), so corrnet refuses it with a
+    RuntimeError that says so, not NumPy's ValueError."""
+    with pytest.raises(RuntimeError, match="beyond what a NumPy array can hold"):
+        ct.zeros(0).reshape(0, 2**62)
+    with pytest.raises(RuntimeError, match="beyond what a NumPy array can hold"):
+        ct.zeros(0).view(0, 2**63 - 1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
+@pytest.mark.parametrize("value", [1e300, -1e300, float("inf"), 70000.0, 1e39, True, 3])
+@pytest.mark.parametrize("where", ["mask", "int", "slice"])
+def test_issue11_setitem_of_a_number_beyond_the_dtype_as_torch(dtype, value, where):
+    """float32 refuses a finite number beyond its range, as PyTorch's (corrnet wrote inf:
+    fuzz, seed 20261227); float16 takes it as inf, as PyTorch's does."""
+    def call(m):
+        y = m.zeros(3, dtype=getattr(m, dtype))
+        index = {"mask": m.tensor([True, False, True]), "int": 0, "slice": slice(1, None)}[where]
+        y[index] = value
+        return y
+
+    assert_as_torch(call, same_type=False)
 
 
 def test_issue11_from_numpy_complex_refused_clearly():
@@ -418,6 +446,11 @@ def test_issue11_inplace_gradients_as_torch(build):
     lambda m: m.zeros(3).expand(), lambda m: m.stack([m.zeros(3)], dim=True),
     lambda m: m.zeros(3).unsqueeze(True), lambda m: m.zeros(()).permute(),
     lambda m: m.zeros(()).reshape(), lambda m: m.zeros(()).view(),
+    # a size beyond int64 is refused clearly (fuzz, seed 20261227: NumPy's ValueError); one
+    # NumPy cannot hold, in an empty tensor, too (PyTorch makes it: see
+    # test_issue11_empty_reshape_beyond_numpy_refused_clearly)
+    lambda m: m.zeros(1, 2, 2, 0).reshape(0, 2, 2, 2**63),
+    lambda m: m.zeros(0).reshape(0, -2**63), lambda m: m.zeros(0).reshape(0, 2**40),
     # squeeze with dim None: refused, as PyTorch (fuzz, seed 20261224: corrnet squeezed all)
     lambda m: m.zeros(1, 2, 1).squeeze(None), lambda m: m.squeeze(m.zeros(1, 2, 1), None),
     lambda m: m.zeros(1, 2, 1).squeeze(dim=None), lambda m: m.zeros(1, 2, 1).squeeze(),

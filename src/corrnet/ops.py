@@ -274,16 +274,8 @@ def _zero_gradient_graph(grad):
     return _const(_zero_gradient(grad._data))
 
 
-class Rounding(Function):
-    """round (half to even, to `decimals` places), floor, ceil or trunc: piecewise constant,
-    so the gradient is zero everywhere (as PyTorch's)."""
-
-    @staticmethod
-    def forward(ctx, a, how, decimals=None):
-        ctx.how, ctx.decimals = how, decimals
-        if how == "round":
-            return np.round(a, decimals or 0)
-        return getattr(np, how)(a)
+class _PiecewiseConstant(Function):
+    """An op of one tensor that is piecewise constant: its gradient is zero everywhere."""
 
     @staticmethod
     def backward(ctx, grad):
@@ -294,6 +286,18 @@ class Rounding(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         return _zero_gradient_graph(grad)
+
+
+class Rounding(_PiecewiseConstant):
+    """round (half to even, to `decimals` places), floor, ceil or trunc: piecewise constant,
+    so the gradient is zero everywhere (as PyTorch's)."""
+
+    @staticmethod
+    def forward(ctx, a, how, decimals=None):
+        ctx.how, ctx.decimals = how, decimals
+        if how == "round":
+            return np.round(a, decimals or 0)
+        return getattr(np, how)(a)
 
     @staticmethod
     def grad_fn_name(ctx):
@@ -346,23 +350,13 @@ class Logit(Function):
             return grad * np.where(outside, value, derivative).astype(grad.dtype, copy=False)
 
 
-class Sign(Function):
+class Sign(_PiecewiseConstant):
     """-1, 0 or 1 in a's dtype: (a > 0) - (a < 0), so 0 at NaN and at -0.0 (as PyTorch's);
     piecewise constant, so its gradient is zero."""
 
     @staticmethod
     def forward(ctx, a):
         return (a > 0).astype(a.dtype) - (a < 0).astype(a.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _zero_gradient(grad)
-
-    jvp = backward
-
-    @staticmethod
-    def backward_graph(ctx, grad):
-        return _zero_gradient_graph(grad)
 
 
 class Abs(Function):

@@ -534,10 +534,10 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
                             count = min(PIXELS, out_width - first)
                             first_out = g * outs + block * lanes
                             valid = min(lanes, outs - block * lanes)
-                            kept = totals[half * PIXELS * lanes:]
+                            kept_at = half * PIXELS * lanes     # (this half's sums)
+                            kept = totals[kept_at:]
                             if valid == lanes and count == PIXELS:
                                 # a whole block: as `_forward_kernel`'s
-                                kept_at = half * PIXELS * lanes
                                 for p in range(PIXELS):
                                     simd.fma_lanes(totals, kept_at + p * lanes, one, bias,
                                                    first_out)

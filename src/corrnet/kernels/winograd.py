@@ -492,6 +492,7 @@ def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tile
     m_buffer = np.empty(ALPHA * ALPHA * outs * most, x.dtype)      # M, or dM
     part_buffer = np.empty(outs * most, x.dtype)
     across = np.zeros((ALPHA, TILE * most + KERNEL - 1), x.dtype)
+    across0, across1, across2, across3 = across[0], across[1], across[2], across[3]
     tails = np.empty((ALPHA, rows, KERNEL - 1), x.dtype)
     staged = np.empty((ALPHA, most), x.dtype)
     zero_row = np.zeros(width, x.dtype)       # a patch row above or below x
@@ -527,20 +528,20 @@ def _items_kernel(x, top, left, kernels, bias, out, grad_out, groups, outs, tile
                             across[a, at + col] = 0
                         for col in range(held_end, patch_width):
                             across[a, at + col] = 0
-                    # (slices from 0: the loop's indices are known not to be negative)
-                    d0 = row0[held_first - left:held_end - left]
-                    d1 = row1[held_first - left:held_end - left]
-                    d2 = row2[held_first - left:held_end - left]
-                    d3 = row3[held_first - left:held_end - left]
-                    done0 = across[0, at + held_first:at + held_end]
-                    done1 = across[1, at + held_first:at + held_end]
-                    done2 = across[2, at + held_first:at + held_end]
-                    done3 = across[3, at + held_first:at + held_end]
+                    # the held columns: x's from held_first - left on, across's from
+                    # at + held_first on (unsigned offsets: no negative-index checks, and no
+                    # slices made per row of tiles)
+                    read = np.uintp(held_first - left)
+                    write = np.uintp(at + held_first)
                     for col in range(held_end - held_first):
-                        done0[col] = d0[col] - d2[col]
-                        done1[col] = d1[col] + d2[col]
-                        done2[col] = d2[col] - d1[col]
-                        done3[col] = d1[col] - d3[col]
+                        d0 = row0[read + np.uintp(col)]
+                        d1 = row1[read + np.uintp(col)]
+                        d2 = row2[read + np.uintp(col)]
+                        d3 = row3[read + np.uintp(col)]
+                        across0[write + np.uintp(col)] = d0 - d2
+                        across1[write + np.uintp(col)] = d1 + d2
+                        across2[write + np.uintp(col)] = d2 - d1
+                        across3[write + np.uintp(col)] = d1 - d3
                     for a in range(ALPHA):
                         tails[a, k, 0] = across[a, at + patch_width - 2]
                         tails[a, k, 1] = across[a, at + patch_width - 1]

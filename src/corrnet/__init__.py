@@ -15,6 +15,7 @@ import numbers as _numbers  # noqa: E402
 
 import numpy as _np  # noqa: E402
 
+from . import _args as _args  # noqa: E402
 from . import backend, cuda  # noqa: E402
 from .autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import (
@@ -41,20 +42,32 @@ from .tensor import (
     Generator,
     Size,
     Tensor,
+    addbmm,
     addcdiv,
     addcmul,
+    addmm,
+    addmv,
     arange,
     as_tensor,
     atleast_1d,
     atleast_2d,
     atleast_3d,
+    baddbmm,
+    block_diag,
     bmm,
+    bucketize,
+    cartesian_prod,
     cat,
+    column_stack,
     concat,
     concatenate,
+    cross,
     default_generator,
     device,
+    dist,
     dot,
+    dsplit,
+    dstack,
     empty,
     empty_like,
     eye,
@@ -62,8 +75,15 @@ from .tensor import (
     full,
     full_like,
     get_rng_state,
+    hsplit,
     hstack,
     initial_seed,
+    inner,
+    is_complex,
+    is_floating_point,
+    is_nonzero,
+    is_tensor,
+    kron,
     lerp,
     linspace,
     logspace,
@@ -82,14 +102,21 @@ from .tensor import (
     randn,
     randn_like,
     randperm,
+    row_stack,
+    searchsorted,
     seed,
     set_rng_state,
     stack,
     std_mean,
+    take,
+    take_along_dim,
     tensor,
+    tensor_split,
+    tensordot,
     tril_indices,
     triu_indices,
     var_mean,
+    vsplit,
     vstack,
     where,
     zeros,
@@ -186,6 +213,11 @@ for _name in (
     "tile", "fliplr", "flipud", "masked_select", "diagonal", "diag", "trace", "rot90",
     "logaddexp", "logaddexp2", "copysign", "signbit", "logit", "xlogy", "float_power",
     "nansum", "nanmean", "aminmax",
+    # searching, counting, running products, order statistics
+    "nonzero", "argwhere", "cumprod", "cummax", "cummin", "median", "nanmedian", "kthvalue",
+    "unique", "unique_consecutive", "bincount", "diff",
+    # indexing and elementwise
+    "index_add", "index_copy", "index_fill", "ravel", "sinc", "heaviside", "gcd", "lcm",
 ):
     globals()[_name] = _function(_name)
 del _name
@@ -204,6 +236,31 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
                                f"tensor; got {input.dtype}, shape {tuple(input.shape)})")
         return arange(input.numel()).repeat_interleave(input, output_size=output_size)
     return input.repeat_interleave(repeats, dim, output_size=output_size)
+
+
+def result_type(tensor1, tensor2):
+    """The dtype an elementwise op on the two (tensors or numbers) gives, by PyTorch's
+    promotion: dimensioned tensors first, then 0-d ones, then numbers, e.g.
+    result_type(tensor([1, 2]), 1.0) is float32."""
+    for position, (name, value) in enumerate((("tensor1", tensor1), ("tensor2", tensor2))):
+        if not isinstance(value, (Tensor, _numbers.Number, _np.generic)):
+            raise TypeError(f"result_type(): argument '{name}' (position {position + 1}) must "
+                            f"be Tensor or Number, not {type(value).__name__}")
+    return backend.result_type(tensor1, tensor2)
+
+
+def promote_types(type1, type2):
+    """The smallest dtype both convert to (bool < integers < floating point), e.g.
+    promote_types(int8, uint8) is int16."""
+    return backend.promote_types(backend.as_dtype(_args.check_dtype("promote_types", type1)),
+                                  backend.as_dtype(_args.check_dtype("promote_types", type2)))
+
+
+def can_cast(from_, to):
+    """Whether PyTorch's casting rules allow `from_` into `to`: never into a lower kind (a
+    float into an integer, an integer into bool)."""
+    return backend.can_cast(backend.as_dtype(_args.check_dtype("can_cast", from_)),
+                             backend.as_dtype(_args.check_dtype("can_cast", to)))
 
 
 def flip(input, dims):

@@ -246,6 +246,26 @@ class FloorDivide(Function):
     backward_graph = backward
 
 
+class NotDifferentiable(Function):
+    """A result that PyTorch records but cannot differentiate (unique's values), computed
+    beforehand (`values`): a backward pass through it raises PyTorch's NotImplementedError."""
+
+    @staticmethod
+    def forward(ctx, a, values, aten_name, node_name):
+        ctx.aten_name, ctx.node_name = aten_name, node_name
+        return values
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError(f"the derivative for '{ctx.aten_name}' is not implemented")
+
+    backward_graph = backward
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return ctx.node_name
+
+
 def not_implemented(aten_name: str) -> RuntimeError:
     """The error of a backward pass through an op that PyTorch does not differentiate."""
     return RuntimeError(f"derivative for aten::{aten_name} is not implemented")
@@ -1806,6 +1826,53 @@ class Cumsum(Function):
         return np.cumsum(v, axis=ctx.axis)
 
 
+class Cumprod(Function):
+    """The running product along `axis` (in `np_dtype`).
+
+    out[j] = a[0] * ... * a[j], so d out[j] / d a[k] (k <= j) is the product of the others.
+    Along a slice whose first zero is at z (z = n where it holds none):
+
+    - k < z: sum over k <= j < z of grad[j] * out[j] / a[k] (no zero divides; the terms
+      j >= z hold a[z] = 0), a running sum from the far end;
+    - k = z: (a[0] * ... * a[z-1]) * sum over j >= z of grad[j] * (a[z+1] * ... * a[j]);
+    - k > z: 0 (every term holds a[z])."""
+
+    @staticmethod
+    def forward(ctx, a, axis, np_dtype):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.cumprod(a, axis=axis, dtype=np_dtype)
+        ctx.axis = axis
+        ctx.save_for_backward(a, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, out = ctx.saved_arrays
+        if a.size == 0:
+            return np.zeros_like(grad)
+        axis, n = ctx.axis, a.shape[ctx.axis]
+        position = np.arange(n, like=_like(a)).reshape([n if d == axis else 1
+                                                         for d in range(a.ndim)])
+        zero = a == 0
+        has_zero = zero.any(axis=axis, keepdims=True)
+        first_zero = np.where(has_zero, zero.argmax(axis=axis, keepdims=True), n)
+        before = position < first_zero
+        # k < z: the running sum of grad * out from the far end, over j < z, over a[k]
+        terms = np.where(before, grad * out, 0)
+        tail_sums = np.flip(np.cumsum(np.flip(terms, axis), axis=axis), axis)
+        grad_a = np.where(before, tail_sums / np.where(before, a, 1), 0).astype(grad.dtype)
+        if np.any(has_zero):
+            at_zero = position == first_zero
+            # (a[0] * ... * a[z-1]) at z: the running product with a[z] and after it as 1
+            leading = np.cumprod(np.where(before, a, 1), axis=axis)
+            # a[z+1] * ... * a[j] at each j > z (1 at z)
+            following = np.cumprod(np.where(position > first_zero, a, 1), axis=axis)
+            tail = np.sum(np.where(position >= first_zero, grad * following, 0), axis=axis,
+                          keepdims=True)
+            grad_a = np.where(at_zero, leading * tail, grad_a).astype(grad.dtype)
+        return grad_a
+
+
 class Logsumexp(Function):
     """log(sum(exp(a))) over `axes`, stably: the maximum is taken out first (an infinite
     maximum is not, so that -inf rows give -inf and +inf rows +inf). The gradient is
@@ -1856,6 +1923,59 @@ class Topk(TakeAlongAxis):
 
 class Gather(TakeAlongAxis):
     """gather: `a` at `index` along `axis`."""
+
+
+class Cummax(TakeAlongAxis):
+    """cummax's values: `a` at the running maximum's indices."""
+
+
+class Cummin(TakeAlongAxis):
+    """cummin's values: `a` at the running minimum's indices."""
+
+
+class Kthvalue(TakeAlongAxis):
+    """kthvalue's values: `a` at the indices of the k-th smallest."""
+
+
+class MedianDim(TakeAlongAxis):
+    """median(dim)'s values: `a` at the middle's indices."""
+    grad_fn_name = "MedianBackward1"
+
+
+class NanmedianDim(TakeAlongAxis):
+    """nanmedian(dim)'s values."""
+    grad_fn_name = "NanmedianBackward1"
+
+
+# median() of an empty integer or bool tensor: PyTorch casts its NaN to the dtype, which on
+# x86 gives the lowest int64 or int32, 0 for the smaller types, True for bool
+_NAN_AS = {np.dtype(np.bool_).char: True, np.dtype(np.int64).char: np.iinfo(np.int64).min,
+           np.dtype(np.int32).char: np.iinfo(np.int32).min,
+           **{np.dtype(t).char: 0 for t in (np.int8, np.int16, np.uint8, np.uint16)}}
+
+
+class MedianAll(MaxAll):
+    """median() (or, `ignore_nan`, nanmedian()) of every element: the lower of the two
+    middle values (NaN where there is one, for median; of the numbers, for nanmedian);
+    equal elements share the gradient equally, as MaxAll's (and PyTorch's)."""
+
+    @staticmethod
+    def forward(ctx, a, ignore_nan):
+        ctx.ignore_nan = ignore_nan
+        ordered = np.sort(a.reshape(-1))        # NaN last
+        count = ordered.size - (int(np.count_nonzero(np.isnan(ordered))) if ignore_nan else 0)
+        if count == 0:      # (an empty tensor)
+            out = _as_array(np.asarray(_NAN_AS.get(a.dtype.char, np.nan), dtype=a.dtype))
+        elif not ignore_nan and np.isnan(ordered[-1]):
+            out = _as_array(ordered[-1])
+        else:
+            out = _as_array(ordered[(count - 1) // 2])
+        ctx.save_for_backward(a, out)
+        return out
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return "NanmedianBackward0" if ctx.ignore_nan else "MedianBackward0"
 
 
 class Tril(Triangle):

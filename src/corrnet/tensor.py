@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import json
 import math
 import numbers
@@ -99,6 +100,37 @@ class aminmax_result(namedtuple("aminmax", ["min", "max"])):  # noqa: N801 (PyTo
     def __repr__(self) -> str:
         return f"torch.return_types.aminmax(\nmin={self.min!r},\nmax={self.max!r})"
 sort_result, topk_result = _return_type("sort"), _return_type("topk")
+cummax_result, cummin_result = _return_type("cummax"), _return_type("cummin")
+median_result, nanmedian_result = _return_type("median"), _return_type("nanmedian")
+kthvalue_result = _return_type("kthvalue")
+
+
+def _check_unique_slices(op: str, data, axis: int) -> None:
+    """Empty slices: PyTorch refuses them where there are some along `axis`, or where
+    another dimension is empty too."""
+    if data.size == 0 and data.shape[axis]:
+        raise RuntimeError(f"{op}(): There are 0 sized dimensions, and they aren't selected, "
+                           f"so unique cannot be applied (shape {data.shape}, dim {axis})")
+    if data.shape.count(0) > 1:
+        raise RuntimeError(f"{op}(): Number of zero sized dimensions is more than one, so "
+                           f"unique cannot be applied (shape {data.shape})")
+
+
+def _unique_result(source, aten_name: str, values, inverse, counts, return_inverse: bool,
+                   return_counts: bool):
+    """unique's tensor, or the tuple with its inverse and counts as asked. Where `source`
+    requires grad the values do too, as PyTorch's, and a backward pass through them raises
+    (PyTorch does not differentiate unique)."""
+    if source.requires_grad and is_grad_enabled():
+        node = "Unique2Backward0" if aten_name == "_unique2" else "UniqueConsecutiveBackward0"
+        result = (ops.NotDifferentiable.apply(source, values, aten_name, node),)
+    else:
+        result = (_wrap(values),)
+    if return_inverse:
+        result += (_wrap(inverse.astype(np.int64)),)
+    if return_counts:
+        result += (_wrap(counts.astype(np.int64)),)
+    return result[0] if len(result) == 1 else result
 
 
 # the references to a gradient array that only the backward engine holds, as
@@ -2780,16 +2812,7 @@ class Tensor:
         """The running sum along `dim`; integer and bool tensors sum in int64 (as PyTorch),
         or in `dtype` when given."""
         axis = _args.check_dim("cumsum", dim, self.dim())
-        if dtype is not None:
-            target = as_dtype(_args.check_dtype("cumsum", dtype))
-            if target is backend.bool_ and self.dim() and self.numel():
-                # (PyTorch's kernel refuses; a 0-d or empty tensor never reaches it)
-                raise NotImplementedError('"cumsum_out_cpu" not implemented for \'Bool\' '
-                                          "(a running sum has no bool dtype)")
-        elif self.dtype.is_floating_point:
-            target = self.dtype
-        else:
-            target = backend.int64
+        target = self._running_dtype("cumsum", dtype)
         source = self._cast(target) if target.is_floating_point else self
         if self.dim() == 0:
             return ops.Cast.apply(source, target.numpy) if source is self else ops.Clone.apply(
@@ -2810,6 +2833,447 @@ class Tensor:
                 ops.Logsumexp.apply(source, None, keepdim)
         axes = self._axes(dim)
         return ops.Logsumexp.apply(source, axes, keepdim)
+
+    # -- searching, counting, running products and order statistics ---------------------------
+
+    def nonzero(self, *, as_tuple=False):
+        """The indices of the nonzero elements (NaN counts as nonzero) in row-major order,
+        an int64 tensor (count, dims), e.g. tensor([0, 3, 0, 5]).nonzero() is [[1], [3]];
+        with `as_tuple`, one 1-D tensor of indices per dimension (a 0-d tensor: one)."""
+        as_tuple = _args.check_bool("nonzero", "as_tuple", as_tuple)
+        data = self._data
+        if as_tuple:
+            found = np.nonzero(data.reshape(1) if data.ndim == 0 else data)
+            return tuple(_wrap(axis.astype(np.int64)) for axis in found)
+        if data.ndim == 0:
+            return _wrap(np.zeros((int(bool(data)), 0), dtype=np.int64, like=data))
+        return _wrap(np.argwhere(data).astype(np.int64))
+
+    def argwhere(self):
+        """`nonzero()`: the indices of the nonzero elements, (count, dims)."""
+        return self.nonzero()
+
+    def is_nonzero(self):
+        """Whether a one-element tensor is not zero (PyTorch refuses more or fewer)."""
+        if self.numel() != 1:
+            raise RuntimeError(f"Boolean value of Tensor with "
+                               f"{'no values' if self.numel() == 0 else 'more than one value'} "
+                               f"is ambiguous (is_nonzero of shape {tuple(self.shape)})")
+        return bool(self._data.reshape(-1)[0])
+
+    def is_complex(self):
+        """False: corrnet has no complex dtypes."""
+        return False
+
+    def _running_dtype(self, op: str, dtype):
+        """The dtype cumsum and cumprod compute in: `dtype`, else a floating tensor's own,
+        else int64 (as PyTorch)."""
+        if dtype is not None:
+            target = as_dtype(_args.check_dtype(op, dtype))
+            if target is backend.bool_ and self.dim() and self.numel():
+                # (PyTorch's kernel refuses; a 0-d or empty tensor never reaches it)
+                raise NotImplementedError(f'"{op}_out_cpu" not implemented for \'Bool\' '
+                                          f"({op} has no bool dtype)")
+            return target
+        return self.dtype if self.dtype.is_floating_point else backend.int64
+
+    def cumprod(self, dim, dtype=None):
+        """The running product along `dim`, e.g. tensor([1, 2, 3]).cumprod(0) is [1, 2, 6];
+        integer and bool tensors multiply in int64 (as PyTorch), or in `dtype` when given.
+        Its gradient is exact where the slice holds zeros (ops.Cumprod)."""
+        axis = _args.check_dim("cumprod", dim, self.dim())
+        target = self._running_dtype("cumprod", dtype)
+        source = self._cast(target) if target.is_floating_point else self
+        if self.dim() == 0:
+            return ops.Cast.apply(source, target.numpy) if source is self else ops.Clone.apply(
+                source)
+        return ops.Cumprod.apply(source, axis, target.numpy)
+
+    def cummax(self, dim):
+        """``(values, indices)``: the running maximum along `dim` and where it was found,
+        the latest of equal values; a NaN, once met, stays the maximum (at the latest NaN),
+        e.g. tensor([1, 3, 2, 3]).cummax(0) is values [1, 3, 3, 3], indices [0, 1, 1, 3]."""
+        return self._running_extreme("cummax", dim, np.maximum, ops.Cummax, cummax_result)
+
+    def cummin(self, dim):
+        """``(values, indices)``: the running minimum along `dim` (see `cummax`)."""
+        return self._running_extreme("cummin", dim, np.minimum, ops.Cummin, cummin_result)
+
+    def _running_extreme(self, op, dim, extreme, function, result):
+        axis = _args.check_dim(op, dim, self.dim())
+        data = self._data if self.dim() else self._data.reshape(1)
+        n = data.shape[axis]
+        running = extreme.accumulate(data, axis=axis) if n else data
+        # the index of each running extreme: the latest position whose element equals the
+        # extreme so far (a NaN counts at its own position), carried forward
+        position = np.arange(n, like=data).reshape([n if d == axis else 1
+                                                    for d in range(data.ndim)])
+        found = data == running
+        if self.dtype.is_floating_point:
+            found |= np.isnan(data)
+        indices = np.maximum.accumulate(np.where(found, position, 0), axis=axis) if n else (
+            np.zeros(data.shape, dtype=np.int64, like=data))
+        indices = indices.astype(np.int64).reshape(self._data.shape)
+        return result(self._take_along(function, indices, axis), _wrap(indices))
+
+    def median(self, dim=_ALL_DIMS, keepdim=False):
+        """The lower of the two middle values (of an even count), NaN where there is a NaN:
+        a 0-d tensor over every element, e.g. tensor([1., 4., 2., 3.]).median() is 2.; with
+        `dim`, ``(values, indices)`` along it. Equal elements share median()'s gradient
+        (as PyTorch); median(dim)'s goes to the returned index."""
+        return self._middle("median", dim, keepdim, ignore_nan=False)
+
+    def nanmedian(self, dim=_ALL_DIMS, keepdim=False):
+        """`median` of the numbers that are not NaN (NaN where there are none)."""
+        return self._middle("nanmedian", dim, keepdim, ignore_nan=True)
+
+    def _middle(self, op, dim, keepdim, ignore_nan):
+        keepdim = _args.check_bool(op, "keepdim", keepdim)
+        every = dim is _ALL_DIMS    # (an explicit None is refused, as PyTorch's)
+        if self.dtype is backend.bool_ and (not every or self.numel()):
+            # (PyTorch's median() of an empty bool tensor never reaches its kernel)
+            raise NotImplementedError(f'"{op}_cpu" not implemented for \'Bool\' (convert '
+                                      "first, e.g. with .int())")
+        if every:
+            return ops.MedianAll.apply(self, ignore_nan)
+        axis = _args.check_dim(op, dim, self.dim())
+        data = self._data if self.dim() else self._data.reshape(1)
+        n = data.shape[axis]
+        if n == 0:
+            raise IndexError(f"{op}(): Expected reduction dim {axis} to have non-zero size "
+                             f"(shape {tuple(self.shape)})")
+        order = np.argsort(data, axis=axis, kind="stable")      # NaN last
+        nan_count = (np.count_nonzero(np.isnan(data), axis=axis, keepdims=True)
+                     if self.dtype.is_floating_point else 0)
+        if ignore_nan:
+            # the middle of the numbers; all NaN: the first element (a NaN)
+            count = n - nan_count
+            rank = np.where(count > 0, (count - 1) // 2, 0)
+        else:
+            # a slice with a NaN: its first NaN (the first of the NaNs sorted last)
+            rank = np.where(nan_count > 0, n - nan_count, (n - 1) // 2) + np.zeros(
+                (1,) * data.ndim, dtype=np.int64, like=data)
+        return self._selected(order, rank, axis, keepdim,
+                              ops.NanmedianDim if ignore_nan else ops.MedianDim,
+                              nanmedian_result if ignore_nan else median_result)
+
+    def kthvalue(self, k, dim=-1, keepdim=False):
+        """``(values, indices)``: the k-th smallest element along `dim` (k from 1; NaN counts
+        as the largest), e.g. tensor([3, 1, 2]).kthvalue(2) is values 2, indices 2."""
+        k = _args.check_int("kthvalue", "k", k, position=1)
+        keepdim = _args.check_bool("kthvalue", "keepdim", keepdim)
+        axis = _args.check_dim("kthvalue", dim, self.dim())
+        if self.dtype is backend.bool_ and self.dim():     # (a 0-d one is its own value)
+            raise NotImplementedError('"kthvalue_cpu" not implemented for \'Bool\' (convert '
+                                      "first, e.g. with .int())")
+        data = self._data if self.dim() else self._data.reshape(1)
+        if not 1 <= k <= data.shape[axis]:
+            raise IndexError(f"kthvalue(): selected number k out of range for dimension "
+                             f"{axis} (k={k}, size {data.shape[axis]})")
+        order = np.argsort(data, axis=axis, kind="stable")
+        rank = np.full((1,) * data.ndim, k - 1, dtype=np.int64, like=data)
+        return self._selected(order, rank, axis, keepdim, ops.Kthvalue, kthvalue_result)
+
+    def _selected(self, order, rank, axis, keepdim, function, result):
+        """The elements at position `rank` (broadcast against the slices) of the sorting
+        `order` along `axis`, as ``result(values, indices)``."""
+        rank = np.broadcast_to(rank, order.shape[:axis] + (1,) + order.shape[axis + 1:])
+        indices = np.take_along_axis(order, rank.astype(np.intp), axis=axis).astype(np.int64)
+        if not keepdim or self.dim() == 0:
+            indices = indices.reshape(indices.shape[:axis] + indices.shape[axis + 1:]
+                                      if self.dim() else ())
+        values_index = indices if keepdim or self.dim() == 0 else np.expand_dims(indices, axis)
+        if self.dim() == 0:
+            values = ops.Clone.apply(self)
+        else:
+            values = function.apply(self, values_index, axis)
+            if not keepdim:
+                values = values.squeeze(axis)
+        return result(values, _wrap(indices))
+
+    def unique(self, sorted=True, return_inverse=False, return_counts=False, dim=None):
+        """The distinct elements, in ascending order (each NaN counts as distinct), e.g.
+        tensor([3, 1, 3]).unique() is [1, 3]; `return_inverse`: where each element of self
+        is in them; `return_counts`: how often each occurs; with `dim`, the distinct slices
+        along it. (Not differentiable, as PyTorch's.)"""
+        for name, flag in (("sorted", sorted), ("return_inverse", return_inverse),
+                           ("return_counts", return_counts)):
+            _args.check_bool("unique", name, flag)
+        data = self._data
+        if dim is None:
+            values, inverse, counts = np.unique(data.reshape(-1), return_inverse=True,
+                                                return_counts=True, equal_nan=False)
+            inverse = inverse.reshape(data.shape)
+        else:
+            axis = _args.check_dim("unique", dim, self.dim())
+            if self.dim() == 0:
+                raise IndexError("unique(): a 0-d tensor has no dimension to take slices along")
+            _check_unique_slices("unique", data, axis)
+            values, inverse, counts = np.unique(data, return_inverse=True, return_counts=True,
+                                                axis=axis, equal_nan=False)
+            inverse = inverse.reshape(-1)
+        return _unique_result(self, "_unique2", values, inverse, counts, return_inverse,
+                              return_counts)
+
+    def unique_consecutive(self, return_inverse=False, return_counts=False, dim=None):
+        """Each run of equal consecutive elements (or slices along `dim`) once, e.g.
+        tensor([1, 1, 2, 1]).unique_consecutive() is [1, 2, 1]; `return_inverse`: each
+        element's run; `return_counts`: each run's length."""
+        for name, flag in (("return_inverse", return_inverse), ("return_counts", return_counts)):
+            _args.check_bool("unique_consecutive", name, flag)
+        data = self._data
+        if dim is None:
+            flat = data.reshape(-1)
+            starts = np.ones(flat.shape, dtype=bool)
+            starts[1:] = flat[1:] != flat[:-1]
+            values, inverse_shape = flat[starts], data.shape
+        else:
+            axis = _args.check_dim("unique_consecutive", dim, self.dim())
+            if self.dim() == 0:
+                raise IndexError("unique_consecutive(): a 0-d tensor has no dimension to "
+                                 "take slices along")
+            _check_unique_slices("unique_consecutive", data, axis)
+            slices = np.moveaxis(data, axis, 0).reshape(data.shape[axis], -1 if data.size else 0)
+            starts = np.ones(slices.shape[0], dtype=bool)
+            starts[1:] = np.any(slices[1:] != slices[:-1], axis=1)
+            values = np.compress(starts, data, axis=axis)
+            inverse_shape = (data.shape[axis],)
+        run = np.cumsum(starts) - 1
+        counts = np.diff(np.append(np.flatnonzero(starts), starts.size))
+        return _unique_result(self, "unique_consecutive", values, run.reshape(inverse_shape),
+                              counts, return_inverse, return_counts)
+
+    def bincount(self, weights=None, minlength=0):
+        """How often each value 0, 1, ... occurs in a 1-D tensor of non-negative ints (at
+        least `minlength` counts), e.g. tensor([0, 2, 2]).bincount() is [1, 0, 2]; with
+        `weights`, their sums instead (float32 weights sum in float32, others in float64,
+        as PyTorch)."""
+        minlength = _args.check_int("bincount", "minlength", minlength)
+        if self.dim() != 1 or self.dtype.is_floating_point or self.dtype is backend.bool_:
+            raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs "
+                               f"(got {self.dtype} of shape {tuple(self.shape)})")
+        if minlength < 0:
+            raise RuntimeError(f"minlength should be >= 0 (got {minlength})")
+        data = self._data
+        if data.size and data.min() < 0:
+            raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs "
+                               f"(got {int(data.min())})")
+        if weights is None or data.size == 0:   # (no input: int64 counts, as PyTorch)
+            return _wrap(np.bincount(data, minlength=minlength).astype(np.int64))
+        _check_tensor_argument("bincount", "weights", 2, weights)
+        if tuple(weights.shape) != tuple(self.shape):
+            raise RuntimeError(f"weights should be 1-d and have the same length as input "
+                               f"(input {tuple(self.shape)}, weights {tuple(weights.shape)})")
+        out_dtype = np.float32 if weights.dtype is backend.float32 else np.float64
+        return _wrap(np.bincount(data, weights=weights._data.astype(np.float64),
+                                 minlength=minlength).astype(out_dtype))
+
+    def diff(self, n=1, dim=-1, prepend=None, append=None):
+        """The n-th forward difference along `dim`: out[i] = self[i + 1] - self[i] (bool:
+        their xor), after `prepend` and `append` are joined on, e.g.
+        tensor([1, 4, 9]).diff() is [3, 5]."""
+        n = _args.check_int("diff", "n", n)
+        if self.dim() == 0:
+            raise RuntimeError("diff expects input to be at least one-dimensional")
+        if n < 0:
+            raise RuntimeError(f"order must be non-negative but got {n}")
+        axis = self._axis(dim)
+        parts = []
+        for name, extra in (("prepend", prepend), ("append", append)):
+            if extra is None:
+                continue
+            if not isinstance(extra, Tensor):
+                raise TypeError(f"diff(): argument '{name}' must be Tensor, not "
+                                f"{type(extra).__name__}")
+            if extra.dim() != self.dim():
+                raise RuntimeError(f"diff expects prepend or append to be the same dimension "
+                                   f"as input ({name} of shape {tuple(extra.shape)}, input "
+                                   f"{tuple(self.shape)})")
+            if any(size != own for d, (size, own) in enumerate(
+                    zip(extra.shape, self.shape, strict=True)) if d != axis):
+                raise RuntimeError(f"diff expects the shape of tensor to prepend or append to "
+                                   f"match that of input except along the differencing "
+                                   f"dimension ({name} {tuple(extra.shape)}, input "
+                                   f"{tuple(self.shape)}, dim {axis})")
+            parts.append((name, extra))
+        if n == 0:      # (prepend and append not joined on, as PyTorch)
+            return self
+        result = cat([t for name, t in parts if name == "prepend"] + [self]
+                     + [t for name, t in parts if name == "append"], axis) if parts else self
+        for _ in range(n):
+            length = result.shape[axis]
+            if length == 0:
+                break
+            later, earlier = result.narrow(axis, 1, length - 1), result.narrow(axis, 0,
+                                                                              length - 1)
+            result = (later.logical_xor(earlier) if result.dtype is backend.bool_
+                      else later - earlier)
+        return result
+
+    # -- more of PyTorch's indexing and joining ------------------------------------------------
+
+    def take(self, index):
+        """The elements at `index` (int64) of self read as 1-D (negative ones from the end),
+        in index's shape, e.g. tensor([[1, 2], [3, 4]]).take(tensor([0, 3])) is [1, 4]."""
+        return take(self, index)
+
+    def take_along_dim(self, indices, dim=None):
+        """`gather` along `dim` with `indices` broadcast against self (apart from `dim`);
+        without `dim`, both read as 1-D."""
+        return take_along_dim(self, indices, dim)
+
+    def index_add(self, dim, index, source, *, alpha=1):
+        """A copy of self with alpha * source's slices added at `index` (1-D, int64 or int32)
+        along `dim`, repeated indices adding up, e.g. zeros(3).index_add(0, tensor([0, 0]),
+        tensor([1., 2.])) is [3., 0., 0.]."""
+        axis, expanded = self._index_positions("index_add", dim, index, source)
+        if alpha != 1:
+            source = source * alpha
+        return self.scatter_add(axis, expanded, source)
+
+    def index_copy(self, dim, index, source):
+        """A copy of self with source's slices written at `index` along `dim` (the last of
+        repeated indices is not specified by PyTorch)."""
+        axis, expanded = self._index_positions("index_copy", dim, index, source)
+        return self.scatter(axis, expanded, source)
+
+    def index_fill(self, dim, index, value):
+        """A copy of self with `value` (a number or a 0-d tensor) in the slices at `index`
+        along `dim` (negative indices from the end)."""
+        axis = _args.check_dim("index_fill", dim, self.dim())
+        positions = self._index_argument("index_fill", index)
+        if positions.ndim > 1:
+            raise IndexError(f"index_fill(): Index is supposed to be a vector (got shape "
+                             f"{tuple(positions.shape)})")
+        size = self.shape[axis] if self.dim() else 1
+        if positions.size and (positions.min() < -size or positions.max() >= size):
+            raise IndexError(f"index_fill(): index out of range for dimension {axis} of size "
+                             f"{size}")
+        chosen = np.zeros(size, dtype=bool, like=self._data)
+        chosen[positions.reshape(-1) % max(size, 1)] = True
+        mask = chosen.reshape([size if d == axis else 1 for d in range(self.dim())])
+        return self.masked_fill(_wrap(mask), value)
+
+    def index_add_(self, dim, index, source, *, alpha=1):
+        return self._inplace_op(lambda target, added: target.index_add(dim, index, added,
+                                                                       alpha=alpha), source)
+
+    def index_copy_(self, dim, index, source):
+        return self._inplace_op(lambda target, copied: target.index_copy(dim, index, copied),
+                                source)
+
+    def index_fill_(self, dim, index, value):
+        return self._inplace_op(lambda target: target.index_fill(dim, index, value))
+
+    def _index_positions(self, op, dim, index, source):
+        """index_add's and index_copy's checks; (axis, index expanded to source's shape)."""
+        axis = _args.check_dim(op, dim, self.dim())
+        positions = self._index_argument(op, index, (np.int64, np.int32))
+        _check_tensor_argument(op, "source", 3, source)
+        if positions.ndim > 1:
+            raise IndexError(f"{op}(): Index is supposed to be a vector (got shape "
+                             f"{tuple(positions.shape)})")
+        positions = positions.reshape(-1).astype(np.int64)
+        expected = list(self.shape) or [1]
+        expected[axis] = positions.size
+        same_rank = source.dim() == self.dim() or max(source.dim(), self.dim()) <= 1
+        if not same_rank or list(source.shape or [1]) != expected:
+            raise RuntimeError(f"{op}(): source of shape {tuple(source.shape)} does not fit: "
+                               f"expected {tuple(expected)} (self {tuple(self.shape)}, "
+                               f"{positions.size} indices along dim {axis})")
+        if source.dtype != self.dtype:
+            raise RuntimeError(f"{op}(): self ({self.dtype}) and source ({source.dtype}) must "
+                               f"have the same scalar type")
+        size = self.shape[axis] if self.dim() else 1
+        if positions.size and (positions.min() < 0 or positions.max() >= size):
+            raise IndexError(f"{op}(): index out of range in self (indices must be in [0, "
+                             f"{size}) along dim {axis})")
+        shape = [positions.size if d == axis else 1 for d in range(max(self.dim(), 1))]
+        expanded = np.broadcast_to(positions.reshape(shape), tuple(expected))
+        if self.dim() == 0:
+            expanded = expanded.reshape(())
+        return axis, _wrap(np.ascontiguousarray(expanded))
+
+    def tensor_split(self, indices_or_sections, dim=0):
+        """Pieces along `dim`: `sections` (an int) of sizes as equal as can be (the first
+        ones one longer), or cut before each of the `indices`, e.g.
+        arange(7).tensor_split(3) has sizes 3, 2, 2."""
+        return tensor_split(self, indices_or_sections, dim)
+
+    def hsplit(self, sections):
+        """tensor_split along dim 1 (dim 0 for a 1-D tensor); an int must divide the size."""
+        return _split_along("hsplit", self, sections, 0 if self.dim() == 1 else 1, 1)
+
+    def vsplit(self, sections):
+        """tensor_split along dim 0 of a tensor of at least 2 dims."""
+        return _split_along("vsplit", self, sections, 0, 2)
+
+    def dsplit(self, sections):
+        """tensor_split along dim 2 of a tensor of at least 3 dims."""
+        return _split_along("dsplit", self, sections, 2, 3)
+
+    def ravel(self):
+        """The elements as a 1-D tensor, in row-major order (`flatten`)."""
+        return self.reshape(-1)
+
+    def sinc(self):
+        """sin(pi x) / (pi x), 1 at 0 (integers give the default float dtype)."""
+        source = self if self.dtype.is_floating_point else self._cast(
+            backend.get_default_dtype())
+        at_zero = source == 0
+        safe = source.masked_fill(at_zero, 1) * math.pi      # (no 0/0 in the gradient)
+        return (safe.sin() / safe).masked_fill(at_zero, 1)
+
+    def heaviside(self, values):
+        """The step function: 1 where self > 0, `values` (broadcast) where self == 0, else 0
+        (NaN too, as PyTorch); one dtype for both; not differentiable."""
+        _check_tensor_argument("heaviside", "values", 1, values)
+        if values.dtype != self.dtype:
+            raise RuntimeError(f"heaviside is not yet implemented for tensors with different "
+                               f"dtypes ({self.dtype} and {values.dtype})")
+        if is_grad_enabled() and (self.requires_grad or values.requires_grad):
+            raise NotImplementedError("the derivative for 'heaviside' is not implemented")
+        _broadcast_check(self, values, "heaviside")
+        data = self._data
+        return _wrap(np.where(data == 0, values._data, data > 0).astype(data.dtype))
+
+    def gcd(self, other):
+        """The greatest common divisor of integers, elementwise (non-negative)."""
+        return _integer_function("gcd", np.gcd, self, other)
+
+    def lcm(self, other):
+        """The least common multiple of integers, elementwise (non-negative)."""
+        return _integer_function("lcm", np.lcm, self, other)
+
+    def kron(self, other):
+        """The Kronecker product: every element of self times the whole of other, blocks in
+        self's layout, e.g. kron(tensor([1, 2]), tensor([1, 10])) is [1, 10, 2, 20]."""
+        return kron(self, other)
+
+    def cross(self, other, dim=None):
+        """The cross product of 3-vectors along `dim` (without it, the first dim of size 3,
+        as PyTorch's deprecated default)."""
+        return cross(self, other, dim)
+
+    def inner(self, other):
+        """The sum of products over the last dims of both (a number scales the other)."""
+        return inner(self, other)
+
+    def dist(self, other, p=2):
+        """The p-norm of self - other."""
+        return dist(self, other, p)
+
+    def addmm(self, mat1, mat2, *, beta=1, alpha=1):
+        return addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+
+    def addmv(self, mat, vec, *, beta=1, alpha=1):
+        return addmv(self, mat, vec, beta=beta, alpha=alpha)
+
+    def addbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        return addbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+
+    def baddbmm(self, batch1, batch2, *, beta=1, alpha=1):
+        return baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
         """A tensor of zeros of `size`, of this tensor's dtype unless `dtype` is given."""
@@ -4585,3 +5049,417 @@ def einsum(equation, *operands):
         expanded.append(operand)
         expanded_terms.append(term)
     return ops.Einsum.apply(tuple(expanded_terms), output, *expanded)
+
+# ---------------------------------------------------------------------------------------------
+# more of PyTorch's functions: products with a scaled sum, splits and joins, searching,
+# dtype questions
+# ---------------------------------------------------------------------------------------------
+
+def _scaled_sum(op: str, input, product, beta, alpha):
+    """beta * input + alpha * product, input broadcast to product's shape (beta == 0: input
+    not read, so that its NaN and inf do not reach the result, as in BLAS and PyTorch)."""
+    for name, number in (("beta", beta), ("alpha", alpha)):
+        if isinstance(number, bool) or not isinstance(number, numbers.Real):
+            raise TypeError(f"{op}(): argument '{name}' must be Number, not "
+                            f"{type(number).__name__}")
+    if input.dtype != product.dtype:
+        raise RuntimeError(f"{op}(): self and the product must have the same dtype, got "
+                           f"{input.dtype} and {product.dtype}")
+    try:
+        np.broadcast_shapes(tuple(input.shape), tuple(product.shape))
+        base = input.expand(product.shape)
+    except (ValueError, RuntimeError):
+        raise RuntimeError(f"{op}(): the input of shape {tuple(input.shape)} does not "
+                           f"broadcast to the product's shape {tuple(product.shape)}") from None
+    if not product.dtype.is_floating_point:     # (PyTorch truncates them to integers)
+        beta, alpha = int(beta), int(alpha)
+    scaled = product if alpha == 1 else product * alpha
+    if beta == 0:   # (input's gradient: zeros, as PyTorch's)
+        return where(_wrap(np.ones((), dtype=bool, like=product._data)), scaled, base)
+    return (base if beta == 1 else base * beta) + scaled
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2): mat1 (n, k), mat2 (k, m), input broadcast to
+    (n, m), one dtype; beta == 0 ignores input."""
+    _check_tensor_argument("addmm", "input", 1, input)
+    return _scaled_sum("addmm", input, mm(mat1, mat2), beta, alpha)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat @ vec): mat (n, m), vec (m,), input broadcast to (n,)."""
+    _check_tensor_argument("addmv", "input", 1, input)
+    return _scaled_sum("addmv", input, mv(mat, vec), beta, alpha)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * bmm(batch1, batch2): (b, n, k) and (b, k, m), input broadcast
+    to (b, n, m)."""
+    _check_tensor_argument("baddbmm", "input", 1, input)
+    return _scaled_sum("baddbmm", input, bmm(batch1, batch2), beta, alpha)
+
+
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    """beta * input + alpha * (the sum over b of batch1[b] @ batch2[b]): input broadcast to
+    (n, m)."""
+    _check_tensor_argument("addbmm", "input", 1, input)
+    return _scaled_sum("addbmm", input, bmm(batch1, batch2).sum(0), beta, alpha)
+
+
+def tensordot(a, b, dims=2):
+    """The sum of products over dims of a and b: `dims` an int (a's last dims with b's
+    first), or two lists of dims, e.g. tensordot(a (2, 3, 4), b (3, 4, 5)) is (2, 5)."""
+    _check_tensor_argument("tensordot", "a", 1, a)
+    _check_tensor_argument("tensordot", "b", 2, b)
+    if _args.is_int(dims):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
+        if dims > min(a.dim(), b.dim()):
+            raise RuntimeError(f"tensordot expects dims < ndim_a or ndim_b, but got dims={dims} "
+                               f"(a {tuple(a.shape)}, b {tuple(b.shape)})")
+        dims_a, dims_b = list(range(a.dim() - dims, a.dim())), list(range(dims))
+    else:
+        if isinstance(dims, Tensor):
+            dims = dims.tolist()
+        if not isinstance(dims, (list, tuple)) or len(dims) != 2:
+            raise TypeError("tensordot(): argument 'dims' must be an int or two lists of ints")
+        dims_a, dims_b = ([d] if _args.is_int(d) else list(d) for d in dims)
+        if len(dims_a) != len(dims_b):
+            raise RuntimeError(f"both dimension lists should have same length (got "
+                               f"{dims_a} and {dims_b})")
+        dims_a = [a._axis(d) for d in dims_a]
+        dims_b = [b._axis(d) for d in dims_b]
+    for da, db in zip(dims_a, dims_b, strict=True):
+        if a.shape[da] != b.shape[db]:
+            raise RuntimeError(f"contracted dimensions need to match, but first has size "
+                               f"{a.shape[da]} in dim {da} and second has size {b.shape[db]} "
+                               f"in dim {db}")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"expected both tensors of one dtype, got {a.dtype} and {b.dtype} "
+                           "(tensordot)")
+    kept_a = [d for d in range(a.dim()) if d not in dims_a]
+    kept_b = [d for d in range(b.dim()) if d not in dims_b]
+    inner_size = math.prod(a.shape[d] for d in dims_a)
+    # (rows, inner) @ (inner, columns), the kept dims in order
+    rows = a.permute(*kept_a, *dims_a).reshape(-1, inner_size)
+    columns = b.permute(*dims_b, *kept_b).reshape(inner_size, -1)
+    out_shape = [a.shape[d] for d in kept_a] + [b.shape[d] for d in kept_b]
+    return mm(rows, columns).reshape(out_shape)
+
+
+def inner(input, other):
+    """The sum of products over the last dims: (..., n) and (..., n) give a's leading dims
+    then b's; a 0-d operand scales the other."""
+    _check_tensor_argument("inner", "input", 1, input)
+    _check_tensor_argument("inner", "other", 2, other)
+    if input.dim() == 0 or other.dim() == 0:
+        return input * other
+    if input.shape[-1] != other.shape[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but "
+                           f"got shapes {list(input.shape)} and {list(other.shape)}")
+    return tensordot(input, other, ([-1], [-1]))
+
+
+def kron(input, other):
+    """The Kronecker product: out[i*n + j] = input[i] * other[j] along every dim (the fewer
+    dims padded with leading ones), e.g. kron(eye(2), ones(2, 2)) is two 2x2 blocks."""
+    _check_tensor_argument("kron", "input", 1, input)
+    _check_tensor_argument("kron", "other", 2, other)
+    ndim = max(input.dim(), other.dim())
+    a_shape = (1,) * (ndim - input.dim()) + tuple(input.shape)
+    b_shape = (1,) * (ndim - other.dim()) + tuple(other.shape)
+    # (a0, 1, a1, 1, ...) * (1, b0, 1, b1, ...) -> (a0 * b0, a1 * b1, ...)
+    a = input.reshape([n for size in a_shape for n in (size, 1)])
+    b = other.reshape([n for size in b_shape for n in (1, size)])
+    return (a * b).reshape([m * n for m, n in zip(a_shape, b_shape, strict=True)])
+
+
+def cross(input, other, dim=None):
+    """The cross product of 3-vectors along `dim` (input and other broadcast); without
+    `dim`, the first dim of size 3 (PyTorch's deprecated default, with its warning)."""
+    _check_tensor_argument("cross", "input", 1, input)
+    _check_tensor_argument("cross", "other", 2, other)
+    if input.dim() != other.dim():
+        raise RuntimeError(f"linalg.cross: inputs must have the same number of dimensions "
+                           f"(got {tuple(input.shape)} and {tuple(other.shape)})")
+    _broadcast_check(input, other, "cross")
+    shape = np.broadcast_shapes(tuple(input.shape), tuple(other.shape))
+    if dim is None:
+        warnings.warn("Using torch.cross without specifying the dim arg is deprecated; "
+                      "corrnet takes the first dim of size 3, as PyTorch", UserWarning,
+                      stacklevel=2)
+        threes = [d for d, n in enumerate(shape) if n == 3]
+        if not threes:
+            raise RuntimeError(f"no dimension of size 3 in input (shape {tuple(shape)})")
+        axis = threes[0]
+    else:
+        axis = _args.check_dim("cross", dim, len(shape))
+        if shape[axis] != 3:
+            raise RuntimeError(f"linalg.cross: inputs dimension {axis} must have length 3. "
+                               f"Got {input.shape[axis]} and {other.shape[axis]}")
+    a, b = input.expand(shape), other.expand(shape)
+    a0, a1, a2 = (a.narrow(axis, i, 1) for i in range(3))
+    b0, b1, b2 = (b.narrow(axis, i, 1) for i in range(3))
+    return cat([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis)
+
+
+def dist(input, other, p=2):
+    """The p-norm of input - other (broadcast)."""
+    _check_tensor_argument("dist", "input", 1, input)
+    _check_tensor_argument("dist", "other", 2, other)
+    return (input - other).norm(p)
+
+
+def take(input, index):
+    """input's elements at `index` (int64) as if input were 1-D, negative indices from the
+    end, in index's shape."""
+    _check_tensor_argument("take", "input", 1, input)
+    _check_tensor_argument("take", "index", 2, index)
+    if index.dtype is not backend.int64:
+        raise RuntimeError(f"take(): Expected a long tensor for index, but got {index.dtype}")
+    size = input.numel()
+    positions = index._data
+    if positions.size and (positions.min() < -size or positions.max() >= size):
+        raise IndexError(f"take(): index out of range in a tensor of {size} elements")
+    flat = positions.reshape(-1) % max(size, 1)
+    return input.reshape(-1).index_select(0, _wrap(flat)).reshape(index.shape)
+
+
+def take_along_dim(input, indices, dim=None):
+    """gather along `dim` with `indices` (int64) broadcast against input apart from `dim`;
+    without `dim`, input and indices read as 1-D."""
+    _check_tensor_argument("take_along_dim", "input", 1, input)
+    _check_tensor_argument("take_along_dim", "indices", 2, indices)
+    if indices.dtype is not backend.int64:
+        raise RuntimeError(f"torch.take_along_dim(): dtype of indices should be Long but got "
+                           f"{indices.dtype}")
+    if dim is None:
+        return input.reshape(-1).gather(0, indices.reshape(-1))
+    axis = _args.check_dim("take_along_dim", dim, input.dim())
+    if input.dim() != indices.dim():
+        raise RuntimeError(f"torch.take_along_dim(): input and indices should have the same "
+                           f"number of dimensions, but got {input.dim()} dimensions for input, "
+                           f"and {indices.dim()} dimensions for indices")
+    shape_in, shape_ix = list(input.shape), list(indices.shape)
+    shape_in[axis] = shape_ix[axis] = 1
+    try:
+        common = list(np.broadcast_shapes(tuple(shape_in), tuple(shape_ix)))
+    except ValueError:
+        raise RuntimeError(f"take_along_dim(): input {tuple(input.shape)} and indices "
+                           f"{tuple(indices.shape)} do not broadcast apart from dim "
+                           f"{axis}") from None
+    input_shape, index_shape = list(common), list(common)
+    input_shape[axis], index_shape[axis] = input.shape[axis], indices.shape[axis]
+    return input.expand(input_shape).gather(axis, indices.expand(index_shape))
+
+
+def tensor_split(input, indices_or_sections, dim=0):
+    """Pieces of input along `dim` (views' copies): `sections` pieces of sizes as equal as
+    can be (the first ones one longer), or cut before each of `indices`, e.g.
+    tensor_split(arange(7), [1, 5]) has sizes 1, 4, 2."""
+    _check_tensor_argument("tensor_split", "input", 1, input)
+    if input.dim() == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a "
+                           "tensor with 0 dims")
+    axis = input._axis(dim)
+    size = input.shape[axis]
+    if isinstance(indices_or_sections, Tensor):
+        if indices_or_sections.dtype is not backend.int64 or indices_or_sections.dim() > 1:
+            raise RuntimeError("tensor_split expected tensor_indices_or_sections to have "
+                               "dtype long and be a 0-d or 1-d tensor")
+        indices_or_sections = indices_or_sections.tolist()
+    if _args.is_int(indices_or_sections):
+        sections = int(indices_or_sections)
+        if sections <= 0:
+            raise RuntimeError(f"number of sections must be larger than 0, got {sections}")
+        small, extra = divmod(size, sections)
+        sizes = [small + 1] * extra + [small] * (sections - extra)
+        cuts = list(itertools.accumulate(sizes))[:-1]
+    else:
+        if not isinstance(indices_or_sections, (list, tuple)) or not all(
+                _args.is_int(i) for i in indices_or_sections):
+            raise TypeError("tensor_split(): argument 'indices' must be an int or a list of "
+                            "ints")
+        cuts = [int(i) for i in indices_or_sections]
+    # piece k is input[cuts[k-1]:cuts[k]] along axis, each bound as a Python slice's (from
+    # the end where negative, clamped to the size; an empty piece where they cross)
+    bounds = [0] + [min(max(cut + size if cut < 0 else cut, 0), size) for cut in cuts] + [size]
+    return tuple(input.narrow(axis, start, max(stop - start, 0))
+                 for start, stop in itertools.pairwise(bounds))
+
+
+def _split_along(op, input, sections, axis, least_dims):
+    """hsplit, vsplit, dsplit: tensor_split along `axis`, an int dividing the size."""
+    if input.dim() < least_dims:
+        raise RuntimeError(f"torch.{op} requires a tensor with at least {least_dims} "
+                           f"dimension, but got a tensor with {input.dim()} dimensions!")
+    if _args.is_int(sections) and (sections == 0 or input.shape[axis] % sections):
+        raise RuntimeError(f"torch.{op} attempted to split along dimension {axis}, but the "
+                           f"size of the dimension {input.shape[axis]} is not divisible by "
+                           f"the split_size {sections}!")
+    return tensor_split(input, sections, axis)
+
+
+def hsplit(input, sections):
+    return input.hsplit(sections)
+
+
+def vsplit(input, sections):
+    return input.vsplit(sections)
+
+
+def dsplit(input, sections):
+    return input.dsplit(sections)
+
+
+def column_stack(tensors):
+    """The tensors as columns side by side: 0-d and 1-D ones as (n, 1) columns, e.g.
+    column_stack([tensor([1, 2]), tensor([3, 4])]) is [[1, 3], [2, 4]]."""
+    tensors = _tensor_list("column_stack", tensors)
+    return hstack([t.reshape(-1, 1) if t.dim() < 2 else t for t in tensors])
+
+
+def row_stack(tensors):
+    """`vstack`."""
+    return vstack(tensors)
+
+
+def dstack(tensors):
+    """The tensors joined along dim 2 (depth), each taken as at least 3-D: (n,) as
+    (1, n, 1), (m, n) as (m, n, 1)."""
+    tensors = _tensor_list("dstack", tensors)
+    return cat([atleast_3d(t) for t in tensors], 2)
+
+
+def block_diag(*tensors):
+    """The tensors (each at most 2-D: 0-d as (1, 1), 1-D as a row) as blocks down the
+    diagonal of a matrix of zeros, in their common dtype."""
+    blocks = []
+    for i, t in enumerate(tensors):
+        _check_tensor_argument("block_diag", f"tensors[{i}]", i + 1, t)
+        if t.dim() > 2:
+            raise RuntimeError(f"torch.block_diag: Input tensors must have 2 or fewer "
+                               f"dimensions. Input {i} has {t.dim()} dimensions")
+        blocks.append(t.reshape(1, -1) if t.dim() < 2 else t)
+    if not blocks:
+        return zeros(1, 0)
+    dtype = functools.reduce(backend.promote_types, (b.dtype for b in blocks))
+    width = sum(b.shape[1] for b in blocks)
+    rows, left = [], 0
+    for b in blocks:
+        b = b if b.dtype is dtype else b._cast(dtype)
+        right = width - left - b.shape[1]
+        rows.append(cat([b.new_zeros(b.shape[0], left), b, b.new_zeros(b.shape[0], right)], 1))
+        left += b.shape[1]
+    return cat(rows, 0)
+
+
+def cartesian_prod(*tensors):
+    """Every combination of one element of each 1-D tensor, in order, as rows (one tensor:
+    itself), e.g. cartesian_prod(tensor([1, 2]), tensor([3, 4])) is [[1, 3], [1, 4], [2, 3],
+    [2, 4]]."""
+    for i, t in enumerate(tensors):
+        _check_tensor_argument("cartesian_prod", f"tensors[{i}]", i + 1, t)
+        if t.dim() != 1:
+            raise RuntimeError(f"Expect a 1D vector, but got shape {list(t.shape)}")
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([g.reshape(-1) for g in grids], 1)
+
+
+def _integer_function(op, function, input, other):
+    """gcd and lcm: integer tensors (or a number as other), NumPy's function, the dtypes
+    promoted as for arithmetic."""
+    if not isinstance(other, Tensor):
+        if isinstance(other, bool) or not isinstance(other, numbers.Integral):
+            raise TypeError(f"{op}(): argument 'other' (position 1) must be Tensor, not "
+                            f"{type(other).__name__}")
+        other = tensor(other)
+    for t in (input, other):
+        if t.dtype.is_floating_point or t.dtype is backend.bool_:
+            raise NotImplementedError(f'"{op}_cpu" not implemented for '
+                                      f"'{_legacy_short(t.dtype).replace('Tensor', '')}' "
+                                      f"({op} takes integer tensors)")
+    _broadcast_check(input, other, op)
+    dtype = backend.result_type(input, other)
+    return _wrap(function(input._data, other._data).astype(dtype.numpy))
+
+
+def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=None,
+                 sorter=None):
+    """Where each of input's values would go in the ascending last dim of `sorted_sequence`
+    (1-D: one sequence for all; else one per leading index, as input's): the first place
+    (`right` or ``side="right"``: after equal values), e.g. searchsorted(tensor([1, 3, 5]),
+    tensor([3, 6])) is [1, 3]. int64, or int32 with `out_int32`."""
+    _check_tensor_argument("searchsorted", "sorted_sequence", 1, sorted_sequence)
+    if side is not None:
+        if side not in ("left", "right"):
+            raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but "
+                               f"got {side}")
+        if right and side == "left":
+            raise RuntimeError("torch.searchsorted(): side and right can't be set to "
+                               "opposites, got side of left while right was True")
+        right = side == "right"
+    number = not isinstance(input, Tensor)
+    values = tensor(input, dtype=sorted_sequence.dtype) if number else input
+    boundaries = sorted_sequence._data
+    if sorter is not None:
+        _check_tensor_argument("searchsorted", "sorter", 4, sorter)
+        if tuple(sorter.shape) != tuple(sorted_sequence.shape):
+            raise RuntimeError("torch.searchsorted(): boundary and sorter must have the same "
+                               "size")
+        boundaries = np.take_along_axis(boundaries, sorter._data, axis=-1)
+    if sorted_sequence.dim() == 0:
+        raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive "
+                           "dimension, but got 0 dimension")
+    if sorted_sequence.dim() > 1 and (
+            values.dim() != sorted_sequence.dim()
+            or tuple(values.shape[:-1]) != tuple(sorted_sequence.shape[:-1])):
+        raise RuntimeError(f"torch.searchsorted(): boundaries tensor should be 1 dimension or "
+                           f"the first N-1 dimensions of boundaries tensor and input value "
+                           f"tensor must match, but we got boundaries tensor "
+                           f"{list(sorted_sequence.shape)} and input value tensor "
+                           f"{list(values.shape)}")
+    how = "right" if right else "left"
+    data = values._data
+    if sorted_sequence.dim() == 1:
+        found = np.searchsorted(boundaries, data, side=how)
+    else:
+        rows = boundaries.reshape(-1, boundaries.shape[-1])
+        queries = data.reshape(rows.shape[0], -1)
+        found = np.stack([np.searchsorted(r, q, side=how) for r, q in
+                          zip(rows, queries, strict=True)]).reshape(data.shape)
+    result = _wrap(np.asarray(found).astype(np.int32 if out_int32 else np.int64))
+    return result
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    """The bucket of each of input's values among the ascending 1-D `boundaries`: the first
+    index whose boundary is >= the value (`right`: > it), e.g. bucketize(tensor([0, 3, 6]),
+    tensor([1, 3, 5])) is [0, 1, 3]."""
+    _check_tensor_argument("bucketize", "boundaries", 2, boundaries)
+    if boundaries.dim() != 1:
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim("
+                           f"{boundaries.dim()})")
+    return searchsorted(boundaries, input, out_int32=out_int32, right=right)
+
+
+def is_tensor(obj):
+    """Whether `obj` is a corrnet Tensor."""
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input):
+    _check_tensor_argument("is_floating_point", "input", 1, input)
+    return input.is_floating_point()
+
+
+def is_complex(input):
+    _check_tensor_argument("is_complex", "input", 1, input)
+    return False
+
+
+def is_nonzero(input):
+    _check_tensor_argument("is_nonzero", "input", 1, input)
+    return input.is_nonzero()

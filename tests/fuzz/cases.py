@@ -262,7 +262,10 @@ UNARY_METHODS = ("abs", "neg", "exp", "log", "sqrt", "sigmoid", "tanh", "relu", 
                  # PyTorch's other names, signs, infinities, logical and bitwise not
                  "sign", "sgn", "isinf", "isposinf", "isneginf", "logical_not", "bitwise_not",
                  "negative", "absolute", "erf", "erfc", "nan_to_num", "positive",
-                 "count_nonzero", "signbit", "logit", "nansum", "nanmean", "rot90")
+                 "count_nonzero", "signbit", "logit", "nansum", "nanmean", "rot90",
+                 # the fourth batch
+                 "nonzero", "argwhere", "unique", "unique_consecutive", "ravel", "sinc",
+                 "median", "nanmedian")
 # in place, on a clone (the input stays as generated)
 UNARY_IN_PLACE = ("abs_", "neg_", "exp_", "log_", "sqrt_", "sigmoid_", "tanh_", "sin_", "cos_",
                   "reciprocal_", "rsqrt_", "log1p_", "expm1_", "square_")
@@ -389,7 +392,8 @@ def gen_reduction(g: Gen) -> Case:
     x = g.tensor(g.shape(ndim, 1, 4, 0.06), g.dtype(ALL_DTYPES),
                  g.pick(("normal", "special", "ties", "big", "pos")))
     m = g.pick(("sum", "mean", "prod", "max", "min", "amax", "amin", "argmax", "argmin", "norm",
-                "std", "var", "all", "any"))
+                "std", "var", "all", "any", "cumprod", "cummax", "cummin", "median", "nanmedian",
+                "kthvalue", "diff"))
     args = []
     if g.chance(0.75):
         if g.chance(0.2) and ndim >= 2 and m not in ("argmax", "argmin", "max", "min"):
@@ -404,9 +408,15 @@ def gen_reduction(g: Gen) -> Case:
         args.insert(0, f"p={p}")
     if m in ("std", "var") and g.chance(0.5):
         args.append(g.pick((f"unbiased={g.chance(0.5)}", f"correction={g.hostile(g.int(0, 2))}")))
+    if m == "kthvalue":
+        args.insert(0, f"{g.hostile(g.int(1, 3))}")
     if m in ("sum", "mean", "prod") and g.chance(0.2):
         args.append(f"dtype={g.pick(('lib.float64', 'lib.int64', 'lib.float32'))}")
     call = f"{x}.{m}({', '.join(args)})"
+    if m in ("kthvalue", "median", "nanmedian"):
+        # which of equal elements these return the index of is left open by PyTorch (its
+        # CPU kernels select in place): the values alone are compared
+        call = f"(lambda r: r.values if isinstance(r, tuple) else r)({call})"
     if g.chance(0.15) and m in ("sum", "mean", "prod", "max", "min", "norm", "std", "var"):
         call = f"lib.{m}({x}{', ' if args else ''}{', '.join(args)})"
     return g.finish(f"reduce.{m}", call, backward_of="out[0] if isinstance(out, tuple) else out")

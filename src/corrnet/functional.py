@@ -1316,7 +1316,6 @@ def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_s
     if tuple(indices.shape) != tuple(input.shape):
         raise RuntimeError(f"{op}: indices of shape {tuple(indices.shape)} must have the shape "
                            f"of input, {tuple(input.shape)}")
-    _check_dtype(op, input, "float")
     # (PyTorch computes the output size in Python: its arguments are unbounded, the size must
     # be non-negative (ValueError) and fit in int64 (TypeError))
     kernel = _ints(kernel_size, dims, "kernel_size", op, minimum=1, int64=False)
@@ -1356,6 +1355,8 @@ def _max_unpool(op, dims, input, indices, kernel_size, stride, padding, output_s
                                  f"{default}, stride {stride}")
     if min(out_size) < 0:
         raise RuntimeError(f"{op}: output size would be {out_size}: too small")
+    if input.shape[0] and min(out_size):    # (an empty output never reaches PyTorch's kernel)
+        _check_dtype(op, input, "float")
     check_allocation(op, "output", (*input.shape[:input.dim() - dims], *out_size),
                      input.dtype, f"stride={stride}, padding={padding}")
     plane = int(np.prod(out_size))

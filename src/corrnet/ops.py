@@ -1453,7 +1453,7 @@ class Repeat(Function):
     @staticmethod
     def forward(ctx, a, counts):
         ctx.shape, ctx.counts = a.shape, counts
-        return np.tile(a, counts)
+        return _tile(a, counts)
 
     @staticmethod
     def backward(ctx, grad):
@@ -1463,7 +1463,16 @@ class Repeat(Function):
 
     @staticmethod
     def jvp(ctx, v):
-        return np.tile(v, ctx.counts)
+        return _tile(v, ctx.counts)
+
+
+def _tile(a, counts):
+    """np.tile, without its copies where the result is empty (NumPy repeats one dimension
+    at a time: counts (3, 2**31, 0) would first make 3 * 2**31 copies)."""
+    shape = tuple(n * c for n, c in zip(a.shape, counts, strict=True))
+    if 0 in shape:
+        return np.empty(shape, dtype=a.dtype, like=_like(a))
+    return np.tile(a, counts)
 
 
 class Concatenate(Function):

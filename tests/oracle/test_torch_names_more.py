@@ -438,3 +438,26 @@ def test_median_and_nanmedian_refuse_an_explicit_none_dim_as_torch():
                  lambda m: m.tensor([1.0, 2.0]).median(None, True)):
         assert_as_torch(call)
 
+
+def _unpooled(m):
+    values, indices = m.nn.functional.max_pool2d(m.ones(2, 3, 7, 1), (3, 4), (1, 2), (0, 2),
+                                                  return_indices=True)
+    return m.nn.functional.max_unpool2d(values.int(), indices, (3, 4), (1, 2), (0, 2))
+
+
+@pytest.mark.parametrize("call", [
+    # a repeat with a count of 0 is empty: NumPy's tile made the copies before it (192 GiB)
+    lambda m: m.ones(4, 2, 1, 1).repeat(3, 2**31, 2, 0, 0),
+    # an int max_unpool2d whose output is empty never reaches PyTorch's float-only kernel
+    _unpooled,
+    # cumprod's gradient through an empty slice
+    lambda m: _cumprod_grad(m, (0, 3), 0), lambda m: _cumprod_grad(m, (2, 0), 1),
+])
+def test_fuzz_findings_of_seeds_20261228_and_20261229_as_torch(call):
+    assert_as_torch(call)
+
+
+def _cumprod_grad(m, shape, dim):
+    x = m.zeros(shape, requires_grad=True)
+    x.cumprod(dim).sum().backward()
+    return x.grad

@@ -5409,7 +5409,14 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
         if tuple(sorter.shape) != tuple(sorted_sequence.shape):
             raise RuntimeError("torch.searchsorted(): boundary and sorter must have the same "
                                "size")
-        boundaries = np.take_along_axis(boundaries, sorter._data, axis=-1)
+        if sorter.dtype is not backend.int64:
+            raise RuntimeError(f"torch.searchsorted(): sorter must be a tensor of long dtype "
+                               f"but got dtype {_legacy_short(sorter.dtype)[:-6]}")
+        order = sorter._data
+        if order.size and (order.min() < 0 or order.max() >= boundaries.shape[-1]):
+            raise RuntimeError(f"torch.searchsorted(): sorter index out of range (indices "
+                               f"must be in [0, {boundaries.shape[-1]}))")
+        boundaries = np.take_along_axis(boundaries, order, axis=-1)
     if sorted_sequence.dim() == 0:
         raise RuntimeError("torch.searchsorted(): boundaries tensor should have positive "
                            "dimension, but got 0 dimension")

@@ -1882,6 +1882,38 @@ class Cumprod(Function):
         return grad_a
 
 
+class Logcumsumexp(Function):
+    """The running log(sum(exp(a))) along `axis` (NumPy's logaddexp.accumulate: each step
+    log(exp(out) + exp(a)) computed stably). The gradient, as PyTorch's,
+    grad_a[j] = sum over k >= j of grad[k] * exp(a[j] - out[k]), is summed in log space,
+    its positive and negative parts apart, so that no exp overflows:
+    exp(a[j] + logsumexp over k >= j of (log grad[k]+ - out[k])) minus the same of grad-."""
+
+    @staticmethod
+    def forward(ctx, a, axis):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.logaddexp.accumulate(a, axis=axis)
+        ctx.axis = axis
+        ctx.save_for_backward(a, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, out = ctx.saved_arrays
+        axis = ctx.axis
+        if a.size == 0:
+            return np.zeros_like(grad)
+
+        def from_the_end(terms):     # logsumexp over k >= j, at each j
+            return np.flip(np.logaddexp.accumulate(np.flip(terms, axis), axis=axis), axis)
+
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            positive = np.log(np.where(grad > 0, grad, 0)) - out
+            negative = np.log(np.where(grad < 0, -grad, 0)) - out
+            return (np.exp(a + from_the_end(positive))
+                    - np.exp(a + from_the_end(negative))).astype(grad.dtype)
+
+
 class Logsumexp(Function):
     """log(sum(exp(a))) over `axes`, stably: the maximum is taken out first (an infinite
     maximum is not, so that -inf rows give -inf and +inf rows +inf). The gradient is
@@ -1944,6 +1976,10 @@ class Cummin(TakeAlongAxis):
 
 class Kthvalue(TakeAlongAxis):
     """kthvalue's values: `a` at the indices of the k-th smallest."""
+
+
+class Mode(TakeAlongAxis):
+    """mode's values: `a` at the indices of the most frequent values."""
 
 
 class MedianDim(TakeAlongAxis):

@@ -102,7 +102,7 @@ class aminmax_result(namedtuple("aminmax", ["min", "max"])):  # noqa: N801 (PyTo
 sort_result, topk_result = _return_type("sort"), _return_type("topk")
 cummax_result, cummin_result = _return_type("cummax"), _return_type("cummin")
 median_result, nanmedian_result = _return_type("median"), _return_type("nanmedian")
-kthvalue_result = _return_type("kthvalue")
+kthvalue_result, mode_result = _return_type("kthvalue"), _return_type("mode")
 
 
 def _check_unique_slices(op: str, data, axis: int) -> None:
@@ -3110,7 +3110,90 @@ class Tensor:
                       else later - earlier)
         return result
 
+    def logcumsumexp(self, dim):
+        """The running log(sum(exp(x))) along `dim`, computed stably (a floating tensor), e.g.
+        tensor([0., 0.]).logcumsumexp(0) is [0., log 2]."""
+        axis = _args.check_dim("logcumsumexp", dim, self.dim())
+        if not self.dtype.is_floating_point:
+            raise NotImplementedError(f'"logcumsumexp_out_cpu" not implemented for '
+                                      f"'{_legacy_short(self.dtype)}' (a floating tensor)")
+        if self.dim() == 0:
+            return ops.Clone.apply(self)
+        return ops.Logcumsumexp.apply(self, axis)
+
+    def mode(self, dim=-1, keepdim=False):
+        """``(values, indices)``: the most frequent value along `dim` (of equally frequent
+        ones the smallest; each NaN counts once) and its last place, e.g.
+        tensor([1, 2, 2, 3, 3]).mode() is values 2, indices 2."""
+        keepdim = _args.check_bool("mode", "keepdim", keepdim)
+        axis = _args.check_dim("mode", dim, self.dim())
+        data = self._data if self.dim() else self._data.reshape(1)
+        n = data.shape[axis]
+        if n == 0:
+            raise IndexError(f"mode(): Expected reduction dim {axis} to have non-zero size "
+                             f"(shape {tuple(self.shape)})")
+        # each slice as a row: sorted, cut into runs of equal values (NaN equals nothing)
+        order = np.argsort(np.moveaxis(data, axis, -1).reshape(-1, n), axis=1, kind="stable")
+        rows = np.moveaxis(data, axis, -1).reshape(-1, n)
+        ordered = np.take_along_axis(rows, order, axis=1)
+        starts = np.ones(ordered.shape, dtype=bool)
+        starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        run = np.cumsum(starts, axis=1) - 1
+        row_index = np.arange(rows.shape[0])[:, None]
+        lengths = np.zeros(ordered.shape, dtype=np.int64)
+        np.add.at(lengths, (np.broadcast_to(row_index, run.shape), run), 1)
+        longest = lengths.argmax(axis=1)        # the first longest run: the smallest value
+        in_longest = run == longest[:, None]
+        last = n - 1 - np.argmax(in_longest[:, ::-1], axis=1)
+        found = order[np.arange(rows.shape[0]), last]
+        shape = list(data.shape)
+        shape[axis] = 1
+        indices = np.moveaxis(found.reshape(shape[:axis] + shape[axis + 1:] + [1]), -1, axis)
+        rank = np.zeros(indices.shape, dtype=np.int64)
+        return self._selected(indices.astype(np.int64), rank, axis, keepdim, ops.Mode,
+                              mode_result)
+
+    def quantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        """The q-th quantiles (q a number or a 1-D tensor in [0, 1]) of a floating tensor,
+        over every element or along `dim`: the sorted values at position q * (n - 1),
+        between two of them by `interpolation` ('linear', 'lower', 'higher', 'midpoint' or
+        'nearest'); NaN where a NaN is among them. With a tensor q, its dimension comes
+        first. E.g. tensor([1., 2., 3., 4.]).quantile(0.5) is 2.5."""
+        return _quantile("quantile", self, q, dim, keepdim, interpolation, ignore_nan=False)
+
+    def nanquantile(self, q, dim=None, keepdim=False, *, interpolation="linear"):
+        """`quantile` of the numbers that are not NaN (NaN where there are none)."""
+        return _quantile("nanquantile", self, q, dim, keepdim, interpolation, ignore_nan=True)
+
+    def histc(self, bins=100, min=0, max=0):
+        """Counts of the elements in `bins` equal bins over [min, max] (elements outside are
+        left out, max falls in the last bin; min == max: the data's own range), in self's
+        floating dtype, e.g. tensor([1., 2., 1.]).histc(4, 0, 3) is [0., 2., 1., 0.]."""
+        return histc(self, bins, min, max)
+
+    def cov(self, *, correction=1, fweights=None, aweights=None):
+        return cov(self, correction=correction, fweights=fweights, aweights=aweights)
+
+    def corrcoef(self):
+        return corrcoef(self)
+
+    def addr(self, vec1, vec2, *, beta=1, alpha=1):
+        return addr(self, vec1, vec2, beta=beta, alpha=alpha)
+
     # -- more of PyTorch's indexing and joining ------------------------------------------------
+
+    def select(self, dim, index):
+        """The slice at `index` along `dim`, that dimension removed (a negative index from
+        the end), e.g. arange(6).reshape(2, 3).select(1, -1) is [2, 5]."""
+        if self.dim() == 0:
+            raise IndexError("select() cannot be applied to a 0-dim tensor.")
+        axis = _args.check_dim("select", dim, self.dim())
+        index = _args.check_int("select", "index", index)
+        size = self.shape[axis]
+        if not -size <= index < size:
+            raise IndexError(f"select(): index {index} out of range for tensor of size "
+                             f"{list(self.shape)} at dimension {axis}")
+        return self.narrow(axis, index % size, 1).squeeze(axis)
 
     def take(self, index):
         """The elements at `index` (int64) of self read as 1-D (negative ones from the end),
@@ -5411,7 +5494,7 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
                                "size")
         if sorter.dtype is not backend.int64:
             raise RuntimeError(f"torch.searchsorted(): sorter must be a tensor of long dtype "
-                               f"but got dtype {_legacy_short(sorter.dtype)[:-6]}")
+                               f"but got dtype {_legacy_short(sorter.dtype)}")
         order = sorter._data
         if order.size and (order.min() < 0 or order.max() >= boundaries.shape[-1]):
             raise RuntimeError(f"torch.searchsorted(): sorter index out of range (indices "
@@ -5470,3 +5553,311 @@ def is_complex(input):
 def is_nonzero(input):
     _check_tensor_argument("is_nonzero", "input", 1, input)
     return input.is_nonzero()
+
+
+def logcumsumexp(input, dim):
+    _check_tensor_argument("logcumsumexp", "input", 1, input)
+    return input.logcumsumexp(dim)
+
+
+_INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def _quantile(op, input, q, dim, keepdim, interpolation, ignore_nan):
+    """quantile and nanquantile: the sorted values (NaN last) at q * (count - 1), taken
+    from the sort's differentiable values, between two of them as PyTorch's (linear: lerp)."""
+    keepdim = _args.check_bool(op, "keepdim", keepdim)
+    if interpolation not in _INTERPOLATIONS:
+        raise RuntimeError(f"{op}() interpolation must be one of linear, lower, higher, "
+                           f"midpoint or nearest. Got {interpolation!r}")
+    if input.dtype not in (backend.float32, backend.float64):
+        raise RuntimeError(f"{op}() input tensor must be either float or double dtype (got "
+                           f"{input.dtype})")
+    if input.numel() == 0:
+        raise RuntimeError(f"{op}() input tensor must be non-empty")
+    if isinstance(q, Tensor):
+        if q.dim() > 1:
+            raise RuntimeError(f"{op}() q must be a scalar or 1D tensor (got shape "
+                               f"{tuple(q.shape)})")
+        if q.dtype != input.dtype:
+            raise RuntimeError(f"{op}() q tensor must be same dtype as the input tensor")
+        levels = q._data.astype(np.float64).reshape(-1)
+        scalar = q.dim() == 0
+    else:
+        if isinstance(q, bool) or not isinstance(q, numbers.Real):
+            raise TypeError(f"{op}(): argument 'q' must be a number or a Tensor, not "
+                            f"{type(q).__name__}")
+        levels, scalar = np.array([float(q)]), True
+    if levels.size and (np.isnan(levels).any() or levels.min() < 0 or levels.max() > 1):
+        raise RuntimeError(f"{op}() q values must be in the range [0, 1] (got "
+                           f"{levels.tolist()})")
+    if dim is None:
+        source, axis = input.reshape(-1), 0
+        kept_shape = [1] * input.dim()
+    else:
+        axis = _args.check_dim(op, dim, input.dim())
+        source = input.reshape(1) if input.dim() == 0 else input
+        kept_shape = list(input.shape)
+        if kept_shape:
+            kept_shape[axis] = 1
+    ordered = source.sort(axis).values       # NaN last
+    n = ordered.shape[axis]
+    data = ordered._data
+    nan_count = np.count_nonzero(np.isnan(data), axis=axis, keepdims=True)
+    count = (n - nan_count) if ignore_nan else np.full(nan_count.shape, n)
+    results = []
+    for level in levels:
+        position = level * np.maximum(count - 1, 0)
+        below = np.floor(position).astype(np.int64)
+        above = np.ceil(position).astype(np.int64)
+        if interpolation == "nearest":
+            below = above = np.round(position).astype(np.int64)
+        elif interpolation == "lower":
+            above = below
+        elif interpolation == "higher":
+            below = above
+        # a slice with a NaN (quantile) or only NaN (nanquantile): its NaN
+        no_answer = (nan_count > 0) if not ignore_nan else (count == 0)
+        below = np.where(no_answer, n - 1, below)
+        above = np.where(no_answer, n - 1, above)
+        low = ordered.gather(axis, _wrap(below))
+        high = ordered.gather(axis, _wrap(above))
+        if interpolation == "linear":
+            weight = _wrap(np.asarray(position - np.floor(position), dtype=data.dtype))
+            value = lerp(low, high, weight)
+        elif interpolation == "midpoint":
+            value = lerp(low, high, 0.5)
+        else:
+            value = low
+        results.append(value)
+    if not results:     # (an empty q: an empty result)
+        return ordered.new_empty([0] + (kept_shape if keepdim else [] if dim is None else [
+            k for i, k in enumerate(input.shape) if i != axis]))
+    out = stack(results, 0)          # (levels, *kept)
+    out = out.reshape([len(results)] + kept_shape) if keepdim else out.reshape(
+        [len(results)] + ([] if dim is None else [k for i, k in enumerate(input.shape)
+                                                  if i != axis]))
+    return out[0] if scalar else out
+
+
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    _check_tensor_argument("quantile", "input", 1, input)
+    return input.quantile(q, dim, keepdim, interpolation=interpolation)
+
+
+def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    _check_tensor_argument("nanquantile", "input", 1, input)
+    return input.nanquantile(q, dim, keepdim, interpolation=interpolation)
+
+
+def histc(input, bins=100, min=0, max=0):  # noqa: A002 - PyTorch's names
+    """See `Tensor.histc`. Its result does not require grad (as PyTorch's)."""
+    _check_tensor_argument("histc", "input", 1, input)
+    bins = _args.check_int("histc", "bins", bins)
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"histogram_cpu" not implemented for '
+                                  f"'{_legacy_short(input.dtype)}' (a floating tensor)")
+    if bins <= 0:
+        raise RuntimeError(f"torch.histc: bins must be > 0, but got {bins} for dimension 0")
+    data = input._data.reshape(-1)
+    low, high = float(min), float(max)
+    if low == high and data.size:
+        low, high = float(data.min()), float(data.max())
+    if low == high:
+        low, high = low - 1, high + 1
+    if low > high:
+        raise RuntimeError("torch.histc: max must be larger than min")
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise RuntimeError(f"torch.histc: range of [{low:g}, {high:g}] is not finite")
+    kept = data[(data >= low) & (data <= high)]          # (NaN fails both)
+    # the bin, in the input's dtype as PyTorch computes it; max goes to the last bin
+    dtype = data.dtype.type
+    position = ((kept - dtype(low)) / (dtype(high) - dtype(low)) * dtype(bins)).astype(np.int64)
+    position = np.minimum(position, bins - 1)
+    return _wrap(np.bincount(position, minlength=bins).astype(data.dtype))
+
+
+def cov(input, *, correction=1, fweights=None, aweights=None):
+    """The covariance matrix of the variables in input's rows (observations in its
+    columns; a 1-D input is one variable: a 0-d result), with `correction` subtracted from
+    the observations' count (weighted by the int `fweights` and the float `aweights`)."""
+    _check_tensor_argument("cov", "input", 1, input)
+    if input.dim() > 2:
+        raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an "
+                           f"input with {input.dim()} dimensions")
+    correction = _args.check_int("cov", "correction", correction)
+    x = input.reshape(1, -1) if input.dim() < 2 else input
+    if not x.dtype.is_floating_point:
+        x = x._cast(backend.get_default_dtype())
+    observations = x.shape[1]
+    weights = None
+    for name, w, integral in (("fweights", fweights, True), ("aweights", aweights, False)):
+        if w is None:
+            continue
+        _check_tensor_argument("cov", name, 2, w)
+        if w.dim() > 1:
+            raise RuntimeError(f"cov(): expected {name} to have one or fewer dimensions but "
+                               f"got {name} with {w.dim()} dimensions")
+        if integral and w.dtype.is_floating_point or not integral and not (
+                w.dtype.is_floating_point):
+            kind = "an integral" if integral else "a floating point"
+            raise RuntimeError(f"cov(): expected {name} to have {kind} dtype but got {name} "
+                               f"with {w.dtype} dtype")
+        if w.numel() != observations:
+            raise RuntimeError(f"cov(): expected {name} to have the same numel as there are "
+                               f"observations in the input but got {w.numel()} != "
+                               f"{observations}")
+        if w.numel() and bool((w < 0).any()):
+            raise RuntimeError(f"cov(): {name} cannot be negative")
+        weights = w if weights is None else weights * w
+    if weights is None:
+        weight_sum = x.new_tensor(float(observations))
+        average = x.mean(1)
+    else:
+        weights = weights._cast(x.dtype) if weights.dtype != x.dtype else weights
+        weight_sum = weights.sum()
+        average = (x * weights).sum(1) / weight_sum
+    if weights is None or aweights is None:
+        normalizer = weight_sum - correction
+    else:
+        normalizer = weight_sum - correction * (weights * aweights).sum() / weight_sum
+    if float(normalizer) <= 0:
+        warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less "
+                      "than the number of observations.", UserWarning, stacklevel=2)
+        normalizer = normalizer.clamp_min(0)
+    centered = x - average.unsqueeze(1)
+    # (vars, vars) = (vars, obs) @ (obs, vars)
+    weighted = centered if weights is None else centered * weights
+    out = mm(weighted, centered.t()) / normalizer
+    return out.squeeze()        # (one variable: a 0-d tensor, as PyTorch's)
+
+
+def corrcoef(input):
+    """Pearson's correlation coefficients of the variables in input's rows: cov divided by
+    the outer product of the standard deviations, clipped to [-1, 1]."""
+    _check_tensor_argument("corrcoef", "input", 1, input)
+    if input.dim() > 2:
+        raise RuntimeError(f"corrcoef(): expected input to have two or fewer dimensions but "
+                           f"got an input with {input.dim()} dimensions")
+    c = cov(input)
+    if c.dim() == 0:
+        return c / c
+    deviation = c.diagonal().sqrt()
+    c = c / deviation.unsqueeze(1)
+    c = c / deviation.unsqueeze(0)
+    return c.clamp(-1, 1)
+
+
+def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
+    """The p-norm distance of each row of x1 (..., P, M) to each row of x2 (..., R, M):
+    (..., P, R), the leading dims broadcast; floating tensors, p >= 0."""
+    _check_tensor_argument("cdist", "x1", 1, x1)
+    _check_tensor_argument("cdist", "x2", 2, x2)
+    for name, t in (("X1", x1), ("X2", x2)):
+        if not t.dtype.is_floating_point:
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {name} got: "
+                               f"{_legacy_short(t.dtype)}")
+        if t.dim() < 2:
+            raise RuntimeError(f"cdist only supports at least 2D tensors, {name} got: "
+                               f"{t.dim()}D")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: "
+                           f"{x1.shape[-1]} X2: {x2.shape[-1]}")
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values (got {p!r})")
+    if x1.dtype != x2.dtype:
+        raise RuntimeError(f"cdist: X1 and X2 must have the same dtype, got {x1.dtype} and "
+                           f"{x2.dtype}")
+    # (..., P, 1, M) - (..., 1, R, M) -> (..., P, R, M), its p-norm over M
+    return (x1.unsqueeze(-2) - x2.unsqueeze(-3)).norm(p, -1)
+
+
+def vander(x, N=None, increasing=False):  # noqa: N803 - PyTorch's name
+    """The Vandermonde matrix of a 1-D x: column j is x ** (N - 1 - j) (`increasing`:
+    x ** j), N columns (len(x) by default), by running products as PyTorch's; integers and
+    bools give int64."""
+    _check_tensor_argument("vander", "x", 1, x)
+    if x.dim() != 1:
+        raise RuntimeError("x must be a one-dimensional tensor.")
+    columns = x.shape[0] if N is None else _args.check_int("vander", "N", N)
+    if columns < 0:
+        raise RuntimeError("N must be non-negative.")
+    source = x if x.dtype.is_floating_point else x.long()
+    if columns == 0:
+        return source.new_empty(x.shape[0], 0)
+    powers = cat([source.new_ones(x.shape[0], 1),
+                  source.unsqueeze(1).expand(x.shape[0], columns - 1)], 1).cumprod(1)
+    return powers if increasing else powers.flip(1)
+
+
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The trapezoidal rule's integral of y along `dim`, at the points x (a tensor) or a
+    spacing dx (1 by default): PyTorch's sums, e.g. trapezoid(tensor([1., 2., 3.])) is 4."""
+    return _trapezoid("trapezoid", y, x, dx, dim, running=False)
+
+
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+    """The trapezoidal rule's running integral of y along `dim` (one fewer element)."""
+    return _trapezoid("cumulative_trapezoid", y, x, dx, dim, running=True)
+
+
+def _trapezoid(op, y, x, dx, dim, running):
+    _check_tensor_argument(op, "y", 1, y)
+    if x is not None and dx is not None:
+        raise TypeError(f"{op}(): give the points x or the spacing dx, not both")
+    axis = y._axis(dim)
+    if not y.dtype.is_floating_point:
+        y = y._cast(backend.get_default_dtype())
+    n = y.shape[axis] if y.dim() else 1
+    if n == 0 or (running and n == 1):
+        shape = list(y.shape)
+        if running:
+            shape[axis] = max(n - 1, 0)
+        else:
+            del shape[axis]
+        return y.new_zeros(shape)
+    left, right = y.narrow(axis, 0, n - 1), y.narrow(axis, 1, n - 1)
+    if isinstance(x, Tensor):
+        if x.dim() == 1:
+            if x.shape[0] != n:
+                raise RuntimeError(f"{op}: There must be one `x` value for each sample point "
+                                   f"(x of {x.shape[0]} for {n} samples)")
+            shape = [1] * y.dim()
+            shape[axis] = n
+            x = x.reshape(shape)
+        spacing = x.diff(dim=axis)
+        areas = spacing * (left + right)
+        return (areas.cumsum(axis) if running else areas.sum(axis)) / 2
+    spacing = 1 if dx is None and x is None else (dx if dx is not None else x)
+    if running:
+        return (left + right).cumsum(axis) * (spacing / 2)
+    return (y.sum(axis) - (y.select(axis, 0) + y.select(axis, -1)) * 0.5) * spacing
+
+
+def combinations(input, r=2, with_replacement=False):
+    """The r-element combinations of a 1-D tensor's elements, in order, as rows (with
+    `with_replacement`, an element may repeat), e.g. combinations(tensor([1, 2, 3])) is
+    [[1, 2], [1, 3], [2, 3]]."""
+    _check_tensor_argument("combinations", "input", 1, input)
+    if input.dim() != 1:
+        raise RuntimeError(f"Expect a 1D vector, but got shape {list(input.shape)}")
+    r = _args.check_int("combinations", "r", r)
+    if r < 0:
+        raise RuntimeError(f"Expect a non-negative number, but got {r}")
+    if r == 0:
+        return input.new_empty(0)
+    choose = (itertools.combinations_with_replacement if with_replacement
+              else itertools.combinations)
+    rows = np.array(list(choose(range(input.shape[0]), r)), dtype=np.int64).reshape(-1, r)
+    return input.index_select(0, _wrap(rows.reshape(-1))).reshape(-1, r)
+
+
+def addr(input, vec1, vec2, *, beta=1, alpha=1):
+    """beta * input + alpha * outer(vec1, vec2), input broadcast to (n, m)."""
+    _check_tensor_argument("addr", "input", 1, input)
+    _check_tensor_argument("addr", "vec1", 2, vec1)
+    _check_tensor_argument("addr", "vec2", 3, vec2)
+    if vec1.dim() != 1 or vec2.dim() != 1:
+        raise RuntimeError(f"addr: Expected 1-D argument vec1 and vec2, but got "
+                           f"{vec1.dim()}-D and {vec2.dim()}-D")
+    return _scaled_sum("addr", input, outer(vec1, vec2), beta, alpha)

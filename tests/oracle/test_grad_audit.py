@@ -835,6 +835,35 @@ GRAD.update({
     "corrnet.column_stack": [C(lambda m, F, x, y: m.column_stack([x, y]), (3,), (3, 2))],
     "corrnet.row_stack": [C(lambda m, F, x, y: m.row_stack([x, y]), (4,), (2, 4))],
     "corrnet.dstack": [C(lambda m, F, x, y: m.dstack([x, y]), (3, 4), (3, 4))],
+    # statistics, integrals, distances
+    "Tensor.logcumsumexp": [C(lambda m, F, x: x.logcumsumexp(1), (3, 4))],
+    "corrnet.logcumsumexp": [C(lambda m, F, x: m.logcumsumexp(x * 30, 0), (3, 4))],
+    "Tensor.quantile": [C(lambda m, F, x: x.quantile(0.3), D(3, 4)),
+                        C(lambda m, F, x: x.quantile(m.tensor([0.2, 0.9], dtype=x.dtype), 1,
+                                                     keepdim=True), D(3, 4))],
+    "corrnet.quantile": [C(lambda m, F, x: m.quantile(x, 0.5, 0, interpolation="midpoint"),
+                           D(3, 4))],
+    "Tensor.nanquantile": [C(lambda m, F, x: x.nanquantile(0.7, 1), D(3, 4))],
+    "corrnet.nanquantile": [C(lambda m, F, x: m.nanquantile(x, 0.25, interpolation="lower"),
+                              D(3, 4))],
+    "Tensor.mode": [C(lambda m, F, x: x.mode(1).values, D(3, 4))],
+    "corrnet.mode": [C(lambda m, F, x: m.mode(x.round(), 0).values, (4, 3))],
+    "Tensor.select": [C(lambda m, F, x: x.select(1, -1), (3, 4))],
+    "corrnet.select": [C(lambda m, F, x: m.select(x, 0, 2), (3, 4))],
+    "Tensor.cov": [C(lambda m, F, x: x.cov(), (3, 5))],
+    "corrnet.cov": [C(lambda m, F, x: m.cov(x, correction=0, aweights=m.tensor(
+        [0.5, 1.0, 2.0, 1.0, 1.0], dtype=x.dtype)), (3, 5))],
+    "Tensor.corrcoef": [C(lambda m, F, x: x.corrcoef(), (3, 5))],
+    "corrnet.corrcoef": [C(lambda m, F, x: m.corrcoef(x), (2, 6))],
+    "Tensor.addr": [C(lambda m, F, x, a, b: x.addr(a, b, beta=2), (3, 4), (3,), (4,))],
+    "corrnet.addr": [C(lambda m, F, x, a, b: m.addr(x, a, b, alpha=0.5), (4,), (3,), (4,))],
+    "corrnet.cdist": [C(lambda m, F, x, y: m.cdist(x, y), (3, 2), (4, 2)),
+                      C(lambda m, F, x, y: m.cdist(x, y, p=1), (2, 3, 2), (2, 4, 2))],
+    "corrnet.trapezoid": [C(lambda m, F, y: m.trapezoid(y), (3, 4)),
+                          C(lambda m, F, y, x: m.trapezoid(y, x, dim=0), (3, 4), (3,))],
+    "corrnet.cumulative_trapezoid": [C(lambda m, F, y: m.cumulative_trapezoid(y, dx=0.5),
+                                       (3, 4))],
+    "corrnet.combinations": [C(lambda m, F, x: m.combinations(x, 2), (4,))],
 })
 
 
@@ -949,6 +978,8 @@ NO_GRAD: dict[str, list[Case]] = {
     "corrnet.lcm": [C(lambda m, F, x, y: m.lcm(x, y), I(3, 4), I(3, 4))],
     "Tensor.heaviside": [C(lambda m, F, x: x.detach().heaviside(m.tensor([0.5])), (3, 4))],
     "corrnet.heaviside": [C(lambda m, F, x: m.heaviside(x.detach(), x.detach()), (3, 4))],
+    "Tensor.histc": [C(lambda m, F, x: x.histc(4, -1, 1), (3, 4))],
+    "corrnet.histc": [C(lambda m, F, x: m.histc(x, 5), (3, 4))],
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -974,6 +1005,9 @@ EXEMPT: dict[str, str] = {
     "corrnet.fit": "the training loop: tested in test_train.py",
     "corrnet.summary": "prints a model summary: tested in test_summary.py",
     "corrnet.numel": _PYTHON,
+    "corrnet.vander": ("PyTorch 2.13's vander has no working backward (it raises on its own "
+                       "in-place cumprod_); corrnet's gradient is checked against finite "
+                       "differences in test_torch_names_more.py"),
     **{f"corrnet.{n}": _PYTHON for n in (
         "is_tensor", "is_floating_point", "is_complex", "is_nonzero", "result_type",
         "promote_types", "can_cast")},

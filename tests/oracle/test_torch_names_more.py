@@ -465,3 +465,168 @@ def _cumprod_grad(m, shape, dim):
     x = m.zeros(shape, requires_grad=True)
     x.cumprod(dim).sum().backward()
     return x.grad
+
+
+# ---------------------------------------------------------------------------------------------
+# the fifth batch: running log-sum-exp, quantiles, mode, histograms, covariance and
+# correlation, distances, Vandermonde matrices, trapezoidal integrals, combinations, addr,
+# select
+# ---------------------------------------------------------------------------------------------
+
+STATISTICS_CALLS = [
+    lambda m: m.logcumsumexp(m.tensor([0.0, float("-inf"), 1.0, -1000.0, 5.0]), 0),
+    lambda m: m.logcumsumexp(_t(m, (3, 4), special=True), 1),
+    lambda m: m.logcumsumexp(m.tensor([1, 2]), 0), lambda m: m.logcumsumexp(_t(m, ()), 0),
+    lambda m: _t(m, (0, 3)).logcumsumexp(1),
+    lambda m: m.quantile(_t(m, (3, 4)), 0.5, dim=1, keepdim=True),
+    lambda m: m.quantile(_t(m, (3, 4)), m.tensor([0.5]), keepdim=True),
+    lambda m: m.quantile(_t(m, (5,), "float64"), m.tensor([0.0, 0.3, 1.0],
+                                                          dtype=m.float64)),
+    lambda m: m.quantile(_t(m, (3,)), m.tensor([0.5], dtype=m.float64)),
+    lambda m: m.quantile(_t(m, (3,)), 1.5), lambda m: m.quantile(m.tensor([]), 0.5),
+    lambda m: m.quantile(m.tensor([1, 2]), 0.5),
+    lambda m: m.quantile(_t(m, (3,)), 0.5, interpolation="cubic"),
+    lambda m: m.quantile(_t(m, (2, 2)), m.tensor([[0.5]])),
+    lambda m: m.quantile(_t(m, (2, 3)), m.tensor([]), dim=1),
+    lambda m: m.quantile(_t(m, (2, 3)), m.tensor([]), dim=1, keepdim=True),
+    lambda m: m.quantile(_t(m, (2, 3)), m.tensor([])),
+    lambda m: m.nanquantile(m.tensor([[float("nan")] * 2, [1.0, 2.0]]), 0.5, dim=1),
+    lambda m: m.nanquantile(_t(m, (2, 3), special=True), 0.5, dim=0, interpolation="nearest"),
+    lambda m: _t(m, (3, 4)).mode(0, keepdim=True),
+    lambda m: m.tensor([1.0, float("nan"), float("nan")]).mode(),
+    lambda m: m.tensor([True, False, True]).mode(), lambda m: _t(m, ()).mode(),
+    lambda m: _t(m, (2, 0)).mode(1), lambda m: _t(m, (0, 2)).mode(1),
+    lambda m: m.histc(m.tensor([1.0, 2.0, 1.0, 5.0]), bins=4, min=0, max=3),
+    lambda m: m.histc(_t(m, (3, 4)), bins=5), lambda m: m.histc(m.tensor([2.0, 2.0]), bins=2),
+    lambda m: m.histc(m.tensor([1, 2])), lambda m: m.histc(m.tensor([]), bins=3),
+    lambda m: m.histc(m.tensor([float("inf"), 1.0])),
+    lambda m: m.histc(m.tensor([1.0, float("nan")]), bins=2, min=0, max=2),
+    lambda m: m.histc(m.tensor([1.0]), bins=2, min=2, max=1),
+    lambda m: m.histc(m.tensor([1.0]), bins=0),
+    lambda m: m.cov(_t(m, (3, 5))), lambda m: m.cov(_t(m, (3, 5)), correction=0),
+    lambda m: m.cov(_t(m, (2, 3)), fweights=m.tensor([1, 2, 1]),
+                    aweights=m.tensor([0.5, 1.0, 1.0])),
+    lambda m: m.cov(m.tensor([[1, 2], [3, 5]])), lambda m: m.cov(_t(m, (4,))),
+    lambda m: m.cov(_t(m, (1, 2)), correction=2), lambda m: m.cov(_t(m, (2, 2, 2))),
+    lambda m: m.cov(_t(m, (2, 3)), fweights=m.tensor([1.0, 2.0, 1.0])),
+    lambda m: m.cov(_t(m, (2, 3)), fweights=m.tensor([1, -2, 1])),
+    lambda m: m.cov(_t(m, (2, 3)), aweights=m.tensor([1.0, 2.0])),
+    lambda m: m.corrcoef(_t(m, (3, 5))), lambda m: m.corrcoef(_t(m, (4,))),
+    lambda m: m.corrcoef(m.tensor([[1.0, 1.0], [1.0, 2.0]])),
+    lambda m: m.cdist(_t(m, (3, 2)), _t(m, (4, 2), seed=1)),
+    lambda m: m.cdist(_t(m, (2, 1, 3, 2)), _t(m, (4, 2, 2), seed=1), p=1),
+    lambda m: m.cdist(_t(m, (3, 2)), _t(m, (4, 2), seed=1), p=0),
+    lambda m: m.cdist(_t(m, (3, 2)), _t(m, (4, 2), seed=1), p=float("inf")),
+    lambda m: m.cdist(_t(m, (3, 2)), _t(m, (4, 2), seed=1), p=3),
+    lambda m: m.cdist(_t(m, (3, 2), I64), _t(m, (4, 2), I64)),
+    lambda m: m.cdist(_t(m, (3, 2)), _t(m, (4, 3))), lambda m: m.cdist(_t(m, (3,)), _t(m, (3,))),
+    lambda m: m.cdist(_t(m, (3, 2)), _t(m, (4, 2)), p=-1),
+    lambda m: m.vander(m.tensor([1, 2, 3])), lambda m: m.vander(_t(m, (3,)), N=4,
+                                                               increasing=True),
+    lambda m: m.vander(m.tensor([True, False])), lambda m: m.vander(_t(m, (2,)), N=0),
+    lambda m: m.vander(m.tensor([1, 2], dtype=m.int32)), lambda m: m.vander(_t(m, (2, 2))),
+    lambda m: m.trapezoid(_t(m, (3, 4))), lambda m: m.trapezoid(_t(m, (3, 4)), dx=2),
+    lambda m: m.trapezoid(_t(m, (3, 4)), _t(m, (4,), seed=1)),
+    lambda m: m.trapezoid(_t(m, (3, 4)), _t(m, (3, 4), seed=1), dim=0),
+    lambda m: m.trapezoid(m.tensor([1, 2, 3])), lambda m: m.trapezoid(m.tensor([])),
+    lambda m: m.trapezoid(_t(m, (3,)), _t(m, (2,))),
+    lambda m: m.cumulative_trapezoid(_t(m, (3, 4))),
+    lambda m: m.cumulative_trapezoid(_t(m, (3, 4)), _t(m, (4,), seed=1)),
+    lambda m: m.cumulative_trapezoid(_t(m, (3, 4)), dx=0.5, dim=0),
+    lambda m: m.cumulative_trapezoid(_t(m, (1,))),
+    lambda m: m.combinations(m.tensor([1, 2, 3])), lambda m: m.combinations(_t(m, (4,)), r=3),
+    lambda m: m.combinations(m.tensor([1, 2]), with_replacement=True),
+    lambda m: m.combinations(m.tensor([1, 2]), r=3), lambda m: m.combinations(m.tensor([1, 2]),
+                                                                              r=0),
+    lambda m: m.combinations(_t(m, (2, 2))), lambda m: m.combinations(m.tensor([1]), r=-1),
+    lambda m: m.addr(m.zeros(2, 2), _t(m, (2,)), _t(m, (2,), seed=1), beta=0, alpha=2),
+    lambda m: m.addr(m.zeros(2, 2, dtype=m.int64), m.tensor([1, 2]), m.tensor([3, 4])),
+    lambda m: m.addr(_t(m, (3,)), _t(m, (2,)), _t(m, (3,))),
+    lambda m: m.addr(_t(m, (2, 3)), _t(m, (2, 1)), _t(m, (3,))),
+    lambda m: m.arange(6).reshape(2, 3).select(1, -1),
+    lambda m: m.select(m.arange(6).reshape(2, 3), 0, 2), lambda m: m.tensor(5).select(0, 0),
+    lambda m: m.arange(6).reshape(2, 3).select(2, 0),
+]
+
+
+@pytest.mark.parametrize("call", STATISTICS_CALLS)
+def test_statistics_integrals_and_distances_as_torch(call):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert_as_torch(call)
+
+
+@settings(max_examples=150, deadline=None)
+@given(array=arrays(dtypes=["float32", "float64"]), data=st.data())
+def test_quantiles_as_torch(array, data):
+    """Every interpolation, NaN among the values, one level or several, along a dim or not."""
+    name = data.draw(st.sampled_from(["quantile", "nanquantile"]))
+    levels = data.draw(st.sampled_from([0.0, 0.25, 0.5, 1.0, 0.1234, [0.3, 0.9], [1.0]]))
+    interpolation = data.draw(st.sampled_from(["linear", "lower", "higher", "midpoint",
+                                               "nearest"]))
+    ndim = array.ndim
+    dim = data.draw(st.sampled_from([None] + list(range(-ndim, ndim))))
+    keepdim = data.draw(st.booleans())
+
+    def call(m):
+        q = m.tensor(levels, dtype=getattr(m, str(array.dtype))) if isinstance(
+            levels, list) else levels
+        return getattr(m, name)(m.tensor(array), q, dim, keepdim, interpolation=interpolation)
+    assert_as_torch(call, f"{name} of {array.shape}, q={levels}, dim={dim}")
+
+
+@settings(max_examples=150, deadline=None)
+@given(array=arrays(dtypes=DTYPES), data=st.data())
+def test_mode_and_histc_as_torch(array, data):
+    """mode: the smallest of the most frequent values and its last place; histc: counts in
+    equal bins (every dtype, NaN and infinities among the values). mode is compared without
+    NaN: PyTorch's sorts a slice with NaN in no consistent order (its mode of
+    [0.5, -1, 1.5, nan, 1.5] is -1, counted once), where corrnet counts each NaN once, last."""
+    ndim = array.ndim
+    if data.draw(st.booleans()):
+        if array.dtype.kind == "f":
+            array = np.where(np.isnan(array), 0, array).astype(array.dtype)
+        dim = data.draw(st.integers(-max(ndim, 1), max(ndim, 1) - 1))
+        keepdim = data.draw(st.booleans())
+        assert_as_torch(lambda m: m.tensor(array).mode(dim, keepdim), f"mode of {array}")
+    else:
+        bins = data.draw(st.integers(1, 6))
+        low, high = data.draw(st.sampled_from([(0, 0), (-2, 2), (0, 1), (-0.5, 3.25)]))
+        assert_as_torch(lambda m: m.histc(m.tensor(array), bins, low, high),
+                        f"histc of {array}")
+
+
+@settings(max_examples=100, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=3), seed=st.integers(0, 2**32),
+       data=st.data())
+def test_logcumsumexp_values_and_gradient_as_torch(shape, seed, data):
+    """float64, values over a wide range (exp of them overflows), -inf among them."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(shape) * data.draw(st.sampled_from([1.0, 300.0]))
+    values[rng.random(shape) < 0.1] = -np.inf
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    weights = rng.standard_normal(shape)
+    outputs, grads = {}, {}
+    for m in (corrnet, torch):
+        x = m.tensor(values, requires_grad=True)
+        out = x.logcumsumexp(dim)
+        (out.masked_fill(out.isinf(), 0) * m.tensor(weights)).sum().backward()
+        outputs[m.__name__], grads[m.__name__] = out.detach(), x.grad
+    assert_results(outputs["corrnet"], outputs["torch"], "logcumsumexp")
+    assert_grad(grads["corrnet"], grads["torch"], "logcumsumexp gradient")
+
+
+def test_vander_gradient_matches_finite_differences():
+    """PyTorch 2.13's vander has no working backward (its in-place cumprod_), so corrnet's
+    gradient is checked against central differences of its own forward, in float64."""
+    values = np.array([0.7, -1.3, 2.1])
+    weights = np.random.default_rng(0).standard_normal((3, 4))
+    x = corrnet.tensor(values, requires_grad=True)
+    (corrnet.vander(x, 4) * corrnet.tensor(weights)).sum().backward()
+
+    def loss(v):
+        return float((corrnet.vander(corrnet.tensor(v), 4) * corrnet.tensor(weights)).sum())
+    step = 1e-6
+    numeric = [(loss(values + step * e) - loss(values - step * e)) / (2 * step)
+               for e in np.eye(3)]
+    np.testing.assert_allclose(x.grad.numpy(), numeric, rtol=1e-6)

@@ -113,6 +113,9 @@ def searching_calls(draw):
         flags = dict(sorted=draw(st.booleans()), return_inverse=draw(st.booleans()),
                      return_counts=draw(st.booleans()))
         axis = draw(st.sampled_from([None, dim]))
+        if axis is not None and array.dtype.kind == "f":
+            # (NaN out: PyTorch sorts slices holding NaN in no consistent order, as mode's)
+            array = np.where(np.isnan(array), 0, array).astype(array.dtype)
         return name, array, lambda m, x: x.unique(dim=axis, **flags)
     if name == "unique_consecutive":
         flags = dict(return_inverse=draw(st.booleans()), return_counts=draw(st.booleans()))

@@ -4909,9 +4909,6 @@ def lerp(input, end, weight):
     0.25) is 2.5."""
     _check_tensor_argument("lerp", "input", 1, input)
     _check_tensor_argument("lerp", "end", 2, end)
-    if not input.dtype.is_floating_point:
-        raise NotImplementedError(f"\"lerp_kernel_scalar\" not implemented for "
-                                  f"'{_legacy_short(input.dtype)}' (lerp takes floating tensors)")
     if isinstance(weight, Tensor) and weight.dim() == 0 and weight.dtype != input.dtype:
         # a 0-d weight of another dtype is promoted with the others (it widens them only
         # where they are 0-d too, as PyTorch's)
@@ -4921,9 +4918,16 @@ def lerp(input, end, weight):
         weight = weight.to(input.dtype)
     for name, value in (("end", end), ("weight", weight)):
         if isinstance(value, Tensor) and value.dtype != input.dtype:
-            c_names = {"float32": "float", "float64": "double", "float16": "c10::Half"}
+            c_names = {"float32": "float", "float64": "double", "float16": "c10::Half",
+                       "int64": "long int", "int32": "int", "int16": "short int",
+                       "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
             raise RuntimeError(f"expected dtype {c_names.get(input.dtype.name)} for `{name}` "
                                f"but got dtype {c_names.get(value.dtype.name, value.dtype.name)}")
+    if not input.dtype.is_floating_point:
+        # (integer operands that a 0-d floating weight did not promote)
+        kernel = "lerp_kernel_tensor" if isinstance(weight, Tensor) else "lerp_kernel_scalar"
+        raise NotImplementedError(f"\"{kernel}\" not implemented for "
+                                  f"'{_legacy_short(input.dtype)}' (lerp takes floating tensors)")
     if not isinstance(weight, Tensor):
         weight = _method_operand("lerp", "weight", weight)
     if input.dtype in (backend.float16, backend.float32):

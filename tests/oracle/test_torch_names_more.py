@@ -464,6 +464,22 @@ def test_fuzz_findings_of_seeds_20261228_and_20261229_as_torch(call):
     assert_as_torch(call)
 
 
+@pytest.mark.parametrize("call", [
+    lambda m: m.lerp(m.tensor([5, 1]), m.tensor([3, 2]), m.tensor(0.5, dtype=m.float16)),
+    lambda m: m.lerp(m.tensor(5), m.tensor(3), m.tensor(0.5, dtype=m.float16)),
+    lambda m: m.lerp(m.tensor(5), m.tensor(3), m.tensor(0.25, dtype=m.float64)),
+    lambda m: m.lerp(m.tensor([5, 1]), m.tensor([3, 2]), 0.5),
+    lambda m: m.lerp(m.tensor(5), m.tensor(3), 0.5),
+    lambda m: m.lerp(m.tensor([5, 1]), m.tensor([3, 2]), m.tensor([0.5, 0.5])),
+    lambda m: m.lerp(m.tensor(5), m.tensor(3), m.tensor(1)),
+])
+def test_lerp_of_integer_tensors_with_a_floating_0d_weight_as_torch(call):
+    """A 0-d floating weight promotes integer input and end (PyTorch's 0-d rule), so lerp
+    computes; a number or an integer weight leaves them integers, which lerp refuses (found
+    by test_torch_names.py's random draw: lerp(tensor(5), tensor(5), tensor(0.5, float16)))."""
+    assert_as_torch(call)
+
+
 def _cumprod_grad(m, shape, dim):
     x = m.zeros(shape, requires_grad=True)
     x.cumprod(dim).sum().backward()

@@ -139,6 +139,18 @@ def test_fuzz_oracle_defect_rules_are_narrow():
     assert verdict("reduce.prod", product)["sub"].startswith("deliberate")
     assert verdict("reduce.sum", product.replace("prod", "sum").replace("dim=None", "dim=2.5"))[
         "class"] != "agrees"
+    # an adaptive average pool to 1 of an empty spatial dimension: PyTorch's global-average
+    # shortcut returns NaN where it refuses every other output size (seed 20261231)
+    empty = ("x1 = lib.tensor(arr((1, 1, 9, 0), 'float64', 'normal', 2089804628))\n"
+             "result = {'out': F.adaptive_avg_pool2d(x1, 1)}\n")
+    assert verdict("F.adaptive_avg_pool2d", empty)["sub"].startswith("oracle defect")
+    assert verdict("F.adaptive_max_pool2d", empty)["class"] == "wrong"
+    # atan2 of a bool and a float that requires grad: PyTorch's backward negates the bool
+    bool_atan2 = ("x1 = lib.tensor(True)\nx2 = lib.tensor(0.5, requires_grad=True)\n"
+                  "out = x1.atan2(x2)\nout.backward()\n"
+                  "result = {'out': out, 'grad x2': x2.grad}\n")
+    assert verdict("binary.atan2", bool_atan2)["sub"].startswith("oracle defect: PyTorch's atan2")
+    assert verdict("binary.hypot", bool_atan2)["class"] == "wrong"
     # Python's own TypeError at the case's line, as with PyTorch: a clear refusal
     concatenate = ("x1 = lib.tensor(arr((2, 5), 'int32', 'pos', 1145606400))\n"
                    "result = {'out': [[1]] + x1}\n")

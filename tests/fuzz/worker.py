@@ -388,9 +388,20 @@ def _reduction_dim_none_or_bool(case: Case, oracle_error: str) -> bool:
         "invalid combination" in oracle_error or "must be int, not NoneType" in oracle_error)
 
 
+def _atan2_backward_of_a_bool(case: Case, oracle_error: str) -> bool:
+    """atan2 with a bool tensor and a floating one that requires grad: PyTorch computes the
+    value (the bool promoted), but its backward negates the bool operand and raises
+    ("Negation, the `-` operator, on a bool tensor is not supported"); corrnet differentiates
+    it as the promoted value, as for any other integer operand."""
+    return case.op.endswith(("atan2", "arctan2")) and "on a bool tensor is not supported" \
+        in oracle_error
+
+
 # accepted by corrnet where PyTorch refuses: ``agrees``, sub ``oracle defect: NAME`` or
 # ``deliberate: NAME``
-ACCEPTS = {"oracle defect: PyTorch's native transposed convolution refuses an output of "
+ACCEPTS = {"oracle defect: PyTorch's atan2 backward negates a bool operand":
+               _atan2_backward_of_a_bool,
+           "oracle defect: PyTorch's native transposed convolution refuses an output of "
            "size 0 that its oneDNN path returns": _transposed_output_of_size_zero,
            "deliberate: prod(dim=None) and a bool dim accepted": _reduction_dim_none_or_bool}
 
@@ -404,7 +415,19 @@ def _half_fill_of_one_element(case: Case, refusal: str) -> bool:
         in refusal
 
 
+def _global_average_of_nothing(case: Case, refusal: str) -> bool:
+    """An adaptive average pool to an output of all 1s, of an input with an empty spatial
+    dimension: PyTorch refuses empty spatial dimensions ("Expected input to have non-zero
+    size for non-batch dimensions") for every other output size and in its adaptive max
+    pools, but its global-average shortcut (output 1: a mean over the spatial dimensions)
+    skips the check and returns NaN; corrnet refuses it at every output size."""
+    return case.op.startswith(("F.adaptive_avg_pool", "nn.AdaptiveAvgPool")) and \
+        "empty spatial dimension" in refusal
+
+
 REFUSAL_DEFECTS = {"int32 overflow in PyTorch's convolution sizes": _int32_overflow,
+                   "PyTorch's adaptive average pool to 1 skips its empty-input check":
+                       _global_average_of_nothing,
                    "PyTorch's float16 fill of one element skips its range check":
                        _half_fill_of_one_element,
                    "PyTorch's oneDNN transposed convolution skips its dilation check":

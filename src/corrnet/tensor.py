@@ -2811,13 +2811,7 @@ class Tensor:
     def cumsum(self, dim, dtype=None):
         """The running sum along `dim`; integer and bool tensors sum in int64 (as PyTorch),
         or in `dtype` when given."""
-        axis = _args.check_dim("cumsum", dim, self.dim())
-        target = self._running_dtype("cumsum", dtype)
-        source = self._cast(target) if target.is_floating_point else self
-        if self.dim() == 0:
-            return ops.Cast.apply(source, target.numpy) if source is self else ops.Clone.apply(
-                source)
-        return ops.Cumsum.apply(source, axis, target.numpy)
+        return self._running("cumsum", dim, dtype, ops.Cumsum)
 
     def logsumexp(self, dim, keepdim=False):
         """log(sum(exp(x))) over `dim`, computed stably; integer tensors give the default
@@ -2881,13 +2875,18 @@ class Tensor:
         """The running product along `dim`, e.g. tensor([1, 2, 3]).cumprod(0) is [1, 2, 6];
         integer and bool tensors multiply in int64 (as PyTorch), or in `dtype` when given.
         Its gradient is exact where the slice holds zeros (ops.Cumprod)."""
-        axis = _args.check_dim("cumprod", dim, self.dim())
-        target = self._running_dtype("cumprod", dtype)
+        return self._running("cumprod", dim, dtype, ops.Cumprod)
+
+    def _running(self, op: str, dim, dtype, function):
+        """cumsum and cumprod: `function` (ops.Cumsum or ops.Cumprod) along `dim`, in the
+        dtype `_running_dtype` gives (a 0-d tensor: itself, in that dtype)."""
+        axis = _args.check_dim(op, dim, self.dim())
+        target = self._running_dtype(op, dtype)
         source = self._cast(target) if target.is_floating_point else self
         if self.dim() == 0:
             return ops.Cast.apply(source, target.numpy) if source is self else ops.Clone.apply(
                 source)
-        return ops.Cumprod.apply(source, axis, target.numpy)
+        return function.apply(source, axis, target.numpy)
 
     def cummax(self, dim):
         """``(values, indices)``: the running maximum along `dim` and where it was found,

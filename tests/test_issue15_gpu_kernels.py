@@ -226,6 +226,12 @@ def conv_problems(draw):
     if dtype in ("int32", "int8"):
         dilation = (1, 1)                 # PyTorch's CPU build: dilated integer conv int64 only
         size = [max(s, k - 2 * p) for s, k, p in zip(size, kernel, padding, strict=True)]
+    if dtype == "float16" and kernel[1] == 1:
+        # PyTorch 2.13's CPU float16 conv2d reads out of bounds, and segfaults now and then
+        # (~1 call in 3000 of these), with an input 1 wide, a kernel 1 wide dilated, a stride
+        # and padding in width (x (1, 1, 7, 1), weight (1, 1, 1, 1), stride (1, 2), padding
+        # (0, 1), dilation (1, 2)). Dilating a kernel 1 wide changes nothing.
+        dilation = (dilation[0], 1)
     return dict(x_shape=(n, c_in, *size), weight_shape=(c_out, c_in // groups, *kernel),
                 stride=stride, padding=padding, dilation=dilation, groups=groups, dtype=dtype,
                 bias=draw(st.booleans()),

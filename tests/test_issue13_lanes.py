@@ -14,6 +14,7 @@ conv2d op end to end with the planner's choice.
 
 from __future__ import annotations
 
+import doctest
 import threading
 
 import numpy as np
@@ -40,7 +41,8 @@ COMPILED = pytest.mark.skipif(not jit.AVAILABLE, reason="numba missing")
 @st.composite
 def layers(draw):
     """A random convolution (the configuration dict of test_direct_conv) with output rows of
-    any width and up to 40 output channels per group."""
+    any width (a few times the 16 lanes of float32 at most, so that a row's sums are written
+    out in several squares: `lanes._write_squares`) and up to 40 output channels per group."""
     kernel = (draw(st.integers(1, 6)), draw(st.integers(1, 6)))
     pads = tuple((draw(st.integers(0, 3)), draw(st.integers(0, 3))) for _ in range(2))
     # (no padding half the time: the kernel reads the image in place where it can)
@@ -51,7 +53,7 @@ def layers(draw):
     reach = [d * (k - 1) + 1 for d, k in zip(dilation, kernel, strict=True)]
     low = [max(1, reach[axis] - sum(pads[axis])) for axis in (0, 1)]
     height = draw(st.integers(low[0], low[0] + 8))
-    width = draw(st.integers(low[1], low[1] + 16))
+    width = draw(st.integers(low[1], low[1] + draw(st.sampled_from([16, 16, 60]))))
     groups = draw(st.sampled_from([1, 1, 2, 3]))
     c_in = groups * draw(st.integers(1, 4))
     c_out = groups * draw(st.integers(1, 40))
@@ -479,6 +481,40 @@ def test_issue13_simd_store_columns_against_its_plain_equivalent(dtype, count):
         apply(out, np.uintp(at), np.uintp(plane), sums, sums_at)
         np.testing.assert_array_equal(expected, looped)
         np.testing.assert_array_equal(out, expected)
+
+
+@COMPILED
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_issue13_simd_store_transposed_against_its_plain_equivalent(dtype):
+    """store_transposed writes block[block_at + p * lanes + lane] to out[at + lane * plane +
+    p] for each lane and p < count (every count from 0 to lanes), and nothing else of out
+    (against store_transposed_reference and a loop over lanes and pixels written out here)."""
+    numba = jit.load_numba()
+
+    @numba.njit
+    def apply(out, at, plane, block, block_at, count):
+        simd.store_transposed(out, at, plane, block, block_at, count)
+
+    rng = np.random.default_rng(3)
+    lanes_count = simd.lanes_of(dtype)
+    for count in range(lanes_count + 1):
+        for at, plane, block_at in ((0, lanes_count, 0), (7, 19, lanes_count), (3, 40, 5)):
+            block = rng.standard_normal(lanes_count * lanes_count + block_at + 5).astype(dtype)
+            out = np.full(at + lanes_count * plane + lanes_count + 9, -7.0, dtype)
+            expected = out.copy()
+            simd.store_transposed_reference(expected, at, plane, block, block_at, count)
+            looped = out.copy()
+            for lane in range(lanes_count):
+                for p in range(count):
+                    looped[at + lane * plane + p] = block[block_at + p * lanes_count + lane]
+            apply(out, np.uintp(at), np.uintp(plane), block, block_at, count)
+            np.testing.assert_array_equal(expected, looped)
+            np.testing.assert_array_equal(out, expected, err_msg=f"count {count}")
+
+
+def test_issue13_lanes_docstring_examples():
+    failed, tried = doctest.testmod(lanes)
+    assert tried >= 2 and failed == 0
 
 
 def test_issue13_lanes_supports_every_pass_compiled_only_the_input_gradient_at_stride_1():

@@ -16,7 +16,7 @@ K = Cg*kh*kw taps:
 one vector load of the tap's weights and PIXELS broadcast multiply-adds: arithmetic, not
 loads, bounds it. Then the block's sums plus the bias (a vector multiply-add of 1 and the
 bias: the same rounding as the sum) are written to out[n, o, y, q + p], transposed by
-shuffles (`simd.store_columns`).
+shuffles (`simd.store_columns`; the paired kernel below, by squares).
 Output channels come in blocks of `lanes` (the last one padded with zero weights, its
 extra lanes dropped); a row's last block of pixels computes past W_out into the padded
 buffer's spare columns, dropped too.
@@ -45,6 +45,22 @@ stem 3 -> 64 7x7 stride 2 on 224x224 1.28-1.44x faster, D2L's ResNet-18 stem 1 -
 96x96 1.20-1.37x, 64 -> 128 3x3 stride 2 1.40-1.47x, 32 -> 32 5x5 1.49-1.52x, 16 -> 32 3x3
 1.49-1.68x, LeNet's second layer 1.23-1.26x. With AVX2 (16 registers, two to a 64-byte
 vector) one block's sums already take 10; two would live on the stack.
+
+The paired kernel keeps each pass's sums (with the bias) in a row of sums per block, pixel
+by pixel, and writes a finished row out in squares of lanes x lanes numbers, each
+transposed in registers and stored as one run of `lanes` outputs per output channel
+(`simd.store_transposed`, `_write_squares`): about a third of the shuffles of
+`store_columns`, and whole vectors stored instead of runs of PIXELS. Each pass of the next
+row writes one or two of those squares, so that the stores, each to a line of memory not
+yet in the cache, come among the multiply-adds (written as one burst at the end of the
+row, the suite's stem was 3-6% slower than with `store_columns`). Measured against
+`store_columns` after each pass (Intel Xeon, 2 threads, interleaved, eight processes): the
+suite's stem 0.98-1.07x the speed, LeNet's second layer 1.02-1.22x, D2L's ResNet-18 stem
+(1 -> 64, 7x7 stride 2 on 96x96, N=64) 0.95-1.33x (1.13 or more in six), 16 -> 40 3x3 on
+30x30 1.08-1.20x, 64 -> 128 3x3 stride 2 on 24x24 0.97-1.01x; the same numbers. The one-block
+kernel keeps `store_columns`: its five sums in flight leave the multiply-add units idle
+part of the time, which the shuffles fill (rows of sums there: LeNet's second layer
+0.92-0.96x).
 
 Few output channels (Og < 16, LeNet's first layer: 1 -> 6, 5x5 on 28x28), stride 1 along
 the rows: the lanes hold `lanes` neighbouring outputs of one row instead (`_pixels_kernel`),
@@ -97,7 +113,8 @@ instead of a pass of its own over the whole output afterwards. Measured, LeNet's
 layer with its sigmoid and pool, 2 threads: 0.86 ms, against 1.01 with the epilogue's pass.
 
 Memory: each thread holds one padded image group (Cg * padded height * padded width) and
-the weight in lanes order (G * blocks * K * lanes or CHANNELS); the weight gradient one
+the weight in lanes order (G * blocks * K * lanes or CHANNELS), the paired kernel two rows of
+sums of two blocks (4 * lanes * about W_out); the weight gradient one
 image's transposed output gradient and its float64 partial sums instead (`least_bytes`).
 With an epilogue's pool, each thread also holds one image's window rows' sums (C_out *
 (H_out // k) * W_out).
@@ -305,8 +322,11 @@ def least_bytes(x_shape, weight_shape, window: Window2d, groups: int, dtype,
     rows, columns = _padded_size(weight_shape, window, groups, dtype, _pass_pixels(pairing))
     block = CHANNELS if _by_pixels(weight_shape, window, groups) else simd.lanes_of(dtype)
     blocks = -(-(c_out // groups) // block)
+    # `_paired_kernel`'s two rows of sums of two blocks
+    row_sums = (4 * block * _row_squares(window.out_width, _pass_pixels(pairing), 2, block)[0]
+                if pairing != ONE_BLOCK else 0)
     return (channels_per_group * rows * columns
-            + groups * blocks * block * channels_per_group * kh * kw) * itemsize
+            + groups * blocks * block * channels_per_group * kh * kw + row_sums) * itemsize
 
 
 @inline()
@@ -347,6 +367,57 @@ def _group_source(images, at, group_size, in_place, padded, geometry, height, wi
         return group
     _copy_inside(group, padded, geometry, height, width)
     return padded
+
+
+@inline()
+def _row_squares(out_width: int, pass_pixels: int, blocks: int, lanes: int):
+    """(row_pixels, squares, per_pass) of an output row's sums in `_paired_kernel`
+    (`_write_squares`): the pixels one block's row of sums has room for (the passes' whole
+    runs of pass_pixels, and whole squares of `lanes` pixels), the lanes x lanes squares of
+    the row's `blocks` blocks, and how many of them each of the next row's passes writes.
+
+    >>> _row_squares(112, 5, 2, 16)     # the stem: 23 passes a row, 7 squares a block
+    (115, 14, 1)
+    """
+    passes = -(-out_width // pass_pixels)
+    squares_wide = -(-out_width // lanes)
+    row_pixels = max(passes * pass_pixels, squares_wide * lanes)
+    squares = blocks * squares_wide
+    return row_pixels, squares, -(-squares // passes)
+
+
+@inline()
+def _write_squares(out, flat_out, row_sums, bias, n, first_out, outs_left, y, row_at,
+                   row_pixels, first_square, end_square):
+    """Write squares [first_square, end_square) of output row y's sums (row_sums from
+    row_at: block h's pixel p's lanes at (h * row_pixels + p) * lanes) to out[n, first_out +
+    h * lanes + lane, y]. Square s holds the lanes x lanes numbers of block h = s //
+    squares_wide at pixels (s % squares_wide) * lanes on, transposed in registers and written
+    one run of pixels per output channel (`simd.store_transposed`). A block of fewer than
+    `lanes` channels (outs_left - h * lanes of them) is written number by number, its bias
+    added, at its first square.
+
+    The passes of row y + 1 call this a few squares at a time, so that the writes, each to
+    a line of memory not yet in the cache, spread among the multiply-adds rather than come
+    as one burst."""
+    lanes = simd.lanes(row_sums)
+    out_height, out_width = out.shape[2], out.shape[3]
+    plane = np.uintp(out_height * out_width)
+    squares_wide = -(-out_width // lanes)
+    for square in range(first_square, end_square):
+        block, first = square // squares_wide, square % squares_wide * lanes
+        channel = first_out + block * lanes
+        at = row_at + (block * row_pixels + first) * lanes
+        valid = min(lanes, outs_left - block * lanes)
+        if valid == lanes:
+            simd.store_transposed(flat_out, np.uintp(
+                ((n * out.shape[1] + channel) * out_height + y) * out_width + first), plane,
+                row_sums, at, min(lanes, out_width - first))
+        elif first == 0:
+            for lane in range(valid):
+                value = bias[channel + lane]
+                for p in range(out_width):
+                    out[n, channel + lane, y, p] = row_sums[at + p * lanes + lane] + value
 
 
 @jit()
@@ -476,13 +547,18 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
     activation, pool = epilogue
     across = np.empty(out.shape[1] * (out_height // pool if pool > 0 else 0) * out_width,
                       out.dtype)      # (the pool's scratch: `activation.average_pool_planes`)
-    flat_out = out.reshape(-1)              # (whole blocks' outputs: `simd.store_columns`)
-    plane = np.uintp(out_height * out_width)
+    flat_out = out.reshape(-1)      # (`_write_squares`)
     one = out.dtype.type(1)
     # the second half of a pass: the next block at the same pixels, or the same block at
     # the next PIXELS pixels
     block_step = 0 if pixel_pairs else 1
     pixel_shift = PIXELS if pixel_pairs else 0
+    # two rows' sums of the pass's one or two blocks, pixel by pixel (`_write_squares`), and
+    # how many of a row's squares each pass writes of the row before
+    row_pixels, squares, per_pass = _row_squares(out_width, PIXELS + pixel_shift,
+                                                 1 + block_step, lanes)
+    row_size = (1 + block_step) * row_pixels * lanes
+    row_sums = np.empty(2 * row_size, out.dtype)
     n = end = 0
     while True:
         if n == end:                # this thread's next IMAGES_PER_TAKE images
@@ -495,7 +571,10 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
                                    in_place, padded, geometry, height, width)
             for b in range(0, blocks, 1 + block_step):
                 taps, next_taps = weight_lanes[g, b], weight_lanes[g, b + block_step]
+                first_out, outs_left = g * outs + b * lanes, outs - b * lanes
+                written = 0         # the squares of row y - 1 written so far
                 for y in range(out_height):
+                    row_at = (y % 2) * row_size
                     for q in range(0, out_width, PIXELS + pixel_shift):
                         for a in range(2 * PIXELS * lanes):
                             totals[a] = 0
@@ -529,27 +608,36 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
                                                        next_taps, t * lanes)
                             for a in range(2 * PIXELS * lanes):
                                 totals[a] += sums[a]
+                        # each half's PIXELS vectors (block b + half * block_step at pixels
+                        # q + half * pixel_shift on), the bias added where the block is whole
+                        # (a multiply-add with 1: the same rounding as a sum), kept in the
+                        # row's sums (written out with the next row's passes)
                         for half in range(2):
-                            block, first = b + half * block_step, q + half * pixel_shift
-                            count = min(PIXELS, out_width - first)
-                            first_out = g * outs + block * lanes
-                            valid = min(lanes, outs - block * lanes)
-                            kept_at = half * PIXELS * lanes     # (this half's sums)
-                            kept = totals[kept_at:]
-                            if valid == lanes and count == PIXELS:
-                                # a whole block: as `_forward_kernel`'s
+                            block = b + half * block_step
+                            sums_at = half * PIXELS * lanes
+                            if outs - block * lanes >= lanes:
                                 for p in range(PIXELS):
-                                    simd.fma_lanes(totals, kept_at + p * lanes, one, bias,
-                                                   first_out)
-                                simd.store_columns(flat_out, np.uintp(
-                                    ((n * out.shape[1] + first_out) * out_height + y)
-                                    * out_width + first), plane, totals, kept_at, PIXELS)
-                                continue
-                            for lane in range(valid):
-                                value = bias[first_out + lane]
-                                for p in range(count):      # (none past the row's end)
-                                    out[n, first_out + lane, y, first + p] = \
-                                        kept[p * lanes + lane] + value
+                                    simd.fma_lanes(totals, sums_at + p * lanes, one, bias,
+                                                   g * outs + block * lanes)
+                            at = row_at + (half * block_step * row_pixels + q
+                                           + half * pixel_shift) * lanes
+                            kept = row_sums[at:at + PIXELS * lanes]     # (indices from 0)
+                            for a in range(PIXELS * lanes):
+                                kept[a] = totals[sums_at + a]
+                        if y > 0:   # a few of the row before's squares, among the sums
+                            until = min(squares, written + per_pass)
+                            _write_squares(out, flat_out, row_sums, bias, n, first_out,
+                                           outs_left, y - 1, row_size - row_at, row_pixels,
+                                           written, until)
+                            written = until
+                    if y > 0:       # the rest of the row before's
+                        _write_squares(out, flat_out, row_sums, bias, n, first_out, outs_left,
+                                       y - 1, row_size - row_at, row_pixels, written, squares)
+                    written = 0
+                # the last row's
+                _write_squares(out, flat_out, row_sums, bias, n, first_out, outs_left,
+                               out_height - 1, (out_height - 1) % 2 * row_size, row_pixels, 0,
+                               squares)
         if activation or pool:      # (the image's outputs are in the cache)
             epilogue_planes(out[n].reshape(out.shape[1], out_height * out_width), activation,
                             out_width, pool, pooled[n], across)

@@ -27,6 +27,14 @@ interleaved, three processes): the suite's stem (3 -> 64, 7x7, stride 2, 224x224
         # p < count (a constant), lanes = simd.lanes(sums): one shuffle per pair of
         # numbers, one vector store per four
 
+A whole square of lanes x lanes numbers (lanes.py keeps a row's sums and writes them in
+squares) is transposed in log2(lanes) rounds of two-vector shuffles, a third of
+store_columns' per number, and stored a vector per lane:
+
+    simd.store_transposed(out, at, plane, block, block_at, count)
+        # out[at + lane * plane + p] = block[block_at + p * lanes + lane] for each lane and
+        # p < count (at most lanes, at run time: the stores masked past it)
+
 A block's sums go into float64 totals one vector at a time (written as a loop over the
 lanes, LLVM leaves it scalar: a conversion, an add and a store per number; lanes.py's weight
 gradient of LeNet's second layer, interleaved: 2.72 -> 2.51 ms on one thread, 1.65 -> 1.53
@@ -63,8 +71,9 @@ registers. `lanes(array)` is that count for an array's dtype, a compile-time con
 
 The intrinsics are built as numba is set up for corrnet (`jit.load_numba` calls `build`;
 nothing is imported at ``import corrnet``), and a kernel names them as ``simd.fma_lanes``.
-`fma_lanes_reference`, `fma_reference`, `float32_from_bits_reference` and `add_lanes_reference`
-are the plain-NumPy equivalents the tests compare them with.
+`fma_lanes_reference`, `fma_reference`, `float32_from_bits_reference`, `add_lanes_reference`,
+`store_columns_reference` and `store_transposed_reference` are the plain-NumPy equivalents the
+tests compare them with.
 """
 
 from __future__ import annotations
@@ -82,8 +91,8 @@ BLOCK_BYTES = 16 * VECTOR_BYTES
 _lock = threading.Lock()
 _built = False
 _INTRINSICS = ("stack_block", "fma_lanes", "lanes", "take_next", "float32_from_bits", "fma",
-               "add_lanes", "store_columns", "read_atomic", "write_atomic", "spin_pause",
-               "cycles")
+               "add_lanes", "store_columns", "store_transposed", "read_atomic", "write_atomic",
+               "spin_pause", "cycles")
 # the spin-wait hint: x86's pause instruction (other CPUs: none, an empty statement)
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
@@ -141,6 +150,14 @@ def add_lanes_reference(totals, at, sums, sums_at) -> None:
     """`add_lanes` in plain NumPy."""
     count = lanes_of(sums.dtype)
     totals[at:at + count] += sums[sums_at:sums_at + count].astype(totals.dtype)
+
+
+def store_transposed_reference(out, at, plane, block, block_at, count) -> None:
+    """`store_transposed` in plain NumPy."""
+    lanes = lanes_of(block.dtype)
+    square = block[block_at:block_at + lanes * lanes].reshape(lanes, lanes)   # [p, lane]
+    for lane in range(lanes):
+        out[at + lane * plane:at + lane * plane + count] = square[:count, lane]
 
 
 def store_columns_reference(out, at, plane, sums, sums_at, count) -> None:
@@ -307,6 +324,77 @@ def _build() -> dict:
         return types.void(out, at, plane, sums, sums_at, count), codegen
 
     @intrinsic
+    def store_transposed(typingctx, out, at, plane, block, block_at, count):
+        """out[at + lane * plane + p] = block[block_at + p * lanes + lane] for each lane and
+        p < count (at most lanes; a run-time value): the lanes x lanes square of numbers
+        (vector p: pixel p's lanes) transposed in registers, then each lane's run written
+        with one vector store, masked past count. The transpose swaps the off-diagonal
+        h x h sub-squares of every 2h x 2h square, h = lanes/2, ..., 1 (one two-vector
+        shuffle per vector and round: 64 for 16 lanes, against store_columns' one per pair
+        of numbers)."""
+        if not (out.ndim == block.ndim == 1 and out.dtype == block.dtype
+                and isinstance(block.dtype, types.Float)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            out_type, at_type, plane_type, block_type, block_at_type, count_type = (
+                signature.args)
+            number, vector = vector_type(context, block_type.dtype)
+            count_lanes = vector.count
+            index = context.get_value_type(types.intp)
+            lane_index = ir.IntType(32)
+            out_data = context.make_array(out_type)(context, builder, args[0]).data
+            block_data = context.make_array(block_type)(context, builder, args[3]).data
+            at = context.cast(builder, args[1], at_type, types.intp)
+            plane = context.cast(builder, args[2], plane_type, types.intp)
+            block_at = context.cast(builder, args[4], block_at_type, types.intp)
+            count = context.cast(builder, args[5], count_type, types.intp)
+            rows = []       # rows[p][lane] = block[block_at + p * lanes + lane]
+            for p in range(count_lanes):
+                first = builder.add(block_at, ir.Constant(index, p * count_lanes))
+                rows.append(builder.load(builder.bitcast(
+                    builder.gep(block_data, [first]), vector.as_pointer()), align=4))
+            half = count_lanes // 2
+            while half >= 1:
+                # rows i and i + half (bit `half` of i clear) trade their off-diagonal parts
+                upper = [j if not j & half else count_lanes + j - half
+                         for j in range(count_lanes)]
+                lower = [j + half if not j & half else count_lanes + j
+                         for j in range(count_lanes)]
+                for i in range(count_lanes):
+                    if i & half:
+                        continue
+                    first, second = rows[i], rows[i + half]
+                    rows[i] = builder.shuffle_vector(first, second, ir.Constant(
+                        ir.VectorType(lane_index, count_lanes), upper))
+                    rows[i + half] = builder.shuffle_vector(first, second, ir.Constant(
+                        ir.VectorType(lane_index, count_lanes), lower))
+                half //= 2
+            # rows[lane][p] = block[block_at + p * lanes + lane]: stored where p < count
+            positions = ir.Constant(ir.VectorType(index, count_lanes), list(range(count_lanes)))
+            limit = builder.insert_element(ir.Constant(ir.VectorType(index, count_lanes),
+                                                       ir.Undefined), count,
+                                           ir.Constant(lane_index, 0))
+            limit = builder.shuffle_vector(limit, ir.Constant(ir.VectorType(
+                index, count_lanes), ir.Undefined), ir.Constant(ir.VectorType(
+                    lane_index, count_lanes), [0] * count_lanes))
+            mask = builder.icmp_signed("<", positions, limit)
+            pointer = vector.as_pointer()
+            masked_store = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [
+                    vector, pointer, lane_index, ir.VectorType(ir.IntType(1), count_lanes)]),
+                f"llvm.masked.store.v{count_lanes}{'f32' if number == ir.FloatType() else 'f64'}"
+                f".p0")
+            for lane in range(count_lanes):
+                row = builder.add(at, builder.mul(plane, ir.Constant(index, lane)))
+                target = builder.bitcast(builder.gep(out_data, [row]), pointer)
+                builder.call(masked_store, [rows[lane], target, ir.Constant(lane_index, 4),
+                                            mask])
+            return context.get_dummy_value()
+
+        return types.void(out, at, plane, block, block_at, count), codegen
+
+    @intrinsic
     def take_next(typingctx, counter):
         """counter[0] += 1 as one atomic operation (other threads may add at the same time);
         returns its value before: each caller gets a different one."""
@@ -408,5 +496,6 @@ def _build() -> dict:
 
     return {"stack_block": stack_block, "fma_lanes": fma_lanes, "lanes": lanes,
             "take_next": take_next, "float32_from_bits": float32_from_bits, "fma": fma,
-            "add_lanes": add_lanes, "store_columns": store_columns, "read_atomic": read_atomic,
+            "add_lanes": add_lanes, "store_columns": store_columns,
+            "store_transposed": store_transposed, "read_atomic": read_atomic,
             "write_atomic": write_atomic, "spin_pause": spin_pause, "cycles": cycles}

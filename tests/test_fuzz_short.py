@@ -151,6 +151,33 @@ def test_fuzz_oracle_defect_rules_are_narrow():
                   "result = {'out': out, 'grad x2': x2.grad}\n")
     assert verdict("binary.atan2", bool_atan2)["sub"].startswith("oracle defect: PyTorch's atan2")
     assert verdict("binary.hypot", bool_atan2)["class"] == "wrong"
+    # circular padding past what a negative pad on the other side leaves: PyTorch checks the
+    # size before the crop and returns uninitialized memory (seed 20261232)
+    circular = ("x1 = lib.tensor(arr((6, 2, 2), 'float64', 'normal', 459734870))\n"
+                "m = nn.CircularPad2d((2, -1))\nresult = {'out': m(x1)}\n")
+    assert verdict("nn.CircularPad2d", circular)["sub"].startswith(
+        "oracle defect: PyTorch's circular pad")
+    refusal = ("pad: circular padding may wrap around at most once: got 2 for a dimension "
+               "of size 1 (after cropping)")
+    assert not worker._circular_pad_past_the_crop(
+        Case(0, 0, "nn.ReflectionPad2d", circular.replace("Circular", "Reflection")), refusal)
+    assert not worker._circular_pad_past_the_crop(
+        Case(0, 0, "nn.CircularPad2d", circular), refusal.replace(" (after cropping)", ""))
+    assert verdict("nn.CircularPad2d", circular.replace("(2, -1)", "(1, -1)"))[
+        "class"] == "agrees"
+    # max_unpool with an empty stride: PyTorch's wrapper raises IndexError, its max_pool
+    # takes () as the default (seed 20261233)
+    unpool = ("x1 = lib.tensor(arr((1, 1, 4, 5), 'float32', 'ties', 914672463))\n"
+              "_v, _i = F.max_pool2d(x1, kernel_size=(2, 4), stride=(), padding=(0, 1), "
+              "ceil_mode=True, return_indices=True)\n"
+              "out = F.max_unpool2d(_v, _i, kernel_size=(2, 4), stride=(), padding=(0, 1))\n"
+              "result = {'out': out}\n")
+    assert verdict("F.max_unpool2d", unpool)["sub"].startswith(
+        "oracle defect: PyTorch's max_unpool")
+    assert verdict("F.max_pool2d", unpool)["class"] == "wrong"
+    assert not worker._unpool_of_an_empty_stride(
+        Case(0, 0, "F.max_unpool2d", unpool.replace("stride=()", "stride=2")),
+        "tuple index out of range")
     # Python's own TypeError at the case's line, as with PyTorch: a clear refusal
     concatenate = ("x1 = lib.tensor(arr((2, 5), 'int32', 'pos', 1145606400))\n"
                    "result = {'out': [[1]] + x1}\n")

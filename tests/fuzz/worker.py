@@ -397,10 +397,20 @@ def _atan2_backward_of_a_bool(case: Case, oracle_error: str) -> bool:
         in oracle_error
 
 
+def _unpool_of_an_empty_stride(case: Case, oracle_error: str) -> bool:
+    """max_unpool with stride=(): PyTorch's max_pool takes an empty stride as the default
+    (the kernel size), but its max_unpool's Python wrapper indexes it and raises IndexError
+    ("tuple index out of range"); corrnet takes the default for both (seed 20261233)."""
+    return "unpool" in case.op.lower() and "stride=()" in case.code and \
+        "tuple index out of range" in oracle_error
+
+
 # accepted by corrnet where PyTorch refuses: ``agrees``, sub ``oracle defect: NAME`` or
 # ``deliberate: NAME``
 ACCEPTS = {"oracle defect: PyTorch's atan2 backward negates a bool operand":
                _atan2_backward_of_a_bool,
+           "oracle defect: PyTorch's max_unpool indexes an empty stride that its max_pool "
+           "takes as the default": _unpool_of_an_empty_stride,
            "oracle defect: PyTorch's native transposed convolution refuses an output of "
            "size 0 that its oneDNN path returns": _transposed_output_of_size_zero,
            "deliberate: prod(dim=None) and a bool dim accepted": _reduction_dim_none_or_bool}
@@ -425,7 +435,19 @@ def _global_average_of_nothing(case: Case, refusal: str) -> bool:
         "empty spatial dimension" in refusal
 
 
+def _circular_pad_past_the_crop(case: Case, refusal: str) -> bool:
+    """Circular padding with a negative pad on one side: PyTorch crops first, then wraps
+    around what is left, but checks each pad against the size before cropping. A pad larger
+    than what is left reads cells its kernel has not written: PyTorch returns uninitialized
+    memory (CircularPad2d((2, -1)) of a row [0, 1]: [3.5e-37, 0, 0], other numbers each
+    call). corrnet refuses such a pad, naming the size after cropping (seed 20261232)."""
+    return ("ircular" in case.op or "circular" in case.code) and \
+        "may wrap around at most once" in refusal and "(after cropping)" in refusal
+
+
 REFUSAL_DEFECTS = {"int32 overflow in PyTorch's convolution sizes": _int32_overflow,
+                   "PyTorch's circular pad reads past what its crop leaves":
+                       _circular_pad_past_the_crop,
                    "PyTorch's adaptive average pool to 1 skips its empty-input check":
                        _global_average_of_nothing,
                    "PyTorch's float16 fill of one element skips its range check":

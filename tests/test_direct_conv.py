@@ -311,6 +311,21 @@ def test_pointwise_weight_gradient_per_image_and_channel_major(channels, size):
                                                     groups=2, dtype=np.float64), budget=1)
 
 
+@pytest.mark.parametrize("compiled", PATHS)
+@pytest.mark.parametrize("height, width, stride", [(3, 5, 1), (4, 4, 1), (6, 6, 2), (7, 8, 2)])
+def test_pointwise_joins_the_images_on_small_maps(compiled, height, width, stride):
+    """The forward pass and the input gradient join the images' pixels into one product on
+    maps of fewer than JOIN_BELOW_PIXELS (15 and 9 pixels here), and take a product per image
+    from that many on (16, 16 and 12: the threshold itself on both sides), with groups, a
+    bias and a stride, in chunks of one image too."""
+    out_pixels = -(-height // stride) * -(-width // stride)
+    assert (out_pixels < direct.JOIN_BELOW_PIXELS) is (out_pixels in (15, 9))
+    config = config_of(3, 4, 6, (height, width), 1, stride=stride, groups=2)
+    with jit.use_compiled(compiled):
+        check_against_torch(direct.pointwise, config)
+        check_against_torch(direct.pointwise, config, budget=1)
+
+
 def test_integer_inputs_on_the_numpy_paths():
     """pointwise and (NumPy) depthwise take integer arrays, exactly as the reference."""
     rng = np.random.default_rng(1)

@@ -5,11 +5,13 @@ from .activation import (
     ELU,
     GELU,
     Hardswish,
+    Hardtanh,
     LeakyReLU,
     LogSoftmax,
     Mish,
     PReLU,
     ReLU,
+    ReLU6,
     Sigmoid,
     SiLU,
     Softmax,
@@ -21,7 +23,7 @@ from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from .dropout import Dropout, Dropout2d
 from .flatten import Flatten
 from .linear import Identity, Linear
-from .loss import CrossEntropyLoss, MSELoss, NLLLoss
+from .loss import CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss
 from .module import Module
 from .normalization import (
     BatchNorm1d,
@@ -94,6 +96,7 @@ __all__ += ["LeakyReLU", "ELU", "GELU", "SiLU", "Mish", "PReLU", "Hardswish", "S
             "Dropout2d", "LayerNorm", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
             "LocalResponseNorm", "PixelShuffle", "PixelUnshuffle", "Upsample",
             "UpsamplingNearest2d", "UpsamplingBilinear2d"]
+__all__ += ["Hardtanh", "ReLU6", "L1Loss", "SmoothL1Loss", "HuberLoss"]
 
 
 def __getattr__(name):

@@ -141,6 +141,34 @@ class Mish(Module):
         return "inplace=True" if self.inplace else ""
 
 
+class Hardtanh(Module):
+    """input clamped to [min_val, max_val]; see `corrnet.nn.functional.hardtanh`."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        if not max_val > min_val:       # (PyTorch's module, unlike F.hardtanh, refuses equal)
+            raise ValueError(f"Hardtanh: max_val must be greater than min_val (got "
+                             f"min_val={min_val}, max_val={max_val})")
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
+
+    def forward(self, input):
+        return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
+
+    def extra_repr(self) -> str:
+        return (f"min_val={self.min_val}, max_val={self.max_val}"
+                + (", inplace=True" if self.inplace else ""))
+
+
+class ReLU6(Hardtanh):
+    """min(max(input, 0), 6)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
 class Hardswish(Module):
     """x * relu6(x + 3) / 6."""
 

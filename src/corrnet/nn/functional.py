@@ -723,10 +723,40 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error ``(input - target) ** 2``, reduced by 'mean' (default), 'sum' or
-    'none'. `weight` (a tensor of the input's shape) multiplies each squared error, and 'mean'
-    is then the weighted mean ``sum(weight * error) / sum(weight)`` (as PyTorch)."""
+    'none'; the operands broadcast first. Without a weight, as PyTorch's kernel: in their
+    promoted dtype, floating point only (as smooth_l1_loss's). `weight` (a tensor of the
+    input's shape) multiplies each squared error, as PyTorch's Python code does it (integers
+    and their promotion with the weight as its tensor ops have them), and 'mean' is then the
+    weighted mean ``sum(weight * error) / sum(weight)``."""
     op = "mse_loss"
     reduction = _reduction(reduction, size_average, reduce)
+    _elementwise_loss_inputs(op, input, target, weight)
+    input, target = _broadcast_pair(op, input, target)
+    if weight is None:
+        input, target = _floating_loss(op, input, target)
+    diff = input - target
+    loss = diff * diff
+    if weight is not None:
+        loss = loss * weight
+        if reduction == "mean":
+            return loss.sum() / weight.sum()
+    return _reduced(loss, reduction)
+
+
+# ---------------------------------------------------------------------------------------------
+# more of PyTorch's training ops: L1 / smooth L1 / Huber losses, hardtanh / relu6, one_hot
+#
+# Built from differentiable tensor ops; each piece's gradient at its kinks is PyTorch's (0 at
+# |input - target| = 0; the linear piece's at |input - target| = beta or delta; 0 at
+# hardtanh's limits).
+# ---------------------------------------------------------------------------------------------
+
+__all__ += ["l1_loss", "smooth_l1_loss", "huber_loss", "hardtanh", "relu6", "one_hot"]
+
+
+def _elementwise_loss_inputs(op: str, input, target, weight=None) -> None:
+    """The checks PyTorch's elementwise losses make: tensors, a weight of the input's shape;
+    a warning where input and target differ in shape (they broadcast)."""
     _check_tensor(input, op, "input")
     _check_tensor(target, op, "target")
     if weight is not None:
@@ -738,18 +768,197 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
         warnings.warn(
             f"Using a target size ({target.shape}) that is different to the input size "
             f"({input.shape}). This will likely lead to incorrect results due to broadcasting. "
-            "Please ensure they have the same size.", UserWarning, stacklevel=2)
-    diff = input - target
-    loss = diff * diff
+            "Please ensure they have the same size.", UserWarning, stacklevel=3)
+
+
+def _broadcast_pair(op: str, input, target):
+    """input and target expanded to their broadcast shape first, as PyTorch's losses do
+    (so that a 0-d operand takes part in type promotion as a dimensioned one: a 0-d
+    float32 input and a float16 target of shape (0,) give float32)."""
+    try:
+        shape = np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+    except ValueError:
+        raise RuntimeError(f"{op}: input of shape {tuple(input.shape)} and target of shape "
+                           f"{tuple(target.shape)} do not broadcast") from None
+    return input.broadcast_to(shape), target.broadcast_to(shape)
+
+
+def _reduced(loss, reduction: str):
+    if reduction == "mean":
+        return loss.mean()
+    return loss.sum() if reduction == "sum" else loss
+
+
+def _floating_loss(op: str, input, target):
+    """The operands of smooth_l1_loss, huber_loss and mse_loss (without a weight) in their
+    promoted dtype, floating point only (PyTorch's kernels have no integer version; they
+    take a bool operand, cast)."""
+    common = result_type(input, target)
+    if not common.is_floating_point:
+        raise RuntimeError(f'"{op}" not implemented for integer input and target ({input.dtype} '
+                           f"of shape {tuple(input.shape)}, {target.dtype} of shape "
+                           f"{tuple(target.shape)}); convert them with .float()")
+    return input.to(common), target.to(common)
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean absolute error ``|input - target|``, reduced by 'mean' (default), 'sum' or 'none';
+    input and target broadcast (with a warning where their shapes differ). `weight` (of the
+    input's shape) multiplies each error, and 'mean' is then ``sum(weight * error) /
+    sum(weight)``, as mse_loss's. The gradient at input == target is 0.
+
+    >>> F.l1_loss(corrnet.tensor([1., 2., 4.]), corrnet.tensor([1., 3., 2.]))
+    tensor(1.)
+    """
+    op = "l1_loss"
+    reduction = _reduction(reduction, size_average, reduce)
+    _elementwise_loss_inputs(op, input, target, weight)
+    input, target = _broadcast_pair(op, input, target)
+    loss = (input - target).abs()
     if weight is not None:
         loss = loss * weight
         if reduction == "mean":
             return loss.sum() / weight.sum()
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+    return _reduced(loss, reduction)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta``, d = input - target;
+    beta = 0 is l1_loss (integers too); else floating point only (input or target), beta > 0.
+
+    >>> F.smooth_l1_loss(corrnet.tensor([0.5, 3.]), corrnet.tensor([0., 0.]), reduction="none")
+    tensor([0.1250, 2.5000])
+    """
+    op = "smooth_l1_loss"
+    reduction = _reduction(reduction, size_average, reduce)
+    _elementwise_loss_inputs(op, input, target)
+    input, target = _broadcast_pair(op, input, target)
+    if beta == 0:       # (PyTorch's l1_loss: integers too)
+        return _reduced((input - target).abs(), reduction)
+    input, target = _floating_loss(op, input, target)
+    if beta < 0:
+        raise RuntimeError(f"smooth_l1_loss does not support negative values for beta (got "
+                           f"beta={beta})")
+    diff = input - target
+    size = diff.abs()
+    # (NaN counts as near, as in PyTorch's kernels: its gradient is NaN there, where l1_loss's
+    # is 0; and only the near differences are squared: an infinite one's square, even
+    # unselected, would send NaN back through its gradient)
+    near = (size >= beta).logical_not()
+    quadratic = _where(near, diff, 0.0)
+    return _reduced(_where(near, quadratic * quadratic * (0.5 / beta), size - 0.5 * beta),
+                    reduction)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """``0.5 d**2`` where ``|d| < delta``, else ``delta (|d| - 0.5 delta)``, d = input -
+    target; delta > 0. Computed in the promoted dtype of input and target, returned in the
+    input's (as PyTorch's kernel: float32 input, float64 target -> float32; an integer input
+    with a floating target is refused). `weight` (of the input's shape) multiplies each
+    loss, and 'mean' is then the plain mean of the products (unlike l1_loss's and mse_loss's
+    weighted mean, as in PyTorch).
+
+    >>> F.huber_loss(corrnet.tensor([0.5, 3.]), corrnet.tensor([0., 0.]), reduction="none")
+    tensor([0.1250, 2.5000])
+    """
+    op = "huber_loss"
+    reduction = _reduction(reduction)
+    _elementwise_loss_inputs(op, input, target, weight)
+    input, target = _broadcast_pair(op, input, target)
+    result_dtype = input.dtype
+    if not delta > 0:
+        raise RuntimeError(f"huber_loss does not support non-positive values for delta (got "
+                           f"delta={delta})")
+    if not result_dtype.is_floating_point and result_type(input, target).is_floating_point:
+        raise RuntimeError(f"huber_loss: result type {result_type(input, target)} can't be cast "
+                           f"to the input's {result_dtype} (input of shape "
+                           f"{tuple(input.shape)}); convert it with .float()")
+    input, target = _floating_loss(op, input, target)
+    diff = input - target
+    size = diff.abs()
+    near = (size >= delta).logical_not()
+    quadratic = _where(near, diff, 0.0)     # (both as smooth_l1_loss's)
+    loss = _where(near, quadratic * quadratic * 0.5, (size - 0.5 * delta) * delta)
+    loss = loss.to(result_dtype)
+    if weight is not None:
+        loss = loss * weight
+    return _reduced(loss, reduction)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """input clamped to [min_val, max_val]; its gradient 1 strictly inside, 0 at and beyond
+    the limits (PyTorch's). Integers too, the limits truncated (not bool; not uint8 with a
+    negative limit).
+
+    >>> F.hardtanh(corrnet.tensor([-2., 0.5, 3.]))
+    tensor([-1.0000,  0.5000,  1.0000])
+    """
+    op = "hardtanh"
+    _check_tensor(input, op, "input")
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val cannot be greater than max_val (got min_val="
+                         f"{min_val}, max_val={max_val})")
+    if input.dtype == bool_:
+        raise RuntimeError(f"Bool inputs not supported for {op} (input of shape "
+                           f"{tuple(input.shape)})")
+    if not input.dtype.is_floating_point:
+        # integers: the limits truncated to integers first, as PyTorch converts them
+        low, high = math.trunc(min_val), math.trunc(max_val)
+        if input.dtype.name.startswith("uint") and min(low, high) < 0:
+            raise RuntimeError(f"cannot do {op} on an unsigned type with negative limits "
+                               f"(input {input.dtype} of shape {tuple(input.shape)}, "
+                               f"min_val={min_val})")
+        return _activation(input, inplace, lambda x: x.clamp(low, high))
+    # three pieces, so that the gradient is 0 at the limits themselves (and 1 at NaN, which
+    # passes through, as PyTorch's)
+    return _activation(input, inplace, lambda x: _where(
+        x <= min_val, min_val, _where(x >= max_val, max_val, x)))
+
+
+def relu6(input, inplace=False):
+    """min(max(input, 0), 6): hardtanh(input, 0, 6).
+
+    >>> F.relu6(corrnet.tensor([-1., 3., 7.]))
+    tensor([0., 3., 6.])
+    """
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def one_hot(tensor, num_classes=-1):
+    """(*, num_classes) int64: 1 at each index of `tensor` (int64, values in [0, num_classes)),
+    0 elsewhere; num_classes=-1 takes the largest value + 1 (refused for an empty tensor, and
+    so is any num_classes below 1 there). Not differentiable.
+
+    >>> F.one_hot(corrnet.tensor([0, 2]))
+    tensor([[1, 0, 0],
+            [0, 0, 1]])
+    """
+    op = "one_hot"
+    _check_tensor(tensor, op, "tensor")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise TypeError(f"one_hot(): argument 'num_classes' (position 2) must be int, not "
+                        f"{type(num_classes).__name__}")
+    if tensor.dtype.name != "int64":
+        raise RuntimeError(f"one_hot is only applicable to index tensor of type int64 (got "
+                           f"{tensor.dtype} of shape {tuple(tensor.shape)})")
+    indices = tensor._data
+    if indices.size == 0 and num_classes <= 0:
+        num_classes = -1
+    if num_classes == -1:
+        if indices.size == 0:
+            raise RuntimeError(f"one_hot: can not infer the total number of classes from an "
+                               f"empty tensor (of shape {tuple(tensor.shape)}); pass "
+                               "num_classes")
+        num_classes = int(indices.max()) + 1
+    if indices.size and int(indices.min()) < 0:
+        raise RuntimeError(f"one_hot: class values must be non-negative (got "
+                           f"{int(indices.min())})")
+    if indices.size and int(indices.max()) >= num_classes:
+        raise RuntimeError(f"one_hot: class values must be smaller than num_classes (got "
+                           f"{int(indices.max())}, num_classes={num_classes})")
+    classes = _devices.to_device(np.arange(num_classes), tensor.device)
+    # (*, num_classes) = (*, 1) == (num_classes,)
+    return _wrap((indices[..., None] == classes).astype(np.int64))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -380,11 +380,13 @@ def _build() -> dict:
                     lane_index, count_lanes), [0] * count_lanes))
             mask = builder.icmp_signed("<", positions, limit)
             pointer = vector.as_pointer()
+            # (named for typed pointers, "p0v16f32", as the LLVM of older llvmlite builds
+            # requires; an LLVM of opaque pointers renames it to "p0" as it reads the IR)
+            vector_name = f"v{count_lanes}{'f32' if number == ir.FloatType() else 'f64'}"
             masked_store = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(ir.VoidType(), [
                     vector, pointer, lane_index, ir.VectorType(ir.IntType(1), count_lanes)]),
-                f"llvm.masked.store.v{count_lanes}{'f32' if number == ir.FloatType() else 'f64'}"
-                f".p0")
+                f"llvm.masked.store.{vector_name}.p0{vector_name}")
             for lane in range(count_lanes):
                 row = builder.add(at, builder.mul(plane, ir.Constant(index, lane)))
                 target = builder.bitcast(builder.gep(out_data, [row]), pointer)

@@ -380,8 +380,9 @@ def _build() -> dict:
                     lane_index, count_lanes), [0] * count_lanes))
             mask = builder.icmp_signed("<", positions, limit)
             pointer = vector.as_pointer()
-            # (named for typed pointers, "p0v16f32", as the LLVM of older llvmlite builds
-            # requires; an LLVM of opaque pointers renames it to "p0" as it reads the IR)
+            # (named for typed pointers, "p0v16f32"; LLVM renames the declaration to its
+            # own form as it reads the IR: both names compile on LLVM 14, the oldest numba
+            # allowed (llvmlite 0.43), and on LLVM 22)
             vector_name = f"v{count_lanes}{'f32' if number == ir.FloatType() else 'f64'}"
             masked_store = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(ir.VoidType(), [

@@ -1021,11 +1021,13 @@ def elu(input, alpha=1.0, inplace=False):
     """
     _floating_input("elu", input)
     alpha = _args.check_float("elu", "alpha", alpha)
-    # the exponential's branch sees 0 where x > 0 or is NaN: exp neither overflows there nor
-    # makes the gradient NaN through the branch not taken; a NaN takes x's branch, whose
-    # gradient is 1 (as PyTorch's elu backward)
+    # the exponential's branch sees 0 where x > 0: exp neither overflows there nor makes the
+    # gradient NaN through the branch not taken. A NaN takes the exponential's branch: its
+    # gradient is NaN, as PyTorch's elu backward gives it in its vectorized loop (every
+    # element of a large tensor, on AVX2 and AVX-512 alike); only its scalar tail, the last
+    # < 2 vectors' elements, takes x's branch there (1)
     return _activation(input, inplace, lambda x: _where(
-        x <= 0, _layer_ops.Expm1.apply(_where(x <= 0, x, 0.0)) * alpha, x))
+        x > 0, x, _layer_ops.Expm1.apply(_where(x > 0, 0.0, x)) * alpha))
 
 
 _SQRT1_2 = 0.7071067811865476           # 1 / sqrt(2)

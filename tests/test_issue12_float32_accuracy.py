@@ -38,9 +38,12 @@ SHAPES = {"googlenet": (1, 1, 96, 96), "resnet18": (2, 1, 96, 96),
           "densenet": (2, 1, 96, 96)}
 # Even so, a pre-activation within rounding of zero (1.2e-7 in DenseNet's first block for
 # seed 1) flips a ReLU in one library and not in the other, by chance, and moves that
-# library's gradients by 1e-3: the distances are medians over three inputs. AlexNet and VGG
-# (no BatchNorm, eval mode, the costliest) run on one.
-SEEDS = {"alexnet": (1,), "vgg11": (1,)}
+# library's gradients by 1e-3: the distances are medians over three inputs. So does a max
+# pool window whose two largest values are within rounding of each other: VGG-11 on seed 1
+# (block 4: 0.00913149 twice in float64) took the other one in corrnet on an AMD EPYC, and
+# every gradient before it moved by 1e-4. AlexNet (no BatchNorm, eval mode, the costliest)
+# runs on one input.
+SEEDS = {"alexnet": (1,)}
 
 
 def rms(a) -> float:

@@ -26,6 +26,21 @@ room for the tap's weights and the broadcasts; a loop of ten pixels spilled its 
 stack (measured: 36 GFLOP/s against 92 with five, one core with AVX-512, LeNet's second
 layer).
 
+The scalar work per tap. Each tap's multiply-adds come with the instructions that find its
+cell, and on a core whose time another thread shares (these VMs' cores each run at about
+half speed for seconds at a time, as if a neighbour ran on the core's other hyperthread)
+the core's instruction dispatch, not its multiply-add units, sets the pace: there corrnet's
+stem lost 40-60% of its speed, PyTorch's 15-20%. So the loops index with unsigned numbers
+(no negative-index fix-ups) and no slices, and take strides 1 and 2 (the weight gradient's
+undilated taps) as constants, each pixel's cell an immediate offset: the AVX2 loop of the
+stride-2 stem from about 60 instructions per 20 multiply-adds to 41. Measured on an AMD
+EPYC (AVX2, one thread, each core in turn, interleaved with PyTorch; the same numbers out):
+LeNet's second layer forward 2.8-3.3 ms -> 1.6-2.4 (PyTorch 2.5-3.1), its weight gradient
+3.1-4.2 -> 2.1-2.9 (PyTorch 3.0-4.3); the suite's stem (N=2) 9.1-10.6 -> 7.4-9.0 in the
+slow spells, level in the others; ResNet-18's 64 -> 128 3x3 stride 2 (N=64) 23-51 -> 23-30
+(PyTorch 19-26). The paired kernel below, compiled for an AVX-512 Xeon (Sapphire Rapids)
+here: its main loops from 53 instructions per 20 multiply-adds to 29-47 (not timed there).
+
 With AVX-512 (32 registers: `_pairs_blocks`), a pass keeps two blocks of sums, 2 * PIXELS
 vectors (`_paired_kernel`; `_pairing` says which): two blocks of output channels at the
 same PIXELS outputs where a group has an even number of blocks, each cell's broadcast
@@ -83,8 +98,9 @@ Each image's channels of one group are copied into a zero-padded buffer per thre
 padding, and spare columns for the last block of pixels), except where no padding or spare
 column is needed (LeNet's second layer: 10 = 2 blocks of 5), where the channel kernel reads
 the image in place. Taps are summed TAP_BLOCK at a time, each block's sums added into
-totals (float32 accuracy). corrnet's threads take the images IMAGES_PER_TAKE at a time
-from a shared counter (`threads.run_shared`), so that a helper thread woken late takes fewer;
+totals (float32 accuracy). corrnet's threads take the images a few at a time from a shared
+counter (`threads.run_shared`, `_images_per_take`), so that a helper thread woken late, or
+on a core that runs slower for a while, takes fewer;
 the weight gradient, whose sums per thread would then depend on the timing, gives each
 thread a fixed run of images (`_in_parallel`).
 
@@ -150,11 +166,13 @@ CHANNELS = 6
 TAP_BLOCK = 160
 # the weight gradient's sums go into float64 every this many outputs (whole output rows)
 PIXEL_SPAN = 160
-# the forward pass's threads take the images this many at a time (`threads.run_shared`): one
-# at a time, each thread's reads jump from image to image (LeNet's second layer on 2
+# the forward pass's threads take the images up to this many at a time (`threads.run_shared`):
+# one at a time, each thread's reads jump from image to image (LeNet's second layer on 2
 # threads: 0.84-0.86 ms, against 0.78-0.79 with 4); a fixed half each, the calling thread
 # waits for a helper woken late (0.78-0.83)
 IMAGES_PER_TAKE = 4
+# ... and fewer where a take would hold more multiply-adds than this (`_images_per_take`)
+TAKE_MULTIPLY_ADDS = 1 << 21
 
 
 def _pairs_blocks() -> bool:
@@ -422,8 +440,8 @@ def _write_squares(out, flat_out, row_sums, bias, n, first_out, outs_left, y, ro
 
 @jit()
 def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, epilogue,
-                    pooled, next_image):
-    """out[n] for the images n this thread takes, IMAGES_PER_TAKE at a time, from the counter
+                    pooled, images_per_take, next_image):
+    """out[n] for the images n this thread takes, images_per_take at a time, from the counter
     next_image (`threads.run_shared`) until none is left: see the module docstring. x (N, C_in,
     H, W), weight_lanes (G, blocks, K * lanes), bias (C_out,), out (N, C_out, H_out, W_out);
     geometry (kh, kw, sh, sw, dh, dw, top, left, padded rows, padded columns); tap_block:
@@ -458,19 +476,22 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, e
     one = out.dtype.type(1)
     n = end = 0
     while True:
-        if n == end:                # this thread's next IMAGES_PER_TAKE images
-            n = simd.take_next(next_image) * IMAGES_PER_TAKE
-            end = min(n + IMAGES_PER_TAKE, x.shape[0])
+        if n == end:                # this thread's next images_per_take images
+            n = simd.take_next(next_image) * images_per_take
+            end = min(n + images_per_take, x.shape[0])
             if n >= end:
                 break
         for g in range(groups):
             source = _group_source(images, (n * groups + g) * group_size, group_size,
                                    in_place, padded, geometry, height, width)
-            for b in range(blocks):
-                taps = weight_lanes[g, b]
-                valid = min(lanes, outs - b * lanes)
-                first_out = g * outs + b * lanes
-                for y in range(out_height):
+            # each output row for every block of output channels in turn, so that the rows
+            # of the image its windows read stay in the cache (blocks outermost, each block
+            # read the whole image again: from memory where it outgrows the core's cache)
+            for y in range(out_height):
+                for b in range(blocks):
+                    taps = weight_lanes[g, b]
+                    valid = min(lanes, outs - b * lanes)
+                    first_out = g * outs + b * lanes
                     for q in range(0, out_width, PIXELS):
                         for a in range(PIXELS * lanes):
                             totals[a] = 0
@@ -482,14 +503,26 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, e
                             t_end = min(k, t_first + tap_block)
                             for a in range(PIXELS * lanes):
                                 sums[a] = 0
-                            if sw == 1:     # (pixels one apart: constant offsets)
-                                for t in range(t_first, t_end):
-                                    cells = source[origin + offsets[t]:]
+                            # (the tap and its cell as unsigned numbers: no negative-index
+                            # checks; strides 1 and 2 as constants, each pixel's cell an
+                            # immediate offset: the scalar instructions per tap decide the
+                            # speed where another thread shares the core, see above)
+                            if sw == 1:
+                                for t in range(np.uintp(t_first), np.uintp(t_end)):
+                                    cell = origin + offsets[t]
                                     for p in range(PIXELS):
-                                        simd.fma_lanes(sums, p * lanes, cells[np.uintp(p)],
+                                        simd.fma_lanes(sums, p * lanes,
+                                                       source[cell + np.uintp(p)],
+                                                       taps, t * lanes)
+                            elif sw == 2:
+                                for t in range(np.uintp(t_first), np.uintp(t_end)):
+                                    cell = origin + offsets[t]
+                                    for p in range(PIXELS):
+                                        simd.fma_lanes(sums, p * lanes,
+                                                       source[cell + np.uintp(2 * p)],
                                                        taps, t * lanes)
                             else:
-                                for t in range(t_first, t_end):
+                                for t in range(np.uintp(t_first), np.uintp(t_end)):
                                     cell = origin + offsets[t]
                                     for p in range(PIXELS):
                                         simd.fma_lanes(sums, p * lanes,
@@ -521,7 +554,7 @@ def _forward_kernel(x, weight_lanes, bias, out, geometry, in_place, tap_block, e
 
 @jit()
 def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, tap_block,
-                   epilogue, pooled, next_image):
+                   epilogue, pooled, images_per_take, next_image):
     """`_forward_kernel` with two blocks of sums a pass (see the module docstring): sums[p]
     (lanes,) for block b at pixels q + p and sums[PIXELS + p] for block b + 1 at the same
     pixels (an even number of blocks), each cell broadcast once for both; or, with
@@ -561,9 +594,9 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
     row_sums = np.empty(2 * row_size, out.dtype)
     n = end = 0
     while True:
-        if n == end:                # this thread's next IMAGES_PER_TAKE images
-            n = simd.take_next(next_image) * IMAGES_PER_TAKE
-            end = min(n + IMAGES_PER_TAKE, x.shape[0])
+        if n == end:                # this thread's next images_per_take images
+            n = simd.take_next(next_image) * images_per_take
+            end = min(n + images_per_take, x.shape[0])
             if n >= end:
                 break
         for g in range(groups):
@@ -588,18 +621,32 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
                             t_end = min(k, t_first + tap_block)
                             for a in range(2 * PIXELS * lanes):
                                 sums[a] = 0
-                            if pixel_pairs:
-                                for t in range(t_first, t_end):
+                            # (unsigned taps and cells, and strides 1 and 2 as constants:
+                            # see `_forward_kernel`)
+                            if pixel_pairs and sw == 1:
+                                for t in range(np.uintp(t_first), np.uintp(t_end)):
                                     cell = origin + offsets[t]
-                                    for p in range(PIXELS):
+                                    for p in range(2 * PIXELS):
+                                        simd.fma_lanes(sums, p * lanes,
+                                                       source[cell + np.uintp(p)],
+                                                       taps, t * lanes)
+                            elif pixel_pairs:
+                                for t in range(np.uintp(t_first), np.uintp(t_end)):
+                                    cell = origin + offsets[t]
+                                    for p in range(2 * PIXELS):
                                         simd.fma_lanes(sums, p * lanes,
                                                        source[cell + np.uintp(p) * step],
                                                        taps, t * lanes)
-                                        simd.fma_lanes(sums, (PIXELS + p) * lanes,
-                                                       source[cell + np.uintp(PIXELS + p)
-                                                              * step], taps, t * lanes)
+                            elif sw == 2:
+                                for t in range(np.uintp(t_first), np.uintp(t_end)):
+                                    cell = origin + offsets[t]
+                                    for p in range(PIXELS):
+                                        value = source[cell + np.uintp(2 * p)]
+                                        simd.fma_lanes(sums, p * lanes, value, taps, t * lanes)
+                                        simd.fma_lanes(sums, (PIXELS + p) * lanes, value,
+                                                       next_taps, t * lanes)
                             else:
-                                for t in range(t_first, t_end):
+                                for t in range(np.uintp(t_first), np.uintp(t_end)):
                                     cell = origin + offsets[t]
                                     for p in range(PIXELS):
                                         value = source[cell + np.uintp(p) * step]
@@ -646,7 +693,7 @@ def _paired_kernel(x, weight_lanes, bias, out, geometry, in_place, pixel_pairs, 
 
 @jit()
 def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_runs, tap_block, epilogue,
-                   pooled, next_image):
+                   pooled, images_per_take, next_image):
     """`_forward_kernel` with the lanes holding neighbouring outputs of a row (stride 1 along
     the rows) and CHANNELS output channels a block: weight_columns (G, blocks, K *
     CHANNELS); the padded copy has whole blocks of `lanes` columns."""
@@ -676,9 +723,9 @@ def _pixels_kernel(x, weight_columns, bias, out, geometry, tap_runs, tap_block, 
                       out.dtype)      # (the pool's scratch: `activation.average_pool_planes`)
     n = end = 0
     while True:
-        if n == end:                # this thread's next IMAGES_PER_TAKE images
-            n = simd.take_next(next_image) * IMAGES_PER_TAKE
-            end = min(n + IMAGES_PER_TAKE, x.shape[0])
+        if n == end:                # this thread's next images_per_take images
+            n = simd.take_next(next_image) * images_per_take
+            end = min(n + images_per_take, x.shape[0])
             if n >= end:
                 break
         for g in range(groups):
@@ -767,8 +814,24 @@ def forward_epilogue(x, weight, bias, window: Window2d, groups: int, activation:
         kernel = _paired_kernel
         arguments = (x, _weight_lanes(weight, groups, dtype), bias, out, geometry, in_place,
                      pairing == PIXEL_PAIRS, TAP_BLOCK, epilogue, pooled)
-    run_shared(_threads(n, work, thread_bytes, budget), kernel, *arguments)
+    run_shared(_threads(n, work, thread_bytes, budget), kernel, *arguments,
+               _images_per_take(n, work))
     return out, pooled if pool else None
+
+
+def _images_per_take(n: int, work: int) -> int:
+    """How many images a thread of the forward pass takes at a time: IMAGES_PER_TAKE, or
+    fewer where that many would hold more than TAKE_MULTIPLY_ADDS (of `work` over n images),
+    one at least. Four of the suite's stem images (3 -> 64, 7x7 stride 2 on 224x224, N=8)
+    were half the batch: one take per thread, so that the pass took as long as the slower
+    core's half (the cores of these VMs run at different speeds for seconds at a time).
+    Measured on an AMD EPYC (AVX2, 2 threads, the threads' run times from /proc): with 4, the
+    helper ran 12-17 ms of each 18-20 ms call, the calling thread all of it; with 1, both ran
+    the whole call (interleaved, 14 rounds: 4 a take took 0.84-1.90x the time of 1, median
+    1.04x).
+    LeNet's second layer (0.25 M multiply-adds an image) keeps 4."""
+    per_image = work / max(n, 1)
+    return int(min(IMAGES_PER_TAKE, max(1, TAKE_MULTIPLY_ADDS // max(per_image, 1))))
 
 
 @functools.lru_cache(maxsize=256)
@@ -922,13 +985,21 @@ def _grad_weight_kernel(x, grad_out, partial, geometry, span, piece, first, end)
                                 for y in range(y_first, min(out_height, y_first + row_span)):
                                     start = np.uintp((c * rows + y * sh + i * dh) * columns
                                                      + j_first * dw)
+                                    # (cells as unsigned numbers, and undilated taps
+                                    # at constant offsets: see `_forward_kernel`)
                                     for q in range(out_width):
-                                        cells = padded[start + np.uintp(q * sw):]
+                                        cell = start + np.uintp(q * sw)
                                         at = (y * out_width + q) * blocks * lanes + b * lanes
-                                        for jj in range(PIXELS):
-                                            simd.fma_lanes(sums, jj * lanes,
-                                                           cells[np.uintp(jj * dw)],
-                                                           grad_rows, at)
+                                        if dw == 1:
+                                            for jj in range(PIXELS):
+                                                simd.fma_lanes(sums, jj * lanes,
+                                                               padded[cell + np.uintp(jj)],
+                                                               grad_rows, at)
+                                        else:
+                                            for jj in range(PIXELS):
+                                                simd.fma_lanes(sums, jj * lanes,
+                                                               padded[cell + np.uintp(jj * dw)],
+                                                               grad_rows, at)
                                 for jj in range(count):
                                     t = (c * kh + i) * kw + j_first + jj
                                     simd.add_lanes(sums_of, t * lanes, sums, jj * lanes)

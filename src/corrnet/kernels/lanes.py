@@ -28,18 +28,19 @@ layer).
 
 The scalar work per tap. Each tap's multiply-adds come with the instructions that find its
 cell, and on a core whose time another thread shares (these VMs' cores each run at about
-half speed for seconds at a time, as if a neighbour ran on the core's other hyperthread)
-the core's instruction dispatch, not its multiply-add units, sets the pace: there corrnet's
-stem lost 40-60% of its speed, PyTorch's 15-20%. So the loops index with unsigned numbers
-(no negative-index fix-ups) and no slices, and take strides 1 and 2 (the weight gradient's
+half speed for seconds at a time, as if a neighbour ran on the core's other hyperthread) the
+core's instruction dispatch, not its multiply-add units, sets the pace: there corrnet's stem
+lost 40-60% of its speed, PyTorch's 15-20%. So the loops index with unsigned numbers (no
+negative-index fix-ups) and no slices, and take strides 1 and 2 (the weight gradient's
 undilated taps) as constants, each pixel's cell an immediate offset: the AVX2 loop of the
-stride-2 stem from about 60 instructions per 20 multiply-adds to 41. Measured on an AMD
-EPYC (AVX2, one thread, each core in turn, interleaved with PyTorch; the same numbers out):
+stride-2 stem from about 60 instructions per 20 multiply-adds to 41. Measured on an AMD EPYC
+(AVX2, one thread, each core in turn, interleaved with PyTorch; the same numbers out):
 LeNet's second layer forward 2.8-3.3 ms -> 1.6-2.4 (PyTorch 2.5-3.1), its weight gradient
-3.1-4.2 -> 2.1-2.9 (PyTorch 3.0-4.3); the suite's stem (N=2) 9.1-10.6 -> 7.4-9.0 in the
-slow spells, level in the others; ResNet-18's 64 -> 128 3x3 stride 2 (N=64) 23-51 -> 23-30
-(PyTorch 19-26). The paired kernel below, compiled for an AVX-512 Xeon (Sapphire Rapids)
-here: its main loops from 53 instructions per 20 multiply-adds to 29-47 (not timed there).
+3.1-4.2 -> 2.1-3.0 (PyTorch 3.0-4.3); the suite's stem (N=2) 9.0-11.3 -> 7.4-9.5 in the slow
+spells (an outlier each: 14.5, 12.3), level in the others; ResNet-18's 64 -> 128 3x3 stride
+2 (N=64) 23-51 -> 23-30 (PyTorch 19-27). The paired kernel below, compiled for an AVX-512
+Xeon (Sapphire Rapids) here: its main loops from 53 instructions per 20 multiply-adds to
+29-47 (not timed there).
 
 With AVX-512 (32 registers: `_pairs_blocks`), a pass keeps two blocks of sums, 2 * PIXELS
 vectors (`_paired_kernel`; `_pairing` says which): two blocks of output channels at the

@@ -150,6 +150,39 @@ def test_direct_matches_torch(config):
         check_all_passes(direct.small, config)
 
 
+@st.composite
+def long_row_configurations(draw):
+    """(algorithm, configuration): a 3x3 convolution on the direct engine (`direct.small`
+    with one input and one output channel a group, or `direct.depthwise`) whose output rows
+    are about `direct.ROW_WRITE_MIN_WIDTH` outputs wide, just under or over it: from that
+    width on, the engine writes rows straight into the output."""
+    variant = draw(st.sampled_from(["direct", "depthwise"]))
+    config = draw(configurations(variant, max_size=5))
+    if variant == "direct":
+        config.update(c_in=config["groups"], c_out=config["groups"])
+    (left, right), stride = config["pads"][1], config["stride"][1]
+    (dilation_h, dilation_w) = config["dilation"]
+    out_width = draw(st.integers(direct.ROW_WRITE_MIN_WIDTH - 3,
+                                 direct.ROW_WRITE_MIN_WIDTH + 40))
+    # the width that holds out_width windows of 3 dilated columns, with the padding
+    config.update(kernel=(3, 3),
+                  width=(out_width - 1) * stride + 2 * dilation_w + 1 - left - right,
+                  height=max(config["height"], 2 * dilation_h + 1 - sum(config["pads"][0])))
+    return (direct.small if variant == "direct" else direct.depthwise), config
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=long_row_configurations())
+@pytest.mark.skipif(not jit.AVAILABLE, reason="numba missing")
+def test_3x3_rows_written_straight_to_the_output_match_torch(case):
+    """Rows of ROW_WRITE_MIN_WIDTH outputs or more are summed straight into the output, not
+    through the band's accumulator: the forward pass and the input gradient (a 3x3
+    correlation too) against PyTorch and the reference, on both sides of that width."""
+    algorithm, config = case
+    with jit.use_compiled(True):
+        check_all_passes(algorithm, config)
+
+
 @pytest.mark.parametrize("compiled", PATHS)
 @settings(max_examples=20, deadline=None)
 @given(config=configurations("pointwise"))

@@ -408,12 +408,13 @@ RULES = {
 # direct engine multiplies zeros that lie outside the windows (its input gradient correlates a
 # zero-padded output gradient: an inf weight gives NaN where PyTorch's sum has no term).
 # (Its forward pass does keep them local: each output is the sum of its own window's
-# products, zero padding included, as PyTorch's; so do lanes' forward and weight gradient,
-# whose spare lanes, pixels and taps are dropped.) So a pass whose operands hold a NaN or an
-# inf runs on im2col + GEMM instead; one sum over each operand finds out (a sum of finite
-# values that overflows only sends the pass there too). That sum is a full read of the input:
-# the passes that keep non-finite values local skip it (a single-channel 3x3 filter of a
-# 2048x2048 image takes about 1.5 ms; the sum over its input 0.5 ms more). The transforms
+# products, zero padding included, as PyTorch's, and so does depthwise's, on that engine or
+# on NumPy's shifted views of the zero-padded input; so do lanes' forward and weight
+# gradient, whose spare lanes, pixels and taps are dropped.) So a pass whose operands hold a
+# NaN or an inf runs on im2col + GEMM instead; one sum over each operand finds out (a sum of
+# finite values that overflows only sends the pass there too). That sum is a full read of the
+# input: the passes that keep non-finite values local skip it (a single-channel 3x3 filter of
+# a 2048x2048 image takes about 1.5 ms; the sum over its input 0.5 ms more). The transforms
 # (Winograd, the FFT) read their result instead of their operands: a result that is not
 # finite runs again on im2col + GEMM. That also covers an overflow inside a transform (where
 # the exact sums may still be finite, or non-finite only locally), and a non-finite operand
@@ -425,8 +426,8 @@ RULES = {
 KEEP_NON_FINITE_LOCAL = frozenset({("gemm", "forward"), ("gemm", "grad_input"),
                                    ("gemm", "grad_weight"), ("pointwise", "forward"),
                                    ("pointwise", "grad_input"), ("pointwise", "grad_weight"),
-                                   ("direct", "forward"), ("lanes", "forward"),
-                                   ("lanes", "grad_weight")})
+                                   ("direct", "forward"), ("depthwise", "forward"),
+                                   ("lanes", "forward"), ("lanes", "grad_weight")})
 TRANSFORMS = frozenset({"winograd", "fft"})
 # The input gradients that keep a non-finite output gradient local, but not a non-finite
 # weight: each correlates the zero-padded output gradient with the weight (lanes and the

@@ -12,6 +12,7 @@ Output size along an axis of length L, for a kernel k, stride s, padding p, dila
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import weakref
@@ -1602,13 +1603,20 @@ def _plain_corr2d(X, K):
     (height, width), (kh, kw) = x.shape, k.shape
     if not (0 < kh <= height and 0 < kw <= width):
         return None
-    window = make_window("corr2d", height, width, (kh, kw), (1, 1), ((0, 0), (0, 0)), (1, 1))
+    window = _valid_window(height, width, kh, kw)
     images, kernel = x.reshape(1, 1, height, width), k.reshape(1, 1, kh, kw)
     # (1, 1, H - kh + 1, W - kw + 1) = images (1, 1, H, W) correlated with kernel (1, 1, kh, kw)
     with np.errstate(all="ignore"):   # NaN and inf silently, as Function.apply runs an op
         out = plan.conv_pass("forward", images.shape, kernel.shape, window, 1, x.dtype,
                              images, kernel, None, window, 1)
     return _wrap(out.reshape(window.out_height, window.out_width))
+
+
+@functools.lru_cache(maxsize=256)
+def _valid_window(height: int, width: int, kh: int, kw: int):
+    """`_plain_corr2d`'s window, made once per shape (`make_window` checks and builds it in
+    about 7 microseconds, 5% of a 3x3 filter of a 512x512 image)."""
+    return make_window("corr2d", height, width, (kh, kw), (1, 1), ((0, 0), (0, 0)), (1, 1))
 
 
 def _filter2d(op, X, K, mode, boundary, fillvalue, flip):

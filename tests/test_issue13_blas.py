@@ -98,6 +98,29 @@ def test_issue13_gemm_for_reaches_numpys_own_blas():
     assert "numpy" in library.filepath
 
 
+def test_issue13_weight_gradients_take_numpys_blas_unless_it_runs_avx512_kernels(monkeypatch):
+    """`weight_gradient_gemm`: NumPy's gemm with OpenBLAS's AVX2 (or older) kernels, np.dot
+    (None) with its AVX-512 ones, whatever the case of the name; None where NumPy's BLAS
+    cannot be reached."""
+    for core in ("Haswell", "Zen", "Prescott", ""):
+        monkeypatch.setattr(blas, "_openblas_core", lambda core=core: core)
+        assert blas.weight_gradient_gemm(np.float32) is blas.gemm_for(np.float32)
+    for core in ("SkylakeX", "COOPERLAKE", "SapphireRapids"):
+        monkeypatch.setattr(blas, "_openblas_core", lambda core=core: core)
+        assert blas.weight_gradient_gemm(np.float32) is None
+    monkeypatch.setattr(blas, "_openblas_core", lambda: "Haswell")
+    monkeypatch.setattr(blas, "gemm_for", lambda dtype: None)
+    assert blas.weight_gradient_gemm(np.float64) is None
+
+
+def test_issue13_openblas_core_names_the_kernels_of_numpys_blas():
+    """The core name comes from NumPy's own OpenBLAS, as threadpoolctl reports it."""
+    if not NUMPY_GEMM:
+        pytest.skip("NumPy's BLAS has no 64-bit CBLAS interface here")
+    library = blas.controller()
+    assert blas._openblas_core() == library.architecture
+
+
 def test_issue13_kernels_blas_runs_on_one_thread_meanwhile():
     if not NUMPY_GEMM:
         pytest.skip("NumPy's BLAS has no 64-bit CBLAS interface here")
@@ -118,12 +141,16 @@ CASES = [   # (algorithm, N, C_in, C_out, size, kernel, stride, padding)
 MODULES = {"pointwise": direct.pointwise, "unrolled": unrolled, "winograd": winograd}
 
 
+@pytest.mark.parametrize("core", ["Haswell", "SkylakeX"])
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case", CASES, ids=[f"{case[0]}-{i}" for i, case in enumerate(CASES)])
-def test_issue13_kernels_on_either_blas_match_torch(case, path, monkeypatch):
+def test_issue13_kernels_on_either_blas_match_torch(case, path, core, monkeypatch):
     """The compiled passes that multiply matrices, with NumPy's BLAS and with np.dot (where
-    `gemm_for` finds none), against PyTorch in float64."""
+    `gemm_for` finds none), against PyTorch in float64; the weight gradients on either,
+    as NumPy's OpenBLAS runs AVX2 kernels ("Haswell": NumPy's) or AVX-512 ones ("SkylakeX":
+    np.dot)."""
     name, n, c_in, c_out, size, k, stride, padding = case
+    monkeypatch.setattr(blas, "_openblas_core", lambda: core)
     if path == "none":
         monkeypatch.setattr(blas, "gemm_for", lambda dtype: None)
     rng = np.random.default_rng(7)

@@ -22,8 +22,9 @@ thread, the two called alternately from a compiled loop, in GFLOP/s:
 Whole passes, interleaved with the previous kernels (same machine): the 1x1 layer (f)
 forward 1.50-1.60x, 64 -> 256 1x1 input gradient 1.52-1.70x, im2col's compiled forward
 1.05-1.24x, input gradient 1.03-1.06x; Winograd's passes level (0.99-1.03x). The weight
-gradients' products stay on np.dot (`WEIGHT_GRADIENT_GEMM`, below): on NumPy's BLAS their
-passes were 0.89-0.97x as fast.
+gradients' products take NumPy's BLAS too, except where its OpenBLAS runs AVX-512 kernels:
+there they stay on np.dot (`weight_gradient_gemm`, below: on that Xeon NumPy's passes were
+0.89-0.97x as fast, on an AVX2 AMD EPYC 1.03-1.19x).
 
 `gemm_for(dtype)` is NumPy's BLAS's ``cblas_sgemm`` or ``cblas_dgemm`` as a ctypes function:
 the 64-bit-integer interface (``scipy_cblas_sgemm64_``, ``cblas_sgemm64_``) that NumPy's
@@ -151,7 +152,32 @@ def product_into(gemm, a, b, out):
          b.ctypes.data, b_step, 0.0, out.ctypes.data, out_step)
 
 
-# The weight gradients' products, (Og, L) @ (L, Cg) with L the pixels (long), stay on np.dot:
-# measured on NumPy's BLAS, interleaved with SciPy's, whole passes on the Intel Xeon above,
-# they were 0.89-0.97x as fast (the 1x1 layers, im2col's compiled kernel, Winograd's items)
-WEIGHT_GRADIENT_GEMM = None
+# The weight gradients' products, (Og, L) @ (L, Cg) with L the pixels (long), measured as
+# whole passes on NumPy's BLAS, interleaved with SciPy's (np.dot): on the Intel Xeon above,
+# where both OpenBLAS builds run their AVX-512 kernels ("SkylakeX"), 0.89-0.97x as fast (the
+# 1x1 layers, im2col's compiled kernel, Winograd's items); on an AMD EPYC (Zen 3, AVX2),
+# where both run their AVX2 kernels ("Haswell"), 1.03-1.19x as fast (the suite's 1x1 layer
+# (f) 1.15x, Winograd's (c) 1.19x and (e) 1.03x, the stem's im2col 1.07x). So they take
+# NumPy's BLAS except where its OpenBLAS runs one of these kernels:
+AVX512_CORES = frozenset({"skylakex", "cooperlake", "sapphirerapids"})
+
+
+def weight_gradient_gemm(dtype):
+    """The `gemm` argument for the weight gradients' products: `gemm_for(dtype)` (NumPy's
+    BLAS), or None (np.dot: SciPy's) where NumPy's OpenBLAS runs AVX-512 kernels
+    (`AVX512_CORES`) or NumPy's BLAS is not reachable."""
+    if _openblas_core().lower() in AVX512_CORES:
+        return None
+    return gemm_for(dtype)
+
+
+@functools.cache
+def _openblas_core() -> str:
+    """The name of the kernels NumPy's OpenBLAS chose for this CPU ("Haswell", "SkylakeX",
+    ...; OpenBLAS's ``openblas_get_corename``), "" where NumPy's BLAS says none."""
+    found = _numpy_blas_function(("scipy_openblas_get_corename64_",
+                                  "openblas_get_corename64_", "openblas_get_corename"))
+    if found is None:
+        return ""
+    found.argtypes, found.restype = [], ctypes.c_char_p
+    return (found() or b"").decode("ascii", errors="replace").strip()

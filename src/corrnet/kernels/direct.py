@@ -320,7 +320,8 @@ def pointwise_grad_weight(grad_out, x, weight_shape, window: Window2d, groups: i
             # float64, each thread its run of images
             with numba_blas_on_one_thread():
                 for total in run_pieces(_pointwise_weight_kernel, count, grad_rows.size,
-                                        grad_rows, pixel_rows, blas.WEIGHT_GRADIENT_GEMM):
+                                        grad_rows, pixel_rows,
+                                        blas.weight_gradient_gemm(grad_rows.dtype)):
                     grad_weight += total
         elif per_image_products:
             # (n, G, Og, Cg) = (n, G, Og, L) @ (n, G, L, Cg), summed over the images

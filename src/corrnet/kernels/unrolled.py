@@ -433,7 +433,7 @@ def grad_weight(grad_out, x, weight_shape, window: Window2d, groups: int,
     kernel = _stride1_kernel if window.stride == (1, 1) else _unrolling_kernel
     _in_parallel(kernel, n, threads, x, weight_shaped, np.empty(0, x.dtype),
                  np.empty((1, 1, 1), x.dtype), grad_out, partial,
-                 _geometry(weight_shape, window), True, blas.WEIGHT_GRADIENT_GEMM)
+                 _geometry(weight_shape, window), True, blas.weight_gradient_gemm(x.dtype))
     # (G, Og, K) <- (G, K, Og)
     return partial.sum(axis=0).transpose(0, 2, 1).astype(x.dtype).reshape(weight_shape)
 

@@ -269,7 +269,8 @@ def _fused_grad_weight(x, grad_out, work, patch_pads, groups: int, tiles_high: i
             for piece_sum in run_pieces(_weight_items, items, images.size, images, top, left,
                                         placeholder, placeholder.reshape(0), placeholder, grads,
                                         groups, c_out // groups, tiles_high, tiles_wide, rows,
-                                        CHANNEL_BLOCK, True, blas.WEIGHT_GRADIENT_GEMM):
+                                        CHANNEL_BLOCK, True,
+                                        blas.weight_gradient_gemm(images.dtype)):
                 transformed_sum += piece_sum
             del images, grads
 

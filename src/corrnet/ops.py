@@ -648,8 +648,11 @@ class Relu(Function):
 
 
 class Clamp(Function):
+    """clamp with number bounds (low or high None where not given); `op` is the name the op
+    was called by (clamp, clamp_min, clamp_max), which PyTorch's node is named after."""
+
     @staticmethod
-    def forward(ctx, a, low, high):
+    def forward(ctx, a, low, high, op="clamp"):
         out = a
         if low is not None:
             out = np.maximum(out, low)
@@ -658,7 +661,7 @@ class Clamp(Function):
         if out is a:
             out = a.copy()
         ctx.save_for_backward(a)
-        ctx.low, ctx.high = low, high
+        ctx.low, ctx.high, ctx.op = low, high, op
         return out
 
     @staticmethod
@@ -675,7 +678,58 @@ class Clamp(Function):
 
     @staticmethod
     def grad_fn_name(ctx):
-        return "ClampBackward1"
+        return {"clamp_min": "ClampMinBackward0",
+                "clamp_max": "ClampMaxBackward0"}.get(ctx.op, "ClampBackward1")
+
+
+class ClampTensors(Function):
+    """clamp with tensor bounds (low or high None where not given; each broadcast with a),
+    as PyTorch's: the value NaN where a or a bound is NaN, else min(max(a, low), high); the
+    gradient by comparisons (PyTorch's clamp_backward), so that at a NaN none gets it:
+
+        a      where low <= a <= high
+        low    where a < low, and low < high when both are given
+        high   where a > high, or high < low when both are given
+
+    `op` as Clamp's."""
+
+    tensor_arguments = 3
+
+    @staticmethod
+    def forward(ctx, a, low, high, op="clamp"):
+        out, inside = a, True
+        low_wins = high_wins = None
+        if low is not None:
+            out = np.where((out < low) | (low != low), low, out)
+            inside = inside & (a >= low)
+            low_wins = a < low
+        if high is not None:
+            out = np.where((out > high) | (high != high), high, out)
+            inside = inside & (a <= high)
+            high_wins = a > high
+        if low is not None and high is not None:
+            low_wins = low_wins & (low < high)
+            high_wins = high_wins | (high < low)
+        ctx.masks = (inside, low_wins, high_wins)
+        ctx.op = op
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        zero = np.zeros((), dtype=grad.dtype, like=_like(grad))
+        return tuple(None if mask is None else np.where(mask, grad, zero)
+                     for mask in ctx.masks)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        zero = np.zeros((), dtype=grad._data.dtype, like=_like(grad._data))
+        return tuple(None if mask is None else Where.apply(mask, grad, zero)
+                     for mask in ctx.masks)
+
+    @staticmethod
+    def grad_fn_name(ctx):
+        return {"clamp_min": "ClampMinBackward1",
+                "clamp_max": "ClampMaxBackward1"}.get(ctx.op, "ClampBackward0")
 
 
 class Extremum(Function):

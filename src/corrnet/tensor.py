@@ -1514,13 +1514,32 @@ class Tensor:
         return source, axis if source.dim() else None
 
     def clamp(self, min=None, max=None):
-        if min is None and max is None:
+        return self._clamp(min, max, "clamp")
+
+    def _clamp(self, low, high, op: str) -> Tensor:
+        """clamp, clamp_min or clamp_max (`op`: the name PyTorch's node takes after): bounds
+        that are numbers (ops.Clamp) or tensors (ops.ClampTensors)."""
+        if low is None and high is None:
             raise RuntimeError("clamp(): at least one of 'min' or 'max' must not be None")
-        if isinstance(min, Tensor) or isinstance(max, Tensor):
-            return self._clamp_tensors(min, max)
+        if (isinstance(low, Tensor) != isinstance(high, Tensor)) and None not in (low, high):
+            # a number beside a tensor: PyTorch takes the tensor as a number where it can
+            # (0-d, no gradient wanted), else refuses the mix
+            numbers = []
+            for bound in (low, high):
+                if isinstance(bound, Tensor):
+                    if bound.dim() != 0 or bound.requires_grad:
+                        raise TypeError(
+                            f"clamp() received an invalid combination of arguments - got "
+                            f"(min={type(low).__name__}, max={type(high).__name__}): min "
+                            "and max must be both Tensors or both numbers (a tensor may "
+                            "stand for a number when it is 0-d and requires no grad)")
+                    bound = bound.item()
+                numbers.append(bound)
+            low, high = numbers
+        if isinstance(low, Tensor) or isinstance(high, Tensor):
+            return self._clamp_tensors(low, high, op)
         if self.dtype.is_floating_point:   # (an int bound in [2**63, 2**64): its value)
-            min, max = (_uint64_scalar(self, v, True) for v in (min, max))
-        low, high = min, max
+            low, high = (_uint64_scalar(self, v, True) for v in (low, high))
         given = [_as_operand(v, name) for v, name in ((low, "min"), (high, "max"))
                  if v is not None]
         dtype = result_type(self, *given)
@@ -1537,25 +1556,27 @@ class Tensor:
             if dtype.category == backend.INT:
                 _scalar_array(v, dtype, "clamp()")  # out of the dtype's range: refused
         bounds = [None if v is None else _scalar_as(v, dtype) for v in (low, high)]
-        return ops.Clamp.apply(self._cast(dtype), *bounds)
+        return ops.Clamp.apply(self._cast(dtype), *bounds, op)
 
     clip = clamp
 
-    def _clamp_tensors(self, low, high) -> Tensor:
-        """clamp with tensor bounds (broadcast): min(max(x, low), high) with PyTorch's
-        gradients — to x where low <= x <= high, to a bound where it is the result."""
+    def _clamp_tensors(self, low, high, op: str) -> Tensor:
+        """clamp with tensor bounds (broadcast, promoted with self): PyTorch's values and
+        gradients (ops.ClampTensors)."""
         bounds = [_as_operand(v, name) for v, name in ((low, "min"), (high, "max"))
                   if v is not None]
         dtype = result_type(self, *bounds)
-        out = self._cast(dtype)
-        # (a NaN bound gives NaN, as PyTorch's)
-        if low is not None:
-            low = _as_operand(low, "min")
-            out = where((out < low) | _is_nan(low), low, out)
-        if high is not None:
-            high = _as_operand(high, "max")
-            out = where((out > high) | _is_nan(high), high, out)
-        return out
+        shapes = {name: np.shape(_operand_array(v)) for v, name in ((low, "min"), (high, "max"))
+                  if v is not None}
+        try:
+            np.broadcast_shapes(tuple(self.shape), *shapes.values())
+        except ValueError:
+            named = " and ".join(f"{name} {shape}" for name, shape in shapes.items())
+            raise RuntimeError(f"{op}: the shapes of input {tuple(self.shape)} and {named} do "
+                               "not broadcast (each size must match or be 1)") from None
+        low, high = (None if v is None else _cast_operand(_as_operand(v, name), dtype)
+                     for v, name in ((low, "min"), (high, "max")))
+        return ops.ClampTensors.apply(self._cast(dtype), low, high, op)
 
     def maximum(self, other):
         _check_tensor_argument("maximum", "other", 1, other)
@@ -1739,10 +1760,10 @@ class Tensor:
         return self._compare_method("not_equal", other, np.not_equal)
 
     def clamp_min(self, min):
-        return self.clamp(min=min)
+        return self._clamp(min, None, "clamp_min")
 
     def clamp_max(self, max):
-        return self.clamp(max=max)
+        return self._clamp(None, max, "clamp_max")
 
     def multiply_(self, other):
         return self.mul_(other)

@@ -318,6 +318,82 @@ def test_lerp_gives_pytorchs_very_numbers_in_float16_and_float32(dtype, weight):
     np.testing.assert_array_equal(*results)
 
 
+CLAMP_FORMS = {
+    "clamp": lambda m, x, low, high: x.clamp(low, high),
+    "clamp min=": lambda m, x, low, high: x.clamp(min=low),
+    "clamp max=": lambda m, x, low, high: x.clamp(max=high),
+    "torch.clamp": lambda m, x, low, high: m.clamp(x, low, high),
+    "clip": lambda m, x, low, high: x.clip(low, high),
+    "clamp_min": lambda m, x, low, high: x.clamp_min(low),
+    "clamp_max": lambda m, x, low, high: x.clamp_max(high),
+    "torch.clamp_max": lambda m, x, low, high: m.clamp_max(x, high),
+}
+
+
+@st.composite
+def clamp_bound(draw, shape):
+    """A bound for clamp: a tensor that broadcasts with `shape` (wanting a gradient or not,
+    0-d ones among them), or a Python number."""
+    kind = draw(st.sampled_from(["tensor", "tensor", "tensor", "0-d", "number"]))
+    if kind == "number":
+        return draw(NUMBERS), False
+    if kind == "0-d":
+        array = draw(arrays((), dtypes=["float32", "float64", "float64", "int64"]))
+    else:
+        array = draw(partners(shape))
+    return array, array.dtype.kind == "f" and draw(st.booleans())
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), form=st.sampled_from(sorted(CLAMP_FORMS)))
+def test_clamp_with_tensor_bounds_as_torch_gradients_included(data, form):
+    """clamp, clip, clamp_min and clamp_max with tensor bounds (and a number beside a tensor,
+    which PyTorch takes only where the tensor is 0-d and wants no gradient): values, dtypes,
+    refusals, the node's name, and every gradient, NaN and infinities among the values and
+    ties between input and bound. The gradients follow comparisons (PyTorch's
+    clamp_backward): at a NaN input or bound no operand gets one (corrnet passed it to a NaN
+    bound: found by the fuzzer, whose draw of clamp_max compared no gradient there)."""
+    x_array = data.draw(arrays(dtypes=["float32", "float64", "float64", "int64"]))
+    x_grad = x_array.dtype.kind == "f" and data.draw(st.booleans())
+    (low_value, low_grad), (high_value, high_grad) = (data.draw(clamp_bound(x_array.shape))
+                                                      for _ in range(2))
+    leaves = {}
+
+    def operand(m, value, wants_grad):
+        return m.tensor(value, requires_grad=wants_grad) if isinstance(value, np.ndarray) \
+            else value
+
+    def call(m):
+        operands = [operand(m, v, g) for v, g in ((x_array, x_grad), (low_value, low_grad),
+                                                  (high_value, high_grad))]
+        leaves[m.__name__] = operands
+        out = CLAMP_FORMS[form](m, *operands)
+        return out, (out.grad_fn.name() if out.grad_fn is not None else None)
+
+    what = f"{form} of {x_array.dtype}{x_array.shape}, {low_value!r}, {high_value!r}"
+    ours, theirs = outcome(corrnet, call), outcome(torch, call)
+    assert ours[0] == theirs[0], f"{what}: corrnet {ours}, torch {theirs}"
+    if ours[0] != "ok":
+        return
+    (out_ours, name_ours), (out_theirs, name_theirs) = ours[1], theirs[1]
+    assert_same(out_ours, out_theirs, what)
+    assert name_ours == name_theirs, what
+    if not out_theirs.requires_grad or not out_theirs.numel():
+        return
+    upstream = np.linspace(-1.5, 2.5, out_theirs.numel()).reshape(tuple(out_theirs.shape))
+    try:
+        out_theirs.backward(torch.tensor(upstream, dtype=out_theirs.dtype))
+    except RuntimeError as error:
+        # PyTorch's own defect: a 0-d bound's gradient summed in place into a 0-d buffer
+        # ("output with shape [] doesn't match the broadcast shape")
+        assert "doesn't match the broadcast shape" in str(error), what
+        return
+    out_ours.backward(corrnet.tensor(upstream, dtype=out_ours.dtype))
+    for ours_leaf, theirs_leaf in zip(leaves["corrnet"], leaves["torch"], strict=True):
+        if isinstance(theirs_leaf, torch.Tensor):     # (a bound's: summed where broadcast)
+            assert_grad(ours_leaf.grad, theirs_leaf.grad, what)
+
+
 @pytest.mark.parametrize("call", [
     lambda m: m.tensor([True]).clamp(min=True), lambda m: m.tensor(True).clamp(max=False),
     lambda m: m.tensor([True]).clamp(True, False), lambda m: m.tensor([True]).clamp_(min=True),

@@ -1152,18 +1152,19 @@ def _norm_dtype(dtype):
 class Norm(Function):
     """The vector p-norm over `axes` (p = 2: the Frobenius norm; p = 0: the number of nonzero
     elements; p = +-inf: the largest / smallest magnitude). float16 accumulates in float32;
-    the norm of a single element is its magnitude, without squares that could overflow.
-    The backward is ``torch.linalg.vector_norm``'s, case by case."""
+    the norm of a single element is its magnitude, without squares that could overflow
+    (unless `powers`: a 0-d input's norm over a dim, which PyTorch sums as any other). The
+    backward is ``torch.linalg.vector_norm``'s, case by case."""
 
     @staticmethod
-    def forward(ctx, a, p, axes, keepdim):
+    def forward(ctx, a, p, axes, keepdim, powers=False):
         acc = a.astype(_norm_dtype(a.dtype), copy=False)
         absolute = np.abs(acc)
         count = a.size if axes is None else math.prod(a.shape[i] for i in axes)
         with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
             if p == 0:
                 out = np.sum(acc != 0, axis=axes, keepdims=keepdim)
-            elif p == np.inf or count == 1:  # one element: |a| exactly (as PyTorch)
+            elif p == np.inf or count == 1 and not powers:   # one element: |a| exactly
                 out = np.max(absolute, axis=axes, keepdims=keepdim)
             elif p == -np.inf:
                 out = np.min(absolute, axis=axes, keepdims=keepdim)

@@ -2251,7 +2251,12 @@ class Tensor:
             raise RuntimeError(f"linalg.vector_norm cannot compute the {p:g} norm on {where} "
                                f"(input of shape {tuple(self.shape)}): the operation has no "
                                "identity")
-        return ops.Norm.apply(source, float(p), axes, keepdim)
+        # (PyTorch takes a 0-d tensor's norm over a dim it is given by its general loop, whose
+        # powers overflow and underflow: float32 3e20 gives inf, where with no dim it gives
+        # the magnitude, as for any single element)
+        powers = self.dim() == 0 and dim is not None and not (
+            isinstance(dim, (list, tuple)) and len(dim) == 0)
+        return ops.Norm.apply(source, float(p), axes, keepdim, powers)
 
     @_numpy_names
     def std(self, dim=None, unbiased=True, keepdim=False, correction=None):

@@ -146,6 +146,38 @@ def test_cat_keeps_empty_one_d_inputs_in_the_graph_as_torch(case):
     assert run(corrnet) == run(torch)
 
 
+@pytest.mark.parametrize("shape", [(), (1,), (1, 1), (3,)])
+@pytest.mark.parametrize("p", [1, 2, 3, 0.5, 4, "fro", float("inf"), 0])
+@pytest.mark.parametrize("dim", [None, -1, (), [0]])
+@pytest.mark.parametrize("value", [-9.8e18, 1e-30, -2.0, float("nan")])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_norm_of_single_elements_as_torch(shape, p, dim, value, dtype):
+    """One element's norm is its magnitude, without powers that overflow or underflow, in
+    PyTorch, except for a 0-d tensor's norm over a dim it is given, which PyTorch sums as any
+    other: float32 3e20 gives inf there, 1e-30 gives 0 (corrnet gave the magnitude: found by
+    the fuzz suite, seed 20261234). Values, dtypes and the gradient."""
+    def outcome(lib):
+        x = lib.tensor(np.full(shape, value, dtype=dtype), requires_grad=True)
+        try:
+            out = x.norm(p, dim=dim)
+        except Exception as exc:  # noqa: BLE001 - the type is what is compared
+            return type(exc)
+        out.sum().backward()
+        grad = None if x.grad is None else x.grad.numpy().astype(np.float64).tolist()
+        return str(out.dtype), out.detach().numpy().astype(np.float64).tolist(), grad
+
+    ours, theirs = outcome(corrnet), outcome(torch)
+    if isinstance(theirs, type):
+        assert ours is theirs
+        return
+    assert ours[0] == theirs[0]
+    assert (ours[2] is None) == (theirs[2] is None)     # (p = 0: no gradient)
+    for got, expected in zip(ours[1:], theirs[1:], strict=True):
+        if expected is not None:
+            np.testing.assert_allclose(got, expected, rtol=1e-3, equal_nan=True,
+                                       err_msg=f"{shape} p={p} dim={dim} {value} {dtype}")
+
+
 @pytest.mark.parametrize("shape", [(0, 4), (3, 0), (0,), (2, 3)])
 @pytest.mark.parametrize("p", [float("inf"), float("-inf"), -1.0, -2, 0, 1, 2, "fro"])
 @pytest.mark.parametrize("dim", [None, 0, 1, -1])

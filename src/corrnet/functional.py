@@ -1489,8 +1489,6 @@ class _AdaptiveMaxPool2d(Function):
 
 def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
     _check_input(input, op, dims)
-    if input.dtype.category != backend.FLOAT and kind == "max":
-        raise NotImplementedError(f"{op}: input must be floating point, got {input.dtype}")
     sizes = tuple(input.shape[input.dim() - dims:])
     if min(sizes) < 1:
         raise RuntimeError(f"{op}: input of shape {tuple(input.shape)} has an empty spatial "
@@ -1499,10 +1497,14 @@ def _adaptive_pool(op, dims, input, output_size, kind, return_indices=False):
         # (as PyTorch: an empty batch is computed, empty channels refused)
         raise RuntimeError(f"{op}: expected input to have non-zero size for non-batch "
                            f"dimensions, but got input of shape {tuple(input.shape)}")
+    # (PyTorch checks the sizes above first, then the dtype: max always, average only where
+    # the output holds a number, an empty one being returned in the input's dtype)
+    if input.dtype.category != backend.FLOAT and kind == "max":
+        raise NotImplementedError(f"{op}: input must be floating point, got {input.dtype}")
     out_size = _lift(_adaptive_output(op, dims, output_size, sizes), 1)
     x, unbatched = _as_4d(input, dims)
     if input.dtype.category != backend.FLOAT:
-        if 0 not in out_size:  # (PyTorch returns an empty output before it checks the dtype)
+        if math.prod((*x.shape[:2], *out_size)):
             raise NotImplementedError(f"{op}: input must be floating point, got "
                                       f"{input.dtype}")
         return _from_4d(_wrap(np.zeros((*x.shape[:2], *out_size), dtype=x._data.dtype,

@@ -834,6 +834,13 @@ class Tensor:
             value = _wrap(value.astype(self._data.dtype))
         else:   # (a float32 target refuses a finite number beyond its range, as PyTorch's;
             #     float16 takes it as inf, as PyTorch's too)
+            number = value.item() if isinstance(value, np.generic) else value
+            if (isinstance(number, int) and not isinstance(number, bool)
+                    and not _args.INT64_MIN <= number <= _args.INT64_MAX):
+                # (PyTorch reads the int as an int64 whatever the dtype, where fill_ and
+                # full also take uint64's range)
+                raise ValueError(f"setitem(): the Python int {number} does not fit in int64: "
+                                 "Overflow when unpacking long long")
             convert = (_fill_array if self.dtype is backend.float32 and isinstance(
                 value, numbers.Real) and not isinstance(value, bool) else _scalar_array)
             value = _wrap(convert(value, self.dtype, "setitem"))
@@ -3494,7 +3501,8 @@ def _as_operand(value, name):
 def _fill_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
     """A Python number for fill_ / masked_fill / full as a 0-d array of `dtype`, refused as
     PyTorch refuses it: not a number, out of an integer dtype's range, NaN into an integer
-    dtype, a finite number beyond a floating dtype's range, an int beyond int64 and uint64."""
+    dtype, a finite number beyond a floating dtype's range, an int beyond int64 and uint64
+    (one within uint64's range: its value in a floating tensor, true in a bool one)."""
     if isinstance(value, np.generic):
         value = value.item()
     if dtype.is_floating_point and isinstance(value, numbers.Real) and not isinstance(
@@ -3507,6 +3515,13 @@ def _fill_array(value, dtype: backend.dtype, op: str) -> np.ndarray:
             raise RuntimeError(f"{op}(): value cannot be converted to type "
                                f"{_c_type_name(dtype)} without overflow (got {value})")
         return np.asarray(number, dtype=dtype.numpy)
+    if (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and _args.INT64_MAX < value < 2**64):
+        # (PyTorch reads it as a uint64: true in a bool tensor, too large for an integer one)
+        if dtype is backend.bool_:
+            return np.asarray(True)
+        raise RuntimeError(f"{op}(): value cannot be converted to type {_c_type_name(dtype)} "
+                           f"without overflow (got {value})")
     return _scalar_array(value, dtype, op)
 
 

@@ -108,10 +108,18 @@ def test_issue11_inplace_float16_grad_matches_torch_exactly():
                                 "a ^ v", "v & a", "a | v", "a // v", "v // a", "a % v",
                                 "v % a", "a.clamp(max=v)", "a.clamp(min=v)",
                                 # (and where: seed 20261215)
-                                "lib.where(m, a, v)", "lib.where(m, v, a)", "a.where(m, v)"])
+                                "lib.where(m, a, v)", "lib.where(m, v, a)", "a.where(m, v)",
+                                # (setitem, whatever the index, refuses them where fill_
+                                # takes uint64's range: seed 20261236)
+                                "put(a, 0, v)", "put(a, (None, ..., None), v)", "put(a, m, v)",
+                                "a.fill_(v)", "a.masked_fill(m, v)"])
 def test_issue11_python_int_beyond_int64_as_torch(dtype, value, op):
+    def put(tensor, index, number):
+        tensor[index] = number
+        return tensor
+
     outcomes = _both(lambda lib: eval(op, {"a": lib.ones(2, dtype=getattr(lib, dtype)),
-                                           "v": value, "lib": lib,
+                                           "v": value, "lib": lib, "put": put,
                                            "m": lib.tensor([True, False])}))
     assert [kind for kind, _ in outcomes].count("raised") in (0, 2), outcomes
     if outcomes[0][0] == "ok":

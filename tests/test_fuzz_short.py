@@ -118,6 +118,15 @@ def test_fuzz_oracle_defect_rules_are_narrow():
     exact = ("x1 = lib.tensor([1.5, -2.0])\nout = x1 ** 3\n"
              "result = {'out': out + (1 if lib.__name__ == 'corrnet' else 0)}\n")
     assert verdict("binary.**", exact)["class"] == "wrong"
+    # a bool base of number ** tensor: PyTorch's backward fails an internal assert
+    bool_base = ("x1 = lib.tensor(arr((2,), 'float16', 'special', 1461044893), "
+                 "requires_grad=True)\nout = True ** x1\n"
+                 "out.backward(lib.tensor(arr((2,), 'float64', 'normal', 7)).to(out.dtype))\n"
+                 "result = {'out': out, 'grad x1': x1.grad}\n")
+    assert verdict("binary.r**", bool_base)["sub"].startswith(
+        "oracle defect: PyTorch's backward of a bool")
+    assert verdict("binary.**", bool_base)["class"] == "wrong"
+    assert verdict("binary.r**", bool_base.replace("True **", "1 **"))["class"] == "agrees"
     # float16 fill beyond its range: PyTorch gives inf for one element only
     half = "result = {'out': lib.full((), 1e+40, dtype=lib.float16)}\n"
     assert verdict("creation.full", half)["sub"].startswith("oracle defect: PyTorch's float16")

@@ -1124,9 +1124,11 @@ class Tensor:
         base = _uint64_scalar(self, base, self.dtype.is_floating_point)
         _check_pow(base, self)
         scalar = base.item() if isinstance(base, np.generic) else base
+        # (a bool base is the number 0 or 1, as in PyTorch's pow(Scalar, Tensor))
         return self._binary(base, ops.Pow, reverse=True, options=(
             self.dtype is backend.bool_,
-            scalar if isinstance(scalar, numbers.Real) and not isinstance(scalar, bool) else None))
+            int(scalar) if isinstance(scalar, bool) else
+            scalar if isinstance(scalar, numbers.Real) else None))
 
     def __matmul__(self, other):
         if not isinstance(other, Tensor):

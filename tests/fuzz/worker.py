@@ -405,9 +405,20 @@ def _unpool_of_an_empty_stride(case: Case, oracle_error: str) -> bool:
         "tuple index out of range" in oracle_error
 
 
+def _bool_base_power(case: Case, oracle_error: str) -> bool:
+    """``True ** x`` (or False) with x wanting a gradient: PyTorch computes the power (the
+    bool as the number 1 or 0, node PowBackward2) but its backward fails an internal assert
+    ("unknown ivalue tag 4": a Scalar holding a bool); corrnet differentiates it as the
+    number's power, as ``1 ** x`` (seed 20261236)."""
+    return case.op == "binary.r**" and "unknown ivalue tag" in oracle_error and (
+        "True **" in case.code or "False **" in case.code)
+
+
 # accepted by corrnet where PyTorch refuses: ``agrees``, sub ``oracle defect: NAME`` or
 # ``deliberate: NAME``
-ACCEPTS = {"oracle defect: PyTorch's atan2 backward negates a bool operand":
+ACCEPTS = {"oracle defect: PyTorch's backward of a bool number ** tensor fails an internal "
+           "assert": _bool_base_power,
+           "oracle defect: PyTorch's atan2 backward negates a bool operand":
                _atan2_backward_of_a_bool,
            "oracle defect: PyTorch's max_unpool indexes an empty stride that its max_pool "
            "takes as the default": _unpool_of_an_empty_stride,

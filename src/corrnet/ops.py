@@ -584,8 +584,10 @@ class Unary(Function):
 # the gradients of both operands as d(a, b, out) -> (d out / d a, d out / d b), written as
 # PyTorch's derivatives.yaml writes them)
 BINARY = {
-    # atan2(a, b): the angle of the point (b, a)
-    "atan2": (np.arctan2, lambda a, b, out: (b / (a * a + b * b), -a / (a * a + b * b))),
+    # atan2(a, b): the angle of the point (b, a); 1 / (a^2 + b^2) taken as 0 where a^2 + b^2
+    # is 0 (the origin, or squares below the dtype's least number), as PyTorch's
+    "atan2": (np.arctan2, lambda a, b, out: (b * _reciprocal_or_zero(a * a + b * b),
+                                             -a * _reciprocal_or_zero(a * a + b * b))),
     # fmod(a, b) = a - b * trunc(a / b): the remainder with a's sign
     "fmod": (np.fmod, lambda a, b, out: (np.ones_like(a), -np.trunc(a / b))),
     "hypot": (np.hypot, lambda a, b, out: (a / out, b / out)),
@@ -600,6 +602,11 @@ BINARY = {
     "xlogy": (lambda a, b: np.where((a == 0) & ~np.isnan(b), 0, a * np.log(b)),
               lambda a, b, out: (np.where((a == 0) & (b <= 0), 0, np.log(b)), a / b)),
 }
+
+
+def _reciprocal_or_zero(values):
+    """1 / values, 0 where values is 0."""
+    return np.where(values == 0, 0, 1 / values)
 
 
 class Binary(Function):

@@ -196,3 +196,27 @@ def test_norm_of_empty_reductions_as_torch(shape, p, dim):
         return tuple(out.shape), float(out.sum())
 
     assert outcome(corrnet) == outcome(torch)
+
+
+ATAN2_VALUES = [0.0, -0.0, 1e-200, -1e-200, 1e-160, 1.0, -2.5, np.inf, -np.inf, np.nan, 1e200]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_atan2_gradients_at_the_origin_and_beyond_as_torch(dtype):
+    """atan2's gradients take 1 / (a^2 + b^2) as 0 where a^2 + b^2 is 0: signed zeros at the
+    origin and where the squares underflow, as PyTorch's (corrnet gave NaN there: found by
+    test_torch_names' random draws of -0.0), and its inf where they are subnormal; every
+    pair of special values, signs of zeros included."""
+    with np.errstate(over="ignore"):    # (1e200 is inf in float32)
+        values = np.array(ATAN2_VALUES, dtype)
+    a, b = np.meshgrid(values, values)
+    results = []
+    for lib in (corrnet, torch):
+        x, y = (lib.tensor(v.ravel(), requires_grad=True) for v in (a, b))
+        out = x.atan2(y)
+        out.backward(lib.tensor(np.full(a.size, 0.5, dtype)))
+        results.append([t.detach().numpy() for t in (out, x.grad, y.grad)])
+    for ours, theirs, what in zip(*results, ("out", "grad a", "grad b"), strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, equal_nan=True, err_msg=what)
+        finite = np.isfinite(theirs)
+        assert (np.signbit(ours) == np.signbit(theirs))[finite | np.isinf(theirs)].all(), what

@@ -1533,7 +1533,7 @@ class Tensor:
         if (isinstance(low, Tensor) != isinstance(high, Tensor)) and None not in (low, high):
             # a number beside a tensor: PyTorch takes the tensor as a number where it can
             # (0-d, no gradient wanted), else refuses the mix
-            numbers = []
+            as_numbers = []
             for bound in (low, high):
                 if isinstance(bound, Tensor):
                     if bound.dim() != 0 or bound.requires_grad:
@@ -1543,8 +1543,8 @@ class Tensor:
                             "and max must be both Tensors or both numbers (a tensor may "
                             "stand for a number when it is 0-d and requires no grad)")
                     bound = bound.item()
-                numbers.append(bound)
-            low, high = numbers
+                as_numbers.append(bound)
+            low, high = as_numbers
         if isinstance(low, Tensor) or isinstance(high, Tensor):
             return self._clamp_tensors(low, high, op)
         if self.dtype.is_floating_point:   # (an int bound in [2**63, 2**64): its value)

@@ -113,10 +113,11 @@ SHARED_PARALLEL_WORK = 3 << 19
 # output rows where those hold at least this many outputs, instead of into the band's
 # accumulator and then copied. Each row's loop then has its own set-up (nine slices, LLVM's
 # checks that the output does not overlap them, the part of a vector left over), which pays
-# on long rows only. Measured, one thread, interleaved, the same numbers out (AMD EPYC,
-# AVX2): single-channel 3x3 filters of 512x512 images 1.11x faster, of 2048x2048 1.55-1.73x;
-# depthwise 3x3 layers on 250-wide maps 1.05-1.12x, 120-wide level, 24- to 56-wide
-# 0.61-0.87x (the suite's depthwise row (h), 56 wide, 0.94-0.98x).
+# on long rows only. Measured, interleaved, the same numbers out (AMD EPYC, AVX2):
+# single-channel 3x3 filters of 512x512 images 1.11x faster on one thread (0.82-1.27x on two:
+# noisy), of 2048x2048 1.73x on one thread and 1.38-1.55x on two, of 4096x4096 1.31x on two;
+# depthwise 3x3 layers on one thread, on 250-wide maps 1.05-1.12x, 120-wide level, 24- to
+# 56-wide 0.61-0.87x (the suite's depthwise row (h), 56 wide, 0.94-0.98x).
 ROW_WRITE_MIN_WIDTH = 256
 # The weight gradient's dot products take this many output channels together (with four
 # taps: 8 sums from 6 vector loads; with three, LLVM's 12 sums spill AVX2's 16 registers)
